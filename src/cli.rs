@@ -1,0 +1,725 @@
+//! The command line (the contract in DESIGN.md). Every command but `serve` goes through a
+//! [`Backend`]: the control socket of a running server, or the store opened directly.
+//! Both end in [`control::execute`], so they behave the same.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::{Config, RawConfig};
+use crate::control::{self, Delivered, ErrorKind, ImportItem, Request, Response};
+use crate::delivery::{NoHooks, Pipeline};
+use crate::mailfmt::{self, Flags, ImportedMessage, maildir, mbox};
+use crate::store::{Store, StoreError, SystemFlags};
+
+/// sysexits.h codes used by `deliver` (DESIGN.md contract).
+pub mod exit {
+    pub const OK: u8 = 0;
+    pub const USAGE: u8 = 64;
+    pub const DATAERR: u8 = 65;
+    pub const NOUSER: u8 = 67;
+    pub const SOFTWARE: u8 = 70;
+    pub const CANTCREAT: u8 = 73;
+    pub const IOERR: u8 = 74;
+    pub const TEMPFAIL: u8 = 75;
+    pub const CONFIG: u8 = 78;
+}
+
+#[derive(Parser)]
+#[command(
+    name = "nestbox",
+    version,
+    about = "An IMAP/POP3 mail store for small boxes"
+)]
+struct Cli {
+    /// The configuration file.
+    #[arg(long, global = true, default_value = "./config.ron")]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run every configured listener until SIGINT or SIGTERM.
+    Serve,
+    /// Manage accounts.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Deliver one RFC 5322 message from standard input (exit codes from sysexits.h).
+    Deliver {
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        mailbox: Option<String>,
+        /// The envelope sender, for Return-Path.
+        #[arg(long)]
+        from: Option<String>,
+    },
+    /// Import an mbox file or a maildir (Maildir++ folders become mailboxes).
+    Import {
+        #[arg(long)]
+        user: String,
+        /// For an mbox file: the mailbox to import into.
+        #[arg(long, default_value = "INBOX")]
+        mailbox: String,
+        path: PathBuf,
+    },
+    /// Export mailboxes as mbox or maildir.
+    Export {
+        #[arg(long)]
+        user: String,
+        /// One mailbox (PATH is then an mbox file or a plain maildir); all when omitted
+        /// (PATH is then a folder of mbox files, or a Maildir++ tree).
+        #[arg(long)]
+        mailbox: Option<String>,
+        #[arg(long, value_enum)]
+        format: Format,
+        path: PathBuf,
+    },
+    /// Messages and bytes (logical and on disk) per user and mailbox.
+    Stats {
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Compact the database file now.
+    Compact,
+    /// Check the configuration file and exit.
+    CheckConfig,
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user with the default mailboxes.
+    Add {
+        name: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// Change a user's password.
+    Passwd {
+        name: String,
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// Delete a user and all their mail.
+    Del { name: String },
+    /// List users.
+    List,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Mbox,
+    Maildir,
+}
+
+/// A failed command: what to print and which exit code.
+pub struct Failure {
+    pub code: u8,
+    pub message: String,
+}
+
+fn fail(code: u8, message: impl Into<String>) -> Failure {
+    Failure {
+        code,
+        message: message.into(),
+    }
+}
+
+/// Entry point for the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("nestbox: {}", f.message);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), Failure> {
+    let config = RawConfig::load(&cli.config).map_err(|e| fail(exit::CONFIG, e.to_string()))?;
+    match cli.command {
+        Command::Serve => crate::server::serve(config).map_err(|e| fail(1, e.to_string())),
+        Command::CheckConfig => {
+            println!("{}: ok", cli.config.display());
+            Ok(())
+        }
+        command => smol::block_on(run_client(config, command)),
+    }
+}
+
+/// Where CLI requests go.
+pub enum Backend {
+    Remote(control::Client),
+    Local {
+        pipeline: Pipeline,
+        hostname: String,
+    },
+}
+
+impl Backend {
+    /// Connects to a running server, or opens the store when none runs. Another CLI
+    /// process holding the store is waited for up to 30 seconds.
+    pub async fn open(config: &Config) -> Result<Backend, Failure> {
+        let mut waited = Duration::ZERO;
+        loop {
+            match control::Client::connect(&config.data_dir).await {
+                Ok(Some(c)) => return Ok(Backend::Remote(c)),
+                Ok(None) => {}
+                Err(e) => return Err(fail(exit::TEMPFAIL, format!("control socket: {e}"))),
+            }
+            match Store::open(&config.data_dir, &config.store) {
+                Ok(store) => {
+                    let pipeline = Pipeline::new(
+                        store,
+                        &config.hostname,
+                        config.limits.max_message_size,
+                        Arc::new(NoHooks),
+                    );
+                    return Ok(Backend::Local {
+                        pipeline,
+                        hostname: config.hostname.clone(),
+                    });
+                }
+                Err(StoreError::Locked) if waited < Duration::from_secs(30) => {
+                    smol::Timer::after(Duration::from_millis(200)).await;
+                    waited += Duration::from_millis(200);
+                }
+                Err(StoreError::Locked) => {
+                    return Err(fail(
+                        exit::TEMPFAIL,
+                        "the store is in use by another nestbox process",
+                    ));
+                }
+                Err(e) => return Err(fail(exit::TEMPFAIL, format!("cannot open the store: {e}"))),
+            }
+        }
+    }
+
+    pub async fn call(&mut self, req: Request) -> Result<Response, Failure> {
+        match self {
+            Backend::Remote(c) => c
+                .call(&req)
+                .await
+                .map_err(|e| fail(exit::TEMPFAIL, format!("control socket: {e}"))),
+            Backend::Local { pipeline, hostname } => {
+                Ok(control::execute(pipeline, hostname, req).await)
+            }
+        }
+    }
+
+    /// Lets queued writes finish (local mode).
+    pub fn close(self) {
+        if let Backend::Local { pipeline, .. } = self {
+            pipeline.store.shutdown();
+        }
+    }
+}
+
+fn response_error(kind: ErrorKind, text: String) -> Failure {
+    let code = match kind {
+        ErrorKind::NoSuchUser => exit::NOUSER,
+        ErrorKind::NotFound | ErrorKind::Invalid => exit::DATAERR,
+        ErrorKind::Temporary => exit::TEMPFAIL,
+        ErrorKind::Internal => exit::SOFTWARE,
+    };
+    fail(code, text)
+}
+
+fn unexpected(r: Response) -> Failure {
+    match r {
+        Response::Error(kind, text) => response_error(kind, text),
+        other => fail(exit::SOFTWARE, format!("unexpected response: {other:?}")),
+    }
+}
+
+fn read_password() -> Result<String, Failure> {
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| fail(exit::IOERR, format!("cannot read the password: {e}")))?;
+    let pw = line.trim_end_matches(['\r', '\n']).to_string();
+    crate::auth::check_new_password(&pw).map_err(|e| fail(exit::DATAERR, e))?;
+    Ok(pw)
+}
+
+async fn run_client(config: Config, command: Command) -> Result<(), Failure> {
+    // Hash before connecting: argon2 is slow on purpose, and the password never leaves
+    // this process.
+    let hash = |config: &Config| -> Result<String, Failure> {
+        let pw = read_password()?;
+        crate::auth::hash_password(&pw, &config.auth.argon2)
+            .map_err(|e| fail(exit::SOFTWARE, e.to_string()))
+    };
+    let request_hash = match &command {
+        Command::User {
+            command: UserCommand::Add { .. } | UserCommand::Passwd { .. },
+        } => Some(hash(&config)?),
+        _ => None,
+    };
+    let mut backend = Backend::open(&config).await?;
+    let result = run_command(&config, &mut backend, command, request_hash).await;
+    backend.close();
+    result
+}
+
+async fn run_command(
+    config: &Config,
+    backend: &mut Backend,
+    command: Command,
+    hash: Option<String>,
+) -> Result<(), Failure> {
+    match command {
+        Command::User { command } => match command {
+            UserCommand::Add { name, .. } => {
+                let hash = hash.unwrap_or_default();
+                match backend
+                    .call(Request::UserAdd {
+                        name: name.clone(),
+                        hash,
+                    })
+                    .await?
+                {
+                    Response::Done => println!("user {name} added"),
+                    r => return Err(unexpected(r)),
+                }
+            }
+            UserCommand::Passwd { name, .. } => {
+                let hash = hash.unwrap_or_default();
+                match backend
+                    .call(Request::UserPasswd {
+                        name: name.clone(),
+                        hash,
+                    })
+                    .await?
+                {
+                    Response::Done => println!("password of {name} changed"),
+                    r => return Err(unexpected(r)),
+                }
+            }
+            UserCommand::Del { name } => match backend
+                .call(Request::UserDel { name: name.clone() })
+                .await?
+            {
+                Response::Done => println!("user {name} deleted"),
+                r => return Err(unexpected(r)),
+            },
+            UserCommand::List => match backend.call(Request::UserList).await? {
+                Response::Users(users) => {
+                    for u in users {
+                        println!("{}", u.name);
+                    }
+                }
+                r => return Err(unexpected(r)),
+            },
+        },
+        Command::Deliver {
+            user,
+            mailbox,
+            from,
+        } => {
+            let mut raw = Vec::new();
+            let limit = config.limits.max_message_size;
+            std::io::stdin()
+                .lock()
+                .take(limit + 1)
+                .read_to_end(&mut raw)
+                .map_err(|e| fail(exit::TEMPFAIL, format!("cannot read the message: {e}")))?;
+            if raw.len() as u64 > limit {
+                return Err(fail(
+                    exit::CANTCREAT,
+                    format!("the message is larger than {limit} bytes"),
+                ));
+            }
+            let req = Request::Deliver {
+                user,
+                mailbox,
+                mail_from: from,
+                raw,
+            };
+            match backend.call(req).await? {
+                Response::Delivered(d) => match d.into_iter().next() {
+                    Some(Delivered::Stored { .. }) | Some(Delivered::Discarded) => {}
+                    Some(other) => return Err(delivered_failure(other)),
+                    None => return Err(fail(exit::SOFTWARE, "no delivery result")),
+                },
+                r => return Err(unexpected(r)),
+            }
+        }
+        Command::Import {
+            user,
+            mailbox,
+            path,
+        } => import(config, backend, &user, &mailbox, &path).await?,
+        Command::Export {
+            user,
+            mailbox,
+            format,
+            path,
+        } => export(backend, &user, mailbox, format, &path).await?,
+        Command::Stats { user } => match backend.call(Request::Stats { user }).await? {
+            Response::Stats(s) => print_stats(&s),
+            r => return Err(unexpected(r)),
+        },
+        Command::Compact => match backend.call(Request::Compact).await? {
+            Response::Compacted(done) => println!(
+                "{}",
+                if done {
+                    "compacted"
+                } else {
+                    "nothing to compact"
+                }
+            ),
+            r => return Err(unexpected(r)),
+        },
+        Command::Serve | Command::CheckConfig => {}
+    }
+    Ok(())
+}
+
+fn delivered_failure(d: Delivered) -> Failure {
+    match d {
+        Delivered::Stored { .. } | Delivered::Discarded => fail(exit::OK, ""),
+        Delivered::TooBig => fail(exit::CANTCREAT, "the message is too big"),
+        Delivered::NoSuchMailbox => fail(exit::CANTCREAT, "no such mailbox"),
+        Delivered::Rejected {
+            permanent: true,
+            text,
+        } => fail(exit::CANTCREAT, format!("rejected: {text}")),
+        Delivered::Rejected {
+            permanent: false,
+            text,
+        } => fail(exit::TEMPFAIL, format!("deferred: {text}")),
+        Delivered::TempFail(e) => fail(exit::TEMPFAIL, format!("temporary failure: {e}")),
+        Delivered::CantStore(e) => fail(exit::CANTCREAT, format!("cannot store: {e}")),
+    }
+}
+
+fn print_stats(s: &crate::store::Stats) {
+    println!(
+        "{:<24} {:>9} {:>14} {:>14}",
+        "user/mailbox", "messages", "logical", "physical"
+    );
+    for u in &s.users {
+        println!(
+            "{:<24} {:>9} {:>14} {:>14}",
+            u.name, u.messages, u.logical, u.physical
+        );
+        for m in &u.mailboxes {
+            println!(
+                "  {:<22} {:>9} {:>14} {:>14}",
+                m.name, m.messages, m.logical, m.physical
+            );
+        }
+    }
+    println!(
+        "store: {} blobs, {} raw bytes, {} compressed, {} in dictionaries, file {} bytes",
+        s.blobs, s.blob_raw, s.blob_stored, s.dict_bytes, s.file_bytes
+    );
+}
+
+/// Messages per import request, and the most bytes one request carries.
+const IMPORT_BATCH: usize = 128;
+const IMPORT_BATCH_BYTES: usize = 8 << 20;
+
+fn flags_bits(f: &Flags) -> u8 {
+    let mut b = 0;
+    for (on, bit) in [
+        (f.seen, SystemFlags::SEEN),
+        (f.answered, SystemFlags::ANSWERED),
+        (f.flagged, SystemFlags::FLAGGED),
+        (f.deleted, SystemFlags::DELETED),
+        (f.draft, SystemFlags::DRAFT),
+    ] {
+        if on {
+            b |= bit;
+        }
+    }
+    b
+}
+
+fn to_flags(bits: SystemFlags, keywords: &[String]) -> Flags {
+    Flags {
+        seen: bits.has(SystemFlags::SEEN),
+        answered: bits.has(SystemFlags::ANSWERED),
+        flagged: bits.has(SystemFlags::FLAGGED),
+        deleted: bits.has(SystemFlags::DELETED),
+        draft: bits.has(SystemFlags::DRAFT),
+        keywords: keywords.to_vec(),
+    }
+}
+
+struct Importer<'a> {
+    backend: &'a mut Backend,
+    user: String,
+    batch: Vec<ImportItem>,
+    bytes: usize,
+    stored: u64,
+    failed: u64,
+}
+
+impl Importer<'_> {
+    async fn push(&mut self, mailbox: &str, m: ImportedMessage) -> Result<(), Failure> {
+        self.bytes += m.raw.len();
+        self.batch.push(ImportItem {
+            mailbox: mailbox.to_string(),
+            raw: m.raw,
+            flags: flags_bits(&m.flags),
+            keywords: m.flags.keywords,
+            internal_date: m.internal_date,
+            envelope_from: m.envelope_from,
+        });
+        if self.batch.len() >= IMPORT_BATCH || self.bytes >= IMPORT_BATCH_BYTES {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<(), Failure> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let items = std::mem::take(&mut self.batch);
+        self.bytes = 0;
+        match self
+            .backend
+            .call(Request::Import {
+                user: self.user.clone(),
+                items,
+            })
+            .await?
+        {
+            Response::Delivered(results) => {
+                for r in results {
+                    match r {
+                        Delivered::Stored { .. } => self.stored += 1,
+                        Delivered::TempFail(e) => {
+                            return Err(fail(exit::TEMPFAIL, format!("import stopped: {e}")));
+                        }
+                        other => {
+                            self.failed += 1;
+                            eprintln!("nestbox: message not imported: {other:?}");
+                        }
+                    }
+                }
+                Ok(())
+            }
+            r => Err(unexpected(r)),
+        }
+    }
+}
+
+/// Counts bytes read, for the progress bar.
+struct Counting<R> {
+    inner: R,
+    bar: indicatif::ProgressBar,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bar.inc(n as u64);
+        Ok(n)
+    }
+}
+
+fn progress(len: u64, unit_bytes: bool) -> indicatif::ProgressBar {
+    // Drawn only when stderr is a terminal.
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(len),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    let template = if unit_bytes {
+        "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}"
+    } else {
+        "{bar:40} {pos}/{len} messages eta {eta}"
+    };
+    if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
+        bar.set_style(style);
+    }
+    bar
+}
+
+async fn import(
+    config: &Config,
+    backend: &mut Backend,
+    user: &str,
+    mailbox: &str,
+    path: &Path,
+) -> Result<(), Failure> {
+    // Fail early for an unknown user instead of after reading the file.
+    match backend
+        .call(Request::Mailboxes {
+            user: user.to_string(),
+        })
+        .await?
+    {
+        Response::Mailboxes(_) => {}
+        r => return Err(unexpected(r)),
+    }
+    let max = usize::try_from(config.limits.max_message_size).unwrap_or(usize::MAX);
+    let meta = std::fs::metadata(path)
+        .map_err(|e| fail(exit::DATAERR, format!("{}: {e}", path.display())))?;
+    let mut imp = Importer {
+        backend,
+        user: user.to_string(),
+        batch: Vec::new(),
+        bytes: 0,
+        stored: 0,
+        failed: 0,
+    };
+    if meta.is_dir() {
+        let entries =
+            maildir::scan_maildir(path).map_err(|e| fail(exit::DATAERR, e.to_string()))?;
+        let bar = progress(entries.len() as u64, false);
+        for entry in &entries {
+            match maildir::read_maildir_message(entry, max) {
+                Ok(m) => imp.push(&entry.mailbox, m).await?,
+                Err(e) => {
+                    imp.failed += 1;
+                    bar.suspend(|| eprintln!("nestbox: skipped: {e}"));
+                }
+            }
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+    } else {
+        let file = std::fs::File::open(path)
+            .map_err(|e| fail(exit::DATAERR, format!("{}: {e}", path.display())))?;
+        let bar = progress(meta.len(), true);
+        let reader = BufReader::with_capacity(
+            256 << 10,
+            Counting {
+                inner: file,
+                bar: bar.clone(),
+            },
+        );
+        for item in mbox::MboxReader::new(reader, max) {
+            match item {
+                Ok(m) => imp.push(mailbox, m).await?,
+                Err(mbox::MboxError::NotMbox) => {
+                    bar.finish_and_clear();
+                    return Err(fail(
+                        exit::DATAERR,
+                        format!("{}: {}", path.display(), mbox::MboxError::NotMbox),
+                    ));
+                }
+                Err(e) => {
+                    imp.failed += 1;
+                    bar.suspend(|| eprintln!("nestbox: skipped: {e}"));
+                }
+            }
+        }
+        bar.finish_and_clear();
+    }
+    imp.flush().await?;
+    println!("imported {} messages, {} failed", imp.stored, imp.failed);
+    if imp.failed > 0 {
+        return Err(fail(
+            exit::DATAERR,
+            format!("{} messages could not be imported", imp.failed),
+        ));
+    }
+    Ok(())
+}
+
+async fn export(
+    backend: &mut Backend,
+    user: &str,
+    mailbox: Option<String>,
+    format: Format,
+    path: &Path,
+) -> Result<(), Failure> {
+    let names: Vec<String> = match &mailbox {
+        Some(m) => vec![m.clone()],
+        None => match backend
+            .call(Request::Mailboxes {
+                user: user.to_string(),
+            })
+            .await?
+        {
+            Response::Mailboxes(list) => list.into_iter().map(|m| m.name).collect(),
+            r => return Err(unexpected(r)),
+        },
+    };
+    let io = |e: std::io::Error| fail(exit::CANTCREAT, format!("{}: {e}", path.display()));
+    let mut total = 0u64;
+    let mut seq = 0u64;
+    for name in &names {
+        let messages = match backend
+            .call(Request::Messages {
+                user: user.to_string(),
+                mailbox: name.clone(),
+            })
+            .await?
+        {
+            Response::Messages(m) => m,
+            r => return Err(unexpected(r)),
+        };
+        let mut mbox_out: Option<std::io::BufWriter<std::fs::File>> = None;
+        let target = match (format, &mailbox) {
+            (Format::Mbox, Some(_)) => path.to_path_buf(),
+            (Format::Mbox, None) => path.join(name),
+            (Format::Maildir, Some(_)) => path.to_path_buf(),
+            (Format::Maildir, None) if name == "INBOX" => path.to_path_buf(),
+            (Format::Maildir, None) => mailfmt::maildir::folder_path(path, name)
+                .map_err(|e| fail(exit::CANTCREAT, e.to_string()))?,
+        };
+        if let Format::Maildir = format {
+            for sub in ["cur", "new", "tmp"] {
+                std::fs::create_dir_all(target.join(sub)).map_err(io)?;
+            }
+        }
+        if let Format::Mbox = format {
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent).map_err(io)?;
+            }
+            mbox_out = Some(std::io::BufWriter::new(
+                std::fs::File::create(&target).map_err(io)?,
+            ));
+        }
+        for m in messages {
+            let raw = match backend
+                .call(Request::Message {
+                    user: user.to_string(),
+                    mailbox: name.clone(),
+                    uid: m.uid,
+                })
+                .await?
+            {
+                Response::Message(raw) => raw,
+                Response::Error(ErrorKind::NotFound, _) => continue,
+                r => return Err(unexpected(r)),
+            };
+            match &mut mbox_out {
+                Some(w) => {
+                    mbox::write_mbox_message(w, &raw, m.envelope_from.as_deref(), m.internal_date)
+                        .map_err(io)?
+                }
+                None => {
+                    seq += 1;
+                    let flags = to_flags(m.flags, &m.keywords);
+                    maildir::write_maildir_message(&target, &raw, &flags, m.internal_date, seq)
+                        .map_err(io)?;
+                }
+            }
+            total += 1;
+        }
+        if let Some(mut w) = mbox_out {
+            w.flush().map_err(io)?;
+        }
+    }
+    println!("exported {total} messages from {} mailboxes", names.len());
+    Ok(())
+}

@@ -1,0 +1,395 @@
+//! The control socket, and the one place CLI commands are carried out.
+//!
+//! redb lets one process own the database (DESIGN.md decision 1). While `nestbox serve`
+//! runs, CLI commands send a [`Request`] over the Unix socket `control.sock` in the data dir
+//! and the server runs [`execute`]; with no server, the CLI opens the store and runs
+//! [`execute`] itself. Same function, same behaviour either way.
+//!
+//! Framing: a 4-byte big-endian length, then a postcard-encoded value. The socket is
+//! created with mode 0600, so only the server's own user can use it. Passwords never cross
+//! it: the CLI hashes them first.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use smol::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::delivery::{Incoming, Outcome, Pipeline, Target, Trace};
+use crate::store::{MailboxInfo, MessageInfo, Stats, StoreError, SystemFlags, UserInfo};
+
+/// The socket's file name inside the data dir.
+pub const SOCKET: &str = "control.sock";
+/// Largest frame accepted (a batch of imported messages, or one exported message).
+pub const MAX_FRAME: usize = 1 << 30;
+
+/// One message of an import batch.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ImportItem {
+    pub mailbox: String,
+    pub raw: Vec<u8>,
+    pub flags: u8,
+    pub keywords: Vec<String>,
+    pub internal_date: Option<i64>,
+    pub envelope_from: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Request {
+    UserAdd {
+        name: String,
+        hash: String,
+    },
+    UserPasswd {
+        name: String,
+        hash: String,
+    },
+    UserDel {
+        name: String,
+    },
+    UserList,
+    /// `nestbox deliver`: one message, trace headers added like LMTP.
+    Deliver {
+        user: String,
+        mailbox: Option<String>,
+        mail_from: Option<String>,
+        raw: Vec<u8>,
+    },
+    Import {
+        user: String,
+        items: Vec<ImportItem>,
+    },
+    Mailboxes {
+        user: String,
+    },
+    Messages {
+        user: String,
+        mailbox: String,
+    },
+    Message {
+        user: String,
+        mailbox: String,
+        uid: u32,
+    },
+    Stats {
+        user: Option<String>,
+    },
+    Compact,
+}
+
+/// Per-message result of a delivery or import.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Delivered {
+    Stored {
+        uid: u32,
+    },
+    TooBig,
+    NoSuchMailbox,
+    Rejected {
+        permanent: bool,
+        text: String,
+    },
+    Discarded,
+    /// Temporary: try again later.
+    TempFail(String),
+    /// Permanent storage trouble.
+    CantStore(String),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Response {
+    Done,
+    Users(Vec<UserInfo>),
+    Mailboxes(Vec<MailboxInfo>),
+    Messages(Vec<MessageInfo>),
+    Message(Vec<u8>),
+    Delivered(Vec<Delivered>),
+    Stats(Stats),
+    Compacted(bool),
+    /// A request that cannot be carried out; the text names the problem.
+    Error(ErrorKind, String),
+}
+
+/// Error classes, so the CLI can choose its exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorKind {
+    NoSuchUser,
+    NotFound,
+    Invalid,
+    Temporary,
+    Internal,
+}
+
+fn error(e: StoreError) -> Response {
+    let kind = match &e {
+        StoreError::NoSuchUser => ErrorKind::NoSuchUser,
+        StoreError::NoSuchMailbox => ErrorKind::NotFound,
+        StoreError::UserExists | StoreError::MailboxExists | StoreError::InvalidName(_) => {
+            ErrorKind::Invalid
+        }
+        StoreError::Locked | StoreError::DiskFull | StoreError::Storage(_) | StoreError::Closed => {
+            ErrorKind::Temporary
+        }
+        StoreError::Corrupt(_) => ErrorKind::Internal,
+    };
+    Response::Error(kind, e.to_string())
+}
+
+fn delivered(o: Outcome) -> Delivered {
+    match o {
+        Outcome::Stored(a) => Delivered::Stored { uid: a.uid },
+        Outcome::TooBig => Delivered::TooBig,
+        Outcome::NoSuchMailbox => Delivered::NoSuchMailbox,
+        Outcome::Loop => Delivered::Rejected {
+            permanent: true,
+            text: "mail loop: already delivered to this recipient".into(),
+        },
+        Outcome::Rejected { permanent, text } => Delivered::Rejected { permanent, text },
+        Outcome::Discarded => Delivered::Discarded,
+        Outcome::OverQuota { permanent } => Delivered::Rejected {
+            permanent,
+            text: "over quota".into(),
+        },
+        Outcome::Failed(StoreError::Corrupt(e)) => Delivered::CantStore(e),
+        Outcome::Failed(e) => Delivered::TempFail(e.to_string()),
+    }
+}
+
+async fn user_id(p: &Pipeline, name: &str) -> Result<(u32, String), Response> {
+    match p.store.find_user(name, "").await {
+        Ok(Some(u)) => Ok((u.id, u.name)),
+        Ok(None) => Err(Response::Error(
+            ErrorKind::NoSuchUser,
+            format!("no such user: {name}"),
+        )),
+        Err(e) => Err(error(e)),
+    }
+}
+
+async fn mailbox_id(p: &Pipeline, user: u32, name: &str) -> Result<u64, Response> {
+    match p.store.mailbox(user, name).await {
+        Ok(Some(m)) => Ok(m.id),
+        Ok(None) => Err(Response::Error(
+            ErrorKind::NotFound,
+            format!("no such mailbox: {name}"),
+        )),
+        Err(e) => Err(error(e)),
+    }
+}
+
+/// Carries out one request against the store.
+pub async fn execute(p: &Pipeline, hostname: &str, req: Request) -> Response {
+    match run(p, hostname, req).await {
+        Ok(r) | Err(r) => r,
+    }
+}
+
+async fn run(p: &Pipeline, hostname: &str, req: Request) -> Result<Response, Response> {
+    let store = &p.store;
+    Ok(match req {
+        Request::UserAdd { name, hash } => store
+            .add_user(&name, hash)
+            .await
+            .map(|_| Response::Done)
+            .map_err(error)?,
+        Request::UserPasswd { name, hash } => store
+            .set_password(&name, hash)
+            .await
+            .map(|_| Response::Done)
+            .map_err(error)?,
+        Request::UserDel { name } => store
+            .delete_user(&name)
+            .await
+            .map(|_| Response::Done)
+            .map_err(error)?,
+        Request::UserList => Response::Users(store.list_users().await.map_err(error)?),
+        Request::Deliver {
+            user,
+            mailbox,
+            mail_from,
+            raw,
+        } => {
+            let (id, name) = user_id(p, &user).await?;
+            let target = Target {
+                user: id,
+                user_name: name.clone(),
+                address: format!("{name}@{hostname}"),
+                mailbox,
+                create_mailbox: false,
+                flags: SystemFlags::default(),
+                keywords: Vec::new(),
+            };
+            let incoming = Incoming {
+                raw,
+                mail_from,
+                trace: Some(Trace {
+                    protocol: "local",
+                    helo: None,
+                    peer: None,
+                }),
+                internal_date: None,
+            };
+            let out = p.deliver(incoming, vec![target]).await;
+            Response::Delivered(out.into_iter().map(delivered).collect())
+        }
+        Request::Import { user, items } => {
+            let (id, name) = user_id(p, &user).await?;
+            let mut results = Vec::with_capacity(items.len());
+            // One pipeline call per message, all in flight at once: the writer commits them
+            // together (group commit), so a batch costs one fsync.
+            let futures: Vec<_> = items
+                .into_iter()
+                .map(|item| {
+                    let target = Target {
+                        user: id,
+                        user_name: name.clone(),
+                        address: name.clone(),
+                        mailbox: Some(item.mailbox),
+                        create_mailbox: true,
+                        flags: SystemFlags(item.flags),
+                        keywords: item.keywords,
+                    };
+                    let incoming = Incoming {
+                        raw: item.raw,
+                        mail_from: item.envelope_from,
+                        trace: None,
+                        internal_date: item.internal_date,
+                    };
+                    let p = p.clone();
+                    smol::spawn(async move { p.deliver(incoming, vec![target]).await })
+                })
+                .collect();
+            for f in futures {
+                let out = f.await;
+                results.extend(out.into_iter().map(delivered));
+            }
+            Response::Delivered(results)
+        }
+        Request::Mailboxes { user } => {
+            let (id, _) = user_id(p, &user).await?;
+            Response::Mailboxes(store.mailboxes(id).await.map_err(error)?)
+        }
+        Request::Messages { user, mailbox } => {
+            let (id, _) = user_id(p, &user).await?;
+            let mb = mailbox_id(p, id, &mailbox).await?;
+            Response::Messages(store.messages(mb).await.map_err(error)?)
+        }
+        Request::Message { user, mailbox, uid } => {
+            let (id, _) = user_id(p, &user).await?;
+            let mb = mailbox_id(p, id, &mailbox).await?;
+            match store.message_bytes(mb, uid).await.map_err(error)? {
+                Some(raw) => Response::Message(raw),
+                None => Response::Error(ErrorKind::NotFound, format!("no message with UID {uid}")),
+            }
+        }
+        Request::Stats { user } => {
+            let user = match user {
+                Some(u) => Some(user_id(p, &u).await?.1),
+                None => None,
+            };
+            Response::Stats(store.stats(user).await.map_err(error)?)
+        }
+        Request::Compact => Response::Compacted(store.compact(true).await.map_err(error)?),
+    })
+}
+
+async fn read_frame<R: smol::io::AsyncRead + Unpin>(r: &mut R) -> std::io::Result<Option<Vec<u8>>> {
+    let mut len = [0u8; 4];
+    match r.read_exact(&mut len).await {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let len = u32::from_be_bytes(len) as usize;
+    if len > MAX_FRAME {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "frame too large",
+        ));
+    }
+    let mut buf = vec![0u8; len];
+    r.read_exact(&mut buf).await?;
+    Ok(Some(buf))
+}
+
+async fn write_frame<W: smol::io::AsyncWrite + Unpin>(
+    w: &mut W,
+    bytes: &[u8],
+) -> std::io::Result<()> {
+    let len = u32::try_from(bytes.len())
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "frame too large"))?;
+    w.write_all(&len.to_be_bytes()).await?;
+    w.write_all(bytes).await?;
+    w.flush().await
+}
+
+/// Serves one control connection: requests in, responses out, until the client closes.
+pub async fn serve_conn(p: Pipeline, hostname: String, mut stream: smol::net::unix::UnixStream) {
+    loop {
+        let frame = match read_frame(&mut stream).await {
+            Ok(Some(f)) => f,
+            Ok(None) => return,
+            Err(e) => {
+                log::warn!("control: {e}");
+                return;
+            }
+        };
+        let response = match postcard::from_bytes::<Request>(&frame) {
+            Ok(req) => execute(&p, &hostname, req).await,
+            Err(e) => Response::Error(ErrorKind::Invalid, format!("bad request: {e}")),
+        };
+        let bytes = match postcard::to_allocvec(&response) {
+            Ok(b) => b,
+            Err(e) => {
+                log::error!("control: cannot encode response: {e}");
+                return;
+            }
+        };
+        if let Err(e) = write_frame(&mut stream, &bytes).await {
+            log::warn!("control: {e}");
+            return;
+        }
+    }
+}
+
+/// Path of the control socket for a data dir.
+pub fn socket_path(data_dir: &Path) -> PathBuf {
+    data_dir.join(SOCKET)
+}
+
+/// The client side: one connection to a running server.
+pub struct Client {
+    stream: smol::net::unix::UnixStream,
+}
+
+impl Client {
+    /// Connects if a server is listening; `Ok(None)` when none is running.
+    pub async fn connect(data_dir: &Path) -> std::io::Result<Option<Client>> {
+        let path = socket_path(data_dir);
+        match smol::net::unix::UnixStream::connect(&path).await {
+            Ok(stream) => Ok(Some(Client { stream })),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn call(&mut self, req: &Request) -> std::io::Result<Response> {
+        let bytes = postcard::to_allocvec(req)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
+        write_frame(&mut self.stream, &bytes).await?;
+        let frame = read_frame(&mut self.stream).await?.ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the server closed the control connection",
+            )
+        })?;
+        postcard::from_bytes(&frame)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))
+    }
+}

@@ -1,0 +1,384 @@
+//! The one path every incoming message takes: LMTP, `nestbox deliver`, IMAP APPEND and
+//! `nestbox import` all end here.
+//!
+//! normalise to CRLF -> size check -> parse once (`mime::analyze`) -> hash + compress ->
+//! per recipient: loop check, **filter hook**, **quota hook**, trace headers ->
+//! one group-committed transaction -> per-recipient outcome. Callers acknowledge only
+//! after this returns, so an acknowledgement always means "durable".
+
+use std::sync::Arc;
+
+use crate::store::{AppendRequest, Appended, PreparedBlob, Store, StoreError, SystemFlags};
+use crate::util::{header_block, rfc5322_date, to_crlf};
+
+/// How a message reached us, for trace headers (RFC 5321 §4.4).
+#[derive(Debug, Clone)]
+pub struct Trace {
+    /// "LMTP" or "local" (for `nestbox deliver`).
+    pub protocol: &'static str,
+    /// The LHLO name the client gave.
+    pub helo: Option<String>,
+    /// The client's address.
+    pub peer: Option<String>,
+}
+
+/// A message and what came with it.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    pub raw: Vec<u8>,
+    /// The envelope sender; `Some("")` is the null sender `<>`.
+    pub mail_from: Option<String>,
+    /// With a trace, Return-Path, Delivered-To and Received are added per recipient.
+    pub trace: Option<Trace>,
+    /// IMAP INTERNALDATE; now when `None`.
+    pub internal_date: Option<i64>,
+}
+
+/// One recipient's copy.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub user: u32,
+    pub user_name: String,
+    /// The address as given (RCPT TO), for Delivered-To.
+    pub address: String,
+    /// INBOX when `None`.
+    pub mailbox: Option<String>,
+    pub create_mailbox: bool,
+    pub flags: SystemFlags,
+    pub keywords: Vec<String>,
+}
+
+/// What happened to one recipient's copy.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Stored(Appended),
+    TooBig,
+    NoSuchMailbox,
+    /// The message already carries our Delivered-To for this recipient (a mail loop).
+    Loop,
+    /// A filter refused it; `permanent` selects 5xx over 4xx.
+    Rejected {
+        permanent: bool,
+        text: String,
+    },
+    /// A filter dropped it on purpose: acknowledged, not stored.
+    Discarded,
+    /// The quota policy refused it.
+    OverQuota {
+        permanent: bool,
+    },
+    /// The store failed; nothing was written for this recipient.
+    Failed(StoreError),
+}
+
+/// What a filter decided for one recipient.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FilterVerdict {
+    Accept,
+    Reject { permanent: bool, text: String },
+    Discard,
+}
+
+/// What a quota policy decided.
+#[derive(Debug, Clone, PartialEq)]
+pub enum QuotaVerdict {
+    Allow,
+    Deny { permanent: bool },
+}
+
+/// The message as hooks see it.
+pub struct HookMessage<'a> {
+    pub raw: &'a [u8],
+    pub mail_from: Option<&'a str>,
+}
+
+/// HOOK POINT for plugins. The plugin host implements this; `NoHooks` accepts everything.
+/// Both run per recipient, after parsing and before the commit, on the blocking pool.
+/// A failing plugin must fail open (accept / allow) and log why (DESIGN.md decision 6).
+pub trait Hooks: Send + Sync {
+    /// Filter plugins: may re-target the copy (`target.mailbox`, flags, keywords).
+    fn filter(&self, _msg: &HookMessage<'_>, _target: &mut Target) -> FilterVerdict {
+        FilterVerdict::Accept
+    }
+    /// Quota policy: called with the final target and the message size.
+    fn quota(&self, _target: &Target, _size: u64) -> QuotaVerdict {
+        QuotaVerdict::Allow
+    }
+}
+
+/// No plugins configured.
+pub struct NoHooks;
+impl Hooks for NoHooks {}
+
+/// The delivery pipeline; cheap to clone.
+#[derive(Clone)]
+pub struct Pipeline {
+    pub store: Store,
+    hostname: String,
+    max_size: u64,
+    hooks: Arc<dyn Hooks>,
+}
+
+struct Prepared {
+    raw: Vec<u8>,
+    blob: Arc<PreparedBlob>,
+}
+
+impl Pipeline {
+    pub fn new(store: Store, hostname: &str, max_size: u64, hooks: Arc<dyn Hooks>) -> Pipeline {
+        Pipeline {
+            store,
+            hostname: hostname.to_string(),
+            max_size,
+            hooks,
+        }
+    }
+
+    pub fn max_size(&self) -> u64 {
+        self.max_size
+    }
+
+    /// Delivers one message to every target; one outcome per target, in order.
+    pub async fn deliver(&self, incoming: Incoming, targets: Vec<Target>) -> Vec<Outcome> {
+        let n = targets.len();
+        if n == 0 {
+            return Vec::new();
+        }
+        let max = self.max_size;
+        let strip = incoming.trace.is_some();
+        let codec_store = self.store.clone();
+        let raw = incoming.raw;
+        let prepared = smol::unblock(move || -> Result<Option<Prepared>, StoreError> {
+            let mut raw = to_crlf(raw);
+            if strip {
+                raw = strip_header(raw, b"return-path");
+            }
+            if raw.len() as u64 > max {
+                return Ok(None);
+            }
+            let meta = crate::mime::analyze(&raw);
+            let meta = postcard::to_allocvec(&meta)
+                .map_err(|e| StoreError::Corrupt(format!("encode meta: {e}")))?;
+            let blob = codec_store.codec().prepare(&raw, meta)?;
+            Ok(Some(Prepared {
+                raw,
+                blob: Arc::new(blob),
+            }))
+        })
+        .await;
+        let prepared = match prepared {
+            Ok(Some(p)) => p,
+            Ok(None) => return vec![Outcome::TooBig; n],
+            Err(e) => {
+                log::error!("delivery: cannot prepare message: {e}");
+                return vec![Outcome::Failed(e); n];
+            }
+        };
+        let now = crate::store::now();
+        let internal_date = incoming.internal_date.unwrap_or(now);
+        let mut outcomes: Vec<Option<Outcome>> = vec![None; n];
+        let mut requests = Vec::new();
+        let mut slots = Vec::new();
+        let headers = header_block(&prepared.raw);
+        for (i, mut target) in targets.into_iter().enumerate() {
+            if incoming.trace.is_some() && has_delivered_to(headers, &target.address) {
+                outcomes[i] = Some(Outcome::Loop);
+                continue;
+            }
+            let msg = HookMessage {
+                raw: &prepared.raw,
+                mail_from: incoming.mail_from.as_deref(),
+            };
+            // HOOK: filter plugins run here, per recipient.
+            match self.hooks.filter(&msg, &mut target) {
+                FilterVerdict::Accept => {}
+                FilterVerdict::Reject { permanent, text } => {
+                    outcomes[i] = Some(Outcome::Rejected { permanent, text });
+                    continue;
+                }
+                FilterVerdict::Discard => {
+                    outcomes[i] = Some(Outcome::Discarded);
+                    continue;
+                }
+            }
+            let prefix = match &incoming.trace {
+                Some(trace) => {
+                    self.trace_prefix(trace, incoming.mail_from.as_deref(), &target, now)
+                }
+                None => Vec::new(),
+            };
+            let size = prefix.len() as u64 + prepared.blob.raw_len;
+            // HOOK: the quota policy runs here, with the final size and target.
+            if let QuotaVerdict::Deny { permanent } = self.hooks.quota(&target, size) {
+                outcomes[i] = Some(Outcome::OverQuota { permanent });
+                continue;
+            }
+            slots.push(i);
+            requests.push(AppendRequest {
+                user: target.user,
+                mailbox: target.mailbox.unwrap_or_else(|| "INBOX".into()),
+                create: target.create_mailbox,
+                blob: prepared.blob.clone(),
+                prefix,
+                flags: target.flags,
+                keywords: target.keywords,
+                internal_date,
+                envelope_from: incoming.mail_from.clone(),
+            });
+        }
+        if !requests.is_empty() {
+            match self.store.append_many(requests).await {
+                Ok(results) => {
+                    for (slot, r) in slots.iter().zip(results) {
+                        outcomes[*slot] = Some(match r {
+                            Ok(a) => Outcome::Stored(a),
+                            Err(StoreError::NoSuchMailbox) => Outcome::NoSuchMailbox,
+                            Err(e) => Outcome::Failed(e),
+                        });
+                    }
+                }
+                Err(e) => {
+                    log::error!("delivery: store failed: {e}");
+                    for slot in slots {
+                        outcomes[slot] = Some(Outcome::Failed(e.clone()));
+                    }
+                }
+            }
+        }
+        outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or(Outcome::Failed(StoreError::Closed)))
+            .collect()
+    }
+
+    /// Return-Path, Delivered-To and Received for one recipient (RFC 5321 §4.4).
+    fn trace_prefix(
+        &self,
+        trace: &Trace,
+        mail_from: Option<&str>,
+        target: &Target,
+        now: i64,
+    ) -> Vec<u8> {
+        let id: u64 = rand::random();
+        let mut p = String::new();
+        if let Some(from) = mail_from {
+            p.push_str(&format!("Return-Path: <{from}>\r\n"));
+        }
+        p.push_str(&format!("Delivered-To: {}\r\n", target.address));
+        p.push_str("Received: ");
+        if let Some(helo) = &trace.helo {
+            p.push_str(&format!("from {helo}"));
+            if let Some(peer) = &trace.peer {
+                p.push_str(&format!(" ({peer})"));
+            }
+            p.push_str("\r\n\t");
+        }
+        p.push_str(&format!(
+            "by {} (nestbox) with {} id {id:016x}\r\n\tfor <{}>; {}\r\n",
+            self.hostname,
+            trace.protocol,
+            target.address,
+            rfc5322_date(now)
+        ));
+        p.into_bytes()
+    }
+}
+
+/// Lines of a header block with their folded continuations: (start, end) offsets.
+fn header_fields(headers: &[u8]) -> Vec<(usize, usize)> {
+    let mut fields = Vec::new();
+    let mut start = 0;
+    let mut i = 0;
+    while i < headers.len() {
+        let end = match headers
+            .get(i..)
+            .and_then(|r| r.windows(2).position(|w| w == b"\r\n"))
+        {
+            Some(p) => i + p + 2,
+            None => headers.len(),
+        };
+        let next = headers.get(end).copied();
+        if !matches!(next, Some(b' ') | Some(b'\t')) {
+            fields.push((start, end));
+            start = end;
+        }
+        i = end;
+    }
+    fields
+}
+
+fn field_is(field: &[u8], name: &[u8]) -> bool {
+    field.len() > name.len()
+        && field
+            .get(..name.len())
+            .is_some_and(|n| n.eq_ignore_ascii_case(name))
+        && field.get(name.len()) == Some(&b':')
+}
+
+/// Removes every occurrence of a header field (with its continuation lines).
+fn strip_header(raw: Vec<u8>, name: &[u8]) -> Vec<u8> {
+    let hlen = header_block(&raw).len();
+    let fields = header_fields(raw.get(..hlen).unwrap_or(&[]));
+    if !fields
+        .iter()
+        .any(|(s, e)| raw.get(*s..*e).is_some_and(|f| field_is(f, name)))
+    {
+        return raw;
+    }
+    let mut out = Vec::with_capacity(raw.len());
+    for (s, e) in fields {
+        if let Some(f) = raw.get(s..e)
+            && !field_is(f, name)
+        {
+            out.extend_from_slice(f);
+        }
+    }
+    out.extend_from_slice(raw.get(hlen..).unwrap_or(&[]));
+    out
+}
+
+/// Whether the header block already has `Delivered-To: <address>` (loop detection).
+fn has_delivered_to(headers: &[u8], address: &str) -> bool {
+    header_fields(headers).into_iter().any(|(s, e)| {
+        headers.get(s..e).is_some_and(|f| {
+            field_is(f, b"delivered-to")
+                && f.get(13..)
+                    .map(|v| {
+                        String::from_utf8_lossy(v)
+                            .trim()
+                            .trim_matches(['<', '>'])
+                            .to_string()
+                    })
+                    .is_some_and(|v| v.eq_ignore_ascii_case(address))
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_return_path_with_folding() {
+        let raw = b"Return-Path: <a@b>\r\nSubject: x\r\nreturn-path:\r\n <c@d>\r\n\r\nReturn-Path: body\r\n";
+        let out = strip_header(raw.to_vec(), b"return-path");
+        assert_eq!(out, b"Subject: x\r\n\r\nReturn-Path: body\r\n");
+    }
+
+    #[test]
+    fn strip_leaves_clean_message_alone() {
+        let raw = b"Subject: x\r\n\r\nbody".to_vec();
+        assert_eq!(strip_header(raw.clone(), b"return-path"), raw);
+    }
+
+    #[test]
+    fn delivered_to_loop_detection() {
+        let h = b"Delivered-To: Alice@example.org\r\nSubject: x\r\n\r\n";
+        assert!(has_delivered_to(h, "alice@example.org"));
+        assert!(!has_delivered_to(h, "bob@example.org"));
+        assert!(!has_delivered_to(
+            b"X-Delivered-To: alice@example.org\r\n\r\n",
+            "alice@example.org"
+        ));
+    }
+}

@@ -1,0 +1,14 @@
+//! nestbox: a single-binary IMAP/POP3 mail store for small boxes.
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod control;
+pub mod delivery;
+pub mod lmtp;
+pub mod mailfmt;
+pub mod mime;
+pub mod server;
+pub mod store;
+pub mod util;

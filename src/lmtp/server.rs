@@ -1,0 +1,313 @@
+//! The LMTP connection driver: sockets and storage around the pure [`Session`].
+//!
+//! Replies to pipelined commands are sent together once no complete command is left in
+//! the input (RFC 2920 §3); after DATA, one reply per accepted recipient is sent only when
+//! the delivery has committed (RFC 2033 §4.2).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use smol::io::{AsyncRead, AsyncWrite};
+use smol::net::TcpListener;
+use smol::net::unix::UnixListener;
+use smol::{Executor, Timer};
+
+use super::{
+    DataDecoder, DataState, LineResult, Mailbox, RcptOutcome, RecipientCheck, Reply, ReversePath,
+    Session, Step, parse_command, split_line,
+};
+use crate::delivery::{Incoming, Outcome, Target, Trace};
+use crate::server::Context;
+use crate::server::conn::{Conn, ReadError};
+use crate::store::{StoreError, SystemFlags};
+
+/// Accepts TCP connections until shutdown.
+pub async fn accept_tcp(ctx: Context, listener: TcpListener, ex: Arc<Executor<'static>>) {
+    loop {
+        let accepted = smol::future::or(async { Some(listener.accept().await) }, async {
+            ctx.shutdown.wait().await;
+            None
+        })
+        .await;
+        match accepted {
+            Some(Ok((stream, peer))) => {
+                let _ = stream.set_nodelay(true);
+                let ctx = ctx.clone();
+                ex.spawn(async move {
+                    let _guard = ctx.tracker.enter();
+                    handle(&ctx, stream, Some(peer.ip().to_string())).await;
+                })
+                .detach();
+            }
+            Some(Err(e)) => {
+                log::warn!("lmtp: accept: {e}");
+                Timer::after(Duration::from_millis(100)).await;
+            }
+            None => return,
+        }
+    }
+}
+
+/// Accepts Unix-socket connections until shutdown.
+pub async fn accept_unix(ctx: Context, listener: UnixListener, ex: Arc<Executor<'static>>) {
+    loop {
+        let accepted = smol::future::or(async { Some(listener.accept().await) }, async {
+            ctx.shutdown.wait().await;
+            None
+        })
+        .await;
+        match accepted {
+            Some(Ok((stream, _))) => {
+                let ctx = ctx.clone();
+                ex.spawn(async move {
+                    let _guard = ctx.tracker.enter();
+                    handle(&ctx, stream, None).await;
+                })
+                .detach();
+            }
+            Some(Err(e)) => {
+                log::warn!("lmtp: accept: {e}");
+                Timer::after(Duration::from_millis(100)).await;
+            }
+            None => return,
+        }
+    }
+}
+
+/// The user a recipient address names: the local part, without a `+detail` (RFC 5233).
+/// Any domain is accepted: the MTA decides which domains are local.
+fn user_part(mb: &Mailbox) -> String {
+    let local = mb.local_part_unquoted();
+    match local.split_once('+') {
+        Some((user, _)) if !user.is_empty() => user.to_string(),
+        _ => local,
+    }
+}
+
+async fn lookup(ctx: &Context, mb: &Mailbox) -> Result<Option<(u32, String)>, StoreError> {
+    let name = user_part(mb);
+    Ok(ctx
+        .pipeline
+        .store
+        .find_user(&name, "")
+        .await?
+        .map(|u| (u.id, u.name)))
+}
+
+fn rcpt_outcome(o: Outcome) -> RcptOutcome {
+    match o {
+        Outcome::Stored(_) | Outcome::Discarded => RcptOutcome::Delivered,
+        Outcome::TooBig => RcptOutcome::TooBig,
+        Outcome::Loop => RcptOutcome::Rejected {
+            code: 554,
+            enhanced: (5, 4, 6),
+            text: "Mail loop: already delivered to this recipient".into(),
+        },
+        Outcome::Rejected { permanent, text } => RcptOutcome::Rejected {
+            code: if permanent { 550 } else { 450 },
+            enhanced: if permanent { (5, 7, 1) } else { (4, 7, 1) },
+            text,
+        },
+        Outcome::OverQuota { permanent: false } => RcptOutcome::OverQuota,
+        Outcome::OverQuota { permanent: true } => RcptOutcome::Rejected {
+            code: 552,
+            enhanced: (5, 2, 2),
+            text: "Mailbox full".into(),
+        },
+        Outcome::Failed(StoreError::DiskFull) => RcptOutcome::DiskFull,
+        Outcome::NoSuchMailbox | Outcome::Failed(_) => RcptOutcome::StorageFailure,
+    }
+}
+
+fn queue(conn: &mut Conn<impl AsyncRead + AsyncWrite + Unpin>, reply: &Reply) {
+    reply.encode(conn.out());
+}
+
+/// Serves one LMTP connection to the end.
+pub async fn handle<S: AsyncRead + AsyncWrite + Unpin>(
+    ctx: &Context,
+    stream: S,
+    peer: Option<String>,
+) {
+    let cfg = &ctx.config.lmtp;
+    let max_size = ctx.pipeline.max_size();
+    let mut session = Session::new(&ctx.config.hostname, max_size, cfg.max_recipients);
+    let mut conn = Conn::new(
+        stream,
+        Duration::from_secs(cfg.timeout_secs),
+        ctx.shutdown.clone(),
+    );
+    queue(&mut conn, &session.greeting());
+    if conn.flush().await.is_err() {
+        return;
+    }
+    loop {
+        let line = match split_line(conn.buffered(), cfg.max_line) {
+            LineResult::Line(len, range) => {
+                let line = conn.buffered().get(range).unwrap_or(&[]).to_vec();
+                conn.consume(len);
+                line
+            }
+            LineResult::TooLong => {
+                queue(&mut conn, &Reply::new(500, (5, 5, 2), "Line too long"));
+                if !skip_line(&mut conn).await {
+                    return;
+                }
+                continue;
+            }
+            LineResult::Incomplete => {
+                if conn.flush().await.is_err() {
+                    return;
+                }
+                match conn.fill().await {
+                    Ok(_) => continue,
+                    Err(ReadError::Timeout) => {
+                        queue(
+                            &mut conn,
+                            &Reply::new(421, (4, 4, 2), "Idle too long, closing"),
+                        );
+                        let _ = conn.flush().await;
+                        return;
+                    }
+                    Err(ReadError::Shutdown) => {
+                        queue(&mut conn, &Reply::new(421, (4, 3, 2), "Shutting down"));
+                        let _ = conn.flush().await;
+                        return;
+                    }
+                    Err(_) => return,
+                }
+            }
+        };
+        match session.handle(parse_command(&line)) {
+            Step::Reply(r) => queue(&mut conn, &r),
+            Step::CheckRecipient(mb) => {
+                let check = match lookup(ctx, &mb).await {
+                    Ok(Some(_)) => RecipientCheck::Ok,
+                    Ok(None) => RecipientCheck::UnknownUser,
+                    Err(e) => {
+                        log::error!("lmtp: recipient lookup: {e}");
+                        RecipientCheck::TempFail
+                    }
+                };
+                let r = session.recipient_result(mb, check);
+                queue(&mut conn, &r);
+            }
+            Step::StartData(r) => {
+                queue(&mut conn, &r);
+                if conn.flush().await.is_err() {
+                    return;
+                }
+                let mut decoder = DataDecoder::new(max_size);
+                loop {
+                    let (used, state) = decoder.feed(conn.buffered());
+                    conn.consume(used);
+                    if matches!(state, DataState::Done) {
+                        break;
+                    }
+                    // A connection that drops mid-DATA delivers nothing (PROTOCOL.md §3.11).
+                    if conn.fill().await.is_err() {
+                        return;
+                    }
+                }
+                let too_big = decoder.too_big();
+                let raw = decoder.take_message();
+                let Some(txn) = session.data_done(too_big) else {
+                    continue;
+                };
+                let outcomes = if txn.too_big {
+                    vec![RcptOutcome::TooBig; txn.recipients.len()]
+                } else {
+                    deliver(ctx, &txn, raw, peer.clone()).await
+                };
+                for r in session.delivery_replies(&outcomes) {
+                    queue(&mut conn, &r);
+                }
+            }
+            Step::Close(r) => {
+                queue(&mut conn, &r);
+                let _ = conn.flush().await;
+                return;
+            }
+        }
+    }
+}
+
+/// Discards input up to and including the next LF (after a too-long line).
+async fn skip_line<S: AsyncRead + AsyncWrite + Unpin>(conn: &mut Conn<S>) -> bool {
+    loop {
+        if let Some(p) = conn.buffered().iter().position(|b| *b == b'\n') {
+            conn.consume(p + 1);
+            return true;
+        }
+        let n = conn.buffered().len();
+        conn.consume(n);
+        if conn.flush().await.is_err() || conn.fill().await.is_err() {
+            return false;
+        }
+    }
+}
+
+async fn deliver(
+    ctx: &Context,
+    txn: &super::Transaction,
+    raw: Vec<u8>,
+    peer: Option<String>,
+) -> Vec<RcptOutcome> {
+    let mut outcomes: Vec<Option<RcptOutcome>> = vec![None; txn.recipients.len()];
+    let mut targets = Vec::new();
+    let mut slots = Vec::new();
+    for (i, mb) in txn.recipients.iter().enumerate() {
+        match lookup(ctx, mb).await {
+            Ok(Some((id, name))) => {
+                slots.push(i);
+                targets.push(Target {
+                    user: id,
+                    user_name: name,
+                    address: mb.as_str().to_string(),
+                    mailbox: None,
+                    create_mailbox: false,
+                    flags: SystemFlags::default(),
+                    keywords: Vec::new(),
+                });
+            }
+            Ok(None) => {
+                if let Some(o) = outcomes.get_mut(i) {
+                    *o = Some(RcptOutcome::UnknownUser);
+                }
+            }
+            Err(e) => {
+                log::error!("lmtp: recipient lookup: {e}");
+                if let Some(o) = outcomes.get_mut(i) {
+                    *o = Some(RcptOutcome::StorageFailure);
+                }
+            }
+        }
+    }
+    let mail_from = match &txn.mail_from {
+        ReversePath::Null => Some(String::new()),
+        ReversePath::Mailbox(m) => Some(m.as_str().to_string()),
+    };
+    let incoming = Incoming {
+        raw,
+        mail_from,
+        trace: Some(Trace {
+            protocol: "LMTP",
+            helo: Some(txn.client.clone()),
+            peer,
+        }),
+        internal_date: None,
+    };
+    let results = ctx.pipeline.deliver(incoming, targets).await;
+    for (slot, o) in slots.into_iter().zip(results) {
+        if let Outcome::Failed(e) = &o {
+            log::error!("lmtp: delivery failed: {e}");
+        }
+        if let Some(out) = outcomes.get_mut(slot) {
+            *out = Some(rcpt_outcome(o));
+        }
+    }
+    outcomes
+        .into_iter()
+        .map(|o| o.unwrap_or(RcptOutcome::StorageFailure))
+        .collect()
+}

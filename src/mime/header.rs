@@ -1,0 +1,152 @@
+//! Header block helpers: field iteration, lookup, unfolding (RFC 5322 §2.2, §2.2.3).
+//!
+//! These work on a raw header block (`BODY[HEADER]`-style bytes, optionally ending in
+//! the blank line) and are meant to be reused by FETCH `HEADER.FIELDS`, SEARCH and
+//! delivery code. Only CRLF ends a line; a bare LF or CR is ordinary field content.
+
+/// One header field as it appears in a header block (RFC 5322 §2.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeaderField<'a> {
+    /// Field name as written, with any whitespace before the `:` removed (obs-syntax).
+    pub name: &'a [u8],
+    /// Everything after the `:` up to, not including, the CRLF that ends the field's
+    /// last line. Still folded; see [`unfold`].
+    pub value: &'a [u8],
+    /// The whole field, folded lines and final CRLF (if any) included: what
+    /// `BODY[HEADER.FIELDS (..)]` returns for it (RFC 3501 §6.4.5).
+    pub raw: &'a [u8],
+}
+
+/// Iterator over the fields of a header block; see [`header_fields`].
+#[derive(Debug, Clone)]
+pub struct HeaderFields<'a> {
+    rest: &'a [u8],
+}
+
+/// Iterates over the fields of `header`, stopping at the first empty line.
+///
+/// Lines that are neither a field (`name ":" value`) nor a continuation of one are
+/// skipped, as are continuation lines with no field before them.
+pub fn header_fields(header: &[u8]) -> HeaderFields<'_> {
+    HeaderFields { rest: header }
+}
+
+impl<'a> Iterator for HeaderFields<'a> {
+    type Item = HeaderField<'a>;
+
+    fn next(&mut self) -> Option<HeaderField<'a>> {
+        loop {
+            let rest = self.rest;
+            if rest.is_empty() || rest.starts_with(b"\r\n") {
+                self.rest = &[];
+                return None;
+            }
+            let first_end = line_end(rest, 0);
+            let mut end = first_end;
+            while matches!(rest.get(end), Some(b' ' | b'\t')) {
+                end = line_end(rest, end);
+            }
+            let (field, tail) = rest.split_at(end.min(rest.len()));
+            self.rest = tail;
+            if matches!(field.first(), Some(b' ' | b'\t')) {
+                continue;
+            }
+            let first_line = field.get(..first_end).unwrap_or(field);
+            let Some(colon) = first_line.iter().position(|&b| b == b':') else {
+                continue;
+            };
+            let name = trim_end(field.get(..colon).unwrap_or_default());
+            if name.is_empty() {
+                continue;
+            }
+            let value = field.get(colon.saturating_add(1)..).unwrap_or_default();
+            let value = value.strip_suffix(b"\r\n").unwrap_or(value);
+            return Some(HeaderField {
+                name,
+                value,
+                raw: field,
+            });
+        }
+    }
+}
+
+/// The raw (folded, untrimmed) value of the first field called `name`
+/// (ASCII case-insensitive), or `None` when the header has no such field.
+pub fn header_value<'a>(header: &'a [u8], name: &str) -> Option<&'a [u8]> {
+    header_fields(header)
+        .find(|f| f.name.eq_ignore_ascii_case(name.as_bytes()))
+        .map(|f| f.value)
+}
+
+/// Unfolds a field value (CRLF followed by WSP becomes the WSP, RFC 5322 §2.2.3) and
+/// trims leading and trailing whitespace. Other bytes, 8-bit ones included, are kept.
+pub fn unfold(value: &[u8]) -> Vec<u8> {
+    let value = trim(value);
+    let mut out = Vec::with_capacity(value.len());
+    let mut i = 0;
+    while let Some(&b) = value.get(i) {
+        if b == b'\r' && value.get(i.saturating_add(1)) == Some(&b'\n') {
+            i = i.saturating_add(2);
+            continue;
+        }
+        out.push(b);
+        i = i.saturating_add(1);
+    }
+    out
+}
+
+/// Where the header block starting at `start` ends: just after the blank line that
+/// terminates it, `start + 2` when the entity starts with an empty line, or `end` when
+/// there is no blank line before `end` (then the whole entity is header).
+pub fn header_end(raw: &[u8], start: usize, end: usize) -> usize {
+    let Some(entity) = raw.get(start..end) else {
+        return end;
+    };
+    if entity.starts_with(b"\r\n") {
+        return start.saturating_add(2);
+    }
+    match entity.windows(4).position(|w| w == b"\r\n\r\n") {
+        Some(p) => start.saturating_add(p).saturating_add(4),
+        None => end,
+    }
+}
+
+/// Index just after the CRLF ending the line that contains `from`, or `s.len()`.
+pub(crate) fn line_end(s: &[u8], from: usize) -> usize {
+    match find_crlf(s, from) {
+        Some(p) => p.saturating_add(2),
+        None => s.len(),
+    }
+}
+
+/// Position of the first CRLF at or after `from`.
+pub(crate) fn find_crlf(s: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
+    loop {
+        let tail = s.get(i..)?;
+        let lf = tail.iter().position(|&b| b == b'\n')?;
+        let at = i.saturating_add(lf);
+        if at > from && s.get(at.saturating_sub(1)) == Some(&b'\r') {
+            return Some(at.saturating_sub(1));
+        }
+        i = at.saturating_add(1);
+    }
+}
+
+pub(crate) fn is_wsp(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+pub(crate) fn trim(s: &[u8]) -> &[u8] {
+    trim_end(trim_start(s))
+}
+
+fn trim_start(s: &[u8]) -> &[u8] {
+    let n = s.iter().take_while(|&&b| is_wsp(b)).count();
+    s.get(n..).unwrap_or_default()
+}
+
+fn trim_end(s: &[u8]) -> &[u8] {
+    let n = s.iter().rev().take_while(|&&b| is_wsp(b)).count();
+    s.get(..s.len().saturating_sub(n)).unwrap_or_default()
+}

@@ -1,0 +1,130 @@
+//! The connection driver's buffer: read with a timeout into a bounded buffer, hand out
+//! what was read, write replies. Protocol modules frame and parse; this only moves bytes.
+
+use std::time::Duration;
+
+use smol::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::Shutdown;
+
+/// Why reading stopped.
+#[derive(Debug)]
+pub enum ReadError {
+    /// The peer closed the connection.
+    Eof,
+    /// Nothing arrived within the timeout.
+    Timeout,
+    /// The server is shutting down.
+    Shutdown,
+    Io(std::io::Error),
+}
+
+/// Size of one read.
+const CHUNK: usize = 16 * 1024;
+
+pub struct Conn<S> {
+    stream: S,
+    buf: Vec<u8>,
+    start: usize,
+    out: Vec<u8>,
+    timeout: Duration,
+    shutdown: Shutdown,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
+    pub fn new(stream: S, timeout: Duration, shutdown: Shutdown) -> Self {
+        Conn {
+            stream,
+            buf: Vec::new(),
+            start: 0,
+            out: Vec::new(),
+            timeout,
+            shutdown,
+        }
+    }
+
+    /// Bytes read but not yet consumed.
+    pub fn buffered(&self) -> &[u8] {
+        self.buf.get(self.start..).unwrap_or(&[])
+    }
+
+    /// Marks `n` buffered bytes as used.
+    pub fn consume(&mut self, n: usize) {
+        self.start = self.start.saturating_add(n).min(self.buf.len());
+        if self.start == self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+        }
+    }
+
+    /// Reads more bytes, waiting at most the timeout. The buffer never holds more than
+    /// what was unconsumed plus one chunk, so callers bound memory by consuming.
+    pub async fn fill(&mut self) -> Result<usize, ReadError> {
+        if self.start > 0 {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        let old = self.buf.len();
+        self.buf.resize(old + CHUNK, 0);
+        let timeout = self.timeout;
+        let shutdown = self.shutdown.clone();
+        let target = self.buf.get_mut(old..).unwrap_or(&mut []);
+        let stream = &mut self.stream;
+        let r = smol::future::or(
+            async { Some(stream.read(target).await) },
+            smol::future::or(
+                async {
+                    smol::Timer::after(timeout).await;
+                    None
+                },
+                async {
+                    shutdown.wait().await;
+                    Some(Err(std::io::Error::other("shutdown")))
+                },
+            ),
+        )
+        .await;
+        match r {
+            Some(Ok(0)) => {
+                self.buf.truncate(old);
+                Err(ReadError::Eof)
+            }
+            Some(Ok(n)) => {
+                self.buf.truncate(old + n);
+                Ok(n)
+            }
+            Some(Err(e)) => {
+                self.buf.truncate(old);
+                if self.shutdown.is_down() {
+                    Err(ReadError::Shutdown)
+                } else {
+                    Err(ReadError::Io(e))
+                }
+            }
+            None => {
+                self.buf.truncate(old);
+                Err(ReadError::Timeout)
+            }
+        }
+    }
+
+    /// Queues bytes to send.
+    pub fn queue(&mut self, bytes: &[u8]) {
+        self.out.extend_from_slice(bytes);
+    }
+
+    /// The output buffer, for encoders that append.
+    pub fn out(&mut self) -> &mut Vec<u8> {
+        &mut self.out
+    }
+
+    /// Sends what is queued.
+    pub async fn flush(&mut self) -> std::io::Result<()> {
+        if !self.out.is_empty() {
+            let r = self.stream.write_all(&self.out).await;
+            self.out.clear();
+            r?;
+        }
+        self.stream.flush().await
+    }
+}

@@ -1,0 +1,298 @@
+//! `nestbox serve`: listeners, the connection driver's building blocks, signals, and
+//! graceful shutdown.
+
+pub mod conn;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use smol::channel::{Receiver, Sender, bounded};
+use smol::net::TcpListener;
+use smol::net::unix::UnixListener;
+use smol::{Executor, Timer};
+
+use crate::config::Config;
+use crate::control;
+use crate::delivery::{NoHooks, Pipeline};
+use crate::store::{Store, StoreError};
+
+/// How long shutdown waits for open connections to finish.
+const DRAIN: Duration = Duration::from_secs(10);
+
+/// Why the server could not start or run.
+#[derive(Debug)]
+pub enum ServeError {
+    Store(StoreError),
+    Bind(String, std::io::Error),
+    Signals(std::io::Error),
+}
+
+impl std::fmt::Display for ServeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ServeError::Store(StoreError::Locked) => write!(
+                f,
+                "the data dir is in use by another nestbox process (is a server already running?)"
+            ),
+            ServeError::Store(e) => write!(f, "cannot open the store: {e}"),
+            ServeError::Bind(what, e) => write!(f, "cannot listen on {what}: {e}"),
+            ServeError::Signals(e) => write!(f, "cannot install signal handlers: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ServeError {}
+
+/// A signal every task can wait on: it fires (the channel closes) at shutdown.
+#[derive(Clone)]
+pub struct Shutdown {
+    rx: Receiver<()>,
+}
+
+impl Shutdown {
+    fn new() -> (Sender<()>, Shutdown) {
+        let (tx, rx) = bounded(1);
+        (tx, Shutdown { rx })
+    }
+
+    /// Resolves when shutdown begins.
+    pub async fn wait(&self) {
+        let _ = self.rx.recv().await;
+    }
+
+    pub fn is_down(&self) -> bool {
+        self.rx.is_closed()
+    }
+}
+
+/// Counts live connections so shutdown can wait for them.
+#[derive(Clone, Default)]
+pub struct Tracker(Arc<AtomicUsize>);
+
+pub struct TrackGuard(Arc<AtomicUsize>);
+
+impl Tracker {
+    pub fn enter(&self) -> TrackGuard {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        TrackGuard(self.0.clone())
+    }
+    pub fn live(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for TrackGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Everything a connection task needs.
+#[derive(Clone)]
+pub struct Context {
+    pub config: Arc<Config>,
+    pub pipeline: Pipeline,
+    pub shutdown: Shutdown,
+    pub tracker: Tracker,
+}
+
+fn bind_unix(path: &Path) -> Result<UnixListener, ServeError> {
+    // A socket file left by a crash would make bind fail; we own the data dir (the redb
+    // lock proves no other server runs), so a stale one is safe to remove.
+    if path.exists() {
+        let _ = std::fs::remove_file(path);
+    }
+    let l =
+        UnixListener::bind(path).map_err(|e| ServeError::Bind(path.display().to_string(), e))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+    }
+    Ok(l)
+}
+
+async fn bind_tcp(addr: SocketAddr, what: &str) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| ServeError::Bind(format!("{what} {addr}"), e))
+}
+
+/// Runs the server until SIGINT or SIGTERM. Prints `listening <proto> <addr>` for every
+/// listener and then `ready` on stdout, so scripts and tests can find ephemeral ports.
+pub fn serve(config: Config) -> Result<(), ServeError> {
+    let config = Arc::new(config);
+    let store = Store::open(&config.data_dir, &config.store).map_err(ServeError::Store)?;
+    let pipeline = Pipeline::new(
+        store.clone(),
+        &config.hostname,
+        config.limits.max_message_size,
+        Arc::new(NoHooks),
+    );
+    let (stop_tx, shutdown) = Shutdown::new();
+    let ctx = Context {
+        config: config.clone(),
+        pipeline,
+        shutdown: shutdown.clone(),
+        tracker: Tracker::default(),
+    };
+    let ex: Arc<Executor<'static>> = Arc::new(Executor::new());
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    for i in 0..threads {
+        let ex = ex.clone();
+        let sd = shutdown.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("exec-{i}"))
+            .spawn(move || {
+                smol::block_on(ex.run(async move {
+                    sd.wait().await;
+                }))
+            });
+        if let Err(e) = spawned {
+            log::warn!("cannot start executor thread {i}: {e}");
+        }
+    }
+
+    let signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ])
+    .map_err(ServeError::Signals)?;
+    let handle = signals.handle();
+    let stop = stop_tx.clone();
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            let mut signals = signals;
+            for sig in signals.forever() {
+                if sig == signal_hook::consts::SIGHUP {
+                    log::info!("SIGHUP: nothing to reload in this build");
+                    continue;
+                }
+                log::info!("signal {sig}: shutting down");
+                stop.close();
+                break;
+            }
+        })
+        .map_err(ServeError::Signals)?;
+
+    let mut unix_paths: Vec<PathBuf> = Vec::new();
+    let result = smol::block_on(ex.run(async {
+        let control_path = control::socket_path(&config.data_dir);
+        let control = bind_unix(&control_path)?;
+        unix_paths.push(control_path);
+        {
+            let ctx = ctx.clone();
+            ex.spawn(accept_control(ctx, control)).detach();
+        }
+        for addr in &config.lmtp.listen {
+            let l = bind_tcp(*addr, "lmtp").await?;
+            let local = l
+                .local_addr()
+                .map_err(|e| ServeError::Bind("lmtp".into(), e))?;
+            println!("listening lmtp {local}");
+            ex.spawn(crate::lmtp::server::accept_tcp(ctx.clone(), l, ex.clone()))
+                .detach();
+        }
+        if let Some(path) = &config.lmtp.unix_socket {
+            let l = bind_unix(path)?;
+            println!("listening lmtp-unix {}", path.display());
+            unix_paths.push(path.clone());
+            ex.spawn(crate::lmtp::server::accept_unix(ctx.clone(), l, ex.clone()))
+                .detach();
+        }
+        for (what, list) in [("imap", &config.imap), ("pop3", &config.pop3)] {
+            if !list.listen.is_empty() || !list.tls_listen.is_empty() {
+                log::warn!(
+                    "{what}: listeners are configured, but this build has no {what} server yet"
+                );
+            }
+        }
+        if config.store.compact_check_secs > 0 {
+            ex.spawn(compaction_timer(ctx.clone())).detach();
+        }
+        println!("ready");
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        log::info!("nestbox ready; data in {}", config.data_dir.display());
+        shutdown.wait().await;
+        // Drain: stop accepting (accept loops watch `shutdown`), let live connections end.
+        let deadline = std::time::Instant::now() + DRAIN;
+        while ctx.tracker.live() > 0 && std::time::Instant::now() < deadline {
+            Timer::after(Duration::from_millis(50)).await;
+        }
+        if ctx.tracker.live() > 0 {
+            log::warn!("shutdown: closing {} connections", ctx.tracker.live());
+        }
+        Ok::<(), ServeError>(())
+    }));
+    handle.close();
+    stop_tx.close();
+    store.shutdown();
+    for p in unix_paths {
+        let _ = std::fs::remove_file(p);
+    }
+    result
+}
+
+async fn accept_control(ctx: Context, listener: UnixListener) {
+    loop {
+        let accepted = smol::future::or(async { Some(listener.accept().await) }, async {
+            ctx.shutdown.wait().await;
+            None
+        })
+        .await;
+        match accepted {
+            Some(Ok((stream, _))) => {
+                let p = ctx.pipeline.clone();
+                let host = ctx.config.hostname.clone();
+                let guard = ctx.tracker.enter();
+                smol::spawn(async move {
+                    control::serve_conn(p, host, stream).await;
+                    drop(guard);
+                })
+                .detach();
+            }
+            Some(Err(e)) => {
+                log::warn!("control: accept: {e}");
+                Timer::after(Duration::from_millis(100)).await;
+            }
+            None => return,
+        }
+    }
+}
+
+async fn compaction_timer(ctx: Context) {
+    let every = Duration::from_secs(ctx.config.store.compact_check_secs);
+    loop {
+        let stop = smol::future::or(
+            async {
+                Timer::after(every).await;
+                false
+            },
+            async {
+                ctx.shutdown.wait().await;
+                true
+            },
+        )
+        .await;
+        if stop {
+            return;
+        }
+        let before = ctx.pipeline.store.file_size();
+        match ctx.pipeline.store.compact(false).await {
+            Ok(true) => log::info!(
+                "store: compacted {before} -> {} bytes",
+                ctx.pipeline.store.file_size()
+            ),
+            Ok(false) => {}
+            Err(e) => log::warn!("store: compaction failed: {e}"),
+        }
+    }
+}

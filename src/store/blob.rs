@@ -1,0 +1,384 @@
+//! Message blobs: content-addressed (BLAKE3), reference-counted, zstd-compressed.
+//!
+//! Until the store holds `dictionary_after` messages, blobs are compressed plainly. Then a
+//! background thread trains a zstd dictionary from a sample of the store's own mail, makes
+//! it the active one for new blobs, and recompresses the older blobs with it in small
+//! batches. Each blob records the dictionary it was compressed with, and dictionaries are
+//! never deleted, so every blob stays readable.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+
+use redb::{Database, ReadableDatabase, ReadableTable, WriteTransaction};
+use zstd::dict::{DecoderDictionary, EncoderDictionary};
+
+use super::schema::{self, BLOB_DATA, BLOB_META, BLOBS, BlobRecord, DICTS, META};
+use super::{Shared, StoreError};
+
+/// Samples used to train a dictionary: at most this many bytes in all...
+const TRAIN_BYTES: usize = 8 << 20;
+/// ...and at most this much of each message (headers carry most of what repeats).
+const TRAIN_SAMPLE: usize = 16 << 10;
+/// Blobs recompressed per write job after a dictionary is trained.
+const RECOMPRESS_CHUNK: usize = 64;
+
+struct Dicts {
+    active: Option<(u32, Arc<EncoderDictionary<'static>>)>,
+    decoders: HashMap<u32, Arc<DecoderDictionary<'static>>>,
+}
+
+/// Compresses and decompresses blobs with the store's dictionaries.
+pub struct Codec {
+    level: i32,
+    dicts: RwLock<Arc<Dicts>>,
+    training: AtomicBool,
+}
+
+/// A message body ready for the writer: hashed, compressed, parsed.
+#[derive(Debug, Clone)]
+pub struct PreparedBlob {
+    pub hash: [u8; 32],
+    pub compressed: Vec<u8>,
+    pub dict: u32,
+    pub raw_len: u64,
+    /// `mime::MessageMeta`, postcard-encoded.
+    pub meta: Vec<u8>,
+}
+
+fn zstd_err(e: std::io::Error) -> StoreError {
+    StoreError::Corrupt(format!("zstd: {e}"))
+}
+
+impl Codec {
+    pub(crate) fn load(db: &Database, level: i32) -> Result<Codec, StoreError> {
+        let tx = db.begin_read()?;
+        let dict_table = tx.open_table(DICTS)?;
+        let meta = tx.open_table(META)?;
+        let active_id = meta.get("active_dict")?.map(|v| v.value() as u32);
+        let mut decoders = HashMap::new();
+        let mut active = None;
+        for row in dict_table.iter()? {
+            let (id, bytes) = row?;
+            let id = id.value();
+            decoders.insert(id, Arc::new(DecoderDictionary::copy(bytes.value())));
+            if Some(id) == active_id {
+                active = Some((id, Arc::new(EncoderDictionary::copy(bytes.value(), level))));
+            }
+        }
+        Ok(Codec {
+            level,
+            dicts: RwLock::new(Arc::new(Dicts { active, decoders })),
+            training: AtomicBool::new(false),
+        })
+    }
+
+    fn snapshot(&self) -> Arc<Dicts> {
+        match self.dicts.read() {
+            Ok(d) => d.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Hashes and compresses `raw` (already CRLF-normalised) with the active dictionary.
+    pub fn prepare(&self, raw: &[u8], meta: Vec<u8>) -> Result<PreparedBlob, StoreError> {
+        let hash = *blake3::hash(raw).as_bytes();
+        let (dict, compressed) = self.compress(raw)?;
+        Ok(PreparedBlob {
+            hash,
+            compressed,
+            dict,
+            raw_len: raw.len() as u64,
+            meta,
+        })
+    }
+
+    fn compress(&self, raw: &[u8]) -> Result<(u32, Vec<u8>), StoreError> {
+        let dicts = self.snapshot();
+        match &dicts.active {
+            Some((id, enc)) => {
+                let mut c =
+                    zstd::bulk::Compressor::with_prepared_dictionary(enc).map_err(zstd_err)?;
+                Ok((*id, c.compress(raw).map_err(zstd_err)?))
+            }
+            None => Ok((0, zstd::bulk::compress(raw, self.level).map_err(zstd_err)?)),
+        }
+    }
+
+    /// Decompresses a stored blob.
+    pub fn decompress(&self, rec: &BlobRecord, data: &[u8]) -> Result<Vec<u8>, StoreError> {
+        let cap =
+            usize::try_from(rec.raw_len).map_err(|_| StoreError::Corrupt("blob size".into()))?;
+        let out = if rec.dict == 0 {
+            zstd::bulk::decompress(data, cap).map_err(zstd_err)?
+        } else {
+            let dicts = self.snapshot();
+            let dec = dicts
+                .decoders
+                .get(&rec.dict)
+                .ok_or_else(|| StoreError::Corrupt(format!("missing dictionary {}", rec.dict)))?;
+            let mut d =
+                zstd::bulk::Decompressor::with_prepared_dictionary(dec).map_err(zstd_err)?;
+            d.decompress(data, cap).map_err(zstd_err)?
+        };
+        if out.len() as u64 != rec.raw_len {
+            return Err(StoreError::Corrupt("blob length mismatch".into()));
+        }
+        Ok(out)
+    }
+}
+
+/// Adds one reference to a blob, storing it if it is new. Returns true if it was new.
+pub(crate) fn add_ref(
+    tx: &WriteTransaction,
+    blob: &PreparedBlob,
+    undicted: &mut u64,
+) -> Result<bool, StoreError> {
+    let mut blobs = tx.open_table(BLOBS)?;
+    let existing = blobs
+        .get(&blob.hash)?
+        .map(|v| schema::decode::<BlobRecord>(v.value()))
+        .transpose()?;
+    match existing {
+        Some(mut rec) => {
+            rec.refs = rec.refs.saturating_add(1);
+            blobs.insert(&blob.hash, schema::encode(&rec)?.as_slice())?;
+            Ok(false)
+        }
+        None => {
+            let rec = BlobRecord {
+                refs: 1,
+                dict: blob.dict,
+                raw_len: blob.raw_len,
+                stored_len: blob.compressed.len() as u64,
+            };
+            blobs.insert(&blob.hash, schema::encode(&rec)?.as_slice())?;
+            tx.open_table(BLOB_DATA)?
+                .insert(&blob.hash, blob.compressed.as_slice())?;
+            tx.open_table(BLOB_META)?
+                .insert(&blob.hash, blob.meta.as_slice())?;
+            if blob.dict == 0 {
+                *undicted += 1;
+            }
+            Ok(true)
+        }
+    }
+}
+
+/// Drops one reference; the last one frees the blob, its data and its metadata.
+pub(crate) fn drop_ref(tx: &WriteTransaction, hash: &[u8; 32]) -> Result<(), StoreError> {
+    let mut blobs = tx.open_table(BLOBS)?;
+    let rec = match blobs.get(hash)? {
+        Some(v) => schema::decode::<BlobRecord>(v.value())?,
+        None => {
+            log::warn!("store: dropping a reference to a missing blob");
+            return Ok(());
+        }
+    };
+    if rec.refs > 1 {
+        let rec = BlobRecord {
+            refs: rec.refs - 1,
+            ..rec
+        };
+        blobs.insert(hash, schema::encode(&rec)?.as_slice())?;
+    } else {
+        blobs.remove(hash)?;
+        tx.open_table(BLOB_DATA)?.remove(hash)?;
+        tx.open_table(BLOB_META)?.remove(hash)?;
+    }
+    Ok(())
+}
+
+pub(crate) fn count_undicted(tx: &WriteTransaction, n: u64) -> Result<(), StoreError> {
+    let mut meta = tx.open_table(META)?;
+    let old = meta.get("undicted_blobs")?.map(|v| v.value()).unwrap_or(0);
+    meta.insert("undicted_blobs", old.saturating_add(n))?;
+    Ok(())
+}
+
+/// Starts dictionary training in the background when enough undicted mail has arrived and
+/// no dictionary exists yet.
+pub(crate) fn maybe_train(shared: &Arc<Shared>) {
+    let after = shared.config.dictionary_after;
+    if after == 0 || shared.codec.snapshot().active.is_some() {
+        return;
+    }
+    let due = (|| -> Result<bool, StoreError> {
+        let db = shared
+            .db
+            .read()
+            .map_err(|_| StoreError::Storage("lock poisoned".into()))?;
+        let tx = db.begin_read()?;
+        let meta = tx.open_table(META)?;
+        Ok(meta.get("undicted_blobs")?.map(|v| v.value()).unwrap_or(0) >= after)
+    })();
+    if !matches!(due, Ok(true)) {
+        return;
+    }
+    if shared.codec.training.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    let shared = shared.clone();
+    let spawned = std::thread::Builder::new()
+        .name("store-dict".into())
+        .spawn(move || {
+            match train(&shared) {
+                Ok(Some(id)) => {
+                    log::info!("store: trained zstd dictionary {id}");
+                    if let Err(e) = recompress_all(&shared, id) {
+                        log::warn!("store: recompressing with dictionary {id} stopped: {e}");
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => log::warn!("store: dictionary training failed: {e}"),
+            }
+            shared.codec.training.store(false, Ordering::SeqCst);
+        });
+    if let Err(e) = spawned {
+        log::warn!("store: cannot start dictionary training: {e}");
+    }
+}
+
+fn read_db(shared: &Shared) -> Result<redb::ReadTransaction, StoreError> {
+    let db = shared
+        .db
+        .read()
+        .map_err(|_| StoreError::Storage("lock poisoned".into()))?;
+    Ok(db.begin_read()?)
+}
+
+/// Trains and installs a dictionary. Returns its id, or None if there is too little mail.
+fn train(shared: &Arc<Shared>) -> Result<Option<u32>, StoreError> {
+    let mut samples: Vec<Vec<u8>> = Vec::new();
+    let mut total = 0usize;
+    {
+        let tx = read_db(shared)?;
+        let blobs = tx.open_table(BLOBS)?;
+        let data = tx.open_table(BLOB_DATA)?;
+        for row in blobs.iter()? {
+            let (hash, rec) = row?;
+            let rec: BlobRecord = schema::decode(rec.value())?;
+            let Some(bytes) = data.get(hash.value())? else {
+                continue;
+            };
+            let raw = shared.codec.decompress(&rec, bytes.value())?;
+            let take = raw.len().min(TRAIN_SAMPLE);
+            total += take;
+            samples.push(raw.get(..take).unwrap_or(&raw).to_vec());
+            if total >= TRAIN_BYTES {
+                break;
+            }
+        }
+    }
+    if samples.len() < 32 {
+        return Ok(None);
+    }
+    let size = shared.config.dictionary_size;
+    let dict = zstd::dict::from_samples(&samples, size)
+        .map_err(|e| StoreError::Storage(format!("zstd training: {e}")))?;
+    drop(samples);
+    let id = {
+        let db = shared
+            .db
+            .read()
+            .map_err(|_| StoreError::Storage("lock poisoned".into()))?;
+        let tx = db.begin_write()?;
+        let id = {
+            let mut dicts = tx.open_table(DICTS)?;
+            let id = dicts.last()?.map(|(k, _)| k.value() + 1).unwrap_or(1);
+            dicts.insert(id, dict.as_slice())?;
+            let mut meta = tx.open_table(META)?;
+            meta.insert("active_dict", u64::from(id))?;
+            meta.insert("undicted_blobs", 0)?;
+            id
+        };
+        tx.commit()?;
+        id
+    };
+    let mut guard = match shared.codec.dicts.write() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    };
+    let mut decoders = guard.decoders.clone();
+    decoders.insert(id, Arc::new(DecoderDictionary::copy(&dict)));
+    *guard = Arc::new(Dicts {
+        active: Some((
+            id,
+            Arc::new(EncoderDictionary::copy(&dict, shared.codec.level)),
+        )),
+        decoders,
+    });
+    Ok(Some(id))
+}
+
+/// Recompresses every blob not yet using dictionary `id`, a chunk per transaction, keeping
+/// a new encoding only when it is smaller.
+fn recompress_all(shared: &Arc<Shared>, id: u32) -> Result<(), StoreError> {
+    let mut after: Option<[u8; 32]> = None;
+    loop {
+        let mut chunk: Vec<([u8; 32], BlobRecord, Vec<u8>)> = Vec::new();
+        {
+            let tx = read_db(shared)?;
+            let blobs = tx.open_table(BLOBS)?;
+            let data = tx.open_table(BLOB_DATA)?;
+            let range = match &after {
+                Some(h) => blobs.range::<&[u8; 32]>(h..)?,
+                None => blobs.range::<&[u8; 32]>(..)?,
+            };
+            for row in range {
+                let (hash, rec) = row?;
+                let hash = *hash.value();
+                if Some(hash) == after {
+                    continue;
+                }
+                after = Some(hash);
+                let rec: BlobRecord = schema::decode(rec.value())?;
+                if rec.dict == id {
+                    continue;
+                }
+                let Some(bytes) = data.get(&hash)? else {
+                    continue;
+                };
+                let raw = shared.codec.decompress(&rec, bytes.value())?;
+                let (dict, compressed) = shared.codec.compress(&raw)?;
+                if dict == id && (compressed.len() as u64) < rec.stored_len {
+                    chunk.push((hash, rec, compressed));
+                }
+                if chunk.len() >= RECOMPRESS_CHUNK {
+                    break;
+                }
+            }
+        }
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        let db = shared
+            .db
+            .read()
+            .map_err(|_| StoreError::Storage("lock poisoned".into()))?;
+        let tx = db.begin_write()?;
+        {
+            let mut blobs = tx.open_table(BLOBS)?;
+            let mut data = tx.open_table(BLOB_DATA)?;
+            for (hash, old, compressed) in chunk {
+                // Only if the blob is still the one we read (not freed meanwhile).
+                let current = blobs
+                    .get(&hash)?
+                    .map(|v| schema::decode::<BlobRecord>(v.value()))
+                    .transpose()?;
+                let Some(current) = current else { continue };
+                if current.dict != old.dict {
+                    continue;
+                }
+                let rec = BlobRecord {
+                    dict: id,
+                    stored_len: compressed.len() as u64,
+                    ..current
+                };
+                blobs.insert(&hash, schema::encode(&rec)?.as_slice())?;
+                data.insert(&hash, compressed.as_slice())?;
+            }
+        }
+        tx.commit()?;
+    }
+}

@@ -1,0 +1,100 @@
+//! The change feed: who must hear about a committed change.
+//!
+//! A change is a wake-up, not a diff: a session that hears of one re-reads the mailbox
+//! state it cares about and computes what to tell its client (EXISTS, EXPUNGE, FETCH). So a
+//! subscriber whose queue is full loses nothing by missing a notification: it already has
+//! one pending, and it will read the latest state when it gets to it.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use smol::channel::{Receiver, Sender, TrySendError, bounded};
+
+/// What happened, to whom.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    pub user: u32,
+    pub mailbox: u64,
+    pub kind: ChangeKind,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChangeKind {
+    /// Messages were added; the highest new UID.
+    Appended { uid: u32 },
+    /// Messages were removed.
+    Expunged,
+    /// Flags or keywords changed.
+    Flags,
+    /// The mailbox was created, deleted or renamed.
+    Mailbox,
+}
+
+/// Queue length per subscriber.
+const QUEUE: usize = 64;
+
+#[derive(Default)]
+pub struct ChangeFeed {
+    subscribers: Mutex<HashMap<u32, Vec<Sender<Change>>>>,
+}
+
+impl ChangeFeed {
+    /// Subscribes to every change of one user's mailboxes. Dropping the receiver ends the
+    /// subscription (it is pruned on the next publish).
+    pub fn subscribe(&self, user: u32) -> Receiver<Change> {
+        let (tx, rx) = bounded(QUEUE);
+        if let Ok(mut subs) = self.subscribers.lock() {
+            subs.entry(user).or_default().push(tx);
+        }
+        rx
+    }
+
+    /// Tells every subscriber of `change.user`. Called only after the commit.
+    pub fn publish(&self, change: Change) {
+        let Ok(mut subs) = self.subscribers.lock() else {
+            return;
+        };
+        if let Some(list) = subs.get_mut(&change.user) {
+            list.retain(|tx| !matches!(tx.try_send(change.clone()), Err(TrySendError::Closed(_))));
+            if list.is_empty() {
+                subs.remove(&change.user);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn publish_reaches_only_that_user_and_prunes_dropped() {
+        let feed = ChangeFeed::default();
+        let a = feed.subscribe(1);
+        let b = feed.subscribe(2);
+        let gone = feed.subscribe(1);
+        drop(gone);
+        feed.publish(Change {
+            user: 1,
+            mailbox: 7,
+            kind: ChangeKind::Flags,
+        });
+        assert_eq!(a.try_recv().map(|c| c.mailbox), Ok(7));
+        assert!(b.try_recv().is_err());
+        assert_eq!(feed.subscribers.lock().map(|s| s[&1].len()).unwrap_or(0), 1);
+    }
+
+    #[test]
+    fn full_queue_does_not_block_or_drop_subscriber() {
+        let feed = ChangeFeed::default();
+        let a = feed.subscribe(1);
+        for _ in 0..QUEUE * 2 {
+            feed.publish(Change {
+                user: 1,
+                mailbox: 1,
+                kind: ChangeKind::Expunged,
+            });
+        }
+        assert_eq!(a.len(), QUEUE);
+    }
+}

@@ -1,0 +1,230 @@
+//! Mailboxes: names, UIDVALIDITY, special-use, subscriptions.
+
+use redb::{ReadableTable, WriteTransaction};
+
+use super::schema::{self, MAILBOX_NAMES, MAILBOXES, META, MailboxRecord, SpecialUse};
+use super::writer::Batch;
+use super::{Change, ChangeKind, Store, StoreError, now};
+
+/// The mailboxes every new user gets, with their RFC 6154 attributes.
+pub const DEFAULT_MAILBOXES: &[(&str, Option<SpecialUse>)] = &[
+    ("INBOX", None),
+    ("Drafts", Some(SpecialUse::Drafts)),
+    ("Sent", Some(SpecialUse::Sent)),
+    ("Trash", Some(SpecialUse::Trash)),
+    ("Junk", Some(SpecialUse::Junk)),
+    ("Archive", Some(SpecialUse::Archive)),
+];
+
+/// Hierarchy delimiter (RFC 9051 §5.1).
+pub const DELIMITER: char = '/';
+
+/// A mailbox as listed.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct MailboxInfo {
+    pub id: u64,
+    pub name: String,
+    pub uidvalidity: u32,
+    pub uidnext: u32,
+    pub highest_modseq: u64,
+    pub subscribed: bool,
+    pub special_use: Option<SpecialUse>,
+    pub messages: u64,
+    pub bytes: u64,
+}
+
+impl From<MailboxRecord> for MailboxInfo {
+    fn from(r: MailboxRecord) -> Self {
+        MailboxInfo {
+            id: r.id,
+            name: r.name,
+            uidvalidity: r.uidvalidity,
+            uidnext: r.uidnext,
+            highest_modseq: r.highest_modseq,
+            subscribed: r.subscribed,
+            special_use: r.special_use,
+            messages: r.messages,
+            bytes: r.bytes,
+        }
+    }
+}
+
+/// Checks and canonicalises a mailbox name (UTF-8, already decoded from modified UTF-7):
+/// `INBOX` in any case is `INBOX` (RFC 9051 §5.1); no empty hierarchy levels, no control
+/// characters, at most 512 bytes and 16 levels.
+pub fn canonical_mailbox(name: &str) -> Result<String, StoreError> {
+    let bad = |why: &str| Err(StoreError::InvalidName(format!("mailbox {name:?}: {why}")));
+    if name.is_empty() {
+        return bad("empty");
+    }
+    if name.len() > 512 {
+        return bad("longer than 512 bytes");
+    }
+    if name.chars().any(|c| c.is_control()) {
+        return bad("control characters");
+    }
+    let parts: Vec<&str> = name.split(DELIMITER).collect();
+    if parts.len() > 16 {
+        return bad("more than 16 levels");
+    }
+    if parts.iter().any(|p| p.is_empty()) {
+        return bad("empty hierarchy level");
+    }
+    match parts.split_first() {
+        Some((first, rest)) if first.eq_ignore_ascii_case("INBOX") => {
+            let mut out = String::from("INBOX");
+            for p in rest {
+                out.push(DELIMITER);
+                out.push_str(p);
+            }
+            Ok(out)
+        }
+        _ => Ok(name.to_string()),
+    }
+}
+
+fn next_uidvalidity(tx: &WriteTransaction) -> Result<u32, StoreError> {
+    let mut meta = tx.open_table(META)?;
+    let last = meta
+        .get("last_uidvalidity")?
+        .map(|v| v.value())
+        .unwrap_or(0);
+    // Time-based, strictly increasing, never 0 and within u32 (RFC 9051 §2.3.1.1).
+    let v = (now().max(1) as u64).max(last + 1) & 0xFFFF_FFFF;
+    let v = if v <= last { last + 1 } else { v };
+    let v = u32::try_from(v).unwrap_or(1).max(1);
+    meta.insert("last_uidvalidity", u64::from(v))?;
+    Ok(v)
+}
+
+pub(crate) fn find_in(
+    tx: &WriteTransaction,
+    user: u32,
+    name: &str,
+) -> Result<Option<MailboxRecord>, StoreError> {
+    let id = tx
+        .open_table(MAILBOX_NAMES)?
+        .get((user, name))?
+        .map(|v| v.value());
+    match id {
+        Some(id) => load_in(tx, id),
+        None => Ok(None),
+    }
+}
+
+pub(crate) fn load_in(tx: &WriteTransaction, id: u64) -> Result<Option<MailboxRecord>, StoreError> {
+    let t = tx.open_table(MAILBOXES)?;
+    let v = t.get(id)?;
+    v.map(|v| schema::decode(v.value())).transpose()
+}
+
+pub(crate) fn save_in(tx: &WriteTransaction, rec: &MailboxRecord) -> Result<(), StoreError> {
+    tx.open_table(MAILBOXES)?
+        .insert(rec.id, schema::encode(rec)?.as_slice())?;
+    Ok(())
+}
+
+pub(crate) fn create_in(
+    tx: &WriteTransaction,
+    batch: &mut Batch,
+    user: u32,
+    name: &str,
+    special_use: Option<SpecialUse>,
+) -> Result<MailboxRecord, StoreError> {
+    let name = canonical_mailbox(name)?;
+    if find_in(tx, user, &name)?.is_some() {
+        return Err(StoreError::MailboxExists);
+    }
+    let uidvalidity = next_uidvalidity(tx)?;
+    let id = {
+        let mut meta = tx.open_table(META)?;
+        let id = meta.get("next_mailbox_id")?.map(|v| v.value()).unwrap_or(1);
+        meta.insert("next_mailbox_id", id + 1)?;
+        id
+    };
+    let rec = MailboxRecord {
+        id,
+        user,
+        name: name.clone(),
+        uidvalidity,
+        uidnext: 1,
+        highest_modseq: 1,
+        subscribed: true,
+        special_use,
+        messages: 0,
+        bytes: 0,
+    };
+    save_in(tx, &rec)?;
+    tx.open_table(MAILBOX_NAMES)?
+        .insert((user, name.as_str()), id)?;
+    batch.changes.push(Change {
+        user,
+        mailbox: id,
+        kind: ChangeKind::Mailbox,
+    });
+    Ok(rec)
+}
+
+impl Store {
+    /// A user's mailboxes, by name.
+    pub async fn mailboxes(&self, user: u32) -> Result<Vec<MailboxInfo>, StoreError> {
+        self.read(move |tx, _| {
+            let names = tx.open_table(MAILBOX_NAMES)?;
+            let boxes = tx.open_table(MAILBOXES)?;
+            let mut out = Vec::new();
+            for row in names.range((user, "")..(user.saturating_add(1), ""))? {
+                let (k, id) = row?;
+                if k.value().0 != user {
+                    continue;
+                }
+                if let Some(v) = boxes.get(id.value())? {
+                    let rec: MailboxRecord = schema::decode(v.value())?;
+                    out.push(rec.into());
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Looks a mailbox up by name.
+    pub async fn mailbox(&self, user: u32, name: &str) -> Result<Option<MailboxInfo>, StoreError> {
+        let name = canonical_mailbox(name)?;
+        self.read(move |tx, _| {
+            let id = tx
+                .open_table(MAILBOX_NAMES)?
+                .get((user, name.as_str()))?
+                .map(|v| v.value());
+            let Some(id) = id else { return Ok(None) };
+            let boxes = tx.open_table(MAILBOXES)?;
+            let v = boxes.get(id)?;
+            Ok(v.map(|v| schema::decode::<MailboxRecord>(v.value()))
+                .transpose()?
+                .map(Into::into))
+        })
+        .await
+    }
+
+    /// Creates a mailbox.
+    pub async fn create_mailbox(&self, user: u32, name: &str) -> Result<MailboxInfo, StoreError> {
+        let name = name.to_string();
+        self.write(move |tx, batch| Ok(create_in(tx, batch, user, &name, None)?.into()))
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mailbox_names() {
+        assert_eq!(canonical_mailbox("inbox").as_deref(), Ok("INBOX"));
+        assert_eq!(canonical_mailbox("Inbox/Sub").as_deref(), Ok("INBOX/Sub"));
+        assert_eq!(canonical_mailbox("Inboxes").as_deref(), Ok("Inboxes"));
+        assert_eq!(canonical_mailbox("Été/Reçu").as_deref(), Ok("Été/Reçu"));
+        for bad in ["", "a//b", "/a", "a/", "a\u{0}b", "a\nb"] {
+            assert!(canonical_mailbox(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,275 @@
+//! The mail store: one redb file holding users, mailboxes, messages and their blobs.
+//!
+//! Concurrency rules (see docs/design.md):
+//! - All writes go through one writer thread ([`writer`]) that batches whatever jobs are
+//!   queued into one transaction and one fsync (group commit). A job validates before it
+//!   mutates; a logical error leaves nothing behind, a storage error aborts the whole batch.
+//! - Reads open their own read transaction on the blocking pool; they never wait for writes.
+//! - Changes are published on the [`feed`] only after their transaction committed.
+//! - Expensive per-message work (normalising, parsing, hashing, compressing) happens in the
+//!   caller before the job is queued, so the writer thread only touches B-trees.
+
+pub mod blob;
+pub mod feed;
+mod mailboxes;
+mod messages;
+pub mod schema;
+mod users;
+mod writer;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use redb::{Database, ReadTransaction, ReadableDatabase, WriteTransaction};
+
+use crate::config::StoreConfig;
+pub use blob::{Codec, PreparedBlob};
+pub use feed::{Change, ChangeFeed, ChangeKind};
+pub use mailboxes::MailboxInfo;
+pub use messages::{AppendRequest, Appended, MailboxStats, MessageInfo, Stats, UserStats};
+pub use schema::{MailboxRecord, MessageRecord, SpecialUse, SystemFlags, UserRecord};
+pub use users::UserInfo;
+
+/// What a store operation can fail with. Logical errors (`NoSuch*`, `*Exists`, `Invalid*`)
+/// are the caller's to report to the client; `Storage`, `DiskFull` and `Corrupt` are
+/// server faults (temporary for the client, logged in detail).
+#[derive(Debug, Clone, PartialEq)]
+pub enum StoreError {
+    NoSuchUser,
+    UserExists,
+    NoSuchMailbox,
+    MailboxExists,
+    InvalidName(String),
+    /// The database file is held by another process.
+    Locked,
+    /// No space left on the device: nothing of the failed batch was written.
+    DiskFull,
+    /// An I/O or database error: nothing of the failed batch was written.
+    Storage(String),
+    /// The file holds something this build cannot read.
+    Corrupt(String),
+    /// The store is shutting down.
+    Closed,
+}
+
+impl StoreError {
+    /// True for faults of the server rather than of the request.
+    pub fn is_fault(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Storage(_)
+                | StoreError::DiskFull
+                | StoreError::Corrupt(_)
+                | StoreError::Closed
+        )
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::NoSuchUser => write!(f, "no such user"),
+            StoreError::UserExists => write!(f, "user already exists"),
+            StoreError::NoSuchMailbox => write!(f, "no such mailbox"),
+            StoreError::MailboxExists => write!(f, "mailbox already exists"),
+            StoreError::InvalidName(why) => write!(f, "invalid name: {why}"),
+            StoreError::Locked => write!(f, "the store is in use by another process"),
+            StoreError::DiskFull => write!(f, "no space left on the device"),
+            StoreError::Storage(e) => write!(f, "storage error: {e}"),
+            StoreError::Corrupt(e) => write!(f, "store cannot be read: {e}"),
+            StoreError::Closed => write!(f, "the store is shutting down"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+fn from_io(e: &std::io::Error) -> StoreError {
+    // ENOSPC = 28, EDQUOT = 122 on Linux.
+    match e.raw_os_error() {
+        Some(28) | Some(122) => StoreError::DiskFull,
+        _ => StoreError::Storage(e.to_string()),
+    }
+}
+
+impl From<redb::Error> for StoreError {
+    fn from(e: redb::Error) -> Self {
+        match e {
+            redb::Error::Io(io) => from_io(&io),
+            redb::Error::DatabaseAlreadyOpen => StoreError::Locked,
+            redb::Error::Corrupted(why) => StoreError::Corrupt(why),
+            redb::Error::UpgradeRequired(v) => {
+                StoreError::Corrupt(format!("redb file format {v} needs an upgrade"))
+            }
+            other => StoreError::Storage(other.to_string()),
+        }
+    }
+}
+
+macro_rules! via_redb_error {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self {
+                StoreError::from(redb::Error::from(e))
+            }
+        }
+    )*};
+}
+via_redb_error!(
+    redb::StorageError,
+    redb::TableError,
+    redb::TransactionError,
+    redb::CommitError,
+    redb::DatabaseError,
+    redb::CompactionError
+);
+
+pub(crate) fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+pub(crate) struct Shared {
+    /// Readers and the writer take this lock shared; compaction takes it exclusively.
+    pub(crate) db: RwLock<Database>,
+    pub(crate) codec: Codec,
+    pub(crate) feed: ChangeFeed,
+    pub(crate) config: StoreConfig,
+    pub(crate) path: PathBuf,
+}
+
+/// A handle to the store; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    shared: Arc<Shared>,
+    writer: writer::Writer,
+}
+
+/// The file name of the database inside the data dir.
+pub const DB_FILE: &str = "nestbox.redb";
+
+impl Store {
+    /// Opens (creating if needed) the store in `data_dir`, runs migrations, and starts the
+    /// writer thread.
+    pub fn open(data_dir: &Path, config: &StoreConfig) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|e| from_io(&e))?;
+        let path = data_dir.join(DB_FILE);
+        let db = Database::builder().create(&path)?;
+        {
+            let tx = db.begin_write()?;
+            schema::migrate(&tx)?;
+            tx.commit()?;
+        }
+        let codec = Codec::load(&db, config.compression_level)?;
+        let shared = Arc::new(Shared {
+            db: RwLock::new(db),
+            codec,
+            feed: ChangeFeed::default(),
+            config: config.clone(),
+            path,
+        });
+        let writer = writer::Writer::start(shared.clone());
+        Ok(Store { shared, writer })
+    }
+
+    /// The change feed sessions subscribe to.
+    pub fn feed(&self) -> &ChangeFeed {
+        &self.shared.feed
+    }
+
+    /// The compressor; callers prepare blobs with it before handing them to the store.
+    pub fn codec(&self) -> &Codec {
+        &self.shared.codec
+    }
+
+    /// Path of the database file.
+    pub fn path(&self) -> &Path {
+        &self.shared.path
+    }
+
+    /// Runs `f` inside the next group-committed write transaction and returns its result
+    /// once that transaction is durable.
+    pub(crate) async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&WriteTransaction, &mut writer::Batch) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.writer.submit(f).await
+    }
+
+    /// Runs `f` with a fresh read transaction on the blocking pool.
+    pub(crate) async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&ReadTransaction, &Shared) -> Result<T, StoreError> + Send + 'static,
+    {
+        let shared = self.shared.clone();
+        smol::unblock(move || {
+            let tx = {
+                let db = shared
+                    .db
+                    .read()
+                    .map_err(|_| StoreError::Storage("lock poisoned".into()))?;
+                db.begin_read()?
+            };
+            f(&tx, &shared)
+        })
+        .await
+    }
+
+    /// Bytes the database file takes on disk.
+    pub fn file_size(&self) -> u64 {
+        std::fs::metadata(&self.shared.path)
+            .map(|m| m.len())
+            .unwrap_or(0)
+    }
+
+    /// Compacts the database file when more than `threshold` of it is free (or always,
+    /// with `force`). Holds every reader and the writer off while it runs; returns whether
+    /// it compacted. Open read transactions make it give up and report `false`.
+    pub async fn compact(&self, force: bool) -> Result<bool, StoreError> {
+        let shared = self.shared.clone();
+        smol::unblock(move || {
+            let mut db = shared
+                .db
+                .write()
+                .map_err(|_| StoreError::Storage("lock poisoned".into()))?;
+            if !force {
+                let stats = {
+                    let tx = db.begin_write()?;
+                    let s = tx.stats()?;
+                    tx.abort()?;
+                    s
+                };
+                let used = stats.stored_bytes() + stats.metadata_bytes();
+                let allocated = stats.allocated_pages() * stats.page_size() as u64;
+                let file = std::fs::metadata(&shared.path)
+                    .map(|m| m.len())
+                    .unwrap_or(0);
+                let free = file.saturating_sub(used.min(allocated)) as f64;
+                if file == 0 || free / (file as f64) < shared.config.compact_when_free {
+                    return Ok(false);
+                }
+            }
+            let mut any = false;
+            loop {
+                match db.compact() {
+                    Ok(true) => any = true,
+                    Ok(false) => break,
+                    Err(redb::CompactionError::TransactionInProgress) => break,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Ok(any)
+        })
+        .await
+    }
+
+    /// Stops the writer after the queued jobs are committed.
+    pub fn shutdown(&self) {
+        self.writer.close();
+    }
+}

@@ -1,0 +1,214 @@
+//! Accounts. Password hashing happens in `auth` before a job is queued; the store only
+//! keeps the PHC strings.
+
+use redb::{ReadableTable, WriteTransaction};
+
+use super::schema::{self, MAILBOX_NAMES, MAILBOXES, MESSAGES, META, USERS, UserRecord};
+use super::writer::Batch;
+use super::{Change, ChangeKind, MailboxRecord, Store, StoreError, blob, mailboxes, now};
+
+/// What `user list` shows.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct UserInfo {
+    pub name: String,
+    pub created: i64,
+}
+
+/// Checks and canonicalises a user name: ASCII letters, digits, `.`, `_`, `-`, at most 64
+/// characters, starting with a letter or digit; stored in lower case.
+pub fn canonical_name(name: &str) -> Result<String, StoreError> {
+    let lower = name.to_ascii_lowercase();
+    let ok = !lower.is_empty()
+        && lower.len() <= 64
+        && lower
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric())
+        && lower
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(lower)
+    } else {
+        Err(StoreError::InvalidName(format!(
+            "{name:?}: use 1 to 64 letters, digits, '.', '_' or '-'"
+        )))
+    }
+}
+
+pub(crate) fn user_by_name(
+    tx: &impl UsersRead,
+    name: &str,
+) -> Result<Option<UserRecord>, StoreError> {
+    tx.user(name)
+}
+
+/// Read access to USERS from either kind of transaction.
+pub(crate) trait UsersRead {
+    fn user(&self, name: &str) -> Result<Option<UserRecord>, StoreError>;
+}
+
+impl UsersRead for redb::ReadTransaction {
+    fn user(&self, name: &str) -> Result<Option<UserRecord>, StoreError> {
+        let t = self.open_table(USERS)?;
+        let v = t.get(name)?;
+        v.map(|v| schema::decode(v.value())).transpose()
+    }
+}
+
+impl UsersRead for WriteTransaction {
+    fn user(&self, name: &str) -> Result<Option<UserRecord>, StoreError> {
+        let t = self.open_table(USERS)?;
+        let v = t.get(name)?;
+        v.map(|v| schema::decode(v.value())).transpose()
+    }
+}
+
+impl Store {
+    /// Creates a user with the default mailboxes (INBOX, Drafts, Sent, Trash, Junk,
+    /// Archive; RFC 6154 special-use, all subscribed).
+    pub async fn add_user(&self, name: &str, password_hash: String) -> Result<u32, StoreError> {
+        let name = canonical_name(name)?;
+        self.write(move |tx, batch| {
+            if tx.user(&name)?.is_some() {
+                return Err(StoreError::UserExists);
+            }
+            let id = {
+                let mut meta = tx.open_table(META)?;
+                let id = meta.get("next_user_id")?.map(|v| v.value()).unwrap_or(1);
+                meta.insert("next_user_id", id + 1)?;
+                u32::try_from(id).map_err(|_| StoreError::Storage("user ids exhausted".into()))?
+            };
+            let rec = UserRecord {
+                id,
+                name: name.clone(),
+                password_hash,
+                created: now(),
+                app_passwords: Vec::new(),
+            };
+            tx.open_table(USERS)?
+                .insert(name.as_str(), schema::encode(&rec)?.as_slice())?;
+            for (mailbox, special) in mailboxes::DEFAULT_MAILBOXES {
+                mailboxes::create_in(tx, batch, id, mailbox, *special)?;
+            }
+            Ok(id)
+        })
+        .await
+    }
+
+    /// Replaces a user's password hash.
+    pub async fn set_password(&self, name: &str, password_hash: String) -> Result<(), StoreError> {
+        let name = canonical_name(name)?;
+        self.write(move |tx, _| {
+            let mut rec = tx.user(&name)?.ok_or(StoreError::NoSuchUser)?;
+            rec.password_hash = password_hash;
+            tx.open_table(USERS)?
+                .insert(name.as_str(), schema::encode(&rec)?.as_slice())?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Deletes a user, their mailboxes and messages; blobs no longer referenced are freed.
+    pub async fn delete_user(&self, name: &str) -> Result<(), StoreError> {
+        let name = canonical_name(name)?;
+        self.write(move |tx, batch| delete_user_in(tx, batch, &name))
+            .await
+    }
+
+    /// All users, by name.
+    pub async fn list_users(&self) -> Result<Vec<UserInfo>, StoreError> {
+        self.read(|tx, _| {
+            let t = tx.open_table(USERS)?;
+            let mut out = Vec::new();
+            for row in t.iter()? {
+                let (_, v) = row?;
+                let rec: UserRecord = schema::decode(v.value())?;
+                out.push(UserInfo {
+                    name: rec.name,
+                    created: rec.created,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Looks a user up by login name: `alice`, or `alice@<hostname>` when `hostname` matches.
+    pub async fn find_user(
+        &self,
+        login: &str,
+        hostname: &str,
+    ) -> Result<Option<UserRecord>, StoreError> {
+        let local = match login.rsplit_once('@') {
+            Some((local, domain)) if domain.eq_ignore_ascii_case(hostname) => local,
+            Some(_) => return Ok(None),
+            None => login,
+        };
+        let Ok(name) = canonical_name(local) else {
+            return Ok(None);
+        };
+        self.read(move |tx, _| user_by_name(tx, &name)).await
+    }
+}
+
+fn delete_user_in(tx: &WriteTransaction, batch: &mut Batch, name: &str) -> Result<(), StoreError> {
+    let rec = tx.user(name)?.ok_or(StoreError::NoSuchUser)?;
+    let ids: Vec<u64> = {
+        let names = tx.open_table(MAILBOX_NAMES)?;
+        let mut ids = Vec::new();
+        for row in names.range((rec.id, "")..(rec.id.saturating_add(1), ""))? {
+            let (k, v) = row?;
+            if k.value().0 == rec.id {
+                ids.push(v.value());
+            }
+        }
+        ids
+    };
+    for id in ids {
+        let hashes: Vec<[u8; 32]> = {
+            let mut messages = tx.open_table(MESSAGES)?;
+            let mut hashes = Vec::new();
+            for row in messages.extract_from_if((id, 0)..=(id, u32::MAX), |_, _| true)? {
+                let (_, v) = row?;
+                let m: super::MessageRecord = schema::decode(v.value())?;
+                hashes.push(m.blob);
+            }
+            hashes
+        };
+        for h in hashes {
+            blob::drop_ref(tx, &h)?;
+        }
+        let mut mailboxes = tx.open_table(MAILBOXES)?;
+        if let Some(v) = mailboxes.remove(id)? {
+            let mb: MailboxRecord = schema::decode(v.value())?;
+            tx.open_table(MAILBOX_NAMES)?
+                .remove((rec.id, mb.name.as_str()))?;
+        }
+        let mut expunged = tx.open_table(super::schema::EXPUNGED)?;
+        for row in expunged.extract_from_if((id, 0)..=(id, u32::MAX), |_, _| true)? {
+            row?;
+        }
+    }
+    tx.open_table(USERS)?.remove(name)?;
+    batch.changes.push(Change {
+        user: rec.id,
+        mailbox: 0,
+        kind: ChangeKind::Mailbox,
+    });
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_names() {
+        assert_eq!(canonical_name("Alice").as_deref(), Ok("alice"));
+        assert!(canonical_name("a.b-c_d9").is_ok());
+        for bad in ["", ".x", "a b", "a/b", "ä", &"x".repeat(65)] {
+            assert!(canonical_name(bad).is_err(), "{bad:?}");
+        }
+    }
+}

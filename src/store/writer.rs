@@ -1,0 +1,136 @@
+//! The writer thread: group commit.
+//!
+//! Jobs queue on a bounded channel. The thread takes the first job, then everything else
+//! already waiting (up to [`MAX_BATCH`]), runs them all in one write transaction, commits
+//! once with `Durability::Immediate` (fsync), then publishes their changes and answers
+//! each job. Concurrent deliveries therefore share one fsync instead of paying one each,
+//! and nobody is answered before their data is durable (DESIGN.md decision 2).
+
+use std::sync::Arc;
+use std::thread;
+
+use redb::{Durability, WriteTransaction};
+use smol::channel::{Receiver, Sender, bounded};
+
+use super::{Change, Shared, StoreError};
+
+/// Most jobs in one transaction.
+const MAX_BATCH: usize = 256;
+/// Jobs that may wait for the writer before submitters are slowed down.
+const QUEUE: usize = 1024;
+
+/// What a job may do besides writing: record changes to publish after the commit.
+#[derive(Default)]
+pub struct Batch {
+    pub changes: Vec<Change>,
+    /// Blobs stored without a dictionary in this batch (drives dictionary training).
+    pub undicted: u64,
+}
+
+type Completion = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+type Job = Box<dyn FnOnce(&WriteTransaction, &mut Batch) -> (Completion, bool) + Send>;
+
+#[derive(Clone)]
+pub struct Writer {
+    jobs: Sender<Job>,
+}
+
+impl Writer {
+    pub fn start(shared: Arc<Shared>) -> Writer {
+        let (tx, rx) = bounded::<Job>(QUEUE);
+        let spawned = thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || run(shared, rx));
+        if let Err(e) = spawned {
+            // Without a writer every write answers `Closed`; say why once.
+            log::error!("cannot start the store writer thread: {e}");
+        }
+        Writer { jobs: tx }
+    }
+
+    pub async fn submit<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&WriteTransaction, &mut Batch) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (done_tx, done_rx) = bounded::<Result<T, StoreError>>(1);
+        let job: Job = Box::new(move |tx, batch| {
+            let result = f(tx, batch);
+            // A storage fault may have left the transaction half-written: abort all.
+            let fatal = matches!(&result, Err(e) if e.is_fault());
+            let completion: Completion = Box::new(move |commit| {
+                let outcome = match commit {
+                    Ok(()) => result,
+                    Err(e) => Err(e),
+                };
+                let _ = done_tx.try_send(outcome);
+            });
+            (completion, fatal)
+        });
+        self.jobs.send(job).await.map_err(|_| StoreError::Closed)?;
+        done_rx.recv().await.map_err(|_| StoreError::Closed)?
+    }
+
+    pub fn close(&self) {
+        self.jobs.close();
+    }
+}
+
+fn run(shared: Arc<Shared>, rx: Receiver<Job>) {
+    while let Ok(first) = rx.recv_blocking() {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        let mut batch = Batch::default();
+        let mut completions = Vec::with_capacity(jobs.len());
+        let outcome = (|| -> Result<(), StoreError> {
+            let db = shared
+                .db
+                .read()
+                .map_err(|_| StoreError::Storage("lock poisoned".into()))?;
+            let mut tx = db.begin_write()?;
+            tx.set_durability(Durability::Immediate)
+                .map_err(|e| StoreError::Storage(e.to_string()))?;
+            let mut fatal = false;
+            for job in jobs.drain(..) {
+                let (completion, job_fatal) = job(&tx, &mut batch);
+                completions.push(completion);
+                fatal |= job_fatal;
+            }
+            if fatal {
+                tx.abort()?;
+                return Err(StoreError::Storage("transaction aborted".into()));
+            }
+            if batch.undicted > 0 {
+                super::blob::count_undicted(&tx, batch.undicted)?;
+            }
+            tx.commit()?;
+            Ok(())
+        })();
+        if let Err(e) = &outcome {
+            log::error!(
+                "store: batch of {} jobs not committed: {e}",
+                completions.len()
+            );
+        }
+        // Jobs never started (the transaction could not begin) still get an answer.
+        for job in jobs {
+            drop(job);
+        }
+        if outcome.is_ok() {
+            for change in batch.changes.drain(..) {
+                shared.feed.publish(change);
+            }
+            if batch.undicted > 0 {
+                super::blob::maybe_train(&shared);
+            }
+        }
+        for completion in completions {
+            completion(outcome.clone());
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! Small helpers shared by protocol modules: dates and line ends.
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's
+/// civil_from_days).
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+/// An RFC 5322 §3.3 date in UTC: `Sat, 21 Nov 2026 23:36:22 +0000`.
+pub fn rfc5322_date(unix: i64) -> String {
+    let days = unix.div_euclid(86_400);
+    let secs = unix.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    let wd = DAYS
+        .get(days.rem_euclid(7) as usize)
+        .copied()
+        .unwrap_or("Thu");
+    let mon = MONTHS
+        .get((m as usize).saturating_sub(1))
+        .copied()
+        .unwrap_or("Jan");
+    format!(
+        "{wd}, {d} {mon} {y} {:02}:{:02}:{:02} +0000",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+/// Normalises line ends to CRLF: a bare LF becomes CRLF (RFC 5322 §2.3), so that sizes
+/// reported by IMAP and POP3 are the octets sent. A bare CR is kept as a data byte (as
+/// Dovecot does), which keeps mbox and maildir round trips exact. Returns the input
+/// unchanged (no copy) when it has no bare LF.
+pub fn to_crlf(raw: Vec<u8>) -> Vec<u8> {
+    let bare = |(i, b): (usize, &u8)| *b == b'\n' && (i == 0 || raw.get(i - 1) != Some(&b'\r'));
+    let count = raw.iter().enumerate().filter(|x| bare(*x)).count();
+    if count == 0 {
+        return raw;
+    }
+    let mut out = Vec::with_capacity(raw.len() + count);
+    for (i, b) in raw.iter().enumerate() {
+        if bare((i, b)) {
+            out.push(b'\r');
+        }
+        out.push(*b);
+    }
+    out
+}
+
+/// The header block of a message: up to and including the first empty line (or all of it).
+pub fn header_block(raw: &[u8]) -> &[u8] {
+    if raw.starts_with(b"\r\n") {
+        return raw.get(..2).unwrap_or(raw);
+    }
+    match raw.windows(4).position(|w| w == b"\r\n\r\n") {
+        Some(p) => raw.get(..p + 4).unwrap_or(raw),
+        None => raw,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(rfc5322_date(0), "Thu, 1 Jan 1970 00:00:00 +0000");
+        assert_eq!(rfc5322_date(951_782_400), "Tue, 29 Feb 2000 00:00:00 +0000");
+        assert_eq!(
+            rfc5322_date(1_795_390_582),
+            "Sat, 21 Nov 2026 23:36:22 +0000"
+        );
+    }
+
+    #[test]
+    fn crlf() {
+        assert_eq!(to_crlf(b"a\nb\r\nc\rd".to_vec()), b"a\r\nb\r\nc\rd");
+        assert_eq!(to_crlf(b"a\r\n".to_vec()), b"a\r\n");
+        assert_eq!(to_crlf(b"\n\n".to_vec()), b"\r\n\r\n");
+        assert_eq!(to_crlf(b"\r".to_vec()), b"\r");
+        assert_eq!(to_crlf(Vec::new()), b"");
+    }
+
+    #[test]
+    fn headers() {
+        assert_eq!(header_block(b"A: b\r\n\r\nbody"), b"A: b\r\n\r\n");
+        assert_eq!(header_block(b"\r\nbody"), b"\r\n");
+        assert_eq!(header_block(b"A: b\r\n"), b"A: b\r\n");
+    }
+}
