@@ -182,7 +182,7 @@ impl Pipeline {
         let headers = header_block(&prepared.raw);
         for (i, mut target) in targets.into_iter().enumerate() {
             if incoming.trace.is_some() && has_delivered_to(headers, &target.address) {
-                outcomes[i] = Some(Outcome::Loop);
+                set(&mut outcomes, i, Outcome::Loop);
                 continue;
             }
             let msg = HookMessage {
@@ -193,11 +193,11 @@ impl Pipeline {
             match self.hooks.filter(&msg, &mut target) {
                 FilterVerdict::Accept => {}
                 FilterVerdict::Reject { permanent, text } => {
-                    outcomes[i] = Some(Outcome::Rejected { permanent, text });
+                    set(&mut outcomes, i, Outcome::Rejected { permanent, text });
                     continue;
                 }
                 FilterVerdict::Discard => {
-                    outcomes[i] = Some(Outcome::Discarded);
+                    set(&mut outcomes, i, Outcome::Discarded);
                     continue;
                 }
             }
@@ -210,7 +210,7 @@ impl Pipeline {
             let size = prefix.len() as u64 + prepared.blob.raw_len;
             // HOOK: the quota policy runs here, with the final size and target.
             if let QuotaVerdict::Deny { permanent } = self.hooks.quota(&target, size) {
-                outcomes[i] = Some(Outcome::OverQuota { permanent });
+                set(&mut outcomes, i, Outcome::OverQuota { permanent });
                 continue;
             }
             slots.push(i);
@@ -230,17 +230,21 @@ impl Pipeline {
             match self.store.append_many(requests).await {
                 Ok(results) => {
                     for (slot, r) in slots.iter().zip(results) {
-                        outcomes[*slot] = Some(match r {
-                            Ok(a) => Outcome::Stored(a),
-                            Err(StoreError::NoSuchMailbox) => Outcome::NoSuchMailbox,
-                            Err(e) => Outcome::Failed(e),
-                        });
+                        set(
+                            &mut outcomes,
+                            *slot,
+                            match r {
+                                Ok(a) => Outcome::Stored(a),
+                                Err(StoreError::NoSuchMailbox) => Outcome::NoSuchMailbox,
+                                Err(e) => Outcome::Failed(e),
+                            },
+                        );
                     }
                 }
                 Err(e) => {
                     log::error!("delivery: store failed: {e}");
                     for slot in slots {
-                        outcomes[slot] = Some(Outcome::Failed(e.clone()));
+                        set(&mut outcomes, slot, Outcome::Failed(e.clone()));
                     }
                 }
             }
@@ -281,6 +285,12 @@ impl Pipeline {
             rfc5322_date(now)
         ));
         p.into_bytes()
+    }
+}
+
+fn set(outcomes: &mut [Option<Outcome>], i: usize, o: Outcome) {
+    if let Some(slot) = outcomes.get_mut(i) {
+        *slot = Some(o);
     }
 }
 

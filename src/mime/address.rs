@@ -183,12 +183,83 @@ fn comment(s: &[u8], mut i: usize) -> (Vec<u8>, usize) {
     (out, i)
 }
 
+/// Bytes of one list element that are tokenized; the rest of an over-long element is
+/// ignored. Real addresses are far shorter (RFC 5321 §4.5.3.1.3: a path is at most
+/// 256 octets); this bounds the token memory per element.
+const MAX_ELEMENT: usize = 4096;
+
 /// Parses an unfolded address-list field value. Never fails; see the module docs.
+///
+/// The value is cut into list elements at top-level `,` and `;` first, and each
+/// element is tokenized on its own, so memory stays proportional to the output (which
+/// the budget caps), not to the field.
 pub(crate) fn parse_address_list(value: &[u8], budget: &mut Budget) -> Vec<Address> {
-    let tokens = tokenize(value);
-    let mut rest: &[Token] = &tokens;
     let mut out = Vec::new();
     let mut in_group = false;
+    let mut rest = value;
+    while !rest.is_empty() {
+        let (element, terminator, tail) = split_element(rest);
+        rest = tail;
+        let mut tokens = tokenize(element.get(..MAX_ELEMENT).unwrap_or(element));
+        if let Some(t) = terminator {
+            tokens.push(Token {
+                kind: Kind::Special(t),
+                spaced: false,
+            });
+        }
+        if !parse_tokens(&tokens, &mut in_group, &mut out, budget) {
+            break;
+        }
+    }
+    if in_group {
+        out.push(Address::group_end());
+    }
+    out
+}
+
+/// Splits off one list element: bytes up to the first `,` or `;` outside quotes,
+/// comments and domain literals; a `,` followed by `@` continues an obs-route.
+/// Returns (element, terminator, rest after the terminator).
+fn split_element(s: &[u8]) -> (&[u8], Option<u8>, &[u8]) {
+    let mut quoted = false;
+    let mut literal = false;
+    let mut comment = 0usize;
+    let mut i = 0usize;
+    while let Some(&b) = s.get(i) {
+        match b {
+            b'\\' if quoted || comment > 0 => i = i.saturating_add(1),
+            b'"' if comment == 0 => quoted = !quoted,
+            _ if quoted => {}
+            b'(' => comment = comment.saturating_add(1),
+            b')' => comment = comment.saturating_sub(1),
+            _ if comment > 0 => {}
+            b'[' => literal = true,
+            b']' => literal = false,
+            _ if literal => {}
+            b',' | b';' => {
+                let next = s.get(i.saturating_add(1)..).unwrap_or_default();
+                let route = b == b',' && next.iter().find(|&&c| !is_wsp(c)) == Some(&b'@');
+                if !route {
+                    let element = s.get(..i).unwrap_or_default();
+                    return (element, Some(b), next);
+                }
+            }
+            _ => {}
+        }
+        i = i.saturating_add(1);
+    }
+    (s, None, &[])
+}
+
+/// Runs the address grammar over the tokens of one element (plus its terminator),
+/// appending to `out`. False once the budget is spent.
+fn parse_tokens(
+    tokens: &[Token],
+    in_group: &mut bool,
+    out: &mut Vec<Address>,
+    budget: &mut Budget,
+) -> bool {
+    let mut rest = tokens;
     while let Some((first, tail)) = rest.split_first() {
         match first.kind {
             Kind::Special(b',') | Kind::Special(b'>') => {
@@ -196,35 +267,32 @@ pub(crate) fn parse_address_list(value: &[u8], budget: &mut Budget) -> Vec<Addre
                 continue;
             }
             Kind::Special(b';') => {
-                if in_group {
+                if *in_group {
                     out.push(Address::group_end());
-                    in_group = false;
+                    *in_group = false;
                 }
                 rest = tail;
                 continue;
             }
             _ => {}
         }
-        let (item, next) = parse_item(rest, in_group);
+        let (item, next) = parse_item(rest, *in_group);
         // parse_item always consumes at least one token; guard anyway.
         rest = if next.len() < rest.len() { next } else { tail };
         let address = match item {
             Item::Nothing => continue,
             Item::GroupStart(name) => {
-                in_group = true;
+                *in_group = true;
                 Address::group_start(name)
             }
             Item::Mailbox(address) => address,
         };
         if !budget.take() {
-            break;
+            return false;
         }
         out.push(address);
     }
-    if in_group {
-        out.push(Address::group_end());
-    }
-    out
+    true
 }
 
 enum Item {
@@ -253,10 +321,10 @@ fn parse_item(toks: &[Token], in_group: bool) -> (Item, &[Token]) {
             Kind::Special(b'@') => {
                 let split = words.len().saturating_sub(local_run(&words));
                 let (name_words, local_words) = words.split_at(split);
-                let (host, tail) = domain(tail);
+                let (host, in_domain, tail) = domain(tail);
                 let (comment_after, tail) = skip_to_end(tail);
                 let name = non_empty(phrase(name_words))
-                    .or_else(|| comment.or(comment_after).map(<[u8]>::to_vec));
+                    .or_else(|| comment.or(comment_after).or(in_domain).map(<[u8]>::to_vec));
                 let address = Address {
                     name,
                     adl: None,
@@ -340,9 +408,11 @@ fn angle_addr(toks: &[Token]) -> (Address, &[Token]) {
 }
 
 /// Domain after a bare `@`: the first word, then words glued to it or joined by dots
-/// (obs-domain allows `example . com`). Stops at any special.
-fn domain(toks: &[Token]) -> (Vec<u8>, &[Token]) {
+/// (obs-domain allows `example . com`). Stops at any special. Also returns the last
+/// comment passed over (a name candidate, as in `a@b (Name)`).
+fn domain(toks: &[Token]) -> (Vec<u8>, Option<&[u8]>, &[Token]) {
     let mut out: Vec<u8> = Vec::new();
+    let mut comment = None;
     let mut rest = toks;
     while let Some((t, tail)) = rest.split_first() {
         match &t.kind {
@@ -354,12 +424,12 @@ fn domain(toks: &[Token]) -> (Vec<u8>, &[Token]) {
                 }
                 out.extend_from_slice(w);
             }
-            Kind::Comment(_) => {}
+            Kind::Comment(c) => comment = Some(c.as_slice()),
             Kind::Special(_) => break,
         }
         rest = tail;
     }
-    (out, rest)
+    (out, comment, rest)
 }
 
 /// Skips whatever follows an address up to the next `,`/`;`, returning the last
@@ -416,4 +486,134 @@ fn concat(words: &[&Token]) -> Vec<u8> {
 
 fn non_empty(v: Vec<u8>) -> Option<Vec<u8>> {
     (!v.is_empty()).then_some(v)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use crate::mime::ITEM_BUDGET;
+
+    fn text(v: &Option<Vec<u8>>) -> Option<&str> {
+        v.as_deref().map(|b| std::str::from_utf8(b).unwrap())
+    }
+
+    #[test]
+    fn addresses_table() {
+        type Row = (
+            &'static str,
+            &'static [(
+                Option<&'static str>,
+                Option<&'static str>,
+                Option<&'static str>,
+                Option<&'static str>,
+            )],
+        );
+        let table: &[Row] = &[
+            (
+                "\"Doe, John\" <john@example.com>",
+                &[(Some("Doe, John"), None, Some("john"), Some("example.com"))],
+            ),
+            (
+                "=?UTF-8?Q?J=C3=B6rg?= =?UTF-8?Q?_M?= <j@x.de>",
+                &[(
+                    Some("=?UTF-8?Q?J=C3=B6rg?= =?UTF-8?Q?_M?="),
+                    None,
+                    Some("j"),
+                    Some("x.de"),
+                )],
+            ),
+            (
+                "john@example.com (John Doe)",
+                &[(Some("John Doe"), None, Some("john"), Some("example.com"))],
+            ),
+            (
+                "Pete(A nice \\) chap) <pete(his account)@silly.test(his host)>",
+                &[(Some("Pete"), None, Some("pete"), Some("silly.test"))],
+            ),
+            (
+                "Team: a@x.com, \"B\" <b@y.com>;, c@z.com",
+                &[
+                    (None, None, Some("Team"), None),
+                    (None, None, Some("a"), Some("x.com")),
+                    (Some("B"), None, Some("b"), Some("y.com")),
+                    (None, None, None, None),
+                    (None, None, Some("c"), Some("z.com")),
+                ],
+            ),
+            (
+                "undisclosed-recipients:;",
+                &[
+                    (None, None, Some("undisclosed-recipients"), None),
+                    (None, None, None, None),
+                ],
+            ),
+            (
+                "Open Group: a@b",
+                &[
+                    (None, None, Some("Open Group"), None),
+                    (None, None, Some("a"), Some("b")),
+                    (None, None, None, None),
+                ],
+            ),
+            (
+                "<@route.example,@r2.example:user@host.example>",
+                &[(
+                    None,
+                    Some("@route.example,@r2.example"),
+                    Some("user"),
+                    Some("host.example"),
+                )],
+            ),
+            (
+                "John Q. Doe jd@x.test",
+                &[(Some("John Q. Doe"), None, Some("jd"), Some("x.test"))],
+            ),
+            (
+                "\"john doe\"@example.com",
+                &[(None, None, Some("john doe"), Some("example.com"))],
+            ),
+            (
+                "first.last@sub . example . com",
+                &[(None, None, Some("first.last"), Some("sub.example.com"))],
+            ),
+            (
+                "user@[192.0.2.1]",
+                &[(None, None, Some("user"), Some("[192.0.2.1]"))],
+            ),
+            ("bare", &[(None, None, Some("bare"), Some(""))]),
+            ("<>", &[(None, None, Some(""), Some(""))]),
+            (
+                "Unclosed <a@b, c@d",
+                &[
+                    (Some("Unclosed"), None, Some("a"), Some("b")),
+                    (None, None, Some("c"), Some("d")),
+                ],
+            ),
+            (";;;,,, (only a comment) >", &[]),
+            ("", &[]),
+        ];
+        for (input, expected) in table {
+            let got = parse_address_list(input.as_bytes(), &mut Budget(ITEM_BUDGET));
+            let got: Vec<_> = got
+                .iter()
+                .map(|a| (text(&a.name), text(&a.adl), text(&a.mailbox), text(&a.host)))
+                .collect();
+            assert_eq!(&got, expected, "input {input:?}");
+        }
+        assert!(Address::group_start(b"g".to_vec()).is_group_start());
+        assert!(Address::group_end().is_group_end());
+    }
+
+    #[test]
+    fn addresses_respect_budget() {
+        let many = "a@b,".repeat(50);
+        assert_eq!(
+            parse_address_list(many.as_bytes(), &mut Budget(10)).len(),
+            10
+        );
+        let group = "g: a@b, c@d;";
+        let got = parse_address_list(group.as_bytes(), &mut Budget(2));
+        assert!(got.last().unwrap().is_group_end(), "groups stay balanced");
+    }
 }

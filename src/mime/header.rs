@@ -150,3 +150,24 @@ fn trim_end(s: &[u8]) -> &[u8] {
     let n = s.iter().rev().take_while(|&&b| is_wsp(b)).count();
     s.get(..s.len().saturating_sub(n)).unwrap_or_default()
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_helpers() {
+        let header = b"Subject: one\r\n two\r\nX-Empty:\r\n continued only\r\nbogus line\r\n\tfolded orphan\r\nsubject : second\r\n\r\nBody: not a header\r\n";
+        assert_eq!(header_value(header, "SUBJECT"), Some(&b" one\r\n two"[..]));
+        assert_eq!(unfold(header_value(header, "subject").unwrap()), b"one two");
+        assert_eq!(header_value(header, "body"), None);
+        let fields: Vec<_> = header_fields(header).collect();
+        let names: Vec<&[u8]> = fields.iter().map(|f| f.name).collect();
+        assert_eq!(names, vec![&b"Subject"[..], b"X-Empty", b"subject"]);
+        assert_eq!(fields[0].raw, b"Subject: one\r\n two\r\n");
+        assert_eq!(fields[1].value, b"\r\n continued only");
+        assert_eq!(fields[2].value, b" second");
+        assert_eq!(header_value(b"A: b", "a"), Some(&b" b"[..]));
+    }
+}

@@ -107,30 +107,42 @@ struct Delimiter {
 ///
 /// A delimiter line is `"--" boundary` followed by `"--"` (close-delimiter, anything
 /// may follow) or by nothing but whitespace (RFC 2046 §5.1.1 transport-padding).
-/// Cost is linear in the bytes scanned: each line is compared at most once.
+/// Linear in the bytes scanned: it hops between `"\r\n--"` line starts and compares
+/// each candidate line at most once.
 fn next_delimiter(raw: &[u8], from: usize, end: usize, boundary: &[u8]) -> Option<Delimiter> {
     let scope = raw.get(..end)?;
-    let mut i = from;
-    while i < end {
-        let stop = find_crlf(scope, i);
-        let line = scope.get(i..stop.unwrap_or(end))?;
+    let mut line_start = from;
+    loop {
+        let line = scope.get(line_start..)?;
         if let Some(after) = line
             .strip_prefix(b"--")
             .and_then(|l| l.strip_prefix(boundary))
         {
+            let stop = find_crlf(after, 0);
+            let padding = after.get(..stop.unwrap_or(after.len())).unwrap_or_default();
             let close = after.starts_with(b"--");
-            if close || after.iter().all(|&b| b == b' ' || b == b'\t') {
-                let next = stop.map_or(end, |p| p.saturating_add(2));
+            if close || padding.iter().all(|&b| b == b' ' || b == b'\t') {
+                let consumed = line.len().saturating_sub(after.len());
+                let next = match stop {
+                    Some(p) => line_start
+                        .saturating_add(consumed)
+                        .saturating_add(p)
+                        .saturating_add(2),
+                    None => end,
+                };
                 return Some(Delimiter {
-                    line_start: i,
+                    line_start,
                     close,
                     next,
                 });
             }
         }
-        i = stop?.saturating_add(2);
+        // Hop to the next line that starts with "--" (at least 2 bytes forward; the
+        // current line may itself be empty, so search from its first byte).
+        let tail = scope.get(line_start..)?;
+        let hop = tail.windows(4).position(|w| w == b"\r\n--")?;
+        line_start = line_start.saturating_add(hop).saturating_add(2);
     }
-    None
 }
 
 impl Walker<'_> {

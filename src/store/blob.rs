@@ -32,7 +32,7 @@ struct Dicts {
 pub struct Codec {
     level: i32,
     dicts: RwLock<Arc<Dicts>>,
-    training: AtomicBool,
+    pub(crate) training: AtomicBool,
 }
 
 /// A message body ready for the writer: hashed, compressed, parsed.

@@ -273,3 +273,6 @@ impl Store {
         self.writer.close();
     }
 }
+
+#[cfg(test)]
+mod tests;

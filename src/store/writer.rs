@@ -6,8 +6,8 @@
 //! each job. Concurrent deliveries therefore share one fsync instead of paying one each,
 //! and nobody is answered before their data is durable (DESIGN.md decision 2).
 
-use std::sync::Arc;
-use std::thread;
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
 
 use redb::{Durability, WriteTransaction};
 use smol::channel::{Receiver, Sender, bounded};
@@ -33,6 +33,7 @@ type Job = Box<dyn FnOnce(&WriteTransaction, &mut Batch) -> (Completion, bool) +
 #[derive(Clone)]
 pub struct Writer {
     jobs: Sender<Job>,
+    thread: Arc<Mutex<Option<JoinHandle<()>>>>,
 }
 
 impl Writer {
@@ -41,11 +42,18 @@ impl Writer {
         let spawned = thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || run(shared, rx));
-        if let Err(e) = spawned {
-            // Without a writer every write answers `Closed`; say why once.
-            log::error!("cannot start the store writer thread: {e}");
+        let handle = match spawned {
+            Ok(h) => Some(h),
+            Err(e) => {
+                // Without a writer every write answers `Closed`; say why once.
+                log::error!("cannot start the store writer thread: {e}");
+                None
+            }
+        };
+        Writer {
+            jobs: tx,
+            thread: Arc::new(Mutex::new(handle)),
         }
-        Writer { jobs: tx }
     }
 
     pub async fn submit<T, F>(&self, f: F) -> Result<T, StoreError>
@@ -71,8 +79,15 @@ impl Writer {
         done_rx.recv().await.map_err(|_| StoreError::Closed)?
     }
 
+    /// Stops taking jobs, lets the queued ones commit, and waits for the thread to end.
     pub fn close(&self) {
         self.jobs.close();
+        let handle = self.thread.lock().ok().and_then(|mut h| h.take());
+        if let Some(h) = handle
+            && h.thread().id() != thread::current().id()
+        {
+            let _ = h.join();
+        }
     }
 }
 

@@ -1,0 +1,241 @@
+//! Store tests on a real redb file in a temp dir.
+
+use std::sync::Arc;
+
+use super::*;
+use crate::config::StoreConfig;
+
+fn cfg(dictionary_after: u64) -> StoreConfig {
+    StoreConfig {
+        dictionary_after,
+        dictionary_size: 4096,
+        ..StoreConfig::default()
+    }
+}
+
+fn message(i: usize) -> Vec<u8> {
+    format!(
+        "From: sender{i}@example.org\r\nTo: alice@example.org\r\nSubject: note {i}\r\n\
+         Message-ID: <{i}@example.org>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\n\
+         Hello number {i}. The quarterly report is attached as usual.\r\n"
+    )
+    .into_bytes()
+}
+
+fn request(store: &Store, user: u32, mailbox: &str, raw: &[u8]) -> AppendRequest {
+    let meta = postcard::to_allocvec(&crate::mime::analyze(raw)).unwrap();
+    AppendRequest {
+        user,
+        mailbox: mailbox.into(),
+        create: false,
+        blob: Arc::new(store.codec().prepare(raw, meta).unwrap()),
+        prefix: Vec::new(),
+        flags: SystemFlags::default(),
+        keywords: Vec::new(),
+        internal_date: 1_000_000,
+        envelope_from: None,
+    }
+}
+
+#[test]
+fn new_user_gets_special_use_mailboxes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &cfg(0)).unwrap();
+    smol::block_on(async {
+        let id = store.add_user("Alice", "h".into()).await.unwrap();
+        assert_eq!(store.add_user("alice", "h".into()).await, Err(StoreError::UserExists));
+        let boxes = store.mailboxes(id).await.unwrap();
+        let names: Vec<_> = boxes.iter().map(|b| (b.name.as_str(), b.special_use)).collect();
+        assert!(names.contains(&("INBOX", None)));
+        assert!(names.contains(&("Sent", Some(SpecialUse::Sent))));
+        assert!(names.contains(&("Junk", Some(SpecialUse::Junk))));
+        assert_eq!(names.len(), 6);
+        assert!(boxes.iter().all(|b| b.subscribed && b.highest_modseq >= 1 && b.uidnext == 1));
+        let mut v: Vec<u32> = boxes.iter().map(|b| b.uidvalidity).collect();
+        v.sort();
+        v.dedup();
+        assert_eq!(v.len(), 6, "UIDVALIDITY values are unique");
+    });
+}
+
+#[test]
+fn copies_share_one_blob_and_last_expunge_frees_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &cfg(0)).unwrap();
+    smol::block_on(async {
+        let a = store.add_user("a", "h".into()).await.unwrap();
+        let b = store.add_user("b", "h".into()).await.unwrap();
+        let raw = message(1);
+        let results = store
+            .append_many(vec![request(&store, a, "INBOX", &raw), request(&store, b, "INBOX", &raw)])
+            .await
+            .unwrap();
+        assert!(results.iter().all(|r| r.is_ok()));
+        let s = store.stats(None).await.unwrap();
+        assert_eq!(s.blobs, 1);
+        let a_inbox = store.mailbox(a, "inbox").await.unwrap().unwrap();
+        let b_inbox = store.mailbox(b, "INBOX").await.unwrap().unwrap();
+        assert_eq!(store.message_bytes(a_inbox.id, 1).await.unwrap(), Some(raw.clone()));
+        assert_eq!(store.expunge(a_inbox.id, vec![1, 99]).await.unwrap(), 1);
+        assert_eq!(store.stats(None).await.unwrap().blobs, 1, "b still refers to it");
+        assert_eq!(store.message_bytes(b_inbox.id, 1).await.unwrap(), Some(raw));
+        store.expunge(b_inbox.id, vec![1]).await.unwrap();
+        assert_eq!(store.stats(None).await.unwrap().blobs, 0);
+        let after = store.mailbox(b, "INBOX").await.unwrap().unwrap();
+        assert_eq!((after.messages, after.bytes, after.uidnext), (0, 0, 2), "UIDs are never reused");
+        assert!(after.highest_modseq > b_inbox.highest_modseq);
+    });
+}
+
+#[test]
+fn missing_mailbox_fails_alone_in_a_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &cfg(0)).unwrap();
+    smol::block_on(async {
+        let a = store.add_user("a", "h".into()).await.unwrap();
+        let raw = message(2);
+        let mut create = request(&store, a, "Lists/rust", &raw);
+        create.create = true;
+        let r = store
+            .append_many(vec![
+                request(&store, a, "INBOX", &raw),
+                request(&store, a, "Nope", &raw),
+                create,
+            ])
+            .await
+            .unwrap();
+        assert!(r[0].is_ok());
+        assert_eq!(r[1], Err(StoreError::NoSuchMailbox));
+        assert!(r[2].is_ok());
+        assert!(store.mailbox(a, "Lists/rust").await.unwrap().is_some());
+        assert!(store.mailbox(a, "Nope").await.unwrap().is_none());
+    });
+}
+
+#[test]
+fn feed_publishes_after_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &cfg(0)).unwrap();
+    smol::block_on(async {
+        let a = store.add_user("a", "h".into()).await.unwrap();
+        let rx = store.feed().subscribe(a);
+        let raw = message(3);
+        let r = store.append_many(vec![request(&store, a, "INBOX", &raw)]).await.unwrap();
+        let uid = r[0].as_ref().unwrap().uid;
+        let change = rx.try_recv().unwrap();
+        assert_eq!(change.kind, ChangeKind::Appended { uid });
+    });
+}
+
+#[test]
+fn concurrent_appends_get_distinct_uids() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &cfg(0)).unwrap();
+    smol::block_on(async {
+        let a = store.add_user("a", "h".into()).await.unwrap();
+        let tasks: Vec<_> = (0..50)
+            .map(|i| {
+                let store = store.clone();
+                let req = request(&store, a, "INBOX", &message(i));
+                smol::spawn(async move { store.append_many(vec![req]).await })
+            })
+            .collect();
+        let mut uids = Vec::new();
+        for t in tasks {
+            uids.push(t.await.unwrap()[0].as_ref().unwrap().uid);
+        }
+        uids.sort();
+        assert_eq!(uids, (1..=50).collect::<Vec<u32>>());
+    });
+}
+
+#[test]
+fn dictionary_is_trained_and_old_blobs_stay_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &cfg(40)).unwrap();
+    smol::block_on(async {
+        let a = store.add_user("a", "h".into()).await.unwrap();
+        let inbox = store.mailbox(a, "INBOX").await.unwrap().unwrap().id;
+        for i in 0..60 {
+            store.append_many(vec![request(&store, a, "INBOX", &message(i))]).await.unwrap();
+        }
+        // Training and recompression run in the background; wait for both.
+        let mut stats = store.stats(None).await.unwrap();
+        for _ in 0..200 {
+            if stats.dict_bytes > 0 {
+                break;
+            }
+            smol::Timer::after(std::time::Duration::from_millis(50)).await;
+            stats = store.stats(None).await.unwrap();
+        }
+        assert!(stats.dict_bytes > 0, "a dictionary was trained");
+        for _ in 0..100 {
+            if !store.codec().training.load(std::sync::atomic::Ordering::SeqCst) {
+                break;
+            }
+            smol::Timer::after(std::time::Duration::from_millis(50)).await;
+        }
+        // New mail uses it; every message, old and new, reads back exactly.
+        store.append_many(vec![request(&store, a, "INBOX", &message(1000))]).await.unwrap();
+        for (uid, i) in (1..=60).zip(0..60).chain([(61, 1000)]) {
+            let got = store.message_bytes(inbox, uid).await.unwrap();
+            assert_eq!(got, Some(message(i)), "uid {uid}");
+        }
+    });
+    store.shutdown();
+    drop(store);
+    // Dictionaries survive a reopen.
+    let store = Store::open(dir.path(), &cfg(40)).unwrap();
+    smol::block_on(async {
+        let a = store.find_user("a", "").await.unwrap().unwrap().id;
+        let inbox = store.mailbox(a, "INBOX").await.unwrap().unwrap().id;
+        assert_eq!(store.message_bytes(inbox, 61).await.unwrap(), Some(message(1000)));
+    });
+}
+
+#[test]
+fn delete_user_frees_everything_and_compaction_shrinks() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &cfg(0)).unwrap();
+    smol::block_on(async {
+        let a = store.add_user("a", "h".into()).await.unwrap();
+        let big: Vec<u8> = (0..400_000u32).flat_map(|i| i.to_le_bytes()).collect();
+        let mut raw = b"Subject: big\r\n\r\n".to_vec();
+        raw.extend_from_slice(&big);
+        store.append_many(vec![request(&store, a, "INBOX", &raw)]).await.unwrap();
+        let full = store.file_size();
+        store.delete_user("a").await.unwrap();
+        let s = store.stats(None).await.unwrap();
+        assert_eq!((s.blobs, s.users.len()), (0, 0));
+        assert!(store.find_user("a", "").await.unwrap().is_none());
+        assert!(store.compact(true).await.unwrap());
+        assert!(store.file_size() < full, "{} < {full}", store.file_size());
+        assert!(store.verify().await.unwrap());
+    });
+}
+
+#[test]
+fn newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = redb::Database::create(dir.path().join(DB_FILE)).unwrap();
+        let tx = db.begin_write().unwrap();
+        tx.open_table(schema::META)
+            .unwrap()
+            .insert("schema_version", schema::SCHEMA_VERSION + 1)
+            .unwrap();
+        tx.commit().unwrap();
+    }
+    match Store::open(dir.path(), &cfg(0)) {
+        Err(StoreError::Corrupt(why)) => assert!(why.contains("schema version"), "{why}"),
+        Err(e) => panic!("unexpected error {e}"),
+        Ok(_) => panic!("a newer schema must be refused"),
+    }
+}
+
+#[test]
+fn second_process_open_is_locked() {
+    let dir = tempfile::tempdir().unwrap();
+    let _store = Store::open(dir.path(), &cfg(0)).unwrap();
+    assert!(matches!(Store::open(dir.path(), &cfg(0)), Err(StoreError::Locked)));
+}
