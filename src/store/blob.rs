@@ -204,11 +204,7 @@ pub(crate) fn maybe_train(shared: &Arc<Shared>) {
         return;
     }
     let due = (|| -> Result<bool, StoreError> {
-        let db = shared
-            .db
-            .read()
-            .map_err(|_| StoreError::Storage("lock poisoned".into()))?;
-        let tx = db.begin_read()?;
+        let tx = shared.begin_read()?;
         let meta = tx.open_table(META)?;
         Ok(meta.get("undicted_blobs")?.map(|v| v.value()).unwrap_or(0) >= after)
     })();
@@ -240,11 +236,7 @@ pub(crate) fn maybe_train(shared: &Arc<Shared>) {
 }
 
 fn read_db(shared: &Shared) -> Result<redb::ReadTransaction, StoreError> {
-    let db = shared
-        .db
-        .read()
-        .map_err(|_| StoreError::Storage("lock poisoned".into()))?;
-    Ok(db.begin_read()?)
+    shared.begin_read()
 }
 
 /// Trains and installs a dictionary. Returns its id, or None if there is too little mail.
@@ -278,11 +270,7 @@ fn train(shared: &Arc<Shared>) -> Result<Option<u32>, StoreError> {
         .map_err(|e| StoreError::Storage(format!("zstd training: {e}")))?;
     drop(samples);
     let id = {
-        let db = shared
-            .db
-            .read()
-            .map_err(|_| StoreError::Storage("lock poisoned".into()))?;
-        let tx = db.begin_write()?;
+        let tx = shared.begin_write()?;
         let id = {
             let mut dicts = tx.open_table(DICTS)?;
             let id = dicts.last()?.map(|(k, _)| k.value() + 1).unwrap_or(1);
@@ -352,11 +340,7 @@ fn recompress_all(shared: &Arc<Shared>, id: u32) -> Result<(), StoreError> {
         if chunk.is_empty() {
             return Ok(());
         }
-        let db = shared
-            .db
-            .read()
-            .map_err(|_| StoreError::Storage("lock poisoned".into()))?;
-        let tx = db.begin_write()?;
+        let tx = shared.begin_write()?;
         {
             let mut blobs = tx.open_table(BLOBS)?;
             let mut data = tx.open_table(BLOB_DATA)?;

@@ -356,13 +356,6 @@ impl Store {
     /// Checks every committed page's checksum (used after crashes and by tests).
     pub async fn verify(&self) -> Result<bool, StoreError> {
         let shared = self.shared.clone();
-        smol::unblock(move || {
-            let mut db = shared
-                .db
-                .write()
-                .map_err(|_| StoreError::Storage("lock poisoned".into()))?;
-            Ok(db.check_integrity()?)
-        })
-        .await
+        smol::unblock(move || shared.with_db_mut(|db| Ok(db.check_integrity()?))).await
     }
 }

@@ -132,9 +132,85 @@ pub(crate) fn now() -> i64 {
         .unwrap_or(0)
 }
 
+impl Shared {
+    /// Runs `f` with the database, holding the lock shared.
+    pub(crate) fn with_db<T>(
+        &self,
+        f: impl FnOnce(&Database) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let guard = self
+            .db
+            .read()
+            .map_err(|_| StoreError::Storage("lock poisoned".into()))?;
+        match guard.as_ref() {
+            Some(db) => f(db),
+            None => Err(StoreError::Storage("the database is not open".into())),
+        }
+    }
+
+    /// Runs `f` with exclusive access to the database.
+    pub(crate) fn with_db_mut<T>(
+        &self,
+        f: impl FnOnce(&mut Database) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut guard = self
+            .db
+            .write()
+            .map_err(|_| StoreError::Storage("lock poisoned".into()))?;
+        match guard.as_mut() {
+            Some(db) => f(db),
+            None => Err(StoreError::Storage("the database is not open".into())),
+        }
+    }
+
+    /// A read transaction (it does not borrow the lock).
+    pub(crate) fn begin_read(&self) -> Result<ReadTransaction, StoreError> {
+        self.with_db(|db| Ok(db.begin_read()?))
+    }
+
+    /// A write transaction for background work outside the writer thread (dictionary
+    /// training). redb serialises it with the writer's.
+    pub(crate) fn begin_write(&self) -> Result<WriteTransaction, StoreError> {
+        self.with_db(|db| Ok(db.begin_write()?))
+    }
+
+    pub(crate) fn is_open(&self) -> bool {
+        self.db.read().map(|g| g.is_some()).unwrap_or(false)
+    }
+
+    /// Closes and reopens the database file. redb refuses every transaction after an I/O
+    /// error (a full disk, say) until the file is opened again, which also repairs it.
+    pub(crate) fn reopen(&self) -> Result<(), StoreError> {
+        let mut guard = self
+            .db
+            .write()
+            .map_err(|_| StoreError::Storage("lock poisoned".into()))?;
+        // The file lock is released only when the old handle is gone.
+        drop(guard.take());
+        let mut tries = 0;
+        loop {
+            match Database::builder().create(&self.path) {
+                Ok(db) => {
+                    *guard = Some(db);
+                    log::info!("store: database reopened");
+                    return Ok(());
+                }
+                // A read transaction that was in flight may still hold the old handle.
+                Err(redb::DatabaseError::DatabaseAlreadyOpen) if tries < 50 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
 pub(crate) struct Shared {
-    /// Readers and the writer take this lock shared; compaction takes it exclusively.
-    pub(crate) db: RwLock<Database>,
+    /// Readers and the writer take this lock shared; compaction and reopening take it
+    /// exclusively. `None` after a failed reopen: every operation then fails as a
+    /// storage fault until the next reopen succeeds.
+    db: RwLock<Option<Database>>,
     pub(crate) codec: Codec,
     pub(crate) feed: ChangeFeed,
     pub(crate) config: StoreConfig,
@@ -165,7 +241,7 @@ impl Store {
         }
         let codec = Codec::load(&db, config.compression_level)?;
         let shared = Arc::new(Shared {
-            db: RwLock::new(db),
+            db: RwLock::new(Some(db)),
             codec,
             feed: ChangeFeed::default(),
             config: config.clone(),
@@ -208,13 +284,7 @@ impl Store {
     {
         let shared = self.shared.clone();
         smol::unblock(move || {
-            let tx = {
-                let db = shared
-                    .db
-                    .read()
-                    .map_err(|_| StoreError::Storage("lock poisoned".into()))?;
-                db.begin_read()?
-            };
+            let tx = shared.begin_read()?;
             f(&tx, &shared)
         })
         .await
@@ -233,37 +303,35 @@ impl Store {
     pub async fn compact(&self, force: bool) -> Result<bool, StoreError> {
         let shared = self.shared.clone();
         smol::unblock(move || {
-            let mut db = shared
-                .db
-                .write()
-                .map_err(|_| StoreError::Storage("lock poisoned".into()))?;
-            if !force {
-                let stats = {
-                    let tx = db.begin_write()?;
-                    let s = tx.stats()?;
-                    tx.abort()?;
-                    s
-                };
-                let used = stats.stored_bytes() + stats.metadata_bytes();
-                let allocated = stats.allocated_pages() * stats.page_size() as u64;
-                let file = std::fs::metadata(&shared.path)
-                    .map(|m| m.len())
-                    .unwrap_or(0);
-                let free = file.saturating_sub(used.min(allocated)) as f64;
-                if file == 0 || free / (file as f64) < shared.config.compact_when_free {
-                    return Ok(false);
+            let path = shared.path.clone();
+            let threshold = shared.config.compact_when_free;
+            shared.with_db_mut(|db| {
+                if !force {
+                    let stats = {
+                        let tx = db.begin_write()?;
+                        let s = tx.stats()?;
+                        tx.abort()?;
+                        s
+                    };
+                    let used = stats.stored_bytes() + stats.metadata_bytes();
+                    let allocated = stats.allocated_pages() * stats.page_size() as u64;
+                    let file = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+                    let free = file.saturating_sub(used.min(allocated)) as f64;
+                    if file == 0 || free / (file as f64) < threshold {
+                        return Ok(false);
+                    }
                 }
-            }
-            let mut any = false;
-            loop {
-                match db.compact() {
-                    Ok(true) => any = true,
-                    Ok(false) => break,
-                    Err(redb::CompactionError::TransactionInProgress) => break,
-                    Err(e) => return Err(e.into()),
+                let mut any = false;
+                loop {
+                    match db.compact() {
+                        Ok(true) => any = true,
+                        Ok(false) => break,
+                        Err(redb::CompactionError::TransactionInProgress) => break,
+                        Err(e) => return Err(e.into()),
+                    }
                 }
-            }
-            Ok(any)
+                Ok(any)
+            })
         })
         .await
     }

@@ -43,14 +43,24 @@ fn new_user_gets_special_use_mailboxes() {
     let store = Store::open(dir.path(), &cfg(0)).unwrap();
     smol::block_on(async {
         let id = store.add_user("Alice", "h".into()).await.unwrap();
-        assert_eq!(store.add_user("alice", "h".into()).await, Err(StoreError::UserExists));
+        assert_eq!(
+            store.add_user("alice", "h".into()).await,
+            Err(StoreError::UserExists)
+        );
         let boxes = store.mailboxes(id).await.unwrap();
-        let names: Vec<_> = boxes.iter().map(|b| (b.name.as_str(), b.special_use)).collect();
+        let names: Vec<_> = boxes
+            .iter()
+            .map(|b| (b.name.as_str(), b.special_use))
+            .collect();
         assert!(names.contains(&("INBOX", None)));
         assert!(names.contains(&("Sent", Some(SpecialUse::Sent))));
         assert!(names.contains(&("Junk", Some(SpecialUse::Junk))));
         assert_eq!(names.len(), 6);
-        assert!(boxes.iter().all(|b| b.subscribed && b.highest_modseq >= 1 && b.uidnext == 1));
+        assert!(
+            boxes
+                .iter()
+                .all(|b| b.subscribed && b.highest_modseq >= 1 && b.uidnext == 1)
+        );
         let mut v: Vec<u32> = boxes.iter().map(|b| b.uidvalidity).collect();
         v.sort();
         v.dedup();
@@ -67,7 +77,10 @@ fn copies_share_one_blob_and_last_expunge_frees_it() {
         let b = store.add_user("b", "h".into()).await.unwrap();
         let raw = message(1);
         let results = store
-            .append_many(vec![request(&store, a, "INBOX", &raw), request(&store, b, "INBOX", &raw)])
+            .append_many(vec![
+                request(&store, a, "INBOX", &raw),
+                request(&store, b, "INBOX", &raw),
+            ])
             .await
             .unwrap();
         assert!(results.iter().all(|r| r.is_ok()));
@@ -75,14 +88,25 @@ fn copies_share_one_blob_and_last_expunge_frees_it() {
         assert_eq!(s.blobs, 1);
         let a_inbox = store.mailbox(a, "inbox").await.unwrap().unwrap();
         let b_inbox = store.mailbox(b, "INBOX").await.unwrap().unwrap();
-        assert_eq!(store.message_bytes(a_inbox.id, 1).await.unwrap(), Some(raw.clone()));
+        assert_eq!(
+            store.message_bytes(a_inbox.id, 1).await.unwrap(),
+            Some(raw.clone())
+        );
         assert_eq!(store.expunge(a_inbox.id, vec![1, 99]).await.unwrap(), 1);
-        assert_eq!(store.stats(None).await.unwrap().blobs, 1, "b still refers to it");
+        assert_eq!(
+            store.stats(None).await.unwrap().blobs,
+            1,
+            "b still refers to it"
+        );
         assert_eq!(store.message_bytes(b_inbox.id, 1).await.unwrap(), Some(raw));
         store.expunge(b_inbox.id, vec![1]).await.unwrap();
         assert_eq!(store.stats(None).await.unwrap().blobs, 0);
         let after = store.mailbox(b, "INBOX").await.unwrap().unwrap();
-        assert_eq!((after.messages, after.bytes, after.uidnext), (0, 0, 2), "UIDs are never reused");
+        assert_eq!(
+            (after.messages, after.bytes, after.uidnext),
+            (0, 0, 2),
+            "UIDs are never reused"
+        );
         assert!(after.highest_modseq > b_inbox.highest_modseq);
     });
 }
@@ -120,7 +144,10 @@ fn feed_publishes_after_commit() {
         let a = store.add_user("a", "h".into()).await.unwrap();
         let rx = store.feed().subscribe(a);
         let raw = message(3);
-        let r = store.append_many(vec![request(&store, a, "INBOX", &raw)]).await.unwrap();
+        let r = store
+            .append_many(vec![request(&store, a, "INBOX", &raw)])
+            .await
+            .unwrap();
         let uid = r[0].as_ref().unwrap().uid;
         let change = rx.try_recv().unwrap();
         assert_eq!(change.kind, ChangeKind::Appended { uid });
@@ -157,7 +184,10 @@ fn dictionary_is_trained_and_old_blobs_stay_readable() {
         let a = store.add_user("a", "h".into()).await.unwrap();
         let inbox = store.mailbox(a, "INBOX").await.unwrap().unwrap().id;
         for i in 0..60 {
-            store.append_many(vec![request(&store, a, "INBOX", &message(i))]).await.unwrap();
+            store
+                .append_many(vec![request(&store, a, "INBOX", &message(i))])
+                .await
+                .unwrap();
         }
         // Training and recompression run in the background; wait for both.
         let mut stats = store.stats(None).await.unwrap();
@@ -170,13 +200,20 @@ fn dictionary_is_trained_and_old_blobs_stay_readable() {
         }
         assert!(stats.dict_bytes > 0, "a dictionary was trained");
         for _ in 0..100 {
-            if !store.codec().training.load(std::sync::atomic::Ordering::SeqCst) {
+            if !store
+                .codec()
+                .training
+                .load(std::sync::atomic::Ordering::SeqCst)
+            {
                 break;
             }
             smol::Timer::after(std::time::Duration::from_millis(50)).await;
         }
         // New mail uses it; every message, old and new, reads back exactly.
-        store.append_many(vec![request(&store, a, "INBOX", &message(1000))]).await.unwrap();
+        store
+            .append_many(vec![request(&store, a, "INBOX", &message(1000))])
+            .await
+            .unwrap();
         for (uid, i) in (1..=60).zip(0..60).chain([(61, 1000)]) {
             let got = store.message_bytes(inbox, uid).await.unwrap();
             assert_eq!(got, Some(message(i)), "uid {uid}");
@@ -189,7 +226,10 @@ fn dictionary_is_trained_and_old_blobs_stay_readable() {
     smol::block_on(async {
         let a = store.find_user("a", "").await.unwrap().unwrap().id;
         let inbox = store.mailbox(a, "INBOX").await.unwrap().unwrap().id;
-        assert_eq!(store.message_bytes(inbox, 61).await.unwrap(), Some(message(1000)));
+        assert_eq!(
+            store.message_bytes(inbox, 61).await.unwrap(),
+            Some(message(1000))
+        );
     });
 }
 
@@ -202,7 +242,10 @@ fn delete_user_frees_everything_and_compaction_shrinks() {
         let big: Vec<u8> = (0..400_000u32).flat_map(|i| i.to_le_bytes()).collect();
         let mut raw = b"Subject: big\r\n\r\n".to_vec();
         raw.extend_from_slice(&big);
-        store.append_many(vec![request(&store, a, "INBOX", &raw)]).await.unwrap();
+        store
+            .append_many(vec![request(&store, a, "INBOX", &raw)])
+            .await
+            .unwrap();
         let full = store.file_size();
         store.delete_user("a").await.unwrap();
         let s = store.stats(None).await.unwrap();
@@ -237,5 +280,8 @@ fn newer_schema_is_refused() {
 fn second_process_open_is_locked() {
     let dir = tempfile::tempdir().unwrap();
     let _store = Store::open(dir.path(), &cfg(0)).unwrap();
-    assert!(matches!(Store::open(dir.path(), &cfg(0)), Err(StoreError::Locked)));
+    assert!(matches!(
+        Store::open(dir.path(), &cfg(0)),
+        Err(StoreError::Locked)
+    ));
 }

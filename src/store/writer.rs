@@ -102,11 +102,12 @@ fn run(shared: Arc<Shared>, rx: Receiver<Job>) {
         }
         let mut batch = Batch::default();
         let mut completions = Vec::with_capacity(jobs.len());
-        let outcome = (|| -> Result<(), StoreError> {
-            let db = shared
-                .db
-                .read()
-                .map_err(|_| StoreError::Storage("lock poisoned".into()))?;
+        if !shared.is_open()
+            && let Err(e) = shared.reopen()
+        {
+            log::error!("store: cannot reopen the database: {e}");
+        }
+        let outcome = shared.with_db(|db| {
             let mut tx = db.begin_write()?;
             tx.set_durability(Durability::Immediate)
                 .map_err(|e| StoreError::Storage(e.to_string()))?;
@@ -125,7 +126,15 @@ fn run(shared: Arc<Shared>, rx: Receiver<Job>) {
             }
             tx.commit()?;
             Ok(())
-        })();
+        });
+        // After an I/O error redb refuses all further transactions until the file is
+        // opened again (which also repairs it). Do that now, so the next batch can succeed
+        // once the cause (a full disk, say) is gone.
+        if outcome.is_err() {
+            if let Err(e) = shared.reopen() {
+                log::error!("store: cannot reopen the database: {e}");
+            }
+        }
         if let Err(e) = &outcome {
             log::error!(
                 "store: batch of {} jobs not committed: {e}",
