@@ -234,9 +234,10 @@ async fn run(p: &Pipeline, hostname: &str, req: Request) -> Result<Response, Res
         Request::Import { user, items } => {
             let (id, name) = user_id(p, &user).await?;
             let mut results = Vec::with_capacity(items.len());
-            // One pipeline call per message, all in flight at once: the writer commits them
-            // together (group commit), so a batch costs one fsync.
-            let futures: Vec<_> = items
+            // Prepared in parallel, stored in one transaction in file order: UIDs follow
+            // the source (an import -> export round trip is byte-exact) and a batch costs
+            // one fsync.
+            let batch = items
                 .into_iter()
                 .map(|item| {
                     let target = Target {
@@ -254,12 +255,10 @@ async fn run(p: &Pipeline, hostname: &str, req: Request) -> Result<Response, Res
                         trace: None,
                         internal_date: item.internal_date,
                     };
-                    let p = p.clone();
-                    smol::spawn(async move { p.deliver(incoming, vec![target]).await })
+                    (incoming, vec![target])
                 })
                 .collect();
-            for f in futures {
-                let out = f.await;
+            for out in p.deliver_batch(batch).await {
                 results.extend(out.into_iter().map(delivered));
             }
             Response::Delivered(results)

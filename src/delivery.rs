@@ -140,118 +140,123 @@ impl Pipeline {
 
     /// Delivers one message to every target; one outcome per target, in order.
     pub async fn deliver(&self, incoming: Incoming, targets: Vec<Target>) -> Vec<Outcome> {
-        let n = targets.len();
-        if n == 0 {
-            return Vec::new();
-        }
+        self.deliver_batch(vec![(incoming, targets)])
+            .await
+            .pop()
+            .unwrap_or_default()
+    }
+
+    /// Delivers several messages: prepared in parallel on the blocking pool, then stored
+    /// in one transaction in the given order (so UIDs follow it, as an import needs).
+    /// One outcome list per message, one outcome per target.
+    pub async fn deliver_batch(&self, items: Vec<(Incoming, Vec<Target>)>) -> Vec<Vec<Outcome>> {
         let max = self.max_size;
-        let strip = incoming.trace.is_some();
-        let codec_store = self.store.clone();
-        let raw = incoming.raw;
-        let prepared = smol::unblock(move || -> Result<Option<Prepared>, StoreError> {
-            let mut raw = to_crlf(raw);
-            if strip {
-                raw = strip_header(raw, b"return-path");
-            }
-            if raw.len() as u64 > max {
-                return Ok(None);
-            }
-            let meta = crate::mime::analyze(&raw);
-            let meta = postcard::to_allocvec(&meta)
-                .map_err(|e| StoreError::Corrupt(format!("encode meta: {e}")))?;
-            let blob = codec_store.codec().prepare(&raw, meta)?;
-            Ok(Some(Prepared {
-                raw,
-                blob: Arc::new(blob),
-            }))
-        })
-        .await;
-        let prepared = match prepared {
-            Ok(Some(p)) => p,
-            Ok(None) => return vec![Outcome::TooBig; n],
-            Err(e) => {
-                log::error!("delivery: cannot prepare message: {e}");
-                return vec![Outcome::Failed(e); n];
-            }
-        };
-        let now = crate::store::now();
-        let internal_date = incoming.internal_date.unwrap_or(now);
-        let mut outcomes: Vec<Option<Outcome>> = vec![None; n];
-        let mut requests = Vec::new();
-        let mut slots = Vec::new();
-        let headers = header_block(&prepared.raw);
-        for (i, mut target) in targets.into_iter().enumerate() {
-            if incoming.trace.is_some() && has_delivered_to(headers, &target.address) {
-                set(&mut outcomes, i, Outcome::Loop);
-                continue;
-            }
-            let msg = HookMessage {
-                raw: &prepared.raw,
-                mail_from: incoming.mail_from.as_deref(),
-            };
-            // HOOK: filter plugins run here, per recipient.
-            match self.hooks.filter(&msg, &mut target) {
-                FilterVerdict::Accept => {}
-                FilterVerdict::Reject { permanent, text } => {
-                    set(&mut outcomes, i, Outcome::Rejected { permanent, text });
-                    continue;
-                }
-                FilterVerdict::Discard => {
-                    set(&mut outcomes, i, Outcome::Discarded);
-                    continue;
-                }
-            }
-            let prefix = match &incoming.trace {
-                Some(trace) => {
-                    self.trace_prefix(trace, incoming.mail_from.as_deref(), &target, now)
-                }
-                None => Vec::new(),
-            };
-            let size = prefix.len() as u64 + prepared.blob.raw_len;
-            // HOOK: the quota policy runs here, with the final size and target.
-            if let QuotaVerdict::Deny { permanent } = self.hooks.quota(&target, size) {
-                set(&mut outcomes, i, Outcome::OverQuota { permanent });
-                continue;
-            }
-            slots.push(i);
-            requests.push(AppendRequest {
-                user: target.user,
-                mailbox: target.mailbox.unwrap_or_else(|| "INBOX".into()),
-                create: target.create_mailbox,
-                blob: prepared.blob.clone(),
-                prefix,
-                flags: target.flags,
-                keywords: target.keywords,
-                internal_date,
-                envelope_from: incoming.mail_from.clone(),
-            });
+        let mut jobs = Vec::with_capacity(items.len());
+        let mut rest = Vec::with_capacity(items.len());
+        for (mut incoming, targets) in items {
+            let raw = std::mem::take(&mut incoming.raw);
+            let strip = incoming.trace.is_some();
+            let store = self.store.clone();
+            jobs.push(smol::unblock(move || prepare(&store, raw, strip, max)));
+            rest.push((incoming, targets));
         }
-        if !requests.is_empty() {
-            match self.store.append_many(requests).await {
-                Ok(results) => {
-                    for (slot, r) in slots.iter().zip(results) {
-                        set(
-                            &mut outcomes,
-                            *slot,
-                            match r {
-                                Ok(a) => Outcome::Stored(a),
-                                Err(StoreError::NoSuchMailbox) => Outcome::NoSuchMailbox,
-                                Err(e) => Outcome::Failed(e),
-                            },
-                        );
-                    }
+        let now = crate::store::now();
+        let mut outcomes: Vec<Vec<Option<Outcome>>> = Vec::with_capacity(rest.len());
+        let mut requests = Vec::new();
+        let mut slots: Vec<(usize, usize)> = Vec::new();
+        for (m, (job, (incoming, targets))) in jobs.into_iter().zip(rest).enumerate() {
+            let n = targets.len();
+            let prepared = match job.await {
+                Ok(Some(p)) => p,
+                Ok(None) => {
+                    outcomes.push(vec![Some(Outcome::TooBig); n]);
+                    continue;
                 }
                 Err(e) => {
-                    log::error!("delivery: store failed: {e}");
-                    for slot in slots {
-                        set(&mut outcomes, slot, Outcome::Failed(e.clone()));
+                    log::error!("delivery: cannot prepare message: {e}");
+                    outcomes.push(vec![Some(Outcome::Failed(e)); n]);
+                    continue;
+                }
+            };
+            let mut mine: Vec<Option<Outcome>> = vec![None; n];
+            let internal_date = incoming.internal_date.unwrap_or(now);
+            let headers = header_block(&prepared.raw);
+            for (i, mut target) in targets.into_iter().enumerate() {
+                if incoming.trace.is_some() && has_delivered_to(headers, &target.address) {
+                    set(&mut mine, i, Outcome::Loop);
+                    continue;
+                }
+                let msg = HookMessage {
+                    raw: &prepared.raw,
+                    mail_from: incoming.mail_from.as_deref(),
+                };
+                // HOOK: filter plugins run here, per recipient.
+                match self.hooks.filter(&msg, &mut target) {
+                    FilterVerdict::Accept => {}
+                    FilterVerdict::Reject { permanent, text } => {
+                        set(&mut mine, i, Outcome::Rejected { permanent, text });
+                        continue;
                     }
+                    FilterVerdict::Discard => {
+                        set(&mut mine, i, Outcome::Discarded);
+                        continue;
+                    }
+                }
+                let prefix = match &incoming.trace {
+                    Some(trace) => {
+                        self.trace_prefix(trace, incoming.mail_from.as_deref(), &target, now)
+                    }
+                    None => Vec::new(),
+                };
+                let size = prefix.len() as u64 + prepared.blob.raw_len;
+                // HOOK: the quota policy runs here, with the final size and target.
+                if let QuotaVerdict::Deny { permanent } = self.hooks.quota(&target, size) {
+                    set(&mut mine, i, Outcome::OverQuota { permanent });
+                    continue;
+                }
+                slots.push((m, i));
+                requests.push(AppendRequest {
+                    user: target.user,
+                    mailbox: target.mailbox.unwrap_or_else(|| "INBOX".into()),
+                    create: target.create_mailbox,
+                    blob: prepared.blob.clone(),
+                    prefix,
+                    flags: target.flags,
+                    keywords: target.keywords,
+                    internal_date,
+                    envelope_from: incoming.mail_from.clone(),
+                });
+            }
+            outcomes.push(mine);
+        }
+        if !requests.is_empty() {
+            let results = match self.store.append_many(requests).await {
+                Ok(results) => results
+                    .into_iter()
+                    .map(|r| match r {
+                        Ok(a) => Outcome::Stored(a),
+                        Err(StoreError::NoSuchMailbox) => Outcome::NoSuchMailbox,
+                        Err(e) => Outcome::Failed(e),
+                    })
+                    .collect(),
+                Err(e) => {
+                    log::error!("delivery: store failed: {e}");
+                    vec![Outcome::Failed(e); slots.len()]
+                }
+            };
+            for ((m, i), o) in slots.into_iter().zip(results) {
+                if let Some(mine) = outcomes.get_mut(m) {
+                    set(mine, i, o);
                 }
             }
         }
         outcomes
             .into_iter()
-            .map(|o| o.unwrap_or(Outcome::Failed(StoreError::Closed)))
+            .map(|mine| {
+                mine.into_iter()
+                    .map(|o| o.unwrap_or(Outcome::Failed(StoreError::Closed)))
+                    .collect()
+            })
             .collect()
     }
 
@@ -286,6 +291,30 @@ impl Pipeline {
         ));
         p.into_bytes()
     }
+}
+
+/// Normalises, parses and compresses one message; `None` when it is over `max`.
+fn prepare(
+    store: &Store,
+    raw: Vec<u8>,
+    strip_return_path: bool,
+    max: u64,
+) -> Result<Option<Prepared>, StoreError> {
+    let mut raw = to_crlf(raw);
+    if strip_return_path {
+        raw = strip_header(raw, b"return-path");
+    }
+    if raw.len() as u64 > max {
+        return Ok(None);
+    }
+    let meta = crate::mime::analyze(&raw);
+    let meta = postcard::to_allocvec(&meta)
+        .map_err(|e| StoreError::Corrupt(format!("encode meta: {e}")))?;
+    let blob = store.codec().prepare(&raw, meta)?;
+    Ok(Some(Prepared {
+        raw,
+        blob: Arc::new(blob),
+    }))
 }
 
 fn set(outcomes: &mut [Option<Outcome>], i: usize, o: Outcome) {
