@@ -255,16 +255,37 @@ fn locate(text: &str, key: &str) -> (Option<usize>, Option<usize>) {
     (None, None)
 }
 
+/// The key whose value starts before (line, column): the last `name:` on that line before
+/// the column. ron's errors give a position; this names the key there too.
+fn key_at(text: &str, line: usize, col: usize) -> Option<String> {
+    let l = text.lines().nth(line.checked_sub(1)?)?;
+    let upto: String = l.chars().take(col.saturating_sub(1)).collect();
+    let colon = upto.rfind(':')?;
+    let before = upto.get(..colon)?.trim_end();
+    let start = before
+        .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .map(|i| i + 1)
+        .unwrap_or(0);
+    let key = before.get(start..)?;
+    (!key.is_empty()).then(|| key.to_string())
+}
+
 impl RawConfig {
     /// Parses config text strictly. `file` only names the source in errors.
     pub fn parse(text: &str, file: &Path) -> Result<RawConfig, ConfigError> {
         ron::Options::default()
             .from_str::<RawConfig>(text)
-            .map_err(|e| ConfigError {
-                file: file.to_path_buf(),
-                line: Some(e.position.line),
-                column: Some(e.position.col),
-                message: e.code.to_string(),
+            .map_err(|e| {
+                let key = key_at(text, e.position.line, e.position.col);
+                ConfigError {
+                    file: file.to_path_buf(),
+                    line: Some(e.position.line),
+                    column: Some(e.position.col),
+                    message: match key {
+                        Some(k) => format!("{k}: {}", e.code),
+                        None => e.code.to_string(),
+                    },
+                }
             })
     }
 
@@ -443,6 +464,7 @@ mod tests {
     fn wrong_type_has_position() {
         let e = check("(\n limits: (max_message_size: \"big\"),\n)").unwrap_err();
         assert_eq!(e.line, Some(2));
+        assert!(e.message.starts_with("max_message_size:"), "{e}");
     }
 
     #[test]

@@ -2,6 +2,13 @@
 //! and with `serve` running (control socket): the same commands must give the same
 //! exit codes and output (DESIGN.md decision 1, issue 2 acceptance 5).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // tests fail by panicking (see clippy.toml for #[test] functions)
+
 mod common;
 
 use std::fs;
@@ -43,26 +50,82 @@ fn scenario(env: &Env) -> Transcript {
         run
     };
 
-    let r = step("add alice", &["user", "add", "alice", "--password-stdin"], b"secret\n", 0);
+    let r = step(
+        "add alice",
+        &["user", "add", "alice", "--password-stdin"],
+        b"secret\n",
+        0,
+    );
     assert!(r.stdout.contains("alice"), "{r:?}");
-    let r = step("add alice again", &["user", "add", "alice", "--password-stdin"], b"x\n", 65);
+    let r = step(
+        "add alice again",
+        &["user", "add", "alice", "--password-stdin"],
+        b"x\n",
+        65,
+    );
     assert!(r.stderr.contains("already exists"), "{r:?}");
-    step("add bob", &["user", "add", "bob", "--password-stdin"], b"pw\nignored\n", 0);
-    let r = step("add empty password", &["user", "add", "carol", "--password-stdin"], b"\n", 65);
+    step(
+        "add bob",
+        &["user", "add", "bob", "--password-stdin"],
+        b"pw\nignored\n",
+        0,
+    );
+    let r = step(
+        "add empty password",
+        &["user", "add", "carol", "--password-stdin"],
+        b"\n",
+        65,
+    );
     assert!(r.stderr.contains("password"), "{r:?}");
     let r = step("list", &["user", "list"], b"", 0);
     assert_eq!(r.stdout, "alice\nbob\n");
 
-    step("passwd alice", &["user", "passwd", "alice", "--password-stdin"], b"new\n", 0);
-    let r = step("passwd zed", &["user", "passwd", "zed", "--password-stdin"], b"new\n", 67);
+    step(
+        "passwd alice",
+        &["user", "passwd", "alice", "--password-stdin"],
+        b"new\n",
+        0,
+    );
+    let r = step(
+        "passwd zed",
+        &["user", "passwd", "zed", "--password-stdin"],
+        b"new\n",
+        67,
+    );
     assert!(r.stderr.contains("no such user"), "{r:?}");
 
     let msg = b"From: someone@remote.test\nSubject: cli\n\nline one\n.\nFrom here\n";
-    step("deliver", &["deliver", "--user", "alice", "--from", "someone@remote.test"], msg, 0);
-    step("deliver archive", &["deliver", "--user", "bob", "--mailbox", "Archive"], msg, 0);
-    let r = step("deliver unknown user", &["deliver", "--user", "zed"], msg, 67);
+    step(
+        "deliver",
+        &[
+            "deliver",
+            "--user",
+            "alice",
+            "--from",
+            "someone@remote.test",
+        ],
+        msg,
+        0,
+    );
+    step(
+        "deliver archive",
+        &["deliver", "--user", "bob", "--mailbox", "Archive"],
+        msg,
+        0,
+    );
+    let r = step(
+        "deliver unknown user",
+        &["deliver", "--user", "zed"],
+        msg,
+        67,
+    );
     assert!(r.stderr.contains("zed"), "{r:?}");
-    step("deliver no mailbox", &["deliver", "--user", "alice", "--mailbox", "Nope"], msg, 73);
+    step(
+        "deliver no mailbox",
+        &["deliver", "--user", "alice", "--mailbox", "Nope"],
+        msg,
+        73,
+    );
     let big = vec![b'x'; MAX_SIZE + 1];
     let r = step("deliver too big", &["deliver", "--user", "alice"], &big, 73);
     assert!(r.stderr.contains("larger"), "{r:?}");
@@ -74,7 +137,11 @@ fn scenario(env: &Env) -> Transcript {
         .find(|l| l.trim_start().starts_with("INBOX"))
         .expect("INBOX row");
     assert_eq!(inbox.split_whitespace().nth(1), Some("1"), "{}", r.stdout);
-    assert!(r.stdout.contains("store: 1 blobs"), "same message twice: {}", r.stdout);
+    assert!(
+        r.stdout.contains("store: 1 blobs"),
+        "same message twice: {}",
+        r.stdout
+    );
     let r = step("stats alice", &["stats", "--user", "alice"], b"", 0);
     assert!(!r.stdout.contains("bob"), "{}", r.stdout);
     step("stats zed", &["stats", "--user", "zed"], b"", 67);
@@ -134,7 +201,10 @@ fn cli_works_with_server_started_on_existing_store() {
     env.add_user("dave");
     assert_eq!(env.cli(&["user", "list"], b"").stdout, "alice\ndave\n");
     drop(server);
-    assert_eq!(bodies(&env, "alice", "INBOX"), [b"Subject: a\n\nb\n".to_vec()]);
+    assert_eq!(
+        bodies(&env, "alice", "INBOX"),
+        [b"Subject: a\n\nb\n".to_vec()]
+    );
 }
 
 fn bad_key_config() -> String {
@@ -147,7 +217,11 @@ fn bad_key_config() -> String {
 #[test]
 fn check_config_unknown_key_is_78_with_key_and_line() {
     let config = bad_key_config();
-    let line = config.lines().position(|l| l.contains("bogus_key")).unwrap() + 1;
+    let line = config
+        .lines()
+        .position(|l| l.contains("bogus_key"))
+        .unwrap()
+        + 1;
     let env = Env::with_config(&config);
     let r = env.cli(&["check-config"], b"");
     assert_eq!(r.code, 78, "{r:#?}");

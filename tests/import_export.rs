@@ -2,6 +2,13 @@
 //! acceptance 4): mbox round trips byte for byte, maildir keeps contents, flags and
 //! dates; bad input gets a clear error. Each test runs with no server and with one.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // tests fail by panicking (see clippy.toml for #[test] functions)
+
 mod common;
 
 use std::collections::BTreeMap;
@@ -106,7 +113,11 @@ fn read_folder(dir: &Path) -> Vec<MaildirMsg> {
 fn maildir_copy(dst: &Path) {
     copy_tree(&fixture("maildir"), dst);
     let mut t = 1_600_000_000;
-    for folder in [dst.to_path_buf(), dst.join(".Work.Projects"), dst.join(".Drafts")] {
+    for folder in [
+        dst.to_path_buf(),
+        dst.join(".Work.Projects"),
+        dst.join(".Drafts"),
+    ] {
         for sub in ["cur", "new"] {
             for entry in fs::read_dir(folder.join(sub)).unwrap() {
                 let path = entry.unwrap().path();
@@ -126,10 +137,27 @@ fn import_mbox_export_mbox_is_byte_exact() {
         r.expect_code(0);
         assert!(r.stdout.contains("imported 5 messages, 0 failed"), "{r:?}");
         let out = env.path().join("out.mbox");
-        env.cli(&["export", "--user", "u", "--mailbox", "INBOX", "--format", "mbox", p(&out)], b"")
-            .expect_code(0);
+        env.cli(
+            &[
+                "export",
+                "--user",
+                "u",
+                "--mailbox",
+                "INBOX",
+                "--format",
+                "mbox",
+                p(&out),
+            ],
+            b"",
+        )
+        .expect_code(0);
         let (a, b) = (fs::read(&src).unwrap(), fs::read(&out).unwrap());
-        assert!(a == b, "round trip differs:\n--- fixture\n{}\n--- export\n{}", show(&a), show(&b));
+        assert!(
+            a == b,
+            "round trip differs:\n--- fixture\n{}\n--- export\n{}",
+            show(&a),
+            show(&b)
+        );
         // The `>From ` lines really were unquoted on the way in (mboxrd).
         assert_eq!(env.blob_count(), 5);
         let stored = env.messages("u", "INBOX");
@@ -142,12 +170,18 @@ fn import_mbox_export_mbox_is_byte_exact() {
 fn import_mbox_into_named_mailbox_and_export_all_as_mbox_folder() {
     both_modes(|env| {
         let src = fixture("inbox.mbox");
-        env.cli(&["import", "--user", "u", "--mailbox", "Archive", p(&src)], b"")
-            .expect_code(0);
+        env.cli(
+            &["import", "--user", "u", "--mailbox", "Archive", p(&src)],
+            b"",
+        )
+        .expect_code(0);
         let out = env.path().join("all");
         env.cli(&["export", "--user", "u", "--format", "mbox", p(&out)], b"")
             .expect_code(0);
-        assert_eq!(fs::read(out.join("Archive")).unwrap(), fs::read(&src).unwrap());
+        assert_eq!(
+            fs::read(out.join("Archive")).unwrap(),
+            fs::read(&src).unwrap()
+        );
         assert_eq!(fs::read(out.join("INBOX")).unwrap(), b"");
     });
 }
@@ -158,8 +192,20 @@ fn import_mbox_status_headers_become_flags() {
         env.cli(&["import", "--user", "u", p(&fixture("inbox.mbox"))], b"")
             .expect_code(0);
         let out = env.path().join("md");
-        env.cli(&["export", "--user", "u", "--mailbox", "INBOX", "--format", "maildir", p(&out)], b"")
-            .expect_code(0);
+        env.cli(
+            &[
+                "export",
+                "--user",
+                "u",
+                "--mailbox",
+                "INBOX",
+                "--format",
+                "maildir",
+                p(&out),
+            ],
+            b"",
+        )
+        .expect_code(0);
         let mut by_id = BTreeMap::new();
         for m in read_folder(&out) {
             let text = show(&m.content);
@@ -171,7 +217,7 @@ fn import_mbox_status_headers_become_flags() {
             by_id.insert(id, m.flags);
         }
         let expected: BTreeMap<String, String> = [
-            ("<m1@remote.test>", "S"),  // Status: RO
+            ("<m1@remote.test>", "S"),   // Status: RO
             ("<m2@remote.test>", "FRS"), // X-Status: AF
             ("<m3@remote.test>", ""),
             ("<m4@remote.test>", ""),
@@ -183,7 +229,10 @@ fn import_mbox_status_headers_become_flags() {
         assert_eq!(by_id, expected);
         // The internal date is the From_ line's date.
         let dates: Vec<u64> = read_folder(&out).iter().map(|m| m.mtime).collect();
-        assert!(dates.contains(&1_672_653_600), "Mon Jan  2 10:00:00 2023: {dates:?}");
+        assert!(
+            dates.contains(&1_672_653_600),
+            "Mon Jan  2 10:00:00 2023: {dates:?}"
+        );
     });
 }
 
@@ -196,8 +245,11 @@ fn import_maildir_export_maildir_keeps_content_flags_and_dates() {
         r.expect_code(0);
         assert!(r.stdout.contains("imported 6 messages, 0 failed"), "{r:?}");
         let out = env.path().join("out-maildir");
-        env.cli(&["export", "--user", "u", "--format", "maildir", p(&out)], b"")
-            .expect_code(0);
+        env.cli(
+            &["export", "--user", "u", "--format", "maildir", p(&out)],
+            b"",
+        )
+        .expect_code(0);
 
         let before = read_tree(&src);
         let after = read_tree(&out);
@@ -230,7 +282,10 @@ fn import_malformed_mbox_fails_clearly() {
         let r = env.cli(&["import", "--user", "u", p(&src)], b"");
         assert_ne!(r.code, 0, "{r:?}");
         assert!(r.stderr.contains("not an mbox"), "{r:?}");
-        assert!(r.stderr.contains("not-an-mbox.txt"), "names the file: {r:?}");
+        assert!(
+            r.stderr.contains("not-an-mbox.txt"),
+            "names the file: {r:?}"
+        );
         assert!(env.messages("u", "INBOX").is_empty());
     });
 }
@@ -255,7 +310,10 @@ fn import_maildir_truncated_file_is_reported_and_others_imported() {
 #[test]
 fn import_unknown_user_fails_before_reading() {
     both_modes(|env| {
-        let r = env.cli(&["import", "--user", "nobody", p(&fixture("inbox.mbox"))], b"");
+        let r = env.cli(
+            &["import", "--user", "nobody", p(&fixture("inbox.mbox"))],
+            b"",
+        );
         assert_eq!(r.code, 67, "{r:?}");
         assert!(env.messages("u", "INBOX").is_empty());
     });
@@ -271,7 +329,8 @@ fn export_then_reimport_is_stable() {
         let first = env.export_mbox("u", "INBOX");
         let path = env.path().join("first.mbox");
         fs::write(&path, &first).unwrap();
-        env.cli(&["import", "--user", "v", p(&path)], b"").expect_code(0);
+        env.cli(&["import", "--user", "v", p(&path)], b"")
+            .expect_code(0);
         assert_eq!(env.export_mbox("v", "INBOX"), first);
         assert_eq!(env.blob_count(), 5, "the second import shares the blobs");
         let _ = SystemTime::now();

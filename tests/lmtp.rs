@@ -2,6 +2,13 @@
 //! RFC 1870 SIZE; RFC 2920 PIPELINING; RFC 2034 enhanced codes). Messages are read
 //! back with `nestbox export` and compared byte for byte.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // tests fail by panicking (see clippy.toml for #[test] functions)
+
 mod common;
 
 use std::fs;

@@ -130,12 +130,10 @@ fn run(shared: Arc<Shared>, rx: Receiver<Job>) {
         // After an I/O error redb refuses all further transactions until the file is
         // opened again (which also repairs it). Do that now, so the next batch can succeed
         // once the cause (a full disk, say) is gone.
-        if outcome.is_err() {
+        if let Err(e) = &outcome {
             if let Err(e) = shared.reopen() {
                 log::error!("store: cannot reopen the database: {e}");
             }
-        }
-        if let Err(e) = &outcome {
             log::error!(
                 "store: batch of {} jobs not committed: {e}",
                 completions.len()
