@@ -4,6 +4,69 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::{Algorithm, Argon2, Params, Version};
 
 use crate::config::Argon2Config;
+use crate::server::stream::Peer;
+use crate::store::{Store, UserRecord};
+
+/// Why a login failed. Unknown user and wrong password are the same `Failed`, so replies
+/// cannot tell them apart.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AuthError {
+    Failed,
+    /// The store could not be asked; try again later.
+    Temporary(String),
+}
+
+/// Checks credentials for every protocol (IMAP LOGIN/AUTHENTICATE, POP3 USER/PASS/AUTH).
+/// Throttling, the auth cache and app passwords belong here (the TLS/auth issue), so that
+/// every protocol gets them the same way.
+#[derive(Clone)]
+pub struct Authenticator {
+    store: Store,
+    hostname: String,
+    /// A hash of a random password, verified for unknown users so that a failed login takes
+    /// as long whether or not the user exists.
+    dummy: String,
+}
+
+impl Authenticator {
+    pub fn new(store: Store, hostname: &str, cfg: &Argon2Config) -> Authenticator {
+        let random: [u8; 16] = rand::random();
+        let dummy = hash_password(&format!("{random:?}"), cfg).unwrap_or_default();
+        Authenticator {
+            store,
+            hostname: hostname.to_string(),
+            dummy,
+        }
+    }
+
+    /// Verifies `password` for `login` (`alice` or `alice@<hostname>`). argon2 runs on the
+    /// blocking pool. `peer` is for throttling and logs.
+    pub async fn authenticate(
+        &self,
+        login: &str,
+        password: &str,
+        peer: Peer,
+    ) -> Result<UserRecord, AuthError> {
+        let user = self
+            .store
+            .find_user(login, &self.hostname)
+            .await
+            .map_err(|e| AuthError::Temporary(e.to_string()))?;
+        let stored = user
+            .as_ref()
+            .map(|u| u.password_hash.clone())
+            .unwrap_or_else(|| self.dummy.clone());
+        let password = password.to_string();
+        let ok = smol::unblock(move || verify_password(&stored, &password)).await;
+        match user {
+            Some(u) if ok => Ok(u),
+            _ => {
+                log::info!("auth: failed login for {login:?} from {:?}", peer.ip);
+                Err(AuthError::Failed)
+            }
+        }
+    }
+}
 
 /// Why a password could not be hashed.
 #[derive(Debug)]
@@ -82,6 +145,45 @@ mod tests {
             hash_password("a", &cheap()).unwrap(),
             hash_password("a", &cheap()).unwrap()
         );
+    }
+
+    #[test]
+    fn authenticate_checks_the_password_and_hides_unknown_users() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), &crate::config::StoreConfig::default()).unwrap();
+        let auth = Authenticator::new(store.clone(), "mail.example", &cheap());
+        let peer = Peer {
+            ip: None,
+            tls: false,
+        };
+        smol::block_on(async {
+            store
+                .add_user("alice", hash_password("pw", &cheap()).unwrap())
+                .await
+                .unwrap();
+            assert_eq!(
+                auth.authenticate("alice", "pw", peer).await.map(|u| u.name),
+                Ok("alice".into())
+            );
+            assert_eq!(
+                auth.authenticate("Alice@mail.example", "pw", peer)
+                    .await
+                    .map(|u| u.name),
+                Ok("alice".into())
+            );
+            assert_eq!(
+                auth.authenticate("alice", "PW", peer).await,
+                Err(AuthError::Failed)
+            );
+            assert_eq!(
+                auth.authenticate("alice@elsewhere", "pw", peer).await,
+                Err(AuthError::Failed)
+            );
+            assert_eq!(
+                auth.authenticate("nobody", "pw", peer).await,
+                Err(AuthError::Failed)
+            );
+        });
     }
 
     #[test]

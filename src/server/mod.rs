@@ -2,6 +2,7 @@
 //! graceful shutdown.
 
 pub mod conn;
+pub mod stream;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -95,6 +96,7 @@ impl Drop for TrackGuard {
 pub struct Context {
     pub config: Arc<Config>,
     pub pipeline: Pipeline,
+    pub auth: crate::auth::Authenticator,
     pub shutdown: Shutdown,
     pub tracker: Tracker,
 }
@@ -135,6 +137,7 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
     let (stop_tx, shutdown) = Shutdown::new();
     let ctx = Context {
         config: config.clone(),
+        auth: crate::auth::Authenticator::new(store.clone(), &config.hostname, &config.auth.argon2),
         pipeline,
         shutdown: shutdown.clone(),
         tracker: Tracker::default(),
