@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# LMTP delivery throughput and disk footprint, end to end against the release binary.
+#
+#   benches/lmtp.sh [CORPUS_DIR] [LIMIT]
+#
+# For 1 and then 4 connections, each on a fresh store: build, create a temp data dir and
+# config, add user `bench`, start `nestbox serve`, deliver LIMIT (default 3000) corpus
+# messages with benches/lmtp_load.rs, wait until background dictionary training and
+# recompression settle (the compressed total in `stats` stops shrinking), run `compact`,
+# then measure the data dir (du -sb, everything included), the redb file, the server's
+# peak RSS (VmHWM) and CPU time (utime+stime). Only processes started here are stopped.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+CORPUS=${1:-$ROOT/../shared/corpus/spamassassin-dev}
+LIMIT=${2:-3000}
+SETTLE_MAX=${SETTLE_MAX:-180}   # seconds to wait for recompression at most
+[ -d "$CORPUS" ] || { echo "corpus $CORPUS not found" >&2; exit 2; }
+CORPUS=$(cd "$CORPUS" && pwd)
+
+cd "$ROOT"
+echo "== building (release)" >&2
+cargo build --release --quiet
+LOAD=$(cargo bench --bench lmtp_load --no-run --message-format=json 2>/dev/null |
+    sed -n 's/.*"executable":"\([^"]*lmtp_load[^"]*\)".*/\1/p' | tail -1)
+[ -x "$LOAD" ] || { echo "could not build benches/lmtp_load.rs" >&2; exit 2; }
+NB=$ROOT/target/release/nestbox
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/nestbox-bench.XXXXXX")
+SERVER_PID=
+cleanup() {
+    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
+        kill -TERM "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+    fi
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+CLK_TCK=$(getconf CLK_TCK)
+
+# compressed bytes from the last line of `stats`
+compressed() {
+    "$NB" --config "$1" stats | tail -1 | sed -n 's/.* raw bytes, \([0-9]*\) compressed.*/\1/p'
+}
+
+# run_one CONNS -> sets R_* variables
+run_one() {
+    local conns=$1 dir="$TMP/c$1" cfg out port
+    mkdir -p "$dir"
+    cfg=$dir/config.ron
+    cat > "$cfg" <<'EOF'
+(data_dir: "data", imap: (listen: [], tls_listen: []), pop3: (listen: [], tls_listen: []),
+ lmtp: (listen: ["127.0.0.1:0"], unix_socket: None))
+EOF
+    printf 'pw\n' | "$NB" --config "$cfg" user add bench --password-stdin >/dev/null
+    "$NB" --config "$cfg" serve > "$dir/serve.out" 2> "$dir/serve.err" &
+    SERVER_PID=$!
+    for _ in $(seq 100); do
+        grep -q '^ready' "$dir/serve.out" 2>/dev/null && break
+        kill -0 "$SERVER_PID" 2>/dev/null || { cat "$dir/serve.err" >&2; exit 1; }
+        sleep 0.1
+    done
+    port=$(sed -n 's/^listening lmtp 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$dir/serve.out" | head -1)
+    [ -n "$port" ] || { echo "server did not report an LMTP port" >&2; exit 1; }
+
+    echo "== $conns connection(s), $LIMIT messages" >&2
+    out=$("$LOAD" "127.0.0.1:$port" "$conns" "$CORPUS" bench "$LIMIT") || true
+    echo "$out" | sed 's/^/   /' >&2
+    R_RATE=$(echo "$out" | sed -n 's/^msgs_per_s: //p')
+    R_P50=$(echo "$out" | sed -n 's/^latency_p50_ms: //p')
+    R_P99=$(echo "$out" | sed -n 's/^latency_p99_ms: //p')
+    R_ERR=$(echo "$out" | sed -n 's/^errors: //p')
+    R_RAW=$(echo "$out" | sed -n 's/^raw_crlf_bytes: //p')
+
+    # Let dictionary training and recompression settle: poll until the compressed total
+    # has not shrunk for 3 polls in a row.
+    local t0=$SECONDS prev=-1 cur same=0
+    while [ $((SECONDS - t0)) -lt "$SETTLE_MAX" ]; do
+        cur=$(compressed "$cfg")
+        if [ "$cur" = "$prev" ]; then same=$((same + 1)); else same=0; fi
+        [ "$same" -ge 3 ] && break
+        prev=$cur
+        sleep 1
+    done
+    R_SETTLE=$((SECONDS - t0))
+    "$NB" --config "$cfg" compact > "$dir/compact.out" 2>&1 || { cat "$dir/compact.out" >&2; exit 1; }
+    R_STORE=$("$NB" --config "$cfg" stats | tail -1)
+
+    R_DU=$(du -sb "$dir/data" | cut -f1)
+    R_REDB=$(stat -c %s "$dir"/data/*.redb | awk '{s+=$1} END {print s}')
+    R_HWM=$(awk '/^VmHWM/ {print $2}' "/proc/$SERVER_PID/status")
+    # utime and stime are fields 14 and 15; the comm field (2) has no spaces here.
+    R_CPU=$(awk -v t="$CLK_TCK" '{printf "%.2f", ($14 + $15) / t}' "/proc/$SERVER_PID/stat")
+
+    kill -TERM "$SERVER_PID"
+    wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=
+}
+
+run_one 1
+A_RATE=$R_RATE A_P50=$R_P50 A_P99=$R_P99 A_ERR=$R_ERR A_DU=$R_DU A_REDB=$R_REDB
+A_HWM=$R_HWM A_CPU=$R_CPU A_SETTLE=$R_SETTLE A_STORE=$R_STORE RAW=$R_RAW
+run_one 4
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a / b}'; }
+echo
+echo "corpus: $CORPUS ($LIMIT messages, raw CRLF bytes $RAW)"
+printf '%-28s %14s %14s\n' "" "1 connection" "4 connections"
+printf '%-28s %14s %14s\n' "msgs/s" "$A_RATE" "$R_RATE"
+printf '%-28s %14s %14s\n' "latency p50 ms" "$A_P50" "$R_P50"
+printf '%-28s %14s %14s\n' "latency p99 ms" "$A_P99" "$R_P99"
+printf '%-28s %14s %14s\n' "errors" "$A_ERR" "$R_ERR"
+printf '%-28s %14s %14s\n' "settle wait s" "$A_SETTLE" "$R_SETTLE"
+printf '%-28s %14s %14s\n' "data dir bytes (du -sb)" "$A_DU" "$R_DU"
+printf '%-28s %14s %14s\n' "redb file bytes" "$A_REDB" "$R_REDB"
+printf '%-28s %14s %14s\n' "raw CRLF bytes" "$RAW" "$R_RAW"
+printf '%-28s %14s %14s\n' "data dir / raw" "$(ratio "$A_DU" "$RAW")" "$(ratio "$R_DU" "$R_RAW")"
+printf '%-28s %14s %14s\n' "server peak RSS KiB (VmHWM)" "$A_HWM" "$R_HWM"
+printf '%-28s %14s %14s\n' "server CPU s (utime+stime)" "$A_CPU" "$R_CPU"
+echo "1 conn  $A_STORE"
+echo "4 conns $R_STORE"
