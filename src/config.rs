@@ -123,6 +123,9 @@ pub struct StoreConfig {
     pub compact_when_free: f64,
     /// How often to check whether compaction is due, in seconds (0 = never automatically).
     pub compact_check_secs: u64,
+    /// Page cache of the database, in MiB. Memory use grows to this; the OS page cache
+    /// still helps beyond it.
+    pub cache_mib: u64,
 }
 
 /// A WebAssembly plugin (filters, quota policies, retention rules).
@@ -228,6 +231,7 @@ impl Default for StoreConfig {
             dictionary_size: 64 * 1024,
             compact_when_free: 0.25,
             compact_check_secs: 3600,
+            cache_mib: 16,
         }
     }
 }
@@ -327,6 +331,12 @@ impl RawConfig {
             return Err(err(
                 "store.dictionary_size",
                 format!("{} is outside 1024..=1048576", self.store.dictionary_size),
+            ));
+        }
+        if self.store.cache_mib == 0 || self.store.cache_mib > 65_536 {
+            return Err(err(
+                "store.cache_mib",
+                format!("{} is outside 1..=65536", self.store.cache_mib),
             ));
         }
         if self.limits.max_message_size < 1024 || self.limits.max_message_size > 1 << 30 {

@@ -13,7 +13,7 @@ use std::sync::{Arc, RwLock};
 use redb::{Database, ReadableDatabase, ReadableTable, WriteTransaction};
 use zstd::dict::{DecoderDictionary, EncoderDictionary};
 
-use super::schema::{self, BLOB_DATA, BLOB_META, BLOBS, BlobRecord, DICTS, META};
+use super::schema::{self, BLOB_DATA, BLOB_META, BLOBS, BlobRecord, DICTS, LOOSE, Location, META};
 use super::{Shared, StoreError};
 
 /// Samples used to train a dictionary: at most this many bytes in all...
@@ -30,9 +30,14 @@ struct Dicts {
 
 /// Compresses and decompresses blobs with the store's dictionaries.
 pub struct Codec {
-    level: i32,
+    pub(crate) level: i32,
     dicts: RwLock<Arc<Dicts>>,
     pub(crate) training: AtomicBool,
+    /// Set once training has been tried (or is not wanted): packing waits for it, so packs
+    /// are compressed with the dictionary.
+    pub(crate) trained: AtomicBool,
+    pub(crate) packing: AtomicBool,
+    pub(crate) packs: super::pack::PackCache,
 }
 
 /// A message body ready for the writer: hashed, compressed, parsed.
@@ -66,10 +71,14 @@ impl Codec {
                 active = Some((id, Arc::new(EncoderDictionary::copy(bytes.value(), level))));
             }
         }
+        let trained = active.is_some();
         Ok(Codec {
             level,
             dicts: RwLock::new(Arc::new(Dicts { active, decoders })),
             training: AtomicBool::new(false),
+            trained: AtomicBool::new(trained),
+            packing: AtomicBool::new(false),
+            packs: super::pack::PackCache::default(),
         })
     }
 
@@ -93,7 +102,7 @@ impl Codec {
         })
     }
 
-    fn compress(&self, raw: &[u8]) -> Result<(u32, Vec<u8>), StoreError> {
+    pub(crate) fn compress(&self, raw: &[u8]) -> Result<(u32, Vec<u8>), StoreError> {
         let dicts = self.snapshot();
         match &dicts.active {
             Some((id, enc)) => {
@@ -107,21 +116,30 @@ impl Codec {
 
     /// Decompresses a stored blob.
     pub fn decompress(&self, rec: &BlobRecord, data: &[u8]) -> Result<Vec<u8>, StoreError> {
-        let cap =
-            usize::try_from(rec.raw_len).map_err(|_| StoreError::Corrupt("blob size".into()))?;
-        let out = if rec.dict == 0 {
+        self.decompress_with(rec.dict, data, rec.raw_len)
+    }
+
+    /// Decompresses `data` made with dictionary `dict` (0 = none) into exactly `len` bytes.
+    pub(crate) fn decompress_with(
+        &self,
+        dict: u32,
+        data: &[u8],
+        len: u64,
+    ) -> Result<Vec<u8>, StoreError> {
+        let cap = usize::try_from(len).map_err(|_| StoreError::Corrupt("blob size".into()))?;
+        let out = if dict == 0 {
             zstd::bulk::decompress(data, cap).map_err(zstd_err)?
         } else {
             let dicts = self.snapshot();
             let dec = dicts
                 .decoders
-                .get(&rec.dict)
-                .ok_or_else(|| StoreError::Corrupt(format!("missing dictionary {}", rec.dict)))?;
+                .get(&dict)
+                .ok_or_else(|| StoreError::Corrupt(format!("missing dictionary {dict}")))?;
             let mut d =
                 zstd::bulk::Decompressor::with_prepared_dictionary(dec).map_err(zstd_err)?;
             d.decompress(data, cap).map_err(zstd_err)?
         };
-        if out.len() as u64 != rec.raw_len {
+        if out.len() as u64 != len {
             return Err(StoreError::Corrupt("blob length mismatch".into()));
         }
         Ok(out)
@@ -146,11 +164,13 @@ pub(crate) fn add_ref(
             Ok(false)
         }
         None => {
+            let seq = add_loose(tx, &blob.hash, blob.raw_len)?;
             let rec = BlobRecord {
                 refs: 1,
                 dict: blob.dict,
                 raw_len: blob.raw_len,
                 stored_len: blob.compressed.len() as u64,
+                location: Location::Loose { seq },
             };
             blobs.insert(&blob.hash, schema::encode(&rec)?.as_slice())?;
             tx.open_table(BLOB_DATA)?
@@ -181,12 +201,108 @@ pub(crate) fn drop_ref(tx: &WriteTransaction, hash: &[u8; 32]) -> Result<(), Sto
             ..rec
         };
         blobs.insert(hash, schema::encode(&rec)?.as_slice())?;
-    } else {
-        blobs.remove(hash)?;
-        tx.open_table(BLOB_DATA)?.remove(hash)?;
-        tx.open_table(BLOB_META)?.remove(hash)?;
+        return Ok(());
+    }
+    blobs.remove(hash)?;
+    drop(blobs);
+    match rec.location {
+        Location::Loose { seq } => {
+            tx.open_table(BLOB_DATA)?.remove(hash)?;
+            tx.open_table(BLOB_META)?.remove(hash)?;
+            remove_loose(tx, seq, rec.raw_len)?;
+        }
+        Location::Packed {
+            pack,
+            offset: _,
+            meta_len,
+        } => super::pack::drop_item(tx, pack, hash, rec.raw_len + u64::from(meta_len))?,
     }
     Ok(())
+}
+
+/// Queues a blob for packing; returns its sequence number.
+pub(crate) fn add_loose(
+    tx: &WriteTransaction,
+    hash: &[u8; 32],
+    raw_len: u64,
+) -> Result<u64, StoreError> {
+    let mut meta = tx.open_table(META)?;
+    let seq = meta.get("next_loose_seq")?.map(|v| v.value()).unwrap_or(1);
+    meta.insert("next_loose_seq", seq + 1)?;
+    let bytes = meta.get("loose_bytes")?.map(|v| v.value()).unwrap_or(0);
+    meta.insert("loose_bytes", bytes.saturating_add(raw_len))?;
+    tx.open_table(LOOSE)?.insert(seq, hash)?;
+    Ok(seq)
+}
+
+pub(crate) fn remove_loose(
+    tx: &WriteTransaction,
+    seq: u64,
+    raw_len: u64,
+) -> Result<(), StoreError> {
+    tx.open_table(LOOSE)?.remove(seq)?;
+    let mut meta = tx.open_table(META)?;
+    let bytes = meta.get("loose_bytes")?.map(|v| v.value()).unwrap_or(0);
+    meta.insert("loose_bytes", bytes.saturating_sub(raw_len))?;
+    Ok(())
+}
+
+/// The raw bytes of a blob, wherever it is.
+pub(crate) fn load_raw(
+    tx: &redb::ReadTransaction,
+    shared: &Shared,
+    hash: &[u8; 32],
+    rec: &BlobRecord,
+) -> Result<Vec<u8>, StoreError> {
+    match rec.location {
+        Location::Loose { .. } => {
+            let data = tx.open_table(BLOB_DATA)?;
+            let stored = data
+                .get(hash)?
+                .ok_or_else(|| StoreError::Corrupt("blob without data".into()))?;
+            shared.codec.decompress(rec, stored.value())
+        }
+        Location::Packed { pack, offset, .. } => {
+            let bytes = super::pack::load(tx, shared, pack)?;
+            slice(&bytes, offset, rec.raw_len)
+        }
+    }
+}
+
+/// The stored structure (`mime::MessageMeta`, postcard) of a blob, wherever it is.
+pub(crate) fn load_meta(
+    tx: &redb::ReadTransaction,
+    shared: &Shared,
+    hash: &[u8; 32],
+    rec: &BlobRecord,
+) -> Result<Vec<u8>, StoreError> {
+    match rec.location {
+        Location::Loose { .. } => {
+            let metas = tx.open_table(BLOB_META)?;
+            let meta = metas
+                .get(hash)?
+                .ok_or_else(|| StoreError::Corrupt("blob without metadata".into()))?;
+            Ok(meta.value().to_vec())
+        }
+        Location::Packed {
+            pack,
+            offset,
+            meta_len,
+        } => {
+            let bytes = super::pack::load(tx, shared, pack)?;
+            slice(&bytes, offset + rec.raw_len, u64::from(meta_len))
+        }
+    }
+}
+
+fn slice(bytes: &[u8], offset: u64, len: u64) -> Result<Vec<u8>, StoreError> {
+    let start = usize::try_from(offset).map_err(|_| StoreError::Corrupt("pack offset".into()))?;
+    let end = usize::try_from(offset.saturating_add(len))
+        .map_err(|_| StoreError::Corrupt("pack offset".into()))?;
+    bytes
+        .get(start..end)
+        .map(|b| b.to_vec())
+        .ok_or_else(|| StoreError::Corrupt("pack too short".into()))
 }
 
 pub(crate) fn count_undicted(tx: &WriteTransaction, n: u64) -> Result<(), StoreError> {
@@ -201,6 +317,7 @@ pub(crate) fn count_undicted(tx: &WriteTransaction, n: u64) -> Result<(), StoreE
 pub(crate) fn maybe_train(shared: &Arc<Shared>) {
     let after = shared.config.dictionary_after;
     if after == 0 || shared.codec.snapshot().active.is_some() {
+        shared.codec.trained.store(true, Ordering::SeqCst);
         return;
     }
     let due = (|| -> Result<bool, StoreError> {
@@ -228,6 +345,7 @@ pub(crate) fn maybe_train(shared: &Arc<Shared>) {
                 Ok(None) => {}
                 Err(e) => log::warn!("store: dictionary training failed: {e}"),
             }
+            shared.codec.trained.store(true, Ordering::SeqCst);
             shared.codec.training.store(false, Ordering::SeqCst);
         });
     if let Err(e) = spawned {
@@ -250,6 +368,9 @@ fn train(shared: &Arc<Shared>) -> Result<Option<u32>, StoreError> {
         for row in blobs.iter()? {
             let (hash, rec) = row?;
             let rec: BlobRecord = schema::decode(rec.value())?;
+            if !matches!(rec.location, Location::Loose { .. }) {
+                continue;
+            }
             let Some(bytes) = data.get(hash.value())? else {
                 continue;
             };
@@ -321,7 +442,7 @@ fn recompress_all(shared: &Arc<Shared>, id: u32) -> Result<(), StoreError> {
                 }
                 after = Some(hash);
                 let rec: BlobRecord = schema::decode(rec.value())?;
-                if rec.dict == id {
+                if rec.dict == id || !matches!(rec.location, Location::Loose { .. }) {
                     continue;
                 }
                 let Some(bytes) = data.get(&hash)? else {
@@ -351,7 +472,7 @@ fn recompress_all(shared: &Arc<Shared>, id: u32) -> Result<(), StoreError> {
                     .map(|v| schema::decode::<BlobRecord>(v.value()))
                     .transpose()?;
                 let Some(current) = current else { continue };
-                if current.dict != old.dict {
+                if current.dict != old.dict || current.location != old.location {
                     continue;
                 }
                 let rec = BlobRecord {

@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use super::blob::{self, PreparedBlob};
 use super::mailboxes::{self, canonical_mailbox};
 use super::schema::{
-    self, BLOB_DATA, BLOB_META, BLOBS, BlobRecord, DICTS, EXPUNGED, MAILBOXES, MESSAGES,
-    MailboxRecord, MessageRecord, SystemFlags, USERS, UserRecord,
+    self, BLOBS, BlobRecord, DICTS, EXPUNGED, Location, MAILBOXES, MESSAGES, MailboxRecord,
+    MessageRecord, PACKS, PackRecord, SystemFlags, USERS, UserRecord,
 };
 use super::writer::Batch;
 use super::{Change, ChangeKind, Store, StoreError, now};
@@ -98,7 +98,9 @@ fn store_one(
     let next = uid
         .checked_add(1)
         .ok_or_else(|| StoreError::Storage("mailbox UIDs exhausted".into()))?;
-    blob::add_ref(tx, &req.blob, &mut batch.undicted)?;
+    if blob::add_ref(tx, &req.blob, &mut batch.undicted)? {
+        batch.loose_added = true;
+    }
     mb.uidnext = next;
     mb.highest_modseq += 1;
     let size = req.prefix.len() as u64 + req.blob.raw_len;
@@ -131,21 +133,21 @@ fn store_one(
     })
 }
 
+fn blob_record(tx: &ReadTransaction, hash: &[u8; 32]) -> Result<BlobRecord, StoreError> {
+    let blobs = tx.open_table(BLOBS)?;
+    let v = blobs
+        .get(hash)?
+        .ok_or_else(|| StoreError::Corrupt("message without blob".into()))?;
+    schema::decode(v.value())
+}
+
 fn read_message(
     tx: &ReadTransaction,
     shared: &super::Shared,
     rec: &MessageRecord,
 ) -> Result<Vec<u8>, StoreError> {
-    let blobs = tx.open_table(BLOBS)?;
-    let data = tx.open_table(BLOB_DATA)?;
-    let brec: BlobRecord = match blobs.get(&rec.blob)? {
-        Some(v) => schema::decode(v.value())?,
-        None => return Err(StoreError::Corrupt("message without blob".into())),
-    };
-    let stored = data
-        .get(&rec.blob)?
-        .ok_or_else(|| StoreError::Corrupt("blob without data".into()))?;
-    let body = shared.codec.decompress(&brec, stored.value())?;
+    let brec = blob_record(tx, &rec.blob)?;
+    let body = blob::load_raw(tx, shared, &rec.blob, &brec)?;
     let mut out = Vec::with_capacity(rec.prefix.len() + body.len());
     out.extend_from_slice(&rec.prefix);
     out.extend_from_slice(&body);
@@ -220,17 +222,15 @@ impl Store {
         mailbox: u64,
         uid: u32,
     ) -> Result<Option<(Vec<u8>, usize)>, StoreError> {
-        self.read(move |tx, _| {
+        self.read(move |tx, shared| {
             let t = tx.open_table(MESSAGES)?;
             let Some(v) = t.get((mailbox, uid))? else {
                 return Ok(None);
             };
             let rec: MessageRecord = schema::decode(v.value())?;
-            let metas = tx.open_table(BLOB_META)?;
-            let meta = metas
-                .get(&rec.blob)?
-                .ok_or_else(|| StoreError::Corrupt("blob without metadata".into()))?;
-            Ok(Some((meta.value().to_vec(), rec.prefix.len())))
+            let brec = blob_record(tx, &rec.blob)?;
+            let meta = blob::load_meta(tx, shared, &rec.blob, &brec)?;
+            Ok(Some((meta, rec.prefix.len())))
         })
         .await
     }
@@ -258,6 +258,7 @@ impl Store {
             let mut gone = tx.open_table(EXPUNGED)?;
             for (uid, rec) in &removed {
                 blob::drop_ref(tx, &rec.blob)?;
+                batch.freed = true;
                 mb.messages = mb.messages.saturating_sub(1);
                 mb.bytes = mb.bytes.saturating_sub(rec.size);
                 gone.insert((mailbox, *uid), mb.highest_modseq)?;
@@ -281,6 +282,25 @@ impl Store {
             let boxes = tx.open_table(MAILBOXES)?;
             let msgs = tx.open_table(MESSAGES)?;
             let blobs = tx.open_table(BLOBS)?;
+            let packs = tx.open_table(PACKS)?;
+            // Compressed bytes per raw byte of each pack, to apportion packed blobs.
+            let mut pack_ratio = std::collections::HashMap::new();
+            let mut pack_stored = 0u64;
+            for row in packs.iter()? {
+                let (id, v) = row?;
+                let p: PackRecord = schema::decode(v.value())?;
+                pack_stored += p.stored_len;
+                pack_ratio.insert(id.value(), p.stored_len as f64 / (p.raw_len.max(1) as f64));
+            }
+            let stored_of = |b: &BlobRecord| -> u64 {
+                match b.location {
+                    Location::Loose { .. } => b.stored_len,
+                    Location::Packed { pack, meta_len, .. } => {
+                        let ratio = pack_ratio.get(&pack).copied().unwrap_or(1.0);
+                        ((b.raw_len + u64::from(meta_len)) as f64 * ratio) as u64
+                    }
+                }
+            };
             let mut by_user: Vec<UserStats> = Vec::new();
             let mut ids: Vec<u32> = Vec::new();
             for row in users.iter()? {
@@ -319,7 +339,7 @@ impl Store {
                     if let Some(b) = blobs.get(&m.blob)? {
                         let b: BlobRecord = schema::decode(b.value())?;
                         ms.physical +=
-                            b.stored_len / u64::from(b.refs.max(1)) + m.prefix.len() as u64;
+                            stored_of(&b) / u64::from(b.refs.max(1)) + m.prefix.len() as u64;
                     }
                 }
                 if let Some(us) = by_user.get_mut(pos) {
@@ -342,8 +362,11 @@ impl Store {
                 let b: BlobRecord = schema::decode(v.value())?;
                 stats.blobs += 1;
                 stats.blob_raw += b.raw_len;
-                stats.blob_stored += b.stored_len;
+                if let Location::Loose { .. } = b.location {
+                    stats.blob_stored += b.stored_len;
+                }
             }
+            stats.blob_stored += pack_stored;
             for row in tx.open_table(DICTS)?.iter()? {
                 let (_, v) = row?;
                 stats.dict_bytes += v.value().len() as u64;

@@ -13,6 +13,7 @@ pub mod blob;
 pub mod feed;
 mod mailboxes;
 mod messages;
+mod pack;
 pub mod schema;
 mod users;
 mod writer;
@@ -125,6 +126,12 @@ via_redb_error!(
     redb::CompactionError
 );
 
+fn builder(config: &StoreConfig) -> redb::Builder {
+    let mut b = Database::builder();
+    b.set_cache_size(usize::try_from(config.cache_mib.saturating_mul(1 << 20)).unwrap_or(16 << 20));
+    b
+}
+
 pub(crate) fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -189,7 +196,7 @@ impl Shared {
         drop(guard.take());
         let mut tries = 0;
         loop {
-            match Database::builder().create(&self.path) {
+            match builder(&self.config).create(&self.path) {
                 Ok(db) => {
                     *guard = Some(db);
                     log::info!("store: database reopened");
@@ -233,7 +240,7 @@ impl Store {
     pub fn open(data_dir: &Path, config: &StoreConfig) -> Result<Store, StoreError> {
         std::fs::create_dir_all(data_dir).map_err(|e| from_io(&e))?;
         let path = data_dir.join(DB_FILE);
-        let db = Database::builder().create(&path)?;
+        let db = builder(config).create(&path)?;
         {
             let tx = db.begin_write()?;
             schema::migrate(&tx)?;
@@ -336,9 +343,18 @@ impl Store {
         .await
     }
 
-    /// Stops the writer after the queued jobs are committed.
+    /// Stops the writer after the queued jobs are committed, and waits (up to 10 s) for
+    /// background training and packing to notice and stop.
     pub fn shutdown(&self) {
         self.writer.close();
+        let codec = &self.shared.codec;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while (codec.training.load(std::sync::atomic::Ordering::SeqCst)
+            || codec.packing.load(std::sync::atomic::Ordering::SeqCst))
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
     }
 }
 

@@ -30,6 +30,16 @@ pub const BLOBS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("blobs
 pub const BLOB_DATA: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("blob_data");
 /// Content hash -> the parsed structure FETCH needs (`mime::MessageMeta`, postcard).
 pub const BLOB_META: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("blob_meta");
+/// Arrival sequence -> hash of a blob stored loose (not yet in a pack), oldest first.
+pub const LOOSE: TableDefinition<u64, &[u8; 32]> = TableDefinition::new("loose");
+/// Pack id -> [`PackRecord`].
+pub const PACKS: TableDefinition<u64, &[u8]> = TableDefinition::new("packs");
+/// (pack id, chunk number) -> up to [`PACK_CHUNK`] bytes of the compressed pack. Chunks of
+/// one page each: redb rounds values larger than a page up to power-of-two page runs, and
+/// a value that fills a page alone wastes almost nothing.
+pub const PACK_CHUNKS: TableDefinition<(u64, u32), &[u8]> = TableDefinition::new("pack_chunks");
+/// Size of a pack chunk: a 4 KiB page less the leaf's header and offsets.
+pub const PACK_CHUNK: usize = 4000;
 /// Dictionary id -> zstd dictionary bytes.
 pub const DICTS: TableDefinition<u32, &[u8]> = TableDefinition::new("dicts");
 
@@ -130,13 +140,44 @@ pub struct MessageRecord {
     pub envelope_from: Option<String>,
 }
 
+/// Where a blob's bytes are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Location {
+    /// Compressed alone in `BLOB_DATA`, its structure in `BLOB_META`; `seq` is its key in
+    /// `LOOSE`.
+    Loose { seq: u64 },
+    /// Inside pack `pack`: the raw message at `offset`, then `meta_len` bytes of structure.
+    Packed {
+        pack: u64,
+        offset: u64,
+        meta_len: u32,
+    },
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct BlobRecord {
     pub refs: u32,
-    /// 0 = compressed without a dictionary.
+    /// Dictionary of a loose blob; 0 = none.
     pub dict: u32,
     pub raw_len: u64,
+    /// Compressed size of a loose blob; 0 when packed (the pack records its size).
     pub stored_len: u64,
+    pub location: Location,
+}
+
+/// A pack: many blobs (raw bytes and structure) compressed together, which compresses far
+/// better than each message alone (similar headers across messages).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PackRecord {
+    /// Uncompressed length.
+    pub raw_len: u64,
+    /// Bytes of it still referenced (raw + structure of live blobs).
+    pub live: u64,
+    pub stored_len: u64,
+    pub dict: u32,
+    pub chunks: u32,
+    /// The blobs inside that are still live.
+    pub items: Vec<[u8; 32]>,
 }
 
 pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
@@ -181,5 +222,8 @@ pub fn migrate(tx: &WriteTransaction) -> Result<(), StoreError> {
     tx.open_table(BLOB_DATA)?;
     tx.open_table(BLOB_META)?;
     tx.open_table(DICTS)?;
+    tx.open_table(LOOSE)?;
+    tx.open_table(PACKS)?;
+    tx.open_table(PACK_CHUNKS)?;
     Ok(())
 }

@@ -285,3 +285,121 @@ fn second_process_open_is_locked() {
         Err(StoreError::Locked)
     ));
 }
+
+fn pack_state(store: &Store) -> (usize, u64) {
+    smol::block_on(store.read(|tx, _| {
+        use redb::ReadableTableMetadata;
+        let packs = tx.open_table(schema::PACKS)?.len()? as usize;
+        let loose = tx
+            .open_table(schema::META)?
+            .get("loose_bytes")?
+            .map(|v| v.value())
+            .unwrap_or(0);
+        Ok((packs, loose))
+    }))
+    .unwrap()
+}
+
+fn wait_packer(store: &Store) {
+    for _ in 0..500 {
+        let busy = store
+            .codec()
+            .packing
+            .load(std::sync::atomic::Ordering::SeqCst);
+        if !busy {
+            // One more look: the packer may be about to start after the last commit.
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            if !store
+                .codec()
+                .packing
+                .load(std::sync::atomic::Ordering::SeqCst)
+            {
+                return;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("packer did not finish");
+}
+
+/// About 1.5 KB, so a few hundred fill several packs.
+fn big(i: usize) -> Vec<u8> {
+    let mut m = message(i);
+    for l in 0..20 {
+        m.extend_from_slice(
+            format!("line {l} of message {i}: lorem ipsum dolor sit amet\r\n").as_bytes(),
+        );
+    }
+    m
+}
+
+#[test]
+fn loose_blobs_are_packed_and_read_back_and_sparse_packs_unpacked() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &cfg(0)).unwrap();
+    let n = 600;
+    let (a, inbox) = smol::block_on(async {
+        let a = store.add_user("a", "h".into()).await.unwrap();
+        let inbox = store.mailbox(a, "INBOX").await.unwrap().unwrap().id;
+        for chunk in (0..n).collect::<Vec<_>>().chunks(50) {
+            let reqs = chunk
+                .iter()
+                .map(|i| request(&store, a, "INBOX", &big(*i)))
+                .collect();
+            store.append_many(reqs).await.unwrap();
+        }
+        (a, inbox)
+    });
+    wait_packer(&store);
+    let (packs, loose) = pack_state(&store);
+    assert!(packs >= 2, "{packs} packs");
+    assert!(
+        loose < super::pack::PACK_TRIGGER,
+        "{loose} bytes still loose"
+    );
+    smol::block_on(async {
+        for (uid, i) in (1..=n as u32).zip(0..n) {
+            assert_eq!(
+                store.message_bytes(inbox, uid).await.unwrap(),
+                Some(big(i)),
+                "uid {uid}"
+            );
+            let (meta, prefix) = store.message_meta(inbox, uid).await.unwrap().unwrap();
+            let meta: crate::mime::MessageMeta = postcard::from_bytes(&meta).unwrap();
+            assert_eq!((meta.size, prefix), (big(i).len() as u64, 0));
+        }
+        // A copy elsewhere keeps a packed blob alive.
+        store
+            .append_many(vec![request(&store, a, "Archive", &big(3))])
+            .await
+            .unwrap();
+        // Expunge three in four: packs become sparse and are unpacked, then repacked.
+        let gone: Vec<u32> = (1..=n as u32).filter(|u| u % 4 != 0).collect();
+        store.expunge(inbox, gone).await.unwrap();
+    });
+    wait_packer(&store);
+    smol::block_on(async {
+        for uid in (4..=n as u32).step_by(4) {
+            let i = uid as usize - 1;
+            assert_eq!(
+                store.message_bytes(inbox, uid).await.unwrap(),
+                Some(big(i)),
+                "uid {uid}"
+            );
+        }
+        let archive = store.mailbox(a, "Archive").await.unwrap().unwrap().id;
+        assert_eq!(store.message_bytes(archive, 1).await.unwrap(), Some(big(3)));
+        let s = store.stats(None).await.unwrap();
+        assert_eq!(s.blobs, (n / 4) as u64, "the Archive copy shares uid 4's blob");
+        let everything: Vec<u32> = (1..=n as u32).collect();
+        store.expunge(inbox, everything).await.unwrap();
+        store.expunge(archive, vec![1]).await.unwrap();
+    });
+    wait_packer(&store);
+    assert_eq!(pack_state(&store), (0, 0), "nothing left behind");
+    smol::block_on(async {
+        let s = store.stats(None).await.unwrap();
+        assert_eq!((s.blobs, s.blob_stored), (0, 0));
+        assert!(store.verify().await.unwrap());
+    });
+}

@@ -178,6 +178,7 @@ fn delete_user_in(tx: &WriteTransaction, batch: &mut Batch, name: &str) -> Resul
         };
         for h in hashes {
             blob::drop_ref(tx, &h)?;
+            batch.freed = true;
         }
         let mut mailboxes = tx.open_table(MAILBOXES)?;
         if let Some(v) = mailboxes.remove(id)? {

@@ -25,6 +25,10 @@ pub struct Batch {
     pub changes: Vec<Change>,
     /// Blobs stored without a dictionary in this batch (drives dictionary training).
     pub undicted: u64,
+    /// Blobs were stored loose (may start the packer).
+    pub loose_added: bool,
+    /// Blobs were freed (packs may have become sparse).
+    pub freed: bool,
 }
 
 type Completion = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
@@ -39,9 +43,13 @@ pub struct Writer {
 impl Writer {
     pub fn start(shared: Arc<Shared>) -> Writer {
         let (tx, rx) = bounded::<Job>(QUEUE);
+        let own = Writer {
+            jobs: tx.clone(),
+            thread: Arc::new(Mutex::new(None)),
+        };
         let spawned = thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || run(shared, rx));
+            .spawn(move || run(shared, rx, own));
         let handle = match spawned {
             Ok(h) => Some(h),
             Err(e) => {
@@ -91,7 +99,7 @@ impl Writer {
     }
 }
 
-fn run(shared: Arc<Shared>, rx: Receiver<Job>) {
+fn run(shared: Arc<Shared>, rx: Receiver<Job>, own: Writer) {
     while let Ok(first) = rx.recv_blocking() {
         let mut jobs = vec![first];
         while jobs.len() < MAX_BATCH {
@@ -149,6 +157,9 @@ fn run(shared: Arc<Shared>, rx: Receiver<Job>) {
             }
             if batch.undicted > 0 {
                 super::blob::maybe_train(&shared);
+            }
+            if batch.loose_added || batch.freed {
+                super::pack::maybe_pack(&shared, &own);
             }
         }
         for completion in completions {

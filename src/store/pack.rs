@@ -1,0 +1,378 @@
+//! Packs: many blobs compressed together.
+//!
+//! A message is first stored *loose* (compressed alone), so delivery stays cheap and
+//! acknowledgements fast. Once at least [`PACK_TRIGGER`] bytes are loose, a background
+//! thread takes the oldest loose blobs, concatenates each one's raw bytes and parsed
+//! structure into a pack of about [`PACK_RAW`] bytes, compresses it with the store's
+//! dictionary, and stores it as page-sized chunks; the blobs' records then point into the
+//! pack and their loose copies are deleted, all in one group-committed transaction.
+//!
+//! Why: on real mail, packs compress to about 0.23 of the raw size against 0.30 for single
+//! messages with the same dictionary, and page-sized chunks avoid redb's rounding of large
+//! values to power-of-two page runs.
+//!
+//! Deleting a packed blob only lowers its pack's live count. A pack whose live bytes fall
+//! under half is unpacked: its live blobs go back to loose, and the packer packs them again
+//! with newer mail; an empty pack is deleted at once.
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use redb::{ReadTransaction, ReadableTable, WriteTransaction};
+
+use super::schema::{
+    self, BLOB_DATA, BLOB_META, BLOBS, BlobRecord, LOOSE, Location, META, PACK_CHUNK, PACK_CHUNKS,
+    PACKS, PackRecord,
+};
+use super::writer::Writer;
+use super::{Shared, StoreError};
+
+/// Raw bytes per pack (messages and their structure).
+pub const PACK_RAW: u64 = 128 * 1024;
+/// Loose bytes that start the packer.
+pub const PACK_TRIGGER: u64 = 2 * PACK_RAW;
+/// Decompressed packs kept in memory (sequential FETCHes read neighbours).
+const CACHE: usize = 8;
+
+/// A small cache of decompressed packs.
+#[derive(Default)]
+pub struct PackCache {
+    packs: Mutex<VecDeque<(u64, Arc<Vec<u8>>)>>,
+}
+
+impl PackCache {
+    fn get(&self, id: u64) -> Option<Arc<Vec<u8>>> {
+        let packs = self.packs.lock().ok()?;
+        packs.iter().find(|(p, _)| *p == id).map(|(_, b)| b.clone())
+    }
+
+    fn put(&self, id: u64, bytes: Arc<Vec<u8>>) {
+        if let Ok(mut packs) = self.packs.lock() {
+            packs.retain(|(p, _)| *p != id);
+            if packs.len() >= CACHE {
+                packs.pop_back();
+            }
+            packs.push_front((id, bytes));
+        }
+    }
+
+    fn forget(&self, id: u64) {
+        if let Ok(mut packs) = self.packs.lock() {
+            packs.retain(|(p, _)| *p != id);
+        }
+    }
+}
+
+fn pack_record(
+    packs: &impl ReadableTable<u64, &'static [u8]>,
+    id: u64,
+) -> Result<PackRecord, StoreError> {
+    let v = packs
+        .get(id)?
+        .ok_or_else(|| StoreError::Corrupt(format!("missing pack {id}")))?;
+    schema::decode(v.value())
+}
+
+/// The decompressed bytes of a pack.
+pub(crate) fn load(
+    tx: &ReadTransaction,
+    shared: &Shared,
+    id: u64,
+) -> Result<Arc<Vec<u8>>, StoreError> {
+    if let Some(b) = shared.codec.packs.get(id) {
+        return Ok(b);
+    }
+    let rec = pack_record(&tx.open_table(PACKS)?, id)?;
+    let chunks = tx.open_table(PACK_CHUNKS)?;
+    let mut stored = Vec::with_capacity(usize::try_from(rec.stored_len).unwrap_or(0));
+    for row in chunks.range((id, 0)..(id, rec.chunks))? {
+        let (_, v) = row?;
+        stored.extend_from_slice(v.value());
+    }
+    if stored.len() as u64 != rec.stored_len {
+        return Err(StoreError::Corrupt(format!("pack {id} is incomplete")));
+    }
+    let bytes = Arc::new(
+        shared
+            .codec
+            .decompress_with(rec.dict, &stored, rec.raw_len)?,
+    );
+    shared.codec.packs.put(id, bytes.clone());
+    Ok(bytes)
+}
+
+fn delete_pack(tx: &WriteTransaction, id: u64, chunks: u32) -> Result<(), StoreError> {
+    tx.open_table(PACKS)?.remove(id)?;
+    let mut t = tx.open_table(PACK_CHUNKS)?;
+    for n in 0..chunks {
+        t.remove((id, n))?;
+    }
+    Ok(())
+}
+
+/// A packed blob lost its last reference: `len` bytes of pack `id` are dead.
+pub(crate) fn drop_item(
+    tx: &WriteTransaction,
+    id: u64,
+    hash: &[u8; 32],
+    len: u64,
+) -> Result<(), StoreError> {
+    let mut rec = pack_record(&tx.open_table(PACKS)?, id)?;
+    rec.live = rec.live.saturating_sub(len);
+    rec.items.retain(|h| h != hash);
+    if rec.items.is_empty() {
+        delete_pack(tx, id, rec.chunks)?;
+    } else {
+        tx.open_table(PACKS)?
+            .insert(id, schema::encode(&rec)?.as_slice())?;
+    }
+    Ok(())
+}
+
+/// Starts the packer thread when enough is loose and none is running.
+pub(crate) fn maybe_pack(shared: &Arc<Shared>, writer: &Writer) {
+    let codec = &shared.codec;
+    if !codec.trained.load(Ordering::SeqCst) || codec.packing.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    let owned = shared.clone();
+    let writer = writer.clone();
+    let spawned = std::thread::Builder::new()
+        .name("store-pack".into())
+        .spawn(move || {
+            if let Err(e) = run(&owned, &writer) {
+                log::warn!("store: packing stopped: {e}");
+            }
+            owned.codec.packing.store(false, Ordering::SeqCst);
+        });
+    if let Err(e) = spawned {
+        log::warn!("store: cannot start the packer: {e}");
+        codec.packing.store(false, Ordering::SeqCst);
+    }
+}
+
+fn run(shared: &Arc<Shared>, writer: &Writer) -> Result<(), StoreError> {
+    loop {
+        let did_unpack = unpack_sparse(shared, writer)?;
+        let loose = {
+            let tx = shared.begin_read()?;
+            let meta = tx.open_table(META)?;
+            meta.get("loose_bytes")?.map(|v| v.value()).unwrap_or(0)
+        };
+        if loose < PACK_TRIGGER {
+            if !did_unpack {
+                return Ok(());
+            }
+            continue;
+        }
+        if !pack_once(shared, writer)? {
+            return Ok(());
+        }
+    }
+}
+
+/// One item taken into a pack.
+struct Item {
+    seq: u64,
+    hash: [u8; 32],
+    offset: u64,
+    raw_len: u64,
+    meta_len: u32,
+}
+
+/// Packs the oldest loose blobs. Returns false when there was nothing to pack.
+fn pack_once(shared: &Arc<Shared>, writer: &Writer) -> Result<bool, StoreError> {
+    let mut buf: Vec<u8> = Vec::with_capacity(usize::try_from(PACK_RAW).unwrap_or(0) * 2);
+    let mut items: Vec<Item> = Vec::new();
+    {
+        let tx = shared.begin_read()?;
+        let loose = tx.open_table(LOOSE)?;
+        let blobs = tx.open_table(BLOBS)?;
+        let data = tx.open_table(BLOB_DATA)?;
+        let metas = tx.open_table(BLOB_META)?;
+        for row in loose.iter()? {
+            let (seq, hash) = row?;
+            let (seq, hash) = (seq.value(), *hash.value());
+            let Some(rec) = blobs.get(&hash)? else {
+                continue;
+            };
+            let rec: BlobRecord = schema::decode(rec.value())?;
+            if rec.location != (Location::Loose { seq }) {
+                continue;
+            }
+            let (Some(stored), Some(meta)) = (data.get(&hash)?, metas.get(&hash)?) else {
+                continue;
+            };
+            let raw = shared.codec.decompress(&rec, stored.value())?;
+            let meta = meta.value();
+            let offset = buf.len() as u64;
+            buf.extend_from_slice(&raw);
+            buf.extend_from_slice(meta);
+            items.push(Item {
+                seq,
+                hash,
+                offset,
+                raw_len: rec.raw_len,
+                meta_len: u32::try_from(meta.len())
+                    .map_err(|_| StoreError::Corrupt("meta size".into()))?,
+            });
+            if buf.len() as u64 >= PACK_RAW {
+                break;
+            }
+        }
+    }
+    if items.is_empty() {
+        return Ok(false);
+    }
+    let (dict, compressed) = shared.codec.compress(&buf)?;
+    let raw_len = buf.len() as u64;
+    drop(buf);
+    let stored_len = compressed.len() as u64;
+    let chunks: Vec<Vec<u8>> = compressed.chunks(PACK_CHUNK).map(<[u8]>::to_vec).collect();
+    let n_chunks =
+        u32::try_from(chunks.len()).map_err(|_| StoreError::Corrupt("pack size".into()))?;
+    smol::block_on(writer.submit(move |tx, _batch| {
+        let id = {
+            let mut meta = tx.open_table(META)?;
+            let id = meta.get("next_pack_id")?.map(|v| v.value()).unwrap_or(1);
+            meta.insert("next_pack_id", id + 1)?;
+            id
+        };
+        let mut live = 0u64;
+        let mut alive = Vec::new();
+        for item in &items {
+            let mut blobs = tx.open_table(BLOBS)?;
+            let rec = blobs
+                .get(&item.hash)?
+                .map(|v| schema::decode::<BlobRecord>(v.value()))
+                .transpose()?;
+            // Freed or re-added since we read it: its bytes in the pack are dead.
+            let Some(mut rec) = rec else { continue };
+            if rec.location != (Location::Loose { seq: item.seq }) {
+                continue;
+            }
+            rec.location = Location::Packed {
+                pack: id,
+                offset: item.offset,
+                meta_len: item.meta_len,
+            };
+            rec.dict = 0;
+            rec.stored_len = 0;
+            blobs.insert(&item.hash, schema::encode(&rec)?.as_slice())?;
+            drop(blobs);
+            tx.open_table(BLOB_DATA)?.remove(&item.hash)?;
+            tx.open_table(BLOB_META)?.remove(&item.hash)?;
+            super::blob::remove_loose(tx, item.seq, item.raw_len)?;
+            live += item.raw_len + u64::from(item.meta_len);
+            alive.push(item.hash);
+        }
+        if alive.is_empty() {
+            return Ok(());
+        }
+        let mut t = tx.open_table(PACK_CHUNKS)?;
+        for (n, chunk) in chunks.iter().enumerate() {
+            let n = u32::try_from(n).map_err(|_| StoreError::Corrupt("pack size".into()))?;
+            t.insert((id, n), chunk.as_slice())?;
+        }
+        let rec = PackRecord {
+            raw_len,
+            live,
+            stored_len,
+            dict,
+            chunks: n_chunks,
+            items: alive,
+        };
+        tx.open_table(PACKS)?
+            .insert(id, schema::encode(&rec)?.as_slice())?;
+        Ok(())
+    }))?;
+    Ok(true)
+}
+
+/// Turns packs that are mostly dead back into loose blobs, one pack per transaction.
+/// Returns whether it unpacked any.
+fn unpack_sparse(shared: &Arc<Shared>, writer: &Writer) -> Result<bool, StoreError> {
+    let sparse: Vec<(u64, PackRecord)> = {
+        let tx = shared.begin_read()?;
+        let packs = tx.open_table(PACKS)?;
+        let mut out = Vec::new();
+        for row in packs.iter()? {
+            let (id, v) = row?;
+            let rec: PackRecord = schema::decode(v.value())?;
+            if rec.live.saturating_mul(2) < rec.raw_len {
+                out.push((id.value(), rec));
+            }
+        }
+        out
+    };
+    let any = !sparse.is_empty();
+    for (id, pack) in sparse {
+        // Read and recompress the live blobs outside the writer.
+        let mut loose: Vec<([u8; 32], BlobRecord, u32, Vec<u8>, Vec<u8>)> = Vec::new();
+        {
+            let tx = shared.begin_read()?;
+            let bytes = load(&tx, shared, id)?;
+            let blobs = tx.open_table(BLOBS)?;
+            for hash in &pack.items {
+                let Some(v) = blobs.get(hash)? else { continue };
+                let rec: BlobRecord = schema::decode(v.value())?;
+                let Location::Packed {
+                    pack: p,
+                    offset,
+                    meta_len,
+                } = rec.location
+                else {
+                    continue;
+                };
+                if p != id {
+                    continue;
+                }
+                let start =
+                    usize::try_from(offset).map_err(|_| StoreError::Corrupt("offset".into()))?;
+                let mid = start
+                    + usize::try_from(rec.raw_len)
+                        .map_err(|_| StoreError::Corrupt("size".into()))?;
+                let end = mid + meta_len as usize;
+                let (Some(raw), Some(meta)) = (bytes.get(start..mid), bytes.get(mid..end)) else {
+                    return Err(StoreError::Corrupt(format!("pack {id} is too short")));
+                };
+                let (dict, compressed) = shared.codec.compress(raw)?;
+                loose.push((*hash, rec, dict, compressed, meta.to_vec()));
+            }
+        }
+        let expected_live = pack.live;
+        smol::block_on(writer.submit(move |tx, _| {
+            let current = tx
+                .open_table(PACKS)?
+                .get(id)?
+                .map(|v| schema::decode::<PackRecord>(v.value()))
+                .transpose()?;
+            // Changed meanwhile (more deletes): try again on the next round.
+            let Some(current) = current else {
+                return Ok(());
+            };
+            if current.live != expected_live {
+                return Ok(());
+            }
+            for (hash, rec, dict, compressed, meta) in &loose {
+                let seq = super::blob::add_loose(tx, hash, rec.raw_len)?;
+                let new = BlobRecord {
+                    dict: *dict,
+                    stored_len: compressed.len() as u64,
+                    location: Location::Loose { seq },
+                    ..*rec
+                };
+                tx.open_table(BLOBS)?
+                    .insert(hash, schema::encode(&new)?.as_slice())?;
+                tx.open_table(BLOB_DATA)?
+                    .insert(hash, compressed.as_slice())?;
+                tx.open_table(BLOB_META)?.insert(hash, meta.as_slice())?;
+            }
+            delete_pack(tx, id, current.chunks)?;
+            Ok(())
+        }))?;
+        shared.codec.packs.forget(id);
+    }
+    Ok(any)
+}
