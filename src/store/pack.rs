@@ -290,6 +290,15 @@ fn pack_once(shared: &Arc<Shared>, writer: &Writer) -> Result<bool, StoreError> 
     Ok(true)
 }
 
+/// A live blob taken out of a sparse pack, recompressed alone.
+struct Unpacked {
+    hash: [u8; 32],
+    rec: BlobRecord,
+    dict: u32,
+    compressed: Vec<u8>,
+    meta: Vec<u8>,
+}
+
 /// Turns packs that are mostly dead back into loose blobs, one pack per transaction.
 /// Returns whether it unpacked any.
 fn unpack_sparse(shared: &Arc<Shared>, writer: &Writer) -> Result<bool, StoreError> {
@@ -309,7 +318,7 @@ fn unpack_sparse(shared: &Arc<Shared>, writer: &Writer) -> Result<bool, StoreErr
     let any = !sparse.is_empty();
     for (id, pack) in sparse {
         // Read and recompress the live blobs outside the writer.
-        let mut loose: Vec<([u8; 32], BlobRecord, u32, Vec<u8>, Vec<u8>)> = Vec::new();
+        let mut loose: Vec<Unpacked> = Vec::new();
         {
             let tx = shared.begin_read()?;
             let bytes = load(&tx, shared, id)?;
@@ -338,7 +347,13 @@ fn unpack_sparse(shared: &Arc<Shared>, writer: &Writer) -> Result<bool, StoreErr
                     return Err(StoreError::Corrupt(format!("pack {id} is too short")));
                 };
                 let (dict, compressed) = shared.codec.compress(raw)?;
-                loose.push((*hash, rec, dict, compressed, meta.to_vec()));
+                loose.push(Unpacked {
+                    hash: *hash,
+                    rec,
+                    dict,
+                    compressed,
+                    meta: meta.to_vec(),
+                });
             }
         }
         let expected_live = pack.live;
@@ -355,19 +370,20 @@ fn unpack_sparse(shared: &Arc<Shared>, writer: &Writer) -> Result<bool, StoreErr
             if current.live != expected_live {
                 return Ok(());
             }
-            for (hash, rec, dict, compressed, meta) in &loose {
-                let seq = super::blob::add_loose(tx, hash, rec.raw_len)?;
+            for u in &loose {
+                let seq = super::blob::add_loose(tx, &u.hash, u.rec.raw_len)?;
                 let new = BlobRecord {
-                    dict: *dict,
-                    stored_len: compressed.len() as u64,
+                    dict: u.dict,
+                    stored_len: u.compressed.len() as u64,
                     location: Location::Loose { seq },
-                    ..*rec
+                    ..u.rec
                 };
                 tx.open_table(BLOBS)?
-                    .insert(hash, schema::encode(&new)?.as_slice())?;
+                    .insert(&u.hash, schema::encode(&new)?.as_slice())?;
                 tx.open_table(BLOB_DATA)?
-                    .insert(hash, compressed.as_slice())?;
-                tx.open_table(BLOB_META)?.insert(hash, meta.as_slice())?;
+                    .insert(&u.hash, u.compressed.as_slice())?;
+                tx.open_table(BLOB_META)?
+                    .insert(&u.hash, u.meta.as_slice())?;
             }
             delete_pack(tx, id, current.chunks)?;
             Ok(())

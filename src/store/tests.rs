@@ -390,7 +390,11 @@ fn loose_blobs_are_packed_and_read_back_and_sparse_packs_unpacked() {
         let archive = store.mailbox(a, "Archive").await.unwrap().unwrap().id;
         assert_eq!(store.message_bytes(archive, 1).await.unwrap(), Some(big(3)));
         let s = store.stats(None).await.unwrap();
-        assert_eq!(s.blobs, (n / 4) as u64, "the Archive copy shares uid 4's blob");
+        assert_eq!(
+            s.blobs,
+            (n / 4) as u64,
+            "the Archive copy shares uid 4's blob"
+        );
         let everything: Vec<u32> = (1..=n as u32).collect();
         store.expunge(inbox, everything).await.unwrap();
         store.expunge(archive, vec![1]).await.unwrap();
