@@ -220,7 +220,7 @@ impl Pipeline {
                     mailbox: target.mailbox.unwrap_or_else(|| "INBOX".into()),
                     create: target.create_mailbox,
                     blob: prepared.blob.clone(),
-                    prefix,
+                    prefix: self.store.codec().pack_prefix(prefix),
                     flags: target.flags,
                     keywords: target.keywords,
                     internal_date,

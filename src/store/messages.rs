@@ -9,7 +9,7 @@ use super::blob::{self, PreparedBlob};
 use super::mailboxes::{self, canonical_mailbox};
 use super::schema::{
     self, BLOBS, BlobRecord, DICTS, EXPUNGED, Location, MAILBOXES, MESSAGES, MailboxRecord,
-    MessageRecord, PACKS, PackRecord, SystemFlags, USERS, UserRecord,
+    MessageRecord, PACKS, PackRecord, Prefix, SystemFlags, USERS, UserRecord,
 };
 use super::writer::Batch;
 use super::{Change, ChangeKind, Store, StoreError, now};
@@ -22,8 +22,9 @@ pub struct AppendRequest {
     /// Create the mailbox if it does not exist (a filter's file-into, import).
     pub create: bool,
     pub blob: Arc<PreparedBlob>,
-    /// Per-delivery trace headers, see [`MessageRecord::prefix`].
-    pub prefix: Vec<u8>,
+    /// Per-delivery trace headers, see [`MessageRecord::prefix`] (made with
+    /// [`super::Codec::pack_prefix`]).
+    pub prefix: Prefix,
     pub flags: SystemFlags,
     pub keywords: Vec<String>,
     pub internal_date: i64,
@@ -148,8 +149,9 @@ fn read_message(
 ) -> Result<Vec<u8>, StoreError> {
     let brec = blob_record(tx, &rec.blob)?;
     let body = blob::load_raw(tx, shared, &rec.blob, &brec)?;
-    let mut out = Vec::with_capacity(rec.prefix.len() + body.len());
-    out.extend_from_slice(&rec.prefix);
+    let prefix = shared.codec.unpack_prefix(&rec.prefix)?;
+    let mut out = Vec::with_capacity(prefix.len() + body.len());
+    out.extend_from_slice(&prefix);
     out.extend_from_slice(&body);
     Ok(out)
 }
@@ -339,7 +341,7 @@ impl Store {
                     if let Some(b) = blobs.get(&m.blob)? {
                         let b: BlobRecord = schema::decode(b.value())?;
                         ms.physical +=
-                            stored_of(&b) / u64::from(b.refs.max(1)) + m.prefix.len() as u64;
+                            stored_of(&b) / u64::from(b.refs.max(1)) + m.prefix.data.len() as u64;
                     }
                 }
                 if let Some(us) = by_user.get_mut(pos) {

@@ -29,7 +29,7 @@ pub use blob::{Codec, PreparedBlob};
 pub use feed::{Change, ChangeFeed, ChangeKind};
 pub use mailboxes::MailboxInfo;
 pub use messages::{AppendRequest, Appended, MailboxStats, MessageInfo, Stats, UserStats};
-pub use schema::{MailboxRecord, MessageRecord, SpecialUse, SystemFlags, UserRecord};
+pub use schema::{MailboxRecord, MessageRecord, Prefix, SpecialUse, SystemFlags, UserRecord};
 pub use users::UserInfo;
 
 /// What a store operation can fail with. Logical errors (`NoSuch*`, `*Exists`, `Invalid*`)
@@ -310,6 +310,18 @@ impl Store {
     pub async fn compact(&self, force: bool) -> Result<bool, StoreError> {
         let shared = self.shared.clone();
         smol::unblock(move || {
+            if force {
+                // Asked for explicitly: let background packing finish first, since its
+                // transactions make compaction give up.
+                let codec = &shared.codec;
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+                while (codec.packing.load(std::sync::atomic::Ordering::SeqCst)
+                    || codec.training.load(std::sync::atomic::Ordering::SeqCst))
+                    && std::time::Instant::now() < deadline
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+            }
             let path = shared.path.clone();
             let threshold = shared.config.compact_when_free;
             shared.with_db_mut(|db| {

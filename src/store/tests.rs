@@ -29,7 +29,7 @@ fn request(store: &Store, user: u32, mailbox: &str, raw: &[u8]) -> AppendRequest
         mailbox: mailbox.into(),
         create: false,
         blob: Arc::new(store.codec().prepare(raw, meta).unwrap()),
-        prefix: Vec::new(),
+        prefix: Prefix::default(),
         flags: SystemFlags::default(),
         keywords: Vec::new(),
         internal_date: 1_000_000,
@@ -209,6 +209,17 @@ fn dictionary_is_trained_and_old_blobs_stay_readable() {
             }
             smol::Timer::after(std::time::Duration::from_millis(50)).await;
         }
+        // Trace prefixes shrink with it and read back exactly.
+        let trace = b"Return-Path: <sender1@example.org>\r\nDelivered-To: alice@example.org\r\nReceived: from mx (127.0.0.1)\r\n\tby localhost (nestbox) with LMTP id 0123456789abcdef\r\n\tfor <alice@example.org>; Sat, 21 Nov 2026 23:36:22 +0000\r\n".to_vec();
+        let p = store.codec().pack_prefix(trace.clone());
+        assert!(
+            p.dict.is_some() && p.data.len() < trace.len(),
+            "{} bytes",
+            p.data.len()
+        );
+        assert_eq!(store.codec().unpack_prefix(&p).unwrap(), trace);
+        let plain = store.codec().pack_prefix(b"X".to_vec());
+        assert_eq!((plain.dict, plain.data.as_slice()), (None, &b"X"[..]));
         // New mail uses it; every message, old and new, reads back exactly.
         store
             .append_many(vec![request(&store, a, "INBOX", &message(1000))])
@@ -251,6 +262,8 @@ fn delete_user_frees_everything_and_compaction_shrinks() {
         let s = store.stats(None).await.unwrap();
         assert_eq!((s.blobs, s.users.len()), (0, 0));
         assert!(store.find_user("a", "").await.unwrap().is_none());
+        // Compaction gives up while background work holds a transaction.
+        wait_packer(&store);
         assert!(store.compact(true).await.unwrap());
         assert!(store.file_size() < full, "{} < {full}", store.file_size());
         assert!(store.verify().await.unwrap());
