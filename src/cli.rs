@@ -427,6 +427,9 @@ fn print_stats(s: &crate::store::Stats) {
         "store: {} blobs, {} raw bytes, {} compressed, {} in dictionaries, file {} bytes",
         s.blobs, s.blob_raw, s.blob_stored, s.dict_bytes, s.file_bytes
     );
+    for (name, stored, pages) in &s.tables {
+        println!("table {name:<12} {stored:>12} stored {pages:>12} in pages");
+    }
 }
 
 /// Messages per import request, and the most bytes one request carries.

@@ -8,8 +8,10 @@
 
 use std::sync::Arc;
 
-use crate::store::{AppendRequest, Appended, PreparedBlob, Store, StoreError, SystemFlags};
-use crate::util::{header_block, rfc5322_date, to_crlf};
+use crate::store::{
+    AppendRequest, Appended, PreparedBlob, Store, StoreError, SystemFlags, TraceRecord,
+};
+use crate::util::{header_block, to_crlf};
 
 /// How a message reached us, for trace headers (RFC 5321 §4.4).
 #[derive(Debug, Clone)]
@@ -202,13 +204,26 @@ impl Pipeline {
                         continue;
                     }
                 }
-                let prefix = match &incoming.trace {
-                    Some(trace) => {
-                        self.trace_prefix(trace, incoming.mail_from.as_deref(), &target, now)
-                    }
-                    None => Vec::new(),
-                };
-                let size = prefix.len() as u64 + prepared.blob.raw_len;
+                let trace = incoming.trace.as_ref().map(|t| TraceRecord {
+                    format: 1,
+                    protocol: t.protocol.to_string(),
+                    delivered_to: target.address.clone(),
+                    helo: t.helo.clone(),
+                    peer: t.peer.clone(),
+                    by: self.hostname.clone(),
+                });
+                let prefix_len = trace
+                    .as_ref()
+                    .map(|t| {
+                        t.render(
+                            incoming.mail_from.as_deref(),
+                            internal_date,
+                            &prepared.blob.hash,
+                        )
+                        .len()
+                    })
+                    .unwrap_or(0);
+                let size = prefix_len as u64 + prepared.blob.raw_len;
                 // HOOK: the quota policy runs here, with the final size and target.
                 if let QuotaVerdict::Deny { permanent } = self.hooks.quota(&target, size) {
                     set(&mut mine, i, Outcome::OverQuota { permanent });
@@ -220,7 +235,7 @@ impl Pipeline {
                     mailbox: target.mailbox.unwrap_or_else(|| "INBOX".into()),
                     create: target.create_mailbox,
                     blob: prepared.blob.clone(),
-                    prefix: self.store.codec().pack_prefix(prefix),
+                    trace,
                     flags: target.flags,
                     keywords: target.keywords,
                     internal_date,
@@ -258,38 +273,6 @@ impl Pipeline {
                     .collect()
             })
             .collect()
-    }
-
-    /// Return-Path, Delivered-To and Received for one recipient (RFC 5321 §4.4).
-    fn trace_prefix(
-        &self,
-        trace: &Trace,
-        mail_from: Option<&str>,
-        target: &Target,
-        now: i64,
-    ) -> Vec<u8> {
-        let id: u64 = rand::random();
-        let mut p = String::new();
-        if let Some(from) = mail_from {
-            p.push_str(&format!("Return-Path: <{from}>\r\n"));
-        }
-        p.push_str(&format!("Delivered-To: {}\r\n", target.address));
-        p.push_str("Received: ");
-        if let Some(helo) = &trace.helo {
-            p.push_str(&format!("from {helo}"));
-            if let Some(peer) = &trace.peer {
-                p.push_str(&format!(" ({peer})"));
-            }
-            p.push_str("\r\n\t");
-        }
-        p.push_str(&format!(
-            "by {} (nestbox) with {} id {id:016x}\r\n\tfor <{}>; {}\r\n",
-            self.hostname,
-            trace.protocol,
-            target.address,
-            rfc5322_date(now)
-        ));
-        p.into_bytes()
     }
 }
 

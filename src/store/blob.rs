@@ -13,9 +13,7 @@ use std::sync::{Arc, RwLock};
 use redb::{Database, ReadableDatabase, ReadableTable, WriteTransaction};
 use zstd::dict::{DecoderDictionary, EncoderDictionary};
 
-use super::schema::{
-    self, BLOB_DATA, BLOB_META, BLOBS, BlobRecord, DICTS, LOOSE, Location, META, Prefix,
-};
+use super::schema::{self, BLOB_DATA, BLOB_META, BLOBS, BlobRecord, DICTS, LOOSE, Location, META};
 use super::{Shared, StoreError};
 
 /// Samples used to train a dictionary: at most this many bytes in all...
@@ -113,42 +111,6 @@ impl Codec {
                 Ok((*id, c.compress(raw).map_err(zstd_err)?))
             }
             None => Ok((0, zstd::bulk::compress(raw, self.level).map_err(zstd_err)?)),
-        }
-    }
-
-    /// Compresses a per-delivery prefix with the active dictionary when that helps.
-    pub fn pack_prefix(&self, raw: Vec<u8>) -> Prefix {
-        let len = u32::try_from(raw.len()).unwrap_or(u32::MAX);
-        let dicts = self.snapshot();
-        if let Some((id, enc)) = &dicts.active
-            && let Ok(mut c) = zstd::bulk::Compressor::with_prepared_dictionary(enc)
-        {
-            // The length and dictionary are in the record: leave them out of the frame.
-            let _ = c.include_contentsize(false);
-            let _ = c.include_checksum(false);
-            let _ = c.include_dictid(false);
-            if let Ok(data) = c.compress(&raw)
-                && data.len() < raw.len()
-            {
-                return Prefix {
-                    len,
-                    dict: Some(*id),
-                    data,
-                };
-            }
-        }
-        Prefix {
-            len,
-            dict: None,
-            data: raw,
-        }
-    }
-
-    /// The prefix's bytes.
-    pub fn unpack_prefix(&self, p: &Prefix) -> Result<Vec<u8>, StoreError> {
-        match p.dict {
-            None => Ok(p.data.clone()),
-            Some(dict) => self.decompress_with(dict, &p.data, u64::from(p.len)),
         }
     }
 

@@ -9,7 +9,7 @@ use super::blob::{self, PreparedBlob};
 use super::mailboxes::{self, canonical_mailbox};
 use super::schema::{
     self, BLOBS, BlobRecord, DICTS, EXPUNGED, Location, MAILBOXES, MESSAGES, MailboxRecord,
-    MessageRecord, PACKS, PackRecord, Prefix, SystemFlags, USERS, UserRecord,
+    MessageRecord, PACKS, PackRecord, SystemFlags, TraceRecord, USERS, UserRecord,
 };
 use super::writer::Batch;
 use super::{Change, ChangeKind, Store, StoreError, now};
@@ -22,9 +22,8 @@ pub struct AppendRequest {
     /// Create the mailbox if it does not exist (a filter's file-into, import).
     pub create: bool,
     pub blob: Arc<PreparedBlob>,
-    /// Per-delivery trace headers, see [`MessageRecord::prefix`] (made with
-    /// [`super::Codec::pack_prefix`]).
-    pub prefix: Prefix,
+    /// Per-delivery trace headers, see [`MessageRecord::trace`].
+    pub trace: Option<TraceRecord>,
     pub flags: SystemFlags,
     pub keywords: Vec<String>,
     pub internal_date: i64,
@@ -81,6 +80,8 @@ pub struct Stats {
     pub dict_bytes: u64,
     /// The database file.
     pub file_bytes: u64,
+    /// Per table: name, stored bytes, page bytes (leaf + branch).
+    pub tables: Vec<(String, u64, u64)>,
 }
 
 fn store_one(
@@ -104,12 +105,19 @@ fn store_one(
     }
     mb.uidnext = next;
     mb.highest_modseq += 1;
-    let size = req.prefix.len() as u64 + req.blob.raw_len;
+    let prefix_len = prefix_of(
+        req.trace.as_ref(),
+        req.envelope_from.as_deref(),
+        req.internal_date,
+        &req.blob.hash,
+    )
+    .len();
+    let size = prefix_len as u64 + req.blob.raw_len;
     mb.messages += 1;
     mb.bytes += size;
     let rec = MessageRecord {
         blob: req.blob.hash,
-        prefix: req.prefix.clone(),
+        trace: req.trace.clone(),
         flags: req.flags,
         keywords: req.keywords.clone(),
         internal_date: req.internal_date,
@@ -134,6 +142,51 @@ fn store_one(
     })
 }
 
+fn prefix_of(
+    trace: Option<&TraceRecord>,
+    envelope_from: Option<&str>,
+    date: i64,
+    blob: &[u8; 32],
+) -> Vec<u8> {
+    trace
+        .map(|t| t.render(envelope_from, date, blob))
+        .unwrap_or_default()
+}
+
+/// The per-delivery prefix of a stored message (empty when it has no trace).
+pub fn record_prefix(rec: &MessageRecord) -> Vec<u8> {
+    prefix_of(
+        rec.trace.as_ref(),
+        rec.envelope_from.as_deref(),
+        rec.internal_date,
+        &rec.blob,
+    )
+}
+
+fn table_stats(tx: &ReadTransaction) -> Result<Vec<(String, u64, u64)>, StoreError> {
+    use redb::ReadableTableMetadata;
+    let mut out = Vec::new();
+    let mut add = |name: &str, s: redb::TableStats| {
+        out.push((
+            name.to_string(),
+            s.stored_bytes(),
+            (s.leaf_pages() + s.branch_pages()) * 4096,
+        ));
+    };
+    add("users", tx.open_table(USERS)?.stats()?);
+    add("mailboxes", tx.open_table(MAILBOXES)?.stats()?);
+    add("messages", tx.open_table(MESSAGES)?.stats()?);
+    add("expunged", tx.open_table(EXPUNGED)?.stats()?);
+    add("blobs", tx.open_table(BLOBS)?.stats()?);
+    add("blob_data", tx.open_table(schema::BLOB_DATA)?.stats()?);
+    add("blob_meta", tx.open_table(schema::BLOB_META)?.stats()?);
+    add("loose", tx.open_table(schema::LOOSE)?.stats()?);
+    add("packs", tx.open_table(PACKS)?.stats()?);
+    add("pack_chunks", tx.open_table(schema::PACK_CHUNKS)?.stats()?);
+    add("dicts", tx.open_table(DICTS)?.stats()?);
+    Ok(out)
+}
+
 fn blob_record(tx: &ReadTransaction, hash: &[u8; 32]) -> Result<BlobRecord, StoreError> {
     let blobs = tx.open_table(BLOBS)?;
     let v = blobs
@@ -149,7 +202,7 @@ fn read_message(
 ) -> Result<Vec<u8>, StoreError> {
     let brec = blob_record(tx, &rec.blob)?;
     let body = blob::load_raw(tx, shared, &rec.blob, &brec)?;
-    let prefix = shared.codec.unpack_prefix(&rec.prefix)?;
+    let prefix = record_prefix(rec);
     let mut out = Vec::with_capacity(prefix.len() + body.len());
     out.extend_from_slice(&prefix);
     out.extend_from_slice(&body);
@@ -232,7 +285,7 @@ impl Store {
             let rec: MessageRecord = schema::decode(v.value())?;
             let brec = blob_record(tx, &rec.blob)?;
             let meta = blob::load_meta(tx, shared, &rec.blob, &brec)?;
-            Ok(Some((meta, rec.prefix.len())))
+            Ok(Some((meta, record_prefix(&rec).len())))
         })
         .await
     }
@@ -340,8 +393,7 @@ impl Store {
                     ms.logical += m.size;
                     if let Some(b) = blobs.get(&m.blob)? {
                         let b: BlobRecord = schema::decode(b.value())?;
-                        ms.physical +=
-                            stored_of(&b) / u64::from(b.refs.max(1)) + m.prefix.data.len() as u64;
+                        ms.physical += stored_of(&b) / u64::from(b.refs.max(1));
                     }
                 }
                 if let Some(us) = by_user.get_mut(pos) {
@@ -373,6 +425,7 @@ impl Store {
                 let (_, v) = row?;
                 stats.dict_bytes += v.value().len() as u64;
             }
+            stats.tables = table_stats(tx)?;
             Ok(stats)
         })
         .await

@@ -28,8 +28,10 @@ use crate::config::StoreConfig;
 pub use blob::{Codec, PreparedBlob};
 pub use feed::{Change, ChangeFeed, ChangeKind};
 pub use mailboxes::MailboxInfo;
-pub use messages::{AppendRequest, Appended, MailboxStats, MessageInfo, Stats, UserStats};
-pub use schema::{MailboxRecord, MessageRecord, Prefix, SpecialUse, SystemFlags, UserRecord};
+pub use messages::{
+    AppendRequest, Appended, MailboxStats, MessageInfo, Stats, UserStats, record_prefix,
+};
+pub use schema::{MailboxRecord, MessageRecord, SpecialUse, SystemFlags, TraceRecord, UserRecord};
 pub use users::UserInfo;
 
 /// What a store operation can fail with. Logical errors (`NoSuch*`, `*Exists`, `Invalid*`)

@@ -123,8 +123,8 @@ pub struct MessageRecord {
     pub blob: [u8; 32],
     /// Per-delivery trace headers (Return-Path, Delivered-To, Received) kept apart from the
     /// shared blob so that one message to many recipients is stored once. The message a
-    /// client sees is `prefix + blob`.
-    pub prefix: Prefix,
+    /// client sees is `trace.render(..) + blob` (the *prefix*).
+    pub trace: Option<TraceRecord>,
     pub flags: SystemFlags,
     pub keywords: Vec<String>,
     /// Unix seconds (IMAP INTERNALDATE).
@@ -154,25 +154,67 @@ pub enum Location {
     },
 }
 
-/// A message's per-delivery prefix, compressed with the dictionary when that is smaller
-/// (trace headers are ~230 bytes and very alike, so they shrink to about a third).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Prefix {
-    /// Length of the uncompressed prefix.
-    pub len: u32,
-    /// Dictionary the data was compressed with; `None`: `data` is the prefix itself.
-    pub dict: Option<u32>,
-    pub data: Vec<u8>,
+/// The facts behind a message's trace headers (Return-Path, Delivered-To, Received),
+/// which [`TraceRecord::render`] turns into the same bytes every time. Storing the facts
+/// (~40 bytes) instead of the text (~230 bytes) keeps the message table small; the date is
+/// the message's internal date and the id a hash, so nothing random is needed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceRecord {
+    /// Rendering format; only 1 exists. A new format gets a new number, old ones stay.
+    pub format: u8,
+    /// "LMTP" or "local".
+    pub protocol: String,
+    /// The recipient address as given (Delivered-To, `for <...>`).
+    pub delivered_to: String,
+    /// The client's LHLO name and address.
+    pub helo: Option<String>,
+    pub peer: Option<String>,
+    /// Our host name at delivery time.
+    pub by: String,
 }
 
-impl Prefix {
-    pub fn len(&self) -> usize {
-        self.len as usize
+impl TraceRecord {
+    /// The trace header block for a message with this envelope sender, internal date and
+    /// blob (RFC 5321 §4.4). Return-Path comes first and only when there was a sender.
+    pub fn render(&self, envelope_from: Option<&str>, date: i64, blob: &[u8; 32]) -> Vec<u8> {
+        let mut h = blake3::Hasher::new();
+        h.update(blob);
+        h.update(self.delivered_to.as_bytes());
+        h.update(&date.to_le_bytes());
+        let id = h.finalize();
+        let id = id.as_bytes().get(..8).map(hex8).unwrap_or_default();
+        let mut p = String::with_capacity(256);
+        if let Some(from) = envelope_from {
+            p.push_str("Return-Path: <");
+            p.push_str(from);
+            p.push_str(">\r\n");
+        }
+        p.push_str("Delivered-To: ");
+        p.push_str(&self.delivered_to);
+        p.push_str("\r\nReceived: ");
+        if let Some(helo) = &self.helo {
+            p.push_str("from ");
+            p.push_str(helo);
+            if let Some(peer) = &self.peer {
+                p.push_str(" (");
+                p.push_str(peer);
+                p.push(')');
+            }
+            p.push_str("\r\n\t");
+        }
+        p.push_str(&format!(
+            "by {} (nestbox) with {} id {id}\r\n\tfor <{}>; {}\r\n",
+            self.by,
+            self.protocol,
+            self.delivered_to,
+            crate::util::rfc5322_date(date)
+        ));
+        p.into_bytes()
     }
+}
 
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
+fn hex8(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

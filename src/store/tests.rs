@@ -29,7 +29,7 @@ fn request(store: &Store, user: u32, mailbox: &str, raw: &[u8]) -> AppendRequest
         mailbox: mailbox.into(),
         create: false,
         blob: Arc::new(store.codec().prepare(raw, meta).unwrap()),
-        prefix: Prefix::default(),
+        trace: None,
         flags: SystemFlags::default(),
         keywords: Vec::new(),
         internal_date: 1_000_000,
@@ -209,17 +209,6 @@ fn dictionary_is_trained_and_old_blobs_stay_readable() {
             }
             smol::Timer::after(std::time::Duration::from_millis(50)).await;
         }
-        // Trace prefixes shrink with it and read back exactly.
-        let trace = b"Return-Path: <sender1@example.org>\r\nDelivered-To: alice@example.org\r\nReceived: from mx (127.0.0.1)\r\n\tby localhost (nestbox) with LMTP id 0123456789abcdef\r\n\tfor <alice@example.org>; Sat, 21 Nov 2026 23:36:22 +0000\r\n".to_vec();
-        let p = store.codec().pack_prefix(trace.clone());
-        assert!(
-            p.dict.is_some() && p.data.len() < trace.len(),
-            "{} bytes",
-            p.data.len()
-        );
-        assert_eq!(store.codec().unpack_prefix(&p).unwrap(), trace);
-        let plain = store.codec().pack_prefix(b"X".to_vec());
-        assert_eq!((plain.dict, plain.data.as_slice()), (None, &b"X"[..]));
         // New mail uses it; every message, old and new, reads back exactly.
         store
             .append_many(vec![request(&store, a, "INBOX", &message(1000))])
@@ -350,7 +339,7 @@ fn big(i: usize) -> Vec<u8> {
 fn loose_blobs_are_packed_and_read_back_and_sparse_packs_unpacked() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), &cfg(0)).unwrap();
-    let n = 600;
+    let n = 1200;
     let (a, inbox) = smol::block_on(async {
         let a = store.add_user("a", "h".into()).await.unwrap();
         let inbox = store.mailbox(a, "INBOX").await.unwrap().unwrap().id;
@@ -419,4 +408,50 @@ fn loose_blobs_are_packed_and_read_back_and_sparse_packs_unpacked() {
         assert_eq!((s.blobs, s.blob_stored), (0, 0));
         assert!(store.verify().await.unwrap());
     });
+}
+
+#[test]
+fn trace_renders_the_same_bytes_every_time() {
+    let t = TraceRecord {
+        format: 1,
+        protocol: "LMTP".into(),
+        delivered_to: "alice@example.org".into(),
+        helo: Some("mx.example.org".into()),
+        peer: Some("127.0.0.1".into()),
+        by: "mail.example.org".into(),
+    };
+    let blob = [7u8; 32];
+    let a = t.render(Some("bob@example.net"), 1_795_304_182, &blob);
+    assert_eq!(a, t.render(Some("bob@example.net"), 1_795_304_182, &blob));
+    let text = String::from_utf8(a).unwrap();
+    let lines: Vec<&str> = text.split("\r\n").collect();
+    assert_eq!(lines[0], "Return-Path: <bob@example.net>");
+    assert_eq!(lines[1], "Delivered-To: alice@example.org");
+    assert_eq!(lines[2], "Received: from mx.example.org (127.0.0.1)");
+    assert!(
+        lines[3].starts_with("\tby mail.example.org (nestbox) with LMTP id "),
+        "{}",
+        lines[3]
+    );
+    assert_eq!(
+        lines[4],
+        "\tfor <alice@example.org>; Sat, 21 Nov 2026 23:36:22 +0000"
+    );
+    assert!(text.ends_with("\r\n"));
+    // The id differs per recipient and per message.
+    let other = TraceRecord {
+        delivered_to: "carol@example.org".into(),
+        ..t.clone()
+    };
+    let id = |s: &[u8]| {
+        String::from_utf8_lossy(s)
+            .split(" id ")
+            .nth(1)
+            .map(|x| x[..16].to_string())
+    };
+    assert_ne!(
+        id(&other.render(None, 1_795_304_182, &blob)),
+        id(&text.clone().into_bytes())
+    );
+    assert!(!String::from_utf8_lossy(&t.render(None, 0, &blob)).contains("Return-Path"));
 }
