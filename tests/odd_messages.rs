@@ -1,6 +1,11 @@
 //! Messages that are legal but unusual, or not quite legal, are stored intact: a 50 MB
 //! message, one with no body and no final line end, 8-bit headers, NUL bytes, bare CR.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod common;
 
@@ -32,7 +37,10 @@ fn fifty_megabyte_message_is_stored_intact() {
             x ^= x << 13;
             x ^= x >> 17;
             x ^= x << 5;
-            raw.push(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"[(x % 64) as usize]);
+            raw.push(
+                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+                    [(x % 64) as usize],
+            );
         }
         raw.push(b'\n');
     }
@@ -46,8 +54,14 @@ fn no_body_and_no_final_newline() {
     let env = Env::with_config(CONFIG);
     env.add_user("alice");
     // Export writes a final newline after a message that lacks one (mbox needs it).
-    assert_eq!(round_trip(&env, b"Subject: only headers"), b"Subject: only headers\n");
-    assert_eq!(round_trip(&env, b"Subject: empty body\n\n"), b"Subject: empty body\n\n");
+    assert_eq!(
+        round_trip(&env, b"Subject: only headers"),
+        b"Subject: only headers\n"
+    );
+    assert_eq!(
+        round_trip(&env, b"Subject: empty body\n\n"),
+        b"Subject: empty body\n\n"
+    );
 }
 
 #[test]
