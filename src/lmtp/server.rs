@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use smol::io::{AsyncRead, AsyncWrite};
+use smol::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use smol::net::TcpListener;
 use smol::net::unix::UnixListener;
 use smol::{Executor, Timer};
@@ -19,6 +19,8 @@ use super::{
 use crate::delivery::{Incoming, Outcome, Target, Trace};
 use crate::server::Context;
 use crate::server::conn::{Conn, ReadError};
+use crate::server::limits::LimitError;
+use crate::server::stream::{Peer, Stream};
 use crate::store::{StoreError, SystemFlags};
 
 /// Accepts TCP connections until shutdown.
@@ -30,12 +32,19 @@ pub async fn accept_tcp(ctx: Context, listener: TcpListener, ex: Arc<Executor<'s
         })
         .await;
         match accepted {
-            Some(Ok((stream, peer))) => {
+            Some(Ok((stream, addr))) => {
                 let _ = stream.set_nodelay(true);
                 let ctx = ctx.clone();
                 ex.spawn(async move {
                     let _guard = ctx.tracker.enter();
-                    handle(&ctx, stream, Some(peer.ip().to_string())).await;
+                    let peer = Peer {
+                        ip: Some(addr.ip()),
+                        tls: false,
+                    };
+                    match ctx.limits.try_connect(peer.ip) {
+                        Ok(_slot) => handle(&ctx, Stream::Tcp(stream), peer).await,
+                        Err(e) => refuse(&ctx, stream, e).await,
+                    }
                 })
                 .detach();
             }
@@ -61,7 +70,14 @@ pub async fn accept_unix(ctx: Context, listener: UnixListener, ex: Arc<Executor<
                 let ctx = ctx.clone();
                 ex.spawn(async move {
                     let _guard = ctx.tracker.enter();
-                    handle(&ctx, stream, None).await;
+                    let peer = Peer {
+                        ip: None,
+                        tls: false,
+                    };
+                    match ctx.limits.try_connect(None) {
+                        Ok(_slot) => handle(&ctx, Stream::Unix(stream), peer).await,
+                        Err(e) => refuse(&ctx, stream, e).await,
+                    }
                 })
                 .detach();
             }
@@ -72,6 +88,30 @@ pub async fn accept_unix(ctx: Context, listener: UnixListener, ex: Arc<Executor<
             None => return,
         }
     }
+}
+
+/// Over a connection limit: `421 4.7.0` and close (RFC 5321 §3.8, RFC 3463 §3.8).
+async fn refuse<S: AsyncWrite + Unpin>(ctx: &Context, mut stream: S, why: LimitError) {
+    log::info!("lmtp: connection refused: {why}");
+    let mut out = Vec::new();
+    Reply::plain(
+        421,
+        vec![format!(
+            "4.7.0 {} {why}, try again later",
+            ctx.config.hostname
+        )],
+    )
+    .encode(&mut out);
+    let _ = smol::future::or(
+        async {
+            let _ = stream.write_all(&out).await;
+            let _ = stream.flush().await;
+        },
+        async {
+            Timer::after(Duration::from_secs(5)).await;
+        },
+    )
+    .await;
 }
 
 /// The user a recipient address names: the local part, without a `+detail` (RFC 5233).
@@ -124,14 +164,12 @@ fn queue(conn: &mut Conn<impl AsyncRead + AsyncWrite + Unpin>, reply: &Reply) {
 }
 
 /// Serves one LMTP connection to the end.
-pub async fn handle<S: AsyncRead + AsyncWrite + Unpin>(
-    ctx: &Context,
-    stream: S,
-    peer: Option<String>,
-) {
+pub async fn handle(ctx: &Context, stream: Stream, mut peer: Peer) {
     let cfg = &ctx.config.lmtp;
     let max_size = ctx.pipeline.max_size();
-    let mut session = Session::new(&ctx.config.hostname, max_size, cfg.max_recipients);
+    let offer_tls = cfg.starttls && matches!(stream, Stream::Tcp(_));
+    let mut session =
+        Session::new(&ctx.config.hostname, max_size, cfg.max_recipients).with_starttls(offer_tls);
     let mut conn = Conn::new(
         stream,
         Duration::from_secs(cfg.timeout_secs),
@@ -217,7 +255,7 @@ pub async fn handle<S: AsyncRead + AsyncWrite + Unpin>(
                 let outcomes = if txn.too_big {
                     vec![RcptOutcome::TooBig; txn.recipients.len()]
                 } else {
-                    deliver(ctx, &txn, raw, peer.clone()).await
+                    deliver(ctx, &txn, raw, peer).await
                 };
                 for r in session.delivery_replies(&outcomes) {
                     queue(&mut conn, &r);
@@ -227,6 +265,21 @@ pub async fn handle<S: AsyncRead + AsyncWrite + Unpin>(
                 queue(&mut conn, &r);
                 let _ = conn.flush().await;
                 return;
+            }
+            // RFC 3207 §4.2: the 220 in plaintext, then everything already buffered is
+            // dropped (start_tls does it) and the session starts over.
+            Step::StartTls(r) => {
+                queue(&mut conn, &r);
+                match conn.start_tls(&ctx.tls.acceptor()).await {
+                    Ok(()) => {
+                        session.tls_started();
+                        peer.tls = true;
+                    }
+                    Err(e) => {
+                        log::info!("lmtp: STARTTLS from {:?}: {e}", peer.ip);
+                        return;
+                    }
+                }
             }
         }
     }
@@ -251,7 +304,7 @@ async fn deliver(
     ctx: &Context,
     txn: &super::Transaction,
     raw: Vec<u8>,
-    peer: Option<String>,
+    peer: Peer,
 ) -> Vec<RcptOutcome> {
     let mut outcomes: Vec<Option<RcptOutcome>> = vec![None; txn.recipients.len()];
     let mut targets = Vec::new();
@@ -291,9 +344,10 @@ async fn deliver(
         raw,
         mail_from,
         trace: Some(Trace {
-            protocol: "LMTP",
+            // RFC 3848: "LMTPS" when the transfer was protected by STARTTLS.
+            protocol: if peer.tls { "LMTPS" } else { "LMTP" },
             helo: Some(txn.client.clone()),
-            peer,
+            peer: peer.ip.map(|ip| ip.to_string()),
         }),
         internal_date: None,
     };
