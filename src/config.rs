@@ -572,6 +572,19 @@ mod tests {
     }
 
     #[test]
+    fn bad_throttle_and_connection_limits_are_refused() {
+        let e = check("(auth: (throttle: (base_delay_ms: 10, max_delay_ms: 5)))").unwrap_err();
+        assert!(e.message.contains("auth.throttle"), "{e}");
+        let e = check("(connections: (max_per_ip: 0))").unwrap_err();
+        assert!(e.message.contains("connections"), "{e}");
+        let e = check("(connections: (preauth_timeout_secs: 1))").unwrap_err();
+        assert!(e.message.contains("preauth_timeout_secs"), "{e}");
+        let c = check("(lmtp: (starttls: true), auth: (cache_secs: 0))").unwrap();
+        assert!(c.lmtp.starttls);
+        assert_eq!(c.auth.cache_secs, 0);
+    }
+
+    #[test]
     fn cert_without_key_is_refused() {
         assert!(check("(tls: (cert: Some(\"c.pem\")))").is_err());
     }
