@@ -17,44 +17,23 @@ use super::{
     Session, Step, parse_command, split_line,
 };
 use crate::delivery::{Incoming, Outcome, Target, Trace};
-use crate::server::Context;
 use crate::server::conn::{Conn, ReadError};
 use crate::server::limits::LimitError;
 use crate::server::stream::{Peer, Stream};
+use crate::server::{Context, accept};
 use crate::store::{StoreError, SystemFlags};
 
-/// Accepts TCP connections until shutdown.
+/// Accepts TCP connections until shutdown (limits and tasks: [`accept::accept_tcp`]).
 pub async fn accept_tcp(ctx: Context, listener: TcpListener, ex: Arc<Executor<'static>>) {
-    loop {
-        let accepted = smol::future::or(async { Some(listener.accept().await) }, async {
-            ctx.shutdown.wait().await;
-            None
-        })
-        .await;
-        match accepted {
-            Some(Ok((stream, addr))) => {
-                let _ = stream.set_nodelay(true);
-                let ctx = ctx.clone();
-                ex.spawn(async move {
-                    let _guard = ctx.tracker.enter();
-                    let peer = Peer {
-                        ip: Some(addr.ip()),
-                        tls: false,
-                    };
-                    match ctx.limits.try_connect(peer.ip) {
-                        Ok(_slot) => handle(&ctx, Stream::Tcp(stream), peer).await,
-                        Err(e) => refuse(&ctx, stream, e).await,
-                    }
-                })
-                .detach();
-            }
-            Some(Err(e)) => {
-                log::warn!("lmtp: accept: {e}");
-                Timer::after(Duration::from_millis(100)).await;
-            }
-            None => return,
-        }
-    }
+    let opts = accept::AcceptOptions {
+        proto: "lmtp",
+        implicit_tls: false,
+        refusal: refusal_bytes,
+    };
+    accept::accept_tcp(ctx, listener, ex, opts, |ctx, stream, peer| async move {
+        handle(&ctx, stream, peer).await;
+    })
+    .await;
 }
 
 /// Accepts Unix-socket connections until shutdown.
@@ -90,9 +69,8 @@ pub async fn accept_unix(ctx: Context, listener: UnixListener, ex: Arc<Executor<
     }
 }
 
-/// Over a connection limit: `421 4.7.0` and close (RFC 5321 §3.8, RFC 3463 §3.8).
-async fn refuse<S: AsyncWrite + Unpin>(ctx: &Context, mut stream: S, why: LimitError) {
-    log::info!("lmtp: connection refused: {why}");
+/// Over a connection limit: `421 4.7.0` (RFC 5321 §3.8, RFC 3463 §3.8), then close.
+fn refusal_bytes(ctx: &Context, why: LimitError) -> Vec<u8> {
     let mut out = Vec::new();
     Reply::plain(
         421,
@@ -102,6 +80,13 @@ async fn refuse<S: AsyncWrite + Unpin>(ctx: &Context, mut stream: S, why: LimitE
         )],
     )
     .encode(&mut out);
+    out
+}
+
+/// Over a connection limit on the Unix socket.
+async fn refuse<S: AsyncWrite + Unpin>(ctx: &Context, mut stream: S, why: LimitError) {
+    log::info!("lmtp: connection refused: {why}");
+    let out = refusal_bytes(ctx, why);
     let _ = smol::future::or(
         async {
             let _ = stream.write_all(&out).await;

@@ -155,7 +155,7 @@ impl std::fmt::Display for TlsStartError {
 }
 
 /// Runs a server handshake on `tcp`, bounded by `timeout` and shutdown.
-async fn handshake(
+pub(crate) async fn handshake(
     acceptor: &futures_rustls::TlsAcceptor,
     tcp: smol::net::TcpStream,
     timeout: Duration,

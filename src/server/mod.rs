@@ -1,6 +1,7 @@
 //! `nestbox serve`: listeners, the connection driver's building blocks, signals, and
 //! graceful shutdown.
 
+pub mod accept;
 pub mod conn;
 pub mod limits;
 pub mod stream;
