@@ -195,6 +195,8 @@ pub struct Server {
     pub lmtp_unix: PathBuf,
     /// Where the server's stderr goes.
     pub log: PathBuf,
+    /// The `tls fingerprint SHA256:…` the server printed, without the prefix.
+    pub tls_fingerprint: Option<String>,
 }
 
 impl Server {
@@ -228,7 +230,7 @@ impl Server {
             }
         });
         let deadline = Instant::now() + IO_TIMEOUT;
-        let (mut lmtp, mut lmtp_unix) = (None, None);
+        let (mut lmtp, mut lmtp_unix, mut tls_fingerprint) = (None, None, None);
         let mut seen = Vec::new();
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -238,6 +240,8 @@ impl Server {
                         lmtp = Some(addr.parse().expect("lmtp address"));
                     } else if let Some(path) = line.strip_prefix("listening lmtp-unix ") {
                         lmtp_unix = Some(env.path().join(path));
+                    } else if let Some(fp) = line.strip_prefix("tls fingerprint ") {
+                        tls_fingerprint = Some(fp.to_string());
                     } else if line == "ready" {
                         break;
                     }
@@ -258,6 +262,7 @@ impl Server {
             lmtp: lmtp.ok_or("no `listening lmtp` line")?,
             lmtp_unix: lmtp_unix.ok_or("no `listening lmtp-unix` line")?,
             log,
+            tls_fingerprint,
         })
     }
 
@@ -346,6 +351,13 @@ impl Lmtp {
         s.set_nodelay(true).expect("nodelay");
         Lmtp {
             stream: BufReader::new(Box::new(s)),
+        }
+    }
+
+    /// A client over any stream (e.g. TLS after STARTTLS); nothing is read yet.
+    pub fn wrap(stream: impl Stream + 'static) -> Lmtp {
+        Lmtp {
+            stream: BufReader::new(Box::new(stream)),
         }
     }
 
