@@ -153,22 +153,37 @@ impl Pipeline {
     /// One outcome list per message, one outcome per target.
     pub async fn deliver_batch(&self, items: Vec<(Incoming, Vec<Target>)>) -> Vec<Vec<Outcome>> {
         let max = self.max_size;
-        let mut jobs = Vec::with_capacity(items.len());
+        // Prepare a few at a time: each holds the message, its CRLF copy and a zstd
+        // context, so preparing a whole import batch at once would cost memory, not time.
+        let parallel = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .min(8);
+        let mut prepared = Vec::with_capacity(items.len());
         let mut rest = Vec::with_capacity(items.len());
+        let mut pending = Vec::with_capacity(parallel);
         for (mut incoming, targets) in items {
             let raw = std::mem::take(&mut incoming.raw);
             let strip = incoming.trace.is_some();
             let store = self.store.clone();
-            jobs.push(smol::unblock(move || prepare(&store, raw, strip, max)));
+            pending.push(smol::unblock(move || prepare(&store, raw, strip, max)));
             rest.push((incoming, targets));
+            if pending.len() >= parallel {
+                for job in pending.drain(..) {
+                    prepared.push(job.await);
+                }
+            }
+        }
+        for job in pending {
+            prepared.push(job.await);
         }
         let now = crate::store::now();
         let mut outcomes: Vec<Vec<Option<Outcome>>> = Vec::with_capacity(rest.len());
         let mut requests = Vec::new();
         let mut slots: Vec<(usize, usize)> = Vec::new();
-        for (m, (job, (incoming, targets))) in jobs.into_iter().zip(rest).enumerate() {
+        for (m, (result, (incoming, targets))) in prepared.into_iter().zip(rest).enumerate() {
             let n = targets.len();
-            let prepared = match job.await {
+            let prepared = match result {
                 Ok(Some(p)) => p,
                 Ok(None) => {
                     outcomes.push(vec![Some(Outcome::TooBig); n]);
