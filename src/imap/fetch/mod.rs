@@ -21,7 +21,7 @@ mod tests;
 
 pub use section::{
     BinaryError, Partial, Section, SectionText, binary_bytes, decode_cte, header_subset, partial,
-    section_bytes, write_section_item,
+    section_bytes, write_binary_size, write_section_item,
 };
 pub use strings::{Options, QUOTED_MAX, binary_literal, literal, nstring, quotable, string};
 pub use structure::{body_structure, envelope};

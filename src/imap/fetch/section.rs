@@ -347,3 +347,15 @@ pub fn write_section_item(
         literal(data, out);
     }
 }
+
+/// Writes `BINARY.SIZE[part] n` (RFC 3516 §4.2): the decoded size of the part.
+pub fn write_binary_size(part: &[u32], size: u64, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"BINARY.SIZE[");
+    Section {
+        part: part.to_vec(),
+        text: None,
+    }
+    .write_spec(out);
+    out.extend_from_slice(b"] ");
+    out.extend_from_slice(size.to_string().as_bytes());
+}

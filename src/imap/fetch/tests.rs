@@ -727,3 +727,15 @@ fn deep_structure_is_balanced() {
         crate::mime::MAX_DEPTH + 1
     );
 }
+
+#[test]
+fn binary_size_item() {
+    let meta = analyze(NESTED);
+    let size = binary_bytes(NESTED, 0, &meta, &[2, 2]).unwrap().len() as u64;
+    let mut out = Vec::new();
+    write_binary_size(&[2, 2], size, &mut out);
+    assert_eq!(text(&out), "BINARY.SIZE[2.2] 11");
+    out.clear();
+    write_binary_size(&[], 5, &mut out);
+    assert_eq!(text(&out), "BINARY.SIZE[] 5");
+}

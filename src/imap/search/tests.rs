@@ -413,3 +413,49 @@ fn conversion_from_imap_types() {
         assert_eq!(SearchKey::from(&from), want);
     }
 }
+
+#[test]
+fn header_keys_see_the_prefix_and_body_keys_do_not() {
+    let prefix = b"Delivered-To: alice@example.org\r\n";
+    let blob = b"Subject: hi\r\n\r\nbody text\r\n";
+    let meta = analyze(blob);
+    let mut raw = prefix.to_vec();
+    raw.extend_from_slice(blob);
+    let content = Content {
+        raw: &raw,
+        prefix_len: prefix.len(),
+        meta: &meta,
+    };
+    let kw: Vec<String> = Vec::new();
+    let m = Candidate {
+        seq: 1,
+        uid: 1,
+        flags: SystemFlags(0),
+        keywords: &kw,
+        recent: false,
+        internal_date: T,
+        save_date: None,
+        size: raw.len() as u64,
+        modseq: 1,
+    };
+    let run = |k: SearchKey| matches(&k, &m, &SCOPE, Some(&content)).unwrap();
+    assert!(run(SearchKey::header("delivered-to", b"alice")));
+    assert!(run(SearchKey::header("Subject", b"HI")));
+    assert!(run(SearchKey::Body(b"BODY TEXT".to_vec())));
+    assert!(!run(SearchKey::Body(b"delivered".to_vec())));
+    assert!(run(SearchKey::Text(b"delivered".to_vec())));
+    // Without content the content keys are undecided.
+    assert_eq!(
+        matches(&SearchKey::Body(b"x".to_vec()), &m, &SCOPE, None),
+        None
+    );
+    assert_eq!(
+        matches(
+            &SearchKey::Not(Box::new(SearchKey::Text(b"x".to_vec()))),
+            &m,
+            &SCOPE,
+            None
+        ),
+        None
+    );
+}
