@@ -139,9 +139,10 @@ fn error(e: StoreError) -> Response {
     let kind = match &e {
         StoreError::NoSuchUser => ErrorKind::NoSuchUser,
         StoreError::NoSuchMailbox => ErrorKind::NotFound,
-        StoreError::UserExists | StoreError::MailboxExists | StoreError::InvalidName(_) => {
-            ErrorKind::Invalid
-        }
+        StoreError::UserExists
+        | StoreError::MailboxExists
+        | StoreError::InvalidName(_)
+        | StoreError::HasChildren => ErrorKind::Invalid,
         StoreError::Locked | StoreError::DiskFull | StoreError::Storage(_) | StoreError::Closed => {
             ErrorKind::Temporary
         }

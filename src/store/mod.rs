@@ -12,6 +12,7 @@
 mod app_passwords;
 pub mod blob;
 pub mod feed;
+mod imap;
 mod mailboxes;
 mod messages;
 mod pack;
@@ -29,6 +30,7 @@ use crate::config::StoreConfig;
 pub use app_passwords::{AppPasswordInfo, MAX_APP_PASSWORDS, check_label};
 pub use blob::{Codec, PreparedBlob};
 pub use feed::{Change, ChangeFeed, ChangeKind};
+pub use imap::{CopyOutcome, FlagMode, FlagOutcome, FlagState, MailboxStatus};
 pub use mailboxes::MailboxInfo;
 pub use messages::{
     AppendRequest, Appended, MailboxStats, MessageInfo, Stats, UserStats, record_prefix,
@@ -46,6 +48,8 @@ pub enum StoreError {
     NoSuchMailbox,
     MailboxExists,
     InvalidName(String),
+    /// DELETE of a mailbox that has children (IMAP `NO [HASCHILDREN]`, RFC 9051 §6.3.5).
+    HasChildren,
     /// The database file is held by another process.
     Locked,
     /// No space left on the device: nothing of the failed batch was written.
@@ -79,6 +83,7 @@ impl fmt::Display for StoreError {
             StoreError::NoSuchMailbox => write!(f, "no such mailbox"),
             StoreError::MailboxExists => write!(f, "mailbox already exists"),
             StoreError::InvalidName(why) => write!(f, "invalid name: {why}"),
+            StoreError::HasChildren => write!(f, "the mailbox has children"),
             StoreError::Locked => write!(f, "the store is in use by another process"),
             StoreError::DiskFull => write!(f, "no space left on the device"),
             StoreError::Storage(e) => write!(f, "storage error: {e}"),
@@ -226,6 +231,8 @@ pub(crate) struct Shared {
     pub(crate) feed: ChangeFeed,
     pub(crate) config: StoreConfig,
     pub(crate) path: PathBuf,
+    /// IMAP `\Recent` bookkeeping, in memory (see `imap::RecentState`).
+    pub(crate) recent: imap::RecentState,
 }
 
 /// A handle to the store; cheap to clone.
@@ -257,6 +264,7 @@ impl Store {
             feed: ChangeFeed::default(),
             config: config.clone(),
             path,
+            recent: imap::RecentState::default(),
         });
         let writer = writer::Writer::start(shared.clone());
         Ok(Store { shared, writer })

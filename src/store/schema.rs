@@ -42,6 +42,11 @@ pub const PACK_CHUNKS: TableDefinition<(u64, u32), &[u8]> = TableDefinition::new
 pub const PACK_CHUNK: usize = 4000;
 /// Dictionary id -> zstd dictionary bytes.
 pub const DICTS: TableDefinition<u32, &[u8]> = TableDefinition::new("dicts");
+/// (user id, mailbox name) subscribed without a mailbox of that name (IMAP SUBSCRIBE of
+/// a name that does not exist, or a deleted subscribed mailbox; RFC 9051 §6.3.7).
+/// Subscriptions of existing mailboxes live in [`MailboxRecord::subscribed`]. A new
+/// table, not a record change: `migrate` creates it in stores of this version.
+pub const SUBSCRIPTIONS: TableDefinition<(u32, &str), ()> = TableDefinition::new("subscriptions");
 
 /// IMAP system flags as bits (RFC 9051 §2.3.2). `\Recent` is per session, never stored.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -288,5 +293,6 @@ pub fn migrate(tx: &WriteTransaction) -> Result<(), StoreError> {
     tx.open_table(LOOSE)?;
     tx.open_table(PACKS)?;
     tx.open_table(PACK_CHUNKS)?;
+    tx.open_table(SUBSCRIPTIONS)?;
     Ok(())
 }

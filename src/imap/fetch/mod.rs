@@ -1,0 +1,163 @@
+//! FETCH data encoders (RFC 3501 §6.4.5 and §7.4.2; RFC 9051 §6.4.5 and §7.5.2):
+//! pure functions that append the value of one message data item to an output buffer.
+//! The session assembles `* n FETCH (...)` around them.
+//!
+//! - [`envelope`], [`body_structure`]: ENVELOPE, BODY, BODYSTRUCTURE.
+//! - [`section_bytes`], [`partial`], [`binary_bytes`], [`write_section_item`]:
+//!   `BODY[section]<partial>`, `BODY.PEEK`, `BINARY[...]`, `BINARY.SIZE`, and the
+//!   RFC822 forms (`RFC822` = `BODY[]`, `RFC822.HEADER` = `BODY.PEEK[HEADER]`,
+//!   `RFC822.TEXT` = `BODY[TEXT]`; see [`rfc822_section`]).
+//! - [`internal_date`], [`save_date`], [`preview`]: INTERNALDATE, SAVEDATE (RFC 8514),
+//!   PREVIEW (RFC 8970).
+//!
+//! Message content always goes out as a literal, never quoted (PROTOCOL 1.1 item 17,
+//! quirks Q13, Q14).
+
+mod section;
+mod strings;
+mod structure;
+#[cfg(test)]
+mod tests;
+
+pub use section::{
+    BinaryError, Partial, Section, SectionText, binary_bytes, decode_cte, header_subset, partial,
+    section_bytes, write_binary_size, write_section_item,
+};
+pub use strings::{Options, QUOTED_MAX, binary_literal, literal, nstring, quotable, string};
+pub use structure::{body_structure, envelope};
+
+use crate::mime::MessageMeta;
+
+/// The RFC822 fetch items as the sections they stand for (RFC 3501 §6.4.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rfc822 {
+    /// `RFC822`: `BODY[]`, sets `\Seen`.
+    Full,
+    /// `RFC822.HEADER`: `BODY.PEEK[HEADER]`.
+    Header,
+    /// `RFC822.TEXT`: `BODY[TEXT]`, sets `\Seen`.
+    Text,
+}
+
+/// The section an RFC822 item returns, and whether it sets `\Seen`.
+pub fn rfc822_section(item: Rfc822) -> (Section, bool) {
+    match item {
+        Rfc822::Full => (Section::whole(), true),
+        Rfc822::Header => (
+            Section {
+                part: Vec::new(),
+                text: Some(SectionText::Header),
+            },
+            false,
+        ),
+        Rfc822::Text => (
+            Section {
+                part: Vec::new(),
+                text: Some(SectionText::Text),
+            },
+            true,
+        ),
+    }
+}
+
+/// Writes `RFC822 {n}..`, `RFC822.HEADER {n}..` or `RFC822.TEXT {n}..`.
+pub fn write_rfc822_item(
+    item: Rfc822,
+    raw: &[u8],
+    prefix_len: usize,
+    meta: &MessageMeta,
+    out: &mut Vec<u8>,
+) {
+    let (section, _) = rfc822_section(item);
+    let name: &[u8] = match item {
+        Rfc822::Full => b"RFC822",
+        Rfc822::Header => b"RFC822.HEADER",
+        Rfc822::Text => b"RFC822.TEXT",
+    };
+    out.extend_from_slice(name);
+    out.push(b' ');
+    literal(&section_bytes(raw, prefix_len, meta, &section), out);
+}
+
+/// RFC822.SIZE of a stored message: the blob's size plus its prefix (RFC 3501 §2.3.4).
+pub fn rfc822_size(meta: &MessageMeta, prefix_len: usize) -> u64 {
+    meta.size
+        .saturating_add(u64::try_from(prefix_len).unwrap_or(u64::MAX))
+}
+
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+/// Civil date (year, month 1-12, day 1-31) of a day count since 1970-01-01
+/// (proleptic Gregorian; Howard Hinnant's days-to-civil algorithm).
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days.saturating_add(719_468);
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (
+        year,
+        u32::try_from(month).unwrap_or(1),
+        u32::try_from(day).unwrap_or(1),
+    )
+}
+
+/// Days since 1970-01-01 of a civil date (inverse of [`civil_from_days`]).
+pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let (m, d) = (i64::from(month.clamp(1, 12)), i64::from(day.clamp(1, 31)));
+    let y = if m <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = if m > 2 { m - 3 } else { m + 9 };
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Writes `date-time` (RFC 3501 §9): `"dd-Mon-yyyy hh:mm:ss +0000"` with a
+/// space-padded day (`date-day-fixed`), in UTC, from unix seconds. Years outside
+/// 0..=9999 are clamped so the four-digit field stays valid.
+pub fn internal_date(unix: i64, out: &mut Vec<u8>) {
+    let unix = unix.clamp(-62_167_219_200, 253_402_300_799);
+    let days = unix.div_euclid(86_400);
+    let secs = unix.rem_euclid(86_400);
+    let (year, month, day) = civil_from_days(days);
+    let mon = MONTHS
+        .get(usize::try_from(month.saturating_sub(1)).unwrap_or(0))
+        .copied()
+        .unwrap_or("Jan");
+    let text = format!(
+        "\"{day:>2}-{mon}-{year:04} {:02}:{:02}:{:02} +0000\"",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    );
+    out.extend_from_slice(text.as_bytes());
+}
+
+/// Writes the SAVEDATE value (RFC 8514 §4): a date-time, or NIL when the mailbox does
+/// not keep save dates.
+pub fn save_date(unix: Option<i64>, out: &mut Vec<u8>) {
+    match unix {
+        Some(t) => internal_date(t, out),
+        None => out.extend_from_slice(b"NIL"),
+    }
+}
+
+/// Writes the PREVIEW value (RFC 8970 §3): the stored preview text as an nstring
+/// (a literal when it holds 8-bit text and UTF-8 is not enabled); NIL when the message
+/// has no text part, `""` when that part is empty.
+pub fn preview(meta: &MessageMeta, opts: Options, out: &mut Vec<u8>) {
+    nstring(meta.preview.as_deref().map(str::as_bytes), opts, out);
+}
+
+/// Decodes the stored metadata blob (`Store::message_meta`).
+pub fn decode_meta(bytes: &[u8]) -> Option<MessageMeta> {
+    postcard::from_bytes(bytes).ok()
+}

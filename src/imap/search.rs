@@ -1,0 +1,615 @@
+//! SEARCH evaluation (RFC 3501 §6.4.4, RFC 9051 §6.4.4) with CONDSTORE `MODSEQ`
+//! (RFC 7162 §3.1.5), WITHIN `OLDER`/`YOUNGER` (RFC 5032), SAVEDATE keys (RFC 8514),
+//! and ESEARCH results (RFC 4731, RFC 9051 §7.3.4).
+//!
+//! Evaluation is three-valued so that cheap keys never load a body: [`matches`] first
+//! runs without the message content and answers `None` only when a key that needs the
+//! header or body decides the result; the session then loads the bytes and calls it
+//! again with [`Content`].
+//!
+//! String keys are case-insensitive substring matches (RFC 3501 §6.4.4): on the raw
+//! bytes with ASCII case folding, and on the decoded text (RFC 2047 words in header
+//! fields; base64/quoted-printable and the charset of text parts) with Unicode
+//! lower-casing.
+
+use mail_parser::decoders::charsets::map::charset_decoder;
+use mail_parser::parsers::MessageStream;
+
+use super::fetch::{days_from_civil, decode_cte};
+use crate::mime::{BodyPart, MessageMeta, PartKind, header_fields, unfold};
+use crate::store::SystemFlags;
+
+/// One side of a sequence range: a number or `*` (RFC 3501 §9 `seq-number`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeqBound {
+    Value(u32),
+    /// `*`: the largest number in use (the last sequence number or the highest UID).
+    Last,
+}
+
+/// A sequence set (RFC 3501 §9 `sequence-set`): ranges in any order, `a:b` = `b:a`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SeqSet(pub Vec<(SeqBound, SeqBound)>);
+
+impl SeqSet {
+    /// A set of single numbers (for example a saved `$` result, RFC 5182).
+    pub fn from_numbers(numbers: &[u32]) -> SeqSet {
+        SeqSet(
+            numbers
+                .iter()
+                .map(|&n| (SeqBound::Value(n), SeqBound::Value(n)))
+                .collect(),
+        )
+    }
+
+    /// Whether `n` is in the set, `*` standing for `last`. With UIDs, `n:*` includes
+    /// the highest UID even when `n` is larger (RFC 3501 §6.4.8).
+    pub fn contains(&self, n: u32, last: u32) -> bool {
+        let value = |b: SeqBound| match b {
+            SeqBound::Value(v) => v,
+            SeqBound::Last => last,
+        };
+        self.0.iter().any(|&(a, b)| {
+            let (a, b) = (value(a), value(b));
+            a.min(b) <= n && n <= a.max(b)
+        })
+    }
+}
+
+/// A calendar date, as search keys carry it (RFC 3501 §9 `date`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Date {
+    /// Days since 1970-01-01.
+    pub days: i64,
+}
+
+impl Date {
+    pub fn new(year: i64, month: u32, day: u32) -> Date {
+        Date {
+            days: days_from_civil(year, month, day),
+        }
+    }
+
+    /// The UTC date of a unix time.
+    pub fn of_unix(t: i64) -> Date {
+        Date {
+            days: t.div_euclid(86_400),
+        }
+    }
+}
+
+/// How a date key compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DateCmp {
+    /// Strictly before the day.
+    Before,
+    /// On the day.
+    On,
+    /// On or after the day.
+    Since,
+}
+
+impl DateCmp {
+    fn test(self, day: Date, key: Date) -> bool {
+        match self {
+            DateCmp::Before => day < key,
+            DateCmp::On => day == key,
+            DateCmp::Since => day >= key,
+        }
+    }
+}
+
+/// A search key (RFC 9051 §6.4.4). The session converts what the grammar gives it
+/// (see the `From<&imap_types::search::SearchKey>` impl for imap-codec 1.0 output);
+/// FROM/TO/CC/BCC/SUBJECT are `Header` keys on those fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SearchKey {
+    /// Every key must match (consecutive keys, parentheses). Empty matches all.
+    And(Vec<SearchKey>),
+    Or(Box<SearchKey>, Box<SearchKey>),
+    Not(Box<SearchKey>),
+    All,
+    /// Message sequence numbers.
+    SeqSet(SeqSet),
+    Uid(SeqSet),
+    /// A system flag bit ([`SystemFlags`]) set (`true`) or clear (`false`):
+    /// ANSWERED/UNANSWERED, DELETED, DRAFT, FLAGGED, SEEN.
+    Flag(u8, bool),
+    /// KEYWORD (`true`) / UNKEYWORD (`false`); case-insensitive.
+    Keyword(String, bool),
+    /// rev1 only: RECENT, NEW (= RECENT UNSEEN), OLD (= NOT RECENT).
+    Recent,
+    New,
+    Old,
+    /// RFC822.SIZE strictly larger / smaller.
+    Larger(u64),
+    Smaller(u64),
+    /// BEFORE/ON/SINCE on the INTERNALDATE's date (UTC).
+    Internal(DateCmp, Date),
+    /// SENTBEFORE/SENTON/SENTSINCE on the Date header's date, as written (time and zone
+    /// ignored); a message without a usable Date header uses its INTERNALDATE.
+    Sent(DateCmp, Date),
+    /// SAVEDBEFORE/SAVEDON/SAVEDSINCE (RFC 8514 §4.3) on the save date.
+    Saved(DateCmp, Date),
+    /// SAVEDATESUPPORTED (RFC 8514): every message, since every mailbox keeps it.
+    SaveDateSupported,
+    /// HEADER name value; an empty value matches every message with the field.
+    Header(Vec<u8>, Vec<u8>),
+    /// BODY: the text after the top-level header.
+    Body(Vec<u8>),
+    /// TEXT: header or body.
+    Text(Vec<u8>),
+    /// MODSEQ (RFC 7162 §3.1.5): modseq >= n.
+    ModSeq(u64),
+    /// OLDER n / YOUNGER n (RFC 5032): INTERNALDATE more than / at most n seconds ago.
+    Older(u64),
+    Younger(u64),
+}
+
+impl SearchKey {
+    /// FROM/TO/CC/BCC/SUBJECT as a header key.
+    pub fn header(name: &str, value: &[u8]) -> SearchKey {
+        SearchKey::Header(name.as_bytes().to_vec(), value.to_vec())
+    }
+
+    /// Whether the key mentions MODSEQ (the ESEARCH/SEARCH reply then carries the
+    /// highest modseq of the matches, RFC 7162 §3.1.5).
+    pub fn uses_modseq(&self) -> bool {
+        match self {
+            SearchKey::ModSeq(_) => true,
+            SearchKey::And(keys) => keys.iter().any(SearchKey::uses_modseq),
+            SearchKey::Or(a, b) => a.uses_modseq() || b.uses_modseq(),
+            SearchKey::Not(k) => k.uses_modseq(),
+            _ => false,
+        }
+    }
+
+    /// Nesting depth (for a limit that answers BAD, PROTOCOL item 89).
+    pub fn depth(&self) -> usize {
+        let inner = match self {
+            SearchKey::And(keys) => keys.iter().map(SearchKey::depth).max().unwrap_or(0),
+            SearchKey::Or(a, b) => a.depth().max(b.depth()),
+            SearchKey::Not(k) => k.depth(),
+            _ => 0,
+        };
+        inner.saturating_add(1)
+    }
+}
+
+/// What a message offers without loading its content.
+#[derive(Debug, Clone, Copy)]
+pub struct Candidate<'a> {
+    pub seq: u32,
+    pub uid: u32,
+    pub flags: SystemFlags,
+    pub keywords: &'a [String],
+    /// `\Recent` in this session (rev1).
+    pub recent: bool,
+    /// Unix seconds.
+    pub internal_date: i64,
+    pub save_date: Option<i64>,
+    /// RFC822.SIZE.
+    pub size: u64,
+    pub modseq: u64,
+}
+
+/// The mailbox-wide values keys refer to.
+#[derive(Debug, Clone, Copy)]
+pub struct Scope {
+    /// Number of messages (what `*` means in a sequence set).
+    pub exists: u32,
+    /// Highest UID in the mailbox (what `*` means in a UID set); 0 when empty.
+    pub max_uid: u32,
+    /// Now, unix seconds (OLDER/YOUNGER).
+    pub now: i64,
+}
+
+/// A message's content: the full bytes (prefix + blob), the prefix length and the
+/// blob's stored metadata.
+#[derive(Debug, Clone, Copy)]
+pub struct Content<'a> {
+    pub raw: &'a [u8],
+    pub prefix_len: usize,
+    pub meta: &'a MessageMeta,
+}
+
+impl Content<'_> {
+    /// The top-level header: prefix + blob header.
+    fn header(&self) -> &[u8] {
+        let end = usize::try_from(self.meta.header_len)
+            .unwrap_or(usize::MAX)
+            .saturating_add(self.prefix_len);
+        self.raw.get(..end).unwrap_or(self.raw)
+    }
+
+    fn body(&self) -> &[u8] {
+        let start = self.header().len();
+        self.raw.get(start..).unwrap_or_default()
+    }
+}
+
+/// Evaluates `key` for one message. `None` when the answer depends on the message
+/// content and `content` is `None`: load it and ask again.
+pub fn matches(
+    key: &SearchKey,
+    m: &Candidate<'_>,
+    scope: &Scope,
+    content: Option<&Content<'_>>,
+) -> Option<bool> {
+    let flag = |bit: u8| m.flags.has(bit);
+    Some(match key {
+        SearchKey::And(keys) => {
+            let mut unknown = false;
+            for k in keys {
+                match matches(k, m, scope, content) {
+                    Some(false) => return Some(false),
+                    None => unknown = true,
+                    Some(true) => {}
+                }
+            }
+            if unknown {
+                return None;
+            }
+            true
+        }
+        SearchKey::Or(a, b) => match (matches(a, m, scope, content), matches(b, m, scope, content))
+        {
+            (Some(true), _) | (_, Some(true)) => true,
+            (Some(false), Some(false)) => false,
+            _ => return None,
+        },
+        SearchKey::Not(k) => !matches(k, m, scope, content)?,
+        SearchKey::All | SearchKey::SaveDateSupported => true,
+        SearchKey::SeqSet(set) => set.contains(m.seq, scope.exists),
+        SearchKey::Uid(set) => set.contains(m.uid, scope.max_uid),
+        SearchKey::Flag(bit, set) => flag(*bit) == *set,
+        SearchKey::Keyword(k, set) => {
+            m.keywords.iter().any(|have| have.eq_ignore_ascii_case(k)) == *set
+        }
+        SearchKey::Recent => m.recent,
+        SearchKey::New => m.recent && !flag(SystemFlags::SEEN),
+        SearchKey::Old => !m.recent,
+        SearchKey::Larger(n) => m.size > *n,
+        SearchKey::Smaller(n) => m.size < *n,
+        SearchKey::Internal(cmp, d) => cmp.test(Date::of_unix(m.internal_date), *d),
+        SearchKey::Saved(cmp, d) => match m.save_date {
+            Some(t) => cmp.test(Date::of_unix(t), *d),
+            None => false,
+        },
+        SearchKey::ModSeq(n) => m.modseq >= *n,
+        SearchKey::Older(n) => age(m, scope) > i128::from(*n),
+        SearchKey::Younger(n) => age(m, scope) <= i128::from(*n),
+        SearchKey::Sent(cmp, d) => {
+            let c = content?;
+            let day = sent_date(c.header()).unwrap_or(Date::of_unix(m.internal_date));
+            cmp.test(day, *d)
+        }
+        SearchKey::Header(name, value) => header_matches(content?.header(), name, value),
+        SearchKey::Body(s) => body_matches(content?, s),
+        SearchKey::Text(s) => {
+            let c = content?;
+            contains_ci(c.header(), s)
+                || header_decoded_matches(c.header(), s)
+                || body_matches(c, s)
+        }
+    })
+}
+
+fn age(m: &Candidate<'_>, scope: &Scope) -> i128 {
+    i128::from(scope.now) - i128::from(m.internal_date)
+}
+
+/// The date of the Date header as written (RFC 3501 §6.4.4: time and zone ignored).
+fn sent_date(header: &[u8]) -> Option<Date> {
+    let field = header_fields(header).find(|f| f.name.eq_ignore_ascii_case(b"date"))?;
+    let text = String::from_utf8_lossy(&unfold(field.value)).into_owned();
+    let dt = mail_parser::DateTime::parse_rfc822(&text)?;
+    if dt.month == 0 || dt.day == 0 {
+        return None;
+    }
+    Some(Date::new(
+        i64::from(dt.year),
+        u32::from(dt.month),
+        u32::from(dt.day),
+    ))
+}
+
+/// HEADER name value: some field `name` whose value contains `value`, raw or decoded.
+fn header_matches(header: &[u8], name: &[u8], value: &[u8]) -> bool {
+    header_fields(header)
+        .filter(|f| f.name.eq_ignore_ascii_case(name))
+        .any(|f| {
+            if value.is_empty() {
+                return true;
+            }
+            let raw = unfold(f.value);
+            contains_ci(&raw, value)
+                || decoded_field(f.value).is_some_and(|d| contains_ci(d.as_bytes(), value))
+        })
+}
+
+/// TEXT in the header: any field's decoded value contains `value`.
+fn header_decoded_matches(header: &[u8], value: &[u8]) -> bool {
+    header_fields(header)
+        .any(|f| decoded_field(f.value).is_some_and(|d| contains_ci(d.as_bytes(), value)))
+}
+
+/// A field value with RFC 2047 encoded-words decoded; `None` when there is nothing to
+/// decode (no `=?`).
+fn decoded_field(value: &[u8]) -> Option<String> {
+    if !value.windows(2).any(|w| w == b"=?") {
+        return None;
+    }
+    let mut line = value.to_vec();
+    line.extend_from_slice(b"\r\n");
+    match MessageStream::new(&line).parse_unstructured() {
+        mail_parser::HeaderValue::Text(t) => Some(t.into_owned()),
+        _ => None,
+    }
+}
+
+/// BODY: the raw body, or the decoded text of any text part.
+fn body_matches(c: &Content<'_>, s: &[u8]) -> bool {
+    if contains_ci(c.body(), s) {
+        return true;
+    }
+    let mut found = false;
+    visit_leaves(&c.meta.body, 0, &mut |part| {
+        if found || !part.media_type.eq_ignore_ascii_case(b"text") {
+            return;
+        }
+        let start = usize::try_from(part.header_end)
+            .unwrap_or(usize::MAX)
+            .saturating_add(c.prefix_len);
+        let end = usize::try_from(part.body_end)
+            .unwrap_or(usize::MAX)
+            .saturating_add(c.prefix_len);
+        let Some(bytes) = c.raw.get(start..end.max(start)) else {
+            return;
+        };
+        let Ok(decoded) = decode_cte(&part.encoding, bytes) else {
+            return;
+        };
+        let charset = part
+            .params
+            .iter()
+            .find(|p| p.name.eq_ignore_ascii_case(b"charset"))
+            .map(|p| p.value.as_slice());
+        let text = match charset.and_then(charset_decoder) {
+            Some(decode) => decode(&decoded),
+            None => String::from_utf8_lossy(&decoded).into_owned(),
+        };
+        found = contains_ci(text.as_bytes(), s);
+    });
+    found
+}
+
+fn visit_leaves(part: &BodyPart, depth: usize, f: &mut dyn FnMut(&BodyPart)) {
+    if depth > crate::mime::MAX_DEPTH {
+        return;
+    }
+    match &part.kind {
+        PartKind::Single => f(part),
+        PartKind::Multipart { children, .. } => {
+            for c in children {
+                visit_leaves(c, depth.saturating_add(1), f);
+            }
+        }
+        PartKind::Message { body, .. } => visit_leaves(body, depth.saturating_add(1), f),
+    }
+}
+
+/// Case-insensitive substring test: Unicode lower-casing when both sides are UTF-8
+/// with non-ASCII text, else ASCII case folding on bytes. The empty needle matches.
+pub fn contains_ci(hay: &[u8], needle: &[u8]) -> bool {
+    if needle.is_empty() {
+        return true;
+    }
+    if !needle.is_ascii()
+        && let (Ok(h), Ok(n)) = (std::str::from_utf8(hay), std::str::from_utf8(needle))
+    {
+        return h.to_lowercase().contains(&n.to_lowercase());
+    }
+    let first = needle.first().map(u8::to_ascii_lowercase);
+    hay.windows(needle.len())
+        .any(|w| w.first().map(u8::to_ascii_lowercase) == first && w.eq_ignore_ascii_case(needle))
+}
+
+/// Numbers as a compressed sequence set (`1:3,5,7:9`), RFC 3501 §9 `sequence-set`.
+/// Input in any order; duplicates are merged. Empty input writes nothing.
+pub fn write_sequence_set(numbers: &[u32], out: &mut Vec<u8>) {
+    let mut sorted = numbers.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut iter = sorted.into_iter().peekable();
+    let mut first = true;
+    while let Some(start) = iter.next() {
+        let mut end = start;
+        while let Some(next) = end.checked_add(1)
+            && iter.peek() == Some(&next)
+        {
+            iter.next();
+            end = next;
+        }
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        out.extend_from_slice(start.to_string().as_bytes());
+        if end != start {
+            out.push(b':');
+            out.extend_from_slice(end.to_string().as_bytes());
+        }
+    }
+}
+
+/// Writes `* SEARCH n n n` (RFC 3501 §7.2.5), with `(MODSEQ m)` when the search used
+/// MODSEQ and matched something (RFC 7162 §3.1.5), and the CRLF.
+pub fn write_search(numbers: &[u32], modseq: Option<u64>, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"* SEARCH");
+    for n in numbers {
+        out.push(b' ');
+        out.extend_from_slice(n.to_string().as_bytes());
+    }
+    if let Some(m) = modseq
+        && !numbers.is_empty()
+    {
+        out.extend_from_slice(format!(" (MODSEQ {m})").as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// ESEARCH return options (RFC 4731 §3.1). All false means ALL (RFC 4731 §3.1: an
+/// empty RETURN () list is `ALL`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Return {
+    pub min: bool,
+    pub max: bool,
+    pub count: bool,
+    pub all: bool,
+}
+
+/// Writes `* ESEARCH (TAG "t") [UID] [MIN n] [MAX n] [COUNT n] [ALL set] [MODSEQ m]`
+/// and the CRLF (RFC 4731 §3.1, RFC 9051 §7.3.4). MIN, MAX and ALL are left out when
+/// nothing matched; COUNT is always sent when asked for.
+pub fn write_esearch(
+    tag: Option<&[u8]>,
+    uid: bool,
+    numbers: &[u32],
+    ret: Return,
+    modseq: Option<u64>,
+    out: &mut Vec<u8>,
+) {
+    let ret = if ret == Return::default() {
+        Return { all: true, ..ret }
+    } else {
+        ret
+    };
+    out.extend_from_slice(b"* ESEARCH");
+    if let Some(tag) = tag {
+        out.extend_from_slice(b" (TAG ");
+        super::fetch::string(tag, super::fetch::Options::default(), out);
+        out.push(b')');
+    }
+    if uid {
+        out.extend_from_slice(b" UID");
+    }
+    let (min, max) = (numbers.iter().min(), numbers.iter().max());
+    if ret.min
+        && let Some(n) = min
+    {
+        out.extend_from_slice(format!(" MIN {n}").as_bytes());
+    }
+    if ret.max
+        && let Some(n) = max
+    {
+        out.extend_from_slice(format!(" MAX {n}").as_bytes());
+    }
+    if ret.count {
+        out.extend_from_slice(format!(" COUNT {}", numbers.len()).as_bytes());
+    }
+    if ret.all && !numbers.is_empty() {
+        out.extend_from_slice(b" ALL ");
+        write_sequence_set(numbers, out);
+    }
+    if let Some(m) = modseq
+        && !numbers.is_empty()
+    {
+        out.extend_from_slice(format!(" MODSEQ {m}").as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+mod convert {
+    //! imap-codec 1.0 (imap-types 1.0) search keys to [`SearchKey`]. imap-types 1.0 has
+    //! no MODSEQ, OLDER/YOUNGER or SAVEDATE keys; a session that parses those itself
+    //! builds the variants directly.
+
+    use chrono::Datelike;
+    use imap_codec::imap_types::datetime::NaiveDate;
+    use imap_codec::imap_types::search::SearchKey as K;
+    use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
+
+    use super::{Date, DateCmp, SearchKey, SeqBound, SeqSet};
+    use crate::store::SystemFlags;
+
+    impl From<&SequenceSet> for SeqSet {
+        fn from(s: &SequenceSet) -> SeqSet {
+            let bound = |b: &SeqOrUid| match b {
+                SeqOrUid::Value(v) => SeqBound::Value(v.get()),
+                SeqOrUid::Asterisk => SeqBound::Last,
+            };
+            SeqSet(
+                s.0.as_ref()
+                    .iter()
+                    .map(|seq| match seq {
+                        Sequence::Single(b) => (bound(b), bound(b)),
+                        Sequence::Range(a, b) => (bound(a), bound(b)),
+                    })
+                    .collect(),
+            )
+        }
+    }
+
+    fn date(d: &NaiveDate) -> Date {
+        let d = d.as_ref();
+        Date::new(i64::from(d.year()), d.month(), d.day())
+    }
+
+    fn bytes(a: &impl AsRef<[u8]>) -> Vec<u8> {
+        a.as_ref().to_vec()
+    }
+
+    impl From<&K<'_>> for SearchKey {
+        fn from(k: &K<'_>) -> SearchKey {
+            let header = |name: &str, v: &dyn AsRef<[u8]>| {
+                SearchKey::Header(name.as_bytes().to_vec(), v.as_ref().to_vec())
+            };
+            match k {
+                K::And(keys) => SearchKey::And(keys.as_ref().iter().map(SearchKey::from).collect()),
+                K::SequenceSet(s) => SearchKey::SeqSet(s.into()),
+                K::All => SearchKey::All,
+                K::Answered => SearchKey::Flag(SystemFlags::ANSWERED, true),
+                K::Bcc(v) => header("Bcc", v),
+                K::Before(d) => SearchKey::Internal(DateCmp::Before, date(d)),
+                K::Body(v) => SearchKey::Body(bytes(v)),
+                K::Cc(v) => header("Cc", v),
+                K::Deleted => SearchKey::Flag(SystemFlags::DELETED, true),
+                K::Draft => SearchKey::Flag(SystemFlags::DRAFT, true),
+                K::Flagged => SearchKey::Flag(SystemFlags::FLAGGED, true),
+                K::From(v) => header("From", v),
+                K::Header(name, v) => SearchKey::Header(bytes(name), bytes(v)),
+                K::Keyword(a) => SearchKey::Keyword(AsRef::<str>::as_ref(a).to_string(), true),
+                K::Larger(n) => SearchKey::Larger(u64::from(*n)),
+                K::New => SearchKey::New,
+                K::Not(k) => SearchKey::Not(Box::new(SearchKey::from(&**k))),
+                K::Old => SearchKey::Old,
+                K::On(d) => SearchKey::Internal(DateCmp::On, date(d)),
+                K::Or(a, b) => SearchKey::Or(
+                    Box::new(SearchKey::from(&**a)),
+                    Box::new(SearchKey::from(&**b)),
+                ),
+                K::Recent => SearchKey::Recent,
+                K::Seen => SearchKey::Flag(SystemFlags::SEEN, true),
+                K::SentBefore(d) => SearchKey::Sent(DateCmp::Before, date(d)),
+                K::SentOn(d) => SearchKey::Sent(DateCmp::On, date(d)),
+                K::SentSince(d) => SearchKey::Sent(DateCmp::Since, date(d)),
+                K::Since(d) => SearchKey::Internal(DateCmp::Since, date(d)),
+                K::Smaller(n) => SearchKey::Smaller(u64::from(*n)),
+                K::Subject(v) => header("Subject", v),
+                K::Text(v) => SearchKey::Text(bytes(v)),
+                K::To(v) => header("To", v),
+                K::Uid(s) => SearchKey::Uid(s.into()),
+                K::Unanswered => SearchKey::Flag(SystemFlags::ANSWERED, false),
+                K::Undeleted => SearchKey::Flag(SystemFlags::DELETED, false),
+                K::Undraft => SearchKey::Flag(SystemFlags::DRAFT, false),
+                K::Unflagged => SearchKey::Flag(SystemFlags::FLAGGED, false),
+                K::Unkeyword(a) => SearchKey::Keyword(AsRef::<str>::as_ref(a).to_string(), false),
+                K::Unseen => SearchKey::Flag(SystemFlags::SEEN, false),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,820 @@
+//! Store operations IMAP needs beyond append: flags with CONDSTORE modseqs, COPY, MOVE,
+//! EXPUNGE of `\Deleted`, RENAME, DELETE, subscriptions, STATUS counts, the SELECT
+//! listing, and `\Recent` bookkeeping. Each write is one group-committed job that
+//! validates before it mutates and publishes its [`Change`]s after the commit.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use redb::{ReadableTable, WriteTransaction};
+use serde::{Deserialize, Serialize};
+
+use super::blob;
+use super::mailboxes::{self, DELIMITER, canonical_mailbox};
+use super::schema::{
+    self, BLOBS, BlobRecord, EXPUNGED, MAILBOX_NAMES, MAILBOXES, MESSAGES, MailboxRecord,
+    MessageRecord, SUBSCRIPTIONS, SystemFlags,
+};
+use super::writer::Batch;
+use super::{Change, ChangeKind, Store, StoreError, now};
+
+/// How STORE combines the given flags with the present ones (RFC 9051 §6.4.6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlagMode {
+    /// `+FLAGS`
+    Add,
+    /// `-FLAGS`
+    Remove,
+    /// `FLAGS`
+    Replace,
+}
+
+/// A message's flags after an operation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlagState {
+    pub uid: u32,
+    pub flags: SystemFlags,
+    pub keywords: Vec<String>,
+    pub modseq: u64,
+}
+
+/// What [`Store::store_flags`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FlagOutcome {
+    /// Messages whose flags changed, each with a new modseq (RFC 7162 §3.1.3).
+    pub changed: Vec<FlagState>,
+    /// Messages that passed the UNCHANGEDSINCE test but already had the result.
+    pub unchanged: Vec<FlagState>,
+    /// UIDs that failed the UNCHANGEDSINCE test: `OK [MODIFIED set]` (RFC 7162 §3.1.3).
+    pub modified: Vec<u32>,
+}
+
+/// COPYUID data (RFC 4315 §3): the destination's UIDVALIDITY and the UIDs in matching
+/// order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyOutcome {
+    pub uidvalidity: u32,
+    pub src_uids: Vec<u32>,
+    pub dst_uids: Vec<u32>,
+}
+
+/// STATUS counts (RFC 9051 §6.3.11, RFC 7162 §3.1.6).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MailboxStatus {
+    pub messages: u64,
+    /// Messages without `\Seen` (a count).
+    pub unseen: u64,
+    /// Messages with `\Deleted` (RFC 9051 STATUS DELETED).
+    pub deleted: u64,
+    /// Sum of RFC822.SIZE (STATUS SIZE).
+    pub size: u64,
+    pub uidnext: u32,
+    pub uidvalidity: u32,
+    pub highest_modseq: u64,
+}
+
+/// Per-mailbox `\Recent` state, in memory (RFC 3501 §2.3.2): the first UID that no
+/// session has yet been told is recent. Kept out of the records on purpose: it is
+/// advisory, rev1-only, and losing it on restart only makes a few messages not recent.
+#[derive(Debug)]
+pub(crate) struct RecentState {
+    floors: Mutex<HashMap<u64, u32>>,
+    /// When this store was opened (unix seconds): after a restart, messages saved since
+    /// then count as recent until a session claims them.
+    opened_at: i64,
+}
+
+impl Default for RecentState {
+    fn default() -> Self {
+        RecentState {
+            floors: Mutex::new(HashMap::new()),
+            opened_at: now(),
+        }
+    }
+}
+
+fn mailbox_in(tx: &WriteTransaction, id: u64) -> Result<MailboxRecord, StoreError> {
+    mailboxes::load_in(tx, id)?.ok_or(StoreError::NoSuchMailbox)
+}
+
+fn sorted(mut uids: Vec<u32>) -> Vec<u32> {
+    uids.sort_unstable();
+    uids.dedup();
+    uids
+}
+
+/// Applies a STORE to one message's flags; returns the new flags and keywords.
+fn apply(
+    mode: FlagMode,
+    have: SystemFlags,
+    have_kw: &[String],
+    flags: SystemFlags,
+    keywords: &[String],
+) -> (SystemFlags, Vec<String>) {
+    let mut kw: Vec<String> = Vec::new();
+    let push = |k: &String, kw: &mut Vec<String>| {
+        if !kw.iter().any(|x| x.eq_ignore_ascii_case(k)) {
+            kw.push(k.clone());
+        }
+    };
+    match mode {
+        FlagMode::Add => {
+            for k in have_kw.iter().chain(keywords) {
+                push(k, &mut kw);
+            }
+            (SystemFlags(have.0 | flags.0), kw)
+        }
+        FlagMode::Remove => {
+            for k in have_kw {
+                if !keywords.iter().any(|x| x.eq_ignore_ascii_case(k)) {
+                    push(k, &mut kw);
+                }
+            }
+            (SystemFlags(have.0 & !flags.0), kw)
+        }
+        FlagMode::Replace => {
+            for k in keywords {
+                push(k, &mut kw);
+            }
+            (flags, kw)
+        }
+    }
+}
+
+fn same_keywords(a: &[String], b: &[String]) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .all(|k| b.iter().any(|x| x.eq_ignore_ascii_case(k)))
+}
+
+/// Adds one reference to a blob that is already stored (COPY shares blobs).
+fn add_existing_ref(tx: &WriteTransaction, hash: &[u8; 32]) -> Result<(), StoreError> {
+    let mut blobs = tx.open_table(BLOBS)?;
+    let mut rec: BlobRecord = match blobs.get(hash)? {
+        Some(v) => schema::decode(v.value())?,
+        None => return Err(StoreError::Corrupt("message without blob".into())),
+    };
+    rec.refs = rec.refs.saturating_add(1);
+    blobs.insert(hash, schema::encode(&rec)?.as_slice())?;
+    Ok(())
+}
+
+/// Copies the existing messages among `uids` from `src` to `dst` (same user), keeping
+/// flags, keywords and INTERNALDATE; `None` when none of them exists.
+fn copy_in(
+    tx: &WriteTransaction,
+    batch: &mut Batch,
+    src: u64,
+    uids: &[u32],
+    dst: u64,
+) -> Result<Option<CopyOutcome>, StoreError> {
+    let src_mb = mailbox_in(tx, src)?;
+    let mut dst_mb = mailbox_in(tx, dst)?;
+    if src_mb.user != dst_mb.user {
+        return Err(StoreError::NoSuchMailbox);
+    }
+    let mut found = Vec::new();
+    {
+        let t = tx.open_table(MESSAGES)?;
+        for &uid in uids {
+            if let Some(v) = t.get((src, uid))? {
+                found.push((uid, schema::decode::<MessageRecord>(v.value())?));
+            }
+        }
+    }
+    if found.is_empty() {
+        return Ok(None);
+    }
+    let count = u32::try_from(found.len()).unwrap_or(u32::MAX);
+    if dst_mb.uidnext.checked_add(count).is_none() {
+        return Err(StoreError::Storage("mailbox UIDs exhausted".into()));
+    }
+    let saved = now();
+    let mut out = CopyOutcome {
+        uidvalidity: dst_mb.uidvalidity,
+        src_uids: Vec::with_capacity(found.len()),
+        dst_uids: Vec::with_capacity(found.len()),
+    };
+    for (uid, rec) in found {
+        add_existing_ref(tx, &rec.blob)?;
+        let new_uid = dst_mb.uidnext;
+        dst_mb.uidnext = new_uid.saturating_add(1);
+        dst_mb.highest_modseq = dst_mb.highest_modseq.saturating_add(1);
+        dst_mb.messages = dst_mb.messages.saturating_add(1);
+        dst_mb.bytes = dst_mb.bytes.saturating_add(rec.size);
+        let copy = MessageRecord {
+            save_date: saved,
+            modseq: dst_mb.highest_modseq,
+            pop3_retrieved: None,
+            ..rec
+        };
+        tx.open_table(MESSAGES)?
+            .insert((dst, new_uid), schema::encode(&copy)?.as_slice())?;
+        out.src_uids.push(uid);
+        out.dst_uids.push(new_uid);
+    }
+    mailboxes::save_in(tx, &dst_mb)?;
+    batch.changes.push(Change {
+        user: dst_mb.user,
+        mailbox: dst,
+        kind: ChangeKind::Appended {
+            uid: dst_mb.uidnext.saturating_sub(1),
+        },
+    });
+    Ok(Some(out))
+}
+
+/// Removes the listed messages that exist; returns their UIDs (ascending). Records
+/// each in EXPUNGED with the new modseq (RFC 7162 VANISHED) and frees unshared blobs.
+fn expunge_in(
+    tx: &WriteTransaction,
+    batch: &mut Batch,
+    mailbox: u64,
+    uids: &[u32],
+) -> Result<Vec<u32>, StoreError> {
+    let mut mb = mailbox_in(tx, mailbox)?;
+    let mut removed = Vec::new();
+    {
+        let mut t = tx.open_table(MESSAGES)?;
+        for &uid in uids {
+            if let Some(v) = t.remove((mailbox, uid))? {
+                let rec: MessageRecord = schema::decode(v.value())?;
+                removed.push((uid, rec));
+            }
+        }
+    }
+    if removed.is_empty() {
+        return Ok(Vec::new());
+    }
+    mb.highest_modseq = mb.highest_modseq.saturating_add(1);
+    {
+        let mut gone = tx.open_table(EXPUNGED)?;
+        for (uid, rec) in &removed {
+            blob::drop_ref(tx, &rec.blob)?;
+            batch.freed = true;
+            mb.messages = mb.messages.saturating_sub(1);
+            mb.bytes = mb.bytes.saturating_sub(rec.size);
+            gone.insert((mailbox, *uid), mb.highest_modseq)?;
+        }
+    }
+    mailboxes::save_in(tx, &mb)?;
+    batch.changes.push(Change {
+        user: mb.user,
+        mailbox,
+        kind: ChangeKind::Expunged,
+    });
+    let mut uids: Vec<u32> = removed.into_iter().map(|(u, _)| u).collect();
+    uids.sort_unstable();
+    Ok(uids)
+}
+
+/// A user's mailboxes named `name` or below it (`name/...`), as (name, id).
+fn subtree(tx: &WriteTransaction, user: u32, name: &str) -> Result<Vec<(String, u64)>, StoreError> {
+    let names = tx.open_table(MAILBOX_NAMES)?;
+    let below = format!("{name}{DELIMITER}");
+    let mut out = Vec::new();
+    for row in names.range((user, name)..(user.saturating_add(1), ""))? {
+        let (k, id) = row?;
+        let (u, n) = k.value();
+        if u != user {
+            break;
+        }
+        if n == name || n.starts_with(&below) {
+            out.push((n.to_string(), id.value()));
+        } else if !n.starts_with(name) {
+            // Names sort after `name` but share no prefix: the subtree is over.
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// Creates the missing ancestors of `name` (`a` and `a/b` for `a/b/c`).
+fn create_parents(
+    tx: &WriteTransaction,
+    batch: &mut Batch,
+    user: u32,
+    name: &str,
+) -> Result<(), StoreError> {
+    let mut prefix = String::new();
+    let levels: Vec<&str> = name.split(DELIMITER).collect();
+    let parents = levels.len().saturating_sub(1);
+    for level in levels.into_iter().take(parents) {
+        if !prefix.is_empty() {
+            prefix.push(DELIMITER);
+        }
+        prefix.push_str(level);
+        if mailboxes::find_in(tx, user, &prefix)?.is_none() {
+            mailboxes::create_in(tx, batch, user, &prefix, None)?;
+        }
+    }
+    Ok(())
+}
+
+fn is_inbox(name: &str) -> bool {
+    name == "INBOX"
+}
+
+impl Store {
+    /// STORE (RFC 9051 §6.4.6) with CONDSTORE UNCHANGEDSINCE (RFC 7162 §3.1.3). UIDs
+    /// that do not exist are ignored. Each changed message gets a new modseq (the
+    /// mailbox's HIGHESTMODSEQ grows by one per message); a message whose modseq is
+    /// above `unchanged_since` is left alone and listed in `modified`.
+    pub async fn store_flags(
+        &self,
+        mailbox: u64,
+        uids: Vec<u32>,
+        mode: FlagMode,
+        flags: SystemFlags,
+        keywords: Vec<String>,
+        unchanged_since: Option<u64>,
+    ) -> Result<FlagOutcome, StoreError> {
+        self.write(move |tx, batch| {
+            let mut mb = mailbox_in(tx, mailbox)?;
+            let mut out = FlagOutcome::default();
+            let mut t = tx.open_table(MESSAGES)?;
+            for uid in sorted(uids) {
+                let Some(v) = t.get((mailbox, uid))? else {
+                    continue;
+                };
+                let mut rec: MessageRecord = schema::decode(v.value())?;
+                drop(v);
+                if unchanged_since.is_some_and(|u| rec.modseq > u) {
+                    out.modified.push(uid);
+                    continue;
+                }
+                let (f, kw) = apply(mode, rec.flags, &rec.keywords, flags, &keywords);
+                if f == rec.flags && same_keywords(&kw, &rec.keywords) {
+                    out.unchanged.push(FlagState {
+                        uid,
+                        flags: rec.flags,
+                        keywords: rec.keywords,
+                        modseq: rec.modseq,
+                    });
+                    continue;
+                }
+                mb.highest_modseq = mb.highest_modseq.saturating_add(1);
+                rec.flags = f;
+                rec.keywords = kw;
+                rec.modseq = mb.highest_modseq;
+                t.insert((mailbox, uid), schema::encode(&rec)?.as_slice())?;
+                out.changed.push(FlagState {
+                    uid,
+                    flags: rec.flags,
+                    keywords: rec.keywords,
+                    modseq: rec.modseq,
+                });
+            }
+            drop(t);
+            if !out.changed.is_empty() {
+                mailboxes::save_in(tx, &mb)?;
+                batch.changes.push(Change {
+                    user: mb.user,
+                    mailbox,
+                    kind: ChangeKind::Flags,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// COPY (RFC 9051 §6.4.7, RFC 4315 §3 COPYUID): all or nothing; the copies share
+    /// the blobs (no recompression), keep flags, keywords and INTERNALDATE, and get a new
+    /// save date. `None` when none of `uids` exists in `src`. Both mailboxes must belong
+    /// to one user (`NoSuchMailbox` otherwise).
+    pub async fn copy_messages(
+        &self,
+        src: u64,
+        uids: Vec<u32>,
+        dst: u64,
+    ) -> Result<Option<CopyOutcome>, StoreError> {
+        self.write(move |tx, batch| copy_in(tx, batch, src, &sorted(uids), dst))
+            .await
+    }
+
+    /// MOVE (RFC 6851 §3, RFC 9051 §6.4.8): copy and expunge in one transaction, so
+    /// there is no partial move. Returns the COPYUID data; the expunged source UIDs are
+    /// `src_uids`. Two sessions moving the same message: the second finds nothing.
+    pub async fn move_messages(
+        &self,
+        src: u64,
+        uids: Vec<u32>,
+        dst: u64,
+    ) -> Result<Option<CopyOutcome>, StoreError> {
+        self.write(move |tx, batch| {
+            let Some(copied) = copy_in(tx, batch, src, &sorted(uids), dst)? else {
+                return Ok(None);
+            };
+            expunge_in(tx, batch, src, &copied.src_uids)?;
+            Ok(Some(copied))
+        })
+        .await
+    }
+
+    /// EXPUNGE / CLOSE / UID EXPUNGE (RFC 9051 §6.4.3, RFC 4315 §2.1): removes the
+    /// messages flagged `\Deleted`, only those in `restrict_to` when given. Returns the
+    /// removed UIDs, ascending.
+    pub async fn expunge_deleted(
+        &self,
+        mailbox: u64,
+        restrict_to: Option<Vec<u32>>,
+    ) -> Result<Vec<u32>, StoreError> {
+        let restrict = restrict_to.map(sorted);
+        self.write(move |tx, batch| {
+            mailbox_in(tx, mailbox)?;
+            let mut doomed = Vec::new();
+            {
+                let t = tx.open_table(MESSAGES)?;
+                for row in t.range((mailbox, 0)..=(mailbox, u32::MAX))? {
+                    let (k, v) = row?;
+                    let uid = k.value().1;
+                    if restrict
+                        .as_ref()
+                        .is_some_and(|r| r.binary_search(&uid).is_err())
+                    {
+                        continue;
+                    }
+                    let rec: MessageRecord = schema::decode(v.value())?;
+                    if rec.flags.has(SystemFlags::DELETED) {
+                        doomed.push(uid);
+                    }
+                }
+            }
+            expunge_in(tx, batch, mailbox, &doomed)
+        })
+        .await
+    }
+
+    /// RENAME (RFC 9051 §6.3.6, RFC 3501 §6.3.5). Children move with the mailbox and
+    /// missing parents of the new name are created. Renaming INBOX moves its messages
+    /// (same UIDs) into a new mailbox with a new UIDVALIDITY and leaves INBOX empty,
+    /// with its UIDNEXT unchanged and its children where they are.
+    ///
+    /// Errors: `NoSuchMailbox` (old missing), `MailboxExists` (new, or a renamed
+    /// child's new name, exists), `InvalidName` (bad name, or into its own subtree).
+    pub async fn rename_mailbox(&self, user: u32, old: &str, new: &str) -> Result<(), StoreError> {
+        let old = canonical_mailbox(old)?;
+        let new = canonical_mailbox(new)?;
+        self.write(move |tx, batch| {
+            let src = mailboxes::find_in(tx, user, &old)?.ok_or(StoreError::NoSuchMailbox)?;
+            if mailboxes::find_in(tx, user, &new)?.is_some() {
+                return Err(StoreError::MailboxExists);
+            }
+            if new.starts_with(&format!("{old}{DELIMITER}")) {
+                return Err(StoreError::InvalidName(
+                    "a mailbox cannot be moved into itself".into(),
+                ));
+            }
+            if is_inbox(&old) {
+                return rename_inbox(tx, batch, src, &new);
+            }
+            let moving = subtree(tx, user, &old)?;
+            let mut renamed = Vec::with_capacity(moving.len());
+            for (name, id) in moving {
+                let suffix = name.get(old.len()..).unwrap_or_default();
+                let target = canonical_mailbox(&format!("{new}{suffix}"))?;
+                if target != new && mailboxes::find_in(tx, user, &target)?.is_some() {
+                    return Err(StoreError::MailboxExists);
+                }
+                renamed.push((name, id, target));
+            }
+            // Validated: now mutate.
+            create_parents(tx, batch, user, &new)?;
+            for (name, id, target) in renamed {
+                let mut rec = mailbox_in(tx, id)?;
+                {
+                    let mut names = tx.open_table(MAILBOX_NAMES)?;
+                    names.remove((user, name.as_str()))?;
+                    names.insert((user, target.as_str()), id)?;
+                }
+                rec.name = target;
+                mailboxes::save_in(tx, &rec)?;
+                batch.changes.push(Change {
+                    user,
+                    mailbox: id,
+                    kind: ChangeKind::Mailbox,
+                });
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// DELETE (RFC 9051 §6.3.5): removes the mailbox and its messages, freeing blobs no
+    /// other message shares. INBOX is refused (`InvalidName`); a mailbox with children is
+    /// refused with `HasChildren` (the RFC 9051 option; we have no `\Noselect`
+    /// placeholders). A subscription to the name survives (RFC 9051 §6.3.7). Returns how
+    /// many messages went.
+    pub async fn delete_mailbox(&self, user: u32, name: &str) -> Result<u64, StoreError> {
+        let name = canonical_mailbox(name)?;
+        self.write(move |tx, batch| {
+            if is_inbox(&name) {
+                return Err(StoreError::InvalidName("INBOX cannot be deleted".into()));
+            }
+            let mb = mailboxes::find_in(tx, user, &name)?.ok_or(StoreError::NoSuchMailbox)?;
+            if subtree(tx, user, &name)?.len() > 1 {
+                return Err(StoreError::HasChildren);
+            }
+            let mut removed = 0u64;
+            {
+                let mut t = tx.open_table(MESSAGES)?;
+                let mut doomed = Vec::new();
+                for row in t.range((mb.id, 0)..=(mb.id, u32::MAX))? {
+                    let (k, v) = row?;
+                    let rec: MessageRecord = schema::decode(v.value())?;
+                    doomed.push((k.value().1, rec.blob));
+                }
+                for (uid, hash) in doomed {
+                    t.remove((mb.id, uid))?;
+                    blob::drop_ref(tx, &hash)?;
+                    batch.freed = true;
+                    removed = removed.saturating_add(1);
+                }
+            }
+            {
+                let mut gone = tx.open_table(EXPUNGED)?;
+                let uids: Vec<u32> = gone
+                    .range((mb.id, 0)..=(mb.id, u32::MAX))?
+                    .map(|r| r.map(|(k, _)| k.value().1))
+                    .collect::<Result<_, _>>()?;
+                for uid in uids {
+                    gone.remove((mb.id, uid))?;
+                }
+            }
+            tx.open_table(MAILBOXES)?.remove(mb.id)?;
+            tx.open_table(MAILBOX_NAMES)?
+                .remove((user, name.as_str()))?;
+            if mb.subscribed {
+                tx.open_table(SUBSCRIPTIONS)?
+                    .insert((user, name.as_str()), ())?;
+            }
+            batch.changes.push(Change {
+                user,
+                mailbox: mb.id,
+                kind: ChangeKind::Mailbox,
+            });
+            Ok(removed)
+        })
+        .await
+    }
+
+    /// SUBSCRIBE / UNSUBSCRIBE (RFC 9051 §6.3.7, §6.3.8). Subscriptions are per name:
+    /// a name with no mailbox can be subscribed (it is kept in a table of its own and
+    /// listed by [`Store::subscriptions`]), and deleting a mailbox keeps its
+    /// subscription. Returns whether the name was subscribed before.
+    pub async fn set_subscribed(
+        &self,
+        user: u32,
+        name: &str,
+        subscribed: bool,
+    ) -> Result<bool, StoreError> {
+        let name = canonical_mailbox(name)?;
+        self.write(move |tx, batch| {
+            let mut subs = tx.open_table(SUBSCRIPTIONS)?;
+            let mut was = subs.get((user, name.as_str()))?.is_some();
+            match mailboxes::find_in(tx, user, &name)? {
+                Some(mut rec) => {
+                    was |= rec.subscribed;
+                    if rec.subscribed != subscribed {
+                        rec.subscribed = subscribed;
+                        mailboxes::save_in(tx, &rec)?;
+                        batch.changes.push(Change {
+                            user,
+                            mailbox: rec.id,
+                            kind: ChangeKind::Mailbox,
+                        });
+                    }
+                    if !subscribed {
+                        subs.remove((user, name.as_str()))?;
+                    }
+                }
+                None if subscribed => {
+                    subs.insert((user, name.as_str()), ())?;
+                }
+                None => {
+                    subs.remove((user, name.as_str()))?;
+                }
+            }
+            Ok(was)
+        })
+        .await
+    }
+
+    /// Every subscribed name of a user, mailbox or not, sorted (LSUB, LIST (SUBSCRIBED)).
+    pub async fn subscriptions(&self, user: u32) -> Result<Vec<String>, StoreError> {
+        self.read(move |tx, _| {
+            let mut out = Vec::new();
+            let names = tx.open_table(MAILBOX_NAMES)?;
+            let boxes = tx.open_table(MAILBOXES)?;
+            for row in names.range((user, "")..(user.saturating_add(1), ""))? {
+                let (k, id) = row?;
+                let (u, n) = k.value();
+                if u != user {
+                    continue;
+                }
+                if let Some(v) = boxes.get(id.value())? {
+                    let rec: MailboxRecord = schema::decode(v.value())?;
+                    if rec.subscribed {
+                        out.push(n.to_string());
+                    }
+                }
+            }
+            match tx.open_table(SUBSCRIPTIONS) {
+                Ok(subs) => {
+                    for row in subs.range((user, "")..(user.saturating_add(1), ""))? {
+                        let (k, _) = row?;
+                        let (u, n) = k.value();
+                        if u == user {
+                            out.push(n.to_string());
+                        }
+                    }
+                }
+                Err(redb::TableError::TableDoesNotExist(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+            out.sort();
+            out.dedup();
+            Ok(out)
+        })
+        .await
+    }
+
+    /// STATUS counts (RFC 9051 §6.3.11): one pass over the mailbox's message rows.
+    pub async fn mailbox_status(&self, mailbox: u64) -> Result<MailboxStatus, StoreError> {
+        self.read(move |tx, _| {
+            let boxes = tx.open_table(MAILBOXES)?;
+            let mb: MailboxRecord = match boxes.get(mailbox)? {
+                Some(v) => schema::decode(v.value())?,
+                None => return Err(StoreError::NoSuchMailbox),
+            };
+            let mut st = MailboxStatus {
+                uidnext: mb.uidnext,
+                uidvalidity: mb.uidvalidity,
+                highest_modseq: mb.highest_modseq.max(1),
+                ..MailboxStatus::default()
+            };
+            let t = tx.open_table(MESSAGES)?;
+            for row in t.range((mailbox, 0)..=(mailbox, u32::MAX))? {
+                let (_, v) = row?;
+                let rec: MessageRecord = schema::decode(v.value())?;
+                st.messages = st.messages.saturating_add(1);
+                st.size = st.size.saturating_add(rec.size);
+                if !rec.flags.has(SystemFlags::SEEN) {
+                    st.unseen = st.unseen.saturating_add(1);
+                }
+                if rec.flags.has(SystemFlags::DELETED) {
+                    st.deleted = st.deleted.saturating_add(1);
+                }
+            }
+            Ok(st)
+        })
+        .await
+    }
+
+    /// What SELECT needs per message, in UID order: UID, flags, keywords, modseq.
+    pub async fn message_list(&self, mailbox: u64) -> Result<Vec<FlagState>, StoreError> {
+        self.read(move |tx, _| {
+            let t = tx.open_table(MESSAGES)?;
+            let mut out = Vec::new();
+            for row in t.range((mailbox, 0)..=(mailbox, u32::MAX))? {
+                let (k, v) = row?;
+                let rec: MessageRecord = schema::decode(v.value())?;
+                out.push(FlagState {
+                    uid: k.value().1,
+                    flags: rec.flags,
+                    keywords: rec.keywords,
+                    modseq: rec.modseq,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Marks messages as retrieved by POP3 at `when` (unix seconds), keeping an earlier
+    /// mark. Not an IMAP-visible change: no modseq, no feed entry.
+    pub async fn set_pop3_retrieved(
+        &self,
+        mailbox: u64,
+        uids: Vec<u32>,
+        when: i64,
+    ) -> Result<(), StoreError> {
+        self.write(move |tx, _| {
+            mailbox_in(tx, mailbox)?;
+            let mut t = tx.open_table(MESSAGES)?;
+            for uid in sorted(uids) {
+                let Some(v) = t.get((mailbox, uid))? else {
+                    continue;
+                };
+                let mut rec: MessageRecord = schema::decode(v.value())?;
+                drop(v);
+                if rec.pop3_retrieved.is_none() {
+                    rec.pop3_retrieved = Some(when);
+                    t.insert((mailbox, uid), schema::encode(&rec)?.as_slice())?;
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Claims `\Recent` for a read-write SELECT (RFC 3501 §2.3.2): returns the first
+    /// recent UID; the messages with UIDs in `first..uidnext` are recent for this
+    /// session and for no other. Later calls start where this one ended. After a restart
+    /// the first claim counts the messages saved since the store was opened.
+    pub async fn claim_recent(&self, mailbox: u64, uidnext: u32) -> Result<u32, StoreError> {
+        let known = self
+            .shared
+            .recent
+            .floors
+            .lock()
+            .map_err(|_| StoreError::Storage("lock poisoned".into()))?
+            .get(&mailbox)
+            .copied();
+        let initial = match known {
+            Some(_) => 0,
+            None => {
+                let since = self.shared.recent.opened_at;
+                self.read(move |tx, _| {
+                    let t = tx.open_table(MESSAGES)?;
+                    for row in t.range((mailbox, 0)..=(mailbox, u32::MAX))? {
+                        let (k, v) = row?;
+                        let rec: MessageRecord = schema::decode(v.value())?;
+                        if rec.save_date >= since {
+                            return Ok(k.value().1);
+                        }
+                    }
+                    Ok(uidnext)
+                })
+                .await?
+            }
+        };
+        let mut floors = self
+            .shared
+            .recent
+            .floors
+            .lock()
+            .map_err(|_| StoreError::Storage("lock poisoned".into()))?;
+        let floor = floors.entry(mailbox).or_insert(initial);
+        let first = (*floor).min(uidnext);
+        *floor = (*floor).max(uidnext);
+        Ok(first)
+    }
+}
+
+/// RENAME INBOX: a new mailbox gets INBOX's messages with their UIDs; INBOX stays, empty.
+fn rename_inbox(
+    tx: &WriteTransaction,
+    batch: &mut Batch,
+    mut inbox: MailboxRecord,
+    new: &str,
+) -> Result<(), StoreError> {
+    let user = inbox.user;
+    create_parents(tx, batch, user, new)?;
+    let mut dst = mailboxes::create_in(tx, batch, user, new, None)?;
+    let mut moved = Vec::new();
+    {
+        let mut t = tx.open_table(MESSAGES)?;
+        let rows: Vec<(u32, Vec<u8>)> = t
+            .range((inbox.id, 0)..=(inbox.id, u32::MAX))?
+            .map(|r| r.map(|(k, v)| (k.value().1, v.value().to_vec())))
+            .collect::<Result<_, _>>()?;
+        for (uid, bytes) in rows {
+            t.remove((inbox.id, uid))?;
+            t.insert((dst.id, uid), bytes.as_slice())?;
+            moved.push(uid);
+        }
+    }
+    dst.uidnext = inbox.uidnext;
+    dst.highest_modseq = inbox.highest_modseq.max(dst.highest_modseq);
+    dst.messages = inbox.messages;
+    dst.bytes = inbox.bytes;
+    mailboxes::save_in(tx, &dst)?;
+    inbox.messages = 0;
+    inbox.bytes = 0;
+    if !moved.is_empty() {
+        inbox.highest_modseq = inbox.highest_modseq.saturating_add(1);
+        let mut gone = tx.open_table(EXPUNGED)?;
+        for uid in &moved {
+            gone.insert((inbox.id, *uid), inbox.highest_modseq)?;
+        }
+        batch.changes.push(Change {
+            user,
+            mailbox: inbox.id,
+            kind: ChangeKind::Expunged,
+        });
+        batch.changes.push(Change {
+            user,
+            mailbox: dst.id,
+            kind: ChangeKind::Appended {
+                uid: dst.uidnext.saturating_sub(1),
+            },
+        });
+    }
+    mailboxes::save_in(tx, &inbox)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,623 @@
+//! IMAP store operations on a real redb file in a temp dir.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use std::sync::Arc;
+
+use super::*;
+use crate::config::StoreConfig;
+use crate::store::{AppendRequest, Store};
+
+fn open(dir: &std::path::Path) -> Store {
+    Store::open(dir, &StoreConfig::default()).unwrap()
+}
+
+fn message(i: usize) -> Vec<u8> {
+    format!("From: s{i}@example.org\r\nSubject: note {i}\r\n\r\nHello number {i}.\r\n").into_bytes()
+}
+
+async fn append(store: &Store, user: u32, mailbox: &str, i: usize, flags: u8) -> u32 {
+    let raw = message(i);
+    let meta = postcard::to_allocvec(&crate::mime::analyze(&raw)).unwrap();
+    let req = AppendRequest {
+        user,
+        mailbox: mailbox.into(),
+        create: false,
+        blob: Arc::new(store.codec().prepare(&raw, meta).unwrap()),
+        prefix: b"Delivered-To: x\r\n".to_vec(),
+        flags: SystemFlags(flags),
+        keywords: Vec::new(),
+        internal_date: 1_000_000 + i as i64,
+        envelope_from: None,
+    };
+    let r = store.append_many(vec![req]).await.unwrap();
+    r[0].as_ref().unwrap().uid
+}
+
+async fn id(store: &Store, user: u32, name: &str) -> u64 {
+    store.mailbox(user, name).await.unwrap().unwrap().id
+}
+
+async fn blobs(store: &Store) -> u64 {
+    store.stats(None).await.unwrap().blobs
+}
+
+#[test]
+fn store_flags_modes_modseq_and_unchangedsince() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    smol::block_on(async {
+        let u = store.add_user("a", "h".into()).await.unwrap();
+        for i in 1..=3 {
+            append(&store, u, "INBOX", i, 0).await;
+        }
+        let inbox = id(&store, u, "INBOX").await;
+        let before = store
+            .mailbox(u, "INBOX")
+            .await
+            .unwrap()
+            .unwrap()
+            .highest_modseq;
+        let rx = store.feed().subscribe(u);
+
+        let kw = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let out = store
+            .store_flags(
+                inbox,
+                vec![2, 1, 99, 1],
+                FlagMode::Add,
+                SystemFlags(SystemFlags::SEEN),
+                kw(&["$Work"]),
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            out.changed.iter().map(|c| c.uid).collect::<Vec<_>>(),
+            vec![1, 2]
+        );
+        assert!(out.unchanged.is_empty() && out.modified.is_empty());
+        assert_eq!(out.changed[0].modseq, before + 1);
+        assert_eq!(out.changed[1].modseq, before + 2);
+        assert_eq!(out.changed[0].keywords, kw(&["$Work"]));
+        assert_eq!(rx.try_recv().unwrap().kind, ChangeKind::Flags);
+        let hms = store
+            .mailbox(u, "INBOX")
+            .await
+            .unwrap()
+            .unwrap()
+            .highest_modseq;
+        assert_eq!(hms, before + 2);
+
+        // Adding what is there changes nothing and bumps nothing.
+        let out = store
+            .store_flags(
+                inbox,
+                vec![1],
+                FlagMode::Add,
+                SystemFlags(SystemFlags::SEEN),
+                kw(&["$work"]),
+                None,
+            )
+            .await
+            .unwrap();
+        assert!(out.changed.is_empty());
+        assert_eq!(out.unchanged.len(), 1);
+        assert!(rx.try_recv().is_err(), "no change published");
+
+        // UNCHANGEDSINCE: message 1 (modseq before+1) passes at before+1, message 2 fails.
+        let out = store
+            .store_flags(
+                inbox,
+                vec![1, 2, 3],
+                FlagMode::Replace,
+                SystemFlags(SystemFlags::FLAGGED),
+                vec![],
+                Some(before + 1),
+            )
+            .await
+            .unwrap();
+        assert_eq!(out.modified, vec![2]);
+        assert_eq!(
+            out.changed.iter().map(|c| c.uid).collect::<Vec<_>>(),
+            vec![1, 3]
+        );
+        assert!(
+            out.changed
+                .iter()
+                .all(|c| c.flags == SystemFlags(SystemFlags::FLAGGED) && c.keywords.is_empty())
+        );
+
+        // Remove.
+        let out = store
+            .store_flags(
+                inbox,
+                vec![2],
+                FlagMode::Remove,
+                SystemFlags(SystemFlags::SEEN),
+                kw(&["$WORK"]),
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(out.changed[0].flags, SystemFlags(0));
+        assert!(out.changed[0].keywords.is_empty());
+
+        let list = store.message_list(inbox).await.unwrap();
+        assert_eq!(list.len(), 3);
+        assert!(list.windows(2).all(|w| w[0].uid < w[1].uid));
+        let st = store.mailbox_status(inbox).await.unwrap();
+        assert_eq!(
+            st.highest_modseq,
+            list.iter().map(|m| m.modseq).max().unwrap()
+        );
+        assert_eq!(
+            store
+                .store_flags(999, vec![1], FlagMode::Add, SystemFlags(1), vec![], None)
+                .await,
+            Err(StoreError::NoSuchMailbox)
+        );
+    });
+}
+
+#[test]
+fn copy_shares_blobs_and_keeps_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    smol::block_on(async {
+        let u = store.add_user("a", "h".into()).await.unwrap();
+        append(&store, u, "INBOX", 1, SystemFlags::SEEN).await;
+        append(&store, u, "INBOX", 2, 0).await;
+        let inbox = id(&store, u, "INBOX").await;
+        let trash = id(&store, u, "Trash").await;
+        assert_eq!(blobs(&store).await, 2);
+        let original = store.message_bytes(inbox, 1).await.unwrap().unwrap();
+
+        let out = store
+            .copy_messages(inbox, vec![2, 1, 7], trash)
+            .await
+            .unwrap()
+            .unwrap();
+        let tv = store.mailbox(u, "Trash").await.unwrap().unwrap();
+        assert_eq!(out.uidvalidity, tv.uidvalidity);
+        assert_eq!(out.src_uids, vec![1, 2]);
+        assert_eq!(out.dst_uids, vec![1, 2]);
+        assert_eq!((tv.messages, tv.uidnext), (2, 3));
+        assert_eq!(blobs(&store).await, 2, "copies share blobs");
+        assert_eq!(
+            store.message_bytes(trash, 1).await.unwrap().unwrap(),
+            original
+        );
+        let copied = store.messages(trash).await.unwrap();
+        assert_eq!(copied[0].flags, SystemFlags(SystemFlags::SEEN));
+        assert_eq!(copied[0].internal_date, 1_000_001);
+
+        // Copying into the same mailbox is allowed.
+        let again = store
+            .copy_messages(inbox, vec![1], inbox)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(again.dst_uids, vec![3]);
+        // Nothing to copy.
+        assert_eq!(
+            store.copy_messages(inbox, vec![50], trash).await.unwrap(),
+            None
+        );
+        // Another user's mailbox is not a target.
+        let v = store.add_user("v", "h".into()).await.unwrap();
+        let vinbox = id(&store, v, "INBOX").await;
+        assert_eq!(
+            store.copy_messages(inbox, vec![1], vinbox).await,
+            Err(StoreError::NoSuchMailbox)
+        );
+
+        // Expunging the originals keeps the blobs alive for the copies.
+        store.expunge(inbox, vec![1, 2, 3]).await.unwrap();
+        assert_eq!(blobs(&store).await, 2);
+        store.expunge(trash, vec![1, 2]).await.unwrap();
+        assert_eq!(blobs(&store).await, 0);
+    });
+}
+
+#[test]
+fn move_is_copy_plus_expunge() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    smol::block_on(async {
+        let u = store.add_user("a", "h".into()).await.unwrap();
+        for i in 1..=3 {
+            append(&store, u, "INBOX", i, 0).await;
+        }
+        let inbox = id(&store, u, "INBOX").await;
+        let archive = id(&store, u, "Archive").await;
+        let rx = store.feed().subscribe(u);
+        let out = store
+            .move_messages(inbox, vec![3, 1], archive)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (out.src_uids.clone(), out.dst_uids.clone()),
+            (vec![1, 3], vec![1, 2])
+        );
+        let kinds: Vec<_> = std::iter::from_fn(|| rx.try_recv().ok())
+            .map(|c| c.kind)
+            .collect();
+        assert!(kinds.contains(&ChangeKind::Expunged));
+        assert!(kinds.contains(&ChangeKind::Appended { uid: 2 }));
+        let left: Vec<u32> = store
+            .messages(inbox)
+            .await
+            .unwrap()
+            .iter()
+            .map(|m| m.uid)
+            .collect();
+        assert_eq!(left, vec![2]);
+        assert_eq!(
+            store.mailbox(u, "INBOX").await.unwrap().unwrap().messages,
+            1
+        );
+        assert_eq!(
+            store.mailbox(u, "Archive").await.unwrap().unwrap().messages,
+            2
+        );
+        assert_eq!(blobs(&store).await, 3);
+        // The second mover finds nothing: no duplicates.
+        assert_eq!(
+            store
+                .move_messages(inbox, vec![1, 3], archive)
+                .await
+                .unwrap(),
+            None
+        );
+        // Move within one mailbox gives new UIDs and removes the old ones.
+        let same = store
+            .move_messages(inbox, vec![2], inbox)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(same.dst_uids, vec![4]);
+        let left: Vec<u32> = store
+            .messages(inbox)
+            .await
+            .unwrap()
+            .iter()
+            .map(|m| m.uid)
+            .collect();
+        assert_eq!(left, vec![4]);
+        assert_eq!(
+            store.mailbox(u, "INBOX").await.unwrap().unwrap().messages,
+            1
+        );
+    });
+}
+
+#[test]
+fn expunge_deleted_respects_flags_and_restriction() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    smol::block_on(async {
+        let u = store.add_user("a", "h".into()).await.unwrap();
+        append(&store, u, "INBOX", 1, SystemFlags::DELETED).await;
+        append(&store, u, "INBOX", 2, 0).await;
+        append(
+            &store,
+            u,
+            "INBOX",
+            3,
+            SystemFlags::DELETED | SystemFlags::SEEN,
+        )
+        .await;
+        append(&store, u, "INBOX", 4, SystemFlags::DELETED).await;
+        let inbox = id(&store, u, "INBOX").await;
+        let st = store.mailbox_status(inbox).await.unwrap();
+        assert_eq!((st.messages, st.unseen, st.deleted), (4, 3, 3));
+        assert_eq!(
+            store
+                .expunge_deleted(inbox, Some(vec![3, 2, 9]))
+                .await
+                .unwrap(),
+            vec![3]
+        );
+        assert_eq!(
+            store.expunge_deleted(inbox, None).await.unwrap(),
+            vec![1, 4]
+        );
+        assert_eq!(
+            store.expunge_deleted(inbox, None).await.unwrap(),
+            Vec::<u32>::new()
+        );
+        let st = store.mailbox_status(inbox).await.unwrap();
+        assert_eq!(
+            (st.messages, st.unseen, st.deleted, st.uidnext),
+            (1, 1, 0, 5)
+        );
+        assert_eq!(st.size, store.messages(inbox).await.unwrap()[0].size);
+        assert_eq!(blobs(&store).await, 1);
+    });
+}
+
+#[test]
+fn rename_moves_children_and_creates_parents() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    smol::block_on(async {
+        let u = store.add_user("a", "h".into()).await.unwrap();
+        for name in ["Work", "Work/2024", "Work/2024/Q1", "Workshop", "Work b"] {
+            store.create_mailbox(u, name).await.unwrap();
+        }
+        append(&store, u, "Work/2024", 1, 0).await;
+        let before = store.mailbox(u, "Work/2024").await.unwrap().unwrap();
+
+        store
+            .rename_mailbox(u, "Work", "Old/Jobs/Work")
+            .await
+            .unwrap();
+        let names: Vec<String> = store
+            .mailboxes(u)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.name)
+            .collect();
+        for want in [
+            "Old",
+            "Old/Jobs",
+            "Old/Jobs/Work",
+            "Old/Jobs/Work/2024",
+            "Old/Jobs/Work/2024/Q1",
+            "Workshop",
+            "Work b",
+        ] {
+            assert!(names.contains(&want.to_string()), "{want} in {names:?}");
+        }
+        assert!(!names.iter().any(|n| n == "Work" || n.starts_with("Work/")));
+        let after = store
+            .mailbox(u, "Old/Jobs/Work/2024")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (after.id, after.uidvalidity, after.messages),
+            (before.id, before.uidvalidity, 1)
+        );
+
+        // Errors: missing source, existing target, into itself, invalid name.
+        assert_eq!(
+            store.rename_mailbox(u, "Nope", "X").await,
+            Err(StoreError::NoSuchMailbox)
+        );
+        assert_eq!(
+            store.rename_mailbox(u, "Workshop", "Trash").await,
+            Err(StoreError::MailboxExists)
+        );
+        assert_eq!(
+            store.rename_mailbox(u, "Workshop", "inbox").await,
+            Err(StoreError::MailboxExists)
+        );
+        assert!(matches!(
+            store.rename_mailbox(u, "Old", "Old/Inside").await,
+            Err(StoreError::InvalidName(_))
+        ));
+        assert!(matches!(
+            store.rename_mailbox(u, "Workshop", "a//b").await,
+            Err(StoreError::InvalidName(_))
+        ));
+    });
+}
+
+#[test]
+fn rename_inbox_moves_messages_and_leaves_it_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    smol::block_on(async {
+        let u = store.add_user("a", "h".into()).await.unwrap();
+        store.create_mailbox(u, "INBOX/Child").await.unwrap();
+        append(&store, u, "INBOX", 1, SystemFlags::SEEN).await;
+        append(&store, u, "INBOX", 2, 0).await;
+        let inbox = store.mailbox(u, "INBOX").await.unwrap().unwrap();
+        let bytes = store.message_bytes(inbox.id, 2).await.unwrap().unwrap();
+
+        store
+            .rename_mailbox(u, "inbox", "Saved/Old Inbox")
+            .await
+            .unwrap();
+        let after = store.mailbox(u, "INBOX").await.unwrap().unwrap();
+        assert_eq!(
+            (after.id, after.messages, after.bytes, after.uidnext),
+            (inbox.id, 0, 0, inbox.uidnext)
+        );
+        assert!(after.highest_modseq > inbox.highest_modseq);
+        assert!(store.messages(inbox.id).await.unwrap().is_empty());
+        let moved = store.mailbox(u, "Saved/Old Inbox").await.unwrap().unwrap();
+        assert_ne!(moved.uidvalidity, inbox.uidvalidity);
+        assert_eq!(
+            (moved.messages, moved.uidnext, moved.bytes),
+            (2, 3, inbox.bytes)
+        );
+        assert_eq!(
+            store.message_bytes(moved.id, 2).await.unwrap().unwrap(),
+            bytes
+        );
+        assert_eq!(
+            store.messages(moved.id).await.unwrap()[0].flags,
+            SystemFlags(SystemFlags::SEEN)
+        );
+        assert!(
+            store.mailbox(u, "INBOX/Child").await.unwrap().is_some(),
+            "children stay"
+        );
+        assert!(store.mailbox(u, "Saved").await.unwrap().is_some());
+        assert_eq!(blobs(&store).await, 2);
+        // New mail to INBOX continues its UIDs.
+        assert_eq!(append(&store, u, "INBOX", 3, 0).await, 3);
+    });
+}
+
+#[test]
+fn delete_frees_blobs_refuses_inbox_and_parents() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    smol::block_on(async {
+        let u = store.add_user("a", "h".into()).await.unwrap();
+        store.create_mailbox(u, "Lists").await.unwrap();
+        store.create_mailbox(u, "Lists/rust").await.unwrap();
+        append(&store, u, "Lists/rust", 1, 0).await;
+        append(&store, u, "Lists/rust", 2, 0).await;
+        append(&store, u, "INBOX", 2, 0).await; // same bytes as one above: shared blob
+        let rust = id(&store, u, "Lists/rust").await;
+        store.expunge(rust, vec![1]).await.unwrap();
+        append(&store, u, "Lists/rust", 3, 0).await;
+        assert_eq!(blobs(&store).await, 2);
+
+        assert!(matches!(
+            store.delete_mailbox(u, "inbox").await,
+            Err(StoreError::InvalidName(_))
+        ));
+        assert_eq!(
+            store.delete_mailbox(u, "Lists").await,
+            Err(StoreError::HasChildren)
+        );
+        assert_eq!(
+            store.delete_mailbox(u, "Nope").await,
+            Err(StoreError::NoSuchMailbox)
+        );
+        let rx = store.feed().subscribe(u);
+        assert_eq!(store.delete_mailbox(u, "Lists/rust").await, Ok(2));
+        assert_eq!(rx.try_recv().unwrap().kind, ChangeKind::Mailbox);
+        assert_eq!(blobs(&store).await, 1, "the blob INBOX shares survives");
+        assert!(store.mailbox(u, "Lists/rust").await.unwrap().is_none());
+        assert_eq!(store.message_bytes(rust, 2).await.unwrap(), None);
+        // Now the parent can go; a re-created name gets a new UIDVALIDITY.
+        let old = store.mailbox(u, "Lists").await.unwrap().unwrap();
+        assert_eq!(store.delete_mailbox(u, "Lists").await, Ok(0));
+        let new = store.create_mailbox(u, "Lists").await.unwrap();
+        assert!(new.uidvalidity > old.uidvalidity);
+        assert!(store.verify().await.unwrap());
+    });
+}
+
+#[test]
+fn subscriptions_are_per_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    smol::block_on(async {
+        let u = store.add_user("a", "h".into()).await.unwrap();
+        let defaults = store.subscriptions(u).await.unwrap();
+        assert!(defaults.contains(&"INBOX".to_string()) && defaults.contains(&"Sent".to_string()));
+
+        // A name without a mailbox.
+        assert_eq!(store.set_subscribed(u, "Future/box", true).await, Ok(false));
+        assert!(
+            store
+                .subscriptions(u)
+                .await
+                .unwrap()
+                .contains(&"Future/box".to_string())
+        );
+        assert_eq!(store.set_subscribed(u, "Future/box", true).await, Ok(true));
+
+        // Unsubscribe an existing mailbox.
+        assert_eq!(store.set_subscribed(u, "Junk", false).await, Ok(true));
+        assert!(!store.mailbox(u, "Junk").await.unwrap().unwrap().subscribed);
+        assert!(
+            !store
+                .subscriptions(u)
+                .await
+                .unwrap()
+                .contains(&"Junk".to_string())
+        );
+        assert_eq!(store.set_subscribed(u, "Junk", false).await, Ok(false));
+
+        // Deleting a subscribed mailbox keeps the subscription.
+        store.create_mailbox(u, "Temp").await.unwrap();
+        store.set_subscribed(u, "Temp", true).await.unwrap();
+        store.delete_mailbox(u, "Temp").await.unwrap();
+        assert!(
+            store
+                .subscriptions(u)
+                .await
+                .unwrap()
+                .contains(&"Temp".to_string())
+        );
+        assert_eq!(store.set_subscribed(u, "Temp", false).await, Ok(true));
+        assert!(
+            !store
+                .subscriptions(u)
+                .await
+                .unwrap()
+                .contains(&"Temp".to_string())
+        );
+
+        // Other users do not see them; inbox is canonical.
+        let v = store.add_user("v", "h".into()).await.unwrap();
+        assert!(
+            !store
+                .subscriptions(v)
+                .await
+                .unwrap()
+                .contains(&"Future/box".to_string())
+        );
+        assert_eq!(store.set_subscribed(u, "inbox", true).await, Ok(true));
+    });
+}
+
+#[test]
+fn pop3_retrieved_keeps_first_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    smol::block_on(async {
+        let u = store.add_user("a", "h".into()).await.unwrap();
+        append(&store, u, "INBOX", 1, 0).await;
+        let inbox = id(&store, u, "INBOX").await;
+        let modseq = store.message_list(inbox).await.unwrap()[0].modseq;
+        store
+            .set_pop3_retrieved(inbox, vec![1, 5], 100)
+            .await
+            .unwrap();
+        store.set_pop3_retrieved(inbox, vec![1], 200).await.unwrap();
+        let rec = store
+            .read(move |tx, _| {
+                let t = tx.open_table(MESSAGES)?;
+                let v = t.get((inbox, 1))?.unwrap();
+                schema::decode::<MessageRecord>(v.value())
+            })
+            .await
+            .unwrap();
+        assert_eq!(rec.pop3_retrieved, Some(100));
+        assert_eq!(store.message_list(inbox).await.unwrap()[0].modseq, modseq);
+    });
+}
+
+#[test]
+fn recent_is_claimed_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    smol::block_on(async {
+        let u = store.add_user("a", "h".into()).await.unwrap();
+        append(&store, u, "INBOX", 1, 0).await;
+        append(&store, u, "INBOX", 2, 0).await;
+        let inbox = store.mailbox(u, "INBOX").await.unwrap().unwrap();
+        // Saved since the store opened: recent for the first claimer only.
+        assert_eq!(store.claim_recent(inbox.id, inbox.uidnext).await, Ok(1));
+        assert_eq!(store.claim_recent(inbox.id, inbox.uidnext).await, Ok(3));
+        append(&store, u, "INBOX", 3, 0).await;
+        assert_eq!(store.claim_recent(inbox.id, 4).await, Ok(3));
+        assert_eq!(store.claim_recent(inbox.id, 4).await, Ok(4));
+        store.shutdown();
+    });
+    drop(store);
+    let store = open(dir.path());
+    smol::block_on(async {
+        let u = store.find_user("a", "").await.unwrap().unwrap().id;
+        let inbox = store.mailbox(u, "INBOX").await.unwrap().unwrap();
+        // After a restart only messages saved since the reopen count (here at most
+        // those saved in the same second); the next claim starts at UIDNEXT.
+        let first = store.claim_recent(inbox.id, inbox.uidnext).await.unwrap();
+        assert!(first <= inbox.uidnext);
+        assert_eq!(
+            store.claim_recent(inbox.id, inbox.uidnext).await,
+            Ok(inbox.uidnext)
+        );
+    });
+}
