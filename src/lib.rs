@@ -9,6 +9,7 @@ pub mod delivery;
 pub mod lmtp;
 pub mod mailfmt;
 pub mod mime;
+pub mod pop3;
 pub mod server;
 pub mod store;
 pub mod util;

@@ -99,6 +99,8 @@ pub struct Context {
     pub auth: crate::auth::Authenticator,
     pub shutdown: Shutdown,
     pub tracker: Tracker,
+    /// POP3 maildrop locks (one POP3 session per mailbox).
+    pub pop3_locks: crate::pop3::Locks,
 }
 
 fn bind_unix(path: &Path) -> Result<UnixListener, ServeError> {
@@ -141,6 +143,7 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
         pipeline,
         shutdown: shutdown.clone(),
         tracker: Tracker::default(),
+        pop3_locks: crate::pop3::Locks::default(),
     };
     let ex: Arc<Executor<'static>> = Arc::new(Executor::new());
     let threads = std::thread::available_parallelism()
@@ -210,12 +213,20 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
             ex.spawn(crate::lmtp::server::accept_unix(ctx.clone(), l, ex.clone()))
                 .detach();
         }
-        for (what, list) in [("imap", &config.imap), ("pop3", &config.pop3)] {
-            if !list.listen.is_empty() || !list.tls_listen.is_empty() {
-                log::warn!(
-                    "{what}: listeners are configured, but this build has no {what} server yet"
-                );
-            }
+        if !config.imap.listen.is_empty() || !config.imap.tls_listen.is_empty() {
+            log::warn!("imap: listeners are configured, but this build has no imap server yet");
+        }
+        for addr in &config.pop3.listen {
+            let l = bind_tcp(*addr, "pop3").await?;
+            let local = l
+                .local_addr()
+                .map_err(|e| ServeError::Bind("pop3".into(), e))?;
+            println!("listening pop3 {local}");
+            ex.spawn(crate::pop3::server::accept_tcp(ctx.clone(), l, ex.clone()))
+                .detach();
+        }
+        if !config.pop3.tls_listen.is_empty() {
+            log::warn!("pop3: tls_listen is configured, but this build has no TLS yet");
         }
         if config.store.compact_check_secs > 0 {
             ex.spawn(compaction_timer(ctx.clone())).detach();

@@ -131,7 +131,7 @@ fn store_one(
     })
 }
 
-fn read_message(
+pub(super) fn read_message(
     tx: &ReadTransaction,
     shared: &super::Shared,
     rec: &MessageRecord,

@@ -13,6 +13,7 @@ pub mod blob;
 pub mod feed;
 mod mailboxes;
 mod messages;
+mod pop3;
 pub mod schema;
 mod users;
 mod writer;
@@ -27,7 +28,9 @@ use crate::config::StoreConfig;
 pub use blob::{Codec, PreparedBlob};
 pub use feed::{Change, ChangeFeed, ChangeKind};
 pub use mailboxes::MailboxInfo;
+pub use mailboxes::canonical_mailbox;
 pub use messages::{AppendRequest, Appended, MailboxStats, MessageInfo, Stats, UserStats};
+pub use pop3::{POP3_DELETED, Pop3Entry, Pop3Removal};
 pub use schema::{MailboxRecord, MessageRecord, SpecialUse, SystemFlags, UserRecord};
 pub use users::UserInfo;
 
