@@ -256,3 +256,91 @@ fn curl_lists_and_retrieves() {
     let (code, _, _) = curl(&["-u", "alice:wrong", &base]);
     assert_ne!(code, 0, "a wrong password must fail");
 }
+
+/// A raw POP3 line client for policy checks that poplib hides.
+struct Raw {
+    reader: std::io::BufReader<std::net::TcpStream>,
+    writer: std::net::TcpStream,
+}
+
+impl Raw {
+    fn connect(server: &Server) -> Raw {
+        let s = std::net::TcpStream::connect(server.addr("pop3")).unwrap();
+        s.set_read_timeout(Some(common::IO_TIMEOUT)).unwrap();
+        let mut r = Raw {
+            reader: std::io::BufReader::new(s.try_clone().unwrap()),
+            writer: s,
+        };
+        assert!(r.line().starts_with("+OK"));
+        r
+    }
+
+    fn line(&mut self) -> String {
+        use std::io::BufRead;
+        let mut l = String::new();
+        self.reader.read_line(&mut l).unwrap();
+        l.trim_end().to_string()
+    }
+
+    fn cmd(&mut self, c: &str) -> String {
+        use std::io::Write;
+        self.writer
+            .write_all(format!("{c}\r\n").as_bytes())
+            .unwrap();
+        self.line()
+    }
+
+    fn multi(&mut self, c: &str) -> Vec<String> {
+        assert!(self.cmd(c).starts_with("+OK"));
+        let mut out = Vec::new();
+        loop {
+            let l = self.line();
+            if l == "." {
+                return out;
+            }
+            out.push(l);
+        }
+    }
+}
+
+#[test]
+fn capa_login_delay_and_expire_from_config() {
+    let (_env, server) = setup(
+        ", expire_days: Some(30), login_delay_secs: Some(3600)",
+        &["alice"],
+    );
+    let mut c = Raw::connect(&server);
+    let capa = c.multi("CAPA");
+    assert!(capa.contains(&"EXPIRE 30".to_string()), "{capa:?}");
+    assert!(capa.contains(&"LOGIN-DELAY 3600".to_string()), "{capa:?}");
+    assert!(c.cmd("USER alice").starts_with("+OK"));
+    assert!(c.cmd("PASS pw-alice").starts_with("+OK"));
+    assert!(c.cmd("QUIT").starts_with("+OK"));
+    let mut c = Raw::connect(&server);
+    assert!(c.cmd("USER alice").starts_with("+OK"));
+    assert_eq!(
+        c.cmd("PASS pw-alice"),
+        "-ERR [LOGIN-DELAY] Logged in too recently"
+    );
+    // Still in AUTHORIZATION and usable.
+    assert_eq!(c.cmd("STAT"), "-ERR Command not valid in this state");
+}
+
+#[test]
+fn plaintext_never_refuses_user_pass_and_hides_them_in_capa() {
+    let env =
+        Env::with_config(&config("").replace("auth: (argon2:", "auth: (plaintext: Never, argon2:"));
+    env.add_user("alice");
+    let server = Server::start(&env);
+    let mut c = Raw::connect(&server);
+    let capa = c.multi("CAPA");
+    assert!(
+        !capa.iter().any(|l| l == "USER" || l.starts_with("SASL")),
+        "{capa:?}"
+    );
+    let refused = "-ERR [AUTH] Plaintext authentication disallowed on non-secure connections";
+    assert_eq!(c.cmd("USER alice"), refused);
+    assert_eq!(c.cmd("PASS pw-alice"), refused);
+    assert_eq!(c.cmd("AUTH PLAIN AGFsaWNlAHB3LWFsaWNl"), refused);
+    assert_eq!(c.multi("AUTH"), Vec::<String>::new());
+}

@@ -359,9 +359,11 @@ async fn apply<S: AsyncRead + AsyncWrite + Unpin>(
                 return true;
             }
             Step::Close(bytes) => {
+                // RFC 1939 §6: the lock is released before the reply, so a client may
+                // log in again as soon as it has read it.
+                *lock = None;
                 conn.queue(&bytes);
                 let _ = conn.flush().await;
-                *lock = None;
                 return false;
             }
         }
