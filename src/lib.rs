@@ -12,4 +12,5 @@ pub mod mime;
 pub mod pop3;
 pub mod server;
 pub mod store;
+pub mod tls;
 pub mod util;

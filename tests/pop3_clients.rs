@@ -22,7 +22,7 @@ fn config(extra: &str) -> String {
     hostname: "test.example",
     data_dir: "data",
     imap: (listen: [], tls_listen: []),
-    pop3: (listen: ["127.0.0.1:0"], tls_listen: []{extra}),
+    pop3: (listen: ["127.0.0.1:0"], tls_listen: ["127.0.0.1:0"]{extra}),
     lmtp: (listen: ["127.0.0.1:0"], unix_socket: Some("lmtp.sock")),
     auth: (argon2: (memory_kib: 64, iterations: 1, parallelism: 1)),
     limits: (max_message_size: 100000),
@@ -35,7 +35,7 @@ const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/pop3_c
 
 /// Runs the poplib client; returns its `key=value` lines.
 fn poplib(server: &Server, mode: &str, user: &str) -> HashMap<String, String> {
-    let addr = server.addr("pop3");
+    let addr = server.addr(if mode == "pop3s" { "pop3s" } else { "pop3" });
     let run = python3(&[
         SCRIPT,
         mode,
@@ -343,4 +343,25 @@ fn plaintext_never_refuses_user_pass_and_hides_them_in_capa() {
     assert_eq!(c.cmd("PASS pw-alice"), refused);
     assert_eq!(c.cmd("AUTH PLAIN AGFsaWNlAHB3LWFsaWNl"), refused);
     assert_eq!(c.multi("AUTH"), Vec::<String>::new());
+}
+
+#[test]
+fn poplib_stls_and_pop3s() {
+    // Plaintext Never: USER only after TLS (RFC 2595 §4: CAPA changes after STLS).
+    let env =
+        Env::with_config(&config("").replace("auth: (argon2:", "auth: (plaintext: Never, argon2:"));
+    env.add_user("alice");
+    let server = Server::start(&env);
+    deliver(&env, "alice", "Subject: x\r\n\r\ny\r\n");
+    let run = poplib(&server, "stls", "alice");
+    assert!(run["capa_before"].contains("\"STLS\""), "{run:?}");
+    assert!(!run["capa_before"].contains("\"USER\""), "{run:?}");
+    assert!(run["stls"].starts_with("\"+OK"), "{run:?}");
+    assert!(!run["capa_after"].contains("\"STLS\""), "{run:?}");
+    assert!(run["capa_after"].contains("\"USER\""), "{run:?}");
+    assert_eq!(run["stls_again"], "\"-ERR TLS is already active\"");
+    assert!(run["stat"].starts_with("[1,"), "{run:?}");
+    let run = poplib(&server, "pop3s", "alice");
+    assert!(!run["capa_after"].contains("\"STLS\""), "{run:?}");
+    assert!(run["stat"].starts_with("[1,"), "{run:?}");
 }

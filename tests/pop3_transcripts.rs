@@ -32,7 +32,10 @@ pub const POP3_CONFIG: &str = r#"(
     imap: (listen: [], tls_listen: []),
     pop3: (listen: ["127.0.0.1:0"], tls_listen: []),
     lmtp: (listen: ["127.0.0.1:0"], unix_socket: Some("lmtp.sock")),
-    auth: (argon2: (memory_kib: 64, iterations: 1, parallelism: 1)),
+    auth: (
+        argon2: (memory_kib: 64, iterations: 1, parallelism: 1),
+        throttle: (base_delay_ms: 10, max_delay_ms: 100),
+    ),
     limits: (max_message_size: 100000),
 )
 "#;

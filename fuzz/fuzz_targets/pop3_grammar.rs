@@ -32,8 +32,10 @@ fuzz_target!(|data: &[u8]| {
 
     let mut session = Session::new(Options {
         plaintext: Plaintext::Always,
-        local: true,
-        tls: false,
+        peer: nestbox::server::stream::Peer {
+            ip: None,
+            tls: false,
+        },
         stls: data.len() % 2 == 0,
         expire_days: None,
         login_delay: Some(10),

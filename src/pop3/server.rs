@@ -9,9 +9,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use smol::Executor;
 use smol::io::{AsyncRead, AsyncWrite};
 use smol::net::TcpListener;
-use smol::{Executor, Timer};
 
 use super::grammar::{encode_message, pop3_size, uidl_base};
 use super::session::{LoginOutcome, Maildrop, Message, Options, Pop3Error, Session, Step};
@@ -22,9 +22,6 @@ use crate::server::Context;
 use crate::server::conn::{Conn, ReadError};
 use crate::server::stream::{Peer, Stream};
 use crate::store::Pop3Removal;
-
-/// Longest pause after a failed login; the pause grows by a quarter second per failure.
-const MAX_FAILURE_DELAY: Duration = Duration::from_secs(3);
 
 /// Flush the output once this much is queued, so pipelined RETRs do not pile up.
 const FLUSH_AT: usize = 64 * 1024;
@@ -76,35 +73,33 @@ impl Locks {
     }
 }
 
-/// Accepts plain TCP connections until shutdown.
-pub async fn accept_tcp(ctx: Context, listener: TcpListener, ex: Arc<Executor<'static>>) {
-    loop {
-        let accepted = smol::future::or(async { Some(listener.accept().await) }, async {
-            ctx.shutdown.wait().await;
-            None
-        })
-        .await;
-        match accepted {
-            Some(Ok((stream, addr))) => {
-                let _ = stream.set_nodelay(true);
-                let ctx = ctx.clone();
-                ex.spawn(async move {
-                    let _guard = ctx.tracker.enter();
-                    let peer = Peer {
-                        ip: Some(addr.ip()),
-                        tls: false,
-                    };
-                    handle(&ctx, Stream::Tcp(stream), peer).await;
-                })
-                .detach();
-            }
-            Some(Err(e)) => {
-                log::warn!("pop3: accept: {e}");
-                Timer::after(Duration::from_millis(100)).await;
-            }
-            None => return,
-        }
-    }
+fn refusal(_ctx: &Context, why: crate::server::limits::LimitError) -> Vec<u8> {
+    let mut out = Vec::new();
+    super::grammar::Response::err(
+        Some(super::grammar::Code::SysTemp),
+        format!("{why}, try again later"),
+    )
+    .encode(&mut out);
+    out
+}
+
+/// Accepts connections until shutdown: plain (`pop3`, STLS offered) or implicit TLS
+/// (`pop3s`, RFC 8314 §3.3); limits and tasks by [`crate::server::accept::accept_tcp`].
+pub async fn accept_tcp(
+    ctx: Context,
+    listener: TcpListener,
+    ex: Arc<Executor<'static>>,
+    implicit_tls: bool,
+) {
+    let opts = crate::server::accept::AcceptOptions {
+        proto: if implicit_tls { "pop3s" } else { "pop3" },
+        implicit_tls,
+        refusal,
+    };
+    crate::server::accept::accept_tcp(ctx, listener, ex, opts, |ctx, stream, peer| async move {
+        handle(&ctx, stream, peer).await;
+    })
+    .await;
 }
 
 /// Builds the maildrop snapshot: INBOX in UID order, each message's POP3 size and
@@ -168,6 +163,7 @@ async fn login(
     let user = match ctx.auth.authenticate(login, password, peer).await {
         Ok(u) => u,
         Err(AuthError::Failed) => return (LoginOutcome::Failed, None),
+        Err(AuthError::Throttled { .. }) => return (LoginOutcome::Throttled, None),
         Err(AuthError::Temporary(e)) => {
             log::error!("pop3: authentication: {e}");
             return (LoginOutcome::Temporary, None);
@@ -207,9 +203,8 @@ pub async fn handle(ctx: &Context, stream: Stream, peer: Peer) {
     let cfg = &ctx.config.pop3;
     let mut session = Session::new(Options {
         plaintext: ctx.config.auth.plaintext,
-        local: peer.is_local(),
-        tls: peer.tls,
-        stls: false,
+        peer,
+        stls: !peer.tls,
         expire_days: cfg.expire_days,
         login_delay: cfg.login_delay_secs,
         max_line: cfg.max_line,
@@ -272,11 +267,11 @@ pub async fn handle(ctx: &Context, stream: Stream, peer: Peer) {
 }
 
 /// Carries out one step; false when the connection is to be closed.
-async fn apply<S: AsyncRead + AsyncWrite + Unpin>(
+async fn apply(
     ctx: &Context,
     peer: Peer,
     session: &mut Session,
-    conn: &mut Conn<S>,
+    conn: &mut Conn<Stream>,
     lock: &mut Option<LockGuard>,
     step: Step,
 ) -> bool {
@@ -291,13 +286,8 @@ async fn apply<S: AsyncRead + AsyncWrite + Unpin>(
                 login: name,
                 password,
             } => {
+                // Failures are slowed down by the Authenticator's throttle (RFC 1939 §13).
                 let (outcome, guard) = login(ctx, peer, &name, &password).await;
-                if outcome == LoginOutcome::Failed {
-                    // RFC 1939 §13: slow down password guessing.
-                    let n = session.auth_failures().saturating_add(1);
-                    let pause = Duration::from_millis(250).saturating_mul(n);
-                    Timer::after(pause.min(MAX_FAILURE_DELAY)).await;
-                }
                 *lock = guard;
                 step = session.login(outcome);
             }
@@ -353,10 +343,19 @@ async fn apply<S: AsyncRead + AsyncWrite + Unpin>(
                 step = session.updated(ok);
             }
             Step::StartTls(bytes) => {
-                // This build has no TLS: the session never offers STLS (`stls: false`).
+                // RFC 2595 §4: `+OK`, then the handshake; `start_tls` discards any
+                // plaintext pipelined after STLS, `tls_started` forgets any USER.
                 conn.queue(&bytes);
-                conn.queue(&Pop3Error::TlsUnavailable.encode());
-                return true;
+                return match conn.start_tls(&ctx.tls.acceptor()).await {
+                    Ok(()) => {
+                        session.tls_started();
+                        true
+                    }
+                    Err(e) => {
+                        log::info!("pop3: STLS failed: {e}");
+                        false
+                    }
+                };
             }
             Step::Close(bytes) => {
                 // RFC 1939 §6: the lock is released before the reply, so a client may

@@ -16,13 +16,12 @@
 //! - [`Step::StartTls`]: write it, run the TLS handshake, call [`Session::tls_started`];
 //! - [`Step::Close`]: write it and close (no UPDATE).
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as B64;
-
 use super::grammar::{
     AuthStart, Code, Command, Response, SyntaxError, encode_lines, parse_command,
 };
+use crate::auth::sasl;
 use crate::config::Plaintext;
+use crate::server::stream::Peer;
 
 /// After this many failed logins the connection is closed (RFC 1939 §13).
 pub const MAX_AUTH_FAILURES: u32 = 5;
@@ -35,11 +34,9 @@ pub const SASL_LINE_FACTOR: usize = 16;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
     pub plaintext: Plaintext,
-    /// A loopback or Unix-socket peer.
-    pub local: bool,
-    /// The connection is TLS (implicit or after STLS).
-    pub tls: bool,
-    /// STLS can be offered (a certificate is configured).
+    /// Who is connected; `peer.tls` is true on implicit TLS and after STLS.
+    pub peer: Peer,
+    /// STLS can be offered (the server has a certificate).
     pub stls: bool,
     /// `EXPIRE` in days; `None` for `NEVER` (RFC 2449 §6.7).
     pub expire_days: Option<u32>,
@@ -81,6 +78,8 @@ pub enum LoginOutcome {
     InUse,
     /// The user logged in less than LOGIN-DELAY seconds ago.
     TooSoon,
+    /// Too many failures from this address (the Authenticator's throttle).
+    Throttled,
     /// The store could not be read.
     Temporary,
 }
@@ -165,6 +164,7 @@ pub enum Pop3Error {
     Apop,
     InUse,
     LoginDelay,
+    Throttled,
     Temporary,
     /// The message was expunged (by IMAP) after the maildrop was fixed.
     Gone,
@@ -201,6 +201,7 @@ impl Pop3Error {
             E::Apop => (None, "APOP is not supported"),
             E::InUse => (Some(Code::InUse), "Maildrop is locked by another session"),
             E::LoginDelay => (Some(Code::LoginDelay), "Logged in too recently"),
+            E::Throttled => (Some(Code::SysTemp), "Too many failed logins, try later"),
             E::Temporary => (Some(Code::SysTemp), "Temporary server failure, try later"),
             E::Gone => (
                 Some(Code::SysTemp),
@@ -235,28 +236,9 @@ fn err(e: Pop3Error) -> Step {
     Step::Reply(e.encode())
 }
 
-/// Splits a PLAIN message `authzid NUL authcid NUL passwd` (RFC 4616 §2). An authzid
-/// other than the authcid is refused: we have no proxy authorization.
-fn decode_plain(raw: &[u8]) -> Option<(String, String)> {
-    let mut parts = raw.split(|b| *b == 0);
-    let authz = parts.next()?;
-    let authc = std::str::from_utf8(parts.next()?).ok()?;
-    let pass = std::str::from_utf8(parts.next()?).ok()?;
-    if parts.next().is_some() || authc.is_empty() || pass.is_empty() {
-        return None;
-    }
-    if !authz.is_empty() && authz != authc.as_bytes() {
-        return None;
-    }
-    Some((authc.to_string(), pass.to_string()))
-}
-
 /// Decodes one SASL response line: base64, `=` for empty (RFC 5034 §4).
 fn decode_b64(s: &str) -> Option<Vec<u8>> {
-    if s == "=" {
-        return Some(Vec::new());
-    }
-    B64.decode(s.trim_end()).ok()
+    sasl::decode_base64(s.trim_end().as_bytes()).ok()
 }
 
 fn utf8_of(raw: Vec<u8>) -> Option<String> {
@@ -287,12 +269,7 @@ impl Session {
 
     /// Whether USER/PASS and AUTH PLAIN/LOGIN are allowed on this connection.
     pub fn plaintext_allowed(&self) -> bool {
-        self.opts.tls
-            || match self.opts.plaintext {
-                Plaintext::Always => true,
-                Plaintext::Loopback => self.opts.local,
-                Plaintext::Never => false,
-            }
+        crate::auth::plaintext_allowed(self.opts.plaintext, self.opts.peer)
     }
 
     /// The longest line to accept next: longer while a SASL exchange is running.
@@ -326,7 +303,7 @@ impl Session {
     /// The STLS handshake succeeded (RFC 2595 §4): back to a fresh AUTHORIZATION state,
     /// forgetting any USER; the capabilities now reflect TLS.
     pub fn tls_started(&mut self) {
-        self.opts.tls = true;
+        self.opts.peer.tls = true;
         let failures = self.auth_failures();
         self.state = State::Authorization(Authorization {
             failures,
@@ -352,7 +329,7 @@ impl Session {
         if let Some(d) = self.opts.login_delay {
             lines.push(format!("LOGIN-DELAY {d}"));
         }
-        if authorization && self.opts.stls && !self.opts.tls {
+        if authorization && self.opts.stls && !self.opts.peer.tls {
             lines.push("STLS".into());
         }
         lines.push("UTF8".into());
@@ -378,16 +355,19 @@ impl Session {
     /// RFC 5034 §4: `*` aborts; otherwise a base64 response.
     fn sasl_response(a: &mut Authorization, sasl: Sasl, line: &[u8]) -> Step {
         let text = std::str::from_utf8(line).unwrap_or("");
-        if text.trim_end() == "*" {
+        if sasl::is_abort(text.trim_end().as_bytes()) {
             return err(Pop3Error::AuthAborted);
         }
         let Some(raw) = decode_b64(text) else {
             return err(Pop3Error::BadSaslResponse);
         };
         match sasl {
-            Sasl::Plain => match decode_plain(&raw) {
-                Some((login, password)) => Step::Authenticate { login, password },
-                None => err(Pop3Error::BadSaslResponse),
+            Sasl::Plain => match sasl::decode_plain(&raw) {
+                Ok(c) => Step::Authenticate {
+                    login: c.login,
+                    password: c.password,
+                },
+                Err(_) => err(Pop3Error::BadSaslResponse),
             },
             Sasl::LoginUser => match utf8_of(raw) {
                 Some(user) => {
@@ -411,7 +391,7 @@ impl Session {
             _ => {}
         }
         let plaintext = self.plaintext_allowed();
-        let opts_tls = self.opts.tls;
+        let opts_tls = self.opts.peer.tls;
         let opts_stls = self.opts.stls;
         match &mut self.state {
             State::Authorization(a) => Self::authorization(a, cmd, plaintext, opts_tls, opts_stls),
@@ -537,6 +517,7 @@ impl Session {
             }
             LoginOutcome::InUse => Pop3Error::InUse,
             LoginOutcome::TooSoon => Pop3Error::LoginDelay,
+            LoginOutcome::Throttled => Pop3Error::Throttled,
             LoginOutcome::Temporary => Pop3Error::Temporary,
         };
         err(e)

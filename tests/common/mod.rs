@@ -197,6 +197,8 @@ pub struct Server {
     pub log: PathBuf,
     /// Every `listening <proto> <addr>` line, as (proto, addr).
     pub listening: Vec<(String, String)>,
+    /// The `tls fingerprint SHA256:…` the server printed, without the prefix.
+    pub tls_fingerprint: Option<String>,
 }
 
 impl Server {
@@ -230,7 +232,7 @@ impl Server {
             }
         });
         let deadline = Instant::now() + IO_TIMEOUT;
-        let (mut lmtp, mut lmtp_unix) = (None, None);
+        let (mut lmtp, mut lmtp_unix, mut tls_fingerprint) = (None, None, None);
         let mut seen = Vec::new();
         let mut listening = Vec::new();
         loop {
@@ -247,6 +249,8 @@ impl Server {
                         lmtp = Some(addr.parse().expect("lmtp address"));
                     } else if let Some(path) = line.strip_prefix("listening lmtp-unix ") {
                         lmtp_unix = Some(env.path().join(path));
+                    } else if let Some(fp) = line.strip_prefix("tls fingerprint ") {
+                        tls_fingerprint = Some(fp.to_string());
                     } else if line == "ready" {
                         break;
                     }
@@ -268,6 +272,7 @@ impl Server {
             lmtp_unix: lmtp_unix.ok_or("no `listening lmtp-unix` line")?,
             log,
             listening,
+            tls_fingerprint,
         })
     }
 
@@ -367,6 +372,13 @@ impl Lmtp {
         s.set_nodelay(true).expect("nodelay");
         Lmtp {
             stream: BufReader::new(Box::new(s)),
+        }
+    }
+
+    /// A client over any stream (e.g. TLS after STARTTLS); nothing is read yet.
+    pub fn wrap(stream: impl Stream + 'static) -> Lmtp {
+        Lmtp {
+            stream: BufReader::new(Box::new(stream)),
         }
     }
 
