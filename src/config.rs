@@ -186,6 +186,70 @@ pub struct RetentionConfig {
     pub interval_secs: u64,
 }
 
+/// What POP3 `DELE` does to a message when the session ends with `QUIT`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum DelePolicy {
+    /// Remove it for every protocol (RFC 1939 behaviour); IMAP sessions see EXPUNGE.
+    #[default]
+    Expunge,
+    /// Hide it from POP3 only: IMAP keeps it, marked with the `$POP3Deleted` keyword.
+    Hide,
+    /// Move it into this mailbox of the same user (created if missing), e.g. "Archive".
+    Move(String),
+}
+
+/// The POP3 server (RFC 1939, 2449, 5034).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Pop3Config {
+    /// Plain listeners (STLS upgrades them).
+    pub listen: Vec<SocketAddr>,
+    /// Implicit-TLS listeners (995 style).
+    pub tls_listen: Vec<SocketAddr>,
+    /// Idle seconds before the autologout timer closes the session without UPDATE
+    /// (RFC 1939 §3: at least 10 minutes).
+    pub timeout_secs: u64,
+    /// Longest command line in octets (RFC 2449 §4: at least 255). SASL responses may be
+    /// up to 16 times longer.
+    pub max_line: usize,
+    /// What DELE does, for everyone without an entry in `dele_for`.
+    pub dele: DelePolicy,
+    /// Per-user overrides: `[("bob", Hide)]`.
+    pub dele_for: Vec<(String, DelePolicy)>,
+    /// Days a retrieved message may stay on the server, advertised as `EXPIRE n`
+    /// (RFC 2449 §6.7); `None` advertises `EXPIRE NEVER`.
+    pub expire_days: Option<u32>,
+    /// Seconds required between two logins of one user, advertised and enforced as
+    /// `LOGIN-DELAY n` (RFC 2449 §6.8); `None` for no delay.
+    pub login_delay_secs: Option<u32>,
+}
+
+impl Pop3Config {
+    /// The DELE policy for `user` (login name, lower case).
+    pub fn dele_policy(&self, user: &str) -> &DelePolicy {
+        self.dele_for
+            .iter()
+            .find(|(u, _)| u.eq_ignore_ascii_case(user))
+            .map(|(_, p)| p)
+            .unwrap_or(&self.dele)
+    }
+}
+
+impl Default for Pop3Config {
+    fn default() -> Self {
+        Pop3Config {
+            listen: vec![local(1110)],
+            tls_listen: vec![local(1995)],
+            timeout_secs: 600,
+            max_line: 1024,
+            dele: DelePolicy::Expunge,
+            dele_for: Vec::new(),
+            expire_days: None,
+            login_delay_secs: None,
+        }
+    }
+}
+
 /// Connection limits (DoS protection for a small box).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -218,7 +282,7 @@ pub struct RawConfig {
     pub hostname: String,
     pub data_dir: PathBuf,
     pub imap: AccessListeners,
-    pub pop3: AccessListeners,
+    pub pop3: Pop3Config,
     pub lmtp: LmtpConfig,
     pub tls: TlsConfig,
     pub auth: AuthConfig,
@@ -245,10 +309,7 @@ impl Default for RawConfig {
                 listen: vec![local(1143)],
                 tls_listen: vec![local(1993)],
             },
-            pop3: AccessListeners {
-                listen: vec![local(1110)],
-                tls_listen: vec![local(1995)],
-            },
+            pop3: Pop3Config::default(),
             lmtp: LmtpConfig::default(),
             tls: TlsConfig::default(),
             auth: AuthConfig::default(),
@@ -428,6 +489,30 @@ impl RawConfig {
         }
         if self.lmtp.timeout_secs < 30 {
             return Err(err("lmtp.timeout_secs", "must be at least 30".into()));
+        }
+        if self.pop3.timeout_secs < 600 {
+            return Err(err(
+                "pop3.timeout_secs",
+                "must be at least 600 (RFC 1939 §3: autologout >= 10 minutes)".into(),
+            ));
+        }
+        if !(255..=65536).contains(&self.pop3.max_line) {
+            return Err(err(
+                "pop3.max_line",
+                "must be within 255..=65536 (RFC 2449 §4 asks for at least 255)".into(),
+            ));
+        }
+        for (key, policy) in std::iter::once(("pop3.dele", &self.pop3.dele))
+            .chain(self.pop3.dele_for.iter().map(|(_, p)| ("pop3.dele_for", p)))
+        {
+            if let DelePolicy::Move(target) = policy
+                && let Err(e) = crate::store::canonical_mailbox(target)
+            {
+                return Err(err(key, e.to_string()));
+            }
+            if matches!(policy, DelePolicy::Move(t) if t.eq_ignore_ascii_case("INBOX")) {
+                return Err(err(key, "cannot move POP3-deleted mail into INBOX".into()));
+            }
         }
         let a = &self.auth.argon2;
         if a.memory_kib < 8 * a.parallelism.max(1) || a.iterations == 0 || a.parallelism == 0 {

@@ -10,6 +10,7 @@ pub mod imap;
 pub mod lmtp;
 pub mod mailfmt;
 pub mod mime;
+pub mod pop3;
 pub mod server;
 pub mod store;
 pub mod tls;

@@ -196,6 +196,7 @@ mod tests {
             tracker: Tracker::default(),
             tls: crate::tls::TlsManager::load(&config).unwrap(),
             limits: ConnLimits::new(&config.connections),
+            pop3_locks: crate::pop3::Locks::default(),
         };
         let ex: Arc<Executor<'static>> = Arc::new(Executor::new());
         let listener = smol::block_on(TcpListener::bind("127.0.0.1:0")).unwrap();

@@ -103,6 +103,8 @@ pub struct Context {
     pub auth: crate::auth::Authenticator,
     pub shutdown: Shutdown,
     pub tracker: Tracker,
+    /// POP3 maildrop locks (one POP3 session per mailbox).
+    pub pop3_locks: crate::pop3::Locks,
     /// The certificate and rustls configuration; `acceptor()` for each handshake.
     pub tls: crate::tls::TlsManager,
     /// Connection counters (total, per IP, per user).
@@ -164,6 +166,7 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
         pipeline,
         shutdown: shutdown.clone(),
         tracker: Tracker::default(),
+        pop3_locks: crate::pop3::Locks::default(),
     };
     let ex: Arc<Executor<'static>> = Arc::new(Executor::new());
     let threads = std::thread::available_parallelism()
@@ -240,12 +243,36 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
             ex.spawn(crate::lmtp::server::accept_unix(ctx.clone(), l, ex.clone()))
                 .detach();
         }
-        for (what, list) in [("imap", &config.imap), ("pop3", &config.pop3)] {
-            if !list.listen.is_empty() || !list.tls_listen.is_empty() {
-                log::warn!(
-                    "{what}: listeners are configured, but this build has no {what} server yet"
-                );
-            }
+        if !config.imap.listen.is_empty() || !config.imap.tls_listen.is_empty() {
+            log::warn!("imap: listeners are configured, but this build has no imap server yet");
+        }
+        for addr in &config.pop3.listen {
+            let l = bind_tcp(*addr, "pop3").await?;
+            let local = l
+                .local_addr()
+                .map_err(|e| ServeError::Bind("pop3".into(), e))?;
+            println!("listening pop3 {local}");
+            ex.spawn(crate::pop3::server::accept_tcp(
+                ctx.clone(),
+                l,
+                ex.clone(),
+                false,
+            ))
+            .detach();
+        }
+        for addr in &config.pop3.tls_listen {
+            let l = bind_tcp(*addr, "pop3s").await?;
+            let local = l
+                .local_addr()
+                .map_err(|e| ServeError::Bind("pop3s".into(), e))?;
+            println!("listening pop3s {local}");
+            ex.spawn(crate::pop3::server::accept_tcp(
+                ctx.clone(),
+                l,
+                ex.clone(),
+                true,
+            ))
+            .detach();
         }
         if config.store.compact_check_secs > 0 {
             ex.spawn(compaction_timer(ctx.clone())).detach();

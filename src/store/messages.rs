@@ -195,7 +195,7 @@ fn blob_record(tx: &ReadTransaction, hash: &[u8; 32]) -> Result<BlobRecord, Stor
     schema::decode(v.value())
 }
 
-fn read_message(
+pub(super) fn read_message(
     tx: &ReadTransaction,
     shared: &super::Shared,
     rec: &MessageRecord,

@@ -16,6 +16,7 @@ mod imap;
 mod mailboxes;
 mod messages;
 mod pack;
+mod pop3;
 pub mod schema;
 mod users;
 mod writer;
@@ -32,9 +33,11 @@ pub use blob::{Codec, PreparedBlob};
 pub use feed::{Change, ChangeFeed, ChangeKind};
 pub use imap::{CopyOutcome, FlagMode, FlagOutcome, FlagState, MailboxStatus};
 pub use mailboxes::MailboxInfo;
+pub use mailboxes::canonical_mailbox;
 pub use messages::{
     AppendRequest, Appended, MailboxStats, MessageInfo, Stats, UserStats, record_prefix,
 };
+pub use pop3::{POP3_DELETED, Pop3Entry, Pop3Removal};
 pub use schema::{MailboxRecord, MessageRecord, SpecialUse, SystemFlags, TraceRecord, UserRecord};
 pub use users::UserInfo;
 

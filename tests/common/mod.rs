@@ -195,6 +195,8 @@ pub struct Server {
     pub lmtp_unix: PathBuf,
     /// Where the server's stderr goes.
     pub log: PathBuf,
+    /// Every `listening <proto> <addr>` line, as (proto, addr).
+    pub listening: Vec<(String, String)>,
     /// The `tls fingerprint SHA256:…` the server printed, without the prefix.
     pub tls_fingerprint: Option<String>,
 }
@@ -232,10 +234,17 @@ impl Server {
         let deadline = Instant::now() + IO_TIMEOUT;
         let (mut lmtp, mut lmtp_unix, mut tls_fingerprint) = (None, None, None);
         let mut seen = Vec::new();
+        let mut listening = Vec::new();
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(left) {
                 Ok(line) => {
+                    if let Some((proto, addr)) = line
+                        .strip_prefix("listening ")
+                        .and_then(|l| l.split_once(' '))
+                    {
+                        listening.push((proto.to_string(), addr.to_string()));
+                    }
                     if let Some(addr) = line.strip_prefix("listening lmtp ") {
                         lmtp = Some(addr.parse().expect("lmtp address"));
                     } else if let Some(path) = line.strip_prefix("listening lmtp-unix ") {
@@ -262,6 +271,7 @@ impl Server {
             lmtp: lmtp.ok_or("no `listening lmtp` line")?,
             lmtp_unix: lmtp_unix.ok_or("no `listening lmtp-unix` line")?,
             log,
+            listening,
             tls_fingerprint,
         })
     }
@@ -298,6 +308,17 @@ impl Server {
         let _ = child.kill();
         let _ = child.wait();
         None
+    }
+
+    /// The address of the first `listening <proto>` line.
+    pub fn addr(&self, proto: &str) -> SocketAddr {
+        self.listening
+            .iter()
+            .find(|(p, _)| p == proto)
+            .unwrap_or_else(|| panic!("no `listening {proto}` line"))
+            .1
+            .parse()
+            .expect("listener address")
     }
 
     /// A raw LMTP connection to the TCP listener, greeting read.

@@ -1,0 +1,385 @@
+//! The POP3 connection driver: sockets, storage and the maildrop lock around the pure
+//! [`Session`].
+//!
+//! Replies to pipelined commands are sent together once no complete command is left in
+//! the input (RFC 2449 §6.6). A connection that ends without QUIT (drop, autologout,
+//! shutdown) never reaches UPDATE, so nothing is deleted (RFC 1939 §6).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use smol::Executor;
+use smol::io::{AsyncRead, AsyncWrite};
+use smol::net::TcpListener;
+
+use super::grammar::{encode_message, pop3_size, uidl_base};
+use super::session::{LoginOutcome, Maildrop, Message, Options, Pop3Error, Session, Step};
+use crate::auth::AuthError;
+use crate::config::DelePolicy;
+use crate::lmtp::{LineResult, split_line};
+use crate::server::Context;
+use crate::server::conn::{Conn, ReadError};
+use crate::server::stream::{Peer, Stream};
+use crate::store::Pop3Removal;
+
+/// Flush the output once this much is queued, so pipelined RETRs do not pile up.
+const FLUSH_AT: usize = 64 * 1024;
+
+/// The exclusive maildrop locks (RFC 1939 §8) and the last login times for
+/// LOGIN-DELAY, shared by all POP3 connections of this server. IMAP does not take them.
+#[derive(Clone, Default)]
+pub struct Locks(Arc<Mutex<LockTable>>);
+
+#[derive(Default)]
+struct LockTable {
+    held: HashMap<u32, ()>,
+    last_login: HashMap<u32, Instant>,
+}
+
+/// Releases the maildrop lock when dropped (the connection's end, however it ends).
+pub struct LockGuard {
+    locks: Locks,
+    user: u32,
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        if let Ok(mut t) = self.locks.0.lock() {
+            t.held.remove(&self.user);
+        }
+    }
+}
+
+impl Locks {
+    /// Takes `user`'s maildrop lock, refusing a login within `delay` of the last one.
+    fn acquire(&self, user: u32, delay: Option<Duration>) -> Result<LockGuard, LoginOutcome> {
+        let mut t = self.0.lock().map_err(|_| LoginOutcome::Temporary)?;
+        if t.held.contains_key(&user) {
+            return Err(LoginOutcome::InUse);
+        }
+        let now = Instant::now();
+        if let (Some(d), Some(last)) = (delay, t.last_login.get(&user))
+            && now.saturating_duration_since(*last) < d
+        {
+            return Err(LoginOutcome::TooSoon);
+        }
+        t.held.insert(user, ());
+        t.last_login.insert(user, now);
+        Ok(LockGuard {
+            locks: self.clone(),
+            user,
+        })
+    }
+}
+
+fn refusal(_ctx: &Context, why: crate::server::limits::LimitError) -> Vec<u8> {
+    let mut out = Vec::new();
+    super::grammar::Response::err(
+        Some(super::grammar::Code::SysTemp),
+        format!("{why}, try again later"),
+    )
+    .encode(&mut out);
+    out
+}
+
+/// Accepts connections until shutdown: plain (`pop3`, STLS offered) or implicit TLS
+/// (`pop3s`, RFC 8314 §3.3); limits and tasks by [`crate::server::accept::accept_tcp`].
+pub async fn accept_tcp(
+    ctx: Context,
+    listener: TcpListener,
+    ex: Arc<Executor<'static>>,
+    implicit_tls: bool,
+) {
+    let opts = crate::server::accept::AcceptOptions {
+        proto: if implicit_tls { "pop3s" } else { "pop3" },
+        implicit_tls,
+        refusal,
+    };
+    crate::server::accept::accept_tcp(ctx, listener, ex, opts, |ctx, stream, peer| async move {
+        handle(&ctx, stream, peer).await;
+    })
+    .await;
+}
+
+/// Builds the maildrop snapshot: INBOX in UID order, each message's POP3 size and
+/// UIDL computed from its bytes (exact duplicates numbered, see docs/decisions.md).
+async fn load_maildrop(ctx: &Context, user: u32) -> Result<Maildrop, LoginOutcome> {
+    let store = &ctx.pipeline.store;
+    let inbox = match store.mailbox(user, "INBOX").await {
+        Ok(Some(mb)) => mb,
+        Ok(None) => {
+            log::error!("pop3: user {user} has no INBOX");
+            return Err(LoginOutcome::Temporary);
+        }
+        Err(e) => {
+            log::error!("pop3: reading INBOX: {e}");
+            return Err(LoginOutcome::Temporary);
+        }
+    };
+    let entries = store
+        .pop3_scan(inbox.id, |bytes, date| {
+            (pop3_size(bytes), uidl_base(bytes, date))
+        })
+        .await;
+    let entries = match entries {
+        Ok(e) => e,
+        Err(e) => {
+            log::error!("pop3: scanning INBOX: {e}");
+            return Err(LoginOutcome::Temporary);
+        }
+    };
+    let mut seen: HashMap<String, u32> = HashMap::new();
+    let mut messages = Vec::with_capacity(entries.len());
+    for e in entries {
+        let (size, base) = e.scanned;
+        let count = seen.entry(base.clone()).or_insert(0);
+        *count = count.saturating_add(1);
+        let uidl = if *count == 1 {
+            base
+        } else {
+            format!("{base}-{count}")
+        };
+        messages.push(Message {
+            uid: e.uid,
+            size,
+            uidl,
+            retrieved: e.pop3_retrieved.is_some(),
+            deleted: false,
+        });
+    }
+    Ok(Maildrop {
+        mailbox: inbox.id,
+        messages,
+    })
+}
+
+async fn login(
+    ctx: &Context,
+    peer: Peer,
+    login: &str,
+    password: &str,
+) -> (LoginOutcome, Option<LockGuard>) {
+    let user = match ctx.auth.authenticate(login, password, peer).await {
+        Ok(u) => u,
+        Err(AuthError::Failed) => return (LoginOutcome::Failed, None),
+        Err(AuthError::Throttled { .. }) => return (LoginOutcome::Throttled, None),
+        Err(AuthError::Temporary(e)) => {
+            log::error!("pop3: authentication: {e}");
+            return (LoginOutcome::Temporary, None);
+        }
+    };
+    let delay = ctx
+        .config
+        .pop3
+        .login_delay_secs
+        .map(|s| Duration::from_secs(u64::from(s)));
+    let guard = match ctx.pop3_locks.acquire(user.id, delay) {
+        Ok(g) => g,
+        Err(outcome) => return (outcome, None),
+    };
+    match load_maildrop(ctx, user.id).await {
+        Ok(maildrop) => (
+            LoginOutcome::Ok {
+                user: user.name,
+                maildrop,
+            },
+            Some(guard),
+        ),
+        Err(outcome) => (outcome, None),
+    }
+}
+
+fn removal(policy: &DelePolicy) -> Pop3Removal {
+    match policy {
+        DelePolicy::Expunge => Pop3Removal::Expunge,
+        DelePolicy::Hide => Pop3Removal::Hide,
+        DelePolicy::Move(to) => Pop3Removal::Move(to.clone()),
+    }
+}
+
+/// Serves one POP3 connection to the end.
+pub async fn handle(ctx: &Context, stream: Stream, peer: Peer) {
+    let cfg = &ctx.config.pop3;
+    let mut session = Session::new(Options {
+        plaintext: ctx.config.auth.plaintext,
+        peer,
+        stls: !peer.tls,
+        expire_days: cfg.expire_days,
+        login_delay: cfg.login_delay_secs,
+        max_line: cfg.max_line,
+    });
+    let mut conn = Conn::new(
+        stream,
+        Duration::from_secs(cfg.timeout_secs),
+        ctx.shutdown.clone(),
+    );
+    let mut lock: Option<LockGuard> = None;
+    conn.queue(&session.greeting());
+    if conn.flush().await.is_err() {
+        return;
+    }
+    loop {
+        let line = match split_line(conn.buffered(), session.max_line()) {
+            LineResult::Line(len, range) => {
+                let line = conn.buffered().get(range).unwrap_or(&[]).to_vec();
+                conn.consume(len);
+                line
+            }
+            LineResult::TooLong => {
+                let step = session.too_long();
+                if !apply(ctx, peer, &mut session, &mut conn, &mut lock, step).await {
+                    return;
+                }
+                if !skip_line(&mut conn).await {
+                    return;
+                }
+                continue;
+            }
+            LineResult::Incomplete => {
+                if conn.flush().await.is_err() {
+                    return;
+                }
+                match conn.fill().await {
+                    Ok(_) => continue,
+                    Err(ReadError::Timeout) => {
+                        conn.queue(&Pop3Error::Timeout.encode());
+                        let _ = conn.flush().await;
+                        return;
+                    }
+                    Err(ReadError::Shutdown) => {
+                        conn.queue(&Pop3Error::ShuttingDown.encode());
+                        let _ = conn.flush().await;
+                        return;
+                    }
+                    Err(_) => return,
+                }
+            }
+        };
+        let step = session.line(&line);
+        if !apply(ctx, peer, &mut session, &mut conn, &mut lock, step).await {
+            return;
+        }
+        if conn.out().len() >= FLUSH_AT && conn.flush().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Carries out one step; false when the connection is to be closed.
+async fn apply(
+    ctx: &Context,
+    peer: Peer,
+    session: &mut Session,
+    conn: &mut Conn<Stream>,
+    lock: &mut Option<LockGuard>,
+    step: Step,
+) -> bool {
+    let mut step = step;
+    loop {
+        match step {
+            Step::Reply(bytes) => {
+                conn.queue(&bytes);
+                return true;
+            }
+            Step::Authenticate {
+                login: name,
+                password,
+            } => {
+                // Failures are slowed down by the Authenticator's throttle (RFC 1939 §13).
+                let (outcome, guard) = login(ctx, peer, &name, &password).await;
+                *lock = guard;
+                step = session.login(outcome);
+            }
+            Step::Send {
+                head,
+                mailbox,
+                uid,
+                top,
+                record,
+            } => {
+                match ctx.pipeline.store.message_bytes(mailbox, uid).await {
+                    Ok(Some(bytes)) => {
+                        conn.queue(&head);
+                        let whole = encode_message(&bytes, top, conn.out());
+                        if record && whole {
+                            let now = crate::store::now();
+                            match ctx.pipeline.store.pop3_retrieved(mailbox, uid, now).await {
+                                Ok(_) => session.recorded(uid),
+                                Err(e) => log::warn!("pop3: recording retrieval: {e}"),
+                            }
+                        }
+                    }
+                    Ok(None) => conn.queue(&Pop3Error::Gone.encode()),
+                    Err(e) => {
+                        log::error!("pop3: reading message {uid}: {e}");
+                        conn.queue(&Pop3Error::Temporary.encode());
+                    }
+                }
+                return true;
+            }
+            Step::Update {
+                mailbox,
+                user,
+                deleted,
+            } => {
+                let ok = if deleted.is_empty() {
+                    true
+                } else {
+                    let policy = removal(ctx.config.pop3.dele_policy(&user));
+                    match ctx
+                        .pipeline
+                        .store
+                        .pop3_update(mailbox, deleted, policy)
+                        .await
+                    {
+                        Ok(_) => true,
+                        Err(e) => {
+                            log::error!("pop3: UPDATE for {user}: {e}");
+                            false
+                        }
+                    }
+                };
+                step = session.updated(ok);
+            }
+            Step::StartTls(bytes) => {
+                // RFC 2595 §4: `+OK`, then the handshake; `start_tls` discards any
+                // plaintext pipelined after STLS, `tls_started` forgets any USER.
+                conn.queue(&bytes);
+                return match conn.start_tls(&ctx.tls.acceptor()).await {
+                    Ok(()) => {
+                        session.tls_started();
+                        true
+                    }
+                    Err(e) => {
+                        log::info!("pop3: STLS failed: {e}");
+                        false
+                    }
+                };
+            }
+            Step::Close(bytes) => {
+                // RFC 1939 §6: the lock is released before the reply, so a client may
+                // log in again as soon as it has read it.
+                *lock = None;
+                conn.queue(&bytes);
+                let _ = conn.flush().await;
+                return false;
+            }
+        }
+    }
+}
+
+/// Discards input up to and including the next LF (after a too-long line).
+async fn skip_line<S: AsyncRead + AsyncWrite + Unpin>(conn: &mut Conn<S>) -> bool {
+    loop {
+        if let Some(p) = conn.buffered().iter().position(|b| *b == b'\n') {
+            conn.consume(p + 1);
+            return true;
+        }
+        let n = conn.buffered().len();
+        conn.consume(n);
+        if conn.flush().await.is_err() || conn.fill().await.is_err() {
+            return false;
+        }
+    }
+}

@@ -1,0 +1,363 @@
+//! Store operations for POP3 (RFC 1939): the maildrop snapshot taken at login, the
+//! first-retrieval time, and the UPDATE state's removal of DELEted messages.
+
+use redb::{ReadableTable, WriteTransaction};
+
+use super::blob;
+use super::mailboxes::{self, canonical_mailbox};
+use super::messages::read_message;
+use super::schema::{self, EXPUNGED, MESSAGES, MessageRecord};
+use super::writer::Batch;
+use super::{Change, ChangeKind, Store, StoreError};
+
+/// The keyword that hides a message from POP3 while IMAP keeps it (`DelePolicy::Hide`).
+pub const POP3_DELETED: &str = "$POP3Deleted";
+
+/// One message of a POP3 maildrop, as the caller's scan function saw it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pop3Entry<T> {
+    pub uid: u32,
+    pub internal_date: i64,
+    pub pop3_retrieved: Option<i64>,
+    /// What the scan function computed from the message bytes (prefix + blob).
+    pub scanned: T,
+}
+
+/// What happens to the messages POP3 deleted, applied at QUIT (RFC 1939 §6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pop3Removal {
+    /// Expunge them: IMAP sessions see EXPUNGE.
+    Expunge,
+    /// Keep them, marked with [`POP3_DELETED`] (hidden from later POP3 sessions).
+    Hide,
+    /// Move them into this mailbox of the same user, creating it if needed.
+    Move(String),
+}
+
+fn remove_record(
+    tx: &WriteTransaction,
+    mailbox: u64,
+    uid: u32,
+) -> Result<Option<MessageRecord>, StoreError> {
+    let mut t = tx.open_table(MESSAGES)?;
+    let removed = t.remove((mailbox, uid))?;
+    removed.map(|v| schema::decode(v.value())).transpose()
+}
+
+impl Store {
+    /// Reads a mailbox's messages for a POP3 session in UID order, skipping those
+    /// marked [`POP3_DELETED`], and runs `scan` over each one's bytes (prefix + blob) in
+    /// the same read transaction, so the snapshot is consistent. `scan` gets the bytes and
+    /// the internal date; only what it returns is kept.
+    pub async fn pop3_scan<T, F>(
+        &self,
+        mailbox: u64,
+        scan: F,
+    ) -> Result<Vec<Pop3Entry<T>>, StoreError>
+    where
+        T: Send + 'static,
+        F: Fn(&[u8], i64) -> T + Send + 'static,
+    {
+        self.read(move |tx, shared| {
+            let t = tx.open_table(MESSAGES)?;
+            let mut out = Vec::new();
+            for row in t.range((mailbox, 0)..=(mailbox, u32::MAX))? {
+                let (k, v) = row?;
+                let rec: MessageRecord = schema::decode(v.value())?;
+                if rec.keywords.iter().any(|k| k == POP3_DELETED) {
+                    continue;
+                }
+                let bytes = read_message(tx, shared, &rec)?;
+                out.push(Pop3Entry {
+                    uid: k.value().1,
+                    internal_date: rec.internal_date,
+                    pop3_retrieved: rec.pop3_retrieved,
+                    scanned: scan(&bytes, rec.internal_date),
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Records that POP3 retrieved the whole message at `when` (unix seconds), unless a
+    /// time is already recorded. Returns false if the message is gone.
+    pub async fn pop3_retrieved(
+        &self,
+        mailbox: u64,
+        uid: u32,
+        when: i64,
+    ) -> Result<bool, StoreError> {
+        self.write(move |tx, _| {
+            let mut t = tx.open_table(MESSAGES)?;
+            let rec = t
+                .get((mailbox, uid))?
+                .map(|v| schema::decode::<MessageRecord>(v.value()))
+                .transpose()?;
+            let Some(mut rec) = rec else {
+                return Ok(false);
+            };
+            if rec.pop3_retrieved.is_none() {
+                rec.pop3_retrieved = Some(when);
+                t.insert((mailbox, uid), schema::encode(&rec)?.as_slice())?;
+            }
+            Ok(true)
+        })
+        .await
+    }
+
+    /// The UPDATE state (RFC 1939 §6): applies `removal` to the messages `uids` of
+    /// `mailbox` in one transaction, and publishes the changes after the commit. UIDs
+    /// that are already gone (an IMAP expunge) are skipped. Returns how many were handled.
+    pub async fn pop3_update(
+        &self,
+        mailbox: u64,
+        uids: Vec<u32>,
+        removal: Pop3Removal,
+    ) -> Result<u64, StoreError> {
+        self.write(move |tx, batch| {
+            let Some(mut mb) = mailboxes::load_in(tx, mailbox)? else {
+                return Err(StoreError::NoSuchMailbox);
+            };
+            // Validate before mutating: the target of a move must be a proper name.
+            let target = match &removal {
+                Removal::Move(name) => {
+                    let name = canonical_mailbox(name)?;
+                    if name == mb.name {
+                        return Err(StoreError::InvalidName("moving into itself".into()));
+                    }
+                    Some(name)
+                }
+                _ => None,
+            };
+            let mut done = 0u64;
+            match (&removal, target) {
+                (Removal::Hide, _) => {
+                    let mut t = tx.open_table(MESSAGES)?;
+                    for uid in &uids {
+                        let rec = t
+                            .get((mailbox, *uid))?
+                            .map(|v| schema::decode::<MessageRecord>(v.value()))
+                            .transpose()?;
+                        let Some(mut rec) = rec else { continue };
+                        if !rec.keywords.iter().any(|k| k == POP3_DELETED) {
+                            mb.highest_modseq += 1;
+                            rec.keywords.push(POP3_DELETED.to_string());
+                            rec.modseq = mb.highest_modseq;
+                            t.insert((mailbox, *uid), schema::encode(&rec)?.as_slice())?;
+                        }
+                        done += 1;
+                    }
+                    if done > 0 {
+                        batch.changes.push(Change {
+                            user: mb.user,
+                            mailbox,
+                            kind: ChangeKind::Flags,
+                        });
+                    }
+                }
+                (Removal::Expunge, _) => {
+                    done = expunge_in(tx, batch, &mut mb, &uids, None)?;
+                }
+                (Removal::Move(_), Some(name)) => {
+                    let mut dest = match mailboxes::find_in(tx, mb.user, &name)? {
+                        Some(d) => d,
+                        None => mailboxes::create_in(tx, batch, mb.user, &name, None)?,
+                    };
+                    done = expunge_in(tx, batch, &mut mb, &uids, Some(&mut dest))?;
+                    if done > 0 {
+                        mailboxes::save_in(tx, &dest)?;
+                        batch.changes.push(Change {
+                            user: dest.user,
+                            mailbox: dest.id,
+                            kind: ChangeKind::Appended {
+                                uid: dest.uidnext.saturating_sub(1),
+                            },
+                        });
+                    }
+                }
+                (Removal::Move(_), None) => {}
+            }
+            mailboxes::save_in(tx, &mb)?;
+            Ok(done)
+        })
+        .await
+    }
+}
+
+use Pop3Removal as Removal;
+
+/// Removes `uids` from `mb`, recording them as expunged (RFC 7162 VANISHED). With `dest`,
+/// each record moves there under a new UID and keeps its blob reference; without, the
+/// blob reference is dropped.
+fn expunge_in(
+    tx: &WriteTransaction,
+    batch: &mut Batch,
+    mb: &mut schema::MailboxRecord,
+    uids: &[u32],
+    mut dest: Option<&mut schema::MailboxRecord>,
+) -> Result<u64, StoreError> {
+    let mut removed = Vec::new();
+    for uid in uids {
+        if let Some(rec) = remove_record(tx, mb.id, *uid)? {
+            removed.push((*uid, rec));
+        }
+    }
+    if removed.is_empty() {
+        return Ok(0);
+    }
+    mb.highest_modseq += 1;
+    {
+        let mut gone = tx.open_table(EXPUNGED)?;
+        for (uid, _) in &removed {
+            gone.insert((mb.id, *uid), mb.highest_modseq)?;
+        }
+    }
+    for (_, mut rec) in removed.iter().cloned() {
+        mb.messages = mb.messages.saturating_sub(1);
+        mb.bytes = mb.bytes.saturating_sub(rec.size);
+        match dest.as_deref_mut() {
+            Some(d) => {
+                let uid = d.uidnext;
+                d.uidnext = uid
+                    .checked_add(1)
+                    .ok_or_else(|| StoreError::Storage("mailbox UIDs exhausted".into()))?;
+                d.highest_modseq += 1;
+                d.messages += 1;
+                d.bytes += rec.size;
+                rec.modseq = d.highest_modseq;
+                rec.keywords.retain(|k| k != POP3_DELETED);
+                tx.open_table(MESSAGES)?
+                    .insert((d.id, uid), schema::encode(&rec)?.as_slice())?;
+            }
+            None => {
+                blob::drop_ref(tx, &rec.blob)?;
+                batch.freed = true;
+            }
+        }
+    }
+    batch.changes.push(Change {
+        user: mb.user,
+        mailbox: mb.id,
+        kind: ChangeKind::Expunged,
+    });
+    Ok(removed.len() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::config::StoreConfig;
+    use crate::store::{AppendRequest, SystemFlags};
+
+    fn request(store: &Store, user: u32, i: usize) -> AppendRequest {
+        let raw = format!("Subject: {i}\r\n\r\nbody {i}\r\n").into_bytes();
+        let meta = postcard::to_allocvec(&crate::mime::analyze(&raw)).unwrap();
+        AppendRequest {
+            user,
+            mailbox: "INBOX".into(),
+            create: false,
+            blob: Arc::new(store.codec().prepare(&raw, meta).unwrap()),
+            trace: None,
+            flags: SystemFlags::default(),
+            keywords: Vec::new(),
+            internal_date: 1_000_000,
+            envelope_from: None,
+        }
+    }
+
+    /// A store with one user and three INBOX messages (UIDs 1..=3).
+    async fn setup(dir: &std::path::Path) -> (Store, u32, u64) {
+        let store = Store::open(dir, &StoreConfig::default()).unwrap();
+        let user = store.add_user("alice", "h".into()).await.unwrap();
+        let reqs = (1..=3).map(|i| request(&store, user, i)).collect();
+        store.append_many(reqs).await.unwrap();
+        let inbox = store.mailbox(user, "INBOX").await.unwrap().unwrap().id;
+        (store, user, inbox)
+    }
+
+    async fn uids(store: &Store, mailbox: u64) -> Vec<u32> {
+        store
+            .pop3_scan(mailbox, |b, _| b.len())
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.uid)
+            .collect()
+    }
+
+    #[test]
+    fn retrieved_is_recorded_once() {
+        let dir = tempfile::tempdir().unwrap();
+        smol::block_on(async {
+            let (store, _, inbox) = setup(dir.path()).await;
+            assert_eq!(store.pop3_retrieved(inbox, 2, 100).await, Ok(true));
+            assert_eq!(store.pop3_retrieved(inbox, 2, 200).await, Ok(true));
+            assert_eq!(store.pop3_retrieved(inbox, 9, 200).await, Ok(false));
+            let scan = store.pop3_scan(inbox, |b, _| b.to_vec()).await.unwrap();
+            let times: Vec<_> = scan.iter().map(|e| e.pop3_retrieved).collect();
+            assert_eq!(times, vec![None, Some(100), None]);
+            assert_eq!(scan[0].scanned, b"Subject: 1\r\n\r\nbody 1\r\n");
+        });
+    }
+
+    #[test]
+    fn update_expunge_publishes_and_skips_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        smol::block_on(async {
+            let (store, user, inbox) = setup(dir.path()).await;
+            let feed = store.feed().subscribe(user);
+            let n = store
+                .pop3_update(inbox, vec![1, 3, 7], Pop3Removal::Expunge)
+                .await
+                .unwrap();
+            assert_eq!(n, 2);
+            assert_eq!(uids(&store, inbox).await, vec![2]);
+            let change = feed.try_recv().unwrap();
+            assert_eq!(change.kind, ChangeKind::Expunged);
+            let mb = store.mailbox(user, "INBOX").await.unwrap().unwrap();
+            assert_eq!(mb.messages, 1);
+        });
+    }
+
+    #[test]
+    fn update_hide_keeps_the_message_with_a_keyword() {
+        let dir = tempfile::tempdir().unwrap();
+        smol::block_on(async {
+            let (store, _, inbox) = setup(dir.path()).await;
+            store
+                .pop3_update(inbox, vec![2], Pop3Removal::Hide)
+                .await
+                .unwrap();
+            assert_eq!(uids(&store, inbox).await, vec![1, 3]);
+            let all = store.messages(inbox).await.unwrap();
+            assert_eq!(all.len(), 3);
+            assert_eq!(all[1].keywords, vec![POP3_DELETED.to_string()]);
+        });
+    }
+
+    #[test]
+    fn update_move_creates_the_target_and_keeps_blobs() {
+        let dir = tempfile::tempdir().unwrap();
+        smol::block_on(async {
+            let (store, user, inbox) = setup(dir.path()).await;
+            store
+                .pop3_update(inbox, vec![1, 2], Pop3Removal::Move("Old/POP".into()))
+                .await
+                .unwrap();
+            assert_eq!(uids(&store, inbox).await, vec![3]);
+            let old = store.mailbox(user, "Old/POP").await.unwrap().unwrap();
+            assert_eq!(old.messages, 2);
+            let bytes = store.message_bytes(old.id, 2).await.unwrap().unwrap();
+            assert_eq!(bytes, b"Subject: 2\r\n\r\nbody 2\r\n");
+            assert_eq!(
+                store
+                    .pop3_update(inbox, vec![3], Pop3Removal::Move("INBOX".into()))
+                    .await,
+                Err(StoreError::InvalidName("moving into itself".into()))
+            );
+        });
+    }
+}
