@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod delivery;
+pub mod imap;
 pub mod lmtp;
 pub mod mailfmt;
 pub mod mime;

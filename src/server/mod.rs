@@ -210,7 +210,8 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
             ex.spawn(crate::lmtp::server::accept_unix(ctx.clone(), l, ex.clone()))
                 .detach();
         }
-        for (what, list) in [("imap", &config.imap), ("pop3", &config.pop3)] {
+        crate::imap::server::start(&ctx, &ex).await?;
+        for (what, list) in [("pop3", &config.pop3)] {
             if !list.listen.is_empty() || !list.tls_listen.is_empty() {
                 log::warn!(
                     "{what}: listeners are configured, but this build has no {what} server yet"

@@ -37,6 +37,18 @@ pub const CONFIG: &str = r#"(
 )
 "#;
 
+/// [`CONFIG`] with a plain IMAP listener on an ephemeral port.
+pub const IMAP_CONFIG: &str = r#"(
+    hostname: "test.example",
+    data_dir: "data",
+    imap: (listen: ["127.0.0.1:0"], tls_listen: []),
+    pop3: (listen: [], tls_listen: []),
+    lmtp: (listen: ["127.0.0.1:0"], unix_socket: Some("lmtp.sock")),
+    auth: (argon2: (memory_kib: 64, iterations: 1, parallelism: 1)),
+    limits: (max_message_size: 100000),
+)
+"#;
+
 /// The size limit in [`CONFIG`].
 pub const MAX_SIZE: usize = 100_000;
 
@@ -193,6 +205,8 @@ pub struct Server {
     pub lmtp: SocketAddr,
     /// The LMTP Unix socket.
     pub lmtp_unix: PathBuf,
+    /// The first plain IMAP listener, when the config has one.
+    pub imap: Option<SocketAddr>,
     /// Where the server's stderr goes.
     pub log: PathBuf,
 }
@@ -228,7 +242,7 @@ impl Server {
             }
         });
         let deadline = Instant::now() + IO_TIMEOUT;
-        let (mut lmtp, mut lmtp_unix) = (None, None);
+        let (mut lmtp, mut lmtp_unix, mut imap) = (None, None, None);
         let mut seen = Vec::new();
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -238,6 +252,8 @@ impl Server {
                         lmtp = Some(addr.parse().expect("lmtp address"));
                     } else if let Some(path) = line.strip_prefix("listening lmtp-unix ") {
                         lmtp_unix = Some(env.path().join(path));
+                    } else if let Some(addr) = line.strip_prefix("listening imap ") {
+                        imap = imap.or(Some(addr.parse().expect("imap address")));
                     } else if line == "ready" {
                         break;
                     }
@@ -257,6 +273,7 @@ impl Server {
             child: Some(child),
             lmtp: lmtp.ok_or("no `listening lmtp` line")?,
             lmtp_unix: lmtp_unix.ok_or("no `listening lmtp-unix` line")?,
+            imap,
             log,
         })
     }
