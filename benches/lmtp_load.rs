@@ -57,7 +57,9 @@ fn parse_args() -> Result<Args, String> {
     let mut it = pos.into_iter();
     let addr = it.next().ok_or_else(usage)?;
     let conns = match it.next() {
-        Some(c) => c.parse().map_err(|_| format!("bad CONNS {c:?}\n{}", usage()))?,
+        Some(c) => c
+            .parse()
+            .map_err(|_| format!("bad CONNS {c:?}\n{}", usage()))?,
         None => 1,
     };
     if conns == 0 {
@@ -85,7 +87,14 @@ fn parse_args() -> Result<Args, String> {
         Some(l) => Some(l.parse().map_err(|_| format!("bad LIMIT {l:?}"))?),
         None => None,
     };
-    Ok(Args { addr, conns, dir, rcpts, limit, pipelining })
+    Ok(Args {
+        addr,
+        conns,
+        dir,
+        rcpts,
+        limit,
+        pipelining,
+    })
 }
 
 /// LF (or CRLF) lines to CRLF, dot-stuffed, terminated by `.\r\n`.
@@ -128,9 +137,15 @@ fn read_reply(r: &mut BufReader<TcpStream>) -> std::io::Result<(u16, String)> {
     loop {
         line.clear();
         if r.read_line(&mut line)? == 0 {
-            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection closed"));
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "connection closed",
+            ));
         }
-        let code = line.get(..3).and_then(|c| c.parse::<u16>().ok()).unwrap_or(0);
+        let code = line
+            .get(..3)
+            .and_then(|c| c.parse::<u16>().ok())
+            .unwrap_or(0);
         if line.as_bytes().get(3) != Some(&b'-') {
             return Ok((code, line.trim_end().to_string()));
         }
@@ -182,7 +197,10 @@ fn run_conn(addr: &str, msgs: &[Vec<u8>], rcpts: &[String], pipelining: bool) ->
             if r.read_line(&mut line)? == 0 {
                 return Ok(false);
             }
-            if line.get(4..).is_some_and(|t| t.trim().eq_ignore_ascii_case("PIPELINING")) {
+            if line
+                .get(4..)
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case("PIPELINING"))
+            {
                 pipe = true;
             }
             if line.as_bytes().get(3) != Some(&b'-') {
@@ -200,7 +218,11 @@ fn run_conn(addr: &str, msgs: &[Vec<u8>], rcpts: &[String], pipelining: bool) ->
     let mut envelope = Vec::new();
     envelope.extend_from_slice(b"MAIL FROM:<bench@load.test>\r\n");
     for rc in rcpts {
-        let addr = if rc.contains('@') { rc.clone() } else { format!("{rc}@localhost") };
+        let addr = if rc.contains('@') {
+            rc.clone()
+        } else {
+            format!("{rc}@localhost")
+        };
         envelope.extend_from_slice(format!("RCPT TO:<{addr}>\r\n").as_bytes());
     }
     envelope.extend_from_slice(b"DATA\r\n");
@@ -219,13 +241,23 @@ fn run_conn(addr: &str, msgs: &[Vec<u8>], rcpts: &[String], pipelining: bool) ->
                 w.write_all(&envelope)?;
                 for (i, _) in cmds.iter().enumerate() {
                     let (code, line) = read_reply(&mut r)?;
-                    note(&mut bad, code, &line, if i + 1 == cmds.len() { 354 } else { 250 });
+                    note(
+                        &mut bad,
+                        code,
+                        &line,
+                        if i + 1 == cmds.len() { 354 } else { 250 },
+                    );
                 }
             } else {
                 for (i, c) in cmds.iter().enumerate() {
                     w.write_all(c)?;
                     let (code, line) = read_reply(&mut r)?;
-                    note(&mut bad, code, &line, if i + 1 == cmds.len() { 354 } else { 250 });
+                    note(
+                        &mut bad,
+                        code,
+                        &line,
+                        if i + 1 == cmds.len() { 354 } else { 250 },
+                    );
                 }
             }
             if bad.is_some() {
@@ -282,7 +314,11 @@ fn main() -> ExitCode {
         }
     };
     let mut files: Vec<PathBuf> = match std::fs::read_dir(&args.dir) {
-        Ok(rd) => rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_file()).collect(),
+        Ok(rd) => rd
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| p.is_file())
+            .collect(),
         Err(e) => {
             eprintln!("cannot read {}: {e}", args.dir.display());
             return ExitCode::from(2);
@@ -323,11 +359,17 @@ fn main() -> ExitCode {
                 s.spawn(move || run_conn(addr, msgs, rcpts, p))
             })
             .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_default())
+            .collect()
     });
     let elapsed = start.elapsed();
 
-    let mut lat: Vec<Duration> = results.iter().flat_map(|r| r.latencies.iter().copied()).collect();
+    let mut lat: Vec<Duration> = results
+        .iter()
+        .flat_map(|r| r.latencies.iter().copied())
+        .collect();
     lat.sort();
     let ok: usize = results.iter().map(|r| r.ok).sum();
     let errors: usize = results.iter().map(|r| r.errors).sum();
@@ -344,7 +386,10 @@ fn main() -> ExitCode {
     println!("msgs_per_s: {:.1}", ok as f64 / elapsed.as_secs_f64());
     println!("latency_p50_ms: {:.2}", ms(percentile(&lat, 0.50)));
     println!("latency_p99_ms: {:.2}", ms(percentile(&lat, 0.99)));
-    println!("latency_max_ms: {:.2}", ms(lat.last().copied().unwrap_or_default()));
+    println!(
+        "latency_max_ms: {:.2}",
+        ms(lat.last().copied().unwrap_or_default())
+    );
     println!("raw_crlf_bytes: {raw_crlf}");
     println!("wire_data_bytes: {wire}");
     for (i, r) in results.iter().enumerate() {
@@ -352,7 +397,11 @@ fn main() -> ExitCode {
             println!("first_error_conn{i}: {e}");
         }
     }
-    if errors > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS }
+    if errors > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 /// Length of the message with every bare LF counted as CRLF (what an IMAP client sees).

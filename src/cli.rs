@@ -113,6 +113,21 @@ enum UserCommand {
     Del { name: String },
     /// List users.
     List,
+    /// Per-device passwords, each revocable alone.
+    AppPassword {
+        #[command(subcommand)]
+        command: AppPasswordCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AppPasswordCommand {
+    /// Create a random app password and print it (once: only its hash is kept).
+    Add { name: String, label: String },
+    /// List a user's app passwords (labels and creation dates).
+    List { name: String },
+    /// Delete (revoke) one app password.
+    Del { name: String, label: String },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -274,6 +289,57 @@ async fn run_client(config: Config, command: Command) -> Result<(), Failure> {
     result
 }
 
+async fn app_password(
+    config: &Config,
+    backend: &mut Backend,
+    command: AppPasswordCommand,
+) -> Result<(), Failure> {
+    match command {
+        AppPasswordCommand::Add { name, label } => {
+            crate::store::check_label(&label).map_err(|e| fail(exit::DATAERR, e.to_string()))?;
+            // Generated and hashed here: the password never crosses the control socket.
+            let password = crate::auth::generate_app_password();
+            let hash = crate::auth::hash_password(&password, &config.auth.argon2)
+                .map_err(|e| fail(exit::SOFTWARE, e.to_string()))?;
+            match backend
+                .call(Request::AppPasswordAdd {
+                    name: name.clone(),
+                    label: label.clone(),
+                    hash,
+                })
+                .await?
+            {
+                Response::Done => {
+                    println!("app password {label:?} of {name}: {password}");
+                    println!("it is shown only this once");
+                }
+                r => return Err(unexpected(r)),
+            }
+        }
+        AppPasswordCommand::List { name } => {
+            match backend.call(Request::AppPasswordList { name }).await? {
+                Response::AppPasswords(list) => {
+                    for a in list {
+                        println!("{}\tcreated {}", a.label, a.created);
+                    }
+                }
+                r => return Err(unexpected(r)),
+            }
+        }
+        AppPasswordCommand::Del { name, label } => match backend
+            .call(Request::AppPasswordDel {
+                name: name.clone(),
+                label: label.clone(),
+            })
+            .await?
+        {
+            Response::Done => println!("app password {label:?} of {name} deleted"),
+            r => return Err(unexpected(r)),
+        },
+    }
+    Ok(())
+}
+
 async fn run_command(
     config: &Config,
     backend: &mut Backend,
@@ -315,6 +381,7 @@ async fn run_command(
                 Response::Done => println!("user {name} deleted"),
                 r => return Err(unexpected(r)),
             },
+            UserCommand::AppPassword { command } => app_password(config, backend, command).await?,
             UserCommand::List => match backend.call(Request::UserList).await? {
                 Response::Users(users) => {
                     for u in users {

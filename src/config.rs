@@ -98,6 +98,8 @@ pub struct LmtpConfig {
     pub max_line: usize,
     /// Idle time before the server closes the connection, in seconds (RFC 5321 §4.5.3.2).
     pub timeout_secs: u64,
+    /// Offer STARTTLS (RFC 3207) on the TCP listeners.
+    pub starttls: bool,
 }
 
 /// TLS certificate source.
@@ -121,11 +123,50 @@ pub struct Argon2Config {
     pub parallelism: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
     pub plaintext: Plaintext,
     pub argon2: Argon2Config,
+    pub throttle: ThrottleConfig,
+    /// Seconds a successful login is remembered in memory so repeated logins skip argon2
+    /// (0 = no cache).
+    pub cache_secs: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            plaintext: Plaintext::default(),
+            argon2: Argon2Config::default(),
+            throttle: ThrottleConfig::default(),
+            cache_secs: 60,
+        }
+    }
+}
+
+/// Brute-force protection. Each failed login doubles the delay before the next attempt
+/// from that IP and for that user is answered, from `base_delay_ms` up to `max_delay_ms`;
+/// after `ban_after` failures an IP is refused for `ban_secs`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ThrottleConfig {
+    pub base_delay_ms: u64,
+    pub max_delay_ms: u64,
+    /// Failures from one IP before it is refused (0 = never).
+    pub ban_after: u32,
+    pub ban_secs: u64,
+}
+
+impl Default for ThrottleConfig {
+    fn default() -> Self {
+        ThrottleConfig {
+            base_delay_ms: 500,
+            max_delay_ms: 15_000,
+            ban_after: 20,
+            ban_secs: 900,
+        }
+    }
 }
 
 /// Input limits. Every input has one; the reasons are in the comments of `config.ron`.
@@ -169,6 +210,31 @@ pub struct RetentionConfig {
     pub interval_secs: u64,
 }
 
+/// Connection limits (DoS protection for a small box).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConnectionsConfig {
+    /// Open connections over all listeners (IMAP, POP3, LMTP; not the control socket).
+    pub max_total: usize,
+    /// Open connections from one IP address (IPv6: one /64).
+    pub max_per_ip: usize,
+    /// Logged-in IMAP/POP3 sessions of one user.
+    pub max_per_user: usize,
+    /// Seconds an IMAP/POP3 connection may stay unauthenticated while idle.
+    pub preauth_timeout_secs: u64,
+}
+
+impl Default for ConnectionsConfig {
+    fn default() -> Self {
+        ConnectionsConfig {
+            max_total: 1000,
+            max_per_ip: 50,
+            max_per_user: 20,
+            preauth_timeout_secs: 60,
+        }
+    }
+}
+
 /// The file as written: every key optional, unknown keys refused.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -184,6 +250,7 @@ pub struct RawConfig {
     pub store: StoreConfig,
     pub plugins: Vec<PluginConfig>,
     pub retention: RetentionConfig,
+    pub connections: ConnectionsConfig,
 }
 
 /// The validated configuration, with paths resolved against the config file's folder.
@@ -210,6 +277,7 @@ impl Default for RawConfig {
             store: StoreConfig::default(),
             plugins: Vec::new(),
             retention: RetentionConfig::default(),
+            connections: ConnectionsConfig::default(),
         }
     }
 }
@@ -236,6 +304,7 @@ impl Default for LmtpConfig {
             max_recipients: 100,
             max_line: 2048,
             timeout_secs: 300,
+            starttls: false,
         }
     }
 }
@@ -427,6 +496,29 @@ impl RawConfig {
                 "memory_kib must be >= 8 x parallelism, iterations and parallelism >= 1".into(),
             ));
         }
+        let t = &self.auth.throttle;
+        if t.base_delay_ms > t.max_delay_ms || t.max_delay_ms > 300_000 {
+            return Err(err(
+                "auth.throttle",
+                "base_delay_ms must be <= max_delay_ms <= 300000".into(),
+            ));
+        }
+        if self.auth.cache_secs > 3600 {
+            return Err(err("auth.cache_secs", "must be at most 3600".into()));
+        }
+        let c = &self.connections;
+        if c.max_total == 0 || c.max_per_ip == 0 || c.max_per_user == 0 {
+            return Err(err(
+                "connections",
+                "max_total, max_per_ip and max_per_user must be at least 1".into(),
+            ));
+        }
+        if c.preauth_timeout_secs < 10 {
+            return Err(err(
+                "connections.preauth_timeout_secs",
+                "must be at least 10".into(),
+            ));
+        }
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             return Err(err("tls", "cert and key must be given together".into()));
         }
@@ -547,6 +639,19 @@ mod tests {
         let e = check("(imap: (listen: [\"127.0.0.1:1\"]), pop3: (listen: [\"127.0.0.1:1\"]))")
             .unwrap_err();
         assert!(e.message.contains("two listeners"), "{e}");
+    }
+
+    #[test]
+    fn bad_throttle_and_connection_limits_are_refused() {
+        let e = check("(auth: (throttle: (base_delay_ms: 10, max_delay_ms: 5)))").unwrap_err();
+        assert!(e.message.contains("auth.throttle"), "{e}");
+        let e = check("(connections: (max_per_ip: 0))").unwrap_err();
+        assert!(e.message.contains("connections"), "{e}");
+        let e = check("(connections: (preauth_timeout_secs: 1))").unwrap_err();
+        assert!(e.message.contains("preauth_timeout_secs"), "{e}");
+        let c = check("(lmtp: (starttls: true), auth: (cache_secs: 0))").unwrap();
+        assert!(c.lmtp.starttls);
+        assert_eq!(c.auth.cache_secs, 0);
     }
 
     #[test]

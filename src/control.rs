@@ -15,7 +15,9 @@ use serde::{Deserialize, Serialize};
 use smol::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::delivery::{Incoming, Outcome, Pipeline, Target, Trace};
-use crate::store::{MailboxInfo, MessageInfo, Stats, StoreError, SystemFlags, UserInfo};
+use crate::store::{
+    AppPasswordInfo, MailboxInfo, MessageInfo, Stats, StoreError, SystemFlags, UserInfo,
+};
 
 /// The socket's file name inside the data dir.
 pub const SOCKET: &str = "control.sock";
@@ -74,6 +76,19 @@ pub enum Request {
         user: Option<String>,
     },
     Compact,
+    /// `user app-password add`: the CLI generated and hashed the password.
+    AppPasswordAdd {
+        name: String,
+        label: String,
+        hash: String,
+    },
+    AppPasswordList {
+        name: String,
+    },
+    AppPasswordDel {
+        name: String,
+        label: String,
+    },
 }
 
 /// Per-message result of a delivery or import.
@@ -105,6 +120,7 @@ pub enum Response {
     Delivered(Vec<Delivered>),
     Stats(Stats),
     Compacted(bool),
+    AppPasswords(Vec<AppPasswordInfo>),
     /// A request that cannot be carried out; the text names the problem.
     Error(ErrorKind, String),
 }
@@ -288,6 +304,37 @@ async fn run(p: &Pipeline, hostname: &str, req: Request) -> Result<Response, Res
             Response::Stats(store.stats(user).await.map_err(error)?)
         }
         Request::Compact => Response::Compacted(store.compact(true).await.map_err(error)?),
+        Request::AppPasswordAdd { name, label, hash } => {
+            if store
+                .add_app_password(&name, &label, hash)
+                .await
+                .map_err(error)?
+            {
+                Response::Done
+            } else {
+                Response::Error(
+                    ErrorKind::Invalid,
+                    format!("{name} already has an app password labelled {label:?}"),
+                )
+            }
+        }
+        Request::AppPasswordList { name } => {
+            Response::AppPasswords(store.app_passwords(&name).await.map_err(error)?)
+        }
+        Request::AppPasswordDel { name, label } => {
+            if store
+                .delete_app_password(&name, &label)
+                .await
+                .map_err(error)?
+            {
+                Response::Done
+            } else {
+                Response::Error(
+                    ErrorKind::NotFound,
+                    format!("{name} has no app password labelled {label:?}"),
+                )
+            }
+        }
     })
 }
 

@@ -12,4 +12,5 @@ pub mod mailfmt;
 pub mod mime;
 pub mod server;
 pub mod store;
+pub mod tls;
 pub mod util;

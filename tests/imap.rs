@@ -390,3 +390,58 @@ print("ok")
     assert_eq!(r.code, 0, "{r:#?}");
     assert_eq!(r.stdout.trim(), "ok", "{r:#?}");
 }
+
+#[test]
+fn starttls_and_implicit_tls_with_imaplib() {
+    let (_env, server) = setup();
+    let plain = server.imap.unwrap();
+    let tls = server.imaps.expect("imaps listener");
+    let script = format!(
+        r#"
+import imaplib, ssl
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+M = imaplib.IMAP4("{ip}", {port})
+assert "STARTTLS" in M.capabilities, M.capabilities
+typ, data = M.starttls(ssl_context=ctx)
+assert typ == "OK", (typ, data)
+typ, data = M.capability()
+assert b"STARTTLS" not in data[0], data
+M.login("alice", "pw-alice")
+M.logout()
+S = imaplib.IMAP4_SSL("{ip}", {tport}, ssl_context=ctx)
+assert "STARTTLS" not in S.capabilities, S.capabilities
+S.login("alice", "pw-alice")
+typ, data = S.select("INBOX")
+assert typ == "OK", data
+S.logout()
+print("ok")
+"#,
+        ip = plain.ip(),
+        port = plain.port(),
+        tport = tls.port()
+    );
+    let r = python3(&["-c", &script]);
+    assert_eq!(r.code, 0, "{r:#?}");
+    assert_eq!(r.stdout.trim(), "ok", "{r:#?}");
+}
+
+/// RFC 2595 §3.1: plaintext pipelined after STARTTLS is dropped, not executed.
+#[test]
+fn starttls_discards_pipelined_plaintext() {
+    let (_env, server) = setup();
+    let mut c = Client::connect(&server);
+    c.line().unwrap();
+    c.send(b"t1 STARTTLS\r\nt2 LOGIN alice pw-alice\r\n");
+    assert_eq!(c.line().unwrap(), "t1 OK Begin TLS negotiation now");
+    // The server now expects a TLS ClientHello; the pipelined LOGIN was discarded, so
+    // sending garbage ends the connection without any LOGIN reply.
+    c.send(b"t3 NOOP\r\n");
+    let mut rest = Vec::new();
+    let _ = c.r.read_to_end(&mut rest);
+    assert!(
+        !String::from_utf8_lossy(&rest).contains("t2 OK"),
+        "{rest:?}"
+    );
+}

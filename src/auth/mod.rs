@@ -1,24 +1,72 @@
-//! Accounts' secrets: argon2id password hashes (RFC 9106) in PHC string form.
+//! Accounts' secrets and logins: argon2id password hashes (RFC 9106) in PHC string form,
+//! app passwords, SASL decoders ([`sasl`]), brute-force throttling ([`throttle`]), the
+//! login cache ([`cache`]) and the plaintext policy ([`plaintext_allowed`]).
+//!
+//! Passwords are never logged, never kept after a login (the cache keeps a keyed hash),
+//! and compared only in constant time (argon2's verifier, [`ct_eq`]).
+
+pub mod cache;
+pub mod sasl;
+pub mod throttle;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 
-use crate::config::Argon2Config;
+use crate::config::{Argon2Config, AuthConfig, Plaintext};
 use crate::server::stream::Peer;
 use crate::store::{Store, UserRecord};
+
+use cache::AuthCache;
+use throttle::{Throttle, Verdict};
 
 /// Why a login failed. Unknown user and wrong password are the same `Failed`, so replies
 /// cannot tell them apart.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AuthError {
     Failed,
+    /// Too many failures from this address: refused without checking the password.
+    /// IMAP: `NO [UNAVAILABLE]` (RFC 5530 §3); POP3: `-ERR [LOGIN-DELAY]` or
+    /// `-ERR [SYS/TEMP]` (RFC 2449 §8.1.2, RFC 3206).
+    Throttled {
+        retry_after: Duration,
+    },
     /// The store could not be asked; try again later.
     Temporary(String),
 }
 
-/// Checks credentials for every protocol (IMAP LOGIN/AUTHENTICATE, POP3 USER/PASS/AUTH).
-/// Throttling, the auth cache and app passwords belong here (the TLS/auth issue), so that
-/// every protocol gets them the same way.
+/// Whether passwords may be sent on this connection (config `auth.plaintext`): always
+/// over TLS; without TLS per the policy, where `Loopback` means a loopback address or a
+/// Unix socket. IMAP advertises LOGINDISABLED and POP3 hides USER/SASL when this is false
+/// (RFC 3501 §6.2.3, RFC 2595 §2.1).
+pub fn plaintext_allowed(policy: Plaintext, peer: Peer) -> bool {
+    peer.tls
+        || match policy {
+            Plaintext::Always => true,
+            Plaintext::Loopback => peer.is_local(),
+            Plaintext::Never => false,
+        }
+}
+
+/// Constant-time equality of two byte strings (the length is not hidden).
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Whether a record still holds this PHC string, as its password or an app password.
+fn holds_hash(user: &UserRecord, hash: &str) -> bool {
+    let mut found = ct_eq(user.password_hash.as_bytes(), hash.as_bytes());
+    for a in &user.app_passwords {
+        found |= ct_eq(a.hash.as_bytes(), hash.as_bytes());
+    }
+    found
+}
+
+/// Checks credentials for every protocol (IMAP LOGIN/AUTHENTICATE, POP3 USER/PASS/AUTH):
+/// throttling, the login cache and app passwords live here, so that every protocol gets
+/// them the same way. Cheap to clone.
 #[derive(Clone)]
 pub struct Authenticator {
     store: Store,
@@ -26,46 +74,134 @@ pub struct Authenticator {
     /// A hash of a random password, verified for unknown users so that a failed login takes
     /// as long whether or not the user exists.
     dummy: String,
+    throttle: Arc<Mutex<Throttle>>,
+    cache: Arc<AuthCache>,
 }
 
 impl Authenticator {
+    /// With the default throttle and cache settings.
     pub fn new(store: Store, hostname: &str, cfg: &Argon2Config) -> Authenticator {
+        let auth = AuthConfig {
+            argon2: cfg.clone(),
+            ..AuthConfig::default()
+        };
+        Authenticator::from_config(store, hostname, &auth)
+    }
+
+    /// With the `auth` section of the config.
+    pub fn from_config(store: Store, hostname: &str, cfg: &AuthConfig) -> Authenticator {
         let random: [u8; 16] = rand::random();
-        let dummy = hash_password(&format!("{random:?}"), cfg).unwrap_or_default();
+        let dummy = hash_password(&format!("{random:?}"), &cfg.argon2).unwrap_or_default();
         Authenticator {
             store,
             hostname: hostname.to_string(),
             dummy,
+            throttle: Arc::new(Mutex::new(Throttle::new(&cfg.throttle))),
+            cache: Arc::new(AuthCache::new(Duration::from_secs(cfg.cache_secs))),
         }
     }
 
-    /// Verifies `password` for `login` (`alice` or `alice@<hostname>`). argon2 runs on the
-    /// blocking pool. `peer` is for throttling and logs.
+    fn throttle(&self) -> std::sync::MutexGuard<'_, Throttle> {
+        match self.throttle.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// The login cache (for `forget_user` and tests).
+    pub fn cache(&self) -> &AuthCache {
+        &self.cache
+    }
+
+    /// Verifies `password` for `login` (`alice` or `alice@<hostname>`), as the user's
+    /// password or one of their app passwords. argon2 runs on the blocking pool.
+    ///
+    /// An address with too many recent failures gets [`AuthError::Throttled`] without a
+    /// check. A failure is answered only after the throttle's delay (doubling per failure
+    /// from that address and for that user); a success is answered at once.
     pub async fn authenticate(
         &self,
         login: &str,
         password: &str,
         peer: Peer,
     ) -> Result<UserRecord, AuthError> {
+        let now = Instant::now();
+        match self.throttle().check(peer.ip, now) {
+            Verdict::Allow => {}
+            Verdict::Wait(retry_after) | Verdict::Banned(retry_after) => {
+                log::info!("auth: throttled login for {login:?} from {:?}", peer.ip);
+                return Err(AuthError::Throttled { retry_after });
+            }
+        }
         let user = self
             .store
             .find_user(login, &self.hostname)
             .await
             .map_err(|e| AuthError::Temporary(e.to_string()))?;
-        let stored = user
-            .as_ref()
-            .map(|u| u.password_hash.clone())
-            .unwrap_or_else(|| self.dummy.clone());
-        let password = password.to_string();
-        let ok = smol::unblock(move || verify_password(&stored, &password)).await;
-        match user {
-            Some(u) if ok => Ok(u),
-            _ => {
-                log::info!("auth: failed login for {login:?} from {:?}", peer.ip);
+        if let (Some(u), Some((name, hash))) = (&user, self.cache.get(login, password, now))
+            && u.name == name
+            && holds_hash(u, &hash)
+        {
+            return Ok(u.clone());
+        }
+        let verified = match &user {
+            Some(u) => self.verify_user(u, password).await,
+            None => {
+                let dummy = self.dummy.clone();
+                let password = password.to_string();
+                smol::unblock(move || verify_password(&dummy, &password)).await;
+                None
+            }
+        };
+        match (user, verified) {
+            (Some(u), Some(hash)) => {
+                self.throttle().success(&u.name);
+                self.cache.insert(login, password, &u.name, &hash, now);
+                Ok(u)
+            }
+            (user, _) => {
+                let key = user.map(|u| u.name).unwrap_or_else(|| login.to_lowercase());
+                let wait = self.throttle().failure(peer.ip, &key, Instant::now());
+                log::info!(
+                    "auth: failed login for {login:?} from {:?}; answering in {} ms",
+                    peer.ip,
+                    wait.as_millis()
+                );
+                if !wait.is_zero() {
+                    smol::Timer::after(wait).await;
+                }
                 Err(AuthError::Failed)
             }
         }
     }
+
+    /// The PHC string `password` matches: the user's password, else an app password.
+    async fn verify_user(&self, user: &UserRecord, password: &str) -> Option<String> {
+        let mut hashes = vec![user.password_hash.clone()];
+        hashes.extend(user.app_passwords.iter().map(|a| a.hash.clone()));
+        let password = password.to_string();
+        smol::unblock(move || hashes.into_iter().find(|h| verify_password(h, &password))).await
+    }
+}
+
+/// Characters of generated app passwords: lower-case letters and digits without the
+/// look-alikes 0/o, 1/l/i (31 symbols, ~4.95 bits each).
+const APP_ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
+
+/// A new random app password: four groups of five characters (~99 bits), easy to type on
+/// a phone, e.g. `k7hqm-x3vbd-9srfa-eu2wn`.
+pub fn generate_app_password() -> String {
+    use rand::Rng as _;
+    let mut rng = rand::rng();
+    let mut out = String::with_capacity(23);
+    for i in 0..20 {
+        if i > 0 && i % 5 == 0 {
+            out.push('-');
+        }
+        let n = rng.random_range(0..APP_ALPHABET.len());
+        out.push(char::from(APP_ALPHABET.get(n).copied().unwrap_or(b'a')));
+    }
+    out
 }
 
 /// Why a password could not be hashed.
@@ -130,6 +266,176 @@ mod tests {
         }
     }
 
+    /// Cheap argon2 and a 1 ms throttle, so tests do not sleep noticeably.
+    fn fast() -> AuthConfig {
+        AuthConfig {
+            argon2: cheap(),
+            throttle: crate::config::ThrottleConfig {
+                base_delay_ms: 1,
+                max_delay_ms: 4,
+                ban_after: 5,
+                ban_secs: 600,
+            },
+            ..AuthConfig::default()
+        }
+    }
+
+    fn ip(s: &str) -> Peer {
+        Peer {
+            ip: Some(s.parse().unwrap()),
+            tls: false,
+        }
+    }
+
+    #[test]
+    fn throttled_ip_is_refused_other_ip_still_logs_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), &crate::config::StoreConfig::default()).unwrap();
+        let auth = Authenticator::from_config(store.clone(), "mail.example", &fast());
+        smol::block_on(async {
+            store
+                .add_user("alice", hash_password("pw", &cheap()).unwrap())
+                .await
+                .unwrap();
+            let attacker = ip("192.0.2.66");
+            let mut refused = None;
+            for _ in 0..10 {
+                match auth.authenticate("alice", "guess", attacker).await {
+                    Err(AuthError::Failed) => {}
+                    Err(AuthError::Throttled { retry_after }) => {
+                        refused = Some(retry_after);
+                        break;
+                    }
+                    other => panic!("{other:?}"),
+                }
+            }
+            let retry = refused.expect("the attacker was never refused");
+            assert!(retry > Duration::from_secs(500), "{retry:?}");
+            // Even the right password is refused from the banned address...
+            assert!(matches!(
+                auth.authenticate("alice", "pw", attacker).await,
+                Err(AuthError::Throttled { .. })
+            ));
+            // ...but works from another one.
+            assert_eq!(
+                auth.authenticate("alice", "pw", ip("198.51.100.2"))
+                    .await
+                    .map(|u| u.name),
+                Ok("alice".into())
+            );
+        });
+        store.shutdown();
+    }
+
+    #[test]
+    fn cache_skips_argon2_and_follows_password_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), &crate::config::StoreConfig::default()).unwrap();
+        let auth = Authenticator::from_config(store.clone(), "mail.example", &fast());
+        let peer = ip("127.0.0.1");
+        smol::block_on(async {
+            store
+                .add_user("alice", hash_password("pw", &cheap()).unwrap())
+                .await
+                .unwrap();
+            assert!(auth.authenticate("alice", "pw", peer).await.is_ok());
+            assert_eq!(auth.cache().len(), 1);
+            // Served from the cache (the entry stays, no second one).
+            assert!(auth.authenticate("alice", "pw", peer).await.is_ok());
+            assert_eq!(auth.cache().len(), 1);
+            store
+                .set_password("alice", hash_password("new", &cheap()).unwrap())
+                .await
+                .unwrap();
+            assert_eq!(
+                auth.authenticate("alice", "pw", peer).await,
+                Err(AuthError::Failed)
+            );
+            assert!(auth.authenticate("alice", "new", peer).await.is_ok());
+        });
+        store.shutdown();
+    }
+
+    #[test]
+    fn app_passwords_log_in_and_are_revoked_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), &crate::config::StoreConfig::default()).unwrap();
+        let auth = Authenticator::from_config(store.clone(), "mail.example", &fast());
+        let peer = ip("127.0.0.1");
+        smol::block_on(async {
+            store
+                .add_user("alice", hash_password("pw", &cheap()).unwrap())
+                .await
+                .unwrap();
+            let phone = generate_app_password();
+            let laptop = generate_app_password();
+            assert_ne!(phone, laptop);
+            for (label, pw) in [("phone", &phone), ("laptop", &laptop)] {
+                let h = hash_password(pw, &cheap()).unwrap();
+                assert!(store.add_app_password("alice", label, h).await.unwrap());
+            }
+            for pw in ["pw", phone.as_str(), laptop.as_str()] {
+                assert!(auth.authenticate("alice", pw, peer).await.is_ok(), "{pw}");
+            }
+            assert!(store.delete_app_password("alice", "phone").await.unwrap());
+            // Revoked at once, although the login is cached.
+            assert_eq!(
+                auth.authenticate("alice", &phone, peer).await,
+                Err(AuthError::Failed)
+            );
+            assert!(auth.authenticate("alice", &laptop, peer).await.is_ok());
+            assert!(auth.authenticate("alice", "pw", peer).await.is_ok());
+        });
+        store.shutdown();
+    }
+
+    #[test]
+    fn app_password_shape() {
+        let p = generate_app_password();
+        assert_eq!(p.len(), 23, "{p}");
+        assert_eq!(p.matches('-').count(), 3);
+        assert!(check_new_password(&p).is_ok());
+    }
+
+    #[test]
+    fn plaintext_policy_table() {
+        let unix = Peer {
+            ip: None,
+            tls: false,
+        };
+        let lo = ip("127.0.0.1");
+        let lo6 = ip("::1");
+        let remote = ip("192.0.2.1");
+        let remote_tls = Peer {
+            tls: true,
+            ..remote
+        };
+        use Plaintext::*;
+        let table = [
+            (Never, unix, false),
+            (Never, lo, false),
+            (Never, remote, false),
+            (Never, remote_tls, true),
+            (Loopback, unix, true),
+            (Loopback, lo, true),
+            (Loopback, lo6, true),
+            (Loopback, remote, false),
+            (Loopback, remote_tls, true),
+            (Always, remote, true),
+            (Always, lo, true),
+        ];
+        for (policy, peer, want) in table {
+            assert_eq!(plaintext_allowed(policy, peer), want, "{policy:?} {peer:?}");
+        }
+    }
+
+    #[test]
+    fn constant_time_eq() {
+        assert!(ct_eq(b"abc", b"abc"));
+        assert!(!ct_eq(b"abc", b"abd"));
+        assert!(!ct_eq(b"abc", b"ab"));
+    }
+
     #[test]
     fn hash_then_verify() {
         let h = hash_password("correct horse", &cheap()).unwrap();
@@ -151,7 +457,7 @@ mod tests {
     fn authenticate_checks_the_password_and_hides_unknown_users() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), &crate::config::StoreConfig::default()).unwrap();
-        let auth = Authenticator::new(store.clone(), "mail.example", &cheap());
+        let auth = Authenticator::from_config(store.clone(), "mail.example", &fast());
         let peer = Peer {
             ip: None,
             tls: false,

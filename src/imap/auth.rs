@@ -5,9 +5,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
 use super::response::{Code, ImapError, Status};
-use super::session::{
-    AUTH_FAILURE_DELAY, Account, Action, MAX_AUTH_FAILURES, Outcome, Sasl, Session, State,
-};
+use super::session::{Account, Action, MAX_AUTH_FAILURES, Outcome, Sasl, Session, State};
 use crate::auth::AuthError;
 
 /// `+ ` challenges of the LOGIN mechanism: "Username:" and "Password:".
@@ -73,8 +71,8 @@ impl Session {
                 Ok(Outcome::Action(Action::Continue))
             }
             Err(AuthError::Failed) => {
+                // The authenticator already waited its throttle delay.
                 self.auth_failures = self.auth_failures.saturating_add(1);
-                smol::Timer::after(AUTH_FAILURE_DELAY).await;
                 if self.auth_failures >= MAX_AUTH_FAILURES {
                     Status::no(Some(Code::AuthenticationFailed), "Authentication failed")
                         .encode(Some(tag), out);
@@ -87,6 +85,10 @@ impl Session {
                     "Authentication failed",
                 ))
             }
+            Err(AuthError::Throttled { .. }) => Err(ImapError::no(
+                Code::Unavailable,
+                "Too many failed logins, try again later",
+            )),
             Err(AuthError::Temporary(e)) => {
                 log::error!("imap: authentication backend: {e}");
                 Err(ImapError::no(

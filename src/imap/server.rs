@@ -18,47 +18,17 @@ use super::grammar::parse_command;
 use super::response::{Code, Status};
 use super::session::{Action, Session, Shared};
 use crate::server::Context;
+use crate::server::accept::{self, AcceptOptions};
 use crate::server::conn::{Conn, ReadError};
+use crate::server::limits::LimitError;
 use crate::server::stream::{Peer, Stream};
 
 /// How often an idling client hears `* OK Still here`.
 pub const KEEPALIVE: Duration = Duration::from_secs(4 * 60);
 
-/// Accepts plain TCP connections until shutdown.
-pub async fn accept_tcp(
-    ctx: Context,
-    shared: Arc<Shared>,
-    listener: TcpListener,
-    ex: Arc<Executor<'static>>,
-) {
-    loop {
-        let accepted = smol::future::or(async { Some(listener.accept().await) }, async {
-            ctx.shutdown.wait().await;
-            None
-        })
-        .await;
-        match accepted {
-            Some(Ok((stream, addr))) => {
-                let _ = stream.set_nodelay(true);
-                let ctx = ctx.clone();
-                let shared = shared.clone();
-                ex.spawn(async move {
-                    let _guard = ctx.tracker.enter();
-                    let peer = Peer {
-                        ip: Some(addr.ip()),
-                        tls: false,
-                    };
-                    handle(&ctx, shared, Stream::Tcp(stream), peer).await;
-                })
-                .detach();
-            }
-            Some(Err(e)) => {
-                log::warn!("imap: accept: {e}");
-                Timer::after(Duration::from_millis(100)).await;
-            }
-            None => return,
-        }
-    }
+/// Over a connection limit: `* BYE` and close (RFC 9051 §7.1.5).
+fn refusal(_ctx: &Context, why: LimitError) -> Vec<u8> {
+    format!("* BYE [UNAVAILABLE] {why}, try again later\r\n").into_bytes()
 }
 
 fn limits(ctx: &Context) -> FrameLimits {
@@ -88,13 +58,15 @@ enum End {
     Bye(&'static str),
     /// The peer is gone: close without writing.
     Gone,
+    /// TLS started: frame afresh (nothing buffered survives).
+    Restart,
 }
 
 fn read_end(e: ReadError) -> End {
     match e {
         ReadError::Timeout => End::Bye("Autologout; idle for too long"),
         ReadError::Shutdown => End::Bye("Server shutting down"),
-        ReadError::Eof | ReadError::Io(_) => End::Gone,
+        _ => End::Gone,
     }
 }
 
@@ -107,9 +79,14 @@ pub async fn handle(ctx: &Context, shared: Arc<Shared>, stream: Stream, peer: Pe
         ctx.shutdown.clone(),
     );
     session.greeting(conn.out());
-    let end = run(ctx, &mut session, &mut conn).await;
+    let end = loop {
+        match run(ctx, &mut session, &mut conn).await {
+            End::Restart => continue,
+            end => break end,
+        }
+    };
     match end {
-        End::Close => {}
+        End::Close | End::Restart => {}
         End::Bye(text) => {
             conn.queue(format!("* BYE {text}\r\n").as_bytes());
         }
@@ -189,6 +166,16 @@ async fn follow(
             Action::Continue => return Ok(()),
             Action::Close => return Err(End::Close),
             Action::Idle(tag) => return idle(ctx, session, conn, &tag).await,
+            Action::StartTls => {
+                // Conn::start_tls flushes the OK, then drops every byte read but not
+                // consumed: plaintext pipelined after STARTTLS is never executed.
+                if let Err(e) = conn.start_tls(&ctx.tls.acceptor()).await {
+                    log::info!("imap: STARTTLS: {e}");
+                    return Err(End::Gone);
+                }
+                session.tls_started();
+                return Err(End::Restart);
+            }
             Action::Sasl(challenge) => {
                 conn.queue(format!("+ {challenge}\r\n").as_bytes());
                 let line = read_line(ctx, conn).await?;
@@ -299,26 +286,46 @@ async fn idle(
     result
 }
 
-/// Binds the configured plain listeners and prints `listening imap ADDR` for each.
+/// Binds the configured listeners: plain (`listening imap ADDR`, STARTTLS) and implicit
+/// TLS (`listening imaps ADDR`).
 pub async fn start(
     ctx: &Context,
     ex: &Arc<Executor<'static>>,
 ) -> Result<(), crate::server::ServeError> {
     let shared = Arc::new(Shared::new());
-    for addr in &ctx.config.imap.listen {
+    let all = ctx
+        .config
+        .imap
+        .listen
+        .iter()
+        .map(|a| (a, false))
+        .chain(ctx.config.imap.tls_listen.iter().map(|a| (a, true)));
+    for (addr, implicit_tls) in all {
+        let proto = if implicit_tls { "imaps" } else { "imap" };
         let l = TcpListener::bind(addr)
             .await
-            .map_err(|e| crate::server::ServeError::Bind(format!("imap {addr}"), e))?;
+            .map_err(|e| crate::server::ServeError::Bind(format!("{proto} {addr}"), e))?;
         let local = l
             .local_addr()
-            .map_err(|e| crate::server::ServeError::Bind("imap".into(), e))?;
-        println!("listening imap {local}");
-        ex.spawn(accept_tcp(ctx.clone(), shared.clone(), l, ex.clone()))
-            .detach();
-    }
-    // HOOK(tls): `imap.tls_listen` (implicit TLS) listeners start here with the TLS branch.
-    if !ctx.config.imap.tls_listen.is_empty() {
-        log::warn!("imap: tls_listen is configured, but this build has no TLS yet");
+            .map_err(|e| crate::server::ServeError::Bind(proto.into(), e))?;
+        println!("listening {proto} {local}");
+        let opts = AcceptOptions {
+            proto,
+            implicit_tls,
+            refusal,
+        };
+        let shared = shared.clone();
+        ex.spawn(accept::accept_tcp(
+            ctx.clone(),
+            l,
+            ex.clone(),
+            opts,
+            move |ctx, stream, peer| {
+                let shared = shared.clone();
+                async move { handle(&ctx, shared, stream, peer).await }
+            },
+        ))
+        .detach();
     }
     Ok(())
 }

@@ -11,14 +11,12 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use smol::channel::Receiver;
 
 use super::grammar::{Command, CommandBody, MessageCommand};
 use super::response::{Code, ImapError, Status};
 use super::view::{SyncOptions, View};
-use crate::config::Plaintext;
 use crate::server::Context;
 use crate::server::stream::Peer;
 use crate::store::{Change, ChangeKind, MessageInfo};
@@ -126,6 +124,9 @@ pub enum Action {
     Idle(String),
     /// Send `+ <challenge>` and pass the client's next line to [`Session::sasl_line`].
     Sasl(String),
+    /// The tagged OK is queued: flush it, discard buffered input, run the TLS handshake
+    /// (RFC 9051 §6.2.1; RFC 2595 §3.1).
+    StartTls,
 }
 
 /// Whether a message command is among those during which EXPUNGE must not be sent
@@ -156,8 +157,6 @@ pub struct Session {
 
 /// Failed logins before `* BYE` (RFC 9051 §11; PROTOCOL.md item 28).
 pub const MAX_AUTH_FAILURES: u32 = 3;
-/// Pause after a failed login, against password guessing.
-pub const AUTH_FAILURE_DELAY: Duration = Duration::from_millis(500);
 
 impl Session {
     pub fn new(ctx: Context, shared: Arc<Shared>, peer: Peer) -> Session {
@@ -202,15 +201,14 @@ impl Session {
     }
 
     /// Whether passwords may be sent on this connection (PROTOCOL.md item 25).
-    // HOOK(tls): the TLS branch replaces this with `auth::plaintext_allowed`, and adds
-    // STARTTLS to the capabilities below.
     pub fn plaintext_allowed(&self) -> bool {
-        self.peer.tls
-            || match self.ctx.config.auth.plaintext {
-                Plaintext::Never => false,
-                Plaintext::Loopback => self.peer.is_local(),
-                Plaintext::Always => true,
-            }
+        crate::auth::plaintext_allowed(self.ctx.config.auth.plaintext, self.peer)
+    }
+
+    /// After a successful STARTTLS: the connection is encrypted; the state stays Not
+    /// Authenticated (RFC 9051 §6.2.1).
+    pub fn tls_started(&mut self) {
+        self.peer.tls = true;
     }
 
     /// The largest APPEND we accept (RFC 7889).
@@ -237,6 +235,10 @@ impl Session {
         .map(|s| s.to_string())
         .collect();
         if matches!(self.state, State::NotAuthenticated) {
+            // RFC 9051 §6.2.1: not advertised once TLS is on.
+            if !self.peer.tls && self.peer.ip.is_some() {
+                c.push("STARTTLS".into());
+            }
             if self.plaintext_allowed() {
                 c.push("AUTH=PLAIN".into());
                 c.push("AUTH=LOGIN".into());
@@ -349,9 +351,16 @@ impl Session {
                 );
                 Ok(Outcome::ok("ID completed"))
             }
-            C::StartTls => Err(ImapError::Bad(
-                "STARTTLS is not available in this build".into(),
-            )),
+            C::StartTls => {
+                if self.peer.tls {
+                    return Err(ImapError::Bad("TLS is already active".into()));
+                }
+                if self.peer.ip.is_none() {
+                    return Err(ImapError::no(Code::Cannot, "No TLS on a local socket"));
+                }
+                Status::ok("Begin TLS negotiation now").encode(Some(tag), out);
+                Ok(Outcome::Action(Action::StartTls))
+            }
             C::Enable(caps) => Ok(self.enable(caps, out)),
             C::Login { user, password } => self.login(tag, user, password, out).await,
             C::Authenticate { mechanism, initial } => {

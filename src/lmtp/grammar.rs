@@ -47,6 +47,8 @@ pub enum Command {
     Noop,
     /// `QUIT` (RFC 5321 §4.1.1.10).
     Quit,
+    /// `STARTTLS` (RFC 3207 §4); no parameters.
+    StartTls,
     /// `VRFY string` (RFC 5321 §4.1.1.6); answered 252 without looking anything up.
     Vrfy,
     /// `HELP [string]` (RFC 5321 §4.1.1.8).
@@ -217,6 +219,10 @@ pub fn parse_command(line: &[u8]) -> Result<Command, SyntaxError> {
         .unwrap_or(line.len());
     let (verb, rest) = line.split_at(verb_len);
     let args = trim_start(rest);
+    // The one verb longer than four letters (RFC 3207 §4).
+    if verb.eq_ignore_ascii_case(b"STARTTLS") {
+        return no_args(args, Command::StartTls);
+    }
     let mut verb: [u8; 4] = verb.try_into().map_err(|_| SyntaxError::UnknownCommand)?;
     verb.make_ascii_uppercase();
     match &verb {
@@ -562,6 +568,7 @@ mod tests {
             ("NOOP", Command::Noop),
             ("NOOP anything at all", Command::Noop),
             ("QUIT", Command::Quit),
+            ("starttls", Command::StartTls),
             ("VRFY bob", Command::Vrfy),
             ("HELP", Command::Help),
             ("HELP DATA", Command::Help),
@@ -681,7 +688,7 @@ mod tests {
             (b"   ", 500),
             (b"FOO", 500),
             (b"MAILX FROM:<>", 500),
-            (b"STARTTLS", 500),
+            (b"STARTTLS now", 501),
             (b"BDAT 10 LAST", 500),
             (b"AUTH PLAIN", 500),
             (b"LHLO", 501),

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use smol::io::{AsyncRead, AsyncWrite};
+use smol::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use smol::net::TcpListener;
 use smol::net::unix::UnixListener;
 use smol::{Executor, Timer};
@@ -17,35 +17,23 @@ use super::{
     Session, Step, parse_command, split_line,
 };
 use crate::delivery::{Incoming, Outcome, Target, Trace};
-use crate::server::Context;
 use crate::server::conn::{Conn, ReadError};
+use crate::server::limits::LimitError;
+use crate::server::stream::{Peer, Stream};
+use crate::server::{Context, accept};
 use crate::store::{StoreError, SystemFlags};
 
-/// Accepts TCP connections until shutdown.
+/// Accepts TCP connections until shutdown (limits and tasks: [`accept::accept_tcp`]).
 pub async fn accept_tcp(ctx: Context, listener: TcpListener, ex: Arc<Executor<'static>>) {
-    loop {
-        let accepted = smol::future::or(async { Some(listener.accept().await) }, async {
-            ctx.shutdown.wait().await;
-            None
-        })
-        .await;
-        match accepted {
-            Some(Ok((stream, peer))) => {
-                let _ = stream.set_nodelay(true);
-                let ctx = ctx.clone();
-                ex.spawn(async move {
-                    let _guard = ctx.tracker.enter();
-                    handle(&ctx, stream, Some(peer.ip().to_string())).await;
-                })
-                .detach();
-            }
-            Some(Err(e)) => {
-                log::warn!("lmtp: accept: {e}");
-                Timer::after(Duration::from_millis(100)).await;
-            }
-            None => return,
-        }
-    }
+    let opts = accept::AcceptOptions {
+        proto: "lmtp",
+        implicit_tls: false,
+        refusal: refusal_bytes,
+    };
+    accept::accept_tcp(ctx, listener, ex, opts, |ctx, stream, peer| async move {
+        handle(&ctx, stream, peer).await;
+    })
+    .await;
 }
 
 /// Accepts Unix-socket connections until shutdown.
@@ -61,7 +49,14 @@ pub async fn accept_unix(ctx: Context, listener: UnixListener, ex: Arc<Executor<
                 let ctx = ctx.clone();
                 ex.spawn(async move {
                     let _guard = ctx.tracker.enter();
-                    handle(&ctx, stream, None).await;
+                    let peer = Peer {
+                        ip: None,
+                        tls: false,
+                    };
+                    match ctx.limits.try_connect(None) {
+                        Ok(_slot) => handle(&ctx, Stream::Unix(stream), peer).await,
+                        Err(e) => refuse(&ctx, stream, e).await,
+                    }
                 })
                 .detach();
             }
@@ -72,6 +67,36 @@ pub async fn accept_unix(ctx: Context, listener: UnixListener, ex: Arc<Executor<
             None => return,
         }
     }
+}
+
+/// Over a connection limit: `421 4.7.0` (RFC 5321 §3.8, RFC 3463 §3.8), then close.
+fn refusal_bytes(ctx: &Context, why: LimitError) -> Vec<u8> {
+    let mut out = Vec::new();
+    Reply::plain(
+        421,
+        vec![format!(
+            "4.7.0 {} {why}, try again later",
+            ctx.config.hostname
+        )],
+    )
+    .encode(&mut out);
+    out
+}
+
+/// Over a connection limit on the Unix socket.
+async fn refuse<S: AsyncWrite + Unpin>(ctx: &Context, mut stream: S, why: LimitError) {
+    log::info!("lmtp: connection refused: {why}");
+    let out = refusal_bytes(ctx, why);
+    let _ = smol::future::or(
+        async {
+            let _ = stream.write_all(&out).await;
+            let _ = stream.flush().await;
+        },
+        async {
+            Timer::after(Duration::from_secs(5)).await;
+        },
+    )
+    .await;
 }
 
 /// The user a recipient address names: the local part, without a `+detail` (RFC 5233).
@@ -124,14 +149,12 @@ fn queue(conn: &mut Conn<impl AsyncRead + AsyncWrite + Unpin>, reply: &Reply) {
 }
 
 /// Serves one LMTP connection to the end.
-pub async fn handle<S: AsyncRead + AsyncWrite + Unpin>(
-    ctx: &Context,
-    stream: S,
-    peer: Option<String>,
-) {
+pub async fn handle(ctx: &Context, stream: Stream, mut peer: Peer) {
     let cfg = &ctx.config.lmtp;
     let max_size = ctx.pipeline.max_size();
-    let mut session = Session::new(&ctx.config.hostname, max_size, cfg.max_recipients);
+    let offer_tls = cfg.starttls && matches!(stream, Stream::Tcp(_));
+    let mut session =
+        Session::new(&ctx.config.hostname, max_size, cfg.max_recipients).with_starttls(offer_tls);
     let mut conn = Conn::new(
         stream,
         Duration::from_secs(cfg.timeout_secs),
@@ -217,7 +240,7 @@ pub async fn handle<S: AsyncRead + AsyncWrite + Unpin>(
                 let outcomes = if txn.too_big {
                     vec![RcptOutcome::TooBig; txn.recipients.len()]
                 } else {
-                    deliver(ctx, &txn, raw, peer.clone()).await
+                    deliver(ctx, &txn, raw, peer).await
                 };
                 for r in session.delivery_replies(&outcomes) {
                     queue(&mut conn, &r);
@@ -227,6 +250,21 @@ pub async fn handle<S: AsyncRead + AsyncWrite + Unpin>(
                 queue(&mut conn, &r);
                 let _ = conn.flush().await;
                 return;
+            }
+            // RFC 3207 §4.2: the 220 in plaintext, then everything already buffered is
+            // dropped (start_tls does it) and the session starts over.
+            Step::StartTls(r) => {
+                queue(&mut conn, &r);
+                match conn.start_tls(&ctx.tls.acceptor()).await {
+                    Ok(()) => {
+                        session.tls_started();
+                        peer.tls = true;
+                    }
+                    Err(e) => {
+                        log::info!("lmtp: STARTTLS from {:?}: {e}", peer.ip);
+                        return;
+                    }
+                }
             }
         }
     }
@@ -251,7 +289,7 @@ async fn deliver(
     ctx: &Context,
     txn: &super::Transaction,
     raw: Vec<u8>,
-    peer: Option<String>,
+    peer: Peer,
 ) -> Vec<RcptOutcome> {
     let mut outcomes: Vec<Option<RcptOutcome>> = vec![None; txn.recipients.len()];
     let mut targets = Vec::new();
@@ -291,9 +329,10 @@ async fn deliver(
         raw,
         mail_from,
         trace: Some(Trace {
-            protocol: "LMTP",
+            // RFC 3848: "LMTPS" when the transfer was protected by STARTTLS.
+            protocol: if peer.tls { "LMTPS" } else { "LMTP" },
             helo: Some(txn.client.clone()),
-            peer,
+            peer: peer.ip.map(|ip| ip.to_string()),
         }),
         internal_date: None,
     };

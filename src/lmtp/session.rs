@@ -13,7 +13,9 @@
 //! - [`Step::StartData`]: write the 354, run a [`super::DataDecoder`] over the following
 //!   input, then `data_done`, deliver each recipient's copy durably, and write
 //!   `delivery_replies` (RFC 2033 §4.2: a 250 only after the copy is stored);
-//! - [`Step::Close`]: write it and close.
+//! - [`Step::Close`]: write it and close;
+//! - [`Step::StartTls`]: write the 220, discard buffered input, handshake, then
+//!   [`Session::tls_started`] (RFC 3207 §4.2).
 
 use super::grammar::{Command, MailParams, Mailbox, ReversePath, SyntaxError};
 use super::reply::Reply;
@@ -30,6 +32,9 @@ pub enum Step {
     StartData(Reply),
     /// Send this reply (`221`) and close the connection (RFC 5321 §4.1.1.10).
     Close(Reply),
+    /// Send this `220`, discard any buffered input, run the TLS handshake, then call
+    /// [`Session::tls_started`] (RFC 3207 §4, §4.2). If the handshake fails, close.
+    StartTls(Reply),
 }
 
 /// The driver's verdict on one RCPT (RFC 5321 §4.1.1.3, RFC 3463).
@@ -122,6 +127,9 @@ pub struct Session {
     max_recipients: usize,
     client: String,
     state: State,
+    /// STARTTLS is configured and possible on this connection (TCP, not yet TLS).
+    starttls: bool,
+    tls: bool,
 }
 
 fn bad_sequence(text: &str) -> Reply {
@@ -150,6 +158,45 @@ impl Session {
             max_recipients,
             client: String::new(),
             state: State::Greeting,
+            starttls: false,
+            tls: false,
+        }
+    }
+
+    /// Offers STARTTLS (RFC 3207) until TLS is active.
+    pub fn with_starttls(mut self, offer: bool) -> Self {
+        self.starttls = offer;
+        self
+    }
+
+    /// After a successful handshake: the session starts over, as if just greeted, and a
+    /// new LHLO is required (RFC 3207 §4.2: discard all knowledge from the client).
+    /// STARTTLS is no longer offered.
+    pub fn tls_started(&mut self) {
+        self.tls = true;
+        self.client.clear();
+        self.state = State::Greeting;
+    }
+
+    /// Whether the session runs over TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls
+    }
+
+    /// STARTTLS (RFC 3207 §4): `220 2.0.0` then the handshake. Refused when not offered
+    /// (`502`), when TLS is already active (`503`), before LHLO or inside a transaction
+    /// (`503`, as Postfix does).
+    fn starttls(&mut self) -> Step {
+        if self.tls {
+            return Step::Reply(bad_sequence("TLS already active"));
+        }
+        if !self.starttls {
+            return Step::Reply(Reply::new(502, (5, 5, 1), "STARTTLS not available"));
+        }
+        match self.state {
+            State::Greeting => Step::Reply(bad_sequence("send LHLO first")),
+            State::Ready => Step::StartTls(Reply::new(220, (2, 0, 0), "Ready to start TLS")),
+            _ => Step::Reply(bad_sequence("finish or RSET the transaction first")),
         }
     }
 
@@ -196,6 +243,7 @@ impl Session {
                 "commands: LHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP (RFC 2033)",
             )),
             // RFC 5321 §4.1.1.10.
+            Command::StartTls => self.starttls(),
             Command::Quit => Step::Close(Reply::new(
                 221,
                 (2, 0, 0),
@@ -213,20 +261,23 @@ impl Session {
 
     /// LHLO (RFC 2033 §4.1): like EHLO, it may be repeated and resets the transaction
     /// (RFC 5321 §4.1.4). Advertises PIPELINING (RFC 2920), ENHANCEDSTATUSCODES
-    /// (RFC 2034), 8BITMIME (RFC 6152) and SIZE (RFC 1870).
+    /// (RFC 2034), 8BITMIME (RFC 6152), SIZE (RFC 1870) and, when offered, STARTTLS
+    /// (RFC 3207).
     fn lhlo(&mut self, domain: String) -> Reply {
         self.client = domain;
         self.state = State::Ready;
-        Reply::plain(
-            250,
-            vec![
-                self.hostname.clone(),
-                "PIPELINING".into(),
-                "ENHANCEDSTATUSCODES".into(),
-                "8BITMIME".into(),
-                format!("SIZE {}", self.max_size),
-            ],
-        )
+        let mut lines = vec![
+            self.hostname.clone(),
+            "PIPELINING".into(),
+            "ENHANCEDSTATUSCODES".into(),
+            "8BITMIME".into(),
+            format!("SIZE {}", self.max_size),
+        ];
+        // RFC 3207 §4.2: not advertised once TLS is active.
+        if self.starttls && !self.tls {
+            lines.push("STARTTLS".into());
+        }
+        Reply::plain(250, lines)
     }
 
     /// MAIL (RFC 5321 §4.1.1.2, §4.1.4; SIZE per RFC 1870 §6.1).
@@ -506,7 +557,7 @@ mod tests {
                                 self.codes.push(r.code);
                                 self.decoder = Some(DataDecoder::new(self.max_size));
                             }
-                            Step::Close(r) => {
+                            Step::Close(r) | Step::StartTls(r) => {
                                 self.codes.push(r.code);
                                 self.closed = true;
                             }
@@ -737,7 +788,9 @@ mod tests {
     fn session_error_replies_wire_form() {
         let mut s = Session::new("mx.test", 1000, 1);
         let reply = |s: &mut Session, line: &[u8]| match s.handle(parse_command(line)) {
-            Step::Reply(r) | Step::StartData(r) | Step::Close(r) => r.to_bytes(),
+            Step::Reply(r) | Step::StartData(r) | Step::Close(r) | Step::StartTls(r) => {
+                r.to_bytes()
+            }
             Step::CheckRecipient(m) => s.recipient_result(m, RecipientCheck::Ok).to_bytes(),
         };
         assert_eq!(
@@ -841,5 +894,46 @@ mod tests {
             other => panic!("{other:?}"),
         };
         assert_eq!(s.recipient_result(m, RecipientCheck::Ok).code, 503);
+    }
+
+    fn cmd(s: &mut Session, line: &str) -> Step {
+        s.handle(parse_command(line.as_bytes()))
+    }
+
+    fn lhlo_lines(s: &mut Session) -> Vec<String> {
+        match cmd(s, "LHLO mta.example") {
+            Step::Reply(r) => r.lines,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn starttls_offered_then_session_resets() {
+        let mut s = Session::new("h", 1000, 10).with_starttls(true);
+        assert!(matches!(cmd(&mut s, "STARTTLS"), Step::Reply(r) if r.code == 503));
+        assert!(lhlo_lines(&mut s).contains(&"STARTTLS".to_string()));
+        match cmd(&mut s, "STARTTLS") {
+            Step::StartTls(r) => assert_eq!(r.to_bytes(), b"220 2.0.0 Ready to start TLS\r\n"),
+            other => panic!("{other:?}"),
+        }
+        s.tls_started();
+        assert!(s.is_tls());
+        // RFC 3207 §4.2: the LHLO is forgotten.
+        assert!(matches!(cmd(&mut s, "MAIL FROM:<a@b>"), Step::Reply(r) if r.code == 503));
+        assert!(!lhlo_lines(&mut s).contains(&"STARTTLS".to_string()));
+        assert!(matches!(cmd(&mut s, "STARTTLS"), Step::Reply(r) if r.code == 503));
+        assert!(matches!(cmd(&mut s, "MAIL FROM:<a@b>"), Step::Reply(r) if r.code == 250));
+    }
+
+    #[test]
+    fn starttls_not_offered_or_mid_transaction() {
+        let mut s = Session::new("h", 1000, 10);
+        assert!(!lhlo_lines(&mut s).contains(&"STARTTLS".to_string()));
+        assert!(matches!(cmd(&mut s, "STARTTLS"), Step::Reply(r) if r.code == 502));
+        let mut s = Session::new("h", 1000, 10).with_starttls(true);
+        lhlo_lines(&mut s);
+        assert!(matches!(cmd(&mut s, "MAIL FROM:<a@b>"), Step::Reply(r) if r.code == 250));
+        assert!(matches!(cmd(&mut s, "STARTTLS"), Step::Reply(r) if r.code == 503));
+        assert!(matches!(cmd(&mut s, "STARTTLS now"), Step::Reply(r) if r.code == 501));
     }
 }

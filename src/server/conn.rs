@@ -6,6 +6,7 @@ use std::time::Duration;
 use smol::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::Shutdown;
+use super::stream::Stream;
 
 /// Why reading stopped.
 #[derive(Debug)]
@@ -162,4 +163,101 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         }
         self.stream.flush().await
     }
+}
+
+/// Why a TLS upgrade or an implicit-TLS accept failed. The connection is unusable after.
+#[derive(Debug)]
+pub enum TlsStartError {
+    /// The stream is not TCP (a Unix socket), or already TLS.
+    NotTcp,
+    /// The handshake failed (bad record, protocol mismatch, peer hung up).
+    Handshake(std::io::Error),
+    /// The handshake did not finish within the timeout.
+    Timeout,
+    /// The server is shutting down.
+    Shutdown,
+}
+
+impl std::fmt::Display for TlsStartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TlsStartError::NotTcp => write!(f, "TLS needs a plain TCP connection"),
+            TlsStartError::Handshake(e) => write!(f, "TLS handshake failed: {e}"),
+            TlsStartError::Timeout => write!(f, "TLS handshake timed out"),
+            TlsStartError::Shutdown => write!(f, "shutting down"),
+        }
+    }
+}
+
+/// Runs a server handshake on `tcp`, bounded by `timeout` and shutdown.
+pub(crate) async fn handshake(
+    acceptor: &futures_rustls::TlsAcceptor,
+    tcp: smol::net::TcpStream,
+    timeout: Duration,
+    shutdown: &Shutdown,
+) -> Result<Stream, TlsStartError> {
+    let r = smol::future::or(
+        async { Some(acceptor.accept(tcp).await.map_err(TlsStartError::Handshake)) },
+        smol::future::or(
+            async {
+                smol::Timer::after(timeout).await;
+                Some(Err(TlsStartError::Timeout))
+            },
+            async {
+                shutdown.wait().await;
+                None
+            },
+        ),
+    )
+    .await;
+    match r {
+        Some(Ok(tls)) => Ok(Stream::Tls(Box::new(tls))),
+        Some(Err(e)) => Err(e),
+        None => Err(TlsStartError::Shutdown),
+    }
+}
+
+impl Conn<Stream> {
+    /// Whether the connection is encrypted.
+    pub fn is_tls(&self) -> bool {
+        self.stream.is_tls()
+    }
+
+    /// STARTTLS/STLS: sends what is queued (the "go ahead" reply) in plaintext, DISCARDS
+    /// every byte read but not consumed, then runs the TLS handshake on the same socket.
+    ///
+    /// Discarding is what RFC 3207 §4.2 and RFC 2595 §3.1 require: anything a client (or
+    /// a man in the middle) pipelined after the STARTTLS command arrived in plaintext and
+    /// must not be executed as if it came over TLS. The caller must also forget its
+    /// pre-TLS session state (LHLO/EHLO, USER, capabilities).
+    ///
+    /// On error the connection is unusable and should be dropped.
+    pub async fn start_tls(
+        &mut self,
+        acceptor: &futures_rustls::TlsAcceptor,
+    ) -> Result<(), TlsStartError> {
+        if !matches!(self.stream, Stream::Tcp(_)) {
+            return Err(TlsStartError::NotTcp);
+        }
+        self.flush().await.map_err(TlsStartError::Handshake)?;
+        self.buf.clear();
+        self.start = 0;
+        let Stream::Tcp(tcp) = std::mem::replace(&mut self.stream, Stream::Detached) else {
+            return Err(TlsStartError::NotTcp);
+        };
+        self.stream = handshake(acceptor, tcp, self.timeout, &self.shutdown).await?;
+        Ok(())
+    }
+}
+
+/// Implicit TLS (993/995 style): the handshake right after accept, bounded by `timeout`.
+/// Returns the connection ready for the greeting.
+pub async fn accept_tls(
+    acceptor: &futures_rustls::TlsAcceptor,
+    tcp: smol::net::TcpStream,
+    timeout: Duration,
+    shutdown: Shutdown,
+) -> Result<Conn<Stream>, TlsStartError> {
+    let stream = handshake(acceptor, tcp, timeout, &shutdown).await?;
+    Ok(Conn::new(stream, timeout, shutdown))
 }

@@ -1,7 +1,9 @@
 //! `nestbox serve`: listeners, the connection driver's building blocks, signals, and
 //! graceful shutdown.
 
+pub mod accept;
 pub mod conn;
+pub mod limits;
 pub mod stream;
 
 use std::net::SocketAddr;
@@ -29,6 +31,7 @@ pub enum ServeError {
     Store(StoreError),
     Bind(String, std::io::Error),
     Signals(std::io::Error),
+    Tls(crate::tls::TlsError),
 }
 
 impl std::fmt::Display for ServeError {
@@ -41,6 +44,7 @@ impl std::fmt::Display for ServeError {
             ServeError::Store(e) => write!(f, "cannot open the store: {e}"),
             ServeError::Bind(what, e) => write!(f, "cannot listen on {what}: {e}"),
             ServeError::Signals(e) => write!(f, "cannot install signal handlers: {e}"),
+            ServeError::Tls(e) => write!(f, "tls: {e}"),
         }
     }
 }
@@ -99,6 +103,10 @@ pub struct Context {
     pub auth: crate::auth::Authenticator,
     pub shutdown: Shutdown,
     pub tracker: Tracker,
+    /// The certificate and rustls configuration; `acceptor()` for each handshake.
+    pub tls: crate::tls::TlsManager,
+    /// Connection counters (total, per IP, per user).
+    pub limits: limits::ConnLimits,
 }
 
 fn bind_unix(path: &Path) -> Result<UnixListener, ServeError> {
@@ -134,10 +142,25 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
         config.limits.max_message_size,
         Arc::new(NoHooks),
     );
+    let tls = match crate::tls::TlsManager::load(&config) {
+        Ok(t) => t,
+        Err(e) => {
+            store.shutdown();
+            return Err(ServeError::Tls(e));
+        }
+    };
+    println!("tls fingerprint {}", tls.fingerprint());
+    log::info!("tls: certificate fingerprint {}", tls.fingerprint());
     let (stop_tx, shutdown) = Shutdown::new();
     let ctx = Context {
+        tls: tls.clone(),
+        limits: limits::ConnLimits::new(&config.connections),
         config: config.clone(),
-        auth: crate::auth::Authenticator::new(store.clone(), &config.hostname, &config.auth.argon2),
+        auth: crate::auth::Authenticator::from_config(
+            store.clone(),
+            &config.hostname,
+            &config.auth,
+        ),
         pipeline,
         shutdown: shutdown.clone(),
         tracker: Tracker::default(),
@@ -175,7 +198,14 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
             let mut signals = signals;
             for sig in signals.forever() {
                 if sig == signal_hook::consts::SIGHUP {
-                    log::info!("SIGHUP: nothing to reload in this build");
+                    // New handshakes use the new certificate; open connections keep
+                    // theirs. A bad file keeps the old certificate.
+                    match tls.reload() {
+                        Ok(fp) => log::info!("SIGHUP: tls certificate reloaded, fingerprint {fp}"),
+                        Err(e) => log::error!(
+                            "SIGHUP: tls reload failed, keeping the old certificate: {e}"
+                        ),
+                    }
                     continue;
                 }
                 log::info!("signal {sig}: shutting down");

@@ -1,5 +1,6 @@
-//! The byte stream under every protocol session: TCP or a Unix socket, and (with the TLS
-//! work) TLS over TCP, upgraded in place by STARTTLS/STLS.
+//! The byte stream under every protocol session: TCP, a Unix socket, or TLS over TCP
+//! (implicit TLS, or upgraded in place by STARTTLS/STLS with
+//! [`super::conn::Conn::start_tls`]).
 
 use std::io;
 use std::net::IpAddr;
@@ -28,6 +29,23 @@ impl Peer {
 pub enum Stream {
     Tcp(TcpStream),
     Unix(UnixStream),
+    /// TLS over TCP: implicit TLS, or a connection upgraded by STARTTLS/STLS.
+    Tls(Box<futures_rustls::server::TlsStream<TcpStream>>),
+    /// Only while [`super::conn::Conn::start_tls`] swaps the stream; any I/O fails.
+    Detached,
+}
+
+fn detached() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotConnected,
+        "stream detached for a TLS upgrade",
+    )
+}
+
+impl Stream {
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Stream::Tls(_))
+    }
 }
 
 impl AsyncRead for Stream {
@@ -39,6 +57,8 @@ impl AsyncRead for Stream {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Unix(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Stream::Detached => Poll::Ready(Err(detached())),
         }
     }
 }
@@ -52,6 +72,8 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Unix(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Stream::Detached => Poll::Ready(Err(detached())),
         }
     }
 
@@ -59,6 +81,8 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
             Stream::Unix(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Stream::Detached => Poll::Ready(Err(detached())),
         }
     }
 
@@ -66,6 +90,8 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_close(cx),
             Stream::Unix(s) => Pin::new(s).poll_close(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_close(cx),
+            Stream::Detached => Poll::Ready(Err(detached())),
         }
     }
 }

@@ -9,6 +9,7 @@
 //! - Expensive per-message work (normalising, parsing, hashing, compressing) happens in the
 //!   caller before the job is queued, so the writer thread only touches B-trees.
 
+mod app_passwords;
 pub mod blob;
 pub mod feed;
 mod mailboxes;
@@ -24,6 +25,7 @@ use std::sync::{Arc, RwLock};
 use redb::{Database, ReadTransaction, ReadableDatabase, WriteTransaction};
 
 use crate::config::StoreConfig;
+pub use app_passwords::{AppPasswordInfo, MAX_APP_PASSWORDS, check_label};
 pub use blob::{Codec, PreparedBlob};
 pub use feed::{Change, ChangeFeed, ChangeKind};
 pub use mailboxes::MailboxInfo;

@@ -41,10 +41,13 @@ pub const CONFIG: &str = r#"(
 pub const IMAP_CONFIG: &str = r#"(
     hostname: "test.example",
     data_dir: "data",
-    imap: (listen: ["127.0.0.1:0"], tls_listen: []),
+    imap: (listen: ["127.0.0.1:0"], tls_listen: ["127.0.0.1:0"]),
     pop3: (listen: [], tls_listen: []),
     lmtp: (listen: ["127.0.0.1:0"], unix_socket: Some("lmtp.sock")),
-    auth: (argon2: (memory_kib: 64, iterations: 1, parallelism: 1)),
+    auth: (
+        argon2: (memory_kib: 64, iterations: 1, parallelism: 1),
+        throttle: (base_delay_ms: 10, max_delay_ms: 40),
+    ),
     limits: (max_message_size: 100000),
 )
 "#;
@@ -207,8 +210,12 @@ pub struct Server {
     pub lmtp_unix: PathBuf,
     /// The first plain IMAP listener, when the config has one.
     pub imap: Option<SocketAddr>,
+    /// The first implicit-TLS IMAP listener, when the config has one.
+    pub imaps: Option<SocketAddr>,
     /// Where the server's stderr goes.
     pub log: PathBuf,
+    /// The `tls fingerprint SHA256:…` the server printed, without the prefix.
+    pub tls_fingerprint: Option<String>,
 }
 
 impl Server {
@@ -242,7 +249,8 @@ impl Server {
             }
         });
         let deadline = Instant::now() + IO_TIMEOUT;
-        let (mut lmtp, mut lmtp_unix, mut imap) = (None, None, None);
+        let (mut lmtp, mut lmtp_unix, mut imap, mut imaps, mut tls_fingerprint) =
+            (None, None, None, None, None);
         let mut seen = Vec::new();
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -254,6 +262,10 @@ impl Server {
                         lmtp_unix = Some(env.path().join(path));
                     } else if let Some(addr) = line.strip_prefix("listening imap ") {
                         imap = imap.or(Some(addr.parse().expect("imap address")));
+                    } else if let Some(addr) = line.strip_prefix("listening imaps ") {
+                        imaps = imaps.or(Some(addr.parse().expect("imaps address")));
+                    } else if let Some(fp) = line.strip_prefix("tls fingerprint ") {
+                        tls_fingerprint = Some(fp.to_string());
                     } else if line == "ready" {
                         break;
                     }
@@ -274,7 +286,9 @@ impl Server {
             lmtp: lmtp.ok_or("no `listening lmtp` line")?,
             lmtp_unix: lmtp_unix.ok_or("no `listening lmtp-unix` line")?,
             imap,
+            imaps,
             log,
+            tls_fingerprint,
         })
     }
 
@@ -363,6 +377,13 @@ impl Lmtp {
         s.set_nodelay(true).expect("nodelay");
         Lmtp {
             stream: BufReader::new(Box::new(s)),
+        }
+    }
+
+    /// A client over any stream (e.g. TLS after STARTTLS); nothing is read yet.
+    pub fn wrap(stream: impl Stream + 'static) -> Lmtp {
+        Lmtp {
+            stream: BufReader::new(Box::new(stream)),
         }
     }
 

@@ -1,0 +1,257 @@
+//! The shared TCP accept loop: connection limits, implicit TLS, the peer, and a task per
+//! connection. LMTP uses it; IMAP and POP3 (plain and 993/995-style) are meant to.
+//!
+//! For each accepted socket: take a [`super::limits::ConnSlot`] (past a limit, write the
+//! protocol's refusal in plaintext and close; on an implicit-TLS listener just close,
+//! since plaintext there is noise); for implicit TLS run the handshake within
+//! `connections.preauth_timeout_secs`; then call the handler with the stream and a
+//! [`Peer`] whose `tls` says whether it is encrypted. The slot is held until the handler
+//! returns.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use smol::io::AsyncWriteExt;
+use smol::net::{TcpListener, TcpStream};
+use smol::{Executor, Timer};
+
+use super::Context;
+use super::conn::handshake;
+use super::limits::LimitError;
+use super::stream::{Peer, Stream};
+
+/// How a listener treats new connections.
+#[derive(Clone, Copy)]
+pub struct AcceptOptions {
+    /// For logs: `lmtp`, `imap`, `imaps`, `pop3`, `pop3s`.
+    pub proto: &'static str,
+    /// TLS handshake right after accept (993/995 style).
+    pub implicit_tls: bool,
+    /// The plaintext reply sent before closing a connection over a limit (LMTP
+    /// `421 4.7.0 …`, IMAP `* BYE …`, POP3 `-ERR [SYS/TEMP] …`), CRLF included.
+    pub refusal: fn(&Context, LimitError) -> Vec<u8>,
+}
+
+/// Writes `bytes` (bounded by 5 s) and drops the socket.
+async fn refuse(mut stream: TcpStream, bytes: Vec<u8>) {
+    let _ = smol::future::or(
+        async {
+            let _ = stream.write_all(&bytes).await;
+            let _ = stream.flush().await;
+        },
+        async {
+            Timer::after(Duration::from_secs(5)).await;
+        },
+    )
+    .await;
+}
+
+/// Accepts until shutdown; each connection runs `handler(ctx, stream, peer)` on `ex`.
+pub async fn accept_tcp<H, Fut>(
+    ctx: Context,
+    listener: TcpListener,
+    ex: Arc<Executor<'static>>,
+    opts: AcceptOptions,
+    handler: H,
+) where
+    H: Fn(Context, Stream, Peer) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let handler = Arc::new(handler);
+    loop {
+        let accepted = smol::future::or(async { Some(listener.accept().await) }, async {
+            ctx.shutdown.wait().await;
+            None
+        })
+        .await;
+        match accepted {
+            Some(Ok((tcp, addr))) => {
+                let _ = tcp.set_nodelay(true);
+                let ctx = ctx.clone();
+                let handler = handler.clone();
+                ex.spawn(async move {
+                    let _guard = ctx.tracker.enter();
+                    let mut peer = Peer {
+                        ip: Some(addr.ip()),
+                        tls: false,
+                    };
+                    let _slot = match ctx.limits.try_connect(peer.ip) {
+                        Ok(slot) => slot,
+                        Err(why) => {
+                            log::info!("{}: refused {}: {why}", opts.proto, addr.ip());
+                            if !opts.implicit_tls {
+                                refuse(tcp, (opts.refusal)(&ctx, why)).await;
+                            }
+                            return;
+                        }
+                    };
+                    let stream = if opts.implicit_tls {
+                        let timeout = ctx.limits.preauth_timeout();
+                        match handshake(&ctx.tls.acceptor(), tcp, timeout, &ctx.shutdown).await {
+                            Ok(s) => {
+                                peer.tls = true;
+                                s
+                            }
+                            Err(e) => {
+                                log::info!("{}: {}: {e}", opts.proto, addr.ip());
+                                return;
+                            }
+                        }
+                    } else {
+                        Stream::Tcp(tcp)
+                    };
+                    handler(ctx.clone(), stream, peer).await;
+                })
+                .detach();
+            }
+            Some(Err(e)) => {
+                log::warn!("{}: accept: {e}", opts.proto);
+                Timer::after(Duration::from_millis(100)).await;
+            }
+            None => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::delivery::{NoHooks, Pipeline};
+    use crate::server::limits::ConnLimits;
+    use crate::server::{Shutdown, Tracker};
+    use crate::store::Store;
+    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+    use std::io::{Read, Write};
+
+    /// Trusts any certificate (the test only checks that TLS is spoken).
+    #[derive(Debug)]
+    struct AnyCert(Arc<rustls::crypto::CryptoProvider>);
+
+    impl ServerCertVerifier for AnyCert {
+        fn verify_server_cert(
+            &self,
+            _: &CertificateDer<'_>,
+            _: &[CertificateDer<'_>],
+            _: &ServerName<'_>,
+            _: &[u8],
+            _: UnixTime,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            Ok(ServerCertVerified::assertion())
+        }
+        fn verify_tls12_signature(
+            &self,
+            m: &[u8],
+            c: &CertificateDer<'_>,
+            d: &rustls::DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls12_signature(
+                m,
+                c,
+                d,
+                &self.0.signature_verification_algorithms,
+            )
+        }
+        fn verify_tls13_signature(
+            &self,
+            m: &[u8],
+            c: &CertificateDer<'_>,
+            d: &rustls::DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(
+                m,
+                c,
+                d,
+                &self.0.signature_verification_algorithms,
+            )
+        }
+        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+            self.0.signature_verification_algorithms.supported_schemes()
+        }
+    }
+
+    fn refusal(_: &Context, why: LimitError) -> Vec<u8> {
+        format!("NO {why}\r\n").into_bytes()
+    }
+
+    /// Implicit TLS: the handler sees `peer.tls` and a working TLS stream; a connection
+    /// over the per-IP limit is closed without a handshake.
+    #[test]
+    fn implicit_tls_accept_and_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config {
+            data_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        config.connections.max_per_ip = 1;
+        let store = Store::open(dir.path(), &config.store).unwrap();
+        let (stop, shutdown) = Shutdown::new();
+        let ctx = Context {
+            config: Arc::new(config.clone()),
+            pipeline: Pipeline::new(store.clone(), "localhost", 1 << 20, Arc::new(NoHooks)),
+            auth: crate::auth::Authenticator::new(store.clone(), "localhost", &config.auth.argon2),
+            shutdown,
+            tracker: Tracker::default(),
+            tls: crate::tls::TlsManager::load(&config).unwrap(),
+            limits: ConnLimits::new(&config.connections),
+        };
+        let ex: Arc<Executor<'static>> = Arc::new(Executor::new());
+        let listener = smol::block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let opts = AcceptOptions {
+            proto: "test",
+            implicit_tls: true,
+            refusal,
+        };
+        let task = ex.spawn(accept_tcp(
+            ctx.clone(),
+            listener,
+            ex.clone(),
+            opts,
+            |_ctx, mut stream, peer| async move {
+                let _ = stream
+                    .write_all(format!("tls={}\r\n", peer.tls).as_bytes())
+                    .await;
+                let _ = stream.flush().await;
+                let mut b = [0u8; 1];
+                let _ = smol::io::AsyncReadExt::read(&mut stream, &mut b).await;
+            },
+        ));
+        let runner = {
+            let ex = ex.clone();
+            std::thread::spawn(move || smol::block_on(ex.run(task)))
+        };
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let client = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyCert(provider)))
+            .with_no_client_auth();
+        let tcp = std::net::TcpStream::connect(addr).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let conn = rustls::ClientConnection::new(
+            Arc::new(client),
+            ServerName::try_from("localhost").unwrap(),
+        )
+        .unwrap();
+        let mut tls = rustls::StreamOwned::new(conn, tcp);
+        let mut line = [0u8; 10];
+        tls.read_exact(&mut line).unwrap();
+        assert_eq!(&line, b"tls=true\r\n");
+        // A second connection from the same IP is over max_per_ip: closed, no reply.
+        let mut second = std::net::TcpStream::connect(addr).unwrap();
+        second
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let mut buf = Vec::new();
+        assert_eq!(second.read_to_end(&mut buf).unwrap(), 0);
+        tls.write_all(b"x").unwrap();
+        drop(tls);
+        stop.close();
+        runner.join().unwrap();
+        store.shutdown();
+    }
+}
