@@ -190,6 +190,7 @@ impl Framer {
                     self.pos = self.pos.saturating_add(remaining as usize);
                     self.mode = Mode::Line;
                 }
+                Mode::DiscardLiteral { remaining: 0 } => self.mode = Mode::DiscardLine,
                 Mode::DiscardLiteral { remaining } => {
                     if buf.is_empty() {
                         return Framed::Incomplete;
@@ -443,6 +444,17 @@ mod tests {
         let mut input = b"t1 X ".to_vec();
         input.extend(std::iter::repeat_n(b'x', 300));
         input.extend_from_slice(b" {8+}\r\nt3 NOOP\r\nt2 NOOP\r\n");
+        assert_eq!(
+            run(L, &input),
+            ["refused Some(\"t1\") LineTooLong", "cmd t2 NOOP\r\n"]
+        );
+    }
+
+    #[test]
+    fn refused_line_ending_in_empty_nonsync_literal() {
+        let mut input = b"t1 X ".to_vec();
+        input.extend(std::iter::repeat_n(b'x', 300));
+        input.extend_from_slice(b" {0+}\r\n\r\nt2 NOOP\r\n");
         assert_eq!(
             run(L, &input),
             ["refused Some(\"t1\") LineTooLong", "cmd t2 NOOP\r\n"]
