@@ -57,6 +57,33 @@ pub struct AccessListeners {
     pub tls_listen: Vec<SocketAddr>,
 }
 
+/// The IMAP server: listeners, input limits and timeouts (RFC 9051, RFC 3501).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ImapConfig {
+    /// Plain listeners (STARTTLS upgrades them).
+    pub listen: Vec<SocketAddr>,
+    /// Implicit-TLS listeners (993 style).
+    pub tls_listen: Vec<SocketAddr>,
+    /// Longest command line in octets, not counting literals (RFC 7162 §4 asks for 8192).
+    pub max_line: usize,
+    /// Largest literal in octets; `None` = `limits.max_message_size`.
+    pub max_literal: Option<u64>,
+    /// Seconds a connection may stay idle before logging in.
+    pub login_timeout_secs: u64,
+    /// Autologout after this many idle seconds once logged in (RFC 9051 §5.4: >= 30 min).
+    pub autologout_secs: u64,
+    /// How long one IDLE command may last, in seconds (RFC 2177 §3: >= 29 min).
+    pub idle_timeout_secs: u64,
+}
+
+impl ImapConfig {
+    /// The literal limit, resolved against the message size limit.
+    pub fn literal_limit(&self, limits: &Limits) -> u64 {
+        self.max_literal.unwrap_or(limits.max_message_size)
+    }
+}
+
 /// The LMTP listener (RFC 2033): where an MTA hands mail over.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -281,7 +308,7 @@ impl Default for ConnectionsConfig {
 pub struct RawConfig {
     pub hostname: String,
     pub data_dir: PathBuf,
-    pub imap: AccessListeners,
+    pub imap: ImapConfig,
     pub pop3: Pop3Config,
     pub lmtp: LmtpConfig,
     pub tls: TlsConfig,
@@ -305,10 +332,7 @@ impl Default for RawConfig {
         RawConfig {
             hostname: "localhost".into(),
             data_dir: PathBuf::from("./data"),
-            imap: AccessListeners {
-                listen: vec![local(1143)],
-                tls_listen: vec![local(1993)],
-            },
+            imap: ImapConfig::default(),
             pop3: Pop3Config::default(),
             lmtp: LmtpConfig::default(),
             tls: TlsConfig::default(),
@@ -318,6 +342,20 @@ impl Default for RawConfig {
             plugins: Vec::new(),
             retention: RetentionConfig::default(),
             connections: ConnectionsConfig::default(),
+        }
+    }
+}
+
+impl Default for ImapConfig {
+    fn default() -> Self {
+        ImapConfig {
+            listen: vec![local(1143)],
+            tls_listen: vec![local(1993)],
+            max_line: 64 * 1024,
+            max_literal: None,
+            login_timeout_secs: 60,
+            autologout_secs: 30 * 60,
+            idle_timeout_secs: 60 * 60,
         }
     }
 }
@@ -513,6 +551,38 @@ impl RawConfig {
             if matches!(policy, DelePolicy::Move(t) if t.eq_ignore_ascii_case("INBOX")) {
                 return Err(err(key, "cannot move POP3-deleted mail into INBOX".into()));
             }
+        }
+        if self.imap.max_line < 8192 || self.imap.max_line > 16 << 20 {
+            return Err(err(
+                "imap.max_line",
+                "must be within 8192..=16777216 (RFC 7162 §4)".into(),
+            ));
+        }
+        if let Some(n) = self.imap.max_literal
+            && !(1024..=self.limits.max_message_size).contains(&n)
+        {
+            return Err(err(
+                "imap.max_literal",
+                format!("{n} is outside 1024..=limits.max_message_size"),
+            ));
+        }
+        if !(10..=self.imap.autologout_secs).contains(&self.imap.login_timeout_secs) {
+            return Err(err(
+                "imap.login_timeout_secs",
+                "must be within 10..=autologout_secs".into(),
+            ));
+        }
+        if self.imap.autologout_secs < 30 * 60 {
+            return Err(err(
+                "imap.autologout_secs",
+                "must be at least 1800 (RFC 9051 §5.4)".into(),
+            ));
+        }
+        if self.imap.idle_timeout_secs < 29 * 60 {
+            return Err(err(
+                "imap.idle_timeout_secs",
+                "must be at least 1740 (RFC 2177 §3)".into(),
+            ));
         }
         let a = &self.auth.argon2;
         if a.memory_kib < 8 * a.parallelism.max(1) || a.iterations == 0 || a.parallelism == 0 {

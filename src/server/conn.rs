@@ -61,6 +61,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     /// Reads more bytes, waiting at most the timeout. The buffer never holds more than
     /// what was unconsumed plus one chunk, so callers bound memory by consuming.
     pub async fn fill(&mut self) -> Result<usize, ReadError> {
+        match self.fill_or(std::future::pending::<()>()).await {
+            Ok(r) => r,
+            Err(()) => Err(ReadError::Timeout),
+        }
+    }
+
+    /// Changes the read timeout (IMAP: short before login, autologout after).
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
+    }
+
+    /// Like [`Conn::fill`], but also stops when `other` resolves first, returning its
+    /// value in `Err` (IDLE waits for input and the change feed at once). The buffer is
+    /// left consistent either way.
+    pub async fn fill_or<T>(
+        &mut self,
+        other: impl std::future::Future<Output = T>,
+    ) -> Result<Result<usize, ReadError>, T> {
         if self.start > 0 {
             self.buf.drain(..self.start);
             self.start = 0;
@@ -71,40 +89,57 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         let shutdown = self.shutdown.clone();
         let target = self.buf.get_mut(old..).unwrap_or(&mut []);
         let stream = &mut self.stream;
+        enum Ev<T> {
+            Read(std::io::Result<usize>),
+            Timeout,
+            Shutdown,
+            Other(T),
+        }
         let r = smol::future::or(
-            async { Some(stream.read(target).await) },
+            async { Ev::Read(stream.read(target).await) },
             smol::future::or(
                 async {
                     smol::Timer::after(timeout).await;
-                    None
+                    Ev::Timeout
                 },
-                async {
-                    shutdown.wait().await;
-                    Some(Err(std::io::Error::other("shutdown")))
-                },
+                smol::future::or(
+                    async {
+                        shutdown.wait().await;
+                        Ev::Shutdown
+                    },
+                    async { Ev::Other(other.await) },
+                ),
             ),
         )
         .await;
         match r {
-            Some(Ok(0)) => {
+            Ev::Read(Ok(0)) => {
                 self.buf.truncate(old);
-                Err(ReadError::Eof)
+                Ok(Err(ReadError::Eof))
             }
-            Some(Ok(n)) => {
+            Ev::Read(Ok(n)) => {
                 self.buf.truncate(old + n);
-                Ok(n)
+                Ok(Ok(n))
             }
-            Some(Err(e)) => {
+            Ev::Read(Err(e)) => {
                 self.buf.truncate(old);
                 if self.shutdown.is_down() {
-                    Err(ReadError::Shutdown)
+                    Ok(Err(ReadError::Shutdown))
                 } else {
-                    Err(ReadError::Io(e))
+                    Ok(Err(ReadError::Io(e)))
                 }
             }
-            None => {
+            Ev::Timeout => {
                 self.buf.truncate(old);
-                Err(ReadError::Timeout)
+                Ok(Err(ReadError::Timeout))
+            }
+            Ev::Shutdown => {
+                self.buf.truncate(old);
+                Ok(Err(ReadError::Shutdown))
+            }
+            Ev::Other(v) => {
+                self.buf.truncate(old);
+                Err(v)
             }
         }
     }

@@ -243,9 +243,7 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
             ex.spawn(crate::lmtp::server::accept_unix(ctx.clone(), l, ex.clone()))
                 .detach();
         }
-        if !config.imap.listen.is_empty() || !config.imap.tls_listen.is_empty() {
-            log::warn!("imap: listeners are configured, but this build has no imap server yet");
-        }
+        crate::imap::server::start(&ctx, &ex).await?;
         for addr in &config.pop3.listen {
             let l = bind_tcp(*addr, "pop3").await?;
             let local = l

@@ -37,6 +37,21 @@ pub const CONFIG: &str = r#"(
 )
 "#;
 
+/// [`CONFIG`] with a plain IMAP listener on an ephemeral port.
+pub const IMAP_CONFIG: &str = r#"(
+    hostname: "test.example",
+    data_dir: "data",
+    imap: (listen: ["127.0.0.1:0"], tls_listen: ["127.0.0.1:0"]),
+    pop3: (listen: [], tls_listen: []),
+    lmtp: (listen: ["127.0.0.1:0"], unix_socket: Some("lmtp.sock")),
+    auth: (
+        argon2: (memory_kib: 64, iterations: 1, parallelism: 1),
+        throttle: (base_delay_ms: 10, max_delay_ms: 40),
+    ),
+    limits: (max_message_size: 100000),
+)
+"#;
+
 /// The size limit in [`CONFIG`].
 pub const MAX_SIZE: usize = 100_000;
 
@@ -193,6 +208,10 @@ pub struct Server {
     pub lmtp: SocketAddr,
     /// The LMTP Unix socket.
     pub lmtp_unix: PathBuf,
+    /// The first plain IMAP listener, when the config has one.
+    pub imap: Option<SocketAddr>,
+    /// The first implicit-TLS IMAP listener, when the config has one.
+    pub imaps: Option<SocketAddr>,
     /// Where the server's stderr goes.
     pub log: PathBuf,
     /// Every `listening <proto> <addr>` line, as (proto, addr).
@@ -232,7 +251,8 @@ impl Server {
             }
         });
         let deadline = Instant::now() + IO_TIMEOUT;
-        let (mut lmtp, mut lmtp_unix, mut tls_fingerprint) = (None, None, None);
+        let (mut lmtp, mut lmtp_unix, mut imap, mut imaps, mut tls_fingerprint) =
+            (None, None, None, None, None);
         let mut seen = Vec::new();
         let mut listening = Vec::new();
         loop {
@@ -249,6 +269,10 @@ impl Server {
                         lmtp = Some(addr.parse().expect("lmtp address"));
                     } else if let Some(path) = line.strip_prefix("listening lmtp-unix ") {
                         lmtp_unix = Some(env.path().join(path));
+                    } else if let Some(addr) = line.strip_prefix("listening imap ") {
+                        imap = imap.or(Some(addr.parse().expect("imap address")));
+                    } else if let Some(addr) = line.strip_prefix("listening imaps ") {
+                        imaps = imaps.or(Some(addr.parse().expect("imaps address")));
                     } else if let Some(fp) = line.strip_prefix("tls fingerprint ") {
                         tls_fingerprint = Some(fp.to_string());
                     } else if line == "ready" {
@@ -270,6 +294,8 @@ impl Server {
             child: Some(child),
             lmtp: lmtp.ok_or("no `listening lmtp` line")?,
             lmtp_unix: lmtp_unix.ok_or("no `listening lmtp-unix` line")?,
+            imap,
+            imaps,
             log,
             listening,
             tls_fingerprint,

@@ -1,0 +1,174 @@
+//! APPEND (RFC 9051 §6.3.12) with MULTIAPPEND (RFC 3502, all or nothing), APPENDUID
+//! (RFC 4315 §3), TRYCREATE and APPENDLIMIT (RFC 7889). Messages go through the one
+//! delivery path (`Pipeline::deliver_batch`, no trace headers).
+
+use super::grammar::AppendMessage;
+use super::response::{Code, ImapError, Status};
+use super::session::{Outcome, Session, State};
+use crate::delivery::{Incoming, Outcome as Delivered, Target};
+use crate::store::SystemFlags;
+
+/// Splits a flag list into system flags and keywords; `\Recent` cannot be set
+/// (RFC 9051 §6.3.12), unknown `\` flags are refused.
+pub fn split_flags(flags: &[String]) -> Result<(SystemFlags, Vec<String>), ImapError> {
+    let mut sys = SystemFlags::default();
+    let mut keywords: Vec<String> = Vec::new();
+    for f in flags {
+        let bit = match f.to_ascii_lowercase().as_str() {
+            "\\seen" => SystemFlags::SEEN,
+            "\\answered" => SystemFlags::ANSWERED,
+            "\\flagged" => SystemFlags::FLAGGED,
+            "\\deleted" => SystemFlags::DELETED,
+            "\\draft" => SystemFlags::DRAFT,
+            "\\recent" => continue,
+            s if s.starts_with('\\') => {
+                return Err(ImapError::Bad(format!("Unknown system flag {f}")));
+            }
+            _ => {
+                if !keywords.iter().any(|k| k.eq_ignore_ascii_case(f)) {
+                    keywords.push(f.clone());
+                }
+                continue;
+            }
+        };
+        sys.0 |= bit;
+    }
+    Ok((sys, keywords))
+}
+
+/// `a:b` for a contiguous run, else a comma list (RFC 4315 `uid-set`).
+fn uid_set(uids: &[u32]) -> String {
+    match (uids.first(), uids.last()) {
+        (Some(a), Some(b))
+            if uids.len() > 1 && u64::from(*b) - u64::from(*a) + 1 == uids.len() as u64 =>
+        {
+            format!("{a}:{b}")
+        }
+        _ => uids
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
+    }
+}
+
+impl Session {
+    pub(super) async fn append(
+        &mut self,
+        raw: &[u8],
+        messages: Vec<AppendMessage>,
+        _out: &mut Vec<u8>,
+    ) -> Result<Outcome, ImapError> {
+        let (user, user_name) = self.user()?;
+        let name = self.mailbox_name(raw)?;
+        let store = self.ctx.pipeline.store.clone();
+        // RFC 9051 §6.3.12: never create the target; TRYCREATE tells the client to.
+        let info = match store.mailbox(user, &name).await {
+            Ok(Some(i)) => i,
+            Ok(None) | Err(crate::store::StoreError::InvalidName(_)) => {
+                return Err(ImapError::no(Code::TryCreate, "No such mailbox"));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let limit = self.append_limit();
+        let mut items = Vec::with_capacity(messages.len());
+        for m in messages {
+            if m.data.len() as u64 > limit {
+                return Err(ImapError::no(Code::TooBig, "Message too big"));
+            }
+            let (flags, keywords) = split_flags(&m.flags)?;
+            items.push((
+                Incoming {
+                    raw: m.data,
+                    mail_from: None,
+                    trace: None,
+                    internal_date: m.date,
+                },
+                vec![Target {
+                    user,
+                    user_name: user_name.clone(),
+                    address: String::new(),
+                    mailbox: Some(info.name.clone()),
+                    create_mailbox: false,
+                    flags,
+                    keywords,
+                }],
+            ));
+        }
+        let results = self.ctx.pipeline.deliver_batch(items).await;
+        let mut stored = Vec::new();
+        let mut failure: Option<ImapError> = None;
+        for outcome in results.into_iter().flatten() {
+            match outcome {
+                Delivered::Stored(a) => stored.push(a),
+                Delivered::Discarded => {}
+                other => {
+                    if failure.is_none() {
+                        failure = Some(match other {
+                            Delivered::TooBig => ImapError::no(Code::TooBig, "Message too big"),
+                            Delivered::NoSuchMailbox => {
+                                ImapError::no(Code::TryCreate, "No such mailbox")
+                            }
+                            Delivered::OverQuota { .. } => {
+                                ImapError::no(Code::OverQuota, "Over quota")
+                            }
+                            Delivered::Rejected { text, .. } => {
+                                ImapError::No(Some(Code::Cannot), text)
+                            }
+                            Delivered::Failed(e) => e.into(),
+                            Delivered::Loop | Delivered::Stored(_) | Delivered::Discarded => {
+                                ImapError::Internal("unexpected delivery outcome".into())
+                            }
+                        });
+                    }
+                }
+            }
+        }
+        if let Some(e) = failure {
+            // MULTIAPPEND is all or nothing (RFC 3502 §6): take back what was stored.
+            if !stored.is_empty() {
+                let uids = stored.iter().map(|a| a.uid).collect();
+                if let Err(x) = store.expunge(info.id, uids).await {
+                    log::error!("imap: APPEND rollback failed: {x}");
+                }
+            }
+            return Err(e);
+        }
+        if let State::Selected(_, view) = &self.state
+            && view.mailbox == info.id
+        {
+            // PROTOCOL.md item 53: EXISTS before the tagged OK.
+            self.dirty = true;
+        }
+        let Some(first) = stored.first() else {
+            return Ok(Outcome::ok("APPEND completed"));
+        };
+        let uids: Vec<u32> = stored.iter().map(|a| a.uid).collect();
+        Ok(Outcome::Done(Status::ok("APPEND completed").with(
+            Code::AppendUid {
+                uidvalidity: first.uidvalidity,
+                uids: uid_set(&uids),
+            },
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uid_sets() {
+        assert_eq!(uid_set(&[4]), "4");
+        assert_eq!(uid_set(&[4, 5, 6]), "4:6");
+        assert_eq!(uid_set(&[4, 6]), "4,6");
+    }
+
+    #[test]
+    fn flags() {
+        let (f, k) = split_flags(&["\\Seen".into(), "\\Recent".into(), "work".into()]).unwrap();
+        assert!(f.has(SystemFlags::SEEN));
+        assert_eq!(k, vec!["work"]);
+        assert!(split_flags(&["\\Bogus".into()]).is_err());
+    }
+}

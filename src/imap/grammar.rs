@@ -1,0 +1,967 @@
+//! The command grammar (RFC 9051 §9, RFC 3501 §9, with the extensions we advertise):
+//! one framed command (see [`super::framing`]) in, a [`Command`] or a [`ParseError`]
+//! (answered `BAD`) out. Hand-written; docs/decisions.md says why not imap-codec.
+//!
+//! Mailbox names stay raw bytes here: whether they are modified UTF-7 or UTF-8 depends on
+//! the session (RFC 6855 §3), so the session decodes them.
+
+use super::sequence::SequenceSet;
+
+/// RFC 9051 §9 `ATOM-CHAR`: any CHAR except atom-specials.
+pub fn is_atom_char(b: u8) -> bool {
+    (0x21..0x7f).contains(&b)
+        && !matches!(b, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b']')
+}
+
+/// `ASTRING-CHAR = ATOM-CHAR / resp-specials`.
+pub fn is_astring_char(b: u8) -> bool {
+    is_atom_char(b) || b == b']'
+}
+
+/// `tag = 1*<any ASTRING-CHAR except "+">`.
+pub fn is_tag_char(b: u8) -> bool {
+    is_astring_char(b) && b != b'+'
+}
+
+/// `list-char = ATOM-CHAR / list-wildcards / resp-specials`.
+fn is_list_char(b: u8) -> bool {
+    is_astring_char(b) || b == b'%' || b == b'*'
+}
+
+/// A parsed command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Command {
+    pub tag: String,
+    pub body: CommandBody,
+}
+
+/// A syntax error: answered with `tag BAD text` (or `* BAD` without a tag).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError {
+    pub tag: Option<String>,
+    pub text: String,
+}
+
+/// STATUS data items (RFC 9051 §6.3.11; RFC 7162 HIGHESTMODSEQ; RFC 8438 SIZE).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusItem {
+    Messages,
+    Recent,
+    UidNext,
+    UidValidity,
+    Unseen,
+    Deleted,
+    Size,
+    HighestModSeq,
+    AppendLimit,
+}
+
+impl StatusItem {
+    pub fn name(self) -> &'static str {
+        match self {
+            StatusItem::Messages => "MESSAGES",
+            StatusItem::Recent => "RECENT",
+            StatusItem::UidNext => "UIDNEXT",
+            StatusItem::UidValidity => "UIDVALIDITY",
+            StatusItem::Unseen => "UNSEEN",
+            StatusItem::Deleted => "DELETED",
+            StatusItem::Size => "SIZE",
+            StatusItem::HighestModSeq => "HIGHESTMODSEQ",
+            StatusItem::AppendLimit => "APPENDLIMIT",
+        }
+    }
+}
+
+/// LIST-EXTENDED selection options (RFC 5258 §3.1, RFC 6154 §5.1).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListSelect {
+    pub subscribed: bool,
+    pub remote: bool,
+    pub recursive_match: bool,
+    pub special_use: bool,
+}
+
+/// LIST-EXTENDED return options (RFC 5258 §3.2, RFC 5819 STATUS, RFC 6154).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListReturn {
+    pub subscribed: bool,
+    pub children: bool,
+    pub special_use: bool,
+    pub status: Option<Vec<StatusItem>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListCommand {
+    /// True when any LIST-EXTENDED syntax was used (selects the extended reply form).
+    pub extended: bool,
+    pub select: ListSelect,
+    pub reference: Vec<u8>,
+    pub patterns: Vec<Vec<u8>>,
+    pub ret: ListReturn,
+}
+
+/// One message of an APPEND (RFC 3502 MULTIAPPEND allows several).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendMessage {
+    pub flags: Vec<String>,
+    /// Unix seconds.
+    pub date: Option<i64>,
+    pub data: Vec<u8>,
+}
+
+/// Message-level commands; their arguments are parsed by the message layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageCommand {
+    Fetch,
+    Store,
+    Search,
+    Copy,
+    Move,
+    Expunge,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandBody {
+    Capability,
+    Noop,
+    Logout,
+    StartTls,
+    /// RFC 2971: `None` for `ID NIL`.
+    Id(Option<Vec<(String, Option<String>)>>),
+    Enable(Vec<String>),
+    Login {
+        user: Vec<u8>,
+        password: Vec<u8>,
+    },
+    Authenticate {
+        mechanism: String,
+        /// SASL-IR (RFC 4959): the base64 text, `=` for empty.
+        initial: Option<Vec<u8>>,
+    },
+    Namespace,
+    List(ListCommand),
+    Lsub {
+        reference: Vec<u8>,
+        pattern: Vec<u8>,
+    },
+    Create(Vec<u8>),
+    Delete(Vec<u8>),
+    Rename {
+        from: Vec<u8>,
+        to: Vec<u8>,
+    },
+    Subscribe(Vec<u8>),
+    Unsubscribe(Vec<u8>),
+    Select {
+        mailbox: Vec<u8>,
+        read_only: bool,
+        condstore: bool,
+    },
+    Status {
+        mailbox: Vec<u8>,
+        items: Vec<StatusItem>,
+    },
+    Append {
+        mailbox: Vec<u8>,
+        messages: Vec<AppendMessage>,
+    },
+    Check,
+    Close,
+    Unselect,
+    Idle,
+    GetQuota(Vec<u8>),
+    GetQuotaRoot(Vec<u8>),
+    /// FETCH, STORE, SEARCH, COPY, MOVE, EXPUNGE and their UID forms. `args` is the
+    /// command text after the name (literals inline, CRLF removed); `set` is the leading
+    /// sequence set where the command has one.
+    Message {
+        command: MessageCommand,
+        uid: bool,
+        set: Option<SequenceSet>,
+        args: Vec<u8>,
+    },
+}
+
+impl CommandBody {
+    /// The command name, for logs and completion texts.
+    pub fn name(&self) -> &'static str {
+        match self {
+            CommandBody::Capability => "CAPABILITY",
+            CommandBody::Noop => "NOOP",
+            CommandBody::Logout => "LOGOUT",
+            CommandBody::StartTls => "STARTTLS",
+            CommandBody::Id(_) => "ID",
+            CommandBody::Enable(_) => "ENABLE",
+            CommandBody::Login { .. } => "LOGIN",
+            CommandBody::Authenticate { .. } => "AUTHENTICATE",
+            CommandBody::Namespace => "NAMESPACE",
+            CommandBody::List(_) => "LIST",
+            CommandBody::Lsub { .. } => "LSUB",
+            CommandBody::Create(_) => "CREATE",
+            CommandBody::Delete(_) => "DELETE",
+            CommandBody::Rename { .. } => "RENAME",
+            CommandBody::Subscribe(_) => "SUBSCRIBE",
+            CommandBody::Unsubscribe(_) => "UNSUBSCRIBE",
+            CommandBody::Select {
+                read_only: true, ..
+            } => "EXAMINE",
+            CommandBody::Select { .. } => "SELECT",
+            CommandBody::Status { .. } => "STATUS",
+            CommandBody::Append { .. } => "APPEND",
+            CommandBody::Check => "CHECK",
+            CommandBody::Close => "CLOSE",
+            CommandBody::Unselect => "UNSELECT",
+            CommandBody::Idle => "IDLE",
+            CommandBody::GetQuota(_) => "GETQUOTA",
+            CommandBody::GetQuotaRoot(_) => "GETQUOTAROOT",
+            CommandBody::Message { command, .. } => match command {
+                MessageCommand::Fetch => "FETCH",
+                MessageCommand::Store => "STORE",
+                MessageCommand::Search => "SEARCH",
+                MessageCommand::Copy => "COPY",
+                MessageCommand::Move => "MOVE",
+                MessageCommand::Expunge => "EXPUNGE",
+            },
+        }
+    }
+}
+
+/// Most nested parentheses accepted anywhere (PROTOCOL.md "10,000-deep nesting").
+pub const MAX_DEPTH: usize = 32;
+
+/// A cursor over one command's bytes.
+pub struct Parser<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+type R<T> = Result<T, String>;
+
+impl<'a> Parser<'a> {
+    pub fn new(buf: &'a [u8]) -> Parser<'a> {
+        Parser { buf, pos: 0 }
+    }
+
+    pub fn peek(&self) -> Option<u8> {
+        self.buf.get(self.pos).copied()
+    }
+
+    pub fn rest(&self) -> &'a [u8] {
+        self.buf.get(self.pos..).unwrap_or(&[])
+    }
+
+    fn bump(&mut self) {
+        self.pos = self.pos.saturating_add(1);
+    }
+
+    /// Consumes `b` if it is next.
+    pub fn eat(&mut self, b: u8) -> bool {
+        if self.peek() == Some(b) {
+            self.bump();
+            true
+        } else {
+            false
+        }
+    }
+
+    pub fn expect(&mut self, b: u8, what: &str) -> R<()> {
+        if self.eat(b) {
+            Ok(())
+        } else {
+            Err(format!("expected {what}"))
+        }
+    }
+
+    pub fn sp(&mut self) -> R<()> {
+        self.expect(b' ', "a space")
+    }
+
+    /// Consumes a case-insensitive keyword if it is next and not followed by an atom char.
+    pub fn keyword(&mut self, word: &str) -> bool {
+        let w = word.as_bytes();
+        let Some(s) = self.buf.get(self.pos..self.pos.saturating_add(w.len())) else {
+            return false;
+        };
+        let next = self.buf.get(self.pos + w.len()).copied();
+        if s.eq_ignore_ascii_case(w) && !next.is_some_and(is_atom_char) {
+            self.pos += w.len();
+            true
+        } else {
+            false
+        }
+    }
+
+    fn take_while(&mut self, f: impl Fn(u8) -> bool) -> &'a [u8] {
+        let start = self.pos;
+        while self.peek().is_some_and(&f) {
+            self.bump();
+        }
+        self.buf.get(start..self.pos).unwrap_or(&[])
+    }
+
+    pub fn atom(&mut self) -> R<&'a [u8]> {
+        let a = self.take_while(is_atom_char);
+        if a.is_empty() {
+            Err("expected an atom".into())
+        } else {
+            Ok(a)
+        }
+    }
+
+    /// `number` (RFC 9051 §9): an unsigned 32-bit decimal.
+    pub fn number(&mut self) -> R<u32> {
+        let d = self.take_while(|b| b.is_ascii_digit());
+        if d.is_empty() || d.len() > 10 {
+            return Err("expected a number".into());
+        }
+        std::str::from_utf8(d)
+            .ok()
+            .and_then(|s| s.parse::<u32>().ok())
+            .ok_or_else(|| "number out of range".into())
+    }
+
+    fn quoted(&mut self) -> R<Vec<u8>> {
+        self.expect(b'"', "a quoted string")?;
+        let mut out = Vec::new();
+        loop {
+            match self.peek() {
+                None => return Err("unterminated quoted string".into()),
+                Some(b'"') => {
+                    self.bump();
+                    return Ok(out);
+                }
+                Some(b'\\') => {
+                    self.bump();
+                    match self.peek() {
+                        Some(c @ (b'"' | b'\\')) => {
+                            out.push(c);
+                            self.bump();
+                        }
+                        _ => return Err("bad escape in quoted string".into()),
+                    }
+                }
+                Some(0 | b'\r' | b'\n') => {
+                    return Err("NUL, CR or LF in a quoted string".into());
+                }
+                Some(c) => {
+                    out.push(c);
+                    self.bump();
+                }
+            }
+        }
+    }
+
+    /// `literal` / `literal8` (RFC 9051 §4.3; RFC 3516 §4). NUL only in literal8.
+    fn literal(&mut self, allow8: bool) -> R<Vec<u8>> {
+        let eight = self.eat(b'~');
+        if eight && !allow8 {
+            return Err("literal8 is not allowed here".into());
+        }
+        self.expect(b'{', "a literal")?;
+        let d = self.take_while(|b| b.is_ascii_digit());
+        let n: usize = std::str::from_utf8(d)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or("bad literal length")?;
+        self.eat(b'+');
+        self.expect(b'}', "}")?;
+        self.eat(b'\r');
+        self.expect(b'\n', "CRLF after a literal length")?;
+        let end = self.pos.checked_add(n).ok_or("bad literal length")?;
+        let data = self.buf.get(self.pos..end).ok_or("literal data missing")?;
+        if !eight && data.contains(&0) {
+            return Err("NUL in a literal".into());
+        }
+        self.pos = end;
+        Ok(data.to_vec())
+    }
+
+    pub fn string(&mut self) -> R<Vec<u8>> {
+        match self.peek() {
+            Some(b'"') => self.quoted(),
+            Some(b'{') | Some(b'~') => self.literal(false),
+            _ => Err("expected a string".into()),
+        }
+    }
+
+    pub fn astring(&mut self) -> R<Vec<u8>> {
+        match self.peek() {
+            Some(b'"' | b'{') => self.string(),
+            _ => {
+                let a = self.take_while(is_astring_char);
+                if a.is_empty() {
+                    Err("expected an atom or string".into())
+                } else {
+                    Ok(a.to_vec())
+                }
+            }
+        }
+    }
+
+    pub fn nstring(&mut self) -> R<Option<Vec<u8>>> {
+        if self.keyword("NIL") {
+            Ok(None)
+        } else {
+            self.string().map(Some)
+        }
+    }
+
+    /// `list-mailbox = 1*list-char / string`.
+    fn list_mailbox(&mut self) -> R<Vec<u8>> {
+        match self.peek() {
+            Some(b'"' | b'{') => self.string(),
+            _ => {
+                let a = self.take_while(is_list_char);
+                if a.is_empty() {
+                    Err("expected a mailbox pattern".into())
+                } else {
+                    Ok(a.to_vec())
+                }
+            }
+        }
+    }
+
+    /// CRLF and nothing after it.
+    pub fn end(&mut self) -> R<()> {
+        self.eat(b'\r');
+        if self.eat(b'\n') && self.pos == self.buf.len() {
+            Ok(())
+        } else {
+            Err("unexpected characters at the end of the command".into())
+        }
+    }
+
+    /// `"(" [item *(SP item)] ")"`.
+    fn list_of<T>(&mut self, mut item: impl FnMut(&mut Self) -> R<T>) -> R<Vec<T>> {
+        self.expect(b'(', "(")?;
+        let mut out = Vec::new();
+        if self.eat(b')') {
+            return Ok(out);
+        }
+        loop {
+            out.push(item(self)?);
+            if self.eat(b')') {
+                return Ok(out);
+            }
+            self.sp()?;
+        }
+    }
+
+    /// `flag-list` (RFC 9051 §9): system flags as `\Name`, keywords as atoms.
+    pub fn flag_list(&mut self) -> R<Vec<String>> {
+        self.list_of(|p| {
+            let bs = p.eat(b'\\');
+            let a = p.atom()?;
+            let a = String::from_utf8_lossy(a).into_owned();
+            Ok(if bs { format!("\\{a}") } else { a })
+        })
+    }
+
+    /// `date-time` (RFC 9051 §9): `"dd-Mon-yyyy hh:mm:ss +zzzz"` -> unix seconds.
+    pub fn date_time(&mut self) -> R<i64> {
+        let s = self.quoted()?;
+        parse_date_time(&s).ok_or_else(|| "bad date-time".into())
+    }
+}
+
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+/// Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = i64::from(m);
+    let mp = if m > 2 { m - 3 } else { m + 9 };
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn parse_date_time(s: &[u8]) -> Option<i64> {
+    let s = std::str::from_utf8(s).ok()?;
+    // date-day-fixed is `SP DIGIT` or `2DIGIT`.
+    let s = s.strip_prefix(' ').unwrap_or(s);
+    let (date, rest) = s.split_once(' ')?;
+    let (time, zone) = rest.split_once(' ')?;
+    let mut d = date.split('-');
+    let day: u32 = d.next()?.parse().ok()?;
+    let mon = d.next()?;
+    let month = MONTHS.iter().position(|m| m.eq_ignore_ascii_case(mon))? as u32 + 1;
+    let year_s = d.next()?;
+    if d.next().is_some() || year_s.len() != 4 {
+        return None;
+    }
+    let year: i64 = year_s.parse().ok()?;
+    let mut t = time.split(':');
+    let (h, mi, se): (i64, i64, i64) = (
+        t.next()?.parse().ok()?,
+        t.next()?.parse().ok()?,
+        t.next()?.parse().ok()?,
+    );
+    if t.next().is_some() || !(1..=31).contains(&day) || h > 23 || mi > 59 || se > 60 {
+        return None;
+    }
+    let zb = zone.as_bytes();
+    if zb.len() != 5 || !matches!(zb.first(), Some(b'+' | b'-')) {
+        return None;
+    }
+    let zn: i64 = zone.get(1..)?.parse().ok()?;
+    let offset = (zn / 100) * 3600 + (zn % 100) * 60;
+    let offset = if zb.first() == Some(&b'-') {
+        -offset
+    } else {
+        offset
+    };
+    Some(days_from_civil(year, month, day) * 86_400 + h * 3600 + mi * 60 + se - offset)
+}
+
+fn status_item(p: &mut Parser<'_>) -> R<StatusItem> {
+    let a = p.atom()?.to_ascii_uppercase();
+    Ok(match a.as_slice() {
+        b"MESSAGES" => StatusItem::Messages,
+        b"RECENT" => StatusItem::Recent,
+        b"UIDNEXT" => StatusItem::UidNext,
+        b"UIDVALIDITY" => StatusItem::UidValidity,
+        b"UNSEEN" => StatusItem::Unseen,
+        b"DELETED" => StatusItem::Deleted,
+        b"SIZE" => StatusItem::Size,
+        b"HIGHESTMODSEQ" => StatusItem::HighestModSeq,
+        b"APPENDLIMIT" => StatusItem::AppendLimit,
+        _ => return Err("unknown STATUS item".into()),
+    })
+}
+
+fn parse_list(p: &mut Parser<'_>) -> R<ListCommand> {
+    let mut cmd = ListCommand {
+        extended: false,
+        select: ListSelect::default(),
+        reference: Vec::new(),
+        patterns: Vec::new(),
+        ret: ListReturn::default(),
+    };
+    p.sp()?;
+    if p.peek() == Some(b'(') {
+        cmd.extended = true;
+        let opts = p.list_of(|p| Ok(p.atom()?.to_ascii_uppercase()))?;
+        for o in opts {
+            match o.as_slice() {
+                b"SUBSCRIBED" => cmd.select.subscribed = true,
+                b"REMOTE" => cmd.select.remote = true,
+                b"RECURSIVEMATCH" => cmd.select.recursive_match = true,
+                b"SPECIAL-USE" => cmd.select.special_use = true,
+                _ => return Err("unknown LIST selection option".into()),
+            }
+        }
+        // RFC 5258 §3.1: RECURSIVEMATCH needs another option.
+        if cmd.select.recursive_match && !(cmd.select.subscribed || cmd.select.special_use) {
+            return Err("RECURSIVEMATCH alone".into());
+        }
+        p.sp()?;
+    }
+    cmd.reference = p.astring()?;
+    p.sp()?;
+    if p.peek() == Some(b'(') {
+        cmd.extended = true;
+        cmd.patterns = p.list_of(|p| p.list_mailbox())?;
+        if cmd.patterns.is_empty() {
+            return Err("empty pattern list".into());
+        }
+    } else {
+        cmd.patterns.push(p.list_mailbox()?);
+    }
+    if p.eat(b' ') {
+        if !p.keyword("RETURN") {
+            return Err("expected RETURN".into());
+        }
+        cmd.extended = true;
+        p.sp()?;
+        p.expect(b'(', "(")?;
+        if !p.eat(b')') {
+            loop {
+                let o = p.atom()?.to_ascii_uppercase();
+                match o.as_slice() {
+                    b"SUBSCRIBED" => cmd.ret.subscribed = true,
+                    b"CHILDREN" => cmd.ret.children = true,
+                    b"SPECIAL-USE" => cmd.ret.special_use = true,
+                    b"STATUS" => {
+                        p.sp()?;
+                        cmd.ret.status = Some(p.list_of(status_item)?);
+                    }
+                    _ => return Err("unknown LIST return option".into()),
+                }
+                if p.eat(b')') {
+                    break;
+                }
+                p.sp()?;
+            }
+        }
+    }
+    Ok(cmd)
+}
+
+fn parse_append(p: &mut Parser<'_>) -> R<CommandBody> {
+    p.sp()?;
+    let mailbox = p.astring()?;
+    let mut messages = Vec::new();
+    while p.eat(b' ') {
+        let mut m = AppendMessage {
+            flags: Vec::new(),
+            date: None,
+            data: Vec::new(),
+        };
+        if p.peek() == Some(b'(') {
+            m.flags = p.flag_list()?;
+            p.sp()?;
+        }
+        if p.peek() == Some(b'"') {
+            m.date = Some(p.date_time()?);
+            p.sp()?;
+        }
+        m.data = p.literal(false)?;
+        messages.push(m);
+    }
+    if messages.is_empty() {
+        return Err("APPEND needs a message literal".into());
+    }
+    Ok(CommandBody::Append { mailbox, messages })
+}
+
+fn parse_id(p: &mut Parser<'_>) -> R<CommandBody> {
+    p.sp()?;
+    if p.keyword("NIL") {
+        return Ok(CommandBody::Id(None));
+    }
+    p.expect(b'(', "(")?;
+    let mut out = Vec::new();
+    if !p.eat(b')') {
+        loop {
+            let k = p.string()?;
+            p.sp()?;
+            let v = p.nstring()?;
+            if out.len() < 30 {
+                out.push((
+                    String::from_utf8_lossy(&k).into_owned(),
+                    v.map(|v| String::from_utf8_lossy(&v).into_owned()),
+                ));
+            }
+            if p.eat(b')') {
+                break;
+            }
+            p.sp()?;
+        }
+    }
+    Ok(CommandBody::Id(Some(out)))
+}
+
+/// The body of a message command: a sequence set first where there is one.
+fn parse_message(p: &mut Parser<'_>, command: MessageCommand, uid: bool) -> R<CommandBody> {
+    let mut set = None;
+    let has_set = !matches!(command, MessageCommand::Search | MessageCommand::Expunge) || uid;
+    if matches!(command, MessageCommand::Expunge) && !uid {
+        p.end()?;
+        return Ok(CommandBody::Message {
+            command,
+            uid,
+            set,
+            args: Vec::new(),
+        });
+    }
+    p.sp()?;
+    let start = p.pos;
+    if has_set {
+        let s = p.take_while(|b| b.is_ascii_digit() || matches!(b, b':' | b',' | b'*' | b'$'));
+        set = Some(SequenceSet::parse(s).map_err(|e| e.to_string())?);
+        if !matches!(command, MessageCommand::Expunge) {
+            p.sp()?;
+        }
+    }
+    let _ = start;
+    let rest = p.rest();
+    let args = rest
+        .strip_suffix(b"\n")
+        .map(|r| r.strip_suffix(b"\r").unwrap_or(r))
+        .ok_or("missing CRLF")?
+        .to_vec();
+    if matches!(command, MessageCommand::Expunge) {
+        if !args.is_empty() {
+            return Err("unexpected arguments".into());
+        }
+    } else if args.is_empty() && !matches!(command, MessageCommand::Search) {
+        return Err("missing arguments".into());
+    }
+    Ok(CommandBody::Message {
+        command,
+        uid,
+        set,
+        args,
+    })
+}
+
+fn parse_body(p: &mut Parser<'_>, name: &[u8]) -> R<CommandBody> {
+    let simple = |p: &mut Parser<'_>, b: CommandBody| -> R<CommandBody> {
+        p.end()?;
+        Ok(b)
+    };
+    let one_mailbox = |p: &mut Parser<'_>| -> R<Vec<u8>> {
+        p.sp()?;
+        let m = p.astring()?;
+        p.end()?;
+        Ok(m)
+    };
+    let body = match name {
+        b"CAPABILITY" => return simple(p, CommandBody::Capability),
+        b"NOOP" => return simple(p, CommandBody::Noop),
+        b"LOGOUT" => return simple(p, CommandBody::Logout),
+        b"STARTTLS" => return simple(p, CommandBody::StartTls),
+        b"NAMESPACE" => return simple(p, CommandBody::Namespace),
+        b"CHECK" => return simple(p, CommandBody::Check),
+        b"CLOSE" => return simple(p, CommandBody::Close),
+        b"UNSELECT" => return simple(p, CommandBody::Unselect),
+        b"IDLE" => return simple(p, CommandBody::Idle),
+        b"ID" => parse_id(p)?,
+        b"ENABLE" => {
+            let mut caps = Vec::new();
+            while p.eat(b' ') {
+                caps.push(String::from_utf8_lossy(p.atom()?).to_ascii_uppercase());
+            }
+            if caps.is_empty() {
+                return Err("ENABLE needs a capability".into());
+            }
+            CommandBody::Enable(caps)
+        }
+        b"LOGIN" => {
+            p.sp()?;
+            let user = p.astring()?;
+            p.sp()?;
+            let password = p.astring()?;
+            CommandBody::Login { user, password }
+        }
+        b"AUTHENTICATE" => {
+            p.sp()?;
+            let mechanism = String::from_utf8_lossy(p.atom()?).to_ascii_uppercase();
+            let initial = if p.eat(b' ') {
+                let ir =
+                    p.take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='));
+                if ir.is_empty() {
+                    return Err("bad initial response".into());
+                }
+                Some(ir.to_vec())
+            } else {
+                None
+            };
+            CommandBody::Authenticate { mechanism, initial }
+        }
+        b"LIST" => CommandBody::List(parse_list(p)?),
+        b"LSUB" => {
+            p.sp()?;
+            let reference = p.astring()?;
+            p.sp()?;
+            let pattern = p.list_mailbox()?;
+            CommandBody::Lsub { reference, pattern }
+        }
+        b"CREATE" => return Ok(CommandBody::Create(one_mailbox(p)?)),
+        b"DELETE" => return Ok(CommandBody::Delete(one_mailbox(p)?)),
+        b"SUBSCRIBE" => return Ok(CommandBody::Subscribe(one_mailbox(p)?)),
+        b"UNSUBSCRIBE" => return Ok(CommandBody::Unsubscribe(one_mailbox(p)?)),
+        b"GETQUOTA" => return Ok(CommandBody::GetQuota(one_mailbox(p)?)),
+        b"GETQUOTAROOT" => return Ok(CommandBody::GetQuotaRoot(one_mailbox(p)?)),
+        b"RENAME" => {
+            p.sp()?;
+            let from = p.astring()?;
+            p.sp()?;
+            let to = p.astring()?;
+            CommandBody::Rename { from, to }
+        }
+        b"SELECT" | b"EXAMINE" => {
+            p.sp()?;
+            let mailbox = p.astring()?;
+            let mut condstore = false;
+            if p.eat(b' ') {
+                let params = p.list_of(|p| Ok(p.atom()?.to_ascii_uppercase()))?;
+                for prm in params {
+                    match prm.as_slice() {
+                        b"CONDSTORE" => condstore = true,
+                        _ => return Err("unknown SELECT parameter".into()),
+                    }
+                }
+            }
+            CommandBody::Select {
+                mailbox,
+                read_only: name == b"EXAMINE",
+                condstore,
+            }
+        }
+        b"STATUS" => {
+            p.sp()?;
+            let mailbox = p.astring()?;
+            p.sp()?;
+            let items = p.list_of(status_item)?;
+            if items.is_empty() {
+                return Err("STATUS needs items".into());
+            }
+            CommandBody::Status { mailbox, items }
+        }
+        b"APPEND" => parse_append(p)?,
+        b"FETCH" => return parse_message(p, MessageCommand::Fetch, false),
+        b"STORE" => return parse_message(p, MessageCommand::Store, false),
+        b"SEARCH" => return parse_message(p, MessageCommand::Search, false),
+        b"COPY" => return parse_message(p, MessageCommand::Copy, false),
+        b"MOVE" => return parse_message(p, MessageCommand::Move, false),
+        b"EXPUNGE" => return parse_message(p, MessageCommand::Expunge, false),
+        b"UID" => {
+            p.sp()?;
+            let sub = p.atom()?.to_ascii_uppercase();
+            let command = match sub.as_slice() {
+                b"FETCH" => MessageCommand::Fetch,
+                b"STORE" => MessageCommand::Store,
+                b"SEARCH" => MessageCommand::Search,
+                b"COPY" => MessageCommand::Copy,
+                b"MOVE" => MessageCommand::Move,
+                b"EXPUNGE" => MessageCommand::Expunge,
+                _ => return Err("unknown UID command".into()),
+            };
+            return parse_message(p, command, true);
+        }
+        _ => return Err("unknown command".into()),
+    };
+    p.end()?;
+    Ok(body)
+}
+
+/// Parses one framed command (RFC 9051 §2.2.1: `tag SP command CRLF`).
+pub fn parse_command(buf: &[u8]) -> Result<Command, ParseError> {
+    let mut p = Parser::new(buf);
+    let tag = p.take_while(is_tag_char);
+    if tag.is_empty() || tag.len() > 64 {
+        return Err(ParseError {
+            tag: None,
+            text: "missing or invalid tag".into(),
+        });
+    }
+    let tag = String::from_utf8_lossy(tag).into_owned();
+    let fail = |text: String| ParseError {
+        tag: Some(tag.clone()),
+        text,
+    };
+    p.sp().map_err(fail)?;
+    let name = p.atom().map_err(|_| fail("missing command".into()))?;
+    let name = name.to_ascii_uppercase();
+    let body = parse_body(&mut p, &name).map_err(fail)?;
+    Ok(Command { tag, body })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(s: &[u8]) -> CommandBody {
+        parse_command(s)
+            .unwrap_or_else(|e| panic!("{s:?}: {e:?}"))
+            .body
+    }
+
+    #[test]
+    fn simple_commands() {
+        assert_eq!(ok(b"a noop\r\n"), CommandBody::Noop);
+        assert_eq!(ok(b"a CAPABILITY\r\n"), CommandBody::Capability);
+        assert_eq!(parse_command(b"a.1 NOOP\r\n").unwrap().tag, "a.1");
+    }
+
+    #[test]
+    fn login_in_three_string_forms() {
+        assert!(parse_command(b"a LOGIN {5}\r\nal\x00ce \"pw\"\r\n").is_err());
+        assert_eq!(
+            ok(b"a LOGIN {5+}\r\nalice \"p\\\"w\"\r\n"),
+            CommandBody::Login {
+                user: b"alice".to_vec(),
+                password: b"p\"w".to_vec()
+            }
+        );
+        assert_eq!(
+            ok(b"a LOGIN alice pw]\r\n"),
+            CommandBody::Login {
+                user: b"alice".to_vec(),
+                password: b"pw]".to_vec()
+            }
+        );
+    }
+
+    #[test]
+    fn must_fail() {
+        for bad in [
+            &b"NOOP\r\n"[..],
+            b"+a NOOP\r\n",
+            b"a NOOP extra\r\n",
+            b"a FROB\r\n",
+            b"a LOGIN alice\r\n",
+            b"a LOGIN \"a\rb\" x\r\n",
+            b"a SELECT\r\n",
+            b"a FETCH 0 FLAGS\r\n",
+            b"a FETCH 4294967296 FLAGS\r\n",
+            b"a STATUS x ()\r\n",
+            b"a APPEND x\r\n",
+            b"a LIST (FOO) \"\" *\r\n",
+            b"a ENABLE\r\n",
+            b"a NOOP\x00\r\n",
+        ] {
+            assert!(
+                parse_command(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn list_extended() {
+        let CommandBody::List(l) =
+            ok(b"a LIST (SUBSCRIBED) \"\" (\"*\" %) RETURN (CHILDREN STATUS (MESSAGES SIZE))\r\n")
+        else {
+            panic!()
+        };
+        assert!(l.extended && l.select.subscribed && l.ret.children);
+        assert_eq!(l.patterns, vec![b"*".to_vec(), b"%".to_vec()]);
+        assert_eq!(
+            l.ret.status,
+            Some(vec![StatusItem::Messages, StatusItem::Size])
+        );
+        assert!(matches!(ok(b"a LIST \"\" *\r\n"), CommandBody::List(_)));
+        let CommandBody::List(l) = ok(b"a LIST \"\" INBOX/%\r\n") else {
+            panic!()
+        };
+        assert!(!l.extended);
+    }
+
+    #[test]
+    fn multiappend_with_flags_and_dates() {
+        let CommandBody::Append { mailbox, messages } = ok(
+            b"a APPEND INBOX (\\Seen foo) \" 1-Feb-2024 10:00:00 +0100\" {2}\r\nhi {1+}\r\nx\r\n",
+        ) else {
+            panic!()
+        };
+        assert_eq!(mailbox, b"INBOX");
+        assert_eq!(messages.len(), 2);
+        assert_eq!(messages[0].flags, vec!["\\Seen", "foo"]);
+        assert_eq!(messages[0].date, Some(1_706_778_000));
+        assert_eq!(messages[1].data, b"x");
+    }
+
+    #[test]
+    fn uid_commands_keep_raw_arguments() {
+        let CommandBody::Message { uid, set, args, .. } = ok(b"a UID FETCH 1:* (FLAGS)\r\n") else {
+            panic!()
+        };
+        assert!(uid && set.is_some());
+        assert_eq!(args, b"(FLAGS)");
+    }
+
+    #[test]
+    fn date_time() {
+        assert_eq!(parse_date_time(b"01-Jan-1970 00:00:00 +0000"), Some(0));
+        assert_eq!(parse_date_time(b" 1-Jan-1970 01:00:00 +0100"), Some(0));
+        assert_eq!(parse_date_time(b"01-Foo-1970 00:00:00 +0000"), None);
+    }
+}

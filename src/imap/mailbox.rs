@@ -1,0 +1,478 @@
+//! Mailbox commands: LIST (RFC 9051 §6.3.9; RFC 5258 LIST-EXTENDED; RFC 5819
+//! LIST-STATUS; RFC 6154 SPECIAL-USE; RFC 3348 CHILDREN), LSUB (RFC 3501 §6.3.9),
+//! CREATE (§6.3.4), STATUS (§6.3.11; RFC 8438 SIZE), SELECT/EXAMINE (§6.3.2, §6.3.3),
+//! CLOSE and UNSELECT (§6.4.1, §6.4.2).
+
+use std::collections::BTreeMap;
+
+use super::grammar::{ListCommand, StatusItem};
+use super::response::{self, Code, ImapError, Status};
+use super::session::{Outcome, Session, State, no};
+use super::view::View;
+use crate::store::{MailboxInfo, SystemFlags};
+
+/// Hierarchy delimiter (RFC 9051 §5.1; the store's too).
+pub const DELIM: char = '/';
+
+/// One node of the mailbox tree: an existing mailbox, or a parent implied by a child.
+struct Node<'a> {
+    info: Option<&'a MailboxInfo>,
+    has_children: bool,
+}
+
+/// `*` matches anything, `%` anything but the delimiter (RFC 9051 §6.3.9).
+pub fn wildcard_match(pattern: &[char], name: &[char]) -> bool {
+    // dp[j]: pattern[..i] matches name[..j].
+    let mut dp = vec![false; name.len() + 1];
+    if let Some(first) = dp.first_mut() {
+        *first = true;
+    }
+    for p in pattern {
+        let mut next = vec![false; name.len() + 1];
+        match p {
+            '*' | '%' => {
+                let mut reach = false;
+                for j in 0..=name.len() {
+                    if dp.get(j).copied().unwrap_or(false) {
+                        reach = true;
+                    }
+                    if reach && let Some(n) = next.get_mut(j) {
+                        *n = true;
+                    }
+                    if *p == '%' && name.get(j) == Some(&DELIM) {
+                        reach = false;
+                    }
+                }
+            }
+            c => {
+                for j in 0..name.len() {
+                    if dp.get(j).copied().unwrap_or(false)
+                        && name.get(j) == Some(c)
+                        && let Some(n) = next.get_mut(j + 1)
+                    {
+                        *n = true;
+                    }
+                }
+            }
+        }
+        dp = next;
+    }
+    dp.last().copied().unwrap_or(false)
+}
+
+/// INBOX is case-insensitive (RFC 9051 §5.1): a pattern that starts with it in any case
+/// is matched as `INBOX`.
+fn canonical_pattern(p: &str) -> String {
+    match p.get(..5) {
+        Some(head) if head.eq_ignore_ascii_case("INBOX") => {
+            let rest = p.get(5..).unwrap_or("");
+            if rest.is_empty() || rest.starts_with(DELIM) {
+                format!("INBOX{rest}")
+            } else {
+                p.to_string()
+            }
+        }
+        _ => p.to_string(),
+    }
+}
+
+fn tree(boxes: &[MailboxInfo]) -> BTreeMap<String, Node<'_>> {
+    let mut t: BTreeMap<String, Node<'_>> = BTreeMap::new();
+    for b in boxes {
+        t.entry(b.name.clone())
+            .or_insert(Node {
+                info: None,
+                has_children: false,
+            })
+            .info = Some(b);
+        let mut prefix = b.name.as_str();
+        while let Some(i) = prefix.rfind(DELIM) {
+            prefix = prefix.get(..i).unwrap_or("");
+            t.entry(prefix.to_string())
+                .or_insert(Node {
+                    info: None,
+                    has_children: false,
+                })
+                .has_children = true;
+        }
+    }
+    t
+}
+
+impl Session {
+    /// Decodes a mailbox name from the wire: UTF-8 after UTF8=ACCEPT / rev2, else
+    /// modified UTF-7; malformed names are a syntax error (PROTOCOL.md item 37).
+    pub(super) fn mailbox_name(&self, raw: &[u8]) -> Result<String, ImapError> {
+        let name = if self.utf8() {
+            String::from_utf8(raw.to_vec())
+                .map_err(|_| ImapError::Bad("Mailbox name is not UTF-8".into()))?
+        } else {
+            super::mutf7::decode(raw)
+                .ok_or_else(|| ImapError::Bad("Invalid modified UTF-7 mailbox name".into()))?
+        };
+        if name.chars().any(|c| c.is_control()) {
+            return Err(ImapError::Bad(
+                "Control characters in a mailbox name".into(),
+            ));
+        }
+        Ok(name)
+    }
+
+    /// A mailbox that must exist.
+    async fn existing(&self, raw: &[u8]) -> Result<MailboxInfo, ImapError> {
+        let (user, _) = self.user()?;
+        let name = self.mailbox_name(raw)?;
+        match self.ctx.pipeline.store.mailbox(user, &name).await {
+            Ok(Some(m)) => Ok(m),
+            Ok(None) | Err(crate::store::StoreError::InvalidName(_)) => {
+                no(Code::NonExistent, "No such mailbox")
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// RFC 9051 §6.3.9 and RFC 5258.
+    pub(super) async fn list(
+        &mut self,
+        cmd: ListCommand,
+        out: &mut Vec<u8>,
+    ) -> Result<Outcome, ImapError> {
+        let (user, _) = self.user()?;
+        let utf8 = self.utf8();
+        let reference = self.mailbox_name(&cmd.reference)?;
+        // RFC 9051 §6.3.9: LIST "" "" asks for the delimiter.
+        if !cmd.extended && cmd.patterns.iter().all(|p| p.is_empty()) {
+            out.extend_from_slice(b"* LIST (\\Noselect) \"/\" \"\"\r\n");
+            return Ok(Outcome::ok("LIST completed"));
+        }
+        let mut patterns = Vec::new();
+        for p in &cmd.patterns {
+            let p = self.mailbox_name(p)?;
+            if p.is_empty() {
+                continue;
+            }
+            let full = canonical_pattern(&format!("{reference}{p}"));
+            patterns.push(full.chars().collect::<Vec<char>>());
+        }
+        let boxes = self.ctx.pipeline.store.mailboxes(user).await?;
+        let t = tree(&boxes);
+        let subscribed_mode = cmd.select.subscribed;
+        let show_subscribed = cmd.ret.subscribed || subscribed_mode;
+        for (name, node) in &t {
+            let chars: Vec<char> = name.chars().collect();
+            if !patterns.iter().any(|p| wildcard_match(p, &chars)) {
+                continue;
+            }
+            let subscribed = node.info.is_some_and(|i| i.subscribed);
+            if subscribed_mode && !subscribed {
+                continue;
+            }
+            if cmd.select.special_use && node.info.and_then(|i| i.special_use).is_none() {
+                continue;
+            }
+            let mut attrs: Vec<&str> = Vec::new();
+            match node.info {
+                None if cmd.extended => attrs.push("\\NonExistent"),
+                None => attrs.push("\\Noselect"),
+                Some(_) => {}
+            }
+            attrs.push(if node.has_children {
+                "\\HasChildren"
+            } else {
+                "\\HasNoChildren"
+            });
+            if show_subscribed && subscribed {
+                attrs.push("\\Subscribed");
+            }
+            // Quirk Q1: special-use attributes in plain LIST output too.
+            if let Some(su) = node.info.and_then(|i| i.special_use) {
+                attrs.push(su.attribute());
+            }
+            out.extend_from_slice(format!("* LIST ({}) \"/\" ", attrs.join(" ")).as_bytes());
+            response::mailbox(out, name, utf8);
+            out.extend_from_slice(b"\r\n");
+            if let (Some(items), Some(info)) = (&cmd.ret.status, node.info) {
+                self.write_status(info, items, out).await?;
+            }
+        }
+        Ok(Outcome::ok("LIST completed"))
+    }
+
+    /// RFC 3501 §6.3.9: subscribed names; with a trailing `%`, an unsubscribed parent
+    /// of a subscribed child appears with `\Noselect`.
+    pub(super) async fn lsub(
+        &mut self,
+        reference: &[u8],
+        pattern: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<Outcome, ImapError> {
+        let (user, _) = self.user()?;
+        let utf8 = self.utf8();
+        let reference = self.mailbox_name(reference)?;
+        let pattern = self.mailbox_name(pattern)?;
+        if pattern.is_empty() {
+            out.extend_from_slice(b"* LSUB (\\Noselect) \"/\" \"\"\r\n");
+            return Ok(Outcome::ok("LSUB completed"));
+        }
+        let full = canonical_pattern(&format!("{reference}{pattern}"));
+        let p: Vec<char> = full.chars().collect();
+        let boxes = self.ctx.pipeline.store.mailboxes(user).await?;
+        let mut hits: BTreeMap<String, bool> = BTreeMap::new();
+        for b in boxes.iter().filter(|b| b.subscribed) {
+            let chars: Vec<char> = b.name.chars().collect();
+            if wildcard_match(&p, &chars) {
+                hits.insert(b.name.clone(), true);
+            }
+            if full.ends_with('%') {
+                let mut prefix = b.name.as_str();
+                while let Some(i) = prefix.rfind(DELIM) {
+                    prefix = prefix.get(..i).unwrap_or("");
+                    let chars: Vec<char> = prefix.chars().collect();
+                    if wildcard_match(&p, &chars) {
+                        hits.entry(prefix.to_string()).or_insert(false);
+                    }
+                }
+            }
+        }
+        for (name, subscribed) in hits {
+            let attrs = if subscribed { "" } else { "\\Noselect" };
+            out.extend_from_slice(format!("* LSUB ({attrs}) \"/\" ").as_bytes());
+            response::mailbox(out, &name, utf8);
+            out.extend_from_slice(b"\r\n");
+        }
+        Ok(Outcome::ok("LSUB completed"))
+    }
+
+    /// RFC 9051 §6.3.4: a trailing delimiter is dropped; missing parents are created.
+    pub(super) async fn create(&mut self, raw: &[u8]) -> Result<Outcome, ImapError> {
+        let (user, _) = self.user()?;
+        let name = self.mailbox_name(raw)?;
+        let name = name.strip_suffix(DELIM).unwrap_or(&name).to_string();
+        if name.contains(['*', '%']) {
+            return no(Code::Cannot, "Wildcards are not allowed in mailbox names");
+        }
+        let store = &self.ctx.pipeline.store;
+        // Parents first; ones that exist already are fine.
+        let mut idx = 0;
+        while let Some(i) = name.get(idx..).and_then(|r| r.find(DELIM)) {
+            let parent = name.get(..idx + i).unwrap_or("");
+            match store.create_mailbox(user, parent).await {
+                Ok(_) | Err(crate::store::StoreError::MailboxExists) => {}
+                Err(e) => return Err(e.into()),
+            }
+            idx += i + 1;
+        }
+        store.create_mailbox(user, &name).await?;
+        Ok(Outcome::ok("CREATE completed"))
+    }
+
+    /// Writes `* STATUS name (items)` for one mailbox.
+    async fn write_status(
+        &self,
+        info: &MailboxInfo,
+        items: &[StatusItem],
+        out: &mut Vec<u8>,
+    ) -> Result<(), ImapError> {
+        let needs_messages = items.iter().any(|i| {
+            matches!(
+                i,
+                StatusItem::Unseen | StatusItem::Deleted | StatusItem::Recent
+            )
+        });
+        let msgs = if needs_messages {
+            self.ctx.pipeline.store.messages(info.id).await?
+        } else {
+            Vec::new()
+        };
+        let count = |bit: u8, want: bool| msgs.iter().filter(|m| m.flags.has(bit) == want).count();
+        let mut parts = Vec::new();
+        for item in items {
+            let value = match item {
+                StatusItem::Messages => info.messages.to_string(),
+                StatusItem::Recent => {
+                    if self.enabled.rev2 {
+                        "0".to_string()
+                    } else {
+                        self.shared.unclaimed(info.id, &msgs).to_string()
+                    }
+                }
+                StatusItem::UidNext => info.uidnext.to_string(),
+                StatusItem::UidValidity => info.uidvalidity.to_string(),
+                StatusItem::Unseen => count(SystemFlags::SEEN, false).to_string(),
+                StatusItem::Deleted => count(SystemFlags::DELETED, true).to_string(),
+                StatusItem::Size => info.bytes.to_string(),
+                StatusItem::HighestModSeq => info.highest_modseq.to_string(),
+                StatusItem::AppendLimit => self.append_limit().to_string(),
+            };
+            parts.push(format!("{} {value}", item.name()));
+        }
+        out.extend_from_slice(b"* STATUS ");
+        response::mailbox(out, &info.name, self.utf8());
+        out.extend_from_slice(format!(" ({})\r\n", parts.join(" ")).as_bytes());
+        Ok(())
+    }
+
+    /// RFC 9051 §6.3.11: never selects, never clears `\Recent`.
+    pub(super) async fn status(
+        &mut self,
+        raw: &[u8],
+        items: &[StatusItem],
+        out: &mut Vec<u8>,
+    ) -> Result<Outcome, ImapError> {
+        let info = self.existing(raw).await?;
+        self.write_status(&info, items, out).await?;
+        Ok(Outcome::ok("STATUS completed"))
+    }
+
+    /// RFC 9051 §6.3.2 / §6.3.3. Selecting while selected deselects first (without
+    /// expunging); a failed SELECT leaves the session Authenticated.
+    pub(super) async fn select(
+        &mut self,
+        raw: &[u8],
+        read_only: bool,
+        condstore: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<Outcome, ImapError> {
+        if let State::Selected(..) = self.state {
+            let State::Selected(account, _) = std::mem::replace(&mut self.state, State::Logout)
+            else {
+                return Err(ImapError::Internal("state changed".into()));
+            };
+            self.state = State::Authenticated(account);
+            self.dirty = false;
+            if self.enabled.rev2 {
+                Status::ok("Previous mailbox closed")
+                    .with(Code::Closed)
+                    .encode(None, out);
+            }
+        }
+        let info = self.existing(raw).await?;
+        let msgs = self.ctx.pipeline.store.messages(info.id).await?;
+        if condstore {
+            self.enabled.condstore = true;
+        }
+        let recent = self.claim_recent(info.id, read_only, &msgs);
+        let view = View::new(
+            info.id,
+            info.name.clone(),
+            info.uidvalidity,
+            read_only,
+            &msgs,
+            recent,
+        );
+        let rev1 = !self.enabled.rev2;
+        let mut o = String::new();
+        o.push_str(&format!("* {} EXISTS\r\n", view.exists()));
+        if rev1 {
+            o.push_str(&format!("* {} RECENT\r\n", view.recent.len()));
+        }
+        o.push_str(&format!("* FLAGS {}\r\n", view.flags_response()));
+        o.push_str(&format!(
+            "* OK [PERMANENTFLAGS {}] Limited\r\n",
+            view.permanent_flags()
+        ));
+        if rev1 && let Some(seq) = msgs.iter().position(|m| !m.flags.has(SystemFlags::SEEN)) {
+            o.push_str(&format!("* OK [UNSEEN {}] First unseen\r\n", seq + 1));
+        }
+        o.push_str(&format!(
+            "* OK [UIDVALIDITY {}] UIDs valid\r\n",
+            info.uidvalidity
+        ));
+        o.push_str(&format!(
+            "* OK [UIDNEXT {}] Predicted next UID\r\n",
+            info.uidnext
+        ));
+        o.push_str(&format!(
+            "* OK [HIGHESTMODSEQ {}] Highest\r\n",
+            info.highest_modseq.max(1)
+        ));
+        out.extend_from_slice(o.as_bytes());
+        if self.enabled.rev2 {
+            // RFC 9051 §6.3.2: a LIST response for the mailbox.
+            out.extend_from_slice(b"* LIST () \"/\" ");
+            response::mailbox(out, &info.name, true);
+            out.extend_from_slice(b"\r\n");
+        }
+        let account = match std::mem::replace(&mut self.state, State::Logout) {
+            State::Authenticated(a) => a,
+            other => {
+                self.state = other;
+                return Err(ImapError::Internal("SELECT outside Authenticated".into()));
+            }
+        };
+        self.state = State::Selected(account, view);
+        self.dirty = false;
+        let (code, verb) = if read_only {
+            (Code::ReadOnly, "EXAMINE")
+        } else {
+            (Code::ReadWrite, "SELECT")
+        };
+        Ok(Outcome::Done(
+            Status::ok(format!("{verb} completed")).with(code),
+        ))
+    }
+
+    /// CLOSE (RFC 9051 §6.4.1: silently expunges `\Deleted` when read-write) and
+    /// UNSELECT (RFC 3691; §6.4.2: never expunges).
+    pub(super) async fn close(&mut self, expunge: bool) -> Result<Outcome, ImapError> {
+        let State::Selected(account, view) = std::mem::replace(&mut self.state, State::Logout)
+        else {
+            return Err(ImapError::Internal("CLOSE outside Selected".into()));
+        };
+        self.state = State::Authenticated(account);
+        self.dirty = false;
+        if expunge && !view.read_only {
+            let msgs = self.ctx.pipeline.store.messages(view.mailbox).await?;
+            let deleted: Vec<u32> = msgs
+                .iter()
+                .filter(|m| m.flags.has(SystemFlags::DELETED))
+                .map(|m| m.uid)
+                .collect();
+            if !deleted.is_empty() {
+                self.ctx
+                    .pipeline
+                    .store
+                    .expunge(view.mailbox, deleted)
+                    .await?;
+            }
+        }
+        Ok(Outcome::ok(if expunge {
+            "CLOSE completed"
+        } else {
+            "UNSELECT completed"
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(p: &str, n: &str) -> bool {
+        let p: Vec<char> = p.chars().collect();
+        let n: Vec<char> = n.chars().collect();
+        wildcard_match(&p, &n)
+    }
+
+    #[test]
+    fn wildcards() {
+        assert!(m("*", "a/b/c"));
+        assert!(m("%", "a"));
+        assert!(!m("%", "a/b"));
+        assert!(m("a/%", "a/b"));
+        assert!(!m("a/%", "a/b/c"));
+        assert!(m("a*c", "a/b/c"));
+        assert!(m("a%c", "abc"));
+        assert!(!m("a%c", "a/c"));
+        assert!(m("INBOX", "INBOX"));
+        assert!(!m("INBOX", "INBOX/x"));
+        assert!(m("%/%", "a/b"));
+    }
+
+    #[test]
+    fn inbox_patterns_are_case_insensitive() {
+        assert_eq!(canonical_pattern("inbox"), "INBOX");
+        assert_eq!(canonical_pattern("Inbox/%"), "INBOX/%");
+        assert_eq!(canonical_pattern("inboxes"), "inboxes");
+    }
+}

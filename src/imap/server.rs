@@ -1,0 +1,331 @@
+//! The IMAP connection driver: sockets, timers and the change feed around the
+//! [`Session`]. Replies to pipelined commands are flushed together once no complete
+//! command is left in the input (RFC 9051 §5.5).
+//!
+//! Timeouts (RFC 9051 §5.4): `imap.login_timeout_secs` before login,
+//! `imap.autologout_secs` (>= 30 min) after; one IDLE may last `imap.idle_timeout_secs`,
+//! with `* OK Still here` every [`KEEPALIVE`] so NAT tables keep the connection. Every
+//! close the server starts is preceded by `* BYE` (RFC 9051 §7.1.5).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use smol::net::TcpListener;
+use smol::{Executor, Timer};
+
+use super::framing::{FrameError, FrameLimits, Framed, Framer};
+use super::grammar::parse_command;
+use super::response::{Code, Status};
+use super::session::{Action, Session, Shared};
+use crate::server::Context;
+use crate::server::accept::{self, AcceptOptions};
+use crate::server::conn::{Conn, ReadError};
+use crate::server::limits::LimitError;
+use crate::server::stream::{Peer, Stream};
+
+/// How often an idling client hears `* OK Still here`.
+pub const KEEPALIVE: Duration = Duration::from_secs(4 * 60);
+
+/// Over a connection limit: `* BYE` and close (RFC 9051 §7.1.5).
+fn refusal(_ctx: &Context, why: LimitError) -> Vec<u8> {
+    format!("* BYE [UNAVAILABLE] {why}, try again later\r\n").into_bytes()
+}
+
+fn limits(ctx: &Context) -> FrameLimits {
+    let max_literal = ctx.config.imap.literal_limit(&ctx.config.limits);
+    FrameLimits {
+        max_line: ctx.config.imap.max_line,
+        max_literal,
+        // We advertise LITERAL+ (RFC 7888), so non-synchronizing literals may be as
+        // large as synchronizing ones.
+        max_nonsync: max_literal,
+    }
+}
+
+fn timeout(ctx: &Context, session: &Session) -> Duration {
+    Duration::from_secs(if session.logged_in() {
+        ctx.config.imap.autologout_secs
+    } else {
+        ctx.config.imap.login_timeout_secs
+    })
+}
+
+/// Why the driver stops.
+enum End {
+    /// Flush what is queued and close.
+    Close,
+    /// Send this `* BYE`, flush, close.
+    Bye(&'static str),
+    /// The peer is gone: close without writing.
+    Gone,
+    /// TLS started: frame afresh (nothing buffered survives).
+    Restart,
+}
+
+fn read_end(e: ReadError) -> End {
+    match e {
+        ReadError::Timeout => End::Bye("Autologout; idle for too long"),
+        ReadError::Shutdown => End::Bye("Server shutting down"),
+        _ => End::Gone,
+    }
+}
+
+/// Serves one IMAP connection to the end.
+pub async fn handle(ctx: &Context, shared: Arc<Shared>, stream: Stream, peer: Peer) {
+    let mut session = Session::new(ctx.clone(), shared, peer);
+    let mut conn = Conn::new(
+        stream,
+        Duration::from_secs(ctx.config.imap.login_timeout_secs),
+        ctx.shutdown.clone(),
+    );
+    session.greeting(conn.out());
+    let end = loop {
+        match run(ctx, &mut session, &mut conn).await {
+            End::Restart => continue,
+            end => break end,
+        }
+    };
+    match end {
+        End::Close | End::Restart => {}
+        End::Bye(text) => {
+            conn.queue(format!("* BYE {text}\r\n").as_bytes());
+        }
+        End::Gone => return,
+    }
+    let _ = conn.flush().await;
+}
+
+async fn run(ctx: &Context, session: &mut Session, conn: &mut Conn<Stream>) -> End {
+    let mut framer = Framer::new(limits(ctx));
+    loop {
+        match framer.next(conn.buffered()) {
+            Framed::Incomplete => {
+                if conn.flush().await.is_err() {
+                    return End::Gone;
+                }
+                if let Err(e) = conn.fill().await {
+                    return read_end(e);
+                }
+            }
+            Framed::Continue => conn.queue(b"+ Ready for literal data\r\n"),
+            Framed::Skip(n) => conn.consume(n),
+            Framed::Fatal => return End::Bye("Cannot frame the input"),
+            Framed::Refused {
+                consume,
+                tag,
+                error,
+            } => {
+                conn.consume(consume);
+                let status = match error {
+                    FrameError::LineTooLong => {
+                        Status::bad("Command line too long").with(Code::TooBig)
+                    }
+                    FrameError::LiteralTooBig { sync: true } => {
+                        Status::no(Some(Code::TooBig), "Literal too big")
+                    }
+                    FrameError::LiteralTooBig { sync: false } => {
+                        Status::bad("Literal too big").with(Code::TooBig)
+                    }
+                    FrameError::BadLiteral => Status::bad("Invalid literal length"),
+                };
+                status.encode(tag.as_deref(), conn.out());
+            }
+            Framed::Command(n) => {
+                let bytes = conn.buffered().get(..n).unwrap_or(&[]).to_vec();
+                conn.consume(n);
+                let cmd = match parse_command(&bytes) {
+                    Ok(cmd) => cmd,
+                    Err(e) => {
+                        Status::bad(e.text).encode(e.tag.as_deref(), conn.out());
+                        continue;
+                    }
+                };
+                drop(bytes);
+                let mut out = std::mem::take(conn.out());
+                let action = session.handle(cmd, &mut out).await;
+                *conn.out() = out;
+                match follow(ctx, session, conn, action).await {
+                    Ok(()) => {}
+                    Err(end) => return end,
+                }
+                conn.set_timeout(timeout(ctx, session));
+            }
+        }
+    }
+}
+
+/// Carries out a session's [`Action`] (SASL rounds, IDLE, close).
+async fn follow(
+    ctx: &Context,
+    session: &mut Session,
+    conn: &mut Conn<Stream>,
+    mut action: Action,
+) -> Result<(), End> {
+    loop {
+        match action {
+            Action::Continue => return Ok(()),
+            Action::Close => return Err(End::Close),
+            Action::Idle(tag) => return idle(ctx, session, conn, &tag).await,
+            Action::StartTls => {
+                // Conn::start_tls flushes the OK, then drops every byte read but not
+                // consumed: plaintext pipelined after STARTTLS is never executed.
+                if let Err(e) = conn.start_tls(&ctx.tls.acceptor()).await {
+                    log::info!("imap: STARTTLS: {e}");
+                    return Err(End::Gone);
+                }
+                session.tls_started();
+                return Err(End::Restart);
+            }
+            Action::Sasl(challenge) => {
+                conn.queue(format!("+ {challenge}\r\n").as_bytes());
+                let line = read_line(ctx, conn).await?;
+                let mut out = std::mem::take(conn.out());
+                action = match line {
+                    Some(line) => session.sasl_line(&line, &mut out).await,
+                    None => {
+                        out.extend_from_slice(b"* BAD Line too long\r\n");
+                        session.sasl_line(b"*", &mut out).await
+                    }
+                };
+                *conn.out() = out;
+            }
+        }
+    }
+}
+
+/// One raw line (SASL response, IDLE's DONE) without CRLF; `None` when it passed
+/// `imap.max_line` (the rest of it is dropped).
+async fn read_line(ctx: &Context, conn: &mut Conn<Stream>) -> Result<Option<Vec<u8>>, End> {
+    let max = ctx.config.imap.max_line;
+    let mut too_long = false;
+    loop {
+        if let Some(lf) = conn.buffered().iter().position(|b| *b == b'\n') {
+            let line = conn.buffered().get(..lf).unwrap_or(&[]);
+            let line = line.strip_suffix(b"\r").unwrap_or(line).to_vec();
+            conn.consume(lf + 1);
+            return Ok(if too_long { None } else { Some(line) });
+        }
+        if conn.buffered().len() > max {
+            too_long = true;
+            let n = conn.buffered().len();
+            conn.consume(n);
+        }
+        if conn.flush().await.is_err() {
+            return Err(End::Gone);
+        }
+        conn.fill().await.map_err(read_end)?;
+    }
+}
+
+/// IDLE (RFC 2177; RFC 9051 §6.3.13): push updates as the change feed wakes us; `DONE`
+/// ends it and whatever the client pipelined after it stays buffered for the framer.
+async fn idle(
+    ctx: &Context,
+    session: &mut Session,
+    conn: &mut Conn<Stream>,
+    tag: &str,
+) -> Result<(), End> {
+    conn.queue(b"+ idling\r\n");
+    // Anything that changed before IDLE began is sent at once.
+    let mut out = std::mem::take(conn.out());
+    session.updates(true, &mut out).await;
+    *conn.out() = out;
+    let feed = session.feed();
+    let deadline = Instant::now() + Duration::from_secs(ctx.config.imap.idle_timeout_secs);
+    conn.set_timeout(KEEPALIVE);
+    let result = loop {
+        if let Some(lf) = conn.buffered().iter().position(|b| *b == b'\n') {
+            let line = conn.buffered().get(..lf).unwrap_or(&[]);
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let done = line.eq_ignore_ascii_case(b"DONE");
+            conn.consume(lf + 1);
+            let mut out = std::mem::take(conn.out());
+            if done {
+                session.idle_done(tag, &mut out).await;
+            } else {
+                Status::bad("Expected DONE").encode(Some(tag), &mut out);
+            }
+            *conn.out() = out;
+            break Ok(());
+        }
+        if conn.buffered().len() > 1024 {
+            Status::bad("Expected DONE").encode(Some(tag), conn.out());
+            let n = conn.buffered().len();
+            conn.consume(n);
+            break Ok(());
+        }
+        if conn.flush().await.is_err() {
+            break Err(End::Gone);
+        }
+        let woke = match &feed {
+            Some(rx) => conn.fill_or(rx.recv()).await,
+            None => Ok(conn.fill().await),
+        };
+        match woke {
+            Ok(Ok(_)) => {}
+            Ok(Err(ReadError::Timeout)) => {
+                if Instant::now() >= deadline {
+                    break Err(End::Bye("IDLE too long"));
+                }
+                conn.queue(b"* OK Still here\r\n");
+            }
+            Ok(Err(e)) => break Err(read_end(e)),
+            Err(Ok(change)) => {
+                session.note_change(&change);
+                let mut out = std::mem::take(conn.out());
+                session.updates(true, &mut out).await;
+                *conn.out() = out;
+            }
+            Err(Err(_)) => {
+                // The feed closed (store shutting down): keep waiting for input only.
+                Timer::after(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    conn.set_timeout(timeout(ctx, session));
+    result
+}
+
+/// Binds the configured listeners: plain (`listening imap ADDR`, STARTTLS) and implicit
+/// TLS (`listening imaps ADDR`).
+pub async fn start(
+    ctx: &Context,
+    ex: &Arc<Executor<'static>>,
+) -> Result<(), crate::server::ServeError> {
+    let shared = Arc::new(Shared::new());
+    let all = ctx
+        .config
+        .imap
+        .listen
+        .iter()
+        .map(|a| (a, false))
+        .chain(ctx.config.imap.tls_listen.iter().map(|a| (a, true)));
+    for (addr, implicit_tls) in all {
+        let proto = if implicit_tls { "imaps" } else { "imap" };
+        let l = TcpListener::bind(addr)
+            .await
+            .map_err(|e| crate::server::ServeError::Bind(format!("{proto} {addr}"), e))?;
+        let local = l
+            .local_addr()
+            .map_err(|e| crate::server::ServeError::Bind(proto.into(), e))?;
+        println!("listening {proto} {local}");
+        let opts = AcceptOptions {
+            proto,
+            implicit_tls,
+            refusal,
+        };
+        let shared = shared.clone();
+        ex.spawn(accept::accept_tcp(
+            ctx.clone(),
+            l,
+            ex.clone(),
+            opts,
+            move |ctx, stream, peer| {
+                let shared = shared.clone();
+                async move { handle(&ctx, shared, stream, peer).await }
+            },
+        ))
+        .detach();
+    }
+    Ok(())
+}

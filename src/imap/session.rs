@@ -1,0 +1,512 @@
+//! The IMAP session: states that own their data, command dispatch with state gating,
+//! capabilities, and the moments untagged updates are sent.
+//!
+//! States (RFC 9051 §3): `NotAuthenticated` -(LOGIN/AUTHENTICATE)-> `Authenticated`
+//! -(SELECT/EXAMINE)-> `Selected` -(CLOSE/UNSELECT/failed SELECT)-> `Authenticated`;
+//! LOGOUT from any -> `Logout`. A command in the wrong state gets `BAD` and changes
+//! nothing (RFC 9051 §6; PROTOCOL.md 1.1 item 14).
+//!
+//! Concurrency (docs/design.md): the session holds no store transaction across an await;
+//! the change feed only says "look again", and [`Session::updates`] re-reads the mailbox.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+
+use smol::channel::Receiver;
+
+use super::grammar::{Command, CommandBody, MessageCommand};
+use super::response::{Code, ImapError, Status};
+use super::view::{SyncOptions, View};
+use crate::server::Context;
+use crate::server::stream::Peer;
+use crate::store::{Change, ChangeKind, MessageInfo};
+
+/// State shared by all IMAP sessions of one server: who holds `\Recent`.
+pub struct Shared {
+    /// Unix seconds when the server started: messages saved before it are not recent.
+    started: i64,
+    /// Mailbox id -> highest UID whose `\Recent` was claimed.
+    marks: Mutex<HashMap<u64, u32>>,
+}
+
+impl Shared {
+    pub fn new() -> Shared {
+        Shared {
+            started: crate::store::now(),
+            marks: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn initial_mark(&self, msgs: &[MessageInfo]) -> u32 {
+        msgs.iter()
+            .filter(|m| m.save_date <= self.started)
+            .map(|m| m.uid)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Claims `\Recent` for every message above the mailbox's mark: exactly one session
+    /// learns a message as recent (RFC 3501 §2.3.2). `msgs` in UID order.
+    pub fn claim(&self, mailbox: u64, msgs: &[MessageInfo]) -> Vec<u32> {
+        let Ok(mut marks) = self.marks.lock() else {
+            return Vec::new();
+        };
+        let init = self.initial_mark(msgs);
+        let mark = marks.entry(mailbox).or_insert(init);
+        let claimed: Vec<u32> = msgs
+            .iter()
+            .filter(|m| m.uid > *mark)
+            .map(|m| m.uid)
+            .collect();
+        if let Some(last) = claimed.last() {
+            *mark = *last;
+        }
+        claimed
+    }
+
+    /// How many messages nobody has claimed as recent yet (STATUS RECENT).
+    pub fn unclaimed(&self, mailbox: u64, msgs: &[MessageInfo]) -> u32 {
+        let mark = self
+            .marks
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&mailbox).copied())
+            .unwrap_or_else(|| self.initial_mark(msgs));
+        u32::try_from(msgs.iter().filter(|m| m.uid > mark).count()).unwrap_or(u32::MAX)
+    }
+}
+
+impl Default for Shared {
+    fn default() -> Self {
+        Shared::new()
+    }
+}
+
+/// A logged-in user and their change-feed subscription.
+pub struct Account {
+    pub id: u32,
+    pub name: String,
+    pub feed: Receiver<Change>,
+}
+
+/// RFC 9051 §3 connection states; each owns what it needs.
+pub enum State {
+    NotAuthenticated,
+    Authenticated(Account),
+    Selected(Account, View),
+    Logout,
+}
+
+/// What ENABLE turned on (RFC 5161).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Enabled {
+    pub rev2: bool,
+    pub utf8: bool,
+    pub condstore: bool,
+}
+
+/// SASL exchange in progress (RFC 9051 §6.2.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sasl {
+    Plain,
+    LoginUser,
+    LoginPassword(String),
+}
+
+/// What the driver does after a command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Read the next command.
+    Continue,
+    /// Flush and close (after LOGOUT or a `* BYE`).
+    Close,
+    /// Send `+ idling` and run IDLE for this tag (RFC 2177).
+    Idle(String),
+    /// Send `+ <challenge>` and pass the client's next line to [`Session::sasl_line`].
+    Sasl(String),
+    /// The tagged OK is queued: flush it, discard buffered input, run the TLS handshake
+    /// (RFC 9051 §6.2.1; RFC 2595 §3.1).
+    StartTls,
+}
+
+/// Whether a message command is among those during which EXPUNGE must not be sent
+/// (RFC 9051 §7.5.1: FETCH, STORE, SEARCH; their UID forms may).
+fn expunge_allowed(body: &CommandBody) -> bool {
+    !matches!(
+        body,
+        CommandBody::Message {
+            command: MessageCommand::Fetch | MessageCommand::Store | MessageCommand::Search,
+            uid: false,
+            ..
+        }
+    )
+}
+
+pub struct Session {
+    pub(super) ctx: Context,
+    pub(super) shared: Arc<Shared>,
+    pub(super) peer: Peer,
+    pub(super) enabled: Enabled,
+    pub(super) state: State,
+    pub(super) auth_failures: u32,
+    /// The tag of the AUTHENTICATE in progress and its step.
+    pub(super) sasl: Option<(String, Sasl)>,
+    /// A change for the selected mailbox arrived since the last sync.
+    pub(super) dirty: bool,
+}
+
+/// Failed logins before `* BYE` (RFC 9051 §11; PROTOCOL.md item 28).
+pub const MAX_AUTH_FAILURES: u32 = 3;
+
+impl Session {
+    pub fn new(ctx: Context, shared: Arc<Shared>, peer: Peer) -> Session {
+        Session {
+            ctx,
+            shared,
+            peer,
+            enabled: Enabled::default(),
+            state: State::NotAuthenticated,
+            auth_failures: 0,
+            sasl: None,
+            dirty: false,
+        }
+    }
+
+    /// The greeting (RFC 9051 §7.1.1).
+    pub fn greeting(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(
+            format!(
+                "* OK [CAPABILITY {}] nestbox ready\r\n",
+                self.capabilities()
+            )
+            .as_bytes(),
+        );
+    }
+
+    pub fn logged_in(&self) -> bool {
+        matches!(self.state, State::Authenticated(_) | State::Selected(..))
+    }
+
+    /// The change feed, while logged in (the driver waits on it during IDLE).
+    pub fn feed(&self) -> Option<Receiver<Change>> {
+        match &self.state {
+            State::Authenticated(a) | State::Selected(a, _) => Some(a.feed.clone()),
+            _ => None,
+        }
+    }
+
+    /// True when modified UTF-7 is off: names travel as UTF-8 (RFC 6855 §3, 9051 §5.1).
+    pub fn utf8(&self) -> bool {
+        self.enabled.utf8 || self.enabled.rev2
+    }
+
+    /// Whether passwords may be sent on this connection (PROTOCOL.md item 25).
+    pub fn plaintext_allowed(&self) -> bool {
+        crate::auth::plaintext_allowed(self.ctx.config.auth.plaintext, self.peer)
+    }
+
+    /// After a successful STARTTLS: the connection is encrypted; the state stays Not
+    /// Authenticated (RFC 9051 §6.2.1).
+    pub fn tls_started(&mut self) {
+        self.peer.tls = true;
+    }
+
+    /// The largest APPEND we accept (RFC 7889).
+    pub fn append_limit(&self) -> u64 {
+        self.ctx
+            .config
+            .imap
+            .literal_limit(&self.ctx.config.limits)
+            .min(self.ctx.config.limits.max_message_size)
+    }
+
+    /// RFC 9051 §7.2.2; they differ before and after login (PROTOCOL.md item 22).
+    pub fn capabilities(&self) -> String {
+        let mut c: Vec<String> = [
+            "IMAP4rev1",
+            "IMAP4rev2",
+            "LITERAL+",
+            "SASL-IR",
+            "ID",
+            "ENABLE",
+            "IDLE",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        if matches!(self.state, State::NotAuthenticated) {
+            // RFC 9051 §6.2.1: not advertised once TLS is on.
+            if !self.peer.tls && self.peer.ip.is_some() {
+                c.push("STARTTLS".into());
+            }
+            if self.plaintext_allowed() {
+                c.push("AUTH=PLAIN".into());
+                c.push("AUTH=LOGIN".into());
+            } else {
+                c.push("LOGINDISABLED".into());
+            }
+        } else {
+            for s in [
+                "NAMESPACE",
+                "UNSELECT",
+                "CHILDREN",
+                "LIST-EXTENDED",
+                "LIST-STATUS",
+                "SPECIAL-USE",
+                "STATUS=SIZE",
+                "MULTIAPPEND",
+                "UTF8=ACCEPT",
+            ] {
+                c.push(s.into());
+            }
+            c.push(format!("APPENDLIMIT={}", self.append_limit()));
+        }
+        c.join(" ")
+    }
+
+    pub(super) fn sync_options(&self) -> SyncOptions {
+        SyncOptions {
+            condstore: self.enabled.condstore,
+            rev1: !self.enabled.rev2,
+        }
+    }
+
+    /// Handles one command: untagged responses and the completion go to `out`.
+    pub async fn handle(&mut self, cmd: Command, out: &mut Vec<u8>) -> Action {
+        let Command { tag, body } = cmd;
+        let name = body.name();
+        if let Err(e) = self.check_state(&body) {
+            e.status(name).encode(Some(&tag), out);
+            return Action::Continue;
+        }
+        let allow_expunge = expunge_allowed(&body);
+        let result = self.dispatch(&tag, body, out).await;
+        match result {
+            Ok(Outcome::Done(status)) => {
+                self.updates(allow_expunge, out).await;
+                status.encode(Some(&tag), out);
+                Action::Continue
+            }
+            Ok(Outcome::Action(a)) => a,
+            Err(e) => {
+                self.updates(allow_expunge, out).await;
+                e.status(name).encode(Some(&tag), out);
+                Action::Continue
+            }
+        }
+    }
+
+    /// State gating (RFC 9051 §6, PROTOCOL.md 1.2).
+    fn check_state(&self, body: &CommandBody) -> Result<(), ImapError> {
+        use CommandBody as C;
+        let bad = |t: &str| Err(ImapError::Bad(t.into()));
+        match (&self.state, body) {
+            (_, C::Capability | C::Noop | C::Logout | C::Id(_)) => Ok(()),
+            (State::NotAuthenticated, C::StartTls | C::Login { .. } | C::Authenticate { .. }) => {
+                Ok(())
+            }
+            (State::NotAuthenticated, _) => bad("Log in first"),
+            (_, C::StartTls | C::Login { .. } | C::Authenticate { .. }) => bad("Already logged in"),
+            (State::Selected(..), C::Enable(_)) => {
+                bad("ENABLE is valid only before selecting a mailbox (RFC 5161)")
+            }
+            (State::Authenticated(_), C::Check | C::Close | C::Unselect | C::Message { .. }) => {
+                bad("Select a mailbox first")
+            }
+            (State::Logout, _) => bad("Logging out"),
+            _ => Ok(()),
+        }
+    }
+
+    async fn dispatch(
+        &mut self,
+        tag: &str,
+        body: CommandBody,
+        out: &mut Vec<u8>,
+    ) -> Result<Outcome, ImapError> {
+        use CommandBody as C;
+        match body {
+            C::Capability => {
+                out.extend_from_slice(
+                    format!("* CAPABILITY {}\r\n", self.capabilities()).as_bytes(),
+                );
+                Ok(Outcome::ok("CAPABILITY completed"))
+            }
+            C::Noop => Ok(Outcome::ok("NOOP completed")),
+            C::Check => Ok(Outcome::ok("CHECK completed")),
+            C::Logout => {
+                out.extend_from_slice(b"* BYE Logging out\r\n");
+                Status::ok("LOGOUT completed").encode(Some(tag), out);
+                self.state = State::Logout;
+                Ok(Outcome::Action(Action::Close))
+            }
+            C::Id(_) => {
+                // RFC 2971 §3: never change behaviour on what the client sends.
+                out.extend_from_slice(
+                    format!(
+                        "* ID (\"name\" \"nestbox\" \"version\" \"{}\")\r\n",
+                        env!("CARGO_PKG_VERSION")
+                    )
+                    .as_bytes(),
+                );
+                Ok(Outcome::ok("ID completed"))
+            }
+            C::StartTls => {
+                if self.peer.tls {
+                    return Err(ImapError::Bad("TLS is already active".into()));
+                }
+                if self.peer.ip.is_none() {
+                    return Err(ImapError::no(Code::Cannot, "No TLS on a local socket"));
+                }
+                Status::ok("Begin TLS negotiation now").encode(Some(tag), out);
+                Ok(Outcome::Action(Action::StartTls))
+            }
+            C::Enable(caps) => Ok(self.enable(caps, out)),
+            C::Login { user, password } => self.login(tag, user, password, out).await,
+            C::Authenticate { mechanism, initial } => {
+                self.authenticate(tag, &mechanism, initial, out).await
+            }
+            C::Namespace => {
+                out.extend_from_slice(b"* NAMESPACE ((\"\" \"/\")) NIL NIL\r\n");
+                Ok(Outcome::ok("NAMESPACE completed"))
+            }
+            C::List(l) => self.list(l, out).await,
+            C::Lsub { reference, pattern } => self.lsub(&reference, &pattern, out).await,
+            C::Create(name) => self.create(&name).await,
+            C::Status { mailbox, items } => self.status(&mailbox, &items, out).await,
+            C::Select {
+                mailbox,
+                read_only,
+                condstore,
+            } => self.select(&mailbox, read_only, condstore, out).await,
+            C::Close => self.close(true).await,
+            C::Unselect => self.close(false).await,
+            C::Append { mailbox, messages } => self.append(&mailbox, messages, out).await,
+            C::Idle => Ok(Outcome::Action(Action::Idle(tag.to_string()))),
+            C::Delete(_)
+            | C::Rename { .. }
+            | C::Subscribe(_)
+            | C::Unsubscribe(_)
+            | C::GetQuota(_)
+            | C::GetQuotaRoot(_)
+            | C::Message { .. } => Err(ImapError::Bad(format!(
+                "{} is not available in this build yet",
+                body_name(&body)
+            ))),
+        }
+    }
+
+    /// Sends what changed in the selected mailbox since the client last heard
+    /// (RFC 9051 §5.2, §7.5.1). Called before every tagged completion and from IDLE.
+    pub async fn updates(&mut self, allow_expunge: bool, out: &mut Vec<u8>) {
+        let State::Selected(account, view) = &mut self.state else {
+            if let State::Authenticated(a) = &self.state {
+                while a.feed.try_recv().is_ok() {}
+            }
+            return;
+        };
+        while let Ok(change) = account.feed.try_recv() {
+            if change.mailbox == view.mailbox || matches!(change.kind, ChangeKind::Mailbox) {
+                self.dirty = true;
+            }
+        }
+        let pending = allow_expunge && view.msgs.iter().any(|m| m.expunged);
+        if !self.dirty && !pending {
+            return;
+        }
+        let mailbox = view.mailbox;
+        let fresh = match self.ctx.pipeline.store.messages(mailbox).await {
+            Ok(f) => f,
+            Err(e) => {
+                log::error!("imap: re-reading mailbox {mailbox}: {e}");
+                return;
+            }
+        };
+        self.dirty = false;
+        let opts = self.sync_options();
+        let State::Selected(_, view) = &mut self.state else {
+            return;
+        };
+        let claimed = if opts.rev1 && !view.read_only {
+            let last = view.last_uid();
+            let start = fresh.partition_point(|m| m.uid <= last);
+            self.shared
+                .claim(mailbox, fresh.get(start..).unwrap_or(&[]))
+        } else {
+            Vec::new()
+        };
+        view.sync(&fresh, allow_expunge, &claimed, opts, out);
+    }
+
+    /// The tagged end of IDLE after `DONE` (RFC 2177 §3).
+    pub async fn idle_done(&mut self, tag: &str, out: &mut Vec<u8>) {
+        self.updates(true, out).await;
+        Status::ok("IDLE terminated").encode(Some(tag), out);
+    }
+
+    /// Marks the selected mailbox as changed (the driver got a change-feed wake-up).
+    pub fn note_change(&mut self, change: &Change) {
+        if let State::Selected(_, view) = &self.state
+            && (change.mailbox == view.mailbox || matches!(change.kind, ChangeKind::Mailbox))
+        {
+            self.dirty = true;
+        }
+    }
+
+    /// Session selected view, if any.
+    pub fn view(&self) -> Option<&View> {
+        match &self.state {
+            State::Selected(_, v) => Some(v),
+            _ => None,
+        }
+    }
+
+    pub(super) fn account(&self) -> Option<&Account> {
+        match &self.state {
+            State::Authenticated(a) | State::Selected(a, _) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// The logged-in user's id; callers have passed the state check.
+    pub(super) fn user(&self) -> Result<(u32, String), ImapError> {
+        self.account()
+            .map(|a| (a.id, a.name.clone()))
+            .ok_or_else(|| ImapError::Bad("Log in first".into()))
+    }
+
+    /// Claims `\Recent` on select for rev1 read-write sessions.
+    pub(super) fn claim_recent(
+        &self,
+        mailbox: u64,
+        read_only: bool,
+        msgs: &[MessageInfo],
+    ) -> BTreeSet<u32> {
+        if self.enabled.rev2 || read_only {
+            return BTreeSet::new();
+        }
+        self.shared.claim(mailbox, msgs).into_iter().collect()
+    }
+}
+
+fn body_name(body: &CommandBody) -> &'static str {
+    body.name()
+}
+
+/// A command's result: a completion, or an action the driver takes (the command wrote
+/// its own completion, or continues in the driver).
+pub(super) enum Outcome {
+    Done(Status),
+    Action(Action),
+}
+
+impl Outcome {
+    pub(super) fn ok(text: &str) -> Outcome {
+        Outcome::Done(Status::ok(text))
+    }
+}
+
+/// `NO [CODE] text` shorthand for handlers.
+pub(super) fn no<T>(code: Code, text: &str) -> Result<T, ImapError> {
+    Err(ImapError::no(code, text))
+}

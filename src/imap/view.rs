@@ -1,0 +1,304 @@
+//! The selected mailbox as this session's client knows it: sequence numbers, UIDs, the
+//! flags last told, and `\Recent` (RFC 9051 §2.3.1.2, §7.5.1; RFC 3501 §2.3.2; RFC 2180).
+//!
+//! Pure. The session re-reads the store's listing when the change feed wakes it and
+//! calls [`View::sync`], which writes the untagged EXISTS / EXPUNGE / FETCH / FLAGS
+//! responses the client may be told *now*:
+//! - EXPUNGE only when the command allows it (never during FETCH, STORE, SEARCH:
+//!   RFC 9051 §7.5.1); until then the message keeps its sequence number and its last
+//!   known flags (RFC 2180 §4.1);
+//! - never an EXPUNGE for a message the client was never told about (PROTOCOL.md item
+//!   68): a message added and removed between two syncs is never announced at all;
+//! - EXISTS only grows (RFC 9051 §7.4.1).
+
+use std::collections::BTreeSet;
+
+use crate::store::{MessageInfo, SystemFlags};
+
+/// One message as the client knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Msg {
+    pub uid: u32,
+    pub flags: SystemFlags,
+    pub keywords: Vec<String>,
+    pub modseq: u64,
+    /// Removed in the store, not yet announced with EXPUNGE.
+    pub expunged: bool,
+}
+
+/// What the session has enabled, for the shape of updates.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SyncOptions {
+    /// Include MODSEQ in FETCH updates (RFC 7162 §3.2).
+    pub condstore: bool,
+    /// rev1 session: `\Recent` and RECENT are sent (RFC 9051 Appendix E).
+    pub rev1: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct View {
+    pub mailbox: u64,
+    pub name: String,
+    pub uidvalidity: u32,
+    pub read_only: bool,
+    pub msgs: Vec<Msg>,
+    /// UIDs this session holds `\Recent` for.
+    pub recent: BTreeSet<u32>,
+    /// Keywords announced in FLAGS.
+    pub keywords: BTreeSet<String>,
+    /// SEARCHRES (RFC 5182) saved result, as UIDs.
+    pub saved: Vec<u32>,
+}
+
+/// The five system flags in the FLAGS list (RFC 9051 §2.3.2).
+pub const SYSTEM_FLAGS: [(u8, &str); 5] = [
+    (SystemFlags::ANSWERED, "\\Answered"),
+    (SystemFlags::FLAGGED, "\\Flagged"),
+    (SystemFlags::DELETED, "\\Deleted"),
+    (SystemFlags::SEEN, "\\Seen"),
+    (SystemFlags::DRAFT, "\\Draft"),
+];
+
+/// `(\Seen \Answered kw ...)` for one message.
+pub fn flag_list(flags: SystemFlags, keywords: &[String], recent: bool) -> String {
+    let mut parts: Vec<&str> = SYSTEM_FLAGS
+        .iter()
+        .filter(|(bit, _)| flags.has(*bit))
+        .map(|(_, n)| *n)
+        .collect();
+    if recent {
+        parts.push("\\Recent");
+    }
+    parts.extend(keywords.iter().map(String::as_str));
+    format!("({})", parts.join(" "))
+}
+
+fn msg(m: &MessageInfo) -> Msg {
+    Msg {
+        uid: m.uid,
+        flags: m.flags,
+        keywords: m.keywords.clone(),
+        modseq: m.modseq,
+        expunged: false,
+    }
+}
+
+impl View {
+    /// A view of `fresh` (the store's listing, UID order) with `recent` claimed.
+    pub fn new(
+        mailbox: u64,
+        name: String,
+        uidvalidity: u32,
+        read_only: bool,
+        fresh: &[MessageInfo],
+        recent: BTreeSet<u32>,
+    ) -> View {
+        let keywords = fresh
+            .iter()
+            .flat_map(|m| m.keywords.iter().cloned())
+            .collect();
+        View {
+            mailbox,
+            name,
+            uidvalidity,
+            read_only,
+            msgs: fresh.iter().map(msg).collect(),
+            recent,
+            keywords,
+            saved: Vec::new(),
+        }
+    }
+
+    /// EXISTS as the client knows it.
+    pub fn exists(&self) -> u32 {
+        u32::try_from(self.msgs.len()).unwrap_or(u32::MAX)
+    }
+
+    /// UIDs in sequence order.
+    pub fn uids(&self) -> Vec<u32> {
+        self.msgs.iter().map(|m| m.uid).collect()
+    }
+
+    /// The highest UID the client was told about.
+    pub fn last_uid(&self) -> u32 {
+        self.msgs.last().map(|m| m.uid).unwrap_or(0)
+    }
+
+    /// UIDs in `fresh` the client has not been told about yet.
+    pub fn new_uids(&self, fresh: &[MessageInfo]) -> Vec<u32> {
+        let last = self.last_uid();
+        fresh
+            .iter()
+            .filter(|m| m.uid > last)
+            .map(|m| m.uid)
+            .collect()
+    }
+
+    /// The `FLAGS (...)` list: system flags and every keyword in use.
+    pub fn flags_response(&self) -> String {
+        let mut parts: Vec<&str> = SYSTEM_FLAGS.iter().map(|(_, n)| *n).collect();
+        parts.extend(self.keywords.iter().map(String::as_str));
+        format!("({})", parts.join(" "))
+    }
+
+    /// Brings the view up to `fresh` and writes what the client may be told now.
+    /// `claimed` are new UIDs this session holds `\Recent` for.
+    pub fn sync(
+        &mut self,
+        fresh: &[MessageInfo],
+        allow_expunge: bool,
+        claimed: &[u32],
+        opts: SyncOptions,
+        out: &mut Vec<u8>,
+    ) {
+        // Mark what is gone; refresh flags of what stays.
+        let mut changed: Vec<u32> = Vec::new();
+        let mut j = 0;
+        for m in &mut self.msgs {
+            while fresh.get(j).is_some_and(|f| f.uid < m.uid) {
+                j += 1;
+            }
+            match fresh.get(j) {
+                Some(f) if f.uid == m.uid => {
+                    if !m.expunged && (f.flags != m.flags || f.keywords != m.keywords) {
+                        changed.push(m.uid);
+                    }
+                    m.flags = f.flags;
+                    m.keywords = f.keywords.clone();
+                    m.modseq = f.modseq;
+                }
+                _ => m.expunged = true,
+            }
+        }
+        if allow_expunge {
+            for seq in (1..=self.msgs.len()).rev() {
+                if self.msgs.get(seq - 1).is_some_and(|m| m.expunged) {
+                    let uid = self.msgs.remove(seq - 1).uid;
+                    self.recent.remove(&uid);
+                    out.extend_from_slice(format!("* {seq} EXPUNGE\r\n").as_bytes());
+                }
+            }
+        }
+        let new_keywords: Vec<String> = fresh
+            .iter()
+            .flat_map(|m| m.keywords.iter())
+            .filter(|k| !self.keywords.contains(*k))
+            .cloned()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if !new_keywords.is_empty() {
+            self.keywords.extend(new_keywords);
+            out.extend_from_slice(format!("* FLAGS {}\r\n", self.flags_response()).as_bytes());
+            out.extend_from_slice(
+                format!("* OK [PERMANENTFLAGS {}] Flags\r\n", self.permanent_flags()).as_bytes(),
+            );
+        }
+        for (i, m) in self.msgs.iter().enumerate() {
+            if changed.contains(&m.uid) {
+                let recent = opts.rev1 && self.recent.contains(&m.uid);
+                let mut line = format!(
+                    "* {} FETCH (UID {} FLAGS {}",
+                    i + 1,
+                    m.uid,
+                    flag_list(m.flags, &m.keywords, recent)
+                );
+                if opts.condstore {
+                    line.push_str(&format!(" MODSEQ ({})", m.modseq));
+                }
+                line.push_str(")\r\n");
+                out.extend_from_slice(line.as_bytes());
+            }
+        }
+        let last = self.last_uid();
+        let added: Vec<Msg> = fresh.iter().filter(|f| f.uid > last).map(msg).collect();
+        if !added.is_empty() {
+            self.msgs.extend(added);
+            self.recent.extend(claimed.iter().copied());
+            out.extend_from_slice(format!("* {} EXISTS\r\n", self.msgs.len()).as_bytes());
+            if opts.rev1 {
+                out.extend_from_slice(format!("* {} RECENT\r\n", self.recent.len()).as_bytes());
+            }
+        }
+    }
+
+    /// `PERMANENTFLAGS`: what STORE keeps, and `\*` (new keywords) when writable.
+    pub fn permanent_flags(&self) -> String {
+        if self.read_only {
+            return "()".into();
+        }
+        let mut parts: Vec<&str> = SYSTEM_FLAGS.iter().map(|(_, n)| *n).collect();
+        parts.extend(self.keywords.iter().map(String::as_str));
+        parts.push("\\*");
+        format!("({})", parts.join(" "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(uid: u32, flags: u8) -> MessageInfo {
+        MessageInfo {
+            uid,
+            flags: SystemFlags(flags),
+            keywords: Vec::new(),
+            internal_date: 0,
+            save_date: 0,
+            size: 1,
+            modseq: 1,
+            envelope_from: None,
+        }
+    }
+
+    fn sync(v: &mut View, fresh: &[MessageInfo], expunge: bool) -> String {
+        let mut out = Vec::new();
+        v.sync(fresh, expunge, &[], SyncOptions::default(), &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    fn view(uids: &[u32]) -> View {
+        let fresh: Vec<_> = uids.iter().map(|u| info(*u, 0)).collect();
+        View::new(1, "INBOX".into(), 7, false, &fresh, BTreeSet::new())
+    }
+
+    #[test]
+    fn expunges_wait_for_a_command_that_allows_them() {
+        let mut v = view(&[1, 2, 3, 4]);
+        let fresh = [info(1, 0), info(2, 0)];
+        assert_eq!(sync(&mut v, &fresh, false), "");
+        assert_eq!(v.exists(), 4);
+        assert_eq!(sync(&mut v, &fresh, true), "* 4 EXPUNGE\r\n* 3 EXPUNGE\r\n");
+        assert_eq!(v.uids(), vec![1, 2]);
+    }
+
+    #[test]
+    fn new_mail_is_exists_and_unseen_removal_is_silent() {
+        let mut v = view(&[1]);
+        assert_eq!(
+            sync(&mut v, &[info(1, 0), info(3, 0)], false),
+            "* 2 EXISTS\r\n"
+        );
+        // UID 4 came and went between two syncs: never told, never expunged.
+        assert_eq!(sync(&mut v, &[info(1, 0), info(3, 0)], true), "");
+    }
+
+    #[test]
+    fn flag_changes_are_fetch_updates() {
+        let mut v = view(&[1, 2]);
+        assert_eq!(
+            sync(&mut v, &[info(1, 0), info(2, SystemFlags::SEEN)], false),
+            "* 2 FETCH (UID 2 FLAGS (\\Seen))\r\n"
+        );
+    }
+
+    #[test]
+    fn expunge_then_exists_in_one_sync() {
+        let mut v = view(&[1, 2]);
+        assert_eq!(
+            sync(&mut v, &[info(2, 0), info(5, 0)], true),
+            "* 1 EXPUNGE\r\n* 2 EXISTS\r\n"
+        );
+        assert_eq!(v.uids(), vec![2, 5]);
+    }
+}
