@@ -2,9 +2,9 @@
 //!
 //! Until the store holds `dictionary_after` messages, blobs are compressed plainly. Then a
 //! background thread trains a zstd dictionary from a sample of the store's own mail, makes
-//! it the active one for new blobs, and recompresses the older blobs with it in small
-//! batches. Each blob records the dictionary it was compressed with, and dictionaries are
-//! never deleted, so every blob stays readable.
+//! it the active one for new blobs; the packer then rewrites older blobs into packs with it.
+//! Each blob and pack records the dictionary it was compressed with, and dictionaries are
+//! never deleted, so everything stays readable.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,8 +20,6 @@ use super::{Shared, StoreError};
 const TRAIN_BYTES: usize = 8 << 20;
 /// ...and at most this much of each message (headers carry most of what repeats).
 const TRAIN_SAMPLE: usize = 16 << 10;
-/// Blobs recompressed per write job after a dictionary is trained.
-const RECOMPRESS_CHUNK: usize = 64;
 
 struct Dicts {
     active: Option<(u32, Arc<EncoderDictionary<'static>>)>,
@@ -336,12 +334,9 @@ pub(crate) fn maybe_train(shared: &Arc<Shared>) {
         .name("store-dict".into())
         .spawn(move || {
             match train(&shared) {
-                Ok(Some(id)) => {
-                    log::info!("store: trained zstd dictionary {id}");
-                    if let Err(e) = recompress_all(&shared, id) {
-                        log::warn!("store: recompressing with dictionary {id} stopped: {e}");
-                    }
-                }
+                // Older loose blobs are not recompressed one by one: the packer (which
+                // waits for this dictionary) rewrites them into packs with it anyway.
+                Ok(Some(id)) => log::info!("store: trained zstd dictionary {id}"),
                 Ok(None) => {}
                 Err(e) => log::warn!("store: dictionary training failed: {e}"),
             }
@@ -418,72 +413,4 @@ fn train(shared: &Arc<Shared>) -> Result<Option<u32>, StoreError> {
         decoders,
     });
     Ok(Some(id))
-}
-
-/// Recompresses every blob not yet using dictionary `id`, a chunk per transaction, keeping
-/// a new encoding only when it is smaller.
-fn recompress_all(shared: &Arc<Shared>, id: u32) -> Result<(), StoreError> {
-    let mut after: Option<[u8; 32]> = None;
-    loop {
-        let mut chunk: Vec<([u8; 32], BlobRecord, Vec<u8>)> = Vec::new();
-        {
-            let tx = read_db(shared)?;
-            let blobs = tx.open_table(BLOBS)?;
-            let data = tx.open_table(BLOB_DATA)?;
-            let range = match &after {
-                Some(h) => blobs.range::<&[u8; 32]>(h..)?,
-                None => blobs.range::<&[u8; 32]>(..)?,
-            };
-            for row in range {
-                let (hash, rec) = row?;
-                let hash = *hash.value();
-                if Some(hash) == after {
-                    continue;
-                }
-                after = Some(hash);
-                let rec: BlobRecord = schema::decode(rec.value())?;
-                if rec.dict == id || !matches!(rec.location, Location::Loose { .. }) {
-                    continue;
-                }
-                let Some(bytes) = data.get(&hash)? else {
-                    continue;
-                };
-                let raw = shared.codec.decompress(&rec, bytes.value())?;
-                let (dict, compressed) = shared.codec.compress(&raw)?;
-                if dict == id && (compressed.len() as u64) < rec.stored_len {
-                    chunk.push((hash, rec, compressed));
-                }
-                if chunk.len() >= RECOMPRESS_CHUNK {
-                    break;
-                }
-            }
-        }
-        if chunk.is_empty() {
-            return Ok(());
-        }
-        let tx = shared.begin_write()?;
-        {
-            let mut blobs = tx.open_table(BLOBS)?;
-            let mut data = tx.open_table(BLOB_DATA)?;
-            for (hash, old, compressed) in chunk {
-                // Only if the blob is still the one we read (not freed meanwhile).
-                let current = blobs
-                    .get(&hash)?
-                    .map(|v| schema::decode::<BlobRecord>(v.value()))
-                    .transpose()?;
-                let Some(current) = current else { continue };
-                if current.dict != old.dict || current.location != old.location {
-                    continue;
-                }
-                let rec = BlobRecord {
-                    dict: id,
-                    stored_len: compressed.len() as u64,
-                    ..current
-                };
-                blobs.insert(&hash, schema::encode(&rec)?.as_slice())?;
-                data.insert(&hash, compressed.as_slice())?;
-            }
-        }
-        tx.commit()?;
-    }
 }
