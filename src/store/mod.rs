@@ -144,6 +144,13 @@ fn builder(config: &StoreConfig) -> redb::Builder {
     b
 }
 
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
 pub(crate) fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -226,6 +233,9 @@ impl Shared {
 }
 
 pub(crate) struct Shared {
+    /// When the writer last committed (ms since the Unix epoch); background packing waits
+    /// for a quiet moment so it does not compete with deliveries.
+    pub(crate) last_write_ms: std::sync::atomic::AtomicU64,
     /// Readers and the writer take this lock shared; compaction and reopening take it
     /// exclusively. `None` after a failed reopen: every operation then fails as a
     /// storage fault until the next reopen succeeds.
@@ -262,6 +272,7 @@ impl Store {
         }
         let codec = Codec::load(&db, config.compression_level)?;
         let shared = Arc::new(Shared {
+            last_write_ms: std::sync::atomic::AtomicU64::new(0),
             db: RwLock::new(Some(db)),
             codec,
             feed: ChangeFeed::default(),

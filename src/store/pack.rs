@@ -34,6 +34,11 @@ use super::{Shared, StoreError};
 pub const PACK_RAW: u64 = 512 * 1024;
 /// Loose bytes that start the packer.
 pub const PACK_TRIGGER: u64 = PACK_RAW;
+/// Packing waits until the writer has been quiet this long, so that it runs between
+/// bursts of deliveries instead of competing with them for CPU...
+const QUIET_MS: u64 = 500;
+/// ...unless this much is waiting loose.
+const LOOSE_MAX: u64 = 64 << 20;
 /// Decompressed packs kept in memory (sequential FETCHes read neighbours).
 const CACHE: usize = 4;
 
@@ -168,9 +173,23 @@ fn run(shared: &Arc<Shared>, writer: &Writer) -> Result<(), StoreError> {
             }
             continue;
         }
+        wait_for_quiet(shared, loose);
         if !pack_once(shared, writer)? {
             return Ok(());
         }
+    }
+}
+
+/// Sleeps while deliveries are being committed (at most until the store closes), unless
+/// `loose` is already large.
+fn wait_for_quiet(shared: &Shared, loose: u64) {
+    while loose < LOOSE_MAX && shared.is_open() {
+        let last = shared.last_write_ms.load(Ordering::Relaxed);
+        let idle = super::now_ms().saturating_sub(last);
+        if idle >= QUIET_MS {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(QUIET_MS - idle));
     }
 }
 

@@ -152,6 +152,9 @@ fn run(shared: Arc<Shared>, rx: Receiver<Job>, own: Writer) {
             drop(job);
         }
         if outcome.is_ok() {
+            shared
+                .last_write_ms
+                .store(super::now_ms(), std::sync::atomic::Ordering::Relaxed);
             for change in batch.changes.drain(..) {
                 shared.feed.publish(change);
             }
