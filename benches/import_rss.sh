@@ -91,13 +91,13 @@ SYS_S=$(sed -n 's/.*System time (seconds): //p' "$TMP/time.txt")
 WALL_S=$(echo "$WALL" | awk -F: '{s=0; for (i=1;i<=NF;i++) s=s*60+$i; print s}')
 DU=$(du -sb "$TMP/data" | cut -f1)
 DU_ALLOC=$(du -sB1 "$TMP/data" | cut -f1)
-STORE=$("$NB" --config "$CFG" stats | tail -1)
+STORE=$("$NB" --config "$CFG" stats | grep '^store: ')
 echo "== compacting" >&2
 T0=$(date +%s.%N)
 "$NB" --config "$CFG" compact >/dev/null
 COMPACT_S=$(awk -v a="$T0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a}')
 DU2=$(du -sb "$TMP/data" | cut -f1)
-STORE2=$("$NB" --config "$CFG" stats | tail -1)
+STORE2=$("$NB" --config "$CFG" stats | grep '^store: ')
 
 echo
 printf '%-30s %s\n' "mbox bytes" "$MBOX_BYTES"

@@ -41,7 +41,7 @@ CLK_TCK=$(getconf CLK_TCK)
 
 # compressed bytes from the last line of `stats`
 compressed() {
-    "$NB" --config "$1" stats | tail -1 | sed -n 's/.* raw bytes, \([0-9]*\) compressed.*/\1/p'
+    "$NB" --config "$1" stats | grep '^store: ' | sed -n 's/.* raw bytes, \([0-9]*\) compressed.*/\1/p'
 }
 
 # run_one CONNS -> sets R_* variables
@@ -85,7 +85,7 @@ EOF
     done
     R_SETTLE=$((SECONDS - t0))
     "$NB" --config "$cfg" compact > "$dir/compact.out" 2>&1 || { cat "$dir/compact.out" >&2; exit 1; }
-    R_STORE=$("$NB" --config "$cfg" stats | tail -1)
+    R_STORE=$("$NB" --config "$cfg" stats | grep '^store: ')
 
     R_DU=$(du -sb "$dir/data" | cut -f1)
     R_REDB=$(stat -c %s "$dir"/data/*.redb | awk '{s+=$1} END {print s}')

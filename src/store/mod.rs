@@ -367,10 +367,18 @@ impl Store {
                     }
                 }
                 let mut any = false;
+                // New transactions cannot start while we hold the lock; ones in flight end
+                // soon. An explicit compaction waits for them (up to 2 s), a periodic one
+                // tries again next time.
+                let mut waits = if force { 40 } else { 0 };
                 loop {
                     match db.compact() {
                         Ok(true) => any = true,
                         Ok(false) => break,
+                        Err(redb::CompactionError::TransactionInProgress) if waits > 0 => {
+                            waits -= 1;
+                            std::thread::sleep(std::time::Duration::from_millis(50));
+                        }
                         Err(redb::CompactionError::TransactionInProgress) => break,
                         Err(e) => return Err(e.into()),
                     }
