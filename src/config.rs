@@ -183,6 +183,9 @@ pub struct Limits {
 pub struct StoreConfig {
     /// zstd level for message blobs (1..=19). Small mail compresses fast even at high levels.
     pub compression_level: i32,
+    /// zstd level for packs (1..=19): many messages compressed together in the background,
+    /// once deliveries pause. Higher costs CPU in that background work only.
+    pub pack_level: i32,
     /// Train a zstd dictionary once this many messages were stored without one (0 = never).
     pub dictionary_after: u64,
     /// Dictionary size in bytes.
@@ -395,6 +398,7 @@ impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
             compression_level: 9,
+            pack_level: 15,
             dictionary_after: 500,
             dictionary_size: 64 * 1024,
             compact_when_free: 0.25,
@@ -487,6 +491,12 @@ impl RawConfig {
             return Err(err(
                 "store.compression_level",
                 format!("{} is outside 1..=19", self.store.compression_level),
+            ));
+        }
+        if !(1..=19).contains(&self.store.pack_level) {
+            return Err(err(
+                "store.pack_level",
+                format!("{} is outside 1..=19", self.store.pack_level),
             ));
         }
         if !(0.0..1.0).contains(&self.store.compact_when_free) {

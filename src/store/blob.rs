@@ -13,6 +13,7 @@ use std::sync::{Arc, RwLock};
 use redb::{Database, ReadableDatabase, ReadableTable, WriteTransaction};
 use zstd::dict::{DecoderDictionary, EncoderDictionary};
 
+use super::schema::BlobId;
 use super::schema::{self, BLOB_DATA, BLOB_META, BLOBS, BlobRecord, DICTS, LOOSE, Location, META};
 use super::{Shared, StoreError};
 
@@ -21,8 +22,24 @@ const TRAIN_BYTES: usize = 8 << 20;
 /// ...and at most this much of each message (headers carry most of what repeats).
 const TRAIN_SAMPLE: usize = 16 << 10;
 
+/// The largest size not above `size` that, with redb's per-page overhead, still fits a
+/// power-of-two run of pages: redb stores a value bigger than a page in the smallest such
+/// run, so a 64 KiB dictionary would take 128 KiB on disk; 64 KiB less 256 bytes takes
+/// 64 KiB.
+pub(crate) fn fit_page_run(size: usize) -> usize {
+    const SLACK: usize = 256;
+    let run = size.next_power_of_two();
+    if size <= 4096 || size + SLACK <= run {
+        size
+    } else {
+        run - SLACK
+    }
+}
+
 struct Dicts {
     active: Option<(u32, Arc<EncoderDictionary<'static>>)>,
+    /// The active dictionary's bytes, for compressing at another level (packs).
+    active_raw: Option<Arc<Vec<u8>>>,
     decoders: HashMap<u32, Arc<DecoderDictionary<'static>>>,
 }
 
@@ -41,7 +58,7 @@ pub struct Codec {
 /// A message body ready for the writer: hashed, compressed, parsed.
 #[derive(Debug, Clone)]
 pub struct PreparedBlob {
-    pub hash: [u8; 32],
+    pub hash: BlobId,
     pub compressed: Vec<u8>,
     pub dict: u32,
     pub raw_len: u64,
@@ -61,18 +78,24 @@ impl Codec {
         let active_id = meta.get("active_dict")?.map(|v| v.value() as u32);
         let mut decoders = HashMap::new();
         let mut active = None;
+        let mut active_raw = None;
         for row in dict_table.iter()? {
             let (id, bytes) = row?;
             let id = id.value();
             decoders.insert(id, Arc::new(DecoderDictionary::copy(bytes.value())));
             if Some(id) == active_id {
                 active = Some((id, Arc::new(EncoderDictionary::copy(bytes.value(), level))));
+                active_raw = Some(Arc::new(bytes.value().to_vec()));
             }
         }
         let trained = active.is_some();
         Ok(Codec {
             level,
-            dicts: RwLock::new(Arc::new(Dicts { active, decoders })),
+            dicts: RwLock::new(Arc::new(Dicts {
+                active,
+                active_raw,
+                decoders,
+            })),
             training: AtomicBool::new(false),
             trained: AtomicBool::new(trained),
             packing: AtomicBool::new(false),
@@ -89,7 +112,7 @@ impl Codec {
 
     /// Hashes and compresses `raw` (already CRLF-normalised) with the active dictionary.
     pub fn prepare(&self, raw: &[u8], meta: Vec<u8>) -> Result<PreparedBlob, StoreError> {
-        let hash = *blake3::hash(raw).as_bytes();
+        let hash = schema::blob_id(raw);
         let (dict, compressed) = self.compress(raw)?;
         Ok(PreparedBlob {
             hash,
@@ -109,6 +132,22 @@ impl Codec {
                 Ok((*id, c.compress(raw).map_err(zstd_err)?))
             }
             None => Ok((0, zstd::bulk::compress(raw, self.level).map_err(zstd_err)?)),
+        }
+    }
+
+    /// Compresses `raw` with the active dictionary at `level` (packs use their own level).
+    pub(crate) fn compress_at(&self, raw: &[u8], level: i32) -> Result<(u32, Vec<u8>), StoreError> {
+        if level == self.level {
+            return self.compress(raw);
+        }
+        let dicts = self.snapshot();
+        match (&dicts.active, &dicts.active_raw) {
+            (Some((id, _)), Some(bytes)) => {
+                let mut c =
+                    zstd::bulk::Compressor::with_dictionary(level, bytes).map_err(zstd_err)?;
+                Ok((*id, c.compress(raw).map_err(zstd_err)?))
+            }
+            _ => Ok((0, zstd::bulk::compress(raw, level).map_err(zstd_err)?)),
         }
     }
 
@@ -184,7 +223,7 @@ pub(crate) fn add_ref(
 }
 
 /// Drops one reference; the last one frees the blob, its data and its metadata.
-pub(crate) fn drop_ref(tx: &WriteTransaction, hash: &[u8; 32]) -> Result<(), StoreError> {
+pub(crate) fn drop_ref(tx: &WriteTransaction, hash: &BlobId) -> Result<(), StoreError> {
     let mut blobs = tx.open_table(BLOBS)?;
     let rec = match blobs.get(hash)? {
         Some(v) => schema::decode::<BlobRecord>(v.value())?,
@@ -221,7 +260,7 @@ pub(crate) fn drop_ref(tx: &WriteTransaction, hash: &[u8; 32]) -> Result<(), Sto
 /// Queues a blob for packing; returns its sequence number.
 pub(crate) fn add_loose(
     tx: &WriteTransaction,
-    hash: &[u8; 32],
+    hash: &BlobId,
     raw_len: u64,
 ) -> Result<u64, StoreError> {
     let mut meta = tx.open_table(META)?;
@@ -249,7 +288,7 @@ pub(crate) fn remove_loose(
 pub(crate) fn load_raw(
     tx: &redb::ReadTransaction,
     shared: &Shared,
-    hash: &[u8; 32],
+    hash: &BlobId,
     rec: &BlobRecord,
 ) -> Result<Vec<u8>, StoreError> {
     match rec.location {
@@ -271,7 +310,7 @@ pub(crate) fn load_raw(
 pub(crate) fn load_meta(
     tx: &redb::ReadTransaction,
     shared: &Shared,
-    hash: &[u8; 32],
+    hash: &BlobId,
     rec: &BlobRecord,
 ) -> Result<Vec<u8>, StoreError> {
     match rec.location {
@@ -381,7 +420,7 @@ fn train(shared: &Arc<Shared>) -> Result<Option<u32>, StoreError> {
     if samples.len() < 32 {
         return Ok(None);
     }
-    let size = shared.config.dictionary_size;
+    let size = fit_page_run(shared.config.dictionary_size);
     let dict = zstd::dict::from_samples(&samples, size)
         .map_err(|e| StoreError::Storage(format!("zstd training: {e}")))?;
     drop(samples);
@@ -410,6 +449,7 @@ fn train(shared: &Arc<Shared>) -> Result<Option<u32>, StoreError> {
             id,
             Arc::new(EncoderDictionary::copy(&dict, shared.codec.level)),
         )),
+        active_raw: Some(Arc::new(dict)),
         decoders,
     });
     Ok(Some(id))

@@ -8,10 +8,17 @@
 //! pack and their loose copies are deleted, all in one group-committed transaction.
 //!
 //! Why: on real mail (the benchmark corpus), 512 KiB packs compress to about 0.215 of the
-//! raw size against 0.30 for single messages with the same dictionary (0.228 at 128 KiB,
-//! 0.205 at 1 MiB and level 15, at five times the CPU), and page-sized chunks avoid redb's
-//! rounding of large values to power-of-two page runs. Reading a message decompresses its
-//! pack (about 1 ms for 512 KiB); the last few packs stay in memory.
+//! raw size against 0.30 for single messages with the same dictionary (0.228 at 128 KiB;
+//! 1 MiB packs at level 15, the default `store.pack_level`, 0.205 at about four times the
+//! CPU of level 9 — background CPU, spent when deliveries pause), and page-sized chunks
+//! avoid redb's rounding of large values to power-of-two page runs. Reading a message
+//! decompresses its pack (about 2 ms for 1 MiB); the last few packs stay in memory.
+//!
+//! The *tail*: mail that arrived since the last full pack. Once deliveries have paused for
+//! [`TAIL_QUIET_MS`] and at least [`TAIL_MIN`] bytes are loose, they are packed too, into
+//! a pack smaller than [`PACK_RAW`], remembered as the tail pack (`META` `tail_pack`). The
+//! next pack absorbs the tail pack's live blobs first, so at most one small pack exists and
+//! a trickle of mail is recompressed in bounded steps (at most [`PACK_RAW`] per pack).
 //!
 //! Deleting a packed blob only lowers its pack's live count. A pack whose live bytes fall
 //! under half is unpacked: its live blobs go back to loose, and the packer packs them again
@@ -23,6 +30,7 @@ use std::sync::{Arc, Mutex};
 
 use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 
+use super::schema::BlobId;
 use super::schema::{
     self, BLOB_DATA, BLOB_META, BLOBS, BlobRecord, LOOSE, Location, META, PACK_CHUNK, PACK_CHUNKS,
     PACKS, PackRecord,
@@ -31,14 +39,20 @@ use super::writer::Writer;
 use super::{Shared, StoreError};
 
 /// Raw bytes per pack (messages and their structure).
-pub const PACK_RAW: u64 = 512 * 1024;
+pub const PACK_RAW: u64 = 1024 * 1024;
 /// Loose bytes that start the packer.
 pub const PACK_TRIGGER: u64 = PACK_RAW;
 /// Packing waits until the writer has been quiet this long, so that it runs between
 /// bursts of deliveries instead of competing with them for CPU...
 const QUIET_MS: u64 = 500;
-/// ...unless this much is waiting loose.
+/// ...unless this much is waiting loose (then packs use the faster delivery level).
 const LOOSE_MAX: u64 = 64 << 20;
+/// The tail is packed once deliveries have paused this long...
+pub const TAIL_QUIET_MS: u64 = 2000;
+/// ...and at least this much is loose.
+const TAIL_MIN: u64 = 32 * 1024;
+/// `META` key: the pack holding the tail (smaller than [`PACK_RAW`]), absorbed by the next.
+const TAIL_PACK: &str = "tail_pack";
 /// Decompressed packs kept in memory (sequential FETCHes read neighbours).
 const CACHE: usize = 4;
 
@@ -122,7 +136,7 @@ fn delete_pack(tx: &WriteTransaction, id: u64, chunks: u32) -> Result<(), StoreE
 pub(crate) fn drop_item(
     tx: &WriteTransaction,
     id: u64,
-    hash: &[u8; 32],
+    hash: &BlobId,
     len: u64,
 ) -> Result<(), StoreError> {
     let mut rec = pack_record(&tx.open_table(PACKS)?, id)?;
@@ -162,52 +176,162 @@ pub(crate) fn maybe_pack(shared: &Arc<Shared>, writer: &Writer) {
 fn run(shared: &Arc<Shared>, writer: &Writer) -> Result<(), StoreError> {
     loop {
         let did_unpack = unpack_sparse(shared, writer)?;
-        let loose = {
-            let tx = shared.begin_read()?;
-            let meta = tx.open_table(META)?;
-            meta.get("loose_bytes")?.map(|v| v.value()).unwrap_or(0)
-        };
-        if loose < PACK_TRIGGER {
-            if !did_unpack {
+        let loose = loose_bytes(shared)?;
+        if loose >= PACK_TRIGGER {
+            let forced = !wait_for_quiet(shared, loose, QUIET_MS);
+            let level = if forced {
+                shared.codec.level
+            } else {
+                shared.config.pack_level
+            };
+            if !pack_once(shared, writer, level)? {
                 return Ok(());
             }
             continue;
         }
-        wait_for_quiet(shared, loose);
-        if !pack_once(shared, writer)? {
+        if loose >= TAIL_MIN {
+            wait_for_quiet(shared, 0, TAIL_QUIET_MS);
+            if !shared.is_open() {
+                return Ok(());
+            }
+            // More mail may have come meanwhile: decide again with the new figure.
+            if loose_bytes(shared)? < PACK_TRIGGER
+                && !pack_once(shared, writer, shared.config.pack_level)?
+            {
+                return Ok(());
+            }
+            continue;
+        }
+        if !did_unpack {
             return Ok(());
         }
     }
 }
 
-/// Sleeps while deliveries are being committed (at most until the store closes), unless
-/// `loose` is already large.
-fn wait_for_quiet(shared: &Shared, loose: u64) {
-    while loose < LOOSE_MAX && shared.is_open() {
+fn loose_bytes(shared: &Shared) -> Result<u64, StoreError> {
+    let tx = shared.begin_read()?;
+    let meta = tx.open_table(META)?;
+    Ok(meta.get("loose_bytes")?.map(|v| v.value()).unwrap_or(0))
+}
+
+/// Sleeps until the writer has been quiet for `quiet_ms` (or the store closes); gives up
+/// early, returning false, once `loose` reaches [`LOOSE_MAX`].
+fn wait_for_quiet(shared: &Shared, loose: u64, quiet_ms: u64) -> bool {
+    while shared.is_open() {
+        if loose >= LOOSE_MAX {
+            return false;
+        }
         let last = shared.last_write_ms.load(Ordering::Relaxed);
         let idle = super::now_ms().saturating_sub(last);
-        if idle >= QUIET_MS {
-            return;
+        if idle >= quiet_ms {
+            return true;
         }
-        std::thread::sleep(std::time::Duration::from_millis(QUIET_MS - idle));
+        std::thread::sleep(std::time::Duration::from_millis(quiet_ms - idle));
     }
+    true
+}
+
+/// Where an item taken into a new pack was (checked again in the writing transaction).
+#[derive(Clone, Copy, PartialEq)]
+enum Source {
+    Loose { seq: u64 },
+    Tail { pack: u64, offset: u64 },
 }
 
 /// One item taken into a pack.
 struct Item {
-    seq: u64,
-    hash: [u8; 32],
+    source: Source,
+    hash: BlobId,
     offset: u64,
     raw_len: u64,
     meta_len: u32,
 }
 
-/// Packs the oldest loose blobs. Returns false when there was nothing to pack.
-fn pack_once(shared: &Arc<Shared>, writer: &Writer) -> Result<bool, StoreError> {
+/// Appends a blob's raw bytes and structure to the pack being built.
+fn take(
+    buf: &mut Vec<u8>,
+    items: &mut Vec<Item>,
+    source: Source,
+    hash: BlobId,
+    raw: &[u8],
+    meta: &[u8],
+) -> Result<(), StoreError> {
+    let offset = buf.len() as u64;
+    buf.extend_from_slice(raw);
+    buf.extend_from_slice(meta);
+    items.push(Item {
+        source,
+        hash,
+        offset,
+        raw_len: raw.len() as u64,
+        meta_len: u32::try_from(meta.len()).map_err(|_| StoreError::Corrupt("meta size".into()))?,
+    });
+    Ok(())
+}
+
+/// The live blobs of the tail pack, if there is one, taken into `buf` first.
+fn take_tail(
+    tx: &ReadTransaction,
+    shared: &Shared,
+    buf: &mut Vec<u8>,
+    items: &mut Vec<Item>,
+) -> Result<Option<u64>, StoreError> {
+    let Some(tail) = tx.open_table(META)?.get(TAIL_PACK)?.map(|v| v.value()) else {
+        return Ok(None);
+    };
+    let Some(rec) = tx
+        .open_table(PACKS)?
+        .get(tail)?
+        .map(|v| schema::decode::<PackRecord>(v.value()))
+        .transpose()?
+    else {
+        return Ok(None);
+    };
+    let bytes = load(tx, shared, tail)?;
+    let blobs = tx.open_table(BLOBS)?;
+    for hash in &rec.items {
+        let Some(v) = blobs.get(hash)? else { continue };
+        let b: BlobRecord = schema::decode(v.value())?;
+        let Location::Packed {
+            pack,
+            offset,
+            meta_len,
+        } = b.location
+        else {
+            continue;
+        };
+        if pack != tail {
+            continue;
+        }
+        let start = usize::try_from(offset).map_err(|_| StoreError::Corrupt("offset".into()))?;
+        let mid =
+            start + usize::try_from(b.raw_len).map_err(|_| StoreError::Corrupt("size".into()))?;
+        let end = mid + meta_len as usize;
+        let (Some(raw), Some(meta)) = (bytes.get(start..mid), bytes.get(mid..end)) else {
+            return Err(StoreError::Corrupt(format!("pack {tail} is too short")));
+        };
+        take(
+            buf,
+            items,
+            Source::Tail { pack: tail, offset },
+            *hash,
+            raw,
+            meta,
+        )?;
+    }
+    Ok(Some(tail))
+}
+
+/// Packs the tail pack's live blobs and the oldest loose blobs into a new pack compressed
+/// at `level`. Returns false when nothing was loose.
+fn pack_once(shared: &Arc<Shared>, writer: &Writer, level: i32) -> Result<bool, StoreError> {
     let mut buf: Vec<u8> = Vec::with_capacity(usize::try_from(PACK_RAW).unwrap_or(0) * 2);
     let mut items: Vec<Item> = Vec::new();
+    let tail;
     {
         let tx = shared.begin_read()?;
+        tail = take_tail(&tx, shared, &mut buf, &mut items)?;
+        let from_tail = items.len();
         let loose = tx.open_table(LOOSE)?;
         let blobs = tx.open_table(BLOBS)?;
         let data = tx.open_table(BLOB_DATA)?;
@@ -226,27 +350,23 @@ fn pack_once(shared: &Arc<Shared>, writer: &Writer) -> Result<bool, StoreError> 
                 continue;
             };
             let raw = shared.codec.decompress(&rec, stored.value())?;
-            let meta = meta.value();
-            let offset = buf.len() as u64;
-            buf.extend_from_slice(&raw);
-            buf.extend_from_slice(meta);
-            items.push(Item {
-                seq,
+            take(
+                &mut buf,
+                &mut items,
+                Source::Loose { seq },
                 hash,
-                offset,
-                raw_len: rec.raw_len,
-                meta_len: u32::try_from(meta.len())
-                    .map_err(|_| StoreError::Corrupt("meta size".into()))?,
-            });
+                &raw,
+                meta.value(),
+            )?;
             if buf.len() as u64 >= PACK_RAW {
                 break;
             }
         }
+        if items.len() == from_tail {
+            return Ok(false);
+        }
     }
-    if items.is_empty() {
-        return Ok(false);
-    }
-    let (dict, compressed) = shared.codec.compress(&buf)?;
+    let (dict, compressed) = shared.codec.compress_at(&buf, level)?;
     let raw_len = buf.len() as u64;
     drop(buf);
     let stored_len = compressed.len() as u64;
@@ -268,9 +388,19 @@ fn pack_once(shared: &Arc<Shared>, writer: &Writer) -> Result<bool, StoreError> 
                 .get(&item.hash)?
                 .map(|v| schema::decode::<BlobRecord>(v.value()))
                 .transpose()?;
-            // Freed or re-added since we read it: its bytes in the pack are dead.
+            // Freed or moved since we read it: its bytes in the pack are dead.
             let Some(mut rec) = rec else { continue };
-            if rec.location != (Location::Loose { seq: item.seq }) {
+            let still = match (item.source, rec.location) {
+                (Source::Loose { seq }, Location::Loose { seq: s }) => seq == s,
+                (
+                    Source::Tail { pack, offset },
+                    Location::Packed {
+                        pack: p, offset: o, ..
+                    },
+                ) => pack == p && offset == o,
+                _ => false,
+            };
+            if !still {
                 continue;
             }
             rec.location = Location::Packed {
@@ -282,13 +412,27 @@ fn pack_once(shared: &Arc<Shared>, writer: &Writer) -> Result<bool, StoreError> 
             rec.stored_len = 0;
             blobs.insert(&item.hash, schema::encode(&rec)?.as_slice())?;
             drop(blobs);
-            tx.open_table(BLOB_DATA)?.remove(&item.hash)?;
-            tx.open_table(BLOB_META)?.remove(&item.hash)?;
-            super::blob::remove_loose(tx, item.seq, item.raw_len)?;
+            if let Source::Loose { seq } = item.source {
+                tx.open_table(BLOB_DATA)?.remove(&item.hash)?;
+                tx.open_table(BLOB_META)?.remove(&item.hash)?;
+                super::blob::remove_loose(tx, seq, item.raw_len)?;
+            }
             live += item.raw_len + u64::from(item.meta_len);
             alive.push(item.hash);
         }
+        // Every live blob of the old tail pack now points into the new pack.
+        if let Some(old) = tail {
+            let current = tx
+                .open_table(PACKS)?
+                .get(old)?
+                .map(|v| schema::decode::<PackRecord>(v.value()))
+                .transpose()?;
+            if let Some(current) = current {
+                delete_pack(tx, old, current.chunks)?;
+            }
+        }
         if alive.is_empty() {
+            tx.open_table(META)?.remove(TAIL_PACK)?;
             return Ok(());
         }
         let mut t = tx.open_table(PACK_CHUNKS)?;
@@ -306,14 +450,23 @@ fn pack_once(shared: &Arc<Shared>, writer: &Writer) -> Result<bool, StoreError> 
         };
         tx.open_table(PACKS)?
             .insert(id, schema::encode(&rec)?.as_slice())?;
+        let mut meta = tx.open_table(META)?;
+        if raw_len < PACK_RAW {
+            meta.insert(TAIL_PACK, id)?;
+        } else {
+            meta.remove(TAIL_PACK)?;
+        }
         Ok(())
     }))?;
+    if let Some(old) = tail {
+        shared.codec.packs.forget(old);
+    }
     Ok(true)
 }
 
 /// A live blob taken out of a sparse pack, recompressed alone.
 struct Unpacked {
-    hash: [u8; 32],
+    hash: BlobId,
     rec: BlobRecord,
     dict: u32,
     compressed: Vec<u8>,
