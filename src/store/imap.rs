@@ -9,6 +9,7 @@ use std::sync::Mutex;
 use redb::{ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
+use super::schema::BlobId;
 use super::blob;
 use super::mailboxes::{self, DELIMITER, canonical_mailbox};
 use super::schema::{
@@ -148,7 +149,7 @@ fn same_keywords(a: &[String], b: &[String]) -> bool {
 }
 
 /// Adds one reference to a blob that is already stored (COPY shares blobs).
-fn add_existing_ref(tx: &WriteTransaction, hash: &[u8; 32]) -> Result<(), StoreError> {
+fn add_existing_ref(tx: &WriteTransaction, hash: &BlobId) -> Result<(), StoreError> {
     let mut blobs = tx.open_table(BLOBS)?;
     let mut rec: BlobRecord = match blobs.get(hash)? {
         Some(v) => schema::decode(v.value())?,

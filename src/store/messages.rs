@@ -5,6 +5,7 @@ use std::sync::Arc;
 use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
+use super::schema::BlobId;
 use super::blob::{self, PreparedBlob};
 use super::mailboxes::{self, canonical_mailbox};
 use super::schema::{
@@ -115,9 +116,13 @@ fn store_one(
     let size = prefix_len as u64 + req.blob.raw_len;
     mb.messages += 1;
     mb.bytes += size;
+    let trace = match &req.trace {
+        Some(t) => Some(schema::intern_trace(tx, t)?),
+        None => None,
+    };
     let rec = MessageRecord {
         blob: req.blob.hash,
-        trace: req.trace.clone(),
+        trace,
         flags: req.flags,
         keywords: req.keywords.clone(),
         internal_date: req.internal_date,
@@ -146,7 +151,7 @@ fn prefix_of(
     trace: Option<&TraceRecord>,
     envelope_from: Option<&str>,
     date: i64,
-    blob: &[u8; 32],
+    blob: &BlobId,
 ) -> Vec<u8> {
     trace
         .map(|t| t.render(envelope_from, date, blob))
@@ -154,13 +159,17 @@ fn prefix_of(
 }
 
 /// The per-delivery prefix of a stored message (empty when it has no trace).
-pub fn record_prefix(rec: &MessageRecord) -> Vec<u8> {
-    prefix_of(
-        rec.trace.as_ref(),
+pub fn record_prefix(tx: &ReadTransaction, rec: &MessageRecord) -> Result<Vec<u8>, StoreError> {
+    let Some(id) = rec.trace else {
+        return Ok(Vec::new());
+    };
+    let trace = schema::trace(&tx.open_table(schema::TRACES)?, id)?;
+    Ok(prefix_of(
+        Some(&trace),
         rec.envelope_from.as_deref(),
         rec.internal_date,
         &rec.blob,
-    )
+    ))
 }
 
 fn table_stats(tx: &ReadTransaction) -> Result<Vec<(String, u64, u64)>, StoreError> {
@@ -187,7 +196,7 @@ fn table_stats(tx: &ReadTransaction) -> Result<Vec<(String, u64, u64)>, StoreErr
     Ok(out)
 }
 
-fn blob_record(tx: &ReadTransaction, hash: &[u8; 32]) -> Result<BlobRecord, StoreError> {
+fn blob_record(tx: &ReadTransaction, hash: &BlobId) -> Result<BlobRecord, StoreError> {
     let blobs = tx.open_table(BLOBS)?;
     let v = blobs
         .get(hash)?
@@ -202,7 +211,7 @@ pub(super) fn read_message(
 ) -> Result<Vec<u8>, StoreError> {
     let brec = blob_record(tx, &rec.blob)?;
     let body = blob::load_raw(tx, shared, &rec.blob, &brec)?;
-    let prefix = record_prefix(rec);
+    let prefix = record_prefix(tx, rec)?;
     let mut out = Vec::with_capacity(prefix.len() + body.len());
     out.extend_from_slice(&prefix);
     out.extend_from_slice(&body);
@@ -285,7 +294,7 @@ impl Store {
             let rec: MessageRecord = schema::decode(v.value())?;
             let brec = blob_record(tx, &rec.blob)?;
             let meta = blob::load_meta(tx, shared, &rec.blob, &brec)?;
-            Ok(Some((meta, record_prefix(&rec).len())))
+            Ok(Some((meta, record_prefix(tx, &rec)?.len())))
         })
         .await
     }

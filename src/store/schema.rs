@@ -9,7 +9,21 @@ use serde::{Deserialize, Serialize};
 use super::StoreError;
 
 /// Version of the on-disk layout written by this build.
-pub const SCHEMA_VERSION: u64 = 1;
+pub const SCHEMA_VERSION: u64 = 2;
+
+/// A blob's content id: the first 128 bits of its BLAKE3 hash. Collisions are out of
+/// reach (2^64 work for a birthday collision on purpose), and half the bytes of a full
+/// hash in every message, blob and pack record.
+pub type BlobId = [u8; 16];
+
+/// The content id of `raw`.
+pub fn blob_id(raw: &[u8]) -> BlobId {
+    blake3::hash(raw)
+        .as_bytes()
+        .first_chunk::<16>()
+        .copied()
+        .unwrap_or_default()
+}
 
 /// Counters and settings: `schema_version`, `next_user_id`, `next_mailbox_id`,
 /// `last_uidvalidity`, `active_dict`, `undicted_blobs`.
@@ -25,13 +39,13 @@ pub const MESSAGES: TableDefinition<(u64, u32), &[u8]> = TableDefinition::new("m
 /// (mailbox id, UID) -> the modseq at which it was expunged (RFC 7162 VANISHED).
 pub const EXPUNGED: TableDefinition<(u64, u32), u64> = TableDefinition::new("expunged");
 /// Content hash -> [`BlobRecord`] (reference count and sizes).
-pub const BLOBS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("blobs");
+pub const BLOBS: TableDefinition<&BlobId, &[u8]> = TableDefinition::new("blobs");
 /// Content hash -> the compressed message bytes.
-pub const BLOB_DATA: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("blob_data");
+pub const BLOB_DATA: TableDefinition<&BlobId, &[u8]> = TableDefinition::new("blob_data");
 /// Content hash -> the parsed structure FETCH needs (`mime::MessageMeta`, postcard).
-pub const BLOB_META: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("blob_meta");
+pub const BLOB_META: TableDefinition<&BlobId, &[u8]> = TableDefinition::new("blob_meta");
 /// Arrival sequence -> hash of a blob stored loose (not yet in a pack), oldest first.
-pub const LOOSE: TableDefinition<u64, &[u8; 32]> = TableDefinition::new("loose");
+pub const LOOSE: TableDefinition<u64, &BlobId> = TableDefinition::new("loose");
 /// Pack id -> [`PackRecord`].
 pub const PACKS: TableDefinition<u64, &[u8]> = TableDefinition::new("packs");
 /// (pack id, chunk number) -> up to [`PACK_CHUNK`] bytes of the compressed pack. Chunks of
@@ -42,6 +56,12 @@ pub const PACK_CHUNKS: TableDefinition<(u64, u32), &[u8]> = TableDefinition::new
 pub const PACK_CHUNK: usize = 4000;
 /// Dictionary id -> zstd dictionary bytes.
 pub const DICTS: TableDefinition<u32, &[u8]> = TableDefinition::new("dicts");
+/// Trace id -> [`TraceRecord`]: the per-delivery facts that repeat across messages (the
+/// same recipient, client and host name), stored once. Never deleted: a store sees few
+/// distinct combinations.
+pub const TRACES: TableDefinition<u32, &[u8]> = TableDefinition::new("traces");
+/// Encoded [`TraceRecord`] -> its id in [`TRACES`].
+pub const TRACE_IDS: TableDefinition<&[u8], u32> = TableDefinition::new("trace_ids");
 /// (user id, mailbox name) subscribed without a mailbox of that name (IMAP SUBSCRIBE of
 /// a name that does not exist, or a deleted subscribed mailbox; RFC 9051 §6.3.7).
 /// Subscriptions of existing mailboxes live in [`MailboxRecord::subscribed`]. A new
@@ -125,11 +145,13 @@ pub struct MailboxRecord {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MessageRecord {
-    pub blob: [u8; 32],
+    pub blob: BlobId,
     /// Per-delivery trace headers (Return-Path, Delivered-To, Received) kept apart from the
     /// shared blob so that one message to many recipients is stored once. The message a
-    /// client sees is `trace.render(..) + blob` (the *prefix*).
-    pub trace: Option<TraceRecord>,
+    /// client sees is `trace.render(..) + blob` (the *prefix*). The facts that repeat from
+    /// one delivery to the next (recipient, client, our name) are interned in [`TRACES`];
+    /// this is their id there.
+    pub trace: Option<u32>,
     pub flags: SystemFlags,
     pub keywords: Vec<String>,
     /// Unix seconds (IMAP INTERNALDATE).
@@ -181,7 +203,7 @@ pub struct TraceRecord {
 impl TraceRecord {
     /// The trace header block for a message with this envelope sender, internal date and
     /// blob (RFC 5321 §4.4). Return-Path comes first and only when there was a sender.
-    pub fn render(&self, envelope_from: Option<&str>, date: i64, blob: &[u8; 32]) -> Vec<u8> {
+    pub fn render(&self, envelope_from: Option<&str>, date: i64, blob: &BlobId) -> Vec<u8> {
         let mut h = blake3::Hasher::new();
         h.update(blob);
         h.update(self.delivered_to.as_bytes());
@@ -245,11 +267,42 @@ pub struct PackRecord {
     pub dict: u32,
     pub chunks: u32,
     /// The blobs inside that are still live.
-    pub items: Vec<[u8; 32]>,
+    pub items: Vec<BlobId>,
 }
 
 pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
     postcard::to_allocvec(value).map_err(|e| StoreError::Corrupt(format!("encode: {e}")))
+}
+
+/// The id of `trace` in [`TRACES`], adding it when new.
+pub fn intern_trace(tx: &WriteTransaction, trace: &TraceRecord) -> Result<u32, StoreError> {
+    let key = encode(trace)?;
+    let mut ids = tx.open_table(TRACE_IDS)?;
+    if let Some(id) = ids.get(key.as_slice())? {
+        return Ok(id.value());
+    }
+    let mut traces = tx.open_table(TRACES)?;
+    let id = match traces.last()? {
+        Some((k, _)) => k
+            .value()
+            .checked_add(1)
+            .ok_or_else(|| StoreError::Storage("trace ids exhausted".into()))?,
+        None => 1,
+    };
+    traces.insert(id, key.as_slice())?;
+    ids.insert(key.as_slice(), id)?;
+    Ok(id)
+}
+
+/// The trace facts with id `id`.
+pub fn trace(
+    traces: &impl ReadableTable<u32, &'static [u8]>,
+    id: u32,
+) -> Result<TraceRecord, StoreError> {
+    let v = traces
+        .get(id)?
+        .ok_or_else(|| StoreError::Corrupt(format!("missing trace {id}")))?;
+    decode(v.value())
 }
 
 pub fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, StoreError> {
@@ -268,7 +321,16 @@ pub fn migrate(tx: &WriteTransaction) -> Result<(), StoreError> {
             meta.insert("next_mailbox_id", 1)?;
         }
         Some(SCHEMA_VERSION) => {}
-        // Future: `Some(1) => upgrade_1_to_2(tx)?`, one step per version.
+        // Version 1 (32-byte content ids, trace facts inline) existed only before the
+        // first release; there is no upgrade step (docs/decisions.md).
+        Some(1) => {
+            return Err(StoreError::Corrupt(
+                "the store has schema version 1, written by a pre-release build; export its \
+                 mail with that build (`nestbox export`) and import it into a new data dir"
+                    .into(),
+            ));
+        }
+        // Future: `Some(2) => upgrade_2_to_3(tx)?`, one step per version.
         Some(v) if v > SCHEMA_VERSION => {
             return Err(StoreError::Corrupt(format!(
                 "the store has schema version {v}; this build reads up to {SCHEMA_VERSION}"
@@ -294,5 +356,7 @@ pub fn migrate(tx: &WriteTransaction) -> Result<(), StoreError> {
     tx.open_table(PACKS)?;
     tx.open_table(PACK_CHUNKS)?;
     tx.open_table(SUBSCRIPTIONS)?;
+    tx.open_table(TRACES)?;
+    tx.open_table(TRACE_IDS)?;
     Ok(())
 }

@@ -420,7 +420,7 @@ fn trace_renders_the_same_bytes_every_time() {
         peer: Some("127.0.0.1".into()),
         by: "mail.example.org".into(),
     };
-    let blob = [7u8; 32];
+    let blob = [7u8; 16];
     let a = t.render(Some("bob@example.net"), 1_795_304_182, &blob);
     assert_eq!(a, t.render(Some("bob@example.net"), 1_795_304_182, &blob));
     let text = String::from_utf8(a).unwrap();
@@ -454,4 +454,42 @@ fn trace_renders_the_same_bytes_every_time() {
         id(&text.clone().into_bytes())
     );
     assert!(!String::from_utf8_lossy(&t.render(None, 0, &blob)).contains("Return-Path"));
+}
+
+#[test]
+fn dictionary_sizes_fit_a_page_run() {
+    use super::blob::fit_page_run;
+    assert_eq!(fit_page_run(64 * 1024), 64 * 1024 - 256);
+    assert_eq!(fit_page_run(60_000), 60_000);
+    assert_eq!(fit_page_run(65_500), 65_536 - 256);
+    assert_eq!(fit_page_run(2048), 2048);
+}
+
+#[test]
+fn the_tail_is_packed_after_a_pause_and_absorbed_by_the_next_pack() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &cfg(0)).unwrap();
+    let (a, inbox) = smol::block_on(async {
+        let a = store.add_user("a", "h".into()).await.unwrap();
+        let inbox = store.mailbox(a, "INBOX").await.unwrap().unwrap().id;
+        (a, inbox)
+    });
+    let deliver = |range: std::ops::Range<usize>| {
+        smol::block_on(async {
+            let reqs = range.map(|i| request(&store, a, "INBOX", &big(i))).collect();
+            store.append_many(reqs).await.unwrap();
+        })
+    };
+    deliver(0..100);
+    wait_packer(&store);
+    assert_eq!(pack_state(&store), (1, 0), "the tail went into one small pack");
+    deliver(100..200);
+    wait_packer(&store);
+    assert_eq!(pack_state(&store), (1, 0), "the next pack absorbed the tail pack");
+    smol::block_on(async {
+        for (uid, i) in (1..=200u32).zip(0..200) {
+            assert_eq!(store.message_bytes(inbox, uid).await.unwrap(), Some(big(i)));
+        }
+        assert!(store.verify().await.unwrap());
+    });
 }

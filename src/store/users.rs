@@ -3,6 +3,7 @@
 
 use redb::{ReadableTable, WriteTransaction};
 
+use super::schema::BlobId;
 use super::schema::{self, MAILBOX_NAMES, MAILBOXES, MESSAGES, META, USERS, UserRecord};
 use super::writer::Batch;
 use super::{Change, ChangeKind, MailboxRecord, Store, StoreError, blob, mailboxes, now};
@@ -166,7 +167,7 @@ fn delete_user_in(tx: &WriteTransaction, batch: &mut Batch, name: &str) -> Resul
         ids
     };
     for id in ids {
-        let hashes: Vec<[u8; 32]> = {
+        let hashes: Vec<BlobId> = {
             let mut messages = tx.open_table(MESSAGES)?;
             let mut hashes = Vec::new();
             for row in messages.extract_from_if((id, 0)..=(id, u32::MAX), |_, _| true)? {
