@@ -9,9 +9,9 @@ use std::sync::Mutex;
 use redb::{ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
-use super::schema::BlobId;
 use super::blob;
 use super::mailboxes::{self, DELIMITER, canonical_mailbox};
+use super::schema::BlobId;
 use super::schema::{
     self, BLOBS, BlobRecord, EXPUNGED, MAILBOX_NAMES, MAILBOXES, MESSAGES, MailboxRecord,
     MessageRecord, SUBSCRIPTIONS, SystemFlags,

@@ -5,9 +5,9 @@ use std::sync::Arc;
 use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
-use super::schema::BlobId;
 use super::blob::{self, PreparedBlob};
 use super::mailboxes::{self, canonical_mailbox};
+use super::schema::BlobId;
 use super::schema::{
     self, BLOBS, BlobRecord, DICTS, EXPUNGED, Location, MAILBOXES, MESSAGES, MailboxRecord,
     MessageRecord, PACKS, PackRecord, SystemFlags, TraceRecord, USERS, UserRecord,

@@ -123,6 +123,26 @@ pub(crate) fn load(
     Ok(bytes)
 }
 
+/// The raw message and structure of the item at `offset` in the decompressed pack `id`.
+fn item_bytes(
+    bytes: &[u8],
+    id: u64,
+    offset: u64,
+    raw_len: u64,
+    meta_len: u32,
+) -> Result<(&[u8], &[u8]), StoreError> {
+    let too_short = || StoreError::Corrupt(format!("pack {id} is too short"));
+    let start = usize::try_from(offset).map_err(|_| too_short())?;
+    let mid = start
+        .checked_add(usize::try_from(raw_len).map_err(|_| too_short())?)
+        .ok_or_else(too_short)?;
+    let end = mid.checked_add(meta_len as usize).ok_or_else(too_short)?;
+    match (bytes.get(start..mid), bytes.get(mid..end)) {
+        (Some(raw), Some(meta)) => Ok((raw, meta)),
+        _ => Err(too_short()),
+    }
+}
+
 fn delete_pack(tx: &WriteTransaction, id: u64, chunks: u32) -> Result<(), StoreError> {
     tx.open_table(PACKS)?.remove(id)?;
     let mut t = tx.open_table(PACK_CHUNKS)?;
@@ -303,13 +323,7 @@ fn take_tail(
         if pack != tail {
             continue;
         }
-        let start = usize::try_from(offset).map_err(|_| StoreError::Corrupt("offset".into()))?;
-        let mid =
-            start + usize::try_from(b.raw_len).map_err(|_| StoreError::Corrupt("size".into()))?;
-        let end = mid + meta_len as usize;
-        let (Some(raw), Some(meta)) = (bytes.get(start..mid), bytes.get(mid..end)) else {
-            return Err(StoreError::Corrupt(format!("pack {tail} is too short")));
-        };
+        let (raw, meta) = item_bytes(&bytes, tail, offset, b.raw_len, meta_len)?;
         take(
             buf,
             items,
@@ -511,15 +525,7 @@ fn unpack_sparse(shared: &Arc<Shared>, writer: &Writer) -> Result<bool, StoreErr
                 if p != id {
                     continue;
                 }
-                let start =
-                    usize::try_from(offset).map_err(|_| StoreError::Corrupt("offset".into()))?;
-                let mid = start
-                    + usize::try_from(rec.raw_len)
-                        .map_err(|_| StoreError::Corrupt("size".into()))?;
-                let end = mid + meta_len as usize;
-                let (Some(raw), Some(meta)) = (bytes.get(start..mid), bytes.get(mid..end)) else {
-                    return Err(StoreError::Corrupt(format!("pack {id} is too short")));
-                };
+                let (raw, meta) = item_bytes(&bytes, id, offset, rec.raw_len, meta_len)?;
                 let (dict, compressed) = shared.codec.compress(raw)?;
                 loose.push(Unpacked {
                     hash: *hash,

@@ -476,16 +476,26 @@ fn the_tail_is_packed_after_a_pause_and_absorbed_by_the_next_pack() {
     });
     let deliver = |range: std::ops::Range<usize>| {
         smol::block_on(async {
-            let reqs = range.map(|i| request(&store, a, "INBOX", &big(i))).collect();
+            let reqs = range
+                .map(|i| request(&store, a, "INBOX", &big(i)))
+                .collect();
             store.append_many(reqs).await.unwrap();
         })
     };
     deliver(0..100);
     wait_packer(&store);
-    assert_eq!(pack_state(&store), (1, 0), "the tail went into one small pack");
+    assert_eq!(
+        pack_state(&store),
+        (1, 0),
+        "the tail went into one small pack"
+    );
     deliver(100..200);
     wait_packer(&store);
-    assert_eq!(pack_state(&store), (1, 0), "the next pack absorbed the tail pack");
+    assert_eq!(
+        pack_state(&store),
+        (1, 0),
+        "the next pack absorbed the tail pack"
+    );
     smol::block_on(async {
         for (uid, i) in (1..=200u32).zip(0..200) {
             assert_eq!(store.message_bytes(inbox, uid).await.unwrap(), Some(big(i)));
