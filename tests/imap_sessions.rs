@@ -435,3 +435,59 @@ fn imap_expunge_during_a_pop3_session_is_err_for_that_message() {
     }
     assert!(p.pop("QUIT").starts_with("+OK"));
 }
+
+/// Python's imaplib as an independent client for the write commands (issue 3,
+/// acceptance 2): COPY, UID MOVE, EXPUNGE, RENAME, SUBSCRIBE/LSUB, DELETE, GETQUOTAROOT.
+#[test]
+fn imaplib_write_commands() {
+    let (_env, server) = setup("", 0);
+    let addr = server.addr("imap");
+    let script = format!(
+        r#"
+import imaplib, time
+M = imaplib.IMAP4("{ip}", {port})
+M.login("alice", "pw-alice")
+typ, data = M.capability()
+caps = data[0].split()
+for c in (b"UIDPLUS", b"MOVE", b"QUOTA", b"QUOTA=RES-STORAGE", b"QUOTA=RES-MESSAGE"):
+    assert c in caps, caps
+msg = b"From: a@b.test\r\nSubject: hi\r\n\r\nbody\r\n"
+for flags in ("(\\Seen)", "(\\Deleted)", None):
+    typ, data = M.append("INBOX", flags, None, msg)
+    assert typ == "OK", data
+typ, data = M.select("INBOX")
+assert typ == "OK" and data == [b"3"], data
+typ, data = M.copy("1:2", "Archive")
+assert typ == "OK" and b"COPYUID" in data[0], data
+typ, data = M.copy("1", "Nowhere")
+assert typ == "NO" and b"TRYCREATE" in data[0], data
+typ, data = M.uid("MOVE", "3", "Trash")
+assert typ == "OK", data
+typ, data = M.expunge()
+assert typ == "OK" and data == [b"3", b"2"], data  # the MOVE's EXPUNGE, then ours
+typ, data = M.status("INBOX", "(MESSAGES)")
+assert b"MESSAGES 1" in data[0], data
+assert M.create("Work")[0] == "OK"
+assert M.rename("Work", "Play")[0] == "OK"
+typ, data = M.rename("Play", "Archive")
+assert typ == "NO" and b"ALREADYEXISTS" in data[0], data
+assert M.subscribe("Ghost")[0] == "OK"
+typ, data = M.lsub('""', "Gh*")
+assert typ == "OK" and b'"Ghost"' in data[0], data
+assert M.delete("Play")[0] == "OK"
+typ, data = M.delete("INBOX")
+assert typ == "NO", data
+typ, data = M.getquotaroot("INBOX")
+assert typ == "OK", data
+assert b'INBOX "' in data[0][0] or b'"INBOX" ""' in data[0][0], data
+assert b"MESSAGE 4" in data[1][0], data
+M.logout()
+print("ok")
+"#,
+        ip = addr.ip(),
+        port = addr.port()
+    );
+    let r = python3(&["-c", &script]);
+    assert_eq!(r.code, 0, "{r:#?}");
+    assert_eq!(r.stdout.trim(), "ok", "{r:#?}");
+}
