@@ -1,15 +1,16 @@
 //! Mailbox commands: LIST (RFC 9051 §6.3.9; RFC 5258 LIST-EXTENDED; RFC 5819
 //! LIST-STATUS; RFC 6154 SPECIAL-USE; RFC 3348 CHILDREN), LSUB (RFC 3501 §6.3.9),
-//! CREATE (§6.3.4), STATUS (§6.3.11; RFC 8438 SIZE), SELECT/EXAMINE (§6.3.2, §6.3.3),
+//! CREATE (§6.3.4), DELETE (§6.3.5), RENAME (§6.3.6), SUBSCRIBE and UNSUBSCRIBE
+//! (§6.3.7, §6.3.8), STATUS (§6.3.11; RFC 8438 SIZE), SELECT/EXAMINE (§6.3.2, §6.3.3),
 //! CLOSE and UNSELECT (§6.4.1, §6.4.2).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::grammar::{ListCommand, StatusItem};
 use super::response::{self, Code, ImapError, Status};
 use super::session::{Outcome, Session, State, no};
 use super::view::View;
-use crate::store::{MailboxInfo, SystemFlags};
+use crate::store::{MailboxInfo, StoreError, SystemFlags, canonical_mailbox};
 
 /// Hierarchy delimiter (RFC 9051 §5.1; the store's too).
 pub const DELIM: char = '/';
@@ -119,7 +120,7 @@ impl Session {
     }
 
     /// A mailbox that must exist.
-    async fn existing(&self, raw: &[u8]) -> Result<MailboxInfo, ImapError> {
+    pub(super) async fn existing(&self, raw: &[u8]) -> Result<MailboxInfo, ImapError> {
         let (user, _) = self.user()?;
         let name = self.mailbox_name(raw)?;
         match self.ctx.pipeline.store.mailbox(user, &name).await {
@@ -158,12 +159,24 @@ impl Session {
         let t = tree(&boxes);
         let subscribed_mode = cmd.select.subscribed;
         let show_subscribed = cmd.ret.subscribed || subscribed_mode;
+        // Subscriptions are per name and outlive mailboxes (RFC 9051 §6.3.7).
+        let subs: BTreeSet<String> = if show_subscribed {
+            self.ctx
+                .pipeline
+                .store
+                .subscriptions(user)
+                .await?
+                .into_iter()
+                .collect()
+        } else {
+            BTreeSet::new()
+        };
         for (name, node) in &t {
             let chars: Vec<char> = name.chars().collect();
             if !patterns.iter().any(|p| wildcard_match(p, &chars)) {
                 continue;
             }
-            let subscribed = node.info.is_some_and(|i| i.subscribed);
+            let subscribed = subs.contains(name);
             if subscribed_mode && !subscribed {
                 continue;
             }
@@ -195,6 +208,18 @@ impl Session {
                 self.write_status(info, items, out).await?;
             }
         }
+        // RFC 5258 §3.1: a subscribed name without a mailbox is `\NonExistent`.
+        if subscribed_mode {
+            for name in subs.iter().filter(|n| !t.contains_key(*n)) {
+                let chars: Vec<char> = name.chars().collect();
+                if !patterns.iter().any(|p| wildcard_match(p, &chars)) {
+                    continue;
+                }
+                out.extend_from_slice(b"* LIST (\\NonExistent \\Subscribed) \"/\" ");
+                response::mailbox(out, name, utf8);
+                out.extend_from_slice(b"\r\n");
+            }
+        }
         Ok(Outcome::ok("LIST completed"))
     }
 
@@ -216,15 +241,16 @@ impl Session {
         }
         let full = canonical_pattern(&format!("{reference}{pattern}"));
         let p: Vec<char> = full.chars().collect();
-        let boxes = self.ctx.pipeline.store.mailboxes(user).await?;
+        // Every subscribed name, mailbox or not (RFC 3501 §6.3.9).
+        let subs = self.ctx.pipeline.store.subscriptions(user).await?;
         let mut hits: BTreeMap<String, bool> = BTreeMap::new();
-        for b in boxes.iter().filter(|b| b.subscribed) {
-            let chars: Vec<char> = b.name.chars().collect();
+        for name in &subs {
+            let chars: Vec<char> = name.chars().collect();
             if wildcard_match(&p, &chars) {
-                hits.insert(b.name.clone(), true);
+                hits.insert(name.clone(), true);
             }
             if full.ends_with('%') {
-                let mut prefix = b.name.as_str();
+                let mut prefix = name.as_str();
                 while let Some(i) = prefix.rfind(DELIM) {
                     prefix = prefix.get(..i).unwrap_or("");
                     let chars: Vec<char> = prefix.chars().collect();
@@ -264,6 +290,109 @@ impl Session {
         }
         store.create_mailbox(user, &name).await?;
         Ok(Outcome::ok("CREATE completed"))
+    }
+
+    /// DELETE (RFC 9051 §6.3.5). INBOX cannot be deleted; a mailbox with children is
+    /// refused with `NO [HASCHILDREN]` (the RFC 9051 choice: we keep no `\Noselect`
+    /// placeholders, so a name without a mailbox, even a parent implied by its
+    /// children, is `NO [NONEXISTENT]`). Children are never removed; a subscription to
+    /// the name survives. Deleting the mailbox this session has selected first
+    /// deselects it: `* OK [CLOSED]`, and the session is Authenticated again. Other
+    /// sessions that have it selected get `* BYE` (see `Session::updates`).
+    pub(super) async fn delete(
+        &mut self,
+        raw: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<Outcome, ImapError> {
+        let (user, _) = self.user()?;
+        let name = self.mailbox_name(raw)?;
+        if name.eq_ignore_ascii_case("INBOX") {
+            return no(Code::Cannot, "INBOX cannot be deleted");
+        }
+        let store = self.ctx.pipeline.store.clone();
+        let info = match store.mailbox(user, &name).await {
+            Ok(Some(m)) => m,
+            Ok(None) | Err(StoreError::InvalidName(_)) => {
+                return no(Code::NonExistent, "No such mailbox");
+            }
+            Err(e) => return Err(e.into()),
+        };
+        store.delete_mailbox(user, &info.name).await?;
+        if self.view().is_some_and(|v| v.mailbox == info.id) {
+            if let State::Selected(account, _) = std::mem::replace(&mut self.state, State::Logout) {
+                self.state = State::Authenticated(account);
+            }
+            self.dirty = false;
+            self.recheck = false;
+            Status::ok("Selected mailbox was deleted")
+                .with(Code::Closed)
+                .encode(None, out);
+        }
+        Ok(Outcome::ok("DELETE completed"))
+    }
+
+    /// RENAME (RFC 9051 §6.3.6; RFC 3501 §6.3.5). Children move along; missing parents
+    /// of the new name are created; renaming INBOX moves its messages into the new
+    /// mailbox and leaves INBOX empty (its sessions see EXPUNGEs). The mailbox keeps its
+    /// identity, so a session that has it selected carries on under the new name.
+    pub(super) async fn rename(&mut self, from: &[u8], to: &[u8]) -> Result<Outcome, ImapError> {
+        let (user, _) = self.user()?;
+        let old = self.mailbox_name(from)?;
+        let new = self.mailbox_name(to)?;
+        let new = new.strip_suffix(DELIM).unwrap_or(&new).to_string();
+        if new.contains(['*', '%']) {
+            return no(Code::Cannot, "Wildcards are not allowed in mailbox names");
+        }
+        let (old, new) = match (canonical_mailbox(&old), canonical_mailbox(&new)) {
+            (Ok(o), Ok(n)) => (o, n),
+            (Err(_), _) => return no(Code::NonExistent, "No such mailbox"),
+            (_, Err(_)) => return no(Code::Cannot, "Invalid mailbox name"),
+        };
+        match self
+            .ctx
+            .pipeline
+            .store
+            .rename_mailbox(user, &old, &new)
+            .await
+        {
+            Ok(()) => {}
+            Err(StoreError::InvalidName(_)) => {
+                return no(Code::Cannot, "A mailbox cannot be renamed into itself");
+            }
+            Err(e) => return Err(e.into()),
+        }
+        if old != "INBOX"
+            && let State::Selected(_, view) = &mut self.state
+        {
+            let below = format!("{old}{DELIM}");
+            if view.name == old {
+                view.name = new;
+            } else if let Some(rest) = view.name.strip_prefix(&below) {
+                view.name = format!("{new}{DELIM}{rest}");
+            }
+        }
+        Ok(Outcome::ok("RENAME completed"))
+    }
+
+    /// SUBSCRIBE / UNSUBSCRIBE (RFC 9051 §6.3.7, §6.3.8): per name; a name without a
+    /// mailbox may be subscribed, and unsubscribing a name that is not subscribed is
+    /// not an error.
+    pub(super) async fn subscribe(&mut self, raw: &[u8], on: bool) -> Result<Outcome, ImapError> {
+        let (user, _) = self.user()?;
+        let name = self.mailbox_name(raw)?;
+        if name.is_empty() || name.contains(['*', '%']) {
+            return no(Code::Cannot, "Invalid mailbox name");
+        }
+        self.ctx
+            .pipeline
+            .store
+            .set_subscribed(user, &name, on)
+            .await?;
+        Ok(Outcome::ok(if on {
+            "SUBSCRIBE completed"
+        } else {
+            "UNSUBSCRIBE completed"
+        }))
     }
 
     /// Writes `* STATUS name (items)` for one mailbox.
@@ -422,18 +551,17 @@ impl Session {
         self.state = State::Authenticated(account);
         self.dirty = false;
         if expunge && !view.read_only {
-            let msgs = self.ctx.pipeline.store.messages(view.mailbox).await?;
-            let deleted: Vec<u32> = msgs
-                .iter()
-                .filter(|m| m.flags.has(SystemFlags::DELETED))
-                .map(|m| m.uid)
-                .collect();
-            if !deleted.is_empty() {
-                self.ctx
-                    .pipeline
-                    .store
-                    .expunge(view.mailbox, deleted)
-                    .await?;
+            // One transaction decides what is `\Deleted` and removes it; no untagged
+            // EXPUNGE is sent (RFC 9051 §6.4.1).
+            match self
+                .ctx
+                .pipeline
+                .store
+                .expunge_deleted(view.mailbox, None)
+                .await
+            {
+                Ok(_) | Err(StoreError::NoSuchMailbox) => {}
+                Err(e) => return Err(e.into()),
             }
         }
         Ok(Outcome::ok(if expunge {

@@ -15,6 +15,9 @@
 
 mod append;
 mod auth;
+mod cmd_copy;
+mod cmd_expunge;
+mod cmd_quota;
 pub mod fetch;
 pub mod framing;
 pub mod grammar;

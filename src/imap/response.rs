@@ -13,14 +13,25 @@ use crate::store::StoreError;
 pub enum Code {
     Alert,
     AlreadyExists,
-    AppendUid { uidvalidity: u32, uids: String },
+    AppendUid {
+        uidvalidity: u32,
+        uids: String,
+    },
     AuthenticationFailed,
     AuthorizationFailed,
     Cannot,
     Capability(String),
     ClientBug,
     Closed,
+    /// RFC 4315 §3: `COPYUID <uidvalidity> <source set> <destination set>`.
+    CopyUid {
+        uidvalidity: u32,
+        src: String,
+        dst: String,
+    },
     ExpungeIssued,
+    /// RFC 9051 §7.1: DELETE of a mailbox with children.
+    HasChildren,
     Limit,
     NonExistent,
     NoPerm,
@@ -46,7 +57,13 @@ impl fmt::Display for Code {
             Code::Capability(c) => write!(f, "CAPABILITY {c}"),
             Code::ClientBug => write!(f, "CLIENTBUG"),
             Code::Closed => write!(f, "CLOSED"),
+            Code::CopyUid {
+                uidvalidity,
+                src,
+                dst,
+            } => write!(f, "COPYUID {uidvalidity} {src} {dst}"),
             Code::ExpungeIssued => write!(f, "EXPUNGEISSUED"),
+            Code::HasChildren => write!(f, "HASCHILDREN"),
             Code::Limit => write!(f, "LIMIT"),
             Code::NonExistent => write!(f, "NONEXISTENT"),
             Code::NoPerm => write!(f, "NOPERM"),
@@ -167,9 +184,9 @@ impl From<StoreError> for ImapError {
                 ImapError::no(Code::AlreadyExists, "Mailbox already exists")
             }
             StoreError::InvalidName(_) => ImapError::no(Code::Cannot, "Invalid mailbox name"),
-            // RFC 9051 §7.1 defines HASCHILDREN; until it is in `Code`, CANNOT (RFC 5530).
+            // RFC 9051 §6.3.5, §7.1.
             StoreError::HasChildren => {
-                ImapError::no(Code::Cannot, "Mailbox has children; delete them first")
+                ImapError::no(Code::HasChildren, "Mailbox has children; delete them first")
             }
             StoreError::NoSuchUser => ImapError::no(Code::Unavailable, "Account unavailable"),
             StoreError::DiskFull => ImapError::no(Code::OverQuota, "Out of disk space"),

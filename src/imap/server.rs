@@ -230,6 +230,9 @@ async fn idle(
     let mut out = std::mem::take(conn.out());
     session.updates(true, &mut out).await;
     *conn.out() = out;
+    if session.closing() {
+        return Err(End::Close);
+    }
     let feed = session.feed();
     let deadline = Instant::now() + Duration::from_secs(ctx.config.imap.idle_timeout_secs);
     conn.set_timeout(KEEPALIVE);
@@ -246,6 +249,9 @@ async fn idle(
                 Status::bad("Expected DONE").encode(Some(tag), &mut out);
             }
             *conn.out() = out;
+            if session.closing() {
+                break Err(End::Close);
+            }
             break Ok(());
         }
         if conn.buffered().len() > 1024 {
@@ -275,6 +281,9 @@ async fn idle(
                 let mut out = std::mem::take(conn.out());
                 session.updates(true, &mut out).await;
                 *conn.out() = out;
+                if session.closing() {
+                    break Err(End::Close);
+                }
             }
             Err(Err(_)) => {
                 // The feed closed (store shutting down): keep waiting for input only.

@@ -153,6 +153,8 @@ pub struct Session {
     pub(super) sasl: Option<(String, Sasl)>,
     /// A change for the selected mailbox arrived since the last sync.
     pub(super) dirty: bool,
+    /// The selected mailbox itself changed (deleted or renamed): check it still exists.
+    pub(super) recheck: bool,
 }
 
 /// Failed logins before `* BYE` (RFC 9051 §11; PROTOCOL.md item 28).
@@ -169,6 +171,7 @@ impl Session {
             auth_failures: 0,
             sasl: None,
             dirty: false,
+            recheck: false,
         }
     }
 
@@ -256,6 +259,11 @@ impl Session {
                 "STATUS=SIZE",
                 "MULTIAPPEND",
                 "UTF8=ACCEPT",
+                "UIDPLUS",
+                "MOVE",
+                "QUOTA",
+                "QUOTA=RES-STORAGE",
+                "QUOTA=RES-MESSAGE",
             ] {
                 c.push(s.into());
             }
@@ -281,19 +289,18 @@ impl Session {
         }
         let allow_expunge = expunge_allowed(&body);
         let result = self.dispatch(&tag, body, out).await;
-        match result {
-            Ok(Outcome::Done(status)) => {
-                self.updates(allow_expunge, out).await;
-                status.encode(Some(&tag), out);
-                Action::Continue
-            }
-            Ok(Outcome::Action(a)) => a,
-            Err(e) => {
-                self.updates(allow_expunge, out).await;
-                e.status(name).encode(Some(&tag), out);
-                Action::Continue
-            }
+        let status = match result {
+            Ok(Outcome::Done(status)) => status,
+            Ok(Outcome::Action(a)) => return a,
+            Err(e) => e.status(name),
+        };
+        self.updates(allow_expunge, out).await;
+        if self.closing() {
+            // The selected mailbox was deleted under us: `* BYE` is written.
+            return Action::Close;
         }
+        status.encode(Some(&tag), out);
+        Action::Continue
     }
 
     /// State gating (RFC 9051 §6, PROTOCOL.md 1.2).
@@ -383,13 +390,34 @@ impl Session {
             C::Unselect => self.close(false).await,
             C::Append { mailbox, messages } => self.append(&mailbox, messages, out).await,
             C::Idle => Ok(Outcome::Action(Action::Idle(tag.to_string()))),
-            C::Delete(_)
-            | C::Rename { .. }
-            | C::Subscribe(_)
-            | C::Unsubscribe(_)
-            | C::GetQuota(_)
-            | C::GetQuotaRoot(_)
-            | C::Message { .. } => Err(ImapError::Bad(format!(
+            C::Delete(name) => self.delete(&name, out).await,
+            C::Rename { from, to } => self.rename(&from, &to).await,
+            C::Subscribe(name) => self.subscribe(&name, true).await,
+            C::Unsubscribe(name) => self.subscribe(&name, false).await,
+            C::GetQuota(root) => self.get_quota(&root, out).await,
+            C::GetQuotaRoot(name) => self.get_quota_root(&name, out).await,
+            C::Message {
+                command: command @ (MessageCommand::Copy | MessageCommand::Move),
+                uid,
+                set,
+                args,
+            } => {
+                self.copy(
+                    uid,
+                    set,
+                    &args,
+                    matches!(command, MessageCommand::Move),
+                    out,
+                )
+                .await
+            }
+            C::Message {
+                command: MessageCommand::Expunge,
+                uid,
+                set,
+                ..
+            } => self.expunge(uid, set).await,
+            C::Message { .. } => Err(ImapError::Bad(format!(
                 "{} is not available in this build yet",
                 body_name(&body)
             ))),
@@ -409,12 +437,23 @@ impl Session {
             if change.mailbox == view.mailbox || matches!(change.kind, ChangeKind::Mailbox) {
                 self.dirty = true;
             }
+            if change.mailbox == view.mailbox && matches!(change.kind, ChangeKind::Mailbox) {
+                self.recheck = true;
+            }
         }
         let pending = allow_expunge && view.msgs.iter().any(|m| m.expunged);
-        if !self.dirty && !pending {
+        if !self.dirty && !pending && !self.recheck {
             return;
         }
         let mailbox = view.mailbox;
+        if std::mem::take(&mut self.recheck) && self.selected_gone(mailbox).await {
+            // RFC 2180 §3.3 (and PROTOCOL.md item 43): another session deleted the
+            // mailbox we have selected. We say `* BYE` and close rather than serve a
+            // mailbox that no longer exists; see docs/rfc-status.md.
+            out.extend_from_slice(b"* BYE Selected mailbox was deleted\r\n");
+            self.state = State::Logout;
+            return;
+        }
         let fresh = match self.ctx.pipeline.store.messages(mailbox).await {
             Ok(f) => f,
             Err(e) => {
@@ -438,10 +477,30 @@ impl Session {
         view.sync(&fresh, allow_expunge, &claimed, opts, out);
     }
 
+    /// Whether the selected mailbox `id` no longer exists (a store fault counts as
+    /// "still there": it is logged, and the next command will see the fault).
+    async fn selected_gone(&self, id: u64) -> bool {
+        match self.ctx.pipeline.store.mailbox_status(id).await {
+            Ok(_) => false,
+            Err(crate::store::StoreError::NoSuchMailbox) => true,
+            Err(e) => {
+                log::error!("imap: checking mailbox {id}: {e}");
+                false
+            }
+        }
+    }
+
+    /// The session ended itself (LOGOUT, or `* BYE` after its mailbox was deleted).
+    pub fn closing(&self) -> bool {
+        matches!(self.state, State::Logout)
+    }
+
     /// The tagged end of IDLE after `DONE` (RFC 2177 §3).
     pub async fn idle_done(&mut self, tag: &str, out: &mut Vec<u8>) {
         self.updates(true, out).await;
-        Status::ok("IDLE terminated").encode(Some(tag), out);
+        if !self.closing() {
+            Status::ok("IDLE terminated").encode(Some(tag), out);
+        }
     }
 
     /// Marks the selected mailbox as changed (the driver got a change-feed wake-up).
@@ -450,6 +509,9 @@ impl Session {
             && (change.mailbox == view.mailbox || matches!(change.kind, ChangeKind::Mailbox))
         {
             self.dirty = true;
+            if change.mailbox == view.mailbox && matches!(change.kind, ChangeKind::Mailbox) {
+                self.recheck = true;
+            }
         }
     }
 

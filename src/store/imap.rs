@@ -162,7 +162,7 @@ fn add_existing_ref(tx: &WriteTransaction, hash: &BlobId) -> Result<(), StoreErr
 
 /// Copies the existing messages among `uids` from `src` to `dst` (same user), keeping
 /// flags, keywords and INTERNALDATE; `None` when none of them exists.
-fn copy_in(
+pub(super) fn copy_in(
     tx: &WriteTransaction,
     batch: &mut Batch,
     src: u64,
@@ -227,7 +227,7 @@ fn copy_in(
 
 /// Removes the listed messages that exist; returns their UIDs (ascending). Records
 /// each in EXPUNGED with the new modseq (RFC 7162 VANISHED) and frees unshared blobs.
-fn expunge_in(
+pub(super) fn expunge_in(
     tx: &WriteTransaction,
     batch: &mut Batch,
     mailbox: u64,

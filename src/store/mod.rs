@@ -13,6 +13,7 @@ mod app_passwords;
 pub mod blob;
 pub mod feed;
 mod imap;
+mod imap_exact;
 mod mailboxes;
 mod messages;
 mod pack;
@@ -32,6 +33,7 @@ pub use app_passwords::{AppPasswordInfo, MAX_APP_PASSWORDS, check_label};
 pub use blob::{Codec, PreparedBlob};
 pub use feed::{Change, ChangeFeed, ChangeKind};
 pub use imap::{CopyOutcome, FlagMode, FlagOutcome, FlagState, MailboxStatus};
+pub use imap_exact::ExactCopy;
 pub use mailboxes::MailboxInfo;
 pub use mailboxes::canonical_mailbox;
 pub use messages::{

@@ -628,3 +628,45 @@ fn recent_is_claimed_once() {
         );
     });
 }
+
+#[test]
+fn copy_exact_is_all_or_nothing_over_the_named_uids() {
+    use crate::store::ExactCopy;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    smol::block_on(async {
+        let u = store.add_user("a", "h".into()).await.unwrap();
+        for i in 1..=3 {
+            append(&store, u, "INBOX", i, 0).await;
+        }
+        let inbox = id(&store, u, "INBOX").await;
+        let trash = id(&store, u, "Trash").await;
+        store.expunge(inbox, vec![2]).await.unwrap();
+        // UID 2 is gone: nothing is copied.
+        let r = store
+            .copy_exact(inbox, vec![1, 2], trash, true)
+            .await
+            .unwrap();
+        assert_eq!(r, ExactCopy::Missing);
+        assert_eq!(store.messages(trash).await.unwrap().len(), 0);
+        assert_eq!(store.messages(inbox).await.unwrap().len(), 2);
+        // All there: moved, with COPYUID data in matching order.
+        let r = store
+            .copy_exact(inbox, vec![3, 1], trash, true)
+            .await
+            .unwrap();
+        assert!(
+            matches!(&r, ExactCopy::Done(c) if c.src_uids == [1, 3] && c.dst_uids == [1, 2]),
+            "{r:?}"
+        );
+        assert!(store.messages(inbox).await.unwrap().is_empty());
+        assert_eq!(store.messages(trash).await.unwrap().len(), 2);
+        assert_eq!(
+            store
+                .copy_exact(inbox, Vec::new(), trash, false)
+                .await
+                .unwrap(),
+            ExactCopy::Missing
+        );
+    });
+}

@@ -1,0 +1,209 @@
+//! COPY and MOVE and their UID forms (RFC 9051 §6.4.7, §6.4.8, §6.4.9; RFC 3501
+//! §6.4.7; RFC 4315 §3 COPYUID; RFC 6851 MOVE; RFC 2180 §4.4 for messages another
+//! session has expunged).
+//!
+//! - The target must exist: `NO [TRYCREATE]` otherwise (never created on the fly).
+//! - All or nothing: a non-UID COPY/MOVE naming a message that is already expunged in
+//!   the store (the client still knows its number) gets `NO [EXPUNGEISSUED]` and copies
+//!   nothing ([`crate::store::Store::copy_exact`]); UID forms ignore UIDs that are gone.
+//! - COPY answers `OK [COPYUID v src dst] COPY completed`; MOVE sends `* OK [COPYUID
+//!   ...]` first, then the EXPUNGE responses (from the session's update step, which
+//!   MOVE allows), then the tagged OK (RFC 6851 §4.3). Without QRESYNC there is no
+//!   VANISHED.
+//! - MOVE out of a read-only (EXAMINEd) mailbox gets `NO [READ-ONLY]` (RFC 9051 §6.3.3).
+
+use super::grammar::Parser;
+use super::response::{Code, ImapError, Status};
+use super::sequence::SequenceSet;
+use super::session::{Outcome, Session, no};
+use crate::store::{CopyOutcome, ExactCopy, StoreError};
+
+/// The messages a message command names, resolved against what the client knows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct Resolved {
+    /// UIDs, ascending, of named messages that still exist as far as the view knows.
+    pub uids: Vec<u32>,
+    /// A named message is gone in the store but not yet announced (RFC 2180 §4).
+    pub expunged: bool,
+}
+
+/// `a:b,c` for UIDs in ascending order (RFC 4315 `uid-set`): consecutive runs become
+/// ranges, so the source and destination sets of COPYUID stay in matching order.
+pub(super) fn uid_set(uids: &[u32]) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut run: Option<(u32, u32)> = None;
+    for &u in uids {
+        run = match run {
+            Some((a, b)) if b.checked_add(1) == Some(u) => Some((a, u)),
+            Some((a, b)) => {
+                parts.push(range(a, b));
+                Some((u, u))
+            }
+            None => Some((u, u)),
+        };
+    }
+    if let Some((a, b)) = run {
+        parts.push(range(a, b));
+    }
+    parts.join(",")
+}
+
+fn range(a: u32, b: u32) -> String {
+    if a == b {
+        a.to_string()
+    } else {
+        format!("{a}:{b}")
+    }
+}
+
+/// The one `mailbox` argument after the sequence set (RFC 9051 §9 `copy`, `move`).
+fn mailbox_arg(args: &[u8]) -> Result<Vec<u8>, ImapError> {
+    let mut p = Parser::new(args);
+    let name = p.astring().map_err(ImapError::Bad)?;
+    if !p.rest().is_empty() {
+        return Err(ImapError::Bad(
+            "unexpected characters after the mailbox name".into(),
+        ));
+    }
+    Ok(name)
+}
+
+impl Session {
+    /// Resolves `set` against the selected mailbox as the client knows it. Sequence
+    /// numbers above EXISTS are `BAD` (RFC 9051 §9 `seq-number`); UIDs that do not
+    /// exist are ignored (§6.4.9); `$` is the saved search result (RFC 5182).
+    pub(super) fn resolve_set(&self, set: &SequenceSet, uid: bool) -> Result<Resolved, ImapError> {
+        let view = self
+            .view()
+            .ok_or_else(|| ImapError::Bad("Select a mailbox first".into()))?;
+        let mut saved = view.saved.clone();
+        saved.sort_unstable();
+        let idx: Vec<usize> = match (set, uid) {
+            (SequenceSet::Saved, _) => view
+                .msgs
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| saved.binary_search(&m.uid).is_ok())
+                .map(|(i, _)| i)
+                .collect(),
+            (_, true) => set.resolve_uid(&view.uids()),
+            (_, false) => set
+                .resolve_seq(view.exists())
+                .map_err(|_| ImapError::Bad("Message number out of range".into()))?
+                .into_iter()
+                .map(|n| usize::try_from(n).unwrap_or(usize::MAX).saturating_sub(1))
+                .collect(),
+        };
+        let mut out = Resolved::default();
+        for i in idx {
+            match view.msgs.get(i) {
+                Some(m) if m.expunged => out.expunged = true,
+                Some(m) => out.uids.push(m.uid),
+                None => {}
+            }
+        }
+        out.uids.sort_unstable();
+        out.uids.dedup();
+        Ok(out)
+    }
+
+    /// COPY / MOVE / UID COPY / UID MOVE.
+    pub(super) async fn copy(
+        &mut self,
+        uid: bool,
+        set: Option<SequenceSet>,
+        args: &[u8],
+        remove: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<Outcome, ImapError> {
+        let verb = if remove { "MOVE" } else { "COPY" };
+        let raw = mailbox_arg(args)?;
+        let set = set.ok_or_else(|| ImapError::Bad("Missing sequence set".into()))?;
+        let (src, read_only) = match self.view() {
+            Some(v) => (v.mailbox, v.read_only),
+            None => return Err(ImapError::Bad("Select a mailbox first".into())),
+        };
+        let named = self.resolve_set(&set, uid)?;
+        let (user, _) = self.user()?;
+        let name = self.mailbox_name(&raw)?;
+        if remove && read_only {
+            return no(Code::ReadOnly, "Mailbox is read-only");
+        }
+        let store = self.ctx.pipeline.store.clone();
+        let dst = match store.mailbox(user, &name).await {
+            Ok(Some(m)) => m,
+            Ok(None) => return no(Code::TryCreate, "No such mailbox"),
+            Err(StoreError::InvalidName(_)) => return no(Code::Cannot, "Invalid mailbox name"),
+            Err(e) => return Err(e.into()),
+        };
+        if named.expunged && !uid {
+            // RFC 2180 §4.4.1 / §4.4.2.
+            return no(
+                Code::ExpungeIssued,
+                "Some of the messages have been expunged",
+            );
+        }
+        let done = format!("{verb} completed");
+        if named.uids.is_empty() {
+            // UID forms: nothing named exists; nothing to do (RFC 9051 §6.4.9).
+            return Ok(Outcome::ok(&done));
+        }
+        let copied: Option<CopyOutcome> = if uid {
+            if remove {
+                store.move_messages(src, named.uids, dst.id).await?
+            } else {
+                store.copy_messages(src, named.uids, dst.id).await?
+            }
+        } else {
+            match store.copy_exact(src, named.uids, dst.id, remove).await? {
+                ExactCopy::Done(c) => Some(c),
+                ExactCopy::Missing => {
+                    self.dirty = true;
+                    return no(
+                        Code::ExpungeIssued,
+                        "Some of the messages have been expunged",
+                    );
+                }
+            }
+        };
+        self.dirty = true;
+        let Some(c) = copied else {
+            // Every named UID vanished between resolving and copying.
+            return Ok(Outcome::ok(&done));
+        };
+        let code = Code::CopyUid {
+            uidvalidity: c.uidvalidity,
+            src: uid_set(&c.src_uids),
+            dst: uid_set(&c.dst_uids),
+        };
+        if remove {
+            // RFC 6851 §4.3: COPYUID in an untagged OK before the EXPUNGEs.
+            Status::ok("Moved").with(code).encode(None, out);
+            Ok(Outcome::ok(&done))
+        } else {
+            Ok(Outcome::Done(Status::ok(done).with(code)))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uid_sets_keep_order_and_compress_runs() {
+        assert_eq!(uid_set(&[1, 2, 3, 7, 9, 10]), "1:3,7,9:10");
+        assert_eq!(uid_set(&[5]), "5");
+        assert_eq!(uid_set(&[]), "");
+        assert_eq!(uid_set(&[u32::MAX - 1, u32::MAX]), "4294967294:4294967295");
+    }
+
+    #[test]
+    fn mailbox_argument() {
+        assert_eq!(mailbox_arg(b"Archive").unwrap(), b"Archive");
+        assert_eq!(mailbox_arg(b"\"My box\"").unwrap(), b"My box");
+        assert_eq!(mailbox_arg(b"{3}\r\nabc").unwrap(), b"abc");
+        assert!(mailbox_arg(b"a b").is_err());
+        assert!(mailbox_arg(b"").is_err());
+    }
+}

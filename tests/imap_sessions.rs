@@ -1,0 +1,493 @@
+//! Two or more real sockets to the real binary on one mailbox: what one IMAP session
+//! sees of another's APPEND, flag change, EXPUNGE, MOVE, DELETE and RENAME, and at
+//! which moments (RFC 9051 §5.2, §7.5.1; RFC 2180 §3, §4; RFC 2177 IDLE); and POP3 +
+//! IMAP on one mailbox (issue 4: DELE+QUIT is an EXPUNGE for IMAP, the Hide and Move
+//! policies, IMAP appends appear at the next POP3 login only).
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn config(pop3_extra: &str) -> String {
+    format!(
+        r#"(
+    hostname: "test.example",
+    data_dir: "data",
+    imap: (listen: ["127.0.0.1:0"], tls_listen: []),
+    pop3: (listen: ["127.0.0.1:0"], tls_listen: []{pop3_extra}),
+    lmtp: (listen: ["127.0.0.1:0"], unix_socket: Some("lmtp.sock")),
+    auth: (
+        argon2: (memory_kib: 64, iterations: 1, parallelism: 1),
+        throttle: (base_delay_ms: 10, max_delay_ms: 40),
+    ),
+    limits: (max_message_size: 100000),
+)
+"#
+    )
+}
+
+/// A line-oriented client (IMAP or POP3).
+struct Client {
+    w: TcpStream,
+    r: BufReader<TcpStream>,
+}
+
+impl Client {
+    fn connect(addr: SocketAddr) -> Client {
+        let s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        s.set_nodelay(true).unwrap();
+        let mut c = Client {
+            w: s.try_clone().unwrap(),
+            r: BufReader::new(s),
+        };
+        let greeting = c.line().expect("greeting");
+        assert!(greeting.starts_with("* OK") || greeting.starts_with("+OK"));
+        c
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        self.w.write_all(bytes).unwrap();
+    }
+
+    fn line(&mut self) -> Option<String> {
+        let mut buf = Vec::new();
+        match self.r.read_until(b'\n', &mut buf) {
+            Ok(0) => None,
+            Ok(_) => {
+                while buf.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+                    buf.pop();
+                }
+                Some(String::from_utf8_lossy(&buf).into_owned())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => None,
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+
+    fn until_tagged(&mut self, tag: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        loop {
+            let l = self.line().expect("connection closed");
+            let done = l.starts_with(&format!("{tag} "));
+            out.push(l);
+            if done {
+                return out;
+            }
+        }
+    }
+
+    fn cmd(&mut self, tag: &str, text: &str) -> Vec<String> {
+        self.send(format!("{tag} {text}\r\n").as_bytes());
+        self.until_tagged(tag)
+    }
+
+    /// One POP3 command and its first line.
+    fn pop(&mut self, text: &str) -> String {
+        self.send(format!("{text}\r\n").as_bytes());
+        self.line().expect("POP3 reply")
+    }
+
+    /// Everything until the server closes.
+    fn rest(&mut self) -> String {
+        let mut rest = Vec::new();
+        let _ = self.r.read_to_end(&mut rest);
+        String::from_utf8_lossy(&rest).into_owned()
+    }
+}
+
+fn message(subject: &str) -> Vec<u8> {
+    format!(
+        "From: Bob <bob@remote.test>\r\nTo: alice@test.example\r\nSubject: {subject}\r\n\
+         Message-ID: <{}@remote.test>\r\n\r\nHello, {subject}.\r\n",
+        unique()
+    )
+    .into_bytes()
+}
+
+fn deliver(env: &Env, mailbox: &str, subject: &str) {
+    env.cli(
+        &["deliver", "--user", "alice", "--mailbox", mailbox],
+        &message(subject),
+    )
+    .expect_code(0);
+}
+
+fn setup(pop3_extra: &str, preloaded: usize) -> (Env, Server) {
+    let env = Env::with_config(&config(pop3_extra));
+    env.add_user("alice");
+    for i in 0..preloaded {
+        deliver(&env, "INBOX", &format!("pre {i}"));
+    }
+    let server = Server::start(&env);
+    (env, server)
+}
+
+fn imap(server: &Server) -> Client {
+    let mut c = Client::connect(server.addr("imap"));
+    let r = c.cmd("l", "LOGIN alice pw-alice");
+    assert!(r.last().unwrap().starts_with("l OK"), "{r:?}");
+    c
+}
+
+fn pop3(server: &Server) -> Client {
+    let mut c = Client::connect(server.addr("pop3"));
+    assert!(c.pop("USER alice").starts_with("+OK"));
+    let r = c.pop("PASS pw-alice");
+    assert!(r.starts_with("+OK"), "{r}");
+    c
+}
+
+fn append(c: &mut Client, tag: &str, mailbox: &str, flags: &str, subject: &str) -> Vec<String> {
+    let msg = message(subject);
+    c.send(format!("{tag} APPEND {mailbox} {flags}{{{}+}}\r\n", msg.len()).as_bytes());
+    c.send(&msg);
+    c.send(b"\r\n");
+    c.until_tagged(tag)
+}
+
+fn select(c: &mut Client, mailbox: &str) -> Vec<String> {
+    let r = c.cmd("s", &format!("SELECT {mailbox}"));
+    assert!(r.last().unwrap().starts_with("s OK"), "{r:?}");
+    r
+}
+
+fn expunges(lines: &[String]) -> Vec<&String> {
+    lines.iter().filter(|l| l.ends_with(" EXPUNGE")).collect()
+}
+
+#[test]
+fn append_in_a_is_exists_in_b_at_its_next_command() {
+    let (_env, server) = setup("", 1);
+    let mut a = imap(&server);
+    let mut b = imap(&server);
+    select(&mut b, "INBOX");
+    let r = append(&mut a, "a1", "INBOX", "", "new");
+    assert!(r.last().unwrap().starts_with("a1 OK [APPENDUID "), "{r:?}");
+    let r = b.cmd("n", "NOOP");
+    assert_eq!(r[0], "* 2 EXISTS", "{r:?}");
+}
+
+/// RFC 9051 §7.5.1: no EXPUNGE during FETCH, STORE or SEARCH; the sequence numbers the
+/// client knows stay valid until a command that may carry EXPUNGE.
+#[test]
+fn expunge_in_a_waits_for_a_command_of_b_that_allows_it() {
+    let (_env, server) = setup("", 3);
+    let mut a = imap(&server);
+    let mut b = imap(&server);
+    select(&mut b, "INBOX");
+    select(&mut a, "INBOX");
+    append(&mut a, "a1", "INBOX", "(\\Deleted) ", "doomed");
+    let r = b.cmd("n1", "NOOP");
+    assert!(r.contains(&"* 4 EXISTS".to_string()), "{r:?}");
+    let r = a.cmd("a2", "UID EXPUNGE 4");
+    assert_eq!(r, vec!["* 4 EXPUNGE", "a2 OK UID EXPUNGE completed"]);
+    for (tag, cmd) in [
+        ("f", "FETCH 1:4 (FLAGS)"),
+        ("t", "STORE 4 +FLAGS (\\Seen)"),
+        ("q", "SEARCH ALL"),
+    ] {
+        let r = b.cmd(tag, cmd);
+        assert!(expunges(&r).is_empty(), "{cmd}: {r:?}");
+        // Message 4 is still known to b: its number is not out of range.
+        assert!(!r.last().unwrap().contains("out of range"), "{cmd}: {r:?}");
+    }
+    let r = b.cmd("n2", "NOOP");
+    assert_eq!(r, vec!["* 4 EXPUNGE", "n2 OK NOOP completed"]);
+}
+
+/// PROTOCOL.md item 68: a message added and removed between two of b's commands is
+/// never announced, neither as EXISTS nor as EXPUNGE.
+#[test]
+fn no_expunge_for_a_message_b_was_never_told_about() {
+    let (_env, server) = setup("", 1);
+    let mut a = imap(&server);
+    let mut b = imap(&server);
+    select(&mut b, "INBOX");
+    select(&mut a, "INBOX");
+    append(&mut a, "a1", "INBOX", "(\\Deleted) ", "brief");
+    let r = a.cmd("a2", "EXPUNGE");
+    assert_eq!(r, vec!["* 2 EXPUNGE", "a2 OK EXPUNGE completed"]);
+    let r = b.cmd("n", "NOOP");
+    assert_eq!(r, vec!["n OK NOOP completed"]);
+    let r = b.cmd("x", "UID EXPUNGE 1:*");
+    assert_eq!(r, vec!["x OK UID EXPUNGE completed"]);
+}
+
+#[test]
+fn idle_pushes_expunge_and_exists_and_accepts_commands_pipelined_after_done() {
+    let (_env, server) = setup("", 2);
+    let mut a = imap(&server);
+    let mut b = imap(&server);
+    select(&mut a, "INBOX");
+    select(&mut b, "INBOX");
+    b.send(b"i IDLE\r\n");
+    assert_eq!(b.line().unwrap(), "+ idling");
+    let start = Instant::now();
+    let r = a.cmd("m", "MOVE 1 Archive");
+    assert!(r[0].starts_with("* OK [COPYUID "), "{r:?}");
+    b.w.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    assert_eq!(b.line().unwrap(), "* 1 EXPUNGE");
+    assert!(start.elapsed() < Duration::from_secs(1));
+    let start = Instant::now();
+    append(&mut a, "a1", "INBOX", "", "pushed");
+    assert_eq!(b.line().unwrap(), "* 2 EXISTS");
+    assert!(start.elapsed() < Duration::from_secs(1));
+    b.w.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    // Whatever else the push carried (RECENT), then DONE and a pipelined command.
+    b.send(b"DONE\r\nn UID COPY 1:* Trash\r\n");
+    let r = b.until_tagged("i");
+    assert_eq!(r.last().unwrap(), "i OK IDLE terminated", "{r:?}");
+    let r = b.until_tagged("n");
+    assert!(r.last().unwrap().starts_with("n OK [COPYUID "), "{r:?}");
+}
+
+/// RFC 6851 §3: two sessions moving the same message never make two copies; the
+/// second, which still knows the message by number, gets NO [EXPUNGEISSUED].
+#[test]
+fn two_sessions_moving_one_message_make_one_copy() {
+    let (_env, server) = setup("", 1);
+    let mut a = imap(&server);
+    let mut b = imap(&server);
+    select(&mut a, "INBOX");
+    select(&mut b, "INBOX");
+    let r = a.cmd("a1", "MOVE 1 Trash");
+    assert_eq!(r.last().unwrap(), "a1 OK MOVE completed", "{r:?}");
+    let r = b.cmd("b1", "MOVE 1 Archive");
+    assert_eq!(
+        r.last().unwrap(),
+        "b1 NO [EXPUNGEISSUED] Some of the messages have been expunged",
+        "{r:?}"
+    );
+    assert_eq!(expunges(&r), vec!["* 1 EXPUNGE"], "{r:?}");
+    let r = b.cmd("b2", "STATUS Archive (MESSAGES)");
+    assert_eq!(r[0], "* STATUS \"Archive\" (MESSAGES 0)");
+    let r = b.cmd("b3", "STATUS Trash (MESSAGES)");
+    assert_eq!(r[0], "* STATUS \"Trash\" (MESSAGES 1)");
+}
+
+/// RFC 2180 §3.3 (our choice, docs/rfc-status.md): a session whose selected mailbox
+/// another session deletes gets `* BYE` at its next command and is closed.
+#[test]
+fn delete_of_the_mailbox_b_has_selected_is_bye_for_b() {
+    let (env, server) = setup("", 0);
+    deliver(&env, "Archive", "kept");
+    let mut a = imap(&server);
+    let mut b = imap(&server);
+    select(&mut b, "Archive");
+    let r = a.cmd("a1", "DELETE Archive");
+    assert_eq!(r, vec!["a1 OK DELETE completed"]);
+    b.send(b"n NOOP\r\n");
+    assert_eq!(b.line().unwrap(), "* BYE Selected mailbox was deleted");
+    assert_eq!(b.rest(), "");
+    // The deleting session is fine.
+    let r = a.cmd("a2", "NOOP");
+    assert_eq!(r, vec!["a2 OK NOOP completed"]);
+}
+
+#[test]
+fn delete_of_the_mailbox_b_idles_in_is_pushed_as_bye() {
+    let (_env, server) = setup("", 0);
+    let mut a = imap(&server);
+    let mut b = imap(&server);
+    assert_eq!(
+        a.cmd("c", "CREATE Tmp").last().unwrap(),
+        "c OK CREATE completed"
+    );
+    select(&mut b, "Tmp");
+    b.send(b"i IDLE\r\n");
+    assert_eq!(b.line().unwrap(), "+ idling");
+    a.cmd("a1", "DELETE Tmp");
+    b.w.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    assert_eq!(b.line().unwrap(), "* BYE Selected mailbox was deleted");
+    assert_eq!(b.line(), None);
+}
+
+/// RFC 2180 §3.4: a mailbox renamed under a session keeps its messages and UIDs, so
+/// the session carries on; renaming INBOX empties it, which INBOX sessions see as
+/// EXPUNGEs.
+#[test]
+fn rename_under_a_selected_session() {
+    let (env, server) = setup("", 2);
+    deliver(&env, "Archive", "a");
+    let mut a = imap(&server);
+    let mut b = imap(&server);
+    let mut c = imap(&server);
+    select(&mut b, "Archive");
+    select(&mut c, "INBOX");
+    assert_eq!(
+        a.cmd("a1", "RENAME Archive Attic"),
+        vec!["a1 OK RENAME completed"]
+    );
+    let r = b.cmd("b1", "NOOP");
+    assert_eq!(r, vec!["b1 OK NOOP completed"]);
+    let r = b.cmd("b2", "UID COPY 1 INBOX");
+    assert!(r.last().unwrap().starts_with("b2 OK [COPYUID "), "{r:?}");
+    let r = a.cmd("a2", "RENAME INBOX Old");
+    assert_eq!(r, vec!["a2 OK RENAME completed"]);
+    let r = c.cmd("c1", "NOOP");
+    assert_eq!(
+        expunges(&r),
+        vec!["* 2 EXPUNGE", "* 1 EXPUNGE"],
+        "INBOX's messages left: {r:?}"
+    );
+    // INBOX's two, and the one b copied in before the rename (c never heard of it).
+    let r = c.cmd("c2", "STATUS Old (MESSAGES)");
+    assert_eq!(r[0], "* STATUS \"Old\" (MESSAGES 3)");
+}
+
+// ---- POP3 + IMAP on one mailbox (issue 4) ----
+
+#[test]
+fn pop3_dele_quit_is_expunge_for_a_selected_imap_session() {
+    let (_env, server) = setup("", 3);
+    let mut b = imap(&server);
+    select(&mut b, "INBOX");
+    let mut p = pop3(&server);
+    assert!(p.pop("DELE 2").starts_with("+OK"));
+    // Nothing happens before QUIT.
+    let r = b.cmd("n1", "NOOP");
+    assert_eq!(r, vec!["n1 OK NOOP completed"]);
+    assert!(p.pop("QUIT").starts_with("+OK"));
+    let r = b.cmd("n2", "NOOP");
+    assert_eq!(r, vec!["* 2 EXPUNGE", "n2 OK NOOP completed"]);
+}
+
+#[test]
+fn pop3_dele_with_hide_keeps_the_message_for_imap() {
+    let (_env, server) = setup(", dele: Hide", 2);
+    let mut b = imap(&server);
+    select(&mut b, "INBOX");
+    let mut p = pop3(&server);
+    assert!(p.pop("DELE 1").starts_with("+OK"));
+    assert!(p.pop("QUIT").starts_with("+OK"));
+    // A flag change by someone else reaches b as an untagged FETCH.
+    let r = b.cmd("n", "NOOP");
+    assert!(expunges(&r).is_empty(), "{r:?}");
+    assert!(
+        r.iter()
+            .any(|l| l.starts_with("* 1 FETCH (UID 1 FLAGS (") && l.contains("$POP3Deleted")),
+        "{r:?}"
+    );
+    let r = b.cmd("st", "STATUS INBOX (MESSAGES)");
+    assert_eq!(r[0], "* STATUS \"INBOX\" (MESSAGES 2)");
+    let mut p = pop3(&server);
+    assert_eq!(p.pop("STAT").split(' ').nth(1), Some("1"));
+}
+
+#[test]
+fn pop3_dele_with_move_puts_the_message_in_the_target() {
+    let (_env, server) = setup(", dele: Move(\"Archive\")", 2);
+    let mut b = imap(&server);
+    select(&mut b, "INBOX");
+    let mut p = pop3(&server);
+    assert!(p.pop("DELE 1").starts_with("+OK"));
+    assert!(p.pop("QUIT").starts_with("+OK"));
+    let r = b.cmd("n", "NOOP");
+    assert_eq!(expunges(&r), vec!["* 1 EXPUNGE"], "{r:?}");
+    let r = b.cmd("st", "STATUS Archive (MESSAGES)");
+    assert_eq!(r[0], "* STATUS \"Archive\" (MESSAGES 1)");
+}
+
+#[test]
+fn imap_append_appears_at_the_next_pop3_login_not_during_a_session() {
+    let (_env, server) = setup("", 1);
+    let mut p = pop3(&server);
+    assert!(p.pop("STAT").starts_with("+OK 1 "));
+    let mut a = imap(&server);
+    let r = append(&mut a, "a1", "INBOX", "", "late");
+    assert!(r.last().unwrap().starts_with("a1 OK"), "{r:?}");
+    assert!(p.pop("STAT").starts_with("+OK 1 "));
+    assert!(p.pop("LIST 2").starts_with("-ERR"));
+    assert!(p.pop("QUIT").starts_with("+OK"));
+    let mut p = pop3(&server);
+    assert!(p.pop("STAT").starts_with("+OK 2 "));
+}
+
+/// Issue 4: an IMAP expunge during a POP3 session leaves the POP3 numbering intact;
+/// RETR of the message that went gets -ERR, and the session goes on.
+#[test]
+fn imap_expunge_during_a_pop3_session_is_err_for_that_message() {
+    let (_env, server) = setup("", 2);
+    let mut p = pop3(&server);
+    let mut a = imap(&server);
+    select(&mut a, "INBOX");
+    let r = a.cmd("m", "MOVE 1 Trash");
+    assert!(r.last().unwrap().starts_with("m OK"), "{r:?}");
+    assert!(p.pop("RETR 1").starts_with("-ERR"));
+    let r = p.pop("RETR 2");
+    assert!(r.starts_with("+OK"), "{r}");
+    loop {
+        if p.line().unwrap() == "." {
+            break;
+        }
+    }
+    assert!(p.pop("QUIT").starts_with("+OK"));
+}
+
+/// Python's imaplib as an independent client for the write commands (issue 3,
+/// acceptance 2): COPY, UID MOVE, EXPUNGE, RENAME, SUBSCRIBE/LSUB, DELETE, GETQUOTAROOT.
+#[test]
+fn imaplib_write_commands() {
+    let (_env, server) = setup("", 0);
+    let addr = server.addr("imap");
+    let script = format!(
+        r#"
+import imaplib, time
+M = imaplib.IMAP4("{ip}", {port})
+M.login("alice", "pw-alice")
+typ, data = M.capability()
+caps = data[0].split()
+for c in (b"UIDPLUS", b"MOVE", b"QUOTA", b"QUOTA=RES-STORAGE", b"QUOTA=RES-MESSAGE"):
+    assert c in caps, caps
+msg = b"From: a@b.test\r\nSubject: hi\r\n\r\nbody\r\n"
+for flags in ("(\\Seen)", "(\\Deleted)", None):
+    typ, data = M.append("INBOX", flags, None, msg)
+    assert typ == "OK", data
+typ, data = M.select("INBOX")
+assert typ == "OK" and data == [b"3"], data
+typ, data = M.copy("1:2", "Archive")
+assert typ == "OK" and b"COPYUID" in data[0], data
+typ, data = M.copy("1", "Nowhere")
+assert typ == "NO" and b"TRYCREATE" in data[0], data
+typ, data = M.uid("MOVE", "3", "Trash")
+assert typ == "OK", data
+typ, data = M.expunge()
+assert typ == "OK" and data == [b"3", b"2"], data  # the MOVE's EXPUNGE, then ours
+typ, data = M.status("INBOX", "(MESSAGES)")
+assert b"MESSAGES 1" in data[0], data
+assert M.create("Work")[0] == "OK"
+assert M.rename("Work", "Play")[0] == "OK"
+typ, data = M.rename("Play", "Archive")
+assert typ == "NO" and b"ALREADYEXISTS" in data[0], data
+assert M.subscribe("Ghost")[0] == "OK"
+typ, data = M.lsub('""', "Gh*")
+assert typ == "OK" and b'"Ghost"' in data[0], data
+assert M.delete("Play")[0] == "OK"
+typ, data = M.delete("INBOX")
+assert typ == "NO", data
+typ, data = M.getquotaroot("INBOX")
+assert typ == "OK", data
+assert b'INBOX "' in data[0][0] or b'"INBOX" ""' in data[0][0], data
+assert b"MESSAGE 4" in data[1][0], data
+M.logout()
+print("ok")
+"#,
+        ip = addr.ip(),
+        port = addr.port()
+    );
+    let r = python3(&["-c", &script]);
+    assert_eq!(r.code, 0, "{r:#?}");
+    assert_eq!(r.stdout.trim(), "ok", "{r:#?}");
+}
