@@ -15,6 +15,9 @@
 
 mod append;
 mod auth;
+mod cmd_fetch;
+mod cmd_search;
+mod cmd_store;
 pub mod fetch;
 pub mod framing;
 pub mod grammar;

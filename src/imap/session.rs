@@ -256,6 +256,14 @@ impl Session {
                 "STATUS=SIZE",
                 "MULTIAPPEND",
                 "UTF8=ACCEPT",
+                // Read side: FETCH, STORE, SEARCH (cmd_fetch, cmd_store, cmd_search).
+                "CONDSTORE",
+                "ESEARCH",
+                "SEARCHRES",
+                "WITHIN",
+                "BINARY",
+                "PREVIEW",
+                "SAVEDATE",
             ] {
                 c.push(s.into());
             }
@@ -383,6 +391,24 @@ impl Session {
             C::Unselect => self.close(false).await,
             C::Append { mailbox, messages } => self.append(&mailbox, messages, out).await,
             C::Idle => Ok(Outcome::Action(Action::Idle(tag.to_string()))),
+            C::Message {
+                command: MessageCommand::Fetch,
+                uid,
+                set,
+                args,
+            } => self.fetch(uid, set, &args, out).await,
+            C::Message {
+                command: MessageCommand::Store,
+                uid,
+                set,
+                args,
+            } => self.store(uid, set, &args, out).await,
+            C::Message {
+                command: MessageCommand::Search,
+                uid,
+                args,
+                ..
+            } => self.search(tag, uid, &args, out).await,
             C::Delete(_)
             | C::Rename { .. }
             | C::Subscribe(_)
