@@ -104,3 +104,53 @@ print("ok")
     assert_eq!(r.code, 0, "{r:#?}");
     assert_eq!(r.stdout.trim(), "ok", "{r:#?}");
 }
+
+/// A STORE in one session reaches another session that has the mailbox selected as an
+/// unsolicited FETCH after its own solicited data and before its tagged OK (RFC 9051
+/// §5.2, §7.5.1; PROTOCOL.md items 66, 67, quirk Q11); `.SILENT` still tells the other
+/// session (item 95).
+#[test]
+fn store_in_one_session_is_fetch_in_the_other() {
+    let env = Env::with_config(IMAP_CONFIG);
+    env.add_user("alice");
+    let server = Server::start(&env);
+    let addr = server.imap.unwrap();
+    let script = format!(
+        r#"
+import socket
+def conn():
+    s = socket.create_connection(("{ip}", {port})); s.settimeout(10)
+    f = s.makefile("rb")
+    f.readline()
+    return s, f
+def cmd(s, f, tag, text):
+    s.sendall(f"{{tag}} {{text}}\r\n".encode())
+    lines = []
+    while True:
+        l = f.readline().decode().rstrip("\r\n")
+        lines.append(l)
+        if l.startswith(tag + " "):
+            return lines
+a, fa = conn(); b, fb = conn()
+for s, f in ((a, fa), (b, fb)):
+    assert cmd(s, f, "l", "LOGIN alice pw-alice")[-1].startswith("l OK")
+msg = "Subject: x\r\n\r\nbody\r\n"
+a.sendall(f"p APPEND INBOX {{{{{{len(msg)}}+}}}}\r\n{{msg}}\r\n".encode())
+while not fa.readline().startswith(b"p "): pass
+assert cmd(a, fa, "s", "SELECT INBOX")[-1].startswith("s OK")
+assert cmd(b, fb, "s", "SELECT INBOX")[-1].startswith("s OK")
+r = cmd(b, fb, "t", "STORE 1 +FLAGS.SILENT (\\Flagged)")
+assert r == ["t OK STORE completed"], r
+r = cmd(a, fa, "f", "FETCH 1 (UID)")
+assert r[0] == "* 1 FETCH (UID 1)", r
+assert r[1] == "* 1 FETCH (UID 1 FLAGS (\\Flagged \\Recent))", r
+assert r[2].startswith("f OK"), r
+print("ok")
+"#,
+        ip = addr.ip(),
+        port = addr.port()
+    );
+    let r = python3(&["-c", &script]);
+    assert_eq!(r.code, 0, "{r:#?}");
+    assert_eq!(r.stdout.trim(), "ok", "{r:#?}");
+}

@@ -10,7 +10,8 @@
 //! 4. [`view`]: the selected mailbox as the client knows it, and which untagged updates
 //!    may be sent when (pure);
 //! 5. [`session`]: the state machine and the command handlers (`auth`, `mailbox`,
-//!    `append`), which call the store;
+//!    `append`; `cmd_fetch`, `cmd_store`, `cmd_search` for FETCH, STORE, SEARCH),
+//!    which call the store;
 //! 6. [`server`]: the connection driver (sockets, timeouts, IDLE, SASL rounds).
 
 mod append;
