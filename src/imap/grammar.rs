@@ -659,7 +659,8 @@ fn parse_id(p: &mut Parser<'_>) -> R<CommandBody> {
 /// The body of a message command: a sequence set first where there is one.
 fn parse_message(p: &mut Parser<'_>, command: MessageCommand, uid: bool) -> R<CommandBody> {
     let mut set = None;
-    let has_set = !matches!(command, MessageCommand::Search | MessageCommand::Expunge) || uid;
+    // SEARCH has no leading set (its keys may hold one); UID EXPUNGE has one.
+    let has_set = !matches!(command, MessageCommand::Search);
     if matches!(command, MessageCommand::Expunge) && !uid {
         p.end()?;
         return Ok(CommandBody::Message {

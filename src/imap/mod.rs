@@ -10,14 +10,18 @@
 //! 4. [`view`]: the selected mailbox as the client knows it, and which untagged updates
 //!    may be sent when (pure);
 //! 5. [`session`]: the state machine and the command handlers (`auth`, `mailbox`,
-//!    `append`), which call the store;
+//!    `append`; `cmd_fetch`, `cmd_store`, `cmd_search` for FETCH, STORE, SEARCH),
+//!    which call the store;
 //! 6. [`server`]: the connection driver (sockets, timeouts, IDLE, SASL rounds).
 
 mod append;
 mod auth;
 mod cmd_copy;
 mod cmd_expunge;
+mod cmd_fetch;
 mod cmd_quota;
+mod cmd_search;
+mod cmd_store;
 pub mod fetch;
 pub mod framing;
 pub mod grammar;

@@ -43,6 +43,13 @@ pub enum Code {
     TooBig,
     TryCreate,
     Unavailable,
+    // Read side (FETCH, STORE, SEARCH):
+    /// RFC 9051 §7.1: the charsets SEARCH accepts.
+    BadCharset(String),
+    /// RFC 7162 §3.1.3: what failed the UNCHANGEDSINCE test.
+    Modified(String),
+    /// RFC 3516 §4.3, RFC 9051 §7.1.
+    UnknownCte,
 }
 
 impl fmt::Display for Code {
@@ -75,6 +82,9 @@ impl fmt::Display for Code {
             Code::TooBig => write!(f, "TOOBIG"),
             Code::TryCreate => write!(f, "TRYCREATE"),
             Code::Unavailable => write!(f, "UNAVAILABLE"),
+            Code::BadCharset(c) => write!(f, "BADCHARSET ({c})"),
+            Code::Modified(set) => write!(f, "MODIFIED {set}"),
+            Code::UnknownCte => write!(f, "UNKNOWN-CTE"),
         }
     }
 }

@@ -23,7 +23,8 @@ use crate::store::{Change, ChangeKind, MessageInfo};
 
 /// State shared by all IMAP sessions of one server: who holds `\Recent`.
 pub struct Shared {
-    /// Unix seconds when the server started: messages saved before it are not recent.
+    /// Unix seconds when the server started: messages saved before it are not recent (nor
+    /// those saved in the start second itself: save dates have 1 s resolution).
     started: i64,
     /// Mailbox id -> highest UID whose `\Recent` was claimed.
     marks: Mutex<HashMap<u64, u32>>,
@@ -264,6 +265,14 @@ impl Session {
                 "QUOTA",
                 "QUOTA=RES-STORAGE",
                 "QUOTA=RES-MESSAGE",
+                // Read side: FETCH, STORE, SEARCH (cmd_fetch, cmd_store, cmd_search).
+                "CONDSTORE",
+                "ESEARCH",
+                "SEARCHRES",
+                "WITHIN",
+                "BINARY",
+                "PREVIEW",
+                "SAVEDATE",
             ] {
                 c.push(s.into());
             }
@@ -417,10 +426,24 @@ impl Session {
                 set,
                 ..
             } => self.expunge(uid, set).await,
-            C::Message { .. } => Err(ImapError::Bad(format!(
-                "{} is not available in this build yet",
-                body_name(&body)
-            ))),
+            C::Message {
+                command: MessageCommand::Fetch,
+                uid,
+                set,
+                args,
+            } => self.fetch(uid, set, &args, out).await,
+            C::Message {
+                command: MessageCommand::Store,
+                uid,
+                set,
+                args,
+            } => self.store(uid, set, &args, out).await,
+            C::Message {
+                command: MessageCommand::Search,
+                uid,
+                args,
+                ..
+            } => self.search(tag, uid, &args, out).await,
         }
     }
 
@@ -549,10 +572,6 @@ impl Session {
         }
         self.shared.claim(mailbox, msgs).into_iter().collect()
     }
-}
-
-fn body_name(body: &CommandBody) -> &'static str {
-    body.name()
 }
 
 /// A command's result: a completion, or an action the driver takes (the command wrote

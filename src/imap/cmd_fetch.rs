@@ -1,0 +1,687 @@
+//! FETCH and UID FETCH (RFC 9051 §6.4.5, §6.4.9; RFC 3501 §6.4.5, §6.4.8) with BINARY
+//! (RFC 3516), CONDSTORE `MODSEQ` / `CHANGEDSINCE` (RFC 7162 §3.1.4), SAVEDATE
+//! (RFC 8514) and PREVIEW (RFC 8970).
+//!
+//! Work per message is what the items ask for: FLAGS, UID and MODSEQ come from the
+//! session's [`View`](super::view::View); INTERNALDATE, RFC822.SIZE and SAVEDATE from
+//! the store's listing; ENVELOPE, BODY, BODYSTRUCTURE and PREVIEW from the stored
+//! structure; only section items load the message bytes, one message at a time.
+
+use super::fetch::{self, Options, Partial, Rfc822, Section, SectionText};
+use super::grammar::{MAX_DEPTH, Parser, is_atom_char};
+use super::response::{Code, ImapError};
+use super::sequence::SequenceSet;
+use super::session::{Outcome, Session, State};
+use super::view::{View, flag_list};
+use crate::store::{FlagMode, MessageInfo, SystemFlags};
+
+/// One FETCH data item (RFC 9051 §9 `fetch-att`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Item {
+    Flags,
+    InternalDate,
+    Rfc822Size,
+    Envelope,
+    /// `BODY` without a section: the structure without extension data.
+    Body,
+    BodyStructure,
+    Uid,
+    ModSeq,
+    SaveDate,
+    Preview,
+    /// `RFC822`, `RFC822.HEADER`, `RFC822.TEXT`; `peek` for the non-standard
+    /// `RFC822.PEEK` (Outlook, PROTOCOL Q7), answered as `RFC822`.
+    Rfc822(Rfc822, bool),
+    /// `BODY[...]`, `BODY.PEEK[...]`, `BINARY[...]`, `BINARY.PEEK[...]`.
+    Section {
+        binary: bool,
+        peek: bool,
+        section: Section,
+        partial: Option<Partial>,
+    },
+    /// `BINARY.SIZE[part]` (RFC 3516 §4.2).
+    BinarySize(Vec<u32>),
+}
+
+impl Item {
+    /// Sets `\Seen` on a read-write mailbox (RFC 3501 §6.4.5; RFC 3516 §4.2).
+    fn sets_seen(&self) -> bool {
+        match self {
+            Item::Rfc822(Rfc822::Full | Rfc822::Text, peek) => !peek,
+            Item::Section { peek, .. } => !peek,
+            _ => false,
+        }
+    }
+
+    fn needs_listing(&self) -> bool {
+        matches!(self, Item::InternalDate | Item::Rfc822Size | Item::SaveDate)
+    }
+
+    fn needs_meta(&self) -> bool {
+        matches!(
+            self,
+            Item::Envelope
+                | Item::Body
+                | Item::BodyStructure
+                | Item::Preview
+                | Item::Rfc822(..)
+                | Item::Section { .. }
+                | Item::BinarySize(_)
+        )
+    }
+
+    fn needs_bytes(&self) -> bool {
+        matches!(
+            self,
+            Item::Rfc822(..) | Item::Section { .. } | Item::BinarySize(_)
+        )
+    }
+}
+
+/// A parsed FETCH argument list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchArgs {
+    pub items: Vec<Item>,
+    /// `(CHANGEDSINCE n)` (RFC 7162 §3.1.4.1); 0 is accepted as "everything"
+    /// (PROTOCOL item 102, quirk Q3).
+    pub changed_since: Option<u64>,
+}
+
+type R<T> = Result<T, String>;
+
+/// Consumes bytes while `f` holds.
+fn take(p: &mut Parser<'_>, f: impl Fn(u8) -> bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(b) = p.peek()
+        && f(b)
+    {
+        out.push(b);
+        p.eat(b);
+    }
+    out
+}
+
+/// `mod-sequence-value`: 1..2^63-1 (RFC 7162 §7); 0 allowed where the caller says so.
+pub fn mod_sequence(p: &mut Parser<'_>) -> R<u64> {
+    let d = take(p, |b| b.is_ascii_digit());
+    if d.is_empty() || d.len() > 19 {
+        return Err("expected a mod-sequence value".into());
+    }
+    std::str::from_utf8(&d)
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .filter(|n| *n <= i64::MAX as u64)
+        .ok_or_else(|| "mod-sequence value out of range".into())
+}
+
+/// A fetch attribute name: atom characters up to `[`.
+fn att_name(p: &mut Parser<'_>) -> Vec<u8> {
+    take(p, |b| is_atom_char(b) && b != b'[').to_ascii_uppercase()
+}
+
+/// `section-part = nz-number *("." nz-number)` followed by an optional text part, up to
+/// and including `]` (RFC 3501 §9 `section`).
+fn section(p: &mut Parser<'_>, binary: bool) -> R<Section> {
+    p.expect(b'[', "[")?;
+    let mut s = Section::default();
+    if p.eat(b']') {
+        return Ok(s);
+    }
+    let mut want_text = true;
+    if p.peek().is_some_and(|b| b.is_ascii_digit()) {
+        loop {
+            let n = p.number()?;
+            if n == 0 {
+                return Err("part numbers start at 1".into());
+            }
+            if s.part.len() >= MAX_DEPTH {
+                return Err("section nested too deeply".into());
+            }
+            s.part.push(n);
+            if !p.eat(b'.') {
+                want_text = false;
+                break;
+            }
+            if !p.peek().is_some_and(|b| b.is_ascii_digit()) {
+                break;
+            }
+        }
+    }
+    if want_text {
+        if binary {
+            return Err("BINARY takes only a part number".into());
+        }
+        s.text = Some(if p.keyword("HEADER.FIELDS.NOT") {
+            SectionText::HeaderFieldsNot(header_list(p)?)
+        } else if p.keyword("HEADER.FIELDS") {
+            SectionText::HeaderFields(header_list(p)?)
+        } else if p.keyword("HEADER") {
+            SectionText::Header
+        } else if p.keyword("TEXT") {
+            SectionText::Text
+        } else if !s.part.is_empty() && p.keyword("MIME") {
+            SectionText::Mime
+        } else {
+            return Err("bad section text".into());
+        });
+    }
+    p.expect(b']', "]")?;
+    Ok(s)
+}
+
+/// `header-list = "(" header-fld-name *(SP header-fld-name) ")"`.
+fn header_list(p: &mut Parser<'_>) -> R<Vec<Vec<u8>>> {
+    p.sp()?;
+    p.expect(b'(', "(")?;
+    let mut names = Vec::new();
+    loop {
+        names.push(p.astring()?);
+        if p.eat(b')') {
+            return Ok(names);
+        }
+        p.sp()?;
+    }
+}
+
+/// `"<" number "." nz-number ">"`.
+fn partial(p: &mut Parser<'_>) -> R<Option<Partial>> {
+    if !p.eat(b'<') {
+        return Ok(None);
+    }
+    let origin = p.number()?;
+    p.expect(b'.', ".")?;
+    let count = p.number()?;
+    if count == 0 {
+        return Err("partial count must be non-zero".into());
+    }
+    p.expect(b'>', ">")?;
+    Ok(Some(Partial {
+        origin: u64::from(origin),
+        count: u64::from(count),
+    }))
+}
+
+fn att(p: &mut Parser<'_>) -> R<Item> {
+    let name = att_name(p);
+    let sect = |p: &mut Parser<'_>, binary: bool, peek: bool| -> R<Item> {
+        let section = section(p, binary)?;
+        let partial = partial(p)?;
+        Ok(Item::Section {
+            binary,
+            peek,
+            section,
+            partial,
+        })
+    };
+    Ok(match name.as_slice() {
+        b"FLAGS" => Item::Flags,
+        b"INTERNALDATE" => Item::InternalDate,
+        b"RFC822.SIZE" => Item::Rfc822Size,
+        b"ENVELOPE" => Item::Envelope,
+        b"BODYSTRUCTURE" => Item::BodyStructure,
+        b"UID" => Item::Uid,
+        b"MODSEQ" => Item::ModSeq,
+        b"SAVEDATE" => Item::SaveDate,
+        b"RFC822" => Item::Rfc822(Rfc822::Full, false),
+        b"RFC822.PEEK" => Item::Rfc822(Rfc822::Full, true),
+        b"RFC822.HEADER" => Item::Rfc822(Rfc822::Header, true),
+        b"RFC822.TEXT" => Item::Rfc822(Rfc822::Text, false),
+        b"PREVIEW" => {
+            // RFC 8970 §3: `PREVIEW [SP "(" "LAZY" *(SP "LAZY") ")"]`; we always
+            // have the preview, so LAZY changes nothing.
+            let rest = p.rest();
+            if rest.starts_with(b" (")
+                && rest
+                    .get(2..6)
+                    .is_some_and(|w| w.eq_ignore_ascii_case(b"LAZY"))
+            {
+                p.sp()?;
+                p.expect(b'(', "(")?;
+                loop {
+                    if !p.keyword("LAZY") {
+                        return Err("unknown PREVIEW modifier".into());
+                    }
+                    if p.eat(b')') {
+                        break;
+                    }
+                    p.sp()?;
+                }
+            }
+            Item::Preview
+        }
+        b"BODY" if p.peek() == Some(b'[') => sect(p, false, false)?,
+        b"BODY" => Item::Body,
+        b"BODY.PEEK" => sect(p, false, true)?,
+        b"BINARY" => sect(p, true, false)?,
+        b"BINARY.PEEK" => sect(p, true, true)?,
+        b"BINARY.SIZE" => Item::BinarySize(section(p, true)?.part),
+        _ => return Err("unknown FETCH item".into()),
+    })
+}
+
+/// `fetch = "FETCH" SP sequence-set SP ("ALL" / "FULL" / "FAST" / fetch-att /
+/// "(" fetch-att *(SP fetch-att) ")") [fetch-modifiers]` after the sequence set.
+pub fn parse_fetch(args: &[u8]) -> R<FetchArgs> {
+    let mut buf = args.to_vec();
+    buf.extend_from_slice(b"\r\n");
+    let mut p = Parser::new(&buf);
+    let mut items = Vec::new();
+    if p.eat(b'(') {
+        loop {
+            items.push(att(&mut p)?);
+            if p.eat(b')') {
+                break;
+            }
+            p.sp()?;
+        }
+    } else if p.keyword("ALL") {
+        items = vec![
+            Item::Flags,
+            Item::InternalDate,
+            Item::Rfc822Size,
+            Item::Envelope,
+        ];
+    } else if p.keyword("FAST") {
+        items = vec![Item::Flags, Item::InternalDate, Item::Rfc822Size];
+    } else if p.keyword("FULL") {
+        items = vec![
+            Item::Flags,
+            Item::InternalDate,
+            Item::Rfc822Size,
+            Item::Envelope,
+            Item::Body,
+        ];
+    } else {
+        items.push(att(&mut p)?);
+    }
+    let mut changed_since = None;
+    if p.eat(b' ') {
+        p.expect(b'(', "(")?;
+        loop {
+            if p.keyword("CHANGEDSINCE") {
+                p.sp()?;
+                changed_since = Some(mod_sequence(&mut p)?);
+            } else {
+                return Err("unknown FETCH modifier".into());
+            }
+            if p.eat(b')') {
+                break;
+            }
+            p.sp()?;
+        }
+    }
+    p.end()?;
+    Ok(FetchArgs {
+        items,
+        changed_since,
+    })
+}
+
+/// Indexes into `view.msgs` named by a set: sequence numbers (`Err` past the end,
+/// PROTOCOL item 12), UIDs (missing ones ignored, item 13), or `$` (RFC 5182 §2.1: the
+/// saved result, as UIDs, in both forms). Ascending, each once (item 87).
+pub fn resolve(view: &View, set: &SequenceSet, uid: bool) -> Result<Vec<usize>, ImapError> {
+    let uids = view.uids();
+    match set {
+        SequenceSet::Saved => Ok(uids
+            .iter()
+            .enumerate()
+            .filter(|(_, u)| view.saved.binary_search(u).is_ok())
+            .map(|(i, _)| i)
+            .collect()),
+        _ if uid => Ok(set.resolve_uid(&uids)),
+        _ => set
+            .resolve_seq(view.exists())
+            .map(|seqs| {
+                seqs.into_iter()
+                    .filter_map(|s| usize::try_from(s).ok()?.checked_sub(1))
+                    .collect()
+            })
+            .map_err(|_| ImapError::Bad("Invalid message sequence number".into())),
+    }
+}
+
+/// The listing entry of `uid` (`list` in UID order).
+fn listed(list: &[MessageInfo], uid: u32) -> Option<&MessageInfo> {
+    list.binary_search_by_key(&uid, |m| m.uid)
+        .ok()
+        .and_then(|i| list.get(i))
+}
+
+impl Session {
+    /// FETCH / UID FETCH (RFC 9051 §6.4.5, §6.4.9).
+    pub(super) async fn fetch(
+        &mut self,
+        uid: bool,
+        set: Option<SequenceSet>,
+        args: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<Outcome, ImapError> {
+        let mut args = parse_fetch(args).map_err(ImapError::Bad)?;
+        let set = set.ok_or_else(|| ImapError::Bad("FETCH needs a sequence set".into()))?;
+        // RFC 9051 §6.4.9: UID FETCH always reports UID.
+        if uid && !args.items.contains(&Item::Uid) {
+            args.items.insert(0, Item::Uid);
+        }
+        // RFC 7162 §3.1: MODSEQ and CHANGEDSINCE enable CONDSTORE; CHANGEDSINCE implies
+        // the MODSEQ item (§3.1.4.1).
+        if args.changed_since.is_some() || args.items.contains(&Item::ModSeq) {
+            self.enabled.condstore = true;
+            if !args.items.contains(&Item::ModSeq) {
+                args.items.push(Item::ModSeq);
+            }
+        }
+        let opts = Options {
+            utf8: self.utf8(),
+            rev2: self.enabled.rev2,
+        };
+        let condstore = self.enabled.condstore;
+        let rev1 = !self.enabled.rev2;
+        let store = self.ctx.pipeline.store.clone();
+        let State::Selected(_, view) = &mut self.state else {
+            return Err(ImapError::Bad("Select a mailbox first".into()));
+        };
+        let mut picked = resolve(view, &set, uid)?;
+        if let Some(since) = args.changed_since {
+            picked.retain(|i| view.msgs.get(*i).is_some_and(|m| m.modseq > since));
+        }
+        let mailbox = view.mailbox;
+
+        // Non-PEEK sections set \Seen first, so FLAGS below shows it (RFC 3501 §6.4.5).
+        let mut seen_now: Vec<u32> = Vec::new();
+        if !view.read_only && args.items.iter().any(Item::sets_seen) {
+            let unseen: Vec<u32> = picked
+                .iter()
+                .filter_map(|i| view.msgs.get(*i))
+                .filter(|m| !m.expunged && !m.flags.has(SystemFlags::SEEN))
+                .map(|m| m.uid)
+                .collect();
+            if !unseen.is_empty() {
+                let done = store
+                    .store_flags(
+                        mailbox,
+                        unseen,
+                        FlagMode::Add,
+                        SystemFlags(SystemFlags::SEEN),
+                        Vec::new(),
+                        None,
+                    )
+                    .await?;
+                for st in done.changed {
+                    if let Some(m) = view.msgs.iter_mut().find(|m| m.uid == st.uid) {
+                        m.flags = st.flags;
+                        m.keywords = st.keywords;
+                        m.modseq = st.modseq;
+                    }
+                    seen_now.push(st.uid);
+                }
+            }
+        }
+
+        let listing = if args.items.iter().any(Item::needs_listing) {
+            store.messages(mailbox).await?
+        } else {
+            Vec::new()
+        };
+        let need_meta = args.items.iter().any(Item::needs_meta);
+        let need_bytes = args.items.iter().any(Item::needs_bytes);
+        let mut expunge_issued = false;
+        let mut unknown_cte = false;
+        for i in picked {
+            let Some(m) = view.msgs.get(i) else { continue };
+            let seq = i.saturating_add(1);
+            let info = listed(&listing, m.uid);
+            if args.items.iter().any(Item::needs_listing) && info.is_none() {
+                expunge_issued = true;
+                continue;
+            }
+            let meta = if need_meta {
+                match store.message_meta(mailbox, m.uid).await? {
+                    Some((bytes, prefix)) => match fetch::decode_meta(&bytes) {
+                        Some(meta) => Some((meta, prefix)),
+                        None => {
+                            return Err(ImapError::Internal(format!(
+                                "undecodable structure of {mailbox}/{}",
+                                m.uid
+                            )));
+                        }
+                    },
+                    None => {
+                        expunge_issued = true;
+                        continue;
+                    }
+                }
+            } else {
+                None
+            };
+            let raw = if need_bytes {
+                match store.message_bytes(mailbox, m.uid).await? {
+                    Some(r) => Some(r),
+                    None => {
+                        expunge_issued = true;
+                        continue;
+                    }
+                }
+            } else {
+                None
+            };
+            let mut line = format!("* {seq} FETCH (").into_bytes();
+            let mut failed = false;
+            let mut first = true;
+            let mut has_flags = false;
+            let mut has_modseq = false;
+            for item in &args.items {
+                if !first {
+                    line.push(b' ');
+                }
+                first = false;
+                match item {
+                    Item::Flags => {
+                        has_flags = true;
+                        let recent = rev1 && view.recent.contains(&m.uid);
+                        line.extend_from_slice(b"FLAGS ");
+                        line.extend_from_slice(flag_list(m.flags, &m.keywords, recent).as_bytes());
+                    }
+                    Item::Uid => line.extend_from_slice(format!("UID {}", m.uid).as_bytes()),
+                    Item::ModSeq => {
+                        has_modseq = true;
+                        line.extend_from_slice(format!("MODSEQ ({})", m.modseq).as_bytes());
+                    }
+                    Item::InternalDate => {
+                        line.extend_from_slice(b"INTERNALDATE ");
+                        fetch::internal_date(info.map(|i| i.internal_date).unwrap_or(0), &mut line);
+                    }
+                    Item::SaveDate => {
+                        line.extend_from_slice(b"SAVEDATE ");
+                        fetch::save_date(info.map(|i| i.save_date), &mut line);
+                    }
+                    Item::Rfc822Size => line.extend_from_slice(
+                        format!("RFC822.SIZE {}", info.map(|i| i.size).unwrap_or(0)).as_bytes(),
+                    ),
+                    Item::Envelope | Item::Body | Item::BodyStructure | Item::Preview => {
+                        let Some((meta, _)) = &meta else { continue };
+                        match item {
+                            Item::Envelope => {
+                                line.extend_from_slice(b"ENVELOPE ");
+                                fetch::envelope(&meta.envelope, opts, &mut line);
+                            }
+                            Item::Body => {
+                                line.extend_from_slice(b"BODY ");
+                                fetch::body_structure(&meta.body, false, opts, &mut line);
+                            }
+                            Item::BodyStructure => {
+                                line.extend_from_slice(b"BODYSTRUCTURE ");
+                                fetch::body_structure(&meta.body, true, opts, &mut line);
+                            }
+                            _ => {
+                                line.extend_from_slice(b"PREVIEW ");
+                                fetch::preview(meta, opts, &mut line);
+                            }
+                        }
+                    }
+                    Item::Rfc822(kind, _) => {
+                        let (Some((meta, prefix)), Some(raw)) = (&meta, &raw) else {
+                            continue;
+                        };
+                        fetch::write_rfc822_item(*kind, raw, *prefix, meta, &mut line);
+                    }
+                    Item::Section {
+                        binary,
+                        section,
+                        partial,
+                        ..
+                    } => {
+                        let (Some((meta, prefix)), Some(raw)) = (&meta, &raw) else {
+                            continue;
+                        };
+                        let data = if *binary {
+                            match fetch::binary_bytes(raw, *prefix, meta, &section.part) {
+                                Ok(d) => d,
+                                Err(_) => {
+                                    failed = true;
+                                    break;
+                                }
+                            }
+                        } else {
+                            fetch::section_bytes(raw, *prefix, meta, section)
+                        };
+                        let cut = match partial {
+                            Some(pa) => fetch::partial(&data, *pa),
+                            None => data.as_ref(),
+                        };
+                        let name: &[u8] = if *binary { b"BINARY" } else { b"BODY" };
+                        fetch::write_section_item(
+                            name,
+                            section,
+                            partial.map(|pa| pa.origin),
+                            cut,
+                            &mut line,
+                        );
+                    }
+                    Item::BinarySize(part) => {
+                        let (Some((meta, prefix)), Some(raw)) = (&meta, &raw) else {
+                            continue;
+                        };
+                        match fetch::binary_bytes(raw, *prefix, meta, part) {
+                            Ok(d) => fetch::write_binary_size(
+                                part,
+                                u64::try_from(d.len()).unwrap_or(u64::MAX),
+                                &mut line,
+                            ),
+                            Err(_) => {
+                                failed = true;
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+            if failed {
+                unknown_cte = true;
+                continue;
+            }
+            // RFC 3501 §6.4.5: a \Seen set by this FETCH is reported.
+            if seen_now.contains(&m.uid) && !has_flags {
+                let recent = rev1 && view.recent.contains(&m.uid);
+                line.extend_from_slice(b" FLAGS ");
+                line.extend_from_slice(flag_list(m.flags, &m.keywords, recent).as_bytes());
+                has_flags = true;
+            }
+            // RFC 7162 §3.1.4 / PROTOCOL item 100: FLAGS travel with MODSEQ once enabled.
+            if condstore && has_flags && !has_modseq {
+                line.extend_from_slice(format!(" MODSEQ ({})", m.modseq).as_bytes());
+            }
+            line.extend_from_slice(b")\r\n");
+            out.extend_from_slice(&line);
+        }
+        if unknown_cte {
+            return Err(ImapError::no(
+                Code::UnknownCte,
+                "Cannot decode the content transfer encoding of some parts",
+            ));
+        }
+        if expunge_issued {
+            return Err(ImapError::no(
+                Code::ExpungeIssued,
+                "Some messages were expunged meanwhile",
+            ));
+        }
+        Ok(Outcome::ok("FETCH completed"))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fetch_items_parse() {
+        let a = parse_fetch(
+            b"(UID BODY.PEEK[1.2.HEADER.FIELDS (From \"To\")]<0.10> BINARY.SIZE[1] PREVIEW (LAZY))",
+        )
+        .unwrap();
+        assert_eq!(a.items.len(), 4);
+        assert_eq!(
+            a.items[1],
+            Item::Section {
+                binary: false,
+                peek: true,
+                section: Section {
+                    part: vec![1, 2],
+                    text: Some(SectionText::HeaderFields(vec![
+                        b"From".to_vec(),
+                        b"To".to_vec()
+                    ]))
+                },
+                partial: Some(Partial {
+                    origin: 0,
+                    count: 10
+                })
+            }
+        );
+        assert_eq!(parse_fetch(b"FAST").unwrap().items.len(), 3);
+        assert_eq!(parse_fetch(b"body").unwrap().items, vec![Item::Body]);
+        assert_eq!(
+            parse_fetch(b"(FLAGS) (CHANGEDSINCE 0)")
+                .unwrap()
+                .changed_since,
+            Some(0)
+        );
+        assert_eq!(
+            parse_fetch(b"BODY[1.MIME]").unwrap().items,
+            vec![Item::Section {
+                binary: false,
+                peek: false,
+                section: Section {
+                    part: vec![1],
+                    text: Some(SectionText::Mime)
+                },
+                partial: None
+            }]
+        );
+    }
+
+    #[test]
+    fn fetch_items_must_fail() {
+        for bad in [
+            &b"(FLAGS"[..],
+            b"FOO",
+            b"BODY[MIME]",
+            b"BODY[0]",
+            b"BODY[]<1.0>",
+            b"BINARY[1.TEXT]",
+            b"BODY.PEEK",
+            b"BODY[HEADER.FIELDS ()]",
+            b"(FLAGS) (CHANGEDSINCE)",
+            b"(FLAGS) (FOO 1)",
+            b"FLAGS extra",
+        ] {
+            assert!(
+                parse_fetch(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+}

@@ -1,0 +1,532 @@
+//! SEARCH and UID SEARCH (RFC 9051 §6.4.4, RFC 3501 §6.4.4) with ESEARCH return
+//! options (RFC 4731), SEARCHRES `SAVE` and `$` (RFC 5182), WITHIN `OLDER`/`YOUNGER`
+//! (RFC 5032), CONDSTORE `MODSEQ` (RFC 7162 §3.1.5) and the SAVEDATE keys (RFC 8514).
+//!
+//! Keys that need the message content are evaluated only for messages the cheap keys
+//! did not already decide (see [`super::search`]); those load one message at a time.
+
+use super::cmd_fetch::mod_sequence;
+use super::grammar::{MAX_DEPTH, Parser};
+use super::response::{Code, ImapError, Status};
+use super::search::{
+    self, Candidate, Content, Date, DateCmp, Return, Scope, SearchKey, SeqBound, SeqSet,
+};
+use super::sequence::{Bound, SequenceSet};
+use super::session::{Outcome, Session, State};
+use crate::store::SystemFlags;
+
+/// A parsed SEARCH command (RFC 9051 §9 `search`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchArgs {
+    /// `RETURN (...)`: `Some` selects the ESEARCH response (RFC 4731 §3.1).
+    pub ret: Option<Return>,
+    /// `SAVE` (RFC 5182 §2.2).
+    pub save: bool,
+    /// The CHARSET the client named, upper-cased.
+    pub charset: Option<String>,
+    pub key: SearchKey,
+}
+
+/// Charsets we search in: UTF-8 and its subset US-ASCII (RFC 9051 §6.4.4).
+const CHARSETS: &str = "US-ASCII UTF-8";
+
+type R<T> = Result<T, String>;
+
+const MONTHS: [&str; 12] = [
+    "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
+];
+
+/// `date = date-text / DQUOTE date-text DQUOTE`, `date-text = date-day "-"
+/// date-month "-" date-year`.
+fn date(p: &mut Parser<'_>) -> R<Date> {
+    let s = p.astring()?;
+    let s = std::str::from_utf8(&s).map_err(|_| "bad date")?;
+    let mut parts = s.split('-');
+    let (Some(d), Some(m), Some(y), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err("bad date".into());
+    };
+    let day: u32 = d
+        .parse()
+        .ok()
+        .filter(|n| (1..=31).contains(n) && (1..=2).contains(&d.len()))
+        .ok_or("bad date")?;
+    let month = MONTHS
+        .iter()
+        .position(|n| n.eq_ignore_ascii_case(m))
+        .and_then(|i| u32::try_from(i).ok())
+        .ok_or("bad date")?
+        .saturating_add(1);
+    if y.len() != 4 {
+        return Err("bad date".into());
+    }
+    let year: i64 = y.parse().map_err(|_| "bad date")?;
+    Ok(Date::new(year, month, day))
+}
+
+/// A sequence set inside a search key, or `$` (RFC 5182).
+fn seq_set(p: &mut Parser<'_>) -> R<SequenceSet> {
+    let mut raw = Vec::new();
+    while let Some(b) = p.peek()
+        && (b.is_ascii_digit() || matches!(b, b':' | b',' | b'*' | b'$'))
+    {
+        raw.push(b);
+        p.eat(b);
+    }
+    SequenceSet::parse(&raw).map_err(|e| e.to_string())
+}
+
+fn to_seqset(set: &SequenceSet, saved: &[u32]) -> (bool, SeqSet) {
+    match set {
+        SequenceSet::Saved => (true, SeqSet::from_numbers(saved)),
+        SequenceSet::Ranges(r) => {
+            let b = |x: Bound| match x {
+                Bound::Num(n) => SeqBound::Value(n),
+                Bound::Star => SeqBound::Last,
+            };
+            (
+                false,
+                SeqSet(r.iter().map(|(x, y)| (b(*x), b(*y))).collect()),
+            )
+        }
+    }
+}
+
+fn nz_number(p: &mut Parser<'_>) -> R<u32> {
+    let n = p.number()?;
+    if n == 0 {
+        return Err("expected a non-zero number".into());
+    }
+    Ok(n)
+}
+
+/// One `search-key` (RFC 9051 §9, RFC 3501 §9, RFC 5032, RFC 7162 §7, RFC 8514).
+/// `saved` is the SEARCHRES result (UIDs) that `$` stands for.
+fn key(p: &mut Parser<'_>, depth: usize, saved: &[u32]) -> R<SearchKey> {
+    if depth > MAX_DEPTH {
+        return Err("search keys nested too deeply".into());
+    }
+    if p.peek() == Some(b'(') {
+        p.eat(b'(');
+        let mut keys = Vec::new();
+        loop {
+            keys.push(key(p, depth.saturating_add(1), saved)?);
+            if p.eat(b')') {
+                return Ok(SearchKey::And(keys));
+            }
+            p.sp()?;
+        }
+    }
+    if p.peek()
+        .is_some_and(|b| b.is_ascii_digit() || b == b'*' || b == b'$')
+    {
+        let set = seq_set(p)?;
+        let (is_saved, s) = to_seqset(&set, saved);
+        return Ok(if is_saved {
+            SearchKey::Uid(s)
+        } else {
+            SearchKey::SeqSet(s)
+        });
+    }
+    let word = p.atom()?.to_ascii_uppercase();
+    let arg = |p: &mut Parser<'_>| -> R<Vec<u8>> {
+        p.sp()?;
+        p.astring()
+    };
+    let dt = |p: &mut Parser<'_>| -> R<Date> {
+        p.sp()?;
+        date(p)
+    };
+    let flag = |bit: u8, set: bool| SearchKey::Flag(bit, set);
+    Ok(match word.as_slice() {
+        b"ALL" => SearchKey::All,
+        b"ANSWERED" => flag(SystemFlags::ANSWERED, true),
+        b"DELETED" => flag(SystemFlags::DELETED, true),
+        b"DRAFT" => flag(SystemFlags::DRAFT, true),
+        b"FLAGGED" => flag(SystemFlags::FLAGGED, true),
+        b"SEEN" => flag(SystemFlags::SEEN, true),
+        b"UNANSWERED" => flag(SystemFlags::ANSWERED, false),
+        b"UNDELETED" => flag(SystemFlags::DELETED, false),
+        b"UNDRAFT" => flag(SystemFlags::DRAFT, false),
+        b"UNFLAGGED" => flag(SystemFlags::FLAGGED, false),
+        b"UNSEEN" => flag(SystemFlags::SEEN, false),
+        b"NEW" => SearchKey::New,
+        b"OLD" => SearchKey::Old,
+        b"RECENT" => SearchKey::Recent,
+        b"KEYWORD" | b"UNKEYWORD" => {
+            p.sp()?;
+            let k = String::from_utf8_lossy(p.atom()?).into_owned();
+            SearchKey::Keyword(k, word.as_slice() == b"KEYWORD")
+        }
+        b"BCC" => SearchKey::header("Bcc", &arg(p)?),
+        b"CC" => SearchKey::header("Cc", &arg(p)?),
+        b"FROM" => SearchKey::header("From", &arg(p)?),
+        b"TO" => SearchKey::header("To", &arg(p)?),
+        b"SUBJECT" => SearchKey::header("Subject", &arg(p)?),
+        b"HEADER" => {
+            let name = arg(p)?;
+            SearchKey::Header(name, arg(p)?)
+        }
+        b"BODY" => SearchKey::Body(arg(p)?),
+        b"TEXT" => SearchKey::Text(arg(p)?),
+        b"BEFORE" => SearchKey::Internal(DateCmp::Before, dt(p)?),
+        b"ON" => SearchKey::Internal(DateCmp::On, dt(p)?),
+        b"SINCE" => SearchKey::Internal(DateCmp::Since, dt(p)?),
+        b"SENTBEFORE" => SearchKey::Sent(DateCmp::Before, dt(p)?),
+        b"SENTON" => SearchKey::Sent(DateCmp::On, dt(p)?),
+        b"SENTSINCE" => SearchKey::Sent(DateCmp::Since, dt(p)?),
+        b"SAVEDBEFORE" => SearchKey::Saved(DateCmp::Before, dt(p)?),
+        b"SAVEDON" => SearchKey::Saved(DateCmp::On, dt(p)?),
+        b"SAVEDSINCE" => SearchKey::Saved(DateCmp::Since, dt(p)?),
+        b"SAVEDATESUPPORTED" => SearchKey::SaveDateSupported,
+        b"LARGER" => {
+            p.sp()?;
+            SearchKey::Larger(u64::from(p.number()?))
+        }
+        b"SMALLER" => {
+            p.sp()?;
+            SearchKey::Smaller(u64::from(p.number()?))
+        }
+        b"OLDER" => {
+            p.sp()?;
+            SearchKey::Older(u64::from(nz_number(p)?))
+        }
+        b"YOUNGER" => {
+            p.sp()?;
+            SearchKey::Younger(u64::from(nz_number(p)?))
+        }
+        b"UID" => {
+            p.sp()?;
+            let set = seq_set(p)?;
+            SearchKey::Uid(to_seqset(&set, saved).1)
+        }
+        b"NOT" => {
+            p.sp()?;
+            SearchKey::Not(Box::new(key(p, depth.saturating_add(1), saved)?))
+        }
+        b"OR" => {
+            p.sp()?;
+            let a = key(p, depth.saturating_add(1), saved)?;
+            p.sp()?;
+            let b = key(p, depth.saturating_add(1), saved)?;
+            SearchKey::Or(Box::new(a), Box::new(b))
+        }
+        b"MODSEQ" => {
+            // `"MODSEQ" [SP entry-name SP entry-type-req] SP mod-sequence-valzer`
+            // (RFC 7162 §7); we keep one modseq per message, so the entry is ignored.
+            p.sp()?;
+            if p.peek() == Some(b'"') {
+                p.astring()?;
+                p.sp()?;
+                let t = p.atom()?.to_ascii_lowercase();
+                if !matches!(t.as_slice(), b"priv" | b"shared" | b"all") {
+                    return Err("bad MODSEQ entry type".into());
+                }
+                p.sp()?;
+            }
+            SearchKey::ModSeq(mod_sequence(p)?)
+        }
+        _ => return Err("unknown search key".into()),
+    })
+}
+
+/// `search = "SEARCH" [search-return-opts] SP search-program` (RFC 4731 §3.1,
+/// RFC 9051 §9), the text after `SEARCH `.
+pub fn parse_search(args: &[u8], saved: &[u32]) -> R<SearchArgs> {
+    let mut buf = args.to_vec();
+    buf.extend_from_slice(b"\r\n");
+    let mut p = Parser::new(&buf);
+    let mut ret = None;
+    let mut save = false;
+    if p.keyword("RETURN") {
+        p.sp()?;
+        p.expect(b'(', "(")?;
+        let mut r = Return::default();
+        if !p.eat(b')') {
+            loop {
+                let o = p.atom()?.to_ascii_uppercase();
+                match o.as_slice() {
+                    b"MIN" => r.min = true,
+                    b"MAX" => r.max = true,
+                    b"COUNT" => r.count = true,
+                    b"ALL" => r.all = true,
+                    b"SAVE" => save = true,
+                    _ => return Err("unknown RETURN option".into()),
+                }
+                if p.eat(b')') {
+                    break;
+                }
+                p.sp()?;
+            }
+        }
+        ret = Some(r);
+        p.sp()?;
+    }
+    let mut charset = None;
+    if p.keyword("CHARSET") {
+        p.sp()?;
+        charset = Some(String::from_utf8_lossy(&p.astring()?).to_ascii_uppercase());
+        p.sp()?;
+    }
+    let mut keys = vec![key(&mut p, 1, saved)?];
+    while p.eat(b' ') {
+        keys.push(key(&mut p, 1, saved)?);
+    }
+    p.end()?;
+    let key = if keys.len() == 1 {
+        keys.pop().unwrap_or(SearchKey::All)
+    } else {
+        SearchKey::And(keys)
+    };
+    Ok(SearchArgs {
+        ret,
+        save,
+        charset,
+        key,
+    })
+}
+
+/// Whether every sequence-set key names only numbers in 1..=exists.
+fn seqs_in_range(key: &SearchKey, exists: u32) -> bool {
+    match key {
+        SearchKey::SeqSet(SeqSet(ranges)) => ranges.iter().all(|(a, b)| {
+            [a, b].iter().all(|x| match x {
+                SeqBound::Value(n) => *n <= exists,
+                SeqBound::Last => exists > 0,
+            })
+        }),
+        SearchKey::And(keys) => keys.iter().all(|k| seqs_in_range(k, exists)),
+        SearchKey::Or(a, b) => seqs_in_range(a, exists) && seqs_in_range(b, exists),
+        SearchKey::Not(k) => seqs_in_range(k, exists),
+        _ => true,
+    }
+}
+
+impl Session {
+    /// SEARCH / UID SEARCH (RFC 9051 §6.4.4, §6.4.9).
+    pub(super) async fn search(
+        &mut self,
+        tag: &str,
+        uid: bool,
+        args: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<Outcome, ImapError> {
+        let saved = match &self.state {
+            State::Selected(_, v) => v.saved.clone(),
+            _ => Vec::new(),
+        };
+        if args.is_empty() {
+            return Err(ImapError::Bad("SEARCH needs a search key".into()));
+        }
+        let a = parse_search(args, &saved).map_err(ImapError::Bad)?;
+        let uses_modseq = a.key.uses_modseq();
+        if uses_modseq {
+            // RFC 7162 §3.1: a MODSEQ search key enables CONDSTORE.
+            self.enabled.condstore = true;
+        }
+        let rev1 = !self.enabled.rev2;
+        let rev2 = self.enabled.rev2;
+        let store = self.ctx.pipeline.store.clone();
+        let State::Selected(_, view) = &mut self.state else {
+            return Err(ImapError::Bad("Select a mailbox first".into()));
+        };
+        if let Some(cs) = &a.charset
+            && !CHARSETS.split(' ').any(|c| c == cs)
+        {
+            // RFC 5182 §2.1: a failed SEARCH SAVE leaves `$` empty.
+            if a.save {
+                view.saved.clear();
+            }
+            return Err(ImapError::no(
+                Code::BadCharset(CHARSETS.into()),
+                "Unsupported charset",
+            ));
+        }
+        // RFC 3501 §9 `seq-number`: a number past EXISTS (or `*` when empty) is BAD.
+        if !seqs_in_range(&a.key, view.exists()) {
+            return Err(ImapError::Bad("Invalid message sequence number".into()));
+        }
+        if a.key.depth() > MAX_DEPTH {
+            return Err(ImapError::Bad("search keys nested too deeply".into()));
+        }
+        let listing = store.messages(view.mailbox).await?;
+        let scope = Scope {
+            exists: view.exists(),
+            max_uid: view.last_uid(),
+            now: crate::store::now(),
+        };
+        let mut hits: Vec<(u32, u32, u64)> = Vec::new();
+        let mut j = 0usize;
+        for (i, m) in view.msgs.iter().enumerate() {
+            // RFC 2180 §4.3: messages expunged elsewhere are skipped.
+            while listing.get(j).is_some_and(|l| l.uid < m.uid) {
+                j = j.saturating_add(1);
+            }
+            let Some(info) = listing.get(j).filter(|l| l.uid == m.uid) else {
+                continue;
+            };
+            if m.expunged {
+                continue;
+            }
+            let seq = u32::try_from(i.saturating_add(1)).unwrap_or(u32::MAX);
+            let cand = Candidate {
+                seq,
+                uid: m.uid,
+                flags: m.flags,
+                keywords: &m.keywords,
+                recent: rev1 && view.recent.contains(&m.uid),
+                internal_date: info.internal_date,
+                save_date: Some(info.save_date),
+                size: info.size,
+                modseq: m.modseq,
+            };
+            let hit = match search::matches(&a.key, &cand, &scope, None) {
+                Some(h) => h,
+                None => {
+                    let meta = store.message_meta(view.mailbox, m.uid).await?;
+                    let raw = store.message_bytes(view.mailbox, m.uid).await?;
+                    let (Some((meta, prefix_len)), Some(raw)) = (meta, raw) else {
+                        continue;
+                    };
+                    let Some(meta) = super::fetch::decode_meta(&meta) else {
+                        return Err(ImapError::Internal(format!(
+                            "undecodable structure of {}/{}",
+                            view.mailbox, m.uid
+                        )));
+                    };
+                    let content = Content {
+                        raw: &raw,
+                        prefix_len,
+                        meta: &meta,
+                    };
+                    search::matches(&a.key, &cand, &scope, Some(&content)).unwrap_or(false)
+                }
+            };
+            if hit {
+                hits.push((seq, m.uid, m.modseq));
+            }
+        }
+        let numbers: Vec<u32> = hits
+            .iter()
+            .map(|(s, u, _)| if uid { *u } else { *s })
+            .collect();
+        let modseq = if uses_modseq {
+            hits.iter().map(|h| h.2).max()
+        } else {
+            None
+        };
+        if a.save {
+            // RFC 5182 §2.4: with MIN and/or MAX but neither ALL nor COUNT, only those
+            // are saved.
+            let r = a.ret.unwrap_or_default();
+            let uids: Vec<u32> = if (r.min || r.max) && !(r.all || r.count) {
+                let mut v = Vec::new();
+                if r.min
+                    && let Some(h) = hits.first()
+                {
+                    v.push(h.1);
+                }
+                if r.max
+                    && let Some(h) = hits.last()
+                {
+                    v.push(h.1);
+                }
+                v.dedup();
+                v
+            } else {
+                hits.iter().map(|h| h.1).collect()
+            };
+            view.saved = uids;
+        }
+        let only_save = a.save && a.ret.is_some_and(|r| r == Return::default());
+        match a.ret {
+            // RFC 5182 §2.4: SAVE alone gives no ESEARCH response.
+            Some(_) if only_save => {}
+            Some(r) => search::write_esearch(Some(tag.as_bytes()), uid, &numbers, r, modseq, out),
+            // RFC 9051 §6.4.4: rev2 answers with ESEARCH (ALL).
+            None if rev2 => search::write_esearch(
+                Some(tag.as_bytes()),
+                uid,
+                &numbers,
+                Return::default(),
+                modseq,
+                out,
+            ),
+            None => search::write_search(&numbers, modseq, out),
+        }
+        Ok(Outcome::Done(Status::ok("SEARCH completed")))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn k(s: &str) -> SearchKey {
+        parse_search(s.as_bytes(), &[7, 9])
+            .unwrap_or_else(|e| panic!("{s}: {e}"))
+            .key
+    }
+
+    #[test]
+    fn search_keys_parse() {
+        assert_eq!(k("ALL"), SearchKey::All);
+        assert_eq!(
+            k("OR SEEN (FLAGGED NOT DRAFT)"),
+            SearchKey::Or(
+                Box::new(SearchKey::Flag(SystemFlags::SEEN, true)),
+                Box::new(SearchKey::And(vec![
+                    SearchKey::Flag(SystemFlags::FLAGGED, true),
+                    SearchKey::Not(Box::new(SearchKey::Flag(SystemFlags::DRAFT, true)))
+                ]))
+            )
+        );
+        assert_eq!(
+            k("SINCE \"1-Feb-2024\""),
+            SearchKey::Internal(DateCmp::Since, Date::new(2024, 2, 1))
+        );
+        assert_eq!(k("$"), SearchKey::Uid(SeqSet::from_numbers(&[7, 9])));
+        assert_eq!(
+            k("MODSEQ \"/flags/\\\\draft\" all 620162338"),
+            SearchKey::ModSeq(620_162_338)
+        );
+        assert_eq!(k("YOUNGER 60"), SearchKey::Younger(60));
+        assert_eq!(
+            k("SUBJECT {3}\r\nfoo"),
+            SearchKey::Header(b"Subject".to_vec(), b"foo".to_vec())
+        );
+        let a = parse_search(b"RETURN (MIN COUNT SAVE) CHARSET utf-8 1:*", &[]).unwrap();
+        assert!(a.save);
+        assert_eq!(a.charset.as_deref(), Some("UTF-8"));
+        assert_eq!(
+            a.ret,
+            Some(Return {
+                min: true,
+                count: true,
+                ..Return::default()
+            })
+        );
+    }
+
+    #[test]
+    fn search_keys_must_fail() {
+        for bad in [
+            "",
+            "FOO",
+            "SINCE 1-Foo-2024",
+            "SINCE 2024-02-01",
+            "OR SEEN",
+            "(SEEN",
+            "LARGER x",
+            "OLDER 0",
+            "RETURN (BOGUS) ALL",
+            "ALL extra)",
+        ] {
+            assert!(parse_search(bad.as_bytes(), &[]).is_err(), "{bad}");
+        }
+        let deep = "NOT ".repeat(100) + "ALL";
+        assert!(parse_search(deep.as_bytes(), &[]).is_err());
+    }
+}

@@ -1,0 +1,221 @@
+//! STORE and UID STORE (RFC 9051 §6.4.6, §6.4.9; RFC 3501 §6.4.6) with CONDSTORE
+//! `UNCHANGEDSINCE` and `[MODIFIED ...]` (RFC 7162 §3.1.3).
+
+use super::append::split_flags;
+use super::cmd_fetch::{mod_sequence, resolve};
+use super::grammar::Parser;
+use super::response::{Code, ImapError, Status};
+use super::search::write_sequence_set;
+use super::sequence::SequenceSet;
+use super::session::{Outcome, Session, State};
+use super::view::flag_list;
+use crate::store::FlagMode;
+
+/// A parsed STORE argument list (RFC 9051 §9 `store-att-flags`, RFC 7162 §7
+/// `store-modifier`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreArgs {
+    pub unchanged_since: Option<u64>,
+    pub mode: FlagMode,
+    pub silent: bool,
+    pub flags: Vec<String>,
+}
+
+/// `[SP "(" "UNCHANGEDSINCE" SP mod-sequence-valzer ")"] SP ("+" / "-") "FLAGS"
+/// [".SILENT"] SP (flag-list / (flag *(SP flag)))`, after the sequence set.
+pub fn parse_store(args: &[u8]) -> Result<StoreArgs, String> {
+    let mut buf = args.to_vec();
+    buf.extend_from_slice(b"\r\n");
+    let mut p = Parser::new(&buf);
+    let mut unchanged_since = None;
+    if p.eat(b'(') {
+        if !p.keyword("UNCHANGEDSINCE") {
+            return Err("unknown STORE modifier".into());
+        }
+        p.sp()?;
+        unchanged_since = Some(mod_sequence(&mut p)?);
+        p.expect(b')', ")")?;
+        p.sp()?;
+    }
+    let mode = if p.eat(b'+') {
+        FlagMode::Add
+    } else if p.eat(b'-') {
+        FlagMode::Remove
+    } else {
+        FlagMode::Replace
+    };
+    let silent = if p.keyword("FLAGS.SILENT") {
+        true
+    } else if p.keyword("FLAGS") {
+        false
+    } else {
+        return Err("expected FLAGS, +FLAGS or -FLAGS".into());
+    };
+    p.sp()?;
+    let flags = if p.peek() == Some(b'(') {
+        p.flag_list()?
+    } else {
+        let mut v = Vec::new();
+        loop {
+            let bs = p.eat(b'\\');
+            let a = String::from_utf8_lossy(p.atom()?).into_owned();
+            v.push(if bs { format!("\\{a}") } else { a });
+            if !p.eat(b' ') {
+                break;
+            }
+        }
+        v
+    };
+    p.end()?;
+    Ok(StoreArgs {
+        unchanged_since,
+        mode,
+        silent,
+        flags,
+    })
+}
+
+impl Session {
+    /// STORE / UID STORE (RFC 9051 §6.4.6, §6.4.9; RFC 7162 §3.1.3).
+    pub(super) async fn store(
+        &mut self,
+        uid: bool,
+        set: Option<SequenceSet>,
+        args: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<Outcome, ImapError> {
+        let args = parse_store(args).map_err(ImapError::Bad)?;
+        let set = set.ok_or_else(|| ImapError::Bad("STORE needs a sequence set".into()))?;
+        // `\Recent` cannot be stored (RFC 3501 §2.3.2): split_flags ignores it.
+        let (flags, keywords) = split_flags(&args.flags)?;
+        if args.unchanged_since.is_some() {
+            // RFC 7162 §3.1: UNCHANGEDSINCE enables CONDSTORE.
+            self.enabled.condstore = true;
+        }
+        let condstore = self.enabled.condstore;
+        let rev1 = !self.enabled.rev2;
+        let store = self.ctx.pipeline.store.clone();
+        let State::Selected(_, view) = &mut self.state else {
+            return Err(ImapError::Bad("Select a mailbox first".into()));
+        };
+        let picked = resolve(view, &set, uid)?;
+        // RFC 9051 §6.3.3: no changes in a mailbox selected with EXAMINE.
+        if view.read_only {
+            return Err(ImapError::no(Code::ReadOnly, "Mailbox is read-only"));
+        }
+        // RFC 2180 §4.2: messages expunged elsewhere are left alone.
+        let uids: Vec<u32> = picked
+            .iter()
+            .filter_map(|i| view.msgs.get(*i))
+            .filter(|m| !m.expunged)
+            .map(|m| m.uid)
+            .collect();
+        if uids.is_empty() {
+            return Ok(Outcome::ok("STORE completed"));
+        }
+        let done = store
+            .store_flags(
+                view.mailbox,
+                uids,
+                args.mode,
+                flags,
+                keywords,
+                args.unchanged_since,
+            )
+            .await?;
+        let changed: Vec<u32> = done.changed.iter().map(|s| s.uid).collect();
+        for st in done.changed.into_iter().chain(done.unchanged) {
+            let Some(i) = view.msgs.iter().position(|m| m.uid == st.uid) else {
+                continue;
+            };
+            let Some(m) = view.msgs.get_mut(i) else {
+                continue;
+            };
+            m.flags = st.flags;
+            m.keywords = st.keywords;
+            m.modseq = st.modseq;
+            // `.SILENT` suppresses the echo, except that a changed message's new MODSEQ
+            // is still reported once CONDSTORE is on (RFC 7162 §3.1.3, example 3).
+            let was_changed = changed.contains(&m.uid);
+            if args.silent && !(condstore && was_changed) {
+                continue;
+            }
+            let mut line = format!("* {} FETCH (", i.saturating_add(1));
+            if uid {
+                line.push_str(&format!("UID {} ", m.uid));
+            }
+            if !args.silent {
+                let recent = rev1 && view.recent.contains(&m.uid);
+                line.push_str(&format!(
+                    "FLAGS {} ",
+                    flag_list(m.flags, &m.keywords, recent)
+                ));
+            }
+            if condstore {
+                line.push_str(&format!("MODSEQ ({}) ", m.modseq));
+            }
+            let line = line.trim_end().to_string() + ")\r\n";
+            out.extend_from_slice(line.as_bytes());
+        }
+        if !done.modified.is_empty() {
+            // The set is of UIDs for UID STORE, else of sequence numbers.
+            let mut nums: Vec<u32> = if uid {
+                done.modified
+            } else {
+                view.msgs
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, m)| done.modified.contains(&m.uid))
+                    .filter_map(|(i, _)| u32::try_from(i.saturating_add(1)).ok())
+                    .collect()
+            };
+            nums.sort_unstable();
+            let mut set = Vec::new();
+            write_sequence_set(&nums, &mut set);
+            return Ok(Outcome::Done(
+                Status::ok("Conditional STORE failed for some messages")
+                    .with(Code::Modified(String::from_utf8_lossy(&set).into_owned())),
+            ));
+        }
+        Ok(Outcome::ok("STORE completed"))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_args_parse() {
+        let a = parse_store(b"(UNCHANGEDSINCE 5) +FLAGS.SILENT (\\Seen foo)").unwrap();
+        assert_eq!(a.unchanged_since, Some(5));
+        assert_eq!(a.mode, FlagMode::Add);
+        assert!(a.silent);
+        assert_eq!(a.flags, vec!["\\Seen", "foo"]);
+        let a = parse_store(b"flags \\Deleted \\Seen").unwrap();
+        assert_eq!(a.mode, FlagMode::Replace);
+        assert_eq!(a.flags, vec!["\\Deleted", "\\Seen"]);
+        let a = parse_store(b"-FLAGS ()").unwrap();
+        assert_eq!(a.mode, FlagMode::Remove);
+        assert!(a.flags.is_empty());
+    }
+
+    #[test]
+    fn store_args_must_fail() {
+        for bad in [
+            &b"FLAGS"[..],
+            b"+FLAG (\\Seen)",
+            b"*FLAGS (\\Seen)",
+            b"(UNCHANGEDSINCE) FLAGS (\\Seen)",
+            b"(FOO 1) FLAGS (\\Seen)",
+            b"FLAGS (\\Seen",
+        ] {
+            assert!(
+                parse_store(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+}
