@@ -57,12 +57,23 @@ impl Session {
     ) -> Result<Outcome, ImapError> {
         match self.ctx.auth.authenticate(user, password, self.peer).await {
             Ok(rec) => {
+                // RFC 5530 §3 LIMIT: the user has `connections.max_per_user` sessions
+                // already (IMAP and POP3 together). The login itself was right, so it is
+                // not counted as a failure.
+                let Ok(slot) = self.ctx.limits.try_login(rec.id) else {
+                    log::info!("imap: {} refused: too many sessions", rec.name);
+                    return Err(ImapError::no(
+                        Code::Limit,
+                        "Too many sessions for this user, try again later",
+                    ));
+                };
                 let feed = self.ctx.pipeline.store.feed().subscribe(rec.id);
                 log::info!("imap: {} logged in from {:?}", rec.name, self.peer.ip);
                 self.state = State::Authenticated(Account {
                     id: rec.id,
                     name: rec.name,
                     feed,
+                    slot,
                 });
                 // PROTOCOL.md item 23, quirk Q9: capabilities change after login.
                 Status::ok("Logged in")

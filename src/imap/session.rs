@@ -88,6 +88,8 @@ pub struct Account {
     pub id: u32,
     pub name: String,
     pub feed: Receiver<Change>,
+    /// Counts this session against `connections.max_per_user`; released with the state.
+    pub slot: crate::server::limits::UserSlot,
 }
 
 /// RFC 9051 §3 connection states; each owns what it needs.

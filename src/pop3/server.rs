@@ -41,6 +41,8 @@ struct LockTable {
 pub struct LockGuard {
     locks: Locks,
     user: u32,
+    /// The session's place under `connections.max_per_user`, released with the lock.
+    _slot: Option<crate::server::limits::UserSlot>,
 }
 
 impl Drop for LockGuard {
@@ -69,6 +71,7 @@ impl Locks {
         Ok(LockGuard {
             locks: self.clone(),
             user,
+            _slot: None,
         })
     }
 }
@@ -174,10 +177,15 @@ async fn login(
         .pop3
         .login_delay_secs
         .map(|s| Duration::from_secs(u64::from(s)));
-    let guard = match ctx.pop3_locks.acquire(user.id, delay) {
+    let Ok(slot) = ctx.limits.try_login(user.id) else {
+        log::info!("pop3: {} refused: too many sessions", user.name);
+        return (LoginOutcome::TooManySessions, None);
+    };
+    let mut guard = match ctx.pop3_locks.acquire(user.id, delay) {
         Ok(g) => g,
         Err(outcome) => return (outcome, None),
     };
+    guard._slot = Some(slot);
     match load_maildrop(ctx, user.id).await {
         Ok(maildrop) => (
             LoginOutcome::Ok {

@@ -78,6 +78,8 @@ pub enum LoginOutcome {
     InUse,
     /// The user logged in less than LOGIN-DELAY seconds ago.
     TooSoon,
+    /// The user has `connections.max_per_user` IMAP/POP3 sessions already.
+    TooManySessions,
     /// Too many failures from this address (the Authenticator's throttle).
     Throttled,
     /// The store could not be read.
@@ -163,6 +165,9 @@ pub enum Pop3Error {
     UnknownMechanism,
     Apop,
     InUse,
+    /// Over `connections.max_per_user`: `[IN-USE]`, as other sessions hold the account
+    /// (RFC 2449 §8.1.1).
+    TooManySessions,
     LoginDelay,
     Throttled,
     Temporary,
@@ -200,6 +205,7 @@ impl Pop3Error {
             E::UnknownMechanism => (None, "Unsupported authentication mechanism"),
             E::Apop => (None, "APOP is not supported"),
             E::InUse => (Some(Code::InUse), "Maildrop is locked by another session"),
+            E::TooManySessions => (Some(Code::InUse), "Too many sessions for this user"),
             E::LoginDelay => (Some(Code::LoginDelay), "Logged in too recently"),
             E::Throttled => (Some(Code::SysTemp), "Too many failed logins, try later"),
             E::Temporary => (Some(Code::SysTemp), "Temporary server failure, try later"),
@@ -517,6 +523,7 @@ impl Session {
             }
             LoginOutcome::InUse => Pop3Error::InUse,
             LoginOutcome::TooSoon => Pop3Error::LoginDelay,
+            LoginOutcome::TooManySessions => Pop3Error::TooManySessions,
             LoginOutcome::Throttled => Pop3Error::Throttled,
             LoginOutcome::Temporary => Pop3Error::Temporary,
         };

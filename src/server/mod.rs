@@ -63,6 +63,12 @@ impl Shutdown {
         (tx, Shutdown { rx })
     }
 
+    /// A sender and its `Shutdown`, for code that drives sessions without [`serve`]
+    /// (fuzz targets, benches): dropping or closing the sender begins shutdown.
+    pub fn pair() -> (Sender<()>, Shutdown) {
+        Shutdown::new()
+    }
+
     /// Resolves when shutdown begins.
     pub async fn wait(&self) {
         let _ = self.rx.recv().await;
