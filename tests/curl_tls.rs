@@ -161,7 +161,6 @@ fn curl_refuses_a_certificate_it_was_not_told_to_trust() {
 /// Retrieval over IMAP needs FETCH, wired on another branch: remove the `ignore` once
 /// FETCH is merged.
 #[test]
-#[ignore = "needs IMAP FETCH (wired on the imap-read branch)"]
 fn curl_imaps_retrieves_a_message() {
     let (env, server) = setup();
     for (scheme, addr, extra) in [

@@ -33,20 +33,54 @@ pub enum ChangeKind {
 /// Queue length per subscriber.
 const QUEUE: usize = 64;
 
+/// Every this many subscriptions, dropped ones of all users are pruned.
+const SWEEP_EVERY: u32 = 256;
+
+#[derive(Default)]
+struct Subscribers {
+    by_user: HashMap<u32, Vec<Sender<Change>>>,
+    since_sweep: u32,
+}
+
 #[derive(Default)]
 pub struct ChangeFeed {
-    subscribers: Mutex<HashMap<u32, Vec<Sender<Change>>>>,
+    subscribers: Mutex<Subscribers>,
 }
 
 impl ChangeFeed {
     /// Subscribes to every change of one user's mailboxes. Dropping the receiver ends the
-    /// subscription (it is pruned on the next publish).
+    /// subscription: it is pruned on the next publish or subscribe for that user, and by a
+    /// sweep of all users every [`SWEEP_EVERY`] subscriptions, so sessions that come and
+    /// go without any mail arriving leave nothing behind.
     pub fn subscribe(&self, user: u32) -> Receiver<Change> {
         let (tx, rx) = bounded(QUEUE);
         if let Ok(mut subs) = self.subscribers.lock() {
-            subs.entry(user).or_default().push(tx);
+            subs.since_sweep += 1;
+            if subs.since_sweep >= SWEEP_EVERY {
+                subs.since_sweep = 0;
+                subs.by_user.retain(|_, list| {
+                    list.retain(|tx| !tx.is_closed());
+                    !list.is_empty()
+                });
+            }
+            let list = subs.by_user.entry(user).or_default();
+            list.retain(|tx| !tx.is_closed());
+            list.push(tx);
         }
         rx
+    }
+
+    /// Live subscriptions (for tests and stats).
+    pub fn subscriptions(&self) -> usize {
+        self.subscribers
+            .lock()
+            .map(|s| {
+                s.by_user
+                    .values()
+                    .map(|l| l.iter().filter(|t| !t.is_closed()).count())
+                    .sum()
+            })
+            .unwrap_or(0)
     }
 
     /// Tells every subscriber of `change.user`. Called only after the commit.
@@ -54,10 +88,10 @@ impl ChangeFeed {
         let Ok(mut subs) = self.subscribers.lock() else {
             return;
         };
-        if let Some(list) = subs.get_mut(&change.user) {
+        if let Some(list) = subs.by_user.get_mut(&change.user) {
             list.retain(|tx| !matches!(tx.try_send(change.clone()), Err(TrySendError::Closed(_))));
             if list.is_empty() {
-                subs.remove(&change.user);
+                subs.by_user.remove(&change.user);
             }
         }
     }
@@ -66,6 +100,24 @@ impl ChangeFeed {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dropped_subscriptions_do_not_pile_up_without_publishes() {
+        let feed = ChangeFeed::default();
+        for _ in 0..1000 {
+            drop(feed.subscribe(1));
+        }
+        for user in 0..1000 {
+            drop(feed.subscribe(100 + user));
+        }
+        let keep = feed.subscribe(1);
+        let held = feed.subscribers.lock().unwrap();
+        let total: usize = held.by_user.values().map(Vec::len).sum();
+        assert!(total <= SWEEP_EVERY as usize + 1, "{total} senders held");
+        drop(held);
+        assert_eq!(feed.subscriptions(), 1);
+        drop(keep);
+    }
 
     #[test]
     fn publish_reaches_only_that_user_and_prunes_dropped() {
@@ -81,7 +133,7 @@ mod tests {
         });
         assert_eq!(a.try_recv().map(|c| c.mailbox), Ok(7));
         assert!(b.try_recv().is_err());
-        assert_eq!(feed.subscribers.lock().map(|s| s[&1].len()).unwrap_or(0), 1);
+        assert_eq!(feed.subscribers.lock().map(|s| s.by_user[&1].len()).unwrap_or(0), 1);
     }
 
     #[test]
