@@ -12,7 +12,7 @@ use super::grammar::{MAX_DEPTH, Parser, is_atom_char};
 use super::response::{Code, ImapError};
 use super::sequence::SequenceSet;
 use super::session::{Outcome, Session, State};
-use super::view::{View, flag_list};
+use super::view::flag_list;
 use crate::store::{FlagMode, MessageInfo, SystemFlags};
 
 /// One FETCH data item (RFC 9051 §9 `fetch-att`).
@@ -317,30 +317,6 @@ pub fn parse_fetch(args: &[u8]) -> R<FetchArgs> {
     })
 }
 
-/// Indexes into `view.msgs` named by a set: sequence numbers (`Err` past the end,
-/// PROTOCOL item 12), UIDs (missing ones ignored, item 13), or `$` (RFC 5182 §2.1: the
-/// saved result, as UIDs, in both forms). Ascending, each once (item 87).
-pub fn resolve(view: &View, set: &SequenceSet, uid: bool) -> Result<Vec<usize>, ImapError> {
-    let uids = view.uids();
-    match set {
-        SequenceSet::Saved => Ok(uids
-            .iter()
-            .enumerate()
-            .filter(|(_, u)| view.saved.binary_search(u).is_ok())
-            .map(|(i, _)| i)
-            .collect()),
-        _ if uid => Ok(set.resolve_uid(&uids)),
-        _ => set
-            .resolve_seq(view.exists())
-            .map(|seqs| {
-                seqs.into_iter()
-                    .filter_map(|s| usize::try_from(s).ok()?.checked_sub(1))
-                    .collect()
-            })
-            .map_err(|_| ImapError::Bad("Invalid message sequence number".into())),
-    }
-}
-
 /// The listing entry of `uid` (`list` in UID order).
 fn listed(list: &[MessageInfo], uid: u32) -> Option<&MessageInfo> {
     list.binary_search_by_key(&uid, |m| m.uid)
@@ -418,7 +394,7 @@ impl Session {
         let State::Selected(_, view) = &mut self.state else {
             return Err(ImapError::Bad("Select a mailbox first".into()));
         };
-        let mut picked = resolve(view, &set, uid)?;
+        let mut picked = view.resolve(&set, uid)?;
         if let Some(since) = args.changed_since {
             picked.retain(|i| view.msgs.get(*i).is_some_and(|m| m.modseq > since));
         }
