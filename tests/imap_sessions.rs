@@ -491,3 +491,35 @@ print("ok")
     assert_eq!(r.code, 0, "{r:#?}");
     assert_eq!(r.stdout.trim(), "ok", "{r:#?}");
 }
+
+/// RFC 9051 §7.5.1: UID FETCH (unlike FETCH, STORE and SEARCH) may carry the EXPUNGE
+/// of a message removed by another session, since UIDs do not shift.
+#[test]
+fn expunge_elsewhere_waits_through_fetch_store_search_but_uid_fetch_may_carry_it() {
+    let (_env, server) = setup("", 3);
+    let mut a = imap(&server);
+    let mut b = imap(&server);
+    select(&mut a, "INBOX");
+    select(&mut b, "INBOX");
+    let r = b.cmd("b1", "STORE 2 +FLAGS.SILENT (\\Deleted)");
+    assert_eq!(r, vec!["b1 OK STORE completed"]);
+    let r = b.cmd("b2", "EXPUNGE");
+    assert_eq!(r, vec!["* 2 EXPUNGE", "b2 OK EXPUNGE completed"]);
+    for (tag, cmd) in [
+        ("f", "FETCH 1:3 (UID)"),
+        ("t", "STORE 3 +FLAGS (\\Seen)"),
+        ("q", "SEARCH ALL"),
+    ] {
+        let r = a.cmd(tag, cmd);
+        assert!(expunges(&r).is_empty(), "{cmd}: {r:?}");
+        assert!(
+            r.last().unwrap().starts_with(&format!("{tag} OK")),
+            "{cmd}: {r:?}"
+        );
+    }
+    let r = a.cmd("u", "UID FETCH 1:* (FLAGS)");
+    assert_eq!(expunges(&r), vec!["* 2 EXPUNGE"], "{r:?}");
+    assert!(r.last().unwrap().starts_with("u OK"), "{r:?}");
+    let r = a.cmd("n", "NOOP");
+    assert_eq!(r, vec!["n OK NOOP completed"]);
+}

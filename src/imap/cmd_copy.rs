@@ -69,31 +69,13 @@ fn mailbox_arg(args: &[u8]) -> Result<Vec<u8>, ImapError> {
 }
 
 impl Session {
-    /// Resolves `set` against the selected mailbox as the client knows it. Sequence
-    /// numbers above EXISTS are `BAD` (RFC 9051 §9 `seq-number`); UIDs that do not
-    /// exist are ignored (§6.4.9); `$` is the saved search result (RFC 5182).
+    /// The messages `set` names ([`super::view::View::resolve`]), as UIDs, with
+    /// whether any of them is already expunged elsewhere.
     pub(super) fn resolve_set(&self, set: &SequenceSet, uid: bool) -> Result<Resolved, ImapError> {
         let view = self
             .view()
             .ok_or_else(|| ImapError::Bad("Select a mailbox first".into()))?;
-        let mut saved = view.saved.clone();
-        saved.sort_unstable();
-        let idx: Vec<usize> = match (set, uid) {
-            (SequenceSet::Saved, _) => view
-                .msgs
-                .iter()
-                .enumerate()
-                .filter(|(_, m)| saved.binary_search(&m.uid).is_ok())
-                .map(|(i, _)| i)
-                .collect(),
-            (_, true) => set.resolve_uid(&view.uids()),
-            (_, false) => set
-                .resolve_seq(view.exists())
-                .map_err(|_| ImapError::Bad("Message number out of range".into()))?
-                .into_iter()
-                .map(|n| usize::try_from(n).unwrap_or(usize::MAX).saturating_sub(1))
-                .collect(),
-        };
+        let idx = view.resolve(set, uid)?;
         let mut out = Resolved::default();
         for i in idx {
             match view.msgs.get(i) {

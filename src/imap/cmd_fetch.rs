@@ -12,7 +12,7 @@ use super::grammar::{MAX_DEPTH, Parser, is_atom_char};
 use super::response::{Code, ImapError};
 use super::sequence::SequenceSet;
 use super::session::{Outcome, Session, State};
-use super::view::{View, flag_list};
+use super::view::flag_list;
 use crate::store::{FlagMode, MessageInfo, SystemFlags};
 
 /// One FETCH data item (RFC 9051 §9 `fetch-att`).
@@ -317,30 +317,6 @@ pub fn parse_fetch(args: &[u8]) -> R<FetchArgs> {
     })
 }
 
-/// Indexes into `view.msgs` named by a set: sequence numbers (`Err` past the end,
-/// PROTOCOL item 12), UIDs (missing ones ignored, item 13), or `$` (RFC 5182 §2.1: the
-/// saved result, as UIDs, in both forms). Ascending, each once (item 87).
-pub fn resolve(view: &View, set: &SequenceSet, uid: bool) -> Result<Vec<usize>, ImapError> {
-    let uids = view.uids();
-    match set {
-        SequenceSet::Saved => Ok(uids
-            .iter()
-            .enumerate()
-            .filter(|(_, u)| view.saved.binary_search(u).is_ok())
-            .map(|(i, _)| i)
-            .collect()),
-        _ if uid => Ok(set.resolve_uid(&uids)),
-        _ => set
-            .resolve_seq(view.exists())
-            .map(|seqs| {
-                seqs.into_iter()
-                    .filter_map(|s| usize::try_from(s).ok()?.checked_sub(1))
-                    .collect()
-            })
-            .map_err(|_| ImapError::Bad("Invalid message sequence number".into())),
-    }
-}
-
 /// The listing entry of `uid` (`list` in UID order).
 fn listed(list: &[MessageInfo], uid: u32) -> Option<&MessageInfo> {
     list.binary_search_by_key(&uid, |m| m.uid)
@@ -348,15 +324,52 @@ fn listed(list: &[MessageInfo], uid: u32) -> Option<&MessageInfo> {
         .and_then(|i| list.get(i))
 }
 
+/// A FETCH in progress: the driver calls [`Session::fetch_step`] once per message and
+/// may send what is queued in between, so a `FETCH 1:* BODY[]` holds about one message
+/// in memory, not the whole reply.
+pub(super) struct FetchJob {
+    args: FetchArgs,
+    /// Indexes into `view.msgs` still to answer, in reverse order (popped from the end).
+    todo: Vec<usize>,
+    /// Store listing, when an item needs it (UID order).
+    listing: Vec<MessageInfo>,
+    /// UIDs whose `\Seen` this FETCH set (RFC 3501 §6.4.5).
+    seen_now: Vec<u32>,
+    opts: Options,
+    condstore: bool,
+    rev1: bool,
+    expunge_issued: bool,
+    unknown_cte: bool,
+}
+
+impl FetchJob {
+    /// The completion once every message is answered.
+    fn result(&self) -> Result<Outcome, ImapError> {
+        if self.unknown_cte {
+            return Err(ImapError::no(
+                Code::UnknownCte,
+                "Cannot decode the content transfer encoding of some parts",
+            ));
+        }
+        if self.expunge_issued {
+            return Err(ImapError::no(
+                Code::ExpungeIssued,
+                "Some messages were expunged meanwhile",
+            ));
+        }
+        Ok(Outcome::ok("FETCH completed"))
+    }
+}
+
 impl Session {
-    /// FETCH / UID FETCH (RFC 9051 §6.4.5, §6.4.9).
+    /// FETCH / UID FETCH (RFC 9051 §6.4.5, §6.4.9): checks the arguments, sets `\Seen`
+    /// and returns the job whose messages [`Session::fetch_step`] answers one by one.
     pub(super) async fn fetch(
         &mut self,
         uid: bool,
         set: Option<SequenceSet>,
         args: &[u8],
-        out: &mut Vec<u8>,
-    ) -> Result<Outcome, ImapError> {
+    ) -> Result<FetchJob, ImapError> {
         let mut args = parse_fetch(args).map_err(ImapError::Bad)?;
         let set = set.ok_or_else(|| ImapError::Bad("FETCH needs a sequence set".into()))?;
         // RFC 9051 §6.4.9: UID FETCH always reports UID.
@@ -381,7 +394,7 @@ impl Session {
         let State::Selected(_, view) = &mut self.state else {
             return Err(ImapError::Bad("Select a mailbox first".into()));
         };
-        let mut picked = resolve(view, &set, uid)?;
+        let mut picked = view.resolve(&set, uid)?;
         if let Some(since) = args.changed_since {
             picked.retain(|i| view.msgs.get(*i).is_some_and(|m| m.modseq > since));
         }
@@ -415,6 +428,7 @@ impl Session {
                     }
                     seen_now.push(st.uid);
                 }
+                seen_now.sort_unstable();
             }
         }
 
@@ -423,190 +437,224 @@ impl Session {
         } else {
             Vec::new()
         };
+        picked.reverse();
+        Ok(FetchJob {
+            args,
+            todo: picked,
+            listing,
+            seen_now,
+            opts,
+            condstore,
+            rev1,
+            expunge_issued: false,
+            unknown_cte: false,
+        })
+    }
+
+    /// Answers the next message of `job` into `out`: `None` while messages are left,
+    /// then the command's result.
+    pub(super) async fn fetch_step(
+        &mut self,
+        job: &mut FetchJob,
+        out: &mut Vec<u8>,
+    ) -> Option<Result<Outcome, ImapError>> {
+        let i = match job.todo.pop() {
+            Some(i) => i,
+            None => return Some(job.result()),
+        };
+        match self.fetch_one(job, i, out).await {
+            Ok(()) => None,
+            Err(e) => Some(Err(e)),
+        }
+    }
+
+    /// One `* n FETCH (...)` line for `view.msgs[i]`.
+    async fn fetch_one(
+        &mut self,
+        job: &mut FetchJob,
+        i: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), ImapError> {
+        let store = self.ctx.pipeline.store.clone();
+        let State::Selected(_, view) = &self.state else {
+            return Err(ImapError::Bad("Select a mailbox first".into()));
+        };
+        let mailbox = view.mailbox;
+        let args = &job.args;
+        let (opts, condstore, rev1) = (job.opts, job.condstore, job.rev1);
         let need_meta = args.items.iter().any(Item::needs_meta);
         let need_bytes = args.items.iter().any(Item::needs_bytes);
-        let mut expunge_issued = false;
-        let mut unknown_cte = false;
-        for i in picked {
-            let Some(m) = view.msgs.get(i) else { continue };
-            let seq = i.saturating_add(1);
-            let info = listed(&listing, m.uid);
-            if args.items.iter().any(Item::needs_listing) && info.is_none() {
-                expunge_issued = true;
-                continue;
+        let Some(m) = view.msgs.get(i) else {
+            return Ok(());
+        };
+        let seq = i.saturating_add(1);
+        let info = listed(&job.listing, m.uid);
+        if args.items.iter().any(Item::needs_listing) && info.is_none() {
+            job.expunge_issued = true;
+            return Ok(());
+        }
+        let meta = if need_meta {
+            match store.message_meta(mailbox, m.uid).await? {
+                Some((bytes, prefix)) => match fetch::decode_meta(&bytes) {
+                    Some(meta) => Some((meta, prefix)),
+                    None => {
+                        return Err(ImapError::Internal(format!(
+                            "undecodable structure of {mailbox}/{}",
+                            m.uid
+                        )));
+                    }
+                },
+                None => {
+                    job.expunge_issued = true;
+                    return Ok(());
+                }
             }
-            let meta = if need_meta {
-                match store.message_meta(mailbox, m.uid).await? {
-                    Some((bytes, prefix)) => match fetch::decode_meta(&bytes) {
-                        Some(meta) => Some((meta, prefix)),
-                        None => {
-                            return Err(ImapError::Internal(format!(
-                                "undecodable structure of {mailbox}/{}",
-                                m.uid
-                            )));
+        } else {
+            None
+        };
+        let raw = if need_bytes {
+            match store.message_bytes(mailbox, m.uid).await? {
+                Some(r) => Some(r),
+                None => {
+                    job.expunge_issued = true;
+                    return Ok(());
+                }
+            }
+        } else {
+            None
+        };
+        // Written straight into `out` (no copy of the message); cut back on failure.
+        let mark = out.len();
+        let line = out;
+        line.extend_from_slice(format!("* {seq} FETCH (").as_bytes());
+        let mut failed = false;
+        let mut first = true;
+        let mut has_flags = false;
+        let mut has_modseq = false;
+        for item in &args.items {
+            if !first {
+                line.push(b' ');
+            }
+            first = false;
+            match item {
+                Item::Flags => {
+                    has_flags = true;
+                    let recent = rev1 && view.recent.contains(&m.uid);
+                    line.extend_from_slice(b"FLAGS ");
+                    line.extend_from_slice(flag_list(m.flags, &m.keywords, recent).as_bytes());
+                }
+                Item::Uid => line.extend_from_slice(format!("UID {}", m.uid).as_bytes()),
+                Item::ModSeq => {
+                    has_modseq = true;
+                    line.extend_from_slice(format!("MODSEQ ({})", m.modseq).as_bytes());
+                }
+                Item::InternalDate => {
+                    line.extend_from_slice(b"INTERNALDATE ");
+                    fetch::internal_date(info.map(|i| i.internal_date).unwrap_or(0), line);
+                }
+                Item::SaveDate => {
+                    line.extend_from_slice(b"SAVEDATE ");
+                    fetch::save_date(info.map(|i| i.save_date), line);
+                }
+                Item::Rfc822Size => line.extend_from_slice(
+                    format!("RFC822.SIZE {}", info.map(|i| i.size).unwrap_or(0)).as_bytes(),
+                ),
+                Item::Envelope | Item::Body | Item::BodyStructure | Item::Preview => {
+                    let Some((meta, _)) = &meta else { continue };
+                    match item {
+                        Item::Envelope => {
+                            line.extend_from_slice(b"ENVELOPE ");
+                            fetch::envelope(&meta.envelope, opts, line);
                         }
-                    },
-                    None => {
-                        expunge_issued = true;
-                        continue;
-                    }
-                }
-            } else {
-                None
-            };
-            let raw = if need_bytes {
-                match store.message_bytes(mailbox, m.uid).await? {
-                    Some(r) => Some(r),
-                    None => {
-                        expunge_issued = true;
-                        continue;
-                    }
-                }
-            } else {
-                None
-            };
-            let mut line = format!("* {seq} FETCH (").into_bytes();
-            let mut failed = false;
-            let mut first = true;
-            let mut has_flags = false;
-            let mut has_modseq = false;
-            for item in &args.items {
-                if !first {
-                    line.push(b' ');
-                }
-                first = false;
-                match item {
-                    Item::Flags => {
-                        has_flags = true;
-                        let recent = rev1 && view.recent.contains(&m.uid);
-                        line.extend_from_slice(b"FLAGS ");
-                        line.extend_from_slice(flag_list(m.flags, &m.keywords, recent).as_bytes());
-                    }
-                    Item::Uid => line.extend_from_slice(format!("UID {}", m.uid).as_bytes()),
-                    Item::ModSeq => {
-                        has_modseq = true;
-                        line.extend_from_slice(format!("MODSEQ ({})", m.modseq).as_bytes());
-                    }
-                    Item::InternalDate => {
-                        line.extend_from_slice(b"INTERNALDATE ");
-                        fetch::internal_date(info.map(|i| i.internal_date).unwrap_or(0), &mut line);
-                    }
-                    Item::SaveDate => {
-                        line.extend_from_slice(b"SAVEDATE ");
-                        fetch::save_date(info.map(|i| i.save_date), &mut line);
-                    }
-                    Item::Rfc822Size => line.extend_from_slice(
-                        format!("RFC822.SIZE {}", info.map(|i| i.size).unwrap_or(0)).as_bytes(),
-                    ),
-                    Item::Envelope | Item::Body | Item::BodyStructure | Item::Preview => {
-                        let Some((meta, _)) = &meta else { continue };
-                        match item {
-                            Item::Envelope => {
-                                line.extend_from_slice(b"ENVELOPE ");
-                                fetch::envelope(&meta.envelope, opts, &mut line);
-                            }
-                            Item::Body => {
-                                line.extend_from_slice(b"BODY ");
-                                fetch::body_structure(&meta.body, false, opts, &mut line);
-                            }
-                            Item::BodyStructure => {
-                                line.extend_from_slice(b"BODYSTRUCTURE ");
-                                fetch::body_structure(&meta.body, true, opts, &mut line);
-                            }
-                            _ => {
-                                line.extend_from_slice(b"PREVIEW ");
-                                fetch::preview(meta, opts, &mut line);
-                            }
+                        Item::Body => {
+                            line.extend_from_slice(b"BODY ");
+                            fetch::body_structure(&meta.body, false, opts, line);
+                        }
+                        Item::BodyStructure => {
+                            line.extend_from_slice(b"BODYSTRUCTURE ");
+                            fetch::body_structure(&meta.body, true, opts, line);
+                        }
+                        _ => {
+                            line.extend_from_slice(b"PREVIEW ");
+                            fetch::preview(meta, opts, line);
                         }
                     }
-                    Item::Rfc822(kind, _) => {
-                        let (Some((meta, prefix)), Some(raw)) = (&meta, &raw) else {
-                            continue;
-                        };
-                        fetch::write_rfc822_item(*kind, raw, *prefix, meta, &mut line);
-                    }
-                    Item::Section {
-                        binary,
-                        section,
-                        partial,
-                        ..
-                    } => {
-                        let (Some((meta, prefix)), Some(raw)) = (&meta, &raw) else {
-                            continue;
-                        };
-                        let data = if *binary {
-                            match fetch::binary_bytes(raw, *prefix, meta, &section.part) {
-                                Ok(d) => d,
-                                Err(_) => {
-                                    failed = true;
-                                    break;
-                                }
-                            }
-                        } else {
-                            fetch::section_bytes(raw, *prefix, meta, section)
-                        };
-                        let cut = match partial {
-                            Some(pa) => fetch::partial(&data, *pa),
-                            None => data.as_ref(),
-                        };
-                        let name: &[u8] = if *binary { b"BINARY" } else { b"BODY" };
-                        fetch::write_section_item(
-                            name,
-                            section,
-                            partial.map(|pa| pa.origin),
-                            cut,
-                            &mut line,
-                        );
-                    }
-                    Item::BinarySize(part) => {
-                        let (Some((meta, prefix)), Some(raw)) = (&meta, &raw) else {
-                            continue;
-                        };
-                        match fetch::binary_bytes(raw, *prefix, meta, part) {
-                            Ok(d) => fetch::write_binary_size(
-                                part,
-                                u64::try_from(d.len()).unwrap_or(u64::MAX),
-                                &mut line,
-                            ),
+                }
+                Item::Rfc822(kind, _) => {
+                    let (Some((meta, prefix)), Some(raw)) = (&meta, &raw) else {
+                        continue;
+                    };
+                    fetch::write_rfc822_item(*kind, raw, *prefix, meta, line);
+                }
+                Item::Section {
+                    binary,
+                    section,
+                    partial,
+                    ..
+                } => {
+                    let (Some((meta, prefix)), Some(raw)) = (&meta, &raw) else {
+                        continue;
+                    };
+                    let data = if *binary {
+                        match fetch::binary_bytes(raw, *prefix, meta, &section.part) {
+                            Ok(d) => d,
                             Err(_) => {
                                 failed = true;
                                 break;
                             }
                         }
+                    } else {
+                        fetch::section_bytes(raw, *prefix, meta, section)
+                    };
+                    let cut = match partial {
+                        Some(pa) => fetch::partial(&data, *pa),
+                        None => data.as_ref(),
+                    };
+                    let name: &[u8] = if *binary { b"BINARY" } else { b"BODY" };
+                    fetch::write_section_item(
+                        name,
+                        section,
+                        partial.map(|pa| pa.origin),
+                        cut,
+                        line,
+                    );
+                }
+                Item::BinarySize(part) => {
+                    let (Some((meta, prefix)), Some(raw)) = (&meta, &raw) else {
+                        continue;
+                    };
+                    match fetch::binary_bytes(raw, *prefix, meta, part) {
+                        Ok(d) => fetch::write_binary_size(
+                            part,
+                            u64::try_from(d.len()).unwrap_or(u64::MAX),
+                            line,
+                        ),
+                        Err(_) => {
+                            failed = true;
+                            break;
+                        }
                     }
                 }
             }
-            if failed {
-                unknown_cte = true;
-                continue;
-            }
-            // RFC 3501 §6.4.5: a \Seen set by this FETCH is reported.
-            if seen_now.contains(&m.uid) && !has_flags {
-                let recent = rev1 && view.recent.contains(&m.uid);
-                line.extend_from_slice(b" FLAGS ");
-                line.extend_from_slice(flag_list(m.flags, &m.keywords, recent).as_bytes());
-                has_flags = true;
-            }
-            // RFC 7162 §3.1.4 / PROTOCOL item 100: FLAGS travel with MODSEQ once enabled.
-            if condstore && has_flags && !has_modseq {
-                line.extend_from_slice(format!(" MODSEQ ({})", m.modseq).as_bytes());
-            }
-            line.extend_from_slice(b")\r\n");
-            out.extend_from_slice(&line);
         }
-        if unknown_cte {
-            return Err(ImapError::no(
-                Code::UnknownCte,
-                "Cannot decode the content transfer encoding of some parts",
-            ));
+        if failed {
+            line.truncate(mark);
+            job.unknown_cte = true;
+            return Ok(());
         }
-        if expunge_issued {
-            return Err(ImapError::no(
-                Code::ExpungeIssued,
-                "Some messages were expunged meanwhile",
-            ));
+        // RFC 3501 §6.4.5: a \Seen set by this FETCH is reported.
+        if job.seen_now.binary_search(&m.uid).is_ok() && !has_flags {
+            let recent = rev1 && view.recent.contains(&m.uid);
+            line.extend_from_slice(b" FLAGS ");
+            line.extend_from_slice(flag_list(m.flags, &m.keywords, recent).as_bytes());
+            has_flags = true;
         }
-        Ok(Outcome::ok("FETCH completed"))
+        // RFC 7162 §3.1.4 / PROTOCOL item 100: FLAGS travel with MODSEQ once enabled.
+        if condstore && has_flags && !has_modseq {
+            line.extend_from_slice(format!(" MODSEQ ({})", m.modseq).as_bytes());
+        }
+        line.extend_from_slice(b")\r\n");
+        Ok(())
     }
 }
 

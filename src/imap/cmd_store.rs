@@ -2,7 +2,7 @@
 //! `UNCHANGEDSINCE` and `[MODIFIED ...]` (RFC 7162 §3.1.3).
 
 use super::append::split_flags;
-use super::cmd_fetch::{mod_sequence, resolve};
+use super::cmd_fetch::mod_sequence;
 use super::grammar::Parser;
 use super::response::{Code, ImapError, Status};
 use super::search::write_sequence_set;
@@ -98,7 +98,7 @@ impl Session {
         let State::Selected(_, view) = &mut self.state else {
             return Err(ImapError::Bad("Select a mailbox first".into()));
         };
-        let picked = resolve(view, &set, uid)?;
+        let picked = view.resolve(&set, uid)?;
         // RFC 9051 §6.3.3: no changes in a mailbox selected with EXAMINE.
         if view.read_only {
             return Err(ImapError::no(Code::ReadOnly, "Mailbox is read-only"));

@@ -6,6 +6,7 @@
 //! the session (RFC 6855 §3), so the session decodes them.
 
 use super::sequence::SequenceSet;
+use crate::util::{MONTHS, days_from_civil};
 
 /// RFC 9051 §9 `ATOM-CHAR`: any CHAR except atom-specials.
 pub fn is_atom_char(b: u8) -> bool {
@@ -462,22 +463,6 @@ impl<'a> Parser<'a> {
         let s = self.quoted()?;
         parse_date_time(&s).ok_or_else(|| "bad date-time".into())
     }
-}
-
-const MONTHS: [&str; 12] = [
-    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-];
-
-/// Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let m = i64::from(m);
-    let mp = if m > 2 { m - 3 } else { m + 9 };
-    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 fn parse_date_time(s: &[u8]) -> Option<i64> {

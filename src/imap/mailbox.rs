@@ -100,6 +100,17 @@ fn tree(boxes: &[MailboxInfo]) -> BTreeMap<String, Node<'_>> {
     t
 }
 
+/// RFC 5258 §4 `mbox-list-extended-item` for RECURSIVEMATCH with SUBSCRIBED.
+const CHILDINFO: &[u8] = b" (\"CHILDINFO\" (\"SUBSCRIBED\"))";
+
+/// Whether a subscribed name lies below `name` in the hierarchy.
+fn subscribed_below(subs: &BTreeSet<String>, name: &str) -> bool {
+    let prefix = format!("{name}{DELIM}");
+    subs.range(prefix.clone()..)
+        .next()
+        .is_some_and(|s| s.starts_with(&prefix))
+}
+
 impl Session {
     /// Decodes a mailbox name from the wire: UTF-8 after UTF8=ACCEPT / rev2, else
     /// modified UTF-7; malformed names are a syntax error (PROTOCOL.md item 37).
@@ -171,13 +182,19 @@ impl Session {
         } else {
             BTreeSet::new()
         };
+        // RFC 5258 §3.1, §3.5: with RECURSIVEMATCH, a name matching the pattern whose
+        // descendants (matching the pattern or not) include a subscribed one is listed
+        // too, with `("CHILDINFO" ("SUBSCRIBED"))`.
+        let recursive = subscribed_mode && cmd.select.recursive_match;
+        let child_info = |name: &str| recursive && subscribed_below(&subs, name);
         for (name, node) in &t {
             let chars: Vec<char> = name.chars().collect();
             if !patterns.iter().any(|p| wildcard_match(p, &chars)) {
                 continue;
             }
             let subscribed = subs.contains(name);
-            if subscribed_mode && !subscribed {
+            let info_item = child_info(name);
+            if subscribed_mode && !subscribed && !info_item {
                 continue;
             }
             if cmd.select.special_use && node.info.and_then(|i| i.special_use).is_none() {
@@ -203,20 +220,41 @@ impl Session {
             }
             out.extend_from_slice(format!("* LIST ({}) \"/\" ", attrs.join(" ")).as_bytes());
             response::mailbox(out, name, utf8);
+            if info_item {
+                out.extend_from_slice(CHILDINFO);
+            }
             out.extend_from_slice(b"\r\n");
             if let (Some(items), Some(info)) = (&cmd.ret.status, node.info) {
                 self.write_status(info, items, out).await?;
             }
         }
         // RFC 5258 §3.1: a subscribed name without a mailbox is `\NonExistent`.
+        // With RECURSIVEMATCH, so is a parent that exists only in subscribed names.
         if subscribed_mode {
-            for name in subs.iter().filter(|n| !t.contains_key(*n)) {
+            let mut names: BTreeSet<&str> = subs.iter().map(String::as_str).collect();
+            if recursive {
+                for sub in &subs {
+                    let mut prefix = sub.as_str();
+                    while let Some(i) = prefix.rfind(DELIM) {
+                        prefix = prefix.get(..i).unwrap_or("");
+                        names.insert(prefix);
+                    }
+                }
+            }
+            for name in names.into_iter().filter(|n| !t.contains_key(*n)) {
                 let chars: Vec<char> = name.chars().collect();
                 if !patterns.iter().any(|p| wildcard_match(p, &chars)) {
                     continue;
                 }
-                out.extend_from_slice(b"* LIST (\\NonExistent \\Subscribed) \"/\" ");
+                out.extend_from_slice(if subs.contains(name) {
+                    b"* LIST (\\NonExistent \\Subscribed) \"/\" "
+                } else {
+                    b"* LIST (\\NonExistent) \"/\" "
+                });
                 response::mailbox(out, name, utf8);
+                if child_info(name) {
+                    out.extend_from_slice(CHILDINFO);
+                }
                 out.extend_from_slice(b"\r\n");
             }
         }

@@ -23,6 +23,10 @@ use crate::server::conn::{Conn, ReadError};
 use crate::server::limits::LimitError;
 use crate::server::stream::{Peer, Stream};
 
+/// A FETCH reply is sent whenever this much is queued, so memory stays about one
+/// message plus this much however many messages one FETCH names.
+pub const FLUSH_AT: usize = 256 * 1024;
+
 /// How often an idling client hears `* OK Still here`.
 pub const KEEPALIVE: Duration = Duration::from_secs(4 * 60);
 
@@ -166,6 +170,21 @@ async fn follow(
             Action::Continue => return Ok(()),
             Action::Close => return Err(End::Close),
             Action::Idle(tag) => return idle(ctx, session, conn, &tag).await,
+            Action::Fetch => {
+                action = loop {
+                    let mut out = std::mem::take(conn.out());
+                    let next = session.fetch_pump(&mut out).await;
+                    *conn.out() = out;
+                    if conn.out().len() >= FLUSH_AT && conn.flush().await.is_err() {
+                        return Err(End::Gone);
+                    }
+                    if let Some(next) = next {
+                        break next;
+                    }
+                };
+                // Give back what one big message grew the buffer to.
+                conn.out().shrink_to(FLUSH_AT);
+            }
             Action::StartTls => {
                 // Conn::start_tls flushes the OK, then drops every byte read but not
                 // consumed: plaintext pipelined after STARTTLS is never executed.

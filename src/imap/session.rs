@@ -130,6 +130,16 @@ pub enum Action {
     /// The tagged OK is queued: flush it, discard buffered input, run the TLS handshake
     /// (RFC 9051 §6.2.1; RFC 2595 §3.1).
     StartTls,
+    /// A FETCH is under way: call [`Session::fetch_pump`] until it returns the next
+    /// action, sending what is queued whenever it grows large.
+    Fetch,
+}
+
+/// The FETCH the driver is pumping.
+struct Fetching {
+    tag: String,
+    allow_expunge: bool,
+    job: super::cmd_fetch::FetchJob,
 }
 
 /// Whether a message command is among those during which EXPUNGE must not be sent
@@ -158,6 +168,8 @@ pub struct Session {
     pub(super) dirty: bool,
     /// The selected mailbox itself changed (deleted or renamed): check it still exists.
     pub(super) recheck: bool,
+    /// The FETCH in progress ([`Action::Fetch`]).
+    fetching: Option<Fetching>,
 }
 
 /// Failed logins before `* BYE` (RFC 9051 §11; PROTOCOL.md item 28).
@@ -175,6 +187,7 @@ impl Session {
             sasl: None,
             dirty: false,
             recheck: false,
+            fetching: None,
         }
     }
 
@@ -300,6 +313,36 @@ impl Session {
         }
         let allow_expunge = expunge_allowed(&body);
         let result = self.dispatch(&tag, body, out).await;
+        self.complete(&tag, name, allow_expunge, result, out).await
+    }
+
+    /// Answers the next message of the FETCH under way ([`Action::Fetch`]); `None`
+    /// while messages are left, then the action after the tagged completion.
+    pub async fn fetch_pump(&mut self, out: &mut Vec<u8>) -> Option<Action> {
+        let Some(mut f) = self.fetching.take() else {
+            return Some(Action::Continue);
+        };
+        match self.fetch_step(&mut f.job, out).await {
+            None => {
+                self.fetching = Some(f);
+                None
+            }
+            Some(result) => Some(
+                self.complete(&f.tag, "FETCH", f.allow_expunge, result, out)
+                    .await,
+            ),
+        }
+    }
+
+    /// The end of a command: pending updates, then the tagged completion.
+    async fn complete(
+        &mut self,
+        tag: &str,
+        name: &str,
+        allow_expunge: bool,
+        result: Result<Outcome, ImapError>,
+        out: &mut Vec<u8>,
+    ) -> Action {
         let status = match result {
             Ok(Outcome::Done(status)) => status,
             Ok(Outcome::Action(a)) => return a,
@@ -310,7 +353,7 @@ impl Session {
             // The selected mailbox was deleted under us: `* BYE` is written.
             return Action::Close;
         }
-        status.encode(Some(&tag), out);
+        status.encode(Some(tag), out);
         Action::Continue
     }
 
@@ -433,7 +476,15 @@ impl Session {
                 uid,
                 set,
                 args,
-            } => self.fetch(uid, set, &args, out).await,
+            } => {
+                let job = self.fetch(uid, set, &args).await?;
+                self.fetching = Some(Fetching {
+                    tag: tag.to_string(),
+                    allow_expunge: uid,
+                    job,
+                });
+                Ok(Outcome::Action(Action::Fetch))
+            }
             C::Message {
                 command: MessageCommand::Store,
                 uid,

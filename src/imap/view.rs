@@ -13,6 +13,8 @@
 
 use std::collections::BTreeSet;
 
+use super::response::ImapError;
+use super::sequence::SequenceSet;
 use crate::store::{MessageInfo, SystemFlags};
 
 /// One message as the client knows it.
@@ -117,6 +119,41 @@ impl View {
     /// UIDs in sequence order.
     pub fn uids(&self) -> Vec<u32> {
         self.msgs.iter().map(|m| m.uid).collect()
+    }
+
+    /// The one sequence-set resolver of every message command (FETCH, STORE, COPY,
+    /// MOVE, UID EXPUNGE): indexes into `msgs`, ascending, each once (PROTOCOL item 87).
+    /// - sequence numbers: any number above EXISTS, and `*` in an empty mailbox, is
+    ///   `BAD` (RFC 9051 §9 `seq-number`; PROTOCOL item 12);
+    /// - UIDs: those that do not exist are ignored, `n:*` always includes the highest
+    ///   (RFC 9051 §6.4.9; item 13); in an empty mailbox the set names nothing;
+    /// - `$`: the SEARCHRES result, as UIDs, in both forms (RFC 5182 §2.1, §2.4).
+    ///
+    /// Messages expunged elsewhere but not yet announced keep their place (RFC 2180
+    /// §4.1); each command decides what to do with them.
+    pub fn resolve(&self, set: &SequenceSet, uid: bool) -> Result<Vec<usize>, ImapError> {
+        match set {
+            SequenceSet::Saved => {
+                let mut saved = self.saved.clone();
+                saved.sort_unstable();
+                Ok(self
+                    .msgs
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, m)| saved.binary_search(&m.uid).is_ok())
+                    .map(|(i, _)| i)
+                    .collect())
+            }
+            _ if uid => Ok(set.resolve_uid(&self.uids())),
+            _ => set
+                .resolve_seq(self.exists())
+                .map(|seqs| {
+                    seqs.into_iter()
+                        .filter_map(|s| usize::try_from(s).ok()?.checked_sub(1))
+                        .collect()
+                })
+                .map_err(|_| ImapError::Bad("Invalid message sequence number".into())),
+        }
     }
 
     /// The highest UID the client was told about.

@@ -27,6 +27,8 @@ pub use strings::{Options, QUOTED_MAX, binary_literal, literal, nstring, quotabl
 pub use structure::{body_structure, envelope};
 
 use crate::mime::MessageMeta;
+use crate::util::MONTHS;
+pub use crate::util::{civil_from_days, days_from_civil};
 
 /// The RFC822 fetch items as the sections they stand for (RFC 3501 §6.4.5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,41 +85,6 @@ pub fn write_rfc822_item(
 pub fn rfc822_size(meta: &MessageMeta, prefix_len: usize) -> u64 {
     meta.size
         .saturating_add(u64::try_from(prefix_len).unwrap_or(u64::MAX))
-}
-
-const MONTHS: [&str; 12] = [
-    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-];
-
-/// Civil date (year, month 1-12, day 1-31) of a day count since 1970-01-01
-/// (proleptic Gregorian; Howard Hinnant's days-to-civil algorithm).
-pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days.saturating_add(719_468);
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (
-        year,
-        u32::try_from(month).unwrap_or(1),
-        u32::try_from(day).unwrap_or(1),
-    )
-}
-
-/// Days since 1970-01-01 of a civil date (inverse of [`civil_from_days`]).
-pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let (m, d) = (i64::from(month.clamp(1, 12)), i64::from(day.clamp(1, 31)));
-    let y = if m <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = if m > 2 { m - 3 } else { m + 9 };
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 /// Writes `date-time` (RFC 3501 §9): `"dd-Mon-yyyy hh:mm:ss +0000"` with a
