@@ -426,3 +426,59 @@ fn app_password_cli_add_list_del_with_and_without_server() {
     assert_eq!(list.stdout.lines().count(), 1, "{list:?}");
     assert!(!list.stdout.contains(&pw));
 }
+
+/// One IMAP LOGIN on a fresh plain connection: the tagged reply line.
+fn imap_login(addr: std::net::SocketAddr, user: &str, password: &str) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    (&s).write_all(format!("a LOGIN {user} \"{password}\"\r\n").as_bytes())
+        .unwrap();
+    loop {
+        line.clear();
+        r.read_line(&mut line).unwrap();
+        if line.starts_with("a ") || line.is_empty() {
+            return line;
+        }
+    }
+}
+
+#[test]
+fn app_passwords_log_in_over_imap_and_revoking_one_ends_only_that_device() {
+    let env = Env::with_config(IMAP_CONFIG);
+    env.add_user("alice");
+    let add = |label: &str| {
+        let run = env.cli(&["user", "app-password", "add", "alice", label], b"");
+        run.expect_code(0);
+        run.stdout
+            .lines()
+            .next()
+            .and_then(|l| l.rsplit(' ').next())
+            .unwrap()
+            .to_string()
+    };
+    let phone = add("phone");
+    let server = Server::start(&env);
+    let laptop = add("laptop");
+    let imap = server.imap.unwrap();
+    for pw in [phone.as_str(), laptop.as_str(), "pw-alice"] {
+        let r = imap_login(imap, "alice", pw);
+        assert!(r.starts_with("a OK"), "{r}");
+    }
+    env.cli(&["user", "app-password", "del", "alice", "phone"], b"")
+        .expect_code(0);
+    // Revoked at once, although the login cache had just seen it.
+    let r = imap_login(imap, "alice", &phone);
+    assert!(
+        r.starts_with("a NO"),
+        "revoked app password still works: {r}"
+    );
+    for pw in [laptop.as_str(), "pw-alice"] {
+        let r = imap_login(imap, "alice", pw);
+        assert!(r.starts_with("a OK"), "{r}");
+    }
+}

@@ -133,7 +133,13 @@ mod tests {
         });
         assert_eq!(a.try_recv().map(|c| c.mailbox), Ok(7));
         assert!(b.try_recv().is_err());
-        assert_eq!(feed.subscribers.lock().map(|s| s.by_user[&1].len()).unwrap_or(0), 1);
+        assert_eq!(
+            feed.subscribers
+                .lock()
+                .map(|s| s.by_user[&1].len())
+                .unwrap_or(0),
+            1
+        );
     }
 
     #[test]
