@@ -211,7 +211,11 @@ fn matches(rule: &Rule, env: &Envelope, msg: &Message) -> bool {
                 _ => msg.size() < n,
             }
         }
-        Field::From => test_value(&rule.op, &rule.pattern, env.mail_from.as_deref().unwrap_or("")),
+        Field::From => test_value(
+            &rule.op,
+            &rule.pattern,
+            env.mail_from.as_deref().unwrap_or(""),
+        ),
         Field::To => test_value(&rule.op, &rule.pattern, &env.rcpt_to),
         Field::User => test_value(&rule.op, &rule.pattern, &env.user),
         Field::Header(name) => msg
@@ -302,7 +306,10 @@ mod tests {
         assert_eq!(r.pattern, "[rust]");
         assert_eq!(
             r.actions,
-            vec![Action::FileInto("Lists/rust".into()), Action::Flag("$List".into())]
+            vec![
+                Action::FileInto("Lists/rust".into()),
+                Action::Flag("$List".into())
+            ]
         );
         let r = parse("size > 1000 => reject too big, sorry").unwrap();
         assert_eq!(r.actions, vec![Action::Reject("too big, sorry".into())]);

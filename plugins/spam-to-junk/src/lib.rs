@@ -12,7 +12,9 @@ fn is_spam(msg: &Message) -> bool {
         let v = v.trim();
         if prefix_ok {
             v.get(..3).is_some_and(|p| p.eq_ignore_ascii_case("yes"))
-                && !v.get(3..4).is_some_and(|c| c.chars().all(|c| c.is_ascii_alphanumeric()))
+                && !v
+                    .get(3..4)
+                    .is_some_and(|c| c.chars().all(|c| c.is_ascii_alphanumeric()))
         } else {
             v.eq_ignore_ascii_case("yes")
         }
