@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::{Config, RawConfig};
 use crate::control::{self, Delivered, ErrorKind, ImportItem, Request, Response};
-use crate::delivery::{NoHooks, Pipeline};
+use crate::delivery::{Hooks, Pipeline};
 use crate::mailfmt::{self, Flags, ImportedMessage, maildir, mbox};
 use crate::store::{Store, StoreError, SystemFlags};
 
@@ -92,6 +92,37 @@ enum Command {
     Compact,
     /// Check the configuration file and exit.
     CheckConfig,
+    /// WebAssembly plugins: list, check, test.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+}
+
+#[derive(Subcommand)]
+#[cfg_attr(not(feature = "plugins"), allow(dead_code))]
+enum PluginCommand {
+    /// The running server's plugins (hooks, health, calls, mean time); without a
+    /// server, what the config would load.
+    List,
+    /// Which worlds a component implements, or why it does not load.
+    Check { file: PathBuf },
+    /// Runs a filter plugin on a message and prints the verdict.
+    Test {
+        file: PathBuf,
+        /// The message (RFC 5322 file).
+        #[arg(long)]
+        message: PathBuf,
+        /// A plugin setting, `key=value` (repeatable).
+        #[arg(long = "setting", value_name = "KEY=VALUE")]
+        settings: Vec<String>,
+        /// The user the copy is for.
+        #[arg(long, default_value = "user")]
+        user: String,
+        /// The envelope sender.
+        #[arg(long)]
+        from: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -164,7 +195,9 @@ pub fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<(), Failure> {
     let config = RawConfig::load(&cli.config).map_err(|e| fail(exit::CONFIG, e.to_string()))?;
     match cli.command {
-        Command::Serve => crate::server::serve(config).map_err(|e| fail(1, e.to_string())),
+        Command::Serve => crate::server::serve_from(config, Some(cli.config.clone()))
+            .map_err(|e| fail(1, e.to_string())),
+        Command::Plugin { command } => plugin_command(&config, command),
         Command::CheckConfig => {
             println!("{}: ok", cli.config.display());
             Ok(())
@@ -195,11 +228,18 @@ impl Backend {
             }
             match Store::open(&config.data_dir, &config.store) {
                 Ok(store) => {
+                    let hooks = match local_hooks(config) {
+                        Ok(h) => h,
+                        Err(e) => {
+                            store.shutdown();
+                            return Err(fail(exit::CONFIG, format!("plugins: {e}")));
+                        }
+                    };
                     let pipeline = Pipeline::new(
                         store,
                         &config.hostname,
                         config.limits.max_message_size,
-                        Arc::new(NoHooks),
+                        hooks,
                     );
                     return Ok(Backend::Local {
                         pipeline,
@@ -450,7 +490,7 @@ async fn run_command(
             ),
             r => return Err(unexpected(r)),
         },
-        Command::Serve | Command::CheckConfig => {}
+        Command::Serve | Command::CheckConfig | Command::Plugin { .. } => {}
     }
     Ok(())
 }
@@ -792,4 +832,84 @@ async fn export(
     }
     println!("exported {total} messages from {} mailboxes", names.len());
     Ok(())
+}
+
+/// The hooks a local (serverless) command delivers with: the configured plugins.
+fn local_hooks(config: &Config) -> Result<Arc<dyn Hooks>, String> {
+    #[cfg(feature = "plugins")]
+    {
+        crate::plugins::hooks_for(config)
+    }
+    #[cfg(not(feature = "plugins"))]
+    {
+        let _ = config;
+        Ok(Arc::new(crate::delivery::NoHooks))
+    }
+}
+
+#[cfg(not(feature = "plugins"))]
+fn plugin_command(_config: &Config, _command: PluginCommand) -> Result<(), Failure> {
+    Err(fail(
+        exit::USAGE,
+        "this build has no plugin host (cargo feature `plugins`)",
+    ))
+}
+
+#[cfg(feature = "plugins")]
+fn plugin_command(config: &Config, command: PluginCommand) -> Result<(), Failure> {
+    use crate::plugins::cli as pc;
+    match command {
+        PluginCommand::List => {
+            let remote = smol::block_on(async {
+                match control::Client::connect(&config.data_dir).await {
+                    Ok(Some(mut c)) => Some(c.call(&Request::PluginList).await),
+                    _ => None,
+                }
+            });
+            match remote {
+                Some(Ok(Response::Plugins(list))) => {
+                    print!("{}", pc::format_list(&list, true));
+                    Ok(())
+                }
+                Some(Ok(r)) => Err(unexpected(r)),
+                Some(Err(e)) => Err(fail(exit::TEMPFAIL, format!("control socket: {e}"))),
+                None => {
+                    let list = pc::list_local(config).map_err(|e| fail(exit::SOFTWARE, e))?;
+                    print!("{}", pc::format_list(&list, false));
+                    Ok(())
+                }
+            }
+        }
+        PluginCommand::Check { file } => match pc::check(config, &file) {
+            Ok(text) => {
+                print!("{text}");
+                Ok(())
+            }
+            Err(e) => Err(fail(exit::DATAERR, e)),
+        },
+        PluginCommand::Test {
+            file,
+            message,
+            settings,
+            user,
+            from,
+        } => {
+            let raw = std::fs::read(&message)
+                .map_err(|e| fail(exit::IOERR, format!("{}: {e}", message.display())))?;
+            let mut map = std::collections::BTreeMap::new();
+            for s in settings {
+                let Some((k, v)) = s.split_once('=') else {
+                    return Err(fail(exit::USAGE, format!("--setting {s:?}: use KEY=VALUE")));
+                };
+                map.insert(k.to_string(), v.to_string());
+            }
+            match pc::test(config, &file, raw, map, &user, from) {
+                Ok(text) => {
+                    print!("{text}");
+                    Ok(())
+                }
+                Err(e) => Err(fail(exit::DATAERR, e)),
+            }
+        }
+    }
 }

@@ -199,14 +199,98 @@ pub struct StoreConfig {
     pub cache_mib: u64,
 }
 
+/// A plugin hook: which world of `wit/nestbox-plugin.wit` the plugin serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PluginHook {
+    /// `nestbox:plugin/filter`: per delivered copy.
+    Filter,
+    /// `nestbox:plugin/quota`: before a message is committed.
+    Quota,
+    /// `nestbox:plugin/retention`: periodic sweeps.
+    Retention,
+}
+
+impl PluginHook {
+    /// The interface name (`filter`, `quota`, `retention`).
+    pub fn name(self) -> &'static str {
+        match self {
+            PluginHook::Filter => "filter",
+            PluginHook::Quota => "quota",
+            PluginHook::Retention => "retention",
+        }
+    }
+}
+
+/// What happens to a message when a filter or quota plugin fails (traps, runs past its
+/// deadline or memory cap, returns nonsense, or could not be loaded).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum OnFailure {
+    /// Fail open: deliver as if the plugin had accepted / allowed it (the default).
+    #[default]
+    Accept,
+    /// Answer with a temporary failure (LMTP 451, IMAP `NO`), so the sender retries.
+    TempFail,
+}
+
 /// A WebAssembly plugin (filters, quota policies, retention rules).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PluginConfig {
+    /// Shown in logs and `nestbox plugin list`: letters, digits, `-`, `_`.
     pub name: String,
+    /// The component (.wasm), relative to the config file's folder unless absolute.
     pub path: PathBuf,
+    /// The hooks it serves; `[]` = every world the component exports.
     #[serde(default)]
-    pub settings: Vec<(String, String)>,
+    pub hooks: Vec<PluginHook>,
+    /// Login names it applies to; `[]` = everyone.
+    #[serde(default)]
+    pub users: Vec<String>,
+    /// Its settings, read by the plugin through `host.config(key)`.
+    #[serde(default)]
+    pub settings: std::collections::BTreeMap<String, String>,
+    /// A fresh instance for every call instead of reusing warm ones.
+    #[serde(default)]
+    pub fresh_instance: bool,
+    #[serde(default)]
+    pub on_failure: OnFailure,
+    /// Overrides `plugin_limits.memory_mib` for this plugin.
+    #[serde(default)]
+    pub memory_mib: Option<u64>,
+    /// Overrides `plugin_limits.timeout_ms` for this plugin.
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+}
+
+/// Limits for every plugin call (DESIGN.md: plugins are sandboxed and bounded).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PluginLimits {
+    /// Linear memory one plugin instance may grow to, in MiB.
+    pub memory_mib: u64,
+    /// Wall-clock deadline of one call (instantiation included), in milliseconds.
+    pub timeout_ms: u64,
+    /// Most decisions one retention call may return; more counts as a failure.
+    pub max_decisions: u64,
+    /// Warm instances kept per plugin and hook (0 = a fresh instance every call).
+    pub pool_size: usize,
+    /// Failures in a row after which a plugin is reported unhealthy.
+    pub unhealthy_after: u32,
+    /// Largest plugin file accepted, in MiB.
+    pub max_file_mib: u64,
+}
+
+impl Default for PluginLimits {
+    fn default() -> Self {
+        PluginLimits {
+            memory_mib: 64,
+            timeout_ms: 1000,
+            max_decisions: 10_000,
+            pool_size: 4,
+            unhealthy_after: 5,
+            max_file_mib: 64,
+        }
+    }
 }
 
 /// Periodic retention sweeps (run by retention plugins).
@@ -321,6 +405,7 @@ pub struct RawConfig {
     pub plugins: Vec<PluginConfig>,
     pub retention: RetentionConfig,
     pub connections: ConnectionsConfig,
+    pub plugin_limits: PluginLimits,
 }
 
 /// The validated configuration, with paths resolved against the config file's folder.
@@ -345,6 +430,7 @@ impl Default for RawConfig {
             plugins: Vec::new(),
             retention: RetentionConfig::default(),
             connections: ConnectionsConfig::default(),
+            plugin_limits: PluginLimits::default(),
         }
     }
 }
@@ -642,15 +728,7 @@ impl RawConfig {
                 return Err(err(key, format!("{addr} is used by two listeners")));
             }
         }
-        if let Some(p) = self.plugins.first() {
-            return Err(err(
-                "plugins",
-                format!(
-                    "plugin {:?}: this build has no plugin host yet; leave `plugins: []`",
-                    p.name
-                ),
-            ));
-        }
+        self.validate_plugins(&err)?;
         self.data_dir = base.join(&self.data_dir);
         for p in [&mut self.tls.cert, &mut self.tls.key]
             .into_iter()
@@ -661,7 +739,114 @@ impl RawConfig {
         if let Some(sock) = &mut self.lmtp.unix_socket {
             *sock = self.data_dir.join(&*sock);
         }
+        for p in &mut self.plugins {
+            p.path = base.join(&p.path);
+        }
         Ok(self)
+    }
+
+    /// `plugins` and `plugin_limits`.
+    fn validate_plugins(
+        &self,
+        err: &dyn Fn(&str, String) -> ConfigError,
+    ) -> Result<(), ConfigError> {
+        let l = &self.plugin_limits;
+        if !(1..=4096).contains(&l.memory_mib) {
+            return Err(err(
+                "plugin_limits.memory_mib",
+                format!("{} is outside 1..=4096", l.memory_mib),
+            ));
+        }
+        if !(1..=60_000).contains(&l.timeout_ms) {
+            return Err(err(
+                "plugin_limits.timeout_ms",
+                format!("{} is outside 1..=60000", l.timeout_ms),
+            ));
+        }
+        if l.max_decisions == 0 {
+            return Err(err(
+                "plugin_limits.max_decisions",
+                "must be at least 1".into(),
+            ));
+        }
+        if l.pool_size > 64 {
+            return Err(err(
+                "plugin_limits.pool_size",
+                format!("{} is over 64", l.pool_size),
+            ));
+        }
+        if l.unhealthy_after == 0 {
+            return Err(err(
+                "plugin_limits.unhealthy_after",
+                "must be at least 1".into(),
+            ));
+        }
+        if !(1..=1024).contains(&l.max_file_mib) {
+            return Err(err(
+                "plugin_limits.max_file_mib",
+                format!("{} is outside 1..=1024", l.max_file_mib),
+            ));
+        }
+        let mut names = std::collections::HashSet::new();
+        for p in &self.plugins {
+            if !cfg!(feature = "plugins") {
+                return Err(err(
+                    "plugins",
+                    format!(
+                        "plugin {:?}: this build has no plugin host (cargo feature `plugins`); leave `plugins: []`",
+                        p.name
+                    ),
+                ));
+            }
+            let bad = |key: &str, why: String| {
+                err(
+                    &format!("plugins.{key}"),
+                    format!("plugin {:?}: {why}", p.name),
+                )
+            };
+            if p.name.is_empty()
+                || p.name.len() > 64
+                || !p
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Err(bad(
+                    "name",
+                    "use 1 to 64 letters, digits, `-` or `_`".into(),
+                ));
+            }
+            if !names.insert(p.name.to_ascii_lowercase()) {
+                return Err(bad("name", "two plugins have this name".into()));
+            }
+            if p.path.as_os_str().is_empty() {
+                return Err(bad("path", "is empty".into()));
+            }
+            if p.hooks
+                .iter()
+                .enumerate()
+                .any(|(i, h)| p.hooks.iter().skip(i + 1).any(|o| o == h))
+            {
+                return Err(bad("hooks", "a hook is listed twice".into()));
+            }
+            if p.users.iter().any(|u| u.is_empty()) {
+                return Err(bad("users", "an empty user name".into()));
+            }
+            if let Some(k) = p.settings.keys().find(|k| k.is_empty()) {
+                return Err(bad("settings", format!("empty key {k:?}")));
+            }
+            if let Some(m) = p.memory_mib
+                && !(1..=4096).contains(&m)
+            {
+                return Err(bad("memory_mib", format!("{m} is outside 1..=4096")));
+            }
+            if let Some(t) = p.timeout_ms
+                && !(1..=60_000).contains(&t)
+            {
+                return Err(bad("timeout_ms", format!("{t} is outside 1..=60000")));
+            }
+        }
+        Ok(())
     }
 
     /// Reads, parses and validates a config file.
@@ -757,6 +942,53 @@ mod tests {
         let c = check("(lmtp: (starttls: true), auth: (cache_secs: 0))").unwrap();
         assert!(c.lmtp.starttls);
         assert_eq!(c.auth.cache_secs, 0);
+    }
+
+    #[test]
+    fn plugin_entries_are_checked() {
+        let c = check(
+            "(plugins: [(name: \"junk\", path: \"p/j.wasm\", hooks: [Filter], users: [\"bob\"],
+               settings: {\"folder\": \"Junk\"}, on_failure: TempFail, timeout_ms: Some(50))])",
+        );
+        if cfg!(feature = "plugins") {
+            let c = c.unwrap();
+            let p = &c.plugins[0];
+            assert_eq!(p.path, PathBuf::from("/base/p/j.wasm"));
+            assert_eq!(p.on_failure, OnFailure::TempFail);
+            assert_eq!(p.settings.get("folder").map(String::as_str), Some("Junk"));
+        } else {
+            assert!(c.unwrap_err().message.contains("plugins"));
+            return;
+        }
+        for (text, key) in [
+            ("(plugins: [(name: \"a b\", path: \"x\")])", "plugins.name"),
+            (
+                "(plugins: [(name: \"a\", path: \"x\"), (name: \"A\", path: \"y\")])",
+                "plugins.name",
+            ),
+            ("(plugins: [(name: \"a\", path: \"\")])", "plugins.path"),
+            (
+                "(plugins: [(name: \"a\", path: \"x\", hooks: [Filter, Filter])])",
+                "plugins.hooks",
+            ),
+            (
+                "(plugins: [(name: \"a\", path: \"x\", memory_mib: Some(0))])",
+                "plugins.memory_mib",
+            ),
+            (
+                "(plugin_limits: (timeout_ms: 0))",
+                "plugin_limits.timeout_ms",
+            ),
+            (
+                "(plugin_limits: (pool_size: 65))",
+                "plugin_limits.pool_size",
+            ),
+        ] {
+            let e = check(text).unwrap_err();
+            assert!(e.message.starts_with(key), "{text}: {e}");
+        }
+        let e = check("(plugins: [(name: \"a\", path: \"x\", bogus: 1)])").unwrap_err();
+        assert!(e.message.contains("bogus"), "{e}");
     }
 
     #[test]

@@ -89,6 +89,8 @@ pub enum Request {
         name: String,
         label: String,
     },
+    /// `nestbox plugin list`: the running server's plugins.
+    PluginList,
 }
 
 /// Per-message result of a delivery or import.
@@ -121,8 +123,28 @@ pub enum Response {
     Stats(Stats),
     Compacted(bool),
     AppPasswords(Vec<AppPasswordInfo>),
+    Plugins(Vec<PluginStatus>),
     /// A request that cannot be carried out; the text names the problem.
     Error(ErrorKind, String),
+}
+
+/// One plugin as `nestbox plugin list` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PluginStatus {
+    pub name: String,
+    pub path: String,
+    /// `filter`, `quota`, `retention`.
+    pub hooks: Vec<String>,
+    /// Empty = everyone.
+    pub users: Vec<String>,
+    pub loaded: bool,
+    pub healthy: bool,
+    pub calls: u64,
+    pub failures: u64,
+    /// Mean wall time per call, microseconds.
+    pub mean_us: u64,
+    /// The load error, or the last call failure.
+    pub last_error: Option<String>,
 }
 
 /// Error classes, so the CLI can choose its exit code.
@@ -275,7 +297,7 @@ async fn run(p: &Pipeline, hostname: &str, req: Request) -> Result<Response, Res
                     (incoming, vec![target])
                 })
                 .collect();
-            for out in p.deliver_batch(batch).await {
+            for out in p.import_batch(batch).await {
                 results.extend(out.into_iter().map(delivered));
             }
             Response::Delivered(results)
@@ -304,6 +326,7 @@ async fn run(p: &Pipeline, hostname: &str, req: Request) -> Result<Response, Res
             };
             Response::Stats(store.stats(user).await.map_err(error)?)
         }
+        Request::PluginList => Response::Plugins(p.hooks().plugins()),
         Request::Compact => Response::Compacted(store.compact(true).await.map_err(error)?),
         Request::AppPasswordAdd { name, label, hash } => {
             if store

@@ -90,12 +90,18 @@ pub enum QuotaVerdict {
 
 /// The message as hooks see it.
 pub struct HookMessage<'a> {
-    pub raw: &'a [u8],
+    /// The message (CRLF line ends), shared so a plugin host can keep it for a call.
+    pub raw: &'a Arc<Vec<u8>>,
+    /// The trace headers that will be stored in front of it for this recipient.
+    pub prefix: &'a [u8],
     pub mail_from: Option<&'a str>,
+    /// How it arrived: `lmtp`, `deliver`, `append` or `import`.
+    pub source: &'static str,
 }
 
 /// HOOK POINT for plugins. The plugin host implements this; `NoHooks` accepts everything.
-/// Both run per recipient, after parsing and before the commit, on the blocking pool.
+/// Both run per recipient, after parsing and before the commit, on the blocking pool
+/// (unless [`Hooks::active`] says there is nothing to run).
 /// A failing plugin must fail open (accept / allow) and log why (DESIGN.md decision 6).
 pub trait Hooks: Send + Sync {
     /// Filter plugins: may re-target the copy (`target.mailbox`, flags, keywords).
@@ -106,11 +112,23 @@ pub trait Hooks: Send + Sync {
     fn quota(&self, _target: &Target, _size: u64) -> QuotaVerdict {
         QuotaVerdict::Allow
     }
+    /// Whether any hook may do work; `false` lets deliveries skip the blocking pool.
+    fn active(&self) -> bool {
+        true
+    }
+    /// Loaded plugins and their counters (`nestbox plugin list`).
+    fn plugins(&self) -> Vec<crate::control::PluginStatus> {
+        Vec::new()
+    }
 }
 
 /// No plugins configured.
 pub struct NoHooks;
-impl Hooks for NoHooks {}
+impl Hooks for NoHooks {
+    fn active(&self) -> bool {
+        false
+    }
+}
 
 /// The delivery pipeline; cheap to clone.
 #[derive(Clone)]
@@ -122,7 +140,7 @@ pub struct Pipeline {
 }
 
 struct Prepared {
-    raw: Vec<u8>,
+    raw: Arc<Vec<u8>>,
     blob: Arc<PreparedBlob>,
 }
 
@@ -140,6 +158,11 @@ impl Pipeline {
         self.max_size
     }
 
+    /// The hooks deliveries run (for `nestbox plugin list`).
+    pub fn hooks(&self) -> &Arc<dyn Hooks> {
+        &self.hooks
+    }
+
     /// Delivers one message to every target; one outcome per target, in order.
     pub async fn deliver(&self, incoming: Incoming, targets: Vec<Target>) -> Vec<Outcome> {
         self.deliver_batch(vec![(incoming, targets)])
@@ -152,6 +175,19 @@ impl Pipeline {
     /// in one transaction in the given order (so UIDs follow it, as an import needs).
     /// One outcome list per message, one outcome per target.
     pub async fn deliver_batch(&self, items: Vec<(Incoming, Vec<Target>)>) -> Vec<Vec<Outcome>> {
+        self.deliver_batch_from(items, None).await
+    }
+
+    /// [`Pipeline::deliver_batch`] for `nestbox import` (hooks see source `import`).
+    pub async fn import_batch(&self, items: Vec<(Incoming, Vec<Target>)>) -> Vec<Vec<Outcome>> {
+        self.deliver_batch_from(items, Some("import")).await
+    }
+
+    async fn deliver_batch_from(
+        &self,
+        items: Vec<(Incoming, Vec<Target>)>,
+        source: Option<&'static str>,
+    ) -> Vec<Vec<Outcome>> {
         let max = self.max_size;
         // Prepare a few at a time: each holds the message, its CRLF copy and a zstd
         // context, so preparing a whole import batch at once would cost memory, not time.
@@ -195,67 +231,29 @@ impl Pipeline {
                     continue;
                 }
             };
-            let mut mine: Vec<Option<Outcome>> = vec![None; n];
-            let internal_date = incoming.internal_date.unwrap_or(now);
-            let headers = header_block(&prepared.raw);
-            for (i, mut target) in targets.into_iter().enumerate() {
-                if incoming.trace.is_some() && has_delivered_to(headers, &target.address) {
-                    set(&mut mine, i, Outcome::Loop);
-                    continue;
-                }
-                let msg = HookMessage {
-                    raw: &prepared.raw,
-                    mail_from: incoming.mail_from.as_deref(),
-                };
-                // HOOK: filter plugins run here, per recipient.
-                match self.hooks.filter(&msg, &mut target) {
-                    FilterVerdict::Accept => {}
-                    FilterVerdict::Reject { permanent, text } => {
-                        set(&mut mine, i, Outcome::Rejected { permanent, text });
-                        continue;
-                    }
-                    FilterVerdict::Discard => {
-                        set(&mut mine, i, Outcome::Discarded);
-                        continue;
-                    }
-                }
-                let trace = incoming.trace.as_ref().map(|t| TraceRecord {
-                    format: 1,
-                    protocol: t.protocol.to_string(),
-                    delivered_to: target.address.clone(),
-                    helo: t.helo.clone(),
-                    peer: t.peer.clone(),
-                    by: self.hostname.clone(),
-                });
-                let prefix_len = trace
-                    .as_ref()
-                    .map(|t| {
-                        t.render(
-                            incoming.mail_from.as_deref(),
-                            internal_date,
-                            &prepared.blob.hash,
-                        )
-                        .len()
-                    })
-                    .unwrap_or(0);
-                let size = prefix_len as u64 + prepared.blob.raw_len;
-                // HOOK: the quota policy runs here, with the final size and target.
-                if let QuotaVerdict::Deny { permanent } = self.hooks.quota(&target, size) {
-                    set(&mut mine, i, Outcome::OverQuota { permanent });
-                    continue;
-                }
+            let source = source.unwrap_or(match &incoming.trace {
+                Some(t) if t.protocol == "LMTP" => "lmtp",
+                Some(_) => "deliver",
+                None => "append",
+            });
+            let job = Decide {
+                hooks: self.hooks.clone(),
+                hostname: self.hostname.clone(),
+                prepared,
+                incoming,
+                targets,
+                now,
+                source,
+            };
+            // Plugins run off the reactor; with none, deciding is cheap enough inline.
+            let (mine, mut reqs) = if self.hooks.active() {
+                smol::unblock(move || job.run()).await
+            } else {
+                job.run()
+            };
+            for (i, req) in reqs.drain(..) {
                 slots.push((m, i));
-                requests.push(AppendRequest {
-                    user: target.user,
-                    mailbox: target.mailbox.unwrap_or_else(|| "INBOX".into()),
-                    create: target.create_mailbox,
-                    blob: prepared.blob.clone(),
-                    trace,
-                    flags: target.flags,
-                    keywords: target.keywords,
-                    internal_date,
-                    envelope_from: incoming.mail_from.clone(),
-                });
+                requests.push(req);
             }
             outcomes.push(mine);
         }
@@ -291,6 +289,100 @@ impl Pipeline {
     }
 }
 
+/// Per-recipient decisions for one prepared message: loop check, filter and quota hooks,
+/// trace headers. Runs on the blocking pool when hooks are active.
+struct Decide {
+    hooks: Arc<dyn Hooks>,
+    hostname: String,
+    prepared: Prepared,
+    incoming: Incoming,
+    targets: Vec<Target>,
+    now: i64,
+    source: &'static str,
+}
+
+impl Decide {
+    /// Outcomes decided here, and the store requests with their target index.
+    fn run(self) -> (Vec<Option<Outcome>>, Vec<(usize, AppendRequest)>) {
+        let Decide {
+            hooks,
+            hostname,
+            prepared,
+            incoming,
+            targets,
+            now,
+            source,
+        } = self;
+        let mut mine: Vec<Option<Outcome>> = vec![None; targets.len()];
+        let mut requests = Vec::new();
+        let internal_date = incoming.internal_date.unwrap_or(now);
+        let headers = header_block(&prepared.raw);
+        for (i, mut target) in targets.into_iter().enumerate() {
+            if incoming.trace.is_some() && has_delivered_to(headers, &target.address) {
+                set(&mut mine, i, Outcome::Loop);
+                continue;
+            }
+            let trace = incoming.trace.as_ref().map(|t| TraceRecord {
+                format: 1,
+                protocol: t.protocol.to_string(),
+                delivered_to: target.address.clone(),
+                helo: t.helo.clone(),
+                peer: t.peer.clone(),
+                by: hostname.clone(),
+            });
+            let prefix = trace
+                .as_ref()
+                .map(|t| {
+                    t.render(
+                        incoming.mail_from.as_deref(),
+                        internal_date,
+                        &prepared.blob.hash,
+                    )
+                })
+                .unwrap_or_default();
+            let msg = HookMessage {
+                raw: &prepared.raw,
+                prefix: &prefix,
+                mail_from: incoming.mail_from.as_deref(),
+                source,
+            };
+            // HOOK: filter plugins run here, per recipient.
+            match hooks.filter(&msg, &mut target) {
+                FilterVerdict::Accept => {}
+                FilterVerdict::Reject { permanent, text } => {
+                    set(&mut mine, i, Outcome::Rejected { permanent, text });
+                    continue;
+                }
+                FilterVerdict::Discard => {
+                    set(&mut mine, i, Outcome::Discarded);
+                    continue;
+                }
+            }
+            let size = prefix.len() as u64 + prepared.blob.raw_len;
+            // HOOK: the quota policy runs here, with the final size and target.
+            if let QuotaVerdict::Deny { permanent } = hooks.quota(&target, size) {
+                set(&mut mine, i, Outcome::OverQuota { permanent });
+                continue;
+            }
+            requests.push((
+                i,
+                AppendRequest {
+                    user: target.user,
+                    mailbox: target.mailbox.unwrap_or_else(|| "INBOX".into()),
+                    create: target.create_mailbox,
+                    blob: prepared.blob.clone(),
+                    trace,
+                    flags: target.flags,
+                    keywords: target.keywords,
+                    internal_date,
+                    envelope_from: incoming.mail_from.clone(),
+                },
+            ));
+        }
+        (mine, requests)
+    }
+}
+
 /// Normalises, parses and compresses one message; `None` when it is over `max`.
 fn prepare(
     store: &Store,
@@ -310,7 +402,7 @@ fn prepare(
         .map_err(|e| StoreError::Corrupt(format!("encode meta: {e}")))?;
     let blob = store.codec().prepare(&raw, meta)?;
     Ok(Some(Prepared {
-        raw,
+        raw: Arc::new(raw),
         blob: Arc::new(blob),
     }))
 }

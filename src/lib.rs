@@ -10,6 +10,8 @@ pub mod imap;
 pub mod lmtp;
 pub mod mailfmt;
 pub mod mime;
+#[cfg(feature = "plugins")]
+pub mod plugins;
 pub mod pop3;
 pub mod server;
 pub mod store;

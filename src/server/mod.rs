@@ -19,7 +19,7 @@ use smol::{Executor, Timer};
 
 use crate::config::Config;
 use crate::control;
-use crate::delivery::{NoHooks, Pipeline};
+use crate::delivery::{Hooks, Pipeline};
 use crate::store::{Store, StoreError};
 
 /// How long shutdown waits for open connections to finish.
@@ -32,6 +32,7 @@ pub enum ServeError {
     Bind(String, std::io::Error),
     Signals(std::io::Error),
     Tls(crate::tls::TlsError),
+    Plugins(String),
 }
 
 impl std::fmt::Display for ServeError {
@@ -45,6 +46,7 @@ impl std::fmt::Display for ServeError {
             ServeError::Bind(what, e) => write!(f, "cannot listen on {what}: {e}"),
             ServeError::Signals(e) => write!(f, "cannot install signal handlers: {e}"),
             ServeError::Tls(e) => write!(f, "tls: {e}"),
+            ServeError::Plugins(e) => write!(f, "plugins: {e}"),
         }
     }
 }
@@ -142,13 +144,25 @@ async fn bind_tcp(addr: SocketAddr, what: &str) -> Result<TcpListener, ServeErro
 /// Runs the server until SIGINT or SIGTERM. Prints `listening <proto> <addr>` for every
 /// listener and then `ready` on stdout, so scripts and tests can find ephemeral ports.
 pub fn serve(config: Config) -> Result<(), ServeError> {
+    serve_from(config, None)
+}
+
+/// [`serve`], with the config file's path so SIGHUP can reload plugins from it.
+pub fn serve_from(config: Config, config_file: Option<PathBuf>) -> Result<(), ServeError> {
     let config = Arc::new(config);
     let store = Store::open(&config.data_dir, &config.store).map_err(ServeError::Store)?;
+    let plugins = match Plugins::start(&config) {
+        Ok(p) => p,
+        Err(e) => {
+            store.shutdown();
+            return Err(ServeError::Plugins(e));
+        }
+    };
     let pipeline = Pipeline::new(
         store.clone(),
         &config.hostname,
         config.limits.max_message_size,
-        Arc::new(NoHooks),
+        plugins.hooks(),
     );
     let tls = match crate::tls::TlsManager::load(&config) {
         Ok(t) => t,
@@ -215,6 +229,7 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
                             "SIGHUP: tls reload failed, keeping the old certificate: {e}"
                         ),
                     }
+                    plugins.reload(config_file.as_deref());
                     continue;
                 }
                 log::info!("signal {sig}: shutting down");
@@ -358,5 +373,51 @@ async fn compaction_timer(ctx: Context) {
             Ok(false) => {}
             Err(e) => log::warn!("store: compaction failed: {e}"),
         }
+    }
+}
+
+/// The plugin host of a running server (an empty stand-in without the `plugins` feature).
+struct Plugins {
+    #[cfg(feature = "plugins")]
+    host: Arc<crate::plugins::PluginHost>,
+}
+
+impl Plugins {
+    #[cfg(feature = "plugins")]
+    fn start(config: &Config) -> Result<Plugins, String> {
+        Ok(Plugins {
+            host: Arc::new(crate::plugins::PluginHost::new(config)?),
+        })
+    }
+
+    #[cfg(not(feature = "plugins"))]
+    fn start(_config: &Config) -> Result<Plugins, String> {
+        Ok(Plugins {})
+    }
+
+    fn hooks(&self) -> Arc<dyn Hooks> {
+        #[cfg(feature = "plugins")]
+        {
+            self.host.clone()
+        }
+        #[cfg(not(feature = "plugins"))]
+        {
+            Arc::new(crate::delivery::NoHooks)
+        }
+    }
+
+    /// SIGHUP: loads the plugins again from the config file. Connections stay open;
+    /// calls in flight finish with the old plugins.
+    fn reload(&self, config_file: Option<&Path>) {
+        #[cfg(feature = "plugins")]
+        match config_file {
+            Some(file) => match self.host.reload(file) {
+                Ok(n) => log::info!("SIGHUP: {n} plugins loaded"),
+                Err(e) => log::error!("SIGHUP: plugin reload: {e}"),
+            },
+            None => log::warn!("SIGHUP: no config file known, plugins not reloaded"),
+        }
+        #[cfg(not(feature = "plugins"))]
+        let _ = config_file;
     }
 }

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Plugin cost: per-message filter overhead (median, p99) and LMTP throughput with 0, 1
+# and 3 filter plugins, against the release binary.
+#
+#   benches/plugins.sh [CORPUS_DIR] [LIMIT] [CONNS]
+#
+# Builds the release binary, benches/plugin_overhead.rs and the example Rust plugins
+# (wasm32-wasip2), then:
+#  1. plugin_overhead: Hooks::filter as a delivery calls it, 0 / 1 / 3 filters, warm
+#     instances and fresh ones, on one corpus message (20,000 calls each);
+#  2. for 0, 1 and 3 filters: a fresh store, `nestbox serve`, LIMIT (default 2000)
+#     corpus messages over CONNS (default 4) LMTP connections with benches/lmtp_load.rs.
+# The filters: spam-to-junk, rules (5 header rules), and spam-to-junk again.
+# Only processes started here are stopped.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+CORPUS=${1:-$ROOT/../shared/corpus/spamassassin-dev}
+LIMIT=${2:-2000}
+CONNS=${3:-4}
+[ -d "$CORPUS" ] || { echo "corpus $CORPUS not found" >&2; exit 2; }
+CORPUS=$(cd "$CORPUS" && pwd)
+cd "$ROOT"
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+
+echo "== building (release)" >&2
+cargo build --release --quiet
+LOAD=$(cargo bench --bench lmtp_load --no-run --message-format=json 2>/dev/null |
+    sed -n 's/.*"executable":"\([^"]*lmtp_load[^"]*\)".*/\1/p' | tail -1)
+OVER=$(cargo bench --bench plugin_overhead --no-run --message-format=json 2>/dev/null |
+    sed -n 's/.*"executable":"\([^"]*plugin_overhead[^"]*\)".*/\1/p' | tail -1)
+[ -x "$LOAD" ] && [ -x "$OVER" ] || { echo "could not build the benches" >&2; exit 2; }
+for p in spam-to-junk rules; do
+    (cd "plugins/$p" && CARGO_TARGET_DIR="$TARGET/wasm-plugins" \
+        cargo build --release --quiet --target wasm32-wasip2)
+done
+WASM=$TARGET/wasm-plugins/wasm32-wasip2/release
+NB=$TARGET/release/nestbox
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/nestbox-pbench.XXXXXX")
+SERVER_PID=
+cleanup() {
+    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
+        kill -TERM "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+    fi
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+MSG=$(ls "$CORPUS" | sort | head -1)
+echo "== filter overhead on $MSG ($(stat -c %s "$CORPUS/$MSG") bytes)" >&2
+"$OVER" "$CORPUS/$MSG" 20000 "$WASM/spam_to_junk.wasm" "$WASM/rules.wasm" "$WASM/spam_to_junk.wasm" |
+    tee "$TMP/overhead.txt"
+
+RULES='"rule.1": "header:Subject contains [reject-me] => reject no",
+       "rule.2": "header:List-Id contains rust => fileinto Lists/rust",
+       "rule.3": "from matches *@spam.example => discard",
+       "rule.4": "header:X-Priority is 1 => flag \\\\Flagged",
+       "rule.5": "size > 5000000 => reject too big"'
+plugin_list() {
+    case $1 in
+        0) echo "" ;;
+        1) echo "(name: \"junk\", path: \"$WASM/spam_to_junk.wasm\")" ;;
+        3) echo "(name: \"junk\", path: \"$WASM/spam_to_junk.wasm\"),
+                 (name: \"rules\", path: \"$WASM/rules.wasm\", settings: {$RULES}),
+                 (name: \"junk2\", path: \"$WASM/spam_to_junk.wasm\")" ;;
+    esac
+}
+
+run_one() {
+    local n=$1 dir="$TMP/f$1" port
+    mkdir -p "$dir"
+    cat > "$dir/config.ron" <<EOF2
+(data_dir: "data", imap: (listen: [], tls_listen: []), pop3: (listen: [], tls_listen: []),
+ lmtp: (listen: ["127.0.0.1:0"], unix_socket: None),
+ plugins: [$(plugin_list "$n")])
+EOF2
+    printf 'pw\n' | "$NB" --config "$dir/config.ron" user add bench --password-stdin >/dev/null
+    "$NB" --config "$dir/config.ron" serve > "$dir/serve.out" 2> "$dir/serve.err" &
+    SERVER_PID=$!
+    for _ in $(seq 300); do
+        grep -q '^ready' "$dir/serve.out" 2>/dev/null && break
+        kill -0 "$SERVER_PID" 2>/dev/null || { cat "$dir/serve.err" >&2; exit 1; }
+        sleep 0.1
+    done
+    port=$(sed -n 's/^listening lmtp 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$dir/serve.out" | head -1)
+    echo "== $n filter(s): $LIMIT messages, $CONNS connections" >&2
+    "$LOAD" "127.0.0.1:$port" "$CONNS" "$CORPUS" bench "$LIMIT" | tee "$dir/load.txt" | sed 's/^/   /' >&2
+    kill -TERM "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=
+    echo "$n $(sed -n 's/^msgs_per_s: //p' "$dir/load.txt") $(sed -n 's/^latency_p50_ms: //p' "$dir/load.txt") $(sed -n 's/^latency_p99_ms: //p' "$dir/load.txt") $(sed -n 's/^errors: //p' "$dir/load.txt")" >> "$TMP/lmtp.txt"
+}
+
+for n in 0 1 3; do run_one "$n"; done
+echo
+echo "LMTP, $LIMIT messages, $CONNS connections"
+printf '%-10s %10s %12s %12s %8s\n' filters msgs/s "p50 ms" "p99 ms" errors
+while read -r n rate p50 p99 err; do
+    printf '%-10s %10s %12s %12s %8s\n' "$n" "$rate" "$p50" "$p99" "$err"
+done < "$TMP/lmtp.txt"

@@ -1,0 +1,270 @@
+//! The filter hook: every filter plugin for the recipient, in configured order.
+//!
+//! The first reject or discard wins; the mailbox (last one named) and flags (all of
+//! them) accumulate over accepting plugins. A plugin that fails (trap, deadline, memory,
+//! an invalid mailbox name, not loaded) is skipped under `on_failure: Accept` and turns
+//! the copy into a temporary failure under `on_failure: TempFail`.
+
+use std::sync::Arc;
+
+use wasmtime::component::Resource;
+
+use super::bindings::exports::filter::{Envelope, Verdict};
+use super::call::{CallError, Plugin, invalid};
+use super::message::{MessageRes, MessageView};
+use crate::config::OnFailure;
+use crate::delivery::{FilterVerdict, HookMessage, Target};
+use crate::store::SystemFlags;
+
+/// What one plugin decided, checked and normalised.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Decision {
+    Accept {
+        mailbox: Option<String>,
+        flags: u8,
+        keywords: Vec<String>,
+    },
+    Reject {
+        permanent: bool,
+        text: String,
+    },
+    Discard,
+}
+
+/// The envelope a filter sees for this copy.
+pub(crate) fn envelope(msg: &HookMessage<'_>, target: &Target) -> Envelope {
+    Envelope {
+        mail_from: msg.mail_from.filter(|m| !m.is_empty()).map(str::to_string),
+        rcpt_to: if target.address.is_empty() {
+            target.user_name.clone()
+        } else {
+            target.address.clone()
+        },
+        user: target.user_name.clone(),
+        source: msg.source.to_string(),
+    }
+}
+
+/// Calls one filter plugin.
+pub(crate) fn call(
+    plugin: &Plugin,
+    env: &Envelope,
+    view: &Arc<MessageView>,
+) -> Result<Decision, CallError> {
+    plugin.call(plugin.filter.as_ref(), |store, bindings| {
+        let handle = store.data_mut().table.push(MessageRes(view.clone()))?;
+        let borrowed = Resource::<MessageRes>::new_borrow(handle.rep());
+        let verdict = bindings
+            .nestbox_plugin_filter()
+            .call_filter(&mut *store, env, borrowed);
+        store.data_mut().table.delete(handle)?;
+        check(verdict?)
+    })
+}
+
+/// Turns a verdict into a decision, refusing nonsense.
+fn check(verdict: Verdict) -> wasmtime::Result<Decision> {
+    Ok(match verdict {
+        Verdict::Accept(d) => {
+            let mailbox = match d.mailbox {
+                Some(m) => Some(
+                    crate::store::canonical_mailbox(&m)
+                        .map_err(|e| invalid(format!("accept: {e}")))?,
+                ),
+                None => None,
+            };
+            let mut flags = 0u8;
+            let mut keywords: Vec<String> = Vec::new();
+            for f in d.add_flags {
+                match system_flag(&f) {
+                    Some(bit) => flags |= bit,
+                    None if f.starts_with('\\') => {} // \Recent and unknown system flags
+                    None if is_keyword(&f) => {
+                        if !keywords.iter().any(|k| k.eq_ignore_ascii_case(&f)) {
+                            keywords.push(f);
+                        }
+                    }
+                    None => log::debug!("filter: ignoring invalid keyword {f:?}"),
+                }
+            }
+            Decision::Accept {
+                mailbox,
+                flags,
+                keywords,
+            }
+        }
+        Verdict::Reject(r) => Decision::Reject {
+            permanent: r.permanent,
+            text: sanitise(&r.text),
+        },
+        Verdict::Discard => Decision::Discard,
+    })
+}
+
+fn system_flag(f: &str) -> Option<u8> {
+    let f = f.to_ascii_lowercase();
+    Some(match f.as_str() {
+        "\\seen" => SystemFlags::SEEN,
+        "\\answered" => SystemFlags::ANSWERED,
+        "\\flagged" => SystemFlags::FLAGGED,
+        "\\deleted" => SystemFlags::DELETED,
+        "\\draft" => SystemFlags::DRAFT,
+        _ => return None,
+    })
+}
+
+/// An IMAP keyword: a non-empty atom (RFC 9051 `flag-keyword`), at most 100 bytes.
+fn is_keyword(k: &str) -> bool {
+    !k.is_empty() && k.len() <= 100 && k.bytes().all(crate::imap::grammar::is_atom_char)
+}
+
+/// One line of printable ASCII, at most 200 characters, for an LMTP/IMAP reply.
+pub(crate) fn sanitise(text: &str) -> String {
+    let t: String = text
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                ' '
+            }
+        })
+        .take(200)
+        .collect();
+    let t = t.trim();
+    if t.is_empty() {
+        "rejected by a filter".into()
+    } else {
+        t.to_string()
+    }
+}
+
+/// Runs `plugins` (already selected for the user, in order) on one copy.
+pub(crate) fn run(
+    plugins: &[Arc<Plugin>],
+    msg: &HookMessage<'_>,
+    target: &mut Target,
+) -> FilterVerdict {
+    if plugins.is_empty() {
+        return FilterVerdict::Accept;
+    }
+    let env = envelope(msg, target);
+    let view = Arc::new(MessageView::new(msg.prefix.to_vec(), msg.raw.clone()));
+    for plugin in plugins {
+        match call(plugin, &env, &view) {
+            Ok(Decision::Accept {
+                mailbox,
+                flags,
+                keywords,
+            }) => {
+                // APPEND stores where the client said (its APPENDUID names that
+                // mailbox); other paths may re-file.
+                if let Some(m) = mailbox
+                    && msg.source != "append"
+                {
+                    target.mailbox = Some(m);
+                    target.create_mailbox = true;
+                }
+                target.flags.0 |= flags;
+                for k in keywords {
+                    if !target.keywords.iter().any(|t| t.eq_ignore_ascii_case(&k)) {
+                        target.keywords.push(k);
+                    }
+                }
+            }
+            Ok(Decision::Reject { permanent, text }) => {
+                log::info!(
+                    "plugin {}: rejected the copy for {} ({}): {text}",
+                    plugin.name,
+                    target.user_name,
+                    if permanent { "permanent" } else { "temporary" }
+                );
+                return FilterVerdict::Reject { permanent, text };
+            }
+            Ok(Decision::Discard) => {
+                log::info!(
+                    "plugin {}: discarded the copy for {}",
+                    plugin.name,
+                    target.user_name
+                );
+                return FilterVerdict::Discard;
+            }
+            Err(e) => match plugin.on_failure {
+                OnFailure::Accept => {
+                    log::warn!(
+                        "plugin {}: filter failed, delivering as if accepted: {e}",
+                        plugin.name
+                    );
+                }
+                OnFailure::TempFail => {
+                    log::warn!(
+                        "plugin {}: filter failed, temporary failure (on_failure: TempFail): {e}",
+                        plugin.name
+                    );
+                    return FilterVerdict::Reject {
+                        permanent: false,
+                        text: "Filter temporarily unavailable, try again later".into(),
+                    };
+                }
+            },
+        }
+    }
+    FilterVerdict::Accept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugins::bindings::exports::filter::Delivery;
+    use crate::plugins::bindings::wit_types::Rejection;
+
+    #[test]
+    fn accept_normalises_flags_and_mailbox() {
+        let d = check(Verdict::Accept(Delivery {
+            mailbox: Some("inbox/x".into()),
+            add_flags: vec![
+                "\\Seen".into(),
+                "\\Recent".into(),
+                "$Junk".into(),
+                "$junk".into(),
+                "bad word".into(),
+            ],
+        }))
+        .unwrap();
+        assert_eq!(
+            d,
+            Decision::Accept {
+                mailbox: Some("INBOX/x".into()),
+                flags: SystemFlags::SEEN,
+                keywords: vec!["$Junk".into()],
+            }
+        );
+    }
+
+    #[test]
+    fn invalid_mailbox_is_a_failure() {
+        assert!(
+            check(Verdict::Accept(Delivery {
+                mailbox: Some("a//b".into()),
+                add_flags: vec![],
+            }))
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn reject_text_is_sanitised() {
+        let d = check(Verdict::Reject(Rejection {
+            permanent: true,
+            text: "no\r\n250 ok".into(),
+        }))
+        .unwrap();
+        assert_eq!(
+            d,
+            Decision::Reject {
+                permanent: true,
+                text: "no  250 ok".into()
+            }
+        );
+    }
+}
