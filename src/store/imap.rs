@@ -673,26 +673,6 @@ impl Store {
         .await
     }
 
-    /// What SELECT needs per message, in UID order: UID, flags, keywords, modseq.
-    pub async fn message_list(&self, mailbox: u64) -> Result<Vec<FlagState>, StoreError> {
-        self.read(move |tx, _| {
-            let t = tx.open_table(MESSAGES)?;
-            let mut out = Vec::new();
-            for row in t.range((mailbox, 0)..=(mailbox, u32::MAX))? {
-                let (k, v) = row?;
-                let rec: MessageRecord = schema::decode(v.value())?;
-                out.push(FlagState {
-                    uid: k.value().1,
-                    flags: rec.flags,
-                    keywords: rec.keywords,
-                    modseq: rec.modseq,
-                });
-            }
-            Ok(out)
-        })
-        .await
-    }
-
     /// Marks messages as retrieved by POP3 at `when` (unix seconds), keeping an earlier
     /// mark. Not an IMAP-visible change: no modseq, no feed entry.
     pub async fn set_pop3_retrieved(

@@ -149,7 +149,7 @@ fn store_flags_modes_modseq_and_unchangedsince() {
         assert_eq!(out.changed[0].flags, SystemFlags(0));
         assert!(out.changed[0].keywords.is_empty());
 
-        let list = store.message_list(inbox).await.unwrap();
+        let list = store.messages(inbox).await.unwrap();
         assert_eq!(list.len(), 3);
         assert!(list.windows(2).all(|w| w[0].uid < w[1].uid));
         let st = store.mailbox_status(inbox).await.unwrap();
@@ -577,7 +577,7 @@ fn pop3_retrieved_keeps_first_time() {
         let u = store.add_user("a", "h".into()).await.unwrap();
         append(&store, u, "INBOX", 1, 0).await;
         let inbox = id(&store, u, "INBOX").await;
-        let modseq = store.message_list(inbox).await.unwrap()[0].modseq;
+        let modseq = store.messages(inbox).await.unwrap()[0].modseq;
         store
             .set_pop3_retrieved(inbox, vec![1, 5], 100)
             .await
@@ -592,7 +592,7 @@ fn pop3_retrieved_keeps_first_time() {
             .await
             .unwrap();
         assert_eq!(rec.pop3_retrieved, Some(100));
-        assert_eq!(store.message_list(inbox).await.unwrap()[0].modseq, modseq);
+        assert_eq!(store.messages(inbox).await.unwrap()[0].modseq, modseq);
     });
 }
 
