@@ -291,7 +291,7 @@ fn subtree(tx: &WriteTransaction, user: u32, name: &str) -> Result<Vec<(String, 
 }
 
 /// Creates the missing ancestors of `name` (`a` and `a/b` for `a/b/c`).
-fn create_parents(
+pub(super) fn create_parents(
     tx: &WriteTransaction,
     batch: &mut Batch,
     user: u32,

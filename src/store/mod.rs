@@ -17,6 +17,7 @@ mod imap_exact;
 mod mailboxes;
 mod messages;
 mod pack;
+mod policy;
 mod pop3;
 pub mod schema;
 mod users;
@@ -39,6 +40,7 @@ pub use mailboxes::canonical_mailbox;
 pub use messages::{
     AppendRequest, Appended, MailboxStats, MessageInfo, Stats, UserStats, record_prefix,
 };
+pub use policy::{Applied, SUMMARY_HEADER_MAX, Summary, Usage, UsageReport, disk_status};
 pub use pop3::{POP3_DELETED, Pop3Entry, Pop3Removal};
 pub use schema::{MailboxRecord, MessageRecord, SpecialUse, SystemFlags, TraceRecord, UserRecord};
 pub use users::UserInfo;

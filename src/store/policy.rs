@@ -1,0 +1,250 @@
+//! What quota policies and retention rules read and change: a user's usage, the size of
+//! the messages a COPY/MOVE would add, message summaries in UID batches, and the
+//! retention decisions of one batch applied in one transaction.
+
+use redb::{ReadTransaction, ReadableTable};
+
+use super::imap::{copy_in, create_parents, expunge_in};
+use super::mailboxes::{self, canonical_mailbox};
+use super::messages::read_message;
+use super::schema::{self, MAILBOX_NAMES, MAILBOXES, MESSAGES, MailboxRecord, MessageRecord};
+use super::{Store, StoreError, SystemFlags};
+
+/// Longest header block kept in a [`Summary`] (enough for From, Subject, List-Id of any
+/// sane message; a longer block is cut there).
+pub const SUMMARY_HEADER_MAX: usize = 64 * 1024;
+
+/// Message counts and sizes (the WIT `usage` record).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub messages: u64,
+    /// Octets as clients see them (RFC822.SIZE sums).
+    pub logical: u64,
+    /// Estimated octets on disk: the logical size times the store's overall ratio of
+    /// file size to logical bytes (blobs are shared between copies and users, so a
+    /// mailbox's own share can only be estimated).
+    pub physical: u64,
+}
+
+/// A user's usage, total and per mailbox (by name).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UsageReport {
+    pub total: Usage,
+    pub mailboxes: Vec<(String, Usage)>,
+}
+
+/// One message as a retention rule sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub uid: u32,
+    pub internal_date: i64,
+    pub save_date: i64,
+    pub size: u64,
+    pub flags: SystemFlags,
+    pub keywords: Vec<String>,
+    pub pop3_retrieved: Option<i64>,
+    /// The top-level header block as stored (trace prefix included), at most
+    /// [`SUMMARY_HEADER_MAX`] octets.
+    pub header: Vec<u8>,
+}
+
+/// What one applied retention batch did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// UIDs expunged (moved ones not included), ascending.
+    pub expunged: Vec<u32>,
+    /// (target mailbox, source UIDs moved there).
+    pub moved: Vec<(String, Vec<u32>)>,
+}
+
+/// Sum of the logical bytes of every mailbox in the store, and the database file size:
+/// the ratio for [`Usage::physical`].
+fn physical_ratio(tx: &ReadTransaction, file_bytes: u64) -> Result<(u64, u64), StoreError> {
+    let mut logical = 0u64;
+    for row in tx.open_table(MAILBOXES)?.iter()? {
+        let (_, v) = row?;
+        let rec: MailboxRecord = schema::decode(v.value())?;
+        logical = logical.saturating_add(rec.bytes);
+    }
+    Ok((file_bytes, logical))
+}
+
+fn estimate(logical: u64, (file, all): (u64, u64)) -> u64 {
+    if all == 0 {
+        return 0;
+    }
+    let est = u128::from(logical) * u128::from(file) / u128::from(all);
+    u64::try_from(est).unwrap_or(u64::MAX).min(logical)
+}
+
+impl Store {
+    /// A user's usage, read on the calling thread: for hooks, which already run on the
+    /// blocking pool. Async code uses [`Store::usage`].
+    pub fn usage_blocking(&self, user: u32) -> Result<UsageReport, StoreError> {
+        let tx = self.shared.begin_read()?;
+        let ratio = physical_ratio(&tx, self.file_size())?;
+        let names = tx.open_table(MAILBOX_NAMES)?;
+        let boxes = tx.open_table(MAILBOXES)?;
+        let mut out = UsageReport::default();
+        for row in names.range((user, "")..(user.saturating_add(1), ""))? {
+            let (k, id) = row?;
+            if k.value().0 != user {
+                continue;
+            }
+            let Some(v) = boxes.get(id.value())? else {
+                continue;
+            };
+            let rec: MailboxRecord = schema::decode(v.value())?;
+            let u = Usage {
+                messages: rec.messages,
+                logical: rec.bytes,
+                physical: estimate(rec.bytes, ratio),
+            };
+            out.total.messages = out.total.messages.saturating_add(u.messages);
+            out.total.logical = out.total.logical.saturating_add(u.logical);
+            out.total.physical = out.total.physical.saturating_add(u.physical);
+            out.mailboxes.push((rec.name, u));
+        }
+        Ok(out)
+    }
+
+    /// [`Store::usage_blocking`] on the blocking pool.
+    pub async fn usage(&self, user: u32) -> Result<UsageReport, StoreError> {
+        let store = self.clone();
+        smol::unblock(move || store.usage_blocking(user)).await
+    }
+
+    /// Octets and count of the messages among `uids` that exist in `mailbox` (what a
+    /// COPY or MOVE of them would add to the target).
+    pub async fn copy_size(&self, mailbox: u64, uids: Vec<u32>) -> Result<(u64, u64), StoreError> {
+        self.read(move |tx, _| {
+            let t = tx.open_table(MESSAGES)?;
+            let (mut bytes, mut count) = (0u64, 0u64);
+            for uid in uids {
+                if let Some(v) = t.get((mailbox, uid))? {
+                    let rec: MessageRecord = schema::decode(v.value())?;
+                    bytes = bytes.saturating_add(rec.size);
+                    count += 1;
+                }
+            }
+            Ok((bytes, count))
+        })
+        .await
+    }
+
+    /// Up to `limit` summaries of the messages of `mailbox` with UID > `after`, in UID
+    /// order.
+    pub async fn summaries(
+        &self,
+        mailbox: u64,
+        after: u32,
+        limit: usize,
+    ) -> Result<Vec<Summary>, StoreError> {
+        let Some(first) = after.checked_add(1) else {
+            return Ok(Vec::new());
+        };
+        self.read(move |tx, shared| {
+            let t = tx.open_table(MESSAGES)?;
+            let mut out = Vec::new();
+            for row in t.range((mailbox, first)..=(mailbox, u32::MAX))? {
+                if out.len() >= limit {
+                    break;
+                }
+                let (k, v) = row?;
+                let rec: MessageRecord = schema::decode(v.value())?;
+                let raw = read_message(tx, shared, &rec)?;
+                let mut header = crate::util::header_block(&raw).to_vec();
+                header.truncate(SUMMARY_HEADER_MAX);
+                out.push(Summary {
+                    uid: k.value().1,
+                    internal_date: rec.internal_date,
+                    save_date: rec.save_date,
+                    size: rec.size,
+                    flags: rec.flags,
+                    keywords: rec.keywords,
+                    pop3_retrieved: rec.pop3_retrieved,
+                    header,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Applies one batch of retention decisions in one transaction: expunges `expunge`
+    /// and moves each `(target, uids)` (the target and its parents are created when
+    /// missing; a move into the mailbox itself is ignored). UIDs already gone are
+    /// skipped. Sessions see the result through the change feed after the commit (IMAP
+    /// `EXPUNGE` / `EXISTS`).
+    pub async fn apply_retention(
+        &self,
+        mailbox: u64,
+        expunge: Vec<u32>,
+        moves: Vec<(String, Vec<u32>)>,
+    ) -> Result<Applied, StoreError> {
+        self.write(move |tx, batch| {
+            let src = mailboxes::load_in(tx, mailbox)?.ok_or(StoreError::NoSuchMailbox)?;
+            let mut applied = Applied::default();
+            let mut expunge = expunge;
+            expunge.sort_unstable();
+            expunge.dedup();
+            applied.expunged = expunge_in(tx, batch, mailbox, &expunge)?;
+            for (target, mut uids) in moves {
+                let name = canonical_mailbox(&target)?;
+                if name == src.name {
+                    continue;
+                }
+                let dst = match mailboxes::find_in(tx, src.user, &name)? {
+                    Some(d) => d.id,
+                    None => {
+                        create_parents(tx, batch, src.user, &name)?;
+                        mailboxes::create_in(tx, batch, src.user, &name, None)?.id
+                    }
+                };
+                uids.sort_unstable();
+                uids.dedup();
+                if let Some(c) = copy_in(tx, batch, mailbox, &uids, dst)? {
+                    let gone = expunge_in(tx, batch, mailbox, &c.src_uids)?;
+                    applied.moved.push((name, gone));
+                }
+            }
+            Ok(applied)
+        })
+        .await
+    }
+}
+
+/// Free and total bytes of the file system holding `path` (statvfs); `None` when it
+/// cannot be read.
+pub fn disk_status(path: &std::path::Path) -> Option<(u64, u64)> {
+    let s = rustix::fs::statvfs(path).ok()?;
+    let unit = if s.f_frsize > 0 {
+        s.f_frsize
+    } else {
+        s.f_bsize
+    };
+    Some((
+        s.f_bavail.saturating_mul(unit),
+        s.f_blocks.saturating_mul(unit),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn physical_estimate_is_proportional_and_capped() {
+        assert_eq!(estimate(100, (50, 1000)), 5);
+        assert_eq!(estimate(100, (5000, 1000)), 100);
+        assert_eq!(estimate(100, (50, 0)), 0);
+        assert_eq!(estimate(u64::MAX, (u64::MAX, u64::MAX)), u64::MAX);
+    }
+
+    #[test]
+    fn disk_status_of_a_real_directory() {
+        let (free, total) = disk_status(std::path::Path::new(".")).unwrap();
+        assert!(total > 0 && free <= total);
+        assert!(disk_status(std::path::Path::new("/no/such/dir")).is_none());
+    }
+}
