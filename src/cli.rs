@@ -97,6 +97,25 @@ enum Command {
         #[command(subcommand)]
         command: PluginCommand,
     },
+    /// Retention rules (retention plugins).
+    Retention {
+        #[command(subcommand)]
+        command: RetentionCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum RetentionCommand {
+    /// Runs the retention rules now and applies their decisions (through the running
+    /// server when there is one, so connected clients see the changes at once).
+    Run {
+        /// Only this user.
+        #[arg(long)]
+        user: Option<String>,
+        /// Print what would be expunged or moved; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -479,6 +498,20 @@ async fn run_command(
             Response::Stats(s) => print_stats(&s),
             r => return Err(unexpected(r)),
         },
+        Command::Retention {
+            command: RetentionCommand::Run { user, dry_run },
+        } => match backend.call(Request::Retention { user, dry_run }).await? {
+            Response::Retention(r) => {
+                print_retention(&r);
+                if !r.failures.is_empty() {
+                    return Err(fail(
+                        exit::SOFTWARE,
+                        format!("{} retention rule failures", r.failures.len()),
+                    ));
+                }
+            }
+            r => return Err(unexpected(r)),
+        },
         Command::Compact => match backend.call(Request::Compact).await? {
             Response::Compacted(done) => println!(
                 "{}",
@@ -508,9 +541,67 @@ fn delivered_failure(d: Delivered) -> Failure {
             permanent: false,
             text,
         } => fail(exit::TEMPFAIL, format!("deferred: {text}")),
+        Delivered::OverQuota {
+            permanent: true,
+            text,
+        } => fail(exit::CANTCREAT, format!("over quota: {text}")),
+        Delivered::OverQuota {
+            permanent: false,
+            text,
+        } => fail(
+            exit::TEMPFAIL,
+            format!("over quota, try again later: {text}"),
+        ),
         Delivered::TempFail(e) => fail(exit::TEMPFAIL, format!("temporary failure: {e}")),
         Delivered::CantStore(e) => fail(exit::CANTCREAT, format!("cannot store: {e}")),
     }
+}
+
+/// `nestbox retention run`: one line per mailbox with something to do, with the UIDs;
+/// rule failures on standard error.
+fn print_retention(r: &crate::retention::Report) {
+    let verb = |done: &'static str, would: &'static str| if r.dry_run { would } else { done };
+    let uids = |u: &[u32]| {
+        u.iter()
+            .map(|n| n.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    for m in &r.mailboxes {
+        if !m.expunged.is_empty() {
+            println!(
+                "{}/{}: {} {}: {}",
+                m.user,
+                m.mailbox,
+                verb("expunged", "would expunge"),
+                m.expunged.len(),
+                uids(&m.expunged)
+            );
+        }
+        for (target, moved) in &m.moved {
+            println!(
+                "{}/{}: {} {} to {target}: {}",
+                m.user,
+                m.mailbox,
+                verb("moved", "would move"),
+                moved.len(),
+                uids(moved)
+            );
+        }
+    }
+    for f in &r.failures {
+        eprintln!("nestbox: retention rule failed (nothing of it applied): {f}");
+    }
+    println!(
+        "{}{} users, {} messages reviewed, {} {}, {} {}",
+        if r.dry_run { "dry run: " } else { "" },
+        r.users,
+        r.reviewed,
+        r.expunged(),
+        verb("expunged", "to expunge"),
+        r.moved(),
+        verb("moved", "to move"),
+    );
 }
 
 fn print_stats(s: &crate::store::Stats) {

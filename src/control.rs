@@ -91,6 +91,11 @@ pub enum Request {
     },
     /// `nestbox plugin list`: the running server's plugins.
     PluginList,
+    /// `nestbox retention run`: one sweep now, for everyone or one user.
+    Retention {
+        user: Option<String>,
+        dry_run: bool,
+    },
 }
 
 /// Per-message result of a delivery or import.
@@ -106,6 +111,11 @@ pub enum Delivered {
         text: String,
     },
     Discarded,
+    /// The quota policy refused it.
+    OverQuota {
+        permanent: bool,
+        text: String,
+    },
     /// Temporary: try again later.
     TempFail(String),
     /// Permanent storage trouble.
@@ -124,6 +134,7 @@ pub enum Response {
     Compacted(bool),
     AppPasswords(Vec<AppPasswordInfo>),
     Plugins(Vec<PluginStatus>),
+    Retention(crate::retention::Report),
     /// A request that cannot be carried out; the text names the problem.
     Error(ErrorKind, String),
 }
@@ -184,10 +195,7 @@ fn delivered(o: Outcome) -> Delivered {
         },
         Outcome::Rejected { permanent, text } => Delivered::Rejected { permanent, text },
         Outcome::Discarded => Delivered::Discarded,
-        Outcome::OverQuota { permanent } => Delivered::Rejected {
-            permanent,
-            text: "over quota".into(),
-        },
+        Outcome::OverQuota { permanent, text } => Delivered::OverQuota { permanent, text },
         Outcome::Failed(StoreError::Corrupt(e)) => Delivered::CantStore(e),
         Outcome::Failed(e) => Delivered::TempFail(e.to_string()),
     }
@@ -327,6 +335,16 @@ async fn run(p: &Pipeline, hostname: &str, req: Request) -> Result<Response, Res
             Response::Stats(store.stats(user).await.map_err(error)?)
         }
         Request::PluginList => Response::Plugins(p.hooks().plugins()),
+        Request::Retention { user, dry_run } => {
+            if let Some(u) = &user {
+                user_id(p, u).await?;
+            }
+            Response::Retention(
+                crate::retention::run(p, user.as_deref(), dry_run)
+                    .await
+                    .map_err(error)?,
+            )
+        }
         Request::Compact => Response::Compacted(store.compact(true).await.map_err(error)?),
         Request::AppPasswordAdd { name, label, hash } => {
             if store

@@ -65,9 +65,10 @@ pub enum Outcome {
     },
     /// A filter dropped it on purpose: acknowledged, not stored.
     Discarded,
-    /// The quota policy refused it.
+    /// The quota policy refused it; `text` is the policy's reason.
     OverQuota {
         permanent: bool,
+        text: String,
     },
     /// The store failed; nothing was written for this recipient.
     Failed(StoreError),
@@ -85,7 +86,51 @@ pub enum FilterVerdict {
 #[derive(Debug, Clone, PartialEq)]
 pub enum QuotaVerdict {
     Allow,
-    Deny { permanent: bool },
+    /// `text` is for the LMTP reply / IMAP `NO` (one line of printable ASCII).
+    Deny {
+        permanent: bool,
+        text: String,
+    },
+}
+
+/// What is about to store messages (the WIT `quota.action`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuotaAction {
+    Deliver,
+    Append,
+    Copy,
+    Move,
+    Import,
+}
+
+impl QuotaAction {
+    /// From a delivery source (`lmtp`, `deliver`, `append`, `import`).
+    pub fn from_source(source: &str) -> QuotaAction {
+        match source {
+            "append" => QuotaAction::Append,
+            "import" => QuotaAction::Import,
+            _ => QuotaAction::Deliver,
+        }
+    }
+}
+
+/// One question to the quota policy: may `count` messages of `size` octets in all be
+/// added to `mailbox` of `user`?
+#[derive(Debug, Clone)]
+pub struct QuotaQuery<'a> {
+    pub user: u32,
+    pub user_name: &'a str,
+    pub mailbox: &'a str,
+    pub action: QuotaAction,
+    pub size: u64,
+    pub count: u64,
+}
+
+/// Limits a quota policy reports for a user (IMAP GETQUOTA); `None` = no limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QuotaLimits {
+    pub storage_bytes: Option<u64>,
+    pub messages: Option<u64>,
 }
 
 /// The message as hooks see it.
@@ -108,9 +153,33 @@ pub trait Hooks: Send + Sync {
     fn filter(&self, _msg: &HookMessage<'_>, _target: &mut Target) -> FilterVerdict {
         FilterVerdict::Accept
     }
-    /// Quota policy: called with the final target and the message size.
-    fn quota(&self, _target: &Target, _size: u64) -> QuotaVerdict {
+    /// Quota policy: may this be stored? Called per recipient with the final target and
+    /// size (delivery, APPEND, import) and once per COPY/MOVE with the batch's sum. Runs
+    /// on the blocking pool; it may read the user's usage from `store`.
+    fn quota(&self, _store: &Store, _query: &QuotaQuery<'_>) -> QuotaVerdict {
         QuotaVerdict::Allow
+    }
+    /// Whether any quota policy applies to `user` (lets COPY skip the size lookup).
+    fn has_quota(&self, _user: &str) -> bool {
+        false
+    }
+    /// The limits the quota policies report for a user; blocking like [`Hooks::quota`].
+    fn quota_limits(&self, _store: &Store, _user: u32, _user_name: &str) -> QuotaLimits {
+        QuotaLimits::default()
+    }
+    /// Whether any retention rule applies to `user`.
+    fn has_retention(&self, _user: &str) -> bool {
+        false
+    }
+    /// Retention rules: reviews one batch of a mailbox's messages. Decisions of every
+    /// rule that applies, merged; the rules that failed (so nothing of theirs may be
+    /// applied in this run) by name with the reason. Blocking.
+    fn retention(
+        &self,
+        _mailbox: &crate::retention::MailboxFacts,
+        _batch: &[crate::retention::Summary],
+    ) -> crate::retention::Review {
+        crate::retention::Review::default()
     }
     /// Whether any hook may do work; `false` lets deliveries skip the blocking pool.
     fn active(&self) -> bool {
@@ -238,6 +307,7 @@ impl Pipeline {
             });
             let job = Decide {
                 hooks: self.hooks.clone(),
+                store: self.store.clone(),
                 hostname: self.hostname.clone(),
                 prepared,
                 incoming,
@@ -293,6 +363,7 @@ impl Pipeline {
 /// trace headers. Runs on the blocking pool when hooks are active.
 struct Decide {
     hooks: Arc<dyn Hooks>,
+    store: Store,
     hostname: String,
     prepared: Prepared,
     incoming: Incoming,
@@ -306,6 +377,7 @@ impl Decide {
     fn run(self) -> (Vec<Option<Outcome>>, Vec<(usize, AppendRequest)>) {
         let Decide {
             hooks,
+            store,
             hostname,
             prepared,
             incoming,
@@ -359,16 +431,25 @@ impl Decide {
                 }
             }
             let size = prefix.len() as u64 + prepared.blob.raw_len;
+            let mailbox = target.mailbox.take().unwrap_or_else(|| "INBOX".into());
             // HOOK: the quota policy runs here, with the final size and target.
-            if let QuotaVerdict::Deny { permanent } = hooks.quota(&target, size) {
-                set(&mut mine, i, Outcome::OverQuota { permanent });
+            let query = QuotaQuery {
+                user: target.user,
+                user_name: &target.user_name,
+                mailbox: &mailbox,
+                action: QuotaAction::from_source(source),
+                size,
+                count: 1,
+            };
+            if let QuotaVerdict::Deny { permanent, text } = hooks.quota(&store, &query) {
+                set(&mut mine, i, Outcome::OverQuota { permanent, text });
                 continue;
             }
             requests.push((
                 i,
                 AppendRequest {
                     user: target.user,
-                    mailbox: target.mailbox.unwrap_or_else(|| "INBOX".into()),
+                    mailbox,
                     create: target.create_mailbox,
                     blob: prepared.blob.clone(),
                     trace,

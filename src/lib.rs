@@ -13,6 +13,7 @@ pub mod mime;
 #[cfg(feature = "plugins")]
 pub mod plugins;
 pub mod pop3;
+pub mod retention;
 pub mod server;
 pub mod store;
 pub mod tls;

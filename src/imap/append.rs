@@ -109,8 +109,9 @@ impl Session {
                             Delivered::NoSuchMailbox => {
                                 ImapError::no(Code::TryCreate, "No such mailbox")
                             }
-                            Delivered::OverQuota { .. } => {
-                                ImapError::no(Code::OverQuota, "Over quota")
+                            // RFC 9208 §4.3: [OVERQUOTA], with the policy's reason.
+                            Delivered::OverQuota { text, .. } => {
+                                ImapError::No(Some(Code::OverQuota), text)
                             }
                             Delivered::Rejected { text, .. } => {
                                 ImapError::No(Some(Code::Cannot), text)

@@ -16,6 +16,7 @@ use super::grammar::Parser;
 use super::response::{Code, ImapError, Status};
 use super::sequence::SequenceSet;
 use super::session::{Outcome, Session, no};
+use crate::delivery::{QuotaAction, QuotaQuery, QuotaVerdict};
 use crate::store::{CopyOutcome, ExactCopy, StoreError};
 
 /// The messages a message command names, resolved against what the client knows.
@@ -106,7 +107,7 @@ impl Session {
             None => return Err(ImapError::Bad("Select a mailbox first".into())),
         };
         let named = self.resolve_set(&set, uid)?;
-        let (user, _) = self.user()?;
+        let (user, user_name) = self.user()?;
         let name = self.mailbox_name(&raw)?;
         if remove && read_only {
             return no(Code::ReadOnly, "Mailbox is read-only");
@@ -130,6 +131,19 @@ impl Session {
             // UID forms: nothing named exists; nothing to do (RFC 9051 §6.4.9).
             return Ok(Outcome::ok(&done));
         }
+        self.check_quota(
+            user,
+            user_name,
+            src,
+            &named.uids,
+            &dst.name,
+            if remove {
+                QuotaAction::Move
+            } else {
+                QuotaAction::Copy
+            },
+        )
+        .await?;
         let copied: Option<CopyOutcome> = if uid {
             if remove {
                 store.move_messages(src, named.uids, dst.id).await?
@@ -164,6 +178,44 @@ impl Session {
             Ok(Outcome::ok(&done))
         } else {
             Ok(Outcome::Done(Status::ok(done).with(code)))
+        }
+    }
+}
+
+impl Session {
+    /// The quota policy for a COPY/MOVE batch: `NO [OVERQUOTA]` (RFC 5530 §3, RFC 9208
+    /// §4) when it refuses; nothing is copied then.
+    async fn check_quota(
+        &self,
+        user: u32,
+        user_name: String,
+        src: u64,
+        uids: &[u32],
+        target: &str,
+        action: QuotaAction,
+    ) -> Result<(), ImapError> {
+        let hooks = self.ctx.pipeline.hooks().clone();
+        if !hooks.has_quota(&user_name) {
+            return Ok(());
+        }
+        let store = self.ctx.pipeline.store.clone();
+        let (size, count) = store.copy_size(src, uids.to_vec()).await?;
+        let target = target.to_string();
+        let verdict = smol::unblock(move || {
+            let query = QuotaQuery {
+                user,
+                user_name: &user_name,
+                mailbox: &target,
+                action,
+                size,
+                count,
+            };
+            hooks.quota(&store, &query)
+        })
+        .await;
+        match verdict {
+            QuotaVerdict::Allow => Ok(()),
+            QuotaVerdict::Deny { text, .. } => Err(ImapError::No(Some(Code::OverQuota), text)),
         }
     }
 }

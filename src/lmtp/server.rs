@@ -133,11 +133,11 @@ fn rcpt_outcome(o: Outcome) -> RcptOutcome {
             enhanced: if permanent { (5, 7, 1) } else { (4, 7, 1) },
             text,
         },
-        Outcome::OverQuota { permanent: false } => RcptOutcome::OverQuota,
-        Outcome::OverQuota { permanent: true } => RcptOutcome::Rejected {
-            code: 552,
-            enhanced: (5, 2, 2),
-            text: "Mailbox full".into(),
+        // RFC 3463 §3.3: X.2.2 "mailbox full"; the policy's text says why.
+        Outcome::OverQuota { permanent, text } => RcptOutcome::Rejected {
+            code: if permanent { 552 } else { 452 },
+            enhanced: if permanent { (5, 2, 2) } else { (4, 2, 2) },
+            text,
         },
         Outcome::Failed(StoreError::DiskFull) => RcptOutcome::DiskFull,
         Outcome::NoSuchMailbox | Outcome::Failed(_) => RcptOutcome::StorageFailure,

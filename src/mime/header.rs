@@ -95,6 +95,23 @@ pub fn unfold(value: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Unfolds a raw header value and decodes RFC 2047 encoded-words; invalid UTF-8 is
+/// replaced.
+pub fn decoded(raw: &[u8]) -> String {
+    let unfolded = unfold(raw);
+    if !unfolded.windows(2).any(|w| w == b"=?") {
+        return String::from_utf8_lossy(&unfolded).into_owned();
+    }
+    let mut input = Vec::with_capacity(unfolded.len().saturating_add(2));
+    input.push(b' ');
+    input.extend_from_slice(&unfolded);
+    input.extend_from_slice(b"\r\n");
+    match mail_parser::parsers::MessageStream::new(&input).parse_unstructured() {
+        mail_parser::HeaderValue::Text(t) => t.into_owned(),
+        _ => String::from_utf8_lossy(&unfolded).into_owned(),
+    }
+}
+
 /// Where the header block starting at `start` ends: just after the blank line that
 /// terminates it, `start + 2` when the entity starts with an empty line, or `end` when
 /// there is no blank line before `end` (then the whole entity is header).

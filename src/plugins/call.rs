@@ -135,8 +135,7 @@ impl std::error::Error for Invalid {}
 pub(crate) struct CallLimits {
     pub memory: usize,
     pub deadline: Duration,
-    /// Enforced by the retention hook, which is not wired yet.
-    #[allow(dead_code)]
+    /// Most decisions one retention answer may hold.
     pub max_decisions: u64,
 }
 

@@ -6,7 +6,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use crate::mime::header::{header_fields, unfold};
+use crate::mime::header::{decoded as decode_value, header_fields};
 
 /// Most bytes one `read` call returns (the WIT promises at most 1 MiB).
 pub const MAX_READ: u32 = 1 << 20;
@@ -110,23 +110,6 @@ impl MessageView {
             end -= 1;
         }
         Some(text.get(..end).unwrap_or("").to_string())
-    }
-}
-
-/// Unfolds a raw header value and decodes RFC 2047 encoded-words; invalid UTF-8 is
-/// replaced.
-fn decode_value(raw: &[u8]) -> String {
-    let unfolded = unfold(raw);
-    if !unfolded.windows(2).any(|w| w == b"=?") {
-        return String::from_utf8_lossy(&unfolded).into_owned();
-    }
-    let mut input = Vec::with_capacity(unfolded.len() + 2);
-    input.push(b' ');
-    input.extend_from_slice(&unfolded);
-    input.extend_from_slice(b"\r\n");
-    match mail_parser::parsers::MessageStream::new(&input).parse_unstructured() {
-        mail_parser::HeaderValue::Text(t) => t.into_owned(),
-        _ => String::from_utf8_lossy(&unfolded).into_owned(),
     }
 }
 

@@ -9,6 +9,8 @@
 //!   generic call layer (limits, failure accounting, health) every hook uses.
 //! - [`message`]: the `message` resource.
 //! - [`filter`]: the filter hook ([`crate::delivery::Hooks::filter`]).
+//! - [`quota`]: the quota hook ([`crate::delivery::Hooks::quota`], `quota_limits`).
+//! - [`retention`]: the retention hook ([`crate::delivery::Hooks::retention`]).
 //!
 //! [`PluginHost`] holds the configured plugins in order and swaps the whole set on
 //! SIGHUP ([`PluginHost::reload`]); calls in flight finish on the old set.
@@ -19,6 +21,8 @@ pub mod cli;
 pub mod engine;
 pub mod filter;
 pub mod message;
+pub mod quota;
+pub mod retention;
 
 use std::path::Path;
 use std::sync::{Arc, RwLock};
@@ -27,7 +31,10 @@ use wasmtime::Engine;
 use wasmtime::component::Linker;
 
 use crate::config::{Config, PluginConfig, PluginHook, PluginLimits};
-use crate::delivery::{FilterVerdict, HookMessage, Hooks, Target};
+use crate::delivery::{
+    FilterVerdict, HookMessage, Hooks, QuotaLimits, QuotaQuery, QuotaVerdict, Target,
+};
+use crate::store::Store;
 use call::Plugin;
 use engine::State;
 
@@ -48,7 +55,15 @@ impl PluginHost {
             if let Err(e) = std::fs::create_dir_all(&cache) {
                 log::warn!("plugins: cannot create {}: {e}", cache.display());
             }
-            Some(cache)
+            // wasmtime's cache refuses a relative directory (and would then compile
+            // every plugin at every start): `data_dir: "data"` is relative.
+            match cache.canonicalize() {
+                Ok(abs) => Some(abs),
+                Err(e) => {
+                    log::warn!("plugins: no compilation cache in {}: {e}", cache.display());
+                    None
+                }
+            }
         } else {
             None
         };
@@ -168,6 +183,33 @@ impl Hooks for PluginHost {
     fn filter(&self, msg: &HookMessage<'_>, target: &mut Target) -> FilterVerdict {
         let plugins = self.for_hook(PluginHook::Filter, &target.user_name);
         filter::run(&plugins, msg, target)
+    }
+
+    fn quota(&self, store: &Store, query: &QuotaQuery<'_>) -> QuotaVerdict {
+        let plugins = self.for_hook(PluginHook::Quota, query.user_name);
+        quota::check(&plugins, store, query)
+    }
+
+    fn has_quota(&self, user: &str) -> bool {
+        !self.for_hook(PluginHook::Quota, user).is_empty()
+    }
+
+    fn quota_limits(&self, store: &Store, user: u32, user_name: &str) -> QuotaLimits {
+        let plugins = self.for_hook(PluginHook::Quota, user_name);
+        quota::limits(&plugins, store, user, user_name)
+    }
+
+    fn has_retention(&self, user: &str) -> bool {
+        !self.for_hook(PluginHook::Retention, user).is_empty()
+    }
+
+    fn retention(
+        &self,
+        mailbox: &crate::retention::MailboxFacts,
+        batch: &[crate::retention::Summary],
+    ) -> crate::retention::Review {
+        let plugins = self.for_hook(PluginHook::Retention, &mailbox.user);
+        retention::review(&plugins, mailbox, batch)
     }
 
     fn active(&self) -> bool {

@@ -296,6 +296,9 @@ pub fn serve_from(config: Config, config_file: Option<PathBuf>) -> Result<(), Se
         if config.store.compact_check_secs > 0 {
             ex.spawn(compaction_timer(ctx.clone())).detach();
         }
+        if config.retention.interval_secs > 0 {
+            ex.spawn(retention_timer(ctx.clone())).detach();
+        }
         println!("ready");
         use std::io::Write;
         let _ = std::io::stdout().flush();
@@ -343,6 +346,40 @@ async fn accept_control(ctx: Context, listener: UnixListener) {
                 Timer::after(Duration::from_millis(100)).await;
             }
             None => return,
+        }
+    }
+}
+
+/// The periodic retention sweep (`retention.interval_secs`; the first one interval
+/// after start). Users without a retention plugin cost nothing.
+async fn retention_timer(ctx: Context) {
+    let every = Duration::from_secs(ctx.config.retention.interval_secs);
+    loop {
+        let stop = smol::future::or(
+            async {
+                Timer::after(every).await;
+                false
+            },
+            async {
+                ctx.shutdown.wait().await;
+                true
+            },
+        )
+        .await;
+        if stop {
+            return;
+        }
+        match crate::retention::run(&ctx.pipeline, None, false).await {
+            Ok(r) if r.users > 0 => log::info!(
+                "retention: swept {} users, {} messages reviewed, {} expunged, {} moved, {} rule failures",
+                r.users,
+                r.reviewed,
+                r.expunged(),
+                r.moved(),
+                r.failures.len()
+            ),
+            Ok(_) => {}
+            Err(e) => log::warn!("retention: sweep stopped: {e}"),
         }
     }
 }

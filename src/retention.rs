@@ -1,0 +1,379 @@
+//! Retention sweeps: retention rules (plugins of the `retention` world) choose messages
+//! to expunge or move; the host applies what they chose.
+//!
+//! Run by the server every `retention.interval_secs` and by `nestbox retention run
+//! [--user U] [--dry-run]` (through the control socket while a server runs, so IMAP
+//! sessions see the EXPUNGEs at once).
+//!
+//! Per user: every mailbox is reviewed in UID batches of [`BATCH`] messages. The
+//! decisions are collected for the whole user first and applied afterwards, one
+//! transaction per reviewed batch, leaving out every decision of a rule that failed at any
+//! point of the user's run (the WIT contract: "a retention plugin that fails expunges and
+//! moves nothing in that run"). Messages that changed or went between review and apply
+//! are skipped by the store; a message both expunged and moved by different rules is
+//! expunged. A dry run reviews the same way and applies nothing.
+
+use serde::{Deserialize, Serialize};
+
+use crate::delivery::{Pipeline, QuotaLimits};
+use crate::imap::view::SYSTEM_FLAGS;
+use crate::mime::header::{decoded, header_value};
+use crate::store::{self, MailboxInfo, StoreError, Usage};
+
+/// Messages per review call.
+pub const BATCH: usize = 256;
+
+/// What a rule decided for one message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Action {
+    Expunge,
+    /// Into this mailbox (full name), created when missing.
+    MoveTo(String),
+}
+
+/// One message as a rule sees it (the WIT `retention.summary`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub uid: u32,
+    pub internal_date: i64,
+    pub save_date: i64,
+    pub size: u64,
+    /// System flags (`\Seen` ...) and keywords.
+    pub flags: Vec<String>,
+    pub pop3_retrieved: Option<i64>,
+    pub from: Option<String>,
+    pub subject: Option<String>,
+    pub list_id: Option<String>,
+}
+
+/// The mailbox under review (the WIT `retention.mailbox-info`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailboxFacts {
+    pub user: String,
+    pub name: String,
+    /// RFC 6154 attribute, e.g. `\Trash`.
+    pub special_use: Option<String>,
+    /// METADATA-style annotations; empty until the store keeps RFC 5464 METADATA.
+    pub annotations: Vec<(String, String)>,
+    pub usage: Usage,
+    pub total: Usage,
+    pub limits: QuotaLimits,
+    /// Free and total bytes of the data dir's file system.
+    pub disk: (u64, u64),
+}
+
+/// What the rules said about one batch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Review {
+    /// (rule name, UID, action), checked: every UID is in the batch.
+    pub decisions: Vec<(String, u32, Action)>,
+    /// (rule name, why) for each rule that failed on this batch.
+    pub failed: Vec<(String, String)>,
+}
+
+/// What a run did (or, dry, would do) in one mailbox.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MailboxReport {
+    pub user: String,
+    pub mailbox: String,
+    pub expunged: Vec<u32>,
+    /// (target mailbox, UIDs).
+    pub moved: Vec<(String, Vec<u32>)>,
+}
+
+/// The result of a run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Report {
+    pub dry_run: bool,
+    /// Users whose rules ran.
+    pub users: u64,
+    /// Messages reviewed.
+    pub reviewed: u64,
+    /// Mailboxes where something was (or would be) done.
+    pub mailboxes: Vec<MailboxReport>,
+    /// `user: rule: why` for each rule that failed; nothing of its was applied for that
+    /// user.
+    pub failures: Vec<String>,
+}
+
+impl Report {
+    pub fn expunged(&self) -> usize {
+        self.mailboxes.iter().map(|m| m.expunged.len()).sum()
+    }
+    pub fn moved(&self) -> usize {
+        self.mailboxes
+            .iter()
+            .flat_map(|m| &m.moved)
+            .map(|(_, u)| u.len())
+            .sum()
+    }
+}
+
+/// Turns a stored summary into what rules see: flag names, decoded headers.
+pub fn summary(s: &store::Summary) -> Summary {
+    let mut flags: Vec<String> = SYSTEM_FLAGS
+        .iter()
+        .filter(|(bit, _)| s.flags.has(*bit))
+        .map(|(_, n)| n.to_string())
+        .collect();
+    flags.extend(s.keywords.iter().cloned());
+    let field = |name: &str| header_value(&s.header, name).map(decoded);
+    Summary {
+        uid: s.uid,
+        internal_date: s.internal_date,
+        save_date: s.save_date,
+        size: s.size,
+        flags,
+        pop3_retrieved: s.pop3_retrieved,
+        from: field("From"),
+        subject: field("Subject"),
+        list_id: field("List-Id"),
+    }
+}
+
+/// One reviewed batch waiting to be applied.
+struct Pending {
+    mailbox: u64,
+    name: String,
+    decisions: Vec<(String, u32, Action)>,
+}
+
+/// Runs the retention rules for every user (or one) and applies their decisions unless
+/// `dry_run`. Store errors stop the run; plugin failures are reported in the result.
+pub async fn run(p: &Pipeline, user: Option<&str>, dry_run: bool) -> Result<Report, StoreError> {
+    let store = &p.store;
+    let hooks = p.hooks().clone();
+    let names: Vec<String> = match user {
+        Some(name) => vec![name.to_string()],
+        None => store
+            .list_users()
+            .await?
+            .into_iter()
+            .map(|u| u.name)
+            .collect(),
+    };
+    let mut users: Vec<(u32, String)> = Vec::with_capacity(names.len());
+    for name in names {
+        match store.find_user(&name, "").await? {
+            Some(u) => users.push((u.id, u.name)),
+            None if user.is_some() => return Err(StoreError::NoSuchUser),
+            None => {} // deleted meanwhile
+        }
+    }
+    let disk = store
+        .path()
+        .parent()
+        .and_then(store::disk_status)
+        .unwrap_or((0, 0));
+    let mut report = Report {
+        dry_run,
+        ..Report::default()
+    };
+    for (id, name) in users {
+        if !hooks.has_retention(&name) {
+            continue;
+        }
+        report.users += 1;
+        let usage = store.usage(id).await?;
+        let limits = {
+            let (hooks, store, name) = (hooks.clone(), store.clone(), name.clone());
+            smol::unblock(move || hooks.quota_limits(&store, id, &name)).await
+        };
+        let mut pending: Vec<Pending> = Vec::new();
+        let mut failed: Vec<String> = Vec::new();
+        for mb in store.mailboxes(id).await? {
+            let facts = facts(&name, &mb, &usage, limits, disk);
+            let mut after = 0u32;
+            loop {
+                let batch = store.summaries(mb.id, after, BATCH).await?;
+                let Some(last) = batch.last().map(|s| s.uid) else {
+                    break;
+                };
+                after = last;
+                report.reviewed += batch.len() as u64;
+                let batch: Vec<Summary> = batch.iter().map(summary).collect();
+                let review = {
+                    let (hooks, facts) = (hooks.clone(), facts.clone());
+                    smol::unblock(move || hooks.retention(&facts, &batch)).await
+                };
+                for (rule, why) in review.failed {
+                    log::warn!("retention: {name}/{}: rule {rule} failed: {why}", mb.name);
+                    report.failures.push(format!("{name}: {rule}: {why}"));
+                    if !failed.contains(&rule) {
+                        failed.push(rule);
+                    }
+                }
+                if !review.decisions.is_empty() {
+                    pending.push(Pending {
+                        mailbox: mb.id,
+                        name: mb.name.clone(),
+                        decisions: review.decisions,
+                    });
+                }
+            }
+        }
+        for batch in pending {
+            let (expunge, moves) = split(&batch.decisions, &failed);
+            if expunge.is_empty() && moves.is_empty() {
+                continue;
+            }
+            let done = if dry_run {
+                MailboxReport {
+                    user: name.clone(),
+                    mailbox: batch.name,
+                    expunged: expunge,
+                    moved: moves,
+                }
+            } else {
+                let applied = store.apply_retention(batch.mailbox, expunge, moves).await?;
+                MailboxReport {
+                    user: name.clone(),
+                    mailbox: batch.name,
+                    expunged: applied.expunged,
+                    moved: applied.moved,
+                }
+            };
+            merge(&mut report.mailboxes, done);
+        }
+    }
+    for m in &report.mailboxes {
+        let moved: usize = m.moved.iter().map(|(_, u)| u.len()).sum();
+        log::info!(
+            "retention{}: {}/{}: {} expunged, {moved} moved",
+            if dry_run {
+                " (dry run, nothing applied)"
+            } else {
+                ""
+            },
+            m.user,
+            m.mailbox,
+            m.expunged.len(),
+        );
+    }
+    Ok(report)
+}
+
+fn facts(
+    user: &str,
+    mb: &MailboxInfo,
+    usage: &store::UsageReport,
+    limits: QuotaLimits,
+    disk: (u64, u64),
+) -> MailboxFacts {
+    let own = usage
+        .mailboxes
+        .iter()
+        .find(|(n, _)| *n == mb.name)
+        .map(|(_, u)| *u)
+        .unwrap_or_default();
+    MailboxFacts {
+        user: user.to_string(),
+        name: mb.name.clone(),
+        special_use: mb.special_use.map(|s| s.attribute().to_string()),
+        annotations: Vec::new(),
+        usage: own,
+        total: usage.total,
+        limits,
+        disk,
+    }
+}
+
+/// The decisions of rules that did not fail, as UIDs to expunge and (target, UIDs) to
+/// move. Expunge wins over move; the first rule to move a message chooses the target.
+type Split = (Vec<u32>, Vec<(String, Vec<u32>)>);
+fn split(decisions: &[(String, u32, Action)], failed: &[String]) -> Split {
+    let ok = || {
+        decisions
+            .iter()
+            .filter(|(rule, _, _)| !failed.contains(rule))
+    };
+    let mut expunge: Vec<u32> = ok()
+        .filter(|(_, _, a)| *a == Action::Expunge)
+        .map(|(_, uid, _)| *uid)
+        .collect();
+    expunge.sort_unstable();
+    expunge.dedup();
+    let mut seen: Vec<u32> = expunge.clone();
+    let mut moves: Vec<(String, Vec<u32>)> = Vec::new();
+    for (_, uid, action) in ok() {
+        let Action::MoveTo(target) = action else {
+            continue;
+        };
+        if seen.contains(uid) {
+            continue;
+        }
+        seen.push(*uid);
+        match moves.iter_mut().find(|(t, _)| t == target) {
+            Some((_, uids)) => uids.push(*uid),
+            None => moves.push((target.clone(), vec![*uid])),
+        }
+    }
+    (expunge, moves)
+}
+
+fn merge(all: &mut Vec<MailboxReport>, one: MailboxReport) {
+    match all
+        .iter_mut()
+        .find(|m| m.user == one.user && m.mailbox == one.mailbox)
+    {
+        Some(m) => {
+            m.expunged.extend(one.expunged);
+            for (target, uids) in one.moved {
+                match m.moved.iter_mut().find(|(t, _)| *t == target) {
+                    Some((_, u)) => u.extend(uids),
+                    None => m.moved.push((target, uids)),
+                }
+            }
+        }
+        None => all.push(one),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(rule: &str, uid: u32, a: Action) -> (String, u32, Action) {
+        (rule.into(), uid, a)
+    }
+
+    #[test]
+    fn split_drops_failed_rules_and_expunge_wins() {
+        let decisions = vec![
+            d("a", 3, Action::Expunge),
+            d("b", 3, Action::MoveTo("Archive".into())),
+            d("b", 4, Action::MoveTo("Archive".into())),
+            d("a", 5, Action::MoveTo("Old".into())),
+            d("b", 5, Action::MoveTo("Archive".into())),
+            d("c", 6, Action::Expunge),
+        ];
+        let (e, m) = split(&decisions, &["c".into()]);
+        assert_eq!(e, vec![3]);
+        assert_eq!(
+            m,
+            vec![("Archive".into(), vec![4]), ("Old".into(), vec![5])]
+        );
+        let (e, m) = split(&decisions, &["a".into(), "b".into(), "c".into()]);
+        assert!(e.is_empty() && m.is_empty());
+    }
+
+    #[test]
+    fn summaries_decode_headers_and_name_flags() {
+        let s = store::Summary {
+            uid: 7,
+            internal_date: 1,
+            save_date: 2,
+            size: 3,
+            flags: store::SystemFlags(store::SystemFlags::SEEN | store::SystemFlags::FLAGGED),
+            keywords: vec!["$Junk".into()],
+            pop3_retrieved: Some(4),
+            header: b"From: =?utf-8?q?J=C3=BCrgen?= <j@x>\r\nSubject: hi\r\n there\r\nList-Id: <rust.lists>\r\n\r\n".to_vec(),
+        };
+        let v = summary(&s);
+        assert_eq!(v.flags, vec!["\\Flagged", "\\Seen", "$Junk"]);
+        assert_eq!(v.from.as_deref(), Some("Jürgen <j@x>"));
+        assert_eq!(v.subject.as_deref(), Some("hi there"));
+        assert_eq!(v.list_id.as_deref(), Some("<rust.lists>"));
+        assert_eq!(v.pop3_retrieved, Some(4));
+    }
+}
