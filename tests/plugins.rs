@@ -28,6 +28,8 @@ struct Wasm {
     spam_to_junk: PathBuf,
     rules: PathBuf,
     hostile: PathBuf,
+    quota_tiered: PathBuf,
+    retention_standard: PathBuf,
 }
 
 fn target_dir() -> PathBuf {
@@ -72,6 +74,8 @@ fn wasm() -> &'static Wasm {
         for m in [
             "plugins/spam-to-junk/Cargo.toml",
             "plugins/rules/Cargo.toml",
+            "plugins/quota-tiered/Cargo.toml",
+            "plugins/retention-standard/Cargo.toml",
             "tests/fixtures/plugins/hostile/Cargo.toml",
         ] {
             build(m);
@@ -81,8 +85,16 @@ fn wasm() -> &'static Wasm {
             spam_to_junk: dir.join("spam_to_junk.wasm"),
             rules: dir.join("rules.wasm"),
             hostile: dir.join("hostile.wasm"),
+            quota_tiered: dir.join("quota_tiered.wasm"),
+            retention_standard: dir.join("retention_standard.wasm"),
         };
-        for p in [&w.spam_to_junk, &w.rules, &w.hostile] {
+        for p in [
+            &w.spam_to_junk,
+            &w.rules,
+            &w.hostile,
+            &w.quota_tiered,
+            &w.retention_standard,
+        ] {
             assert!(p.is_file(), "{} missing", p.display());
         }
         w
@@ -557,4 +569,234 @@ fn sighup_reloads_plugins_without_dropping_connections() {
     assert_eq!(count(&env, "alice", "Junk"), 1);
     assert_eq!(count(&env, "alice", "INBOX"), 1);
     let _ = w;
+}
+
+/// A message of about `kib` KiB (line-wrapped filler).
+fn sized(subject: &str, kib: usize) -> Vec<u8> {
+    let mut m = format!(
+        "From: a@example.org\r\nMessage-ID: <{}@test>\r\nSubject: {subject}\r\n\r\n",
+        common::unique()
+    )
+    .into_bytes();
+    let line = format!("{}\r\n", "x".repeat(1022));
+    for _ in 0..kib {
+        m.extend_from_slice(line.as_bytes());
+    }
+    m
+}
+
+/// Runs a Python imaplib script logged in as alice; `M` is the connection. The script
+/// prints "ok" at the end.
+fn imap_script(server: &Server, body: &str) -> common::Run {
+    let addr = server.imap.unwrap();
+    let script = format!(
+        "import imaplib, re\nM = imaplib.IMAP4(\"{}\", {})\nM.login(\"alice\", \"pw-alice\")\n{body}\nM.logout()\nprint(\"ok\")\n",
+        addr.ip(),
+        addr.port()
+    );
+    python3(&["-c", &script])
+}
+
+#[test]
+fn quota_plugin_answers_lmtp_452_552_and_imap_overquota() {
+    let w = wasm();
+    let plugin = format!(
+        r#"(name: "tiers", path: {}, hooks: [Quota], users: ["alice"],
+            settings: {{"storage_mib": "1", "messages": "5"}})"#,
+        ron_str(&w.quota_tiered)
+    );
+    let env = Env::with_config(
+        &config(&plugin, "").replace("max_message_size: 100000", "max_message_size: 2000000"),
+    );
+    env.add_user("alice");
+    env.add_user("bob");
+    let server = Server::start(&env);
+    let mut c = server.connect();
+    let mut send = |to: &[&str], kib: usize| {
+        let (rcpt, after) = c.transaction("s@example.org", to, &sized("q", kib));
+        assert!(rcpt.iter().all(|r| r.code == 250), "{rcpt:?}");
+        after
+    };
+    // 1 MiB storage limit: two 400 KiB copies fit, a third would cross the limit ->
+    // temporary (the user can make room); a 100 KiB one still fits.
+    for _ in 0..2 {
+        assert_eq!(send(&["alice@test.example"], 400)[0].code, 250);
+    }
+    let r = send(&["alice@test.example"], 400);
+    assert_eq!(r[0].code, 452, "{r:?}");
+    assert_eq!(r[0].enhanced(), "4.2.2", "{r:?}");
+    assert_eq!(send(&["alice@test.example"], 100)[0].code, 250);
+
+    // IMAP: GETQUOTAROOT reports the plugin's limits; APPEND and COPY over the limit
+    // get NO [OVERQUOTA] and store nothing; MOVE adds nothing to the total: allowed.
+    let r = imap_script(
+        &server,
+        r#"
+typ, data = M.getquotaroot("INBOX")
+assert typ == "OK", (typ, data)
+q = [d for d in data[1] if d.startswith(b'"" (')][0]
+m = re.match(rb'"" \(STORAGE (\d+) (\d+) MESSAGE (\d+) (\d+)\)', q)
+assert m, q
+used, limit, n, nlimit = map(int, m.groups())
+assert limit == 1024 and nlimit == 5 and n == 3 and 900 < used <= 1024, q
+big = b"Subject: big\r\n\r\n" + b"y" * (400 * 1024) + b"\r\n"
+typ, data = M.append("INBOX", None, None, big)
+assert typ == "NO" and b"[OVERQUOTA]" in data[0], (typ, data)
+M.select("INBOX")
+typ, data = M.copy("1", "Archive")
+assert typ == "NO" and b"[OVERQUOTA]" in data[0], (typ, data)
+typ, data = M.uid("MOVE", "1", "Archive")
+assert typ == "OK", (typ, data)
+"#,
+    );
+    assert_eq!(r.stdout.trim(), "ok", "{r:#?}");
+    assert_eq!(count(&env, "alice", "INBOX"), 2);
+    assert_eq!(count(&env, "alice", "Archive"), 1);
+
+    // 5 messages at most: two more fit, the sixth is refused for good (552) while bob,
+    // whom the plugin does not cover, gets his copy in the same transaction.
+    assert_eq!(send(&["alice@test.example"], 1)[0].code, 250);
+    assert_eq!(send(&["alice@test.example"], 1)[0].code, 250);
+    let r = send(&["alice@test.example", "bob@test.example"], 1);
+    assert_eq!(r[0].code, 552, "{r:?}");
+    assert_eq!(r[0].enhanced(), "5.2.2", "{r:?}");
+    assert_eq!(r[1].code, 250, "{r:?}");
+    assert_eq!(
+        count(&env, "alice", "INBOX") + count(&env, "alice", "Archive"),
+        5
+    );
+
+    // `nestbox deliver` maps the policy's answer to sysexits: 73 can't create.
+    let d = env.cli(
+        &["deliver", "--user", "alice"],
+        b"Subject: more\r\n\r\nx\r\n",
+    );
+    d.expect_code(73);
+    assert!(d.stderr.contains("over quota"), "{d:?}");
+    let log = wait_for_log(&server, "plugin tiers: quota denied");
+    assert!(log.contains("plugin tiers: quota denied"), "{log}");
+}
+
+#[test]
+fn retention_plugin_dry_run_then_real_run_seen_by_imap() {
+    let w = wasm();
+    let plugin = format!(
+        r#"(name: "std", path: {}, hooks: [Retention],
+            settings: {{"max_age_days.INBOX": "30", "archive.Lists": "10 Archive"}})"#,
+        ron_str(&w.retention_standard)
+    );
+    let env = Env::with_config(&config(&plugin, "retention: (interval_secs: 0),"));
+    env.add_user("alice");
+    let server = Server::start(&env);
+    // INBOX: old, old and flagged, new. Lists: old, new. UIDs 1..3 and 1..2.
+    let r = imap_script(
+        &server,
+        r#"
+old = '"01-Jan-2020 00:00:00 +0000"'
+M.create("Lists")
+for box, date, flags in [("INBOX", old, None), ("INBOX", old, r"(\Flagged)"), ("INBOX", None, None),
+                         ("Lists", old, None), ("Lists", None, None)]:
+    typ, data = M.append(box, flags, date, b"Subject: m\r\nFrom: x@y\r\n\r\nbody\r\n")
+    assert typ == "OK", (typ, data)
+"#,
+    );
+    assert_eq!(r.stdout.trim(), "ok", "{r:#?}");
+
+    let dry = env.cli(&["retention", "run", "--dry-run"], b"");
+    dry.expect_code(0);
+    assert!(
+        dry.stdout.contains("alice/INBOX: would expunge 1: 1\n"),
+        "{dry:?}"
+    );
+    assert!(
+        dry.stdout
+            .contains("alice/Lists: would move 1 to Archive: 1\n"),
+        "{dry:?}"
+    );
+    assert_eq!(count(&env, "alice", "INBOX"), 3);
+    assert_eq!(count(&env, "alice", "Lists"), 2);
+
+    // A session with INBOX selected sees the real run's EXPUNGE at its next command.
+    let addr = server.imap.unwrap();
+    let mut imap = std::net::TcpStream::connect(addr).unwrap();
+    imap.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut session = std::io::BufReader::new(imap.try_clone().unwrap());
+    let mut lines = |until: &str| {
+        use std::io::BufRead;
+        let mut got = String::new();
+        loop {
+            let mut l = String::new();
+            assert!(session.read_line(&mut l).unwrap() > 0, "eof: {got}");
+            got.push_str(&l);
+            if l.starts_with(until) {
+                return got;
+            }
+        }
+    };
+    use std::io::Write;
+    lines("* OK");
+    imap.write_all(b"a LOGIN alice pw-alice\r\nb SELECT INBOX\r\n")
+        .unwrap();
+    let sel = lines("b OK");
+    assert!(sel.contains("* 3 EXISTS"), "{sel}");
+
+    let run = env.cli(&["retention", "run", "--user", "alice"], b"");
+    run.expect_code(0);
+    assert!(
+        run.stdout.contains("alice/INBOX: expunged 1: 1\n"),
+        "{run:?}"
+    );
+    assert!(
+        run.stdout.contains("alice/Lists: moved 1 to Archive: 1\n"),
+        "{run:?}"
+    );
+    imap.write_all(b"c NOOP\r\n").unwrap();
+    let noop = lines("c OK");
+    assert!(noop.contains("* 1 EXPUNGE"), "{noop}");
+    assert_eq!(count(&env, "alice", "INBOX"), 2);
+    assert_eq!(count(&env, "alice", "Lists"), 1);
+    assert_eq!(count(&env, "alice", "Archive"), 1);
+    // The flagged old message stays.
+    assert_eq!(flags(&env, "alice", "INBOX")[0].0, "F");
+
+    // Nothing left to do: a second run changes nothing.
+    let again = env.cli(&["retention", "run"], b"");
+    again.expect_code(0);
+    assert!(again.stdout.contains("0 expunged, 0 moved"), "{again:?}");
+    drop(imap);
+
+    // A rule whose answer breaks a limit (two moves, one allowed) applies nothing and
+    // says why (exit 70).
+    let r = imap_script(
+        &server,
+        r#"
+for _ in range(2):
+    typ, data = M.append("Lists", None, '"01-Jan-2020 00:00:00 +0000"', b"Subject: old\r\n\r\nx\r\n")
+    assert typ == "OK", (typ, data)
+"#,
+    );
+    assert_eq!(r.stdout.trim(), "ok", "{r:#?}");
+    server.stop();
+    let strict = env.path().join("strict.ron");
+    fs::write(
+        &strict,
+        config(
+            &plugin,
+            "retention: (interval_secs: 0), plugin_limits: (max_decisions: 1),",
+        ),
+    )
+    .unwrap();
+    let r = Command::new(common::bin())
+        .args(["--config", strict.to_str().unwrap(), "retention", "run"])
+        .current_dir(env.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(70), "{stderr}");
+    assert!(
+        stderr.contains("over plugin_limits.max_decisions"),
+        "{stderr}"
+    );
+    assert_eq!(count(&env, "alice", "Lists"), 3);
 }
