@@ -17,7 +17,10 @@
 # IDLE_CONNS=1000 SERVERS="nestbox dovecot" SKIP_NESTBOX="" / SKIP_DOVECOT="" (workload
 # names to skip on one server: lmtp disk multi pop3 mix mix_pipe append login pop3_del
 # idle idle_tls) DC_SCHEME=SHA512-CRYPT (password hash for Dovecot) DC_PORT=21400 (Dovecot
-# uses DC_PORT..DC_PORT+3) RAW_OUT=file (keep the per-run figures) KEEP_TMP=1.
+# uses DC_PORT..DC_PORT+3) RAW_OUT=file (keep the per-run figures) KEEP_TMP=1
+# SETTLE_MAX=180 (s to wait for nestbox's packer before the disk figure) LOOSE_DONE=32768
+# (loose bytes at which packing counts as done) NB_BIN=path LOAD_BIN=path (use these
+# nestbox and loadgen binaries instead of building them).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -37,7 +40,8 @@ DC_PORT=${DC_PORT:-21400}
 # ARGON2ID (libsodium: 64 MiB, 3 passes) it manages ~5 logins/s here. SHA512-CRYPT is the
 # scheme most Dovecot set-ups use; nestbox keeps argon2id and its 60 s login cache.
 DC_SCHEME=${DC_SCHEME:-SHA512-CRYPT}
-SETTLE_MAX=${SETTLE_MAX:-120}
+SETTLE_MAX=${SETTLE_MAX:-180}
+LOOSE_DONE=${LOOSE_DONE:-32768}   # loose table bytes (blob_data) at which packing is done
 [ -d "$CORPUS" ] || { echo "corpus $CORPUS not found" >&2; exit 2; }
 CORPUS=$(cd "$CORPUS" && pwd)
 USERS="u1..u$CLIENTS"
@@ -53,12 +57,17 @@ fi
 
 # --- build -------------------------------------------------------------------------------
 cd "$ROOT"
-echo "== building (release)" >&2
-cargo build --release --quiet
-LOAD=$(cargo bench --bench loadgen --no-run --message-format=json 2>/dev/null |
-    sed -n 's/.*"executable":"\([^"]*loadgen[^"]*\)".*/\1/p' | tail -1)
+if [ -n "${NB_BIN:-}" ] && [ -n "${LOAD_BIN:-}" ]; then
+    NB=$NB_BIN LOAD=$LOAD_BIN   # given binaries (e.g. an older build to compare with)
+else
+    echo "== building (release)" >&2
+    cargo build --release --quiet
+    LOAD=$(cargo bench --bench loadgen --no-run --message-format=json 2>/dev/null |
+        sed -n 's/.*"executable":"\([^"]*loadgen[^"]*\)".*/\1/p' | tail -1)
+    NB=${CARGO_TARGET_DIR:-$ROOT/target}/release/nestbox
+fi
 [ -x "$LOAD" ] || { echo "could not build benches/loadgen.rs" >&2; exit 2; }
-NB=${CARGO_TARGET_DIR:-$ROOT/target}/release/nestbox
+[ -x "$NB" ] || { echo "no nestbox binary at $NB" >&2; exit 2; }
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/nestbox-compare.XXXXXX")
 chmod 755 "$TMP"   # Dovecot's unprivileged processes must reach their dirs
@@ -109,7 +118,7 @@ skip() {
 load() {
     echo "   [$SRV] loadgen $*" >&2
     OUT=$("$LOAD" "$@" --pid "$SERVER_PID") || { echo "$OUT" >&2; echo "loadgen failed" >&2; }
-    grep -E '^(ops_per_s|errors|first_error|rss_per_conn|connections_held)' <<< "$OUT" |
+    grep -E '^(ops_per_s|errors|first_error|rss_per_conn|connections_held|cmd )' <<< "$OUT" |
         sed 's/^/      /' >&2 || true
 }
 wait_port() {
@@ -147,22 +156,33 @@ EOF
     DATA=$dir/data
 }
 
-# compressed bytes from nestbox's `stats`
-nb_compressed() {
-    "$NB" --config "$CFG" stats | grep '^store: ' |
-        sed -n 's/.* raw bytes, \([0-9]*\) compressed.*/\1/p'
+# "COMPRESSED LOOSE" from nestbox's `stats`: the compressed total of all blobs, and the
+# stored bytes of the loose table (blob_data: messages not packed yet)
+nb_settle_state() {
+    "$NB" --config "$CFG" stats | awk '
+        /^store: / { sub(/.* raw bytes, /, ""); c = $1 }
+        $1 == "table" && $2 == "blob_data" { l = $3 }
+        END { print c + 0, l + 0 }'
 }
 
-# nestbox's disk figure as in benches/lmtp.sh: settle recompression, compact, du -sb
+# nestbox's disk figure as in benches/lmtp.sh: wait until the packer has packed what is
+# loose (it packs the tail after 2 s without commits; under LOOSE_DONE bytes may stay
+# loose: the packer leaves less than 32 KiB raw) and the compressed total has not changed
+# for 3 polls, then compact, du -sb
 disk_nestbox() {
-    local t0=$SECONDS prev=-1 cur same=0
+    local t0=$SECONDS prev=-1 cur loose same=0
     while [ $((SECONDS - t0)) -lt "$SETTLE_MAX" ]; do
-        cur=$(nb_compressed)
-        if [ "$cur" = "$prev" ]; then same=$((same + 1)); else same=0; fi
+        read -r cur loose <<< "$(nb_settle_state)"
+        if [ "$cur" = "$prev" ] && [ "$loose" -lt "$LOOSE_DONE" ]; then
+            same=$((same + 1))
+        else
+            same=0
+        fi
         [ "$same" -ge 3 ] && break
         prev=$cur
         sleep 1
     done
+    echo "   [$SRV] settled after $((SECONDS - t0)) s: compressed $cur, loose $loose" >&2
     "$NB" --config "$CFG" compact >/dev/null 2>&1 || echo "compact failed" >&2
     du -sb "$DATA" | cut -f1
 }
