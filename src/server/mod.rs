@@ -350,23 +350,27 @@ async fn accept_control(ctx: Context, listener: UnixListener) {
     }
 }
 
+/// Waits `every`; false when shutdown began first.
+async fn sleep_unless_shutdown(ctx: &Context, every: Duration) -> bool {
+    smol::future::or(
+        async {
+            Timer::after(every).await;
+            true
+        },
+        async {
+            ctx.shutdown.wait().await;
+            false
+        },
+    )
+    .await
+}
+
 /// The periodic retention sweep (`retention.interval_secs`; the first one interval
 /// after start). Users without a retention plugin cost nothing.
 async fn retention_timer(ctx: Context) {
     let every = Duration::from_secs(ctx.config.retention.interval_secs);
     loop {
-        let stop = smol::future::or(
-            async {
-                Timer::after(every).await;
-                false
-            },
-            async {
-                ctx.shutdown.wait().await;
-                true
-            },
-        )
-        .await;
-        if stop {
+        if !sleep_unless_shutdown(&ctx, every).await {
             return;
         }
         match crate::retention::run(&ctx.pipeline, None, false).await {
@@ -387,18 +391,7 @@ async fn retention_timer(ctx: Context) {
 async fn compaction_timer(ctx: Context) {
     let every = Duration::from_secs(ctx.config.store.compact_check_secs);
     loop {
-        let stop = smol::future::or(
-            async {
-                Timer::after(every).await;
-                false
-            },
-            async {
-                ctx.shutdown.wait().await;
-                true
-            },
-        )
-        .await;
-        if stop {
+        if !sleep_unless_shutdown(&ctx, every).await {
             return;
         }
         let before = ctx.pipeline.store.file_size();
