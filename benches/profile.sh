@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Profiles nestbox under one workload of the load generator with `perf record`.
+#
+#   benches/profile.sh WORKLOAD [CORPUS_DIR]
+#
+# WORKLOAD is one of: lmtp (3,000 corpus messages over 4 connections), mix, mix_pipe
+# (the IMAP client mix of benches/compare.sh, 10 clients), append, pop3. Before mix,
+# append and pop3 the store gets what compare.sh gives it: the corpus for user bench,
+# then PREFILL messages to every user with multi-recipient LMTP. Only the workload runs
+# under perf. Prints `perf report` (self time, top symbols) and keeps perf.data in
+# OUT (default ./target/profile-WORKLOAD).
+#
+# perf comes from Debian's linux-perf; `-e cpu-clock` is a software event, so it works in
+# VMs without hardware counters. Knobs: CLIENTS=10 DURATION=15 LIMIT=3000 PREFILL=100
+# FREQ=2000 CALLGRAPH=dwarf|none NB_BIN LOAD_BIN OUT.
+set -euo pipefail
+
+WORKLOAD=${1:?usage: benches/profile.sh WORKLOAD [CORPUS_DIR]}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+CORPUS=${2:-$ROOT/../shared/corpus/spamassassin-dev}
+CLIENTS=${CLIENTS:-10}
+DURATION=${DURATION:-15}
+LIMIT=${LIMIT:-3000}
+PREFILL=${PREFILL:-100}
+FREQ=${FREQ:-2000}
+CALLGRAPH=${CALLGRAPH:-dwarf}
+OUT=${OUT:-$ROOT/target/profile-$WORKLOAD}
+command -v perf >/dev/null || { echo "perf is missing: apt-get install linux-perf" >&2; exit 2; }
+[ -d "$CORPUS" ] || { echo "corpus $CORPUS not found" >&2; exit 2; }
+
+cd "$ROOT"
+if [ -n "${NB_BIN:-}" ] && [ -n "${LOAD_BIN:-}" ]; then
+    NB=$NB_BIN LOAD=$LOAD_BIN
+else
+    cargo build --release --quiet
+    LOAD=$(cargo bench --bench loadgen --no-run --message-format=json 2>/dev/null |
+        sed -n 's/.*"executable":"\([^"]*loadgen[^"]*\)".*/\1/p' | tail -1)
+    NB=${CARGO_TARGET_DIR:-$ROOT/target}/release/nestbox
+fi
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/nestbox-profile.XXXXXX")
+PID=
+cleanup() {
+    if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then
+        kill -TERM "$PID" 2>/dev/null || true
+        wait "$PID" 2>/dev/null || true
+    fi
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+mkdir -p "$OUT"
+
+CFG=$TMP/config.ron
+cat > "$CFG" <<'EOF'
+(data_dir: "data", hostname: "localhost",
+ imap: (listen: ["127.0.0.1:0"], tls_listen: []),
+ pop3: (listen: ["127.0.0.1:0"], tls_listen: []),
+ lmtp: (listen: ["127.0.0.1:0"], unix_socket: None),
+ connections: (max_total: 100000, max_per_ip: 100000, max_per_user: 100000))
+EOF
+for u in bench $(eval echo "u{1..$CLIENTS}"); do
+    printf 'pw\n' | "$NB" --config "$CFG" user add "$u" --password-stdin >/dev/null
+done
+"$NB" --config "$CFG" serve > "$TMP/serve.out" 2> "$TMP/serve.err" &
+PID=$!
+for _ in $(seq 100); do
+    grep -q '^ready' "$TMP/serve.out" 2>/dev/null && break
+    kill -0 "$PID" 2>/dev/null || { cat "$TMP/serve.err" >&2; exit 1; }
+    sleep 0.1
+done
+port() { sed -n "s/^listening $1 \(127\.0\.0\.1:[0-9]*\).*/\1/p" "$TMP/serve.out" | head -1; }
+A_IMAP=$(port imap) A_POP3=$(port pop3) A_LMTP=$(port lmtp)
+USERS="u1..u$CLIENTS"
+
+lmtp_all() {
+    "$LOAD" lmtp --addr "$A_LMTP" --conns 4 --messages $((LIMIT / 4)) --rcpts bench \
+        --corpus "$CORPUS" --limit "$LIMIT" --pid "$PID"
+}
+case $WORKLOAD in
+    lmtp) RUN=(lmtp_all) ;;
+    mix | mix_pipe)
+        pipe=off
+        [ "$WORKLOAD" = mix_pipe ] && pipe=on
+        RUN=("$LOAD" mix --addr "$A_IMAP" --conns "$CLIENTS" --duration "$DURATION"
+            --users "$USERS" --pipelining "$pipe" --corpus "$CORPUS" --limit "$LIMIT" --pid "$PID") ;;
+    append) RUN=("$LOAD" append --addr "$A_IMAP" --conns "$CLIENTS" --messages 200
+            --users "$USERS" --corpus "$CORPUS" --limit "$LIMIT" --pid "$PID") ;;
+    pop3) RUN=("$LOAD" pop3 --addr "$A_POP3" --conns "$CLIENTS" --users "$USERS" --pid "$PID") ;;
+    *) echo "unknown workload $WORKLOAD" >&2; exit 2 ;;
+esac
+if [ "$WORKLOAD" != lmtp ]; then
+    echo "== prefill" >&2
+    lmtp_all > /dev/null
+    "$LOAD" lmtp --addr "$A_LMTP" --conns 2 --messages $((PREFILL / 2)) --rcpts "$USERS" \
+        --corpus "$CORPUS" --limit "$LIMIT" > /dev/null
+    sleep 5   # let the packer run, as the settle wait of compare.sh does
+fi
+
+CG=()
+[ "$CALLGRAPH" = dwarf ] && CG=(--call-graph dwarf,16384)
+echo "== perf record ($WORKLOAD)" >&2
+perf record -q -e cpu-clock -F "$FREQ" "${CG[@]}" -p "$PID" -o "$OUT/perf.data" &
+PERF=$!
+sleep 0.5
+"${RUN[@]}" | tee "$OUT/loadgen.txt"
+kill -INT "$PERF"
+wait "$PERF" 2>/dev/null || true
+perf report -i "$OUT/perf.data" --no-children --sort symbol --stdio 2>/dev/null |
+    grep -v '^#' | grep -v '^$' | sed 's/ *- *- *$//; s/  *$//' | head -60 | tee "$OUT/report.txt"
