@@ -4,8 +4,11 @@
 //!
 //! Work per message is what the items ask for: FLAGS, UID and MODSEQ come from the
 //! session's [`View`](super::view::View); INTERNALDATE, RFC822.SIZE and SAVEDATE from
-//! the store's listing; ENVELOPE, BODY, BODYSTRUCTURE and PREVIEW from the stored
-//! structure; only section items load the message bytes, one message at a time.
+//! the message's record; ENVELOPE, BODY, BODYSTRUCTURE and PREVIEW from the stored
+//! structure; only section items load the message bytes. Whatever the store must give
+//! is read a batch of messages at a time, in one call (see [`BATCH`]).
+
+use std::collections::VecDeque;
 
 use super::fetch::{self, Options, Partial, Rfc822, Section, SectionText};
 use super::grammar::{MAX_DEPTH, Parser, is_atom_char};
@@ -13,7 +16,7 @@ use super::response::{Code, ImapError};
 use super::sequence::SequenceSet;
 use super::session::{Outcome, Session, State};
 use super::view::flag_list;
-use crate::store::{FlagMode, MessageInfo, SystemFlags};
+use crate::store::{FlagMode, Loaded, SystemFlags, Want};
 
 /// One FETCH data item (RFC 9051 §9 `fetch-att`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -318,21 +321,25 @@ pub fn parse_fetch(args: &[u8]) -> R<FetchArgs> {
 }
 
 /// The listing entry of `uid` (`list` in UID order).
-fn listed(list: &[MessageInfo], uid: u32) -> Option<&MessageInfo> {
-    list.binary_search_by_key(&uid, |m| m.uid)
-        .ok()
-        .and_then(|i| list.get(i))
-}
+/// Messages read from the store in one trip to the blocking pool...
+const BATCH: usize = 64;
+/// ...and at most about this many bytes of them: what the driver sends at once (it
+/// flushes past 256 KiB), so a `FETCH 1:* BODY[]` holds about this much, not the reply.
+const BATCH_BYTES: usize = 256 * 1024;
 
 /// A FETCH in progress: the driver calls [`Session::fetch_step`] once per message and
-/// may send what is queued in between, so a `FETCH 1:* BODY[]` holds about one message
-/// in memory, not the whole reply.
+/// may send what is queued in between. Messages are read from the store a batch at a
+/// time ([`BATCH`], [`BATCH_BYTES`]).
 pub(super) struct FetchJob {
     args: FetchArgs,
-    /// Indexes into `view.msgs` still to answer, in reverse order (popped from the end).
+    /// Indexes into `view.msgs` not read yet, in reverse order (popped from the end).
     todo: Vec<usize>,
-    /// Store listing, when an item needs it (UID order).
-    listing: Vec<MessageInfo>,
+    /// Indexes read and waiting to be answered, with what the store gave (`None`: the
+    /// message is gone; always `None` when `load` is false).
+    ready: VecDeque<(usize, Option<Loaded>)>,
+    /// Whether an item needs the store at all (else the view answers everything).
+    load: bool,
+    want: Want,
     /// UIDs whose `\Seen` this FETCH set (RFC 3501 §6.4.5).
     seen_now: Vec<u32>,
     opts: Options,
@@ -432,16 +439,18 @@ impl Session {
             }
         }
 
-        let listing = if args.items.iter().any(Item::needs_listing) {
-            store.messages(mailbox).await?
-        } else {
-            Vec::new()
+        let want = Want {
+            meta: args.items.iter().any(Item::needs_meta),
+            bytes: args.items.iter().any(Item::needs_bytes),
         };
+        let load = want.meta || want.bytes || args.items.iter().any(Item::needs_listing);
         picked.reverse();
         Ok(FetchJob {
             args,
             todo: picked,
-            listing,
+            ready: VecDeque::new(),
+            load,
+            want,
             seen_now,
             opts,
             condstore,
@@ -458,70 +467,94 @@ impl Session {
         job: &mut FetchJob,
         out: &mut Vec<u8>,
     ) -> Option<Result<Outcome, ImapError>> {
-        let i = match job.todo.pop() {
-            Some(i) => i,
-            None => return Some(job.result()),
+        if job.ready.is_empty()
+            && !job.todo.is_empty()
+            && let Err(e) = self.fetch_load(job).await
+        {
+            return Some(Err(e));
+        }
+        let Some((i, loaded)) = job.ready.pop_front() else {
+            return Some(job.result());
         };
-        match self.fetch_one(job, i, out).await {
+        match self.fetch_one(job, i, loaded, out) {
             Ok(()) => None,
             Err(e) => Some(Err(e)),
         }
     }
 
-    /// One `* n FETCH (...)` line for `view.msgs[i]`.
-    async fn fetch_one(
+    /// Moves the next batch of `job.todo` to `job.ready`, read from the store in one
+    /// call when an item needs it.
+    async fn fetch_load(&mut self, job: &mut FetchJob) -> Result<(), ImapError> {
+        if !job.load {
+            while let Some(i) = job.todo.pop() {
+                job.ready.push_back((i, None));
+            }
+            return Ok(());
+        }
+        let store = self.ctx.pipeline.store.clone();
+        let State::Selected(_, view) = &self.state else {
+            return Err(ImapError::Bad("Select a mailbox first".into()));
+        };
+        let n = job.todo.len().min(BATCH);
+        let mut batch = job.todo.split_off(job.todo.len().saturating_sub(n));
+        batch.reverse();
+        let uids: Vec<u32> = batch
+            .iter()
+            .map(|i| view.msgs.get(*i).map_or(0, |m| m.uid))
+            .collect();
+        let got = store
+            .load_messages(view.mailbox, uids, job.want, BATCH_BYTES)
+            .await?;
+        let read = got.len();
+        for (i, (_, loaded)) in batch.iter().zip(got) {
+            job.ready.push_back((*i, loaded));
+        }
+        // What the byte budget left goes back, in order.
+        for i in batch.iter().skip(read).rev() {
+            job.todo.push(*i);
+        }
+        Ok(())
+    }
+
+    /// One `* n FETCH (...)` line for `view.msgs[i]`, from what the store gave.
+    fn fetch_one(
         &mut self,
         job: &mut FetchJob,
         i: usize,
+        loaded: Option<Loaded>,
         out: &mut Vec<u8>,
     ) -> Result<(), ImapError> {
-        let store = self.ctx.pipeline.store.clone();
         let State::Selected(_, view) = &self.state else {
             return Err(ImapError::Bad("Select a mailbox first".into()));
         };
         let mailbox = view.mailbox;
         let args = &job.args;
         let (opts, condstore, rev1) = (job.opts, job.condstore, job.rev1);
-        let need_meta = args.items.iter().any(Item::needs_meta);
-        let need_bytes = args.items.iter().any(Item::needs_bytes);
         let Some(m) = view.msgs.get(i) else {
             return Ok(());
         };
         let seq = i.saturating_add(1);
-        let info = listed(&job.listing, m.uid);
-        if args.items.iter().any(Item::needs_listing) && info.is_none() {
+        // RFC 9051 §7.5.1 / RFC 2180 §4.1.2: expunged by another session meanwhile.
+        if job.load && loaded.is_none() {
             job.expunge_issued = true;
             return Ok(());
         }
-        let meta = if need_meta {
-            match store.message_meta(mailbox, m.uid).await? {
-                Some((bytes, prefix)) => match fetch::decode_meta(&bytes) {
-                    Some(meta) => Some((meta, prefix)),
-                    None => {
-                        return Err(ImapError::Internal(format!(
-                            "undecodable structure of {mailbox}/{}",
-                            m.uid
-                        )));
-                    }
-                },
-                None => {
-                    job.expunge_issued = true;
-                    return Ok(());
-                }
-            }
-        } else {
-            None
+        let (info, meta, raw) = match loaded {
+            Some(l) => (Some(l.info), l.meta, l.raw),
+            None => (None, None, None),
         };
-        let raw = if need_bytes {
-            match store.message_bytes(mailbox, m.uid).await? {
-                Some(r) => Some(r),
+        let info = info.as_ref();
+        let meta = match meta {
+            Some((bytes, prefix)) => match fetch::decode_meta(&bytes) {
+                Some(meta) => Some((meta, prefix)),
                 None => {
-                    job.expunge_issued = true;
-                    return Ok(());
+                    return Err(ImapError::Internal(format!(
+                        "undecodable structure of {mailbox}/{}",
+                        m.uid
+                    )));
                 }
-            }
-        } else {
-            None
+            },
+            None => None,
         };
         // Written straight into `out` (no copy of the message); cut back on failure.
         let mark = out.len();

@@ -13,7 +13,7 @@ use super::search::{
 };
 use super::sequence::{Bound, SequenceSet};
 use super::session::{Outcome, Session, State};
-use crate::store::SystemFlags;
+use crate::store::{Loaded, MessageInfo, SystemFlags, Want};
 
 /// A parsed SEARCH command (RFC 9051 §9 `search`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +29,12 @@ pub struct SearchArgs {
 
 /// Charsets we search in: UTF-8 and its subset US-ASCII (RFC 9051 §6.4.4).
 const CHARSETS: &str = "US-ASCII UTF-8";
+
+/// Messages whose content a search reads in one call to the store, and the bytes
+/// after which a call stops (one message at least): a few hops for a mailbox, and a
+/// bounded amount in memory.
+const CONTENT_BATCH: usize = 256;
+const CONTENT_BYTES: usize = 1 << 20;
 
 type R<T> = Result<T, String>;
 
@@ -303,6 +309,27 @@ fn seqs_in_range(key: &SearchKey, exists: u32) -> bool {
     }
 }
 
+/// What [`search::matches`] knows of one message: the session's view of it (flags,
+/// modseq) and the store's record (dates, size).
+fn candidate<'a>(
+    seq: u32,
+    m: &'a super::view::Msg,
+    info: &MessageInfo,
+    recent: bool,
+) -> Candidate<'a> {
+    Candidate {
+        seq,
+        uid: m.uid,
+        flags: m.flags,
+        keywords: &m.keywords,
+        recent,
+        internal_date: info.internal_date,
+        save_date: Some(info.save_date),
+        size: info.size,
+        modseq: m.modseq,
+    }
+}
+
 impl Session {
     /// SEARCH / UID SEARCH (RFC 9051 §6.4.4, §6.4.9).
     pub(super) async fn search(
@@ -350,63 +377,82 @@ impl Session {
         if a.key.depth() > MAX_DEPTH {
             return Err(ImapError::Bad("search keys nested too deeply".into()));
         }
-        let listing = store.messages(view.mailbox).await?;
+        // RFC 2180 §4.3: messages expunged elsewhere are skipped (the view marks the
+        // ones it knows of; the store drops the rest).
+        let picked: Vec<(u32, &super::view::Msg)> = view
+            .msgs
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| !m.expunged)
+            .map(|(i, m)| (u32::try_from(i.saturating_add(1)).unwrap_or(u32::MAX), m))
+            .collect();
+        let uids: Vec<u32> = picked.iter().map(|(_, m)| m.uid).collect();
+        let records = store
+            .load_messages(view.mailbox, uids, Want::default(), usize::MAX)
+            .await?;
         let scope = Scope {
             exists: view.exists(),
             max_uid: view.last_uid(),
             now: crate::store::now(),
         };
+        let recent = |m: &super::view::Msg| rev1 && view.recent.contains(&m.uid);
         let mut hits: Vec<(u32, u32, u64)> = Vec::new();
-        let mut j = 0usize;
-        for (i, m) in view.msgs.iter().enumerate() {
-            // RFC 2180 §4.3: messages expunged elsewhere are skipped.
-            while listing.get(j).is_some_and(|l| l.uid < m.uid) {
-                j = j.saturating_add(1);
-            }
-            let Some(info) = listing.get(j).filter(|l| l.uid == m.uid) else {
-                continue;
-            };
-            if m.expunged {
-                continue;
-            }
-            let seq = u32::try_from(i.saturating_add(1)).unwrap_or(u32::MAX);
-            let cand = Candidate {
-                seq,
-                uid: m.uid,
-                flags: m.flags,
-                keywords: &m.keywords,
-                recent: rev1 && view.recent.contains(&m.uid),
-                internal_date: info.internal_date,
-                save_date: Some(info.save_date),
-                size: info.size,
-                modseq: m.modseq,
-            };
-            let hit = match search::matches(&a.key, &cand, &scope, None) {
-                Some(h) => h,
-                None => {
-                    let meta = store.message_meta(view.mailbox, m.uid).await?;
-                    let raw = store.message_bytes(view.mailbox, m.uid).await?;
-                    let (Some((meta, prefix_len)), Some(raw)) = (meta, raw) else {
-                        continue;
-                    };
-                    let Some(meta) = super::fetch::decode_meta(&meta) else {
-                        return Err(ImapError::Internal(format!(
-                            "undecodable structure of {}/{}",
-                            view.mailbox, m.uid
-                        )));
-                    };
-                    let content = Content {
-                        raw: &raw,
-                        prefix_len,
-                        meta: &meta,
-                    };
-                    search::matches(&a.key, &cand, &scope, Some(&content)).unwrap_or(false)
-                }
-            };
-            if hit {
-                hits.push((seq, m.uid, m.modseq));
+        // Messages whose answer needs their content: (seq, view message, listing).
+        let mut undecided: Vec<(u32, &super::view::Msg, MessageInfo)> = Vec::new();
+        for ((seq, m), (_, loaded)) in picked.iter().zip(records) {
+            let Some(loaded) = loaded else { continue };
+            let cand = candidate(*seq, m, &loaded.info, recent(m));
+            match search::matches(&a.key, &cand, &scope, None) {
+                Some(true) => hits.push((*seq, m.uid, m.modseq)),
+                Some(false) => {}
+                None => undecided.push((*seq, m, loaded.info)),
             }
         }
+        // The content of the undecided ones, read a batch at a time.
+        let want = Want {
+            meta: true,
+            bytes: true,
+        };
+        let mut next = 0usize;
+        while next < undecided.len() {
+            let uids: Vec<u32> = undecided
+                .iter()
+                .skip(next)
+                .take(CONTENT_BATCH)
+                .map(|(_, m, _)| m.uid)
+                .collect();
+            let got = store
+                .load_messages(view.mailbox, uids, want, CONTENT_BYTES)
+                .await?;
+            let read = got.len().max(1);
+            for ((seq, m, info), (_, loaded)) in undecided.iter().skip(next).zip(got) {
+                let Some(Loaded {
+                    meta: Some((meta, prefix_len)),
+                    raw: Some(raw),
+                    ..
+                }) = loaded
+                else {
+                    continue;
+                };
+                let Some(meta) = super::fetch::decode_meta(&meta) else {
+                    return Err(ImapError::Internal(format!(
+                        "undecodable structure of {}/{}",
+                        view.mailbox, m.uid
+                    )));
+                };
+                let content = Content {
+                    raw: &raw,
+                    prefix_len,
+                    meta: &meta,
+                };
+                let cand = candidate(*seq, m, info, recent(m));
+                if search::matches(&a.key, &cand, &scope, Some(&content)).unwrap_or(false) {
+                    hits.push((*seq, m.uid, m.modseq));
+                }
+            }
+            next = next.saturating_add(read);
+        }
+        hits.sort_unstable();
         let numbers: Vec<u32> = hits
             .iter()
             .map(|(s, u, _)| if uid { *u } else { *s })

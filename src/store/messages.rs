@@ -39,6 +39,26 @@ pub struct Appended {
     pub uid: u32,
 }
 
+/// What [`Store::load_messages`] reads besides each message's listing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Want {
+    /// The parsed structure (`mime::MessageMeta`, postcard) and the prefix length.
+    pub meta: bool,
+    /// The message as clients see it (prefix + blob).
+    pub bytes: bool,
+}
+
+/// One message read by [`Store::load_messages`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Loaded {
+    pub info: MessageInfo,
+    /// With [`Want::meta`]: the structure, and the length of the per-delivery prefix
+    /// (offsets in the structure are relative to the blob).
+    pub meta: Option<(Vec<u8>, usize)>,
+    /// With [`Want::bytes`]: prefix + blob.
+    pub raw: Option<Vec<u8>>,
+}
+
 /// A message as listed (no body).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MessageInfo {
@@ -262,21 +282,80 @@ impl Store {
         .await
     }
 
+    /// Reads messages of `mailbox` in the order of `uids`, in one read transaction (one
+    /// trip to the blocking pool for a whole batch instead of one or two per message).
+    /// Stops after the message that brings the bytes read (`raw` and `meta`) to
+    /// `budget` or more, so a caller streaming a large reply holds about `budget` in
+    /// memory; at least one message is read. Returns one entry per UID looked at, in
+    /// order: `None` when that message is not (or no longer) in the mailbox.
+    pub async fn load_messages(
+        &self,
+        mailbox: u64,
+        uids: Vec<u32>,
+        want: Want,
+        budget: usize,
+    ) -> Result<Vec<(u32, Option<Loaded>)>, StoreError> {
+        self.read(move |tx, shared| {
+            let t = tx.open_table(MESSAGES)?;
+            let mut out = Vec::with_capacity(uids.len());
+            let mut bytes = 0usize;
+            for uid in uids {
+                if bytes > 0 && bytes >= budget {
+                    break;
+                }
+                let Some(v) = t.get((mailbox, uid))? else {
+                    out.push((uid, None));
+                    continue;
+                };
+                let rec: MessageRecord = schema::decode(v.value())?;
+                drop(v);
+                let (mut meta, mut raw) = (None, None);
+                if want.meta || want.bytes {
+                    let brec = blob_record(tx, &rec.blob)?;
+                    let prefix = record_prefix(tx, &rec)?;
+                    if want.meta {
+                        let m = blob::load_meta(tx, shared, &rec.blob, &brec)?;
+                        bytes = bytes.saturating_add(m.len());
+                        meta = Some((m, prefix.len()));
+                    }
+                    if want.bytes {
+                        let body = blob::load_raw(tx, shared, &rec.blob, &brec)?;
+                        let mut whole = Vec::with_capacity(prefix.len() + body.len());
+                        whole.extend_from_slice(&prefix);
+                        whole.extend_from_slice(&body);
+                        bytes = bytes.saturating_add(whole.len());
+                        raw = Some(whole);
+                    }
+                }
+                let info = MessageInfo {
+                    uid,
+                    flags: rec.flags,
+                    keywords: rec.keywords,
+                    internal_date: rec.internal_date,
+                    save_date: rec.save_date,
+                    size: rec.size,
+                    modseq: rec.modseq,
+                    envelope_from: rec.envelope_from,
+                };
+                out.push((uid, Some(Loaded { info, meta, raw })));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     /// The full bytes of one message as clients see them (prefix + blob).
     pub async fn message_bytes(
         &self,
         mailbox: u64,
         uid: u32,
     ) -> Result<Option<Vec<u8>>, StoreError> {
-        self.read(move |tx, shared| {
-            let t = tx.open_table(MESSAGES)?;
-            let Some(v) = t.get((mailbox, uid))? else {
-                return Ok(None);
-            };
-            let rec: MessageRecord = schema::decode(v.value())?;
-            Ok(Some(read_message(tx, shared, &rec)?))
-        })
-        .await
+        let want = Want {
+            meta: false,
+            bytes: true,
+        };
+        let got = self.load_messages(mailbox, vec![uid], want, 0).await?;
+        Ok(got.into_iter().next().and_then(|(_, l)| l?.raw))
     }
 
     /// The parsed structure stored for a message (`mime::MessageMeta`, postcard), and the
@@ -286,17 +365,12 @@ impl Store {
         mailbox: u64,
         uid: u32,
     ) -> Result<Option<(Vec<u8>, usize)>, StoreError> {
-        self.read(move |tx, shared| {
-            let t = tx.open_table(MESSAGES)?;
-            let Some(v) = t.get((mailbox, uid))? else {
-                return Ok(None);
-            };
-            let rec: MessageRecord = schema::decode(v.value())?;
-            let brec = blob_record(tx, &rec.blob)?;
-            let meta = blob::load_meta(tx, shared, &rec.blob, &brec)?;
-            Ok(Some((meta, record_prefix(tx, &rec)?.len())))
-        })
-        .await
+        let want = Want {
+            meta: true,
+            bytes: false,
+        };
+        let got = self.load_messages(mailbox, vec![uid], want, 0).await?;
+        Ok(got.into_iter().next().and_then(|(_, l)| l?.meta))
     }
 
     /// Removes messages by UID (UIDs not present are ignored). Returns how many went.

@@ -503,3 +503,82 @@ fn the_tail_is_packed_after_a_pause_and_absorbed_by_the_next_pack() {
         assert!(store.verify().await.unwrap());
     });
 }
+
+#[test]
+fn load_messages_reads_in_order_marks_gone_and_stops_at_the_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &cfg(0)).unwrap();
+    smol::block_on(async {
+        let a = store.add_user("a", "h".into()).await.unwrap();
+        let reqs = (1..=5)
+            .map(|i| request(&store, a, "INBOX", &message(i)))
+            .collect();
+        assert!(
+            store
+                .append_many(reqs)
+                .await
+                .unwrap()
+                .iter()
+                .all(|r| r.is_ok())
+        );
+        let inbox = store.mailbox(a, "INBOX").await.unwrap().unwrap().id;
+        store.expunge(inbox, vec![2]).await.unwrap();
+        let all = Want {
+            meta: true,
+            bytes: true,
+        };
+
+        // Order as asked, a gone message (2) and an unknown one (9) as None.
+        let got = store
+            .load_messages(inbox, vec![3, 2, 1, 9], all, usize::MAX)
+            .await
+            .unwrap();
+        let uids: Vec<(u32, bool)> = got.iter().map(|(u, l)| (*u, l.is_some())).collect();
+        assert_eq!(uids, vec![(3, true), (2, false), (1, true), (9, false)]);
+        let first = got[0].1.as_ref().unwrap();
+        assert_eq!(first.raw.as_deref(), Some(&message(3)[..]));
+        assert_eq!(first.info.size, message(3).len() as u64);
+        let (meta, prefix) = first.meta.as_ref().unwrap();
+        assert_eq!(*prefix, 0);
+        assert_eq!(
+            meta,
+            &store.message_meta(inbox, 3).await.unwrap().unwrap().0
+        );
+
+        // Without Want, only the listing; nothing counts against the budget.
+        let listed = store
+            .load_messages(inbox, vec![1, 3, 4, 5], Want::default(), 0)
+            .await
+            .unwrap();
+        assert_eq!(listed.len(), 4);
+        assert!(listed.iter().all(|(_, l)| {
+            let l = l.as_ref().unwrap();
+            l.raw.is_none() && l.meta.is_none() && l.info.size > 0
+        }));
+
+        // A budget of one message's bytes stops after that message; 0 still reads one.
+        let one = message(1).len();
+        let bytes_only = Want {
+            meta: false,
+            bytes: true,
+        };
+        let cut = store
+            .load_messages(inbox, vec![1, 3, 4, 5], bytes_only, one)
+            .await
+            .unwrap();
+        assert_eq!(cut.len(), 1);
+        let cut = store
+            .load_messages(inbox, vec![1, 3, 4, 5], bytes_only, one + 1)
+            .await
+            .unwrap();
+        assert_eq!(cut.len(), 2);
+        assert_eq!(
+            store
+                .load_messages(inbox, vec![4, 5], bytes_only, 0)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+    });
+}
