@@ -7,11 +7,10 @@
 //! never deleted, so everything stays readable.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use redb::{Database, ReadableDatabase, ReadableTable, WriteTransaction};
-use zstd::dict::{DecoderDictionary, EncoderDictionary};
 
 use super::schema::BlobId;
 use super::schema::{self, BLOB_DATA, BLOB_META, BLOBS, BlobRecord, DICTS, LOOSE, Location, META};
@@ -36,11 +35,98 @@ pub(crate) fn fit_page_run(size: usize) -> usize {
     }
 }
 
+/// One dictionary: its id in [`DICTS`] and its bytes. `generation` is unique in the
+/// process (two stores in one process may both have a dictionary 1): it keys the
+/// per-thread zstd contexts that have this dictionary loaded.
+struct Dict {
+    id: u32,
+    generation: u64,
+    bytes: Arc<Vec<u8>>,
+}
+
+impl Dict {
+    fn new(id: u32, bytes: Vec<u8>) -> Dict {
+        Dict {
+            id,
+            generation: NEXT_GENERATION.fetch_add(1, Ordering::Relaxed),
+            bytes: Arc::new(bytes),
+        }
+    }
+}
+
+/// Generation 0 means "no dictionary".
+static NEXT_GENERATION: AtomicU64 = AtomicU64::new(1);
+
 struct Dicts {
-    active: Option<(u32, Arc<EncoderDictionary<'static>>)>,
-    /// The active dictionary's bytes, for compressing at another level (packs).
-    active_raw: Option<Arc<Vec<u8>>>,
-    decoders: HashMap<u32, Arc<DecoderDictionary<'static>>>,
+    /// The dictionary new blobs and packs are compressed with.
+    active: Option<Arc<Dict>>,
+    /// Every dictionary by id, for decompressing.
+    all: HashMap<u32, Arc<Dict>>,
+}
+
+/// zstd contexts kept per thread, with the dictionary of the last use loaded: creating a
+/// context and digesting a 64 KiB dictionary cost more than compressing a small message.
+/// Keyed by (dictionary generation, level) and dictionary generation.
+mod contexts {
+    use std::cell::RefCell;
+    use std::io;
+
+    use zstd::bulk::{Compressor, Decompressor};
+
+    thread_local! {
+        static COMPRESSOR: RefCell<Option<((u64, i32), Compressor<'static>)>> =
+            const { RefCell::new(None) };
+        static DECOMPRESSOR: RefCell<Option<(u64, Decompressor<'static>)>> =
+            const { RefCell::new(None) };
+    }
+
+    /// Compresses `raw` at `level` with `dict` (`(generation, bytes)`, or none).
+    pub(super) fn compress(
+        dict: Option<(u64, &[u8])>,
+        level: i32,
+        raw: &[u8],
+    ) -> io::Result<Vec<u8>> {
+        COMPRESSOR.with(|cell| {
+            let mut slot = cell.borrow_mut();
+            let key = (dict.map_or(0, |d| d.0), level);
+            let reuse = slot.as_ref().is_some_and(|(k, _)| *k == key);
+            if !reuse {
+                let c = match dict {
+                    Some((_, bytes)) => Compressor::with_dictionary(level, bytes)?,
+                    None => Compressor::new(level)?,
+                };
+                *slot = Some((key, c));
+            }
+            match slot.as_mut() {
+                Some((_, c)) => c.compress(raw),
+                None => Err(io::Error::other("no zstd context")),
+            }
+        })
+    }
+
+    /// Decompresses `data` made with `dict` into at most `cap` bytes.
+    pub(super) fn decompress(
+        dict: Option<(u64, &[u8])>,
+        data: &[u8],
+        cap: usize,
+    ) -> io::Result<Vec<u8>> {
+        DECOMPRESSOR.with(|cell| {
+            let mut slot = cell.borrow_mut();
+            let key = dict.map_or(0, |d| d.0);
+            let reuse = slot.as_ref().is_some_and(|(k, _)| *k == key);
+            if !reuse {
+                let d = match dict {
+                    Some((_, bytes)) => Decompressor::with_dictionary(bytes)?,
+                    None => Decompressor::new()?,
+                };
+                *slot = Some((key, d));
+            }
+            match slot.as_mut() {
+                Some((_, d)) => d.decompress(data, cap),
+                None => Err(io::Error::other("no zstd context")),
+            }
+        })
+    }
 }
 
 /// Compresses and decompresses blobs with the store's dictionaries.
@@ -76,26 +162,21 @@ impl Codec {
         let dict_table = tx.open_table(DICTS)?;
         let meta = tx.open_table(META)?;
         let active_id = meta.get("active_dict")?.map(|v| v.value() as u32);
-        let mut decoders = HashMap::new();
+        let mut all = HashMap::new();
         let mut active = None;
-        let mut active_raw = None;
         for row in dict_table.iter()? {
             let (id, bytes) = row?;
             let id = id.value();
-            decoders.insert(id, Arc::new(DecoderDictionary::copy(bytes.value())));
+            let dict = Arc::new(Dict::new(id, bytes.value().to_vec()));
             if Some(id) == active_id {
-                active = Some((id, Arc::new(EncoderDictionary::copy(bytes.value(), level))));
-                active_raw = Some(Arc::new(bytes.value().to_vec()));
+                active = Some(dict.clone());
             }
+            all.insert(id, dict);
         }
         let trained = active.is_some();
         Ok(Codec {
             level,
-            dicts: RwLock::new(Arc::new(Dicts {
-                active,
-                active_raw,
-                decoders,
-            })),
+            dicts: RwLock::new(Arc::new(Dicts { active, all })),
             training: AtomicBool::new(false),
             trained: AtomicBool::new(trained),
             packing: AtomicBool::new(false),
@@ -124,31 +205,16 @@ impl Codec {
     }
 
     pub(crate) fn compress(&self, raw: &[u8]) -> Result<(u32, Vec<u8>), StoreError> {
-        let dicts = self.snapshot();
-        match &dicts.active {
-            Some((id, enc)) => {
-                let mut c =
-                    zstd::bulk::Compressor::with_prepared_dictionary(enc).map_err(zstd_err)?;
-                Ok((*id, c.compress(raw).map_err(zstd_err)?))
-            }
-            None => Ok((0, zstd::bulk::compress(raw, self.level).map_err(zstd_err)?)),
-        }
+        self.compress_at(raw, self.level)
     }
 
     /// Compresses `raw` with the active dictionary at `level` (packs use their own level).
     pub(crate) fn compress_at(&self, raw: &[u8], level: i32) -> Result<(u32, Vec<u8>), StoreError> {
-        if level == self.level {
-            return self.compress(raw);
-        }
         let dicts = self.snapshot();
-        match (&dicts.active, &dicts.active_raw) {
-            (Some((id, _)), Some(bytes)) => {
-                let mut c =
-                    zstd::bulk::Compressor::with_dictionary(level, bytes).map_err(zstd_err)?;
-                Ok((*id, c.compress(raw).map_err(zstd_err)?))
-            }
-            _ => Ok((0, zstd::bulk::compress(raw, level).map_err(zstd_err)?)),
-        }
+        let dict = dicts.active.as_deref();
+        let out = contexts::compress(dict.map(|d| (d.generation, d.bytes.as_slice())), level, raw)
+            .map_err(zstd_err)?;
+        Ok((dict.map_or(0, |d| d.id), out))
     }
 
     /// Decompresses a stored blob.
@@ -164,18 +230,18 @@ impl Codec {
         len: u64,
     ) -> Result<Vec<u8>, StoreError> {
         let cap = usize::try_from(len).map_err(|_| StoreError::Corrupt("blob size".into()))?;
-        let out = if dict == 0 {
-            zstd::bulk::decompress(data, cap).map_err(zstd_err)?
+        let dicts;
+        let with = if dict == 0 {
+            None
         } else {
-            let dicts = self.snapshot();
-            let dec = dicts
-                .decoders
+            dicts = self.snapshot();
+            let d = dicts
+                .all
                 .get(&dict)
                 .ok_or_else(|| StoreError::Corrupt(format!("missing dictionary {dict}")))?;
-            let mut d =
-                zstd::bulk::Decompressor::with_prepared_dictionary(dec).map_err(zstd_err)?;
-            d.decompress(data, cap).map_err(zstd_err)?
+            Some((d.generation, d.bytes.as_slice()))
         };
+        let out = contexts::decompress(with, data, cap).map_err(zstd_err)?;
         if out.len() as u64 != len {
             return Err(StoreError::Corrupt("blob length mismatch".into()));
         }
@@ -284,16 +350,16 @@ pub(crate) fn remove_loose(
     Ok(())
 }
 
-/// The raw bytes of a blob, wherever it is.
+/// The raw bytes of a blob, wherever it is (`data`: the opened [`BLOB_DATA`]).
 pub(crate) fn load_raw(
     tx: &redb::ReadTransaction,
+    data: &impl ReadableTable<&'static BlobId, &'static [u8]>,
     shared: &Shared,
     hash: &BlobId,
     rec: &BlobRecord,
 ) -> Result<Vec<u8>, StoreError> {
     match rec.location {
         Location::Loose { .. } => {
-            let data = tx.open_table(BLOB_DATA)?;
             let stored = data
                 .get(hash)?
                 .ok_or_else(|| StoreError::Corrupt("blob without data".into()))?;
@@ -306,16 +372,17 @@ pub(crate) fn load_raw(
     }
 }
 
-/// The stored structure (`mime::MessageMeta`, postcard) of a blob, wherever it is.
+/// The stored structure (`mime::MessageMeta`, postcard) of a blob, wherever it is
+/// (`metas`: the opened [`BLOB_META`]).
 pub(crate) fn load_meta(
     tx: &redb::ReadTransaction,
+    metas: &impl ReadableTable<&'static BlobId, &'static [u8]>,
     shared: &Shared,
     hash: &BlobId,
     rec: &BlobRecord,
 ) -> Result<Vec<u8>, StoreError> {
     match rec.location {
         Location::Loose { .. } => {
-            let metas = tx.open_table(BLOB_META)?;
             let meta = metas
                 .get(hash)?
                 .ok_or_else(|| StoreError::Corrupt("blob without metadata".into()))?;
@@ -442,15 +509,12 @@ fn train(shared: &Arc<Shared>) -> Result<Option<u32>, StoreError> {
         Ok(g) => g,
         Err(p) => p.into_inner(),
     };
-    let mut decoders = guard.decoders.clone();
-    decoders.insert(id, Arc::new(DecoderDictionary::copy(&dict)));
+    let mut all = guard.all.clone();
+    let dict = Arc::new(Dict::new(id, dict));
+    all.insert(id, dict.clone());
     *guard = Arc::new(Dicts {
-        active: Some((
-            id,
-            Arc::new(EncoderDictionary::copy(&dict, shared.codec.level)),
-        )),
-        active_raw: Some(Arc::new(dict)),
-        decoders,
+        active: Some(dict),
+        all,
     });
     Ok(Some(id))
 }

@@ -1,5 +1,6 @@
 //! Messages in mailboxes: append, read back, expunge, statistics.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use redb::{ReadTransaction, ReadableTable, WriteTransaction};
@@ -114,6 +115,11 @@ fn store_one(
     let name = canonical_mailbox(&req.mailbox)?;
     let mut mb = match mailboxes::find_in(tx, req.user, &name)? {
         Some(mb) => mb,
+        // Every user has an INBOX that cannot be deleted: without one, the user is gone
+        // (deleted after the delivery looked them up).
+        None if mailboxes::find_in(tx, req.user, "INBOX")?.is_none() => {
+            return Err(StoreError::NoSuchUser);
+        }
         None if req.create => mailboxes::create_in(tx, batch, req.user, &name, None)?,
         None => return Err(StoreError::NoSuchMailbox),
     };
@@ -178,20 +184,6 @@ fn prefix_of(
         .unwrap_or_default()
 }
 
-/// The per-delivery prefix of a stored message (empty when it has no trace).
-pub fn record_prefix(tx: &ReadTransaction, rec: &MessageRecord) -> Result<Vec<u8>, StoreError> {
-    let Some(id) = rec.trace else {
-        return Ok(Vec::new());
-    };
-    let trace = schema::trace(&tx.open_table(schema::TRACES)?, id)?;
-    Ok(prefix_of(
-        Some(&trace),
-        rec.envelope_from.as_deref(),
-        rec.internal_date,
-        &rec.blob,
-    ))
-}
-
 fn table_stats(tx: &ReadTransaction) -> Result<Vec<(String, u64, u64)>, StoreError> {
     use redb::ReadableTableMetadata;
     let mut out = Vec::new();
@@ -216,26 +208,91 @@ fn table_stats(tx: &ReadTransaction) -> Result<Vec<(String, u64, u64)>, StoreErr
     Ok(out)
 }
 
-fn blob_record(tx: &ReadTransaction, hash: &BlobId) -> Result<BlobRecord, StoreError> {
-    let blobs = tx.open_table(BLOBS)?;
-    let v = blobs
-        .get(hash)?
-        .ok_or_else(|| StoreError::Corrupt("message without blob".into()))?;
-    schema::decode(v.value())
+/// Reads messages inside one read transaction, with each table opened once and each
+/// interned trace decoded once: a batch of messages costs one table open per table, not
+/// a few per message.
+pub(super) struct Reader<'t> {
+    tx: &'t ReadTransaction,
+    shared: &'t super::Shared,
+    blobs: redb::ReadOnlyTable<&'static BlobId, &'static [u8]>,
+    data: redb::ReadOnlyTable<&'static BlobId, &'static [u8]>,
+    metas: redb::ReadOnlyTable<&'static BlobId, &'static [u8]>,
+    traces: redb::ReadOnlyTable<u32, &'static [u8]>,
+    trace_cache: HashMap<u32, TraceRecord>,
 }
 
-pub(super) fn read_message(
-    tx: &ReadTransaction,
-    shared: &super::Shared,
-    rec: &MessageRecord,
-) -> Result<Vec<u8>, StoreError> {
-    let brec = blob_record(tx, &rec.blob)?;
-    let body = blob::load_raw(tx, shared, &rec.blob, &brec)?;
-    let prefix = record_prefix(tx, rec)?;
-    let mut out = Vec::with_capacity(prefix.len() + body.len());
-    out.extend_from_slice(&prefix);
-    out.extend_from_slice(&body);
-    Ok(out)
+impl<'t> Reader<'t> {
+    pub(super) fn new(
+        tx: &'t ReadTransaction,
+        shared: &'t super::Shared,
+    ) -> Result<Self, StoreError> {
+        Ok(Reader {
+            tx,
+            shared,
+            blobs: tx.open_table(BLOBS)?,
+            data: tx.open_table(schema::BLOB_DATA)?,
+            metas: tx.open_table(schema::BLOB_META)?,
+            traces: tx.open_table(schema::TRACES)?,
+            trace_cache: HashMap::new(),
+        })
+    }
+
+    /// The record of the message's blob.
+    pub(super) fn blob(&self, rec: &MessageRecord) -> Result<BlobRecord, StoreError> {
+        let v = self
+            .blobs
+            .get(&rec.blob)?
+            .ok_or_else(|| StoreError::Corrupt("message without blob".into()))?;
+        schema::decode(v.value())
+    }
+
+    /// The per-delivery prefix (empty when the message has no trace).
+    pub(super) fn prefix(&mut self, rec: &MessageRecord) -> Result<Vec<u8>, StoreError> {
+        let Some(id) = rec.trace else {
+            return Ok(Vec::new());
+        };
+        if !self.trace_cache.contains_key(&id) {
+            let t = schema::trace(&self.traces, id)?;
+            self.trace_cache.insert(id, t);
+        }
+        Ok(prefix_of(
+            self.trace_cache.get(&id),
+            rec.envelope_from.as_deref(),
+            rec.internal_date,
+            &rec.blob,
+        ))
+    }
+
+    /// The blob's stored structure (`mime::MessageMeta`, postcard).
+    pub(super) fn meta(
+        &self,
+        rec: &MessageRecord,
+        brec: &BlobRecord,
+    ) -> Result<Vec<u8>, StoreError> {
+        blob::load_meta(self.tx, &self.metas, self.shared, &rec.blob, brec)
+    }
+
+    /// The blob's bytes (the message without its prefix).
+    pub(super) fn body(
+        &self,
+        rec: &MessageRecord,
+        brec: &BlobRecord,
+    ) -> Result<Vec<u8>, StoreError> {
+        blob::load_raw(self.tx, &self.data, self.shared, &rec.blob, brec)
+    }
+
+    /// The message as clients see it: prefix + blob.
+    pub(super) fn message(&mut self, rec: &MessageRecord) -> Result<Vec<u8>, StoreError> {
+        let brec = self.blob(rec)?;
+        let prefix = self.prefix(rec)?;
+        Ok(join(prefix, &self.body(rec, &brec)?))
+    }
+}
+
+/// `prefix` followed by `body`.
+fn join(mut prefix: Vec<u8>, body: &[u8]) -> Vec<u8> {
+    prefix.extend_from_slice(body);
+    prefix
 }
 
 impl Store {
@@ -297,6 +354,7 @@ impl Store {
     ) -> Result<Vec<(u32, Option<Loaded>)>, StoreError> {
         self.read(move |tx, shared| {
             let t = tx.open_table(MESSAGES)?;
+            let mut reader = Reader::new(tx, shared)?;
             let mut out = Vec::with_capacity(uids.len());
             let mut bytes = 0usize;
             for uid in uids {
@@ -311,18 +369,15 @@ impl Store {
                 drop(v);
                 let (mut meta, mut raw) = (None, None);
                 if want.meta || want.bytes {
-                    let brec = blob_record(tx, &rec.blob)?;
-                    let prefix = record_prefix(tx, &rec)?;
+                    let brec = reader.blob(&rec)?;
+                    let prefix = reader.prefix(&rec)?;
                     if want.meta {
-                        let m = blob::load_meta(tx, shared, &rec.blob, &brec)?;
+                        let m = reader.meta(&rec, &brec)?;
                         bytes = bytes.saturating_add(m.len());
                         meta = Some((m, prefix.len()));
                     }
                     if want.bytes {
-                        let body = blob::load_raw(tx, shared, &rec.blob, &brec)?;
-                        let mut whole = Vec::with_capacity(prefix.len() + body.len());
-                        whole.extend_from_slice(&prefix);
-                        whole.extend_from_slice(&body);
+                        let whole = join(prefix, &reader.body(&rec, &brec)?);
                         bytes = bytes.saturating_add(whole.len());
                         raw = Some(whole);
                     }

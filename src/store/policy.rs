@@ -6,7 +6,7 @@ use redb::{ReadTransaction, ReadableTable};
 
 use super::imap::{copy_in, create_parents, expunge_in};
 use super::mailboxes::{self, canonical_mailbox};
-use super::messages::read_message;
+use super::messages::Reader;
 use super::schema::{self, MAILBOX_NAMES, MAILBOXES, MESSAGES, MailboxRecord, MessageRecord};
 use super::{Store, StoreError, SystemFlags};
 
@@ -145,6 +145,7 @@ impl Store {
         };
         self.read(move |tx, shared| {
             let t = tx.open_table(MESSAGES)?;
+            let mut reader = Reader::new(tx, shared)?;
             let mut out = Vec::new();
             for row in t.range((mailbox, first)..=(mailbox, u32::MAX))? {
                 if out.len() >= limit {
@@ -152,7 +153,7 @@ impl Store {
                 }
                 let (k, v) = row?;
                 let rec: MessageRecord = schema::decode(v.value())?;
-                let raw = read_message(tx, shared, &rec)?;
+                let raw = reader.message(&rec)?;
                 let mut header = crate::util::header_block(&raw).to_vec();
                 header.truncate(SUMMARY_HEADER_MAX);
                 out.push(Summary {

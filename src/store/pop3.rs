@@ -5,7 +5,7 @@ use redb::{ReadableTable, WriteTransaction};
 
 use super::blob;
 use super::mailboxes::{self, canonical_mailbox};
-use super::messages::read_message;
+use super::messages::Reader;
 use super::schema::{self, EXPUNGED, MESSAGES, MessageRecord};
 use super::writer::Batch;
 use super::{Change, ChangeKind, Store, StoreError};
@@ -60,6 +60,7 @@ impl Store {
     {
         self.read(move |tx, shared| {
             let t = tx.open_table(MESSAGES)?;
+            let mut reader = Reader::new(tx, shared)?;
             let mut out = Vec::new();
             for row in t.range((mailbox, 0)..=(mailbox, u32::MAX))? {
                 let (k, v) = row?;
@@ -67,7 +68,7 @@ impl Store {
                 if rec.keywords.iter().any(|k| k == POP3_DELETED) {
                     continue;
                 }
-                let bytes = read_message(tx, shared, &rec)?;
+                let bytes = reader.message(&rec)?;
                 out.push(Pop3Entry {
                     uid: k.value().1,
                     internal_date: rec.internal_date,
