@@ -205,7 +205,7 @@ impl Framer {
                     return Framed::Skip(n as usize);
                 }
                 Mode::DiscardLine => {
-                    let Some(lf) = buf.iter().position(|b| *b == b'\n') else {
+                    let Some(lf) = memchr::memchr(b'\n', buf) else {
                         if buf.is_empty() {
                             return Framed::Incomplete;
                         }
@@ -234,7 +234,7 @@ impl Framer {
                 }
                 Mode::Line => {
                     let rest = buf.get(self.pos..).unwrap_or(&[]);
-                    let Some(lf) = rest.iter().position(|b| *b == b'\n') else {
+                    let Some(lf) = memchr::memchr(b'\n', rest) else {
                         if self.text.saturating_add(rest.len()) > self.limits.max_line {
                             // Keep a short tail: it may hold the start of a literal header.
                             let consume = buf.len().saturating_sub(24);

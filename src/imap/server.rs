@@ -218,7 +218,7 @@ async fn read_line(ctx: &Context, conn: &mut Conn<Stream>) -> Result<Option<Vec<
     let max = ctx.config.imap.max_line;
     let mut too_long = false;
     loop {
-        if let Some(lf) = conn.buffered().iter().position(|b| *b == b'\n') {
+        if let Some(lf) = memchr::memchr(b'\n', conn.buffered()) {
             let line = conn.buffered().get(..lf).unwrap_or(&[]);
             let line = line.strip_suffix(b"\r").unwrap_or(line).to_vec();
             conn.consume(lf + 1);
@@ -256,7 +256,7 @@ async fn idle(
     let deadline = Instant::now() + Duration::from_secs(ctx.config.imap.idle_timeout_secs);
     conn.set_timeout(KEEPALIVE);
     let result = loop {
-        if let Some(lf) = conn.buffered().iter().position(|b| *b == b'\n') {
+        if let Some(lf) = memchr::memchr(b'\n', conn.buffered()) {
             let line = conn.buffered().get(..lf).unwrap_or(&[]);
             let line = line.strip_suffix(b"\r").unwrap_or(line);
             let done = line.eq_ignore_ascii_case(b"DONE");

@@ -33,7 +33,7 @@ pub fn split_line(buf: &[u8], max_line: usize) -> LineResult {
     let Some(head) = buf.get(..window) else {
         return LineResult::Incomplete;
     };
-    match head.iter().position(|&b| b == b'\n') {
+    match memchr::memchr(b'\n', head) {
         Some(lf) => {
             let end = if lf > 0 && head.get(lf.saturating_sub(1)) == Some(&b'\r') {
                 lf.saturating_sub(1)

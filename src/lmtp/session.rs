@@ -527,7 +527,7 @@ mod tests {
                     continue;
                 }
                 if self.skipping {
-                    match self.buf.iter().position(|&b| b == b'\n') {
+                    match memchr::memchr(b'\n', &self.buf) {
                         Some(p) => {
                             self.buf.drain(..=p);
                             self.skipping = false;

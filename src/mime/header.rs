@@ -141,7 +141,7 @@ pub(crate) fn find_crlf(s: &[u8], from: usize) -> Option<usize> {
     let mut i = from;
     loop {
         let tail = s.get(i..)?;
-        let lf = tail.iter().position(|&b| b == b'\n')?;
+        let lf = memchr::memchr(b'\n', tail)?;
         let at = i.saturating_add(lf);
         if at > from && s.get(at.saturating_sub(1)) == Some(&b'\r') {
             return Some(at.saturating_sub(1));

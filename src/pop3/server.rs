@@ -380,7 +380,7 @@ async fn apply(
 /// Discards input up to and including the next LF (after a too-long line).
 async fn skip_line<S: AsyncRead + AsyncWrite + Unpin>(conn: &mut Conn<S>) -> bool {
     loop {
-        if let Some(p) = conn.buffered().iter().position(|b| *b == b'\n') {
+        if let Some(p) = memchr::memchr(b'\n', conn.buffered()) {
             conn.consume(p + 1);
             return true;
         }
