@@ -409,6 +409,7 @@ impl Session {
             }
         }
         // The content of the undecided ones, read a batch at a time.
+        let structure = a.key.needs_structure();
         let want = Want {
             meta: true,
             bytes: true,
@@ -434,16 +435,31 @@ impl Session {
                 else {
                     continue;
                 };
-                let Some(meta) = super::fetch::decode_meta(&meta) else {
-                    return Err(ImapError::Internal(format!(
+                // Header keys need only the header's length, not the whole structure.
+                let undecodable = || {
+                    ImapError::Internal(format!(
                         "undecodable structure of {}/{}",
                         view.mailbox, m.uid
-                    )));
+                    ))
+                };
+                let full = if structure {
+                    Some(super::fetch::decode_meta(&meta).ok_or_else(undecodable)?)
+                } else {
+                    None
+                };
+                let header_len = match &full {
+                    Some(f) => f.header_len,
+                    None => {
+                        super::fetch::decode_meta_head(&meta)
+                            .ok_or_else(undecodable)?
+                            .header_len
+                    }
                 };
                 let content = Content {
                     raw: &raw,
                     prefix_len,
-                    meta: &meta,
+                    header_len,
+                    meta: full.as_ref(),
                 };
                 let cand = candidate(*seq, m, info, recent(m));
                 if search::matches(&a.key, &cand, &scope, Some(&content)).unwrap_or(false) {

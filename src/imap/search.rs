@@ -13,7 +13,6 @@
 //! lower-casing.
 
 use mail_parser::decoders::charsets::map::charset_decoder;
-use mail_parser::parsers::MessageStream;
 
 use super::fetch::{days_from_civil, decode_cte};
 use crate::mime::{BodyPart, MessageMeta, PartKind, header_fields, unfold};
@@ -164,6 +163,18 @@ impl SearchKey {
         }
     }
 
+    /// Whether evaluating needs the message's MIME structure (BODY and TEXT look into
+    /// the decoded text parts); header keys need only the header's length.
+    pub fn needs_structure(&self) -> bool {
+        match self {
+            SearchKey::Body(_) | SearchKey::Text(_) => true,
+            SearchKey::And(keys) => keys.iter().any(SearchKey::needs_structure),
+            SearchKey::Or(a, b) => a.needs_structure() || b.needs_structure(),
+            SearchKey::Not(k) => k.needs_structure(),
+            _ => false,
+        }
+    }
+
     /// Nesting depth (for a limit that answers BAD, PROTOCOL item 89).
     pub fn depth(&self) -> usize {
         let inner = match self {
@@ -204,19 +215,21 @@ pub struct Scope {
     pub now: i64,
 }
 
-/// A message's content: the full bytes (prefix + blob), the prefix length and the
-/// blob's stored metadata.
+/// A message's content: the full bytes (prefix + blob), the prefix length, the length
+/// of the blob's header, and the blob's stored structure when the key needs it
+/// ([`SearchKey::needs_structure`]; header keys do not).
 #[derive(Debug, Clone, Copy)]
 pub struct Content<'a> {
     pub raw: &'a [u8],
     pub prefix_len: usize,
-    pub meta: &'a MessageMeta,
+    pub header_len: u64,
+    pub meta: Option<&'a MessageMeta>,
 }
 
 impl Content<'_> {
     /// The top-level header: prefix + blob header.
     fn header(&self) -> &[u8] {
-        let end = usize::try_from(self.meta.header_len)
+        let end = usize::try_from(self.header_len)
             .unwrap_or(usize::MAX)
             .saturating_add(self.prefix_len);
         self.raw.get(..end).unwrap_or(self.raw)
@@ -337,15 +350,7 @@ fn header_decoded_matches(header: &[u8], value: &[u8]) -> bool {
 /// A field value with RFC 2047 encoded-words decoded; `None` when there is nothing to
 /// decode (no `=?`).
 fn decoded_field(value: &[u8]) -> Option<String> {
-    if !value.windows(2).any(|w| w == b"=?") {
-        return None;
-    }
-    let mut line = value.to_vec();
-    line.extend_from_slice(b"\r\n");
-    match MessageStream::new(&line).parse_unstructured() {
-        mail_parser::HeaderValue::Text(t) => Some(t.into_owned()),
-        _ => None,
-    }
+    memchr::memmem::find(value, b"=?").map(|_| crate::mime::header::decoded(value))
 }
 
 /// BODY: the raw body, or the decoded text of any text part.
@@ -353,8 +358,12 @@ fn body_matches(c: &Content<'_>, s: &[u8]) -> bool {
     if contains_ci(c.body(), s) {
         return true;
     }
+    // Callers give the structure whenever the key needs it (`needs_structure`).
+    let Some(meta) = c.meta else {
+        return false;
+    };
     let mut found = false;
-    visit_leaves(&c.meta.body, 0, &mut |part| {
+    visit_leaves(&meta.body, 0, &mut |part| {
         if found || !part.media_type.eq_ignore_ascii_case(b"text") {
             return;
         }
@@ -410,9 +419,15 @@ pub fn contains_ci(hay: &[u8], needle: &[u8]) -> bool {
     {
         return h.to_lowercase().contains(&n.to_lowercase());
     }
-    let first = needle.first().map(u8::to_ascii_lowercase);
-    hay.windows(needle.len())
-        .any(|w| w.first().map(u8::to_ascii_lowercase) == first && w.eq_ignore_ascii_case(needle))
+    let Some(&first) = needle.first() else {
+        return true;
+    };
+    // Jump to each place the first byte occurs, in either case, and compare from there.
+    let (lower, upper) = (first.to_ascii_lowercase(), first.to_ascii_uppercase());
+    memchr::memchr2_iter(lower, upper, hay).any(|at| {
+        hay.get(at..at.saturating_add(needle.len()))
+            .is_some_and(|w| w.len() == needle.len() && w.eq_ignore_ascii_case(needle))
+    })
 }
 
 /// Numbers as a compressed sequence set (`1:3,5,7:9`), RFC 3501 §9 `sequence-set`.

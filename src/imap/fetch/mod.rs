@@ -128,3 +128,18 @@ pub fn preview(meta: &MessageMeta, opts: Options, out: &mut Vec<u8>) {
 pub fn decode_meta(bytes: &[u8]) -> Option<MessageMeta> {
     postcard::from_bytes(bytes).ok()
 }
+
+/// The first two fields of a stored [`MessageMeta`]: postcard writes a struct's fields in
+/// order, so these decode from its start without the envelope and MIME tree behind them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+pub struct MetaHead {
+    pub size: u64,
+    pub header_len: u64,
+}
+
+/// Decodes only [`MetaHead`] from the stored metadata blob (header searches need no more).
+pub fn decode_meta_head(bytes: &[u8]) -> Option<MetaHead> {
+    postcard::take_from_bytes::<MetaHead>(bytes)
+        .ok()
+        .map(|(h, _)| h)
+}

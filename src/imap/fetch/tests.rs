@@ -739,3 +739,22 @@ fn binary_size_item() {
     write_binary_size(&[], 5, &mut out);
     assert_eq!(text(&out), "BINARY.SIZE[] 5");
 }
+
+#[test]
+fn meta_head_decodes_the_start_of_the_stored_structure() {
+    // Header searches decode only `MetaHead`; it must agree with `MessageMeta`'s first
+    // fields, whatever the message (this fails if their order ever changes).
+    let messages: [&[u8]; 3] = [
+        b"Subject: hi\r\n\r\nbody\r\n",
+        b"From: a@b\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n\r\none\r\n--x--\r\n",
+        b"no header at all",
+    ];
+    for raw in messages {
+        let meta = crate::mime::analyze(raw);
+        let stored = postcard::to_allocvec(&meta).unwrap();
+        let head = super::decode_meta_head(&stored).unwrap();
+        assert_eq!((head.size, head.header_len), (meta.size, meta.header_len));
+        assert!(meta.header_len > 0 || raw.is_empty());
+    }
+    assert_eq!(super::decode_meta_head(&[]), None);
+}

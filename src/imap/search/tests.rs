@@ -105,10 +105,12 @@ fn run(key: &SearchKey) -> (Vec<u32>, usize) {
             None => {
                 loads += 1;
                 let meta = analyze(&m.raw);
+                // As the session gives it: the structure only when the key needs it.
                 let content = Content {
                     raw: &m.raw,
                     prefix_len: 0,
-                    meta: &meta,
+                    header_len: meta.header_len,
+                    meta: key.needs_structure().then_some(&meta),
                 };
                 matches(key, &c, &SCOPE, Some(&content)).expect("decided with content")
             }
@@ -424,7 +426,8 @@ fn header_keys_see_the_prefix_and_body_keys_do_not() {
     let content = Content {
         raw: &raw,
         prefix_len: prefix.len(),
-        meta: &meta,
+        header_len: meta.header_len,
+        meta: Some(&meta),
     };
     let kw: Vec<String> = Vec::new();
     let m = Candidate {
