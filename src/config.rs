@@ -181,7 +181,9 @@ pub struct Limits {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
-    /// zstd level for message blobs (1..=19). Small mail compresses fast even at high levels.
+    /// zstd level for a message stored alone (1..=19), before the packer recompresses it
+    /// with its neighbours at `pack_level`. Delivery pays this on every message, so it is
+    /// fast by default.
     pub compression_level: i32,
     /// zstd level for packs (1..=19): many messages compressed together in the background,
     /// once deliveries pause. Higher costs CPU in that background work only.
@@ -483,7 +485,7 @@ impl Default for Limits {
 impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
-            compression_level: 9,
+            compression_level: 3,
             pack_level: 15,
             dictionary_after: 500,
             dictionary_size: 64 * 1024,
