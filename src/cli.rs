@@ -533,6 +533,7 @@ fn delivered_failure(d: Delivered) -> Failure {
         Delivered::Stored { .. } | Delivered::Discarded => fail(exit::OK, ""),
         Delivered::TooBig => fail(exit::CANTCREAT, "the message is too big"),
         Delivered::NoSuchMailbox => fail(exit::CANTCREAT, "no such mailbox"),
+        Delivered::NoSuchUser => fail(exit::NOUSER, "no such user"),
         Delivered::Rejected {
             permanent: true,
             text,

@@ -106,6 +106,7 @@ pub enum Delivered {
     },
     TooBig,
     NoSuchMailbox,
+    NoSuchUser,
     Rejected {
         permanent: bool,
         text: String,
@@ -189,6 +190,7 @@ fn delivered(o: Outcome) -> Delivered {
         Outcome::Stored(a) => Delivered::Stored { uid: a.uid },
         Outcome::TooBig => Delivered::TooBig,
         Outcome::NoSuchMailbox => Delivered::NoSuchMailbox,
+        Outcome::NoSuchUser => Delivered::NoSuchUser,
         Outcome::Loop => Delivered::Rejected {
             permanent: true,
             text: "mail loop: already delivered to this recipient".into(),

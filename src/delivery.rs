@@ -56,6 +56,8 @@ pub enum Outcome {
     Stored(Appended),
     TooBig,
     NoSuchMailbox,
+    /// The user was deleted after the delivery looked them up.
+    NoSuchUser,
     /// The message already carries our Delivered-To for this recipient (a mail loop).
     Loop,
     /// A filter refused it; `permanent` selects 5xx over 4xx.
@@ -271,8 +273,15 @@ impl Pipeline {
             let raw = std::mem::take(&mut incoming.raw);
             let strip = incoming.trace.is_some();
             let store = self.store.clone();
-            pending.push(smol::unblock(move || prepare(&store, raw, strip, max)));
             rest.push((incoming, targets));
+            // A small message is prepared where it is (tens of microseconds of CPU: less
+            // than the trip to the blocking pool and back); nothing may be pending ahead
+            // of it, so results keep the order of `items`.
+            if raw.len() <= PREPARE_INLINE_MAX && pending.is_empty() {
+                prepared.push(prepare(&store, raw, strip, max));
+                continue;
+            }
+            pending.push(smol::unblock(move || prepare(&store, raw, strip, max)));
             if pending.len() >= parallel {
                 for job in pending.drain(..) {
                     prepared.push(job.await);
@@ -334,6 +343,7 @@ impl Pipeline {
                     .map(|r| match r {
                         Ok(a) => Outcome::Stored(a),
                         Err(StoreError::NoSuchMailbox) => Outcome::NoSuchMailbox,
+                        Err(StoreError::NoSuchUser) => Outcome::NoSuchUser,
                         Err(e) => Outcome::Failed(e),
                     })
                     .collect(),
@@ -463,6 +473,11 @@ impl Decide {
         (mine, requests)
     }
 }
+
+/// The largest message prepared on the session's thread instead of the blocking pool:
+/// parsing, hashing and compressing (zstd level 3) 64 KiB take about 0.2 ms here, the
+/// usual 4 KiB message some 30 us, which is what a trip to the pool and back costs.
+const PREPARE_INLINE_MAX: usize = 64 * 1024;
 
 /// Normalises, parses and compresses one message; `None` when it is over `max`.
 fn prepare(

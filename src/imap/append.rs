@@ -6,7 +6,7 @@ use super::grammar::AppendMessage;
 use super::response::{Code, ImapError, Status};
 use super::session::{Outcome, Session, State};
 use crate::delivery::{Incoming, Outcome as Delivered, Target};
-use crate::store::SystemFlags;
+use crate::store::{StoreError, SystemFlags};
 
 /// Splits a flag list into system flags and keywords; `\Recent` cannot be set
 /// (RFC 9051 §6.3.12), unknown `\` flags are refused.
@@ -117,6 +117,8 @@ impl Session {
                                 ImapError::No(Some(Code::Cannot), text)
                             }
                             Delivered::Failed(e) => e.into(),
+                            // The account was deleted while this session ran.
+                            Delivered::NoSuchUser => StoreError::NoSuchUser.into(),
                             Delivered::Loop | Delivered::Stored(_) | Delivered::Discarded => {
                                 ImapError::Internal("unexpected delivery outcome".into())
                             }

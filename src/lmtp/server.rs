@@ -4,6 +4,7 @@
 //! the input (RFC 2920 §3); after DATA, one reply per accepted recipient is sent only when
 //! the delivery has committed (RFC 2033 §4.2).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -123,6 +124,8 @@ fn rcpt_outcome(o: Outcome) -> RcptOutcome {
     match o {
         Outcome::Stored(_) | Outcome::Discarded => RcptOutcome::Delivered,
         Outcome::TooBig => RcptOutcome::TooBig,
+        // RFC 3463 §3.2 X.1.1: deleted between RCPT and the end of DATA.
+        Outcome::NoSuchUser => RcptOutcome::UnknownUser,
         Outcome::Loop => RcptOutcome::Rejected {
             code: 554,
             enhanced: (5, 4, 6),
@@ -164,6 +167,9 @@ pub async fn handle(ctx: &Context, stream: Stream, mut peer: Peer) {
     if conn.flush().await.is_err() {
         return;
     }
+    // Users found at RCPT, by the name looked up: the delivery after DATA uses them
+    // instead of asking the store again. Forgotten after each delivery.
+    let mut known: HashMap<String, (u32, String)> = HashMap::new();
     loop {
         let line = match split_line(conn.buffered(), cfg.max_line) {
             LineResult::Line(len, range) => {
@@ -205,7 +211,10 @@ pub async fn handle(ctx: &Context, stream: Stream, mut peer: Peer) {
             Step::Reply(r) => queue(&mut conn, &r),
             Step::CheckRecipient(mb) => {
                 let check = match lookup(ctx, &mb).await {
-                    Ok(Some(_)) => RecipientCheck::Ok,
+                    Ok(Some(user)) => {
+                        known.insert(user_part(&mb), user);
+                        RecipientCheck::Ok
+                    }
                     Ok(None) => RecipientCheck::UnknownUser,
                     Err(e) => {
                         log::error!("lmtp: recipient lookup: {e}");
@@ -240,8 +249,9 @@ pub async fn handle(ctx: &Context, stream: Stream, mut peer: Peer) {
                 let outcomes = if txn.too_big {
                     vec![RcptOutcome::TooBig; txn.recipients.len()]
                 } else {
-                    deliver(ctx, &txn, raw, peer).await
+                    deliver(ctx, &txn, raw, peer, &known).await
                 };
+                known.clear();
                 for r in session.delivery_replies(&outcomes) {
                     queue(&mut conn, &r);
                 }
@@ -273,7 +283,7 @@ pub async fn handle(ctx: &Context, stream: Stream, mut peer: Peer) {
 /// Discards input up to and including the next LF (after a too-long line).
 async fn skip_line<S: AsyncRead + AsyncWrite + Unpin>(conn: &mut Conn<S>) -> bool {
     loop {
-        if let Some(p) = conn.buffered().iter().position(|b| *b == b'\n') {
+        if let Some(p) = memchr::memchr(b'\n', conn.buffered()) {
             conn.consume(p + 1);
             return true;
         }
@@ -290,12 +300,17 @@ async fn deliver(
     txn: &super::Transaction,
     raw: Vec<u8>,
     peer: Peer,
+    known: &HashMap<String, (u32, String)>,
 ) -> Vec<RcptOutcome> {
     let mut outcomes: Vec<Option<RcptOutcome>> = vec![None; txn.recipients.len()];
     let mut targets = Vec::new();
     let mut slots = Vec::new();
     for (i, mb) in txn.recipients.iter().enumerate() {
-        match lookup(ctx, mb).await {
+        let found = match known.get(&user_part(mb)) {
+            Some(user) => Ok(Some(user.clone())),
+            None => lookup(ctx, mb).await,
+        };
+        match found {
             Ok(Some((id, name))) => {
                 slots.push(i);
                 targets.push(Target {

@@ -133,6 +133,8 @@ fn run(shared: Arc<Shared>, rx: Receiver<Job>, own: Writer) {
                 Err(_) => break,
             }
         }
+        let started = std::time::Instant::now();
+        let jobs_in_batch = jobs.len();
         let mut batch = Batch::default();
         let mut completions = Vec::with_capacity(jobs.len());
         if !shared.is_open()
@@ -161,7 +163,13 @@ fn run(shared: Arc<Shared>, rx: Receiver<Job>, own: Writer) {
             tx.open_table(super::schema::META)?
                 .insert(BATCH_STAMP, stamp.wrapping_add(1))?;
             stamp_attempted = true;
+            let ran = started.elapsed();
             tx.commit()?;
+            log::trace!(
+                "store: batch of {jobs_in_batch} jobs: {} us in jobs, {} us in commit",
+                ran.as_micros(),
+                started.elapsed().saturating_sub(ran).as_micros()
+            );
             Ok(())
         });
         let mut outcome = outcome;
@@ -199,18 +207,23 @@ fn run(shared: Arc<Shared>, rx: Receiver<Job>, own: Writer) {
             shared
                 .last_write_ms
                 .store(super::now_ms(), std::sync::atomic::Ordering::Relaxed);
+            // Published before the jobs are answered: a session that hears "done" and
+            // asks what changed finds its own change there.
             for change in batch.changes.drain(..) {
                 shared.feed.publish(change);
             }
+        }
+        for completion in completions {
+            completion(outcome.clone());
+        }
+        // Background work is started after the answers, off their latency.
+        if outcome.is_ok() {
             if batch.undicted > 0 {
                 super::blob::maybe_train(&shared);
             }
             if batch.loose_added || batch.freed {
                 super::pack::maybe_pack(&shared, &own);
             }
-        }
-        for completion in completions {
-            completion(outcome.clone());
         }
     }
 }
