@@ -365,3 +365,52 @@ fn poplib_stls_and_pop3s() {
     assert!(!run["capa_after"].contains("\"STLS\""), "{run:?}");
     assert!(run["stat"].starts_with("[1,"), "{run:?}");
 }
+
+/// Logs in, retrying while the maildrop is still held by a session the server has not
+/// yet seen end.
+fn login_when_free(server: &Server) -> Raw {
+    for _ in 0..100 {
+        let mut c = Raw::connect(server);
+        assert!(c.cmd("USER alice").starts_with("+OK"));
+        let pass = c.cmd("PASS pw-alice");
+        if pass.starts_with("+OK") {
+            return c;
+        }
+        assert!(pass.starts_with("-ERR [IN-USE]"), "{pass}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("the maildrop stayed locked");
+}
+
+/// The first-retrieval time (what retention's POP3 rules read) is written in one commit
+/// at QUIT, and also when a client drops the connection without QUIT; TOP does not count.
+#[test]
+fn retr_records_first_retrieval_at_quit_and_when_dropped() {
+    let (env, server) = setup("", &["alice"]);
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let mut c = login_when_free(&server);
+    assert!(c.multi("RETR 1").iter().any(|l| l == "Subject: first"));
+    drop(c); // no QUIT
+    let mut c = login_when_free(&server);
+    c.multi("TOP 2 0");
+    c.multi("RETR 3");
+    assert!(c.cmd("QUIT").starts_with("+OK"));
+    server.stop();
+
+    let store =
+        nestbox::store::Store::open(&env.data_dir(), &nestbox::config::StoreConfig::default())
+            .unwrap();
+    let times: Vec<Option<i64>> = smol::block_on(async {
+        let user = store.find_user("alice", "").await.unwrap().unwrap();
+        let inbox = store.mailbox(user.id, "INBOX").await.unwrap().unwrap();
+        let scan = store.pop3_scan(inbox.id, |_, _| ()).await.unwrap();
+        scan.iter().map(|e| e.pop3_retrieved).collect()
+    });
+    assert_eq!(times.len(), 3, "{times:?}");
+    assert!(times[0].is_some_and(|t| t >= before), "dropped: {times:?}");
+    assert_eq!(times[1], None, "TOP is not a retrieval: {times:?}");
+    assert!(times[2].is_some_and(|t| t >= before), "QUIT: {times:?}");
+}

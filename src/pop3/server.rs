@@ -208,6 +208,59 @@ fn removal(policy: &DelePolicy) -> Pop3Removal {
 
 /// Serves one POP3 connection to the end.
 pub async fn handle(ctx: &Context, stream: Stream, peer: Peer) {
+    let mut retrieved = Retrievals::default();
+    serve(ctx, stream, peer, &mut retrieved).await;
+    // However the connection ended (QUIT has written them already).
+    retrieved.write(ctx).await;
+}
+
+/// Whole-message retrievals not yet written to the store: the first-retrieval time that
+/// retention rules read (`MessageRecord::pop3_retrieved`). Writing one per RETR cost an
+/// fsynced commit per message; they are written together at QUIT, every
+/// [`Retrievals::MAX`], and when the connection ends. A crash loses only the pending
+/// times, which the next RETR of those messages records again.
+#[derive(Default)]
+struct Retrievals {
+    mailbox: u64,
+    uids: Vec<u32>,
+    /// When the first pending retrieval happened (unix seconds): the time written for
+    /// all of them, a few seconds early at most.
+    since: i64,
+}
+
+impl Retrievals {
+    const MAX: usize = 256;
+
+    async fn add(&mut self, ctx: &Context, mailbox: u64, uid: u32) {
+        if self.mailbox != mailbox {
+            self.write(ctx).await;
+            self.mailbox = mailbox;
+        }
+        if self.uids.is_empty() {
+            self.since = crate::store::now();
+        }
+        self.uids.push(uid);
+        if self.uids.len() >= Self::MAX {
+            self.write(ctx).await;
+        }
+    }
+
+    async fn write(&mut self, ctx: &Context) {
+        if self.uids.is_empty() {
+            return;
+        }
+        let uids = std::mem::take(&mut self.uids);
+        let store = &ctx.pipeline.store;
+        if let Err(e) = store
+            .set_pop3_retrieved(self.mailbox, uids, self.since)
+            .await
+        {
+            log::warn!("pop3: recording retrievals: {e}");
+        }
+    }
+}
+
+async fn serve(ctx: &Context, stream: Stream, peer: Peer, retrieved: &mut Retrievals) {
     let cfg = &ctx.config.pop3;
     let mut session = Session::new(Options {
         plaintext: ctx.config.auth.plaintext,
@@ -236,7 +289,17 @@ pub async fn handle(ctx: &Context, stream: Stream, peer: Peer) {
             }
             LineResult::TooLong => {
                 let step = session.too_long();
-                if !apply(ctx, peer, &mut session, &mut conn, &mut lock, step).await {
+                if !apply(
+                    ctx,
+                    peer,
+                    &mut session,
+                    &mut conn,
+                    &mut lock,
+                    retrieved,
+                    step,
+                )
+                .await
+                {
                     return;
                 }
                 if !skip_line(&mut conn).await {
@@ -265,7 +328,17 @@ pub async fn handle(ctx: &Context, stream: Stream, peer: Peer) {
             }
         };
         let step = session.line(&line);
-        if !apply(ctx, peer, &mut session, &mut conn, &mut lock, step).await {
+        if !apply(
+            ctx,
+            peer,
+            &mut session,
+            &mut conn,
+            &mut lock,
+            retrieved,
+            step,
+        )
+        .await
+        {
             return;
         }
         if conn.out().len() >= FLUSH_AT && conn.flush().await.is_err() {
@@ -281,6 +354,7 @@ async fn apply(
     session: &mut Session,
     conn: &mut Conn<Stream>,
     lock: &mut Option<LockGuard>,
+    retrieved: &mut Retrievals,
     step: Step,
 ) -> bool {
     let mut step = step;
@@ -311,11 +385,8 @@ async fn apply(
                         conn.queue(&head);
                         let whole = encode_message(&bytes, top, conn.out());
                         if record && whole {
-                            let now = crate::store::now();
-                            match ctx.pipeline.store.pop3_retrieved(mailbox, uid, now).await {
-                                Ok(_) => session.recorded(uid),
-                                Err(e) => log::warn!("pop3: recording retrieval: {e}"),
-                            }
+                            retrieved.add(ctx, mailbox, uid).await;
+                            session.recorded(uid);
                         }
                     }
                     Ok(None) => conn.queue(&Pop3Error::Gone.encode()),
@@ -331,6 +402,8 @@ async fn apply(
                 user,
                 deleted,
             } => {
+                // Durable before QUIT's +OK, like the deletions.
+                retrieved.write(ctx).await;
                 let ok = if deleted.is_empty() {
                     true
                 } else {

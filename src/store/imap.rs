@@ -673,33 +673,6 @@ impl Store {
         .await
     }
 
-    /// Marks messages as retrieved by POP3 at `when` (unix seconds), keeping an earlier
-    /// mark. Not an IMAP-visible change: no modseq, no feed entry.
-    pub async fn set_pop3_retrieved(
-        &self,
-        mailbox: u64,
-        uids: Vec<u32>,
-        when: i64,
-    ) -> Result<(), StoreError> {
-        self.write(move |tx, _| {
-            mailbox_in(tx, mailbox)?;
-            let mut t = tx.open_table(MESSAGES)?;
-            for uid in sorted(uids) {
-                let Some(v) = t.get((mailbox, uid))? else {
-                    continue;
-                };
-                let mut rec: MessageRecord = schema::decode(v.value())?;
-                drop(v);
-                if rec.pop3_retrieved.is_none() {
-                    rec.pop3_retrieved = Some(when);
-                    t.insert((mailbox, uid), schema::encode(&rec)?.as_slice())?;
-                }
-            }
-            Ok(())
-        })
-        .await
-    }
-
     /// Claims `\Recent` for a read-write SELECT (RFC 3501 §2.3.2): returns the first
     /// recent UID; the messages with UIDs in `first..uidnext` are recent for this
     /// session and for no other. Later calls start where this one ended. After a restart

@@ -81,28 +81,29 @@ impl Store {
         .await
     }
 
-    /// Records that POP3 retrieved the whole message at `when` (unix seconds), unless a
-    /// time is already recorded. Returns false if the message is gone.
-    pub async fn pop3_retrieved(
+    /// Marks messages as retrieved by POP3 at `when` (unix seconds), keeping an earlier
+    /// mark. Not an IMAP-visible change: no modseq, no feed entry.
+    pub async fn set_pop3_retrieved(
         &self,
         mailbox: u64,
-        uid: u32,
+        uids: Vec<u32>,
         when: i64,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<(), StoreError> {
         self.write(move |tx, _| {
+            mailboxes::load_in(tx, mailbox)?.ok_or(StoreError::NoSuchMailbox)?;
             let mut t = tx.open_table(MESSAGES)?;
-            let rec = t
-                .get((mailbox, uid))?
-                .map(|v| schema::decode::<MessageRecord>(v.value()))
-                .transpose()?;
-            let Some(mut rec) = rec else {
-                return Ok(false);
-            };
-            if rec.pop3_retrieved.is_none() {
-                rec.pop3_retrieved = Some(when);
-                t.insert((mailbox, uid), schema::encode(&rec)?.as_slice())?;
+            for uid in uids {
+                let Some(v) = t.get((mailbox, uid))? else {
+                    continue;
+                };
+                let mut rec: MessageRecord = schema::decode(v.value())?;
+                drop(v);
+                if rec.pop3_retrieved.is_none() {
+                    rec.pop3_retrieved = Some(when);
+                    t.insert((mailbox, uid), schema::encode(&rec)?.as_slice())?;
+                }
             }
-            Ok(true)
+            Ok(())
         })
         .await
     }
@@ -294,9 +295,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         smol::block_on(async {
             let (store, _, inbox) = setup(dir.path()).await;
-            assert_eq!(store.pop3_retrieved(inbox, 2, 100).await, Ok(true));
-            assert_eq!(store.pop3_retrieved(inbox, 2, 200).await, Ok(true));
-            assert_eq!(store.pop3_retrieved(inbox, 9, 200).await, Ok(false));
+            store
+                .set_pop3_retrieved(inbox, vec![2, 9], 100)
+                .await
+                .unwrap();
+            store.set_pop3_retrieved(inbox, vec![2], 200).await.unwrap();
             let scan = store.pop3_scan(inbox, |b, _| b.to_vec()).await.unwrap();
             let times: Vec<_> = scan.iter().map(|e| e.pop3_retrieved).collect();
             assert_eq!(times, vec![None, Some(100), None]);
