@@ -12,7 +12,8 @@
 #
 # perf comes from Debian's linux-perf; `-e cpu-clock` is a software event, so it works in
 # VMs without hardware counters. Knobs: CLIENTS=10 DURATION=15 LIMIT=3000 PREFILL=100
-# FREQ=2000 CALLGRAPH=dwarf|none NB_BIN LOAD_BIN OUT.
+# FREQ=2000 CALLGRAPH=dwarf|none PERF=0 (run the workload without perf, for its figures)
+# NB_BIN LOAD_BIN OUT.
 set -euo pipefail
 
 WORKLOAD=${1:?usage: benches/profile.sh WORKLOAD [CORPUS_DIR]}
@@ -25,7 +26,9 @@ PREFILL=${PREFILL:-100}
 FREQ=${FREQ:-2000}
 CALLGRAPH=${CALLGRAPH:-dwarf}
 OUT=${OUT:-$ROOT/target/profile-$WORKLOAD}
-command -v perf >/dev/null || { echo "perf is missing: apt-get install linux-perf" >&2; exit 2; }
+PERF=${PERF:-1}
+[ "$PERF" = 0 ] || command -v perf >/dev/null ||
+    { echo "perf is missing: apt-get install linux-perf" >&2; exit 2; }
 [ -d "$CORPUS" ] || { echo "corpus $CORPUS not found" >&2; exit 2; }
 
 cd "$ROOT"
@@ -97,6 +100,10 @@ if [ "$WORKLOAD" != lmtp ]; then
     sleep 5   # let the packer run, as the settle wait of compare.sh does
 fi
 
+if [ "$PERF" = 0 ]; then
+    "${RUN[@]}" | tee "$OUT/loadgen.txt"
+    exit 0
+fi
 CG=()
 [ "$CALLGRAPH" = dwarf ] && CG=(--call-graph dwarf,16384)
 echo "== perf record ($WORKLOAD)" >&2

@@ -62,13 +62,11 @@ impl Session {
         let (user, user_name) = self.user()?;
         let name = self.mailbox_name(raw)?;
         let store = self.ctx.pipeline.store.clone();
-        // RFC 9051 §6.3.12: never create the target; TRYCREATE tells the client to.
-        let info = match store.mailbox(user, &name).await {
-            Ok(Some(i)) => i,
-            Ok(None) | Err(crate::store::StoreError::InvalidName(_)) => {
-                return Err(ImapError::no(Code::TryCreate, "No such mailbox"));
-            }
-            Err(e) => return Err(e.into()),
+        // RFC 9051 §6.3.12: never create the target; TRYCREATE tells the client to. The
+        // store looks the mailbox up in the transaction that appends (a missing one is
+        // `Delivered::NoSuchMailbox` below), so only the name is checked here.
+        let Ok(mailbox) = crate::store::canonical_mailbox(&name) else {
+            return Err(ImapError::no(Code::TryCreate, "No such mailbox"));
         };
         let limit = self.append_limit();
         let mut items = Vec::with_capacity(messages.len());
@@ -88,7 +86,7 @@ impl Session {
                     user,
                     user_name: user_name.clone(),
                     address: String::new(),
-                    mailbox: Some(info.name.clone()),
+                    mailbox: Some(mailbox.clone()),
                     create_mailbox: false,
                     flags,
                     keywords,
@@ -129,16 +127,16 @@ impl Session {
         }
         if let Some(e) = failure {
             // MULTIAPPEND is all or nothing (RFC 3502 §6): take back what was stored.
-            if !stored.is_empty() {
+            if let Some(first) = stored.first() {
                 let uids = stored.iter().map(|a| a.uid).collect();
-                if let Err(x) = store.expunge(info.id, uids).await {
+                if let Err(x) = store.expunge(first.mailbox, uids).await {
                     log::error!("imap: APPEND rollback failed: {x}");
                 }
             }
             return Err(e);
         }
         if let State::Selected(_, view) = &self.state
-            && view.mailbox == info.id
+            && stored.first().is_some_and(|a| a.mailbox == view.mailbox)
         {
             // PROTOCOL.md item 53: EXISTS before the tagged OK.
             self.dirty = true;

@@ -67,12 +67,13 @@ impl Session {
                         "Too many sessions for this user, try again later",
                     ));
                 };
-                let feed = self.ctx.pipeline.store.feed().subscribe(rec.id);
+                let (feed, origin) = self.ctx.pipeline.store.feed().subscribe_as(rec.id);
                 log::info!("imap: {} logged in from {:?}", rec.name, self.peer.ip);
                 self.state = State::Authenticated(Account {
                     id: rec.id,
                     name: rec.name,
                     feed,
+                    origin,
                     slot,
                 });
                 // PROTOCOL.md item 23, quirk Q9: capabilities change after login.

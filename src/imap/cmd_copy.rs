@@ -15,7 +15,7 @@
 use super::grammar::Parser;
 use super::response::{Code, ImapError, Status};
 use super::sequence::SequenceSet;
-use super::session::{Outcome, Session, no};
+use super::session::{Outcome, Session, State, no};
 use crate::delivery::{QuotaAction, QuotaQuery, QuotaVerdict};
 use crate::store::{CopyOutcome, ExactCopy, StoreError};
 
@@ -102,9 +102,9 @@ impl Session {
         let verb = if remove { "MOVE" } else { "COPY" };
         let raw = mailbox_arg(args)?;
         let set = set.ok_or_else(|| ImapError::Bad("Missing sequence set".into()))?;
-        let (src, read_only) = match self.view() {
-            Some(v) => (v.mailbox, v.read_only),
-            None => return Err(ImapError::Bad("Select a mailbox first".into())),
+        let (src, read_only, origin) = match &self.state {
+            State::Selected(account, v) => (v.mailbox, v.read_only, account.origin),
+            _ => return Err(ImapError::Bad("Select a mailbox first".into())),
         };
         let named = self.resolve_set(&set, uid)?;
         let (user, user_name) = self.user()?;
@@ -144,14 +144,20 @@ impl Session {
             },
         )
         .await?;
+        // A MOVE's removals name this session (`origin`): it marks them below and
+        // announces them itself. What arrives in the destination wakes every session,
+        // this one too when it copies into the mailbox it has selected.
         let copied: Option<CopyOutcome> = if uid {
             if remove {
-                store.move_messages(src, named.uids, dst.id).await?
+                store.move_messages(src, named.uids, dst.id, origin).await?
             } else {
                 store.copy_messages(src, named.uids, dst.id).await?
             }
         } else {
-            match store.copy_exact(src, named.uids, dst.id, remove).await? {
+            match store
+                .copy_exact(src, named.uids, dst.id, remove, origin)
+                .await?
+            {
                 ExactCopy::Done(c) => Some(c),
                 ExactCopy::Missing => {
                     self.dirty = true;
@@ -162,11 +168,15 @@ impl Session {
                 }
             }
         };
-        self.dirty = true;
         let Some(c) = copied else {
             // Every named UID vanished between resolving and copying.
             return Ok(Outcome::ok(&done));
         };
+        if remove && let State::Selected(_, view) = &mut self.state {
+            let mut gone = c.src_uids.clone();
+            gone.sort_unstable();
+            view.mark_expunged(&gone);
+        }
         let code = Code::CopyUid {
             uidvalidity: c.uidvalidity,
             src: uid_set(&c.src_uids),

@@ -1,16 +1,16 @@
 //! EXPUNGE (RFC 9051 §6.4.3) and UID EXPUNGE (RFC 4315 §2.1; RFC 9051 §6.4.9).
 //!
 //! The store removes the `\Deleted` messages in one transaction (only those in the UID
-//! set for UID EXPUNGE, resolved against the UIDs this client knows); the untagged
-//! `* n EXPUNGE` responses then come from the session's update step, which sends one per
-//! removed message the client knew about, highest sequence number first so no number
-//! shifts under the client (RFC 9051 §7.5.1). A `\Deleted` message that arrived after
+//! set for UID EXPUNGE, resolved against the UIDs this client knows); the session marks
+//! the removed UIDs in its view, and the untagged `* n EXPUNGE` responses come from the
+//! update step, which sends one per removed message the client knew about, highest
+//! sequence number first so no number shifts under the client (RFC 9051 §7.5.1). A `\Deleted` message that arrived after
 //! the client last heard is removed without ever being announced (PROTOCOL.md item 68).
 //! Without QRESYNC there is no VANISHED. A read-only mailbox gets `NO [READ-ONLY]`.
 
 use super::response::{Code, ImapError};
 use super::sequence::SequenceSet;
-use super::session::{Outcome, Session, no};
+use super::session::{Outcome, Session, State, no};
 
 impl Session {
     pub(super) async fn expunge(
@@ -18,9 +18,9 @@ impl Session {
         uid: bool,
         set: Option<SequenceSet>,
     ) -> Result<Outcome, ImapError> {
-        let (mailbox, read_only) = match self.view() {
-            Some(v) => (v.mailbox, v.read_only),
-            None => return Err(ImapError::Bad("Select a mailbox first".into())),
+        let (mailbox, read_only, origin) = match &self.state {
+            State::Selected(account, v) => (v.mailbox, v.read_only, account.origin),
+            _ => return Err(ImapError::Bad("Select a mailbox first".into())),
         };
         let restrict = match (uid, set) {
             (false, _) => None,
@@ -38,12 +38,17 @@ impl Session {
         if restrict.as_ref().is_some_and(Vec::is_empty) {
             return Ok(Outcome::ok(done));
         }
-        self.ctx
+        let removed = self
+            .ctx
             .pipeline
             .store
-            .expunge_deleted(mailbox, restrict)
+            .expunge_deleted(mailbox, restrict, origin)
             .await?;
-        self.dirty = true;
+        // Not woken for its own removal (`origin`): marked here, announced by the
+        // update step before the tagged OK.
+        if let State::Selected(_, view) = &mut self.state {
+            view.mark_expunged(&removed);
+        }
         Ok(Outcome::ok(done))
     }
 }

@@ -398,9 +398,10 @@ impl Session {
         let condstore = self.enabled.condstore;
         let rev1 = !self.enabled.rev2;
         let store = self.ctx.pipeline.store.clone();
-        let State::Selected(_, view) = &mut self.state else {
+        let State::Selected(account, view) = &mut self.state else {
             return Err(ImapError::Bad("Select a mailbox first".into()));
         };
+        let origin = account.origin;
         let mut picked = view.resolve(&set, uid)?;
         if let Some(since) = args.changed_since {
             picked.retain(|i| view.msgs.get(*i).is_some_and(|m| m.modseq > since));
@@ -425,6 +426,7 @@ impl Session {
                         SystemFlags(SystemFlags::SEEN),
                         Vec::new(),
                         None,
+                        origin,
                     )
                     .await?;
                 for st in done.changed {

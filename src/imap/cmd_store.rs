@@ -95,9 +95,10 @@ impl Session {
         let condstore = self.enabled.condstore;
         let rev1 = !self.enabled.rev2;
         let store = self.ctx.pipeline.store.clone();
-        let State::Selected(_, view) = &mut self.state else {
+        let State::Selected(account, view) = &mut self.state else {
             return Err(ImapError::Bad("Select a mailbox first".into()));
         };
+        let origin = account.origin;
         let picked = view.resolve(&set, uid)?;
         // RFC 9051 §6.3.3: no changes in a mailbox selected with EXAMINE.
         if view.read_only {
@@ -121,8 +122,12 @@ impl Session {
                 flags,
                 keywords,
                 args.unchanged_since,
+                origin,
             )
             .await?;
+        // This session is not woken for its own change (`origin`): it brings its view up
+        // to date here, new keywords included (FLAGS before the FETCHes that use them).
+        view.learn_keywords(done.changed.iter().flat_map(|s| s.keywords.iter()), out);
         let changed: Vec<u32> = done.changed.iter().map(|s| s.uid).collect();
         for st in done.changed.into_iter().chain(done.unchanged) {
             let Some(i) = view.msgs.iter().position(|m| m.uid == st.uid) else {

@@ -10,7 +10,7 @@ use super::grammar::{ListCommand, StatusItem};
 use super::response::{self, Code, ImapError, Status};
 use super::session::{Outcome, Session, State, no};
 use super::view::View;
-use crate::store::{MailboxInfo, StoreError, SystemFlags, canonical_mailbox};
+use crate::store::{MailboxInfo, Origin, StoreError, SystemFlags, canonical_mailbox};
 
 /// Hierarchy delimiter (RFC 9051 §5.1; the store's too).
 pub const DELIM: char = '/';
@@ -595,7 +595,7 @@ impl Session {
                 .ctx
                 .pipeline
                 .store
-                .expunge_deleted(view.mailbox, None)
+                .expunge_deleted(view.mailbox, None, Origin::NONE)
                 .await
             {
                 Ok(_) | Err(StoreError::NoSuchMailbox) => {}

@@ -19,7 +19,7 @@ use super::response::{Code, ImapError, Status};
 use super::view::{SyncOptions, View};
 use crate::server::Context;
 use crate::server::stream::Peer;
-use crate::store::{Change, ChangeKind, MessageInfo};
+use crate::store::{Change, ChangeKind, MessageInfo, Origin};
 
 /// State shared by all IMAP sessions of one server: who holds `\Recent`.
 pub struct Shared {
@@ -88,6 +88,9 @@ pub struct Account {
     pub id: u32,
     pub name: String,
     pub feed: Receiver<Change>,
+    /// This session's subscription: changes it makes and announces itself name it, so
+    /// the feed does not wake it for them.
+    pub origin: Origin,
     /// Counts this session against `connections.max_per_user`; released with the state.
     pub slot: crate::server::limits::UserSlot,
 }
@@ -517,8 +520,12 @@ impl Session {
                 self.recheck = true;
             }
         }
-        let pending = allow_expunge && view.msgs.iter().any(|m| m.expunged);
-        if !self.dirty && !pending && !self.recheck {
+        if !self.dirty && !self.recheck {
+            // Nothing new from others. Removals this session made (and marked) itself,
+            // or learnt of earlier while EXPUNGE was held back, need no re-read.
+            if allow_expunge {
+                view.announce_expunged(out);
+            }
             return;
         }
         let mailbox = view.mailbox;

@@ -208,31 +208,12 @@ impl View {
             }
         }
         if allow_expunge {
-            for seq in (1..=self.msgs.len()).rev() {
-                if self.msgs.get(seq - 1).is_some_and(|m| m.expunged) {
-                    let uid = self.msgs.remove(seq - 1).uid;
-                    self.recent.remove(&uid);
-                    out.extend_from_slice(format!("* {seq} EXPUNGE\r\n").as_bytes());
-                }
-            }
+            self.announce_expunged(out);
         }
-        let new_keywords: Vec<String> = fresh
-            .iter()
-            .flat_map(|m| m.keywords.iter())
-            .filter(|k| !self.keywords.contains(*k))
-            .cloned()
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        if !new_keywords.is_empty() {
-            self.keywords.extend(new_keywords);
-            out.extend_from_slice(format!("* FLAGS {}\r\n", self.flags_response()).as_bytes());
-            out.extend_from_slice(
-                format!("* OK [PERMANENTFLAGS {}] Flags\r\n", self.permanent_flags()).as_bytes(),
-            );
-        }
+        self.learn_keywords(fresh.iter().flat_map(|m| m.keywords.iter()), out);
+        // `changed` is in UID order, as `msgs` is.
         for (i, m) in self.msgs.iter().enumerate() {
-            if changed.contains(&m.uid) {
+            if changed.binary_search(&m.uid).is_ok() {
                 let recent = opts.rev1 && self.recent.contains(&m.uid);
                 let mut line = format!(
                     "* {} FETCH (UID {} FLAGS {}",
@@ -257,6 +238,54 @@ impl View {
                 out.extend_from_slice(format!("* {} RECENT\r\n", self.recent.len()).as_bytes());
             }
         }
+    }
+
+    /// Marks the messages `uids` (ascending) as removed in the store: this session
+    /// removed them itself (EXPUNGE, MOVE) and will announce them.
+    pub fn mark_expunged(&mut self, uids: &[u32]) {
+        for m in &mut self.msgs {
+            if uids.binary_search(&m.uid).is_ok() {
+                m.expunged = true;
+            }
+        }
+    }
+
+    /// Whether a removed message waits to be announced.
+    pub fn has_expunged(&self) -> bool {
+        self.msgs.iter().any(|m| m.expunged)
+    }
+
+    /// `* n EXPUNGE` for every message marked removed, highest sequence number first so
+    /// no number shifts under the client (RFC 9051 §7.4.1), and forgets them.
+    pub fn announce_expunged(&mut self, out: &mut Vec<u8>) {
+        for seq in (1..=self.msgs.len()).rev() {
+            if self.msgs.get(seq - 1).is_some_and(|m| m.expunged) {
+                let uid = self.msgs.remove(seq - 1).uid;
+                self.recent.remove(&uid);
+                out.extend_from_slice(format!("* {seq} EXPUNGE\r\n").as_bytes());
+            }
+        }
+    }
+
+    /// Adds keywords the client has not been told of to FLAGS and PERMANENTFLAGS, and
+    /// tells it (RFC 9051 §7.3.5: FLAGS is sent again when the set changes).
+    pub fn learn_keywords<'a>(
+        &mut self,
+        keywords: impl Iterator<Item = &'a String>,
+        out: &mut Vec<u8>,
+    ) {
+        let new: BTreeSet<String> = keywords
+            .filter(|k| !self.keywords.contains(*k))
+            .cloned()
+            .collect();
+        if new.is_empty() {
+            return;
+        }
+        self.keywords.extend(new);
+        out.extend_from_slice(format!("* FLAGS {}\r\n", self.flags_response()).as_bytes());
+        out.extend_from_slice(
+            format!("* OK [PERMANENTFLAGS {}] Flags\r\n", self.permanent_flags()).as_bytes(),
+        );
     }
 
     /// `PERMANENTFLAGS`: what STORE keeps, and `\*` (new keywords) when writable.

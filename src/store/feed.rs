@@ -4,9 +4,16 @@
 //! state it cares about and computes what to tell its client (EXISTS, EXPUNGE, FETCH). So a
 //! subscriber whose queue is full loses nothing by missing a notification: it already has
 //! one pending, and it will read the latest state when it gets to it.
+//!
+//! A change may name its [`Origin`]: the subscription of the session that made it, when
+//! that session applies the change's effects to its own view (its STORE, EXPUNGE, the
+//! expunge half of its MOVE). That subscription is not woken for it, saving a re-read of
+//! the mailbox after every command that writes. The queue argument above still holds:
+//! a queue only ever holds other sessions' changes.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use smol::channel::{Receiver, Sender, TrySendError, bounded};
 
@@ -16,7 +23,20 @@ pub struct Change {
     pub user: u32,
     pub mailbox: u64,
     pub kind: ChangeKind,
+    /// The subscription not to wake (see the module doc); [`Origin::NONE`] wakes all.
+    pub origin: Origin,
 }
+
+/// A subscription's identity, unique in the process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Origin(u64);
+
+impl Origin {
+    /// Nobody in particular: every subscriber hears the change.
+    pub const NONE: Origin = Origin(0);
+}
+
+static NEXT_ORIGIN: AtomicU64 = AtomicU64::new(1);
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum ChangeKind {
@@ -38,7 +58,7 @@ const SWEEP_EVERY: u32 = 256;
 
 #[derive(Default)]
 struct Subscribers {
-    by_user: HashMap<u32, Vec<Sender<Change>>>,
+    by_user: HashMap<u32, Vec<(Origin, Sender<Change>)>>,
     since_sweep: u32,
 }
 
@@ -53,21 +73,28 @@ impl ChangeFeed {
     /// sweep of all users every [`SWEEP_EVERY`] subscriptions, so sessions that come and
     /// go without any mail arriving leave nothing behind.
     pub fn subscribe(&self, user: u32) -> Receiver<Change> {
+        self.subscribe_as(user).0
+    }
+
+    /// [`ChangeFeed::subscribe`], with the subscription's [`Origin`]: changes that name
+    /// it are not sent to it.
+    pub fn subscribe_as(&self, user: u32) -> (Receiver<Change>, Origin) {
+        let origin = Origin(NEXT_ORIGIN.fetch_add(1, Ordering::Relaxed));
         let (tx, rx) = bounded(QUEUE);
         if let Ok(mut subs) = self.subscribers.lock() {
             subs.since_sweep += 1;
             if subs.since_sweep >= SWEEP_EVERY {
                 subs.since_sweep = 0;
                 subs.by_user.retain(|_, list| {
-                    list.retain(|tx| !tx.is_closed());
+                    list.retain(|(_, tx)| !tx.is_closed());
                     !list.is_empty()
                 });
             }
             let list = subs.by_user.entry(user).or_default();
-            list.retain(|tx| !tx.is_closed());
-            list.push(tx);
+            list.retain(|(_, tx)| !tx.is_closed());
+            list.push((origin, tx));
         }
-        rx
+        (rx, origin)
     }
 
     /// Live subscriptions (for tests and stats).
@@ -77,7 +104,7 @@ impl ChangeFeed {
             .map(|s| {
                 s.by_user
                     .values()
-                    .map(|l| l.iter().filter(|t| !t.is_closed()).count())
+                    .map(|l| l.iter().filter(|(_, t)| !t.is_closed()).count())
                     .sum()
             })
             .unwrap_or(0)
@@ -89,7 +116,12 @@ impl ChangeFeed {
             return;
         };
         if let Some(list) = subs.by_user.get_mut(&change.user) {
-            list.retain(|tx| !matches!(tx.try_send(change.clone()), Err(TrySendError::Closed(_))));
+            list.retain(|(origin, tx)| {
+                if change.origin != Origin::NONE && *origin == change.origin {
+                    return !tx.is_closed();
+                }
+                !matches!(tx.try_send(change.clone()), Err(TrySendError::Closed(_)))
+            });
             if list.is_empty() {
                 subs.by_user.remove(&change.user);
             }
@@ -130,6 +162,7 @@ mod tests {
             user: 1,
             mailbox: 7,
             kind: ChangeKind::Flags,
+            origin: Origin::NONE,
         });
         assert_eq!(a.try_recv().map(|c| c.mailbox), Ok(7));
         assert!(b.try_recv().is_err());
@@ -143,6 +176,27 @@ mod tests {
     }
 
     #[test]
+    fn a_change_skips_only_the_subscription_it_names() {
+        let feed = ChangeFeed::default();
+        let (mine, me) = feed.subscribe_as(1);
+        let (other, _) = feed.subscribe_as(1);
+        let change = |origin| Change {
+            user: 1,
+            mailbox: 7,
+            kind: ChangeKind::Flags,
+            origin,
+        };
+        feed.publish(change(me));
+        assert!(mine.try_recv().is_err(), "its own change does not wake it");
+        assert_eq!(other.try_recv().map(|c| c.origin), Ok(me));
+        feed.publish(change(Origin::NONE));
+        assert!(mine.try_recv().is_ok() && other.try_recv().is_ok());
+        drop(mine);
+        feed.publish(change(me));
+        assert_eq!(feed.subscriptions(), 1, "a closed one is still pruned");
+    }
+
+    #[test]
     fn full_queue_does_not_block_or_drop_subscriber() {
         let feed = ChangeFeed::default();
         let a = feed.subscribe(1);
@@ -151,6 +205,7 @@ mod tests {
                 user: 1,
                 mailbox: 1,
                 kind: ChangeKind::Expunged,
+                origin: Origin::NONE,
             });
         }
         assert_eq!(a.len(), QUEUE);

@@ -17,7 +17,7 @@ use super::schema::{
     MessageRecord, SUBSCRIPTIONS, SystemFlags,
 };
 use super::writer::Batch;
-use super::{Change, ChangeKind, Store, StoreError, now};
+use super::{Change, ChangeKind, Origin, Store, StoreError, now};
 
 /// How STORE combines the given flags with the present ones (RFC 9051 §6.4.6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -221,17 +221,21 @@ pub(super) fn copy_in(
         kind: ChangeKind::Appended {
             uid: dst_mb.uidnext.saturating_sub(1),
         },
+        origin: Origin::NONE,
     });
     Ok(Some(out))
 }
 
 /// Removes the listed messages that exist; returns their UIDs (ascending). Records
 /// each in EXPUNGED with the new modseq (RFC 7162 VANISHED) and frees unshared blobs.
+/// `origin`: the session that will announce the EXPUNGEs itself, if any (see
+/// [`Origin`]).
 pub(super) fn expunge_in(
     tx: &WriteTransaction,
     batch: &mut Batch,
     mailbox: u64,
     uids: &[u32],
+    origin: Origin,
 ) -> Result<Vec<u32>, StoreError> {
     let mut mb = mailbox_in(tx, mailbox)?;
     let mut removed = Vec::new();
@@ -263,6 +267,7 @@ pub(super) fn expunge_in(
         user: mb.user,
         mailbox,
         kind: ChangeKind::Expunged,
+        origin,
     });
     let mut uids: Vec<u32> = removed.into_iter().map(|(u, _)| u).collect();
     uids.sort_unstable();
@@ -320,7 +325,9 @@ impl Store {
     /// STORE (RFC 9051 §6.4.6) with CONDSTORE UNCHANGEDSINCE (RFC 7162 §3.1.3). UIDs
     /// that do not exist are ignored. Each changed message gets a new modseq (the
     /// mailbox's HIGHESTMODSEQ grows by one per message); a message whose modseq is
-    /// above `unchanged_since` is left alone and listed in `modified`.
+    /// above `unchanged_since` is left alone and listed in `modified`. `origin`: the
+    /// session that applies the outcome to its own view (it is not woken for it).
+    #[allow(clippy::too_many_arguments)]
     pub async fn store_flags(
         &self,
         mailbox: u64,
@@ -329,6 +336,7 @@ impl Store {
         flags: SystemFlags,
         keywords: Vec<String>,
         unchanged_since: Option<u64>,
+        origin: Origin,
     ) -> Result<FlagOutcome, StoreError> {
         self.write(move |tx, batch| {
             let mut mb = mailbox_in(tx, mailbox)?;
@@ -373,6 +381,7 @@ impl Store {
                     user: mb.user,
                     mailbox,
                     kind: ChangeKind::Flags,
+                    origin,
                 });
             }
             Ok(out)
@@ -402,12 +411,13 @@ impl Store {
         src: u64,
         uids: Vec<u32>,
         dst: u64,
+        origin: Origin,
     ) -> Result<Option<CopyOutcome>, StoreError> {
         self.write(move |tx, batch| {
             let Some(copied) = copy_in(tx, batch, src, &sorted(uids), dst)? else {
                 return Ok(None);
             };
-            expunge_in(tx, batch, src, &copied.src_uids)?;
+            expunge_in(tx, batch, src, &copied.src_uids, origin)?;
             Ok(Some(copied))
         })
         .await
@@ -420,6 +430,7 @@ impl Store {
         &self,
         mailbox: u64,
         restrict_to: Option<Vec<u32>>,
+        origin: Origin,
     ) -> Result<Vec<u32>, StoreError> {
         let restrict = restrict_to.map(sorted);
         self.write(move |tx, batch| {
@@ -442,7 +453,7 @@ impl Store {
                     }
                 }
             }
-            expunge_in(tx, batch, mailbox, &doomed)
+            expunge_in(tx, batch, mailbox, &doomed, origin)
         })
         .await
     }
@@ -495,6 +506,7 @@ impl Store {
                     user,
                     mailbox: id,
                     kind: ChangeKind::Mailbox,
+                    origin: Origin::NONE,
                 });
             }
             Ok(())
@@ -554,6 +566,7 @@ impl Store {
                 user,
                 mailbox: mb.id,
                 kind: ChangeKind::Mailbox,
+                origin: Origin::NONE,
             });
             Ok(removed)
         })
@@ -584,6 +597,7 @@ impl Store {
                             user,
                             mailbox: rec.id,
                             kind: ChangeKind::Mailbox,
+                            origin: Origin::NONE,
                         });
                     }
                     if !subscribed {
@@ -757,6 +771,7 @@ fn rename_inbox(
             user,
             mailbox: inbox.id,
             kind: ChangeKind::Expunged,
+            origin: Origin::NONE,
         });
         batch.changes.push(Change {
             user,
@@ -764,6 +779,7 @@ fn rename_inbox(
             kind: ChangeKind::Appended {
                 uid: dst.uidnext.saturating_sub(1),
             },
+            origin: Origin::NONE,
         });
     }
     mailboxes::save_in(tx, &inbox)?;

@@ -8,7 +8,7 @@ use redb::ReadableTable;
 
 use super::imap::{CopyOutcome, copy_in, expunge_in};
 use super::schema::MESSAGES;
-use super::{Store, StoreError};
+use super::{Origin, Store, StoreError};
 
 /// What [`Store::copy_exact`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +28,7 @@ impl Store {
         mut uids: Vec<u32>,
         dst: u64,
         remove: bool,
+        origin: Origin,
     ) -> Result<ExactCopy, StoreError> {
         uids.sort_unstable();
         uids.dedup();
@@ -44,7 +45,7 @@ impl Store {
                 return Ok(ExactCopy::Missing);
             };
             if remove {
-                expunge_in(tx, batch, src, &copied.src_uids)?;
+                expunge_in(tx, batch, src, &copied.src_uids, origin)?;
             }
             Ok(ExactCopy::Done(copied))
         })

@@ -4,7 +4,7 @@ use redb::{ReadableTable, WriteTransaction};
 
 use super::schema::{self, MAILBOX_NAMES, MAILBOXES, META, MailboxRecord, SpecialUse};
 use super::writer::Batch;
-use super::{Change, ChangeKind, Store, StoreError, now};
+use super::{Change, ChangeKind, Origin, Store, StoreError, now};
 
 /// The mailboxes every new user gets, with their RFC 6154 attributes.
 pub const DEFAULT_MAILBOXES: &[(&str, Option<SpecialUse>)] = &[
@@ -161,6 +161,7 @@ pub(crate) fn create_in(
         user,
         mailbox: id,
         kind: ChangeKind::Mailbox,
+        origin: Origin::NONE,
     });
     Ok(rec)
 }

@@ -14,7 +14,7 @@ use super::schema::{
     MessageRecord, PACKS, PackRecord, SystemFlags, TraceRecord, USERS, UserRecord,
 };
 use super::writer::Batch;
-use super::{Change, ChangeKind, Store, StoreError, now};
+use super::{Change, ChangeKind, Origin, Store, StoreError, now};
 
 /// One copy of a message to store.
 #[derive(Debug, Clone)]
@@ -165,6 +165,7 @@ fn store_one(
         user: req.user,
         mailbox: mb.id,
         kind: ChangeKind::Appended { uid },
+        origin: Origin::NONE,
     });
     Ok(Appended {
         mailbox: mb.id,
@@ -461,6 +462,7 @@ impl Store {
                 user: mb.user,
                 mailbox,
                 kind: ChangeKind::Expunged,
+                origin: Origin::NONE,
             });
             Ok(removed.len() as u64)
         })

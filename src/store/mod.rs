@@ -32,7 +32,7 @@ use redb::{Database, ReadTransaction, ReadableDatabase, WriteTransaction};
 use crate::config::StoreConfig;
 pub use app_passwords::{AppPasswordInfo, MAX_APP_PASSWORDS, check_label};
 pub use blob::{Codec, PreparedBlob};
-pub use feed::{Change, ChangeFeed, ChangeKind};
+pub use feed::{Change, ChangeFeed, ChangeKind, Origin};
 pub use imap::{CopyOutcome, FlagMode, FlagOutcome, FlagState, MailboxStatus};
 pub use imap_exact::ExactCopy;
 pub use mailboxes::MailboxInfo;

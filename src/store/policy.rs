@@ -8,7 +8,7 @@ use super::imap::{copy_in, create_parents, expunge_in};
 use super::mailboxes::{self, canonical_mailbox};
 use super::messages::Reader;
 use super::schema::{self, MAILBOX_NAMES, MAILBOXES, MESSAGES, MailboxRecord, MessageRecord};
-use super::{Store, StoreError, SystemFlags};
+use super::{Origin, Store, StoreError, SystemFlags};
 
 /// Longest header block kept in a [`Summary`] (enough for From, Subject, List-Id of any
 /// sane message; a longer block is cut there).
@@ -189,7 +189,7 @@ impl Store {
             let mut expunge = expunge;
             expunge.sort_unstable();
             expunge.dedup();
-            applied.expunged = expunge_in(tx, batch, mailbox, &expunge)?;
+            applied.expunged = expunge_in(tx, batch, mailbox, &expunge, Origin::NONE)?;
             for (target, mut uids) in moves {
                 let name = canonical_mailbox(&target)?;
                 if name == src.name {
@@ -205,7 +205,7 @@ impl Store {
                 uids.sort_unstable();
                 uids.dedup();
                 if let Some(c) = copy_in(tx, batch, mailbox, &uids, dst)? {
-                    let gone = expunge_in(tx, batch, mailbox, &c.src_uids)?;
+                    let gone = expunge_in(tx, batch, mailbox, &c.src_uids, Origin::NONE)?;
                     applied.moved.push((name, gone));
                 }
             }

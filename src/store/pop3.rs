@@ -8,7 +8,7 @@ use super::mailboxes::{self, canonical_mailbox};
 use super::messages::Reader;
 use super::schema::{self, EXPUNGED, MESSAGES, MessageRecord};
 use super::writer::Batch;
-use super::{Change, ChangeKind, Store, StoreError};
+use super::{Change, ChangeKind, Origin, Store, StoreError};
 
 /// The keyword that hides a message from POP3 while IMAP keeps it (`DelePolicy::Hide`).
 pub const POP3_DELETED: &str = "$POP3Deleted";
@@ -155,6 +155,7 @@ impl Store {
                             user: mb.user,
                             mailbox,
                             kind: ChangeKind::Flags,
+                            origin: Origin::NONE,
                         });
                     }
                 }
@@ -175,6 +176,7 @@ impl Store {
                             kind: ChangeKind::Appended {
                                 uid: dest.uidnext.saturating_sub(1),
                             },
+                            origin: Origin::NONE,
                         });
                     }
                 }
@@ -242,6 +244,7 @@ fn expunge_in(
         user: mb.user,
         mailbox: mb.id,
         kind: ChangeKind::Expunged,
+        origin: Origin::NONE,
     });
     Ok(removed.len() as u64)
 }

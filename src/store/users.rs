@@ -6,7 +6,7 @@ use redb::{ReadableTable, WriteTransaction};
 use super::schema::BlobId;
 use super::schema::{self, MAILBOX_NAMES, MAILBOXES, MESSAGES, META, USERS, UserRecord};
 use super::writer::Batch;
-use super::{Change, ChangeKind, MailboxRecord, Store, StoreError, blob, mailboxes, now};
+use super::{Change, ChangeKind, MailboxRecord, Origin, Store, StoreError, blob, mailboxes, now};
 
 /// What `user list` shows.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -197,6 +197,7 @@ fn delete_user_in(tx: &WriteTransaction, batch: &mut Batch, name: &str) -> Resul
         user: rec.id,
         mailbox: 0,
         kind: ChangeKind::Mailbox,
+        origin: Origin::NONE,
     });
     Ok(())
 }

@@ -75,6 +75,7 @@ fn store_flags_modes_modseq_and_unchangedsince() {
                 SystemFlags(SystemFlags::SEEN),
                 kw(&["$Work"]),
                 None,
+                Origin::NONE,
             )
             .await
             .unwrap();
@@ -104,6 +105,7 @@ fn store_flags_modes_modseq_and_unchangedsince() {
                 SystemFlags(SystemFlags::SEEN),
                 kw(&["$work"]),
                 None,
+                Origin::NONE,
             )
             .await
             .unwrap();
@@ -120,6 +122,7 @@ fn store_flags_modes_modseq_and_unchangedsince() {
                 SystemFlags(SystemFlags::FLAGGED),
                 vec![],
                 Some(before + 1),
+                Origin::NONE,
             )
             .await
             .unwrap();
@@ -143,6 +146,7 @@ fn store_flags_modes_modseq_and_unchangedsince() {
                 SystemFlags(SystemFlags::SEEN),
                 kw(&["$WORK"]),
                 None,
+                Origin::NONE,
             )
             .await
             .unwrap();
@@ -159,7 +163,15 @@ fn store_flags_modes_modseq_and_unchangedsince() {
         );
         assert_eq!(
             store
-                .store_flags(999, vec![1], FlagMode::Add, SystemFlags(1), vec![], None)
+                .store_flags(
+                    999,
+                    vec![1],
+                    FlagMode::Add,
+                    SystemFlags(1),
+                    vec![],
+                    None,
+                    Origin::NONE
+                )
                 .await,
             Err(StoreError::NoSuchMailbox)
         );
@@ -239,7 +251,7 @@ fn move_is_copy_plus_expunge() {
         let archive = id(&store, u, "Archive").await;
         let rx = store.feed().subscribe(u);
         let out = store
-            .move_messages(inbox, vec![3, 1], archive)
+            .move_messages(inbox, vec![3, 1], archive, Origin::NONE)
             .await
             .unwrap()
             .unwrap();
@@ -272,14 +284,14 @@ fn move_is_copy_plus_expunge() {
         // The second mover finds nothing: no duplicates.
         assert_eq!(
             store
-                .move_messages(inbox, vec![1, 3], archive)
+                .move_messages(inbox, vec![1, 3], archive, Origin::NONE)
                 .await
                 .unwrap(),
             None
         );
         // Move within one mailbox gives new UIDs and removes the old ones.
         let same = store
-            .move_messages(inbox, vec![2], inbox)
+            .move_messages(inbox, vec![2], inbox, Origin::NONE)
             .await
             .unwrap()
             .unwrap();
@@ -321,17 +333,23 @@ fn expunge_deleted_respects_flags_and_restriction() {
         assert_eq!((st.messages, st.unseen, st.deleted), (4, 3, 3));
         assert_eq!(
             store
-                .expunge_deleted(inbox, Some(vec![3, 2, 9]))
+                .expunge_deleted(inbox, Some(vec![3, 2, 9]), Origin::NONE)
                 .await
                 .unwrap(),
             vec![3]
         );
         assert_eq!(
-            store.expunge_deleted(inbox, None).await.unwrap(),
+            store
+                .expunge_deleted(inbox, None, Origin::NONE)
+                .await
+                .unwrap(),
             vec![1, 4]
         );
         assert_eq!(
-            store.expunge_deleted(inbox, None).await.unwrap(),
+            store
+                .expunge_deleted(inbox, None, Origin::NONE)
+                .await
+                .unwrap(),
             Vec::<u32>::new()
         );
         let st = store.mailbox_status(inbox).await.unwrap();
@@ -644,7 +662,7 @@ fn copy_exact_is_all_or_nothing_over_the_named_uids() {
         store.expunge(inbox, vec![2]).await.unwrap();
         // UID 2 is gone: nothing is copied.
         let r = store
-            .copy_exact(inbox, vec![1, 2], trash, true)
+            .copy_exact(inbox, vec![1, 2], trash, true, Origin::NONE)
             .await
             .unwrap();
         assert_eq!(r, ExactCopy::Missing);
@@ -652,7 +670,7 @@ fn copy_exact_is_all_or_nothing_over_the_named_uids() {
         assert_eq!(store.messages(inbox).await.unwrap().len(), 2);
         // All there: moved, with COPYUID data in matching order.
         let r = store
-            .copy_exact(inbox, vec![3, 1], trash, true)
+            .copy_exact(inbox, vec![3, 1], trash, true, Origin::NONE)
             .await
             .unwrap();
         assert!(
@@ -663,7 +681,7 @@ fn copy_exact_is_all_or_nothing_over_the_named_uids() {
         assert_eq!(store.messages(trash).await.unwrap().len(), 2);
         assert_eq!(
             store
-                .copy_exact(inbox, Vec::new(), trash, false)
+                .copy_exact(inbox, Vec::new(), trash, false, Origin::NONE)
                 .await
                 .unwrap(),
             ExactCopy::Missing
