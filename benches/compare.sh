@@ -183,7 +183,14 @@ disk_nestbox() {
         sleep 1
     done
     echo "   [$SRV] settled after $((SECONDS - t0)) s: compressed $cur, loose $loose" >&2
-    "$NB" --config "$CFG" compact >/dev/null 2>&1 || echo "compact failed" >&2
+    # Compaction gives up while a transaction is open (it waits 2 s); try a few times.
+    local said tries
+    for tries in 1 2 3 4 5; do
+        said=$("$NB" --config "$CFG" compact 2>&1) || said="failed: $said"
+        [ "$said" = compacted ] && break
+        sleep 1
+    done
+    echo "   [$SRV] compact: $said (attempt $tries)" >&2
     du -sb "$DATA" | cut -f1
 }
 

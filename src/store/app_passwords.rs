@@ -2,7 +2,7 @@
 //! kept in `UserRecord.app_passwords` as argon2id PHC strings. Hashing happens in the
 //! CLI (`auth::hash_password`); the store only keeps the strings.
 
-use super::schema::{self, AppPassword, USERS};
+use super::schema::AppPassword;
 use super::users::{UsersRead, canonical_name};
 use super::{Store, StoreError, now};
 
@@ -42,7 +42,7 @@ impl Store {
         let name = canonical_name(user)?;
         check_label(label)?;
         let label = label.to_string();
-        self.write(move |tx, _| {
+        self.write(move |tx, batch| {
             let mut rec = tx.user(&name)?.ok_or(StoreError::NoSuchUser)?;
             if rec.app_passwords.iter().any(|a| a.label == label) {
                 return Ok(false);
@@ -57,8 +57,7 @@ impl Store {
                 hash,
                 created: now(),
             });
-            tx.open_table(USERS)?
-                .insert(name.as_str(), schema::encode(&rec)?.as_slice())?;
+            super::users::save_user(tx, batch, &rec)?;
             Ok(true)
         })
         .await
@@ -68,15 +67,14 @@ impl Store {
     pub async fn delete_app_password(&self, user: &str, label: &str) -> Result<bool, StoreError> {
         let name = canonical_name(user)?;
         let label = label.to_string();
-        self.write(move |tx, _| {
+        self.write(move |tx, batch| {
             let mut rec = tx.user(&name)?.ok_or(StoreError::NoSuchUser)?;
             let before = rec.app_passwords.len();
             rec.app_passwords.retain(|a| a.label != label);
             if rec.app_passwords.len() == before {
                 return Ok(false);
             }
-            tx.open_table(USERS)?
-                .insert(name.as_str(), schema::encode(&rec)?.as_slice())?;
+            super::users::save_user(tx, batch, &rec)?;
             Ok(true)
         })
         .await

@@ -250,6 +250,8 @@ pub(crate) struct Shared {
     pub(crate) path: PathBuf,
     /// IMAP `\Recent` bookkeeping, in memory (see `imap::RecentState`).
     pub(crate) recent: imap::RecentState,
+    /// Users by name (see `users::UserCache`).
+    pub(crate) users: users::UserCache,
 }
 
 /// A handle to the store; cheap to clone.
@@ -283,6 +285,7 @@ impl Store {
             config: config.clone(),
             path,
             recent: imap::RecentState::default(),
+            users: users::UserCache::default(),
         });
         let writer = writer::Writer::start(shared.clone());
         Ok(Store { shared, writer })

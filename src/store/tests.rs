@@ -582,3 +582,30 @@ fn load_messages_reads_in_order_marks_gone_and_stops_at_the_budget() {
         );
     });
 }
+
+#[test]
+fn find_user_cache_follows_password_changes_and_deletion() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &cfg(0)).unwrap();
+    smol::block_on(async {
+        assert_eq!(store.find_user("carol", "").await.unwrap(), None);
+        let id = store.add_user("carol", "h1".into()).await.unwrap();
+        // Not cached as missing: found right after it was added.
+        let first = store.find_user("Carol", "").await.unwrap().unwrap();
+        assert_eq!((first.id, first.password_hash.as_str()), (id, "h1"));
+        // Cached now; a new password shows at once, as do app passwords.
+        store.find_user("carol", "").await.unwrap();
+        store.set_password("carol", "h2".into()).await.unwrap();
+        let again = store.find_user("carol", "").await.unwrap().unwrap();
+        assert_eq!(again.password_hash, "h2");
+        store
+            .add_app_password("carol", "phone", "ah".into())
+            .await
+            .unwrap();
+        let with_app = store.find_user("carol", "").await.unwrap().unwrap();
+        assert_eq!(with_app.app_passwords.len(), 1);
+        // Deleted: gone, even though it was cached.
+        store.delete_user("carol").await.unwrap();
+        assert_eq!(store.find_user("carol", "").await.unwrap(), None);
+    });
+}

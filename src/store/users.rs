@@ -1,6 +1,9 @@
 //! Accounts. Password hashing happens in `auth` before a job is queued; the store only
 //! keeps the PHC strings.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use redb::{ReadableTable, WriteTransaction};
 
 use super::schema::BlobId;
@@ -87,8 +90,7 @@ impl Store {
                 created: now(),
                 app_passwords: Vec::new(),
             };
-            tx.open_table(USERS)?
-                .insert(name.as_str(), schema::encode(&rec)?.as_slice())?;
+            save_user(tx, batch, &rec)?;
             for (mailbox, special) in mailboxes::DEFAULT_MAILBOXES {
                 mailboxes::create_in(tx, batch, id, mailbox, *special)?;
             }
@@ -100,12 +102,10 @@ impl Store {
     /// Replaces a user's password hash.
     pub async fn set_password(&self, name: &str, password_hash: String) -> Result<(), StoreError> {
         let name = canonical_name(name)?;
-        self.write(move |tx, _| {
+        self.write(move |tx, batch| {
             let mut rec = tx.user(&name)?.ok_or(StoreError::NoSuchUser)?;
             rec.password_hash = password_hash;
-            tx.open_table(USERS)?
-                .insert(name.as_str(), schema::encode(&rec)?.as_slice())?;
-            Ok(())
+            save_user(tx, batch, &rec)
         })
         .await
     }
@@ -149,7 +149,72 @@ impl Store {
         let Ok(name) = canonical_name(local) else {
             return Ok(None);
         };
-        self.read(move |tx, _| user_by_name(tx, &name)).await
+        let generation = match self.shared.users.get(&name) {
+            Ok(hit) => return Ok(Some(hit)),
+            Err(generation) => generation,
+        };
+        let key = name.clone();
+        let found = self.read(move |tx, _| user_by_name(tx, &key)).await?;
+        if let Some(rec) = &found {
+            self.shared.users.put(generation, name, rec.clone());
+        }
+        Ok(found)
+    }
+}
+
+/// Writes a user's record; every write of `USERS` goes through here (or the delete),
+/// so the writer knows to drop the [`UserCache`] after the commit.
+pub(super) fn save_user(
+    tx: &WriteTransaction,
+    batch: &mut Batch,
+    rec: &UserRecord,
+) -> Result<(), StoreError> {
+    tx.open_table(USERS)?
+        .insert(rec.name.as_str(), schema::encode(rec)?.as_slice())?;
+    batch.users_changed = true;
+    Ok(())
+}
+
+/// Users found by name, kept in memory so that checking a delivery's recipient (every
+/// LMTP RCPT) needs no trip to the blocking pool. Only users that exist are kept (names
+/// that a sender makes up cannot fill it), at most [`UserCache::MAX`].
+///
+/// Coherent with the writer: it drops everything, and bumps the generation, after a
+/// commit that wrote `USERS` and before answering that batch's jobs. A lookup notes the
+/// generation before it reads and keeps its result only if the generation is unchanged,
+/// so a read that raced a change never stores what it saw.
+#[derive(Default)]
+pub(crate) struct UserCache {
+    inner: Mutex<(u64, HashMap<String, UserRecord>)>,
+}
+
+impl UserCache {
+    const MAX: usize = 1024;
+
+    /// The user, or the generation to hand to [`UserCache::put`].
+    fn get(&self, name: &str) -> Result<UserRecord, u64> {
+        match self.inner.lock() {
+            Ok(g) => g.1.get(name).cloned().ok_or(g.0),
+            Err(_) => Err(u64::MAX),
+        }
+    }
+
+    fn put(&self, generation: u64, name: String, rec: UserRecord) {
+        if let Ok(mut g) = self.inner.lock()
+            && g.0 == generation
+        {
+            if g.1.len() >= Self::MAX {
+                g.1.clear();
+            }
+            g.1.insert(name, rec);
+        }
+    }
+
+    pub(crate) fn invalidate(&self) {
+        if let Ok(mut g) = self.inner.lock() {
+            g.0 = g.0.wrapping_add(1);
+            g.1.clear();
+        }
     }
 }
 
@@ -193,6 +258,7 @@ fn delete_user_in(tx: &WriteTransaction, batch: &mut Batch, name: &str) -> Resul
         }
     }
     tx.open_table(USERS)?.remove(name)?;
+    batch.users_changed = true;
     batch.changes.push(Change {
         user: rec.id,
         mailbox: 0,

@@ -36,6 +36,8 @@ pub struct Batch {
     pub loose_added: bool,
     /// Blobs were freed (packs may have become sparse).
     pub freed: bool,
+    /// `USERS` was written: the user cache is dropped after the commit.
+    pub users_changed: bool,
 }
 
 type Completion = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
@@ -207,6 +209,9 @@ fn run(shared: Arc<Shared>, rx: Receiver<Job>, own: Writer) {
             shared
                 .last_write_ms
                 .store(super::now_ms(), std::sync::atomic::Ordering::Relaxed);
+            if batch.users_changed {
+                shared.users.invalidate();
+            }
             // Published before the jobs are answered: a session that hears "done" and
             // asks what changed finds its own change there.
             for change in batch.changes.drain(..) {
