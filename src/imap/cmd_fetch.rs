@@ -547,7 +547,8 @@ impl Session {
         };
         let info = info.as_ref();
         let meta = match meta {
-            Some((bytes, prefix)) => match fetch::decode_meta(&bytes) {
+            Some((structure, prefix)) => match fetch::structure(&structure, raw.as_deref(), prefix)
+            {
                 Some(meta) => Some((meta, prefix)),
                 None => {
                     return Err(ImapError::Internal(format!(

@@ -443,17 +443,15 @@ impl Session {
                     ))
                 };
                 let full = if structure {
-                    Some(super::fetch::decode_meta(&meta).ok_or_else(undecodable)?)
+                    let meta = super::fetch::structure(&meta, Some(&raw), prefix_len);
+                    Some(meta.ok_or_else(undecodable)?)
                 } else {
                     None
                 };
                 let header_len = match &full {
                     Some(f) => f.header_len,
-                    None => {
-                        super::fetch::decode_meta_head(&meta)
-                            .ok_or_else(undecodable)?
-                            .header_len
-                    }
+                    None => super::fetch::header_len(&meta, Some(&raw), prefix_len)
+                        .ok_or_else(undecodable)?,
                 };
                 let content = Content {
                     raw: &raw,

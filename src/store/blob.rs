@@ -13,7 +13,9 @@ use std::sync::{Arc, RwLock};
 use redb::{Database, ReadableDatabase, ReadableTable, WriteTransaction};
 
 use super::schema::BlobId;
-use super::schema::{self, BLOB_DATA, BLOB_META, BLOBS, BlobRecord, DICTS, LOOSE, Location, META};
+use super::schema::{
+    self, BLOB_DATA, BLOB_META, BLOBS, BlobRecord, DICT_CHUNKS, LOOSE, Location, META,
+};
 use super::{Shared, StoreError};
 
 /// Samples used to train a dictionary: at most this many bytes in all...
@@ -21,21 +23,7 @@ const TRAIN_BYTES: usize = 8 << 20;
 /// ...and at most this much of each message (headers carry most of what repeats).
 const TRAIN_SAMPLE: usize = 16 << 10;
 
-/// The largest size not above `size` that, with redb's per-page overhead, still fits a
-/// power-of-two run of pages: redb stores a value bigger than a page in the smallest such
-/// run, so a 64 KiB dictionary would take 128 KiB on disk; 64 KiB less 256 bytes takes
-/// 64 KiB.
-pub(crate) fn fit_page_run(size: usize) -> usize {
-    const SLACK: usize = 256;
-    let run = size.next_power_of_two();
-    if size <= 4096 || size + SLACK <= run {
-        size
-    } else {
-        run - SLACK
-    }
-}
-
-/// One dictionary: its id in [`DICTS`] and its bytes. `generation` is unique in the
+/// One dictionary: its id in [`DICT_CHUNKS`] and its bytes. `generation` is unique in the
 /// process (two stores in one process may both have a dictionary 1): it keys the
 /// per-thread zstd contexts that have this dictionary loaded.
 struct Dict {
@@ -159,15 +147,13 @@ fn zstd_err(e: std::io::Error) -> StoreError {
 impl Codec {
     pub(crate) fn load(db: &Database, level: i32) -> Result<Codec, StoreError> {
         let tx = db.begin_read()?;
-        let dict_table = tx.open_table(DICTS)?;
+        let chunks = tx.open_table(DICT_CHUNKS)?;
         let meta = tx.open_table(META)?;
         let active_id = meta.get("active_dict")?.map(|v| v.value() as u32);
         let mut all = HashMap::new();
         let mut active = None;
-        for row in dict_table.iter()? {
-            let (id, bytes) = row?;
-            let id = id.value();
-            let dict = Arc::new(Dict::new(id, bytes.value().to_vec()));
+        for (id, bytes) in schema::dictionaries(&chunks)? {
+            let dict = Arc::new(Dict::new(id, bytes));
             if Some(id) == active_id {
                 active = Some(dict.clone());
             }
@@ -373,28 +359,25 @@ pub(crate) fn load_raw(
 }
 
 /// The stored structure (`mime::MessageMeta`, postcard) of a blob, wherever it is
-/// (`metas`: the opened [`BLOB_META`]).
+/// (`metas`: the opened [`BLOB_META`]); `None` when none is kept (blobs packed without
+/// it, or unpacked from such a pack): the caller parses the blob instead.
 pub(crate) fn load_meta(
     tx: &redb::ReadTransaction,
     metas: &impl ReadableTable<&'static BlobId, &'static [u8]>,
     shared: &Shared,
     hash: &BlobId,
     rec: &BlobRecord,
-) -> Result<Vec<u8>, StoreError> {
+) -> Result<Option<Vec<u8>>, StoreError> {
     match rec.location {
-        Location::Loose { .. } => {
-            let meta = metas
-                .get(hash)?
-                .ok_or_else(|| StoreError::Corrupt("blob without metadata".into()))?;
-            Ok(meta.value().to_vec())
-        }
+        Location::Loose { .. } => Ok(metas.get(hash)?.map(|m| m.value().to_vec())),
+        Location::Packed { meta_len: 0, .. } => Ok(None),
         Location::Packed {
             pack,
             offset,
             meta_len,
         } => {
             let bytes = super::pack::load(tx, shared, pack)?;
-            slice(&bytes, offset + rec.raw_len, u64::from(meta_len))
+            slice(&bytes, offset + rec.raw_len, u64::from(meta_len)).map(Some)
         }
     }
 }
@@ -487,16 +470,18 @@ fn train(shared: &Arc<Shared>) -> Result<Option<u32>, StoreError> {
     if samples.len() < 32 {
         return Ok(None);
     }
-    let size = fit_page_run(shared.config.dictionary_size);
-    let dict = zstd::dict::from_samples(&samples, size)
+    let dict = zstd::dict::from_samples(&samples, shared.config.dictionary_size)
         .map_err(|e| StoreError::Storage(format!("zstd training: {e}")))?;
     drop(samples);
     let id = {
         let tx = shared.begin_write()?;
         let id = {
-            let mut dicts = tx.open_table(DICTS)?;
-            let id = dicts.last()?.map(|(k, _)| k.value() + 1).unwrap_or(1);
-            dicts.insert(id, dict.as_slice())?;
+            let last = tx
+                .open_table(DICT_CHUNKS)?
+                .last()?
+                .map(|(k, _)| k.value().0);
+            let id = last.map_or(1, |l| l.saturating_add(1));
+            schema::put_dictionary(&tx, id, &dict)?;
             let mut meta = tx.open_table(META)?;
             meta.insert("active_dict", u64::from(id))?;
             meta.insert("undicted_blobs", 0)?;

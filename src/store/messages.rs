@@ -10,7 +10,7 @@ use super::blob::{self, PreparedBlob};
 use super::mailboxes::{self, canonical_mailbox};
 use super::schema::BlobId;
 use super::schema::{
-    self, BLOBS, BlobRecord, DICTS, EXPUNGED, Location, MAILBOXES, MESSAGES, MailboxRecord,
+    self, BLOBS, BlobRecord, DICT_CHUNKS, EXPUNGED, Location, MAILBOXES, MESSAGES, MailboxRecord,
     MessageRecord, PACKS, PackRecord, SystemFlags, TraceRecord, USERS, UserRecord,
 };
 use super::writer::Batch;
@@ -49,14 +49,24 @@ pub struct Want {
     pub bytes: bool,
 }
 
+/// A message's parsed structure as the store has it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Structure {
+    /// `mime::MessageMeta`, postcard, as computed at delivery.
+    Stored(Vec<u8>),
+    /// Not kept (packs hold only the messages): parse the blob, `raw[prefix..]`, with
+    /// `mime::analyze`. [`Store::load_messages`] then always gives `raw`.
+    Derive,
+}
+
 /// One message read by [`Store::load_messages`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Loaded {
     pub info: MessageInfo,
     /// With [`Want::meta`]: the structure, and the length of the per-delivery prefix
     /// (offsets in the structure are relative to the blob).
-    pub meta: Option<(Vec<u8>, usize)>,
-    /// With [`Want::bytes`]: prefix + blob.
+    pub meta: Option<(Structure, usize)>,
+    /// With [`Want::bytes`], or when the structure is [`Structure::Derive`]: prefix + blob.
     pub raw: Option<Vec<u8>>,
 }
 
@@ -205,7 +215,7 @@ fn table_stats(tx: &ReadTransaction) -> Result<Vec<(String, u64, u64)>, StoreErr
     add("loose", tx.open_table(schema::LOOSE)?.stats()?);
     add("packs", tx.open_table(PACKS)?.stats()?);
     add("pack_chunks", tx.open_table(schema::PACK_CHUNKS)?.stats()?);
-    add("dicts", tx.open_table(DICTS)?.stats()?);
+    add("dict_chunks", tx.open_table(DICT_CHUNKS)?.stats()?);
     Ok(out)
 }
 
@@ -264,12 +274,12 @@ impl<'t> Reader<'t> {
         ))
     }
 
-    /// The blob's stored structure (`mime::MessageMeta`, postcard).
+    /// The blob's stored structure (`mime::MessageMeta`, postcard), if it has one.
     pub(super) fn meta(
         &self,
         rec: &MessageRecord,
         brec: &BlobRecord,
-    ) -> Result<Vec<u8>, StoreError> {
+    ) -> Result<Option<Vec<u8>>, StoreError> {
         blob::load_meta(self.tx, &self.metas, self.shared, &rec.blob, brec)
     }
 
@@ -372,12 +382,21 @@ impl Store {
                 if want.meta || want.bytes {
                     let brec = reader.blob(&rec)?;
                     let prefix = reader.prefix(&rec)?;
+                    let mut need_bytes = want.bytes;
                     if want.meta {
-                        let m = reader.meta(&rec, &brec)?;
-                        bytes = bytes.saturating_add(m.len());
-                        meta = Some((m, prefix.len()));
+                        let structure = match reader.meta(&rec, &brec)? {
+                            Some(m) => {
+                                bytes = bytes.saturating_add(m.len());
+                                Structure::Stored(m)
+                            }
+                            None => {
+                                need_bytes = true;
+                                Structure::Derive
+                            }
+                        };
+                        meta = Some((structure, prefix.len()));
                     }
-                    if want.bytes {
+                    if need_bytes {
                         let whole = join(prefix, &reader.body(&rec, &brec)?);
                         bytes = bytes.saturating_add(whole.len());
                         raw = Some(whole);
@@ -414,13 +433,13 @@ impl Store {
         Ok(got.into_iter().next().and_then(|(_, l)| l?.raw))
     }
 
-    /// The parsed structure stored for a message (`mime::MessageMeta`, postcard), and the
-    /// length of its per-delivery prefix (offsets in the structure are relative to the blob).
+    /// The structure stored for a message (see [`Structure`]), and the length of its
+    /// per-delivery prefix (offsets in the structure are relative to the blob).
     pub async fn message_meta(
         &self,
         mailbox: u64,
         uid: u32,
-    ) -> Result<Option<(Vec<u8>, usize)>, StoreError> {
+    ) -> Result<Option<(Structure, usize)>, StoreError> {
         let want = Want {
             meta: true,
             bytes: false,
@@ -561,7 +580,7 @@ impl Store {
                 }
             }
             stats.blob_stored += pack_stored;
-            for row in tx.open_table(DICTS)?.iter()? {
+            for row in tx.open_table(DICT_CHUNKS)?.iter()? {
                 let (_, v) = row?;
                 stats.dict_bytes += v.value().len() as u64;
             }

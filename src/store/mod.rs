@@ -38,7 +38,7 @@ pub use imap_exact::ExactCopy;
 pub use mailboxes::MailboxInfo;
 pub use mailboxes::canonical_mailbox;
 pub use messages::{
-    AppendRequest, Appended, Loaded, MailboxStats, MessageInfo, Stats, UserStats, Want,
+    AppendRequest, Appended, Loaded, MailboxStats, MessageInfo, Stats, Structure, UserStats, Want,
 };
 pub use policy::{Applied, SUMMARY_HEADER_MAX, Summary, Usage, UsageReport, disk_status};
 pub use pop3::{POP3_DELETED, Pop3Entry, Pop3Removal};

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::StoreError;
 
 /// Version of the on-disk layout written by this build.
-pub const SCHEMA_VERSION: u64 = 2;
+pub const SCHEMA_VERSION: u64 = 3;
 
 /// A blob's content id: the first 128 bits of its BLAKE3 hash. Collisions are out of
 /// reach (2^64 work for a birthday collision on purpose), and half the bytes of a full
@@ -54,8 +54,15 @@ pub const PACKS: TableDefinition<u64, &[u8]> = TableDefinition::new("packs");
 pub const PACK_CHUNKS: TableDefinition<(u64, u32), &[u8]> = TableDefinition::new("pack_chunks");
 /// Size of a pack chunk: a 4 KiB page less the leaf's header and offsets.
 pub const PACK_CHUNK: usize = 4000;
-/// Dictionary id -> zstd dictionary bytes.
+/// Dictionary id -> zstd dictionary bytes, in schema 2. The upgrade to 3 moves them to
+/// [`DICT_CHUNKS`] and leaves this table empty.
 pub const DICTS: TableDefinition<u32, &[u8]> = TableDefinition::new("dicts");
+/// (dictionary id, chunk number) -> up to [`PACK_CHUNK`] bytes of a zstd dictionary.
+/// Page-sized chunks like packs: one 64 KiB value takes a 16-page run, and redb's
+/// compaction stops at the first page it cannot move lower, so such a run near the end of
+/// the file kept everything before it from being reclaimed (measured: files 10-35% larger
+/// than their pages after `compact`).
+pub const DICT_CHUNKS: TableDefinition<(u32, u32), &[u8]> = TableDefinition::new("dict_chunks");
 /// Trace id -> [`TraceRecord`]: the per-delivery facts that repeat across messages (the
 /// same recipient, client and host name), stored once. Never deleted: a store sees few
 /// distinct combinations.
@@ -311,6 +318,48 @@ pub fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, StoreError> 
 
 /// Creates every table, writes the version on a new store, and upgrades an old one.
 /// A store written by a newer build is refused rather than misread.
+/// Schema 2 -> 3: dictionaries move into page-sized chunks ([`DICT_CHUNKS`]). Nothing
+/// else is rewritten: schema 3 also lets a pack hold messages without their structure
+/// (`Location::Packed` with `meta_len` 0), which a schema 2 build could not read, hence
+/// the new version.
+fn upgrade_2_to_3(tx: &WriteTransaction) -> Result<(), StoreError> {
+    let mut dicts = tx.open_table(DICTS)?;
+    let mut all = Vec::new();
+    for row in dicts.iter()? {
+        let (id, bytes) = row?;
+        all.push((id.value(), bytes.value().to_vec()));
+    }
+    for (id, bytes) in &all {
+        put_dictionary(tx, *id, bytes)?;
+        dicts.remove(*id)?;
+    }
+    Ok(())
+}
+
+/// Stores dictionary `id` in [`DICT_CHUNKS`].
+pub fn put_dictionary(tx: &WriteTransaction, id: u32, bytes: &[u8]) -> Result<(), StoreError> {
+    let mut t = tx.open_table(DICT_CHUNKS)?;
+    for (n, chunk) in bytes.chunks(PACK_CHUNK).enumerate() {
+        let n = u32::try_from(n).map_err(|_| StoreError::Corrupt("dictionary size".into()))?;
+        t.insert((id, n), chunk)?;
+    }
+    Ok(())
+}
+
+/// Every dictionary in [`DICT_CHUNKS`], by id, reassembled.
+pub fn dictionaries(
+    t: &impl ReadableTable<(u32, u32), &'static [u8]>,
+) -> Result<std::collections::BTreeMap<u32, Vec<u8>>, StoreError> {
+    let mut out: std::collections::BTreeMap<u32, Vec<u8>> = std::collections::BTreeMap::new();
+    for row in t.iter()? {
+        let (k, v) = row?;
+        out.entry(k.value().0)
+            .or_default()
+            .extend_from_slice(v.value());
+    }
+    Ok(out)
+}
+
 pub fn migrate(tx: &WriteTransaction) -> Result<(), StoreError> {
     let mut meta = tx.open_table(META)?;
     let version = meta.get("schema_version")?.map(|v| v.value());
@@ -330,7 +379,11 @@ pub fn migrate(tx: &WriteTransaction) -> Result<(), StoreError> {
                     .into(),
             ));
         }
-        // Future: `Some(2) => upgrade_2_to_3(tx)?`, one step per version.
+        // One step per version.
+        Some(2) => {
+            upgrade_2_to_3(tx)?;
+            meta.insert("schema_version", SCHEMA_VERSION)?;
+        }
         Some(v) if v > SCHEMA_VERSION => {
             return Err(StoreError::Corrupt(format!(
                 "the store has schema version {v}; this build reads up to {SCHEMA_VERSION}"
@@ -352,6 +405,7 @@ pub fn migrate(tx: &WriteTransaction) -> Result<(), StoreError> {
     tx.open_table(BLOB_DATA)?;
     tx.open_table(BLOB_META)?;
     tx.open_table(DICTS)?;
+    tx.open_table(DICT_CHUNKS)?;
     tx.open_table(LOOSE)?;
     tx.open_table(PACKS)?;
     tx.open_table(PACK_CHUNKS)?;

@@ -38,6 +38,9 @@ pub struct Batch {
     pub freed: bool,
     /// `USERS` was written: the user cache is dropped after the commit.
     pub users_changed: bool,
+    /// Jobs of background work (packing): a batch of only these does not count as
+    /// activity, so the packer's own commits do not delay its next step.
+    pub background_jobs: usize,
 }
 
 type Completion = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
@@ -206,9 +209,11 @@ fn run(shared: Arc<Shared>, rx: Receiver<Job>, own: Writer) {
             drop(job);
         }
         if outcome.is_ok() {
-            shared
-                .last_write_ms
-                .store(super::now_ms(), std::sync::atomic::Ordering::Relaxed);
+            if batch.background_jobs < jobs_in_batch {
+                shared
+                    .last_write_ms
+                    .store(super::now_ms(), std::sync::atomic::Ordering::Relaxed);
+            }
             if batch.users_changed {
                 shared.users.invalidate();
             }

@@ -27,6 +27,7 @@ pub use strings::{Options, QUOTED_MAX, binary_literal, literal, nstring, quotabl
 pub use structure::{body_structure, envelope};
 
 use crate::mime::MessageMeta;
+use crate::store::Structure;
 use crate::util::MONTHS;
 pub use crate::util::{civil_from_days, days_from_civil};
 
@@ -142,4 +143,26 @@ pub fn decode_meta_head(bytes: &[u8]) -> Option<MetaHead> {
     postcard::take_from_bytes::<MetaHead>(bytes)
         .ok()
         .map(|(h, _)| h)
+}
+
+/// A message's structure: decoded when the store kept it, else parsed from the blob,
+/// `raw[prefix..]` (messages in packs; see `store::Structure`). `None` when the stored
+/// bytes do not decode or the bytes to parse are missing.
+pub fn structure(s: &Structure, raw: Option<&[u8]>, prefix: usize) -> Option<MessageMeta> {
+    match s {
+        Structure::Stored(bytes) => decode_meta(bytes),
+        Structure::Derive => raw.and_then(|r| r.get(prefix..)).map(crate::mime::analyze),
+    }
+}
+
+/// The length of the blob's header (`BODY[HEADER]`), all that header searches need: from
+/// the stored structure's first fields, or found in the blob as `mime::analyze` does.
+pub fn header_len(s: &Structure, raw: Option<&[u8]>, prefix: usize) -> Option<u64> {
+    match s {
+        Structure::Stored(bytes) => decode_meta_head(bytes).map(|h| h.header_len),
+        Structure::Derive => {
+            let blob = raw?.get(prefix..)?;
+            u64::try_from(crate::mime::header_end(blob, 0, blob.len())).ok()
+        }
+    }
 }

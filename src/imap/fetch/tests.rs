@@ -758,3 +758,32 @@ fn meta_head_decodes_the_start_of_the_stored_structure() {
     }
     assert_eq!(super::decode_meta_head(&[]), None);
 }
+
+#[test]
+fn derived_structure_equals_stored_structure() {
+    // Packed messages keep no structure: parsing the blob must give what the stored one
+    // would have, and header searches the same header length.
+    let prefix = b"Delivered-To: a@b\r\n".as_slice();
+    for blob in [
+        NESTED,
+        b"Subject: hi\r\n\r\nbody\r\n".as_slice(),
+        b"only a header line".as_slice(),
+        b"\r\nbody without header".as_slice(),
+    ] {
+        let stored =
+            crate::store::Structure::Stored(postcard::to_allocvec(&analyze(blob)).unwrap());
+        let derive = crate::store::Structure::Derive;
+        let mut raw = prefix.to_vec();
+        raw.extend_from_slice(blob);
+        let p = prefix.len();
+        assert_eq!(
+            super::structure(&derive, Some(&raw), p),
+            super::structure(&stored, None, 0)
+        );
+        assert_eq!(
+            super::header_len(&derive, Some(&raw), p),
+            super::header_len(&stored, None, 0)
+        );
+        assert!(super::structure(&derive, None, p).is_none());
+    }
+}
