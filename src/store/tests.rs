@@ -641,7 +641,7 @@ fn a_full_pack_record_fits_one_page() {
 
 #[test]
 fn schema_2_store_is_upgraded_dictionaries_into_chunks() {
-    use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
+    use redb::{ReadableDatabase, ReadableTableMetadata};
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), &cfg(0)).unwrap();
     smol::block_on(store.add_user("a", "h".into())).unwrap();
