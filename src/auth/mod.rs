@@ -12,7 +12,7 @@ pub mod throttle;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 
 use crate::config::{Argon2Config, AuthConfig, Plaintext};
@@ -76,6 +76,9 @@ pub struct Authenticator {
     dummy: String,
     throttle: Arc<Mutex<Throttle>>,
     cache: Arc<AuthCache>,
+    /// argon2 checks running at once: no more than the CPUs (they are CPU-bound), so ten
+    /// logins at once take at most that many times `argon2.memory_kib`, not ten times.
+    hashing: Arc<smol::lock::Semaphore>,
 }
 
 impl Authenticator {
@@ -98,6 +101,9 @@ impl Authenticator {
             dummy,
             throttle: Arc::new(Mutex::new(Throttle::new(&cfg.throttle))),
             cache: Arc::new(AuthCache::new(Duration::from_secs(cfg.cache_secs))),
+            hashing: Arc::new(smol::lock::Semaphore::new(
+                std::thread::available_parallelism().map_or(1, |n| n.get()),
+            )),
         }
     }
 
@@ -114,7 +120,8 @@ impl Authenticator {
     }
 
     /// Verifies `password` for `login` (`alice` or `alice@<hostname>`), as the user's
-    /// password or one of their app passwords. argon2 runs on the blocking pool.
+    /// password or one of their app passwords. argon2 runs on the blocking pool, at most
+    /// one check per CPU at a time.
     ///
     /// An address with too many recent failures gets [`AuthError::Throttled`] without a
     /// check. A failure is answered only after the throttle's delay (doubling per failure
@@ -149,6 +156,7 @@ impl Authenticator {
             None => {
                 let dummy = self.dummy.clone();
                 let password = password.to_string();
+                let _slot = self.hashing.acquire().await;
                 smol::unblock(move || verify_password(&dummy, &password)).await;
                 None
             }
@@ -180,6 +188,7 @@ impl Authenticator {
         let mut hashes = vec![user.password_hash.clone()];
         hashes.extend(user.app_passwords.iter().map(|a| a.hash.clone()));
         let password = password.to_string();
+        let _slot = self.hashing.acquire().await;
         smol::unblock(move || hashes.into_iter().find(|h| verify_password(h, &password))).await
     }
 }
@@ -229,15 +238,51 @@ pub fn hash_password(password: &str, cfg: &Argon2Config) -> Result<String, HashE
         .map_err(|e| HashError(e.to_string()))
 }
 
-/// Checks a password against a stored PHC string (constant-time comparison inside argon2).
-/// A malformed stored hash never matches.
+/// Checks a password against a stored PHC string: argon2 with the stored parameters and
+/// salt, then a constant-time comparison ([`ct_eq`]). A malformed stored hash never
+/// matches. The working memory comes from [`working_memory`] and is returned to the
+/// system when the check ends.
 pub fn verify_password(stored: &str, password: &str) -> bool {
-    match PasswordHash::new(stored) {
-        Ok(hash) => Argon2::default()
-            .verify_password(password.as_bytes(), &hash)
-            .is_ok(),
-        Err(_) => false,
-    }
+    let Ok(hash) = PasswordHash::new(stored) else {
+        return false;
+    };
+    let (Some(expected), Ok(params), Ok(algorithm)) = (
+        hash.hash,
+        Params::try_from(&hash),
+        Algorithm::try_from(hash.algorithm),
+    ) else {
+        return false;
+    };
+    let version = match hash.version.map(Version::try_from) {
+        None => Version::V0x13,
+        Some(Ok(v)) => v,
+        Some(Err(_)) => return false,
+    };
+    let mut salt = [0u8; 64];
+    let Some(salt) = hash.salt.and_then(|s| s.decode_b64(&mut salt).ok()) else {
+        return false;
+    };
+    let argon = Argon2::new(algorithm, version, params);
+    let mut computed = vec![0u8; expected.len()];
+    let mut memory = working_memory(argon.params().block_count());
+    argon
+        .hash_password_into_with_memory(password.as_bytes(), salt, &mut computed, &mut memory)
+        .is_ok()
+        && ct_eq(&computed, expected.as_bytes())
+}
+
+/// argon2's working memory for one hash: `blocks` KiB (19 MiB by default), in an
+/// allocation of more than 32 MiB. glibc serves a request above its mmap threshold with
+/// a mapping of its own and unmaps it on free, but the threshold adapts upwards to the
+/// largest block freed, up to 32 MiB: after that a 19 MiB request comes from the thread's
+/// heap and stays resident once freed (ten logins at once left the server at 208 MB).
+/// Asking for more than the highest threshold keeps every hash in its own mapping; only
+/// the blocks argon2 uses are ever touched.
+fn working_memory(blocks: usize) -> Vec<argon2::Block> {
+    const OWN_MAPPING: usize = (32 << 20) / argon2::Block::SIZE + 1;
+    let mut v = Vec::with_capacity(blocks.max(OWN_MAPPING));
+    v.resize(blocks, argon2::Block::default());
+    v
 }
 
 /// Validates a new password: not empty, no control characters, at most 1024 bytes.
@@ -387,6 +432,42 @@ mod tests {
             assert!(auth.authenticate("alice", "pw", peer).await.is_ok());
         });
         store.shutdown();
+    }
+
+    #[test]
+    fn verify_password_agrees_with_the_argon2_crate() {
+        use argon2::password_hash::PasswordVerifier;
+        // Our check (explicit working memory) against the crate's own, on hashes of every
+        // algorithm and version, more lanes, a longer output, and wrong passwords.
+        let cases = [
+            (Algorithm::Argon2id, Version::V0x13, 64, 1, 1, 32),
+            (Algorithm::Argon2i, Version::V0x13, 32, 2, 1, 32),
+            (Algorithm::Argon2d, Version::V0x10, 32, 1, 2, 32),
+            (Algorithm::Argon2id, Version::V0x13, 64, 1, 2, 48),
+        ];
+        for (alg, version, m, t, p, len) in cases {
+            let params = Params::new(m, t, p, Some(len)).unwrap();
+            let salt = SaltString::encode_b64(b"0123456789abcdef").unwrap();
+            let phc = Argon2::new(alg, version, params)
+                .hash_password(b"correct horse", &salt)
+                .unwrap()
+                .to_string();
+            let parsed = PasswordHash::new(&phc).unwrap();
+            for pw in ["correct horse", "correct hors", ""] {
+                let theirs = Argon2::default()
+                    .verify_password(pw.as_bytes(), &parsed)
+                    .is_ok();
+                assert_eq!(verify_password(&phc, pw), theirs, "{phc} {pw:?}");
+            }
+            assert!(verify_password(&phc, "correct horse"), "{phc}");
+        }
+        for bad in [
+            "",
+            "$argon2id$v=19$m=64,t=1,p=1$",
+            "$scrypt$ln=4,r=8,p=1$c2FsdA$aGFzaA",
+        ] {
+            assert!(!verify_password(bad, ""), "{bad}");
+        }
     }
 
     #[test]
