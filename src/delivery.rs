@@ -475,11 +475,12 @@ impl Decide {
 }
 
 /// The largest message prepared on the session's thread instead of the blocking pool:
-/// parsing, hashing and compressing (zstd level 3) 64 KiB take about 0.2 ms here, the
+/// normalising, hashing and compressing (zstd level 3) 64 KiB take about 0.2 ms here, the
 /// usual 4 KiB message some 30 us, which is what a trip to the pool and back costs.
 const PREPARE_INLINE_MAX: usize = 64 * 1024;
 
-/// Normalises, parses and compresses one message; `None` when it is over `max`.
+/// Normalises, hashes and compresses one message; `None` when it is over `max`. Its
+/// MIME structure is not computed here: it is parsed when a client asks for it.
 fn prepare(
     store: &Store,
     raw: Vec<u8>,
@@ -493,10 +494,7 @@ fn prepare(
     if raw.len() as u64 > max {
         return Ok(None);
     }
-    let meta = crate::mime::analyze(&raw);
-    let meta = postcard::to_allocvec(&meta)
-        .map_err(|e| StoreError::Corrupt(format!("encode meta: {e}")))?;
-    let blob = store.codec().prepare(&raw, meta)?;
+    let blob = store.codec().prepare(&raw)?;
     Ok(Some(Prepared {
         raw: Arc::new(raw),
         blob: Arc::new(blob),

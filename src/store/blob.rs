@@ -136,8 +136,6 @@ pub struct PreparedBlob {
     pub compressed: Vec<u8>,
     pub dict: u32,
     pub raw_len: u64,
-    /// `mime::MessageMeta`, postcard-encoded.
-    pub meta: Vec<u8>,
 }
 
 fn zstd_err(e: std::io::Error) -> StoreError {
@@ -178,7 +176,7 @@ impl Codec {
     }
 
     /// Hashes and compresses `raw` (already CRLF-normalised) with the active dictionary.
-    pub fn prepare(&self, raw: &[u8], meta: Vec<u8>) -> Result<PreparedBlob, StoreError> {
+    pub fn prepare(&self, raw: &[u8]) -> Result<PreparedBlob, StoreError> {
         let hash = schema::blob_id(raw);
         let (dict, compressed) = self.compress(raw)?;
         Ok(PreparedBlob {
@@ -186,7 +184,6 @@ impl Codec {
             compressed,
             dict,
             raw_len: raw.len() as u64,
-            meta,
         })
     }
 
@@ -264,8 +261,6 @@ pub(crate) fn add_ref(
             blobs.insert(&blob.hash, schema::encode(&rec)?.as_slice())?;
             tx.open_table(BLOB_DATA)?
                 .insert(&blob.hash, blob.compressed.as_slice())?;
-            tx.open_table(BLOB_META)?
-                .insert(&blob.hash, blob.meta.as_slice())?;
             if blob.dict == 0 {
                 *undicted += 1;
             }

@@ -54,7 +54,7 @@ pub struct Want {
 pub enum Structure {
     /// `mime::MessageMeta`, postcard, as computed at delivery.
     Stored(Vec<u8>),
-    /// Not kept (packs hold only the messages): parse the blob, `raw[prefix..]`, with
+    /// Not kept (schema 3 keeps none): parse the blob, `raw[prefix..]`, with
     /// `mime::analyze`. [`Store::load_messages`] then always gives `raw`.
     Derive,
 }

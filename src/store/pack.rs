@@ -279,9 +279,9 @@ struct Item {
 
 /// Appends a blob's raw bytes and structure to the pack being built.
 /// Appends one message to the pack being built. Only the message goes in: its
-/// structure is parsed again when read (about 9 us for a typical message), which keeps
-/// packs 0.02 of the raw mail smaller (docs/decisions.md, "Packs keep no structure").
-/// Packs written before keep theirs (`meta_len` > 0) and are read as they are.
+/// structure is parsed when read (about 9 us for a typical message), which keeps packs
+/// 0.02 of the raw mail smaller (docs/decisions.md, "The store keeps no parsed
+/// structure"). Packs written before keep theirs (`meta_len` > 0) and are read as they are.
 fn take(buf: &mut Vec<u8>, items: &mut Vec<Item>, source: Source, hash: BlobId, raw: &[u8]) {
     let offset = buf.len() as u64;
     buf.extend_from_slice(raw);

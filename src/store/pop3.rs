@@ -259,12 +259,11 @@ mod tests {
 
     fn request(store: &Store, user: u32, i: usize) -> AppendRequest {
         let raw = format!("Subject: {i}\r\n\r\nbody {i}\r\n").into_bytes();
-        let meta = postcard::to_allocvec(&crate::mime::analyze(&raw)).unwrap();
         AppendRequest {
             user,
             mailbox: "INBOX".into(),
             create: false,
-            blob: Arc::new(store.codec().prepare(&raw, meta).unwrap()),
+            blob: Arc::new(store.codec().prepare(&raw).unwrap()),
             trace: None,
             flags: SystemFlags::default(),
             keywords: Vec::new(),

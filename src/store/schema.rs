@@ -42,7 +42,9 @@ pub const EXPUNGED: TableDefinition<(u64, u32), u64> = TableDefinition::new("exp
 pub const BLOBS: TableDefinition<&BlobId, &[u8]> = TableDefinition::new("blobs");
 /// Content hash -> the compressed message bytes.
 pub const BLOB_DATA: TableDefinition<&BlobId, &[u8]> = TableDefinition::new("blob_data");
-/// Content hash -> the parsed structure FETCH needs (`mime::MessageMeta`, postcard).
+/// Content hash -> the parsed structure FETCH needs (`mime::MessageMeta`, postcard), as
+/// schema 2 kept it for loose blobs. Schema 3 keeps no structure: it is parsed from the
+/// message when read (`store::Structure::Derive`); rows written before are still used.
 pub const BLOB_META: TableDefinition<&BlobId, &[u8]> = TableDefinition::new("blob_meta");
 /// Arrival sequence -> hash of a blob stored loose (not yet in a pack), oldest first.
 pub const LOOSE: TableDefinition<u64, &BlobId> = TableDefinition::new("loose");
@@ -177,7 +179,8 @@ pub struct MessageRecord {
 /// Where a blob's bytes are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Location {
-    /// Compressed alone in `BLOB_DATA`, its structure in `BLOB_META`; `seq` is its key in
+    /// Compressed alone in `BLOB_DATA` (its structure in `BLOB_META` if schema 2 wrote
+    /// it); `seq` is its key in
     /// `LOOSE`.
     Loose { seq: u64 },
     /// Inside pack `pack`: the raw message at `offset`, then `meta_len` bytes of structure.

@@ -23,12 +23,11 @@ fn message(i: usize) -> Vec<u8> {
 }
 
 fn request(store: &Store, user: u32, mailbox: &str, raw: &[u8]) -> AppendRequest {
-    let meta = postcard::to_allocvec(&crate::mime::analyze(raw)).unwrap();
     AppendRequest {
         user,
         mailbox: mailbox.into(),
         create: false,
-        blob: Arc::new(store.codec().prepare(raw, meta).unwrap()),
+        blob: Arc::new(store.codec().prepare(raw).unwrap()),
         trace: None,
         flags: SystemFlags::default(),
         keywords: Vec::new(),
@@ -367,7 +366,7 @@ fn loose_blobs_are_packed_and_read_back_and_sparse_packs_unpacked() {
                 Some(big(i)),
                 "uid {uid}"
             );
-            // Packs keep no structure (it is parsed from the message); loose blobs do.
+            // No structure is kept (it is parsed from the message when read).
             let (meta, prefix) = store.message_meta(inbox, uid).await.unwrap().unwrap();
             let meta: crate::mime::MessageMeta = match meta {
                 Structure::Stored(bytes) => postcard::from_bytes(&bytes).unwrap(),
@@ -668,7 +667,7 @@ fn schema_2_store_is_upgraded_dictionaries_into_chunks() {
     let store = Store::open(dir.path(), &cfg(0)).unwrap();
     let stats = smol::block_on(store.stats(None)).unwrap();
     assert_eq!(stats.dict_bytes, dict.len() as u64);
-    let blob = store.codec().prepare(&message(1), Vec::new()).unwrap();
+    let blob = store.codec().prepare(&message(1)).unwrap();
     assert_eq!(blob.dict, 7, "the moved dictionary is still the active one");
     store.shutdown();
     drop(store);

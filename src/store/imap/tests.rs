@@ -17,12 +17,11 @@ fn message(i: usize) -> Vec<u8> {
 
 async fn append(store: &Store, user: u32, mailbox: &str, i: usize, flags: u8) -> u32 {
     let raw = message(i);
-    let meta = postcard::to_allocvec(&crate::mime::analyze(&raw)).unwrap();
     let req = AppendRequest {
         user,
         mailbox: mailbox.into(),
         create: false,
-        blob: Arc::new(store.codec().prepare(&raw, meta).unwrap()),
+        blob: Arc::new(store.codec().prepare(&raw).unwrap()),
         trace: Some(crate::store::TraceRecord {
             format: 1,
             protocol: "LMTP".into(),
