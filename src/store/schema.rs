@@ -251,7 +251,13 @@ impl TraceRecord {
 }
 
 fn hex8(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    let mut s = String::with_capacity(b.len() * 2);
+    for x in b {
+        for nibble in [x >> 4, x & 15] {
+            s.push(char::from_digit(u32::from(nibble), 16).unwrap_or('0'));
+        }
+    }
+    s
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
