@@ -4,8 +4,9 @@
 //! set for UID EXPUNGE, resolved against the UIDs this client knows); the session marks
 //! the removed UIDs in its view, and the untagged `* n EXPUNGE` responses come from the
 //! update step, which sends one per removed message the client knew about, highest
-//! sequence number first so no number shifts under the client (RFC 9051 §7.5.1). A `\Deleted` message that arrived after
-//! the client last heard is removed without ever being announced (PROTOCOL.md item 68).
+//! sequence number first so no number shifts under the client (RFC 9051 §7.5.1). A
+//! `\Deleted` message that arrived after the client last heard is removed without ever
+//! being announced (PROTOCOL.md item 68).
 //! Without QRESYNC there is no VANISHED. A read-only mailbox gets `NO [READ-ONLY]`.
 
 use super::response::{Code, ImapError};

@@ -444,6 +444,7 @@ impl Session {
         let want = Want {
             meta: args.items.iter().any(Item::needs_meta),
             bytes: args.items.iter().any(Item::needs_bytes),
+            ..Want::default()
         };
         let load = want.meta || want.bytes || args.items.iter().any(Item::needs_listing);
         picked.reverse();

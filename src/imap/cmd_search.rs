@@ -410,9 +410,14 @@ impl Session {
         }
         // The content of the undecided ones, read a batch at a time.
         let structure = a.key.needs_structure();
+        // Only what the keys can look at: BODY and TEXT need the whole message and its
+        // structure, header keys only the header, and the trace prefix only keys that
+        // can see its fields.
         let want = Want {
-            meta: true,
+            meta: structure,
             bytes: true,
+            skip_trace: !a.key.needs_trace(),
+            header_only: !structure,
         };
         let mut next = 0usize;
         while next < undecided.len() {
@@ -428,30 +433,30 @@ impl Session {
             let read = got.len().max(1);
             for ((seq, m, info), (_, loaded)) in undecided.iter().skip(next).zip(got) {
                 let Some(Loaded {
-                    meta: Some((meta, prefix_len)),
+                    meta,
                     raw: Some(raw),
                     ..
                 }) = loaded
                 else {
                     continue;
                 };
-                // Header keys need only the header's length, not the whole structure.
                 let undecodable = || {
                     ImapError::Internal(format!(
                         "undecodable structure of {}/{}",
                         view.mailbox, m.uid
                     ))
                 };
-                let full = if structure {
-                    let meta = super::fetch::structure(&meta, Some(&raw), prefix_len);
-                    Some(meta.ok_or_else(undecodable)?)
-                } else {
-                    None
-                };
-                let header_len = match &full {
-                    Some(f) => f.header_len,
-                    None => super::fetch::header_len(&meta, Some(&raw), prefix_len)
-                        .ok_or_else(undecodable)?,
+                // BODY/TEXT keys: the whole message and its structure. Header keys: only
+                // the header came (after the trace prefix when the keys can see it), so
+                // all of it counts as header, the prefix included.
+                let (full, prefix_len, header_len) = match &meta {
+                    Some((s, p)) => {
+                        let f =
+                            super::fetch::structure(s, Some(&raw), *p).ok_or_else(undecodable)?;
+                        let len = f.header_len;
+                        (Some(f), *p, len)
+                    }
+                    None => (None, 0, raw.len() as u64),
                 };
                 let content = Content {
                     raw: &raw,

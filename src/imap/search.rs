@@ -175,6 +175,21 @@ impl SearchKey {
         }
     }
 
+    /// Whether the answer may depend on the per-delivery trace fields that nestbox adds
+    /// in front of the message (Return-Path, Delivered-To, Received): HEADER on one of
+    /// them, or TEXT. Other keys are evaluated without rendering that prefix.
+    pub fn needs_trace(&self) -> bool {
+        const TRACE: [&[u8]; 3] = [b"return-path", b"delivered-to", b"received"];
+        match self {
+            SearchKey::Header(name, _) => TRACE.iter().any(|t| name.eq_ignore_ascii_case(t)),
+            SearchKey::Text(_) => true,
+            SearchKey::And(keys) => keys.iter().any(SearchKey::needs_trace),
+            SearchKey::Or(a, b) => a.needs_trace() || b.needs_trace(),
+            SearchKey::Not(k) => k.needs_trace(),
+            _ => false,
+        }
+    }
+
     /// Nesting depth (for a limit that answers BAD, PROTOCOL item 89).
     pub fn depth(&self) -> usize {
         let inner = match self {

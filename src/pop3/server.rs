@@ -208,10 +208,18 @@ fn removal(policy: &DelePolicy) -> Pop3Removal {
 
 /// Serves one POP3 connection to the end.
 pub async fn handle(ctx: &Context, stream: Stream, peer: Peer) {
-    let mut retrieved = Retrievals::default();
-    serve(ctx, stream, peer, &mut retrieved).await;
+    let mut held = Held::default();
+    serve(ctx, stream, peer, &mut held).await;
     // However the connection ended (QUIT has written them already).
-    retrieved.write(ctx).await;
+    held.retrieved.write(ctx).await;
+}
+
+/// What a connection holds besides its session: the maildrop lock (from login to the
+/// end, RFC 1939 §8) and the retrievals not yet written.
+#[derive(Default)]
+struct Held {
+    lock: Option<LockGuard>,
+    retrieved: Retrievals,
 }
 
 /// Whole-message retrievals not yet written to the store: the first-retrieval time that
@@ -260,7 +268,7 @@ impl Retrievals {
     }
 }
 
-async fn serve(ctx: &Context, stream: Stream, peer: Peer, retrieved: &mut Retrievals) {
+async fn serve(ctx: &Context, stream: Stream, peer: Peer, held: &mut Held) {
     let cfg = &ctx.config.pop3;
     let mut session = Session::new(Options {
         plaintext: ctx.config.auth.plaintext,
@@ -275,7 +283,6 @@ async fn serve(ctx: &Context, stream: Stream, peer: Peer, retrieved: &mut Retrie
         Duration::from_secs(cfg.timeout_secs),
         ctx.shutdown.clone(),
     );
-    let mut lock: Option<LockGuard> = None;
     conn.queue(&session.greeting());
     if conn.flush().await.is_err() {
         return;
@@ -289,17 +296,7 @@ async fn serve(ctx: &Context, stream: Stream, peer: Peer, retrieved: &mut Retrie
             }
             LineResult::TooLong => {
                 let step = session.too_long();
-                if !apply(
-                    ctx,
-                    peer,
-                    &mut session,
-                    &mut conn,
-                    &mut lock,
-                    retrieved,
-                    step,
-                )
-                .await
-                {
+                if !apply(ctx, peer, &mut session, &mut conn, held, step).await {
                     return;
                 }
                 if !skip_line(&mut conn).await {
@@ -328,17 +325,7 @@ async fn serve(ctx: &Context, stream: Stream, peer: Peer, retrieved: &mut Retrie
             }
         };
         let step = session.line(&line);
-        if !apply(
-            ctx,
-            peer,
-            &mut session,
-            &mut conn,
-            &mut lock,
-            retrieved,
-            step,
-        )
-        .await
-        {
+        if !apply(ctx, peer, &mut session, &mut conn, held, step).await {
             return;
         }
         if conn.out().len() >= FLUSH_AT && conn.flush().await.is_err() {
@@ -353,8 +340,7 @@ async fn apply(
     peer: Peer,
     session: &mut Session,
     conn: &mut Conn<Stream>,
-    lock: &mut Option<LockGuard>,
-    retrieved: &mut Retrievals,
+    held: &mut Held,
     step: Step,
 ) -> bool {
     let mut step = step;
@@ -370,7 +356,7 @@ async fn apply(
             } => {
                 // Failures are slowed down by the Authenticator's throttle (RFC 1939 §13).
                 let (outcome, guard) = login(ctx, peer, &name, &password).await;
-                *lock = guard;
+                held.lock = guard;
                 step = session.login(outcome);
             }
             Step::Send {
@@ -385,7 +371,7 @@ async fn apply(
                         conn.queue(&head);
                         let whole = encode_message(&bytes, top, conn.out());
                         if record && whole {
-                            retrieved.add(ctx, mailbox, uid).await;
+                            held.retrieved.add(ctx, mailbox, uid).await;
                             session.recorded(uid);
                         }
                     }
@@ -403,7 +389,7 @@ async fn apply(
                 deleted,
             } => {
                 // Durable before QUIT's +OK, like the deletions.
-                retrieved.write(ctx).await;
+                held.retrieved.write(ctx).await;
                 let ok = if deleted.is_empty() {
                     true
                 } else {
@@ -441,7 +427,7 @@ async fn apply(
             Step::Close(bytes) => {
                 // RFC 1939 §6: the lock is released before the reply, so a client may
                 // log in again as soon as it has read it.
-                *lock = None;
+                held.lock = None;
                 conn.queue(&bytes);
                 let _ = conn.flush().await;
                 return false;

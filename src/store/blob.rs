@@ -353,6 +353,35 @@ pub(crate) fn load_raw(
     }
 }
 
+/// The header of a blob (see [`crate::mime::header_end`]), wherever it is; a packed
+/// blob is not copied whole.
+pub(crate) fn load_header(
+    tx: &redb::ReadTransaction,
+    data: &impl ReadableTable<&'static BlobId, &'static [u8]>,
+    shared: &Shared,
+    hash: &BlobId,
+    rec: &BlobRecord,
+) -> Result<Vec<u8>, StoreError> {
+    let header = |blob: &[u8]| {
+        let end = crate::mime::header_end(blob, 0, blob.len());
+        blob.get(..end).unwrap_or(blob).to_vec()
+    };
+    match rec.location {
+        Location::Loose { .. } => Ok(header(&load_raw(tx, data, shared, hash, rec)?)),
+        Location::Packed { pack, offset, .. } => {
+            let bytes = super::pack::load(tx, shared, pack)?;
+            let start =
+                usize::try_from(offset).map_err(|_| StoreError::Corrupt("pack offset".into()))?;
+            let end = usize::try_from(offset.saturating_add(rec.raw_len))
+                .map_err(|_| StoreError::Corrupt("pack offset".into()))?;
+            let blob = bytes
+                .get(start..end)
+                .ok_or_else(|| StoreError::Corrupt("pack too short".into()))?;
+            Ok(header(blob))
+        }
+    }
+}
+
 /// The stored structure (`mime::MessageMeta`, postcard) of a blob, wherever it is
 /// (`metas`: the opened [`BLOB_META`]); `None` when none is kept (blobs packed without
 /// it, or unpacked from such a pack): the caller parses the blob instead.

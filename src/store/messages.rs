@@ -47,6 +47,13 @@ pub struct Want {
     pub meta: bool,
     /// The message as clients see it (prefix + blob).
     pub bytes: bool,
+    /// Leave out the per-delivery prefix (its length is then given as 0): for readers
+    /// that cannot need the trace fields (Return-Path, Delivered-To, Received).
+    pub skip_trace: bool,
+    /// Give only the blob's header (with its blank line), not the body: for readers of
+    /// header fields. A packed message is then not copied whole. Not with `meta` when the
+    /// structure must be parsed ([`Structure::Derive`]): that needs the whole message.
+    pub header_only: bool,
 }
 
 /// A message's parsed structure as the store has it.
@@ -292,6 +299,16 @@ impl<'t> Reader<'t> {
         blob::load_raw(self.tx, &self.data, self.shared, &rec.blob, brec)
     }
 
+    /// The blob's header, up to and with the blank line that ends it (all of a blob
+    /// without one), as `mime::analyze` finds it.
+    pub(super) fn header(
+        &self,
+        rec: &MessageRecord,
+        brec: &BlobRecord,
+    ) -> Result<Vec<u8>, StoreError> {
+        blob::load_header(self.tx, &self.data, self.shared, &rec.blob, brec)
+    }
+
     /// The message as clients see it: prefix + blob.
     pub(super) fn message(&mut self, rec: &MessageRecord) -> Result<Vec<u8>, StoreError> {
         let brec = self.blob(rec)?;
@@ -381,7 +398,11 @@ impl Store {
                 let (mut meta, mut raw) = (None, None);
                 if want.meta || want.bytes {
                     let brec = reader.blob(&rec)?;
-                    let prefix = reader.prefix(&rec)?;
+                    let prefix = if want.skip_trace {
+                        Vec::new()
+                    } else {
+                        reader.prefix(&rec)?
+                    };
                     let mut need_bytes = want.bytes;
                     if want.meta {
                         let structure = match reader.meta(&rec, &brec)? {
@@ -397,7 +418,12 @@ impl Store {
                         meta = Some((structure, prefix.len()));
                     }
                     if need_bytes {
-                        let whole = join(prefix, &reader.body(&rec, &brec)?);
+                        let body = if want.header_only {
+                            reader.header(&rec, &brec)?
+                        } else {
+                            reader.body(&rec, &brec)?
+                        };
+                        let whole = join(prefix, &body);
                         bytes = bytes.saturating_add(whole.len());
                         raw = Some(whole);
                     }
@@ -428,6 +454,7 @@ impl Store {
         let want = Want {
             meta: false,
             bytes: true,
+            ..Want::default()
         };
         let got = self.load_messages(mailbox, vec![uid], want, 0).await?;
         Ok(got.into_iter().next().and_then(|(_, l)| l?.raw))
@@ -443,6 +470,7 @@ impl Store {
         let want = Want {
             meta: true,
             bytes: false,
+            ..Want::default()
         };
         let got = self.load_messages(mailbox, vec![uid], want, 0).await?;
         Ok(got.into_iter().next().and_then(|(_, l)| l?.meta))

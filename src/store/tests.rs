@@ -381,6 +381,22 @@ fn loose_blobs_are_packed_and_read_back_and_sparse_packs_unpacked() {
             derived >= n / 2,
             "only {derived} of {n} packed without structure"
         );
+        // A packed message's header alone, without copying the rest.
+        let header_only = Want {
+            bytes: true,
+            header_only: true,
+            ..Want::default()
+        };
+        for uid in [1u32, 250, 700] {
+            let i = uid as usize - 1;
+            let got = store
+                .load_messages(inbox, vec![uid], header_only, 0)
+                .await
+                .unwrap();
+            let raw = got[0].1.as_ref().unwrap().raw.clone().unwrap();
+            let end = crate::mime::header_end(&big(i), 0, big(i).len());
+            assert_eq!(raw, &big(i)[..end], "uid {uid}");
+        }
         // A copy elsewhere keeps a packed blob alive.
         store
             .append_many(vec![request(&store, a, "Archive", &big(3))])
@@ -539,6 +555,7 @@ fn load_messages_reads_in_order_marks_gone_and_stops_at_the_budget() {
         let all = Want {
             meta: true,
             bytes: true,
+            ..Want::default()
         };
 
         // Order as asked, a gone message (2) and an unknown one (9) as None.
@@ -574,6 +591,7 @@ fn load_messages_reads_in_order_marks_gone_and_stops_at_the_budget() {
         let bytes_only = Want {
             meta: false,
             bytes: true,
+            ..Want::default()
         };
         let cut = store
             .load_messages(inbox, vec![1, 3, 4, 5], bytes_only, one)
@@ -683,4 +701,50 @@ fn schema_2_store_is_upgraded_dictionaries_into_chunks() {
         "10,000 bytes in 4,000-byte chunks"
     );
     assert_eq!(schema::dictionaries(&chunks).unwrap()[&7], dict);
+}
+
+#[test]
+fn load_messages_gives_only_the_header_and_skips_the_trace_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &cfg(0)).unwrap();
+    smol::block_on(async {
+        let a = store.add_user("a", "h".into()).await.unwrap();
+        let raw = message(1);
+        let mut req = request(&store, a, "INBOX", &raw);
+        req.trace = Some(TraceRecord {
+            format: 1,
+            protocol: "LMTP".into(),
+            delivered_to: "a@example.org".into(),
+            helo: None,
+            peer: None,
+            by: "mx.example.org".into(),
+        });
+        store.append_many(vec![req]).await.unwrap();
+        let inbox = store.mailbox(a, "INBOX").await.unwrap().unwrap().id;
+        let load = |skip_trace, header_only| {
+            let want = Want {
+                bytes: true,
+                skip_trace,
+                header_only,
+                ..Want::default()
+            };
+            let store = store.clone();
+            async move {
+                let got = store.load_messages(inbox, vec![1], want, 0).await.unwrap();
+                got.into_iter().next().unwrap().1.unwrap().raw.unwrap()
+            }
+        };
+        let whole = load(false, false).await;
+        let header_end = crate::mime::header_end(&raw, 0, raw.len());
+        assert!(whole.starts_with(b"Delivered-To: a@example.org\r\n"));
+        assert!(whole.ends_with(&raw));
+        let prefix = whole.len() - raw.len();
+        assert_eq!(load(true, false).await, raw, "no trace");
+        assert_eq!(load(true, true).await, &raw[..header_end], "header only");
+        assert_eq!(
+            load(false, true).await,
+            &whole[..prefix + header_end],
+            "trace and header"
+        );
+    });
 }

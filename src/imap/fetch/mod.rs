@@ -130,21 +130,6 @@ pub fn decode_meta(bytes: &[u8]) -> Option<MessageMeta> {
     postcard::from_bytes(bytes).ok()
 }
 
-/// The first two fields of a stored [`MessageMeta`]: postcard writes a struct's fields in
-/// order, so these decode from its start without the envelope and MIME tree behind them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
-pub struct MetaHead {
-    pub size: u64,
-    pub header_len: u64,
-}
-
-/// Decodes only [`MetaHead`] from the stored metadata blob (header searches need no more).
-pub fn decode_meta_head(bytes: &[u8]) -> Option<MetaHead> {
-    postcard::take_from_bytes::<MetaHead>(bytes)
-        .ok()
-        .map(|(h, _)| h)
-}
-
 /// A message's structure: decoded when the store kept it, else parsed from the blob,
 /// `raw[prefix..]` (messages in packs; see `store::Structure`). `None` when the stored
 /// bytes do not decode or the bytes to parse are missing.
@@ -152,17 +137,5 @@ pub fn structure(s: &Structure, raw: Option<&[u8]>, prefix: usize) -> Option<Mes
     match s {
         Structure::Stored(bytes) => decode_meta(bytes),
         Structure::Derive => raw.and_then(|r| r.get(prefix..)).map(crate::mime::analyze),
-    }
-}
-
-/// The length of the blob's header (`BODY[HEADER]`), all that header searches need: from
-/// the stored structure's first fields, or found in the blob as `mime::analyze` does.
-pub fn header_len(s: &Structure, raw: Option<&[u8]>, prefix: usize) -> Option<u64> {
-    match s {
-        Structure::Stored(bytes) => decode_meta_head(bytes).map(|h| h.header_len),
-        Structure::Derive => {
-            let blob = raw?.get(prefix..)?;
-            u64::try_from(crate::mime::header_end(blob, 0, blob.len())).ok()
-        }
     }
 }
