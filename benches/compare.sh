@@ -57,17 +57,9 @@ fi
 
 # --- build -------------------------------------------------------------------------------
 cd "$ROOT"
-if [ -n "${NB_BIN:-}" ] && [ -n "${LOAD_BIN:-}" ]; then
-    NB=$NB_BIN LOAD=$LOAD_BIN   # given binaries (e.g. an older build to compare with)
-else
-    echo "== building (release)" >&2
-    cargo build --release --quiet
-    LOAD=$(cargo bench --bench loadgen --no-run --message-format=json 2>/dev/null |
-        sed -n 's/.*"executable":"\([^"]*loadgen[^"]*\)".*/\1/p' | tail -1)
-    NB=${CARGO_TARGET_DIR:-$ROOT/target}/release/nestbox
-fi
-[ -x "$LOAD" ] || { echo "could not build benches/loadgen.rs" >&2; exit 2; }
-[ -x "$NB" ] || { echo "no nestbox binary at $NB" >&2; exit 2; }
+# shellcheck source=benches/common.sh
+. "$ROOT/benches/common.sh"
+nb_build "$ROOT" || exit 2
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/nestbox-compare.XXXXXX")
 chmod 755 "$TMP"   # Dovecot's unprivileged processes must reach their dirs
@@ -141,18 +133,8 @@ start_nestbox() {
  lmtp: (listen: ["127.0.0.1:0"], unix_socket: None),
  connections: (max_total: 100000, max_per_ip: 100000, max_per_user: 100000))
 EOF
-    for u in bench $(eval echo "u{1..$CLIENTS}"); do
-        printf 'pw\n' | "$NB" --config "$CFG" user add "$u" --password-stdin >/dev/null
-    done
-    "$NB" --config "$CFG" serve > "$dir/serve.out" 2> "$dir/serve.err" &
-    SERVER_PID=$!
-    for _ in $(seq 100); do
-        grep -q '^ready' "$dir/serve.out" 2>/dev/null && break
-        kill -0 "$SERVER_PID" 2>/dev/null || { cat "$dir/serve.err" >&2; exit 1; }
-        sleep 0.1
-    done
-    port() { sed -n "s/^listening $1 \(127\.0\.0\.1:[0-9]*\).*/\1/p" "$dir/serve.out" | head -1; }
-    A_IMAP=$(port imap) A_IMAPS=$(port imaps) A_POP3=$(port pop3) A_LMTP=$(port lmtp)
+    # shellcheck disable=SC2046
+    nb_serve "$CFG" "$dir" bench $(eval echo "u{1..$CLIENTS}") || exit 1
     DATA=$dir/data
 }
 

@@ -32,21 +32,16 @@ PERF=${PERF:-1}
 [ -d "$CORPUS" ] || { echo "corpus $CORPUS not found" >&2; exit 2; }
 
 cd "$ROOT"
-if [ -n "${NB_BIN:-}" ] && [ -n "${LOAD_BIN:-}" ]; then
-    NB=$NB_BIN LOAD=$LOAD_BIN
-else
-    cargo build --release --quiet
-    LOAD=$(cargo bench --bench loadgen --no-run --message-format=json 2>/dev/null |
-        sed -n 's/.*"executable":"\([^"]*loadgen[^"]*\)".*/\1/p' | tail -1)
-    NB=${CARGO_TARGET_DIR:-$ROOT/target}/release/nestbox
-fi
+# shellcheck source=benches/common.sh
+. "$ROOT/benches/common.sh"
+nb_build "$ROOT" || exit 2
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/nestbox-profile.XXXXXX")
-PID=
+SERVER_PID=
 cleanup() {
-    if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then
-        kill -TERM "$PID" 2>/dev/null || true
-        wait "$PID" 2>/dev/null || true
+    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
+        kill -TERM "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
     fi
     rm -rf "$TMP"
 }
@@ -62,18 +57,9 @@ cat > "$CFG" <<'EOF'
  lmtp: (listen: ["127.0.0.1:0"], unix_socket: None),
  connections: (max_total: 100000, max_per_ip: 100000, max_per_user: 100000))
 EOF
-for u in bench $(eval echo "u{1..$CLIENTS}"); do
-    printf 'pw\n' | "$NB" --config "$CFG" user add "$u" --password-stdin >/dev/null
-done
-"$NB" --config "$CFG" serve > "$TMP/serve.out" 2> "$TMP/serve.err" &
-PID=$!
-for _ in $(seq 100); do
-    grep -q '^ready' "$TMP/serve.out" 2>/dev/null && break
-    kill -0 "$PID" 2>/dev/null || { cat "$TMP/serve.err" >&2; exit 1; }
-    sleep 0.1
-done
-port() { sed -n "s/^listening $1 \(127\.0\.0\.1:[0-9]*\).*/\1/p" "$TMP/serve.out" | head -1; }
-A_IMAP=$(port imap) A_POP3=$(port pop3) A_LMTP=$(port lmtp)
+# shellcheck disable=SC2046
+nb_serve "$CFG" "$TMP" bench $(eval echo "u{1..$CLIENTS}") || exit 1
+PID=$SERVER_PID
 USERS="u1..u$CLIENTS"
 
 lmtp_all() {

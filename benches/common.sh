@@ -1,0 +1,44 @@
+# Shared by the benchmark scripts (sourced, not run): building the binaries and starting
+# nestbox on a config.
+
+# nb_build ROOT: builds the release binary and the load generator (benches/loadgen.rs),
+# unless NB_BIN and LOAD_BIN name binaries to use (an older build to compare with, say).
+# Sets NB and LOAD.
+nb_build() {
+    if [ -n "${NB_BIN:-}" ] && [ -n "${LOAD_BIN:-}" ]; then
+        NB=$NB_BIN LOAD=$LOAD_BIN
+    else
+        echo "== building (release)" >&2
+        (cd "$1" && cargo build --release --quiet)
+        LOAD=$(cd "$1" && cargo bench --bench loadgen --no-run --message-format=json 2>/dev/null |
+            sed -n 's/.*"executable":"\([^"]*loadgen[^"]*\)".*/\1/p' | tail -1)
+        NB=${CARGO_TARGET_DIR:-$1/target}/release/nestbox
+    fi
+    [ -x "$LOAD" ] || { echo "could not build benches/loadgen.rs" >&2; return 2; }
+    [ -x "$NB" ] || { echo "no nestbox binary at $NB" >&2; return 2; }
+}
+
+# nb_serve CONFIG DIR USER...: adds the users (password "pw"), starts `$NB serve` on
+# CONFIG with its output in DIR/serve.out and DIR/serve.err, and waits until it is ready.
+# Sets SERVER_PID and the addresses it listens on: A_IMAP A_IMAPS A_POP3 A_LMTP (empty
+# for a protocol it does not serve).
+nb_serve() {
+    local cfg=$1 dir=$2 u
+    shift 2
+    for u in "$@"; do
+        printf 'pw\n' | "$NB" --config "$cfg" user add "$u" --password-stdin >/dev/null
+    done
+    "$NB" --config "$cfg" serve > "$dir/serve.out" 2> "$dir/serve.err" &
+    SERVER_PID=$!
+    for _ in $(seq 100); do
+        grep -q '^ready' "$dir/serve.out" 2>/dev/null && break
+        kill -0 "$SERVER_PID" 2>/dev/null || { cat "$dir/serve.err" >&2; return 1; }
+        sleep 0.1
+    done
+    A_IMAP=$(nb_port "$dir" imap) A_IMAPS=$(nb_port "$dir" imaps)
+    A_POP3=$(nb_port "$dir" pop3) A_LMTP=$(nb_port "$dir" lmtp)
+}
+
+nb_port() {
+    sed -n "s/^listening $2 \(127\.0\.0\.1:[0-9]*\).*/\1/p" "$1/serve.out" | head -1
+}
