@@ -42,3 +42,43 @@ nb_serve() {
 nb_port() {
     sed -n "s/^listening $2 \(127\.0\.0\.1:[0-9]*\).*/\1/p" "$1/serve.out" | head -1
 }
+
+# nb_stop: stops the server nb_serve started (SERVER_PID), if it still runs, and waits.
+nb_stop() {
+    if [ -n "${SERVER_PID:-}" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
+        kill -TERM "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+    fi
+    SERVER_PID=
+}
+
+# nb_settle CONFIG MAX_SECONDS: waits until nestbox's packer has packed what is loose
+# (it packs the tail after 2 s without deliveries; under 32 KiB of the loose table,
+# blob_data, may stay) and the compressed total has not changed for 3 polls, at most
+# MAX_SECONDS; then compacts, trying again while a transaction makes compaction give
+# up. Reports on stderr; sets NB_SETTLED (seconds waited).
+nb_settle() {
+    local cfg=$1 max=$2 t0=$SECONDS prev=-1 cur loose same=0 said tries
+    while [ $((SECONDS - t0)) -lt "$max" ]; do
+        read -r cur loose <<< "$("$NB" --config "$cfg" stats | awk '
+            /^store: / { sub(/.* raw bytes, /, ""); c = $1 }
+            $1 == "table" && $2 == "blob_data" { l = $3 }
+            END { print c + 0, l + 0 }')"
+        if [ "$cur" = "$prev" ] && [ "$loose" -lt 32768 ]; then
+            same=$((same + 1))
+        else
+            same=0
+        fi
+        [ "$same" -ge 3 ] && break
+        prev=$cur
+        sleep 1
+    done
+    NB_SETTLED=$((SECONDS - t0))
+    echo "   settled after $NB_SETTLED s: compressed $cur, loose $loose" >&2
+    for tries in 1 2 3 4 5; do
+        said=$("$NB" --config "$cfg" compact 2>&1) || said="failed: $said"
+        [ "$said" = compacted ] && break
+        sleep 1
+    done
+    echo "   compact: $said (attempt $tries)" >&2
+}

@@ -18,8 +18,8 @@
 # names to skip on one server: lmtp disk multi pop3 mix mix_pipe append login pop3_del
 # idle idle_tls) DC_SCHEME=SHA512-CRYPT (password hash for Dovecot) DC_PORT=21400 (Dovecot
 # uses DC_PORT..DC_PORT+3) RAW_OUT=file (keep the per-run figures) KEEP_TMP=1
-# SETTLE_MAX=180 (s to wait for nestbox's packer before the disk figure) LOOSE_DONE=32768
-# (loose bytes at which packing counts as done) NB_BIN=path LOAD_BIN=path (use these
+# SETTLE_MAX=180 (s to wait for nestbox's packer before the disk figure) NB_BIN=path
+# LOAD_BIN=path (use these
 # nestbox and loadgen binaries instead of building them).
 set -euo pipefail
 
@@ -41,7 +41,6 @@ DC_PORT=${DC_PORT:-21400}
 # scheme most Dovecot set-ups use; nestbox keeps argon2id and its 60 s login cache.
 DC_SCHEME=${DC_SCHEME:-SHA512-CRYPT}
 SETTLE_MAX=${SETTLE_MAX:-180}
-LOOSE_DONE=${LOOSE_DONE:-32768}   # loose table bytes (blob_data) at which packing is done
 [ -d "$CORPUS" ] || { echo "corpus $CORPUS not found" >&2; exit 2; }
 CORPUS=$(cd "$CORPUS" && pwd)
 USERS="u1..u$CLIENTS"
@@ -67,10 +66,7 @@ RAW=$TMP/results
 : > "$RAW"
 SERVER_PID=
 cleanup() {
-    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill -TERM "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
+    nb_stop
     [ -n "${RAW_OUT:-}" ] && cp "$RAW" "$RAW_OUT"
     [ -n "${KEEP_TMP:-}" ] || rm -rf "$TMP"
 }
@@ -138,41 +134,9 @@ EOF
     DATA=$dir/data
 }
 
-# "COMPRESSED LOOSE" from nestbox's `stats`: the compressed total of all blobs, and the
-# stored bytes of the loose table (blob_data: messages not packed yet)
-nb_settle_state() {
-    "$NB" --config "$CFG" stats | awk '
-        /^store: / { sub(/.* raw bytes, /, ""); c = $1 }
-        $1 == "table" && $2 == "blob_data" { l = $3 }
-        END { print c + 0, l + 0 }'
-}
-
-# nestbox's disk figure as in benches/lmtp.sh: wait until the packer has packed what is
-# loose (it packs the tail after 2 s without commits; under LOOSE_DONE bytes may stay
-# loose: the packer leaves less than 32 KiB raw) and the compressed total has not changed
-# for 3 polls, then compact, du -sb
+# nestbox's disk figure: packing settled and compacted (benches/common.sh), du -sb
 disk_nestbox() {
-    local t0=$SECONDS prev=-1 cur loose same=0
-    while [ $((SECONDS - t0)) -lt "$SETTLE_MAX" ]; do
-        read -r cur loose <<< "$(nb_settle_state)"
-        if [ "$cur" = "$prev" ] && [ "$loose" -lt "$LOOSE_DONE" ]; then
-            same=$((same + 1))
-        else
-            same=0
-        fi
-        [ "$same" -ge 3 ] && break
-        prev=$cur
-        sleep 1
-    done
-    echo "   [$SRV] settled after $((SECONDS - t0)) s: compressed $cur, loose $loose" >&2
-    # Compaction gives up while a transaction is open (it waits 2 s); try a few times.
-    local said tries
-    for tries in 1 2 3 4 5; do
-        said=$("$NB" --config "$CFG" compact 2>&1) || said="failed: $said"
-        [ "$said" = compacted ] && break
-        sleep 1
-    done
-    echo "   [$SRV] compact: $said (attempt $tries)" >&2
+    nb_settle "$CFG" "$SETTLE_MAX"
     du -sb "$DATA" | cut -f1
 }
 

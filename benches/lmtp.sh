@@ -6,12 +6,14 @@
 # For 1 and then 4 connections, each on a fresh store: build, create a temp data dir and
 # config, add user `bench`, start `nestbox serve`, deliver LIMIT (default 3000) corpus
 # messages with benches/lmtp_load.rs, wait until background dictionary training and
-# recompression settle (the compressed total in `stats` stops shrinking), run `compact`,
+# packing settle and compact (`nb_settle` in benches/common.sh),
 # then measure the data dir (du -sb, everything included), the redb file, the server's
 # peak RSS (VmHWM) and CPU time (utime+stime). Only processes started here are stopped.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=benches/common.sh
+. "$ROOT/benches/common.sh"
 CORPUS=${1:-$ROOT/../shared/corpus/spamassassin-dev}
 LIMIT=${2:-3000}
 SETTLE_MAX=${SETTLE_MAX:-180}   # seconds to wait for recompression at most
@@ -29,20 +31,12 @@ NB=$ROOT/target/release/nestbox
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/nestbox-bench.XXXXXX")
 SERVER_PID=
 cleanup() {
-    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill -TERM "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
+    nb_stop
     rm -rf "$TMP"
 }
 trap cleanup EXIT
 
 CLK_TCK=$(getconf CLK_TCK)
-
-# compressed bytes from the last line of `stats`
-compressed() {
-    "$NB" --config "$1" stats | grep '^store: ' | sed -n 's/.* raw bytes, \([0-9]*\) compressed.*/\1/p'
-}
 
 # run_one CONNS -> sets R_* variables
 run_one() {
@@ -73,18 +67,9 @@ EOF
     R_ERR=$(echo "$out" | sed -n 's/^errors: //p')
     R_RAW=$(echo "$out" | sed -n 's/^raw_crlf_bytes: //p')
 
-    # Let dictionary training and recompression settle: poll until the compressed total
-    # has not shrunk for 3 polls in a row.
-    local t0=$SECONDS prev=-1 cur same=0
-    while [ $((SECONDS - t0)) -lt "$SETTLE_MAX" ]; do
-        cur=$(compressed "$cfg")
-        if [ "$cur" = "$prev" ]; then same=$((same + 1)); else same=0; fi
-        [ "$same" -ge 3 ] && break
-        prev=$cur
-        sleep 1
-    done
-    R_SETTLE=$((SECONDS - t0))
-    "$NB" --config "$cfg" compact > "$dir/compact.out" 2>&1 || { cat "$dir/compact.out" >&2; exit 1; }
+    # Let dictionary training and packing settle, then compact (benches/common.sh).
+    nb_settle "$cfg" "$SETTLE_MAX"
+    R_SETTLE=$NB_SETTLED
     R_STORE=$("$NB" --config "$cfg" stats | grep '^store: ')
 
     R_DU=$(du -sb "$dir/data" | cut -f1)

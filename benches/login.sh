@@ -13,6 +13,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=benches/common.sh
+. "$ROOT/benches/common.sh"
 SECONDS_RUN=${1:-10}
 CONNS=${2:-4}
 cd "$ROOT"
@@ -26,10 +28,7 @@ command -v python3 >/dev/null || { echo "python3 is needed for benches/login_cli
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/nestbox-login.XXXXXX")
 SERVER_PID=
 cleanup() {
-    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill -TERM "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
+    nb_stop
     rm -rf "$TMP"
 }
 trap cleanup EXIT

@@ -15,6 +15,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=benches/common.sh
+. "$ROOT/benches/common.sh"
 CORPUS=${1:-$ROOT/../shared/corpus/spamassassin-dev}
 LIMIT=${2:-2000}
 CONNS=${3:-4}
@@ -40,10 +42,7 @@ NB=$TARGET/release/nestbox
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/nestbox-pbench.XXXXXX")
 SERVER_PID=
 cleanup() {
-    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill -TERM "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
+    nb_stop
     rm -rf "$TMP"
 }
 trap cleanup EXIT

@@ -39,10 +39,7 @@ nb_build "$ROOT" || exit 2
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/nestbox-profile.XXXXXX")
 SERVER_PID=
 cleanup() {
-    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill -TERM "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
+    nb_stop
     rm -rf "$TMP"
 }
 trap cleanup EXIT
