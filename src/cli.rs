@@ -292,6 +292,16 @@ impl Backend {
         }
     }
 
+    /// Local mode: packs what the import left loose before the store closes (a server
+    /// does that by itself, in the background).
+    pub async fn finish_packing(&self) {
+        if let Backend::Local { pipeline, .. } = self {
+            eprintln!("nestbox: packing the imported mail");
+            let store = pipeline.store.clone();
+            smol::unblock(move || store.finish_packing()).await;
+        }
+    }
+
     /// Lets queued writes finish (local mode).
     pub fn close(self) {
         if let Backend::Local { pipeline, .. } = self {
@@ -826,6 +836,7 @@ async fn import(
         bar.finish_and_clear();
     }
     imp.flush().await?;
+    imp.backend.finish_packing().await;
     println!("imported {} messages, {} failed", imp.stored, imp.failed);
     if imp.failed > 0 {
         return Err(fail(

@@ -748,3 +748,28 @@ fn load_messages_gives_only_the_header_and_skips_the_trace_when_asked() {
         );
     });
 }
+
+#[test]
+fn finish_packing_leaves_nothing_loose() {
+    // What `nestbox import` calls before closing a store it opened itself.
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &cfg(0)).unwrap();
+    smol::block_on(async {
+        let a = store.add_user("a", "h".into()).await.unwrap();
+        for chunk in (0..900).collect::<Vec<_>>().chunks(100) {
+            let reqs = chunk
+                .iter()
+                .map(|i| request(&store, a, "INBOX", &big(*i)))
+                .collect();
+            store.append_many(reqs).await.unwrap();
+        }
+    });
+    let (_, before) = pack_state(&store);
+    assert!(before > 1 << 20, "{before} bytes loose");
+    store.finish_packing();
+    let (packs, after) = pack_state(&store);
+    assert!(
+        packs >= 1 && after < 32 * 1024,
+        "{packs} packs, {after} bytes loose"
+    );
+}
