@@ -348,7 +348,7 @@ pub(crate) fn load_raw(
         }
         Location::Packed { pack, offset, .. } => {
             let bytes = super::pack::load(tx, shared, pack)?;
-            slice(&bytes, offset, rec.raw_len)
+            slice(&bytes, offset, rec.raw_len).map(<[u8]>::to_vec)
         }
     }
 }
@@ -362,22 +362,17 @@ pub(crate) fn load_header(
     hash: &BlobId,
     rec: &BlobRecord,
 ) -> Result<Vec<u8>, StoreError> {
-    let header = |blob: &[u8]| {
-        let end = crate::mime::header_end(blob, 0, blob.len());
-        blob.get(..end).unwrap_or(blob).to_vec()
-    };
+    let header_len = |blob: &[u8]| crate::mime::header_end(blob, 0, blob.len());
     match rec.location {
-        Location::Loose { .. } => Ok(header(&load_raw(tx, data, shared, hash, rec)?)),
+        Location::Loose { .. } => {
+            let mut raw = load_raw(tx, data, shared, hash, rec)?;
+            raw.truncate(header_len(&raw));
+            Ok(raw)
+        }
         Location::Packed { pack, offset, .. } => {
             let bytes = super::pack::load(tx, shared, pack)?;
-            let start =
-                usize::try_from(offset).map_err(|_| StoreError::Corrupt("pack offset".into()))?;
-            let end = usize::try_from(offset.saturating_add(rec.raw_len))
-                .map_err(|_| StoreError::Corrupt("pack offset".into()))?;
-            let blob = bytes
-                .get(start..end)
-                .ok_or_else(|| StoreError::Corrupt("pack too short".into()))?;
-            Ok(header(blob))
+            let blob = slice(&bytes, offset, rec.raw_len)?;
+            Ok(blob.get(..header_len(blob)).unwrap_or(blob).to_vec())
         }
     }
 }
@@ -401,18 +396,18 @@ pub(crate) fn load_meta(
             meta_len,
         } => {
             let bytes = super::pack::load(tx, shared, pack)?;
-            slice(&bytes, offset + rec.raw_len, u64::from(meta_len)).map(Some)
+            slice(&bytes, offset + rec.raw_len, u64::from(meta_len)).map(|m| Some(m.to_vec()))
         }
     }
 }
 
-fn slice(bytes: &[u8], offset: u64, len: u64) -> Result<Vec<u8>, StoreError> {
+/// `len` bytes of a decompressed pack from `offset`.
+fn slice(bytes: &[u8], offset: u64, len: u64) -> Result<&[u8], StoreError> {
     let start = usize::try_from(offset).map_err(|_| StoreError::Corrupt("pack offset".into()))?;
     let end = usize::try_from(offset.saturating_add(len))
         .map_err(|_| StoreError::Corrupt("pack offset".into()))?;
     bytes
         .get(start..end)
-        .map(|b| b.to_vec())
         .ok_or_else(|| StoreError::Corrupt("pack too short".into()))
 }
 
