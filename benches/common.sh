@@ -1,27 +1,35 @@
 # Shared by the benchmark scripts (sourced, not run): building the binaries and starting
 # nestbox on a config.
 
-# nb_build ROOT: builds the release binary and the load generator (benches/loadgen.rs),
-# unless NB_BIN and LOAD_BIN name binaries to use (an older build to compare with, say).
-# Sets NB and LOAD.
+# nb_bench_exe ROOT NAME: builds the bench target benches/NAME.rs (release) and prints
+# the path of its executable.
+nb_bench_exe() {
+    (cd "$1" && cargo bench --bench "$2" --no-run --message-format=json 2>/dev/null) |
+        sed -n "s/.*\"executable\":\"\([^\"]*$2[^\"]*\)\".*/\1/p" | tail -1
+}
+
+# nb_build ROOT [BENCH]: builds the release binary and the load generator BENCH (default
+# loadgen, benches/loadgen.rs), unless NB_BIN and LOAD_BIN name binaries to use (an older
+# build to compare with, say). Sets NB and LOAD.
 nb_build() {
+    local bench=${2:-loadgen}
     if [ -n "${NB_BIN:-}" ] && [ -n "${LOAD_BIN:-}" ]; then
         NB=$NB_BIN LOAD=$LOAD_BIN
     else
         echo "== building (release)" >&2
         (cd "$1" && cargo build --release --quiet)
-        LOAD=$(cd "$1" && cargo bench --bench loadgen --no-run --message-format=json 2>/dev/null |
-            sed -n 's/.*"executable":"\([^"]*loadgen[^"]*\)".*/\1/p' | tail -1)
+        LOAD=$(nb_bench_exe "$1" "$bench")
         NB=${CARGO_TARGET_DIR:-$1/target}/release/nestbox
     fi
-    [ -x "$LOAD" ] || { echo "could not build benches/loadgen.rs" >&2; return 2; }
+    [ -x "$LOAD" ] || { echo "could not build benches/$bench.rs" >&2; return 2; }
     [ -x "$NB" ] || { echo "no nestbox binary at $NB" >&2; return 2; }
 }
 
 # nb_serve CONFIG DIR USER...: adds the users (password "pw"), starts `$NB serve` on
-# CONFIG with its output in DIR/serve.out and DIR/serve.err, and waits until it is ready.
-# Sets SERVER_PID and the addresses it listens on: A_IMAP A_IMAPS A_POP3 A_LMTP (empty
-# for a protocol it does not serve).
+# CONFIG with its output in DIR/serve.out and DIR/serve.err, and waits until it is ready
+# (at most 30 s: the first start compiles the config's plugins). Sets SERVER_PID and the
+# addresses it listens on: A_IMAP A_IMAPS A_POP3 A_LMTP (HOST:PORT, empty for a protocol
+# it does not serve).
 nb_serve() {
     local cfg=$1 dir=$2 u
     shift 2
@@ -30,11 +38,12 @@ nb_serve() {
     done
     "$NB" --config "$cfg" serve > "$dir/serve.out" 2> "$dir/serve.err" &
     SERVER_PID=$!
-    for _ in $(seq 100); do
+    for _ in $(seq 300); do
         grep -q '^ready' "$dir/serve.out" 2>/dev/null && break
         kill -0 "$SERVER_PID" 2>/dev/null || { cat "$dir/serve.err" >&2; return 1; }
         sleep 0.1
     done
+    grep -q '^ready' "$dir/serve.out" || { echo "nestbox did not get ready in 30 s" >&2; return 1; }
     A_IMAP=$(nb_port "$dir" imap) A_IMAPS=$(nb_port "$dir" imaps)
     A_POP3=$(nb_port "$dir" pop3) A_LMTP=$(nb_port "$dir" lmtp)
 }

@@ -21,12 +21,7 @@ SETTLE_MAX=${SETTLE_MAX:-180}   # seconds to wait for recompression at most
 CORPUS=$(cd "$CORPUS" && pwd)
 
 cd "$ROOT"
-echo "== building (release)" >&2
-cargo build --release --quiet
-LOAD=$(cargo bench --bench lmtp_load --no-run --message-format=json 2>/dev/null |
-    sed -n 's/.*"executable":"\([^"]*lmtp_load[^"]*\)".*/\1/p' | tail -1)
-[ -x "$LOAD" ] || { echo "could not build benches/lmtp_load.rs" >&2; exit 2; }
-NB=$ROOT/target/release/nestbox
+nb_build "$ROOT" lmtp_load || exit 2
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/nestbox-bench.XXXXXX")
 SERVER_PID=
@@ -40,26 +35,18 @@ CLK_TCK=$(getconf CLK_TCK)
 
 # run_one CONNS -> sets R_* variables
 run_one() {
-    local conns=$1 dir="$TMP/c$1" cfg out port
+    local conns=$1 dir="$TMP/c$1" cfg out
     mkdir -p "$dir"
     cfg=$dir/config.ron
     cat > "$cfg" <<'EOF'
 (data_dir: "data", imap: (listen: [], tls_listen: []), pop3: (listen: [], tls_listen: []),
  lmtp: (listen: ["127.0.0.1:0"], unix_socket: None))
 EOF
-    printf 'pw\n' | "$NB" --config "$cfg" user add bench --password-stdin >/dev/null
-    "$NB" --config "$cfg" serve > "$dir/serve.out" 2> "$dir/serve.err" &
-    SERVER_PID=$!
-    for _ in $(seq 100); do
-        grep -q '^ready' "$dir/serve.out" 2>/dev/null && break
-        kill -0 "$SERVER_PID" 2>/dev/null || { cat "$dir/serve.err" >&2; exit 1; }
-        sleep 0.1
-    done
-    port=$(sed -n 's/^listening lmtp 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$dir/serve.out" | head -1)
-    [ -n "$port" ] || { echo "server did not report an LMTP port" >&2; exit 1; }
+    nb_serve "$cfg" "$dir" bench || exit 1
+    [ -n "$A_LMTP" ] || { echo "server did not report an LMTP port" >&2; exit 1; }
 
     echo "== $conns connection(s), $LIMIT messages" >&2
-    out=$("$LOAD" "127.0.0.1:$port" "$conns" "$CORPUS" bench "$LIMIT") || true
+    out=$("$LOAD" "$A_LMTP" "$conns" "$CORPUS" bench "$LIMIT") || true
     echo "$out" | sed 's/^/   /' >&2
     R_RATE=$(echo "$out" | sed -n 's/^msgs_per_s: //p')
     R_P50=$(echo "$out" | sed -n 's/^latency_p50_ms: //p')
@@ -78,9 +65,7 @@ EOF
     # utime and stime are fields 14 and 15; the comm field (2) has no spaces here.
     R_CPU=$(awk -v t="$CLK_TCK" '{printf "%.2f", ($14 + $15) / t}' "/proc/$SERVER_PID/stat")
 
-    kill -TERM "$SERVER_PID"
-    wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=
+    nb_stop
 }
 
 run_one 1

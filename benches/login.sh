@@ -18,10 +18,12 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SECONDS_RUN=${1:-10}
 CONNS=${2:-4}
 cd "$ROOT"
-if [ -z "${NESTBOX:-}" ]; then
+if [ -n "${NESTBOX:-}" ]; then
+    NB=$NESTBOX
+else
     echo "== building (release)" >&2
     cargo build --release --quiet
-    NESTBOX=${CARGO_TARGET_DIR:-$ROOT/target}/release/nestbox
+    NB=${CARGO_TARGET_DIR:-$ROOT/target}/release/nestbox
 fi
 command -v python3 >/dev/null || { echo "python3 is needed for benches/login_client.py" >&2; exit 2; }
 
@@ -34,28 +36,19 @@ cleanup() {
 trap cleanup EXIT
 
 run_one() {
-    local cache=$1 dir="$TMP/cache$1" port
+    local cache=$1 dir="$TMP/cache$1"
     mkdir -p "$dir"
     cat > "$dir/config.ron" <<CFG
 (data_dir: "data", imap: (listen: ["127.0.0.1:0"], tls_listen: []),
  pop3: (listen: [], tls_listen: []), lmtp: (listen: [], unix_socket: None),
  auth: (cache_secs: $cache), connections: (max_per_ip: 1000))
 CFG
-    printf 'bench-password\n' | "$NESTBOX" --config "$dir/config.ron" user add bench --password-stdin >/dev/null
-    "$NESTBOX" --config "$dir/config.ron" serve > "$dir/serve.out" 2> "$dir/serve.err" &
-    SERVER_PID=$!
-    for _ in $(seq 100); do
-        grep -q '^ready' "$dir/serve.out" 2>/dev/null && break
-        kill -0 "$SERVER_PID" 2>/dev/null || { cat "$dir/serve.err" >&2; exit 1; }
-        sleep 0.1
-    done
-    port=$(sed -n 's/^listening imap 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$dir/serve.out" | head -1)
-    [ -n "$port" ] || { echo "server did not report an IMAP port" >&2; exit 1; }
+    nb_serve "$dir/config.ron" "$dir" bench || exit 1
+    [ -n "$A_IMAP" ] || { echo "server did not report an IMAP port" >&2; exit 1; }
     echo "== cache_secs $cache, $CONNS clients, ${SECONDS_RUN}s" >&2
-    python3 "$ROOT/benches/login_client.py" 127.0.0.1 "$port" bench bench-password \
+    python3 "$ROOT/benches/login_client.py" "${A_IMAP%:*}" "${A_IMAP##*:}" bench pw \
         "$SECONDS_RUN" "$CONNS" | sed "s/^/cache_secs=$cache /"
-    kill -TERM "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=
+    nb_stop
 }
 
 run_one 60

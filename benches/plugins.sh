@@ -25,19 +25,14 @@ CORPUS=$(cd "$CORPUS" && pwd)
 cd "$ROOT"
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 
-echo "== building (release)" >&2
-cargo build --release --quiet
-LOAD=$(cargo bench --bench lmtp_load --no-run --message-format=json 2>/dev/null |
-    sed -n 's/.*"executable":"\([^"]*lmtp_load[^"]*\)".*/\1/p' | tail -1)
-OVER=$(cargo bench --bench plugin_overhead --no-run --message-format=json 2>/dev/null |
-    sed -n 's/.*"executable":"\([^"]*plugin_overhead[^"]*\)".*/\1/p' | tail -1)
-[ -x "$LOAD" ] && [ -x "$OVER" ] || { echo "could not build the benches" >&2; exit 2; }
+nb_build "$ROOT" lmtp_load || exit 2
+OVER=$(nb_bench_exe "$ROOT" plugin_overhead)
+[ -x "$OVER" ] || { echo "could not build benches/plugin_overhead.rs" >&2; exit 2; }
 for p in spam-to-junk rules; do
     (cd "plugins/$p" && CARGO_TARGET_DIR="$TARGET/wasm-plugins" \
         cargo build --release --quiet --target wasm32-wasip2)
 done
 WASM=$TARGET/wasm-plugins/wasm32-wasip2/release
-NB=$TARGET/release/nestbox
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/nestbox-pbench.XXXXXX")
 SERVER_PID=
@@ -68,25 +63,18 @@ plugin_list() {
 }
 
 run_one() {
-    local n=$1 dir="$TMP/f$1" port
+    local n=$1 dir="$TMP/f$1"
     mkdir -p "$dir"
     cat > "$dir/config.ron" <<EOF2
 (data_dir: "data", imap: (listen: [], tls_listen: []), pop3: (listen: [], tls_listen: []),
  lmtp: (listen: ["127.0.0.1:0"], unix_socket: None),
  plugins: [$(plugin_list "$n")])
 EOF2
-    printf 'pw\n' | "$NB" --config "$dir/config.ron" user add bench --password-stdin >/dev/null
-    "$NB" --config "$dir/config.ron" serve > "$dir/serve.out" 2> "$dir/serve.err" &
-    SERVER_PID=$!
-    for _ in $(seq 300); do
-        grep -q '^ready' "$dir/serve.out" 2>/dev/null && break
-        kill -0 "$SERVER_PID" 2>/dev/null || { cat "$dir/serve.err" >&2; exit 1; }
-        sleep 0.1
-    done
-    port=$(sed -n 's/^listening lmtp 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$dir/serve.out" | head -1)
+    nb_serve "$dir/config.ron" "$dir" bench || exit 1
+    [ -n "$A_LMTP" ] || { echo "server did not report an LMTP port" >&2; exit 1; }
     echo "== $n filter(s): $LIMIT messages, $CONNS connections" >&2
-    "$LOAD" "127.0.0.1:$port" "$CONNS" "$CORPUS" bench "$LIMIT" | tee "$dir/load.txt" | sed 's/^/   /' >&2
-    kill -TERM "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=
+    "$LOAD" "$A_LMTP" "$CONNS" "$CORPUS" bench "$LIMIT" | tee "$dir/load.txt" | sed 's/^/   /' >&2
+    nb_stop
     echo "$n $(sed -n 's/^msgs_per_s: //p' "$dir/load.txt") $(sed -n 's/^latency_p50_ms: //p' "$dir/load.txt") $(sed -n 's/^latency_p99_ms: //p' "$dir/load.txt") $(sed -n 's/^errors: //p' "$dir/load.txt")" >> "$TMP/lmtp.txt"
 }
 
