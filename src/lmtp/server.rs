@@ -4,7 +4,6 @@
 //! the input (RFC 2920 §3); after DATA, one reply per accepted recipient is sent only when
 //! the delivery has committed (RFC 2033 §4.2).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -167,9 +166,6 @@ pub async fn handle(ctx: &Context, stream: Stream, mut peer: Peer) {
     if conn.flush().await.is_err() {
         return;
     }
-    // Users found at RCPT, by the name looked up: the delivery after DATA uses them
-    // instead of asking the store again. Forgotten after each delivery.
-    let mut known: HashMap<String, (u32, String)> = HashMap::new();
     loop {
         let line = match split_line(conn.buffered(), cfg.max_line) {
             LineResult::Line(len, range) => {
@@ -211,10 +207,7 @@ pub async fn handle(ctx: &Context, stream: Stream, mut peer: Peer) {
             Step::Reply(r) => queue(&mut conn, &r),
             Step::CheckRecipient(mb) => {
                 let check = match lookup(ctx, &mb).await {
-                    Ok(Some(user)) => {
-                        known.insert(user_part(&mb), user);
-                        RecipientCheck::Ok
-                    }
+                    Ok(Some(_)) => RecipientCheck::Ok,
                     Ok(None) => RecipientCheck::UnknownUser,
                     Err(e) => {
                         log::error!("lmtp: recipient lookup: {e}");
@@ -249,9 +242,8 @@ pub async fn handle(ctx: &Context, stream: Stream, mut peer: Peer) {
                 let outcomes = if txn.too_big {
                     vec![RcptOutcome::TooBig; txn.recipients.len()]
                 } else {
-                    deliver(ctx, &txn, raw, peer, &known).await
+                    deliver(ctx, &txn, raw, peer).await
                 };
-                known.clear();
                 for r in session.delivery_replies(&outcomes) {
                     queue(&mut conn, &r);
                 }
@@ -300,17 +292,12 @@ async fn deliver(
     txn: &super::Transaction,
     raw: Vec<u8>,
     peer: Peer,
-    known: &HashMap<String, (u32, String)>,
 ) -> Vec<RcptOutcome> {
     let mut outcomes: Vec<Option<RcptOutcome>> = vec![None; txn.recipients.len()];
     let mut targets = Vec::new();
     let mut slots = Vec::new();
     for (i, mb) in txn.recipients.iter().enumerate() {
-        let found = match known.get(&user_part(mb)) {
-            Some(user) => Ok(Some(user.clone())),
-            None => lookup(ctx, mb).await,
-        };
-        match found {
+        match lookup(ctx, mb).await {
             Ok(Some((id, name))) => {
                 slots.push(i);
                 targets.push(Target {
