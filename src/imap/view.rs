@@ -250,11 +250,6 @@ impl View {
         }
     }
 
-    /// Whether a removed message waits to be announced.
-    pub fn has_expunged(&self) -> bool {
-        self.msgs.iter().any(|m| m.expunged)
-    }
-
     /// `* n EXPUNGE` for every message marked removed, highest sequence number first so
     /// no number shifts under the client (RFC 9051 §7.4.1), and forgets them.
     pub fn announce_expunged(&mut self, out: &mut Vec<u8>) {
