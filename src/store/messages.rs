@@ -51,8 +51,8 @@ pub struct Want {
     /// that cannot need the trace fields (Return-Path, Delivered-To, Received).
     pub skip_trace: bool,
     /// Give only the blob's header (with its blank line), not the body: for readers of
-    /// header fields. A packed message is then not copied whole. Not with `meta` when the
-    /// structure must be parsed ([`Structure::Derive`]): that needs the whole message.
+    /// header fields. A packed message is then not copied whole. Ignored for a message
+    /// whose structure is asked for and must be parsed ([`Structure::Derive`]).
     pub header_only: bool,
 }
 
@@ -403,7 +403,7 @@ impl Store {
                     } else {
                         reader.prefix(&rec)?
                     };
-                    let mut need_bytes = want.bytes;
+                    let (mut need_bytes, mut header_only) = (want.bytes, want.header_only);
                     if want.meta {
                         let structure = match reader.meta(&rec, &brec)? {
                             Some(m) => {
@@ -411,14 +411,16 @@ impl Store {
                                 Structure::Stored(m)
                             }
                             None => {
+                                // Parsing the structure takes the whole message.
                                 need_bytes = true;
+                                header_only = false;
                                 Structure::Derive
                             }
                         };
                         meta = Some((structure, prefix.len()));
                     }
                     if need_bytes {
-                        let body = if want.header_only {
+                        let body = if header_only {
                             reader.header(&rec, &brec)?
                         } else {
                             reader.body(&rec, &brec)?
@@ -458,22 +460,6 @@ impl Store {
         };
         let got = self.load_messages(mailbox, vec![uid], want, 0).await?;
         Ok(got.into_iter().next().and_then(|(_, l)| l?.raw))
-    }
-
-    /// The structure stored for a message (see [`Structure`]), and the length of its
-    /// per-delivery prefix (offsets in the structure are relative to the blob).
-    pub async fn message_meta(
-        &self,
-        mailbox: u64,
-        uid: u32,
-    ) -> Result<Option<(Structure, usize)>, StoreError> {
-        let want = Want {
-            meta: true,
-            bytes: false,
-            ..Want::default()
-        };
-        let got = self.load_messages(mailbox, vec![uid], want, 0).await?;
-        Ok(got.into_iter().next().and_then(|(_, l)| l?.meta))
     }
 
     /// Removes messages by UID (UIDs not present are ignored). Returns how many went.

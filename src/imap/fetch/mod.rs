@@ -125,7 +125,7 @@ pub fn preview(meta: &MessageMeta, opts: Options, out: &mut Vec<u8>) {
     nstring(meta.preview.as_deref().map(str::as_bytes), opts, out);
 }
 
-/// Decodes the stored metadata blob (`Store::message_meta`).
+/// Decodes a stored structure ([`Structure::Stored`]).
 pub fn decode_meta(bytes: &[u8]) -> Option<MessageMeta> {
     postcard::from_bytes(bytes).ok()
 }
