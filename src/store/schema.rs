@@ -180,8 +180,7 @@ pub struct MessageRecord {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Location {
     /// Compressed alone in `BLOB_DATA` (its structure in `BLOB_META` if schema 2 wrote
-    /// it); `seq` is its key in
-    /// `LOOSE`.
+    /// it); `seq` is its key in `LOOSE`.
     Loose { seq: u64 },
     /// Inside pack `pack`: the raw message at `offset`, then `meta_len` bytes of structure.
     Packed {
@@ -325,8 +324,6 @@ pub fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, StoreError> 
     postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt(format!("decode: {e}")))
 }
 
-/// Creates every table, writes the version on a new store, and upgrades an old one.
-/// A store written by a newer build is refused rather than misread.
 /// Schema 2 -> 3: dictionaries move into page-sized chunks ([`DICT_CHUNKS`]). Nothing
 /// else is rewritten: schema 3 also lets a pack hold messages without their structure
 /// (`Location::Packed` with `meta_len` 0), which a schema 2 build could not read, hence
@@ -369,6 +366,8 @@ pub fn dictionaries(
     Ok(out)
 }
 
+/// Creates every table, writes the version on a new store, and upgrades an old one.
+/// A store written by a newer build is refused rather than misread.
 pub fn migrate(tx: &WriteTransaction) -> Result<(), StoreError> {
     let mut meta = tx.open_table(META)?;
     let version = meta.get("schema_version")?.map(|v| v.value());
