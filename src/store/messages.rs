@@ -315,6 +315,14 @@ impl<'t> Reader<'t> {
         let prefix = self.prefix(rec)?;
         Ok(join(prefix, &self.body(rec, &brec)?))
     }
+
+    /// The header of the message as clients see it: prefix + the blob's header. A
+    /// packed message is not copied whole.
+    pub(super) fn message_header(&mut self, rec: &MessageRecord) -> Result<Vec<u8>, StoreError> {
+        let brec = self.blob(rec)?;
+        let prefix = self.prefix(rec)?;
+        Ok(join(prefix, &self.header(rec, &brec)?))
+    }
 }
 
 /// `prefix` followed by `body`.

@@ -153,8 +153,7 @@ impl Store {
                 }
                 let (k, v) = row?;
                 let rec: MessageRecord = schema::decode(v.value())?;
-                let raw = reader.message(&rec)?;
-                let mut header = crate::util::header_block(&raw).to_vec();
+                let mut header = reader.message_header(&rec)?;
                 header.truncate(SUMMARY_HEADER_MAX);
                 out.push(Summary {
                     uid: k.value().1,

@@ -407,6 +407,13 @@ fn loose_blobs_are_packed_and_read_back_and_sparse_packs_unpacked() {
             let end = crate::mime::header_end(&big(i), 0, big(i).len());
             assert_eq!(raw, &big(i)[..end], "uid {uid}");
         }
+        // Retention summaries carry the same header, read the same way.
+        let summaries = store.summaries(inbox, 0, 700).await.unwrap();
+        assert_eq!(summaries.len(), 700);
+        for s in summaries.iter().step_by(97) {
+            let whole = big(s.uid as usize - 1);
+            assert_eq!(s.header, crate::util::header_block(&whole), "uid {}", s.uid);
+        }
         // A copy elsewhere keeps a packed blob alive.
         store
             .append_many(vec![request(&store, a, "Archive", &big(3))])
