@@ -85,7 +85,7 @@ fn main() -> ExitCode {
             raw: &raw,
             prefix: &prefix,
             mail_from: Some("a@example.org"),
-            source: "lmtp",
+            source: Source::Lmtp,
         };
         let mut times = Vec::with_capacity(n);
         for i in 0..n + n / 10 {

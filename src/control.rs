@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use smol::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::delivery::{Incoming, Outcome, Pipeline, Target, Trace};
+use crate::delivery::{Incoming, Outcome, Pipeline, Target, Trace, TraceProtocol};
 use crate::store::{
     AppPasswordInfo, MailboxInfo, MessageInfo, Stats, StoreError, SystemFlags, UserInfo,
 };
@@ -271,7 +271,7 @@ async fn run(p: &Pipeline, hostname: &str, req: Request) -> Result<Response, Res
                 raw,
                 mail_from,
                 trace: Some(Trace {
-                    protocol: "local",
+                    protocol: TraceProtocol::Local,
                     helo: None,
                     peer: None,
                 }),
@@ -342,7 +342,7 @@ async fn run(p: &Pipeline, hostname: &str, req: Request) -> Result<Response, Res
                 user_id(p, u).await?;
             }
             Response::Retention(
-                crate::retention::run(p, user.as_deref(), dry_run)
+                crate::retention::run(&p.store, p.hooks(), user.as_deref(), dry_run)
                     .await
                     .map_err(error)?,
             )

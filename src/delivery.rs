@@ -1,23 +1,73 @@
 //! The one path every incoming message takes: LMTP, `nestbox deliver`, IMAP APPEND and
 //! `nestbox import` all end here.
 //!
-//! normalise to CRLF -> size check -> parse once (`mime::analyze`) -> hash + compress ->
+//! normalise to CRLF -> size check -> hash + compress ->
 //! per recipient: loop check, **filter hook**, **quota hook**, trace headers ->
 //! one group-committed transaction -> per-recipient outcome. Callers acknowledge only
 //! after this returns, so an acknowledgement always means "durable".
 
 use std::sync::Arc;
 
+use crate::mime::header::{header_fields, unfold};
 use crate::store::{
     AppendRequest, Appended, PreparedBlob, Store, StoreError, SystemFlags, TraceRecord,
 };
 use crate::util::{header_block, to_crlf};
 
+/// How a message arrived: the filter envelope's `source` (wit/nestbox-plugin.wit) and
+/// what the quota policy is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Lmtp,
+    Deliver,
+    Append,
+    Import,
+}
+
+impl Source {
+    /// The name the plugin interface uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Lmtp => "lmtp",
+            Source::Deliver => "deliver",
+            Source::Append => "append",
+            Source::Import => "import",
+        }
+    }
+}
+
+/// The protocol a trace header names in its `with` clause (RFC 5321 §4.4, RFC 3848).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TraceProtocol {
+    Lmtp,
+    /// LMTP after STARTTLS (RFC 3848 §2).
+    Lmtps,
+    /// `nestbox deliver`.
+    Local,
+}
+
+impl TraceProtocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TraceProtocol::Lmtp => "LMTP",
+            TraceProtocol::Lmtps => "LMTPS",
+            TraceProtocol::Local => "local",
+        }
+    }
+
+    /// The delivery source a message carried by this protocol has.
+    pub fn source(self) -> Source {
+        match self {
+            TraceProtocol::Lmtp | TraceProtocol::Lmtps => Source::Lmtp,
+            TraceProtocol::Local => Source::Deliver,
+        }
+    }
+}
+
 /// How a message reached us, for trace headers (RFC 5321 §4.4).
 #[derive(Debug, Clone)]
 pub struct Trace {
-    /// "LMTP" or "local" (for `nestbox deliver`).
-    pub protocol: &'static str,
+    pub protocol: TraceProtocol,
     /// The LHLO name the client gave.
     pub helo: Option<String>,
     /// The client's address.
@@ -106,12 +156,12 @@ pub enum QuotaAction {
 }
 
 impl QuotaAction {
-    /// From a delivery source (`lmtp`, `deliver`, `append`, `import`).
-    pub fn from_source(source: &str) -> QuotaAction {
+    /// What a delivery from `source` asks of the quota policy.
+    pub fn from_source(source: Source) -> QuotaAction {
         match source {
-            "append" => QuotaAction::Append,
-            "import" => QuotaAction::Import,
-            _ => QuotaAction::Deliver,
+            Source::Append => QuotaAction::Append,
+            Source::Import => QuotaAction::Import,
+            Source::Lmtp | Source::Deliver => QuotaAction::Deliver,
         }
     }
 }
@@ -142,8 +192,8 @@ pub struct HookMessage<'a> {
     /// The trace headers that will be stored in front of it for this recipient.
     pub prefix: &'a [u8],
     pub mail_from: Option<&'a str>,
-    /// How it arrived: `lmtp`, `deliver`, `append` or `import`.
-    pub source: &'static str,
+    /// How it arrived.
+    pub source: Source,
 }
 
 /// HOOK POINT for plugins. The plugin host implements this; `NoHooks` accepts everything.
@@ -251,13 +301,13 @@ impl Pipeline {
 
     /// [`Pipeline::deliver_batch`] for `nestbox import` (hooks see source `import`).
     pub async fn import_batch(&self, items: Vec<(Incoming, Vec<Target>)>) -> Vec<Vec<Outcome>> {
-        self.deliver_batch_from(items, Some("import")).await
+        self.deliver_batch_from(items, Some(Source::Import)).await
     }
 
     async fn deliver_batch_from(
         &self,
         items: Vec<(Incoming, Vec<Target>)>,
-        source: Option<&'static str>,
+        source: Option<Source>,
     ) -> Vec<Vec<Outcome>> {
         let max = self.max_size;
         // Prepare a few at a time: each holds the message, its CRLF copy and a zstd
@@ -310,9 +360,8 @@ impl Pipeline {
                 }
             };
             let source = source.unwrap_or(match &incoming.trace {
-                Some(t) if t.protocol == "LMTP" => "lmtp",
-                Some(_) => "deliver",
-                None => "append",
+                Some(t) => t.protocol.source(),
+                None => Source::Append,
             });
             let job = Decide {
                 hooks: self.hooks.clone(),
@@ -379,7 +428,7 @@ struct Decide {
     incoming: Incoming,
     targets: Vec<Target>,
     now: i64,
-    source: &'static str,
+    source: Source,
 }
 
 impl Decide {
@@ -406,7 +455,7 @@ impl Decide {
             }
             let trace = incoming.trace.as_ref().map(|t| TraceRecord {
                 format: 1,
-                protocol: t.protocol.to_string(),
+                protocol: t.protocol.as_str().to_string(),
                 delivered_to: target.address.clone(),
                 helo: t.helo.clone(),
                 peer: t.peer.clone(),
@@ -508,72 +557,38 @@ fn set(outcomes: &mut [Option<Outcome>], i: usize, o: Outcome) {
 }
 
 /// Lines of a header block with their folded continuations: (start, end) offsets.
-fn header_fields(headers: &[u8]) -> Vec<(usize, usize)> {
-    let mut fields = Vec::new();
-    let mut start = 0;
-    let mut i = 0;
-    while i < headers.len() {
-        let end = match headers
-            .get(i..)
-            .and_then(|r| r.windows(2).position(|w| w == b"\r\n"))
-        {
-            Some(p) => i + p + 2,
-            None => headers.len(),
-        };
-        let next = headers.get(end).copied();
-        if !matches!(next, Some(b' ') | Some(b'\t')) {
-            fields.push((start, end));
-            start = end;
-        }
-        i = end;
-    }
-    fields
-}
-
-fn field_is(field: &[u8], name: &[u8]) -> bool {
-    field.len() > name.len()
-        && field
-            .get(..name.len())
-            .is_some_and(|n| n.eq_ignore_ascii_case(name))
-        && field.get(name.len()) == Some(&b':')
-}
-
-/// Removes every occurrence of a header field (with its continuation lines).
+/// Removes every occurrence of a header field (with its continuation lines); every
+/// other byte is kept as it was.
 fn strip_header(raw: Vec<u8>, name: &[u8]) -> Vec<u8> {
-    let hlen = header_block(&raw).len();
-    let fields = header_fields(raw.get(..hlen).unwrap_or(&[]));
-    if !fields
-        .iter()
-        .any(|(s, e)| raw.get(*s..*e).is_some_and(|f| field_is(f, name)))
-    {
+    let header = header_block(&raw);
+    let base = header.as_ptr() as usize;
+    let cuts: Vec<(usize, usize)> = header_fields(header)
+        .filter(|f| f.name.eq_ignore_ascii_case(name))
+        .map(|f| {
+            let start = (f.raw.as_ptr() as usize).saturating_sub(base);
+            (start, start.saturating_add(f.raw.len()))
+        })
+        .collect();
+    if cuts.is_empty() {
         return raw;
     }
     let mut out = Vec::with_capacity(raw.len());
-    for (s, e) in fields {
-        if let Some(f) = raw.get(s..e)
-            && !field_is(f, name)
-        {
-            out.extend_from_slice(f);
-        }
+    let mut at = 0;
+    for (start, end) in cuts {
+        out.extend_from_slice(raw.get(at..start).unwrap_or_default());
+        at = end;
     }
-    out.extend_from_slice(raw.get(hlen..).unwrap_or(&[]));
+    out.extend_from_slice(raw.get(at..).unwrap_or_default());
     out
 }
 
 /// Whether the header block already has `Delivered-To: <address>` (loop detection).
 fn has_delivered_to(headers: &[u8], address: &str) -> bool {
-    header_fields(headers).into_iter().any(|(s, e)| {
-        headers.get(s..e).is_some_and(|f| {
-            field_is(f, b"delivered-to")
-                && f.get(13..)
-                    .map(|v| {
-                        String::from_utf8_lossy(v)
-                            .trim()
-                            .trim_matches(['<', '>'])
-                            .to_string()
-                    })
-                    .is_some_and(|v| v.eq_ignore_ascii_case(address))
-        })
+    header_fields(headers).any(|f| {
+        f.name.eq_ignore_ascii_case(b"delivered-to")
+            && String::from_utf8_lossy(&unfold(f.value))
+                .trim_matches(['<', '>'])
+                .eq_ignore_ascii_case(address)
     })
 }
 

@@ -13,12 +13,14 @@
 //! are skipped by the store; a message both expunged and moved by different rules is
 //! expunged. A dry run reviews the same way and applies nothing.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
-use crate::delivery::{Pipeline, QuotaLimits};
+use crate::delivery::{Hooks, QuotaLimits};
 use crate::imap::view::SYSTEM_FLAGS;
 use crate::mime::header::{decoded, header_value};
-use crate::store::{self, MailboxInfo, StoreError, Usage};
+use crate::store::{self, MailboxInfo, Store, StoreError, Usage};
 
 /// Messages per review call.
 pub const BATCH: usize = 256;
@@ -140,9 +142,12 @@ struct Pending {
 
 /// Runs the retention rules for every user (or one) and applies their decisions unless
 /// `dry_run`. Store errors stop the run; plugin failures are reported in the result.
-pub async fn run(p: &Pipeline, user: Option<&str>, dry_run: bool) -> Result<Report, StoreError> {
-    let store = &p.store;
-    let hooks = p.hooks().clone();
+pub async fn run(
+    store: &Store,
+    hooks: &Arc<dyn Hooks>,
+    user: Option<&str>,
+    dry_run: bool,
+) -> Result<Report, StoreError> {
     let names: Vec<String> = match user {
         Some(name) => vec![name.to_string()],
         None => store

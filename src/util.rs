@@ -31,25 +31,58 @@ pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+/// Whether `year` is a leap year of the proleptic Gregorian calendar.
+pub fn is_leap(year: i64) -> bool {
+    year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
+}
+
+/// Days in `month` (1-12) of `year`; 0 for a month out of range.
+pub fn days_in_month(year: i64, month: u32) -> u32 {
+    match month {
+        2 if is_leap(year) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        1..=12 => 31,
+        _ => 0,
+    }
+}
+
+/// English weekday abbreviations, Sunday first.
+const WEEKDAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+
+/// The weekday abbreviation of a day count since 1970-01-01 (a Thursday).
+pub fn weekday_name(days: i64) -> &'static str {
+    WEEKDAYS
+        .get(usize::try_from((days + 4).rem_euclid(7)).unwrap_or(0))
+        .copied()
+        .unwrap_or("Sun")
+}
+
 /// English month abbreviations (RFC 5322 §3.3, RFC 9051 `date-month`).
 pub const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 ];
+
+/// The abbreviation of `month` (1-12); `Jan` out of range.
+pub fn month_name(month: u32) -> &'static str {
+    MONTHS
+        .get((month as usize).saturating_sub(1))
+        .copied()
+        .unwrap_or("Jan")
+}
+
+/// The month (1-12) a three-letter abbreviation names, case-insensitively.
+pub fn month_from_name(name: &str) -> Option<u32> {
+    let i = MONTHS.iter().position(|m| m.eq_ignore_ascii_case(name))?;
+    u32::try_from(i).ok().map(|i| i + 1)
+}
 
 /// An RFC 5322 §3.3 date in UTC: `Sat, 21 Nov 2026 23:36:22 +0000`.
 pub fn rfc5322_date(unix: i64) -> String {
     let days = unix.div_euclid(86_400);
     let secs = unix.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
-    let wd = DAYS
-        .get(days.rem_euclid(7) as usize)
-        .copied()
-        .unwrap_or("Thu");
-    let mon = MONTHS
-        .get((m as usize).saturating_sub(1))
-        .copied()
-        .unwrap_or("Jan");
+    let (wd, mon) = (weekday_name(days), month_name(m));
     format!(
         "{wd}, {d} {mon} {y} {:02}:{:02}:{:02} +0000",
         secs / 3600,

@@ -335,6 +335,51 @@ print("ok")
     let _ = w;
 }
 
+/// wit/nestbox-plugin.wit promises filters `source = lmtp` for LMTP mail. After STARTTLS
+/// the trace protocol is `LMTPS` (RFC 3848 §2), and filters were told `deliver`.
+#[test]
+fn filter_sees_source_lmtp_after_starttls() {
+    let rules = format!(
+        r#"(name: "rules", path: {}, hooks: [Filter], settings: {{
+            "rule.1": "source is lmtp => fileinto ViaLmtp",
+            "rule.2": "source is deliver => fileinto ViaDeliver",
+        }})"#,
+        ron_str(&wasm().rules)
+    );
+    let plain = r#"unix_socket: Some("lmtp.sock"))"#;
+    let cfg = config(&rules, "");
+    assert!(cfg.contains(plain));
+    let cfg = cfg.replace(plain, r#"unix_socket: Some("lmtp.sock"), starttls: true)"#);
+    let env = Env::with_config(&cfg);
+    env.add_user("alice");
+    let server = Server::start(&env);
+
+    let file = env.path().join("tls.eml");
+    fs::write(&file, msg("Subject: over tls")).unwrap();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/lmtp_starttls.py"
+    );
+    let port = server.lmtp.port().to_string();
+    let run = python3(&[script, &port, file.to_str().unwrap(), "alice@test.example"]);
+    assert_eq!(run.code, 0, "{run:#?}");
+    assert!(run.stdout.lines().any(|l| l == "data 250"), "{run:#?}");
+
+    let mut c = server.connect();
+    let (_, after) = c.transaction(
+        "s@example.org",
+        &["alice@test.example"],
+        &msg("Subject: plain"),
+    );
+    assert_eq!(after[0].code, 250, "{after:?}");
+    env.cli(&["deliver", "--user", "alice"], &msg("Subject: local"))
+        .expect_code(0);
+
+    assert_eq!(count(&env, "alice", "ViaLmtp"), 2);
+    assert_eq!(count(&env, "alice", "ViaDeliver"), 1);
+    assert_eq!(count(&env, "alice", "INBOX"), 0);
+}
+
 #[test]
 fn hostile_plugins_fail_by_policy_and_the_server_stays_up() {
     let w = wasm();

@@ -38,10 +38,6 @@ const CONTENT_BYTES: usize = 1 << 20;
 
 type R<T> = Result<T, String>;
 
-const MONTHS: [&str; 12] = [
-    "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
-];
-
 /// `date = date-text / DQUOTE date-text DQUOTE`, `date-text = date-day "-"
 /// date-month "-" date-year`.
 fn date(p: &mut Parser<'_>) -> R<Date> {
@@ -58,12 +54,7 @@ fn date(p: &mut Parser<'_>) -> R<Date> {
         .ok()
         .filter(|n| (1..=31).contains(n) && (1..=2).contains(&d.len()))
         .ok_or("bad date")?;
-    let month = MONTHS
-        .iter()
-        .position(|n| n.eq_ignore_ascii_case(m))
-        .and_then(|i| u32::try_from(i).ok())
-        .ok_or("bad date")?
-        .saturating_add(1);
+    let month = crate::util::month_from_name(m).ok_or("bad date")?;
     if y.len() != 4 {
         return Err("bad date".into());
     }

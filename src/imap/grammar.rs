@@ -6,7 +6,7 @@
 //! the session (RFC 6855 §3), so the session decodes them.
 
 use super::sequence::SequenceSet;
-use crate::util::{MONTHS, days_from_civil};
+use crate::util::{days_from_civil, month_from_name};
 
 /// RFC 9051 §9 `ATOM-CHAR`: any CHAR except atom-specials.
 pub fn is_atom_char(b: u8) -> bool {
@@ -474,7 +474,7 @@ fn parse_date_time(s: &[u8]) -> Option<i64> {
     let mut d = date.split('-');
     let day: u32 = d.next()?.parse().ok()?;
     let mon = d.next()?;
-    let month = MONTHS.iter().position(|m| m.eq_ignore_ascii_case(mon))? as u32 + 1;
+    let month = month_from_name(mon)?;
     let year_s = d.next()?;
     if d.next().is_some() || year_s.len() != 4 {
         return None;

@@ -16,7 +16,7 @@ use super::{
     DataDecoder, DataState, LineResult, Mailbox, RcptOutcome, RecipientCheck, Reply, ReversePath,
     Session, Step, parse_command, split_line,
 };
-use crate::delivery::{Incoming, Outcome, Target, Trace};
+use crate::delivery::{Incoming, Outcome, Target, Trace, TraceProtocol};
 use crate::server::conn::{Conn, ReadError};
 use crate::server::limits::LimitError;
 use crate::server::stream::{Peer, Stream};
@@ -332,7 +332,11 @@ async fn deliver(
         mail_from,
         trace: Some(Trace {
             // RFC 3848: "LMTPS" when the transfer was protected by STARTTLS.
-            protocol: if peer.tls { "LMTPS" } else { "LMTP" },
+            protocol: if peer.tls {
+                TraceProtocol::Lmtps
+            } else {
+                TraceProtocol::Lmtp
+            },
             helo: Some(txn.client.clone()),
             peer: peer.ip.map(|ip| ip.to_string()),
         }),

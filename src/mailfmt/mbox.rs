@@ -35,6 +35,9 @@ use std::fmt;
 use std::io::{self, BufRead, Read, Write};
 
 use super::{Flags, ImportedMessage, push_line_crlf, split_line_end};
+use crate::util::{
+    civil_from_days, days_from_civil, days_in_month, month_from_name, month_name, weekday_name,
+};
 
 const FROM: &[u8] = b"From ";
 
@@ -420,62 +423,13 @@ fn envelope_sender(envelope_from: Option<&str>) -> String {
         .collect()
 }
 
-const WEEKDAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
-const MONTHS: [&str; 12] = [
-    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-];
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant, "chrono-Compatible
-/// Low-Level Date Algorithms", `days_from_civil`). `month` is 1..=12.
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// Inverse of [`days_from_civil`]: (year, month 1..=12, day 1..=31).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
-fn is_leap(year: i64) -> bool {
-    year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
-}
-
-fn days_in_month(year: i64, month: i64) -> i64 {
-    match month {
-        2 if is_leap(year) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
 /// Formats unix seconds as C `asctime` in UTC without the newline:
 /// `Thu Jan  1 00:00:00 1970` (RFC 4155 section 2: the From_ line date is UTC).
 pub fn format_asctime(t: i64) -> String {
     let days = t.div_euclid(86_400);
     let secs = t.rem_euclid(86_400);
     let (year, month, day) = civil_from_days(days);
-    let weekday = WEEKDAYS
-        .get(usize::try_from((days + 4).rem_euclid(7)).unwrap_or(0))
-        .unwrap_or(&"Sun");
-    let month_name = MONTHS
-        .get(usize::try_from(month - 1).unwrap_or(0))
-        .unwrap_or(&"Jan");
+    let (weekday, month_name) = (weekday_name(days), month_name(month));
     format!(
         "{weekday} {month_name} {day:2} {:02}:{:02}:{:02} {year}",
         secs / 3600,
@@ -497,10 +451,8 @@ pub fn parse_asctime(s: &str) -> Option<i64> {
         if token.eq_ignore_ascii_case("remote") {
             break;
         }
-        if let Some(m) = MONTHS.iter().position(|m| {
-            token.len() >= 3 && token.get(..3).is_some_and(|t| t.eq_ignore_ascii_case(m))
-        }) {
-            month = month.or(Some(i64::try_from(m).ok()? + 1));
+        if let Some(m) = token.get(..3).and_then(month_from_name) {
+            month = month.or(Some(m));
         } else if token.contains(':') {
             time = time.or(parse_time(token));
         } else if let Some(offset) = parse_zone(token) {
@@ -509,7 +461,7 @@ pub fn parse_asctime(s: &str) -> Option<i64> {
             if token.len() >= 3 {
                 year = year.or(Some(i64::from(n)));
             } else {
-                day = day.or(Some(i64::from(n)));
+                day = day.or(Some(u32::from(n)));
             }
         }
     }
@@ -549,6 +501,7 @@ fn parse_zone(token: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::util::is_leap;
     use std::io::{BufReader, BufWriter, Cursor};
 
     fn read_all(data: &[u8], max: usize) -> Vec<Result<ImportedMessage, MboxError>> {

@@ -1,5 +1,6 @@
-//! Per-message MIME analysis, computed once at ingest and stored beside the message:
-//! everything IMAP FETCH needs often (ENVELOPE, BODY/BODYSTRUCTURE, `BODY[section]`
+//! Per-message MIME analysis, computed when FETCH or SEARCH need a message's structure
+//! (inside the read job; schema 3 no longer stores it, see docs/decisions.md):
+//! everything IMAP FETCH needs (ENVELOPE, BODY/BODYSTRUCTURE, `BODY[section]`
 //! byte ranges, RFC822.SIZE, PREVIEW). RFC 3501 §6.4.5, §7.4.2; RFC 9051 §7.5.2.
 //!
 //! Why a hand parser for the structure and mail-parser only for decoding: FETCH

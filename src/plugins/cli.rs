@@ -11,7 +11,7 @@ use super::filter::{Decision, call, envelope};
 use super::message::MessageView;
 use crate::config::{Config, PluginConfig};
 use crate::control::PluginStatus;
-use crate::delivery::{HookMessage, Target};
+use crate::delivery::{HookMessage, Source, Target};
 use crate::store::SystemFlags;
 
 /// Loads the configured plugins as the server would and reports them.
@@ -126,7 +126,7 @@ pub fn test(
         raw: &raw,
         prefix: &[],
         mail_from: from.as_deref(),
-        source: "deliver",
+        source: Source::Deliver,
     };
     let env = envelope(&msg, &target);
     let view = Arc::new(MessageView::new(Vec::new(), raw.clone()));

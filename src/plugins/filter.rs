@@ -13,7 +13,7 @@ use super::bindings::exports::filter::{Envelope, Verdict};
 use super::call::{CallError, Plugin, invalid};
 use super::message::{MessageRes, MessageView};
 use crate::config::OnFailure;
-use crate::delivery::{FilterVerdict, HookMessage, Target};
+use crate::delivery::{FilterVerdict, HookMessage, Source, Target};
 use crate::store::SystemFlags;
 
 /// What one plugin decided, checked and normalised.
@@ -41,7 +41,7 @@ pub(crate) fn envelope(msg: &HookMessage<'_>, target: &Target) -> Envelope {
             target.address.clone()
         },
         user: target.user_name.clone(),
-        source: msg.source.to_string(),
+        source: msg.source.as_str().to_string(),
     }
 }
 
@@ -160,7 +160,7 @@ pub(crate) fn run(
                 // APPEND stores where the client said (its APPENDUID names that
                 // mailbox); other paths may re-file.
                 if let Some(m) = mailbox
-                    && msg.source != "append"
+                    && msg.source != Source::Append
                 {
                     target.mailbox = Some(m);
                     target.create_mailbox = true;

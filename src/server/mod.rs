@@ -373,7 +373,7 @@ async fn retention_timer(ctx: Context) {
         if !sleep_unless_shutdown(&ctx, every).await {
             return;
         }
-        match crate::retention::run(&ctx.pipeline, None, false).await {
+        match crate::retention::run(&ctx.pipeline.store, ctx.pipeline.hooks(), None, false).await {
             Ok(r) if r.users > 0 => log::info!(
                 "retention: swept {} users, {} messages reviewed, {} expunged, {} moved, {} rule failures",
                 r.users,

@@ -226,10 +226,10 @@ pub(super) fn copy_in(
     Ok(Some(out))
 }
 
-/// Removes the listed messages that exist; returns their UIDs (ascending). Records
-/// each in EXPUNGED with the new modseq (RFC 7162 VANISHED) and frees unshared blobs.
-/// `origin`: the session that will announce the EXPUNGEs itself, if any (see
-/// [`Origin`]).
+/// EXPUNGE of `uids` in `mailbox` (those present): removes them with
+/// [`remove_messages`], frees blobs no other message shares and saves the mailbox.
+/// Returns the removed UIDs, ascending. `origin`: the session that will announce the
+/// EXPUNGEs itself, if any (see [`Origin`]).
 pub(super) fn expunge_in(
     tx: &WriteTransaction,
     batch: &mut Batch,
@@ -238,40 +238,61 @@ pub(super) fn expunge_in(
     origin: Origin,
 ) -> Result<Vec<u32>, StoreError> {
     let mut mb = mailbox_in(tx, mailbox)?;
+    let removed = remove_messages(tx, batch, &mut mb, uids, origin)?;
+    if removed.is_empty() {
+        return Ok(Vec::new());
+    }
+    for (_, rec) in &removed {
+        blob::drop_ref(tx, &rec.blob)?;
+    }
+    batch.freed = true;
+    mailboxes::save_in(tx, &mb)?;
+    Ok(removed.into_iter().map(|(u, _)| u).collect())
+}
+
+/// The one expunge, under IMAP EXPUNGE/CLOSE/MOVE, POP3 UPDATE, retention and
+/// [`Store::expunge`]: removes the `uids` of `mb` that exist, records each in EXPUNGED
+/// at one new modseq (RFC 7162 §3.2.10: VANISHED needs them), takes them out of the
+/// mailbox's counts and announces the change (named `origin`). Returns the removed
+/// records by UID, ascending; the caller drops their blob references or files them
+/// elsewhere, and saves `mb`.
+pub(super) fn remove_messages(
+    tx: &WriteTransaction,
+    batch: &mut Batch,
+    mb: &mut MailboxRecord,
+    uids: &[u32],
+    origin: Origin,
+) -> Result<Vec<(u32, MessageRecord)>, StoreError> {
     let mut removed = Vec::new();
     {
         let mut t = tx.open_table(MESSAGES)?;
         for &uid in uids {
-            if let Some(v) = t.remove((mailbox, uid))? {
+            if let Some(v) = t.remove((mb.id, uid))? {
                 let rec: MessageRecord = schema::decode(v.value())?;
                 removed.push((uid, rec));
             }
         }
     }
     if removed.is_empty() {
-        return Ok(Vec::new());
+        return Ok(removed);
     }
+    removed.sort_unstable_by_key(|(uid, _)| *uid);
     mb.highest_modseq = mb.highest_modseq.saturating_add(1);
     {
         let mut gone = tx.open_table(EXPUNGED)?;
         for (uid, rec) in &removed {
-            blob::drop_ref(tx, &rec.blob)?;
-            batch.freed = true;
             mb.messages = mb.messages.saturating_sub(1);
             mb.bytes = mb.bytes.saturating_sub(rec.size);
-            gone.insert((mailbox, *uid), mb.highest_modseq)?;
+            gone.insert((mb.id, *uid), mb.highest_modseq)?;
         }
     }
-    mailboxes::save_in(tx, &mb)?;
     batch.changes.push(Change {
         user: mb.user,
-        mailbox,
+        mailbox: mb.id,
         kind: ChangeKind::Expunged,
         origin,
     });
-    let mut uids: Vec<u32> = removed.into_iter().map(|(u, _)| u).collect();
-    uids.sort_unstable();
-    Ok(uids)
+    Ok(removed)
 }
 
 /// A user's mailboxes named `name` or below it (`name/...`), as (name, id).

@@ -473,39 +473,8 @@ impl Store {
     /// Removes messages by UID (UIDs not present are ignored). Returns how many went.
     pub async fn expunge(&self, mailbox: u64, uids: Vec<u32>) -> Result<u64, StoreError> {
         self.write(move |tx, batch| {
-            let Some(mut mb) = mailboxes::load_in(tx, mailbox)? else {
-                return Err(StoreError::NoSuchMailbox);
-            };
-            let mut removed = Vec::new();
-            {
-                let mut t = tx.open_table(MESSAGES)?;
-                for uid in &uids {
-                    if let Some(v) = t.remove((mailbox, *uid))? {
-                        let rec: MessageRecord = schema::decode(v.value())?;
-                        removed.push((*uid, rec));
-                    }
-                }
-            }
-            if removed.is_empty() {
-                return Ok(0);
-            }
-            mb.highest_modseq += 1;
-            let mut gone = tx.open_table(EXPUNGED)?;
-            for (uid, rec) in &removed {
-                blob::drop_ref(tx, &rec.blob)?;
-                batch.freed = true;
-                mb.messages = mb.messages.saturating_sub(1);
-                mb.bytes = mb.bytes.saturating_sub(rec.size);
-                gone.insert((mailbox, *uid), mb.highest_modseq)?;
-            }
-            mailboxes::save_in(tx, &mb)?;
-            batch.changes.push(Change {
-                user: mb.user,
-                mailbox,
-                kind: ChangeKind::Expunged,
-                origin: Origin::NONE,
-            });
-            Ok(removed.len() as u64)
+            super::imap::expunge_in(tx, batch, mailbox, &uids, Origin::NONE)
+                .map(|gone| gone.len() as u64)
         })
         .await
     }

@@ -6,7 +6,7 @@ use redb::{ReadableTable, WriteTransaction};
 use super::blob;
 use super::mailboxes::{self, canonical_mailbox};
 use super::messages::Reader;
-use super::schema::{self, EXPUNGED, MESSAGES, MessageRecord};
+use super::schema::{self, MESSAGES, MessageRecord};
 use super::writer::Batch;
 use super::{Change, ChangeKind, Origin, Store, StoreError};
 
@@ -32,16 +32,6 @@ pub enum Pop3Removal {
     Hide,
     /// Move them into this mailbox of the same user, creating it if needed.
     Move(String),
-}
-
-fn remove_record(
-    tx: &WriteTransaction,
-    mailbox: u64,
-    uid: u32,
-) -> Result<Option<MessageRecord>, StoreError> {
-    let mut t = tx.open_table(MESSAGES)?;
-    let removed = t.remove((mailbox, uid))?;
-    removed.map(|v| schema::decode(v.value())).transpose()
 }
 
 impl Store {
@@ -191,9 +181,9 @@ impl Store {
 
 use Pop3Removal as Removal;
 
-/// Removes `uids` from `mb`, recording them as expunged (RFC 7162 VANISHED). With `dest`,
-/// each record moves there under a new UID and keeps its blob reference; without, the
-/// blob reference is dropped.
+/// Removes `uids` from `mb` ([`super::imap::remove_messages`]). With `dest`, each record
+/// moves there under a new UID and keeps its blob reference; without, the blob reference
+/// is dropped.
 fn expunge_in(
     tx: &WriteTransaction,
     batch: &mut Batch,
@@ -201,34 +191,17 @@ fn expunge_in(
     uids: &[u32],
     mut dest: Option<&mut schema::MailboxRecord>,
 ) -> Result<u64, StoreError> {
-    let mut removed = Vec::new();
-    for uid in uids {
-        if let Some(rec) = remove_record(tx, mb.id, *uid)? {
-            removed.push((*uid, rec));
-        }
-    }
-    if removed.is_empty() {
-        return Ok(0);
-    }
-    mb.highest_modseq += 1;
-    {
-        let mut gone = tx.open_table(EXPUNGED)?;
-        for (uid, _) in &removed {
-            gone.insert((mb.id, *uid), mb.highest_modseq)?;
-        }
-    }
+    let removed = super::imap::remove_messages(tx, batch, mb, uids, Origin::NONE)?;
     for (_, mut rec) in removed.iter().cloned() {
-        mb.messages = mb.messages.saturating_sub(1);
-        mb.bytes = mb.bytes.saturating_sub(rec.size);
         match dest.as_deref_mut() {
             Some(d) => {
                 let uid = d.uidnext;
                 d.uidnext = uid
                     .checked_add(1)
                     .ok_or_else(|| StoreError::Storage("mailbox UIDs exhausted".into()))?;
-                d.highest_modseq += 1;
-                d.messages += 1;
-                d.bytes += rec.size;
+                d.highest_modseq = d.highest_modseq.saturating_add(1);
+                d.messages = d.messages.saturating_add(1);
+                d.bytes = d.bytes.saturating_add(rec.size);
                 rec.modseq = d.highest_modseq;
                 rec.keywords.retain(|k| k != POP3_DELETED);
                 tx.open_table(MESSAGES)?
@@ -240,12 +213,6 @@ fn expunge_in(
             }
         }
     }
-    batch.changes.push(Change {
-        user: mb.user,
-        mailbox: mb.id,
-        kind: ChangeKind::Expunged,
-        origin: Origin::NONE,
-    });
     Ok(removed.len() as u64)
 }
 

@@ -6,7 +6,8 @@
 //! FIELD OP PATTERN => ACTION [ARG] [; ACTION [ARG]]...
 //! ```
 //!
-//! - FIELD: `from` (envelope MAIL FROM), `to` (RCPT TO), `user`, `size` (octets), or
+//! - FIELD: `from` (envelope MAIL FROM), `to` (RCPT TO), `user`, `source` (how the
+//!   message arrived: `lmtp`, `deliver`, `append` or `import`), `size` (octets), or
 //!   `header:NAME` (every value of that header, e.g. `header:List-Id`).
 //! - OP: `contains`, `is`, `matches` (glob: `*` any run, `?` one character), each
 //!   case-insensitive, optionally negated with `!` (`!contains`); for `size`: `>` or `<`.
@@ -29,6 +30,7 @@ enum Field {
     From,
     To,
     User,
+    Source,
     Size,
     Header(String),
 }
@@ -111,6 +113,7 @@ fn parse(rule: &str) -> Result<Rule, String> {
         "from" => Field::From,
         "to" => Field::To,
         "user" => Field::User,
+        "source" => Field::Source,
         "size" => Field::Size,
         f => match f.strip_prefix("header:") {
             Some(name) if !name.is_empty() => Field::Header(name.to_string()),
@@ -218,6 +221,7 @@ fn matches(rule: &Rule, env: &Envelope, msg: &Message) -> bool {
         ),
         Field::To => test_value(&rule.op, &rule.pattern, &env.rcpt_to),
         Field::User => test_value(&rule.op, &rule.pattern, &env.user),
+        Field::Source => test_value(&rule.op, &rule.pattern, &env.source),
         Field::Header(name) => msg
             .header(name)
             .iter()

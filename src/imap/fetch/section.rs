@@ -102,51 +102,6 @@ fn astring(value: &[u8], out: &mut Vec<u8>) {
     }
 }
 
-impl From<&imap_codec::imap_types::fetch::Section<'_>> for Section {
-    fn from(s: &imap_codec::imap_types::fetch::Section<'_>) -> Section {
-        use imap_codec::imap_types::fetch::{Part, Section as S};
-        let path = |p: &Option<Part>| -> Vec<u32> {
-            p.as_ref()
-                .map(|p| p.0.as_ref().iter().map(|n| n.get()).collect())
-                .unwrap_or_default()
-        };
-        let names = |v: &imap_codec::imap_types::core::NonEmptyVec<
-            imap_codec::imap_types::core::AString<'_>,
-        >| {
-            v.as_ref()
-                .iter()
-                .map(|a| AsRef::<[u8]>::as_ref(a).to_vec())
-                .collect()
-        };
-        match s {
-            S::Part(p) => Section {
-                part: p.0.as_ref().iter().map(|n| n.get()).collect(),
-                text: None,
-            },
-            S::Header(p) => Section {
-                part: path(p),
-                text: Some(SectionText::Header),
-            },
-            S::HeaderFields(p, n) => Section {
-                part: path(p),
-                text: Some(SectionText::HeaderFields(names(n))),
-            },
-            S::HeaderFieldsNot(p, n) => Section {
-                part: path(p),
-                text: Some(SectionText::HeaderFieldsNot(names(n))),
-            },
-            S::Text(p) => Section {
-                part: path(p),
-                text: Some(SectionText::Text),
-            },
-            S::Mime(p) => Section {
-                part: p.0.as_ref().iter().map(|n| n.get()).collect(),
-                text: Some(SectionText::Mime),
-            },
-        }
-    }
-}
-
 /// Maps blob offsets to offsets in `prefix + blob`.
 struct Layout<'r> {
     raw: &'r [u8],

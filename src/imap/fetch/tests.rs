@@ -583,48 +583,6 @@ fn meta_round_trip_through_postcard() {
     assert_eq!(decode_meta(b"\xff\xff"), None);
 }
 
-#[test]
-fn section_from_imap_types() {
-    use imap_codec::imap_types::core::{AString, NonEmptyVec};
-    use imap_codec::imap_types::fetch::{Part, Section as S};
-    use std::num::NonZeroU32;
-    let part = |v: &[u32]| {
-        Part(
-            NonEmptyVec::try_from(
-                v.iter()
-                    .map(|&n| NonZeroU32::new(n).unwrap())
-                    .collect::<Vec<_>>(),
-            )
-            .unwrap(),
-        )
-    };
-    let names = NonEmptyVec::try_from(vec![AString::try_from("From").unwrap()]).unwrap();
-    let table = [
-        (S::Part(part(&[1, 2])), sec(&[1, 2], None)),
-        (S::Header(None), sec(&[], Some(SectionText::Header))),
-        (
-            S::Header(Some(part(&[3]))),
-            sec(&[3], Some(SectionText::Header)),
-        ),
-        (
-            S::HeaderFields(None, names.clone()),
-            sec(&[], Some(SectionText::HeaderFields(fields(&["From"])))),
-        ),
-        (
-            S::HeaderFieldsNot(Some(part(&[1])), names),
-            sec(&[1], Some(SectionText::HeaderFieldsNot(fields(&["From"])))),
-        ),
-        (S::Text(None), sec(&[], Some(SectionText::Text))),
-        (
-            S::Mime(part(&[4, 1])),
-            sec(&[4, 1], Some(SectionText::Mime)),
-        ),
-    ];
-    for (from, want) in table {
-        assert_eq!(Section::from(&from), want);
-    }
-}
-
 /// Messages whose structure output must still parse as `msg-att` with an independent
 /// IMAP parser (imap-codec 1.0's response grammar): PROTOCOL item 82-84, quirk Q8.
 const GRAMMAR_FIXTURES: &[&[u8]] = &[

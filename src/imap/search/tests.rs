@@ -366,57 +366,6 @@ fn search_and_esearch_responses() {
 }
 
 #[test]
-fn conversion_from_imap_types() {
-    use imap_codec::imap_types::core::{AString, Atom, NonEmptyVec};
-    use imap_codec::imap_types::datetime::NaiveDate;
-    use imap_codec::imap_types::search::SearchKey as K;
-    use imap_codec::imap_types::sequence::SequenceSet;
-
-    let date = NaiveDate::try_from(chrono::NaiveDate::from_ymd_opt(2024, 3, 10).unwrap()).unwrap();
-    let a = |s: &'static str| AString::try_from(s).unwrap();
-    let table: Vec<(K<'static>, SearchKey)> = vec![
-        (
-            K::SequenceSet(SequenceSet::try_from("1:3,7:*").unwrap()),
-            SearchKey::SeqSet(seqs(&[(V(1), V(3)), (V(7), Last)])),
-        ),
-        (
-            K::Uid(SequenceSet::try_from("*").unwrap()),
-            SearchKey::Uid(seqs(&[(Last, Last)])),
-        ),
-        (
-            K::Since(date.clone()),
-            SearchKey::Internal(DateCmp::Since, Date::new(2024, 3, 10)),
-        ),
-        (
-            K::SentOn(date),
-            SearchKey::Sent(DateCmp::On, Date::new(2024, 3, 10)),
-        ),
-        (K::From(a("bob")), SearchKey::header("From", b"bob")),
-        (K::Header(a("X-A"), a("v")), SearchKey::header("X-A", b"v")),
-        (K::Unseen, SearchKey::Flag(SystemFlags::SEEN, false)),
-        (
-            K::Keyword(Atom::try_from("$Junk").unwrap()),
-            SearchKey::Keyword("$Junk".into(), true),
-        ),
-        (K::Larger(5), SearchKey::Larger(5)),
-        (
-            K::And(NonEmptyVec::try_from(vec![K::All, K::Not(Box::new(K::Recent))]).unwrap()),
-            SearchKey::And(vec![
-                SearchKey::All,
-                SearchKey::Not(Box::new(SearchKey::Recent)),
-            ]),
-        ),
-        (
-            K::Or(Box::new(K::New), Box::new(K::Old)),
-            SearchKey::Or(Box::new(SearchKey::New), Box::new(SearchKey::Old)),
-        ),
-    ];
-    for (from, want) in table {
-        assert_eq!(SearchKey::from(&from), want);
-    }
-}
-
-#[test]
 fn header_keys_see_the_prefix_and_body_keys_do_not() {
     let prefix = b"Delivered-To: alice@example.org\r\n";
     let blob = b"Subject: hi\r\n\r\nbody text\r\n";
