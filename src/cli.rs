@@ -883,7 +883,7 @@ async fn export(
         let mut mbox_out: Option<std::io::BufWriter<std::fs::File>> = None;
         let target = match (format, &mailbox) {
             (Format::Mbox, Some(_)) => path.to_path_buf(),
-            (Format::Mbox, None) => path.join(name),
+            (Format::Mbox, None) => mailfmt::names::mbox_file(path, name),
             (Format::Maildir, Some(_)) => path.to_path_buf(),
             (Format::Maildir, None) if name == "INBOX" => path.to_path_buf(),
             (Format::Maildir, None) => mailfmt::maildir::folder_path(path, name)
