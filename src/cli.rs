@@ -16,6 +16,8 @@ use crate::delivery::{Hooks, Pipeline};
 use crate::mailfmt::{self, Flags, ImportedMessage, maildir, mbox};
 use crate::store::{Store, StoreError, SystemFlags};
 
+mod backup;
+
 /// sysexits.h codes used by `deliver` (DESIGN.md contract).
 pub mod exit {
     pub const OK: u8 = 0;
@@ -90,6 +92,19 @@ enum Command {
     },
     /// Compact the database file now.
     Compact,
+    /// Back up the whole store into one compressed file (a consistent snapshot; a
+    /// running server keeps serving).
+    Backup { path: PathBuf },
+    /// Restore a backup into an empty data dir.
+    Restore {
+        path: PathBuf,
+        /// Restore here instead of the configured data dir.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Check that every message is readable and intact and every reference resolves, in
+    /// a backup file or (without PATH) the live store; lists problems and exits 65.
+    Verify { path: Option<PathBuf> },
     /// Check the configuration file and exit.
     CheckConfig,
     /// WebAssembly plugins: list, check, test.
@@ -220,6 +235,11 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::CheckConfig => {
             println!("{}: ok", cli.config.display());
             Ok(())
+        }
+        // Neither may open (and so create) the configured store.
+        Command::Restore { path, data_dir } => backup::restore(&config, &path, data_dir),
+        Command::Verify { path: Some(path) } => {
+            smol::block_on(backup::verify_backup(&config, &path))
         }
         command => smol::block_on(run_client(config, command)),
     }
@@ -533,7 +553,13 @@ async fn run_command(
             ),
             r => return Err(unexpected(r)),
         },
-        Command::Serve | Command::CheckConfig | Command::Plugin { .. } => {}
+        Command::Backup { path } => backup::backup(backend, &path).await?,
+        Command::Verify { path: None } => backup::verify_live(backend).await?,
+        Command::Serve
+        | Command::CheckConfig
+        | Command::Plugin { .. }
+        | Command::Restore { .. }
+        | Command::Verify { path: Some(_) } => {}
     }
     Ok(())
 }
@@ -883,7 +909,7 @@ async fn export(
         let mut mbox_out: Option<std::io::BufWriter<std::fs::File>> = None;
         let target = match (format, &mailbox) {
             (Format::Mbox, Some(_)) => path.to_path_buf(),
-            (Format::Mbox, None) => path.join(name),
+            (Format::Mbox, None) => mailfmt::names::mbox_file(path, name),
             (Format::Maildir, Some(_)) => path.to_path_buf(),
             (Format::Maildir, None) if name == "INBOX" => path.to_path_buf(),
             (Format::Maildir, None) => mailfmt::maildir::folder_path(path, name)

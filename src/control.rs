@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use smol::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::delivery::{Incoming, Outcome, Pipeline, Target, Trace, TraceProtocol};
+use crate::store::backup::{Progress, Summary};
 use crate::store::{
     AppPasswordInfo, MailboxInfo, MessageInfo, Stats, StoreError, SystemFlags, UserInfo,
 };
@@ -96,6 +97,11 @@ pub enum Request {
         user: Option<String>,
         dry_run: bool,
     },
+    /// `nestbox backup`: the server streams the file back as [`Response::BackupChunk`]s
+    /// and ends with [`Response::BackedUp`] (see [`serve_conn`]).
+    Backup,
+    /// `nestbox verify` of the live store.
+    Verify,
 }
 
 /// Per-message result of a delivery or import.
@@ -136,6 +142,14 @@ pub enum Response {
     AppPasswords(Vec<AppPasswordInfo>),
     Plugins(Vec<PluginStatus>),
     Retention(crate::retention::Report),
+    /// Part of a backup file, with the progress so far.
+    BackupChunk {
+        data: Vec<u8>,
+        progress: Progress,
+    },
+    /// The backup is complete (after its last chunk).
+    BackedUp(Summary),
+    Verified(crate::store::VerifyReport),
     /// A request that cannot be carried out; the text names the problem.
     Error(ErrorKind, String),
 }
@@ -348,6 +362,13 @@ async fn run(p: &Pipeline, hostname: &str, req: Request) -> Result<Response, Res
             )
         }
         Request::Compact => Response::Compacted(store.compact(true).await.map_err(error)?),
+        Request::Verify => Response::Verified(store.verify_contents().await.map_err(error)?),
+        // Streamed: only `serve_conn` (and the CLI's local mode, through `Store::backup`)
+        // carries it out.
+        Request::Backup => Response::Error(
+            ErrorKind::Invalid,
+            "a backup is streamed over the control connection".into(),
+        ),
         Request::AppPasswordAdd { name, label, hash } => {
             if store
                 .add_app_password(&name, &label, hash)
@@ -424,6 +445,13 @@ pub async fn serve_conn(p: Pipeline, hostname: String, mut stream: smol::net::un
             }
         };
         let response = match postcard::from_bytes::<Request>(&frame) {
+            Ok(Request::Backup) => match stream_backup(&p, &mut stream).await {
+                Ok(r) => r,
+                Err(e) => {
+                    log::warn!("control: backup: {e}");
+                    return;
+                }
+            },
             Ok(req) => execute(&p, &hostname, req).await,
             Err(e) => Response::Error(ErrorKind::Invalid, format!("bad request: {e}")),
         };
@@ -439,6 +467,48 @@ pub async fn serve_conn(p: Pipeline, hostname: String, mut stream: smol::net::un
             return;
         }
     }
+}
+
+/// A backup being written: its chunks (with the progress so far) arrive on `chunks`
+/// while the store writes it on the blocking pool; `done` ends with the summary. At most
+/// a few chunks wait in memory; dropping `chunks` stops the backup at its next chunk.
+pub struct BackupStream {
+    pub chunks: smol::channel::Receiver<(Vec<u8>, Progress)>,
+    pub done: smol::Task<Result<Summary, String>>,
+}
+
+/// Starts a backup of `store` (the one way both the server and the CLI's local mode
+/// take one).
+pub fn start_backup(store: &crate::store::Store) -> BackupStream {
+    let (tx, chunks) = smol::channel::bounded::<(Vec<u8>, Progress)>(4);
+    let store = store.clone();
+    let done = smol::spawn(async move {
+        store
+            .backup(move |data, progress| tx.send_blocking((data, progress)).is_ok())
+            .await
+    });
+    BackupStream { chunks, done }
+}
+
+/// Sends a backup as [`Response::BackupChunk`] frames; returns the final response.
+async fn stream_backup(
+    p: &Pipeline,
+    stream: &mut smol::net::unix::UnixStream,
+) -> std::io::Result<Response> {
+    let BackupStream { chunks, done } = start_backup(&p.store);
+    while let Ok((data, progress)) = chunks.recv().await {
+        let frame = postcard::to_allocvec(&Response::BackupChunk { data, progress })
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
+        if let Err(e) = write_frame(stream, &frame).await {
+            drop(chunks);
+            let _ = done.await;
+            return Err(e);
+        }
+    }
+    Ok(match done.await {
+        Ok(summary) => Response::BackedUp(summary),
+        Err(e) => Response::Error(ErrorKind::Temporary, format!("backup failed: {e}")),
+    })
 }
 
 /// Path of the control socket for a data dir.
@@ -473,6 +543,11 @@ impl Client {
         let bytes = postcard::to_allocvec(req)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
         write_frame(&mut self.stream, &bytes).await?;
+        self.response().await
+    }
+
+    /// The next response frame (a streamed reply such as a backup has several).
+    pub async fn response(&mut self) -> std::io::Result<Response> {
         let frame = read_frame(&mut self.stream).await?.ok_or_else(|| {
             std::io::Error::new(
                 std::io::ErrorKind::UnexpectedEof,

@@ -336,3 +336,113 @@ fn export_then_reimport_is_stable() {
         let _ = SystemTime::now();
     });
 }
+
+/// Every file under `root` (relative paths), recursively.
+fn files_under(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for entry in fs::read_dir(&d).unwrap() {
+            let entry = entry.unwrap();
+            let ty = entry.file_type().unwrap();
+            assert!(!ty.is_symlink());
+            if ty.is_dir() {
+                dirs.push(entry.path());
+            } else {
+                out.push(entry.path().strip_prefix(root).unwrap().to_path_buf());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Issue 20: `export` of all mailboxes of a user with a hierarchy failed with "File
+/// exists" (mbox), and names were joined into paths unchecked. Hierarchies now export in
+/// both formats, and hostile names stay inside the target, each under its own name.
+#[test]
+fn export_all_keeps_hierarchies_and_hostile_names_inside_the_target() {
+    both_modes(|env| {
+        let src = fixture("inbox.mbox");
+        let long = "L".repeat(300);
+        let names = [
+            "Work",
+            "Work/2024",
+            "..",
+            ".",
+            "../up",
+            "a.b",
+            "a%2Eb",
+            "x.sbd",
+            "c\\d",
+            &long,
+        ];
+        for name in names {
+            env.cli(&["import", "--user", "u", "--mailbox", name, p(&src)], b"")
+                .expect_code(0);
+        }
+        let original = fs::read(&src).unwrap();
+
+        let out = env.path().join("all-mbox");
+        env.cli(&["export", "--user", "u", "--format", "mbox", p(&out)], b"")
+            .expect_code(0);
+        for (name, file) in [
+            ("Work", "Work"),
+            ("Work/2024", "Work.sbd/2024"),
+            ("..", "%2E."),
+            (".", "%2E"),
+            ("../up", "%2E..sbd/up"),
+            ("a.b", "a.b"),
+            ("a%2Eb", "a%252Eb"),
+            ("x.sbd", "x%2Esbd"),
+            ("c\\d", "c%5Cd"),
+        ] {
+            assert_eq!(
+                fs::read(out.join(file)).unwrap(),
+                original,
+                "{name} -> {file}"
+            );
+        }
+        let files = files_under(&out);
+        let long_file = files
+            .iter()
+            .find(|f| f.to_string_lossy().starts_with("LLLL"))
+            .unwrap_or_else(|| panic!("no file for the long name: {files:?}"));
+        assert!(long_file.to_string_lossy().len() <= 200, "{long_file:?}");
+        assert_eq!(fs::read(out.join(long_file)).unwrap(), original);
+        // Nothing was written outside the target.
+        assert!(!env.path().join("up").exists());
+
+        let out = env.path().join("all-maildir");
+        env.cli(
+            &["export", "--user", "u", "--format", "maildir", p(&out)],
+            b"",
+        )
+        .expect_code(0);
+        for folder in [
+            ".Work",
+            ".Work.2024",
+            ".%2E%2E",
+            ".%2E",
+            ".%2E%2E.up",
+            ".a%2Eb",
+            ".a%252Eb",
+            ".x%2Esbd",
+            ".c%5Cd",
+        ] {
+            assert_eq!(read_folder(&out.join(folder)).len(), 5, "{folder}");
+        }
+        assert!(!env.path().join("up").exists());
+        // A plain hierarchy comes back under its own name.
+        env.add_user("v");
+        env.cli(&["import", "--user", "v", p(&out)], b"")
+            .expect_code(0);
+        let stats = env.cli(&["stats", "--user", "v"], b"");
+        let row = stats
+            .stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with("Work/2024 "))
+            .unwrap_or_else(|| panic!("no Work/2024: {}", stats.stdout));
+        assert_eq!(row.split_whitespace().nth(1), Some("5"), "{row}");
+    });
+}

@@ -169,22 +169,15 @@ fn mailbox_name(dir_name: &OsStr) -> Option<String> {
 }
 
 /// The directory of `mailbox` in a Maildir++ tree rooted at `root`: `root` for `INBOX`,
-/// `root/.Name.Sub` for `Name/Sub`. Names with `.`, empty parts, or a leading `/` cannot be
-/// represented and are refused.
+/// `root/.Name.Sub` for `Name/Sub`, with characters a folder name cannot hold escaped
+/// (see [`super::names`]). Only the empty name is refused.
 pub fn folder_path(root: &Path, mailbox: &str) -> Result<PathBuf, MaildirError> {
-    if mailbox.eq_ignore_ascii_case("INBOX") {
-        return Ok(root.to_owned());
-    }
-    if mailbox.is_empty()
-        || mailbox.contains('.')
-        || mailbox.split('/').any(str::is_empty)
-        || mailbox.chars().any(char::is_control)
-    {
+    if mailbox.is_empty() {
         return Err(MaildirError::MailboxNameUnusable {
             name: mailbox.to_owned(),
         });
     }
-    Ok(root.join(format!(".{}", mailbox.replace('/', "."))))
+    Ok(super::names::maildir_folder(root, mailbox))
 }
 
 fn scan_folder(
@@ -724,8 +717,7 @@ mod tests {
         let root = Path::new("/m");
         assert_eq!(folder_path(root, "INBOX").unwrap(), root);
         assert_eq!(folder_path(root, "A/B").unwrap(), root.join(".A.B"));
-        for bad in ["", "a.b", "/a", "a//b", "a/"] {
-            assert!(folder_path(root, bad).is_err(), "{bad}");
-        }
+        assert_eq!(folder_path(root, "a.b").unwrap(), root.join(".a%2Eb"));
+        assert!(folder_path(root, "").is_err());
     }
 }

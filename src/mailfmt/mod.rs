@@ -25,6 +25,7 @@
 
 pub mod maildir;
 pub mod mbox;
+pub mod names;
 
 /// Default cap on one message (after CRLF normalisation): 32 MiB.
 ///

@@ -339,17 +339,29 @@ pub(crate) fn load_raw(
     hash: &BlobId,
     rec: &BlobRecord,
 ) -> Result<Vec<u8>, StoreError> {
-    match rec.location {
+    let raw = match rec.location {
         Location::Loose { .. } => {
             let stored = data
                 .get(hash)?
                 .ok_or_else(|| StoreError::Corrupt("blob without data".into()))?;
-            shared.codec.decompress(rec, stored.value())
+            shared.codec.decompress(rec, stored.value())?
         }
         Location::Packed { pack, offset, .. } => {
             let bytes = super::pack::load(tx, shared, pack)?;
-            slice(&bytes, offset, rec.raw_len).map(<[u8]>::to_vec)
+            slice(&bytes, offset, rec.raw_len).map(<[u8]>::to_vec)?
         }
+    };
+    check_content(hash, &raw)?;
+    Ok(raw)
+}
+
+/// Checks that `raw` is the content `hash` names: damaged bytes that still decompress
+/// (zstd blocks carry no checksum) are refused rather than served.
+pub(crate) fn check_content(hash: &BlobId, raw: &[u8]) -> Result<(), StoreError> {
+    if schema::blob_id(raw) == *hash {
+        Ok(())
+    } else {
+        Err(StoreError::Corrupt("content hash mismatch".into()))
     }
 }
 

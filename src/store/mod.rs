@@ -10,6 +10,7 @@
 //!   caller before the job is queued, so the writer thread only touches B-trees.
 
 mod app_passwords;
+pub mod backup;
 pub mod blob;
 pub mod feed;
 mod imap;
@@ -21,6 +22,7 @@ mod policy;
 mod pop3;
 pub mod schema;
 mod users;
+mod verify;
 mod writer;
 
 use std::fmt;
@@ -44,6 +46,7 @@ pub use policy::{Applied, SUMMARY_HEADER_MAX, Summary, Usage, UsageReport, disk_
 pub use pop3::{POP3_DELETED, Pop3Entry, Pop3Removal};
 pub use schema::{MailboxRecord, MessageRecord, SpecialUse, SystemFlags, TraceRecord, UserRecord};
 pub use users::UserInfo;
+pub use verify::{Problem, VerifyReport};
 
 /// What a store operation can fail with. Logical errors (`NoSuch*`, `*Exists`, `Invalid*`)
 /// are the caller's to report to the client; `Storage`, `DiskFull` and `Corrupt` are

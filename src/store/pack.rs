@@ -114,6 +114,18 @@ pub(crate) fn load(
     if let Some(b) = shared.codec.packs.get(id) {
         return Ok(b);
     }
+    let bytes = Arc::new(load_uncached(tx, shared, id)?);
+    shared.codec.packs.put(id, bytes.clone());
+    Ok(bytes)
+}
+
+/// The decompressed bytes of a pack, read from the store (`verify` reads every pack once
+/// and keeps them out of the cache FETCH uses).
+pub(crate) fn load_uncached(
+    tx: &ReadTransaction,
+    shared: &Shared,
+    id: u64,
+) -> Result<Vec<u8>, StoreError> {
     let rec = pack_record(&tx.open_table(PACKS)?, id)?;
     let chunks = tx.open_table(PACK_CHUNKS)?;
     let mut stored = Vec::with_capacity(usize::try_from(rec.stored_len).unwrap_or(0));
@@ -124,13 +136,7 @@ pub(crate) fn load(
     if stored.len() as u64 != rec.stored_len {
         return Err(StoreError::Corrupt(format!("pack {id} is incomplete")));
     }
-    let bytes = Arc::new(
-        shared
-            .codec
-            .decompress_with(rec.dict, &stored, rec.raw_len)?,
-    );
-    shared.codec.packs.put(id, bytes.clone());
-    Ok(bytes)
+    shared.codec.decompress_with(rec.dict, &stored, rec.raw_len)
 }
 
 /// The raw message and structure of the item at `offset` in the decompressed pack `id`.

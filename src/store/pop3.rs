@@ -58,7 +58,19 @@ impl Store {
                 if rec.keywords.iter().any(|k| k == POP3_DELETED) {
                     continue;
                 }
-                let bytes = reader.message(&rec)?;
+                // A damaged message (its content hash fails) is left out of the
+                // maildrop rather than failing every login; `nestbox verify` names it.
+                let bytes = match reader.message(&rec) {
+                    Ok(b) => b,
+                    Err(StoreError::Corrupt(why)) => {
+                        log::error!(
+                            "pop3: mailbox {mailbox} UID {}: left out of the maildrop: {why}",
+                            k.value().1
+                        );
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
                 out.push(Pop3Entry {
                     uid: k.value().1,
                     internal_date: rec.internal_date,

@@ -680,3 +680,104 @@ pub fn python3(args: &[&str]) -> Run {
 pub fn show(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
+
+/// A line-oriented IMAP or POP3 client whose IMAP replies fold literals (`{N}` then N
+/// bytes) into the line that announced them, so one response is one string.
+pub struct LineClient {
+    w: TcpStream,
+    r: BufReader<TcpStream>,
+}
+
+impl LineClient {
+    /// Connects and reads the greeting.
+    pub fn connect(addr: SocketAddr) -> LineClient {
+        let s = TcpStream::connect(addr).expect("connect");
+        s.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
+        s.set_nodelay(true).expect("nodelay");
+        let mut c = LineClient {
+            w: s.try_clone().expect("clone"),
+            r: BufReader::new(s),
+        };
+        let greeting = c.line();
+        assert!(
+            greeting.starts_with("* OK") || greeting.starts_with("+OK"),
+            "{greeting}"
+        );
+        c
+    }
+
+    /// IMAP: connects and logs in as `user` with password `pw-USER`.
+    pub fn imap_login(addr: SocketAddr, user: &str) -> LineClient {
+        let mut c = LineClient::connect(addr);
+        let r = c.cmd("l", &format!("LOGIN {user} pw-{user}"));
+        assert!(r.last().expect("reply").starts_with("l OK"), "{r:?}");
+        c
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.w.write_all(bytes).expect("write");
+    }
+
+    /// One line without its CRLF, with any literals it announces folded in.
+    pub fn line(&mut self) -> String {
+        let mut out = Vec::new();
+        loop {
+            let mut buf = Vec::new();
+            let n = self.r.read_until(b'\n', &mut buf).expect("read");
+            assert!(n > 0, "connection closed");
+            while buf.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+                buf.pop();
+            }
+            let literal = buf
+                .strip_suffix(b"}")
+                .and_then(|b| b.iter().rposition(|c| *c == b'{').map(|at| &b[at + 1..]))
+                .and_then(|n| std::str::from_utf8(n).ok()?.parse::<usize>().ok());
+            out.extend_from_slice(&buf);
+            match literal {
+                Some(len) => {
+                    let mut lit = vec![0u8; len];
+                    self.r.read_exact(&mut lit).expect("literal");
+                    out.extend_from_slice(b"\r\n");
+                    out.extend_from_slice(&lit);
+                }
+                None => return String::from_utf8_lossy(&out).into_owned(),
+            }
+        }
+    }
+
+    /// IMAP: sends `TAG TEXT` and returns every response up to the tagged one.
+    pub fn cmd(&mut self, tag: &str, text: &str) -> Vec<String> {
+        self.send(format!("{tag} {text}\r\n").as_bytes());
+        let mut out = Vec::new();
+        loop {
+            let l = self.line();
+            let done = l.starts_with(&format!("{tag} "));
+            out.push(l);
+            if done {
+                return out;
+            }
+        }
+    }
+
+    /// POP3: one command and its first line.
+    pub fn pop(&mut self, text: &str) -> String {
+        self.send(format!("{text}\r\n").as_bytes());
+        let mut buf = String::new();
+        self.r.read_line(&mut buf).expect("read");
+        buf.trim_end().to_string()
+    }
+
+    /// POP3: the lines of a multi-line reply after its first line, up to the final `.`.
+    pub fn pop_rest(&mut self) -> Vec<String> {
+        let mut out = Vec::new();
+        loop {
+            let mut buf = String::new();
+            self.r.read_line(&mut buf).expect("read");
+            let l = buf.trim_end().to_string();
+            if l == "." {
+                return out;
+            }
+            out.push(l);
+        }
+    }
+}
