@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use crate::store::{
-    AppendRequest, Appended, PreparedBlob, Store, StoreError, SystemFlags, TraceRecord,
+    AppendRequest, Appended, KeptIds, PreparedBlob, Store, StoreError, SystemFlags, TraceRecord,
 };
 use crate::util::{header_block, to_crlf};
 
@@ -48,6 +48,9 @@ pub struct Target {
     pub create_mailbox: bool,
     pub flags: SystemFlags,
     pub keywords: Vec<String>,
+    /// Ids kept from another server (`import --dovecot`); dropped if a filter files the
+    /// copy into another mailbox.
+    pub kept: Option<KeptIds>,
 }
 
 /// What happened to one recipient's copy.
@@ -428,6 +431,7 @@ impl Decide {
                 mail_from: incoming.mail_from.as_deref(),
                 source,
             };
+            let requested = target.mailbox.clone();
             // HOOK: filter plugins run here, per recipient.
             match hooks.filter(&msg, &mut target) {
                 FilterVerdict::Accept => {}
@@ -441,6 +445,7 @@ impl Decide {
                 }
             }
             let size = prefix.len() as u64 + prepared.blob.raw_len;
+            let kept = target.kept.take().filter(|_| target.mailbox == requested);
             let mailbox = target.mailbox.take().unwrap_or_else(|| "INBOX".into());
             // HOOK: the quota policy runs here, with the final size and target.
             let query = QuotaQuery {
@@ -467,6 +472,7 @@ impl Decide {
                     keywords: target.keywords,
                     internal_date,
                     envelope_from: incoming.mail_from.clone(),
+                    kept,
                 },
             ));
         }

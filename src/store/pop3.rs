@@ -19,6 +19,9 @@ pub struct Pop3Entry<T> {
     pub uid: u32,
     pub internal_date: i64,
     pub pop3_retrieved: Option<i64>,
+    /// The UIDL the message keeps from the server it was moved from, if any
+    /// ([`super::KeptIds`]): shown instead of a computed one.
+    pub kept_uidl: Option<String>,
     /// What the scan function computed from the message bytes (prefix + blob).
     pub scanned: T,
 }
@@ -41,6 +44,9 @@ fn remove_record(
 ) -> Result<Option<MessageRecord>, StoreError> {
     let mut t = tx.open_table(MESSAGES)?;
     let removed = t.remove((mailbox, uid))?;
+    if removed.is_some() {
+        super::import::forget_uidl(tx, mailbox, uid)?;
+    }
     removed.map(|v| schema::decode(v.value())).transpose()
 }
 
@@ -61,6 +67,7 @@ impl Store {
         self.read(move |tx, shared| {
             let t = tx.open_table(MESSAGES)?;
             let mut reader = Reader::new(tx, shared)?;
+            let mut kept = super::import::kept_uidls(tx, mailbox)?;
             let mut out = Vec::new();
             for row in t.range((mailbox, 0)..=(mailbox, u32::MAX))? {
                 let (k, v) = row?;
@@ -69,10 +76,12 @@ impl Store {
                     continue;
                 }
                 let bytes = reader.message(&rec)?;
+                let uid = k.value().1;
                 out.push(Pop3Entry {
-                    uid: k.value().1,
+                    uid,
                     internal_date: rec.internal_date,
                     pop3_retrieved: rec.pop3_retrieved,
+                    kept_uidl: kept.remove(&uid),
                     scanned: scan(&bytes, rec.internal_date),
                 });
             }
@@ -269,6 +278,7 @@ mod tests {
             keywords: Vec::new(),
             internal_date: 1_000_000,
             envelope_from: None,
+            kept: None,
         }
     }
 
