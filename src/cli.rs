@@ -14,7 +14,9 @@ use crate::config::{Config, RawConfig};
 use crate::control::{self, Delivered, ErrorKind, ImportItem, Request, Response};
 use crate::delivery::{Hooks, Pipeline};
 use crate::mailfmt::{self, Flags, ImportedMessage, maildir, mbox};
-use crate::store::{Store, StoreError, SystemFlags};
+use crate::store::{KeptIds, Store, StoreError, SystemFlags};
+
+mod dovecot;
 
 mod backup;
 
@@ -71,7 +73,13 @@ enum Command {
         /// For an mbox file: the mailbox to import into.
         #[arg(long, default_value = "INBOX")]
         mailbox: String,
-        path: PathBuf,
+        /// Move a Dovecot user in from their maildir (e.g. ~/Maildir), keeping
+        /// UIDVALIDITY, UIDs, POP3 UIDLs, keywords, special-use and subscriptions
+        /// (docs/migrate-dovecot.md). The user's mailboxes must not hold mail yet.
+        #[arg(long, value_name = "MAILDIR_ROOT", conflicts_with_all = ["path", "mailbox"])]
+        dovecot: Option<PathBuf>,
+        #[arg(required_unless_present = "dovecot")]
+        path: Option<PathBuf>,
     },
     /// Export mailboxes as mbox or maildir.
     Export {
@@ -515,9 +523,25 @@ async fn run_command(
         }
         Command::Import {
             user,
+            dovecot: Some(root),
+            ..
+        } => dovecot::import_dovecot(config, backend, &user, &root).await?,
+        Command::Import {
+            user,
             mailbox,
-            path,
+            dovecot: None,
+            path: Some(path),
         } => import(config, backend, &user, &mailbox, &path).await?,
+        Command::Import {
+            dovecot: None,
+            path: None,
+            ..
+        } => {
+            return Err(fail(
+                exit::USAGE,
+                "import needs a PATH or --dovecot MAILDIR_ROOT",
+            ));
+        }
         Command::Export {
             user,
             mailbox,
@@ -707,8 +731,24 @@ struct Importer<'a> {
     failed: u64,
 }
 
-impl Importer<'_> {
-    async fn push(&mut self, mailbox: &str, m: ImportedMessage) -> Result<(), Failure> {
+impl<'a> Importer<'a> {
+    fn new(backend: &'a mut Backend, user: &str) -> Self {
+        Importer {
+            backend,
+            user: user.to_string(),
+            batch: Vec::new(),
+            bytes: 0,
+            stored: 0,
+            failed: 0,
+        }
+    }
+
+    async fn push(
+        &mut self,
+        mailbox: &str,
+        m: ImportedMessage,
+        kept: Option<KeptIds>,
+    ) -> Result<(), Failure> {
         self.bytes += m.raw.len();
         self.batch.push(ImportItem {
             mailbox: mailbox.to_string(),
@@ -717,6 +757,7 @@ impl Importer<'_> {
             keywords: m.flags.keywords,
             internal_date: m.internal_date,
             envelope_from: m.envelope_from,
+            kept,
         });
         if self.batch.len() >= IMPORT_BATCH || self.bytes >= IMPORT_BATCH_BYTES {
             self.flush().await?;
@@ -809,21 +850,14 @@ async fn import(
     let max = usize::try_from(config.limits.max_message_size).unwrap_or(usize::MAX);
     let meta = std::fs::metadata(path)
         .map_err(|e| fail(exit::DATAERR, format!("{}: {e}", path.display())))?;
-    let mut imp = Importer {
-        backend,
-        user: user.to_string(),
-        batch: Vec::new(),
-        bytes: 0,
-        stored: 0,
-        failed: 0,
-    };
+    let mut imp = Importer::new(backend, user);
     if meta.is_dir() {
         let entries =
             maildir::scan_maildir(path).map_err(|e| fail(exit::DATAERR, e.to_string()))?;
         let bar = progress(entries.len() as u64, false);
         for entry in &entries {
             match maildir::read_maildir_message(entry, max) {
-                Ok(m) => imp.push(&entry.mailbox, m).await?,
+                Ok(m) => imp.push(&entry.mailbox, m, None).await?,
                 Err(e) => {
                     imp.failed += 1;
                     bar.suspend(|| eprintln!("nestbox: skipped: {e}"));
@@ -845,7 +879,7 @@ async fn import(
         );
         for item in mbox::MboxReader::new(reader, max) {
             match item {
-                Ok(m) => imp.push(mailbox, m).await?,
+                Ok(m) => imp.push(mailbox, m, None).await?,
                 Err(mbox::MboxError::NotMbox) => {
                     bar.finish_and_clear();
                     return Err(fail(

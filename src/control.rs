@@ -17,7 +17,8 @@ use smol::io::{AsyncReadExt, AsyncWriteExt};
 use crate::delivery::{Incoming, Outcome, Pipeline, Target, Trace, TraceProtocol};
 use crate::store::backup::{Progress, Summary};
 use crate::store::{
-    AppPasswordInfo, MailboxInfo, MessageInfo, Stats, StoreError, SystemFlags, UserInfo,
+    AppPasswordInfo, KeptIds, LayoutReport, MailboxInfo, MailboxLayout, MessageInfo, Stats,
+    StoreError, SystemFlags, UserInfo,
 };
 
 /// The socket's file name inside the data dir.
@@ -34,6 +35,8 @@ pub struct ImportItem {
     pub keywords: Vec<String>,
     pub internal_date: Option<i64>,
     pub envelope_from: Option<String>,
+    /// UID and POP3 UIDL kept from another server (`import --dovecot`).
+    pub kept: Option<KeptIds>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -63,6 +66,19 @@ pub enum Request {
     },
     Mailboxes {
         user: String,
+    },
+    /// `import --dovecot`, before the messages: the other server's mailboxes
+    /// ([`crate::store::Store::import_layout`]).
+    ImportLayout {
+        user: String,
+        mailboxes: Vec<MailboxLayout>,
+        other_subscriptions: Vec<String>,
+    },
+    /// `import --dovecot`, after the messages: the other server's UIDNEXT.
+    RaiseUidNext {
+        user: String,
+        mailbox: String,
+        uidnext: u32,
     },
     Messages {
         user: String,
@@ -150,6 +166,7 @@ pub enum Response {
     /// The backup is complete (after its last chunk).
     BackedUp(Summary),
     Verified(crate::store::VerifyReport),
+    Layout(LayoutReport),
     /// A request that cannot be carried out; the text names the problem.
     Error(ErrorKind, String),
 }
@@ -190,7 +207,9 @@ fn error(e: StoreError) -> Response {
         StoreError::UserExists
         | StoreError::MailboxExists
         | StoreError::InvalidName(_)
-        | StoreError::HasChildren => ErrorKind::Invalid,
+        | StoreError::HasChildren
+        | StoreError::MailboxNotEmpty(_)
+        | StoreError::UidNotFree(_) => ErrorKind::Invalid,
         StoreError::Locked | StoreError::DiskFull | StoreError::Storage(_) | StoreError::Closed => {
             ErrorKind::Temporary
         }
@@ -280,6 +299,7 @@ async fn run(p: &Pipeline, hostname: &str, req: Request) -> Result<Response, Res
                 create_mailbox: false,
                 flags: SystemFlags::default(),
                 keywords: Vec::new(),
+                kept: None,
             };
             let incoming = Incoming {
                 raw,
@@ -311,6 +331,7 @@ async fn run(p: &Pipeline, hostname: &str, req: Request) -> Result<Response, Res
                         create_mailbox: true,
                         flags: SystemFlags(item.flags),
                         keywords: item.keywords,
+                        kept: item.kept,
                     };
                     let incoming = Incoming {
                         raw: item.raw,
@@ -329,6 +350,31 @@ async fn run(p: &Pipeline, hostname: &str, req: Request) -> Result<Response, Res
         Request::Mailboxes { user } => {
             let (id, _) = user_id(p, &user).await?;
             Response::Mailboxes(store.mailboxes(id).await.map_err(error)?)
+        }
+        Request::ImportLayout {
+            user,
+            mailboxes,
+            other_subscriptions,
+        } => {
+            let (id, _) = user_id(p, &user).await?;
+            Response::Layout(
+                store
+                    .import_layout(id, mailboxes, other_subscriptions)
+                    .await
+                    .map_err(error)?,
+            )
+        }
+        Request::RaiseUidNext {
+            user,
+            mailbox,
+            uidnext,
+        } => {
+            let (id, _) = user_id(p, &user).await?;
+            store
+                .raise_uidnext(id, &mailbox, uidnext)
+                .await
+                .map_err(error)?;
+            Response::Done
         }
         Request::Messages { user, mailbox } => {
             let (id, _) = user_id(p, &user).await?;

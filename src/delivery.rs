@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use crate::mime::header::{header_fields, unfold};
 use crate::store::{
-    AppendRequest, Appended, PreparedBlob, Store, StoreError, SystemFlags, TraceRecord,
+    AppendRequest, Appended, KeptIds, PreparedBlob, Store, StoreError, SystemFlags, TraceRecord,
 };
 use crate::util::{header_block, to_crlf};
 
@@ -98,6 +98,9 @@ pub struct Target {
     pub create_mailbox: bool,
     pub flags: SystemFlags,
     pub keywords: Vec<String>,
+    /// Ids kept from another server (`import --dovecot`); dropped if a filter files the
+    /// copy into another mailbox.
+    pub kept: Option<KeptIds>,
 }
 
 /// What happened to one recipient's copy.
@@ -477,6 +480,7 @@ impl Decide {
                 mail_from: incoming.mail_from.as_deref(),
                 source,
             };
+            let requested = target.mailbox.clone();
             // HOOK: filter plugins run here, per recipient.
             match hooks.filter(&msg, &mut target) {
                 FilterVerdict::Accept => {}
@@ -490,6 +494,7 @@ impl Decide {
                 }
             }
             let size = prefix.len() as u64 + prepared.blob.raw_len;
+            let kept = target.kept.take().filter(|_| target.mailbox == requested);
             let mailbox = target.mailbox.take().unwrap_or_else(|| "INBOX".into());
             // HOOK: the quota policy runs here, with the final size and target.
             let query = QuotaQuery {
@@ -516,6 +521,7 @@ impl Decide {
                     keywords: target.keywords,
                     internal_date,
                     envelope_from: incoming.mail_from.clone(),
+                    kept,
                 },
             ));
         }

@@ -90,6 +90,7 @@ impl Session {
                     create_mailbox: false,
                     flags,
                     keywords,
+                    kept: None,
                 }],
             ));
         }

@@ -200,7 +200,10 @@ impl From<StoreError> for ImapError {
             }
             StoreError::NoSuchUser => ImapError::no(Code::Unavailable, "Account unavailable"),
             StoreError::DiskFull => ImapError::no(Code::OverQuota, "Out of disk space"),
+            // Only imports with kept ids get these; IMAP never asks for them.
             e @ (StoreError::UserExists
+            | StoreError::MailboxNotEmpty(_)
+            | StoreError::UidNotFree(_)
             | StoreError::Locked
             | StoreError::Storage(_)
             | StoreError::Corrupt(_)

@@ -308,6 +308,7 @@ async fn deliver(
                     create_mailbox: false,
                     flags: SystemFlags::default(),
                     keywords: Vec::new(),
+                    kept: None,
                 });
             }
             Ok(None) => {

@@ -144,22 +144,32 @@ pub fn scan_maildir(path: &Path) -> Result<Vec<MaildirEntry>, MaildirError> {
         });
     }
     let mut entries = Vec::new();
-    scan_folder(path, "INBOX", &mut entries)?;
-    let mut folders = Vec::new();
+    for (mailbox, dir) in folders(path)? {
+        scan_folder(&dir, &mailbox, &mut entries)?;
+    }
+    Ok(entries)
+}
+
+/// The folders of the maildir at `path` as (mailbox name, directory): `INBOX` for `path`
+/// itself first, then the Maildir++ folders by directory name (`.Name.Sub` is `Name/Sub`,
+/// names as on disk).
+pub fn folders(path: &Path) -> Result<Vec<(String, PathBuf)>, MaildirError> {
+    let mut dirs = Vec::new();
     for item in fs::read_dir(path).map_err(io_err(path))? {
         let item = item.map_err(io_err(path))?;
         let name = item.file_name();
         if name.as_encoded_bytes().starts_with(b".") && item.path().is_dir() {
-            folders.push((name, item.path()));
+            dirs.push((name, item.path()));
         }
     }
-    folders.sort();
-    for (name, dir) in folders {
+    dirs.sort();
+    let mut out = vec![("INBOX".to_owned(), path.to_owned())];
+    for (name, dir) in dirs {
         let mailbox = mailbox_name(&name)
             .ok_or_else(|| MaildirError::FolderNameNotUtf8 { path: dir.clone() })?;
-        scan_folder(&dir, &mailbox, &mut entries)?;
+        out.push((mailbox, dir));
     }
-    Ok(entries)
+    Ok(out)
 }
 
 /// `.Name.Sub` -> `Name/Sub`; `None` when not UTF-8.

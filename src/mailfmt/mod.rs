@@ -23,6 +23,7 @@
     )
 )]
 
+pub mod dovecot;
 pub mod maildir;
 pub mod mbox;
 pub mod names;

@@ -121,6 +121,7 @@ pub fn test(
         create_mailbox: false,
         flags: SystemFlags::default(),
         keywords: Vec::new(),
+        kept: None,
     };
     let msg = HookMessage {
         raw: &raw,

@@ -106,7 +106,8 @@ pub async fn accept_tcp(
 }
 
 /// Builds the maildrop snapshot: INBOX in UID order, each message's POP3 size and
-/// UIDL computed from its bytes (exact duplicates numbered, see docs/decisions.md).
+/// UIDL: the one kept by an import, or computed from its bytes (exact duplicates
+/// numbered, see docs/decisions.md).
 async fn load_maildrop(ctx: &Context, user: u32) -> Result<Maildrop, LoginOutcome> {
     let store = &ctx.pipeline.store;
     let inbox = match store.mailbox(user, "INBOX").await {
@@ -136,12 +137,18 @@ async fn load_maildrop(ctx: &Context, user: u32) -> Result<Maildrop, LoginOutcom
     let mut messages = Vec::with_capacity(entries.len());
     for e in entries {
         let (size, base) = e.scanned;
-        let count = seen.entry(base.clone()).or_insert(0);
-        *count = count.saturating_add(1);
-        let uidl = if *count == 1 {
-            base
-        } else {
-            format!("{base}-{count}")
+        // A UIDL kept from the server the mail was moved from wins (no re-download).
+        let uidl = match e.kept_uidl {
+            Some(kept) => kept,
+            None => {
+                let count = seen.entry(base.clone()).or_insert(0);
+                *count = count.saturating_add(1);
+                if *count == 1 {
+                    base
+                } else {
+                    format!("{base}-{count}")
+                }
+            }
         };
         messages.push(Message {
             uid: e.uid,

@@ -4,6 +4,7 @@
 pub mod accept;
 pub mod conn;
 pub mod limits;
+pub mod notify;
 pub mod stream;
 
 use std::net::SocketAddr;
@@ -302,8 +303,10 @@ pub fn serve_from(config: Config, config_file: Option<PathBuf>) -> Result<(), Se
         println!("ready");
         use std::io::Write;
         let _ = std::io::stdout().flush();
+        notify::notify(notify::Notice::Ready);
         log::info!("nestbox ready; data in {}", config.data_dir.display());
         shutdown.wait().await;
+        notify::notify(notify::Notice::Stopping);
         // Drain: stop accepting (accept loops watch `shutdown`), let live connections end.
         let deadline = std::time::Instant::now() + DRAIN;
         while ctx.tracker.live() > 0 && std::time::Instant::now() < deadline {

@@ -56,6 +56,7 @@ fn tables(v: &mut impl Tables) -> Result<(), BackupError> {
     v.table(schema::MAILBOXES)?;
     v.table(schema::MAILBOX_NAMES)?;
     v.table(schema::SUBSCRIPTIONS)?;
+    v.table(schema::POP3_UIDLS)?;
     v.table(schema::MESSAGES)?;
     v.table(schema::EXPUNGED)?;
     v.table(schema::TRACES)?;

@@ -10,11 +10,12 @@ use redb::{ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
 use super::blob;
+use super::import::clear_mailbox_rows;
 use super::mailboxes::{self, DELIMITER, canonical_mailbox};
 use super::schema::BlobId;
 use super::schema::{
     self, BLOBS, BlobRecord, EXPUNGED, MAILBOX_NAMES, MAILBOXES, MESSAGES, MailboxRecord,
-    MessageRecord, SUBSCRIPTIONS, SystemFlags,
+    MessageRecord, POP3_UIDLS, SUBSCRIPTIONS, SystemFlags,
 };
 use super::writer::Batch;
 use super::{Change, ChangeKind, Origin, Store, StoreError, now};
@@ -270,6 +271,7 @@ pub(super) fn remove_messages(
             if let Some(v) = t.remove((mb.id, uid))? {
                 let rec: MessageRecord = schema::decode(v.value())?;
                 removed.push((uid, rec));
+                super::import::forget_uidl(tx, mb.id, uid)?;
             }
         }
     }
@@ -336,6 +338,52 @@ pub(super) fn create_parents(
         }
     }
     Ok(())
+}
+
+/// DELETE of the user's mailbox `name` (canonical) in `tx`; see [`Store::delete_mailbox`].
+pub(super) fn delete_in(
+    tx: &WriteTransaction,
+    batch: &mut Batch,
+    user: u32,
+    name: &str,
+) -> Result<u64, StoreError> {
+    if is_inbox(name) {
+        return Err(StoreError::InvalidName("INBOX cannot be deleted".into()));
+    }
+    let mb = mailboxes::find_in(tx, user, name)?.ok_or(StoreError::NoSuchMailbox)?;
+    if subtree(tx, user, name)?.len() > 1 {
+        return Err(StoreError::HasChildren);
+    }
+    let mut removed = 0u64;
+    {
+        let mut t = tx.open_table(MESSAGES)?;
+        let mut doomed = Vec::new();
+        for row in t.range((mb.id, 0)..=(mb.id, u32::MAX))? {
+            let (k, v) = row?;
+            let rec: MessageRecord = schema::decode(v.value())?;
+            doomed.push((k.value().1, rec.blob));
+        }
+        for (uid, hash) in doomed {
+            t.remove((mb.id, uid))?;
+            blob::drop_ref(tx, &hash)?;
+            batch.freed = true;
+            removed = removed.saturating_add(1);
+        }
+    }
+    clear_mailbox_rows(tx, EXPUNGED, mb.id)?;
+    clear_mailbox_rows(tx, POP3_UIDLS, mb.id)?;
+    tx.open_table(MAILBOXES)?.remove(mb.id)?;
+    tx.open_table(MAILBOX_NAMES)?.remove((user, name))?;
+    if mb.subscribed {
+        tx.open_table(SUBSCRIPTIONS)?.insert((user, name), ())?;
+    }
+    batch.changes.push(Change {
+        user,
+        mailbox: mb.id,
+        kind: ChangeKind::Mailbox,
+        origin: Origin::NONE,
+    });
+    Ok(removed)
 }
 
 fn is_inbox(name: &str) -> bool {
@@ -542,56 +590,8 @@ impl Store {
     /// many messages went.
     pub async fn delete_mailbox(&self, user: u32, name: &str) -> Result<u64, StoreError> {
         let name = canonical_mailbox(name)?;
-        self.write(move |tx, batch| {
-            if is_inbox(&name) {
-                return Err(StoreError::InvalidName("INBOX cannot be deleted".into()));
-            }
-            let mb = mailboxes::find_in(tx, user, &name)?.ok_or(StoreError::NoSuchMailbox)?;
-            if subtree(tx, user, &name)?.len() > 1 {
-                return Err(StoreError::HasChildren);
-            }
-            let mut removed = 0u64;
-            {
-                let mut t = tx.open_table(MESSAGES)?;
-                let mut doomed = Vec::new();
-                for row in t.range((mb.id, 0)..=(mb.id, u32::MAX))? {
-                    let (k, v) = row?;
-                    let rec: MessageRecord = schema::decode(v.value())?;
-                    doomed.push((k.value().1, rec.blob));
-                }
-                for (uid, hash) in doomed {
-                    t.remove((mb.id, uid))?;
-                    blob::drop_ref(tx, &hash)?;
-                    batch.freed = true;
-                    removed = removed.saturating_add(1);
-                }
-            }
-            {
-                let mut gone = tx.open_table(EXPUNGED)?;
-                let uids: Vec<u32> = gone
-                    .range((mb.id, 0)..=(mb.id, u32::MAX))?
-                    .map(|r| r.map(|(k, _)| k.value().1))
-                    .collect::<Result<_, _>>()?;
-                for uid in uids {
-                    gone.remove((mb.id, uid))?;
-                }
-            }
-            tx.open_table(MAILBOXES)?.remove(mb.id)?;
-            tx.open_table(MAILBOX_NAMES)?
-                .remove((user, name.as_str()))?;
-            if mb.subscribed {
-                tx.open_table(SUBSCRIPTIONS)?
-                    .insert((user, name.as_str()), ())?;
-            }
-            batch.changes.push(Change {
-                user,
-                mailbox: mb.id,
-                kind: ChangeKind::Mailbox,
-                origin: Origin::NONE,
-            });
-            Ok(removed)
-        })
-        .await
+        self.write(move |tx, batch| delete_in(tx, batch, user, &name))
+            .await
     }
 
     /// SUBSCRIBE / UNSUBSCRIBE (RFC 9051 §6.3.7, §6.3.8). Subscriptions are per name:

@@ -7,6 +7,7 @@ use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
 use super::blob::{self, PreparedBlob};
+use super::import::{self, KeptIds};
 use super::mailboxes::{self, canonical_mailbox};
 use super::schema::BlobId;
 use super::schema::{
@@ -30,6 +31,9 @@ pub struct AppendRequest {
     pub keywords: Vec<String>,
     pub internal_date: i64,
     pub envelope_from: Option<String>,
+    /// The UID (and POP3 UIDL) the message keeps from another server; `None`: the
+    /// mailbox's UIDNEXT.
+    pub kept: Option<KeptIds>,
 }
 
 /// Where a stored copy went (for APPENDUID and logs).
@@ -140,7 +144,11 @@ fn store_one(
         None if req.create => mailboxes::create_in(tx, batch, req.user, &name, None)?,
         None => return Err(StoreError::NoSuchMailbox),
     };
-    let uid = mb.uidnext;
+    let uid = match &req.kept {
+        Some(kept) if kept.uid >= mb.uidnext && kept.uid > 0 => kept.uid,
+        Some(kept) => return Err(StoreError::UidNotFree(kept.uid)),
+        None => mb.uidnext,
+    };
     let next = uid
         .checked_add(1)
         .ok_or_else(|| StoreError::Storage("mailbox UIDs exhausted".into()))?;
@@ -177,6 +185,9 @@ fn store_one(
     };
     tx.open_table(MESSAGES)?
         .insert((mb.id, uid), schema::encode(&rec)?.as_slice())?;
+    if let Some(kept) = &req.kept {
+        import::keep_uidl(tx, mb.id, uid, kept)?;
+    }
     mailboxes::save_in(tx, &mb)?;
     batch.changes.push(Change {
         user: req.user,

@@ -15,6 +15,7 @@ pub mod blob;
 pub mod feed;
 mod imap;
 mod imap_exact;
+mod import;
 mod mailboxes;
 mod messages;
 mod pack;
@@ -37,6 +38,7 @@ pub use blob::{Codec, PreparedBlob};
 pub use feed::{Change, ChangeFeed, ChangeKind, Origin};
 pub use imap::{CopyOutcome, FlagMode, FlagOutcome, FlagState, MailboxStatus};
 pub use imap_exact::ExactCopy;
+pub use import::{KeptIds, LayoutReport, MailboxLayout};
 pub use mailboxes::MailboxInfo;
 pub use mailboxes::canonical_mailbox;
 pub use messages::{
@@ -60,6 +62,11 @@ pub enum StoreError {
     InvalidName(String),
     /// DELETE of a mailbox that has children (IMAP `NO [HASCHILDREN]`, RFC 9051 §6.3.5).
     HasChildren,
+    /// An import with kept ids into a mailbox that already holds mail (the names, with
+    /// their message counts).
+    MailboxNotEmpty(String),
+    /// A kept UID below the mailbox's UIDNEXT (it may have been used).
+    UidNotFree(u32),
     /// The database file is held by another process.
     Locked,
     /// No space left on the device: nothing of the failed batch was written.
@@ -94,6 +101,12 @@ impl fmt::Display for StoreError {
             StoreError::MailboxExists => write!(f, "mailbox already exists"),
             StoreError::InvalidName(why) => write!(f, "invalid name: {why}"),
             StoreError::HasChildren => write!(f, "the mailbox has children"),
+            StoreError::MailboxNotEmpty(names) => {
+                write!(f, "mailboxes already hold mail: {names}")
+            }
+            StoreError::UidNotFree(uid) => {
+                write!(f, "UID {uid} is below the mailbox's UIDNEXT")
+            }
             StoreError::Locked => write!(f, "the store is in use by another process"),
             StoreError::DiskFull => write!(f, "no space left on the device"),
             StoreError::Storage(e) => write!(f, "storage error: {e}"),

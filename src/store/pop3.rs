@@ -19,6 +19,9 @@ pub struct Pop3Entry<T> {
     pub uid: u32,
     pub internal_date: i64,
     pub pop3_retrieved: Option<i64>,
+    /// The UIDL the message keeps from the server it was moved from, if any
+    /// ([`super::KeptIds`]): shown instead of a computed one.
+    pub kept_uidl: Option<String>,
     /// What the scan function computed from the message bytes (prefix + blob).
     pub scanned: T,
 }
@@ -51,6 +54,7 @@ impl Store {
         self.read(move |tx, shared| {
             let t = tx.open_table(MESSAGES)?;
             let mut reader = Reader::new(tx, shared)?;
+            let mut kept = super::import::kept_uidls(tx, mailbox)?;
             let mut out = Vec::new();
             for row in t.range((mailbox, 0)..=(mailbox, u32::MAX))? {
                 let (k, v) = row?;
@@ -60,21 +64,22 @@ impl Store {
                 }
                 // A damaged message (its content hash fails) is left out of the
                 // maildrop rather than failing every login; `nestbox verify` names it.
+                let uid = k.value().1;
                 let bytes = match reader.message(&rec) {
                     Ok(b) => b,
                     Err(StoreError::Corrupt(why)) => {
                         log::error!(
-                            "pop3: mailbox {mailbox} UID {}: left out of the maildrop: {why}",
-                            k.value().1
+                            "pop3: mailbox {mailbox} UID {uid}: left out of the maildrop: {why}"
                         );
                         continue;
                     }
                     Err(e) => return Err(e),
                 };
                 out.push(Pop3Entry {
-                    uid: k.value().1,
+                    uid,
                     internal_date: rec.internal_date,
                     pop3_retrieved: rec.pop3_retrieved,
+                    kept_uidl: kept.remove(&uid),
                     scanned: scan(&bytes, rec.internal_date),
                 });
             }
@@ -248,6 +253,7 @@ mod tests {
             keywords: Vec::new(),
             internal_date: 1_000_000,
             envelope_from: None,
+            kept: None,
         }
     }
 

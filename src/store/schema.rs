@@ -76,6 +76,11 @@ pub const TRACE_IDS: TableDefinition<&[u8], u32> = TableDefinition::new("trace_i
 /// Subscriptions of existing mailboxes live in [`MailboxRecord::subscribed`]. A new
 /// table, not a record change: `migrate` creates it in stores of this version.
 pub const SUBSCRIPTIONS: TableDefinition<(u32, &str), ()> = TableDefinition::new("subscriptions");
+/// (mailbox id, UID) -> the POP3 UIDL a message keeps from the server it was moved from
+/// (`nestbox import --dovecot`), shown instead of the UIDL nestbox computes so that POP3
+/// clients do not download it again (docs/decisions.md). Rows go with their message. A
+/// new table, not a record change: `migrate` creates it in stores of this version.
+pub const POP3_UIDLS: TableDefinition<(u64, u32), &str> = TableDefinition::new("pop3_uidls");
 
 /// IMAP system flags as bits (RFC 9051 §2.3.2). `\Recent` is per session, never stored.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -418,6 +423,7 @@ pub fn migrate(tx: &WriteTransaction) -> Result<(), StoreError> {
     tx.open_table(PACKS)?;
     tx.open_table(PACK_CHUNKS)?;
     tx.open_table(SUBSCRIPTIONS)?;
+    tx.open_table(POP3_UIDLS)?;
     tx.open_table(TRACES)?;
     tx.open_table(TRACE_IDS)?;
     Ok(())

@@ -43,6 +43,7 @@ fn request(store: &Store, user: u32, mailbox: &str, raw: &[u8]) -> AppendRequest
         keywords: Vec::new(),
         internal_date: 1_000_000,
         envelope_from: None,
+        kept: None,
     }
 }
 

@@ -34,6 +34,7 @@ async fn append(store: &Store, user: u32, mailbox: &str, i: usize, flags: u8) ->
         keywords: Vec::new(),
         internal_date: 1_000_000 + i as i64,
         envelope_from: None,
+        kept: None,
     };
     let r = store.append_many(vec![req]).await.unwrap();
     r[0].as_ref().unwrap().uid
