@@ -92,6 +92,9 @@ enum Command {
     Compact,
     /// Check the configuration file and exit.
     CheckConfig,
+    /// Print the DNS records clients use to find this server (RFC 6186 SRV, RFC 8314
+    /// "not offered" records for plaintext, autoconfig/autodiscover names).
+    DnsRecords,
     /// WebAssembly plugins: list, check, test.
     Plugin {
         #[command(subcommand)]
@@ -219,6 +222,11 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Plugin { command } => plugin_command(&config, command),
         Command::CheckConfig => {
             println!("{}: ok", cli.config.display());
+            Ok(())
+        }
+        Command::DnsRecords => {
+            let settings = crate::http::clients::MailSettings::configured(&config);
+            print!("{}", settings.dns_records(&config));
             Ok(())
         }
         command => smol::block_on(run_client(config, command)),
@@ -533,7 +541,7 @@ async fn run_command(
             ),
             r => return Err(unexpected(r)),
         },
-        Command::Serve | Command::CheckConfig | Command::Plugin { .. } => {}
+        Command::Serve | Command::CheckConfig | Command::DnsRecords | Command::Plugin { .. } => {}
     }
     Ok(())
 }
