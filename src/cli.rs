@@ -115,6 +115,9 @@ enum Command {
     Verify { path: Option<PathBuf> },
     /// Check the configuration file and exit.
     CheckConfig,
+    /// Print the DNS records clients use to find this server (RFC 6186 SRV, RFC 8314
+    /// "not offered" records for plaintext, autoconfig/autodiscover names).
+    DnsRecords,
     /// WebAssembly plugins: list, check, test.
     Plugin {
         #[command(subcommand)]
@@ -248,6 +251,11 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Restore { path, data_dir } => backup::restore(&config, &path, data_dir),
         Command::Verify { path: Some(path) } => {
             smol::block_on(backup::verify_backup(&config, &path))
+        }
+        Command::DnsRecords => {
+            let settings = crate::http::clients::MailSettings::configured(&config);
+            print!("{}", settings.dns_records(&config));
+            Ok(())
         }
         command => smol::block_on(run_client(config, command)),
     }
@@ -581,6 +589,7 @@ async fn run_command(
         Command::Verify { path: None } => backup::verify_live(backend).await?,
         Command::Serve
         | Command::CheckConfig
+        | Command::DnsRecords
         | Command::Plugin { .. }
         | Command::Restore { .. }
         | Command::Verify { path: Some(_) } => {}

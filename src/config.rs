@@ -391,6 +391,45 @@ impl Default for ConnectionsConfig {
     }
 }
 
+/// The user name mail clients are told to log in with (autoconfig, Autodiscover,
+/// `.mobileconfig`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum ClientUsername {
+    /// The address's local part (`alice`; Thunderbird's `%EMAILLOCALPART%`).
+    #[default]
+    LocalPart,
+    /// The whole address (`alice@example.org`; `%EMAILADDRESS%`).
+    Address,
+}
+
+/// The HTTP listener: client autoconfiguration, `/metrics`, `/healthz` (docs/http.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Plain HTTP listeners (off by default).
+    pub listen: Vec<SocketAddr>,
+    /// HTTPS listeners, with the certificate of the other TLS listeners.
+    pub tls_listen: Vec<SocketAddr>,
+    /// The user name clients are told to use.
+    pub username: ClientUsername,
+    /// Largest request accepted (request line, headers and body), in octets.
+    pub max_request: usize,
+    /// Seconds a client has to send its whole request.
+    pub timeout_secs: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: Vec::new(),
+            tls_listen: Vec::new(),
+            username: ClientUsername::LocalPart,
+            max_request: 16 * 1024,
+            timeout_secs: 10,
+        }
+    }
+}
+
 /// The file as written: every key optional, unknown keys refused.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -433,6 +472,19 @@ impl Default for RawConfig {
             retention: RetentionConfig::default(),
             connections: ConnectionsConfig::default(),
             plugin_limits: PluginLimits::default(),
+            http: HttpConfig::default(),
+            domains: Vec::new(),
+        }
+    }
+}
+
+impl RawConfig {
+    /// The mail domains (`domains`, or `hostname` when none are listed).
+    pub fn mail_domains(&self) -> Vec<String> {
+        if self.domains.is_empty() {
+            vec![self.hostname.clone()]
+        } else {
+            self.domains.clone()
         }
     }
 }
@@ -506,6 +558,14 @@ impl Default for RetentionConfig {
 
 /// Where `key:` first appears in the text (1-based line and column), for error messages
 /// about values that parsed but are not valid.
+/// Letters, digits, `.` and `-`, not empty.
+fn is_host_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+}
+
 fn locate(text: &str, key: &str) -> (Option<usize>, Option<usize>) {
     for (n, line) in text.lines().enumerate() {
         let code = line.split("//").next().unwrap_or("");
@@ -564,12 +624,7 @@ impl RawConfig {
                 message: format!("{key}: {message}"),
             }
         };
-        if self.hostname.is_empty()
-            || !self
-                .hostname
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
-        {
+        if !is_host_name(&self.hostname) {
             return Err(err(
                 "hostname",
                 format!("{:?} is not a valid host name", self.hostname),
@@ -712,6 +767,23 @@ impl RawConfig {
                 "must be at least 10".into(),
             ));
         }
+        for d in &self.domains {
+            if !is_host_name(d) {
+                return Err(err("domains", format!("{d:?} is not a valid domain name")));
+            }
+        }
+        if !(1024..=1 << 20).contains(&self.http.max_request) {
+            return Err(err(
+                "http.max_request",
+                format!("{} is outside 1024..=1048576", self.http.max_request),
+            ));
+        }
+        if !(1..=300).contains(&self.http.timeout_secs) {
+            return Err(err(
+                "http.timeout_secs",
+                format!("{} is outside 1..=300", self.http.timeout_secs),
+            ));
+        }
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             return Err(err("tls", "cert and key must be given together".into()));
         }
@@ -725,6 +797,8 @@ impl RawConfig {
             .chain(self.pop3.listen.iter().map(|a| ("pop3.listen", a)))
             .chain(self.pop3.tls_listen.iter().map(|a| ("pop3.tls_listen", a)))
             .chain(self.lmtp.listen.iter().map(|a| ("lmtp.listen", a)))
+            .chain(self.http.listen.iter().map(|a| ("http.listen", a)))
+            .chain(self.http.tls_listen.iter().map(|a| ("http.tls_listen", a)))
         {
             if addr.port() != 0 && !seen.insert(*addr) {
                 return Err(err(key, format!("{addr} is used by two listeners")));

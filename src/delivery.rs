@@ -299,7 +299,9 @@ impl Pipeline {
     /// in one transaction in the given order (so UIDs follow it, as an import needs).
     /// One outcome list per message, one outcome per target.
     pub async fn deliver_batch(&self, items: Vec<(Incoming, Vec<Target>)>) -> Vec<Vec<Outcome>> {
-        self.deliver_batch_from(items, None).await
+        let outcomes = self.deliver_batch_from(items, None).await;
+        outcomes.iter().flatten().for_each(crate::metrics::delivery);
+        outcomes
     }
 
     /// [`Pipeline::deliver_batch`] for `nestbox import` (hooks see source `import`).

@@ -6,9 +6,11 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod delivery;
+pub mod http;
 pub mod imap;
 pub mod lmtp;
 pub mod mailfmt;
+pub mod metrics;
 pub mod mime;
 #[cfg(feature = "plugins")]
 pub mod plugins;

@@ -15,6 +15,7 @@
 
 use std::fmt::Write as _;
 use std::io::Write as _;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
@@ -60,6 +61,8 @@ struct Source {
 struct Current {
     config: Arc<ServerConfig>,
     fingerprint: String,
+    /// The leaf certificate's notAfter, in seconds since the Unix epoch.
+    not_after: Option<i64>,
 }
 
 /// The server's TLS state, shared by all listeners. Cheap to clone.
@@ -67,6 +70,30 @@ struct Current {
 pub struct TlsManager {
     source: Source,
     current: Arc<RwLock<Arc<Current>>>,
+}
+
+/// The IP addresses the TLS-capable listeners are bound to, for the self-signed
+/// certificate's SANs: loopback always, unspecified addresses (`0.0.0.0`, `::`) skipped.
+pub fn listen_ips(config: &Config) -> Vec<IpAddr> {
+    let mut ips = vec![
+        IpAddr::from([127, 0, 0, 1]),
+        IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+    ];
+    let all = [
+        &config.imap.listen,
+        &config.imap.tls_listen,
+        &config.pop3.listen,
+        &config.pop3.tls_listen,
+        &config.lmtp.listen,
+        &config.http.tls_listen,
+    ];
+    for addr in all.into_iter().flatten() {
+        let ip = addr.ip();
+        if !ip.is_unspecified() && !ips.contains(&ip) {
+            ips.push(ip);
+        }
+    }
+    ips
 }
 
 /// `<data_dir>/tls`, where the generated certificate is kept.
@@ -90,7 +117,7 @@ impl TlsManager {
                     key: dir.join("key.pem"),
                 };
                 if !source.cert.exists() || !source.key.exists() {
-                    generate_self_signed(&dir, &source, &config.hostname)?;
+                    generate_self_signed(&dir, &source, &config.hostname, &listen_ips(config))?;
                     log::info!(
                         "tls: generated a self-signed certificate in {}",
                         dir.display()
@@ -120,6 +147,11 @@ impl TlsManager {
     /// -fingerprint -sha256` prints).
     pub fn fingerprint(&self) -> String {
         self.snapshot().fingerprint.clone()
+    }
+
+    /// When the current leaf certificate expires, in seconds since the Unix epoch.
+    pub fn not_after(&self) -> Option<i64> {
+        self.snapshot().not_after
     }
 
     /// Re-reads the certificate and key files. On error the old configuration stays.
@@ -197,16 +229,28 @@ fn build(source: &Source) -> Result<Current, TlsError> {
         .first()
         .map(|c| fingerprint(c.as_ref()))
         .unwrap_or_default();
+    let not_after = certs.first().and_then(|c| {
+        x509_parser::parse_x509_certificate(c.as_ref())
+            .ok()
+            .map(|(_, cert)| cert.validity().not_after.timestamp())
+    });
     let config = server_config(certs, key)?;
     Ok(Current {
         config: Arc::new(config),
         fingerprint,
+        not_after,
     })
 }
 
 /// Generates a self-signed certificate (ECDSA P-256) for `hostname` and `localhost`.
 /// Returns (certificate PEM, key PEM).
 pub fn generate_pem(hostname: &str) -> Result<(String, String), TlsError> {
+    generate_pem_for(hostname, &[])
+}
+
+/// [`generate_pem`] with IP address SANs too, so clients that connect by IP and check
+/// the name (RFC 6125 §6.2.1 / RFC 9525 §6.2.1: IP-ID) accept it.
+pub fn generate_pem_for(hostname: &str, ips: &[IpAddr]) -> Result<(String, String), TlsError> {
     let mut names = vec![hostname.to_string()];
     if !hostname.eq_ignore_ascii_case("localhost") {
         names.push("localhost".into());
@@ -214,6 +258,11 @@ pub fn generate_pem(hostname: &str) -> Result<(String, String), TlsError> {
     let key = rcgen::KeyPair::generate().map_err(|e| TlsError::Generate(e.to_string()))?;
     let mut params =
         rcgen::CertificateParams::new(names).map_err(|e| TlsError::Generate(e.to_string()))?;
+    for ip in ips {
+        params
+            .subject_alt_names
+            .push(rcgen::SanType::IpAddress(*ip));
+    }
     params
         .distinguished_name
         .push(rcgen::DnType::CommonName, hostname);
@@ -223,9 +272,14 @@ pub fn generate_pem(hostname: &str) -> Result<(String, String), TlsError> {
     Ok((cert.pem(), key.serialize_pem()))
 }
 
-fn generate_self_signed(dir: &Path, source: &Source, hostname: &str) -> Result<(), TlsError> {
+fn generate_self_signed(
+    dir: &Path,
+    source: &Source,
+    hostname: &str,
+    ips: &[IpAddr],
+) -> Result<(), TlsError> {
     create_private_dir(dir)?;
-    let (cert, key) = generate_pem(hostname)?;
+    let (cert, key) = generate_pem_for(hostname, ips)?;
     // Key first, so a crash never leaves a certificate without its key.
     write_atomic(&source.key, key.as_bytes(), 0o600)?;
     write_atomic(&source.cert, cert.as_bytes(), 0o644)?;
@@ -296,6 +350,37 @@ mod tests {
         }
         let second = TlsManager::load(&cfg).unwrap();
         assert_eq!(second.fingerprint(), fp);
+        assert!(second.not_after().unwrap() > 2_000_000_000);
+    }
+
+    #[test]
+    fn self_signed_names_the_listen_ips() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = config(dir.path());
+        cfg.imap.tls_listen = vec![
+            "192.0.2.7:993".parse().unwrap(),
+            "0.0.0.0:994".parse().unwrap(),
+        ];
+        TlsManager::load(&cfg).unwrap();
+        let pem = std::fs::read(dir.path().join("tls/cert.pem")).unwrap();
+        let der = rustls_pemfile::certs(&mut pem.as_slice())
+            .next()
+            .unwrap()
+            .unwrap();
+        let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).unwrap();
+        let san = cert.subject_alternative_name().unwrap().unwrap();
+        let ips: Vec<_> = san
+            .value
+            .general_names
+            .iter()
+            .filter_map(|n| match n {
+                x509_parser::extensions::GeneralName::IPAddress(b) => Some(b.to_vec()),
+                _ => None,
+            })
+            .collect();
+        assert!(ips.contains(&vec![192, 0, 2, 7]), "{ips:?}");
+        assert!(ips.contains(&vec![127, 0, 0, 1]), "{ips:?}");
+        assert!(!ips.contains(&vec![0, 0, 0, 0]), "{ips:?}");
     }
 
     #[test]

@@ -132,6 +132,22 @@ impl Authenticator {
         password: &str,
         peer: Peer,
     ) -> Result<UserRecord, AuthError> {
+        let result = self.check(login, password, peer).await;
+        crate::metrics::login(match &result {
+            Ok(_) => crate::metrics::Login::Ok,
+            Err(AuthError::Throttled { .. }) => crate::metrics::Login::Throttled,
+            Err(AuthError::Failed | AuthError::Temporary(_)) => crate::metrics::Login::Failed,
+        });
+        result
+    }
+
+    /// [`Authenticator::authenticate`] without the metrics.
+    async fn check(
+        &self,
+        login: &str,
+        password: &str,
+        peer: Peer,
+    ) -> Result<UserRecord, AuthError> {
         let now = Instant::now();
         match self.throttle().check(peer.ip, now) {
             Verdict::Allow => {}

@@ -310,6 +310,8 @@ impl Session {
     pub async fn handle(&mut self, cmd: Command, out: &mut Vec<u8>) -> Action {
         let Command { tag, body } = cmd;
         let name = body.name();
+        let _timer =
+            crate::metrics::command(crate::metrics::CommandProtocol::Imap, name.as_bytes());
         if let Err(e) = self.check_state(&body) {
             e.status(name).encode(Some(&tag), out);
             return Action::Continue;

@@ -203,6 +203,7 @@ pub async fn handle(ctx: &Context, stream: Stream, mut peer: Peer) {
                 }
             }
         };
+        let _timer = crate::metrics::command(crate::metrics::CommandProtocol::Lmtp, &line);
         match session.handle(parse_command(&line)) {
             Step::Reply(r) => queue(&mut conn, &r),
             Step::CheckRecipient(mb) => {

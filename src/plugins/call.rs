@@ -358,6 +358,7 @@ impl Plugin {
             Ok::<_, wasmtime::Error>((r, store, bindings))
         })();
         let elapsed = started.elapsed();
+        crate::metrics::plugin_call(elapsed, result.is_err());
         self.stats.calls.fetch_add(1, Ordering::Relaxed);
         self.stats.nanos.fetch_add(
             u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX),

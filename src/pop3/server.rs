@@ -331,6 +331,7 @@ async fn serve(ctx: &Context, stream: Stream, peer: Peer, held: &mut Held) {
                 }
             }
         };
+        let _timer = crate::metrics::command(crate::metrics::CommandProtocol::Pop3, &line);
         let step = session.line(&line);
         if !apply(ctx, peer, &mut session, &mut conn, held, step).await {
             return;

@@ -59,6 +59,10 @@ pub async fn accept_tcp<H, Fut>(
     Fut: Future<Output = ()> + Send + 'static,
 {
     let handler = Arc::new(handler);
+    let _up = listener
+        .local_addr()
+        .ok()
+        .map(|addr| crate::metrics::listener_up(opts.proto, addr));
     loop {
         let accepted = smol::future::or(async { Some(listener.accept().await) }, async {
             ctx.shutdown.wait().await;
@@ -79,6 +83,7 @@ pub async fn accept_tcp<H, Fut>(
                     let _slot = match ctx.limits.try_connect(peer.ip) {
                         Ok(slot) => slot,
                         Err(why) => {
+                            crate::metrics::connection(opts.proto, false);
                             log::info!("{}: refused {}: {why}", opts.proto, addr.ip());
                             if !opts.implicit_tls {
                                 refuse(tcp, (opts.refusal)(&ctx, why)).await;
@@ -86,6 +91,7 @@ pub async fn accept_tcp<H, Fut>(
                             return;
                         }
                     };
+                    crate::metrics::connection(opts.proto, true);
                     let stream = if opts.implicit_tls {
                         let timeout = ctx.limits.preauth_timeout();
                         match handshake(&ctx.tls.acceptor(), tcp, timeout, &ctx.shutdown).await {

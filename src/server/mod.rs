@@ -294,6 +294,7 @@ pub fn serve_from(config: Config, config_file: Option<PathBuf>) -> Result<(), Se
             ))
             .detach();
         }
+        crate::http::start(&ctx, &ex).await?;
         if config.store.compact_check_secs > 0 {
             ex.spawn(compaction_timer(ctx.clone())).detach();
         }
@@ -399,10 +400,13 @@ async fn compaction_timer(ctx: Context) {
         }
         let before = ctx.pipeline.store.file_size();
         match ctx.pipeline.store.compact(false).await {
-            Ok(true) => log::info!(
-                "store: compacted {before} -> {} bytes",
-                ctx.pipeline.store.file_size()
-            ),
+            Ok(true) => {
+                crate::metrics::compaction_run();
+                log::info!(
+                    "store: compacted {before} -> {} bytes",
+                    ctx.pipeline.store.file_size()
+                )
+            }
             Ok(false) => {}
             Err(e) => log::warn!("store: compaction failed: {e}"),
         }

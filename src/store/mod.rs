@@ -332,6 +332,12 @@ impl Store {
         self.writer.submit(f).await
     }
 
+    /// For `/healthz`: a write job that writes nothing, so it succeeds only while the
+    /// writer runs and commits succeed.
+    pub async fn health_check(&self) -> Result<(), StoreError> {
+        self.write(|_, _| Ok(())).await
+    }
+
     /// Runs `f` with a fresh read transaction on the blocking pool.
     pub(crate) async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
     where

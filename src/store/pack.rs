@@ -512,6 +512,7 @@ fn pack_once(shared: &Arc<Shared>, writer: &Writer, level: i32) -> Result<bool, 
     if let Some(old) = tail {
         shared.codec.packs.forget(old);
     }
+    crate::metrics::pack_run();
     Ok(true)
 }
 
