@@ -20,6 +20,8 @@ mod dovecot;
 
 mod backup;
 
+mod sieve;
+
 /// sysexits.h codes used by `deliver` (DESIGN.md contract).
 pub mod exit {
     pub const OK: u8 = 0;
@@ -28,6 +30,7 @@ pub mod exit {
     pub const NOUSER: u8 = 67;
     pub const SOFTWARE: u8 = 70;
     pub const CANTCREAT: u8 = 73;
+    pub const NOINPUT: u8 = 66;
     pub const IOERR: u8 = 74;
     pub const TEMPFAIL: u8 = 75;
     pub const CONFIG: u8 = 78;
@@ -127,6 +130,11 @@ enum Command {
     Retention {
         #[command(subcommand)]
         command: RetentionCommand,
+    },
+    /// A user's Sieve scripts (the filters ManageSieve clients edit).
+    Sieve {
+        #[command(subcommand)]
+        command: sieve::SieveCommand,
     },
 }
 
@@ -587,6 +595,7 @@ async fn run_command(
         },
         Command::Backup { path } => backup::backup(backend, &path).await?,
         Command::Verify { path: None } => backup::verify_live(backend).await?,
+        Command::Sieve { command } => sieve::run(config, backend, command).await?,
         Command::Serve
         | Command::CheckConfig
         | Command::DnsRecords

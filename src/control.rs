@@ -17,7 +17,8 @@ use smol::io::{AsyncReadExt, AsyncWriteExt};
 use crate::delivery::{Incoming, Outcome, Pipeline, Target, Trace, TraceProtocol};
 use crate::store::backup::{Progress, Summary};
 use crate::store::{
-    AppPasswordInfo, KeptIds, LayoutReport, MailboxInfo, MailboxLayout, MessageInfo, Stats,
+    AppPasswordInfo, KeptIds, LayoutReport, MailboxInfo, MailboxLayout, MessageInfo, ScriptInfo,
+    SieveError, SieveLimits, Stats,
     StoreError, SystemFlags, UserInfo,
 };
 
@@ -118,6 +119,29 @@ pub enum Request {
     Backup,
     /// `nestbox verify` of the live store.
     Verify,
+    /// `nestbox sieve ...`: a user's Sieve scripts. The CLI sends the limits of its
+    /// config and has checked the script.
+    SieveList {
+        user: String,
+    },
+    SieveGet {
+        user: String,
+        name: String,
+    },
+    SievePut {
+        user: String,
+        name: String,
+        text: String,
+        limits: SieveLimits,
+    },
+    SieveActivate {
+        user: String,
+        name: Option<String>,
+    },
+    SieveDel {
+        user: String,
+        name: String,
+    },
 }
 
 /// Per-message result of a delivery or import.
@@ -167,6 +191,8 @@ pub enum Response {
     BackedUp(Summary),
     Verified(crate::store::VerifyReport),
     Layout(LayoutReport),
+    SieveScripts(Vec<ScriptInfo>),
+    SieveScript(String),
     /// A request that cannot be carried out; the text names the problem.
     Error(ErrorKind, String),
 }
@@ -214,6 +240,20 @@ fn error(e: StoreError) -> Response {
             ErrorKind::Temporary
         }
         StoreError::Corrupt(_) => ErrorKind::Internal,
+    };
+    Response::Error(kind, e.to_string())
+}
+
+fn sieve_error(e: SieveError) -> Response {
+    let kind = match &e {
+        SieveError::NoSuchUser => ErrorKind::NoSuchUser,
+        SieveError::NoSuchScript => ErrorKind::NotFound,
+        SieveError::AlreadyExists
+        | SieveError::Active
+        | SieveError::TooLarge { .. }
+        | SieveError::TooMany { .. }
+        | SieveError::InvalidName(_) => ErrorKind::Invalid,
+        SieveError::Store(s) => return error(s.clone()),
     };
     Response::Error(kind, e.to_string())
 }
@@ -407,6 +447,32 @@ async fn run(p: &Pipeline, hostname: &str, req: Request) -> Result<Response, Res
                     .map_err(error)?,
             )
         }
+        Request::SieveList { user } => {
+            Response::SieveScripts(store.sieve_list(&user).await.map_err(sieve_error)?)
+        }
+        Request::SieveGet { user, name } => {
+            Response::SieveScript(store.sieve_get(&user, &name).await.map_err(sieve_error)?)
+        }
+        Request::SievePut {
+            user,
+            name,
+            text,
+            limits,
+        } => store
+            .sieve_put(&user, &name, &text, limits)
+            .await
+            .map(|()| Response::Done)
+            .map_err(sieve_error)?,
+        Request::SieveActivate { user, name } => store
+            .sieve_set_active(&user, name.as_deref())
+            .await
+            .map(|()| Response::Done)
+            .map_err(sieve_error)?,
+        Request::SieveDel { user, name } => store
+            .sieve_delete(&user, &name)
+            .await
+            .map(|()| Response::Done)
+            .map_err(sieve_error)?,
         Request::Compact => Response::Compacted(store.compact(true).await.map_err(error)?),
         Request::Verify => Response::Verified(store.verify_contents().await.map_err(error)?),
         // Streamed: only `serve_conn` (and the CLI's local mode, through `Store::backup`)

@@ -10,6 +10,7 @@ pub mod http;
 pub mod imap;
 pub mod lmtp;
 pub mod mailfmt;
+pub mod managesieve;
 pub mod metrics;
 pub mod mime;
 #[cfg(feature = "plugins")]

@@ -165,6 +165,7 @@ pub fn serve_from(config: Config, config_file: Option<PathBuf>) -> Result<(), Se
         config.limits.max_message_size,
         plugins.hooks(),
     );
+    let sieve_checker = plugins.sieve_checker();
     let tls = match crate::tls::TlsManager::load(&config) {
         Ok(t) => t,
         Err(e) => {
@@ -266,6 +267,7 @@ pub fn serve_from(config: Config, config_file: Option<PathBuf>) -> Result<(), Se
                 .detach();
         }
         crate::imap::server::start(&ctx, &ex).await?;
+        crate::managesieve::server::start(&ctx, &ex, sieve_checker.clone()).await?;
         for addr in &config.pop3.listen {
             let l = bind_tcp(*addr, "pop3").await?;
             let local = l
@@ -441,6 +443,12 @@ impl Plugins {
         {
             Arc::new(crate::delivery::NoHooks)
         }
+    }
+
+    /// What checks Sieve scripts for ManageSieve: the Sieve plugin's checker when one is
+    /// loaded, else the built-in lexical checker.
+    fn sieve_checker(&self) -> Arc<dyn crate::managesieve::SieveChecker> {
+        Arc::new(crate::managesieve::LexicalChecker)
     }
 
     /// SIGHUP: loads the plugins again from the config file. Connections stay open;
