@@ -97,10 +97,22 @@ mod tests {
             vec!["bob@example.org", "alice@example.net"]
         );
         assert_eq!(parse_list("Team: a@x, b@y;"), vec!["a@x", "b@y"]);
-        assert_eq!(part("ken+sieve@example.org", AddressPart::User).unwrap(), "ken");
-        assert_eq!(part("ken+sieve@example.org", AddressPart::Detail).unwrap(), "sieve");
+        assert_eq!(
+            part("ken+sieve@example.org", AddressPart::User).unwrap(),
+            "ken"
+        );
+        assert_eq!(
+            part("ken+sieve@example.org", AddressPart::Detail).unwrap(),
+            "sieve"
+        );
         assert_eq!(part("ken@example.org", AddressPart::Detail), None);
-        assert_eq!(part("ken@example.org", AddressPart::Domain).unwrap(), "example.org");
-        assert_eq!(part("ken@example.org", AddressPart::LocalPart).unwrap(), "ken");
+        assert_eq!(
+            part("ken@example.org", AddressPart::Domain).unwrap(),
+            "example.org"
+        );
+        assert_eq!(
+            part("ken@example.org", AddressPart::LocalPart).unwrap(),
+            "ken"
+        );
     }
 }

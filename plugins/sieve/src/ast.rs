@@ -107,8 +107,14 @@ impl Parser<'_> {
     fn expect(&mut self, want: Tok, what: &str) -> Result<Pos, Error> {
         match self.next()? {
             Some((t, p)) if t == want => Ok(p),
-            Some((t, p)) => Err(Error::new(p, format!("expected {what}, found {}", describe(&t)))),
-            None => Err(Error::new(self.end, format!("expected {what} before the end"))),
+            Some((t, p)) => Err(Error::new(
+                p,
+                format!("expected {what}, found {}", describe(&t)),
+            )),
+            None => Err(Error::new(
+                self.end,
+                format!("expected {what} before the end"),
+            )),
         }
     }
 
@@ -126,7 +132,10 @@ impl Parser<'_> {
         let (name, pos) = match self.next()? {
             Some((Tok::Ident(n), p)) => (n, p),
             Some((t, p)) => {
-                return Err(Error::new(p, format!("expected a command, found {}", describe(&t))));
+                return Err(Error::new(
+                    p,
+                    format!("expected a command, found {}", describe(&t)),
+                ));
             }
             None => return Err(Error::new(self.end, "expected a command")),
         };
@@ -239,7 +248,10 @@ impl Parser<'_> {
         let (name, pos) = match self.next()? {
             Some((Tok::Ident(n), p)) => (n, p),
             Some((t, p)) => {
-                return Err(Error::new(p, format!("expected a test, found {}", describe(&t))));
+                return Err(Error::new(
+                    p,
+                    format!("expected a test, found {}", describe(&t)),
+                ));
             }
             None => return Err(Error::new(self.end, "expected a test")),
         };

@@ -305,8 +305,8 @@ enum TagValue {
 /// What follows each known tag.
 fn tag_value(tag: &str) -> TagValue {
     match tag {
-        "comparator" | "value" | "count" | "zone" | "content" | "flags" | "subject"
-        | "from" | "addresses" | "handle" | "header" | "uniqueid" => TagValue::Strings,
+        "comparator" | "value" | "count" | "zone" | "content" | "flags" | "subject" | "from"
+        | "addresses" | "handle" | "header" | "uniqueid" => TagValue::Strings,
         "over" | "under" | "index" | "days" | "seconds" => TagValue::Number,
         _ => TagValue::Nothing,
     }
@@ -321,7 +321,10 @@ impl Args {
             match a {
                 Arg::Tag(t, p) => {
                     if !positional.is_empty() {
-                        return Err(Error::new(p, format!(":{t} must come before {name}'s other arguments")));
+                        return Err(Error::new(
+                            p,
+                            format!(":{t} must come before {name}'s other arguments"),
+                        ));
                     }
                     if !allowed.contains(&t.as_str()) {
                         return Err(Error::new(p, format!("{name} has no :{t} argument")));
@@ -339,7 +342,11 @@ impl Args {
                                     p,
                                     format!(
                                         ":{t} needs a {} after it",
-                                        if want == TagValue::Number { "number" } else { "string" }
+                                        if want == TagValue::Number {
+                                            "number"
+                                        } else {
+                                            "string"
+                                        }
                                     ),
                                 ));
                             }
@@ -363,7 +370,10 @@ impl Args {
     }
 
     fn tag_pos(&self, tag: &str) -> Option<Pos> {
-        self.tags.iter().find(|(t, _, _)| t == tag).map(|(_, p, _)| *p)
+        self.tags
+            .iter()
+            .find(|(t, _, _)| t == tag)
+            .map(|(_, p, _)| *p)
     }
 
     fn tag_num(&self, tag: &str) -> Option<u64> {
@@ -403,25 +413,46 @@ impl Args {
     fn strs(&self, i: usize) -> Result<(Vec<String>, Pos), Error> {
         match self.positional.get(i) {
             Some(Arg::Strs { values, pos, .. }) => Ok((values.clone(), *pos)),
-            Some(a) => Err(Error::new(a.pos(), format!("{} expects a string here", self.name))),
-            None => Err(Error::new(self.pos, format!("{} is missing an argument", self.name))),
+            Some(a) => Err(Error::new(
+                a.pos(),
+                format!("{} expects a string here", self.name),
+            )),
+            None => Err(Error::new(
+                self.pos,
+                format!("{} is missing an argument", self.name),
+            )),
         }
     }
 
     /// Positional `i` as one string (not a list).
     fn one(&self, i: usize) -> Result<(String, Pos), Error> {
         match self.positional.get(i) {
-            Some(Arg::Strs { values, list: false, pos }) => {
-                Ok((values.first().cloned().unwrap_or_default(), *pos))
-            }
-            Some(a) => Err(Error::new(a.pos(), format!("{} expects a single string here", self.name))),
-            None => Err(Error::new(self.pos, format!("{} is missing an argument", self.name))),
+            Some(Arg::Strs {
+                values,
+                list: false,
+                pos,
+            }) => Ok((values.first().cloned().unwrap_or_default(), *pos)),
+            Some(a) => Err(Error::new(
+                a.pos(),
+                format!("{} expects a single string here", self.name),
+            )),
+            None => Err(Error::new(
+                self.pos,
+                format!("{} is missing an argument", self.name),
+            )),
         }
     }
-
 }
 
-const MATCH_TAGS: &[&str] = &["is", "contains", "matches", "regex", "value", "count", "comparator"];
+const MATCH_TAGS: &[&str] = &[
+    "is",
+    "contains",
+    "matches",
+    "regex",
+    "value",
+    "count",
+    "comparator",
+];
 const ADDRESS_TAGS: &[&str] = &["all", "localpart", "domain", "user", "detail"];
 
 fn tags(groups: &[&[&str]]) -> Vec<&'static str> {
@@ -437,11 +468,49 @@ fn tags(groups: &[&[&str]]) -> Vec<&'static str> {
 }
 
 const ALL_TAGS: &[&str] = &[
-    "is", "contains", "matches", "regex", "value", "count", "comparator", "all", "localpart",
-    "domain", "user", "detail", "index", "last", "over", "under", "raw", "text", "content",
-    "zone", "originalzone", "percent", "copy", "create", "flags", "days", "seconds",
-    "subject", "from", "addresses", "mime", "handle", "personal", "global", "once", "optional",
-    "lower", "upper", "lowerfirst", "upperfirst", "quotewildcard", "length", "header",
+    "is",
+    "contains",
+    "matches",
+    "regex",
+    "value",
+    "count",
+    "comparator",
+    "all",
+    "localpart",
+    "domain",
+    "user",
+    "detail",
+    "index",
+    "last",
+    "over",
+    "under",
+    "raw",
+    "text",
+    "content",
+    "zone",
+    "originalzone",
+    "percent",
+    "copy",
+    "create",
+    "flags",
+    "days",
+    "seconds",
+    "subject",
+    "from",
+    "addresses",
+    "mime",
+    "handle",
+    "personal",
+    "global",
+    "once",
+    "optional",
+    "lower",
+    "upper",
+    "lowerfirst",
+    "upperfirst",
+    "quotewildcard",
+    "length",
+    "header",
     "uniqueid",
 ];
 
@@ -453,7 +522,12 @@ fn relop(s: &str, pos: Pos) -> Result<RelOp, Error> {
         "le" => RelOp::Le,
         "eq" => RelOp::Eq,
         "ne" => RelOp::Ne,
-        _ => return Err(Error::new(pos, format!("unknown relational operator {s:?}"))),
+        _ => {
+            return Err(Error::new(
+                pos,
+                format!("unknown relational operator {s:?}"),
+            ));
+        }
     })
 }
 
@@ -516,8 +590,15 @@ impl Compiler<'_> {
             let pos = cmd.pos;
             match cmd.name.as_str() {
                 "elsif" | "else" => {
-                    let Some(Command::If { branches, otherwise }) = out.last_mut() else {
-                        return Err(Error::new(pos, format!("{} without a preceding if", cmd.name)));
+                    let Some(Command::If {
+                        branches,
+                        otherwise,
+                    }) = out.last_mut()
+                    else {
+                        return Err(Error::new(
+                            pos,
+                            format!("{} without a preceding if", cmd.name),
+                        ));
                     };
                     if otherwise.is_some() {
                         return Err(Error::new(pos, format!("{} after else", cmd.name)));
@@ -555,13 +636,22 @@ impl Compiler<'_> {
             return Err(Error::new(cmd.pos, format!("{} needs a block", cmd.name)));
         };
         if !cmd.args.is_empty() {
-            return Err(Error::new(cmd.pos, format!("{} takes no arguments", cmd.name)));
+            return Err(Error::new(
+                cmd.pos,
+                format!("{} takes no arguments", cmd.name),
+            ));
         }
         let test = if with_test {
             if cmd.tests.len() != 1 {
-                return Err(Error::new(cmd.pos, format!("{} needs exactly one test", cmd.name)));
+                return Err(Error::new(
+                    cmd.pos,
+                    format!("{} needs exactly one test", cmd.name),
+                ));
             }
-            let t = cmd.tests.pop().ok_or_else(|| Error::new(cmd.pos, "missing test"))?;
+            let t = cmd
+                .tests
+                .pop()
+                .ok_or_else(|| Error::new(cmd.pos, "missing test"))?;
             Some(self.test(t)?)
         } else {
             if !cmd.tests.is_empty() {
@@ -725,19 +815,32 @@ impl Compiler<'_> {
             "vacation" => {
                 self.need("vacation", pos, "vacation")?;
                 let a = a(&[&[
-                    "days", "seconds", "subject", "from", "addresses", "mime", "handle",
+                    "days",
+                    "seconds",
+                    "subject",
+                    "from",
+                    "addresses",
+                    "mime",
+                    "handle",
                 ]])?;
                 a.count(1)?;
                 if a.has("days") && a.has("seconds") {
-                    return Err(Error::new(pos, "vacation takes :days or :seconds, not both"));
+                    return Err(Error::new(
+                        pos,
+                        "vacation takes :days or :seconds, not both",
+                    ));
                 }
                 if let Some(p) = a.tag_pos("seconds") {
                     self.need("vacation-seconds", p, ":seconds")?;
                 }
                 let one = |c: &Compiler, tag: &str| -> Result<Option<Str>, Error> {
                     match a.tag_strs(tag) {
-                        Some((v, false, p)) => Ok(Some(c.s(v.into_iter().next().unwrap_or_default(), p)?)),
-                        Some((_, true, p)) => Err(Error::new(p, format!(":{tag} takes one string"))),
+                        Some((v, false, p)) => {
+                            Ok(Some(c.s(v.into_iter().next().unwrap_or_default(), p)?))
+                        }
+                        Some((_, true, p)) => {
+                            Err(Error::new(p, format!(":{tag} takes one string")))
+                        }
                         None => Ok(None),
                     }
                 };
@@ -763,7 +866,10 @@ impl Compiler<'_> {
                 let a = a(&[&["personal", "global", "once", "optional"]])?;
                 a.count(1)?;
                 if let Some(p) = a.tag_pos("global") {
-                    return Err(Error::new(p, "include :global is not supported (there are no global scripts)"));
+                    return Err(Error::new(
+                        p,
+                        "include :global is not supported (there are no global scripts)",
+                    ));
                 }
                 let (n, p) = a.one(0)?;
                 if n.is_empty() || n.contains('/') {
@@ -811,7 +917,12 @@ impl Compiler<'_> {
                 }
                 "value" | "count" => {
                     self.need("relational", *p, &format!(":{t}"))?;
-                    let Some(Arg::Strs { values, list: false, pos }) = v else {
+                    let Some(Arg::Strs {
+                        values,
+                        list: false,
+                        pos,
+                    }) = v
+                    else {
                         return Err(Error::new(*p, format!(":{t} takes one string")));
                     };
                     let op = relop(values.first().map(String::as_str).unwrap_or(""), *pos)?;
@@ -836,13 +947,22 @@ impl Compiler<'_> {
                 Some("i;ascii-casemap") => Comparator::AsciiCasemap,
                 Some("i;ascii-numeric") => {
                     self.need("comparator-i;ascii-numeric", p, "i;ascii-numeric")?;
-                    if matches!(kind, MatchKind::Contains | MatchKind::Matches | MatchKind::Regex) {
-                        return Err(Error::new(p, "i;ascii-numeric supports only :is, :value and :count"));
+                    if matches!(
+                        kind,
+                        MatchKind::Contains | MatchKind::Matches | MatchKind::Regex
+                    ) {
+                        return Err(Error::new(
+                            p,
+                            "i;ascii-numeric supports only :is, :value and :count",
+                        ));
                     }
                     Comparator::AsciiNumeric
                 }
                 other => {
-                    return Err(Error::new(p, format!("unknown comparator {:?}", other.unwrap_or(""))));
+                    return Err(Error::new(
+                        p,
+                        format!("unknown comparator {:?}", other.unwrap_or("")),
+                    ));
                 }
             },
         };
@@ -912,7 +1032,10 @@ impl Compiler<'_> {
 
     fn zone(&self, a: &Args) -> Result<Zone, Error> {
         if a.has("zone") && a.has("originalzone") {
-            return Err(Error::new(a.pos, ":zone and :originalzone exclude each other"));
+            return Err(Error::new(
+                a.pos,
+                ":zone and :originalzone exclude each other",
+            ));
         }
         if a.has("originalzone") {
             return Ok(Zone::Original);
@@ -949,7 +1072,11 @@ impl Compiler<'_> {
         Ok(match name.as_str() {
             "true" | "false" => {
                 split(&[])?.count(0)?;
-                if name == "true" { Test::True } else { Test::False }
+                if name == "true" {
+                    Test::True
+                } else {
+                    Test::False
+                }
             }
             "not" => {
                 split(&[])?.count(0)?;
@@ -965,7 +1092,11 @@ impl Compiler<'_> {
                     return Err(Error::new(pos, format!("{name} needs a test list")));
                 }
                 let v = subtests(self, tests)?;
-                if name == "allof" { Test::AllOf(v) } else { Test::AnyOf(v) }
+                if name == "allof" {
+                    Test::AllOf(v)
+                } else {
+                    Test::AnyOf(v)
+                }
             }
             "exists" => {
                 let a = split(&[])?;
@@ -1005,7 +1136,11 @@ impl Compiler<'_> {
                 if name == "envelope" {
                     self.need("envelope", pos, "envelope")?;
                 }
-                let extra: &[&str] = if name == "address" { &["index", "last"] } else { &[] };
+                let extra: &[&str] = if name == "address" {
+                    &["index", "last"]
+                } else {
+                    &[]
+                };
                 let a = split(&[MATCH_TAGS, ADDRESS_TAGS, extra])?;
                 a.count(2)?;
                 let m = self.matcher(&a)?;
@@ -1037,7 +1172,9 @@ impl Compiler<'_> {
                 let a = split(&[MATCH_TAGS, &["raw", "text", "content"]])?;
                 a.count(1)?;
                 let m = self.matcher(&a)?;
-                let n = usize::from(a.has("raw")) + usize::from(a.has("text")) + usize::from(a.has("content"));
+                let n = usize::from(a.has("raw"))
+                    + usize::from(a.has("text"))
+                    + usize::from(a.has("content"));
                 if n > 1 {
                     return Err(Error::new(pos, "body takes one of :raw, :text, :content"));
                 }
@@ -1131,7 +1268,9 @@ impl Compiler<'_> {
                 let a = split(&[MATCH_TAGS, extra])?;
                 match a.tag_pos("percent") {
                     Some(p) => self.need("spamtestplus", p, ":percent")?,
-                    None if spam && !self.has("spamtestplus") => self.need("spamtest", pos, "spamtest")?,
+                    None if spam && !self.has("spamtestplus") => {
+                        self.need("spamtest", pos, "spamtest")?
+                    }
                     None if !spam => self.need("virustest", pos, "virustest")?,
                     None => {}
                 }
@@ -1155,8 +1294,12 @@ impl Compiler<'_> {
                 a.count(0)?;
                 let one = |c: &Compiler, tag: &str| -> Result<Option<Str>, Error> {
                     match a.tag_strs(tag) {
-                        Some((v, false, p)) => Ok(Some(c.s(v.into_iter().next().unwrap_or_default(), p)?)),
-                        Some((_, true, p)) => Err(Error::new(p, format!(":{tag} takes one string"))),
+                        Some((v, false, p)) => {
+                            Ok(Some(c.s(v.into_iter().next().unwrap_or_default(), p)?))
+                        }
+                        Some((_, true, p)) => {
+                            Err(Error::new(p, format!(":{tag} takes one string")))
+                        }
                         None => Ok(None),
                     }
                 };
@@ -1184,7 +1327,9 @@ impl Compiler<'_> {
 fn valid_variable_name(n: &str) -> bool {
     !n.is_empty()
         && n.split('.').all(|w| {
-            w.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            w.chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
                 && w.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
         })
 }

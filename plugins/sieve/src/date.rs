@@ -89,7 +89,15 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let mp = (5 * doy + 2) / 153;
     let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { yoe + era * 400 + 1 } else { yoe + era * 400 }, m, d)
+    (
+        if m <= 2 {
+            yoe + era * 400 + 1
+        } else {
+            yoe + era * 400
+        },
+        m,
+        d,
+    )
 }
 
 const MONTHS: [&str; 12] = [
@@ -175,9 +183,15 @@ pub fn part(unix: i64, zone: i32, part: DatePart) -> String {
             z.get(3..).unwrap_or("00")
         ),
         DatePart::Std11 => {
-            let wd = DAYS.get(days.rem_euclid(7).wrapping_add(4) as usize % 7).unwrap_or(&"Sun");
+            let wd = DAYS
+                .get(days.rem_euclid(7).wrapping_add(4) as usize % 7)
+                .unwrap_or(&"Sun");
             let mon = MONTHS.get(m as usize - 1).unwrap_or(&"jan");
-            let mon = format!("{}{}", mon.get(..1).unwrap_or("").to_ascii_uppercase(), mon.get(1..).unwrap_or(""));
+            let mon = format!(
+                "{}{}",
+                mon.get(..1).unwrap_or("").to_ascii_uppercase(),
+                mon.get(1..).unwrap_or("")
+            );
             format!("{wd}, {d} {mon} {y:04} {hh:02}:{mm:02}:{ss:02} {z}")
         }
         DatePart::Zone => z,
@@ -199,7 +213,10 @@ mod tests {
         assert_eq!(part(t, 0, DatePart::Hour), "08");
         assert_eq!(part(t, z, DatePart::Weekday), "2");
         assert_eq!(part(t, z, DatePart::Iso8601), "2009-06-23T10:12:34+02:00");
-        assert_eq!(part(t, z, DatePart::Std11), "Tue, 23 Jun 2009 10:12:34 +0200");
+        assert_eq!(
+            part(t, z, DatePart::Std11),
+            "Tue, 23 Jun 2009 10:12:34 +0200"
+        );
         assert_eq!(part(0, 0, DatePart::Julian), "40587");
         assert_eq!(parse_offset("-0730"), Some(-450));
         assert_eq!(parse_offset("0730"), None);

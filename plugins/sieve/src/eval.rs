@@ -327,15 +327,18 @@ impl Run<'_> {
             }
             Command::Redirect { address, .. } => {
                 let a = self.s(frame, address);
-                self.notes
-                    .push(format!("redirect to {a:?} ignored: redirect is not supported, the message is kept"));
+                self.notes.push(format!(
+                    "redirect to {a:?} ignored: redirect is not supported, the message is kept"
+                ));
             }
             Command::Reject { reason, .. } => {
                 if self.reject.is_some() {
                     return Err("reject used twice".into());
                 }
                 if self.keep.is_some() || !self.files.is_empty() {
-                    return Err("reject cannot be combined with keep or fileinto (RFC 5429 §2.1)".into());
+                    return Err(
+                        "reject cannot be combined with keep or fileinto (RFC 5429 §2.1)".into(),
+                    );
                 }
                 if self.vacation.is_some() {
                     return Err("reject cannot be combined with vacation (RFC 5429 §2.1)".into());
@@ -367,8 +370,10 @@ impl Run<'_> {
                 match op {
                     FlagOp::Set | FlagOp::Add => add_flags(&mut new, &list),
                     FlagOp::Remove => {
-                        let gone: Vec<&str> =
-                            list.iter().flat_map(|s| s.split_ascii_whitespace()).collect();
+                        let gone: Vec<&str> = list
+                            .iter()
+                            .flat_map(|s| s.split_ascii_whitespace())
+                            .collect();
                         new.retain(|f| !gone.iter().any(|g| g.eq_ignore_ascii_case(f)));
                     }
                 }
@@ -632,7 +637,8 @@ impl Run<'_> {
                 keys,
             } => {
                 let h = self.s(frame, header);
-                let fields = self.header_values(&[h], Some(index.unwrap_or(Index { n: 1, last: false })));
+                let fields =
+                    self.header_values(&[h], Some(index.unwrap_or(Index { n: 1, last: false })));
                 let Some((t, orig)) = fields.first().and_then(|f| date::parse_rfc5322(f)) else {
                     return Ok(false);
                 };
@@ -686,7 +692,10 @@ impl Run<'_> {
                 let Some(id) = id.map(|i| i.trim().to_string()).filter(|i| !i.is_empty()) else {
                     return Ok(false);
                 };
-                let handle = handle.as_ref().map(|h| self.s(frame, h)).unwrap_or_default();
+                let handle = handle
+                    .as_ref()
+                    .map(|h| self.s(frame, h))
+                    .unwrap_or_default();
                 let key = format!("duplicate\0{handle}\0{id}");
                 self.host
                     .duplicate(&key, seconds.unwrap_or(7 * 86_400), *last)
@@ -704,30 +713,52 @@ impl Run<'_> {
             || local.ends_with("-request")
             || local.ends_with("-bounces")
         {
-            self.notes.push(format!("vacation: no reply to {sender} (an automatic address)"));
+            self.notes.push(format!(
+                "vacation: no reply to {sender} (an automatic address)"
+            ));
             return None;
         }
         let h = |n: &str| self.msg.header(n);
-        if h("auto-submitted").iter().any(|v| {
-            !v.trim().to_ascii_lowercase().starts_with("no")
-        }) {
-            self.notes.push("vacation: no reply to Auto-Submitted mail".into());
+        if h("auto-submitted")
+            .iter()
+            .any(|v| !v.trim().to_ascii_lowercase().starts_with("no"))
+        {
+            self.notes
+                .push("vacation: no reply to Auto-Submitted mail".into());
             return None;
         }
         if h("precedence").iter().any(|v| {
-            matches!(v.trim().to_ascii_lowercase().as_str(), "bulk" | "list" | "junk")
-        }) || ["list-id", "list-unsubscribe", "list-post", "list-help", "x-list"]
-            .iter()
-            .any(|n| !h(n).is_empty())
+            matches!(
+                v.trim().to_ascii_lowercase().as_str(),
+                "bulk" | "list" | "junk"
+            )
+        }) || [
+            "list-id",
+            "list-unsubscribe",
+            "list-post",
+            "list-help",
+            "x-list",
+        ]
+        .iter()
+        .any(|n| !h(n).is_empty())
         {
-            self.notes.push("vacation: no reply to list or bulk mail".into());
+            self.notes
+                .push("vacation: no reply to list or bulk mail".into());
             return None;
         }
         let from = a.from.as_ref().map(|f| self.s(frame, f));
         let mut ours: Vec<String> = vec![self.env.to.to_ascii_lowercase()];
-        ours.extend(self.list(frame, &a.addresses).iter().map(|s| s.to_ascii_lowercase()));
+        ours.extend(
+            self.list(frame, &a.addresses)
+                .iter()
+                .map(|s| s.to_ascii_lowercase()),
+        );
         if let Some(f) = &from {
-            ours.extend(address::parse_list(f).iter().map(|s| s.to_ascii_lowercase()));
+            ours.extend(
+                address::parse_list(f)
+                    .iter()
+                    .map(|s| s.to_ascii_lowercase()),
+            );
         }
         if ours.contains(&lower) {
             return None;
@@ -745,7 +776,8 @@ impl Run<'_> {
             .flat_map(|v| address::parse_list(&v))
             .any(|x| ours_plain.contains(&strip(&x.to_ascii_lowercase())));
         if !addressed {
-            self.notes.push("vacation: not sent, our address is not in To/Cc".into());
+            self.notes
+                .push("vacation: not sent, our address is not in To/Cc".into());
             return None;
         }
         let reason = self.s(frame, &a.reason);
@@ -754,19 +786,27 @@ impl Run<'_> {
             Some(hd) => self.s(frame, hd),
             None => format!(
                 "{:016x}",
-                fnv(&[reason.as_str(), subject.as_deref().unwrap_or(""), from.as_deref().unwrap_or("")])
+                fnv(&[
+                    reason.as_str(),
+                    subject.as_deref().unwrap_or(""),
+                    from.as_deref().unwrap_or("")
+                ])
             ),
         };
         let period = a.period.unwrap_or(7 * 86_400);
         if period > 0 {
             let key = format!("vacation\0{handle}\0{lower}");
             if self.host.duplicate(&key, period, false) {
-                self.notes.push(format!("vacation: {sender} was answered recently"));
+                self.notes
+                    .push(format!("vacation: {sender} was answered recently"));
                 return None;
             }
         }
         let original = h("subject").into_iter().next().unwrap_or_default();
-        let msg_id = h("message-id").into_iter().next().map(|s| s.trim().to_string());
+        let msg_id = h("message-id")
+            .into_iter()
+            .next()
+            .map(|s| s.trim().to_string());
         let references = {
             let mut r: Vec<String> = h("references").into_iter().take(1).collect();
             r.extend(msg_id.clone());

@@ -230,7 +230,12 @@ impl<'a> Lexer<'a> {
             Some(b'\n') => {
                 self.bump();
             }
-            _ => return Err(Error::new(self.pos(), "text: must be followed by a line end")),
+            _ => {
+                return Err(Error::new(
+                    self.pos(),
+                    "text: must be followed by a line end",
+                ));
+            }
         }
         let mut out = String::new();
         loop {
@@ -250,7 +255,10 @@ impl<'a> Lexer<'a> {
             if !ended {
                 return Err(Error::new(pos, "text: string without a closing '.' line"));
             }
-            let content = content.strip_prefix('.').filter(|r| r.starts_with('.')).unwrap_or(content);
+            let content = content
+                .strip_prefix('.')
+                .filter(|r| r.starts_with('.'))
+                .unwrap_or(content);
             out.push_str(content);
             out.push_str("\r\n");
         }

@@ -16,7 +16,9 @@ pub mod eval;
 pub mod lexer;
 pub mod matching;
 
+// The generated component bindings and their export need unsafe code.
 #[cfg(target_arch = "wasm32")]
+#[allow(unsafe_code)]
 mod glue;
 
 pub use compile::Script;

@@ -17,11 +17,20 @@ pub fn regex(pattern: &str, cmp: Comparator, max_bytes: usize) -> Result<Regex, 
         .dfa_size_limit(max_bytes)
         .nest_limit(64)
         .build()
-        .map_err(|e| format!("invalid regular expression {pattern:?}: {}", one_line(&e.to_string())))
+        .map_err(|e| {
+            format!(
+                "invalid regular expression {pattern:?}: {}",
+                one_line(&e.to_string())
+            )
+        })
 }
 
 fn one_line(s: &str) -> String {
-    s.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
+    s.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// A `:matches` pattern as an anchored regular expression: `*` is a lazy run, `?` one
@@ -48,7 +57,12 @@ pub fn glob_regex(pattern: &str, max_bytes: usize) -> Result<Regex, String> {
         .size_limit(max_bytes)
         .dfa_size_limit(max_bytes)
         .build()
-        .map_err(|e| format!("pattern {pattern:?} too complex: {}", one_line(&e.to_string())))
+        .map_err(|e| {
+            format!(
+                "pattern {pattern:?} too complex: {}",
+                one_line(&e.to_string())
+            )
+        })
 }
 
 /// `s` folded for the comparator (ASCII only for i;ascii-casemap, RFC 4790 §9.2).
@@ -192,21 +206,75 @@ mod tests {
     fn comparators_and_match_types() {
         let mut c = PatternCache::new(1 << 20);
         let ci = Comparator::AsciiCasemap;
-        assert!(matches_one(m(MatchKind::Is, ci), "Hello", "hello", &mut c).unwrap().is_some());
-        assert!(matches_one(m(MatchKind::Is, Comparator::Octet), "Hello", "hello", &mut c).unwrap().is_none());
-        assert!(matches_one(m(MatchKind::Contains, ci), "Big SALE now", "sale", &mut c).unwrap().is_some());
-        let caps = matches_one(m(MatchKind::Matches, ci), "[list] Hi there", "[*] *", &mut c).unwrap().unwrap();
+        assert!(
+            matches_one(m(MatchKind::Is, ci), "Hello", "hello", &mut c)
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            matches_one(
+                m(MatchKind::Is, Comparator::Octet),
+                "Hello",
+                "hello",
+                &mut c
+            )
+            .unwrap()
+            .is_none()
+        );
+        assert!(
+            matches_one(m(MatchKind::Contains, ci), "Big SALE now", "sale", &mut c)
+                .unwrap()
+                .is_some()
+        );
+        let caps = matches_one(
+            m(MatchKind::Matches, ci),
+            "[list] Hi there",
+            "[*] *",
+            &mut c,
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(caps, vec!["[list] hi there", "list", "hi there"]);
-        assert!(matches_one(m(MatchKind::Matches, ci), "abc", "a?c", &mut c).unwrap().is_some());
-        assert!(matches_one(m(MatchKind::Matches, ci), "a*c", "a\\*c", &mut c).unwrap().is_some());
-        assert!(matches_one(m(MatchKind::Matches, ci), "abc", "a\\*c", &mut c).unwrap().is_none());
-        let caps = matches_one(m(MatchKind::Regex, ci), "Order 1234", "([0-9]+)$", &mut c).unwrap().unwrap();
+        assert!(
+            matches_one(m(MatchKind::Matches, ci), "abc", "a?c", &mut c)
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            matches_one(m(MatchKind::Matches, ci), "a*c", "a\\*c", &mut c)
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            matches_one(m(MatchKind::Matches, ci), "abc", "a\\*c", &mut c)
+                .unwrap()
+                .is_none()
+        );
+        let caps = matches_one(m(MatchKind::Regex, ci), "Order 1234", "([0-9]+)$", &mut c)
+            .unwrap()
+            .unwrap();
         assert_eq!(caps[1], "1234");
         let num = Comparator::AsciiNumeric;
-        assert!(matches_one(m(MatchKind::Value(RelOp::Gt), num), "10", "9", &mut c).unwrap().is_some());
-        assert!(matches_one(m(MatchKind::Value(RelOp::Gt), ci), "10", "9", &mut c).unwrap().is_none());
-        assert!(matches_one(m(MatchKind::Value(RelOp::Gt), num), "x", "999", &mut c).unwrap().is_some());
-        assert!(matches_one(m(MatchKind::Is, num), "007", "7", &mut c).unwrap().is_some());
+        assert!(
+            matches_one(m(MatchKind::Value(RelOp::Gt), num), "10", "9", &mut c)
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            matches_one(m(MatchKind::Value(RelOp::Gt), ci), "10", "9", &mut c)
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            matches_one(m(MatchKind::Value(RelOp::Gt), num), "x", "999", &mut c)
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            matches_one(m(MatchKind::Is, num), "007", "7", &mut c)
+                .unwrap()
+                .is_some()
+        );
     }
 
     #[test]

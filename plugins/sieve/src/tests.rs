@@ -14,7 +14,10 @@ pub struct Msg {
 impl Msg {
     pub fn new(headers: &[(&str, &str)], body: &str) -> Msg {
         Msg {
-            headers: headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
+            headers: headers
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
             body: body.to_string(),
         }
     }
@@ -22,7 +25,13 @@ impl Msg {
 
 impl Message for Msg {
     fn size(&self) -> u64 {
-        (self.headers.iter().map(|(n, v)| n.len() + v.len() + 4).sum::<usize>() + 2 + self.body.len()) as u64
+        (self
+            .headers
+            .iter()
+            .map(|(n, v)| n.len() + v.len() + 4)
+            .sum::<usize>()
+            + 2
+            + self.body.len()) as u64
     }
     fn header(&self, name: &str) -> Vec<String> {
         self.headers
@@ -102,7 +111,14 @@ fn msg() -> Msg {
 
 fn go_with(src: &str, m: &Msg, host: &mut FakeHost) -> Outcome {
     let script = check(src, true).unwrap_or_else(|e| panic!("{e}"));
-    run(&script, m, &env(), host, Limits::default(), &mut PatternCache::new(1 << 20))
+    run(
+        &script,
+        m,
+        &env(),
+        host,
+        Limits::default(),
+        &mut PatternCache::new(1 << 20),
+    )
 }
 
 fn go(src: &str) -> Outcome {
@@ -127,11 +143,15 @@ fn core_tests_and_actions() {
     assert_eq!(boxes(&o), vec!["Lists/rust"]);
     let o = go(r#"if anyof (size :over 10M, not exists "X-Nope") { discard; stop; } keep;"#);
     assert!(o.targets.is_empty());
-    let o = go(r#"if allof (address :domain "from" "EXAMPLE.net", address :localpart :is "to" "carol") { keep; } else { discard; }"#);
+    let o = go(
+        r#"if allof (address :domain "from" "EXAMPLE.net", address :localpart :is "to" "carol") { keep; } else { discard; }"#,
+    );
     assert_eq!(boxes(&o), vec!["INBOX"]);
     let o = go(r#"if header :matches "Subject" "*1.9?*" { discard; }"#);
     assert!(o.targets.is_empty());
-    let o = go(r#"if header :is :comparator "i;octet" "subject" "[RUST] RELEASE 1.95 IS OUT" { discard; }"#);
+    let o = go(
+        r#"if header :is :comparator "i;octet" "subject" "[RUST] RELEASE 1.95 IS OUT" { discard; }"#,
+    );
     assert_eq!(boxes(&o), vec!["INBOX"]);
     let o = go(r#"if size :under 1 { discard; }"#);
     assert_eq!(boxes(&o), vec!["INBOX"]);
@@ -141,7 +161,9 @@ fn core_tests_and_actions() {
 
 #[test]
 fn strings_multiline_and_encoded_character() {
-    let o = go("require [\"fileinto\", \"encoded-character\"];\nfileinto \"a${hex: 42 43}${unicode:263A}\";");
+    let o = go(
+        "require [\"fileinto\", \"encoded-character\"];\nfileinto \"a${hex: 42 43}${unicode:263A}\";",
+    );
     assert_eq!(boxes(&o), vec!["aBC\u{263a}"]);
     let o = go("require \"reject\";\nreject text:\r\nGo away.\r\n..dot\r\n.\r\n;");
     assert_eq!(o.reject.as_deref(), Some("Go away.\r\n.dot\r\n"));
@@ -165,7 +187,11 @@ fn errors_carry_line_and_column() {
     assert!(check("header :is \"a\" \"b\";", true).is_err());
     assert!(check("if header :is :contains \"a\" \"b\" { keep; }", true).is_err());
     assert!(check("require \"vacation\"; vacation \"x\";", false).is_err());
-    let e = check("require \"regex\"; if header :regex \"s\" \"(a{1000}){1000}\" { keep; }", true).unwrap_err();
+    let e = check(
+        "require \"regex\"; if header :regex \"s\" \"(a{1000}){1000}\" { keep; }",
+        true,
+    )
+    .unwrap_err();
     assert!(e.message.contains("regular expression"), "{e}");
     let deep = "if true {".repeat(100) + &"}".repeat(100);
     assert!(check(&deep, true).is_err());
@@ -190,8 +216,19 @@ fn envelope_and_subaddress() {
     assert_eq!(boxes(&o), vec!["detail", "user"]);
     let mut e = env();
     e.from = None;
-    let script = check(r#"require "envelope"; if envelope :all :is "from" "" { discard; }"#, true).unwrap();
-    let o = run(&script, &msg(), &e, &mut FakeHost::default(), Limits::default(), &mut PatternCache::new(1 << 20));
+    let script = check(
+        r#"require "envelope"; if envelope :all :is "from" "" { discard; }"#,
+        true,
+    )
+    .unwrap();
+    let o = run(
+        &script,
+        &msg(),
+        &e,
+        &mut FakeHost::default(),
+        Limits::default(),
+        &mut PatternCache::new(1 << 20),
+    );
     assert!(o.targets.is_empty());
 }
 
@@ -226,13 +263,15 @@ fn body() {
 
 #[test]
 fn variables() {
-    let o = go(r#"require ["variables", "fileinto", "relational", "comparator-i;ascii-numeric"];
+    let o = go(
+        r#"require ["variables", "fileinto", "relational", "comparator-i;ascii-numeric"];
         if header :matches "subject" "[*] *" { set :lower "list" "${1}"; }
         set :upperfirst "x" "${list}";
         set :length "n" "${x}";
         set :quotewildcard "q" "a*b";
         if string :is "${n}" "4" { fileinto "Lists/${x}-${q}"; }
-        if string :count "eq" :comparator "i;ascii-numeric" ["a", "", "b"] "2" { fileinto "two"; }"#);
+        if string :count "eq" :comparator "i;ascii-numeric" ["a", "", "b"] "2" { fileinto "two"; }"#,
+    );
     assert_eq!(boxes(&o), vec!["Lists/Rust-a\\*b", "two"]);
     let o = go("require [\"variables\", \"fileinto\"]; set \"a\" \"xy\";\
         set \"a\" \"${a}${a}\"; set \"a\" \"${a}${a}\"; set \"a\" \"${a}${a}\";\
@@ -244,12 +283,14 @@ fn variables() {
 
 #[test]
 fn relational_and_index() {
-    let o = go(r#"require ["relational", "comparator-i;ascii-numeric", "index", "fileinto"];
+    let o = go(
+        r#"require ["relational", "comparator-i;ascii-numeric", "index", "fileinto"];
         if header :count "ge" :comparator "i;ascii-numeric" "received" "2" { fileinto "many"; }
         if header :value "gt" :comparator "i;ascii-numeric" "x-spam-score" "5" { fileinto "spammy"; }
         if header :index 2 :is "received" "from c by d" { fileinto "second"; }
         if header :index 1 :last :is "received" "from c by d" { fileinto "last"; }
-        if address :count "eq" :comparator "i;ascii-numeric" "to" "2" { fileinto "two"; }"#);
+        if address :count "eq" :comparator "i;ascii-numeric" "to" "2" { fileinto "two"; }"#,
+    );
     assert_eq!(boxes(&o), vec!["many", "spammy", "second", "last", "two"]);
 }
 
@@ -295,15 +336,27 @@ fn date_and_currentdate() {
         &msg(),
         &mut host,
     );
-    assert_eq!(boxes(&o), vec!["utc-date", "orig-hour", "zoned", "this-year", "after", "wednesday"]);
+    assert_eq!(
+        boxes(&o),
+        vec![
+            "utc-date",
+            "orig-hour",
+            "zoned",
+            "this-year",
+            "after",
+            "wednesday"
+        ]
+    );
 }
 
 #[test]
 fn spamtest_and_virustest() {
-    let o = go(r#"require ["spamtest", "spamtestplus", "virustest", "relational", "comparator-i;ascii-numeric", "fileinto"];
+    let o = go(
+        r#"require ["spamtest", "spamtestplus", "virustest", "relational", "comparator-i;ascii-numeric", "fileinto"];
         if spamtest :value "ge" :comparator "i;ascii-numeric" "7" { fileinto "Junk"; }
         if spamtest :percent :value "eq" :comparator "i;ascii-numeric" "75" { fileinto "75"; }
-        if virustest :value "eq" :comparator "i;ascii-numeric" "0" { fileinto "untested"; }"#);
+        if virustest :value "eq" :comparator "i;ascii-numeric" "0" { fileinto "untested"; }"#,
+    );
     assert_eq!(boxes(&o), vec!["Junk", "75", "untested"]);
     let m = Msg::new(&[("X-Virus-Status", "Infected: Eicar")], "x");
     let o = go_with(
@@ -323,9 +376,13 @@ fn include_and_globals() {
     host.scripts.insert(
         "lists".into(),
         r#"require ["include", "variables", "fileinto"]; global "box";
-           if header :contains "subject" "[rust]" { fileinto "${box}"; return; } discard;"#.into(),
+           if header :contains "subject" "[rust]" { fileinto "${box}"; return; } discard;"#
+            .into(),
     );
-    host.scripts.insert("loop".into(), r#"require "include"; include "loop";"#.into());
+    host.scripts.insert(
+        "loop".into(),
+        r#"require "include"; include "loop";"#.into(),
+    );
     let o = go_with(
         r#"require ["include", "variables"]; global "box"; set "box" "Rust";
            include :personal "lists"; include :once "lists"; include :optional "missing";"#,
@@ -335,7 +392,11 @@ fn include_and_globals() {
     assert_eq!(boxes(&o), vec!["Rust"]);
     let o = go_with(r#"require "include"; include "loop";"#, &msg(), &mut host);
     assert!(o.error.as_deref().unwrap_or("").contains("loop"), "{o:?}");
-    let o = go_with(r#"require "include"; include "missing";"#, &msg(), &mut host);
+    let o = go_with(
+        r#"require "include"; include "missing";"#,
+        &msg(),
+        &mut host,
+    );
     assert!(o.error.is_some());
     assert_eq!(boxes(&o), vec!["INBOX"]);
 }
@@ -344,7 +405,10 @@ fn include_and_globals() {
 fn deep_include_hits_the_limit() {
     let mut host = FakeHost::default();
     for i in 0..20 {
-        host.scripts.insert(format!("s{i}"), format!("require \"include\"; include \"s{}\";", i + 1));
+        host.scripts.insert(
+            format!("s{i}"),
+            format!("require \"include\"; include \"s{}\";", i + 1),
+        );
     }
     let o = go_with(r#"require "include"; include "s0";"#, &msg(), &mut host);
     assert!(o.error.as_deref().unwrap_or("").contains("nested"), "{o:?}");
@@ -381,28 +445,63 @@ fn vacation() {
     // Never to lists, bulk or automatic mail, or when we are not addressed.
     let mut list = msg();
     list.headers.push(("List-Id".into(), "<rust.lists>".into()));
-    assert!(go_with(src, &list, &mut FakeHost::default()).vacation.is_none());
+    assert!(
+        go_with(src, &list, &mut FakeHost::default())
+            .vacation
+            .is_none()
+    );
     let mut auto = msg();
-    auto.headers.push(("Auto-Submitted".into(), "auto-replied".into()));
-    assert!(go_with(src, &auto, &mut FakeHost::default()).vacation.is_none());
+    auto.headers
+        .push(("Auto-Submitted".into(), "auto-replied".into()));
+    assert!(
+        go_with(src, &auto, &mut FakeHost::default())
+            .vacation
+            .is_none()
+    );
     let mut bulk = msg();
     bulk.headers.push(("Precedence".into(), "bulk".into()));
-    assert!(go_with(src, &bulk, &mut FakeHost::default()).vacation.is_none());
+    assert!(
+        go_with(src, &bulk, &mut FakeHost::default())
+            .vacation
+            .is_none()
+    );
     let other = Msg::new(&[("To", "someone@else.org")], "x");
-    assert!(go_with(src, &other, &mut FakeHost::default()).vacation.is_none());
-    let o = go_with(r#"require "vacation"; vacation :days 1 "x";"#, &msg(), &mut FakeHost::default());
+    assert!(
+        go_with(src, &other, &mut FakeHost::default())
+            .vacation
+            .is_none()
+    );
+    let o = go_with(
+        r#"require "vacation"; vacation :days 1 "x";"#,
+        &msg(),
+        &mut FakeHost::default(),
+    );
     // RCPT TO is bob+sieve@example.org; To has bob@example.org: the detail is ignored.
-    assert_eq!(o.vacation.map(|v| v.subject), Some("Auto: [rust] Release 1.95 is out".into()));
+    assert_eq!(
+        o.vacation.map(|v| v.subject),
+        Some("Auto: [rust] Release 1.95 is out".into())
+    );
 }
 
 #[test]
 fn step_limit() {
-    let script = check("if true { keep; } if true { keep; } if true { keep; }", true).unwrap();
+    let script = check(
+        "if true { keep; } if true { keep; } if true { keep; }",
+        true,
+    )
+    .unwrap();
     let limits = Limits {
         max_steps: 3,
         ..Limits::default()
     };
-    let o = run(&script, &msg(), &env(), &mut FakeHost::default(), limits, &mut PatternCache::new(1 << 20));
+    let o = run(
+        &script,
+        &msg(),
+        &env(),
+        &mut FakeHost::default(),
+        limits,
+        &mut PatternCache::new(1 << 20),
+    );
     assert!(o.error.is_some());
 }
 
