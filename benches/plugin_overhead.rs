@@ -86,6 +86,7 @@ fn main() -> ExitCode {
             prefix: &prefix,
             mail_from: Some("a@example.org"),
             source: Source::Lmtp,
+            store: None,
         };
         let mut times = Vec::with_capacity(n);
         for i in 0..n + n / 10 {

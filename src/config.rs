@@ -210,6 +210,9 @@ pub enum PluginHook {
     Quota,
     /// `nestbox:plugin/retention`: periodic sweeps.
     Retention,
+    /// `nestbox:plugin/sieve` (0.2.0): runs the recipient's active Sieve script on each
+    /// delivered copy, in the filter chain, at this plugin's place in the order.
+    Sieve,
 }
 
 impl PluginHook {
@@ -219,6 +222,7 @@ impl PluginHook {
             PluginHook::Filter => "filter",
             PluginHook::Quota => "quota",
             PluginHook::Retention => "retention",
+            PluginHook::Sieve => "sieve",
         }
     }
 }
@@ -474,7 +478,33 @@ pub struct RawConfig {
     pub retention: RetentionConfig,
     pub connections: ConnectionsConfig,
     pub plugin_limits: PluginLimits,
+    /// The HTTP listener (autoconfig, Autodiscover, .mobileconfig, metrics).
+    pub http: HttpConfig,
+    /// The mail domains clients are configured for; empty means `hostname`.
+    pub domains: Vec<String>,
     pub managesieve: ManageSieveConfig,
+    pub sieve: SieveConfig,
+}
+
+/// Sieve (the `sieve` plugin hook): what the host does for scripts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SieveConfig {
+    /// The command that sends a vacation reply (RFC 5230), the reply on its stdin, e.g.
+    /// `/usr/sbin/sendmail -i -f <> --` (the recipient is appended as the last
+    /// argument). `None` disables vacation: the extension is then not offered.
+    pub vacation_command: Option<String>,
+    /// How long the command may run, in seconds, before it is killed.
+    pub vacation_timeout_secs: u64,
+}
+
+impl Default for SieveConfig {
+    fn default() -> Self {
+        SieveConfig {
+            vacation_command: None,
+            vacation_timeout_secs: 30,
+        }
+    }
 }
 
 /// The validated configuration, with paths resolved against the config file's folder.
@@ -502,6 +532,7 @@ impl Default for RawConfig {
             plugin_limits: PluginLimits::default(),
             http: HttpConfig::default(),
             managesieve: ManageSieveConfig::default(),
+            sieve: SieveConfig::default(),
             domains: Vec::new(),
         }
     }

@@ -129,11 +129,28 @@ pub enum Outcome {
     Failed(StoreError),
 }
 
+/// One stored copy of a recipient's message, when filters file it into several
+/// mailboxes (Sieve: several `fileinto`, or `fileinto` with `keep`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Copy {
+    /// `None`: where the message was going (the target's mailbox, INBOX by default).
+    pub mailbox: Option<String>,
+    pub create: bool,
+    pub flags: SystemFlags,
+    pub keywords: Vec<String>,
+}
+
 /// What a filter decided for one recipient.
 #[derive(Debug, Clone, PartialEq)]
 pub enum FilterVerdict {
     Accept,
-    Reject { permanent: bool, text: String },
+    /// Accept, storing one copy per entry (never empty) instead of the single target;
+    /// flags and keywords already on the target are added to each copy.
+    Copies(Vec<Copy>),
+    Reject {
+        permanent: bool,
+        text: String,
+    },
     Discard,
 }
 
@@ -197,6 +214,8 @@ pub struct HookMessage<'a> {
     pub mail_from: Option<&'a str>,
     /// How it arrived.
     pub source: Source,
+    /// The store, for hooks that read the user's data (Sieve scripts, mailboxes).
+    pub store: Option<&'a Store>,
 }
 
 /// HOOK POINT for plugins. The plugin host implements this; `NoHooks` accepts everything.
@@ -408,7 +427,7 @@ impl Pipeline {
             };
             for ((m, i), o) in slots.into_iter().zip(results) {
                 if let Some(mine) = outcomes.get_mut(m) {
-                    set(mine, i, o);
+                    merge(mine, i, o);
                 }
             }
         }
@@ -481,11 +500,18 @@ impl Decide {
                 prefix: &prefix,
                 mail_from: incoming.mail_from.as_deref(),
                 source,
+                store: Some(&store),
             };
             let requested = target.mailbox.clone();
             // HOOK: filter plugins run here, per recipient.
-            match hooks.filter(&msg, &mut target) {
-                FilterVerdict::Accept => {}
+            let copies = match hooks.filter(&msg, &mut target) {
+                FilterVerdict::Accept => vec![Copy {
+                    mailbox: None,
+                    create: false,
+                    flags: SystemFlags(0),
+                    keywords: Vec::new(),
+                }],
+                FilterVerdict::Copies(copies) => copies,
                 FilterVerdict::Reject { permanent, text } => {
                     set(&mut mine, i, Outcome::Rejected { permanent, text });
                     continue;
@@ -494,38 +520,62 @@ impl Decide {
                     set(&mut mine, i, Outcome::Discarded);
                     continue;
                 }
-            }
-            let size = prefix.len() as u64 + prepared.blob.raw_len;
-            let kept = target.kept.take().filter(|_| target.mailbox == requested);
-            let mailbox = target.mailbox.take().unwrap_or_else(|| "INBOX".into());
-            // HOOK: the quota policy runs here, with the final size and target.
-            let query = QuotaQuery {
-                user: target.user,
-                user_name: &target.user_name,
-                mailbox: &mailbox,
-                action: QuotaAction::from_source(source),
-                size,
-                count: 1,
             };
-            if let QuotaVerdict::Deny { permanent, text } = hooks.quota(&store, &query) {
-                set(&mut mine, i, Outcome::OverQuota { permanent, text });
-                continue;
-            }
-            requests.push((
-                i,
-                AppendRequest {
+            let size = prefix.len() as u64 + prepared.blob.raw_len;
+            // Ids an import keeps (UID, POP3 UIDL) go with the copy filed where the
+            // import asked, and only if a filter did not re-target the recipient.
+            let mut kept = target.kept.take().filter(|_| target.mailbox == requested);
+            let mut stores = Vec::with_capacity(copies.len());
+            let mut denied = None;
+            for copy in copies {
+                let (mailbox, create, copy_kept) = match copy.mailbox {
+                    Some(m) => (m, copy.create || target.create_mailbox, None),
+                    None => (
+                        target.mailbox.clone().unwrap_or_else(|| "INBOX".into()),
+                        target.create_mailbox,
+                        kept.take(),
+                    ),
+                };
+                // HOOK: the quota policy runs here, with the final size and target.
+                let query = QuotaQuery {
                     user: target.user,
-                    mailbox,
-                    create: target.create_mailbox,
-                    blob: prepared.blob.clone(),
-                    trace,
-                    flags: target.flags,
-                    keywords: target.keywords,
-                    internal_date,
-                    envelope_from: incoming.mail_from.clone(),
-                    kept,
-                },
-            ));
+                    user_name: &target.user_name,
+                    mailbox: &mailbox,
+                    action: QuotaAction::from_source(source),
+                    size,
+                    count: 1,
+                };
+                if let QuotaVerdict::Deny { permanent, text } = hooks.quota(&store, &query) {
+                    denied = Some(Outcome::OverQuota { permanent, text });
+                    break;
+                }
+                let mut keywords = target.keywords.clone();
+                for k in copy.keywords {
+                    if !keywords.iter().any(|t| t.eq_ignore_ascii_case(&k)) {
+                        keywords.push(k);
+                    }
+                }
+                stores.push((
+                    i,
+                    AppendRequest {
+                        user: target.user,
+                        mailbox,
+                        create,
+                        blob: prepared.blob.clone(),
+                        trace: trace.clone(),
+                        flags: SystemFlags(target.flags.0 | copy.flags.0),
+                        keywords,
+                        internal_date,
+                        envelope_from: incoming.mail_from.clone(),
+                        kept: copy_kept,
+                    },
+                ));
+            }
+            match denied {
+                // One copy over quota refuses the recipient: no copy is stored.
+                Some(o) => set(&mut mine, i, o),
+                None => requests.extend(stores),
+            }
         }
         (mine, requests)
     }
@@ -561,6 +611,18 @@ fn prepare(
 fn set(outcomes: &mut [Option<Outcome>], i: usize, o: Outcome) {
     if let Some(slot) = outcomes.get_mut(i) {
         *slot = Some(o);
+    }
+}
+
+/// Records the store's result for one copy of recipient `i`: with several copies the
+/// recipient's outcome is the first copy's, unless a later copy failed.
+fn merge(outcomes: &mut [Option<Outcome>], i: usize, o: Outcome) {
+    if let Some(slot) = outcomes.get_mut(i) {
+        match slot {
+            Some(Outcome::Stored(_)) if matches!(o, Outcome::Stored(_)) => {}
+            Some(Outcome::Stored(_)) | None => *slot = Some(o),
+            Some(_) => {}
+        }
     }
 }
 

@@ -40,15 +40,30 @@ pub mod retention {
     });
 }
 
+/// `world sieve-plugin` (0.2.0): imports `sieve-host` besides the shared interfaces.
+pub mod sieve {
+    wasmtime::component::bindgen!({
+        path: "wit",
+        world: "sieve-plugin",
+        with: {
+            "nestbox:plugin/types": crate::plugins::bindings::filter::nestbox::plugin::types,
+            "nestbox:plugin/host": crate::plugins::bindings::filter::nestbox::plugin::host,
+        },
+    });
+}
+
 pub use filter::nestbox::plugin::host::Level;
 pub use filter::nestbox::plugin::types as wit_types;
 pub use filter::{FilterPlugin, FilterPluginPre};
 pub use quota::{QuotaPlugin, QuotaPluginPre};
 pub use retention::{RetentionPlugin, RetentionPluginPre};
+pub use sieve::nestbox::plugin::sieve_host;
+pub use sieve::{SievePlugin, SievePluginPre};
 
 /// Generated types of the exported interfaces, for callers.
 pub mod exports {
     pub use super::filter::exports::nestbox::plugin::filter;
     pub use super::quota::exports::nestbox::plugin::quota;
     pub use super::retention::exports::nestbox::plugin::retention;
+    pub use super::sieve::exports::nestbox::plugin::sieve;
 }

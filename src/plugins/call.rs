@@ -24,7 +24,8 @@ use wasmtime::component::{Component, InstancePre, Linker};
 use wasmtime::{Engine, Store};
 
 use super::bindings::{
-    FilterPlugin, FilterPluginPre, QuotaPlugin, QuotaPluginPre, RetentionPlugin, RetentionPluginPre,
+    FilterPlugin, FilterPluginPre, QuotaPlugin, QuotaPluginPre, RetentionPlugin,
+    RetentionPluginPre, SievePlugin, SievePluginPre,
 };
 use super::engine::{State, TICK};
 use crate::config::{OnFailure, PluginConfig, PluginHook, PluginLimits};
@@ -72,6 +73,20 @@ impl World for RetentionPlugin {
     const HOOK: PluginHook = PluginHook::Retention;
     fn pre(pre: InstancePre<State>) -> wasmtime::Result<Self::Pre> {
         RetentionPluginPre::new(pre)
+    }
+    fn instantiate(pre: &Self::Pre, store: &mut Store<State>) -> wasmtime::Result<Self> {
+        pre.instantiate(store)
+    }
+    fn engine(pre: &Self::Pre) -> &Engine {
+        pre.instance_pre().engine()
+    }
+}
+
+impl World for SievePlugin {
+    type Pre = SievePluginPre<State>;
+    const HOOK: PluginHook = PluginHook::Sieve;
+    fn pre(pre: InstancePre<State>) -> wasmtime::Result<Self::Pre> {
+        SievePluginPre::new(pre)
     }
     fn instantiate(pre: &Self::Pre, store: &mut Store<State>) -> wasmtime::Result<Self> {
         pre.instantiate(store)
@@ -167,6 +182,7 @@ pub(crate) struct Plugin {
     pub filter: Option<Hook<FilterPlugin>>,
     pub quota: Option<Hook<QuotaPlugin>>,
     pub retention: Option<Hook<RetentionPlugin>>,
+    pub sieve: Option<Hook<SievePlugin>>,
     stats: Stats,
 }
 
@@ -175,7 +191,12 @@ pub(crate) fn exported_worlds(engine: &Engine, component: &Component) -> Vec<Plu
     let ty = component.component_type();
     let mut found = Vec::new();
     for (name, _) in ty.exports(engine) {
-        for hook in [PluginHook::Filter, PluginHook::Quota, PluginHook::Retention] {
+        for hook in [
+            PluginHook::Filter,
+            PluginHook::Quota,
+            PluginHook::Retention,
+            PluginHook::Sieve,
+        ] {
             let prefix = format!("nestbox:plugin/{}@0.", hook.name());
             if name.starts_with(&prefix) && !found.contains(&hook) {
                 found.push(hook);
@@ -200,14 +221,45 @@ pub(crate) fn compile(
             max_bytes >> 20
         ));
     }
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     if !wasmparser_is_component(&bytes) {
         return Err(format!(
             "{}: not a WebAssembly component (build for wasm32-wasip2, or wrap a core module with `wasm-tools component new`)",
             path.display()
         ));
     }
+    upgrade_0_1(&mut bytes);
     Component::new(engine, &bytes).map_err(|e| format!("{}: {}", path.display(), one_line(&e)))
+}
+
+/// Lets a component built against `nestbox:plugin@0.1.0` load into this 0.2.0 host.
+/// 0.2.0 only added interfaces; the ones 0.1.0 has are unchanged. The component model
+/// matches 0.x versions only within one minor version, so the `nestbox:plugin/NAME@0.1.0`
+/// import and export names are renamed to `@0.2.0` (the same length, so nothing else in
+/// the binary moves); wasmtime then type-checks the component against this host as
+/// usual, so a component that does not fit still fails to load.
+pub(crate) fn upgrade_0_1(bytes: &mut [u8]) {
+    const PREFIX: &[u8] = b"nestbox:plugin/";
+    const OLD: &[u8] = b"@0.1.0";
+    let mut i = 0;
+    while let Some(at) = bytes
+        .get(i..)
+        .and_then(|rest| rest.windows(PREFIX.len()).position(|w| w == PREFIX))
+    {
+        let mut j = i + at + PREFIX.len();
+        while bytes
+            .get(j)
+            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        {
+            j += 1;
+        }
+        if bytes.get(j..j + OLD.len()) == Some(OLD)
+            && let Some(minor) = bytes.get_mut(j + 3)
+        {
+            *minor = b'2';
+        }
+        i = j;
+    }
 }
 
 /// `\0asm` with the component layer (version 0x0d, layer 1).
@@ -258,6 +310,7 @@ impl Plugin {
             filter: None,
             quota: None,
             retention: None,
+            sieve: None,
             stats: Stats::default(),
         };
         if let Err(e) = plugin.link(engine, linker, limits.max_file_mib << 20) {
@@ -273,7 +326,8 @@ impl Plugin {
         let exported = exported_worlds(engine, &component);
         if exported.is_empty() {
             return Err(
-                "exports none of nestbox:plugin/filter, quota or retention (wrong world?)".into(),
+                "exports none of nestbox:plugin/filter, quota, retention or sieve (wrong world?)"
+                    .into(),
             );
         }
         if self.hooks.is_empty() {
@@ -294,6 +348,7 @@ impl Plugin {
                 PluginHook::Filter => self.filter = Some(Hook::new(pre)?),
                 PluginHook::Quota => self.quota = Some(Hook::new(pre)?),
                 PluginHook::Retention => self.retention = Some(Hook::new(pre)?),
+                PluginHook::Sieve => self.sieve = Some(Hook::new(pre)?),
             }
         }
         log::info!(
@@ -458,5 +513,18 @@ impl<W: World> Hook<W> {
             pre,
             pool: Mutex::new(Vec::new()),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn upgrade_renames_only_our_0_1_names() {
+        let mut b = b"..nestbox:plugin/types@0.1.0..nestbox:plugin/filter@0.1.0..other:pkg/x@0.1.0..nestbox:plugin/host@0.1.1".to_vec();
+        super::upgrade_0_1(&mut b);
+        assert_eq!(
+            &b[..],
+            &b"..nestbox:plugin/types@0.2.0..nestbox:plugin/filter@0.2.0..other:pkg/x@0.1.0..nestbox:plugin/host@0.1.1"[..]
+        );
     }
 }

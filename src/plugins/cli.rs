@@ -128,6 +128,7 @@ pub fn test(
         prefix: &[],
         mail_from: from.as_deref(),
         source: Source::Deliver,
+        store: None,
     };
     let env = envelope(&msg, &target);
     let view = Arc::new(MessageView::new(Vec::new(), raw.clone()));
@@ -163,6 +164,8 @@ pub fn test(
             if permanent { "permanent" } else { "temporary" }
         ),
         Decision::Discard => "discard\n".to_string(),
+        // Only Sieve plugins store several copies; `plugin test` runs filters.
+        Decision::Copies(c) => format!("copies {}\n", c.len()),
     };
     let _ = writeln!(out, "time {} us (fresh instance)", took.as_micros());
     Ok(out)

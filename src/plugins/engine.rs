@@ -20,7 +20,7 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use super::bindings::{FilterPlugin, Level, wit_types};
+use super::bindings::{FilterPlugin, Level, sieve_host, wit_types};
 use super::message::MessageRes;
 
 /// How often the epoch advances: the granularity of plugin deadlines.
@@ -72,6 +72,8 @@ pub fn linker(engine: &Engine) -> Result<Linker<State>, String> {
         .map_err(|e| format!("cannot link WASI: {e:#}"))?;
     FilterPlugin::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)
         .map_err(|e| format!("cannot link the host interface: {e:#}"))?;
+    sieve_host::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)
+        .map_err(|e| format!("cannot link the sieve-host interface: {e:#}"))?;
     Ok(linker)
 }
 
@@ -84,6 +86,8 @@ pub struct State {
     settings: Arc<BTreeMap<String, String>>,
     /// Log lines left in the current call.
     log_budget: Arc<Mutex<u32>>,
+    /// What the `sieve-host` functions serve during a Sieve call; `None` otherwise.
+    pub(crate) sieve: Option<super::sieve::SieveCall>,
 }
 
 impl State {
@@ -116,6 +120,7 @@ impl State {
             plugin,
             settings,
             log_budget: budget,
+            sieve: None,
         }
     }
 
@@ -185,6 +190,39 @@ impl super::bindings::filter::nestbox::plugin::host::Host for State {
 
     fn now(&mut self) -> i64 {
         crate::store::now()
+    }
+}
+
+impl sieve_host::Host for State {
+    fn active_script(&mut self, user: String) -> Option<sieve_host::ScriptId> {
+        let call = self.sieve.as_ref()?.for_user(&user)?;
+        let (name, version) = call.scripts.as_ref()?.active(&user)?;
+        Some(sieve_host::ScriptId { name, version })
+    }
+
+    fn script(&mut self, user: String, name: String) -> Option<sieve_host::ScriptText> {
+        let call = self.sieve.as_ref()?.for_user(&user)?;
+        let (version, text) = call.scripts.as_ref()?.script(&user, &name)?;
+        Some(sieve_host::ScriptText { version, text })
+    }
+
+    fn duplicate(&mut self, user: String, id: String, seconds: u64, last: bool) -> bool {
+        match self.sieve.as_ref().and_then(|c| c.for_user(&user)) {
+            Some(call) => call.duplicates.seen(&user, &id, seconds, last),
+            None => false,
+        }
+    }
+
+    fn mailbox_exists(&mut self, user: String, mailbox: String) -> bool {
+        self.sieve
+            .as_ref()
+            .and_then(|c| c.for_user(&user))
+            .and_then(|c| c.scripts.as_ref())
+            .is_some_and(|s| s.mailbox_exists(&user, &mailbox))
+    }
+
+    fn vacation_enabled(&mut self) -> bool {
+        self.sieve.as_ref().is_some_and(|c| c.vacation)
     }
 }
 

@@ -12,7 +12,7 @@ use wasmtime::component::Resource;
 use super::bindings::exports::filter::{Envelope, Verdict};
 use super::call::{CallError, Plugin, invalid};
 use super::message::{MessageRes, MessageView};
-use crate::config::OnFailure;
+use crate::config::{OnFailure, PluginHook};
 use crate::delivery::{FilterVerdict, HookMessage, Source, Target};
 use crate::store::SystemFlags;
 
@@ -29,6 +29,34 @@ pub(crate) enum Decision {
         text: String,
     },
     Discard,
+    /// A Sieve plugin's copies (never empty).
+    Copies(Vec<crate::delivery::Copy>),
+}
+
+/// System flag bits and keywords from a list of IMAP flags.
+pub(crate) struct Flags {
+    pub flags: u8,
+    pub keywords: Vec<String>,
+}
+
+/// Splits `list` into system flags and keywords: `\Recent`, unknown system flags and
+/// invalid keywords are dropped, keywords deduplicated case-insensitively.
+pub(crate) fn flags_of(list: &[String]) -> Flags {
+    let mut flags = 0u8;
+    let mut keywords: Vec<String> = Vec::new();
+    for f in list {
+        match system_flag(f) {
+            Some(bit) => flags |= bit,
+            None if f.starts_with('\\') => {} // \Recent and unknown system flags
+            None if is_keyword(f) => {
+                if !keywords.iter().any(|k| k.eq_ignore_ascii_case(f)) {
+                    keywords.push(f.clone());
+                }
+            }
+            None => log::debug!("filter: ignoring invalid keyword {f:?}"),
+        }
+    }
+    Flags { flags, keywords }
 }
 
 /// The envelope a filter sees for this copy.
@@ -73,20 +101,7 @@ fn check(verdict: Verdict) -> wasmtime::Result<Decision> {
                 ),
                 None => None,
             };
-            let mut flags = 0u8;
-            let mut keywords: Vec<String> = Vec::new();
-            for f in d.add_flags {
-                match system_flag(&f) {
-                    Some(bit) => flags |= bit,
-                    None if f.starts_with('\\') => {} // \Recent and unknown system flags
-                    None if is_keyword(&f) => {
-                        if !keywords.iter().any(|k| k.eq_ignore_ascii_case(&f)) {
-                            keywords.push(f);
-                        }
-                    }
-                    None => log::debug!("filter: ignoring invalid keyword {f:?}"),
-                }
-            }
+            let Flags { flags, keywords } = flags_of(&d.add_flags);
             Decision::Accept {
                 mailbox,
                 flags,
@@ -139,19 +154,33 @@ pub(crate) fn sanitise(text: &str) -> String {
     }
 }
 
-/// Runs `plugins` (already selected for the user, in order) on one copy.
+/// Runs `plugins` (already selected for the user, in order: filters and Sieve) on one
+/// copy. Sieve plugins run for deliveries only (not APPEND or import); their copies
+/// replace the target (the last Sieve plugin's, if several), while mailboxes and flags
+/// of filter plugins still apply to the copy that keeps the message where it was going.
 pub(crate) fn run(
     plugins: &[Arc<Plugin>],
     msg: &HookMessage<'_>,
     target: &mut Target,
+    sieve: &super::sieve::SieveHost,
 ) -> FilterVerdict {
     if plugins.is_empty() {
         return FilterVerdict::Accept;
     }
     let env = envelope(msg, target);
     let view = Arc::new(MessageView::new(msg.prefix.to_vec(), msg.raw.clone()));
+    let mut copies = None;
     for plugin in plugins {
-        match call(plugin, &env, &view) {
+        let result = if plugin.hooks.contains(&PluginHook::Sieve) {
+            if matches!(msg.source, Source::Append | Source::Import) {
+                continue;
+            }
+            sieve.run(plugin, &env, &view, msg, target)
+        } else {
+            call(plugin, &env, &view)
+        };
+        match result {
+            Ok(Decision::Copies(c)) => copies = Some(c),
             Ok(Decision::Accept {
                 mailbox,
                 flags,
@@ -209,7 +238,10 @@ pub(crate) fn run(
             },
         }
     }
-    FilterVerdict::Accept
+    match copies {
+        Some(c) => FilterVerdict::Copies(c),
+        None => FilterVerdict::Accept,
+    }
 }
 
 #[cfg(test)]

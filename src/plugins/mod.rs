@@ -23,6 +23,8 @@ pub mod filter;
 pub mod message;
 pub mod quota;
 pub mod retention;
+pub mod sieve;
+pub mod vacation;
 
 use std::path::Path;
 use std::sync::{Arc, RwLock};
@@ -43,6 +45,7 @@ pub struct PluginHost {
     engine: Engine,
     linker: Linker<State>,
     plugins: RwLock<Arc<Vec<Arc<Plugin>>>>,
+    sieve: sieve::SieveHost,
 }
 
 impl PluginHost {
@@ -73,6 +76,7 @@ impl PluginHost {
             engine,
             linker,
             plugins: RwLock::new(Arc::new(Vec::new())),
+            sieve: sieve::SieveHost::new(config),
         };
         host.install(&config.plugins, &config.plugin_limits);
         Ok(host)
@@ -124,9 +128,17 @@ impl PluginHost {
     /// to load are included when configured for the hook (their calls fail, so the
     /// failure policy applies).
     pub(crate) fn for_hook(&self, hook: PluginHook, user: &str) -> Vec<Arc<Plugin>> {
+        self.for_hooks(&[hook], user)
+    }
+
+    /// The plugins serving any of `hooks` for `user`, in configured order.
+    pub(crate) fn for_hooks(&self, hooks: &[PluginHook], user: &str) -> Vec<Arc<Plugin>> {
         self.current()
             .iter()
-            .filter(|p| p.hooks.contains(&hook) || (p.load_error.is_some() && p.hooks.is_empty()))
+            .filter(|p| {
+                p.hooks.iter().any(|h| hooks.contains(h))
+                    || (p.load_error.is_some() && p.hooks.is_empty())
+            })
             .filter(|p| p.applies_to(user))
             .cloned()
             .collect()
@@ -147,7 +159,7 @@ impl PluginHost {
                 .map(|(n, _)| n.to_string())
                 .collect();
             return Err(format!(
-                "exports none of nestbox:plugin/filter, quota or retention (it exports: {})",
+                "exports none of nestbox:plugin/filter, quota, retention or sieve (it exports: {})",
                 if exports.is_empty() {
                     "nothing".into()
                 } else {
@@ -181,8 +193,8 @@ impl PluginHost {
 
 impl Hooks for PluginHost {
     fn filter(&self, msg: &HookMessage<'_>, target: &mut Target) -> FilterVerdict {
-        let plugins = self.for_hook(PluginHook::Filter, &target.user_name);
-        filter::run(&plugins, msg, target)
+        let plugins = self.for_hooks(&[PluginHook::Filter, PluginHook::Sieve], &target.user_name);
+        filter::run(&plugins, msg, target, &self.sieve)
     }
 
     fn quota(&self, store: &Store, query: &QuotaQuery<'_>) -> QuotaVerdict {

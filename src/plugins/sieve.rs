@@ -1,0 +1,277 @@
+//! The Sieve hook, host side: a plugin exporting `nestbox:plugin/sieve` (0.2.0) runs the
+//! recipient's active script in the filter chain, at its place in the configured order.
+//!
+//! - [`SieveCall`]: what the `sieve-host` imports serve during one call (the user's
+//!   scripts and mailboxes through [`SieveScripts`], duplicate tracking, whether
+//!   vacation is on). The imports answer only for the user of the call.
+//! - [`Duplicates`]: RFC 7352 `duplicate` and the vacation per-sender period, kept in
+//!   memory by the plugin host (lost on restart; bounded).
+//! - [`run`]: calls the plugin for one copy and turns its outcome into copies
+//!   ([`Decision::Copies`]), a rejection, or a discard; a vacation reply is handed to
+//!   [`super::vacation`].
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use wasmtime::component::Resource;
+
+use super::bindings::exports::filter::Envelope as FilterEnvelope;
+use super::bindings::exports::sieve::{Action, Envelope, Outcome};
+use super::call::{CallError, Plugin, invalid};
+use super::filter::{Decision, Flags, flags_of, sanitise};
+use super::message::{MessageRes, MessageView};
+use crate::delivery::{HookMessage, Target};
+
+/// The user's scripts and mailboxes, as the Sieve imports need them.
+pub trait SieveScripts: Send + Sync {
+    /// The active script's name and version (`None`: no active script).
+    fn active(&self, user: &str) -> Option<(String, String)>;
+    /// The script `name`: its version and text.
+    fn script(&self, user: &str, name: &str) -> Option<(String, String)>;
+    fn mailbox_exists(&self, user: &str, mailbox: &str) -> bool;
+}
+
+/// The state behind the `sieve-host` imports for one call.
+#[derive(Clone)]
+pub(crate) struct SieveCall {
+    /// The user the call is for; the imports answer nothing for anyone else.
+    pub user: String,
+    pub scripts: Option<Arc<dyn SieveScripts>>,
+    pub duplicates: Arc<Duplicates>,
+    pub vacation: bool,
+}
+
+impl SieveCall {
+    pub fn for_user(&self, user: &str) -> Option<&SieveCall> {
+        self.user.eq_ignore_ascii_case(user).then_some(self)
+    }
+}
+
+/// Most identifiers tracked; past it, expired ones are dropped, and if none has
+/// expired the oldest half goes.
+const MAX_TRACKED: usize = 100_000;
+/// The longest period tracked (RFC 7352 §3.3 lets the host cap `:seconds`).
+const MAX_PERIOD: u64 = 90 * 86_400;
+
+/// Duplicate tracking in memory: (user, id) -> (recorded at, expires at).
+#[derive(Default)]
+pub struct Duplicates {
+    seen: Mutex<HashMap<(String, String), (i64, i64)>>,
+}
+
+impl Duplicates {
+    /// Whether `id` was recorded for `user` within its period; records it when not
+    /// (and restarts the period with `last`).
+    pub fn seen(&self, user: &str, id: &str, seconds: u64, last: bool) -> bool {
+        self.seen_at(crate::store::now(), user, id, seconds, last)
+    }
+
+    fn seen_at(&self, now: i64, user: &str, id: &str, seconds: u64, last: bool) -> bool {
+        let Ok(mut map) = self.seen.lock() else {
+            return false;
+        };
+        let period = i64::try_from(seconds.min(MAX_PERIOD)).unwrap_or(0);
+        let key = (user.to_ascii_lowercase(), id.to_string());
+        let hit = map.get(&key).is_some_and(|(_, until)| *until > now);
+        if !hit || last {
+            if map.len() >= MAX_TRACKED {
+                map.retain(|_, (_, until)| *until > now);
+                if map.len() >= MAX_TRACKED {
+                    let mut times: Vec<i64> = map.values().map(|(at, _)| *at).collect();
+                    times.sort_unstable();
+                    let cut = times.get(times.len() / 2).copied().unwrap_or(now);
+                    map.retain(|_, (at, _)| *at > cut);
+                }
+            }
+            map.insert(key, (now, now.saturating_add(period)));
+        }
+        hit
+    }
+}
+
+/// Calls the Sieve plugin for one copy: its decision, and the outcome's notes and
+/// vacation reply.
+pub(crate) fn call(
+    plugin: &Plugin,
+    env: &Envelope,
+    view: &Arc<MessageView>,
+    ctx: SieveCall,
+) -> Result<(Decision, Outcome), CallError> {
+    plugin.call(plugin.sieve.as_ref(), |store, bindings| {
+        store.data_mut().sieve = Some(ctx);
+        let handle = store.data_mut().table.push(MessageRes(view.clone()))?;
+        let borrowed = Resource::<MessageRes>::new_borrow(handle.rep());
+        let outcome = bindings
+            .nestbox_plugin_sieve()
+            .call_run(&mut *store, env, borrowed);
+        store.data_mut().table.delete(handle)?;
+        store.data_mut().sieve = None;
+        let outcome = outcome?;
+        Ok((decide(&outcome)?, outcome))
+    })
+}
+
+/// What the Sieve hook needs besides the plugin: duplicate tracking and vacation.
+pub struct SieveHost {
+    pub duplicates: Arc<Duplicates>,
+    pub vacation: Option<Arc<super::vacation::Sender>>,
+}
+
+impl SieveHost {
+    pub fn new(config: &crate::config::Config) -> SieveHost {
+        SieveHost {
+            duplicates: Arc::new(Duplicates::default()),
+            vacation: super::vacation::Sender::new(config).map(Arc::new),
+        }
+    }
+
+    /// Runs one Sieve plugin for the copy `target` of `msg`.
+    pub(crate) fn run(
+        &self,
+        plugin: &Plugin,
+        env: &FilterEnvelope,
+        view: &Arc<MessageView>,
+        msg: &HookMessage<'_>,
+        target: &Target,
+    ) -> Result<Decision, CallError> {
+        let ctx = SieveCall {
+            user: target.user_name.clone(),
+            scripts: msg.store.map(|s| {
+                Arc::new(StoreScripts {
+                    store: s.clone(),
+                    user: target.user,
+                }) as Arc<dyn SieveScripts>
+            }),
+            duplicates: self.duplicates.clone(),
+            vacation: self.vacation.is_some(),
+        };
+        let env = Envelope {
+            mail_from: env.mail_from.clone(),
+            rcpt_to: env.rcpt_to.clone(),
+            user: env.user.clone(),
+            source: env.source.clone(),
+        };
+        let (decision, outcome) = call(plugin, &env, view, ctx)?;
+        for note in &outcome.notes {
+            log::info!("plugin {}: {}: {note}", plugin.name, target.user_name);
+        }
+        if let (Some(reply), Some(sender)) = (outcome.vacation, &self.vacation) {
+            sender.send(reply, &target.address);
+        }
+        Ok(decision)
+    }
+}
+
+/// The user's scripts and mailboxes in the store.
+struct StoreScripts {
+    store: crate::store::Store,
+    user: u32,
+}
+
+impl SieveScripts for StoreScripts {
+    fn active(&self, _user: &str) -> Option<(String, String)> {
+        None
+    }
+
+    fn script(&self, _user: &str, _name: &str) -> Option<(String, String)> {
+        None
+    }
+
+    fn mailbox_exists(&self, _user: &str, mailbox: &str) -> bool {
+        matches!(
+            smol::block_on(self.store.mailbox(self.user, mailbox)),
+            Ok(Some(_))
+        )
+    }
+}
+
+/// Turns the plugin's outcome into a decision, refusing nonsense (an invalid mailbox
+/// name counts as a plugin failure, as for filters).
+pub(crate) fn decide(outcome: &Outcome) -> wasmtime::Result<Decision> {
+    Ok(match &outcome.action {
+        Action::Reject(r) => Decision::Reject {
+            permanent: r.permanent,
+            text: sanitise(&r.text),
+        },
+        Action::Deliver(targets) if targets.is_empty() => Decision::Discard,
+        Action::Deliver(targets) => {
+            let mut copies = Vec::with_capacity(targets.len());
+            for t in targets {
+                let mailbox = crate::store::canonical_mailbox(&t.mailbox)
+                    .map_err(|e| invalid(format!("fileinto {:?}: {e}", t.mailbox)))?;
+                let Flags { flags, keywords } = flags_of(&t.flags);
+                copies.push(crate::delivery::Copy {
+                    mailbox: if mailbox == "INBOX" {
+                        None
+                    } else {
+                        Some(mailbox)
+                    },
+                    create: true,
+                    flags: crate::store::SystemFlags(flags),
+                    keywords,
+                });
+            }
+            Decision::Copies(copies)
+        }
+    })
+}
+
+/// The extensions (ManageSieve `SIEVE` capability) and compile errors, asked of a
+/// loaded Sieve plugin.
+#[allow(dead_code)] // wired to ManageSieve next
+pub(crate) fn extensions(plugin: &Plugin, vacation: bool) -> Result<Vec<String>, CallError> {
+    let ctx = SieveCall {
+        user: String::new(),
+        scripts: None,
+        duplicates: Arc::new(Duplicates::default()),
+        vacation,
+    };
+    plugin.call(plugin.sieve.as_ref(), |store, bindings| {
+        store.data_mut().sieve = Some(ctx);
+        let r = bindings.nestbox_plugin_sieve().call_extensions(&mut *store);
+        store.data_mut().sieve = None;
+        r
+    })
+}
+
+/// A compile error: (line, column, message).
+pub type ScriptError = (u32, u32, String);
+
+/// Compiles `script` with the plugin (ManageSieve PUTSCRIPT/CHECKSCRIPT).
+#[allow(dead_code)] // wired to ManageSieve next
+pub(crate) fn check(
+    plugin: &Plugin,
+    script: &str,
+    vacation: bool,
+) -> Result<Result<(), ScriptError>, CallError> {
+    let ctx = SieveCall {
+        user: String::new(),
+        scripts: None,
+        duplicates: Arc::new(Duplicates::default()),
+        vacation,
+    };
+    plugin.call(plugin.sieve.as_ref(), |store, bindings| {
+        store.data_mut().sieve = Some(ctx);
+        let r = bindings
+            .nestbox_plugin_sieve()
+            .call_check(&mut *store, script);
+        store.data_mut().sieve = None;
+        Ok(r?.map_err(|e| (e.line, e.column, e.message)))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duplicates_expire_and_last_restarts() {
+        let d = Duplicates::default();
+        assert!(!d.seen_at(100, "bob", "x", 60, false));
+        assert!(d.seen_at(150, "BOB", "x", 60, false));
+        assert!(!d.seen_at(161, "bob", "x", 60, false));
+        assert!(d.seen_at(200, "bob", "x", 60, true));
+        assert!(d.seen_at(250, "bob", "x", 60, false));
+        assert!(!d.seen_at(250, "alice", "x", 60, false));
+    }
+}
