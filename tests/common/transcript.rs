@@ -112,9 +112,7 @@ fn setup(t: &Transcript, config: &str) -> (Env, Server) {
     }
     let server = Server::start(&env);
     for (user, mbox) in &t.mboxes {
-        let path = env
-            .path()
-            .join(format!("fixture-{}.mbox", common::unique()));
+        let path = env.path().join(format!("fixture-{}.mbox", super::unique()));
         std::fs::write(&path, mbox).unwrap();
         env.cli(
             &[
