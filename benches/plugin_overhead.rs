@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use nestbox::config::{PluginConfig, PluginHook, RawConfig};
-use nestbox::delivery::{HookMessage, Hooks, Target};
+use nestbox::delivery::{HookMessage, Hooks, Source, Target};
 use nestbox::plugins::PluginHost;
 use nestbox::store::SystemFlags;
 

@@ -100,6 +100,9 @@ pub struct LmtpConfig {
     pub timeout_secs: u64,
     /// Offer STARTTLS (RFC 3207) on the TCP listeners.
     pub starttls: bool,
+    /// Open LMTP connections (TCP and the Unix socket together): a budget of its own, so
+    /// IMAP/POP3 clients never crowd out the local MTA.
+    pub max_connections: usize,
 }
 
 /// TLS certificate source.
@@ -397,14 +400,18 @@ impl Default for ManageSieveConfig {
     }
 }
 
-/// Connection limits (DoS protection for a small box).
+/// IMAP and POP3 connection limits (DoS protection for a small box). LMTP has its own,
+/// `lmtp.max_connections`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ConnectionsConfig {
-    /// Open connections over all listeners (IMAP, POP3, LMTP; not the control socket).
+    /// Open IMAP and POP3 connections together.
     pub max_total: usize,
-    /// Open connections from one IP address (IPv6: one /64).
+    /// Open connections of one protocol (IMAP, POP3) from one IP address (IPv6: one /64).
     pub max_per_ip: usize,
+    /// Networks exempt from `max_per_ip` (a webmail or a sync job on this box is one
+    /// address with many users); `max_total` and `max_per_user` still apply.
+    pub trusted: Vec<crate::cidr::Cidr>,
     /// Logged-in IMAP/POP3 sessions of one user.
     pub max_per_user: usize,
     /// Seconds an IMAP/POP3 connection may stay unauthenticated while idle.
@@ -416,6 +423,10 @@ impl Default for ConnectionsConfig {
         ConnectionsConfig {
             max_total: 1000,
             max_per_ip: 50,
+            trusted: ["127.0.0.0/8", "::1/128"]
+                .iter()
+                .filter_map(|n| n.parse().ok())
+                .collect(),
             max_per_user: 20,
             preauth_timeout_secs: 60,
         }
@@ -572,6 +583,7 @@ impl Default for LmtpConfig {
             max_line: 2048,
             timeout_secs: 300,
             starttls: false,
+            max_connections: 100,
         }
     }
 }
@@ -639,19 +651,37 @@ fn locate(text: &str, key: &str) -> (Option<usize>, Option<usize>) {
     (None, None)
 }
 
+/// The last `name:` in `code` whose name is a key (starts with a letter or `_`), so the
+/// colons inside `"127.0.0.1:0"` or `"::1"` are passed over.
+fn last_key(code: &str) -> Option<String> {
+    code.match_indices(':').rev().find_map(|(colon, _)| {
+        let before = code.get(..colon)?.trim_end();
+        let start = before
+            .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .map(|i| i + 1)
+            .unwrap_or(0);
+        let key = before.get(start..)?;
+        key.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            .then(|| key.to_string())
+    })
+}
+
 /// The key whose value starts before (line, column): the last `name:` on that line before
-/// the column. ron's errors give a position; this names the key there too.
+/// the column, else on the lines above (a list written over several lines). ron's errors
+/// give a position; this names the key there too.
 fn key_at(text: &str, line: usize, col: usize) -> Option<String> {
-    let l = text.lines().nth(line.checked_sub(1)?)?;
+    let lines: Vec<&str> = text.lines().take(line).collect();
+    if lines.len() < line {
+        return None;
+    }
+    let (l, above) = lines.split_last()?;
     let upto: String = l.chars().take(col.saturating_sub(1)).collect();
-    let colon = upto.rfind(':')?;
-    let before = upto.get(..colon)?.trim_end();
-    let start = before
-        .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .map(|i| i + 1)
-        .unwrap_or(0);
-    let key = before.get(start..)?;
-    (!key.is_empty()).then(|| key.to_string())
+    last_key(upto.split("//").next().unwrap_or("")).or_else(|| {
+        above
+            .iter()
+            .rev()
+            .find_map(|l| last_key(l.split("//").next().unwrap_or("")))
+    })
 }
 
 impl RawConfig {
@@ -839,6 +869,9 @@ impl RawConfig {
                 "connections",
                 "max_total, max_per_ip and max_per_user must be at least 1".into(),
             ));
+        }
+        if self.lmtp.max_connections == 0 {
+            return Err(err("lmtp.max_connections", "must be at least 1".into()));
         }
         if c.preauth_timeout_secs < 10 {
             return Err(err(
@@ -1100,9 +1133,42 @@ mod tests {
         assert!(e.message.contains("connections"), "{e}");
         let e = check("(connections: (preauth_timeout_secs: 1))").unwrap_err();
         assert!(e.message.contains("preauth_timeout_secs"), "{e}");
+        let e = check("(lmtp: (max_connections: 0))").unwrap_err();
+        assert!(e.message.contains("lmtp.max_connections"), "{e}");
         let c = check("(lmtp: (starttls: true), auth: (cache_secs: 0))").unwrap();
         assert!(c.lmtp.starttls);
         assert_eq!(c.auth.cache_secs, 0);
+    }
+
+    #[test]
+    fn trusted_networks_are_parsed_and_a_bad_entry_names_the_key() {
+        let c = check("(connections: (trusted: [\"10.0.0.0/8\", \"2001:db8::1\"]))").unwrap();
+        let shown: Vec<String> = c
+            .connections
+            .trusted
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        assert_eq!(shown, ["10.0.0.0/8", "2001:db8::1/128"]);
+        let d = check("()").unwrap().connections.trusted;
+        assert!(d.iter().any(|n| n.contains("127.0.0.1".parse().unwrap())));
+        assert!(d.iter().any(|n| n.contains("::1".parse().unwrap())));
+        let e = check("(\n connections: (\n  trusted: [\"127.0.0.0/8\", \"10.0.0/8\"],\n ),\n)")
+            .unwrap_err();
+        assert_eq!(e.line, Some(3));
+        assert!(
+            e.message
+                .starts_with("trusted: \"10.0.0/8\" is not a network"),
+            "{e}"
+        );
+        // A list over several lines: the entry's line is given, and the message still
+        // names the key.
+        let e = check("(connections: (trusted: [\n  \"::1/128\",\n  \"ten\",\n]))").unwrap_err();
+        assert_eq!(e.line, Some(3));
+        assert!(
+            e.message.starts_with("trusted: \"ten\" is not a network"),
+            "{e}"
+        );
     }
 
     #[test]

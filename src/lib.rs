@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod cidr;
 pub mod cli;
 pub mod config;
 pub mod control;

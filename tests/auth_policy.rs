@@ -4,11 +4,11 @@
 //! (RFC 1939 §13; RFC 5530 §3 UNAVAILABLE; RFC 3206 SYS/TEMP), and the per-user session
 //! limit (`connections.max_per_user`; RFC 5530 LIMIT, RFC 2449 §8.1.1 IN-USE).
 //!
-//! The non-loopback client runs in a network namespace the test creates: a veth pair
-//! with a private /30 (10.213.x.y), the server bound to the host side, the client
-//! (tests/fixtures/line_client.py) started with `ip netns exec`. Everything is removed on
-//! drop, also when the test fails. This needs root and `ip` (iproute2); no other address
-//! of the machine is used.
+//! The non-loopback client runs in a network namespace the test creates
+//! (tests/common/netns.rs): a veth pair with a private /30, the server bound to the host
+//! side, the client (tests/fixtures/line_client.py) started with `ip netns exec`.
+//! Everything is removed on drop, also when the test fails. This needs root and `ip`
+//! (iproute2); no other address of the machine is used.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -18,139 +18,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::process::Command;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::{Env, IO_TIMEOUT, Server};
-
-const CLIENT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/line_client.py");
-
-/// A network namespace joined to the host by a veth pair; removed on drop.
-struct Netns {
-    name: String,
-    host_if: String,
-    /// The host side's address (the server binds here).
-    host: String,
-    /// The namespace side's address (the client's).
-    inside: String,
-}
-
-fn ip(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .map_err(|e| format!("`ip` (iproute2) is needed to test non-loopback clients: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
-impl Netns {
-    fn new() -> Netns {
-        use std::sync::atomic::{AtomicU32, Ordering};
-        static N: AtomicU32 = AtomicU32::new(0);
-        let n = N.fetch_add(1, Ordering::Relaxed);
-        let pid = std::process::id();
-        // 10.213.A.B/30: A from the pid, B picks one of 64 /30s for this test.
-        let a = pid % 250;
-        let b = (n % 64) * 4;
-        let ns = Netns {
-            name: format!("nbx{pid}-{n}"),
-            host_if: format!("nbh{}x{n}", pid % 100_000),
-            host: format!("10.213.{a}.{}", b + 1),
-            inside: format!("10.213.{a}.{}", b + 2),
-        };
-        let peer_if = format!("nbn{}x{n}", pid % 100_000);
-        let setup = || -> Result<(), String> {
-            ip(&["netns", "add", &ns.name])?;
-            ip(&[
-                "link",
-                "add",
-                &ns.host_if,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                &peer_if,
-            ])?;
-            ip(&["link", "set", &peer_if, "netns", &ns.name])?;
-            ip(&[
-                "addr",
-                "add",
-                &format!("{}/30", ns.host),
-                "dev",
-                &ns.host_if,
-            ])?;
-            ip(&["link", "set", &ns.host_if, "up"])?;
-            let inside = |args: &[&str]| {
-                let mut all = vec!["netns", "exec", &ns.name, "ip"];
-                all.extend_from_slice(args);
-                ip(&all)
-            };
-            inside(&["addr", "add", &format!("{}/30", ns.inside), "dev", &peer_if])?;
-            inside(&["link", "set", &peer_if, "up"])?;
-            inside(&["link", "set", "lo", "up"])?;
-            Ok(())
-        };
-        if let Err(e) = setup() {
-            drop(ns);
-            panic!(
-                "cannot create a network namespace with a veth pair ({e}); these tests need \
-                 root (CAP_NET_ADMIN, CAP_SYS_ADMIN) and iproute2's `ip`"
-            );
-        }
-        ns
-    }
-
-    /// Runs the line client inside the namespace; returns its transcript.
-    fn client(&self, mode: &str, addr: SocketAddr, cmds: &[&str]) -> String {
-        run_client(Some(&self.name), mode, addr, cmds)
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        // Deleting one end of a veth pair deletes both.
-        let _ = ip(&["link", "del", &self.host_if]);
-        let _ = ip(&["netns", "del", &self.name]);
-    }
-}
-
-/// Runs tests/fixtures/line_client.py, in a namespace if given; returns its transcript.
-fn run_client(netns: Option<&str>, mode: &str, addr: SocketAddr, cmds: &[&str]) -> String {
-    let port = addr.port().to_string();
-    let host = addr.ip().to_string();
-    let mut args: Vec<&str> = Vec::new();
-    if let Some(ns) = netns {
-        args.extend(["netns", "exec", ns, "python3"]);
-    }
-    args.extend([CLIENT, mode, &host, &port]);
-    args.extend_from_slice(cmds);
-    let (prog, args) = if netns.is_some() {
-        ("ip", &args[..])
-    } else {
-        ("python3", &args[..])
-    };
-    let out = Command::new(prog)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{prog} is needed to run the line client ({e})"));
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "line client failed: {text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    text
-}
+use common::netns::{Netns, run_client};
+use common::raw::Raw;
+use common::{Env, Server};
 
 /// The reply lines of the transcript that follow `C: cmd`, up to the next command.
 fn replies<'a>(transcript: &'a str, cmd: &str) -> Vec<&'a str> {
@@ -194,17 +67,6 @@ fn config(plaintext: &str, listen: &[&str], extra: &str) -> String {
     )
 }
 
-/// The listener of `proto` bound to `host`.
-fn listener(server: &Server, proto: &str, host: &str) -> SocketAddr {
-    server
-        .listening
-        .iter()
-        .filter(|(p, _)| p == proto)
-        .filter_map(|(_, a)| a.parse::<SocketAddr>().ok())
-        .find(|a| a.ip().to_string() == host)
-        .unwrap_or_else(|| panic!("no {proto} listener on {host}: {:?}", server.listening))
-}
-
 const IMAP_PRIVACY: &str = "a2 NO [PRIVACYREQUIRED] Plaintext login is not allowed without TLS";
 const IMAP_AUTH_PRIVACY: &str =
     "a3 NO [PRIVACYREQUIRED] Plaintext authentication is not allowed without TLS";
@@ -219,7 +81,7 @@ fn assert_refused_until_tls(
     server: &Server,
     host: &str,
 ) {
-    let imap = listener(server, "imap", host);
+    let imap = server.listener("imap", host);
     let t = run(
         "imap",
         imap,
@@ -256,7 +118,7 @@ fn assert_refused_until_tls(
         "{t}"
     );
 
-    let pop3 = listener(server, "pop3", host);
+    let pop3 = server.listener("pop3", host);
     let t = run(
         "pop3",
         pop3,
@@ -301,7 +163,7 @@ fn assert_plaintext_allowed(
 ) {
     let t = run(
         "imap",
-        listener(server, "imap", host),
+        server.listener("imap", host),
         &["a1 CAPABILITY", "a2 LOGIN alice pw-alice", "a3 LOGOUT"],
     );
     let caps = replies(&t, "a1 CAPABILITY")[0];
@@ -313,7 +175,7 @@ fn assert_plaintext_allowed(
     );
     let t = run(
         "pop3",
-        listener(server, "pop3", host),
+        server.listener("pop3", host),
         &["CAPA", "USER alice", "PASS pw-alice", "QUIT"],
     );
     let capa = replies(&t, "CAPA");
@@ -360,60 +222,6 @@ fn plaintext_always_allows_every_address() {
     assert_plaintext_allowed(&local, &server, "127.0.0.1");
     let remote = |m: &str, a: SocketAddr, c: &[&str]| ns.client(m, a, c);
     assert_plaintext_allowed(&remote, &server, &ns.host);
-}
-
-/// A raw line client over loopback.
-struct Raw {
-    w: TcpStream,
-    r: BufReader<TcpStream>,
-}
-
-impl Raw {
-    fn connect(addr: SocketAddr) -> Raw {
-        let s = TcpStream::connect(addr).unwrap();
-        s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-        let mut c = Raw {
-            w: s.try_clone().unwrap(),
-            r: BufReader::new(s),
-        };
-        let greeting = c.line();
-        assert!(
-            greeting.starts_with("* OK") || greeting.starts_with("+OK"),
-            "{greeting}"
-        );
-        c
-    }
-
-    fn line(&mut self) -> String {
-        let mut l = String::new();
-        self.r.read_line(&mut l).unwrap();
-        l.trim_end().to_string()
-    }
-
-    fn send(&mut self, line: &str) {
-        self.w.write_all(format!("{line}\r\n").as_bytes()).unwrap();
-    }
-
-    /// Sends an IMAP command and returns its tagged reply (untagged lines skipped).
-    fn imap(&mut self, cmd: &str) -> String {
-        self.send(cmd);
-        let tag = format!("{} ", cmd.split(' ').next().unwrap());
-        loop {
-            let l = self.line();
-            assert!(
-                !l.is_empty(),
-                "connection closed before `{cmd}` was answered"
-            );
-            if l.starts_with(&tag) {
-                return l;
-            }
-        }
-    }
-
-    fn pop3(&mut self, cmd: &str) -> String {
-        self.send(cmd);
-        self.line()
-    }
 }
 
 /// One IMAP LOGIN on a fresh connection: the tagged reply and how long it took.
@@ -485,7 +293,7 @@ fn assert_throttles(
 fn throttle_imap_delays_then_bans_the_address_and_other_address_still_logs_in() {
     let ns = Netns::new();
     let (_env, server) = start("Always", &ns, THROTTLE);
-    let addr = listener(&server, "imap", "127.0.0.1");
+    let addr = server.listener("imap", "127.0.0.1");
     assert_throttles(
         &imap_login,
         addr,
@@ -493,12 +301,12 @@ fn throttle_imap_delays_then_bans_the_address_and_other_address_still_logs_in() 
         "a NO [UNAVAILABLE] Too many failed logins, try again later",
     );
     // The ban covers POP3 too: it is the address that is refused.
-    let (reply, _) = pop3_login(listener(&server, "pop3", "127.0.0.1"), "alice", "pw-alice");
+    let (reply, _) = pop3_login(server.listener("pop3", "127.0.0.1"), "alice", "pw-alice");
     assert_eq!(reply, "-ERR [SYS/TEMP] Too many failed logins, try later");
 
     // Another address: alice's failures slow down wrong guesses for her (the user's delay,
     // capped at 400 ms), but her right password logs in at once.
-    let remote = listener(&server, "imap", &ns.host);
+    let remote = server.listener("imap", &ns.host);
     let t = Instant::now();
     let run = ns.client("imap", remote, &["a1 LOGIN alice wrong"]);
     assert!(t.elapsed() >= ms(400), "answered after {:?}", t.elapsed());
@@ -522,14 +330,14 @@ fn throttle_imap_delays_then_bans_the_address_and_other_address_still_logs_in() 
 fn throttle_pop3_delays_then_bans_the_address_and_other_address_still_logs_in() {
     let ns = Netns::new();
     let (_env, server) = start("Always", &ns, THROTTLE);
-    let addr = listener(&server, "pop3", "127.0.0.1");
+    let addr = server.listener("pop3", "127.0.0.1");
     assert_throttles(
         &pop3_login,
         addr,
         "-ERR [AUTH] Authentication failed",
         "-ERR [SYS/TEMP] Too many failed logins, try later",
     );
-    let remote = listener(&server, "pop3", &ns.host);
+    let remote = server.listener("pop3", &ns.host);
     let run = ns.client("pop3", remote, &["USER alice", "PASS pw-alice", "QUIT"]);
     assert!(
         last_reply(&run, "PASS pw-alice").starts_with("+OK"),
@@ -548,8 +356,8 @@ fn per_user_session_limit_imap_and_pop3() {
     env.add_user("alice");
     env.add_user("bob");
     let server = Server::start(&env);
-    let imap = listener(&server, "imap", "127.0.0.1");
-    let pop3 = listener(&server, "pop3", "127.0.0.1");
+    let imap = server.listener("imap", "127.0.0.1");
+    let pop3 = server.listener("pop3", "127.0.0.1");
     let session = |user: &str| {
         let mut c = Raw::connect(imap);
         let reply = c.imap(&format!("a LOGIN {user} pw-{user}"));
@@ -562,7 +370,7 @@ fn per_user_session_limit_imap_and_pop3() {
     let (mut third, r) = session("alice");
     assert_eq!(
         r,
-        "a NO [LIMIT] Too many sessions for this user, try again later"
+        "a NO [LIMIT] Too many sessions for this user (connections.max_per_user)"
     );
     // Not a failed login: the connection stays usable and may try again.
     assert!(third.imap("b NOOP").starts_with("b OK"));
@@ -571,7 +379,10 @@ fn per_user_session_limit_imap_and_pop3() {
     assert!(r.starts_with("a OK"), "{r}");
     // POP3 counts against the same limit.
     let (r, _) = pop3_login(pop3, "alice", "pw-alice");
-    assert_eq!(r, "-ERR [IN-USE] Too many sessions for this user");
+    assert_eq!(
+        r,
+        "-ERR [IN-USE] Too many sessions for this user (connections.max_per_user)"
+    );
 
     // LOGOUT frees a place: the refused connection now gets in.
     assert!(first.imap("z LOGOUT").starts_with("z OK"));
@@ -585,7 +396,7 @@ fn per_user_session_limit_imap_and_pop3() {
     let (_, r) = session("alice");
     assert_eq!(
         r,
-        "a NO [LIMIT] Too many sessions for this user, try again later"
+        "a NO [LIMIT] Too many sessions for this user (connections.max_per_user)"
     );
     assert!(pop.pop3("QUIT").starts_with("+OK"));
     let (_, r) = session("alice");

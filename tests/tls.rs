@@ -1,7 +1,7 @@
 //! TLS against the real binary: LMTP STARTTLS (RFC 3207) with a rustls client and with
 //! Python's ssl + smtplib, the plaintext-injection rule (RFC 3207 §4.2), certificate
 //! reload on SIGHUP without dropping open sessions, the self-signed certificate's
-//! generation and reuse, LMTP connection limits (`421 4.7.0`), and app passwords
+//! generation and reuse, LMTP's connection limit (`421 4.7.0`, `lmtp.max_connections`), and app passwords
 //! through the CLI with and without a server.
 
 #![allow(
@@ -357,12 +357,12 @@ fn self_signed_certificate_is_generated_once_and_reused() {
 }
 
 #[test]
-fn lmtp_connections_over_the_per_ip_limit_get_421() {
+fn lmtp_connections_over_lmtp_max_connections_get_421() {
     let config = CONFIG.replace(
-        "limits: (max_message_size: 100000),",
-        "limits: (max_message_size: 100000),\n    connections: (max_per_ip: 2),",
+        "unix_socket: Some(\"lmtp.sock\")),",
+        "unix_socket: Some(\"lmtp.sock\"), max_connections: 2),",
     );
-    assert!(config.contains("max_per_ip"));
+    assert!(config.contains("max_connections"));
     let env = Env::with_config(&config);
     let server = Server::start(&env);
     let a = server.connect();
@@ -371,6 +371,12 @@ fn lmtp_connections_over_the_per_ip_limit_get_421() {
     let refused = c.reply();
     assert_eq!(refused.code, 421, "{refused:?}");
     assert_eq!(refused.enhanced(), "4.7.0");
+    assert!(
+        refused
+            .text()
+            .contains("too many LMTP connections (lmtp.max_connections)"),
+        "{refused:?}"
+    );
     assert!(c.at_eof());
     drop(a);
     // The slot is released when the connection closes.

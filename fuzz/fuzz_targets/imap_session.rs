@@ -38,7 +38,7 @@ fuzz_target!(|data: &[u8]| {
     input.extend_from_slice(data);
     let shared = f.shared.clone();
     let reply = f.session(&input, move |ctx, stream, peer| async move {
-        nestbox::imap::server::handle(&ctx, shared, stream, peer).await
+        nestbox::imap::server::handle(&ctx, shared, stream, peer, None).await
     });
     assert!(reply.starts_with(b"* OK [CAPABILITY "), "no greeting");
     if mode & 1 == 0 {

@@ -64,7 +64,7 @@ impl Session {
                     log::info!("imap: {} refused: too many sessions", rec.name);
                     return Err(ImapError::no(
                         Code::Limit,
-                        "Too many sessions for this user, try again later",
+                        "Too many sessions for this user (connections.max_per_user)",
                     ));
                 };
                 let (feed, origin) = self.ctx.pipeline.store.feed().subscribe_as(rec.id);

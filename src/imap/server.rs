@@ -5,7 +5,9 @@
 //! Timeouts (RFC 9051 §5.4): `imap.login_timeout_secs` before login,
 //! `imap.autologout_secs` (>= 30 min) after; one IDLE may last `imap.idle_timeout_secs`,
 //! with `* OK Still here` every [`KEEPALIVE`] so NAT tables keep the connection. Every
-//! close the server starts is preceded by `* BYE` (RFC 9051 §7.1.5).
+//! close the server starts is preceded by `* BYE` (RFC 9051 §7.1.5). The session's
+//! places under the connection limits are given back before that last reply (LOGOUT's
+//! OK or the `* BYE`), so a client may reconnect as soon as it has read it.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,7 +22,7 @@ use super::session::{Action, Session, Shared};
 use crate::server::Context;
 use crate::server::accept::{self, AcceptOptions};
 use crate::server::conn::{Conn, ReadError};
-use crate::server::limits::LimitError;
+use crate::server::limits::{ConnSlot, LimitError, Service};
 use crate::server::stream::{Peer, Stream};
 
 /// A FETCH reply is sent whenever this much is queued, so memory stays about one
@@ -30,9 +32,10 @@ pub const FLUSH_AT: usize = 256 * 1024;
 /// How often an idling client hears `* OK Still here`.
 pub const KEEPALIVE: Duration = Duration::from_secs(4 * 60);
 
-/// Over a connection limit: `* BYE` and close (RFC 9051 §7.1.5).
+/// Over a connection limit: `* BYE [UNAVAILABLE]` (RFC 9051 §7.1.5, RFC 5530 §3) naming
+/// the limit and its config key, then close.
 fn refusal(_ctx: &Context, why: LimitError) -> Vec<u8> {
-    format!("* BYE [UNAVAILABLE] {why}, try again later\r\n").into_bytes()
+    format!("* BYE [UNAVAILABLE] {why}\r\n").into_bytes()
 }
 
 fn limits(ctx: &Context) -> FrameLimits {
@@ -74,14 +77,22 @@ fn read_end(e: ReadError) -> End {
     }
 }
 
-/// Serves one IMAP connection to the end.
-pub async fn handle(ctx: &Context, shared: Arc<Shared>, stream: Stream, peer: Peer) {
+/// Serves one IMAP connection to the end; `slot` (from accept) is given back before the
+/// last reply.
+pub async fn handle(
+    ctx: &Context,
+    shared: Arc<Shared>,
+    stream: Stream,
+    peer: Peer,
+    slot: Option<ConnSlot>,
+) {
     let mut session = Session::new(ctx.clone(), shared, peer);
     let mut conn = Conn::new(
         stream,
         Duration::from_secs(ctx.config.imap.login_timeout_secs),
         ctx.shutdown.clone(),
-    );
+    )
+    .with_slot(slot);
     session.greeting(conn.out());
     let end = loop {
         match run(ctx, &mut session, &mut conn).await {
@@ -89,6 +100,9 @@ pub async fn handle(ctx: &Context, shared: Arc<Shared>, stream: Stream, peer: Pe
             end => break end,
         }
     };
+    // The user's session slot (LOGOUT already dropped it; autologout and shutdown have
+    // not), then the connection's, then the last reply.
+    drop(session);
     match end {
         End::Close | End::Restart => {}
         End::Bye(text) => {
@@ -96,7 +110,7 @@ pub async fn handle(ctx: &Context, shared: Arc<Shared>, stream: Stream, peer: Pe
         }
         End::Gone => return,
     }
-    let _ = conn.flush().await;
+    conn.end().await;
 }
 
 async fn run(ctx: &Context, session: &mut Session, conn: &mut Conn<Stream>) -> End {
@@ -339,6 +353,7 @@ pub async fn start(
         println!("listening {proto} {local}");
         let opts = AcceptOptions {
             proto,
+            service: Service::Imap,
             implicit_tls,
             refusal,
         };
@@ -348,9 +363,9 @@ pub async fn start(
             l,
             ex.clone(),
             opts,
-            move |ctx, stream, peer| {
+            move |ctx, stream, peer, slot| {
                 let shared = shared.clone();
-                async move { handle(&ctx, shared, stream, peer).await }
+                async move { handle(&ctx, shared, stream, peer, Some(slot)).await }
             },
         ))
         .detach();

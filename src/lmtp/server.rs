@@ -3,6 +3,9 @@
 //! Replies to pipelined commands are sent together once no complete command is left in
 //! the input (RFC 2920 §3); after DATA, one reply per accepted recipient is sent only when
 //! the delivery has committed (RFC 2033 §4.2).
+//!
+//! TCP and Unix-socket connections share `lmtp.max_connections` and nothing else: IMAP
+//! and POP3 clients never make the local MTA wait, whatever address they come from.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +21,7 @@ use super::{
 };
 use crate::delivery::{Incoming, Outcome, Target, Trace, TraceProtocol};
 use crate::server::conn::{Conn, ReadError};
-use crate::server::limits::LimitError;
+use crate::server::limits::{ConnSlot, LimitError, Service};
 use crate::server::stream::{Peer, Stream};
 use crate::server::{Context, accept};
 use crate::store::{StoreError, SystemFlags};
@@ -27,12 +30,19 @@ use crate::store::{StoreError, SystemFlags};
 pub async fn accept_tcp(ctx: Context, listener: TcpListener, ex: Arc<Executor<'static>>) {
     let opts = accept::AcceptOptions {
         proto: "lmtp",
+        service: Service::Lmtp,
         implicit_tls: false,
         refusal: refusal_bytes,
     };
-    accept::accept_tcp(ctx, listener, ex, opts, |ctx, stream, peer| async move {
-        handle(&ctx, stream, peer).await;
-    })
+    accept::accept_tcp(
+        ctx,
+        listener,
+        ex,
+        opts,
+        |ctx, stream, peer, slot| async move {
+            handle(&ctx, stream, peer, Some(slot)).await;
+        },
+    )
     .await;
 }
 
@@ -53,8 +63,8 @@ pub async fn accept_unix(ctx: Context, listener: UnixListener, ex: Arc<Executor<
                         ip: None,
                         tls: false,
                     };
-                    match ctx.limits.try_connect(None) {
-                        Ok(_slot) => handle(&ctx, Stream::Unix(stream), peer).await,
+                    match ctx.limits.try_connect(Service::Lmtp, None) {
+                        Ok(slot) => handle(&ctx, Stream::Unix(stream), peer, Some(slot)).await,
                         Err(e) => refuse(&ctx, stream, e).await,
                     }
                 })
@@ -69,7 +79,8 @@ pub async fn accept_unix(ctx: Context, listener: UnixListener, ex: Arc<Executor<
     }
 }
 
-/// Over a connection limit: `421 4.7.0` (RFC 5321 §3.8, RFC 3463 §3.8), then close.
+/// Over a connection limit: `421 4.7.0` (RFC 5321 §3.8, RFC 3463 §3.8) naming the limit
+/// and its config key, then close.
 fn refusal_bytes(ctx: &Context, why: LimitError) -> Vec<u8> {
     let mut out = Vec::new();
     Reply::plain(
@@ -150,8 +161,9 @@ fn queue(conn: &mut Conn<impl AsyncRead + AsyncWrite + Unpin>, reply: &Reply) {
     reply.encode(conn.out());
 }
 
-/// Serves one LMTP connection to the end.
-pub async fn handle(ctx: &Context, stream: Stream, mut peer: Peer) {
+/// Serves one LMTP connection to the end; `slot` (from accept) is given back before the
+/// last reply.
+pub async fn handle(ctx: &Context, stream: Stream, mut peer: Peer, slot: Option<ConnSlot>) {
     let cfg = &ctx.config.lmtp;
     let max_size = ctx.pipeline.max_size();
     let offer_tls = cfg.starttls && matches!(stream, Stream::Tcp(_));
@@ -161,7 +173,8 @@ pub async fn handle(ctx: &Context, stream: Stream, mut peer: Peer) {
         stream,
         Duration::from_secs(cfg.timeout_secs),
         ctx.shutdown.clone(),
-    );
+    )
+    .with_slot(slot);
     queue(&mut conn, &session.greeting());
     if conn.flush().await.is_err() {
         return;
@@ -191,12 +204,12 @@ pub async fn handle(ctx: &Context, stream: Stream, mut peer: Peer) {
                             &mut conn,
                             &Reply::new(421, (4, 4, 2), "Idle too long, closing"),
                         );
-                        let _ = conn.flush().await;
+                        conn.end().await;
                         return;
                     }
                     Err(ReadError::Shutdown) => {
                         queue(&mut conn, &Reply::new(421, (4, 3, 2), "Shutting down"));
-                        let _ = conn.flush().await;
+                        conn.end().await;
                         return;
                     }
                     Err(_) => return,
@@ -251,7 +264,7 @@ pub async fn handle(ctx: &Context, stream: Stream, mut peer: Peer) {
             }
             Step::Close(r) => {
                 queue(&mut conn, &r);
-                let _ = conn.flush().await;
+                conn.end().await;
                 return;
             }
             // RFC 3207 §4.2: the 220 in plaintext, then everything already buffered is

@@ -20,6 +20,7 @@ use crate::config::DelePolicy;
 use crate::lmtp::{LineResult, split_line};
 use crate::server::Context;
 use crate::server::conn::{Conn, ReadError};
+use crate::server::limits::{ConnSlot, LimitError, Service};
 use crate::server::stream::{Peer, Stream};
 use crate::store::Pop3Removal;
 
@@ -76,13 +77,12 @@ impl Locks {
     }
 }
 
-fn refusal(_ctx: &Context, why: crate::server::limits::LimitError) -> Vec<u8> {
+/// Over a connection limit: `-ERR [SYS/TEMP]` (RFC 3206 §4) naming the limit and its
+/// config key, then close.
+fn refusal(_ctx: &Context, why: LimitError) -> Vec<u8> {
     let mut out = Vec::new();
-    super::grammar::Response::err(
-        Some(super::grammar::Code::SysTemp),
-        format!("{why}, try again later"),
-    )
-    .encode(&mut out);
+    super::grammar::Response::err(Some(super::grammar::Code::SysTemp), why.to_string())
+        .encode(&mut out);
     out
 }
 
@@ -96,12 +96,19 @@ pub async fn accept_tcp(
 ) {
     let opts = crate::server::accept::AcceptOptions {
         proto: if implicit_tls { "pop3s" } else { "pop3" },
+        service: Service::Pop3,
         implicit_tls,
         refusal,
     };
-    crate::server::accept::accept_tcp(ctx, listener, ex, opts, |ctx, stream, peer| async move {
-        handle(&ctx, stream, peer).await;
-    })
+    crate::server::accept::accept_tcp(
+        ctx,
+        listener,
+        ex,
+        opts,
+        |ctx, stream, peer, slot| async move {
+            handle(&ctx, stream, peer, Some(slot)).await;
+        },
+    )
     .await;
 }
 
@@ -213,11 +220,13 @@ fn removal(policy: &DelePolicy) -> Pop3Removal {
     }
 }
 
-/// Serves one POP3 connection to the end.
-pub async fn handle(ctx: &Context, stream: Stream, peer: Peer) {
+/// Serves one POP3 connection to the end; `slot` (from accept) is given back before the
+/// last reply, or with the socket.
+pub async fn handle(ctx: &Context, stream: Stream, peer: Peer, slot: Option<ConnSlot>) {
     let mut held = Held::default();
-    serve(ctx, stream, peer, &mut held).await;
-    // However the connection ended (QUIT has written them already).
+    serve(ctx, stream, peer, slot, &mut held).await;
+    // However the connection ended (QUIT has written them already). The socket and its
+    // slot are gone by now; the maildrop lock is held until these are written.
     held.retrieved.write(ctx).await;
 }
 
@@ -275,7 +284,7 @@ impl Retrievals {
     }
 }
 
-async fn serve(ctx: &Context, stream: Stream, peer: Peer, held: &mut Held) {
+async fn serve(ctx: &Context, stream: Stream, peer: Peer, slot: Option<ConnSlot>, held: &mut Held) {
     let cfg = &ctx.config.pop3;
     let mut session = Session::new(Options {
         plaintext: ctx.config.auth.plaintext,
@@ -289,7 +298,8 @@ async fn serve(ctx: &Context, stream: Stream, peer: Peer, held: &mut Held) {
         stream,
         Duration::from_secs(cfg.timeout_secs),
         ctx.shutdown.clone(),
-    );
+    )
+    .with_slot(slot);
     conn.queue(&session.greeting());
     if conn.flush().await.is_err() {
         return;
@@ -319,12 +329,12 @@ async fn serve(ctx: &Context, stream: Stream, peer: Peer, held: &mut Held) {
                     Ok(_) => continue,
                     Err(ReadError::Timeout) => {
                         conn.queue(&Pop3Error::Timeout.encode());
-                        let _ = conn.flush().await;
+                        conn.end().await;
                         return;
                     }
                     Err(ReadError::Shutdown) => {
                         conn.queue(&Pop3Error::ShuttingDown.encode());
-                        let _ = conn.flush().await;
+                        conn.end().await;
                         return;
                     }
                     Err(_) => return,
@@ -433,11 +443,12 @@ async fn apply(
                 };
             }
             Step::Close(bytes) => {
-                // RFC 1939 §6: the lock is released before the reply, so a client may
-                // log in again as soon as it has read it.
+                // RFC 1939 §6: the lock (with the user's session slot) and the
+                // connection's slot are released before the reply, so a client may
+                // connect and log in again as soon as it has read it.
                 held.lock = None;
                 conn.queue(&bytes);
-                let _ = conn.flush().await;
+                conn.end().await;
                 return false;
             }
         }

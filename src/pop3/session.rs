@@ -205,7 +205,10 @@ impl Pop3Error {
             E::UnknownMechanism => (None, "Unsupported authentication mechanism"),
             E::Apop => (None, "APOP is not supported"),
             E::InUse => (Some(Code::InUse), "Maildrop is locked by another session"),
-            E::TooManySessions => (Some(Code::InUse), "Too many sessions for this user"),
+            E::TooManySessions => (
+                Some(Code::InUse),
+                "Too many sessions for this user (connections.max_per_user)",
+            ),
             E::LoginDelay => (Some(Code::LoginDelay), "Logged in too recently"),
             E::Throttled => (Some(Code::SysTemp), "Too many failed logins, try later"),
             E::Temporary => (Some(Code::SysTemp), "Temporary server failure, try later"),

@@ -1,12 +1,13 @@
 //! The shared TCP accept loop: connection limits, implicit TLS, the peer, and a task per
 //! connection. LMTP uses it; IMAP and POP3 (plain and 993/995-style) are meant to.
 //!
-//! For each accepted socket: take a [`super::limits::ConnSlot`] (past a limit, write the
-//! protocol's refusal in plaintext and close; on an implicit-TLS listener just close,
-//! since plaintext there is noise); for implicit TLS run the handshake within
-//! `connections.preauth_timeout_secs`; then call the handler with the stream and a
-//! [`Peer`] whose `tls` says whether it is encrypted. The slot is held until the handler
-//! returns.
+//! For each accepted socket: take a [`ConnSlot`] of the listener's [`Service`] (past a
+//! limit, write the protocol's refusal in plaintext and close; on an implicit-TLS
+//! listener just close, since plaintext there is noise); for implicit TLS run the
+//! handshake within `connections.preauth_timeout_secs`; then call the handler with the
+//! stream, a [`Peer`] whose `tls` says whether it is encrypted, and the slot. The handler
+//! gives the slot to its [`super::conn::Conn`], which gives it back before the last
+//! reply ([`super::conn::Conn::end`]).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -18,7 +19,7 @@ use smol::{Executor, Timer};
 
 use super::Context;
 use super::conn::handshake;
-use super::limits::LimitError;
+use super::limits::{ConnSlot, LimitError, Service};
 use super::stream::{Peer, Stream};
 
 /// How a listener treats new connections.
@@ -26,6 +27,8 @@ use super::stream::{Peer, Stream};
 pub struct AcceptOptions {
     /// For logs: `lmtp`, `imap`, `imaps`, `pop3`, `pop3s`.
     pub proto: &'static str,
+    /// The budget its connections are counted in.
+    pub service: Service,
     /// TLS handshake right after accept (993/995 style).
     pub implicit_tls: bool,
     /// The plaintext reply sent before closing a connection over a limit (LMTP
@@ -55,7 +58,7 @@ pub async fn accept_tcp<H, Fut>(
     opts: AcceptOptions,
     handler: H,
 ) where
-    H: Fn(Context, Stream, Peer) -> Fut + Send + Sync + 'static,
+    H: Fn(Context, Stream, Peer, ConnSlot) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
     let handler = Arc::new(handler);
@@ -80,7 +83,7 @@ pub async fn accept_tcp<H, Fut>(
                         ip: Some(addr.ip()),
                         tls: false,
                     };
-                    let _slot = match ctx.limits.try_connect(peer.ip) {
+                    let slot = match ctx.limits.try_connect(opts.service, peer.ip) {
                         Ok(slot) => slot,
                         Err(why) => {
                             crate::metrics::connection(opts.proto, false);
@@ -107,7 +110,7 @@ pub async fn accept_tcp<H, Fut>(
                     } else {
                         Stream::Tcp(tcp)
                     };
-                    handler(ctx.clone(), stream, peer).await;
+                    handler(ctx.clone(), stream, peer, slot).await;
                 })
                 .detach();
             }
@@ -192,6 +195,7 @@ mod tests {
             ..Config::default()
         };
         config.connections.max_per_ip = 1;
+        config.connections.trusted.clear();
         let store = Store::open(dir.path(), &config.store).unwrap();
         let (stop, shutdown) = Shutdown::new();
         let ctx = Context {
@@ -201,7 +205,7 @@ mod tests {
             shutdown,
             tracker: Tracker::default(),
             tls: crate::tls::TlsManager::load(&config).unwrap(),
-            limits: ConnLimits::new(&config.connections),
+            limits: ConnLimits::new(&config.connections, config.lmtp.max_connections),
             pop3_locks: crate::pop3::Locks::default(),
         };
         let ex: Arc<Executor<'static>> = Arc::new(Executor::new());
@@ -209,6 +213,7 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let opts = AcceptOptions {
             proto: "test",
+            service: Service::Imap,
             implicit_tls: true,
             refusal,
         };
@@ -217,7 +222,9 @@ mod tests {
             listener,
             ex.clone(),
             opts,
-            |_ctx, mut stream, peer| async move {
+            |_ctx, mut stream, peer, slot| async move {
+                // Held until the connection ends, as a protocol's `Conn` holds it.
+                let _slot = slot;
                 let _ = stream
                     .write_all(format!("tls={}\r\n", peer.tls).as_bytes())
                     .await;

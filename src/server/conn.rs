@@ -6,6 +6,7 @@ use std::time::Duration;
 use smol::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::Shutdown;
+use super::limits::ConnSlot;
 use super::stream::Stream;
 
 /// Why reading stopped.
@@ -24,6 +25,10 @@ pub enum ReadError {
 const CHUNK: usize = 16 * 1024;
 
 pub struct Conn<S> {
+    /// The connection's place under the limits. Declared before `stream` so that even
+    /// a plain drop gives it back before the socket closes; [`Conn::end`] gives it back
+    /// before the last reply is sent.
+    slot: Option<ConnSlot>,
     stream: S,
     buf: Vec<u8>,
     start: usize,
@@ -35,6 +40,7 @@ pub struct Conn<S> {
 impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     pub fn new(stream: S, timeout: Duration, shutdown: Shutdown) -> Self {
         Conn {
+            slot: None,
             stream,
             buf: Vec::new(),
             start: 0,
@@ -42,6 +48,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             timeout,
             shutdown,
         }
+    }
+
+    /// Holds the connection's [`ConnSlot`] (taken at accept) until [`Conn::end`] or drop.
+    pub fn with_slot(mut self, slot: Option<ConnSlot>) -> Self {
+        self.slot = slot;
+        self
+    }
+
+    /// Ends the connection: gives back its slot, then sends what is queued (the last
+    /// reply: LOGOUT's OK, QUIT's +OK, a `* BYE`, a 421). The caller drops the `Conn`
+    /// next. In this order a client that reconnects as soon as it has read that reply
+    /// is never refused for the place it just left.
+    pub async fn end(&mut self) {
+        self.slot = None;
+        let _ = self.flush().await;
     }
 
     /// Bytes read but not yet consumed.
@@ -260,4 +281,76 @@ pub async fn accept_tls(
 ) -> Result<Conn<Stream>, TlsStartError> {
     let stream = handshake(acceptor, tcp, timeout, &shutdown).await?;
     Ok(Conn::new(stream, timeout, shutdown))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ConnectionsConfig;
+    use crate::server::limits::{ConnLimits, Service};
+    use std::pin::Pin;
+    use std::sync::{Arc, Mutex};
+    use std::task::Poll;
+
+    /// A stream that notes, at each write, how many connections the limits count.
+    struct Watch {
+        limits: ConnLimits,
+        seen: Arc<Mutex<Vec<usize>>>,
+    }
+
+    impl AsyncRead for Watch {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            _: &mut [u8],
+        ) -> Poll<std::io::Result<usize>> {
+            Poll::Ready(Ok(0))
+        }
+    }
+
+    impl AsyncWrite for Watch {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            self.seen.lock().unwrap().push(self.limits.total());
+            Poll::Ready(Ok(buf.len()))
+        }
+        fn poll_flush(
+            self: Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_close(
+            self: Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// The slot is free before the last reply is written, so the peer can never read
+    /// that reply while its place is still counted.
+    #[test]
+    fn end_releases_the_slot_before_the_last_reply() {
+        let limits = ConnLimits::new(&ConnectionsConfig::default(), 1);
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let stream = Watch {
+            limits: limits.clone(),
+            seen: seen.clone(),
+        };
+        let slot = limits.try_connect(Service::Imap, None).unwrap();
+        let (_stop, shutdown) = Shutdown::pair();
+        let mut conn = Conn::new(stream, Duration::from_secs(5), shutdown).with_slot(Some(slot));
+        smol::block_on(async {
+            conn.queue(b"* OK hello\r\n");
+            conn.flush().await.unwrap();
+            conn.queue(b"* BYE\r\na OK LOGOUT completed\r\n");
+            conn.end().await;
+        });
+        assert_eq!(*seen.lock().unwrap(), [1, 0]);
+        assert_eq!(limits.total(), 0);
+    }
 }

@@ -1,10 +1,18 @@
-//! Connection limits (config `connections`): total, per IP, and per logged-in user.
+//! Connection limits: IMAP and POP3 share `connections` (total, per IP and protocol,
+//! per logged-in user); LMTP has a budget of its own (`lmtp.max_connections`), so clients
+//! can never crowd out the local MTA, and IMAP/POP3 never count against it.
 //!
-//! Counters are taken with RAII slots: a [`ConnSlot`] when a connection is accepted
-//! (dropped when it closes), a [`UserSlot`] when IMAP/POP3 authenticate (dropped at
-//! logout or close). Taking a slot never waits: past a limit the caller refuses at once
-//! (LMTP `421 4.7.0`, IMAP `* BYE`, POP3 `-ERR [SYS/TEMP]`; IMAP/POP3 login over the
-//! per-user limit: `NO [LIMIT]` / `-ERR [IN-USE]`-style refusals chosen by those modules).
+//! Counters are taken with RAII slots: a [`ConnSlot`] when a connection is accepted, a
+//! [`UserSlot`] when IMAP/POP3 authenticate. Taking a slot never waits: past a limit the
+//! caller refuses at once, naming the limit and its config key (LMTP `421 4.7.0`, IMAP
+//! `* BYE [UNAVAILABLE]`, POP3 `-ERR [SYS/TEMP]`; a login over the per-user limit: IMAP
+//! `NO [LIMIT]`, POP3 `-ERR [IN-USE]`).
+//!
+//! A slot is given back before the connection's last reply is sent (LOGOUT's OK, QUIT's
+//! +OK, a `* BYE`): [`super::conn::Conn`] holds the `ConnSlot` and
+//! [`super::conn::Conn::end`] drops it before the final flush, so a client that reconnects
+//! as soon as it has read that reply finds its place free. Addresses in
+//! `connections.trusted` are not counted per IP at all.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -12,28 +20,61 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::config::ConnectionsConfig;
 
+/// The budget a listener's connections are counted in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Service {
+    /// IMAP, plain and implicit TLS.
+    Imap,
+    /// POP3, plain and implicit TLS.
+    Pop3,
+    /// LMTP over TCP and the Unix socket: `lmtp.max_connections` only.
+    Lmtp,
+}
+
 /// Which limit refused a connection or login.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LimitError {
+    /// `connections.max_total` (IMAP and POP3 together).
     Total,
+    /// `connections.max_per_ip` (one protocol, one address or /64).
     PerIp,
+    /// `connections.max_per_user` (logged-in IMAP and POP3 sessions).
     PerUser,
+    /// `lmtp.max_connections`.
+    Lmtp,
+}
+
+impl LimitError {
+    /// The config key that sets this limit; the refusal texts name it.
+    pub fn key(self) -> &'static str {
+        match self {
+            LimitError::Total => "connections.max_total",
+            LimitError::PerIp => "connections.max_per_ip",
+            LimitError::PerUser => "connections.max_per_user",
+            LimitError::Lmtp => "lmtp.max_connections",
+        }
+    }
 }
 
 impl std::fmt::Display for LimitError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
+        let what = match self {
             LimitError::Total => "too many connections",
             LimitError::PerIp => "too many connections from your address",
             LimitError::PerUser => "too many sessions for this user",
-        })
+            LimitError::Lmtp => "too many LMTP connections",
+        };
+        write!(f, "{what} ({})", self.key())
     }
 }
 
 #[derive(Default)]
 struct Counts {
-    total: usize,
-    per_ip: HashMap<IpAddr, usize>,
+    /// Open IMAP and POP3 connections.
+    clients: usize,
+    /// Open LMTP connections.
+    lmtp: usize,
+    per_ip: HashMap<(Service, IpAddr), usize>,
     per_user: HashMap<u32, usize>,
 }
 
@@ -41,6 +82,7 @@ struct Counts {
 #[derive(Clone)]
 pub struct ConnLimits {
     cfg: ConnectionsConfig,
+    max_lmtp: usize,
     counts: Arc<Mutex<Counts>>,
 }
 
@@ -69,9 +111,11 @@ fn decrement<K: std::hash::Hash + Eq>(map: &mut HashMap<K, usize>, key: &K) {
 }
 
 impl ConnLimits {
-    pub fn new(cfg: &ConnectionsConfig) -> ConnLimits {
+    /// The counters for `connections` and `lmtp.max_connections`.
+    pub fn new(cfg: &ConnectionsConfig, max_lmtp: usize) -> ConnLimits {
         ConnLimits {
             cfg: cfg.clone(),
+            max_lmtp,
             counts: Arc::new(Mutex::new(Counts::default())),
         }
     }
@@ -83,14 +127,36 @@ impl ConnLimits {
         }
     }
 
-    /// Takes a connection slot for a peer (`None`: a Unix socket, counted in the total
-    /// only).
-    pub fn try_connect(&self, ip: Option<IpAddr>) -> Result<ConnSlot, LimitError> {
+    /// Whether `ip` is in `connections.trusted` (not counted per IP).
+    pub fn is_trusted(&self, ip: IpAddr) -> bool {
+        self.cfg.trusted.iter().any(|net| net.contains(ip))
+    }
+
+    /// Takes a connection slot of `service` for a peer (`ip` is `None` on a Unix socket).
+    pub fn try_connect(
+        &self,
+        service: Service,
+        ip: Option<IpAddr>,
+    ) -> Result<ConnSlot, LimitError> {
+        if service == Service::Lmtp {
+            let mut c = self.lock();
+            if c.lmtp >= self.max_lmtp {
+                return Err(LimitError::Lmtp);
+            }
+            c.lmtp = c.lmtp.saturating_add(1);
+            return Ok(ConnSlot {
+                limits: self.clone(),
+                service,
+                ip: None,
+            });
+        }
+        let key = ip
+            .filter(|ip| !self.is_trusted(*ip))
+            .map(|ip| (service, ip_key(ip)));
         let mut c = self.lock();
-        if c.total >= self.cfg.max_total {
+        if c.clients >= self.cfg.max_total {
             return Err(LimitError::Total);
         }
-        let key = ip.map(ip_key);
         if let Some(k) = key {
             let n = c.per_ip.entry(k).or_insert(0);
             if *n >= self.cfg.max_per_ip {
@@ -98,10 +164,11 @@ impl ConnLimits {
             }
             *n = n.saturating_add(1);
         }
-        c.total = c.total.saturating_add(1);
+        c.clients = c.clients.saturating_add(1);
         Ok(ConnSlot {
             limits: self.clone(),
-            ip: key,
+            service,
+            ip: key.map(|(_, ip)| ip),
         })
     }
 
@@ -124,9 +191,14 @@ impl ConnLimits {
         std::time::Duration::from_secs(self.cfg.preauth_timeout_secs)
     }
 
-    /// Open connections now.
+    /// Open IMAP and POP3 connections now.
     pub fn total(&self) -> usize {
-        self.lock().total
+        self.lock().clients
+    }
+
+    /// Open LMTP connections now.
+    pub fn lmtp(&self) -> usize {
+        self.lock().lmtp
     }
 
     /// Logged-in sessions of a user now.
@@ -138,15 +210,21 @@ impl ConnLimits {
 /// One open connection; released on drop.
 pub struct ConnSlot {
     limits: ConnLimits,
+    service: Service,
+    /// The address it is counted under per IP; `None` when not counted (Unix socket,
+    /// trusted network, LMTP).
     ip: Option<IpAddr>,
 }
 
 impl Drop for ConnSlot {
     fn drop(&mut self) {
         let mut c = self.limits.lock();
-        c.total = c.total.saturating_sub(1);
-        if let Some(ip) = &self.ip {
-            decrement(&mut c.per_ip, ip);
+        match self.service {
+            Service::Lmtp => c.lmtp = c.lmtp.saturating_sub(1),
+            Service::Imap | Service::Pop3 => c.clients = c.clients.saturating_sub(1),
+        }
+        if let Some(ip) = self.ip {
+            decrement(&mut c.per_ip, &(self.service, ip));
         }
     }
 }
@@ -167,43 +245,125 @@ impl Drop for UserSlot {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use Service::{Imap, Lmtp, Pop3};
 
     fn limits(total: usize, per_ip: usize, per_user: usize) -> ConnLimits {
-        ConnLimits::new(&ConnectionsConfig {
-            max_total: total,
-            max_per_ip: per_ip,
-            max_per_user: per_user,
-            preauth_timeout_secs: 60,
-        })
+        ConnLimits::new(
+            &ConnectionsConfig {
+                max_total: total,
+                max_per_ip: per_ip,
+                max_per_user: per_user,
+                ..ConnectionsConfig::default()
+            },
+            2,
+        )
+    }
+
+    fn ip(s: &str) -> Option<IpAddr> {
+        Some(s.parse().unwrap())
     }
 
     #[test]
     fn per_ip_and_total_limits_release_on_drop() {
         let l = limits(3, 2, 1);
-        let a: IpAddr = "192.0.2.1".parse().unwrap();
-        let b: IpAddr = "192.0.2.2".parse().unwrap();
-        let s1 = l.try_connect(Some(a)).unwrap();
-        let _s2 = l.try_connect(Some(a)).unwrap();
-        assert_eq!(l.try_connect(Some(a)).err(), Some(LimitError::PerIp));
-        let _s3 = l.try_connect(Some(b)).unwrap();
-        assert_eq!(l.try_connect(None).err(), Some(LimitError::Total));
+        let s1 = l.try_connect(Imap, ip("192.0.2.1")).unwrap();
+        let _s2 = l.try_connect(Imap, ip("192.0.2.1")).unwrap();
+        assert_eq!(
+            l.try_connect(Imap, ip("192.0.2.1")).err(),
+            Some(LimitError::PerIp)
+        );
+        let _s3 = l.try_connect(Imap, ip("192.0.2.2")).unwrap();
+        assert_eq!(l.try_connect(Pop3, None).err(), Some(LimitError::Total));
         drop(s1);
         assert_eq!(l.total(), 2);
-        let _s4 = l.try_connect(Some(a)).unwrap();
+        let _s4 = l.try_connect(Imap, ip("192.0.2.1")).unwrap();
+    }
+
+    #[test]
+    fn per_ip_is_counted_per_protocol() {
+        let l = limits(10, 1, 1);
+        let _imap = l.try_connect(Imap, ip("192.0.2.1")).unwrap();
+        let pop3 = l.try_connect(Pop3, ip("192.0.2.1")).unwrap();
+        assert_eq!(
+            l.try_connect(Pop3, ip("192.0.2.1")).err(),
+            Some(LimitError::PerIp)
+        );
+        drop(pop3);
+        assert!(l.try_connect(Pop3, ip("192.0.2.1")).is_ok());
+    }
+
+    #[test]
+    fn trusted_networks_skip_per_ip_but_not_total_or_per_user() {
+        let l = limits(3, 1, 1);
+        let held: Vec<ConnSlot> = ["127.0.0.1", "127.0.0.1", "::1"]
+            .iter()
+            .map(|a| l.try_connect(Imap, ip(a)).unwrap())
+            .collect();
+        assert_eq!(
+            l.try_connect(Imap, ip("127.0.0.1")).err(),
+            Some(LimitError::Total)
+        );
+        drop(held);
+        // An IPv4-mapped loopback peer (dual-stack listener) is trusted too.
+        let _a = l.try_connect(Imap, ip("::ffff:127.0.0.1")).unwrap();
+        let _b = l.try_connect(Imap, ip("::ffff:127.0.0.1")).unwrap();
+        let _u = l.try_login(7).unwrap();
+        assert_eq!(l.try_login(7).err(), Some(LimitError::PerUser));
+        assert!(l.is_trusted("127.8.9.10".parse().unwrap()));
+        assert!(!l.is_trusted("192.0.2.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn lmtp_has_its_own_budget() {
+        let l = limits(1, 1, 1);
+        let _imap = l.try_connect(Imap, ip("127.0.0.1")).unwrap();
+        assert_eq!(
+            l.try_connect(Pop3, ip("127.0.0.1")).err(),
+            Some(LimitError::Total)
+        );
+        // IMAP/POP3 at their total: LMTP still gets its two places, from any address.
+        let a = l.try_connect(Lmtp, ip("192.0.2.1")).unwrap();
+        let _b = l.try_connect(Lmtp, None).unwrap();
+        assert_eq!(l.try_connect(Lmtp, None).err(), Some(LimitError::Lmtp));
+        assert_eq!((l.total(), l.lmtp()), (1, 2));
+        drop(a);
+        assert!(l.try_connect(Lmtp, ip("127.0.0.1")).is_ok());
+        assert_eq!(l.total(), 1);
+    }
+
+    #[test]
+    fn refusal_texts_name_the_config_key() {
+        for (e, text) in [
+            (
+                LimitError::Total,
+                "too many connections (connections.max_total)",
+            ),
+            (
+                LimitError::PerIp,
+                "too many connections from your address (connections.max_per_ip)",
+            ),
+            (
+                LimitError::PerUser,
+                "too many sessions for this user (connections.max_per_user)",
+            ),
+            (
+                LimitError::Lmtp,
+                "too many LMTP connections (lmtp.max_connections)",
+            ),
+        ] {
+            assert_eq!(e.to_string(), text);
+        }
     }
 
     #[test]
     fn ipv6_counts_per_64() {
         let l = limits(10, 1, 1);
-        let _s = l.try_connect(Some("2001:db8::1".parse().unwrap())).unwrap();
+        let _s = l.try_connect(Imap, ip("2001:db8::1")).unwrap();
         assert_eq!(
-            l.try_connect(Some("2001:db8::2".parse().unwrap())).err(),
+            l.try_connect(Imap, ip("2001:db8::2")).err(),
             Some(LimitError::PerIp)
         );
-        assert!(
-            l.try_connect(Some("2001:db8:0:1::1".parse().unwrap()))
-                .is_ok()
-        );
+        assert!(l.try_connect(Imap, ip("2001:db8:0:1::1")).is_ok());
     }
 
     #[test]

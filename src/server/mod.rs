@@ -116,7 +116,7 @@ pub struct Context {
     pub pop3_locks: crate::pop3::Locks,
     /// The certificate and rustls configuration; `acceptor()` for each handshake.
     pub tls: crate::tls::TlsManager,
-    /// Connection counters (total, per IP, per user).
+    /// Connection counters (IMAP/POP3: total, per IP and protocol, per user; LMTP).
     pub limits: limits::ConnLimits,
 }
 
@@ -178,7 +178,7 @@ pub fn serve_from(config: Config, config_file: Option<PathBuf>) -> Result<(), Se
     let (stop_tx, shutdown) = Shutdown::new();
     let ctx = Context {
         tls: tls.clone(),
-        limits: limits::ConnLimits::new(&config.connections),
+        limits: limits::ConnLimits::new(&config.connections, config.lmtp.max_connections),
         config: config.clone(),
         auth: crate::auth::Authenticator::from_config(
             store.clone(),

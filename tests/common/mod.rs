@@ -6,6 +6,8 @@
 
 #![allow(dead_code)]
 
+pub mod netns;
+pub mod raw;
 pub mod transcript;
 
 use std::fs::{self, File};
@@ -349,6 +351,16 @@ impl Server {
             .1
             .parse()
             .expect("listener address")
+    }
+
+    /// The listener of `proto` bound to `host` (when a config lists several addresses).
+    pub fn listener(&self, proto: &str, host: &str) -> SocketAddr {
+        self.listening
+            .iter()
+            .filter(|(p, _)| p == proto)
+            .filter_map(|(_, a)| a.parse::<SocketAddr>().ok())
+            .find(|a| a.ip().to_string() == host)
+            .unwrap_or_else(|| panic!("no {proto} listener on {host}: {:?}", self.listening))
     }
 
     /// A raw LMTP connection to the TCP listener, greeting read.

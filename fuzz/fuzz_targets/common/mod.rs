@@ -191,7 +191,7 @@ pub fn fixture() -> &'static Fixture {
             shutdown,
             tracker: Tracker::default(),
             tls: nestbox::tls::TlsManager::load(&config).expect("tls"),
-            limits: ConnLimits::new(&config.connections),
+            limits: ConnLimits::new(&config.connections, config.lmtp.max_connections),
             pop3_locks: nestbox::pop3::Locks::default(),
             config: Arc::new(config),
         };
