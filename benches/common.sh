@@ -91,3 +91,48 @@ nb_settle() {
     done
     echo "   compact: $said (attempt $tries)" >&2
 }
+
+# nb_gen_mbox CORPUS OUT SIZE_MB: writes an mboxrd file of about SIZE_MB MiB to OUT by
+# repeating the corpus messages with From_ lines. Every copy gets a unique Message-ID and
+# an `X-Bench-Copy:` header, so no copy is byte-identical to another and content dedup
+# cannot hide the cost.
+nb_gen_mbox() {
+    python3 - "$1" "$2" "$3" <<'PY'
+import os, re, sys
+corpus, out, size_mb = sys.argv[1], sys.argv[2], int(sys.argv[3])
+target = size_mb << 20
+msgs = []
+for name in sorted(os.listdir(corpus)):
+    raw = open(os.path.join(corpus, name), 'rb').read().replace(b'\r\n', b'\n')
+    head, sep, body = raw.partition(b'\n\n')
+    if not sep:
+        head, body = raw.rstrip(b'\n'), b''
+    # Drop Message-ID (with its folded continuation lines); a fresh one goes in per copy.
+    lines, skip = [], False
+    for line in head.split(b'\n'):
+        if skip and line[:1] in (b' ', b'\t'):
+            continue
+        skip = line.lower().startswith(b'message-id:')
+        if not skip:
+            lines.append(line)
+    text = b'\n'.join(lines) + b'\n\n' + body
+    if not text.endswith(b'\n'):
+        text += b'\n'
+    # mboxrd quoting: ^>*From  gets one more '>'.
+    text = re.sub(rb'(?m)^(>*From )', rb'>\1', text)
+    msgs.append((name.split('.')[0].encode(), text))
+written, copy = 0, 0
+with open(out, 'wb', buffering=1 << 20) as f:
+    while written < target:
+        for tag, text in msgs:
+            chunk = (b'From bench@example.org Sat Jan  5 12:00:00 2002\n'
+                     b'Message-ID: <%d.%s@bench.nestbox>\n'
+                     b'X-Bench-Copy: %d\n' % (copy, tag, copy)) + text + b'\n'
+            f.write(chunk)
+            written += len(chunk)
+            if written >= target:
+                break
+        copy += 1
+print(f"mbox: {written} bytes, {copy} passes over {len(msgs)} messages", file=sys.stderr)
+PY
+}

@@ -18,6 +18,9 @@ CORPUS=${2:-$ROOT/../shared/corpus/spamassassin-dev}
 [ -d "$CORPUS" ] || { echo "corpus $CORPUS not found" >&2; exit 2; }
 [ -x /usr/bin/time ] || { echo "/usr/bin/time missing: apt-get install -y time" >&2; exit 2; }
 
+# shellcheck source=common.sh
+. "$ROOT/benches/common.sh"
+
 cd "$ROOT"
 echo "== building (release)" >&2
 cargo build --release --quiet
@@ -29,44 +32,7 @@ MBOX=${KEEP_MBOX:-$TMP/bench.mbox}
 
 if [ ! -s "$MBOX" ]; then
     echo "== generating ~$SIZE_MB MiB mbox at $MBOX" >&2
-    python3 - "$CORPUS" "$MBOX" "$SIZE_MB" <<'PY'
-import os, re, sys
-corpus, out, size_mb = sys.argv[1], sys.argv[2], int(sys.argv[3])
-target = size_mb << 20
-msgs = []
-for name in sorted(os.listdir(corpus)):
-    raw = open(os.path.join(corpus, name), 'rb').read().replace(b'\r\n', b'\n')
-    head, sep, body = raw.partition(b'\n\n')
-    if not sep:
-        head, body = raw.rstrip(b'\n'), b''
-    # Drop Message-ID (with its folded continuation lines); a fresh one goes in per copy.
-    lines, skip = [], False
-    for line in head.split(b'\n'):
-        if skip and line[:1] in (b' ', b'\t'):
-            continue
-        skip = line.lower().startswith(b'message-id:')
-        if not skip:
-            lines.append(line)
-    text = b'\n'.join(lines) + b'\n\n' + body
-    if not text.endswith(b'\n'):
-        text += b'\n'
-    # mboxrd quoting: ^>*From  gets one more '>'.
-    text = re.sub(rb'(?m)^(>*From )', rb'>\1', text)
-    msgs.append((name.split('.')[0].encode(), text))
-written, copy = 0, 0
-with open(out, 'wb', buffering=1 << 20) as f:
-    while written < target:
-        for tag, text in msgs:
-            chunk = (b'From bench@example.org Sat Jan  5 12:00:00 2002\n'
-                     b'Message-ID: <%d.%s@bench.nestbox>\n'
-                     b'X-Bench-Copy: %d\n' % (copy, tag, copy)) + text + b'\n'
-            f.write(chunk)
-            written += len(chunk)
-            if written >= target:
-                break
-        copy += 1
-print(f"mbox: {written} bytes, {copy} passes over {len(msgs)} messages", file=sys.stderr)
-PY
+    nb_gen_mbox "$CORPUS" "$MBOX" "$SIZE_MB"
 fi
 MBOX_BYTES=$(stat -c %s "$MBOX")
 MSGS=$(grep -c '^From ' "$MBOX")

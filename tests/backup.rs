@@ -57,11 +57,11 @@ fn sender(
     assert_eq!(c.reply().code, 220);
     assert_eq!(c.cmd("LHLO load.test").code, 250);
     let mut acked = Vec::new();
-    let mut n = 0;
+    let mut n = 0u64;
     while !stop.load(Ordering::Relaxed) {
         n += 1;
         let id = format!("t{t}.n{n}@backup.test");
-        let rcpts: &[&str] = if n % 2 == 0 {
+        let rcpts: &[&str] = if n.is_multiple_of(2) {
             &["alice", "bob"]
         } else {
             &["alice"]
@@ -92,7 +92,11 @@ fn imap_worker(addr: std::net::SocketAddr, stop: Arc<AtomicBool>) -> u64 {
     let mut n = 0u64;
     while !stop.load(Ordering::Relaxed) {
         n += 1;
-        let flag = if n % 2 == 0 { "\\Flagged" } else { "\\Seen" };
+        let flag = if n.is_multiple_of(2) {
+            "\\Flagged"
+        } else {
+            "\\Seen"
+        };
         let r = c.cmd(
             "f",
             &format!("UID STORE {}:* +FLAGS.SILENT ({flag})", n % 50 + 1),

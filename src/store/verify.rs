@@ -247,16 +247,16 @@ impl Check<'_> {
             *refs.entry(rec.blob).or_default() += 1;
             let mut prefix_len = 0u64;
             if let Some(id) = rec.trace {
-                if !trace_ok.contains_key(&id) {
-                    trace_ok.insert(id, schema::trace(&traces, id).ok());
-                }
-                match trace_ok.get(&id) {
-                    Some(Some(t)) => {
+                let trace = trace_ok
+                    .entry(id)
+                    .or_insert_with(|| schema::trace(&traces, id).ok());
+                match trace {
+                    Some(t) => {
                         prefix_len = t
                             .render(rec.envelope_from.as_deref(), rec.internal_date, &rec.blob)
                             .len() as u64;
                     }
-                    _ => {
+                    None => {
                         self.message_problem(mailbox, uid, format!("missing trace {id}"));
                         continue;
                     }
