@@ -34,7 +34,7 @@ nb_gen_mbox "$CORPUS" "$TMP/in.mbox" "$SIZE_MB"
 CFG=$TMP/config.ron
 cat > "$CFG" <<'CONF'
 (data_dir: "data", imap: (listen: [], tls_listen: []), pop3: (listen: [], tls_listen: []),
- lmtp: (listen: ["127.0.0.1:0"], unix_socket: None))
+ lmtp: (listen: ["127.0.0.1:0"], unix_socket: None), managesieve: (listen: []))
 CONF
 printf 'pw\n' | "$NB" --config "$CFG" user add bench --password-stdin >/dev/null
 echo "== importing" >&2

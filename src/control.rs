@@ -18,8 +18,7 @@ use crate::delivery::{Incoming, Outcome, Pipeline, Target, Trace, TraceProtocol}
 use crate::store::backup::{Progress, Summary};
 use crate::store::{
     AppPasswordInfo, KeptIds, LayoutReport, MailboxInfo, MailboxLayout, MessageInfo, ScriptInfo,
-    SieveError, SieveLimits, Stats,
-    StoreError, SystemFlags, UserInfo,
+    SieveError, SieveLimits, Stats, StoreError, SystemFlags, UserInfo,
 };
 
 /// The socket's file name inside the data dir.

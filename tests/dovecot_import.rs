@@ -22,6 +22,7 @@ const CONFIG: &str = r#"(
     imap: (listen: ["127.0.0.1:0"], tls_listen: []),
     pop3: (listen: ["127.0.0.1:0"], tls_listen: []),
     lmtp: (listen: ["127.0.0.1:0"], unix_socket: Some("lmtp.sock")),
+    managesieve: (listen: []),
     auth: (argon2: (memory_kib: 64, iterations: 1, parallelism: 1)),
 )
 "#;

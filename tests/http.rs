@@ -19,6 +19,7 @@ const CONFIG: &str = r#"(
     imap: (listen: ["127.0.0.1:0"], tls_listen: ["127.0.0.1:0"]),
     pop3: (listen: ["127.0.0.1:0"], tls_listen: ["127.0.0.1:0"]),
     lmtp: (listen: ["127.0.0.1:0"], unix_socket: Some("lmtp.sock")),
+    managesieve: (listen: []),
     http: (listen: ["127.0.0.1:0"], tls_listen: ["127.0.0.1:0"], max_request: 2048),
     auth: (
         argon2: (memory_kib: 64, iterations: 1, parallelism: 1),

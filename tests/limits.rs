@@ -44,6 +44,7 @@ fn config(hosts: &[&str], plaintext: &str, extra: &str, lmtp_extra: &str) -> Str
     imap: (listen: [{listen}], tls_listen: []),
     pop3: (listen: [{listen}], tls_listen: []),
     lmtp: (listen: ["127.0.0.1:0"], unix_socket: Some("lmtp.sock"), {lmtp_extra}),
+    managesieve: (listen: []),
     auth: (plaintext: {plaintext}, argon2: (memory_kib: 64, iterations: 1, parallelism: 1)),
     limits: (max_message_size: 100000),
     {extra}

@@ -18,7 +18,7 @@ use smol::{Executor, Timer};
 
 use crate::server::accept::{self, AcceptOptions};
 use crate::server::conn::Conn;
-use crate::server::limits::LimitError;
+use crate::server::limits::{LimitError, Service};
 use crate::server::stream::{Peer, Stream};
 use crate::server::{Context, ServeError};
 
@@ -264,6 +264,7 @@ pub async fn start(ctx: &Context, ex: &Arc<Executor<'static>>) -> Result<(), Ser
         println!("listening {proto} {local}");
         let opts = AcceptOptions {
             proto,
+            service: Service::Http,
             implicit_tls,
             refusal,
         };
@@ -272,7 +273,10 @@ pub async fn start(ctx: &Context, ex: &Arc<Executor<'static>>) -> Result<(), Ser
             l,
             ex.clone(),
             opts,
-            |ctx, stream, peer| async move { handle(&ctx, stream, peer).await },
+            |ctx, stream, peer, slot| async move {
+                handle(&ctx, stream, peer).await;
+                drop(slot);
+            },
         ))
         .detach();
     }

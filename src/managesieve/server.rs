@@ -15,7 +15,7 @@ use crate::auth::AuthError;
 use crate::imap::framing::Framed;
 use crate::server::accept::{self, AcceptOptions};
 use crate::server::conn::{Conn, ReadError};
-use crate::server::limits::LimitError;
+use crate::server::limits::{LimitError, Service};
 use crate::server::stream::{Peer, Stream};
 use crate::server::{Context, ServeError};
 use crate::store::SieveLimits;
@@ -50,6 +50,7 @@ pub async fn start(
         println!("listening managesieve {local}");
         let opts = AcceptOptions {
             proto: "managesieve",
+            service: Service::ManageSieve,
             implicit_tls: false,
             refusal,
         };
@@ -59,9 +60,12 @@ pub async fn start(
             l,
             ex.clone(),
             opts,
-            move |ctx, stream, peer| {
+            move |ctx, stream, peer, slot| {
                 let checker = checker.clone();
-                async move { handle(&ctx, checker, stream, peer).await }
+                async move {
+                    handle(&ctx, checker, stream, peer).await;
+                    drop(slot);
+                }
             },
         ))
         .detach();

@@ -27,6 +27,10 @@ pub enum Service {
     Imap,
     /// POP3, plain and implicit TLS.
     Pop3,
+    /// ManageSieve (RFC 5804): counted with IMAP and POP3 in `connections`.
+    ManageSieve,
+    /// The HTTP listener: counted with IMAP and POP3 in `connections`.
+    Http,
     /// LMTP over TCP and the Unix socket: `lmtp.max_connections` only.
     Lmtp,
 }
@@ -221,7 +225,9 @@ impl Drop for ConnSlot {
         let mut c = self.limits.lock();
         match self.service {
             Service::Lmtp => c.lmtp = c.lmtp.saturating_sub(1),
-            Service::Imap | Service::Pop3 => c.clients = c.clients.saturating_sub(1),
+            Service::Imap | Service::Pop3 | Service::ManageSieve | Service::Http => {
+                c.clients = c.clients.saturating_sub(1)
+            }
         }
         if let Some(ip) = self.ip {
             decrement(&mut c.per_ip, &(self.service, ip));
