@@ -97,6 +97,7 @@ fn main() -> ExitCode {
                 create_mailbox: false,
                 flags: SystemFlags::default(),
                 keywords: Vec::new(),
+                kept: None,
             };
             let t = Instant::now();
             let v = host.filter(&msg, &mut target);
