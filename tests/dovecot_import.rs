@@ -5,6 +5,13 @@
 //! tests/fixtures/mail_probe.py records them); after the import nestbox must serve the
 //! same, read by the same probe. Needs python3.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // tests fail by panicking (see clippy.toml for #[test] functions)
+
 mod common;
 
 use std::fs::{self, File};

@@ -2,6 +2,13 @@
 //! to `$NOTIFY_SOCKET` once it listens, and STOPPING=1 on SIGTERM, after which it exits
 //! cleanly well within the unit's TimeoutStopSec (30 s) even with a client connected.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // tests fail by panicking (see clippy.toml for #[test] functions)
+
 mod common;
 
 use std::io::{BufRead, BufReader, Write};

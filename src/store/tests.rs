@@ -788,3 +788,99 @@ fn finish_packing_leaves_nothing_loose() {
         "{packs} packs, {after} bytes loose"
     );
 }
+
+#[test]
+fn import_layout_kept_uids_and_uidls() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &cfg(0)).unwrap();
+    smol::block_on(async {
+        let user = store.add_user("alice", "h".into()).await.unwrap();
+        let layout = vec![
+            MailboxLayout {
+                name: "INBOX".into(),
+                uidvalidity: Some(0x6b11_5a3f),
+                special_use: None,
+                subscribed: true,
+            },
+            MailboxLayout {
+                name: "Sent Messages".into(),
+                uidvalidity: Some(7),
+                special_use: Some(SpecialUse::Sent),
+                subscribed: false,
+            },
+        ];
+        let report = store
+            .import_layout(user, layout.clone(), vec!["Gone".into()])
+            .await
+            .unwrap();
+        // The empty defaults Dovecot did not have went; INBOX stays.
+        assert_eq!(
+            report.removed,
+            ["Archive", "Drafts", "Junk", "Sent", "Trash"]
+        );
+        let boxes = store.mailboxes(user).await.unwrap();
+        let names: Vec<&str> = boxes.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, ["INBOX", "Sent Messages"]);
+        assert_eq!(boxes[0].uidvalidity, 0x6b11_5a3f);
+        assert_eq!(boxes[1].special_use, Some(SpecialUse::Sent));
+        assert_eq!(store.subscriptions(user).await.unwrap(), ["Gone", "INBOX"]);
+
+        let kept = |uid: u32, uidl: Option<&str>| {
+            let mut req = request(&store, user, "INBOX", &message(uid as usize));
+            req.kept = Some(KeptIds {
+                uid,
+                pop3_uidl: uidl.map(str::to_owned),
+            });
+            req
+        };
+        let out = store
+            .append_many(vec![
+                kept(3, Some("u3")),
+                kept(9, Some("u9")),
+                kept(5, None),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(out[0].as_ref().unwrap().uid, 3);
+        assert_eq!(out[1].as_ref().unwrap().uid, 9);
+        // Below UIDNEXT (10 after UID 9): refused, nothing stored.
+        assert_eq!(out[2], Err(StoreError::UidNotFree(5)));
+        store.raise_uidnext(user, "INBOX", 12).await.unwrap();
+        store.raise_uidnext(user, "INBOX", 4).await.unwrap();
+        let inbox = store.mailbox(user, "INBOX").await.unwrap().unwrap();
+        assert_eq!((inbox.uidnext, inbox.messages), (12, 2));
+        let plain = store
+            .append_many(vec![request(&store, user, "INBOX", b"x\r\n\r\ny\r\n")])
+            .await
+            .unwrap();
+        assert_eq!(plain[0].as_ref().unwrap().uid, 12);
+
+        let scan = |store: &Store| {
+            let store = store.clone();
+            async move {
+                store
+                    .pop3_scan(inbox.id, |_, _| ())
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|e| (e.uid, e.kept_uidl))
+                    .collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(
+            scan(&store).await,
+            [(3, Some("u3".into())), (9, Some("u9".into())), (12, None)]
+        );
+        // The row goes with its message.
+        store.expunge(inbox.id, vec![3]).await.unwrap();
+        assert_eq!(scan(&store).await, [(9, Some("u9".into())), (12, None)]);
+
+        // A mailbox that holds mail refuses a second layout, changing nothing.
+        let err = store.import_layout(user, layout, Vec::new()).await;
+        assert_eq!(
+            err,
+            Err(StoreError::MailboxNotEmpty("INBOX (2 messages)".into()))
+        );
+        assert_eq!(store.mailboxes(user).await.unwrap().len(), 2);
+    });
+}

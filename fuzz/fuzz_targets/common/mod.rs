@@ -115,6 +115,7 @@ async fn deliver(pipeline: &Pipeline, user: u32) {
                 create_mailbox: true,
                 flags: SystemFlags::default(),
                 keywords: Vec::new(),
+                kept: None,
             };
             (incoming, vec![target])
         })
