@@ -126,6 +126,7 @@ start_nestbox() {
 (data_dir: "data", hostname: "localhost",
  imap: (listen: ["127.0.0.1:0"], tls_listen: ["127.0.0.1:0"]),
  pop3: (listen: ["127.0.0.1:0"], tls_listen: []),
+ managesieve: (listen: []),
  lmtp: (listen: ["127.0.0.1:0"], unix_socket: None),
  connections: (max_total: 100000, max_per_ip: 100000, max_per_user: 100000))
 EOF

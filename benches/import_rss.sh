@@ -74,6 +74,7 @@ MSGS=$(grep -c '^From ' "$MBOX")
 CFG=$TMP/config.ron
 cat > "$CFG" <<'EOF'
 (data_dir: "data", imap: (listen: [], tls_listen: []), pop3: (listen: [], tls_listen: []),
+ managesieve: (listen: []),
  lmtp: (listen: [], unix_socket: None))
 EOF
 printf 'pw\n' | "$NB" --config "$CFG" user add bench --password-stdin >/dev/null

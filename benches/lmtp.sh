@@ -40,6 +40,7 @@ run_one() {
     cfg=$dir/config.ron
     cat > "$cfg" <<'EOF'
 (data_dir: "data", imap: (listen: [], tls_listen: []), pop3: (listen: [], tls_listen: []),
+ managesieve: (listen: []),
  lmtp: (listen: ["127.0.0.1:0"], unix_socket: None))
 EOF
     nb_serve "$cfg" "$dir" bench || exit 1

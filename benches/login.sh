@@ -40,7 +40,7 @@ run_one() {
     mkdir -p "$dir"
     cat > "$dir/config.ron" <<CFG
 (data_dir: "data", imap: (listen: ["127.0.0.1:0"], tls_listen: []),
- pop3: (listen: [], tls_listen: []), lmtp: (listen: [], unix_socket: None),
+ pop3: (listen: [], tls_listen: []), managesieve: (listen: []), lmtp: (listen: [], unix_socket: None),
  auth: (cache_secs: $cache), connections: (max_per_ip: 1000))
 CFG
     nb_serve "$dir/config.ron" "$dir" bench || exit 1

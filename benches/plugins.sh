@@ -67,6 +67,7 @@ run_one() {
     mkdir -p "$dir"
     cat > "$dir/config.ron" <<EOF2
 (data_dir: "data", imap: (listen: [], tls_listen: []), pop3: (listen: [], tls_listen: []),
+ managesieve: (listen: []),
  lmtp: (listen: ["127.0.0.1:0"], unix_socket: None),
  plugins: [$(plugin_list "$n")])
 EOF2

@@ -16,6 +16,8 @@ use crate::delivery::{Hooks, Pipeline};
 use crate::mailfmt::{self, Flags, ImportedMessage, maildir, mbox};
 use crate::store::{Store, StoreError, SystemFlags};
 
+mod sieve;
+
 /// sysexits.h codes used by `deliver` (DESIGN.md contract).
 pub mod exit {
     pub const OK: u8 = 0;
@@ -24,6 +26,7 @@ pub mod exit {
     pub const NOUSER: u8 = 67;
     pub const SOFTWARE: u8 = 70;
     pub const CANTCREAT: u8 = 73;
+    pub const NOINPUT: u8 = 66;
     pub const IOERR: u8 = 74;
     pub const TEMPFAIL: u8 = 75;
     pub const CONFIG: u8 = 78;
@@ -101,6 +104,11 @@ enum Command {
     Retention {
         #[command(subcommand)]
         command: RetentionCommand,
+    },
+    /// A user's Sieve scripts (the filters ManageSieve clients edit).
+    Sieve {
+        #[command(subcommand)]
+        command: sieve::SieveCommand,
     },
 }
 
@@ -533,6 +541,7 @@ async fn run_command(
             ),
             r => return Err(unexpected(r)),
         },
+        Command::Sieve { command } => sieve::run(config, backend, command).await?,
         Command::Serve | Command::CheckConfig | Command::Plugin { .. } => {}
     }
     Ok(())

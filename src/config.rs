@@ -370,6 +370,33 @@ impl Default for Pop3Config {
     }
 }
 
+/// The ManageSieve server (RFC 5804) and the per-user Sieve script limits, which the
+/// `sieve` CLI obeys too.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ManageSieveConfig {
+    /// Plain listeners (STARTTLS upgrades them; RFC 5804 has no implicit-TLS port).
+    pub listen: Vec<SocketAddr>,
+    /// Largest script in octets (PUTSCRIPT answers `NO (QUOTA/MAXSIZE)` past it).
+    pub max_script_bytes: u64,
+    /// Most scripts per user (`NO (QUOTA/MAXSCRIPTS)` past it).
+    pub max_scripts: usize,
+    /// Idle seconds before a logged-in session is closed.
+    pub timeout_secs: u64,
+}
+
+impl Default for ManageSieveConfig {
+    fn default() -> Self {
+        let limits = crate::store::SieveLimits::default();
+        ManageSieveConfig {
+            listen: vec![local(4190)],
+            max_script_bytes: limits.max_script_bytes,
+            max_scripts: limits.max_scripts,
+            timeout_secs: 1800,
+        }
+    }
+}
+
 /// Connection limits (DoS protection for a small box).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -413,6 +440,7 @@ pub struct RawConfig {
     pub connections: ConnectionsConfig,
     pub plugin_limits: PluginLimits,
     pub sieve: SieveConfig,
+    pub managesieve: ManageSieveConfig,
 }
 
 /// Sieve (the `sieve` plugin hook): what the host does for scripts.
@@ -460,6 +488,7 @@ impl Default for RawConfig {
             connections: ConnectionsConfig::default(),
             plugin_limits: PluginLimits::default(),
             sieve: SieveConfig::default(),
+            managesieve: ManageSieveConfig::default(),
         }
     }
 }
@@ -726,6 +755,25 @@ impl RawConfig {
         if self.auth.cache_secs > 3600 {
             return Err(err("auth.cache_secs", "must be at most 3600".into()));
         }
+        let m = &self.managesieve;
+        if !(1024..=16 << 20).contains(&m.max_script_bytes) {
+            return Err(err(
+                "managesieve.max_script_bytes",
+                format!("{} is outside 1024..=16777216", m.max_script_bytes),
+            ));
+        }
+        if m.max_scripts == 0 || m.max_scripts > 1000 {
+            return Err(err(
+                "managesieve.max_scripts",
+                format!("{} is outside 1..=1000", m.max_scripts),
+            ));
+        }
+        if m.timeout_secs < 60 {
+            return Err(err(
+                "managesieve.timeout_secs",
+                "must be at least 60".into(),
+            ));
+        }
         let c = &self.connections;
         if c.max_total == 0 || c.max_per_ip == 0 || c.max_per_user == 0 {
             return Err(err(
@@ -752,6 +800,12 @@ impl RawConfig {
             .chain(self.pop3.listen.iter().map(|a| ("pop3.listen", a)))
             .chain(self.pop3.tls_listen.iter().map(|a| ("pop3.tls_listen", a)))
             .chain(self.lmtp.listen.iter().map(|a| ("lmtp.listen", a)))
+            .chain(
+                self.managesieve
+                    .listen
+                    .iter()
+                    .map(|a| ("managesieve.listen", a)),
+            )
         {
             if addr.port() != 0 && !seen.insert(*addr) {
                 return Err(err(key, format!("{addr} is used by two listeners")));

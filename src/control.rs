@@ -16,7 +16,8 @@ use smol::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::delivery::{Incoming, Outcome, Pipeline, Target, Trace};
 use crate::store::{
-    AppPasswordInfo, MailboxInfo, MessageInfo, Stats, StoreError, SystemFlags, UserInfo,
+    AppPasswordInfo, MailboxInfo, MessageInfo, ScriptInfo, SieveError, SieveLimits, Stats,
+    StoreError, SystemFlags, UserInfo,
 };
 
 /// The socket's file name inside the data dir.
@@ -96,6 +97,29 @@ pub enum Request {
         user: Option<String>,
         dry_run: bool,
     },
+    /// `nestbox sieve ...`: a user's Sieve scripts. The CLI sends the limits of its
+    /// config and has checked the script.
+    SieveList {
+        user: String,
+    },
+    SieveGet {
+        user: String,
+        name: String,
+    },
+    SievePut {
+        user: String,
+        name: String,
+        text: String,
+        limits: SieveLimits,
+    },
+    SieveActivate {
+        user: String,
+        name: Option<String>,
+    },
+    SieveDel {
+        user: String,
+        name: String,
+    },
 }
 
 /// Per-message result of a delivery or import.
@@ -136,6 +160,8 @@ pub enum Response {
     AppPasswords(Vec<AppPasswordInfo>),
     Plugins(Vec<PluginStatus>),
     Retention(crate::retention::Report),
+    SieveScripts(Vec<ScriptInfo>),
+    SieveScript(String),
     /// A request that cannot be carried out; the text names the problem.
     Error(ErrorKind, String),
 }
@@ -181,6 +207,20 @@ fn error(e: StoreError) -> Response {
             ErrorKind::Temporary
         }
         StoreError::Corrupt(_) => ErrorKind::Internal,
+    };
+    Response::Error(kind, e.to_string())
+}
+
+fn sieve_error(e: SieveError) -> Response {
+    let kind = match &e {
+        SieveError::NoSuchUser => ErrorKind::NoSuchUser,
+        SieveError::NoSuchScript => ErrorKind::NotFound,
+        SieveError::AlreadyExists
+        | SieveError::Active
+        | SieveError::TooLarge { .. }
+        | SieveError::TooMany { .. }
+        | SieveError::InvalidName(_) => ErrorKind::Invalid,
+        SieveError::Store(s) => return error(s.clone()),
     };
     Response::Error(kind, e.to_string())
 }
@@ -347,6 +387,32 @@ async fn run(p: &Pipeline, hostname: &str, req: Request) -> Result<Response, Res
                     .map_err(error)?,
             )
         }
+        Request::SieveList { user } => {
+            Response::SieveScripts(store.sieve_list(&user).await.map_err(sieve_error)?)
+        }
+        Request::SieveGet { user, name } => {
+            Response::SieveScript(store.sieve_get(&user, &name).await.map_err(sieve_error)?)
+        }
+        Request::SievePut {
+            user,
+            name,
+            text,
+            limits,
+        } => store
+            .sieve_put(&user, &name, &text, limits)
+            .await
+            .map(|()| Response::Done)
+            .map_err(sieve_error)?,
+        Request::SieveActivate { user, name } => store
+            .sieve_set_active(&user, name.as_deref())
+            .await
+            .map(|()| Response::Done)
+            .map_err(sieve_error)?,
+        Request::SieveDel { user, name } => store
+            .sieve_delete(&user, &name)
+            .await
+            .map(|()| Response::Done)
+            .map_err(sieve_error)?,
         Request::Compact => Response::Compacted(store.compact(true).await.map_err(error)?),
         Request::AppPasswordAdd { name, label, hash } => {
             if store

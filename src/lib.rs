@@ -9,6 +9,7 @@ pub mod delivery;
 pub mod imap;
 pub mod lmtp;
 pub mod mailfmt;
+pub mod managesieve;
 pub mod mime;
 #[cfg(feature = "plugins")]
 pub mod plugins;

@@ -181,6 +181,7 @@ fn config(plaintext: &str, listen: &[&str], extra: &str) -> String {
     data_dir: "data",
     imap: (listen: [{plain}], tls_listen: []),
     pop3: (listen: [{plain}], tls_listen: []),
+    managesieve: (listen: []),
     lmtp: (listen: ["127.0.0.1:0"], unix_socket: Some("lmtp.sock")),
     auth: (
         plaintext: {plaintext},

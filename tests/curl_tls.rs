@@ -22,6 +22,7 @@ const CONFIG: &str = r#"(
     data_dir: "data",
     imap: (listen: ["127.0.0.1:0"], tls_listen: ["127.0.0.1:0"]),
     pop3: (listen: ["127.0.0.1:0"], tls_listen: ["127.0.0.1:0"]),
+    managesieve: (listen: []),
     lmtp: (listen: ["127.0.0.1:0"], unix_socket: Some("lmtp.sock")),
     auth: (plaintext: Never, argon2: (memory_kib: 64, iterations: 1, parallelism: 1)),
     limits: (max_message_size: 100000),

@@ -59,7 +59,7 @@ fn start(dir: &Path) -> Server {
     let config = dir.join("config.ron");
     std::fs::write(
         &config,
-        "(data_dir: \"data\", imap: (listen: [], tls_listen: []), pop3: (listen: [], tls_listen: []), \
+        "(data_dir: \"data\", imap: (listen: [], tls_listen: []), pop3: (listen: [], tls_listen: []), managesieve: (listen: []), \
          lmtp: (listen: [\"127.0.0.1:0\"], unix_socket: None), \
          store: (dictionary_after: 0, compact_check_secs: 0), \
          auth: (argon2: (memory_kib: 64, iterations: 1, parallelism: 1)))",

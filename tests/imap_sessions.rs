@@ -26,6 +26,7 @@ fn config(pop3_extra: &str) -> String {
     data_dir: "data",
     imap: (listen: ["127.0.0.1:0"], tls_listen: []),
     pop3: (listen: ["127.0.0.1:0"], tls_listen: []{pop3_extra}),
+    managesieve: (listen: []),
     lmtp: (listen: ["127.0.0.1:0"], unix_socket: Some("lmtp.sock")),
     auth: (
         argon2: (memory_kib: 64, iterations: 1, parallelism: 1),

@@ -12,7 +12,7 @@ mod common;
 use common::{Env, strip_trace};
 
 const CONFIG: &str = "(data_dir: \"data\", imap: (listen: [], tls_listen: []), \
-    pop3: (listen: [], tls_listen: []), lmtp: (listen: [], unix_socket: None), \
+    pop3: (listen: [], tls_listen: []), managesieve: (listen: []), lmtp: (listen: [], unix_socket: None), \
     limits: (max_message_size: 67108864), \
     auth: (argon2: (memory_kib: 64, iterations: 1, parallelism: 1)))";
 

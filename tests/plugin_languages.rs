@@ -128,6 +128,7 @@ fn config(wasm: &Path, data_dir: &Path) -> String {
     data_dir: {data},
     imap: (listen: ["127.0.0.1:0"], tls_listen: []),
     pop3: (listen: [], tls_listen: []),
+    managesieve: (listen: []),
     lmtp: (listen: ["127.0.0.1:0"], unix_socket: Some("lmtp.sock")),
     auth: (argon2: (memory_kib: 64, iterations: 1, parallelism: 1)),
     limits: (max_message_size: 100000),

@@ -164,6 +164,7 @@ pub fn serve_from(config: Config, config_file: Option<PathBuf>) -> Result<(), Se
         config.limits.max_message_size,
         plugins.hooks(),
     );
+    let sieve_checker = plugins.sieve_checker();
     let tls = match crate::tls::TlsManager::load(&config) {
         Ok(t) => t,
         Err(e) => {
@@ -265,6 +266,7 @@ pub fn serve_from(config: Config, config_file: Option<PathBuf>) -> Result<(), Se
                 .detach();
         }
         crate::imap::server::start(&ctx, &ex).await?;
+        crate::managesieve::server::start(&ctx, &ex, sieve_checker.clone()).await?;
         for addr in &config.pop3.listen {
             let l = bind_tcp(*addr, "pop3").await?;
             let local = l
@@ -433,6 +435,21 @@ impl Plugins {
         #[cfg(not(feature = "plugins"))]
         {
             Arc::new(crate::delivery::NoHooks)
+        }
+    }
+
+    /// What checks Sieve scripts for ManageSieve: the Sieve plugin's checker when one is
+    /// loaded, else the built-in lexical checker.
+    fn sieve_checker(&self) -> Arc<dyn crate::managesieve::SieveChecker> {
+        #[cfg(feature = "plugins")]
+        {
+            Arc::new(crate::plugins::sieve::PluginChecker {
+                host: self.host.clone(),
+            })
+        }
+        #[cfg(not(feature = "plugins"))]
+        {
+            Arc::new(crate::managesieve::LexicalChecker)
         }
     }
 

@@ -20,6 +20,7 @@ mod pack;
 mod policy;
 mod pop3;
 pub mod schema;
+mod sieve;
 mod users;
 mod writer;
 
@@ -43,6 +44,10 @@ pub use messages::{
 pub use policy::{Applied, SUMMARY_HEADER_MAX, Summary, Usage, UsageReport, disk_status};
 pub use pop3::{POP3_DELETED, Pop3Entry, Pop3Removal};
 pub use schema::{MailboxRecord, MessageRecord, SpecialUse, SystemFlags, TraceRecord, UserRecord};
+pub use sieve::{
+    ActiveScript, MAX_NAME_CHARS, ScriptInfo, SieveError, SieveLimits,
+    check_name as check_sieve_name,
+};
 pub use users::UserInfo;
 
 /// What a store operation can fail with. Logical errors (`NoSuch*`, `*Exists`, `Invalid*`)

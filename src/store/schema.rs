@@ -420,5 +420,8 @@ pub fn migrate(tx: &WriteTransaction) -> Result<(), StoreError> {
     tx.open_table(SUBSCRIPTIONS)?;
     tx.open_table(TRACES)?;
     tx.open_table(TRACE_IDS)?;
+    // New tables, not record changes: created in stores of this version too.
+    tx.open_table(super::sieve::SIEVE_SCRIPTS)?;
+    tx.open_table(super::sieve::SIEVE_STATE)?;
     Ok(())
 }

@@ -257,6 +257,7 @@ fn delete_user_in(tx: &WriteTransaction, batch: &mut Batch, name: &str) -> Resul
             row?;
         }
     }
+    super::sieve::delete_all(tx, rec.id)?;
     tx.open_table(USERS)?.remove(name)?;
     batch.users_changed = true;
     batch.changes.push(Change {

@@ -6,6 +6,8 @@
 
 #![allow(dead_code)]
 
+pub mod transcript;
+
 use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -31,6 +33,7 @@ pub const CONFIG: &str = r#"(
     data_dir: "data",
     imap: (listen: [], tls_listen: []),
     pop3: (listen: [], tls_listen: []),
+    managesieve: (listen: []),
     lmtp: (listen: ["127.0.0.1:0"], unix_socket: Some("lmtp.sock")),
     auth: (argon2: (memory_kib: 64, iterations: 1, parallelism: 1)),
     limits: (max_message_size: 100000),
@@ -43,6 +46,7 @@ pub const IMAP_CONFIG: &str = r#"(
     data_dir: "data",
     imap: (listen: ["127.0.0.1:0"], tls_listen: ["127.0.0.1:0"]),
     pop3: (listen: [], tls_listen: []),
+    managesieve: (listen: []),
     lmtp: (listen: ["127.0.0.1:0"], unix_socket: Some("lmtp.sock")),
     auth: (
         argon2: (memory_kib: 64, iterations: 1, parallelism: 1),
