@@ -48,7 +48,7 @@ impl Host for NoHost {
 }
 
 /// Twenty typical rules: lists by List-Id, senders, subjects, spam, size, a regex.
-pub fn script() -> String {
+pub fn source() -> String {
     let mut s = String::from(
         "require [\"fileinto\", \"imap4flags\", \"variables\", \"regex\", \"spamtest\", \"relational\", \"comparator-i;ascii-numeric\", \"body\"];\n",
     );
@@ -67,7 +67,7 @@ pub fn script() -> String {
 }
 
 fn main() {
-    let script = sieve::check(&script(), false).expect("the script compiles");
+    let script = sieve::check(&source(), false).expect("the script compiles");
     let msg = Msg(vec![
         ("From".into(), "Alice <alice@example.net>".into()),
         ("To".into(), "bob@example.org".into()),
@@ -90,7 +90,7 @@ fn main() {
     times.sort_unstable();
     let t = Instant::now();
     for _ in 0..1000 {
-        sieve::check(&script(), false).expect("compiles");
+        sieve::check(&source(), false).expect("compiles");
     }
     let compile = t.elapsed().as_nanos() as u64 / 1000;
     println!(
