@@ -28,7 +28,7 @@ const CONFIG: &str = r#"(
     imap: (listen: [], tls_listen: []),
     pop3: (listen: [], tls_listen: []),
     managesieve: (listen: ["127.0.0.1:0"], max_script_bytes: 1024, max_scripts: 2),
-    lmtp: (listen: ["127.0.0.1:0"], unix_socket: None),
+    lmtp: (listen: ["127.0.0.1:0"], unix_socket: Some("lmtp.sock")),
     auth: (
         argon2: (memory_kib: 64, iterations: 1, parallelism: 1),
         throttle: (base_delay_ms: 10, max_delay_ms: 40),
@@ -100,7 +100,8 @@ import ssl, sys, warnings
 from sievelib import managesieve as m
 warnings.simplefilter("ignore")
 port, cafile = int(sys.argv[1]), sys.argv[2]
-m.ssllib.create_default_context = lambda: ssl.create_default_context(cafile=cafile)
+_default_context = ssl.create_default_context
+m.ssllib.create_default_context = lambda: _default_context(cafile=cafile)
 m.Client.read_timeout = 20
 
 def client():

@@ -240,7 +240,8 @@ impl Session {
         };
         line("SASL", Some(&sasl));
         line("SIEVE", Some(&self.opts.extensions.join(" ")));
-        if self.opts.starttls && !self.opts.peer.tls {
+        // Only where STARTTLS may be given (§2.2: before authentication, once).
+        if self.opts.starttls && !self.opts.peer.tls && matches!(self.state, State::NonAuth(_)) {
             line("STARTTLS", None);
         }
         if let State::Auth { user } = &self.state {

@@ -450,7 +450,7 @@ impl Store {
 
     /// The script deliveries to `user` run, if one is active.
     pub async fn sieve_active(&self, user: &str) -> Result<Option<ActiveScript>, SieveError> {
-        self.sieve_read(user, |tx, user| active_in(tx, user)).await
+        self.sieve_read(user, active_in).await
     }
 
     /// [`Store::sieve_active`] for code already on the blocking pool (a plugin call):
