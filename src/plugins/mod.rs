@@ -45,7 +45,7 @@ pub struct PluginHost {
     engine: Engine,
     linker: Linker<State>,
     plugins: RwLock<Arc<Vec<Arc<Plugin>>>>,
-    sieve: sieve::SieveHost,
+    pub(crate) sieve: sieve::SieveHost,
 }
 
 impl PluginHost {

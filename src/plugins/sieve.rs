@@ -162,19 +162,30 @@ impl SieveHost {
     }
 }
 
-/// The user's scripts and mailboxes in the store.
+/// The user's scripts (`crate::store` Sieve tables) and mailboxes in the store. Called
+/// from plugin calls, which run on the blocking pool.
 struct StoreScripts {
     store: crate::store::Store,
     user: u32,
 }
 
 impl SieveScripts for StoreScripts {
-    fn active(&self, _user: &str) -> Option<(String, String)> {
-        None
+    fn active(&self, user: &str) -> Option<(String, String)> {
+        match self.store.sieve_active_blocking(user) {
+            Ok(a) => a.map(|a| (a.name, a.version.to_string())),
+            Err(e) => {
+                log::warn!("sieve: cannot read the active script of {user}: {e}");
+                None
+            }
+        }
     }
 
-    fn script(&self, _user: &str, _name: &str) -> Option<(String, String)> {
-        None
+    fn script(&self, user: &str, name: &str) -> Option<(String, String)> {
+        let text = self.store.sieve_get_blocking(user, name).ok()?;
+        // Any change of a user's scripts bumps the store's version; a hash of the
+        // text is as good a cache key and needs no second read.
+        let version = blake3::hash(text.as_bytes()).to_hex()[..16].to_string();
+        Some((version, text))
     }
 
     fn mailbox_exists(&self, _user: &str, mailbox: &str) -> bool {
@@ -182,6 +193,61 @@ impl SieveScripts for StoreScripts {
             smol::block_on(self.store.mailbox(self.user, mailbox)),
             Ok(Some(_))
         )
+    }
+}
+
+/// ManageSieve's checker and capability list, asked of the configured Sieve plugin (the
+/// first one with the `sieve` hook in the current set); without one, or when the call
+/// fails, the built-in lexical checker answers.
+pub struct PluginChecker {
+    pub host: Arc<super::PluginHost>,
+}
+
+impl PluginChecker {
+    fn plugin(&self) -> Option<Arc<Plugin>> {
+        self.host
+            .current()
+            .iter()
+            .find(|p| p.hooks.contains(&crate::config::PluginHook::Sieve))
+            .cloned()
+    }
+}
+
+impl crate::managesieve::SieveChecker for PluginChecker {
+    fn extensions(&self) -> Vec<String> {
+        let Some(plugin) = self.plugin() else {
+            return Vec::new();
+        };
+        match extensions(&plugin, self.host.sieve.vacation.is_some()) {
+            Ok(e) => e,
+            Err(e) => {
+                log::warn!("plugin {}: extensions failed: {e}", plugin.name);
+                Vec::new()
+            }
+        }
+    }
+
+    fn check(&self, script: &str) -> Result<(), crate::managesieve::ScriptError> {
+        let lexical =
+            || crate::managesieve::SieveChecker::check(&crate::managesieve::LexicalChecker, script);
+        let Some(plugin) = self.plugin() else {
+            return lexical();
+        };
+        match check(&plugin, script, self.host.sieve.vacation.is_some()) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err((line, column, message))) => Err(crate::managesieve::ScriptError {
+                line,
+                column,
+                message,
+            }),
+            Err(e) => {
+                log::warn!(
+                    "plugin {}: check failed, checking lexically: {e}",
+                    plugin.name
+                );
+                lexical()
+            }
+        }
     }
 }
 
@@ -218,7 +284,6 @@ pub(crate) fn decide(outcome: &Outcome) -> wasmtime::Result<Decision> {
 
 /// The extensions (ManageSieve `SIEVE` capability) and compile errors, asked of a
 /// loaded Sieve plugin.
-#[allow(dead_code)] // wired to ManageSieve next
 pub(crate) fn extensions(plugin: &Plugin, vacation: bool) -> Result<Vec<String>, CallError> {
     let ctx = SieveCall {
         user: String::new(),
@@ -238,7 +303,6 @@ pub(crate) fn extensions(plugin: &Plugin, vacation: bool) -> Result<Vec<String>,
 pub type ScriptError = (u32, u32, String);
 
 /// Compiles `script` with the plugin (ManageSieve PUTSCRIPT/CHECKSCRIPT).
-#[allow(dead_code)] // wired to ManageSieve next
 pub(crate) fn check(
     plugin: &Plugin,
     script: &str,

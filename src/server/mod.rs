@@ -448,7 +448,16 @@ impl Plugins {
     /// What checks Sieve scripts for ManageSieve: the Sieve plugin's checker when one is
     /// loaded, else the built-in lexical checker.
     fn sieve_checker(&self) -> Arc<dyn crate::managesieve::SieveChecker> {
-        Arc::new(crate::managesieve::LexicalChecker)
+        #[cfg(feature = "plugins")]
+        {
+            Arc::new(crate::plugins::sieve::PluginChecker {
+                host: self.host.clone(),
+            })
+        }
+        #[cfg(not(feature = "plugins"))]
+        {
+            Arc::new(crate::managesieve::LexicalChecker)
+        }
     }
 
     /// SIGHUP: loads the plugins again from the config file. Connections stay open;
