@@ -13,7 +13,6 @@ mod app_passwords;
 pub mod blob;
 pub mod feed;
 mod imap;
-mod imap_exact;
 mod mailboxes;
 mod messages;
 mod pack;
@@ -34,7 +33,6 @@ pub use app_passwords::{AppPasswordInfo, MAX_APP_PASSWORDS, check_label};
 pub use blob::{Codec, PreparedBlob};
 pub use feed::{Change, ChangeFeed, ChangeKind, Origin};
 pub use imap::{CopyOutcome, FlagMode, FlagOutcome, FlagState, MailboxStatus};
-pub use imap_exact::ExactCopy;
 pub use mailboxes::MailboxInfo;
 pub use mailboxes::canonical_mailbox;
 pub use messages::{
