@@ -370,10 +370,7 @@ impl Session {
         args: &[u8],
         out: &mut Vec<u8>,
     ) -> Result<Outcome, ImapError> {
-        let saved = match &self.state {
-            State::Selected(_, v) => v.saved.clone(),
-            _ => Vec::new(),
-        };
+        let saved = self.saved_result();
         if args.is_empty() {
             return Err(ImapError::Bad("SEARCH needs a search key".into()));
         }
@@ -455,6 +452,31 @@ impl Session {
             None => search::write_search(&numbers, modseq, out),
         }
         Ok(Outcome::Done(Status::ok("SEARCH completed")))
+    }
+
+    /// The SEARCHRES result `$` (RFC 5182), empty when nothing is selected.
+    pub(super) fn saved_result(&self) -> Vec<u32> {
+        match &self.state {
+            State::Selected(_, v) => v.saved.clone(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// SORT and THREAD after parsing: the charset must be one we search in (they have
+    /// no SAVE to empty), a MODSEQ key enables CONDSTORE (RFC 7162 §3.1), then the
+    /// matching messages ([`Session::search_hits`]).
+    pub(super) async fn ordered_hits(
+        &mut self,
+        charset: &str,
+        key: &SearchKey,
+    ) -> Result<Vec<Hit>, ImapError> {
+        if !charset_supported(charset) {
+            return Err(bad_charset());
+        }
+        if key.uses_modseq() {
+            self.enabled.condstore = true;
+        }
+        self.search_hits(key).await
     }
 
     /// The messages of the selected mailbox that `key` matches, in sequence order

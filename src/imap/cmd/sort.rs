@@ -9,13 +9,11 @@
 
 use std::cmp::Ordering;
 
-use super::super::cmd_search::{
-    Hit, bad_charset, charset_supported, return_options, search_program,
-};
+use super::super::cmd_search::{Hit, return_options, search_program};
 use super::super::grammar::Parser;
 use super::super::response::{ImapError, Status};
 use super::super::search::{Return, SearchKey};
-use super::super::session::{Outcome, Session, State};
+use super::super::session::{Outcome, Session};
 use super::HeaderData;
 
 type R<T> = Result<T, String>;
@@ -201,19 +199,8 @@ impl Session {
         args: &[u8],
         out: &mut Vec<u8>,
     ) -> Result<Outcome, ImapError> {
-        let saved = match &self.state {
-            State::Selected(_, v) => v.saved.clone(),
-            _ => Vec::new(),
-        };
-        let a = parse_sort(args, &saved).map_err(ImapError::Bad)?;
-        if !charset_supported(&a.charset) {
-            return Err(bad_charset());
-        }
-        if a.key.uses_modseq() {
-            // RFC 7162 §3.1: a MODSEQ search key enables CONDSTORE.
-            self.enabled.condstore = true;
-        }
-        let hits = self.search_hits(&a.key).await?;
+        let a = parse_sort(args, &self.saved_result()).map_err(ImapError::Bad)?;
+        let hits = self.ordered_hits(&a.charset, &a.key).await?;
         let data = if a.criteria.iter().any(|c| c.key.needs_header()) {
             self.header_data(&hits).await?
         } else {
