@@ -236,6 +236,11 @@ fn transcripts() -> Vec<std::path::PathBuf> {
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "txt"))
+        // `IMAP_TRANSCRIPT=27` replays only the files whose name contains it.
+        .filter(|p| match std::env::var("IMAP_TRANSCRIPT") {
+            Ok(only) => p.to_string_lossy().contains(&only),
+            Err(_) => true,
+        })
         .collect();
     v.sort();
     assert!(!v.is_empty());
@@ -293,6 +298,31 @@ fn append_in_one_session_is_exists_in_a_selected_other() {
     // Exactly one rev1 session holds \Recent: b selected read-write first.
     assert_eq!(r[1], "* 1 RECENT", "{r:?}");
     let r = a.cmd("s", "EXAMINE INBOX");
+    assert!(r.contains(&"* 0 RECENT".to_string()), "{r:?}");
+}
+
+/// RFC 3501 §2.3.2, §6.3.2, §6.3.10: EXAMINE shows unclaimed messages as recent without
+/// claiming them; STATUS RECENT counts them until a SELECT claims them.
+#[test]
+fn examine_and_status_report_recent_until_a_select_claims_it() {
+    let (_env, server) = setup();
+    let mut a = login(&server);
+    let mut b = login(&server);
+    // Messages saved in the server's start second count as older than it.
+    std::thread::sleep(Duration::from_millis(1100));
+    let r = append(&mut a, "a1", "new");
+    assert!(r.last().unwrap().starts_with("a1 OK [APPENDUID "), "{r:?}");
+    let r = b.cmd("e", "EXAMINE INBOX");
+    assert!(r.contains(&"* 1 RECENT".to_string()), "{r:?}");
+    let r = b.cmd("f", "FETCH 1 FLAGS");
+    assert_eq!(r[0], "* 1 FETCH (FLAGS (\\Recent))", "{r:?}");
+    let r = a.cmd("s1", "STATUS INBOX (RECENT)");
+    assert_eq!(r[0], "* STATUS \"INBOX\" (RECENT 1)", "{r:?}");
+    let r = a.cmd("s2", "SELECT INBOX");
+    assert!(r.contains(&"* 1 RECENT".to_string()), "{r:?}");
+    let r = b.cmd("s3", "STATUS INBOX (RECENT)");
+    assert_eq!(r[0], "* STATUS \"INBOX\" (RECENT 0)", "{r:?}");
+    let r = b.cmd("e2", "EXAMINE INBOX");
     assert!(r.contains(&"* 0 RECENT".to_string()), "{r:?}");
 }
 

@@ -3,9 +3,10 @@
 //! session has expunged).
 //!
 //! - The target must exist: `NO [TRYCREATE]` otherwise (never created on the fly).
-//! - All or nothing: a non-UID COPY/MOVE naming a message that is already expunged in
-//!   the store (the client still knows its number) gets `NO [EXPUNGEISSUED]` and copies
-//!   nothing ([`crate::store::Store::copy_exact`]); UID forms ignore UIDs that are gone.
+//! - A COPY/MOVE naming a message another session expunged copies the rest and sends
+//!   `* OK [EXPUNGEISSUED]` before its completion (RFC 2180 §4.4, RFC 5530 §3): clients
+//!   treat a NO as a failed sync. The tagged OK keeps COPYUID for what was copied
+//!   (RFC 4315 §3 wants it there); UID forms skip UIDs that are gone the same way.
 //! - COPY answers `OK [COPYUID v src dst] COPY completed`; MOVE sends `* OK [COPYUID
 //!   ...]` first, then the EXPUNGE responses (from the session's update step, which
 //!   MOVE allows), then the tagged OK (RFC 6851 §4.3). Without QRESYNC there is no
@@ -17,7 +18,7 @@ use super::response::{Code, ImapError, Status};
 use super::sequence::SequenceSet;
 use super::session::{Outcome, Session, State, no};
 use crate::delivery::{QuotaAction, QuotaQuery, QuotaVerdict};
-use crate::store::{CopyOutcome, ExactCopy, StoreError};
+use crate::store::{CopyOutcome, StoreError};
 
 /// The messages a message command names, resolved against what the client knows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -47,6 +48,11 @@ pub(super) fn uid_set(uids: &[u32]) -> String {
         parts.push(range(a, b));
     }
     parts.join(",")
+}
+
+/// `OK [EXPUNGEISSUED]` when every named message was expunged by another session.
+fn expunged_meanwhile() -> Outcome {
+    Outcome::Done(Status::ok("The messages were expunged meanwhile").with(Code::ExpungeIssued))
 }
 
 fn range(a: u32, b: u32) -> String {
@@ -119,16 +125,12 @@ impl Session {
             Err(StoreError::InvalidName(_)) => return no(Code::Cannot, "Invalid mailbox name"),
             Err(e) => return Err(e.into()),
         };
-        if named.expunged && !uid {
-            // RFC 2180 §4.4.1 / §4.4.2.
-            return no(
-                Code::ExpungeIssued,
-                "Some of the messages have been expunged",
-            );
-        }
         let done = format!("{verb} completed");
         if named.uids.is_empty() {
-            // UID forms: nothing named exists; nothing to do (RFC 9051 §6.4.9).
+            // Nothing named exists; nothing to do (RFC 9051 §6.4.9).
+            if named.expunged {
+                return Ok(expunged_meanwhile());
+            }
             return Ok(Outcome::ok(&done));
         }
         self.check_quota(
@@ -147,31 +149,26 @@ impl Session {
         // A MOVE's removals name this session (`origin`): it marks them below and
         // announces them itself. What arrives in the destination wakes every session,
         // this one too when it copies into the mailbox it has selected.
-        let copied: Option<CopyOutcome> = if uid {
-            if remove {
-                store.move_messages(src, named.uids, dst.id, origin).await?
-            } else {
-                store.copy_messages(src, named.uids, dst.id).await?
-            }
+        //
+        // RFC 2180 §4.4, RFC 5530 §3: what another session expunged is skipped and the
+        // rest is copied (or moved); the client hears `* OK [EXPUNGEISSUED]`.
+        let asked = named.uids.len();
+        let copied: Option<CopyOutcome> = if remove {
+            store.move_messages(src, named.uids, dst.id, origin).await?
         } else {
-            match store
-                .copy_exact(src, named.uids, dst.id, remove, origin)
-                .await?
-            {
-                ExactCopy::Done(c) => Some(c),
-                ExactCopy::Missing => {
-                    self.dirty = true;
-                    return no(
-                        Code::ExpungeIssued,
-                        "Some of the messages have been expunged",
-                    );
-                }
-            }
+            store.copy_messages(src, named.uids, dst.id).await?
         };
         let Some(c) = copied else {
             // Every named UID vanished between resolving and copying.
-            return Ok(Outcome::ok(&done));
+            self.dirty = true;
+            return Ok(expunged_meanwhile());
         };
+        if named.expunged || c.src_uids.len() < asked {
+            self.dirty = true;
+            Status::ok("Some of the messages were expunged meanwhile")
+                .with(Code::ExpungeIssued)
+                .encode(None, out);
+        }
         if remove && let State::Selected(_, view) = &mut self.state {
             let mut gone = c.src_uids.clone();
             gone.sort_unstable();

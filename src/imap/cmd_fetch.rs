@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 
 use super::fetch::{self, Options, Partial, Rfc822, Section, SectionText};
 use super::grammar::{MAX_DEPTH, Parser, is_atom_char};
-use super::response::{Code, ImapError};
+use super::response::{Code, ImapError, Status};
 use super::sequence::SequenceSet;
 use super::session::{Outcome, Session, State};
 use super::view::flag_list;
@@ -106,15 +106,8 @@ fn take(p: &mut Parser<'_>, f: impl Fn(u8) -> bool) -> Vec<u8> {
 
 /// `mod-sequence-value`: 1..2^63-1 (RFC 7162 §7); 0 allowed where the caller says so.
 pub fn mod_sequence(p: &mut Parser<'_>) -> R<u64> {
-    let d = take(p, |b| b.is_ascii_digit());
-    if d.is_empty() || d.len() > 19 {
-        return Err("expected a mod-sequence value".into());
-    }
-    std::str::from_utf8(&d)
-        .ok()
-        .and_then(|s| s.parse::<u64>().ok())
-        .filter(|n| *n <= i64::MAX as u64)
-        .ok_or_else(|| "mod-sequence value out of range".into())
+    p.number64()
+        .map_err(|_| "expected a mod-sequence value (at most 2^63-1)".into())
 }
 
 /// A fetch attribute name: atom characters up to `[`.
@@ -186,22 +179,20 @@ fn header_list(p: &mut Parser<'_>) -> R<Vec<Vec<u8>>> {
     }
 }
 
-/// `"<" number "." nz-number ">"`.
+/// `"<" number64 "." nz-number64 ">"` (RFC 9051 §9 `partial`; RFC 3501 had 32-bit
+/// numbers, a superset we accept in both). An origin past the end gives "".
 fn partial(p: &mut Parser<'_>) -> R<Option<Partial>> {
     if !p.eat(b'<') {
         return Ok(None);
     }
-    let origin = p.number()?;
+    let origin = p.number64()?;
     p.expect(b'.', ".")?;
-    let count = p.number()?;
+    let count = p.number64()?;
     if count == 0 {
         return Err("partial count must be non-zero".into());
     }
     p.expect(b'>', ">")?;
-    Ok(Some(Partial {
-        origin: u64::from(origin),
-        count: u64::from(count),
-    }))
+    Ok(Some(Partial { origin, count }))
 }
 
 fn att(p: &mut Parser<'_>) -> R<Item> {
@@ -359,9 +350,10 @@ impl FetchJob {
             ));
         }
         if self.expunge_issued {
-            return Err(ImapError::no(
-                Code::ExpungeIssued,
-                "Some messages were expunged meanwhile",
+            // RFC 5530 §3, RFC 2180 §4.1.2: the data of what still exists, and OK, so
+            // a client does not treat the whole FETCH as a failed sync.
+            return Ok(Outcome::Done(
+                Status::ok("Some messages were expunged meanwhile").with(Code::ExpungeIssued),
             ));
         }
         Ok(Outcome::ok("FETCH completed"))

@@ -4,46 +4,46 @@
 //! sum of the messages' RFC822.SIZE over all the user's mailboxes, in KiB rounded up,
 //! §5.1) and MESSAGE (the number of messages, §5.2), read from the store's per-mailbox
 //! counters. Limits come from the quota policy plugins (`limits`, the smallest any of
-//! them reports); without one no limit applies, and because the grammar needs a limit
-//! (`quota-resource = resource-name SP resource-usage SP resource-limit`), "no limit" is
-//! reported as the largest `number64`, [`NO_LIMIT`] (docs/rfc-status.md).
+//! them reports). A resource without a limit is not reported; without any limit there
+//! is no quota root at all: GETQUOTAROOT names none (§4.3 allows zero roots) and
+//! GETQUOTA `""` is `NO [NONEXISTENT]`. (Reporting a 2^63 limit made webmail draw a
+//! quota bar stuck at 0%.)
 
 use super::response::{self, Code, ImapError};
 use super::session::{Outcome, Session, no};
 use crate::delivery::QuotaLimits;
 
-/// The largest RFC 9208 `number64` (2^63 - 1): the limit reported while none applies.
-pub const NO_LIMIT: u64 = 9_223_372_036_854_775_807;
-
 /// `* QUOTA "" (STORAGE used limit MESSAGE used limit)`: STORAGE in KiB, rounded up
-/// (RFC 9208 §5.1), the message count (§5.2); a missing limit is [`NO_LIMIT`].
-fn quota_line(bytes: u64, messages: u64, limits: QuotaLimits) -> String {
-    let kib = bytes.div_ceil(1024);
-    let storage = limits
-        .storage_bytes
-        .map(|b| b / 1024)
-        .unwrap_or(NO_LIMIT)
-        .min(NO_LIMIT);
-    let count = limits.messages.unwrap_or(NO_LIMIT).min(NO_LIMIT);
-    format!("* QUOTA \"\" (STORAGE {kib} {storage} MESSAGE {messages} {count})\r\n")
+/// (RFC 9208 §5.1), the message count (§5.2); only resources that have a limit.
+/// `None` when no resource has one (the root does not exist).
+fn quota_line(bytes: u64, messages: u64, limits: QuotaLimits) -> Option<String> {
+    let mut parts = Vec::new();
+    if let Some(b) = limits.storage_bytes {
+        parts.push(format!("STORAGE {} {}", bytes.div_ceil(1024), b / 1024));
+    }
+    if let Some(n) = limits.messages {
+        parts.push(format!("MESSAGE {messages} {n}"));
+    }
+    if parts.is_empty() {
+        return None;
+    }
+    Some(format!("* QUOTA \"\" ({})\r\n", parts.join(" ")))
 }
 
 impl Session {
-    /// `* QUOTA "" (STORAGE used limit MESSAGE count limit)` for the user's root.
-    async fn write_quota(&self, out: &mut Vec<u8>) -> Result<(), ImapError> {
+    /// The `* QUOTA` line of the user's root, `None` when no limit applies.
+    async fn quota(&self) -> Result<Option<String>, ImapError> {
         let (user, user_name) = self.user()?;
+        let hooks = self.ctx.pipeline.hooks().clone();
+        if !hooks.has_quota(&user_name) {
+            return Ok(None);
+        }
         let store = self.ctx.pipeline.store.clone();
         let boxes = store.mailboxes(user).await?;
         let bytes: u64 = boxes.iter().fold(0, |a, b| a.saturating_add(b.bytes));
         let messages: u64 = boxes.iter().fold(0, |a, b| a.saturating_add(b.messages));
-        let hooks = self.ctx.pipeline.hooks().clone();
-        let limits = if hooks.has_quota(&user_name) {
-            smol::unblock(move || hooks.quota_limits(&store, user, &user_name)).await
-        } else {
-            QuotaLimits::default()
-        };
-        out.extend_from_slice(quota_line(bytes, messages, limits).as_bytes());
-        Ok(())
+        let limits = smol::unblock(move || hooks.quota_limits(&store, user, &user_name)).await;
+        Ok(quota_line(bytes, messages, limits))
     }
 
     /// GETQUOTAROOT (RFC 9208 §4.3): the mailbox's roots, then each root's QUOTA.
@@ -53,14 +53,20 @@ impl Session {
         out: &mut Vec<u8>,
     ) -> Result<Outcome, ImapError> {
         let info = self.existing(raw).await?;
+        let quota = self.quota().await?;
         out.extend_from_slice(b"* QUOTAROOT ");
         response::mailbox(out, &info.name, self.utf8());
-        out.extend_from_slice(b" \"\"\r\n");
-        self.write_quota(out).await?;
+        if let Some(line) = quota {
+            out.extend_from_slice(b" \"\"\r\n");
+            out.extend_from_slice(line.as_bytes());
+        } else {
+            out.extend_from_slice(b"\r\n");
+        }
         Ok(Outcome::ok("GETQUOTAROOT completed"))
     }
 
-    /// GETQUOTA (RFC 9208 §4.2): only the root `""` exists.
+    /// GETQUOTA (RFC 9208 §4.2): only the root `""` exists, and only while a limit
+    /// applies.
     pub(super) async fn get_quota(
         &mut self,
         root: &[u8],
@@ -69,7 +75,10 @@ impl Session {
         if !root.is_empty() {
             return no(Code::NonExistent, "No such quota root");
         }
-        self.write_quota(out).await?;
+        let Some(line) = self.quota().await? else {
+            return no(Code::NonExistent, "No quota applies");
+        };
+        out.extend_from_slice(line.as_bytes());
         Ok(Outcome::ok("GETQUOTA completed"))
     }
 }
@@ -79,18 +88,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn quota_line_reports_limits_in_kib_or_the_largest_number() {
-        assert_eq!(
-            quota_line(1025, 3, QuotaLimits::default()),
-            format!("* QUOTA \"\" (STORAGE 2 {NO_LIMIT} MESSAGE 3 {NO_LIMIT})\r\n")
-        );
+    fn quota_line_reports_only_resources_with_a_limit() {
+        assert_eq!(quota_line(1025, 3, QuotaLimits::default()), None);
         let limits = QuotaLimits {
             storage_bytes: Some(10 << 20),
             messages: Some(100),
         };
         assert_eq!(
-            quota_line(0, 0, limits),
-            "* QUOTA \"\" (STORAGE 0 10240 MESSAGE 0 100)\r\n"
+            quota_line(0, 0, limits).as_deref(),
+            Some("* QUOTA \"\" (STORAGE 0 10240 MESSAGE 0 100)\r\n")
+        );
+        let limits = QuotaLimits {
+            storage_bytes: None,
+            messages: Some(100),
+        };
+        assert_eq!(
+            quota_line(1025, 3, limits).as_deref(),
+            Some("* QUOTA \"\" (MESSAGE 3 100)\r\n")
         );
     }
 }

@@ -30,6 +30,38 @@ pub struct SearchArgs {
 /// Charsets we search in: UTF-8 and its subset US-ASCII (RFC 9051 §6.4.4).
 const CHARSETS: &str = "US-ASCII UTF-8";
 
+/// Whether a search CHARSET (upper-cased) is one of [`CHARSETS`].
+pub(super) fn charset_supported(charset: &str) -> bool {
+    CHARSETS.split(' ').any(|c| c == charset)
+}
+
+/// `NO [BADCHARSET (...)]` (RFC 9051 §6.4.4, §7.1).
+pub(super) fn bad_charset() -> ImapError {
+    ImapError::no(Code::BadCharset(CHARSETS.into()), "Unsupported charset")
+}
+
+/// A message a search matched, with what SORT may order it by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Hit {
+    pub seq: u32,
+    pub uid: u32,
+    pub modseq: u64,
+    pub internal_date: i64,
+    pub size: u64,
+}
+
+impl Hit {
+    fn new(seq: u32, m: &super::view::Msg, info: &MessageInfo) -> Hit {
+        Hit {
+            seq,
+            uid: m.uid,
+            modseq: m.modseq,
+            internal_date: info.internal_date,
+            size: info.size,
+        }
+    }
+}
+
 /// Messages whose content a search reads in one call to the store, and the bytes
 /// after which a call stops (one message at least): a few hops for a mailbox, and a
 /// bounded amount in memory.
@@ -228,76 +260,75 @@ fn key(p: &mut Parser<'_>, depth: usize, saved: &[u32]) -> R<SearchKey> {
     })
 }
 
+/// `search-return-opts = SP "RETURN" SP "(" [search-return-opt *(SP
+/// search-return-opt)] ")"` (RFC 4731 §3.1; RFC 5182 SAVE; RFC 5267 §3.2 for SORT),
+/// with the space after it. `None` without RETURN; the bool is SAVE.
+pub(super) fn return_options(p: &mut Parser<'_>) -> R<Option<(Return, bool)>> {
+    if !p.keyword("RETURN") {
+        return Ok(None);
+    }
+    p.sp()?;
+    p.expect(b'(', "(")?;
+    let mut r = Return::default();
+    let mut save = false;
+    if !p.eat(b')') {
+        loop {
+            let o = p.atom()?.to_ascii_uppercase();
+            match o.as_slice() {
+                b"MIN" => r.min = true,
+                b"MAX" => r.max = true,
+                b"COUNT" => r.count = true,
+                b"ALL" => r.all = true,
+                b"SAVE" => save = true,
+                _ => return Err("unknown RETURN option".into()),
+            }
+            if p.eat(b')') {
+                break;
+            }
+            p.sp()?;
+        }
+    }
+    p.sp()?;
+    Ok(Some((r, save)))
+}
+
+/// `search-key *(SP search-key)` to the end of the command: one key, or their AND.
+pub(super) fn search_program(p: &mut Parser<'_>, saved: &[u32]) -> R<SearchKey> {
+    let mut keys = vec![key(p, 1, saved)?];
+    while p.eat(b' ') {
+        keys.push(key(p, 1, saved)?);
+    }
+    p.end()?;
+    Ok(if keys.len() == 1 {
+        keys.pop().unwrap_or(SearchKey::All)
+    } else {
+        SearchKey::And(keys)
+    })
+}
+
 /// `search = "SEARCH" [search-return-opts] SP search-program` (RFC 4731 §3.1,
 /// RFC 9051 §9), the text after `SEARCH `.
 pub fn parse_search(args: &[u8], saved: &[u32]) -> R<SearchArgs> {
     let mut buf = args.to_vec();
     buf.extend_from_slice(b"\r\n");
     let mut p = Parser::new(&buf);
-    let mut ret = None;
-    let mut save = false;
-    if p.keyword("RETURN") {
-        p.sp()?;
-        p.expect(b'(', "(")?;
-        let mut r = Return::default();
-        if !p.eat(b')') {
-            loop {
-                let o = p.atom()?.to_ascii_uppercase();
-                match o.as_slice() {
-                    b"MIN" => r.min = true,
-                    b"MAX" => r.max = true,
-                    b"COUNT" => r.count = true,
-                    b"ALL" => r.all = true,
-                    b"SAVE" => save = true,
-                    _ => return Err("unknown RETURN option".into()),
-                }
-                if p.eat(b')') {
-                    break;
-                }
-                p.sp()?;
-            }
-        }
-        ret = Some(r);
-        p.sp()?;
-    }
+    let (ret, save) = match return_options(&mut p)? {
+        Some((r, save)) => (Some(r), save),
+        None => (None, false),
+    };
     let mut charset = None;
     if p.keyword("CHARSET") {
         p.sp()?;
         charset = Some(String::from_utf8_lossy(&p.astring()?).to_ascii_uppercase());
         p.sp()?;
     }
-    let mut keys = vec![key(&mut p, 1, saved)?];
-    while p.eat(b' ') {
-        keys.push(key(&mut p, 1, saved)?);
-    }
-    p.end()?;
-    let key = if keys.len() == 1 {
-        keys.pop().unwrap_or(SearchKey::All)
-    } else {
-        SearchKey::And(keys)
-    };
+    let key = search_program(&mut p, saved)?;
     Ok(SearchArgs {
         ret,
         save,
         charset,
         key,
     })
-}
-
-/// Whether every sequence-set key names only numbers in 1..=exists.
-fn seqs_in_range(key: &SearchKey, exists: u32) -> bool {
-    match key {
-        SearchKey::SeqSet(SeqSet(ranges)) => ranges.iter().all(|(a, b)| {
-            [a, b].iter().all(|x| match x {
-                SeqBound::Value(n) => *n <= exists,
-                SeqBound::Last => exists > 0,
-            })
-        }),
-        SearchKey::And(keys) => keys.iter().all(|k| seqs_in_range(k, exists)),
-        SearchKey::Or(a, b) => seqs_in_range(a, exists) && seqs_in_range(b, exists),
-        SearchKey::Not(k) => seqs_in_range(k, exists),
-        _ => true,
-    }
 }
 
 /// What [`search::matches`] knows of one message: the session's view of it (flags,
@@ -330,10 +361,7 @@ impl Session {
         args: &[u8],
         out: &mut Vec<u8>,
     ) -> Result<Outcome, ImapError> {
-        let saved = match &self.state {
-            State::Selected(_, v) => v.saved.clone(),
-            _ => Vec::new(),
-        };
+        let saved = self.saved_result();
         if args.is_empty() {
             return Err(ImapError::Bad("SEARCH needs a search key".into()));
         }
@@ -343,29 +371,117 @@ impl Session {
             // RFC 7162 §3.1: a MODSEQ search key enables CONDSTORE.
             self.enabled.condstore = true;
         }
-        let rev1 = !self.enabled.rev2;
         let rev2 = self.enabled.rev2;
-        let store = self.ctx.pipeline.store.clone();
+        if let Some(cs) = &a.charset
+            && !charset_supported(cs)
+        {
+            // RFC 5182 §2.1: a failed SEARCH SAVE leaves `$` empty.
+            if a.save
+                && let State::Selected(_, view) = &mut self.state
+            {
+                view.saved.clear();
+            }
+            return Err(bad_charset());
+        }
+        let hits = self.search_hits(&a.key).await?;
         let State::Selected(_, view) = &mut self.state else {
             return Err(ImapError::Bad("Select a mailbox first".into()));
         };
-        if let Some(cs) = &a.charset
-            && !CHARSETS.split(' ').any(|c| c == cs)
-        {
-            // RFC 5182 §2.1: a failed SEARCH SAVE leaves `$` empty.
-            if a.save {
-                view.saved.clear();
+        let hits: Vec<(u32, u32, u64)> = hits.iter().map(|h| (h.seq, h.uid, h.modseq)).collect();
+        let numbers: Vec<u32> = hits
+            .iter()
+            .map(|(s, u, _)| if uid { *u } else { *s })
+            .collect();
+        // RFC 7162 §3.1.5 (with RFC 4731): the highest mod-sequence of the messages
+        // *returned*: with only MIN and/or MAX those one or two, else every match.
+        let modseq = match a.ret {
+            _ if !uses_modseq => None,
+            Some(r) if (r.min || r.max) && !(r.all || r.count) => {
+                let first = hits.first().filter(|_| r.min).map(|h| h.2);
+                let last = hits.last().filter(|_| r.max).map(|h| h.2);
+                first.max(last)
             }
-            return Err(ImapError::no(
-                Code::BadCharset(CHARSETS.into()),
-                "Unsupported charset",
-            ));
+            _ => hits.iter().map(|h| h.2).max(),
+        };
+        if a.save {
+            // RFC 5182 §2.4: with MIN and/or MAX but neither ALL nor COUNT, only those
+            // are saved.
+            let r = a.ret.unwrap_or_default();
+            let uids: Vec<u32> = if (r.min || r.max) && !(r.all || r.count) {
+                let mut v = Vec::new();
+                if r.min
+                    && let Some(h) = hits.first()
+                {
+                    v.push(h.1);
+                }
+                if r.max
+                    && let Some(h) = hits.last()
+                {
+                    v.push(h.1);
+                }
+                v.dedup();
+                v
+            } else {
+                hits.iter().map(|h| h.1).collect()
+            };
+            view.saved = uids;
         }
-        // RFC 3501 §9 `seq-number`: a number past EXISTS (or `*` when empty) is BAD.
-        if !seqs_in_range(&a.key, view.exists()) {
-            return Err(ImapError::Bad("Invalid message sequence number".into()));
+        let only_save = a.save && a.ret.is_some_and(|r| r == Return::default());
+        match a.ret {
+            // RFC 5182 §2.4: SAVE alone gives no ESEARCH response.
+            Some(_) if only_save => {}
+            Some(r) => search::write_esearch(Some(tag.as_bytes()), uid, &numbers, r, modseq, out),
+            // RFC 9051 §6.4.4: rev2 answers with ESEARCH (ALL).
+            None if rev2 => search::write_esearch(
+                Some(tag.as_bytes()),
+                uid,
+                &numbers,
+                Return::default(),
+                modseq,
+                out,
+            ),
+            None => search::write_search(&numbers, modseq, out),
         }
-        if a.key.depth() > MAX_DEPTH {
+        Ok(Outcome::Done(Status::ok("SEARCH completed")))
+    }
+
+    /// The SEARCHRES result `$` (RFC 5182), empty when nothing is selected.
+    pub(super) fn saved_result(&self) -> Vec<u32> {
+        match &self.state {
+            State::Selected(_, v) => v.saved.clone(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// SORT and THREAD after parsing: the charset must be one we search in (they have
+    /// no SAVE to empty), a MODSEQ key enables CONDSTORE (RFC 7162 §3.1), then the
+    /// matching messages ([`Session::search_hits`]).
+    pub(super) async fn ordered_hits(
+        &mut self,
+        charset: &str,
+        key: &SearchKey,
+    ) -> Result<Vec<Hit>, ImapError> {
+        if !charset_supported(charset) {
+            return Err(bad_charset());
+        }
+        if key.uses_modseq() {
+            self.enabled.condstore = true;
+        }
+        self.search_hits(key).await
+    }
+
+    /// The messages of the selected mailbox that `key` matches, in sequence order
+    /// (SEARCH, and SORT and THREAD before they order them). Messages expunged
+    /// elsewhere are skipped (RFC 2180 §4.3).
+    pub(super) async fn search_hits(&self, key: &SearchKey) -> Result<Vec<Hit>, ImapError> {
+        let rev1 = !self.enabled.rev2;
+        let store = self.ctx.pipeline.store.clone();
+        let State::Selected(_, view) = &self.state else {
+            return Err(ImapError::Bad("Select a mailbox first".into()));
+        };
+        // A sequence number past EXISTS matches nothing: OK with no match, as Dovecot
+        // and clients expect (RFC 9051 §6.4.4 defines the key as a set of messages).
+        if key.depth() > MAX_DEPTH {
             return Err(ImapError::Bad("search keys nested too deeply".into()));
         }
         // RFC 2180 §4.3: messages expunged elsewhere are skipped (the view marks the
@@ -387,27 +503,27 @@ impl Session {
             now: crate::store::now(),
         };
         let recent = |m: &super::view::Msg| rev1 && view.recent.contains(&m.uid);
-        let mut hits: Vec<(u32, u32, u64)> = Vec::new();
+        let mut hits: Vec<Hit> = Vec::new();
         // Messages whose answer needs their content: (seq, view message, listing).
         let mut undecided: Vec<(u32, &super::view::Msg, MessageInfo)> = Vec::new();
         for ((seq, m), (_, loaded)) in picked.iter().zip(records) {
             let Some(loaded) = loaded else { continue };
             let cand = candidate(*seq, m, &loaded.info, recent(m));
-            match search::matches(&a.key, &cand, &scope, None) {
-                Some(true) => hits.push((*seq, m.uid, m.modseq)),
+            match search::matches(key, &cand, &scope, None) {
+                Some(true) => hits.push(Hit::new(*seq, m, &loaded.info)),
                 Some(false) => {}
                 None => undecided.push((*seq, m, loaded.info)),
             }
         }
         // The content of the undecided ones, read a batch at a time.
-        let structure = a.key.needs_structure();
+        let structure = key.needs_structure();
         // Only what the keys can look at: BODY and TEXT need the whole message and its
         // structure, header keys only the header, and the trace prefix only keys that
         // can see its fields.
         let want = Want {
             meta: structure,
             bytes: true,
-            skip_trace: !a.key.needs_trace(),
+            skip_trace: !key.needs_trace(),
             header_only: !structure,
         };
         let mut next = 0usize;
@@ -456,62 +572,14 @@ impl Session {
                     meta: full.as_ref(),
                 };
                 let cand = candidate(*seq, m, info, recent(m));
-                if search::matches(&a.key, &cand, &scope, Some(&content)).unwrap_or(false) {
-                    hits.push((*seq, m.uid, m.modseq));
+                if search::matches(key, &cand, &scope, Some(&content)).unwrap_or(false) {
+                    hits.push(Hit::new(*seq, m, info));
                 }
             }
             next = next.saturating_add(read);
         }
-        hits.sort_unstable();
-        let numbers: Vec<u32> = hits
-            .iter()
-            .map(|(s, u, _)| if uid { *u } else { *s })
-            .collect();
-        let modseq = if uses_modseq {
-            hits.iter().map(|h| h.2).max()
-        } else {
-            None
-        };
-        if a.save {
-            // RFC 5182 §2.4: with MIN and/or MAX but neither ALL nor COUNT, only those
-            // are saved.
-            let r = a.ret.unwrap_or_default();
-            let uids: Vec<u32> = if (r.min || r.max) && !(r.all || r.count) {
-                let mut v = Vec::new();
-                if r.min
-                    && let Some(h) = hits.first()
-                {
-                    v.push(h.1);
-                }
-                if r.max
-                    && let Some(h) = hits.last()
-                {
-                    v.push(h.1);
-                }
-                v.dedup();
-                v
-            } else {
-                hits.iter().map(|h| h.1).collect()
-            };
-            view.saved = uids;
-        }
-        let only_save = a.save && a.ret.is_some_and(|r| r == Return::default());
-        match a.ret {
-            // RFC 5182 §2.4: SAVE alone gives no ESEARCH response.
-            Some(_) if only_save => {}
-            Some(r) => search::write_esearch(Some(tag.as_bytes()), uid, &numbers, r, modseq, out),
-            // RFC 9051 §6.4.4: rev2 answers with ESEARCH (ALL).
-            None if rev2 => search::write_esearch(
-                Some(tag.as_bytes()),
-                uid,
-                &numbers,
-                Return::default(),
-                modseq,
-                out,
-            ),
-            None => search::write_search(&numbers, modseq, out),
-        }
-        Ok(Outcome::Done(Status::ok("SEARCH completed")))
+        hits.sort_unstable_by_key(|h| h.seq);
+        Ok(hits)
     }
 }
 

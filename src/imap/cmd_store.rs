@@ -104,16 +104,19 @@ impl Session {
         if view.read_only {
             return Err(ImapError::no(Code::ReadOnly, "Mailbox is read-only"));
         }
-        // RFC 2180 §4.2: messages expunged elsewhere are left alone.
+        // RFC 2180 §4.2: messages expunged elsewhere are left alone; the rest are
+        // stored and the completion is `OK [EXPUNGEISSUED]` (RFC 5530 §3).
         let uids: Vec<u32> = picked
             .iter()
             .filter_map(|i| view.msgs.get(*i))
             .filter(|m| !m.expunged)
             .map(|m| m.uid)
             .collect();
+        let mut expunge_issued = uids.len() < picked.len();
         if uids.is_empty() {
-            return Ok(Outcome::ok("STORE completed"));
+            return Ok(store_completed(expunge_issued));
         }
+        let asked = uids.len();
         let done = store
             .store_flags(
                 view.mailbox,
@@ -129,6 +132,9 @@ impl Session {
         // to date here, new keywords included (FLAGS before the FETCHes that use them).
         view.learn_keywords(done.changed.iter().flat_map(|s| s.keywords.iter()), out);
         let changed: Vec<u32> = done.changed.iter().map(|s| s.uid).collect();
+        // A UID the view still knew but the store no longer has was expunged meanwhile.
+        let answered = done.changed.len() + done.unchanged.len() + done.modified.len();
+        expunge_issued |= answered < asked;
         for st in done.changed.into_iter().chain(done.unchanged) {
             let Some(i) = view.msgs.iter().position(|m| m.uid == st.uid) else {
                 continue;
@@ -182,7 +188,17 @@ impl Session {
                     .with(Code::Modified(String::from_utf8_lossy(&set).into_owned())),
             ));
         }
-        Ok(Outcome::ok("STORE completed"))
+        Ok(store_completed(expunge_issued))
+    }
+}
+
+/// The STORE completion: `OK [EXPUNGEISSUED]` when a named message was expunged by
+/// another session (RFC 5530 §3; RFC 2180 §4.2), never a failure of the whole command.
+fn store_completed(expunge_issued: bool) -> Outcome {
+    if expunge_issued {
+        Outcome::Done(Status::ok("Some messages were expunged meanwhile").with(Code::ExpungeIssued))
+    } else {
+        Outcome::ok("STORE completed")
     }
 }
 

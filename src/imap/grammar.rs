@@ -119,6 +119,10 @@ pub enum MessageCommand {
     Copy,
     Move,
     Expunge,
+    /// RFC 5256 SORT (`imap::cmd::sort` parses the arguments).
+    Sort,
+    /// RFC 5256 THREAD (`imap::cmd::thread`).
+    Thread,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -222,6 +226,8 @@ impl CommandBody {
                 MessageCommand::Copy => "COPY",
                 MessageCommand::Move => "MOVE",
                 MessageCommand::Expunge => "EXPUNGE",
+                MessageCommand::Sort => "SORT",
+                MessageCommand::Thread => "THREAD",
             },
         }
     }
@@ -318,6 +324,19 @@ impl<'a> Parser<'a> {
         std::str::from_utf8(d)
             .ok()
             .and_then(|s| s.parse::<u32>().ok())
+            .ok_or_else(|| "number out of range".into())
+    }
+
+    /// `number64` (RFC 9051 §9): 0..=2^63-1.
+    pub fn number64(&mut self) -> R<u64> {
+        let d = self.take_while(|b| b.is_ascii_digit());
+        if d.is_empty() || d.len() > 19 {
+            return Err("expected a number".into());
+        }
+        std::str::from_utf8(d)
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok())
+            .filter(|n| *n <= i64::MAX as u64)
             .ok_or_else(|| "number out of range".into())
     }
 
@@ -486,14 +505,29 @@ fn parse_date_time(s: &[u8]) -> Option<i64> {
         t.next()?.parse().ok()?,
         t.next()?.parse().ok()?,
     );
-    if t.next().is_some() || !(1..=31).contains(&day) || h > 23 || mi > 59 || se > 60 {
+    // An impossible day (`31-Feb-2020`) is refused, not rolled over into March.
+    if t.next().is_some()
+        || day == 0
+        || day > days_in_month(year, month)
+        || h > 23
+        || mi > 59
+        || se > 60
+    {
         return None;
     }
+    // `zone = ("+" / "-") 4DIGIT`: hours and minutes, minutes at most 59.
     let zb = zone.as_bytes();
-    if zb.len() != 5 || !matches!(zb.first(), Some(b'+' | b'-')) {
+    let digits = zone.get(1..)?;
+    if zb.len() != 5
+        || !matches!(zb.first(), Some(b'+' | b'-'))
+        || !digits.bytes().all(|b| b.is_ascii_digit())
+    {
         return None;
     }
-    let zn: i64 = zone.get(1..)?.parse().ok()?;
+    let zn: i64 = digits.parse().ok()?;
+    if zn % 100 > 59 {
+        return None;
+    }
     let offset = (zn / 100) * 3600 + (zn % 100) * 60;
     let offset = if zb.first() == Some(&b'-') {
         -offset
@@ -501,6 +535,16 @@ fn parse_date_time(s: &[u8]) -> Option<i64> {
         offset
     };
     Some(days_from_civil(year, month, day) * 86_400 + h * 3600 + mi * 60 + se - offset)
+}
+
+/// Days in `month` (1..=12) of `year` (proleptic Gregorian).
+fn days_in_month(year: i64, month: u32) -> u32 {
+    match month {
+        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
 }
 
 fn status_item(p: &mut Parser<'_>) -> R<StatusItem> {
@@ -605,7 +649,9 @@ fn parse_append(p: &mut Parser<'_>) -> R<CommandBody> {
             m.date = Some(p.date_time()?);
             p.sp()?;
         }
-        m.data = p.literal(false)?;
+        // RFC 3516 §4.4: `literal8` with BINARY (advertised once logged in, the only
+        // state APPEND is valid in).
+        m.data = p.literal(true)?;
         messages.push(m);
     }
     if messages.is_empty() {
@@ -644,8 +690,13 @@ fn parse_id(p: &mut Parser<'_>) -> R<CommandBody> {
 /// The body of a message command: a sequence set first where there is one.
 fn parse_message(p: &mut Parser<'_>, command: MessageCommand, uid: bool) -> R<CommandBody> {
     let mut set = None;
-    // SEARCH has no leading set (its keys may hold one); UID EXPUNGE has one.
-    let has_set = !matches!(command, MessageCommand::Search);
+    // SEARCH, SORT and THREAD have no leading set (their keys may hold one); UID
+    // EXPUNGE has one.
+    let searches = matches!(
+        command,
+        MessageCommand::Search | MessageCommand::Sort | MessageCommand::Thread
+    );
+    let has_set = !searches;
     if matches!(command, MessageCommand::Expunge) && !uid {
         p.end()?;
         return Ok(CommandBody::Message {
@@ -675,7 +726,7 @@ fn parse_message(p: &mut Parser<'_>, command: MessageCommand, uid: bool) -> R<Co
         if !args.is_empty() {
             return Err("unexpected arguments".into());
         }
-    } else if args.is_empty() && !matches!(command, MessageCommand::Search) {
+    } else if args.is_empty() && !searches {
         return Err("missing arguments".into());
     }
     Ok(CommandBody::Message {
@@ -797,6 +848,8 @@ fn parse_body(p: &mut Parser<'_>, name: &[u8]) -> R<CommandBody> {
         b"COPY" => return parse_message(p, MessageCommand::Copy, false),
         b"MOVE" => return parse_message(p, MessageCommand::Move, false),
         b"EXPUNGE" => return parse_message(p, MessageCommand::Expunge, false),
+        b"SORT" => return parse_message(p, MessageCommand::Sort, false),
+        b"THREAD" => return parse_message(p, MessageCommand::Thread, false),
         b"UID" => {
             p.sp()?;
             let sub = p.atom()?.to_ascii_uppercase();
@@ -807,6 +860,8 @@ fn parse_body(p: &mut Parser<'_>, name: &[u8]) -> R<CommandBody> {
                 b"COPY" => MessageCommand::Copy,
                 b"MOVE" => MessageCommand::Move,
                 b"EXPUNGE" => MessageCommand::Expunge,
+                b"SORT" => MessageCommand::Sort,
+                b"THREAD" => MessageCommand::Thread,
                 _ => return Err("unknown UID command".into()),
             };
             return parse_message(p, command, true);
@@ -949,5 +1004,15 @@ mod tests {
         assert_eq!(parse_date_time(b"01-Jan-1970 00:00:00 +0000"), Some(0));
         assert_eq!(parse_date_time(b" 1-Jan-1970 01:00:00 +0100"), Some(0));
         assert_eq!(parse_date_time(b"01-Foo-1970 00:00:00 +0000"), None);
+        // Impossible days and zone minutes (RFC 9051 §9 `date-time`).
+        assert_eq!(parse_date_time(b"31-Feb-2020 00:00:00 +0000"), None);
+        assert_eq!(parse_date_time(b"30-Feb-2020 00:00:00 +0000"), None);
+        assert_eq!(parse_date_time(b"29-Feb-2021 00:00:00 +0000"), None);
+        assert_eq!(parse_date_time(b"31-Apr-2020 00:00:00 +0000"), None);
+        assert_eq!(parse_date_time(b"01-Jan-2020 00:00:00 +0160"), None);
+        assert_eq!(parse_date_time(b"01-Jan-2020 00:00:00 ++100"), None);
+        assert!(parse_date_time(b"29-Feb-2020 00:00:00 +0000").is_some());
+        assert!(parse_date_time(b"29-Feb-2000 00:00:00 +0000").is_some());
+        assert!(parse_date_time(b"31-Dec-2020 00:00:00 +0059").is_some());
     }
 }

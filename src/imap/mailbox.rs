@@ -113,21 +113,25 @@ fn subscribed_below(subs: &BTreeSet<String>, name: &str) -> bool {
 
 impl Session {
     /// Decodes a mailbox name from the wire: UTF-8 after UTF8=ACCEPT / rev2, else
-    /// modified UTF-7; malformed names are a syntax error (PROTOCOL.md item 37).
+    /// modified UTF-7, normalised to NFC (RFC 9051 §5.1: the two spellings of "Café"
+    /// are one name). A name that does not decode is a well-formed astring naming no
+    /// mailbox we can have: `NO [CANNOT]`, not BAD (what clients and Dovecot expect).
     pub(super) fn mailbox_name(&self, raw: &[u8]) -> Result<String, ImapError> {
+        use unicode_normalization::UnicodeNormalization;
         let name = if self.utf8() {
             String::from_utf8(raw.to_vec())
-                .map_err(|_| ImapError::Bad("Mailbox name is not UTF-8".into()))?
+                .map_err(|_| ImapError::no(Code::Cannot, "Mailbox name is not UTF-8"))?
         } else {
             super::mutf7::decode(raw)
-                .ok_or_else(|| ImapError::Bad("Invalid modified UTF-7 mailbox name".into()))?
+                .ok_or_else(|| ImapError::no(Code::Cannot, "Invalid modified UTF-7 mailbox name"))?
         };
         if name.chars().any(|c| c.is_control()) {
-            return Err(ImapError::Bad(
-                "Control characters in a mailbox name".into(),
+            return Err(ImapError::no(
+                Code::Cannot,
+                "Control characters in a mailbox name",
             ));
         }
-        Ok(name)
+        Ok(name.nfc().collect())
     }
 
     /// A mailbox that must exist.
@@ -315,18 +319,12 @@ impl Session {
         if name.contains(['*', '%']) {
             return no(Code::Cannot, "Wildcards are not allowed in mailbox names");
         }
-        let store = &self.ctx.pipeline.store;
-        // Parents first; ones that exist already are fine.
-        let mut idx = 0;
-        while let Some(i) = name.get(idx..).and_then(|r| r.find(DELIM)) {
-            let parent = name.get(..idx + i).unwrap_or("");
-            match store.create_mailbox(user, parent).await {
-                Ok(_) | Err(crate::store::StoreError::MailboxExists) => {}
-                Err(e) => return Err(e.into()),
-            }
-            idx += i + 1;
-        }
-        store.create_mailbox(user, &name).await?;
+        // Missing parents too, in one job: a refused name creates nothing.
+        self.ctx
+            .pipeline
+            .store
+            .create_mailbox_path(user, &name)
+            .await?;
         Ok(Outcome::ok("CREATE completed"))
     }
 
@@ -460,7 +458,7 @@ impl Session {
                     if self.enabled.rev2 {
                         "0".to_string()
                     } else {
-                        self.shared.unclaimed(info.id, &msgs).to_string()
+                        self.shared.unclaimed(info.id, &msgs).len().to_string()
                     }
                 }
                 StatusItem::UidNext => info.uidnext.to_string(),
@@ -518,6 +516,8 @@ impl Session {
         if condstore {
             self.enabled.condstore = true;
         }
+        // SELECT reports HIGHESTMODSEQ below; with CONDSTORE on that is the report.
+        self.modseq_reported = self.enabled.condstore;
         let recent = self.claim_recent(info.id, read_only, &msgs);
         let view = View::new(
             info.id,

@@ -16,6 +16,7 @@
 
 mod append;
 mod auth;
+pub mod cmd;
 mod cmd_copy;
 mod cmd_expunge;
 mod cmd_fetch;

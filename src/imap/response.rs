@@ -32,6 +32,8 @@ pub enum Code {
     ExpungeIssued,
     /// RFC 9051 §7.1: DELETE of a mailbox with children.
     HasChildren,
+    /// RFC 7162 §3.1.2.1.
+    HighestModSeq(u64),
     Limit,
     NonExistent,
     NoPerm,
@@ -71,6 +73,7 @@ impl fmt::Display for Code {
             } => write!(f, "COPYUID {uidvalidity} {src} {dst}"),
             Code::ExpungeIssued => write!(f, "EXPUNGEISSUED"),
             Code::HasChildren => write!(f, "HASCHILDREN"),
+            Code::HighestModSeq(n) => write!(f, "HIGHESTMODSEQ {n}"),
             Code::Limit => write!(f, "LIMIT"),
             Code::NonExistent => write!(f, "NONEXISTENT"),
             Code::NoPerm => write!(f, "NOPERM"),

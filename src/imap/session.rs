@@ -65,15 +65,19 @@ impl Shared {
         claimed
     }
 
-    /// How many messages nobody has claimed as recent yet (STATUS RECENT).
-    pub fn unclaimed(&self, mailbox: u64, msgs: &[MessageInfo]) -> u32 {
+    /// The messages nobody has claimed as recent yet, in UID order, without claiming
+    /// them (EXAMINE, RFC 3501 §6.3.2; STATUS RECENT, §6.3.10).
+    pub fn unclaimed(&self, mailbox: u64, msgs: &[MessageInfo]) -> Vec<u32> {
         let mark = self
             .marks
             .lock()
             .ok()
             .and_then(|m| m.get(&mailbox).copied())
             .unwrap_or_else(|| self.initial_mark(msgs));
-        u32::try_from(msgs.iter().filter(|m| m.uid > mark).count()).unwrap_or(u32::MAX)
+        msgs.iter()
+            .filter(|m| m.uid > mark)
+            .map(|m| m.uid)
+            .collect()
     }
 }
 
@@ -146,12 +150,17 @@ struct Fetching {
 }
 
 /// Whether a message command is among those during which EXPUNGE must not be sent
-/// (RFC 9051 §7.5.1: FETCH, STORE, SEARCH; their UID forms may).
+/// (RFC 9051 §7.5.1: FETCH, STORE, SEARCH, and SORT and THREAD that answer with
+/// sequence numbers too, RFC 5256 §3; their UID forms may).
 fn expunge_allowed(body: &CommandBody) -> bool {
     !matches!(
         body,
         CommandBody::Message {
-            command: MessageCommand::Fetch | MessageCommand::Store | MessageCommand::Search,
+            command: MessageCommand::Fetch
+                | MessageCommand::Store
+                | MessageCommand::Search
+                | MessageCommand::Sort
+                | MessageCommand::Thread,
             uid: false,
             ..
         }
@@ -173,6 +182,10 @@ pub struct Session {
     pub(super) recheck: bool,
     /// The FETCH in progress ([`Action::Fetch`]).
     fetching: Option<Fetching>,
+    /// HIGHESTMODSEQ was reported for the selected mailbox with CONDSTORE on.
+    pub(super) modseq_reported: bool,
+    /// What SORT and THREAD read from headers in the selected mailbox.
+    pub(super) headers: super::cmd::HeaderCache,
 }
 
 /// Failed logins before `* BYE` (RFC 9051 §11; PROTOCOL.md item 28).
@@ -191,6 +204,8 @@ impl Session {
             dirty: false,
             recheck: false,
             fetching: None,
+            modseq_reported: false,
+            headers: super::cmd::HeaderCache::default(),
         }
     }
 
@@ -291,6 +306,13 @@ impl Session {
                 "BINARY",
                 "PREVIEW",
                 "SAVEDATE",
+                // imap::cmd: SORT, ESORT (RFC 5256, 5267), DISPLAYFROM/TO (RFC 5957),
+                // THREAD (RFC 5256).
+                "SORT",
+                "SORT=DISPLAY",
+                "ESORT",
+                "THREAD=ORDEREDSUBJECT",
+                "THREAD=REFERENCES",
             ] {
                 c.push(s.into());
             }
@@ -358,6 +380,7 @@ impl Session {
             // The selected mailbox was deleted under us: `* BYE` is written.
             return Action::Close;
         }
+        self.report_modseq(out).await;
         status.encode(Some(tag), out);
         Action::Continue
     }
@@ -502,6 +525,18 @@ impl Session {
                 args,
                 ..
             } => self.search(tag, uid, &args, out).await,
+            C::Message {
+                command: MessageCommand::Sort,
+                uid,
+                args,
+                ..
+            } => self.sort(tag, uid, &args, out).await,
+            C::Message {
+                command: MessageCommand::Thread,
+                uid,
+                args,
+                ..
+            } => self.thread(uid, &args, out).await,
         }
     }
 
@@ -551,15 +586,40 @@ impl Session {
         let State::Selected(_, view) = &mut self.state else {
             return;
         };
-        let claimed = if opts.rev1 && !view.read_only {
+        let claimed = if opts.rev1 {
             let last = view.last_uid();
             let start = fresh.partition_point(|m| m.uid <= last);
-            self.shared
-                .claim(mailbox, fresh.get(start..).unwrap_or(&[]))
+            let new = fresh.get(start..).unwrap_or(&[]);
+            if view.read_only {
+                self.shared.unclaimed(mailbox, new)
+            } else {
+                self.shared.claim(mailbox, new)
+            }
         } else {
             Vec::new()
         };
         view.sync(&fresh, allow_expunge, &claimed, opts, out);
+    }
+
+    /// RFC 7162 §3.1: the first CONDSTORE-enabling command (`FETCH 1 MODSEQ`, `SEARCH
+    /// MODSEQ`, `STORE (UNCHANGEDSINCE)`, ...) while a mailbox is selected gets
+    /// `* OK [HIGHESTMODSEQ n]` before its completion, once per selection.
+    async fn report_modseq(&mut self, out: &mut Vec<u8>) {
+        if !self.enabled.condstore || self.modseq_reported {
+            return;
+        }
+        let Some(id) = self.view().map(|v| v.mailbox) else {
+            return;
+        };
+        match self.ctx.pipeline.store.mailbox_status(id).await {
+            Ok(st) => {
+                self.modseq_reported = true;
+                Status::ok("Highest")
+                    .with(Code::HighestModSeq(st.highest_modseq))
+                    .encode(None, out);
+            }
+            Err(e) => log::error!("imap: reading mailbox {id}: {e}"),
+        }
     }
 
     /// Whether the selected mailbox `id` no longer exists (a store fault counts as
@@ -622,15 +682,19 @@ impl Session {
             .ok_or_else(|| ImapError::Bad("Log in first".into()))
     }
 
-    /// Claims `\Recent` on select for rev1 read-write sessions.
+    /// Claims `\Recent` on select for rev1 read-write sessions; EXAMINE shows the
+    /// unclaimed ones as recent without claiming them (RFC 3501 §2.3.2, §6.3.2).
     pub(super) fn claim_recent(
         &self,
         mailbox: u64,
         read_only: bool,
         msgs: &[MessageInfo],
     ) -> BTreeSet<u32> {
-        if self.enabled.rev2 || read_only {
+        if self.enabled.rev2 {
             return BTreeSet::new();
+        }
+        if read_only {
+            return self.shared.unclaimed(mailbox, msgs).into_iter().collect();
         }
         self.shared.claim(mailbox, msgs).into_iter().collect()
     }

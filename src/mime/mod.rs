@@ -205,6 +205,11 @@ pub fn analyze(raw: &[u8]) -> MessageMeta {
     }
 }
 
+/// The ENVELOPE fields of a header block alone (SORT and THREAD read only headers).
+pub fn envelope(header: &[u8]) -> Envelope {
+    envelope::parse_envelope(header, &mut Budget(ITEM_BUDGET))
+}
+
 /// Remaining allowance of allocated items; see [`ITEM_BUDGET`].
 pub(crate) struct Budget(usize);
 

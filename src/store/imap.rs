@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::blob;
 use super::import::clear_mailbox_rows;
-use super::mailboxes::{self, DELIMITER, canonical_mailbox};
+use super::mailboxes::{self, DELIMITER, MailboxInfo, canonical_mailbox};
 use super::schema::BlobId;
 use super::schema::{
     self, BLOBS, BlobRecord, EXPUNGED, MAILBOX_NAMES, MAILBOXES, MESSAGES, MailboxRecord,
@@ -570,6 +570,10 @@ impl Store {
                     names.insert((user, target.as_str()), id)?;
                 }
                 rec.name = target;
+                // RFC 9051 §2.3.1.1: UIDVALIDITY of a name only grows. The new name may
+                // have been a deleted mailbox's with a higher value (`DELETE B; RENAME A
+                // B`), so the renamed mailbox takes a fresh one; its UIDs stay.
+                rec.uidvalidity = mailboxes::next_uidvalidity(tx)?;
                 mailboxes::save_in(tx, &rec)?;
                 batch.changes.push(Change {
                     user,
@@ -579,6 +583,24 @@ impl Store {
                 });
             }
             Ok(())
+        })
+        .await
+    }
+
+    /// CREATE (RFC 9051 §6.3.4): the mailbox and its missing parents in one job. The
+    /// whole name is validated first, so a name the store refuses creates nothing.
+    pub async fn create_mailbox_path(
+        &self,
+        user: u32,
+        name: &str,
+    ) -> Result<MailboxInfo, StoreError> {
+        let name = canonical_mailbox(name)?;
+        self.write(move |tx, batch| {
+            if mailboxes::find_in(tx, user, &name)?.is_some() {
+                return Err(StoreError::MailboxExists);
+            }
+            create_parents(tx, batch, user, &name)?;
+            Ok(mailboxes::create_in(tx, batch, user, &name, None)?.into())
         })
         .await
     }

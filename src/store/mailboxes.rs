@@ -83,7 +83,7 @@ pub fn canonical_mailbox(name: &str) -> Result<String, StoreError> {
     }
 }
 
-fn next_uidvalidity(tx: &WriteTransaction) -> Result<u32, StoreError> {
+pub(crate) fn next_uidvalidity(tx: &WriteTransaction) -> Result<u32, StoreError> {
     let mut meta = tx.open_table(META)?;
     let last = meta
         .get("last_uidvalidity")?

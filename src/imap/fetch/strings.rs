@@ -69,21 +69,35 @@ pub fn quotable(value: &[u8], opts: Options) -> bool {
 }
 
 /// Writes a synchronising-form literal `{n}CRLF` + bytes (RFC 3501 §4.3); `{0}` for
-/// empty content.
+/// empty content. A literal never carries NUL (RFC 9051 §4.3: `CHAR8` excludes it):
+/// each NUL of a message goes out as 0x80, byte for byte, so the size and partial
+/// offsets stay those of the stored message (Dovecot does the same). Only
+/// [`binary_literal`] may carry NUL.
 pub fn literal(value: &[u8], out: &mut Vec<u8>) {
-    out.push(b'{');
-    out.extend_from_slice(value.len().to_string().as_bytes());
-    out.extend_from_slice(b"}\r\n");
-    out.extend_from_slice(value);
+    literal_len(value.len(), out);
+    if value.contains(&0) {
+        out.extend(value.iter().map(|&b| if b == 0 { 0x80 } else { b }));
+    } else {
+        out.extend_from_slice(value);
+    }
 }
 
-/// Writes BINARY content (RFC 3516 §4, RFC 9051 §7.5.2): `~{n}` (literal8) when it
-/// contains NUL, else an ordinary literal.
+fn literal_len(n: usize, out: &mut Vec<u8>) {
+    out.push(b'{');
+    out.extend_from_slice(n.to_string().as_bytes());
+    out.extend_from_slice(b"}\r\n");
+}
+
+/// Writes BINARY content (RFC 3516 §4, RFC 9051 §7.5.2): `~{n}` (literal8), NUL and
+/// all, when it contains NUL, else an ordinary literal.
 pub fn binary_literal(value: &[u8], out: &mut Vec<u8>) {
     if value.contains(&0) {
         out.push(b'~');
+        literal_len(value.len(), out);
+        out.extend_from_slice(value);
+    } else {
+        literal(value, out);
     }
-    literal(value, out);
 }
 
 /// Writes an atom-like token as is (callers guarantee it needs no quoting).
@@ -135,6 +149,10 @@ mod tests {
         out.clear();
         binary_literal(b"a\x00b", &mut out);
         assert_eq!(out, b"~{3}\r\na\x00b");
+        out.clear();
+        // RFC 9051 §4.3: never NUL in a literal; BINARY may use literal8.
+        literal(b"a\x00b", &mut out);
+        assert_eq!(out, b"{3}\r\na\x80b");
         out.clear();
         binary_literal(b"ab", &mut out);
         assert_eq!(out, b"{2}\r\nab");

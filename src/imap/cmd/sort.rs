@@ -1,0 +1,310 @@
+//! SORT and UID SORT (RFC 5256 §3) with ESORT (RFC 5267 §3.2) and the DISPLAYFROM /
+//! DISPLAYTO criteria (RFC 5957): grammar and handler.
+//!
+//! The messages are those SEARCH would return ([`Session::search_hits`]); their order
+//! comes from the criteria, then the sequence number (RFC 5256 §3: "the message
+//! sequence number is the final tie-breaker"). Only criteria that read the header
+//! load it ([`Session::header_data`]), so `SORT (ARRIVAL)` and `SORT (SIZE)` need the
+//! listing alone.
+
+use std::cmp::Ordering;
+
+use super::super::cmd_search::{Hit, return_options, search_program};
+use super::super::grammar::Parser;
+use super::super::response::{ImapError, Status};
+use super::super::search::{Return, SearchKey};
+use super::super::session::{Outcome, Session};
+use super::HeaderData;
+
+type R<T> = Result<T, String>;
+
+/// A sort key (RFC 5256 §3 `sort-key`, RFC 5957 §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKey {
+    Arrival,
+    Cc,
+    Date,
+    From,
+    Size,
+    Subject,
+    To,
+    DisplayFrom,
+    DisplayTo,
+}
+
+impl SortKey {
+    /// Whether the key reads the message header (ARRIVAL and SIZE do not).
+    fn needs_header(self) -> bool {
+        !matches!(self, SortKey::Arrival | SortKey::Size)
+    }
+}
+
+/// `sort-criterion = ["REVERSE" SP] sort-key`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Criterion {
+    pub reverse: bool,
+    pub key: SortKey,
+}
+
+/// A parsed SORT command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SortArgs {
+    /// `RETURN (...)`: ESORT (RFC 5267 §3.2) answers with ESEARCH.
+    pub ret: Option<Return>,
+    pub criteria: Vec<Criterion>,
+    /// The charset of the search strings, upper-cased (mandatory in SORT).
+    pub charset: String,
+    pub key: SearchKey,
+}
+
+/// `sort = ["UID" SP] "SORT" [search-return-opts] SP sort-criteria SP
+/// search-charset SP search-program` (RFC 5256 §5, RFC 5267 §3.2): the text after
+/// `SORT `.
+pub fn parse_sort(args: &[u8], saved: &[u32]) -> R<SortArgs> {
+    let mut buf = args.to_vec();
+    buf.extend_from_slice(b"\r\n");
+    let mut p = Parser::new(&buf);
+    let ret = match return_options(&mut p)? {
+        Some((_, true)) => return Err("SAVE is not supported with SORT".into()),
+        Some((r, false)) => Some(r),
+        None => None,
+    };
+    p.expect(b'(', "(")?;
+    let mut criteria = Vec::new();
+    loop {
+        let mut word = p.atom()?.to_ascii_uppercase();
+        let reverse = word == b"REVERSE";
+        if reverse {
+            p.sp()?;
+            word = p.atom()?.to_ascii_uppercase();
+        }
+        let key = match word.as_slice() {
+            b"ARRIVAL" => SortKey::Arrival,
+            b"CC" => SortKey::Cc,
+            b"DATE" => SortKey::Date,
+            b"FROM" => SortKey::From,
+            b"SIZE" => SortKey::Size,
+            b"SUBJECT" => SortKey::Subject,
+            b"TO" => SortKey::To,
+            b"DISPLAYFROM" => SortKey::DisplayFrom,
+            b"DISPLAYTO" => SortKey::DisplayTo,
+            _ => return Err("unknown sort key".into()),
+        };
+        criteria.push(Criterion { reverse, key });
+        if p.eat(b')') {
+            break;
+        }
+        p.sp()?;
+    }
+    p.sp()?;
+    let charset = String::from_utf8_lossy(&p.astring()?).to_ascii_uppercase();
+    p.sp()?;
+    let key = search_program(&mut p, saved)?;
+    Ok(SortArgs {
+        ret,
+        criteria,
+        charset,
+        key,
+    })
+}
+
+/// Compares two messages by one criterion (RFC 5256 §3; strings with
+/// `i;ascii-casemap`, §2.2: [`HeaderData`] keeps them upper-cased).
+fn compare(key: SortKey, a: (&Hit, &HeaderData), b: (&Hit, &HeaderData)) -> Ordering {
+    let (ha, da) = a;
+    let (hb, db) = b;
+    match key {
+        SortKey::Arrival => ha.internal_date.cmp(&hb.internal_date),
+        SortKey::Size => ha.size.cmp(&hb.size),
+        SortKey::Date => da
+            .date
+            .unwrap_or(ha.internal_date)
+            .cmp(&db.date.unwrap_or(hb.internal_date)),
+        SortKey::Subject => da.subject.cmp(&db.subject),
+        SortKey::From => da.from.cmp(&db.from),
+        SortKey::To => da.to.cmp(&db.to),
+        SortKey::Cc => da.cc.cmp(&db.cc),
+        SortKey::DisplayFrom => da.display_from.cmp(&db.display_from),
+        SortKey::DisplayTo => da.display_to.cmp(&db.display_to),
+    }
+}
+
+/// Writes `ALL` of ESORT: the numbers in sort order, ascending runs as ranges (RFC 5267
+/// §3.2: the set keeps the order).
+fn write_ordered_set(numbers: &[u32], out: &mut Vec<u8>) {
+    let mut i = 0;
+    let mut first = true;
+    while let Some(&start) = numbers.get(i) {
+        let mut end = start;
+        let mut j = i + 1;
+        while let Some(&n) = numbers.get(j)
+            && end.checked_add(1) == Some(n)
+        {
+            end = n;
+            j += 1;
+        }
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        out.extend_from_slice(start.to_string().as_bytes());
+        if end != start {
+            out.push(b':');
+            out.extend_from_slice(end.to_string().as_bytes());
+        }
+        i = j;
+    }
+}
+
+/// `* ESEARCH (TAG "t") [UID] [MIN n] [MAX n] [COUNT n] [ALL set]` for ESORT: MIN and
+/// MAX are the first and last message in sort order (RFC 5267 §3.2).
+fn write_esort(tag: &str, uid: bool, numbers: &[u32], ret: Return, out: &mut Vec<u8>) {
+    let ret = if ret == Return::default() {
+        Return { all: true, ..ret }
+    } else {
+        ret
+    };
+    out.extend_from_slice(b"* ESEARCH (TAG ");
+    super::super::fetch::string(tag.as_bytes(), super::super::fetch::Options::default(), out);
+    out.push(b')');
+    if uid {
+        out.extend_from_slice(b" UID");
+    }
+    if ret.min
+        && let Some(n) = numbers.first()
+    {
+        out.extend_from_slice(format!(" MIN {n}").as_bytes());
+    }
+    if ret.max
+        && let Some(n) = numbers.last()
+    {
+        out.extend_from_slice(format!(" MAX {n}").as_bytes());
+    }
+    if ret.count {
+        out.extend_from_slice(format!(" COUNT {}", numbers.len()).as_bytes());
+    }
+    if ret.all && !numbers.is_empty() {
+        out.extend_from_slice(b" ALL ");
+        write_ordered_set(numbers, out);
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+impl Session {
+    /// SORT / UID SORT (RFC 5256 §3, RFC 5267 §3.2, RFC 5957).
+    pub(in super::super) async fn sort(
+        &mut self,
+        tag: &str,
+        uid: bool,
+        args: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<Outcome, ImapError> {
+        let a = parse_sort(args, &self.saved_result()).map_err(ImapError::Bad)?;
+        let hits = self.ordered_hits(&a.charset, &a.key).await?;
+        let data = if a.criteria.iter().any(|c| c.key.needs_header()) {
+            self.header_data(&hits).await?
+        } else {
+            let none = std::sync::Arc::new(HeaderData::default());
+            vec![none; hits.len()]
+        };
+        let mut order: Vec<usize> = (0..hits.len()).collect();
+        order.sort_by(|&i, &j| {
+            let (Some(hi), Some(hj), Some(di), Some(dj)) =
+                (hits.get(i), hits.get(j), data.get(i), data.get(j))
+            else {
+                return Ordering::Equal;
+            };
+            for c in &a.criteria {
+                let o = compare(c.key, (hi, di), (hj, dj));
+                let o = if c.reverse { o.reverse() } else { o };
+                if o != Ordering::Equal {
+                    return o;
+                }
+            }
+            hi.seq.cmp(&hj.seq)
+        });
+        let numbers: Vec<u32> = order
+            .iter()
+            .filter_map(|&i| hits.get(i))
+            .map(|h| if uid { h.uid } else { h.seq })
+            .collect();
+        match a.ret {
+            Some(r) => write_esort(tag, uid, &numbers, r, out),
+            None => {
+                out.extend_from_slice(b"* SORT");
+                for n in &numbers {
+                    out.extend_from_slice(format!(" {n}").as_bytes());
+                }
+                out.extend_from_slice(b"\r\n");
+            }
+        }
+        Ok(Outcome::Done(Status::ok("SORT completed")))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sort_args_parse() {
+        let a = parse_sort(b"(REVERSE DATE subject) UTF-8 ALL", &[]).unwrap();
+        assert_eq!(
+            a.criteria,
+            vec![
+                Criterion {
+                    reverse: true,
+                    key: SortKey::Date
+                },
+                Criterion {
+                    reverse: false,
+                    key: SortKey::Subject
+                }
+            ]
+        );
+        assert_eq!(a.charset, "UTF-8");
+        assert_eq!(a.key, SearchKey::All);
+        assert_eq!(a.ret, None);
+        let a = parse_sort(
+            b"RETURN (MIN COUNT) (DISPLAYFROM) US-ASCII SEEN UNDELETED",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            a.ret,
+            Some(Return {
+                min: true,
+                count: true,
+                ..Return::default()
+            })
+        );
+        assert!(matches!(a.key, SearchKey::And(_)));
+    }
+
+    #[test]
+    fn sort_args_must_fail() {
+        for bad in [
+            &b"DATE UTF-8 ALL"[..],
+            b"() UTF-8 ALL",
+            b"(DATE) ALL",
+            b"(REVERSE) UTF-8 ALL",
+            b"(BOGUS) UTF-8 ALL",
+            b"(DATE) UTF-8",
+            b"RETURN (SAVE) (DATE) UTF-8 ALL",
+        ] {
+            assert!(
+                parse_sort(bad, &[]).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn ordered_sets_keep_the_order() {
+        let mut out = Vec::new();
+        write_ordered_set(&[5, 1, 2, 3, 9, 8], &mut out);
+        assert_eq!(out, b"5,1:3,9,8");
+    }
+}
