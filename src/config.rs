@@ -447,6 +447,10 @@ pub struct RawConfig {
     pub retention: RetentionConfig,
     pub connections: ConnectionsConfig,
     pub plugin_limits: PluginLimits,
+    /// The HTTP listener (autoconfig, metrics, health).
+    pub http: HttpConfig,
+    /// The mail domains clients are configured for; `[]` = `[hostname]`.
+    pub domains: Vec<String>,
 }
 
 /// The validated configuration, with paths resolved against the config file's folder.
