@@ -5,8 +5,9 @@
 //! futures-rustls, the maintained successor of async-rustls (docs/decisions.md).
 //!
 //! Certificates come from the PEM files in `tls.cert` / `tls.key`, or, when none are
-//! configured, from a self-signed certificate generated on first start (SAN: the
-//! configured hostname and `localhost`) and kept in `<data_dir>/tls/{cert.pem,key.pem}`
+//! configured, from a self-signed certificate generated on first start (SANs: the
+//! configured hostname, `localhost`, and the listen IP addresses with 127.0.0.1 and ::1,
+//! see [`listen_ips`]) and kept in `<data_dir>/tls/{cert.pem,key.pem}`
 //! (key mode 0600), reused on later starts. Its SHA-256 fingerprint is printed so users
 //! can trust it.
 //!

