@@ -153,7 +153,7 @@ fn imap_200_loopback_connections_and_lmtp_deliveries_at_once_with_default_limits
     assert!(codes.iter().all(|c| *c == 250), "{codes:?}");
 
     // Every session is still served, and together the users hold every delivery.
-    let mut counted = vec![false; USERS];
+    let mut counted = [false; USERS];
     let mut total = 0;
     for (u, c) in &mut sessions {
         let r = c.imap("c NOOP");
