@@ -140,7 +140,10 @@ fn seen(addr: std::net::SocketAddr, user: &str) -> Seen {
     );
     assert!(r.last().unwrap().starts_with("f OK"), "{r:?}");
     let mut messages = BTreeMap::new();
-    for l in r.iter().filter(|l| l.starts_with("* ")) {
+    for l in r
+        .iter()
+        .filter(|l| l.starts_with("* ") && l.contains(" FETCH ("))
+    {
         let mid = l
             .split("Message-ID: <")
             .nth(1)
