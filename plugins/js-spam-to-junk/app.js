@@ -5,7 +5,7 @@
 // settings: `folder` (default `Junk`), `keyword` (default `$Junk`).
 // Build: ./build.sh OUT.wasm (componentize-js, world filter-plugin).
 
-import { config } from "nestbox:plugin/host@0.1.0";
+import { config } from "nestbox:plugin/host@0.2.0";
 
 // The characters Rust's str::trim removes (Unicode White_Space), so that this plugin
 // trims exactly like the Rust one (String.prototype.trim differs: U+FEFF, U+0085).
