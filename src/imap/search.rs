@@ -451,7 +451,14 @@ pub fn write_sequence_set(numbers: &[u32], out: &mut Vec<u8>) {
     let mut sorted = numbers.to_vec();
     sorted.sort_unstable();
     sorted.dedup();
-    let mut iter = sorted.into_iter().peekable();
+    write_runs(&sorted, out);
+}
+
+/// Writes `numbers` in the order given as a sequence set, each ascending run of
+/// consecutive numbers as one `a:b` range (ESORT's ALL keeps the sort order, RFC 5267
+/// §3.2; [`write_sequence_set`] sorts first).
+pub fn write_runs(numbers: &[u32], out: &mut Vec<u8>) {
+    let mut iter = numbers.iter().copied().peekable();
     let mut first = true;
     while let Some(start) = iter.next() {
         let mut end = start;

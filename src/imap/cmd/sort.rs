@@ -12,7 +12,7 @@ use std::cmp::Ordering;
 use super::super::cmd_search::{Hit, return_options, search_program};
 use super::super::grammar::Parser;
 use super::super::response::{ImapError, Status};
-use super::super::search::{Return, SearchKey};
+use super::super::search::{Return, SearchKey, write_runs};
 use super::super::session::{Outcome, Session};
 use super::HeaderData;
 
@@ -129,33 +129,6 @@ fn compare(key: SortKey, a: (&Hit, &HeaderData), b: (&Hit, &HeaderData)) -> Orde
     }
 }
 
-/// Writes `ALL` of ESORT: the numbers in sort order, ascending runs as ranges (RFC 5267
-/// §3.2: the set keeps the order).
-fn write_ordered_set(numbers: &[u32], out: &mut Vec<u8>) {
-    let mut i = 0;
-    let mut first = true;
-    while let Some(&start) = numbers.get(i) {
-        let mut end = start;
-        let mut j = i + 1;
-        while let Some(&n) = numbers.get(j)
-            && end.checked_add(1) == Some(n)
-        {
-            end = n;
-            j += 1;
-        }
-        if !first {
-            out.push(b',');
-        }
-        first = false;
-        out.extend_from_slice(start.to_string().as_bytes());
-        if end != start {
-            out.push(b':');
-            out.extend_from_slice(end.to_string().as_bytes());
-        }
-        i = j;
-    }
-}
-
 /// `* ESEARCH (TAG "t") [UID] [MIN n] [MAX n] [COUNT n] [ALL set]` for ESORT: MIN and
 /// MAX are the first and last message in sort order (RFC 5267 §3.2).
 fn write_esort(tag: &str, uid: bool, numbers: &[u32], ret: Return, out: &mut Vec<u8>) {
@@ -185,7 +158,7 @@ fn write_esort(tag: &str, uid: bool, numbers: &[u32], ret: Return, out: &mut Vec
     }
     if ret.all && !numbers.is_empty() {
         out.extend_from_slice(b" ALL ");
-        write_ordered_set(numbers, out);
+        write_runs(numbers, out);
     }
     out.extend_from_slice(b"\r\n");
 }
@@ -304,7 +277,7 @@ mod tests {
     #[test]
     fn ordered_sets_keep_the_order() {
         let mut out = Vec::new();
-        write_ordered_set(&[5, 1, 2, 3, 9, 8], &mut out);
+        write_runs(&[5, 1, 2, 3, 9, 8], &mut out);
         assert_eq!(out, b"5,1:3,9,8");
     }
 }
