@@ -57,7 +57,9 @@ pub fn source() -> String {
             "if header :contains \"list-id\" \"list{i}.example.org\" {{ fileinto \"Lists/l{i}\"; stop; }}\n"
         ));
     }
-    s.push_str("if address :domain :is \"from\" [\"spam.example\", \"junk.example\"] { discard; stop; }\n");
+    s.push_str(
+        "if address :domain :is \"from\" [\"spam.example\", \"junk.example\"] { discard; stop; }\n",
+    );
     s.push_str("if header :matches \"subject\" \"*[SPAM]*\" { fileinto \"Junk\"; stop; }\n");
     s.push_str("if spamtest :value \"ge\" :comparator \"i;ascii-numeric\" \"6\" { fileinto :flags \"$Junk\" \"Junk\"; stop; }\n");
     s.push_str("if size :over 5M { addflag \"$Big\"; }\n");
@@ -83,7 +85,14 @@ fn main() {
     let mut times = Vec::new();
     for _ in 0..20_000 {
         let t = Instant::now();
-        let o = sieve::run(&script, &msg, &env, &mut NoHost, Limits::default(), &mut cache);
+        let o = sieve::run(
+            &script,
+            &msg,
+            &env,
+            &mut NoHost,
+            Limits::default(),
+            &mut cache,
+        );
         times.push(t.elapsed().as_nanos() as u64);
         assert_eq!(o.targets.len(), 1);
     }

@@ -833,31 +833,20 @@ impl Compiler<'_> {
                 if let Some(p) = a.tag_pos("seconds") {
                     self.need("vacation-seconds", p, ":seconds")?;
                 }
-                let one = |c: &Compiler, tag: &str| -> Result<Option<Str>, Error> {
-                    match a.tag_strs(tag) {
-                        Some((v, false, p)) => {
-                            Ok(Some(c.s(v.into_iter().next().unwrap_or_default(), p)?))
-                        }
-                        Some((_, true, p)) => {
-                            Err(Error::new(p, format!(":{tag} takes one string")))
-                        }
-                        None => Ok(None),
-                    }
-                };
                 let (r, rp) = a.one(0)?;
                 Command::Vacation(Box::new(VacationArgs {
                     period: a
                         .tag_num("days")
                         .map(|d| d.saturating_mul(86_400))
                         .or(a.tag_num("seconds")),
-                    subject: one(self, "subject")?,
-                    from: one(self, "from")?,
+                    subject: self.tag_str(&a, "subject")?,
+                    from: self.tag_str(&a, "from")?,
                     addresses: match a.tag_strs("addresses") {
                         Some((v, _, p)) => self.list(v, p)?,
                         None => Vec::new(),
                     },
                     mime: a.has("mime"),
-                    handle: one(self, "handle")?,
+                    handle: self.tag_str(&a, "handle")?,
                     reason: self.s(r, rp)?,
                 }))
             }
@@ -1028,6 +1017,15 @@ impl Compiler<'_> {
             }
         }
         Ok(())
+    }
+
+    /// The string of `:tag` when given: exactly one string, not a list.
+    fn tag_str(&self, a: &Args, tag: &str) -> Result<Option<Str>, Error> {
+        match a.tag_strs(tag) {
+            Some((v, false, p)) => Ok(Some(self.s(v.into_iter().next().unwrap_or_default(), p)?)),
+            Some((_, true, p)) => Err(Error::new(p, format!(":{tag} takes one string"))),
+            None => Ok(None),
+        }
     }
 
     fn zone(&self, a: &Args) -> Result<Zone, Error> {
@@ -1292,18 +1290,7 @@ impl Compiler<'_> {
                 self.need("duplicate", pos, "duplicate")?;
                 let a = split(&[&["handle", "header", "uniqueid", "seconds", "last"]])?;
                 a.count(0)?;
-                let one = |c: &Compiler, tag: &str| -> Result<Option<Str>, Error> {
-                    match a.tag_strs(tag) {
-                        Some((v, false, p)) => {
-                            Ok(Some(c.s(v.into_iter().next().unwrap_or_default(), p)?))
-                        }
-                        Some((_, true, p)) => {
-                            Err(Error::new(p, format!(":{tag} takes one string")))
-                        }
-                        None => Ok(None),
-                    }
-                };
-                let id = match (one(self, "header")?, one(self, "uniqueid")?) {
+                let id = match (self.tag_str(&a, "header")?, self.tag_str(&a, "uniqueid")?) {
                     (Some(_), Some(_)) => {
                         return Err(Error::new(pos, ":header and :uniqueid exclude each other"));
                     }
@@ -1312,7 +1299,7 @@ impl Compiler<'_> {
                     (None, None) => DuplicateId::MessageId,
                 };
                 Test::Duplicate {
-                    handle: one(self, "handle")?,
+                    handle: self.tag_str(&a, "handle")?,
                     id,
                     seconds: a.tag_num("seconds"),
                     last: a.has("last"),
