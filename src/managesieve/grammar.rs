@@ -76,6 +76,18 @@ pub enum Command {
     StartTls,
     Logout,
     Capability,
+    /// A command on the user's scripts (authenticated state only).
+    Script(ScriptCommand),
+    Noop {
+        tag: Option<String>,
+    },
+    Unauthenticate,
+}
+
+/// The commands that work on the authenticated user's scripts (RFC 5804 §2.3–§2.12);
+/// the session hands them to the server as they are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScriptCommand {
     HaveSpace {
         name: String,
         size: u32,
@@ -102,10 +114,6 @@ pub enum Command {
     CheckScript {
         script: String,
     },
-    Noop {
-        tag: Option<String>,
-    },
-    Unauthenticate,
 }
 
 /// A client's answer in a SASL exchange (RFC 5804 §2.1): base64 data, or `"*"`.
@@ -327,36 +335,36 @@ pub fn parse_command(buf: &[u8]) -> Result<Command, SyntaxError> {
         "HAVESPACE" => {
             let name = a.text()?;
             let size = a.number()?;
-            a.end(Command::HaveSpace { name, size })
+            a.end(Command::Script(ScriptCommand::HaveSpace { name, size }))
         }
         "PUTSCRIPT" => {
             let name = a.text()?;
             let script = a.text()?;
-            a.end(Command::PutScript { name, script })
+            a.end(Command::Script(ScriptCommand::PutScript { name, script }))
         }
-        "LISTSCRIPTS" => a.end(Command::ListScripts),
+        "LISTSCRIPTS" => a.end(Command::Script(ScriptCommand::ListScripts)),
         "SETACTIVE" => {
             let name = a.text()?;
-            a.end(Command::SetActive {
+            a.end(Command::Script(ScriptCommand::SetActive {
                 name: (!name.is_empty()).then_some(name),
-            })
+            }))
         }
         "GETSCRIPT" => {
             let name = a.text()?;
-            a.end(Command::GetScript { name })
+            a.end(Command::Script(ScriptCommand::GetScript { name }))
         }
         "DELETESCRIPT" => {
             let name = a.text()?;
-            a.end(Command::DeleteScript { name })
+            a.end(Command::Script(ScriptCommand::DeleteScript { name }))
         }
         "RENAMESCRIPT" => {
             let from = a.text()?;
             let to = a.text()?;
-            a.end(Command::RenameScript { from, to })
+            a.end(Command::Script(ScriptCommand::RenameScript { from, to }))
         }
         "CHECKSCRIPT" => {
             let script = a.text()?;
-            a.end(Command::CheckScript { script })
+            a.end(Command::Script(ScriptCommand::CheckScript { script }))
         }
         "NOOP" => {
             let tag = a.optional_string()?.map(utf8).transpose()?;
@@ -534,57 +542,66 @@ mod tests {
             ),
             (
                 "HAVESPACE \"my script\" 999\r\n",
-                Command::HaveSpace {
+                Command::Script(ScriptCommand::HaveSpace {
                     name: "my script".into(),
                     size: 999,
-                },
+                }),
             ),
             (
                 "PUTSCRIPT \"a\" {7+}\r\nkeep;\r\n\r\n",
-                Command::PutScript {
+                Command::Script(ScriptCommand::PutScript {
                     name: "a".into(),
                     script: "keep;\r\n".into(),
-                },
+                }),
             ),
             (
                 "PUTSCRIPT {1+}\r\nb {5}\r\nstop;\r\n",
-                Command::PutScript {
+                Command::Script(ScriptCommand::PutScript {
                     name: "b".into(),
                     script: "stop;".into(),
-                },
+                }),
             ),
             (
                 "PUTSCRIPT \"q\\\"uote\" \"keep;\"\r\n",
-                Command::PutScript {
+                Command::Script(ScriptCommand::PutScript {
                     name: "q\"uote".into(),
                     script: "keep;".into(),
-                },
+                }),
             ),
-            ("LISTSCRIPTS\r\n", Command::ListScripts),
-            ("SETACTIVE \"\"\r\n", Command::SetActive { name: None }),
+            (
+                "LISTSCRIPTS\r\n",
+                Command::Script(ScriptCommand::ListScripts),
+            ),
+            (
+                "SETACTIVE \"\"\r\n",
+                Command::Script(ScriptCommand::SetActive { name: None }),
+            ),
             (
                 "SETACTIVE \"x\"\r\n",
-                Command::SetActive {
+                Command::Script(ScriptCommand::SetActive {
                     name: Some("x".into()),
-                },
+                }),
             ),
-            ("GETSCRIPT \"x\"\n", Command::GetScript { name: "x".into() }),
+            (
+                "GETSCRIPT \"x\"\n",
+                Command::Script(ScriptCommand::GetScript { name: "x".into() }),
+            ),
             (
                 "DELETESCRIPT \"x\"\r\n",
-                Command::DeleteScript { name: "x".into() },
+                Command::Script(ScriptCommand::DeleteScript { name: "x".into() }),
             ),
             (
                 "RENAMESCRIPT \"x\" \"y\"\r\n",
-                Command::RenameScript {
+                Command::Script(ScriptCommand::RenameScript {
                     from: "x".into(),
                     to: "y".into(),
-                },
+                }),
             ),
             (
                 "CHECKSCRIPT \"keep;\"\r\n",
-                Command::CheckScript {
+                Command::Script(ScriptCommand::CheckScript {
                     script: "keep;".into(),
-                },
+                }),
             ),
             ("NOOP\r\n", Command::Noop { tag: None }),
             (
@@ -692,10 +709,10 @@ mod tests {
                 [
                     format!(
                         "{:?}",
-                        Ok::<_, SyntaxError>(Command::PutScript {
+                        Ok::<_, SyntaxError>(Command::Script(ScriptCommand::PutScript {
                             name: "a".into(),
                             script: "keep;\r\n".into()
-                        })
+                        }))
                     ),
                     format!("{:?}", Ok::<_, SyntaxError>(Command::Noop { tag: None })),
                     "refused LiteralTooBig { sync: false }".to_string(),

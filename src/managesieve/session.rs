@@ -71,37 +71,8 @@ pub enum State {
     Logout,
 }
 
-/// A script operation for the driver (RFC 5804 §2.5-§2.12), on the logged-in user.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Op {
-    HaveSpace {
-        name: String,
-        size: u32,
-    },
-    /// Check with the checker, then store.
-    PutScript {
-        name: String,
-        script: String,
-    },
-    ListScripts,
-    SetActive {
-        name: Option<String>,
-    },
-    GetScript {
-        name: String,
-    },
-    DeleteScript {
-        name: String,
-    },
-    RenameScript {
-        from: String,
-        to: String,
-    },
-    /// Check only.
-    CheckScript {
-        script: String,
-    },
-}
+/// A command on the user's scripts, run by the server for an authenticated user.
+pub use super::grammar::ScriptCommand as Op;
 
 /// What an [`Op`] gave.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -334,33 +305,22 @@ impl Session {
                 }
                 _ => no("Not authenticated"),
             },
-            other => {
+            Command::Script(op) => {
                 let State::Auth { user } = &self.state else {
                     return no("Authenticate first");
                 };
-                let user = user.clone();
-                let op = match other {
-                    Command::HaveSpace { name, size } => Op::HaveSpace { name, size },
-                    Command::PutScript { name, script } => {
-                        // §2.6: refused before checking when it can never fit.
-                        if script.len() as u64 > self.opts.limits.max_script_bytes {
-                            return Step::Reply(answer(Err(OpError::Store(
-                                SieveError::TooLarge {
-                                    max: self.opts.limits.max_script_bytes,
-                                },
-                            ))));
-                        }
-                        Op::PutScript { name, script }
-                    }
-                    Command::ListScripts => Op::ListScripts,
-                    Command::SetActive { name } => Op::SetActive { name },
-                    Command::GetScript { name } => Op::GetScript { name },
-                    Command::DeleteScript { name } => Op::DeleteScript { name },
-                    Command::RenameScript { from, to } => Op::RenameScript { from, to },
-                    Command::CheckScript { script } => Op::CheckScript { script },
-                    _ => return no("Command not valid in this state"),
-                };
-                Step::Run { user, op }
+                // §2.6: refused before checking when it can never fit.
+                if let Op::PutScript { script, .. } = &op
+                    && script.len() as u64 > self.opts.limits.max_script_bytes
+                {
+                    return Step::Reply(answer(Err(OpError::Store(SieveError::TooLarge {
+                        max: self.opts.limits.max_script_bytes,
+                    }))));
+                }
+                Step::Run {
+                    user: user.clone(),
+                    op,
+                }
             }
         }
     }
