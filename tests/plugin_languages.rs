@@ -27,15 +27,6 @@ use std::time::{Instant, SystemTime};
 
 use common::{Env, Server, python3};
 
-fn target_dir() -> PathBuf {
-    // <target>/debug/nestbox
-    Path::new(common::bin())
-        .parent()
-        .and_then(|p| p.parent())
-        .expect("target dir")
-        .to_path_buf()
-}
-
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
@@ -58,7 +49,9 @@ fn mtime(p: &Path) -> SystemTime {
 /// unless the output is newer than every source.
 fn build(dir: &str, sources: &[&str], out: &str) -> PathBuf {
     let plugin = root().join("plugins").join(dir);
-    let output = target_dir().join("plugin-languages").join(out);
+    let output = common::wasm::target_dir()
+        .join("plugin-languages")
+        .join(out);
     let mut inputs: Vec<PathBuf> = sources.iter().map(|s| plugin.join(s)).collect();
     inputs.push(plugin.join("build.sh"));
     inputs.push(root().join("wit/nestbox-plugin.wit"));
@@ -70,7 +63,10 @@ fn build(dir: &str, sources: &[&str], out: &str) -> PathBuf {
     let run = Command::new("bash")
         .arg(plugin.join("build.sh"))
         .arg(&output)
-        .env("NESTBOX_TOOL_CACHE", target_dir().join("plugin-tools"))
+        .env(
+            "NESTBOX_TOOL_CACHE",
+            common::wasm::target_dir().join("plugin-tools"),
+        )
         .output()
         .expect("run bash");
     assert!(
@@ -202,7 +198,7 @@ fn count(env: &Env, user: &str, mailbox: &str) -> usize {
 /// in about a second. Checking also proves the component implements the filter world.
 fn warm_cache(wasm: &Path) -> PathBuf {
     let name = wasm.file_stem().unwrap().to_str().unwrap();
-    let dir = target_dir()
+    let dir = common::wasm::target_dir()
         .join("plugin-languages")
         .join(format!("warm-{name}"));
     let data = dir.join("data");

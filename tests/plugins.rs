@@ -32,42 +32,6 @@ struct Wasm {
     retention_standard: PathBuf,
 }
 
-fn target_dir() -> PathBuf {
-    // <target>/debug/nestbox
-    Path::new(common::bin())
-        .parent()
-        .and_then(|p| p.parent())
-        .expect("target dir")
-        .to_path_buf()
-}
-
-fn build(manifest: &str) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let started = Instant::now();
-    let out = Command::new(cargo)
-        .args([
-            "build",
-            "--release",
-            "--target",
-            "wasm32-wasip2",
-            "--manifest-path",
-        ])
-        .arg(root.join(manifest))
-        .arg("--target-dir")
-        .arg(target_dir().join("wasm-plugins"))
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_TARGET_DIR")
-        .output()
-        .expect("run cargo");
-    assert!(
-        out.status.success(),
-        "building {manifest} for wasm32-wasip2 failed (rustup target add wasm32-wasip2?):\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    eprintln!("built {manifest} in {:?}", started.elapsed());
-}
-
 fn wasm() -> &'static Wasm {
     static W: OnceLock<Wasm> = OnceLock::new();
     W.get_or_init(|| {
@@ -78,9 +42,9 @@ fn wasm() -> &'static Wasm {
             "plugins/retention-standard/Cargo.toml",
             "tests/fixtures/plugins/hostile/Cargo.toml",
         ] {
-            build(m);
+            common::wasm::build(m);
         }
-        let dir = target_dir().join("wasm-plugins/wasm32-wasip2/release");
+        let dir = common::wasm::release_dir();
         let w = Wasm {
             spam_to_junk: dir.join("spam_to_junk.wasm"),
             rules: dir.join("rules.wasm"),

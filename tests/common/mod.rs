@@ -9,6 +9,7 @@
 pub mod netns;
 pub mod raw;
 pub mod transcript;
+pub mod wasm;
 
 use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, Read, Write};
