@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Server CPU seconds for a fixed amount of work, to compare two builds on a machine whose
+# throughput figures are noisy (a shared host: identical runs of compare.sh differ by 20-30%
+# in msgs/s, while the CPU a fixed job costs moves by a few percent).
+#
+#   benches/cpu_work.sh NESTBOX_BIN [NESTBOX_BIN ...]
+#
+# For each binary in turn, ROUNDS times (alternating, so drift hits all alike): a fresh
+# temp data dir and server, LIMIT corpus messages delivered over 4 LMTP connections, then
+# all of them downloaded by one POP3 client, then IMAP login/logout pairs over 4
+# connections for LOGIN_SECS. After each step the server's user+system CPU time (from /proc) is read.
+# Prints the medians per binary: CPU seconds of the LMTP and of the POP3 job, CPU ms per
+# 1,000 logins. Knobs: ROUNDS=5 LIMIT=3000 LOGIN_SECS=5
+# CORPUS_DIR LOAD_BIN (the load generator; built from benches/loadgen.rs when unset).
+# An older build's config may not know `managesieve`: the key is dropped when the binary
+# rejects it.
+set -euo pipefail
+
+[ $# -ge 1 ] || { echo "usage: benches/cpu_work.sh NESTBOX_BIN [NESTBOX_BIN ...]" >&2; exit 2; }
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+CORPUS=${CORPUS_DIR:-$ROOT/../shared/corpus/spamassassin-dev}
+ROUNDS=${ROUNDS:-5}
+LIMIT=${LIMIT:-3000}
+LOGIN_SECS=${LOGIN_SECS:-5}
+CLK_TCK=$(getconf CLK_TCK)
+# shellcheck source=benches/common.sh
+. "$ROOT/benches/common.sh"
+LOAD=${LOAD_BIN:-$(nb_bench_exe "$ROOT" loadgen)}
+[ -x "$LOAD" ] || { echo "no load generator" >&2; exit 2; }
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/nestbox-cpu.XXXXXX")
+SERVER_PID=
+trap 'nb_stop; rm -rf "$TMP"' EXIT
+
+cpu_s() {
+    awk -v t="$CLK_TCK" '{ sub(/.*\) /, ""); printf "%.3f", ($12 + $13) / t }' "/proc/$1/stat"
+}
+
+# run BIN: one round; prints "lmtp pop3 login" CPU seconds.
+run() {
+    local dir=$TMP/run c0 c1 c2 c3 out n
+    rm -rf "$dir" && mkdir -p "$dir"
+    cat > "$dir/config.ron" <<EOF
+(data_dir: "$dir/data", hostname: "localhost",
+ imap: (listen: ["127.0.0.1:0"], tls_listen: []),
+ pop3: (listen: ["127.0.0.1:0"], tls_listen: []),
+ managesieve: (listen: []),
+ lmtp: (listen: ["127.0.0.1:0"], unix_socket: None),
+ connections: (max_total: 100000, max_per_ip: 100000, max_per_user: 100000))
+EOF
+    "$NB" --config "$dir/config.ron" check-config >/dev/null 2>&1 || sed -i '/managesieve/d' "$dir/config.ron"
+    nb_serve "$dir/config.ron" "$dir" bench >/dev/null || exit 1
+    c0=$(cpu_s "$SERVER_PID")
+    out=$("$LOAD" lmtp --addr "$A_LMTP" --conns 4 --messages $((LIMIT / 4)) --rcpts bench \
+        --corpus "$CORPUS" --limit "$LIMIT" --pid "$SERVER_PID")
+    grep -q '^errors: 0' <<< "$out" || { echo "lmtp errors: $out" >&2; return 1; }
+    c1=$(cpu_s "$SERVER_PID")
+    out=$("$LOAD" pop3 --addr "$A_POP3" --conns 1 --users bench --pid "$SERVER_PID")
+    grep -q '^errors: 0' <<< "$out" || { echo "pop3 errors: $out" >&2; return 1; }
+    c2=$(cpu_s "$SERVER_PID")
+    out=$("$LOAD" login --addr "$A_IMAP" --conns 4 --duration "$LOGIN_SECS" --users bench \
+        --pid "$SERVER_PID")
+    grep -q '^errors: 0' <<< "$out" || { echo "login errors: $out" >&2; return 1; }
+    n=$(sed -n 's/^cmd login n=\([0-9]*\).*/\1/p' <<< "$out")
+    c3=$(cpu_s "$SERVER_PID")
+    nb_stop
+    # LMTP and POP3: CPU s for the whole job; logins: CPU ms per 1,000 logins.
+    awk -v a="$c0" -v b="$c1" -v c="$c2" -v d="$c3" -v n="$n" \
+        'BEGIN { printf "%.3f %.3f %.3f\n", b - a, c - b, (d - c) * 1e6 / n }'
+}
+
+median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+for r in $(seq "$ROUNDS"); do
+    for bin in "$@"; do
+        NB=$bin
+        line=$(run) || exit 1
+        echo "$bin $line" >> "$TMP/results"
+        echo "round $r: $(tail -1 "$TMP/results")" >&2
+    done
+done
+printf '%-40s %10s %10s %14s\n' binary lmtp_cpu_s pop3_cpu_s login_cpu_ms_1k
+for bin in "$@"; do
+    l=$(awk -v b="$bin" '$1 == b { print $2 }' "$TMP/results" | median)
+    p=$(awk -v b="$bin" '$1 == b { print $3 }' "$TMP/results" | median)
+    g=$(awk -v b="$bin" '$1 == b { print $4 }' "$TMP/results" | median)
+    printf '%-40s %10s %10s %14s\n' "$bin" "$l" "$p" "$g"
+done
