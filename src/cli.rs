@@ -81,6 +81,10 @@ enum Command {
         /// (docs/migrate-dovecot.md). The user's mailboxes must not hold mail yet.
         #[arg(long, value_name = "MAILDIR_ROOT", conflicts_with_all = ["path", "mailbox"])]
         dovecot: Option<PathBuf>,
+        /// With --dovecot: the user's Pigeonhole Sieve directory (default: `sieve` beside
+        /// MAILDIR_ROOT); `.dovecot.sieve` beside it names the active script.
+        #[arg(long, value_name = "SIEVE_DIR", requires = "dovecot")]
+        sieve: Option<PathBuf>,
         #[arg(required_unless_present = "dovecot")]
         path: Option<PathBuf>,
     },
@@ -540,13 +544,15 @@ async fn run_command(
         Command::Import {
             user,
             dovecot: Some(root),
+            sieve,
             ..
-        } => dovecot::import_dovecot(config, backend, &user, &root).await?,
+        } => dovecot::import_dovecot(config, backend, &user, &root, sieve.as_deref()).await?,
         Command::Import {
             user,
             mailbox,
             dovecot: None,
             path: Some(path),
+            ..
         } => import(config, backend, &user, &mailbox, &path).await?,
         Command::Import {
             dovecot: None,

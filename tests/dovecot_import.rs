@@ -220,3 +220,47 @@ fn import_dovecot_unknown_user_or_not_a_maildir() {
     run.expect_code(65);
     assert!(run.stderr.contains("not a maildir"), "{run:#?}");
 }
+
+#[test]
+fn import_dovecot_brings_the_sieve_scripts_and_the_active_one() {
+    let env = Env::with_config(CONFIG);
+    env.add_user("alice");
+    let root = dovecot_maildir(&env);
+    // Pigeonhole's default layout: ~/sieve/NAME.sieve, ~/.dovecot.sieve -> the active one.
+    let dir = env.path().join("sieve");
+    fs::create_dir_all(dir.join("tmp")).unwrap();
+    fs::write(
+        dir.join("lists.sieve"),
+        "require \"fileinto\";\nif exists \"list-id\" { fileinto \"Lists\"; }\n",
+    )
+    .unwrap();
+    fs::write(dir.join("plain.sieve"), "keep;\n").unwrap();
+    fs::write(dir.join("broken.sieve"), "keep \"unterminated;\n").unwrap();
+    fs::write(dir.join("lists.svbin"), b"\0compiled").unwrap();
+    std::os::unix::fs::symlink("sieve/lists.sieve", env.path().join(".dovecot.sieve")).unwrap();
+
+    let run = env.cli(
+        &[
+            "import",
+            "--dovecot",
+            root.to_str().unwrap(),
+            "--user",
+            "alice",
+        ],
+        b"",
+    );
+    // The mail and two scripts are in; the broken script is named and the exit says so.
+    run.expect_code(65);
+    assert!(
+        run.stderr.contains("\"broken\" skipped") && run.stdout.contains("\"lists\" active"),
+        "{run:#?}"
+    );
+    let list = env.cli(&["sieve", "list", "alice"], b"");
+    list.expect_code(0);
+    let lines: Vec<&str> = list.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{list:#?}");
+    assert!(lines[0].starts_with("lists\t") && lines[0].ends_with("\tactive"));
+    assert!(lines[1].starts_with("plain\t") && !lines[1].ends_with("active"));
+    let got = env.cli(&["sieve", "get", "alice", "lists"], b"");
+    assert!(got.stdout.contains("fileinto \"Lists\""), "{got:#?}");
+}

@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use super::{Backend, Failure, Importer, exit, fail, progress, unexpected};
+use super::{Backend, Failure, Importer, exit, fail, progress, sieve, unexpected};
 use crate::config::Config;
 use crate::control::{ErrorKind, Request, Response};
 use crate::mailfmt::{dovecot, maildir};
@@ -18,6 +18,7 @@ pub(super) async fn import_dovecot(
     backend: &mut Backend,
     user: &str,
     root: &Path,
+    sieve_dir: Option<&Path>,
 ) -> Result<(), Failure> {
     let tree = dovecot::scan_dovecot(root).map_err(|e| fail(exit::DATAERR, e.to_string()))?;
     let layout = tree
@@ -95,11 +96,61 @@ pub(super) async fn import_dovecot(
         tree.mailboxes.len(),
         imp.failed
     );
-    if imp.failed > 0 {
+    let failed_scripts = import_sieve(config, imp.backend, user, root, sieve_dir).await?;
+    if imp.failed > 0 || failed_scripts > 0 {
         return Err(fail(
             exit::DATAERR,
-            format!("{} messages could not be imported", imp.failed),
+            format!(
+                "{} messages and {failed_scripts} Sieve scripts could not be imported",
+                imp.failed
+            ),
         ));
     }
     Ok(())
+}
+
+/// Imports the user's Pigeonhole scripts ([`dovecot::scan_sieve`]) and activates the one
+/// `.dovecot.sieve` names. A script that cannot be stored (too large, not UTF-8, broken,
+/// a name the store refuses) is named and skipped; returns how many were.
+async fn import_sieve(
+    config: &Config,
+    backend: &mut Backend,
+    user: &str,
+    root: &Path,
+    sieve_dir: Option<&Path>,
+) -> Result<usize, Failure> {
+    let home = root.parent().unwrap_or(Path::new(""));
+    let dir = sieve_dir.map_or_else(|| home.join("sieve"), Path::to_path_buf);
+    let link = dir.parent().unwrap_or(Path::new("")).join(".dovecot.sieve");
+    let found = dovecot::scan_sieve(&dir, &link).map_err(|e| fail(exit::DATAERR, e.to_string()))?;
+    let mut failed = 0;
+    let mut stored = Vec::new();
+    for (name, path) in found.scripts {
+        let text = crate::store::check_sieve_name(&name)
+            .map_err(|e| fail(exit::DATAERR, format!("{}: {e}", path.display())))
+            .and_then(|()| sieve::read_script(config, Some(path)));
+        let result = match text {
+            Ok(text) => sieve::put(config, backend, user, &name, text).await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(()) => stored.push(name),
+            Err(e) => {
+                failed += 1;
+                eprintln!("nestbox: Sieve script {name:?} skipped: {}", e.message);
+            }
+        }
+    }
+    let active = found.active.filter(|a| stored.contains(a));
+    if let Some(name) = &active {
+        sieve::activate(backend, user, Some(name)).await?;
+    }
+    if !stored.is_empty() {
+        println!(
+            "imported {} Sieve scripts{}",
+            stored.len(),
+            active.map_or(String::new(), |a| format!(", {a:?} active"))
+        );
+    }
+    Ok(failed)
 }

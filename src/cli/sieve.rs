@@ -34,7 +34,9 @@ pub(super) enum SieveCommand {
     Del { user: String, name: String },
 }
 
-fn read_script(config: &Config, file: Option<PathBuf>) -> Result<String, Failure> {
+/// A script from `file` (standard input without), within `managesieve.max_script_bytes`,
+/// UTF-8, and passing the lexical check.
+pub(super) fn read_script(config: &Config, file: Option<PathBuf>) -> Result<String, Failure> {
     let limit = config.managesieve.max_script_bytes;
     let mut raw = Vec::new();
     let read = match &file {
@@ -69,10 +71,6 @@ pub(super) async fn run(
     backend: &mut Backend,
     command: SieveCommand,
 ) -> Result<(), Failure> {
-    let limits = SieveLimits {
-        max_script_bytes: config.managesieve.max_script_bytes,
-        max_scripts: config.managesieve.max_scripts,
-    };
     match command {
         SieveCommand::List { user } => match backend.call(Request::SieveList { user }).await? {
             Response::SieveScripts(list) => {
@@ -98,28 +96,14 @@ pub(super) async fn run(
             crate::store::check_sieve_name(&name)
                 .map_err(|e| fail(exit::DATAERR, e.to_string()))?;
             let text = read_script(config, file)?;
-            let req = Request::SievePut {
-                user: user.clone(),
-                name: name.clone(),
-                text,
-                limits,
-            };
-            match backend.call(req).await? {
-                Response::Done => println!("script {name:?} of {user} stored"),
-                r => return Err(unexpected(r)),
-            }
+            put(config, backend, &user, &name, text).await?;
+            println!("script {name:?} of {user} stored");
         }
         SieveCommand::Activate { user, name } => {
-            let req = Request::SieveActivate {
-                user: user.clone(),
-                name: name.clone(),
-            };
-            match backend.call(req).await? {
-                Response::Done => match name {
-                    Some(n) => println!("script {n:?} of {user} is active"),
-                    None => println!("no script of {user} is active"),
-                },
-                r => return Err(unexpected(r)),
+            activate(backend, &user, name.as_deref()).await?;
+            match name {
+                Some(n) => println!("script {n:?} of {user} is active"),
+                None => println!("no script of {user} is active"),
             }
         }
         SieveCommand::Del { user, name } => {
@@ -134,4 +118,44 @@ pub(super) async fn run(
         }
     }
     Ok(())
+}
+
+/// Stores `text` as `user`'s script `name` (replacing one of that name), within the
+/// `managesieve` limits.
+pub(super) async fn put(
+    config: &Config,
+    backend: &mut Backend,
+    user: &str,
+    name: &str,
+    text: String,
+) -> Result<(), Failure> {
+    let req = Request::SievePut {
+        user: user.to_string(),
+        name: name.to_string(),
+        text,
+        limits: SieveLimits {
+            max_script_bytes: config.managesieve.max_script_bytes,
+            max_scripts: config.managesieve.max_scripts,
+        },
+    };
+    match backend.call(req).await? {
+        Response::Done => Ok(()),
+        r => Err(unexpected(r)),
+    }
+}
+
+/// Makes `name` the script deliveries run for `user`; `None` deactivates.
+pub(super) async fn activate(
+    backend: &mut Backend,
+    user: &str,
+    name: Option<&str>,
+) -> Result<(), Failure> {
+    let req = Request::SieveActivate {
+        user: user.to_string(),
+        name: name.map(str::to_string),
+    };
+    match backend.call(req).await? {
+        Response::Done => Ok(()),
+        r => Err(unexpected(r)),
+    }
 }

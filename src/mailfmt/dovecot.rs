@@ -22,6 +22,11 @@
 //!
 //! Messages not in the uidlist (delivered after Dovecot last looked) get UIDs from the
 //! folder's next UID on, in the maildir scan order, as Dovecot would give them.
+//!
+//! Sieve scripts ([`scan_sieve`]) are where Pigeonhole keeps them by default
+//! (`sieve = file:~/sieve;active=~/.dovecot.sieve`): one `NAME.sieve` file per script in
+//! the user's `sieve/` directory, and `.dovecot.sieve` beside it a symlink to the active
+//! one (or, in old set-ups, a plain file that is the only script).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -360,9 +365,105 @@ fn assign_uids(
     }
 }
 
+/// A Dovecot user's Sieve scripts ([`scan_sieve`]).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct SieveScripts {
+    /// Name (the file name without `.sieve`) and path, sorted by name.
+    pub scripts: Vec<(String, PathBuf)>,
+    /// The script `.dovecot.sieve` names, if any.
+    pub active: Option<String>,
+}
+
+/// The name a plain `.dovecot.sieve` file (not a symlink) is imported under.
+pub const SINGLE_SCRIPT_NAME: &str = "dovecot";
+
+/// Finds the scripts in Pigeonhole's `dir` (`*.sieve` files; its `tmp/` and compiled
+/// `.svbin` files are not scripts) and the active one from `active_link`
+/// (`~/.dovecot.sieve`): a symlink names its target's script; a plain file is a script of
+/// its own, named [`SINGLE_SCRIPT_NAME`]. A missing `dir` or link is no script.
+pub fn scan_sieve(dir: &Path, active_link: &Path) -> Result<SieveScripts, DovecotError> {
+    let io_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| DovecotError::Io { path, source }
+    };
+    let mut found = SieveScripts::default();
+    match fs::read_dir(dir) {
+        Ok(entries) => {
+            for entry in entries {
+                let entry = entry.map_err(io_err(dir))?;
+                let path = entry.path();
+                let is_file = entry.file_type().map_err(io_err(&path))?.is_file();
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                if let Some(stem) = name.strip_suffix(".sieve")
+                    && is_file
+                    && !stem.is_empty()
+                {
+                    found.scripts.push((stem.to_string(), path));
+                }
+            }
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_err(dir)(e)),
+    }
+    found.scripts.sort();
+    match fs::symlink_metadata(active_link) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            let target = fs::read_link(active_link).map_err(io_err(active_link))?;
+            let stem = target
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .and_then(|n| n.strip_suffix(".sieve").map(str::to_string));
+            // Only a script that is imported can be active.
+            found.active = stem.filter(|s| found.scripts.iter().any(|(n, _)| n == s));
+        }
+        Ok(meta) if meta.is_file() => {
+            found
+                .scripts
+                .retain(|(n, _)| n.as_str() != SINGLE_SCRIPT_NAME);
+            found
+                .scripts
+                .push((SINGLE_SCRIPT_NAME.to_string(), active_link.to_path_buf()));
+            found.active = Some(SINGLE_SCRIPT_NAME.to_string());
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_err(active_link)(e)),
+    }
+    Ok(found)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sieve_scripts_and_the_active_link() {
+        let home = tempfile::tempdir().unwrap();
+        let dir = home.path().join("sieve");
+        fs::create_dir_all(dir.join("tmp")).unwrap();
+        fs::write(dir.join("main.sieve"), "keep;").unwrap();
+        fs::write(dir.join("spam.sieve"), "discard;").unwrap();
+        fs::write(dir.join("main.svbin"), "compiled").unwrap();
+        fs::write(dir.join("tmp/x.sieve"), "half written").unwrap();
+        let link = home.path().join(".dovecot.sieve");
+        std::os::unix::fs::symlink("sieve/spam.sieve", &link).unwrap();
+        let found = scan_sieve(&dir, &link).unwrap();
+        let names: Vec<&str> = found.scripts.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["main", "spam"]);
+        assert_eq!(found.active.as_deref(), Some("spam"));
+
+        // An old-style plain file is a script of its own, and the active one.
+        fs::remove_file(&link).unwrap();
+        fs::write(&link, "stop;").unwrap();
+        let found = scan_sieve(&dir, &link).unwrap();
+        assert_eq!(found.active.as_deref(), Some(SINGLE_SCRIPT_NAME));
+        assert_eq!(found.scripts.len(), 3);
+
+        // Neither there: nothing, and no error.
+        let none = scan_sieve(&home.path().join("nope"), &home.path().join("nope2")).unwrap();
+        assert_eq!(none, SieveScripts::default());
+    }
 
     #[test]
     fn parse_uidlist_version_3_with_extensions() {
