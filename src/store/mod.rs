@@ -362,6 +362,15 @@ impl Store {
             .unwrap_or(0)
     }
 
+    /// The bytes the database file's blocks take on the disk (`du`): less than
+    /// [`Store::file_size`] where the file is sparse.
+    pub fn allocated_size(&self) -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(&self.shared.path)
+            .map(|m| m.blocks().saturating_mul(512))
+            .unwrap_or(0)
+    }
+
     /// Compacts the database file when more than `threshold` of it is free (or always,
     /// with `force`). Holds every reader and the writer off while it runs; returns whether
     /// it compacted. Open read transactions make it give up and report `false`.
@@ -380,43 +389,7 @@ impl Store {
                     std::thread::sleep(std::time::Duration::from_millis(20));
                 }
             }
-            let path = shared.path.clone();
-            let threshold = shared.config.compact_when_free;
-            shared.with_db_mut(|db| {
-                if !force {
-                    let stats = {
-                        let tx = db.begin_write()?;
-                        let s = tx.stats()?;
-                        tx.abort()?;
-                        s
-                    };
-                    let used = stats.stored_bytes() + stats.metadata_bytes();
-                    let allocated = stats.allocated_pages() * stats.page_size() as u64;
-                    let file = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-                    let free = file.saturating_sub(used.min(allocated)) as f64;
-                    if file == 0 || free / (file as f64) < threshold {
-                        return Ok(false);
-                    }
-                }
-                let mut any = false;
-                // New transactions cannot start while we hold the lock; ones in flight end
-                // soon. An explicit compaction waits for them (up to 2 s), a periodic one
-                // tries again next time.
-                let mut waits = if force { 40 } else { 0 };
-                loop {
-                    match db.compact() {
-                        Ok(true) => any = true,
-                        Ok(false) => break,
-                        Err(redb::CompactionError::TransactionInProgress) if waits > 0 => {
-                            waits -= 1;
-                            std::thread::sleep(std::time::Duration::from_millis(50));
-                        }
-                        Err(redb::CompactionError::TransactionInProgress) => break,
-                        Err(e) => return Err(e.into()),
-                    }
-                }
-                Ok(any)
-            })
+            compact_blocking(&shared, force)
         })
         .await
     }
@@ -434,6 +407,49 @@ impl Store {
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
     }
+}
+
+/// [`Store::compact`] on the calling thread (blocking): compacts when at least
+/// `store.compact_when_free` of the file is free, or always with `force`. Without
+/// `force` it gives up at once, returning false, when a transaction is open.
+pub(crate) fn compact_blocking(shared: &Shared, force: bool) -> Result<bool, StoreError> {
+    let path = shared.path.clone();
+    let threshold = shared.config.compact_when_free;
+    shared.with_db_mut(|db| {
+        if !force {
+            let stats = {
+                let tx = db.begin_write()?;
+                let s = tx.stats()?;
+                tx.abort()?;
+                s
+            };
+            let used = stats.stored_bytes() + stats.metadata_bytes();
+            let allocated = stats.allocated_pages() * stats.page_size() as u64;
+            let file = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            let free = file.saturating_sub(used.min(allocated)) as f64;
+            if file == 0 || free / (file as f64) < threshold {
+                return Ok(false);
+            }
+        }
+        let mut any = false;
+        // New transactions cannot start while we hold the lock; ones in flight end
+        // soon. An explicit compaction waits for them (up to 2 s), a periodic one
+        // tries again next time.
+        let mut waits = if force { 40 } else { 0 };
+        loop {
+            match db.compact() {
+                Ok(true) => any = true,
+                Ok(false) => break,
+                Err(redb::CompactionError::TransactionInProgress) if waits > 0 => {
+                    waits -= 1;
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(redb::CompactionError::TransactionInProgress) => break,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(any)
+    })
 }
 
 #[cfg(test)]

@@ -47,7 +47,7 @@ pub const PACK_TRIGGER: u64 = PACK_RAW;
 const QUIET_MS: u64 = 500;
 /// ...unless this much is waiting loose: then packs are made at once, at no more than
 /// [`FORCED_LEVEL`].
-const LOOSE_MAX: u64 = 64 << 20;
+const LOOSE_MAX: u64 = 2 << 20;
 /// The highest level of a forced pack: zstd level 9 compresses a 1 MiB pack with the
 /// dictionary at about 50 MB/s on the benchmark machine, well ahead of delivery, and
 /// within 0.01 of level 15's ratio on the corpus.
@@ -56,6 +56,8 @@ const FORCED_LEVEL: i32 = 9;
 pub const TAIL_QUIET_MS: u64 = 2000;
 /// ...and at least this much is loose.
 const TAIL_MIN: u64 = 32 * 1024;
+/// Compaction after packing waits for the writer to be quiet this long.
+const SETTLE_QUIET_MS: u64 = 3000;
 /// `META` key: the pack holding the tail (smaller than [`PACK_RAW`]), absorbed by the next.
 const TAIL_PACK: &str = "tail_pack";
 /// Decompressed packs kept in memory (sequential FETCHes read neighbours).
@@ -272,8 +274,39 @@ fn run(shared: &Arc<Shared>, writer: &Writer) -> Result<(), StoreError> {
             continue;
         }
         if !did_unpack {
+            settle(shared);
             return Ok(());
         }
+    }
+}
+
+/// Once packing is done, the pages the loose copies held are free but still in the file:
+/// compact as soon as the store has been quiet for [`SETTLE_QUIET_MS`], so the data dir
+/// comes down to the packed size within seconds of a burst instead of at the next
+/// periodic check (`store.compact_check_secs`; 0 turns this off too). It only runs when
+/// `store.compact_when_free` of the file is free, and gives up at once (the periodic
+/// check tries again) when a reader or writer is busy.
+fn settle(shared: &Arc<Shared>) {
+    if shared.config.compact_check_secs == 0 {
+        return;
+    }
+    wait_for_quiet(shared, false, SETTLE_QUIET_MS);
+    if !shared.is_open() {
+        return;
+    }
+    let before = std::fs::metadata(&shared.path)
+        .map(|m| m.len())
+        .unwrap_or(0);
+    match super::compact_blocking(shared, false) {
+        Ok(true) => {
+            crate::metrics::compaction_run();
+            let after = std::fs::metadata(&shared.path)
+                .map(|m| m.len())
+                .unwrap_or(0);
+            log::info!("store: compacted after packing, {before} -> {after} bytes");
+        }
+        Ok(false) => {}
+        Err(e) => log::warn!("store: compaction after packing failed: {e}"),
     }
 }
 
