@@ -710,6 +710,10 @@ fn print_stats(s: &crate::store::Stats) {
         "store: {} blobs, {} raw bytes, {} compressed, {} in dictionaries, file {} bytes",
         s.blobs, s.blob_raw, s.blob_stored, s.dict_bytes, s.file_bytes
     );
+    println!(
+        "disk: file {} bytes, {} allocated on disk, {} free in the file (compaction gives it back)",
+        s.file_bytes, s.allocated_bytes, s.free_bytes
+    );
     for (name, stored, pages) in &s.tables {
         println!("table {name:<12} {stored:>12} stored {pages:>12} in pages");
     }

@@ -142,6 +142,19 @@ fn scenario(env: &Env) -> Transcript {
         "same message twice: {}",
         r.stdout
     );
+    // The disk figures a user compares with `ls -l` and `du`.
+    let disk: Vec<u64> = r
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("disk: file "))
+        .expect("disk line")
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    let [file, allocated, free] = disk[..] else {
+        panic!("{}", r.stdout)
+    };
+    assert!(file > 0 && allocated > 0 && free < file, "{}", r.stdout);
     let r = step("stats alice", &["stats", "--user", "alice"], b"", 0);
     assert!(!r.stdout.contains("bob"), "{}", r.stdout);
     step("stats zed", &["stats", "--user", "zed"], b"", 67);

@@ -132,8 +132,7 @@ async fn store_gauges(ctx: &Context) -> [u64; 3] {
     let v = match ctx.pipeline.store.stats(None).await {
         Ok(s) => {
             let live: u64 = s.tables.iter().map(|t| t.1).sum();
-            let pages: u64 = s.tables.iter().map(|t| t.2).sum();
-            [live, s.file_bytes, s.file_bytes.saturating_sub(pages)]
+            [live, s.file_bytes, s.free_bytes]
         }
         Err(e) => {
             log::warn!("metrics: cannot read store figures: {e}");

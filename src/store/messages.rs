@@ -121,8 +121,12 @@ pub struct Stats {
     pub blob_raw: u64,
     pub blob_stored: u64,
     pub dict_bytes: u64,
-    /// The database file.
+    /// The database file: its size (what `ls -l` shows), the bytes its blocks take on
+    /// the disk (what `du` shows; less while redb has grown the file sparsely), and its
+    /// free space (file size less the pages the tables use), which compaction gives back.
     pub file_bytes: u64,
+    pub allocated_bytes: u64,
+    pub free_bytes: u64,
     /// Per table: name, stored bytes, page bytes (leaf + branch).
     pub tables: Vec<(String, u64, u64)>,
 }
@@ -493,6 +497,7 @@ impl Store {
     /// Usage per user and mailbox, and the store's totals.
     pub async fn stats(&self, user: Option<String>) -> Result<Stats, StoreError> {
         let file_bytes = self.file_size();
+        let allocated_bytes = self.allocated_size();
         self.read(move |tx, _| {
             let users = tx.open_table(USERS)?;
             let boxes = tx.open_table(MAILBOXES)?;
@@ -570,6 +575,7 @@ impl Store {
             let mut stats = Stats {
                 users: by_user,
                 file_bytes,
+                allocated_bytes,
                 ..Default::default()
             };
             for row in blobs.iter()? {
@@ -587,6 +593,8 @@ impl Store {
                 stats.dict_bytes += v.value().len() as u64;
             }
             stats.tables = table_stats(tx)?;
+            let in_pages: u64 = stats.tables.iter().map(|(_, _, pages)| pages).sum();
+            stats.free_bytes = file_bytes.saturating_sub(in_pages);
             Ok(stats)
         })
         .await
