@@ -6,7 +6,7 @@
 //! rustls client trusting only pebble's root verifies it for that name); it is kept and
 //! reused across a restart; `nestbox acme renew` gets a new one (another serial) served
 //! to new connections; with the CA gone, a forced renewal fails, the old certificate
-//! stays and the log says why.
+//! stays and the log says why; `/metrics` shows the ACME certificate's expiry.
 
 #![allow(
     clippy::unwrap_used,
@@ -230,6 +230,16 @@ fn served_leaf(addr: SocketAddr, root: &CertificateDer<'static>) -> Result<Vec<u
     Ok(leaf.as_ref().to_vec())
 }
 
+/// The body of a plain HTTP GET.
+fn http_get(addr: SocketAddr, path: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(common::IO_TIMEOUT)).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {NAME}\r\n\r\n").unwrap();
+    let mut all = String::new();
+    s.read_to_string(&mut all).unwrap();
+    all.split_once("\r\n\r\n").unwrap().1.to_string()
+}
+
 fn serial(der: &[u8]) -> String {
     let (_, cert) = x509_parser::parse_x509_certificate(der).unwrap();
     cert.raw_serial_as_string()
@@ -311,6 +321,17 @@ fn issue_renew_and_fail(challenge: &str) {
     let second = served_leaf(server.addr("imaps"), &pebble.root).unwrap();
     assert_ne!(serial(&second), serial(&first));
     assert!(run.stdout.contains(&serial(&second)), "{}", run.stdout);
+    // /metrics reports the served certificate's expiry.
+    let (_, cert) = x509_parser::parse_x509_certificate(&second).unwrap();
+    let expiry = format!(
+        "nestbox_tls_certificate_expiry_seconds {}",
+        cert.validity().not_after.timestamp()
+    );
+    let metrics = http_get(server.addr("http"), "/metrics");
+    assert!(
+        metrics.lines().any(|l| l == expiry),
+        "{expiry} in\n{metrics}"
+    );
 
     // The CA goes away: a forced renewal fails, the old certificate stays, one line says
     // which names, which CA, and why.
