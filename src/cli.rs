@@ -140,6 +140,18 @@ enum Command {
         #[command(subcommand)]
         command: sieve::SieveCommand,
     },
+    /// ACME certificates (`acme` in the config; docs/http.md).
+    Acme {
+        #[command(subcommand)]
+        command: AcmeCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AcmeCommand {
+    /// Orders a new certificate now through the running server and waits for it; on
+    /// failure the server keeps the certificate it has.
+    Renew,
 }
 
 #[derive(Subcommand)]
@@ -269,7 +281,42 @@ fn run(cli: Cli) -> Result<(), Failure> {
             print!("{}", settings.dns_records(&config));
             Ok(())
         }
+        Command::Acme {
+            command: AcmeCommand::Renew,
+        } => smol::block_on(acme_renew(&config)),
         command => smol::block_on(run_client(config, command)),
+    }
+}
+
+/// `nestbox acme renew`: only a running server can answer the CA's challenges, so no
+/// local mode.
+async fn acme_renew(config: &Config) -> Result<(), Failure> {
+    let mut client = match control::Client::connect(&config.data_dir).await {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            return Err(fail(
+                exit::TEMPFAIL,
+                "acme renew needs the running server (nestbox serve)",
+            ));
+        }
+        Err(e) => return Err(fail(exit::TEMPFAIL, format!("control socket: {e}"))),
+    };
+    let response = client
+        .call(&Request::AcmeRenew)
+        .await
+        .map_err(|e| fail(exit::TEMPFAIL, format!("control socket: {e}")))?;
+    match response {
+        Response::AcmeRenewed(i) => {
+            println!(
+                "renewed: {} serial {} expires {} (Unix) fingerprint {}",
+                i.names.join(","),
+                i.serial,
+                i.not_after,
+                i.fingerprint
+            );
+            Ok(())
+        }
+        other => Err(unexpected(other)),
     }
 }
 
@@ -605,6 +652,7 @@ async fn run_command(
         Command::Serve
         | Command::CheckConfig
         | Command::DnsRecords
+        | Command::Acme { .. }
         | Command::Plugin { .. }
         | Command::Restore { .. }
         | Command::Verify { path: Some(_) } => {}

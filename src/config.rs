@@ -472,6 +472,57 @@ impl Default for HttpConfig {
     }
 }
 
+/// How the CA checks that this server answers for a name (RFC 8555 §8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum AcmeChallenge {
+    /// TLS-ALPN-01 (RFC 8737): answered on every implicit-TLS listener (IMAPS, POP3S,
+    /// HTTPS). Let's Encrypt connects to port 443 of the name.
+    #[default]
+    TlsAlpn01,
+    /// HTTP-01 (RFC 8555 §8.3): answered on the HTTP listener (`http.listen`). Let's
+    /// Encrypt connects to port 80 of the name.
+    Http01,
+}
+
+/// Let's Encrypt's production directory, the default CA.
+pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
+
+/// ACME (RFC 8555) certificates (docs/http.md "ACME"). Off while `names` is empty.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AcmeConfig {
+    /// The DNS names of the certificate; `[]` = no ACME (the self-signed certificate or
+    /// `tls.cert` is served).
+    pub names: Vec<String>,
+    /// The CA's directory URL (https).
+    pub directory: String,
+    /// Account contacts, `mailto:` URLs.
+    pub contact: Vec<String>,
+    pub challenge: AcmeChallenge,
+    /// PEM roots to trust when talking to the CA (a test or private CA); `None` = the
+    /// Mozilla roots (webpki-roots).
+    pub ca_roots: Option<PathBuf>,
+}
+
+impl AcmeConfig {
+    /// Whether ACME manages the certificate.
+    pub fn enabled(&self) -> bool {
+        !self.names.is_empty()
+    }
+}
+
+impl Default for AcmeConfig {
+    fn default() -> Self {
+        AcmeConfig {
+            names: Vec::new(),
+            directory: LETS_ENCRYPT.into(),
+            contact: Vec::new(),
+            challenge: AcmeChallenge::TlsAlpn01,
+            ca_roots: None,
+        }
+    }
+}
+
 /// The file as written: every key optional, unknown keys refused.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -482,6 +533,8 @@ pub struct RawConfig {
     pub pop3: Pop3Config,
     pub lmtp: LmtpConfig,
     pub tls: TlsConfig,
+    /// ACME certificates (off by default).
+    pub acme: AcmeConfig,
     pub auth: AuthConfig,
     pub limits: Limits,
     pub store: StoreConfig,
@@ -534,6 +587,7 @@ impl Default for RawConfig {
             pop3: Pop3Config::default(),
             lmtp: LmtpConfig::default(),
             tls: TlsConfig::default(),
+            acme: AcmeConfig::default(),
             auth: AuthConfig::default(),
             limits: Limits::default(),
             store: StoreConfig::default(),
@@ -899,6 +953,7 @@ impl RawConfig {
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             return Err(err("tls", "cert and key must be given together".into()));
         }
+        self.validate_acme(&err)?;
         let mut seen = std::collections::HashSet::new();
         for (key, addr) in self
             .imap
@@ -924,9 +979,13 @@ impl RawConfig {
         }
         self.validate_plugins(&err)?;
         self.data_dir = base.join(&self.data_dir);
-        for p in [&mut self.tls.cert, &mut self.tls.key]
-            .into_iter()
-            .flatten()
+        for p in [
+            &mut self.tls.cert,
+            &mut self.tls.key,
+            &mut self.acme.ca_roots,
+        ]
+        .into_iter()
+        .flatten()
         {
             *p = base.join(&*p);
         }
@@ -937,6 +996,57 @@ impl RawConfig {
             p.path = base.join(&p.path);
         }
         Ok(self)
+    }
+
+    /// `acme`: names a CA can validate, an https directory, a listener for the challenge.
+    fn validate_acme(&self, err: &dyn Fn(&str, String) -> ConfigError) -> Result<(), ConfigError> {
+        let a = &self.acme;
+        if !a.enabled() {
+            return Ok(());
+        }
+        for n in &a.names {
+            // No wildcards: TLS-ALPN-01 and HTTP-01 cannot prove them (RFC 8555 §7.1.3).
+            if !is_host_name(n) || !n.contains('.') {
+                return Err(err(
+                    "acme.names",
+                    format!("{n:?} is not a DNS name a CA can validate"),
+                ));
+            }
+        }
+        if !a.directory.starts_with("https://") {
+            return Err(err(
+                "acme.directory",
+                format!("{:?} is not an https URL", a.directory),
+            ));
+        }
+        if let Some(c) = a.contact.iter().find(|c| !c.starts_with("mailto:")) {
+            return Err(err("acme.contact", format!("{c:?} must be a mailto: URL")));
+        }
+        if self.tls.cert.is_some() {
+            return Err(err(
+                "acme",
+                "ACME certificates and tls.cert exclude each other; remove one".into(),
+            ));
+        }
+        let listening = match a.challenge {
+            AcmeChallenge::TlsAlpn01 => {
+                !(self.imap.tls_listen.is_empty()
+                    && self.pop3.tls_listen.is_empty()
+                    && self.http.tls_listen.is_empty())
+            }
+            AcmeChallenge::Http01 => !self.http.listen.is_empty(),
+        };
+        if !listening {
+            return Err(err(
+                "acme.challenge",
+                match a.challenge {
+                    AcmeChallenge::TlsAlpn01 => "TlsAlpn01 needs an implicit-TLS listener (imap.tls_listen, pop3.tls_listen or http.tls_listen)",
+                    AcmeChallenge::Http01 => "Http01 needs http.listen",
+                }
+                .into(),
+            ));
+        }
+        Ok(())
     }
 
     /// `plugins` and `plugin_limits`.
@@ -1216,6 +1326,41 @@ mod tests {
         }
         let e = check("(plugins: [(name: \"a\", path: \"x\", bogus: 1)])").unwrap_err();
         assert!(e.message.contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn acme_is_checked() {
+        let c = check(
+            "(imap: (tls_listen: [\"127.0.0.1:993\"]), acme: (names: [\"mail.example.org\"],
+               contact: [\"mailto:a@example.org\"], ca_roots: Some(\"roots.pem\")))",
+        )
+        .unwrap();
+        assert!(c.acme.enabled());
+        assert_eq!(c.acme.challenge, AcmeChallenge::TlsAlpn01);
+        assert_eq!(c.acme.ca_roots, Some(PathBuf::from("/base/roots.pem")));
+        assert!(!check("()").unwrap().acme.enabled());
+        for (text, key) in [
+            ("(acme: (names: [\"*.example.org\"]))", "acme.names"),
+            (
+                "(acme: (names: [\"a.example\"], directory: \"http://ca\"))",
+                "acme.directory",
+            ),
+            (
+                "(acme: (names: [\"a.example\"], contact: [\"a@example.org\"]))",
+                "acme.contact",
+            ),
+            (
+                "(acme: (names: [\"a.example\"], challenge: Http01))",
+                "acme.challenge",
+            ),
+            (
+                "(imap: (tls_listen: []), pop3: (tls_listen: []), acme: (names: [\"a.example\"]))",
+                "acme.challenge",
+            ),
+        ] {
+            let e = check(text).unwrap_err();
+            assert!(e.message.starts_with(key), "{text}: {e}");
+        }
     }
 
     #[test]

@@ -141,6 +141,8 @@ pub enum Request {
         user: String,
         name: String,
     },
+    /// `nestbox acme renew`: order a new ACME certificate now (running server only).
+    AcmeRenew,
 }
 
 /// Per-message result of a delivery or import.
@@ -192,6 +194,8 @@ pub enum Response {
     Layout(LayoutReport),
     SieveScripts(Vec<ScriptInfo>),
     SieveScript(String),
+    /// A new ACME certificate is served.
+    AcmeRenewed(crate::acme::Issued),
     /// A request that cannot be carried out; the text names the problem.
     Error(ErrorKind, String),
 }
@@ -474,6 +478,11 @@ async fn run(p: &Pipeline, hostname: &str, req: Request) -> Result<Response, Res
             .map_err(sieve_error)?,
         Request::Compact => Response::Compacted(store.compact(true).await.map_err(error)?),
         Request::Verify => Response::Verified(store.verify_contents().await.map_err(error)?),
+        // Needs the running server's ACME manager: only `serve_conn` carries it out.
+        Request::AcmeRenew => Response::Error(
+            ErrorKind::Invalid,
+            "acme renew needs the running server (nestbox serve)".into(),
+        ),
         // Streamed: only `serve_conn` (and the CLI's local mode, through `Store::backup`)
         // carries it out.
         Request::Backup => Response::Error(
@@ -545,7 +554,12 @@ async fn write_frame<W: smol::io::AsyncWrite + Unpin>(
 }
 
 /// Serves one control connection: requests in, responses out, until the client closes.
-pub async fn serve_conn(p: Pipeline, hostname: String, mut stream: smol::net::unix::UnixStream) {
+pub async fn serve_conn(
+    p: Pipeline,
+    hostname: String,
+    acme: Option<crate::acme::Acme>,
+    mut stream: smol::net::unix::UnixStream,
+) {
     loop {
         let frame = match read_frame(&mut stream).await {
             Ok(Some(f)) => f,
@@ -562,6 +576,16 @@ pub async fn serve_conn(p: Pipeline, hostname: String, mut stream: smol::net::un
                     log::warn!("control: backup: {e}");
                     return;
                 }
+            },
+            Ok(Request::AcmeRenew) => match &acme {
+                Some(a) => match a.renew().await {
+                    Ok(issued) => Response::AcmeRenewed(issued),
+                    Err(e) => Response::Error(ErrorKind::Temporary, e),
+                },
+                None => Response::Error(
+                    ErrorKind::Invalid,
+                    "ACME is off (acme.names is empty in the server's config)".into(),
+                ),
             },
             Ok(req) => execute(&p, &hostname, req).await,
             Err(e) => Response::Error(ErrorKind::Invalid, format!("bad request: {e}")),

@@ -1,6 +1,7 @@
 //! nestbox: a single-binary IMAP/POP3 mail store for small boxes.
 #![forbid(unsafe_code)]
 
+pub mod acme;
 pub mod auth;
 pub mod cidr;
 pub mod cli;

@@ -11,6 +11,9 @@
 //! (key mode 0600), reused on later starts. Its SHA-256 fingerprint is printed so users
 //! can trust it.
 //!
+//! With `acme` on, the certificate issued by the CA (src/acme.rs) replaces the
+//! self-signed one once issued, through [`TlsManager::use_files`].
+//!
 //! [`TlsManager::reload`] re-reads the files (SIGHUP): connections already open keep the
 //! configuration they started with; new handshakes use the new one.
 
@@ -69,7 +72,9 @@ struct Current {
 /// The server's TLS state, shared by all listeners. Cheap to clone.
 #[derive(Clone)]
 pub struct TlsManager {
-    source: Source,
+    /// The files [`TlsManager::reload`] reads; ACME points it at its certificate
+    /// ([`TlsManager::use_files`]).
+    source: Arc<RwLock<Source>>,
     current: Arc<RwLock<Arc<Current>>>,
 }
 
@@ -103,33 +108,33 @@ pub fn self_signed_dir(data_dir: &Path) -> PathBuf {
 }
 
 impl TlsManager {
-    /// Loads the configured certificate, or the self-signed one (generating it on first
-    /// start).
+    /// Loads the configured certificate, the ACME one kept in the data dir (when `acme`
+    /// is on and one was issued), or the self-signed one (generating it on first start).
     pub fn load(config: &Config) -> Result<TlsManager, TlsError> {
+        let acme_file = crate::acme::certificate_path(&config.data_dir);
+        let acme = Source {
+            cert: acme_file.clone(),
+            key: acme_file,
+        };
         let source = match (&config.tls.cert, &config.tls.key) {
             (Some(cert), Some(key)) => Source {
                 cert: cert.clone(),
                 key: key.clone(),
             },
-            _ => {
-                let dir = self_signed_dir(&config.data_dir);
-                let source = Source {
-                    cert: dir.join("cert.pem"),
-                    key: dir.join("key.pem"),
-                };
-                if !source.cert.exists() || !source.key.exists() {
-                    generate_self_signed(&dir, &source, &config.hostname, &listen_ips(config))?;
-                    log::info!(
-                        "tls: generated a self-signed certificate in {}",
-                        dir.display()
+            _ if config.acme.enabled() && acme.cert.exists() => match build(&acme) {
+                Ok(_) => acme,
+                Err(e) => {
+                    log::warn!(
+                        "acme: cannot use the kept certificate, serving the self-signed one until a new one is issued: {e}"
                     );
+                    self_signed(config)?
                 }
-                source
-            }
+            },
+            _ => self_signed(config)?,
         };
         let current = build(&source)?;
         Ok(TlsManager {
-            source,
+            source: Arc::new(RwLock::new(source)),
             current: Arc::new(RwLock::new(Arc::new(current))),
         })
     }
@@ -158,11 +163,30 @@ impl TlsManager {
     /// Re-reads the certificate and key files. On error the old configuration stays.
     /// Returns the new fingerprint.
     pub fn reload(&self) -> Result<String, TlsError> {
-        let next = build(&self.source)?;
+        let source = match self.source.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        self.swap(source)
+    }
+
+    /// Serves `cert` and `key` (PEM; may be one file) from now on, and after a reload
+    /// (ACME: its new certificate). Like [`TlsManager::reload`], open connections keep
+    /// theirs and on error nothing changes. Returns the new fingerprint.
+    pub fn use_files(&self, cert: PathBuf, key: PathBuf) -> Result<String, TlsError> {
+        self.swap(Source { cert, key })
+    }
+
+    fn swap(&self, source: Source) -> Result<String, TlsError> {
+        let next = build(&source)?;
         let fp = next.fingerprint.clone();
         match self.current.write() {
             Ok(mut g) => *g = Arc::new(next),
             Err(poisoned) => *poisoned.into_inner() = Arc::new(next),
+        }
+        match self.source.write() {
+            Ok(mut g) => *g = source,
+            Err(poisoned) => *poisoned.into_inner() = source,
         }
         Ok(fp)
     }
@@ -173,6 +197,23 @@ impl TlsManager {
             Err(poisoned) => poisoned.into_inner().clone(),
         }
     }
+}
+
+/// The self-signed certificate's files, generated on first use.
+fn self_signed(config: &Config) -> Result<Source, TlsError> {
+    let dir = self_signed_dir(&config.data_dir);
+    let source = Source {
+        cert: dir.join("cert.pem"),
+        key: dir.join("key.pem"),
+    };
+    if !source.cert.exists() || !source.key.exists() {
+        generate_self_signed(&dir, &source, &config.hostname, &listen_ips(config))?;
+        log::info!(
+            "tls: generated a self-signed certificate in {}",
+            dir.display()
+        );
+    }
+    Ok(source)
 }
 
 /// SHA-256 of a DER certificate as `SHA256:AB:CD:…`.
@@ -287,7 +328,7 @@ fn generate_self_signed(
     Ok(())
 }
 
-fn create_private_dir(dir: &Path) -> Result<(), TlsError> {
+pub(crate) fn create_private_dir(dir: &Path) -> Result<(), TlsError> {
     std::fs::create_dir_all(dir).map_err(|e| TlsError::Io(dir.to_path_buf(), e))?;
     #[cfg(unix)]
     {
@@ -299,7 +340,7 @@ fn create_private_dir(dir: &Path) -> Result<(), TlsError> {
 }
 
 /// Writes `bytes` to a temp file created with `mode`, fsyncs, and renames it over `path`.
-fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), TlsError> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), TlsError> {
     let tmp = path.with_extension("tmp");
     let io = |e| TlsError::Io(path.to_path_buf(), e);
     let _ = std::fs::remove_file(&tmp);

@@ -8,6 +8,9 @@ use super::{Method, Request, Response, Status};
 use crate::metrics::{self, Gauges};
 use crate::server::Context;
 
+/// HTTP-01 challenge paths (RFC 8555 §8.3), followed by the token.
+const ACME_CHALLENGE: &str = "/.well-known/acme-challenge/";
+
 /// Store sizes are read at most this often; scrapes in between reuse the last figures.
 const STORE_GAUGES_EVERY: Duration = Duration::from_secs(30);
 
@@ -109,6 +112,19 @@ pub async fn route(ctx: &Context, req: Request) -> Response {
             }
         }
         "/healthz" if get => healthz(ctx).await,
+        // RFC 8555 §8.3: the key authorization for the token, while its order runs.
+        p if get && p.starts_with(ACME_CHALLENGE) => {
+            let token = p.get(ACME_CHALLENGE.len()..).unwrap_or("");
+            match ctx.acme.as_ref().and_then(|a| a.http01(token)) {
+                Some(key_auth) => Response {
+                    status: Status::Ok,
+                    content_type: "application/octet-stream",
+                    body: key_auth.into_bytes(),
+                    attachment: None,
+                },
+                None => Response::text(Status::NotFound, "no such challenge\n"),
+            }
+        }
         "/mail/config-v1.1.xml"
         | "/.well-known/autoconfig/mail/config-v1.1.xml"
         | "/profile.mobileconfig"

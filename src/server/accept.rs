@@ -18,7 +18,7 @@ use smol::net::{TcpListener, TcpStream};
 use smol::{Executor, Timer};
 
 use super::Context;
-use super::conn::handshake;
+use super::conn::{handshake, handshake_or_acme};
 use super::limits::{ConnSlot, LimitError, Service};
 use super::stream::{Peer, Stream};
 
@@ -97,7 +97,13 @@ pub async fn accept_tcp<H, Fut>(
                     crate::metrics::connection(opts.proto, true);
                     let stream = if opts.implicit_tls {
                         let timeout = ctx.limits.preauth_timeout();
-                        match handshake(&ctx.tls.acceptor(), tcp, timeout, &ctx.shutdown).await {
+                        let shaken = match &ctx.acme {
+                            Some(acme) if acme.answers_tls_alpn() => {
+                                handshake_or_acme(&ctx.tls, acme, tcp, timeout, &ctx.shutdown).await
+                            }
+                            _ => handshake(&ctx.tls.acceptor(), tcp, timeout, &ctx.shutdown).await,
+                        };
+                        match shaken {
                             Ok(s) => {
                                 peer.tls = true;
                                 s
@@ -205,6 +211,7 @@ mod tests {
             shutdown,
             tracker: Tracker::default(),
             tls: crate::tls::TlsManager::load(&config).unwrap(),
+            acme: None,
             limits: ConnLimits::new(&config.connections, config.lmtp.max_connections),
             pop3_locks: crate::pop3::Locks::default(),
         };

@@ -197,6 +197,8 @@ pub enum TlsStartError {
     Timeout,
     /// The server is shutting down.
     Shutdown,
+    /// The connection was an ACME TLS-ALPN-01 validation, answered and closed.
+    AcmeChallenge,
 }
 
 impl std::fmt::Display for TlsStartError {
@@ -206,6 +208,7 @@ impl std::fmt::Display for TlsStartError {
             TlsStartError::Handshake(e) => write!(f, "TLS handshake failed: {e}"),
             TlsStartError::Timeout => write!(f, "TLS handshake timed out"),
             TlsStartError::Shutdown => write!(f, "shutting down"),
+            TlsStartError::AcmeChallenge => write!(f, "answered an ACME TLS-ALPN-01 challenge"),
         }
     }
 }
@@ -217,8 +220,66 @@ pub(crate) async fn handshake(
     timeout: Duration,
     shutdown: &Shutdown,
 ) -> Result<Stream, TlsStartError> {
+    bounded(
+        async {
+            acceptor
+                .accept(tcp)
+                .await
+                .map(|tls| Stream::Tls(Box::new(tls)))
+                .map_err(TlsStartError::Handshake)
+        },
+        timeout,
+        shutdown,
+    )
+    .await
+}
+
+/// [`handshake`] on a listener that also answers ACME TLS-ALPN-01 validations
+/// (RFC 8737 §3): a ClientHello whose only ALPN protocol is `acme-tls/1` gets the
+/// challenge certificate and the connection ends after the handshake; any other gets the
+/// server certificate as usual.
+pub(crate) async fn handshake_or_acme(
+    tls: &crate::tls::TlsManager,
+    acme: &crate::acme::Acme,
+    tcp: smol::net::TcpStream,
+    timeout: Duration,
+    shutdown: &Shutdown,
+) -> Result<Stream, TlsStartError> {
+    bounded(
+        async {
+            let start =
+                futures_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), tcp)
+                    .await
+                    .map_err(TlsStartError::Handshake)?;
+            if rustls_acme::is_tls_alpn_challenge(&start.client_hello()) {
+                if let Some(config) = acme.tls_alpn_config() {
+                    start
+                        .into_stream(config)
+                        .await
+                        .map_err(TlsStartError::Handshake)?;
+                }
+                return Err(TlsStartError::AcmeChallenge);
+            }
+            start
+                .into_stream(tls.server_config())
+                .await
+                .map(|s| Stream::Tls(Box::new(s)))
+                .map_err(TlsStartError::Handshake)
+        },
+        timeout,
+        shutdown,
+    )
+    .await
+}
+
+/// Runs `fut` unless `timeout` passes or shutdown begins first.
+async fn bounded(
+    fut: impl std::future::Future<Output = Result<Stream, TlsStartError>>,
+    timeout: Duration,
+    shutdown: &Shutdown,
+) -> Result<Stream, TlsStartError> {
     let r = smol::future::or(
-        async { Some(acceptor.accept(tcp).await.map_err(TlsStartError::Handshake)) },
+        async { Some(fut.await) },
         smol::future::or(
             async {
                 smol::Timer::after(timeout).await;
@@ -231,11 +292,7 @@ pub(crate) async fn handshake(
         ),
     )
     .await;
-    match r {
-        Some(Ok(tls)) => Ok(Stream::Tls(Box::new(tls))),
-        Some(Err(e)) => Err(e),
-        None => Err(TlsStartError::Shutdown),
-    }
+    r.unwrap_or(Err(TlsStartError::Shutdown))
 }
 
 impl Conn<Stream> {

@@ -118,6 +118,8 @@ pub struct Context {
     pub tls: crate::tls::TlsManager,
     /// Connection counters (IMAP/POP3: total, per IP and protocol, per user; LMTP).
     pub limits: limits::ConnLimits,
+    /// ACME certificates (`acme`), when on: challenge answers and forced renewal.
+    pub acme: Option<crate::acme::Acme>,
 }
 
 fn bind_unix(path: &Path) -> Result<UnixListener, ServeError> {
@@ -176,7 +178,19 @@ pub fn serve_from(config: Config, config_file: Option<PathBuf>) -> Result<(), Se
     println!("tls fingerprint {}", tls.fingerprint());
     log::info!("tls: certificate fingerprint {}", tls.fingerprint());
     let (stop_tx, shutdown) = Shutdown::new();
+    let (acme, acme_worker) = if config.acme.enabled() {
+        match crate::acme::Acme::start(&config, tls.clone(), shutdown.clone()) {
+            Ok((a, worker)) => (Some(a), Some(worker)),
+            Err(e) => {
+                store.shutdown();
+                return Err(ServeError::Tls(e));
+            }
+        }
+    } else {
+        (None, None)
+    };
     let ctx = Context {
+        acme,
         tls: tls.clone(),
         limits: limits::ConnLimits::new(&config.connections, config.lmtp.max_connections),
         config: config.clone(),
@@ -297,6 +311,10 @@ pub fn serve_from(config: Config, config_file: Option<PathBuf>) -> Result<(), Se
             .detach();
         }
         crate::http::start(&ctx, &ex).await?;
+        // After the listeners: the CA may validate as soon as the order starts.
+        if let Some(worker) = acme_worker {
+            ex.spawn(worker).detach();
+        }
         if config.store.compact_check_secs > 0 {
             ex.spawn(compaction_timer(ctx.clone())).detach();
         }
@@ -340,9 +358,10 @@ async fn accept_control(ctx: Context, listener: UnixListener) {
             Some(Ok((stream, _))) => {
                 let p = ctx.pipeline.clone();
                 let host = ctx.config.hostname.clone();
+                let acme = ctx.acme.clone();
                 let guard = ctx.tracker.enter();
                 smol::spawn(async move {
-                    control::serve_conn(p, host, stream).await;
+                    control::serve_conn(p, host, acme, stream).await;
                     drop(guard);
                 })
                 .detach();
