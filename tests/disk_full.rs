@@ -1,5 +1,6 @@
 //! A full disk: LMTP answers 4xx and keeps the connection, nothing acknowledged is lost,
-//! and delivery works again once space is freed (the store reopens its poisoned handle).
+//! `/healthz` answers 503 naming the store, and delivery works again (and `/healthz` 200)
+//! once space is freed (the store reopens its poisoned handle).
 //!
 //! The server runs in a private mount namespace (`unshare -m`) with its data dir on a
 //! 4 MiB tmpfs, so nothing outside the test is touched. Needs root (as CI has) and
@@ -22,6 +23,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_nestbox");
 struct Server {
     child: Child,
     port: u16,
+    http: u16,
 }
 
 impl Drop for Server {
@@ -60,8 +62,8 @@ fn start(dir: &Path) -> Server {
     std::fs::write(
         &config,
         "(data_dir: \"data\", imap: (listen: [], tls_listen: []), pop3: (listen: [], tls_listen: []), managesieve: (listen: []), \
-         lmtp: (listen: [\"127.0.0.1:0\"], unix_socket: None), \
-         store: (dictionary_after: 0, compact_check_secs: 0), \
+         lmtp: (listen: [\"127.0.0.1:0\"], unix_socket: None), http: (listen: [\"127.0.0.1:0\"]), \
+         store: (dictionary_after: 0, compact_check_secs: 0), limits: (max_message_size: 524288), \
          auth: (argon2: (memory_kib: 64, iterations: 1, parallelism: 1)))",
     )
     .unwrap();
@@ -77,11 +79,14 @@ fn start(dir: &Path) -> Server {
         .spawn()
         .expect("unshare (util-linux) is needed for this test");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut port = 0;
+    let (mut port, mut http) = (0, 0);
     for line in lines.by_ref() {
         let line = line.unwrap();
         if let Some(addr) = line.strip_prefix("listening lmtp ") {
             port = addr.rsplit(':').next().unwrap().parse().unwrap();
+        }
+        if let Some(addr) = line.strip_prefix("listening http ") {
+            http = addr.rsplit(':').next().unwrap().parse().unwrap();
         }
         if line == "ready" {
             break;
@@ -92,7 +97,24 @@ fn start(dir: &Path) -> Server {
         "server did not start; this test needs root to mount a tmpfs"
     );
     std::thread::spawn(move || for _ in lines {});
-    Server { child, port }
+    Server { child, port, http }
+}
+
+/// `GET /healthz`: the status code and the body.
+fn healthz(server: &Server) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", server.http)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let code = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    (code, body)
 }
 
 fn read_reply(r: &mut BufReader<TcpStream>) -> String {
@@ -184,6 +206,10 @@ fn disk_full_is_a_temporary_failure_and_recovers() {
     assert!(!acked.is_empty(), "some mail fitted before the disk filled");
     // The session is still usable.
     assert!(send(&mut w, &mut r, "NOOP").starts_with("250"));
+    // A monitor sees it.
+    let (code, body) = healthz(&server);
+    assert_eq!(code, 503, "/healthz on a full disk: {body}");
+    assert!(body.contains("store not writable"), "{body}");
 
     // Free space; delivery works again without restarting the server.
     let rm = Command::new("nsenter")
@@ -195,6 +221,8 @@ fn disk_full_is_a_temporary_failure_and_recovers() {
     let again = deliver(&mut w, &mut r, 1000);
     assert!(again.starts_with("250"), "after freeing space: {again}");
     acked.push(1000);
+    let (code, body) = healthz(&server);
+    assert_eq!(code, 200, "/healthz after freeing space: {body}");
 
     // Every acknowledged message is there, intact.
     let export = dir.path().join("inbox.mbox");

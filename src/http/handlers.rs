@@ -178,6 +178,17 @@ async fn healthz(ctx: &Context) -> Response {
     if let Err(e) = ctx.pipeline.store.health_check().await {
         problems.push(format!("store not writable: {e}"));
     }
+    // An empty commit still succeeds on a full disk (redb reuses its pages), while the
+    // next message would not fit: report that too.
+    let max = ctx.config.limits.max_message_size;
+    if let Some(free) = ctx.pipeline.store.disk_free()
+        && free < max
+    {
+        problems.push(format!(
+            "store not writable: {free} bytes free on the data dir's file system, \
+             less than limits.max_message_size ({max})"
+        ));
+    }
     for l in metrics::listeners_down() {
         problems.push(format!("listener down: {l}"));
     }

@@ -362,6 +362,12 @@ impl Store {
             .unwrap_or(0)
     }
 
+    /// Free bytes of the file system holding the database file (statvfs), if readable.
+    pub fn disk_free(&self) -> Option<u64> {
+        let dir = self.shared.path.parent()?;
+        policy::disk_status(dir).map(|(free, _)| free)
+    }
+
     /// The bytes the database file's blocks take on the disk (`du`): less than
     /// [`Store::file_size`] where the file is sparse.
     pub fn allocated_size(&self) -> u64 {
