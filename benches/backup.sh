@@ -3,19 +3,21 @@
 # `restore` on a store made from the corpus.
 #
 #   benches/backup.sh [SIZE_MB] [CORPUS_DIR]
+#   SIZE_MIB=1024 benches/backup.sh          the 1 GiB store (same as the argument 1024)
 #
 # Builds the release binary, generates an mbox of about SIZE_MB MiB from the corpus
-# (default: about one pass over it; see nb_gen_mbox in common.sh), imports it with no
-# server running, then measures each command with `/usr/bin/time -v`: backup and verify
-# with no server (the CLI does the work), and backup again through a running server
-# (the server reads, the CLI writes the file; the server's peak RSS is read from
-# /proc/PID/status before and after).
+# (default: about one pass over it; bigger sizes cycle through the corpus, each copy with
+# its own Message-ID and an X-Bench-Copy header: nb_gen_mbox in common.sh), imports it
+# with no server running (`nestbox import`, the fast path for a big store), then
+# measures each command with `/usr/bin/time -v`: backup and verify with no server (the
+# CLI does the work), and backup and verify again through a running server (the server
+# reads, the CLI writes the file; the server's peak RSS is read from /proc/PID/status).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CORPUS=${2:-$ROOT/../shared/corpus/spamassassin-dev}
 [ -d "$CORPUS" ] || { echo "corpus $CORPUS not found" >&2; exit 2; }
-SIZE_MB=${1:-$(du -sm "$CORPUS" | cut -f1)}
+SIZE_MB=${1:-${SIZE_MIB:-$(du -sm "$CORPUS" | cut -f1)}}
 [ -x /usr/bin/time ] || { echo "/usr/bin/time missing: apt-get install -y time" >&2; exit 2; }
 
 # shellcheck source=common.sh
@@ -23,7 +25,7 @@ SIZE_MB=${1:-$(du -sm "$CORPUS" | cut -f1)}
 cd "$ROOT"
 if [ -z "${NB_BIN:-}" ]; then
     echo "== building (release)" >&2
-    cargo build --release --quiet
+    cargo build --locked --release --quiet
 fi
 NB=${NB_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/nestbox}
 
@@ -38,8 +40,10 @@ cat > "$CFG" <<'CONF'
 CONF
 printf 'pw\n' | "$NB" --config "$CFG" user add bench --password-stdin >/dev/null
 echo "== importing" >&2
+IMPORT_START=$(date +%s)
 "$NB" --config "$CFG" import --user bench "$TMP/in.mbox" >/dev/null 2>&1
 "$NB" --config "$CFG" compact >/dev/null
+IMPORT_SECS=$(( $(date +%s) - IMPORT_START ))
 MSGS=$(grep -c '^From ' "$TMP/in.mbox")
 MBOX_BYTES=$(stat -c %s "$TMP/in.mbox")
 DB_BYTES=$(stat -c %s "$TMP/data/nestbox.redb")
@@ -59,6 +63,8 @@ measure() {
 }
 
 echo
+printf '%-34s %s\n' "load average at the start" "$(cut -d' ' -f1-3 /proc/loadavg)"
+printf '%-34s %s\n' "import + compact (not measured)" "$IMPORT_SECS s"
 printf '%-34s %s\n' "messages" "$MSGS"
 printf '%-34s %s\n' "mbox bytes" "$MBOX_BYTES"
 printf '%-34s %s\n' "database file bytes" "$DB_BYTES"
@@ -76,4 +82,6 @@ AFTER=$(hwm)
 printf '%-34s %8s   %8.1f MiB (before: %.1f MiB)\n' "  server peak RSS after" "" \
     "$(awk -v k="$AFTER" 'BEGIN {print k / 1024}')" "$(awk -v k="$BEFORE" 'BEGIN {print k / 1024}')"
 measure "verify store (through the server)" "$NB" --config "$CFG" verify
+printf '%-34s %8s   %8.1f MiB\n' "  server peak RSS after" "" "$(awk -v k="$(hwm)" 'BEGIN {print k / 1024}')"
 grep -h 'verified' "$TMP"/verify*.out | head -1
+printf '%-34s %s\n' "load average at the end" "$(cut -d' ' -f1-3 /proc/loadavg)"

@@ -401,6 +401,14 @@ fn verify_names_a_damaged_message_and_the_server_serves_the_rest() {
         assert!(pop.pop(&format!("RETR {n}")).starts_with("+OK"));
         assert!(pop.pop_rest().iter().any(|l| l.contains(body)));
     }
-    assert!(pop.pop("RETR 3").starts_with("-ERR"));
+    assert!(pop.pop("TOP 2 0").starts_with("+OK"));
+    assert!(pop.pop_rest().iter().any(|l| l == "Subject: m3"));
+    assert!(pop.pop("UIDL").starts_with("+OK"));
+    assert_eq!(pop.pop_rest().len(), 2);
+    // No third message: a clear -ERR, and the connection stays usable.
+    for cmd in ["RETR 3", "TOP 3 0", "LIST 3"] {
+        assert!(pop.pop(cmd).starts_with("-ERR"), "{cmd}");
+    }
+    assert!(pop.pop("NOOP").starts_with("+OK"));
     assert!(pop.pop("QUIT").starts_with("+OK"));
 }
