@@ -47,6 +47,8 @@ pub const CHUNK: usize = 1 << 20;
 const MAX_FIELD: u64 = 1 << 30;
 /// Rows of one table restored per write transaction, in bytes.
 const RESTORE_BATCH: u64 = 64 << 20;
+/// The page cache of the database being restored.
+const RESTORE_CACHE: usize = 16 << 20;
 
 /// Every table a backup carries, in the order it writes them. **One line per table**:
 /// a table added to the schema is added here too.
@@ -616,7 +618,12 @@ pub fn restore(
     let tmp = std::path::PathBuf::from(tmp);
     let _ = std::fs::remove_file(&tmp);
     let result = (|| {
-        let db = Database::create(&tmp)?;
+        // redb's default page cache is 1 GiB, and a restore writes every page once: with
+        // it, RSS grew with the store (289 MiB for a 276 MB one). The store's own default
+        // (`store.cache_mib`) is plenty for writing in key order.
+        let db = Database::builder()
+            .set_cache_size(RESTORE_CACHE)
+            .create(&tmp)?;
         let mut reader = Reader::new(open()?)?;
         let mut done = 0u64;
         loop {
