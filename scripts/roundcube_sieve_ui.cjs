@@ -97,7 +97,7 @@ async function create(page) {
     });
     await raw.locator('.formbuttons button.submit').click();
     await page.waitForSelector('#messagestack .error');
-    log(`raw editor: line ${badLine} marked`);
+    log(`raw editor: line ${badLine} must be marked`);
     await raw.locator('.CodeMirror .line-error').waitFor();
     // The lines Roundcube marked, from the editor (CodeMirror 5's API).
     const marked = await raw.locator('.CodeMirror').evaluate((el) => {
