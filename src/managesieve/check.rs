@@ -7,7 +7,8 @@
 //! and column, but no extension is advertised and nothing runs the scripts.
 
 /// Where and why a script is not valid. `line` and `column` count from 1 (column in
-/// characters).
+/// characters). Shown as `line L: column C: message`: `line L:` is how Pigeonhole
+/// words it, which clients parse (Roundcube's raw editor marks the line only then).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScriptError {
     pub line: u32,
@@ -19,7 +20,7 @@ impl std::fmt::Display for ScriptError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "line {}, column {}: {}",
+            "line {}: column {}: {}",
             self.line, self.column, self.message
         )
     }

@@ -686,7 +686,7 @@ mod tests {
         })));
         assert_eq!(
             String::from_utf8(bad).unwrap(),
-            "NO \"line 2, column 3: unknown command\"\r\n"
+            "NO \"line 2: column 3: unknown command\"\r\n"
         );
     }
 }

@@ -51,7 +51,7 @@ impl std::fmt::Display for Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "line {}, column {}: {}",
+            "line {}: column {}: {}",
             self.pos.line, self.pos.column, self.message
         )
     }
