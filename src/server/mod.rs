@@ -419,17 +419,8 @@ async fn compaction_timer(ctx: Context) {
         if !sleep_unless_shutdown(&ctx, every).await {
             return;
         }
-        let before = ctx.pipeline.store.file_size();
-        match ctx.pipeline.store.compact(false).await {
-            Ok(true) => {
-                crate::metrics::compaction_run();
-                log::info!(
-                    "store: compacted {before} -> {} bytes",
-                    ctx.pipeline.store.file_size()
-                )
-            }
-            Ok(false) => {}
-            Err(e) => log::warn!("store: compaction failed: {e}"),
+        if let Err(e) = ctx.pipeline.store.compact(false).await {
+            log::warn!("store: compaction failed: {e}");
         }
     }
 }

@@ -419,6 +419,26 @@ impl Store {
 /// `store.compact_when_free` of the file is free, or always with `force`. Without
 /// `force` it gives up at once, returning false, when a transaction is open.
 pub(crate) fn compact_blocking(shared: &Shared, force: bool) -> Result<bool, StoreError> {
+    let size = || {
+        std::fs::metadata(&shared.path)
+            .map(|m| m.len())
+            .unwrap_or(0)
+    };
+    let (before, started) = (size(), std::time::Instant::now());
+    let done = compact_file(shared, force)?;
+    if done {
+        crate::metrics::compaction_run();
+        log::info!(
+            "store: compacted {before} -> {} bytes in {} ms",
+            size(),
+            started.elapsed().as_millis()
+        );
+    }
+    Ok(done)
+}
+
+/// The compaction itself, for [`compact_blocking`].
+fn compact_file(shared: &Shared, force: bool) -> Result<bool, StoreError> {
     let path = shared.path.clone();
     let threshold = shared.config.compact_when_free;
     shared.with_db_mut(|db| {

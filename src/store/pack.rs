@@ -294,19 +294,8 @@ fn settle(shared: &Arc<Shared>) {
     if !shared.is_open() {
         return;
     }
-    let before = std::fs::metadata(&shared.path)
-        .map(|m| m.len())
-        .unwrap_or(0);
-    match super::compact_blocking(shared, false) {
-        Ok(true) => {
-            crate::metrics::compaction_run();
-            let after = std::fs::metadata(&shared.path)
-                .map(|m| m.len())
-                .unwrap_or(0);
-            log::info!("store: compacted after packing, {before} -> {after} bytes");
-        }
-        Ok(false) => {}
-        Err(e) => log::warn!("store: compaction after packing failed: {e}"),
+    if let Err(e) = super::compact_blocking(shared, false) {
+        log::warn!("store: compaction after packing failed: {e}");
     }
 }
 
