@@ -69,6 +69,7 @@ fn tables(v: &mut impl Tables) -> Result<(), BackupError> {
     v.table(schema::DICT_CHUNKS)?;
     v.table(schema::BLOBS)?;
     v.table(schema::BLOB_DATA)?;
+    v.table(schema::LOOSE_DATA)?;
     v.table(schema::BLOB_META)?;
     v.table(schema::LOOSE)?;
     v.table(schema::PACKS)?;

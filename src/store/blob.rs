@@ -14,7 +14,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, WriteTransaction};
 
 use super::schema::BlobId;
 use super::schema::{
-    self, BLOB_DATA, BLOB_META, BLOBS, BlobRecord, DICT_CHUNKS, LOOSE, Location, META,
+    self, BLOB_META, BLOBS, BlobRecord, DICT_CHUNKS, LOOSE, LOOSE_DATA, Location, META,
 };
 use super::{Shared, StoreError};
 
@@ -175,6 +175,11 @@ impl Codec {
         }
     }
 
+    /// Whether new blobs and packs are compressed with a dictionary.
+    pub(crate) fn has_dictionary(&self) -> bool {
+        self.snapshot().active.is_some()
+    }
+
     /// Hashes and compresses `raw` (already CRLF-normalised) with the active dictionary.
     pub fn prepare(&self, raw: &[u8]) -> Result<PreparedBlob, StoreError> {
         let hash = schema::blob_id(raw);
@@ -250,23 +255,58 @@ pub(crate) fn add_ref(
             Ok(false)
         }
         None => {
-            let seq = add_loose(tx, &blob.hash, blob.raw_len)?;
-            let rec = BlobRecord {
-                refs: 1,
-                dict: blob.dict,
-                raw_len: blob.raw_len,
-                stored_len: blob.compressed.len() as u64,
-                location: Location::Loose { seq },
-            };
+            let rec = place(tx, &blob.hash, 1, blob.raw_len, blob.dict, &blob.compressed)?;
             blobs.insert(&blob.hash, schema::encode(&rec)?.as_slice())?;
-            tx.open_table(BLOB_DATA)?
-                .insert(&blob.hash, blob.compressed.as_slice())?;
             if blob.dict == 0 {
                 *undicted += 1;
             }
             Ok(true)
         }
     }
+}
+
+/// Compressed blobs larger than this are stored as a pack of their own at once.
+pub(crate) const ALONE_OVER: usize = 2 * schema::PACK_CHUNK;
+
+/// Stores the compressed bytes of a new blob, or of one leaving a sparse pack, and returns
+/// its record. A small one goes loose, for the packer to compress with its neighbours
+/// (where it gains most: 0.30 of the raw size alone, about 0.21 in a pack). One larger
+/// than [`ALONE_OVER`] becomes a pack of its own at once, in final form: a loose value
+/// of several pages takes a run of pages rounded up to a power of two, and the runs that
+/// such values free during a burst are too large for the page-sized writes that follow,
+/// so the file grows while they lie unused (docs/decisions.md, "Large messages are packed
+/// alone").
+pub(crate) fn place(
+    tx: &WriteTransaction,
+    hash: &BlobId,
+    refs: u32,
+    raw_len: u64,
+    dict: u32,
+    compressed: &[u8],
+) -> Result<BlobRecord, StoreError> {
+    if compressed.len() > ALONE_OVER {
+        let pack = super::pack::put_alone(tx, hash, raw_len, dict, compressed)?;
+        return Ok(BlobRecord {
+            refs,
+            dict: 0,
+            raw_len,
+            stored_len: 0,
+            location: Location::Packed {
+                pack,
+                offset: 0,
+                meta_len: 0,
+            },
+        });
+    }
+    let seq = add_loose(tx, hash, raw_len)?;
+    tx.open_table(LOOSE_DATA)?.insert(seq, compressed)?;
+    Ok(BlobRecord {
+        refs,
+        dict,
+        raw_len,
+        stored_len: compressed.len() as u64,
+        location: Location::Loose { seq },
+    })
 }
 
 /// Drops one reference; the last one frees the blob, its data and its metadata.
@@ -291,7 +331,7 @@ pub(crate) fn drop_ref(tx: &WriteTransaction, hash: &BlobId) -> Result<(), Store
     drop(blobs);
     match rec.location {
         Location::Loose { seq } => {
-            tx.open_table(BLOB_DATA)?.remove(hash)?;
+            tx.open_table(LOOSE_DATA)?.remove(seq)?;
             tx.open_table(BLOB_META)?.remove(hash)?;
             remove_loose(tx, seq, rec.raw_len)?;
         }
@@ -331,18 +371,18 @@ pub(crate) fn remove_loose(
     Ok(())
 }
 
-/// The raw bytes of a blob, wherever it is (`data`: the opened [`BLOB_DATA`]).
+/// The raw bytes of a blob, wherever it is (`data`: the opened [`LOOSE_DATA`]).
 pub(crate) fn load_raw(
     tx: &redb::ReadTransaction,
-    data: &impl ReadableTable<&'static BlobId, &'static [u8]>,
+    data: &impl ReadableTable<u64, &'static [u8]>,
     shared: &Shared,
     hash: &BlobId,
     rec: &BlobRecord,
 ) -> Result<Vec<u8>, StoreError> {
     let raw = match rec.location {
-        Location::Loose { .. } => {
+        Location::Loose { seq } => {
             let stored = data
-                .get(hash)?
+                .get(seq)?
                 .ok_or_else(|| StoreError::Corrupt("blob without data".into()))?;
             shared.codec.decompress(rec, stored.value())?
         }
@@ -369,7 +409,7 @@ pub(crate) fn check_content(hash: &BlobId, raw: &[u8]) -> Result<(), StoreError>
 /// blob is not copied whole.
 pub(crate) fn load_header(
     tx: &redb::ReadTransaction,
-    data: &impl ReadableTable<&'static BlobId, &'static [u8]>,
+    data: &impl ReadableTable<u64, &'static [u8]>,
     shared: &Shared,
     hash: &BlobId,
     rec: &BlobRecord,
@@ -431,8 +471,8 @@ pub(crate) fn count_undicted(tx: &WriteTransaction, n: u64) -> Result<(), StoreE
 }
 
 /// Starts dictionary training in the background when enough undicted mail has arrived and
-/// no dictionary exists yet.
-pub(crate) fn maybe_train(shared: &Arc<Shared>) {
+/// no dictionary exists yet; the packer, which waits for it, is started when it is done.
+pub(crate) fn maybe_train(shared: &Arc<Shared>, writer: &super::writer::Writer) {
     let after = shared.config.dictionary_after;
     if after == 0 || shared.codec.snapshot().active.is_some() {
         shared.codec.trained.store(true, Ordering::SeqCst);
@@ -450,6 +490,7 @@ pub(crate) fn maybe_train(shared: &Arc<Shared>) {
         return;
     }
     let shared = shared.clone();
+    let writer = writer.clone();
     let spawned = std::thread::Builder::new()
         .name("store-dict".into())
         .spawn(move || {
@@ -462,6 +503,7 @@ pub(crate) fn maybe_train(shared: &Arc<Shared>) {
             }
             shared.codec.trained.store(true, Ordering::SeqCst);
             shared.codec.training.store(false, Ordering::SeqCst);
+            super::pack::maybe_pack(&shared, &writer);
         });
     if let Err(e) = spawned {
         log::warn!("store: cannot start dictionary training: {e}");
@@ -479,14 +521,14 @@ fn train(shared: &Arc<Shared>) -> Result<Option<u32>, StoreError> {
     {
         let tx = read_db(shared)?;
         let blobs = tx.open_table(BLOBS)?;
-        let data = tx.open_table(BLOB_DATA)?;
-        for row in blobs.iter()? {
-            let (hash, rec) = row?;
-            let rec: BlobRecord = schema::decode(rec.value())?;
-            if !matches!(rec.location, Location::Loose { .. }) {
+        let data = tx.open_table(LOOSE_DATA)?;
+        for row in tx.open_table(LOOSE)?.iter()? {
+            let (seq, hash) = row?;
+            let Some(rec) = blobs.get(hash.value())? else {
                 continue;
-            }
-            let Some(bytes) = data.get(hash.value())? else {
+            };
+            let rec: BlobRecord = schema::decode(rec.value())?;
+            let Some(bytes) = data.get(seq.value())? else {
                 continue;
             };
             let raw = shared.codec.decompress(&rec, bytes.value())?;

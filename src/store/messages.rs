@@ -232,7 +232,7 @@ fn table_stats(tx: &ReadTransaction) -> Result<Vec<(String, u64, u64)>, StoreErr
     add("messages", tx.open_table(MESSAGES)?.stats()?);
     add("expunged", tx.open_table(EXPUNGED)?.stats()?);
     add("blobs", tx.open_table(BLOBS)?.stats()?);
-    add("blob_data", tx.open_table(schema::BLOB_DATA)?.stats()?);
+    add("loose_data", tx.open_table(schema::LOOSE_DATA)?.stats()?);
     add("blob_meta", tx.open_table(schema::BLOB_META)?.stats()?);
     add("loose", tx.open_table(schema::LOOSE)?.stats()?);
     add("packs", tx.open_table(PACKS)?.stats()?);
@@ -248,7 +248,7 @@ pub(super) struct Reader<'t> {
     tx: &'t ReadTransaction,
     shared: &'t super::Shared,
     blobs: redb::ReadOnlyTable<&'static BlobId, &'static [u8]>,
-    data: redb::ReadOnlyTable<&'static BlobId, &'static [u8]>,
+    data: redb::ReadOnlyTable<u64, &'static [u8]>,
     metas: redb::ReadOnlyTable<&'static BlobId, &'static [u8]>,
     traces: redb::ReadOnlyTable<u32, &'static [u8]>,
     trace_cache: HashMap<u32, TraceRecord>,
@@ -263,7 +263,7 @@ impl<'t> Reader<'t> {
             tx,
             shared,
             blobs: tx.open_table(BLOBS)?,
-            data: tx.open_table(schema::BLOB_DATA)?,
+            data: tx.open_table(schema::LOOSE_DATA)?,
             metas: tx.open_table(schema::BLOB_META)?,
             traces: tx.open_table(schema::TRACES)?,
             trace_cache: HashMap::new(),

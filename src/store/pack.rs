@@ -32,7 +32,7 @@ use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 
 use super::schema::BlobId;
 use super::schema::{
-    self, BLOB_DATA, BLOB_META, BLOBS, BlobRecord, LOOSE, Location, META, PACK_CHUNK, PACK_CHUNKS,
+    self, BLOB_META, BLOBS, BlobRecord, LOOSE, LOOSE_DATA, Location, META, PACK_CHUNK, PACK_CHUNKS,
     PACKS, PackRecord,
 };
 use super::writer::Writer;
@@ -117,7 +117,11 @@ pub(crate) fn load(
         return Ok(b);
     }
     let bytes = Arc::new(load_uncached(tx, shared, id)?);
-    shared.codec.packs.put(id, bytes.clone());
+    // A large message packed alone is read once per FETCH anyway; keeping it would hold
+    // up to the largest message allowed in memory.
+    if bytes.len() as u64 <= PACK_RAW * 2 {
+        shared.codec.packs.put(id, bytes.clone());
+    }
     Ok(bytes)
 }
 
@@ -170,6 +174,51 @@ fn delete_pack(tx: &WriteTransaction, id: u64, chunks: u32) -> Result<(), StoreE
     Ok(())
 }
 
+fn next_pack_id(tx: &WriteTransaction) -> Result<u64, StoreError> {
+    let mut meta = tx.open_table(META)?;
+    let id = meta.get("next_pack_id")?.map(|v| v.value()).unwrap_or(1);
+    meta.insert("next_pack_id", id + 1)?;
+    Ok(id)
+}
+
+/// Stores the compressed bytes of pack `id` as page-sized chunks; returns their number.
+fn put_chunks(tx: &WriteTransaction, id: u64, compressed: &[u8]) -> Result<u32, StoreError> {
+    let mut t = tx.open_table(PACK_CHUNKS)?;
+    let mut n = 0u32;
+    for chunk in compressed.chunks(PACK_CHUNK) {
+        t.insert((id, n), chunk)?;
+        n = n
+            .checked_add(1)
+            .ok_or_else(|| StoreError::Corrupt("pack size".into()))?;
+    }
+    Ok(n)
+}
+
+/// Stores one blob's compressed bytes (made with dictionary `dict`) as a pack of its own
+/// and returns its id (see `blob::place`). It is never the tail and never absorbed: it
+/// only goes when its blob does.
+pub(crate) fn put_alone(
+    tx: &WriteTransaction,
+    hash: &BlobId,
+    raw_len: u64,
+    dict: u32,
+    compressed: &[u8],
+) -> Result<u64, StoreError> {
+    let id = next_pack_id(tx)?;
+    let chunks = put_chunks(tx, id, compressed)?;
+    let rec = PackRecord {
+        raw_len,
+        live: raw_len,
+        stored_len: compressed.len() as u64,
+        dict,
+        chunks,
+        items: vec![*hash],
+    };
+    tx.open_table(PACKS)?
+        .insert(id, schema::encode(&rec)?.as_slice())?;
+    Ok(id)
+}
+
 /// A packed blob lost its last reference: `len` bytes of pack `id` are dead.
 pub(crate) fn drop_item(
     tx: &WriteTransaction,
@@ -189,10 +238,16 @@ pub(crate) fn drop_item(
     Ok(())
 }
 
-/// Starts the packer thread when enough is loose and none is running.
+/// Starts the packer thread when enough is loose and none is running. Until the first
+/// dictionary is trained the packer waits for it, unless [`LOOSE_MAX`] is loose: a burst
+/// into a new store must not pile up mail compressed alone without a dictionary (about
+/// 0.45 of its size) while training runs; those first packs go without one.
 pub(crate) fn maybe_pack(shared: &Arc<Shared>, writer: &Writer) {
     let codec = &shared.codec;
-    if !codec.trained.load(Ordering::SeqCst) || codec.packing.swap(true, Ordering::SeqCst) {
+    if !codec.trained.load(Ordering::SeqCst) && loose_bytes(shared).unwrap_or(0) < LOOSE_MAX {
+        return;
+    }
+    if codec.packing.swap(true, Ordering::SeqCst) {
         return;
     }
     let owned = shared.clone();
@@ -246,7 +301,7 @@ impl super::Store {
 
 fn run(shared: &Arc<Shared>, writer: &Writer) -> Result<(), StoreError> {
     loop {
-        let did_unpack = unpack_sparse(shared, writer)?;
+        let did_unpack = unpack(shared, writer, Unpack::Sparse)?;
         let loose = loose_bytes(shared)?;
         if loose >= PACK_TRIGGER {
             let forced = !wait_for_quiet(shared, true, QUIET_MS);
@@ -273,7 +328,7 @@ fn run(shared: &Arc<Shared>, writer: &Writer) -> Result<(), StoreError> {
             }
             continue;
         }
-        if !did_unpack {
+        if !did_unpack && !unpack(shared, writer, Unpack::Undicted)? {
             settle(shared);
             return Ok(());
         }
@@ -411,7 +466,7 @@ fn pack_once(shared: &Arc<Shared>, writer: &Writer, level: i32) -> Result<bool, 
         let from_tail = items.len();
         let loose = tx.open_table(LOOSE)?;
         let blobs = tx.open_table(BLOBS)?;
-        let data = tx.open_table(BLOB_DATA)?;
+        let data = tx.open_table(LOOSE_DATA)?;
         for row in loose.iter()? {
             let (seq, hash) = row?;
             let (seq, hash) = (seq.value(), *hash.value());
@@ -422,7 +477,7 @@ fn pack_once(shared: &Arc<Shared>, writer: &Writer, level: i32) -> Result<bool, 
             if rec.location != (Location::Loose { seq }) {
                 continue;
             }
-            let Some(stored) = data.get(&hash)? else {
+            let Some(stored) = data.get(seq)? else {
                 continue;
             };
             let raw = shared.codec.decompress(&rec, stored.value())?;
@@ -439,17 +494,10 @@ fn pack_once(shared: &Arc<Shared>, writer: &Writer, level: i32) -> Result<bool, 
     let raw_len = buf.len() as u64;
     drop(buf);
     let stored_len = compressed.len() as u64;
-    let chunks: Vec<Vec<u8>> = compressed.chunks(PACK_CHUNK).map(<[u8]>::to_vec).collect();
-    let n_chunks =
-        u32::try_from(chunks.len()).map_err(|_| StoreError::Corrupt("pack size".into()))?;
+    let n_items = items.len();
     smol::block_on(writer.submit(move |tx, batch| {
         batch.background_jobs += 1;
-        let id = {
-            let mut meta = tx.open_table(META)?;
-            let id = meta.get("next_pack_id")?.map(|v| v.value()).unwrap_or(1);
-            meta.insert("next_pack_id", id + 1)?;
-            id
-        };
+        let id = next_pack_id(tx)?;
         let mut live = 0u64;
         let mut alive = Vec::new();
         for item in &items {
@@ -483,7 +531,7 @@ fn pack_once(shared: &Arc<Shared>, writer: &Writer, level: i32) -> Result<bool, 
             blobs.insert(&item.hash, schema::encode(&rec)?.as_slice())?;
             drop(blobs);
             if let Source::Loose { seq } = item.source {
-                tx.open_table(BLOB_DATA)?.remove(&item.hash)?;
+                tx.open_table(LOOSE_DATA)?.remove(seq)?;
                 tx.open_table(BLOB_META)?.remove(&item.hash)?;
                 super::blob::remove_loose(tx, seq, item.raw_len)?;
             }
@@ -505,11 +553,7 @@ fn pack_once(shared: &Arc<Shared>, writer: &Writer, level: i32) -> Result<bool, 
             tx.open_table(META)?.remove(TAIL_PACK)?;
             return Ok(());
         }
-        let mut t = tx.open_table(PACK_CHUNKS)?;
-        for (n, chunk) in chunks.iter().enumerate() {
-            let n = u32::try_from(n).map_err(|_| StoreError::Corrupt("pack size".into()))?;
-            t.insert((id, n), chunk.as_slice())?;
-        }
+        let n_chunks = put_chunks(tx, id, &compressed)?;
         let full = raw_len >= PACK_RAW || alive.len() >= MAX_ITEMS;
         let rec = PackRecord {
             raw_len,
@@ -534,6 +578,10 @@ fn pack_once(shared: &Arc<Shared>, writer: &Writer, level: i32) -> Result<bool, 
     if let Some(old) = tail {
         shared.codec.packs.forget(old);
     }
+    log::debug!(
+        "store: packed {} messages, {raw_len} -> {stored_len} bytes (level {level}, dictionary {dict})",
+        n_items
+    );
     crate::metrics::pack_run();
     Ok(true)
 }
@@ -547,9 +595,21 @@ struct Unpacked {
     meta: Vec<u8>,
 }
 
-/// Turns packs that are mostly dead back into loose blobs, one pack per transaction.
+/// Which packs [`unpack`] turns back into loose blobs.
+#[derive(Clone, Copy, PartialEq)]
+enum Unpack {
+    /// Every pack less than half live.
+    Sparse,
+    /// One pack of several messages made without a dictionary (before the first one was
+    /// trained), once there is one: packed again with it, they take about 0.03 of their
+    /// raw size less. One per call, between quiet waits, so it never adds to a burst.
+    Undicted,
+}
+
+/// Turns packs back into loose blobs, one pack per transaction (see [`Unpack`]).
 /// Returns whether it unpacked any.
-fn unpack_sparse(shared: &Arc<Shared>, writer: &Writer) -> Result<bool, StoreError> {
+fn unpack(shared: &Arc<Shared>, writer: &Writer, which: Unpack) -> Result<bool, StoreError> {
+    let has_dict = shared.codec.has_dictionary();
     let sparse: Vec<(u64, PackRecord)> = {
         let tx = shared.begin_read()?;
         let packs = tx.open_table(PACKS)?;
@@ -557,8 +617,15 @@ fn unpack_sparse(shared: &Arc<Shared>, writer: &Writer) -> Result<bool, StoreErr
         for row in packs.iter()? {
             let (id, v) = row?;
             let rec: PackRecord = schema::decode(v.value())?;
-            if rec.live.saturating_mul(2) < rec.raw_len {
+            let wanted = match which {
+                Unpack::Sparse => rec.live.saturating_mul(2) < rec.raw_len,
+                Unpack::Undicted => has_dict && rec.dict == 0 && rec.items.len() > 1,
+            };
+            if wanted {
                 out.push((id.value(), rec));
+                if which == Unpack::Undicted {
+                    break;
+                }
             }
         }
         out
@@ -612,19 +679,19 @@ fn unpack_sparse(shared: &Arc<Shared>, writer: &Writer) -> Result<bool, StoreErr
                 return Ok(());
             }
             for u in &loose {
-                let seq = super::blob::add_loose(tx, &u.hash, u.rec.raw_len)?;
-                let new = BlobRecord {
-                    dict: u.dict,
-                    stored_len: u.compressed.len() as u64,
-                    location: Location::Loose { seq },
-                    ..u.rec
-                };
+                let new = super::blob::place(
+                    tx,
+                    &u.hash,
+                    u.rec.refs,
+                    u.rec.raw_len,
+                    u.dict,
+                    &u.compressed,
+                )?;
+                let loose = matches!(new.location, Location::Loose { .. });
                 tx.open_table(BLOBS)?
                     .insert(&u.hash, schema::encode(&new)?.as_slice())?;
-                tx.open_table(BLOB_DATA)?
-                    .insert(&u.hash, u.compressed.as_slice())?;
                 // A pack without structure gives none: it is parsed when read.
-                if !u.meta.is_empty() {
+                if loose && !u.meta.is_empty() {
                     tx.open_table(BLOB_META)?
                         .insert(&u.hash, u.meta.as_slice())?;
                 }

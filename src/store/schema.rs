@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::StoreError;
 
 /// Version of the on-disk layout written by this build.
-pub const SCHEMA_VERSION: u64 = 3;
+pub const SCHEMA_VERSION: u64 = 4;
 
 /// A blob's content id: the first 128 bits of its BLAKE3 hash. Collisions are out of
 /// reach (2^64 work for a birthday collision on purpose), and half the bytes of a full
@@ -40,8 +40,15 @@ pub const MESSAGES: TableDefinition<(u64, u32), &[u8]> = TableDefinition::new("m
 pub const EXPUNGED: TableDefinition<(u64, u32), u64> = TableDefinition::new("expunged");
 /// Content hash -> [`BlobRecord`] (reference count and sizes).
 pub const BLOBS: TableDefinition<&BlobId, &[u8]> = TableDefinition::new("blobs");
-/// Content hash -> the compressed message bytes.
+/// Content hash -> the compressed bytes of a loose blob, up to schema 3. The upgrade to 4
+/// moves them to [`LOOSE_DATA`] and leaves this table empty.
 pub const BLOB_DATA: TableDefinition<&BlobId, &[u8]> = TableDefinition::new("blob_data");
+/// Arrival sequence (as in [`LOOSE`]) -> the compressed bytes of a blob stored loose.
+/// Keyed by arrival, not by content hash: deliveries append at the right edge of the tree
+/// (redb then leaves full leaves behind) and the packer removes from the left edge, so a
+/// pack's commit frees whole pages instead of copying nearly every leaf of a table keyed
+/// by random hashes, and a burst leaves far fewer pages waiting to be reused.
+pub const LOOSE_DATA: TableDefinition<u64, &[u8]> = TableDefinition::new("loose_data");
 /// Content hash -> the parsed structure FETCH needs (`mime::MessageMeta`, postcard), as
 /// schema 2 kept it for loose blobs. Schema 3 keeps no structure: it is parsed from the
 /// message when read (`store::Structure::Derive`); rows written before are still used.
@@ -184,7 +191,7 @@ pub struct MessageRecord {
 /// Where a blob's bytes are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Location {
-    /// Compressed alone in `BLOB_DATA` (its structure in `BLOB_META` if schema 2 wrote
+    /// Compressed alone in `LOOSE_DATA` (its structure in `BLOB_META` if schema 2 wrote
     /// it); `seq` is its key in `LOOSE`.
     Loose { seq: u64 },
     /// Inside pack `pack`: the raw message at `offset`, then `meta_len` bytes of structure.
@@ -373,6 +380,30 @@ pub fn dictionaries(
 
 /// Creates every table, writes the version on a new store, and upgrades an old one.
 /// A store written by a newer build is refused rather than misread.
+/// Schema 3 -> 4: the bytes of loose blobs move from [`BLOB_DATA`] (keyed by hash) to
+/// [`LOOSE_DATA`] (keyed by their arrival sequence). Rows no loose blob names are dropped
+/// (none exist in a store `verify` passes).
+fn upgrade_3_to_4(tx: &WriteTransaction) -> Result<(), StoreError> {
+    let mut old = tx.open_table(BLOB_DATA)?;
+    let blobs = tx.open_table(BLOBS)?;
+    let mut new = tx.open_table(LOOSE_DATA)?;
+    while let Some((hash, bytes)) = old.pop_first()? {
+        let hash = *hash.value();
+        let rec = blobs
+            .get(&hash)?
+            .map(|v| decode::<BlobRecord>(v.value()))
+            .transpose()?;
+        if let Some(BlobRecord {
+            location: Location::Loose { seq },
+            ..
+        }) = rec
+        {
+            new.insert(seq, bytes.value())?;
+        }
+    }
+    Ok(())
+}
+
 pub fn migrate(tx: &WriteTransaction) -> Result<(), StoreError> {
     let mut meta = tx.open_table(META)?;
     let version = meta.get("schema_version")?.map(|v| v.value());
@@ -395,6 +426,11 @@ pub fn migrate(tx: &WriteTransaction) -> Result<(), StoreError> {
         // One step per version.
         Some(2) => {
             upgrade_2_to_3(tx)?;
+            upgrade_3_to_4(tx)?;
+            meta.insert("schema_version", SCHEMA_VERSION)?;
+        }
+        Some(3) => {
+            upgrade_3_to_4(tx)?;
             meta.insert("schema_version", SCHEMA_VERSION)?;
         }
         Some(v) if v > SCHEMA_VERSION => {
@@ -416,6 +452,7 @@ pub fn migrate(tx: &WriteTransaction) -> Result<(), StoreError> {
     tx.open_table(EXPUNGED)?;
     tx.open_table(BLOBS)?;
     tx.open_table(BLOB_DATA)?;
+    tx.open_table(LOOSE_DATA)?;
     tx.open_table(BLOB_META)?;
     tx.open_table(DICTS)?;
     tx.open_table(DICT_CHUNKS)?;

@@ -470,6 +470,147 @@ fn loose_blobs_are_packed_and_read_back_and_sparse_packs_unpacked() {
     });
 }
 
+/// A message that compresses to more than `blob::ALONE_OVER`: pseudo-random base64, as
+/// an attachment of compressed data is.
+fn attachment(i: usize, len: usize) -> Vec<u8> {
+    let mut m = message(i);
+    let mut x = 0x9e37_79b9_7f4a_7c15_u64 ^ i as u64;
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for n in 0..len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        m.push(alphabet[(x % 64) as usize]);
+        if n % 76 == 75 {
+            m.extend_from_slice(b"\r\n");
+        }
+    }
+    m
+}
+
+#[test]
+fn a_large_message_is_packed_alone_at_once_and_leaves_with_its_last_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &cfg(0)).unwrap();
+    let raw = attachment(1, 60_000);
+    let small = message(2);
+    let (inbox, archive) = smol::block_on(async {
+        let a = store.add_user("a", "h".into()).await.unwrap();
+        let inbox = store.mailbox(a, "INBOX").await.unwrap().unwrap().id;
+        let archive = store.mailbox(a, "Archive").await.unwrap().unwrap().id;
+        let reqs = vec![
+            request(&store, a, "INBOX", &raw),
+            request(&store, a, "INBOX", &small),
+            request(&store, a, "Archive", &raw),
+        ];
+        store.append_many(reqs).await.unwrap();
+        (inbox, archive)
+    });
+    // No packer run needed: one pack (the large message, shared by both copies), and only
+    // the small message loose.
+    let (packs, loose) = pack_state(&store);
+    assert_eq!((packs, loose), (1, small.len() as u64));
+    smol::block_on(async {
+        assert_eq!(
+            store.message_bytes(inbox, 1).await.unwrap(),
+            Some(raw.clone())
+        );
+        assert_eq!(
+            store.message_bytes(archive, 1).await.unwrap(),
+            Some(raw.clone())
+        );
+        let s = store.stats(None).await.unwrap();
+        assert_eq!(s.blobs, 2);
+        assert!(store.verify().await.unwrap());
+        store.expunge(inbox, vec![1]).await.unwrap();
+    });
+    assert_eq!(pack_state(&store).0, 1, "the Archive copy keeps it");
+    smol::block_on(async {
+        assert_eq!(
+            store.message_bytes(archive, 1).await.unwrap(),
+            Some(raw.clone())
+        );
+        store.expunge(archive, vec![1]).await.unwrap();
+        assert!(store.verify().await.unwrap());
+    });
+    assert_eq!(pack_state(&store).0, 0, "the last copy took its pack");
+}
+
+/// (packs of several messages, how many of them have no dictionary)
+fn multi_packs(store: &Store) -> (usize, usize) {
+    smol::block_on(store.read(|tx, _| {
+        use redb::ReadableTable;
+        let mut out = (0, 0);
+        for row in tx.open_table(schema::PACKS)?.iter()? {
+            let (_, v) = row?;
+            let rec: schema::PackRecord = schema::decode(v.value())?;
+            if rec.items.len() > 1 {
+                out.0 += 1;
+                out.1 += usize::from(rec.dict == 0);
+            }
+        }
+        Ok(out)
+    }))
+    .unwrap()
+}
+
+#[test]
+fn packs_made_before_the_dictionary_are_packed_again_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    // No dictionary yet: past 2 MiB loose the packer packs without one.
+    let store = Store::open(dir.path(), &cfg(100_000)).unwrap();
+    let n = 1800;
+    let (a, inbox) = smol::block_on(async {
+        let a = store.add_user("a", "h".into()).await.unwrap();
+        for chunk in (0..n).collect::<Vec<_>>().chunks(100) {
+            let reqs = chunk
+                .iter()
+                .map(|i| request(&store, a, "INBOX", &big(*i)))
+                .collect();
+            store.append_many(reqs).await.unwrap();
+        }
+        (a, store.mailbox(a, "INBOX").await.unwrap().unwrap().id)
+    });
+    wait_packer(&store);
+    let (packs, undicted) = multi_packs(&store);
+    assert!(
+        packs >= 2 && undicted == packs,
+        "{packs} packs, {undicted} without"
+    );
+    store.shutdown();
+    drop(store);
+    // Now a dictionary is trained from newer mail, and the old packs get it.
+    let store = Store::open(dir.path(), &cfg(50)).unwrap();
+    smol::block_on(async {
+        let reqs = (n..n + 100)
+            .map(|i| request(&store, a, "INBOX", &big(i)))
+            .collect();
+        store.append_many(reqs).await.unwrap();
+    });
+    for _ in 0..100 {
+        if store.codec().has_dictionary() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(store.codec().has_dictionary());
+    // Training starts the packer when it is done.
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    wait_packer(&store);
+    let (packs, undicted) = multi_packs(&store);
+    assert!(
+        packs >= 2 && undicted == 0,
+        "{packs} packs, {undicted} without"
+    );
+    smol::block_on(async {
+        for uid in (1..=(n + 100) as u32).step_by(37) {
+            let i = uid as usize - 1;
+            assert_eq!(store.message_bytes(inbox, uid).await.unwrap(), Some(big(i)));
+        }
+        assert!(store.verify().await.unwrap());
+    });
+}
+
 #[test]
 fn trace_renders_the_same_bytes_every_time() {
     let t = TraceRecord {
@@ -711,7 +852,10 @@ fn schema_2_store_is_upgraded_dictionaries_into_chunks() {
     let db = redb::Database::open(&path).unwrap();
     let tx = db.begin_read().unwrap();
     let meta = tx.open_table(schema::META).unwrap();
-    assert_eq!(meta.get("schema_version").unwrap().unwrap().value(), 3);
+    assert_eq!(
+        meta.get("schema_version").unwrap().unwrap().value(),
+        schema::SCHEMA_VERSION
+    );
     assert_eq!(tx.open_table(schema::DICTS).unwrap().len().unwrap(), 0);
     let chunks = tx.open_table(schema::DICT_CHUNKS).unwrap();
     assert_eq!(
@@ -720,6 +864,66 @@ fn schema_2_store_is_upgraded_dictionaries_into_chunks() {
         "10,000 bytes in 4,000-byte chunks"
     );
     assert_eq!(schema::dictionaries(&chunks).unwrap()[&7], dict);
+}
+
+#[test]
+fn schema_3_store_is_upgraded_loose_bytes_keyed_by_arrival() {
+    use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
+    use schema::BlobId;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &cfg(0)).unwrap();
+    let inbox = smol::block_on(async {
+        let a = store.add_user("a", "h".into()).await.unwrap();
+        let reqs = (0..5)
+            .map(|i| request(&store, a, "INBOX", &big(i)))
+            .collect();
+        store.append_many(reqs).await.unwrap();
+        store.mailbox(a, "INBOX").await.unwrap().unwrap().id
+    });
+    store.shutdown();
+    drop(store);
+    // Make it a schema 3 store: loose bytes keyed by content hash in `blob_data`.
+    let path = dir.path().join(DB_FILE);
+    {
+        let db = redb::Database::open(&path).unwrap();
+        let tx = db.begin_write().unwrap();
+        {
+            let loose: Vec<(u64, BlobId)> = tx
+                .open_table(schema::LOOSE)
+                .unwrap()
+                .iter()
+                .unwrap()
+                .map(|r| r.map(|(k, v)| (k.value(), *v.value())).unwrap())
+                .collect();
+            assert_eq!(loose.len(), 5);
+            let mut new = tx.open_table(schema::LOOSE_DATA).unwrap();
+            let mut old = tx.open_table(schema::BLOB_DATA).unwrap();
+            for (seq, hash) in &loose {
+                let bytes = new.remove(*seq).unwrap().unwrap().value().to_vec();
+                old.insert(hash, bytes.as_slice()).unwrap();
+            }
+            // A stray row no blob names is dropped by the upgrade.
+            old.insert(&[9u8; 16], b"stray".as_slice()).unwrap();
+            tx.open_table(schema::META)
+                .unwrap()
+                .insert("schema_version", 3)
+                .unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    let store = Store::open(dir.path(), &cfg(0)).unwrap();
+    smol::block_on(async {
+        for (uid, i) in (1..=5u32).zip(0..5) {
+            assert_eq!(store.message_bytes(inbox, uid).await.unwrap(), Some(big(i)));
+        }
+        assert!(store.verify().await.unwrap());
+    });
+    store.shutdown();
+    drop(store);
+    let db = redb::Database::open(&path).unwrap();
+    let tx = db.begin_read().unwrap();
+    assert_eq!(tx.open_table(schema::BLOB_DATA).unwrap().len().unwrap(), 0);
+    assert_eq!(tx.open_table(schema::LOOSE_DATA).unwrap().len().unwrap(), 5);
 }
 
 #[test]

@@ -14,9 +14,8 @@ use redb::{ReadTransaction, ReadableTable};
 use serde::{Deserialize, Serialize};
 
 use super::schema::{
-    self, BLOB_DATA, BLOBS, BlobId, BlobRecord, LOOSE, Location, MAILBOX_NAMES, MAILBOXES,
-    MESSAGES, MailboxRecord, MessageRecord, PACKS, PackRecord, SUBSCRIPTIONS, TRACES, USERS,
-    UserRecord,
+    self, BLOBS, BlobId, BlobRecord, LOOSE, Location, MAILBOX_NAMES, MAILBOXES, MESSAGES,
+    MailboxRecord, MessageRecord, PACKS, PackRecord, SUBSCRIPTIONS, TRACES, USERS, UserRecord,
 };
 use super::{Shared, StoreError};
 
@@ -320,7 +319,7 @@ impl Check<'_> {
 
     /// Reads every blob once (each pack decompressed once) and checks its content hash.
     fn contents(&mut self, refs: &HashMap<BlobId, u32>) -> Result<(), StoreError> {
-        let data = self.tx.open_table(BLOB_DATA)?;
+        let data = self.tx.open_table(schema::LOOSE_DATA)?;
         let loose = self.tx.open_table(LOOSE)?;
         let mut in_packs: HashSet<BlobId> = HashSet::new();
         for row in self.tx.open_table(PACKS)?.iter()? {
@@ -400,7 +399,7 @@ impl Check<'_> {
                             hex(&id)
                         ));
                     }
-                    let result = match data.get(&id)? {
+                    let result = match data.get(seq)? {
                         Some(stored) => {
                             self.shared
                                 .codec

@@ -229,7 +229,7 @@ fn run(shared: Arc<Shared>, rx: Receiver<Job>, own: Writer) {
         // Background work is started after the answers, off their latency.
         if outcome.is_ok() {
             if batch.undicted > 0 {
-                super::blob::maybe_train(&shared);
+                super::blob::maybe_train(&shared, &own);
             }
             if batch.loose_added || batch.freed {
                 super::pack::maybe_pack(&shared, &own);
