@@ -935,3 +935,41 @@ fn import_layout_kept_uids_and_uidls() {
         assert_eq!(store.mailboxes(user).await.unwrap().len(), 2);
     });
 }
+
+#[test]
+fn expunge_history_stays_within_the_window_under_churn() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &cfg(0)).unwrap();
+    let window = imap::EXPUNGED_WINDOW;
+    smol::block_on(async {
+        let a = store.add_user("a", "h".into()).await.unwrap();
+        let inbox = store.mailbox(a, "INBOX").await.unwrap().unwrap();
+        // Deliver and expunge in rounds, as churn does, until UIDNEXT is well past the
+        // window.
+        let rounds = 2 * window as usize / 250 + 2;
+        for round in 0..rounds {
+            let reqs = (0..250)
+                .map(|i| request(&store, a, "INBOX", &message(round * 250 + i)))
+                .collect();
+            store.append_many(reqs).await.unwrap();
+            let uids: Vec<u32> = (1..=(round as u32 + 1) * 250).collect();
+            store.expunge(inbox.id, uids).await.unwrap();
+        }
+        let uidnext = store.mailbox(a, "INBOX").await.unwrap().unwrap().uidnext;
+        assert!(uidnext > 2 * window);
+        let tx = store.shared.begin_read().unwrap();
+        let rows: Vec<u32> = tx
+            .open_table(schema::EXPUNGED)
+            .unwrap()
+            .range((inbox.id, 0)..=(inbox.id, u32::MAX))
+            .unwrap()
+            .map(|r| r.unwrap().0.value().1)
+            .collect();
+        let floor = uidnext - window;
+        assert_eq!(
+            rows,
+            (floor..uidnext).collect::<Vec<_>>(),
+            "every expunged UID of the window, none below it"
+        );
+    });
+}
