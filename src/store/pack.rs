@@ -274,10 +274,30 @@ fn run(shared: &Arc<Shared>, writer: &Writer) -> Result<(), StoreError> {
             continue;
         }
         if !did_unpack {
+            // Deliveries and expunges while settle waited found the packer running and
+            // did not start it again: look once more before stopping.
             settle(shared);
-            return Ok(());
+            if !shared.is_open() || (loose_bytes(shared)? < TAIL_MIN && !any_sparse(shared)?) {
+                return Ok(());
+            }
         }
     }
+}
+
+/// Whether a pack is sparse enough for [`unpack_sparse`]: under half live.
+pub(super) fn is_sparse(rec: &PackRecord) -> bool {
+    rec.live.saturating_mul(2) < rec.raw_len
+}
+
+fn any_sparse(shared: &Shared) -> Result<bool, StoreError> {
+    let tx = shared.begin_read()?;
+    for row in tx.open_table(PACKS)?.iter()? {
+        let (_, v) = row?;
+        if is_sparse(&schema::decode::<PackRecord>(v.value())?) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Once packing is done, the pages the loose copies held are free but still in the file:
@@ -290,8 +310,8 @@ fn settle(shared: &Arc<Shared>) {
     if shared.config.compact_check_secs == 0 {
         return;
     }
-    wait_for_quiet(shared, false, SETTLE_QUIET_MS);
-    if !shared.is_open() {
+    // A burst that starts meanwhile is packed as it comes, not after it.
+    if !wait_for_quiet(shared, true, SETTLE_QUIET_MS) || !shared.is_open() {
         return;
     }
     if let Err(e) = super::compact_blocking(shared, false) {
@@ -557,7 +577,7 @@ fn unpack_sparse(shared: &Arc<Shared>, writer: &Writer) -> Result<bool, StoreErr
         for row in packs.iter()? {
             let (id, v) = row?;
             let rec: PackRecord = schema::decode(v.value())?;
-            if rec.live.saturating_mul(2) < rec.raw_len {
+            if is_sparse(&rec) {
                 out.push((id.value(), rec));
             }
         }
