@@ -24,7 +24,7 @@
 //! under two thirds is unpacked: its live blobs go back to loose, and the packer packs them
 //! again with newer mail; an empty pack is deleted at once. (Under half, as it was, left
 //! the packs of a day's mail at about 0.55 live for as long as the rest was kept, when
-//! junk and POP3-downloaded mail went the same day: docs/decisions.md, "Churn".)
+//! junk and POP3-downloaded mail went the same day: docs/decisions.md, "Steady churn".)
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
