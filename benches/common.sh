@@ -97,27 +97,13 @@ nb_settle() {
 # an `X-Bench-Copy:` header, so no copy is byte-identical to another and content dedup
 # cannot hide the cost.
 nb_gen_mbox() {
-    python3 - "$1" "$2" "$3" <<'PY'
-import os, re, sys
+    PYTHONPATH=$(dirname "${BASH_SOURCE[0]}") python3 - "$1" "$2" "$3" <<'PY'
+import re, sys
+from corpus import without_message_id
 corpus, out, size_mb = sys.argv[1], sys.argv[2], int(sys.argv[3])
 target = size_mb << 20
 msgs = []
-for name in sorted(os.listdir(corpus)):
-    raw = open(os.path.join(corpus, name), 'rb').read().replace(b'\r\n', b'\n')
-    head, sep, body = raw.partition(b'\n\n')
-    if not sep:
-        head, body = raw.rstrip(b'\n'), b''
-    # Drop Message-ID (with its folded continuation lines); a fresh one goes in per copy.
-    lines, skip = [], False
-    for line in head.split(b'\n'):
-        if skip and line[:1] in (b' ', b'\t'):
-            continue
-        skip = line.lower().startswith(b'message-id:')
-        if not skip:
-            lines.append(line)
-    text = b'\n'.join(lines) + b'\n\n' + body
-    if not text.endswith(b'\n'):
-        text += b'\n'
+for name, text in without_message_id(corpus):
     # mboxrd quoting: ^>*From  gets one more '>'.
     text = re.sub(rb'(?m)^(>*From )', rb'>\1', text)
     msgs.append((name.split('.')[0].encode(), text))

@@ -280,14 +280,11 @@ pub(super) fn remove_messages(
     }
     removed.sort_unstable_by_key(|(uid, _)| *uid);
     mb.highest_modseq = mb.highest_modseq.saturating_add(1);
-    {
-        let mut gone = tx.open_table(EXPUNGED)?;
-        for (uid, rec) in &removed {
-            mb.messages = mb.messages.saturating_sub(1);
-            mb.bytes = mb.bytes.saturating_sub(rec.size);
-            gone.insert((mb.id, *uid), mb.highest_modseq)?;
-        }
+    for (_, rec) in &removed {
+        mb.messages = mb.messages.saturating_sub(1);
+        mb.bytes = mb.bytes.saturating_sub(rec.size);
     }
+    record_expunged(tx, mb, removed.iter().map(|(uid, _)| *uid))?;
     batch.changes.push(Change {
         user: mb.user,
         mailbox: mb.id,
@@ -295,6 +292,35 @@ pub(super) fn remove_messages(
         origin,
     });
     Ok(removed)
+}
+
+/// Expunged UIDs remembered per mailbox: those at most this far below its UIDNEXT.
+pub(super) const EXPUNGED_WINDOW: u32 = 2048;
+
+/// Records `uids` of `mb` in EXPUNGED at its current HIGHESTMODSEQ, and forgets the
+/// records of UIDs more than [`EXPUNGED_WINDOW`] below its UIDNEXT: kept for ever, the
+/// table grew with every expunge and MOVE, also when the mail it held stayed level
+/// (docs/decisions.md, "Expunge history is bounded"). Nothing reads it until QRESYNC
+/// is offered; below the window, a UID missing from the mailbox was expunged at an
+/// unknown modseq.
+fn record_expunged(
+    tx: &WriteTransaction,
+    mb: &MailboxRecord,
+    uids: impl Iterator<Item = u32>,
+) -> Result<(), StoreError> {
+    let floor = mb.uidnext.saturating_sub(EXPUNGED_WINDOW);
+    let mut gone = tx.open_table(EXPUNGED)?;
+    for uid in uids.filter(|uid| *uid >= floor) {
+        gone.insert((mb.id, uid), mb.highest_modseq)?;
+    }
+    let old: Vec<u32> = gone
+        .range((mb.id, 0)..(mb.id, floor))?
+        .map(|r| r.map(|(k, _)| k.value().1))
+        .collect::<Result<_, _>>()?;
+    for uid in old {
+        gone.remove((mb.id, uid))?;
+    }
+    Ok(())
 }
 
 /// A user's mailboxes named `name` or below it (`name/...`), as (name, id).
@@ -806,10 +832,7 @@ fn rename_inbox(
     inbox.bytes = 0;
     if !moved.is_empty() {
         inbox.highest_modseq = inbox.highest_modseq.saturating_add(1);
-        let mut gone = tx.open_table(EXPUNGED)?;
-        for uid in &moved {
-            gone.insert((inbox.id, *uid), inbox.highest_modseq)?;
-        }
+        record_expunged(tx, &inbox, moved.iter().copied())?;
         batch.changes.push(Change {
             user,
             mailbox: inbox.id,

@@ -21,8 +21,10 @@
 //! a trickle of mail is recompressed in bounded steps (at most [`PACK_RAW`] per pack).
 //!
 //! Deleting a packed blob only lowers its pack's live count. A pack whose live bytes fall
-//! under half is unpacked: its live blobs go back to loose, and the packer packs them again
-//! with newer mail; an empty pack is deleted at once.
+//! under two thirds is unpacked: its live blobs go back to loose, and the packer packs them
+//! again with newer mail; an empty pack is deleted at once. (Under half, as it was, left
+//! the packs of a day's mail at about 0.55 live for as long as the rest was kept, when
+//! junk and POP3-downloaded mail went the same day: docs/decisions.md, "Steady churn".)
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
@@ -329,10 +331,30 @@ fn run(shared: &Arc<Shared>, writer: &Writer) -> Result<(), StoreError> {
             continue;
         }
         if !did_unpack && !unpack(shared, writer, Unpack::Undicted)? {
+            // Deliveries and expunges while settle waited found the packer running and
+            // did not start it again: look once more before stopping.
             settle(shared);
-            return Ok(());
+            if !shared.is_open() || (loose_bytes(shared)? < TAIL_MIN && !any_sparse(shared)?) {
+                return Ok(());
+            }
         }
     }
+}
+
+/// Whether a pack is sparse enough for [`unpack`]: under two thirds live.
+pub(super) fn is_sparse(rec: &PackRecord) -> bool {
+    rec.live.saturating_mul(3) < rec.raw_len.saturating_mul(2)
+}
+
+fn any_sparse(shared: &Shared) -> Result<bool, StoreError> {
+    let tx = shared.begin_read()?;
+    for row in tx.open_table(PACKS)?.iter()? {
+        let (_, v) = row?;
+        if is_sparse(&schema::decode::<PackRecord>(v.value())?) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Once packing is done, the pages the loose copies held are free but still in the file:
@@ -345,8 +367,8 @@ fn settle(shared: &Arc<Shared>) {
     if shared.config.compact_check_secs == 0 {
         return;
     }
-    wait_for_quiet(shared, false, SETTLE_QUIET_MS);
-    if !shared.is_open() {
+    // A burst that starts meanwhile is packed as it comes, not after it.
+    if !wait_for_quiet(shared, true, SETTLE_QUIET_MS) || !shared.is_open() {
         return;
     }
     if let Err(e) = super::compact_blocking(shared, false) {
@@ -598,7 +620,7 @@ struct Unpacked {
 /// Which packs [`unpack`] turns back into loose blobs.
 #[derive(Clone, Copy, PartialEq)]
 enum Unpack {
-    /// Every pack less than half live.
+    /// Every pack under two thirds live ([`is_sparse`]).
     Sparse,
     /// One pack of several messages made without a dictionary (before the first one was
     /// trained), once there is one: packed again with it, they take about 0.03 of their
@@ -618,7 +640,7 @@ fn unpack(shared: &Arc<Shared>, writer: &Writer, which: Unpack) -> Result<bool, 
             let (id, v) = row?;
             let rec: PackRecord = schema::decode(v.value())?;
             let wanted = match which {
-                Unpack::Sparse => rec.live.saturating_mul(2) < rec.raw_len,
+                Unpack::Sparse => is_sparse(&rec),
                 Unpack::Undicted => has_dict && rec.dict == 0 && rec.items.len() > 1,
             };
             if wanted {

@@ -349,23 +349,28 @@ fn big(i: usize) -> Vec<u8> {
     m
 }
 
-#[test]
-fn loose_blobs_are_packed_and_read_back_and_sparse_packs_unpacked() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), &cfg(0)).unwrap();
-    let n = 1200;
-    let (a, inbox) = smol::block_on(async {
+/// A user "a" with `big(0..n)` in INBOX as UIDs 1..=n; returns the user and INBOX ids.
+fn deliver_big(store: &Store, n: usize) -> (u32, u64) {
+    smol::block_on(async {
         let a = store.add_user("a", "h".into()).await.unwrap();
         let inbox = store.mailbox(a, "INBOX").await.unwrap().unwrap().id;
         for chunk in (0..n).collect::<Vec<_>>().chunks(50) {
             let reqs = chunk
                 .iter()
-                .map(|i| request(&store, a, "INBOX", &big(*i)))
+                .map(|i| request(store, a, "INBOX", &big(*i)))
                 .collect();
             store.append_many(reqs).await.unwrap();
         }
         (a, inbox)
-    });
+    })
+}
+
+#[test]
+fn loose_blobs_are_packed_and_read_back_and_sparse_packs_unpacked() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &cfg(0)).unwrap();
+    let n = 1200;
+    let (a, inbox) = deliver_big(&store, n);
     wait_packer(&store);
     let (packs, loose) = pack_state(&store);
     assert!(packs >= 2, "{packs} packs");
@@ -1137,5 +1142,124 @@ fn import_layout_kept_uids_and_uidls() {
             Err(StoreError::MailboxNotEmpty("INBOX (2 messages)".into()))
         );
         assert_eq!(store.mailboxes(user).await.unwrap().len(), 2);
+    });
+}
+
+#[test]
+fn expunge_history_stays_within_the_window_under_churn() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &cfg(0)).unwrap();
+    let window = imap::EXPUNGED_WINDOW;
+    smol::block_on(async {
+        let a = store.add_user("a", "h".into()).await.unwrap();
+        let inbox = store.mailbox(a, "INBOX").await.unwrap().unwrap();
+        // Deliver and expunge in rounds, as churn does, until UIDNEXT is well past the
+        // window.
+        let rounds = 2 * window as usize / 250 + 2;
+        for round in 0..rounds {
+            let reqs = (0..250)
+                .map(|i| request(&store, a, "INBOX", &message(round * 250 + i)))
+                .collect();
+            store.append_many(reqs).await.unwrap();
+            let uids: Vec<u32> = (1..=(round as u32 + 1) * 250).collect();
+            store.expunge(inbox.id, uids).await.unwrap();
+        }
+        let uidnext = store.mailbox(a, "INBOX").await.unwrap().unwrap().uidnext;
+        assert!(uidnext > 2 * window);
+        let tx = store.shared.begin_read().unwrap();
+        let rows: Vec<u32> = tx
+            .open_table(schema::EXPUNGED)
+            .unwrap()
+            .range((inbox.id, 0)..=(inbox.id, u32::MAX))
+            .unwrap()
+            .map(|r| r.unwrap().0.value().1)
+            .collect();
+        let floor = uidnext - window;
+        assert_eq!(
+            rows,
+            (floor..uidnext).collect::<Vec<_>>(),
+            "every expunged UID of the window, none below it"
+        );
+    });
+}
+
+/// Packs sparse enough for the packer to unpack them.
+fn sparse_packs(store: &Store) -> usize {
+    smol::block_on(store.read(|tx, _| {
+        use redb::ReadableTable;
+        let mut n = 0;
+        for row in tx.open_table(schema::PACKS)?.iter()? {
+            n += usize::from(super::pack::is_sparse(&schema::decode(row?.1.value())?));
+        }
+        Ok(n)
+    }))
+    .unwrap()
+}
+
+#[test]
+fn a_pack_under_two_thirds_live_is_repacked() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &cfg(0)).unwrap();
+    let n = 1200;
+    let (_, inbox) = deliver_big(&store, n);
+    wait_packer(&store);
+    // Two in five go, as junk and POP3-downloaded mail do on the day it came: every pack
+    // is left 0.6 live.
+    smol::block_on(async {
+        let gone: Vec<u32> = (1..=n as u32).filter(|u| u % 5 < 2).collect();
+        store.expunge(inbox, gone).await.unwrap();
+    });
+    wait_packer(&store);
+    let dead = smol::block_on(store.read(|tx, _| {
+        use redb::ReadableTable;
+        let mut dead = 0;
+        for row in tx.open_table(schema::PACKS)?.iter()? {
+            let rec: schema::PackRecord = schema::decode(row?.1.value())?;
+            dead += rec.raw_len - rec.live;
+        }
+        Ok(dead)
+    }))
+    .unwrap();
+    assert_eq!(dead, 0, "the packs were made again of the live mail");
+    smol::block_on(async {
+        for uid in (1..=n as u32).filter(|u| u % 5 >= 2) {
+            let i = uid as usize - 1;
+            assert_eq!(store.message_bytes(inbox, uid).await.unwrap(), Some(big(i)));
+        }
+    });
+}
+
+#[test]
+fn expunge_while_the_packer_waits_to_compact_still_unpacks() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &cfg(0)).unwrap();
+    let n = 1200;
+    let (a, inbox) = deliver_big(&store, n);
+    wait_packer(&store);
+    assert!(pack_state(&store).0 >= 2);
+    assert_eq!(sparse_packs(&store), 0);
+    smol::block_on(async {
+        // Too little to pack: the packer goes straight to waiting for 3 s of quiet before
+        // it compacts...
+        store
+            .append_many(vec![request(&store, a, "INBOX", &message(n))])
+            .await
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        // ...and this expunge, which finds it running, makes every pack sparse.
+        let gone: Vec<u32> = (1..=n as u32).filter(|u| u % 4 != 0).collect();
+        store.expunge(inbox, gone).await.unwrap();
+    });
+    wait_packer(&store);
+    assert_eq!(
+        sparse_packs(&store),
+        0,
+        "sparse packs left after the packer stopped"
+    );
+    smol::block_on(async {
+        for uid in (4..=n as u32).step_by(4) {
+            let i = uid as usize - 1;
+            assert_eq!(store.message_bytes(inbox, uid).await.unwrap(), Some(big(i)));
+        }
     });
 }
