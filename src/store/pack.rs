@@ -249,7 +249,7 @@ fn run(shared: &Arc<Shared>, writer: &Writer) -> Result<(), StoreError> {
         let did_unpack = unpack_sparse(shared, writer)?;
         let loose = loose_bytes(shared)?;
         if loose >= PACK_TRIGGER {
-            let forced = !wait_for_quiet(shared, true, QUIET_MS);
+            let forced = !wait_for_quiet(shared, LOOSE_MAX, QUIET_MS);
             let level = if forced {
                 shared.config.pack_level.min(FORCED_LEVEL)
             } else {
@@ -261,7 +261,8 @@ fn run(shared: &Arc<Shared>, writer: &Writer) -> Result<(), StoreError> {
             continue;
         }
         if loose >= TAIL_MIN {
-            wait_for_quiet(shared, false, TAIL_QUIET_MS);
+            // Past LOOSE_MAX it stops waiting: the loop then packs at once.
+            wait_for_quiet(shared, LOOSE_MAX, TAIL_QUIET_MS);
             if !shared.is_open() {
                 return Ok(());
             }
@@ -274,7 +275,9 @@ fn run(shared: &Arc<Shared>, writer: &Writer) -> Result<(), StoreError> {
             continue;
         }
         if !did_unpack {
-            settle(shared);
+            if settle(shared) {
+                continue;
+            }
             return Ok(());
         }
     }
@@ -284,19 +287,25 @@ fn run(shared: &Arc<Shared>, writer: &Writer) -> Result<(), StoreError> {
 /// compact as soon as the store has been quiet for [`SETTLE_QUIET_MS`], so the data dir
 /// comes down to the packed size within seconds of a burst instead of at the next
 /// periodic check (`store.compact_check_secs`; 0 turns this off too). It only runs when
-/// `store.compact_when_free` of the file is free, and gives up at once (the periodic
-/// check tries again) when a reader or writer is busy.
-fn settle(shared: &Arc<Shared>) {
+/// `store.compact_when_free` of the file's blocks are free, and only once clients have
+/// been idle for a second (see `compact_blocking`; the periodic check tries again if
+/// that does not come within a minute). Mail that arrives meanwhile ([`TAIL_MIN`] loose)
+/// ends the wait: returns true, and the caller packs it first.
+fn settle(shared: &Arc<Shared>) -> bool {
     if shared.config.compact_check_secs == 0 {
-        return;
+        return false;
     }
-    wait_for_quiet(shared, false, SETTLE_QUIET_MS);
+    if !wait_for_quiet(shared, TAIL_MIN, SETTLE_QUIET_MS) {
+        return true;
+    }
     if !shared.is_open() {
-        return;
+        return false;
     }
-    if let Err(e) = super::compact_blocking(shared, false) {
+    let new_mail = || loose_bytes(shared).unwrap_or(0) >= TAIL_MIN;
+    if let Err(e) = super::compact_blocking_unless(shared, false, &new_mail) {
         log::warn!("store: compaction after packing failed: {e}");
     }
+    new_mail()
 }
 
 fn loose_bytes(shared: &Shared) -> Result<u64, StoreError> {
@@ -305,13 +314,13 @@ fn loose_bytes(shared: &Shared) -> Result<u64, StoreError> {
     Ok(meta.get("loose_bytes")?.map(|v| v.value()).unwrap_or(0))
 }
 
-/// Sleeps until the writer has been quiet for `quiet_ms` (or the store closes). With
-/// `may_force`, gives up early, returning false, once [`LOOSE_MAX`] is loose: the loose
-/// total is read again as it grows (a long import never pauses, and used to leave
-/// everything loose until it ended).
-fn wait_for_quiet(shared: &Shared, may_force: bool, quiet_ms: u64) -> bool {
+/// Sleeps until the writer has been quiet for `quiet_ms` (or the store closes). Gives up
+/// early, returning false, once `force_at` bytes are loose: the loose total is read again
+/// as it grows (a long import never pauses, and used to leave everything loose until it
+/// ended; a stream of flag changes keeps the writer busy as long as it lasts).
+fn wait_for_quiet(shared: &Shared, force_at: u64, quiet_ms: u64) -> bool {
     while shared.is_open() {
-        if may_force && loose_bytes(shared).unwrap_or(0) >= LOOSE_MAX {
+        if loose_bytes(shared).unwrap_or(0) >= force_at {
             return false;
         }
         let last = shared.last_write_ms.load(Ordering::Relaxed);
