@@ -411,6 +411,7 @@ fn take_tail(
 /// Packs the tail pack's live blobs and the oldest loose blobs into a new pack compressed
 /// at `level`. Returns false when nothing was loose.
 fn pack_once(shared: &Arc<Shared>, writer: &Writer, level: i32) -> Result<bool, StoreError> {
+    let started = std::time::Instant::now();
     let mut buf: Vec<u8> = Vec::with_capacity(usize::try_from(PACK_RAW).unwrap_or(0) * 2);
     let mut items: Vec<Item> = Vec::new();
     let tail;
@@ -451,6 +452,7 @@ fn pack_once(shared: &Arc<Shared>, writer: &Writer, level: i32) -> Result<bool, 
     let chunks: Vec<Vec<u8>> = compressed.chunks(PACK_CHUNK).map(<[u8]>::to_vec).collect();
     let n_chunks =
         u32::try_from(chunks.len()).map_err(|_| StoreError::Corrupt("pack size".into()))?;
+    let n_items = items.len();
     smol::block_on(writer.submit(move |tx, batch| {
         batch.background_jobs += 1;
         let id = {
@@ -543,6 +545,11 @@ fn pack_once(shared: &Arc<Shared>, writer: &Writer, level: i32) -> Result<bool, 
     if let Some(old) = tail {
         shared.codec.packs.forget(old);
     }
+    // Read by benches/pack_latency.sh to find when packing ran.
+    log::debug!(
+        "store: packed {n_items} blobs ({raw_len} bytes) at level {level} in {} ms",
+        started.elapsed().as_millis()
+    );
     crate::metrics::pack_run();
     Ok(true)
 }
