@@ -32,6 +32,16 @@
 //!   (server memory with the K connections - before them) / K, where "before" already
 //!   has 10 warm-up connections open (first-login costs are not per connection).
 //!
+//! * `fetchstore` `--conns N` IMAP clients for `--duration D` s (user i each), after LOGIN,
+//!   SELECT INBOX and UID SEARCH ALL: a FETCH/STORE mix on random messages of INBOX, one
+//!   command at a time, in turn UID FETCH BODY.PEEK[], UID FETCH FLAGS, UID STORE
+//!   +FLAGS.SILENT (\Seen), UID STORE -FLAGS.SILENT (\Seen) (the last two on one message).
+//!   With `--period P`, each P s is cut in phases: from `--fetch-only-from A` s on only
+//!   the FETCHes are sent (the server's writer is quiet, readers are not), from
+//!   `--pause-from B` s on nothing (0 = no such phase).
+//!   `--log FILE` writes every command as `START_MS LATENCY_US NAME` (START_MS: ms since
+//!   the Unix epoch, to match against the server's log), sorted by start.
+//!
 //! Common flags: `--addr HOST:PORT`, `--corpus DIR`, `--limit N` (corpus files used),
 //! `--users u1,u2,..` or `--users bench1..bench10`, `--password PW`, `--pid P[,P..]` (the
 //! server; its child processes are counted too: Dovecot runs one process per connection).
@@ -76,12 +86,16 @@ struct Args {
     hold: Duration,
     delete: bool,
     pids: Vec<u32>,
+    log: Option<PathBuf>,
+    period: f64,
+    fetch_only_from: f64,
+    pause_from: f64,
 }
 
-const USAGE: &str = "usage: loadgen lmtp|mix|append|login|pop3|idle --addr HOST:PORT \
+const USAGE: &str = "usage: loadgen lmtp|mix|append|login|pop3|idle|fetchstore --addr HOST:PORT \
 [--corpus DIR] [--limit N] [--conns N] [--messages M] [--duration S] [--users LIST] \
 [--password PW] [--rcpts LIST] [--pipelining on|off] [--tls] [--idle-cmd] [--hold S] \
-[--delete] [--pid P[,P]]";
+[--delete] [--pid P[,P]] [--log FILE] [--period S --fetch-only-from S --pause-from S]";
 
 /// `bench1..bench10` or `a,b,c`.
 fn parse_list(s: &str) -> Res<Vec<String>> {
@@ -127,6 +141,10 @@ fn parse_args() -> Res<Args> {
         hold: Duration::from_secs(0),
         delete: false,
         pids: Vec::new(),
+        log: None,
+        period: 0.0,
+        fetch_only_from: 0.0,
+        pause_from: 0.0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(f) = it.next() {
@@ -151,6 +169,10 @@ fn parse_args() -> Res<Args> {
             "--tls" => a.tls = true,
             "--idle-cmd" => a.idle_cmd = true,
             "--delete" => a.delete = true,
+            "--log" => a.log = Some(PathBuf::from(val()?)),
+            "--period" => a.period = num(val()?)? as f64,
+            "--fetch-only-from" => a.fetch_only_from = num(val()?)? as f64,
+            "--pause-from" => a.pause_from = num(val()?)? as f64,
             "--pid" => {
                 a.pids = val()?
                     .split(',')
@@ -233,6 +255,8 @@ struct Stats {
     errs: BTreeMap<&'static str, u64>,
     ops: u64,
     first_errors: Vec<String>,
+    /// Every command of `fetchstore`: start (ms since the Unix epoch), latency, name.
+    log: Vec<(f64, Duration, &'static str)>,
 }
 
 impl Stats {
@@ -254,11 +278,21 @@ impl Stats {
             *self.errs.entry(k).or_default() += v;
         }
         self.ops += o.ops;
+        self.log.extend(o.log);
         for e in o.first_errors {
             if self.first_errors.len() < 5 {
                 self.first_errors.push(e);
             }
         }
+    }
+    /// Writes `log` as `START_MS LATENCY_US NAME` lines, sorted by start.
+    fn write_log(&mut self, path: &std::path::Path) -> Res<()> {
+        self.log.sort_by(|x, y| x.0.total_cmp(&y.0));
+        let mut out = String::new();
+        for (start, lat, name) in &self.log {
+            out.push_str(&format!("{start:.3} {} {name}\n", lat.as_micros()));
+        }
+        std::fs::write(path, out).map_err(|e| format!("{}: {e}", path.display()))
     }
     fn errors(&self) -> u64 {
         self.errs.values().sum()
@@ -1041,6 +1075,90 @@ fn mix_client(a: &Args, corpus: &[Vec<u8>], i: usize, st: &mut Stats) -> Res<()>
     Ok(())
 }
 
+/// One `fetchstore` client; see the module doc.
+fn fetchstore_client(a: &Args, i: usize, st: &mut Stats) -> Res<()> {
+    let mut c = Imap::open(&a.addr, None)?;
+    c.login(st, &user_for(a, i), &a.password)?;
+    c.select(st)?;
+    let rep = c.cmd(st, "search_all", "UID SEARCH ALL")?;
+    let uids: Vec<u64> = rep
+        .untagged
+        .iter()
+        .filter_map(|l| l.strip_prefix("* SEARCH"))
+        .flat_map(|l| l.split_whitespace().filter_map(|u| u.parse().ok()))
+        .collect();
+    if uids.is_empty() {
+        return Err("INBOX is empty".into());
+    }
+    // xorshift64: a different sequence per client, the same on every run.
+    let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ (i as u64 + 1);
+    let mut random_uid = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        uids.get((x % uids.len() as u64) as usize)
+            .copied()
+            .unwrap_or(1)
+    };
+    let start = Instant::now();
+    let end = start + a.duration;
+    let mut stored = 1;
+    let mut k = 0usize;
+    while Instant::now() < end {
+        let pos = if a.period > 0.0 {
+            start.elapsed().as_secs_f64() % a.period
+        } else {
+            0.0
+        };
+        if a.pause_from > 0.0 && pos >= a.pause_from {
+            std::thread::sleep(Duration::from_millis(10));
+            continue;
+        }
+        let quiet = a.fetch_only_from > 0.0 && pos >= a.fetch_only_from;
+        let step = k % 4;
+        k += 1;
+        let (name, body) = match step {
+            0 => (
+                "fetch_body",
+                format!("UID FETCH {} BODY.PEEK[]", random_uid()),
+            ),
+            1 => ("fetch_flags", format!("UID FETCH {} FLAGS", random_uid())),
+            _ if quiet => continue,
+            2 => {
+                stored = random_uid();
+                (
+                    "store_add",
+                    format!("UID STORE {stored} +FLAGS.SILENT (\\Seen)"),
+                )
+            }
+            _ => (
+                "store_remove",
+                format!("UID STORE {stored} -FLAGS.SILENT (\\Seen)"),
+            ),
+        };
+        let at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+        let tag = c.tag();
+        let t0 = Instant::now();
+        send(&mut c.r, format!("{tag} {body}\r\n").as_bytes())?;
+        let rep = c.wait(&tag)?;
+        let took = t0.elapsed();
+        if rep.ok {
+            st.ok(name, took);
+        } else {
+            st.fail(name, &rep.tagged);
+        }
+        st.log.push((at, took, name));
+    }
+    c.cmd(st, "logout", "LOGOUT")?;
+    Ok(())
+}
+
+fn fetchstore(a: Arc<Args>) -> (Stats, Duration) {
+    run_threads(a.conns, move |i, st| fetchstore_client(&a, i, st))
+}
+
 fn mix(a: Arc<Args>, corpus: Arc<Vec<Vec<u8>>>) -> (Stats, Duration) {
     run_threads(a.conns, move |i, st| mix_client(&a, &corpus, i, st))
 }
@@ -1180,6 +1298,7 @@ fn main() -> ExitCode {
         "append" => append(a.clone(), corpus),
         "login" => login(a.clone()),
         "pop3" => pop3(a.clone()),
+        "fetchstore" => fetchstore(a.clone()),
         w => {
             eprintln!("unknown workload {w:?}\n{USAGE}");
             return ExitCode::from(2);
@@ -1188,5 +1307,11 @@ fn main() -> ExitCode {
     let after = sample(&a.pids);
     st.print(elapsed);
     print_server("", before, after);
+    if let Some(path) = &a.log
+        && let Err(e) = st.write_log(path)
+    {
+        eprintln!("{e}");
+        return ExitCode::FAILURE;
+    }
     ExitCode::SUCCESS
 }

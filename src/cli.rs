@@ -105,7 +105,8 @@ enum Command {
         #[arg(long)]
         user: Option<String>,
     },
-    /// Compact the database file now.
+    /// Compact the database file now (clients wait while it runs: it waits up to 10 s
+    /// for a second without client activity first).
     Compact,
     /// Back up the whole store into one compressed file (a consistent snapshot; a
     /// running server keeps serving).

@@ -28,7 +28,9 @@ mod writer;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use redb::{Database, ReadTransaction, ReadableDatabase, WriteTransaction};
 
@@ -259,6 +261,10 @@ pub(crate) struct Shared {
     /// When the writer last committed (ms since the Unix epoch); background packing waits
     /// for a quiet moment so it does not compete with deliveries.
     pub(crate) last_write_ms: std::sync::atomic::AtomicU64,
+    /// Client reads ([`Store::read`]) running now, and when the last one ended (ms since
+    /// the Unix epoch): automatic compaction waits for a moment without any.
+    reads_in_flight: std::sync::atomic::AtomicUsize,
+    last_read_ms: std::sync::atomic::AtomicU64,
     /// Readers and the writer take this lock shared; compaction and reopening take it
     /// exclusively. `None` after a failed reopen: every operation then fails as a
     /// storage fault until the next reopen succeeds.
@@ -298,6 +304,8 @@ impl Store {
         let codec = Codec::load(&db, config.compression_level)?;
         let shared = Arc::new(Shared {
             last_write_ms: std::sync::atomic::AtomicU64::new(0),
+            reads_in_flight: std::sync::atomic::AtomicUsize::new(0),
+            last_read_ms: std::sync::atomic::AtomicU64::new(0),
             db: RwLock::new(Some(db)),
             codec,
             feed: ChangeFeed::default(),
@@ -349,6 +357,7 @@ impl Store {
     {
         let shared = self.shared.clone();
         smol::unblock(move || {
+            let _active = ReadActivity::begin(&shared);
             let tx = shared.begin_read()?;
             f(&tx, &shared)
         })
@@ -377,9 +386,10 @@ impl Store {
             .unwrap_or(0)
     }
 
-    /// Compacts the database file when more than `threshold` of it is free (or always,
-    /// with `force`). Holds every reader and the writer off while it runs; returns whether
-    /// it compacted. Open read transactions make it give up and report `false`.
+    /// Compacts the database file when `store.compact_when_free` of its disk blocks are
+    /// free (or always, with `force`); returns whether it compacted. It holds every reader
+    /// and the writer off while it runs, so it first waits for a moment without client
+    /// reads and writes ([`compact_blocking`]).
     pub async fn compact(&self, force: bool) -> Result<bool, StoreError> {
         let shared = self.shared.clone();
         smol::unblock(move || {
@@ -415,66 +425,169 @@ impl Store {
     }
 }
 
-/// [`Store::compact`] on the calling thread (blocking): compacts when at least
-/// `store.compact_when_free` of the file is free, or always with `force`. Without
-/// `force` it gives up at once, returning false, when a transaction is open.
-pub(crate) fn compact_blocking(shared: &Shared, force: bool) -> Result<bool, StoreError> {
-    let size = || {
-        std::fs::metadata(&shared.path)
-            .map(|m| m.len())
-            .unwrap_or(0)
-    };
-    let (before, started) = (size(), std::time::Instant::now());
-    let done = compact_file(shared, force)?;
-    if done {
-        crate::metrics::compaction_run();
-        log::info!(
-            "store: compacted {before} -> {} bytes in {} ms",
-            size(),
-            started.elapsed().as_millis()
-        );
+/// A client read in flight, for [`Shared::idle_for`]: counted from `begin` until dropped.
+struct ReadActivity<'a>(&'a Shared);
+
+impl<'a> ReadActivity<'a> {
+    fn begin(shared: &'a Shared) -> Self {
+        shared.reads_in_flight.fetch_add(1, Ordering::SeqCst);
+        ReadActivity(shared)
     }
-    Ok(done)
 }
 
-/// The compaction itself, for [`compact_blocking`].
-fn compact_file(shared: &Shared, force: bool) -> Result<bool, StoreError> {
-    let path = shared.path.clone();
-    let threshold = shared.config.compact_when_free;
-    shared.with_db_mut(|db| {
-        if !force {
-            let stats = {
-                let tx = db.begin_write()?;
-                let s = tx.stats()?;
-                tx.abort()?;
-                s
-            };
-            let used = stats.stored_bytes() + stats.metadata_bytes();
-            let allocated = stats.allocated_pages() * stats.page_size() as u64;
-            let file = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-            let free = file.saturating_sub(used.min(allocated)) as f64;
-            if file == 0 || free / (file as f64) < threshold {
-                return Ok(false);
-            }
+impl Drop for ReadActivity<'_> {
+    fn drop(&mut self) {
+        self.0.last_read_ms.store(now_ms(), Ordering::SeqCst);
+        self.0.reads_in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Shared {
+    /// Milliseconds since the last client read ended or write committed (background
+    /// packing does not count); 0 while a read is in flight.
+    fn idle_for(&self) -> u64 {
+        if self.reads_in_flight.load(Ordering::SeqCst) > 0 {
+            return 0;
         }
-        let mut any = false;
-        // New transactions cannot start while we hold the lock; ones in flight end
-        // soon. An explicit compaction waits for them (up to 2 s), a periodic one
-        // tries again next time.
-        let mut waits = if force { 40 } else { 0 };
+        let last = self
+            .last_read_ms
+            .load(Ordering::SeqCst)
+            .max(self.last_write_ms.load(Ordering::Relaxed));
+        now_ms().saturating_sub(last)
+    }
+
+    /// Sleeps until the store has been idle for [`COMPACT_IDLE_MS`]; false if `deadline`
+    /// came first or `stop` said so.
+    fn wait_for_idle(&self, deadline: Instant, stop: &dyn Fn() -> bool) -> bool {
+        loop {
+            let idle = self.idle_for();
+            if idle >= COMPACT_IDLE_MS {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline || stop() {
+                return false;
+            }
+            let nap = Duration::from_millis((COMPACT_IDLE_MS - idle).min(50));
+            std::thread::sleep(nap.min(deadline - now));
+        }
+    }
+}
+
+/// Compaction blocks every reader and writer until it is done (redb's `compact` relocates
+/// pages and needs the file to itself; see docs/decisions.md, "Compaction waits for an
+/// idle store"), up to a second for a store of tens of MB. So it starts only once no
+/// client read or write has run for this long...
+const COMPACT_IDLE_MS: u64 = 1000;
+/// ...waiting at most this long for that when automatic (the packer after a burst, the
+/// periodic check: they give up, and the next check tries again)...
+const AUTO_IDLE_WAIT: Duration = Duration::from_secs(60);
+/// ...and this long when asked for (`nestbox compact`), which then compacts regardless.
+const FORCED_IDLE_WAIT: Duration = Duration::from_secs(10);
+/// Between attempts while a transaction is open (compaction cannot start then).
+const BUSY_RETRY: Duration = Duration::from_millis(50);
+
+/// [`Store::compact`] on the calling thread (blocking): compacts when at least
+/// `store.compact_when_free` of the file's disk blocks are free, or always with `force`.
+/// Waits for an idle store first ([`COMPACT_IDLE_MS`]): without `force` it gives up,
+/// returning false, when none comes within [`AUTO_IDLE_WAIT`]; with `force` it compacts
+/// anyway after [`FORCED_IDLE_WAIT`]. A transaction open at that moment makes it try
+/// again (without holding the database) until the wait is over.
+pub(crate) fn compact_blocking(shared: &Shared, force: bool) -> Result<bool, StoreError> {
+    compact_blocking_unless(shared, force, &|| false)
+}
+
+/// [`compact_blocking`], giving up (false) when `stop` says so while it waits for an idle
+/// store: the packer stops waiting when new mail is to be packed.
+pub(crate) fn compact_blocking_unless(
+    shared: &Shared,
+    force: bool,
+    stop: &dyn Fn() -> bool,
+) -> Result<bool, StoreError> {
+    let wait = if force {
+        FORCED_IDLE_WAIT
+    } else {
+        AUTO_IDLE_WAIT
+    };
+    let deadline = Instant::now() + wait;
+    loop {
+        if !shared.wait_for_idle(deadline, stop) && !force {
+            if !stop() {
+                log::info!("store: compaction put off: the store was not idle for a second");
+            }
+            return Ok(false);
+        }
+        if !force && !worth_compacting(shared)? {
+            return Ok(false);
+        }
+        let size = || {
+            std::fs::metadata(&shared.path)
+                .map(|m| m.len())
+                .unwrap_or(0)
+        };
+        let (before, started) = (size(), Instant::now());
+        // Past the wait, an explicit compaction holds the lock while transactions are
+        // open: none can begin, so the open ones end and it gets its turn under any load.
+        let drain = force && Instant::now() >= deadline;
+        match compact_file(shared, drain)? {
+            Some(done) => {
+                if done {
+                    crate::metrics::compaction_run();
+                    log::info!(
+                        "store: compacted {before} -> {} bytes in {} ms",
+                        size(),
+                        started.elapsed().as_millis()
+                    );
+                }
+                return Ok(done);
+            }
+            None if Instant::now() < deadline => std::thread::sleep(BUSY_RETRY),
+            None => return Ok(false),
+        }
+    }
+}
+
+/// Whether at least `store.compact_when_free` of the file's disk blocks hold no data.
+/// The blocks, not the file length: redb grows a small file by doubling it, sparsely,
+/// and that unwritten tail costs no disk and is not worth a compaction (which blocks
+/// everyone) — the next commits shrink it again. Read under the shared lock: only the
+/// writer waits meanwhile.
+fn worth_compacting(shared: &Shared) -> Result<bool, StoreError> {
+    use std::os::unix::fs::MetadataExt;
+    let stats = shared.with_db(|db| {
+        let tx = db.begin_write()?;
+        let s = tx.stats()?;
+        tx.abort()?;
+        Ok(s)
+    })?;
+    let used = stats.stored_bytes() + stats.metadata_bytes();
+    let pages = stats.allocated_pages() * stats.page_size() as u64;
+    let disk = std::fs::metadata(&shared.path)
+        .map(|m| m.len().min(m.blocks().saturating_mul(512)))
+        .unwrap_or(0);
+    let free = disk.saturating_sub(used.min(pages)) as f64;
+    Ok(disk > 0 && free / (disk as f64) >= shared.config.compact_when_free)
+}
+
+/// The compaction itself, for [`compact_blocking`]: whether it compacted, or `None` when
+/// a transaction was open (with `drain`, after waiting up to 2 s for them to end, holding
+/// the lock). One call of redb's `compact`, which itself repeats its steps until no page
+/// can move lower (each step relocates up to a million pages and commits); it offers no
+/// way to stop between steps, so the lock is held for the whole of it.
+fn compact_file(shared: &Shared, drain: bool) -> Result<Option<bool>, StoreError> {
+    shared.with_db_mut(|db| {
+        let mut waits = if drain { 40 } else { 0 };
         loop {
             match db.compact() {
-                Ok(true) => any = true,
-                Ok(false) => break,
+                Ok(done) => return Ok(Some(done)),
                 Err(redb::CompactionError::TransactionInProgress) if waits > 0 => {
                     waits -= 1;
-                    std::thread::sleep(std::time::Duration::from_millis(50));
+                    std::thread::sleep(BUSY_RETRY);
                 }
-                Err(redb::CompactionError::TransactionInProgress) => break,
+                Err(redb::CompactionError::TransactionInProgress) => return Ok(None),
                 Err(e) => return Err(e.into()),
             }
         }
-        Ok(any)
     })
 }
 

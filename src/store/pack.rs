@@ -306,7 +306,7 @@ fn run(shared: &Arc<Shared>, writer: &Writer) -> Result<(), StoreError> {
         let did_unpack = unpack(shared, writer, Unpack::Sparse)?;
         let loose = loose_bytes(shared)?;
         if loose >= PACK_TRIGGER {
-            let forced = !wait_for_quiet(shared, true, QUIET_MS);
+            let forced = !wait_for_quiet(shared, LOOSE_MAX, QUIET_MS);
             let level = if forced {
                 shared.config.pack_level.min(FORCED_LEVEL)
             } else {
@@ -318,7 +318,8 @@ fn run(shared: &Arc<Shared>, writer: &Writer) -> Result<(), StoreError> {
             continue;
         }
         if loose >= TAIL_MIN {
-            wait_for_quiet(shared, false, TAIL_QUIET_MS);
+            // Past LOOSE_MAX it stops waiting: the loop then packs at once.
+            wait_for_quiet(shared, LOOSE_MAX, TAIL_QUIET_MS);
             if !shared.is_open() {
                 return Ok(());
             }
@@ -333,8 +334,10 @@ fn run(shared: &Arc<Shared>, writer: &Writer) -> Result<(), StoreError> {
         if !did_unpack && !unpack(shared, writer, Unpack::Undicted)? {
             // Deliveries and expunges while settle waited found the packer running and
             // did not start it again: look once more before stopping.
-            settle(shared);
-            if !shared.is_open() || (loose_bytes(shared)? < TAIL_MIN && !any_sparse(shared)?) {
+            let new_mail = settle(shared);
+            if !shared.is_open()
+                || (!new_mail && loose_bytes(shared)? < TAIL_MIN && !any_sparse(shared)?)
+            {
                 return Ok(());
             }
         }
@@ -361,19 +364,25 @@ fn any_sparse(shared: &Shared) -> Result<bool, StoreError> {
 /// compact as soon as the store has been quiet for [`SETTLE_QUIET_MS`], so the data dir
 /// comes down to the packed size within seconds of a burst instead of at the next
 /// periodic check (`store.compact_check_secs`; 0 turns this off too). It only runs when
-/// `store.compact_when_free` of the file is free, and gives up at once (the periodic
-/// check tries again) when a reader or writer is busy.
-fn settle(shared: &Arc<Shared>) {
+/// `store.compact_when_free` of the file's blocks are free, and only once clients have
+/// been idle for a second (see `compact_blocking`; the periodic check tries again if
+/// that does not come within a minute). Mail that arrives meanwhile ([`TAIL_MIN`] loose)
+/// ends the wait: returns true, and the caller packs it first.
+fn settle(shared: &Arc<Shared>) -> bool {
     if shared.config.compact_check_secs == 0 {
-        return;
+        return false;
     }
-    // A burst that starts meanwhile is packed as it comes, not after it.
-    if !wait_for_quiet(shared, true, SETTLE_QUIET_MS) || !shared.is_open() {
-        return;
+    if !wait_for_quiet(shared, TAIL_MIN, SETTLE_QUIET_MS) {
+        return true;
     }
-    if let Err(e) = super::compact_blocking(shared, false) {
+    if !shared.is_open() {
+        return false;
+    }
+    let new_mail = || loose_bytes(shared).unwrap_or(0) >= TAIL_MIN;
+    if let Err(e) = super::compact_blocking_unless(shared, false, &new_mail) {
         log::warn!("store: compaction after packing failed: {e}");
     }
+    new_mail()
 }
 
 fn loose_bytes(shared: &Shared) -> Result<u64, StoreError> {
@@ -382,13 +391,13 @@ fn loose_bytes(shared: &Shared) -> Result<u64, StoreError> {
     Ok(meta.get("loose_bytes")?.map(|v| v.value()).unwrap_or(0))
 }
 
-/// Sleeps until the writer has been quiet for `quiet_ms` (or the store closes). With
-/// `may_force`, gives up early, returning false, once [`LOOSE_MAX`] is loose: the loose
-/// total is read again as it grows (a long import never pauses, and used to leave
-/// everything loose until it ended).
-fn wait_for_quiet(shared: &Shared, may_force: bool, quiet_ms: u64) -> bool {
+/// Sleeps until the writer has been quiet for `quiet_ms` (or the store closes). Gives up
+/// early, returning false, once `force_at` bytes are loose: the loose total is read again
+/// as it grows (a long import never pauses, and used to leave everything loose until it
+/// ended; a stream of flag changes keeps the writer busy as long as it lasts).
+fn wait_for_quiet(shared: &Shared, force_at: u64, quiet_ms: u64) -> bool {
     while shared.is_open() {
-        if may_force && loose_bytes(shared).unwrap_or(0) >= LOOSE_MAX {
+        if loose_bytes(shared).unwrap_or(0) >= force_at {
             return false;
         }
         let last = shared.last_write_ms.load(Ordering::Relaxed);
@@ -479,6 +488,7 @@ fn take_tail(
 /// Packs the tail pack's live blobs and the oldest loose blobs into a new pack compressed
 /// at `level`. Returns false when nothing was loose.
 fn pack_once(shared: &Arc<Shared>, writer: &Writer, level: i32) -> Result<bool, StoreError> {
+    let started = std::time::Instant::now();
     let mut buf: Vec<u8> = Vec::with_capacity(usize::try_from(PACK_RAW).unwrap_or(0) * 2);
     let mut items: Vec<Item> = Vec::new();
     let tail;
@@ -600,9 +610,11 @@ fn pack_once(shared: &Arc<Shared>, writer: &Writer, level: i32) -> Result<bool, 
     if let Some(old) = tail {
         shared.codec.packs.forget(old);
     }
+    // Read by benches/pack_latency.sh to find when packing ran.
     log::debug!(
-        "store: packed {} messages, {raw_len} -> {stored_len} bytes (level {level}, dictionary {dict})",
-        n_items
+        "store: packed {n_items} blobs ({raw_len} -> {stored_len} bytes, dictionary {dict}) \
+         at level {level} in {} ms",
+        started.elapsed().as_millis()
     );
     crate::metrics::pack_run();
     Ok(true)

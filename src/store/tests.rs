@@ -1025,6 +1025,61 @@ fn the_file_is_compacted_once_packing_is_done() {
 }
 
 #[test]
+fn mail_is_packed_while_writes_never_pause() {
+    // After packing, the packer waits for a quiet writer before it compacts. A steady
+    // stream of writes (an IMAP client's flag changes) used to keep it in that wait with
+    // its `packing` flag set, so mail delivered meanwhile was never packed.
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &cfg(0)).unwrap();
+    let append = |range: std::ops::Range<usize>, a: u32| {
+        smol::block_on(async {
+            for chunk in range.collect::<Vec<_>>().chunks(50) {
+                let reqs = chunk
+                    .iter()
+                    .map(|i| request(&store, a, "INBOX", &big(*i)))
+                    .collect();
+                store.append_many(reqs).await.unwrap();
+            }
+        })
+    };
+    let a = smol::block_on(store.add_user("a", "h".into())).unwrap();
+    append(0..1200, a);
+    // Packed: the packer now waits for the writer to be quiet 3 s.
+    let packed = |limit: u64, secs: u64| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        while std::time::Instant::now() < deadline {
+            if pack_state(&store).1 < limit {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        false
+    };
+    assert!(packed(32 * 1024, 30), "the first mail was not packed");
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writes = {
+        let (store, stop) = (store.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                smol::block_on(store.health_check()).unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // Past 2 MiB loose (pack::LOOSE_MAX) the packer packs without waiting for quiet.
+    append(1200..3200, a);
+    let ok = packed(2 << 20, 10);
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    writes.join().unwrap();
+    assert!(
+        ok,
+        "{} bytes loose after 10 s of writes",
+        pack_state(&store).1
+    );
+}
+
+#[test]
 fn finish_packing_leaves_nothing_loose() {
     // What `nestbox import` calls before closing a store it opened itself.
     let dir = tempfile::tempdir().unwrap();
