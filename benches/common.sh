@@ -25,6 +25,20 @@ nb_build() {
     [ -x "$NB" ] || { echo "no nestbox binary at $NB" >&2; return 2; }
 }
 
+# nb_config FILE DATA_DIR: writes the config the load scripts share: IMAP, POP3 and LMTP
+# on 127.0.0.1 ephemeral ports, no TLS listeners, no ManageSieve, and connection limits
+# out of the load generator's way.
+nb_config() {
+    cat > "$1" <<EOF
+(data_dir: "$2", hostname: "localhost",
+ imap: (listen: ["127.0.0.1:0"], tls_listen: []),
+ pop3: (listen: ["127.0.0.1:0"], tls_listen: []),
+ managesieve: (listen: []),
+ lmtp: (listen: ["127.0.0.1:0"], unix_socket: None),
+ connections: (max_total: 100000, max_per_ip: 100000, max_per_user: 100000))
+EOF
+}
+
 # nb_serve CONFIG DIR USER...: adds the users (password "pw"), starts `$NB serve` on
 # CONFIG with its output in DIR/serve.out and DIR/serve.err, and waits until it is ready
 # (at most 30 s: the first start compiles the config's plugins). Sets SERVER_PID and the

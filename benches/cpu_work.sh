@@ -8,9 +8,12 @@
 # For each binary in turn, ROUNDS times (alternating, so drift hits all alike): a fresh
 # temp data dir and server, LIMIT corpus messages delivered over 4 LMTP connections, then
 # all of them downloaded by one POP3 client, then IMAP login/logout pairs over 4
-# connections for LOGIN_SECS. After each step the server's user+system CPU time (from /proc) is read.
-# Prints the medians per binary: CPU seconds of the LMTP and of the POP3 job, CPU ms per
-# 1,000 logins. Knobs: ROUNDS=5 LIMIT=3000 LOGIN_SECS=5
+# connections for LOGIN_SECS, then the IMAP mix of benches/loadgen.rs with 4 clients for
+# MIX_SECS (0: skipped). After each step the server's user+system CPU time (from /proc) is
+# read. Prints the medians per binary: CPU seconds of the LMTP and of the POP3 job, CPU ms
+# per 1,000 logins and per 1,000 IMAP mix commands, and the mix's commands per second
+# (noisy, but paired: allocator lock contention costs time, not CPU). Knobs: ROUNDS=5 LIMIT=3000
+# LOGIN_SECS=5 MIX_SECS=10
 # CORPUS_DIR LOAD_BIN (the load generator; built from benches/loadgen.rs when unset).
 # An older build's config may not know `managesieve`: the key is dropped when the binary
 # rejects it.
@@ -22,6 +25,7 @@ CORPUS=${CORPUS_DIR:-$ROOT/../shared/corpus/spamassassin-dev}
 ROUNDS=${ROUNDS:-5}
 LIMIT=${LIMIT:-3000}
 LOGIN_SECS=${LOGIN_SECS:-5}
+MIX_SECS=${MIX_SECS:-10}
 CLK_TCK=$(getconf CLK_TCK)
 # shellcheck source=benches/common.sh
 . "$ROOT/benches/common.sh"
@@ -36,18 +40,11 @@ cpu_s() {
     awk -v t="$CLK_TCK" '{ sub(/.*\) /, ""); printf "%.3f", ($12 + $13) / t }' "/proc/$1/stat"
 }
 
-# run BIN: one round; prints "lmtp pop3 login" CPU seconds.
+# run BIN: one round; prints "lmtp pop3 login mix" CPU figures.
 run() {
-    local dir=$TMP/run c0 c1 c2 c3 out n
+    local dir=$TMP/run c0 c1 c2 c3 c4 out n m=0 r=0
     rm -rf "$dir" && mkdir -p "$dir"
-    cat > "$dir/config.ron" <<EOF
-(data_dir: "$dir/data", hostname: "localhost",
- imap: (listen: ["127.0.0.1:0"], tls_listen: []),
- pop3: (listen: ["127.0.0.1:0"], tls_listen: []),
- managesieve: (listen: []),
- lmtp: (listen: ["127.0.0.1:0"], unix_socket: None),
- connections: (max_total: 100000, max_per_ip: 100000, max_per_user: 100000))
-EOF
+    nb_config "$dir/config.ron" "$dir/data"
     "$NB" --config "$dir/config.ron" check-config >/dev/null 2>&1 || sed -i '/managesieve/d' "$dir/config.ron"
     nb_serve "$dir/config.ron" "$dir" bench >/dev/null || exit 1
     c0=$(cpu_s "$SERVER_PID")
@@ -63,10 +60,20 @@ EOF
     grep -q '^errors: 0' <<< "$out" || { echo "login errors: $out" >&2; return 1; }
     n=$(sed -n 's/^cmd login n=\([0-9]*\).*/\1/p' <<< "$out")
     c3=$(cpu_s "$SERVER_PID")
+    c4=$c3
+    if [ "$MIX_SECS" -gt 0 ]; then
+        out=$("$LOAD" mix --addr "$A_IMAP" --conns 4 --duration "$MIX_SECS" --users bench \
+            --pipelining off --corpus "$CORPUS" --limit "$LIMIT" --pid "$SERVER_PID")
+        grep -q '^errors: 0' <<< "$out" || { echo "mix errors: $out" >&2; return 1; }
+        m=$(sed -n 's/^ops: //p' <<< "$out")
+        r=$(sed -n 's/^ops_per_s: //p' <<< "$out")
+        c4=$(cpu_s "$SERVER_PID")
+    fi
     nb_stop
-    # LMTP and POP3: CPU s for the whole job; logins: CPU ms per 1,000 logins.
-    awk -v a="$c0" -v b="$c1" -v c="$c2" -v d="$c3" -v n="$n" \
-        'BEGIN { printf "%.3f %.3f %.3f\n", b - a, c - b, (d - c) * 1e6 / n }'
+    # LMTP and POP3: CPU s for the whole job; logins and the mix: CPU ms per 1,000.
+    awk -v a="$c0" -v b="$c1" -v c="$c2" -v d="$c3" -v e="$c4" -v n="$n" -v m="$m" -v r="$r" \
+        'BEGIN { printf "%.3f %.3f %.3f %.3f %s\n", b - a, c - b, (d - c) * 1e6 / n,
+                 (m > 0 ? (e - d) * 1e6 / m : 0), r }'
 }
 
 median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
@@ -79,10 +86,13 @@ for r in $(seq "$ROUNDS"); do
         echo "round $r: $(tail -1 "$TMP/results")" >&2
     done
 done
-printf '%-40s %10s %10s %14s\n' binary lmtp_cpu_s pop3_cpu_s login_cpu_ms_1k
+printf '%-40s %10s %10s %14s %12s %10s\n' binary lmtp_cpu_s pop3_cpu_s login_cpu_ms_1k \
+    mix_cpu_ms_1k mix_ops_s
 for bin in "$@"; do
     l=$(awk -v b="$bin" '$1 == b { print $2 }' "$TMP/results" | median)
     p=$(awk -v b="$bin" '$1 == b { print $3 }' "$TMP/results" | median)
     g=$(awk -v b="$bin" '$1 == b { print $4 }' "$TMP/results" | median)
-    printf '%-40s %10s %10s %14s\n' "$bin" "$l" "$p" "$g"
+    x=$(awk -v b="$bin" '$1 == b { print $5 }' "$TMP/results" | median)
+    o=$(awk -v b="$bin" '$1 == b { print $6 }' "$TMP/results" | median)
+    printf '%-40s %10s %10s %14s %12s %10s\n' "$bin" "$l" "$p" "$g" "$x" "$o"
 done

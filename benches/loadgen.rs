@@ -26,6 +26,15 @@
 //! * `login`  `--conns N` clients for `--duration D` s: connect, greeting, LOGIN, LOGOUT.
 //! * `pop3`   `--conns N` clients (user i each), one pass: USER/PASS, STAT, UIDL, RETR of
 //!   every message, DELE of each with `--delete`, QUIT (the deletions commit at QUIT).
+//! * `stress` `--conns N` IMAP clients for `--duration D` seconds, client i as user i of
+//!   `--users` (cycling, so several clients share a mailbox). Each round: APPEND a fresh
+//!   message of `--size` bytes (default 32768: a corpus message's header, a unique
+//!   Message-ID and a generated text body), NOOP, UID FETCH of the new mail's FLAGS
+//!   ENVELOPE RFC822.SIZE, UID FETCH BODY.PEEK[], UID STORE \Seen; once the client holds
+//!   more than `--keep` (default 10) of its messages, UID STORE \Deleted on its oldest and
+//!   EXPUNGE (which also expunges what the other clients of that mailbox marked, while they
+//!   work on it). Every 20 rounds LOGOUT and log in again. Mailboxes stay bounded, so the
+//!   server's memory should too: the memory leak check of benches/rss.sh.
 //! * `idle`   open `--conns K` IMAP connections (`--tls` for implicit TLS), LOGIN and
 //!   SELECT INBOX on each (all as user 1), and with `--idle-cmd` enter IDLE; wait 2 s,
 //!   measure the server, hold `--hold S` seconds, close. Reports memory per connection:
@@ -85,6 +94,8 @@ struct Args {
     idle_cmd: bool,
     hold: Duration,
     delete: bool,
+    size: usize,
+    keep: usize,
     pids: Vec<u32>,
     log: Option<PathBuf>,
     period: f64,
@@ -92,10 +103,11 @@ struct Args {
     pause_from: f64,
 }
 
-const USAGE: &str = "usage: loadgen lmtp|mix|append|login|pop3|idle|fetchstore --addr HOST:PORT \
-[--corpus DIR] [--limit N] [--conns N] [--messages M] [--duration S] [--users LIST] \
-[--password PW] [--rcpts LIST] [--pipelining on|off] [--tls] [--idle-cmd] [--hold S] \
-[--delete] [--pid P[,P]] [--log FILE] [--period S --fetch-only-from S --pause-from S]";
+const USAGE: &str = "usage: loadgen lmtp|mix|append|login|pop3|stress|idle|fetchstore \
+--addr HOST:PORT [--corpus DIR] [--limit N] [--conns N] [--messages M] [--duration S] \
+[--users LIST] [--password PW] [--rcpts LIST] [--pipelining on|off] [--tls] [--idle-cmd] \
+[--hold S] [--delete] [--size BYTES] [--keep N] [--pid P[,P]] [--log FILE] \
+[--period S --fetch-only-from S --pause-from S]";
 
 /// `bench1..bench10` or `a,b,c`.
 fn parse_list(s: &str) -> Res<Vec<String>> {
@@ -140,6 +152,8 @@ fn parse_args() -> Res<Args> {
         idle_cmd: false,
         hold: Duration::from_secs(0),
         delete: false,
+        size: 32 * 1024,
+        keep: 10,
         pids: Vec::new(),
         log: None,
         period: 0.0,
@@ -173,6 +187,8 @@ fn parse_args() -> Res<Args> {
             "--period" => a.period = num(val()?)? as f64,
             "--fetch-only-from" => a.fetch_only_from = num(val()?)? as f64,
             "--pause-from" => a.pause_from = num(val()?)? as f64,
+            "--size" => a.size = num(val()?)?,
+            "--keep" => a.keep = num(val()?)?,
             "--pid" => {
                 a.pids = val()?
                     .split(',')
@@ -955,6 +971,13 @@ fn pop3(a: Arc<Args>) -> (Stats, Duration) {
     })
 }
 
+/// Client `i`'s corpus message for `round`: clients start at different places.
+fn pick(corpus: &[Vec<u8>], i: usize, round: usize) -> &[u8] {
+    corpus
+        .get((i * 7919 + round) % corpus.len().max(1))
+        .map_or(&[][..], |m| m)
+}
+
 /// One IMAP mix client; see the module doc.
 fn mix_client(a: &Args, corpus: &[Vec<u8>], i: usize, st: &mut Stats) -> Res<()> {
     let end = Instant::now() + a.duration;
@@ -974,9 +997,7 @@ fn mix_client(a: &Args, corpus: &[Vec<u8>], i: usize, st: &mut Stats) -> Res<()>
                 break;
             }
             round += 1;
-            let msg = corpus
-                .get((i * 7919 + round) % corpus.len())
-                .map_or(&[][..], |m| m);
+            let msg = pick(corpus, i, round);
             let word = words.get(round % words.len()).copied().unwrap_or("the");
             // 1. new mail arrives (APPEND), the client notices it (NOOP)
             let uid = if a.pipelining && c.literal_plus {
@@ -1163,6 +1184,125 @@ fn mix(a: Arc<Args>, corpus: Arc<Vec<Vec<u8>>>) -> (Stats, Duration) {
     run_threads(a.conns, move |i, st| mix_client(&a, &corpus, i, st))
 }
 
+/// A message of about `size` bytes: the header of `base` (a corpus message) without its
+/// Message-ID, a unique one, and a text body of pseudo-random words (compressible like
+/// text, never the same twice, so neither dedup nor a cache hides the cost).
+fn stress_message(base: &[u8], size: usize, client: usize, n: usize, seed: &mut u64) -> Vec<u8> {
+    let head_end = memfind(base, b"\r\n\r\n").map_or(base.len(), |i| i + 2);
+    let mut m = Vec::with_capacity(size + 200);
+    let mut skip = false;
+    for line in base
+        .get(..head_end)
+        .unwrap_or(base)
+        .split_inclusive(|&b| b == b'\n')
+    {
+        if skip && line.first().is_some_and(|&b| b == b' ' || b == b'\t') {
+            continue;
+        }
+        skip = line.to_ascii_lowercase().starts_with(b"message-id:");
+        if !skip {
+            m.extend_from_slice(line);
+        }
+    }
+    m.extend_from_slice(
+        format!("Message-ID: <{client}.{n}.{seed}@stress.loadgen>\r\n\r\n").as_bytes(),
+    );
+    const WORDS: [&str; 16] = [
+        "mail",
+        "server",
+        "the",
+        "of",
+        "memory",
+        "and",
+        "arena",
+        "message",
+        "to",
+        "a",
+        "allocator",
+        "in",
+        "page",
+        "cache",
+        "is",
+        "load",
+    ];
+    let mut col = 0;
+    while m.len() < size {
+        // xorshift64
+        *seed ^= *seed << 13;
+        *seed ^= *seed >> 7;
+        *seed ^= *seed << 17;
+        let w = WORDS.get((*seed % 16) as usize).copied().unwrap_or("x");
+        m.extend_from_slice(w.as_bytes());
+        col += w.len() + 1;
+        if col > 70 {
+            m.extend_from_slice(b"\r\n");
+            col = 0;
+        } else {
+            m.push(b' ');
+        }
+    }
+    m.extend_from_slice(b"\r\n");
+    m
+}
+
+fn memfind(h: &[u8], n: &[u8]) -> Option<usize> {
+    h.windows(n.len()).position(|w| w == n)
+}
+
+/// One stress client; see the module doc.
+fn stress_client(a: &Args, corpus: &[Vec<u8>], i: usize, st: &mut Stats) -> Res<()> {
+    let end = Instant::now() + a.duration;
+    let user = user_for(a, i);
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64 ^ (i as u64 + 1).wrapping_mul(0x2545_f491);
+    let mut mine: std::collections::VecDeque<u64> = std::collections::VecDeque::new();
+    let mut round = 0usize;
+    while Instant::now() < end {
+        let mut c = Imap::open(&a.addr, None)?;
+        c.login(st, &user, &a.password)?;
+        c.select(st)?;
+        for _ in 0..20 {
+            if Instant::now() >= end {
+                break;
+            }
+            round += 1;
+            let msg = stress_message(pick(corpus, i, round), a.size, i, round, &mut seed);
+            let Some(uid) = c.append(st, "INBOX", &msg)? else {
+                st.fail("appenduid", "APPEND gave no APPENDUID");
+                continue;
+            };
+            mine.push_back(uid);
+            c.cmd(st, "noop", "NOOP")?;
+            c.cmd(
+                st,
+                "fetch_headers",
+                &format!("UID FETCH {uid} (UID FLAGS ENVELOPE RFC822.SIZE)"),
+            )?;
+            c.cmd(st, "fetch_body", &format!("UID FETCH {uid} BODY.PEEK[]"))?;
+            c.cmd(
+                st,
+                "store",
+                &format!("UID STORE {uid} +FLAGS.SILENT (\\Seen)"),
+            )?;
+            if mine.len() > a.keep
+                && let Some(old) = mine.pop_front()
+            {
+                c.cmd(
+                    st,
+                    "store_deleted",
+                    &format!("UID STORE {old} +FLAGS.SILENT (\\Deleted)"),
+                )?;
+                c.cmd(st, "expunge", "EXPUNGE")?;
+            }
+        }
+        c.cmd(st, "logout", "LOGOUT")?;
+    }
+    Ok(())
+}
+
+fn stress(a: Arc<Args>, corpus: Arc<Vec<Vec<u8>>>) -> (Stats, Duration) {
+    run_threads(a.conns, move |i, st| stress_client(&a, &corpus, i, st))
+}
+
 /// K idle connections; prints memory per connection.
 fn idle(a: Arc<Args>) -> Res<()> {
     let tls = if a.tls { Some(tls_config()?) } else { None };
@@ -1264,7 +1404,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let needs_corpus = matches!(a.workload.as_str(), "lmtp" | "mix" | "append");
+    let needs_corpus = matches!(a.workload.as_str(), "lmtp" | "mix" | "append" | "stress");
     let corpus = if needs_corpus {
         match load_corpus(&a.corpus, a.limit) {
             Ok(c) => Arc::new(c),
@@ -1295,6 +1435,7 @@ fn main() -> ExitCode {
     let (mut st, elapsed) = match a.workload.as_str() {
         "lmtp" => lmtp(a.clone(), corpus),
         "mix" => mix(a.clone(), corpus),
+        "stress" => stress(a.clone(), corpus),
         "append" => append(a.clone(), corpus),
         "login" => login(a.clone()),
         "pop3" => pop3(a.clone()),

@@ -47,14 +47,7 @@ trap 'exit 130' INT TERM
 mkdir -p "$OUT"
 
 CFG=$TMP/config.ron
-cat > "$CFG" <<'EOF'
-(data_dir: "data", hostname: "localhost",
- imap: (listen: ["127.0.0.1:0"], tls_listen: []),
- pop3: (listen: ["127.0.0.1:0"], tls_listen: []),
- managesieve: (listen: []),
- lmtp: (listen: ["127.0.0.1:0"], unix_socket: None),
- connections: (max_total: 100000, max_per_ip: 100000, max_per_user: 100000))
-EOF
+nb_config "$CFG" data
 # shellcheck disable=SC2046
 nb_serve "$CFG" "$TMP" bench $(eval echo "u{1..$CLIENTS}") || exit 1
 PID=$SERVER_PID

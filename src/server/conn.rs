@@ -24,6 +24,18 @@ pub enum ReadError {
 /// Size of one read.
 const CHUNK: usize = 16 * 1024;
 
+/// Capacity the input and output buffers keep once emptied. A larger one (an APPEND
+/// literal, a FETCH of a big message) is freed rather than held for the connection's
+/// life: 50 clients that each once fetched a 10 MB message would otherwise keep 500 MB.
+const KEEP: usize = 2 * CHUNK;
+
+/// Frees `v` (empty) if its capacity is above [`KEEP`].
+fn release_if_large(v: &mut Vec<u8>) {
+    if v.capacity() > KEEP {
+        *v = Vec::new();
+    }
+}
+
 pub struct Conn<S> {
     /// The connection's place under the limits. Declared before `stream` so that even
     /// a plain drop gives it back before the socket closes; [`Conn::end`] gives it back
@@ -75,6 +87,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         self.start = self.start.saturating_add(n).min(self.buf.len());
         if self.start == self.buf.len() {
             self.buf.clear();
+            release_if_large(&mut self.buf);
             self.start = 0;
         }
     }
@@ -180,6 +193,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         if !self.out.is_empty() {
             let r = self.stream.write_all(&self.out).await;
             self.out.clear();
+            release_if_large(&mut self.out);
             r?;
         }
         self.stream.flush().await
@@ -409,5 +423,30 @@ mod tests {
         });
         assert_eq!(*seen.lock().unwrap(), [1, 0]);
         assert_eq!(limits.total(), 0);
+    }
+
+    /// A big literal read or a big reply written is not held once used: 50 connections
+    /// that each fetched a large message kept its size each (issue #21).
+    #[test]
+    fn buffers_let_go_of_a_big_literal_and_reply() {
+        let big = vec![b'x'; 10 * CHUNK];
+        let (_stop, shutdown) = Shutdown::pair();
+        let stream = smol::io::Cursor::new(big.clone());
+        let mut conn = Conn::new(stream, Duration::from_secs(5), shutdown);
+        smol::block_on(async {
+            while conn.buffered().len() < big.len() {
+                conn.fill().await.unwrap();
+            }
+            assert!(conn.buf.capacity() > KEEP);
+            conn.consume(big.len());
+            assert!(conn.buf.capacity() <= KEEP);
+            conn.queue(&big);
+            conn.flush().await.unwrap();
+            assert!(conn.out.capacity() <= KEEP);
+            // A small reply keeps its buffer for the next one.
+            conn.queue(b"a OK done\r\n");
+            conn.flush().await.unwrap();
+            assert!(conn.out.capacity() > 0);
+        });
     }
 }

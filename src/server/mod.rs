@@ -82,25 +82,37 @@ impl Shutdown {
     }
 }
 
-/// Counts live connections so shutdown can wait for them.
+/// Counts live connections so shutdown can wait for them, and connections ever opened so
+/// the memory timer can tell a quiet server.
 #[derive(Clone, Default)]
-pub struct Tracker(Arc<AtomicUsize>);
+pub struct Tracker(Arc<Counts>);
 
-pub struct TrackGuard(Arc<AtomicUsize>);
+#[derive(Default)]
+struct Counts {
+    live: AtomicUsize,
+    entered: AtomicUsize,
+}
+
+pub struct TrackGuard(Arc<Counts>);
 
 impl Tracker {
     pub fn enter(&self) -> TrackGuard {
-        self.0.fetch_add(1, Ordering::SeqCst);
+        self.0.live.fetch_add(1, Ordering::SeqCst);
+        self.0.entered.fetch_add(1, Ordering::Relaxed);
         TrackGuard(self.0.clone())
     }
     pub fn live(&self) -> usize {
-        self.0.load(Ordering::SeqCst)
+        self.0.live.load(Ordering::SeqCst)
+    }
+    /// Connections opened since start (wraps).
+    pub fn entered(&self) -> usize {
+        self.0.entered.load(Ordering::Relaxed)
     }
 }
 
 impl Drop for TrackGuard {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        self.0.live.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -152,6 +164,7 @@ pub fn serve(config: Config) -> Result<(), ServeError> {
 
 /// [`serve`], with the config file's path so SIGHUP can reload plugins from it.
 pub fn serve_from(config: Config, config_file: Option<PathBuf>) -> Result<(), ServeError> {
+    crate::memory::configure();
     let config = Arc::new(config);
     let store = Store::open(&config.data_dir, &config.store).map_err(ServeError::Store)?;
     let plugins = match Plugins::start(&config) {
@@ -321,6 +334,7 @@ pub fn serve_from(config: Config, config_file: Option<PathBuf>) -> Result<(), Se
         if config.retention.interval_secs > 0 {
             ex.spawn(retention_timer(ctx.clone())).detach();
         }
+        ex.spawn(memory_timer(ctx.clone())).detach();
         println!("ready");
         use std::io::Write;
         let _ = std::io::stdout().flush();
@@ -388,6 +402,38 @@ async fn sleep_unless_shutdown(ctx: &Context, every: Duration) -> bool {
         },
     )
     .await
+}
+
+/// How often the memory timer gives free memory back.
+const MEMORY_TICK: Duration = Duration::from_secs(5);
+/// For how many ticks after the last connection closed it goes on: the packer and
+/// compaction still work for a while after the clients have gone.
+const MEMORY_QUIET_TICKS: u32 = 12;
+
+/// Gives the free memory the allocator keeps back to the system
+/// ([`crate::memory::release_free`]) every [`MEMORY_TICK`] while connections are open or
+/// opening, and for a minute after the last one closed; a server that stays quiet is left
+/// alone until the next connection. Under load this bounds what freed memory the arenas
+/// hold to about one tick's worth; once the clients leave, the server shrinks to what
+/// it holds (docs/benchmarks.md, "Memory under load").
+async fn memory_timer(ctx: Context) {
+    let mut seen = ctx.tracker.entered();
+    let mut quiet: u32 = 0;
+    loop {
+        if !sleep_unless_shutdown(&ctx, MEMORY_TICK).await {
+            return;
+        }
+        let entered = ctx.tracker.entered();
+        if entered != seen || ctx.tracker.live() > 0 {
+            seen = entered;
+            quiet = 0;
+        } else if quiet < MEMORY_QUIET_TICKS {
+            quiet += 1;
+        } else {
+            continue;
+        }
+        crate::memory::release_free();
+    }
 }
 
 /// The periodic retention sweep (`retention.interval_secs`; the first one interval
