@@ -529,7 +529,7 @@ pub(crate) fn compact_blocking_unless(
         // Past the wait, an explicit compaction holds the lock while transactions are
         // open: none can begin, so the open ones end and it gets its turn under any load.
         let drain = force && Instant::now() >= deadline;
-        match compact_file(shared, drain)? {
+        match compact_file(shared, force, drain)? {
             Some(done) => {
                 if done {
                     crate::metrics::compaction_run();
@@ -569,13 +569,67 @@ fn worth_compacting(shared: &Shared) -> Result<bool, StoreError> {
     Ok(disk > 0 && free / (disk as f64) >= shared.config.compact_when_free)
 }
 
+/// Pages a compaction may add to the file on top of the ones it moves: each of its
+/// commits copies the root-to-leaf paths of the table tree, the system tree and the
+/// tables it relocates (a few levels each), and grows the file when no free page is left
+/// for them (`grow` in redb's page manager).
+const COMPACT_MARGIN_PAGES: u64 = 64;
+
+/// What `Database::compact` may need from the file system, for a file of `apparent`
+/// bytes (`ls -l`) taking `allocated` bytes of blocks (`du`) and holding `live` bytes of
+/// pages in use, with pages of `page` bytes: blocks for the sparse free pages it moves
+/// pages into (at most the holes, and at most the pages it moves, which are live
+/// pages), [`COMPACT_MARGIN_PAGES`], and 1/256 of the live bytes for the freed-page
+/// lists its commits write (an 8-byte page number per moved page of 4 KiB, doubled for
+/// half-full B-tree leaves). See docs/decisions.md, "What compaction needs on a nearly
+/// full disk".
+fn compaction_need(apparent: u64, allocated: u64, live: u64, page: u64) -> u64 {
+    apparent
+        .saturating_sub(allocated)
+        .min(live)
+        .saturating_add(COMPACT_MARGIN_PAGES.saturating_mul(page))
+        .saturating_add(live / 256)
+}
+
+/// The bytes compaction of the file at `path` may need and the bytes free on its file
+/// system; `None` when either cannot be read (compaction then goes ahead, as before).
+fn compaction_room(path: &Path, live: u64, page: u64) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).ok()?;
+    let (free, _) = policy::disk_status(path.parent()?)?;
+    let allocated = meta.blocks().saturating_mul(512);
+    Some((compaction_need(meta.len(), allocated, live, page), free))
+}
+
 /// The compaction itself, for [`compact_blocking`]: whether it compacted, or `None` when
 /// a transaction was open (with `drain`, after waiting up to 2 s for them to end, holding
 /// the lock). One call of redb's `compact`, which itself repeats its steps until no page
 /// can move lower (each step relocates up to a million pages and commits); it offers no
 /// way to stop between steps, so the lock is held for the whole of it.
-fn compact_file(shared: &Shared, drain: bool) -> Result<Option<bool>, StoreError> {
+fn compact_file(shared: &Shared, force: bool, drain: bool) -> Result<Option<bool>, StoreError> {
+    let path = shared.path.clone();
     shared.with_db_mut(|db| {
+        let stats = {
+            let tx = db.begin_write()?;
+            let s = tx.stats()?;
+            tx.abort()?;
+            s
+        };
+        let page = stats.page_size() as u64;
+        let live = stats.allocated_pages() * page;
+        if let Some((need, free)) = compaction_room(&path, live, page)
+            && free < need
+        {
+            let why = format!(
+                "compaction needs about {need} bytes free on the data dir's file system, \
+                 {free} are free; free some space (or move the data dir) and compact again"
+            );
+            if force {
+                return Err(StoreError::Storage(why));
+            }
+            log::warn!("store: compaction skipped: {why}");
+            return Ok(Some(false));
+        }
         let mut waits = if drain { 40 } else { 0 };
         loop {
             match db.compact() {

@@ -1318,3 +1318,22 @@ fn expunge_while_the_packer_waits_to_compact_still_unpacks() {
         }
     });
 }
+
+#[test]
+fn compaction_need_counts_sparse_pages_and_a_margin() {
+    const P: u64 = 4096;
+    // A dense file: the margin (64 pages) and 1/256 of the live pages.
+    assert_eq!(compaction_need(1 << 20, 1 << 20, 1 << 20, P), 64 * P + 4096);
+    // A sparse one: its holes on top...
+    assert_eq!(
+        compaction_need(1 << 20, 1 << 19, 1 << 20, P),
+        (1 << 19) + 64 * P + 4096
+    );
+    // ...but no more than the live pages, which are all compaction moves.
+    assert_eq!(
+        compaction_need(1 << 22, 1 << 20, 1 << 18, P),
+        (1 << 18) + 64 * P + 1024
+    );
+    // `du` can exceed `ls -l` (blocks beyond the end): no holes then.
+    assert_eq!(compaction_need(0, 8192, 0, P), 64 * P);
+}

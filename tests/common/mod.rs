@@ -8,6 +8,7 @@
 
 pub mod netns;
 pub mod raw;
+pub mod tmpfs;
 pub mod transcript;
 pub mod wasm;
 
