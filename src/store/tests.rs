@@ -565,17 +565,7 @@ fn packs_made_before_the_dictionary_are_packed_again_with_it() {
     // No dictionary yet: past 2 MiB loose the packer packs without one.
     let store = Store::open(dir.path(), &cfg(100_000)).unwrap();
     let n = 1800;
-    let (a, inbox) = smol::block_on(async {
-        let a = store.add_user("a", "h".into()).await.unwrap();
-        for chunk in (0..n).collect::<Vec<_>>().chunks(100) {
-            let reqs = chunk
-                .iter()
-                .map(|i| request(&store, a, "INBOX", &big(*i)))
-                .collect();
-            store.append_many(reqs).await.unwrap();
-        }
-        (a, store.mailbox(a, "INBOX").await.unwrap().unwrap().id)
-    });
+    let (a, inbox) = deliver_big(&store, n);
     wait_packer(&store);
     let (packs, undicted) = multi_packs(&store);
     assert!(
