@@ -116,16 +116,22 @@ pub fn decoded(raw: &[u8]) -> String {
 /// terminates it, `start + 2` when the entity starts with an empty line, or `end` when
 /// there is no blank line before `end` (then the whole entity is header).
 pub fn header_end(raw: &[u8], start: usize, end: usize) -> usize {
-    let Some(entity) = raw.get(start..end) else {
-        return end;
-    };
-    if entity.starts_with(b"\r\n") {
-        return start.saturating_add(2);
-    }
-    match entity.windows(4).position(|w| w == b"\r\n\r\n") {
-        Some(p) => start.saturating_add(p).saturating_add(4),
+    match raw.get(start..end).and_then(blank_line_end) {
+        Some(n) => start.saturating_add(n),
         None => end,
     }
+}
+
+/// The length of `entity`'s header up to and with the blank line that ends it, if that
+/// line is in `entity` (an entity starting with an empty line has a header of 2).
+pub fn blank_line_end(entity: &[u8]) -> Option<usize> {
+    if entity.starts_with(b"\r\n") {
+        return Some(2);
+    }
+    entity
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|p| p.saturating_add(4))
 }
 
 /// Index just after the CRLF ending the line that contains `from`, or `s.len()`.

@@ -237,6 +237,69 @@ impl Codec {
     }
 }
 
+impl Codec {
+    /// The header of the message `data` holds (made with dictionary `dict`, `len` bytes
+    /// decompressed), as [`crate::mime::header_end`] finds it, decompressing only as far
+    /// as the blank line that ends it: a large message's attachments are not decompressed
+    /// to read its Subject (SEARCH, ENVELOPE).
+    pub(crate) fn decompress_header(
+        &self,
+        dict: u32,
+        data: &[u8],
+        len: u64,
+    ) -> Result<Vec<u8>, StoreError> {
+        use std::io::Read;
+        const STEP: usize = 16 << 10;
+        let cap = usize::try_from(len).map_err(|_| StoreError::Corrupt("blob size".into()))?;
+        let mut decoder = if dict == 0 {
+            zstd::stream::read::Decoder::with_buffer(data)
+        } else {
+            let dicts = self.snapshot();
+            let d = dicts
+                .all
+                .get(&dict)
+                .ok_or_else(|| StoreError::Corrupt(format!("missing dictionary {dict}")))?;
+            zstd::stream::read::Decoder::with_dictionary(data, d.bytes.as_slice())
+        }
+        .map_err(zstd_err)?;
+        let mut out: Vec<u8> = Vec::new();
+        loop {
+            let have = out.len();
+            if have >= cap {
+                break;
+            }
+            out.resize(have.saturating_add(STEP.min(cap - have)), 0);
+            let n = match out.get_mut(have..) {
+                Some(buf) => decoder.read(buf).map_err(zstd_err)?,
+                None => 0,
+            };
+            out.truncate(have.saturating_add(n));
+            if n == 0 {
+                break;
+            }
+            // The blank line may straddle the previous read.
+            if let Some(end) = header_len_from(&out, have.saturating_sub(3)) {
+                out.truncate(end);
+                return Ok(out);
+            }
+        }
+        if out.len() != cap {
+            return Err(StoreError::Corrupt("blob length mismatch".into()));
+        }
+        Ok(out)
+    }
+}
+
+/// [`crate::mime::header::blank_line_end`] of `out`, looking for the blank line only from
+/// `from` on.
+fn header_len_from(out: &[u8], from: usize) -> Option<usize> {
+    if from == 0 {
+        return crate::mime::header::blank_line_end(out);
+    }
+    let p = out.get(from..)?.windows(4).position(|w| w == b"\r\n\r\n")?;
+    Some(from.saturating_add(p).saturating_add(4))
+}
+
 /// Adds one reference to a blob, storing it if it is new. Returns true if it was new.
 pub(crate) fn add_ref(
     tx: &WriteTransaction,
@@ -422,7 +485,10 @@ pub(crate) fn load_header(
             Ok(raw)
         }
         Location::Packed { pack, offset, .. } => {
-            let bytes = super::pack::load(tx, shared, pack)?;
+            let Some(bytes) = super::pack::load_shared(tx, shared, pack)? else {
+                // Packed alone: not cached, and only its start is decompressed.
+                return super::pack::load_alone_header(tx, shared, pack, rec.raw_len);
+            };
             let blob = slice(&bytes, offset, rec.raw_len)?;
             Ok(blob.get(..header_len(blob)).unwrap_or(blob).to_vec())
         }

@@ -109,22 +109,53 @@ fn pack_record(
     schema::decode(v.value())
 }
 
-/// The decompressed bytes of a pack.
+/// The decompressed bytes of a pack. A pack of several messages is kept in the cache
+/// (FETCH and SEARCH read neighbours in turn); a message packed alone is not: it is read
+/// once per FETCH anyway, and keeping it would push the packs of its neighbours out.
 pub(crate) fn load(
     tx: &ReadTransaction,
     shared: &Shared,
     id: u64,
 ) -> Result<Arc<Vec<u8>>, StoreError> {
-    if let Some(b) = shared.codec.packs.get(id) {
+    if let Some(b) = load_shared(tx, shared, id)? {
         return Ok(b);
     }
-    let bytes = Arc::new(load_uncached(tx, shared, id)?);
-    // A large message packed alone is read once per FETCH anyway; keeping it would hold
-    // up to the largest message allowed in memory.
-    if bytes.len() as u64 <= PACK_RAW * 2 {
-        shared.codec.packs.put(id, bytes.clone());
+    let rec = pack_record(&tx.open_table(PACKS)?, id)?;
+    Ok(Arc::new(decompress(tx, shared, id, &rec)?))
+}
+
+/// The decompressed bytes of a pack of several messages, from the cache or read into it;
+/// `None` for a message packed alone.
+pub(crate) fn load_shared(
+    tx: &ReadTransaction,
+    shared: &Shared,
+    id: u64,
+) -> Result<Option<Arc<Vec<u8>>>, StoreError> {
+    if let Some(b) = shared.codec.packs.get(id) {
+        return Ok(Some(b));
     }
-    Ok(bytes)
+    let rec = pack_record(&tx.open_table(PACKS)?, id)?;
+    if rec.items.len() <= 1 {
+        return Ok(None);
+    }
+    let bytes = Arc::new(decompress(tx, shared, id, &rec)?);
+    shared.codec.packs.put(id, bytes.clone());
+    Ok(Some(bytes))
+}
+
+/// The header of the message packed alone as pack `id` (`raw_len` bytes), decompressing
+/// only its start.
+pub(crate) fn load_alone_header(
+    tx: &ReadTransaction,
+    shared: &Shared,
+    id: u64,
+    raw_len: u64,
+) -> Result<Vec<u8>, StoreError> {
+    let rec = pack_record(&tx.open_table(PACKS)?, id)?;
+    let stored = stored_bytes(tx, id, &rec)?;
+    shared
+        .codec
+        .decompress_header(rec.dict, &stored, raw_len.min(rec.raw_len))
 }
 
 /// The decompressed bytes of a pack, read from the store (`verify` reads every pack once
@@ -135,6 +166,21 @@ pub(crate) fn load_uncached(
     id: u64,
 ) -> Result<Vec<u8>, StoreError> {
     let rec = pack_record(&tx.open_table(PACKS)?, id)?;
+    decompress(tx, shared, id, &rec)
+}
+
+fn decompress(
+    tx: &ReadTransaction,
+    shared: &Shared,
+    id: u64,
+    rec: &PackRecord,
+) -> Result<Vec<u8>, StoreError> {
+    let stored = stored_bytes(tx, id, rec)?;
+    shared.codec.decompress_with(rec.dict, &stored, rec.raw_len)
+}
+
+/// The compressed bytes of pack `id`, joined from their chunks.
+fn stored_bytes(tx: &ReadTransaction, id: u64, rec: &PackRecord) -> Result<Vec<u8>, StoreError> {
     let chunks = tx.open_table(PACK_CHUNKS)?;
     let mut stored = Vec::with_capacity(usize::try_from(rec.stored_len).unwrap_or(0));
     for row in chunks.range((id, 0)..(id, rec.chunks))? {
@@ -144,7 +190,7 @@ pub(crate) fn load_uncached(
     if stored.len() as u64 != rec.stored_len {
         return Err(StoreError::Corrupt(format!("pack {id} is incomplete")));
     }
-    shared.codec.decompress_with(rec.dict, &stored, rec.raw_len)
+    Ok(stored)
 }
 
 /// The raw message and structure of the item at `offset` in the decompressed pack `id`.

@@ -493,6 +493,66 @@ fn attachment(i: usize, len: usize) -> Vec<u8> {
     m
 }
 
+/// A header read of a message packed alone decompresses only its start, and gives what
+/// `mime::header_end` finds in the whole message: a blank line straddling the reads, a
+/// message starting with an empty line, one with no blank line at all.
+#[test]
+fn the_header_of_a_message_packed_alone_is_what_the_whole_message_has() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &cfg(0)).unwrap();
+    let codec = store.codec();
+    let body = attachment(7, 120_000);
+    let mut cases: Vec<Vec<u8>> = vec![body.clone()];
+    // The reads are 16 KiB: end the header on each side of that.
+    for len in [16_380usize, 16_382, 16_383, 16_384, 16_386, 40_000] {
+        let mut m = Vec::new();
+        while m.len() + 12 < len {
+            m.extend_from_slice(b"X-Fill: ab\r\n");
+        }
+        while m.len() < len - 2 {
+            m.insert(0, b'Y');
+        }
+        m.extend_from_slice(b"\r\n\r\n");
+        m.extend_from_slice(&body);
+        cases.push(m);
+    }
+    cases.push([b"\r\n".as_slice(), &body].concat());
+    cases.push(
+        body.iter()
+            .map(|b| if *b == b'\n' { b'.' } else { *b })
+            .collect(),
+    );
+    for raw in &cases {
+        let (dict, compressed) = codec.compress(raw).unwrap();
+        let got = codec
+            .decompress_header(dict, &compressed, raw.len() as u64)
+            .unwrap();
+        let want = &raw[..crate::mime::header_end(raw, 0, raw.len())];
+        assert_eq!(got.len(), want.len());
+        assert!(got == want);
+    }
+    // Through the store: a header-only read of the large message packed alone.
+    smol::block_on(async {
+        let a = store.add_user("a", "h".into()).await.unwrap();
+        let inbox = store.mailbox(a, "INBOX").await.unwrap().unwrap().id;
+        store
+            .append_many(vec![request(&store, a, "INBOX", &cases[3])])
+            .await
+            .unwrap();
+        assert_eq!(pack_state(&store), (1, 0), "packed alone");
+        let want = Want {
+            bytes: true,
+            header_only: true,
+            skip_trace: true,
+            ..Want::default()
+        };
+        let got = store.load_messages(inbox, vec![1], want, 0).await.unwrap();
+        let raw = got.into_iter().next().unwrap().1.unwrap().raw.unwrap();
+        let m = &cases[3];
+        assert!(raw == m[..crate::mime::header_end(m, 0, m.len())]);
+    });
+}
+
 #[test]
 fn a_large_message_is_packed_alone_at_once_and_leaves_with_its_last_copy() {
     let dir = tempfile::tempdir().unwrap();
