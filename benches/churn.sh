@@ -286,7 +286,7 @@ def stats():
             s['compressed'], s['dict'], s['file'] = map(int, m.groups())
         elif line.startswith('disk: '):
             s['free'] = int(re.search(r'(\d+) free in the file', line).group(1))
-        elif f[:2] == ['table', 'blob_data']:
+        elif f[:2] == ['table', 'loose_data']:
             s['loose'] = int(f[2])
         elif len(f) == 4 and not line.startswith(' ') and f[0] in ('alice', 'bob', 'carol'):
             s['messages'] += int(f[1])

@@ -77,7 +77,7 @@ nb_stop() {
 
 # nb_settle CONFIG MAX_SECONDS: waits until nestbox's packer has packed what is loose
 # (it packs the tail after 2 s without deliveries; under 32 KiB of the loose table,
-# blob_data, may stay) and the compressed total has not changed for 3 polls, at most
+# loose_data, may stay) and the compressed total has not changed for 3 polls, at most
 # MAX_SECONDS; then compacts, trying again while a transaction makes compaction give
 # up. Reports on stderr; sets NB_SETTLED (seconds waited).
 nb_settle() {
@@ -85,7 +85,7 @@ nb_settle() {
     while [ $((SECONDS - t0)) -lt "$max" ]; do
         read -r cur loose <<< "$("$NB" --config "$cfg" stats | awk '
             /^store: / { sub(/.* raw bytes, /, ""); c = $1 }
-            $1 == "table" && $2 == "blob_data" { l = $3 }
+            $1 == "table" && $2 == "loose_data" { l = $3 }
             END { print c + 0, l + 0 }')"
         if [ "$cur" = "$prev" ] && [ "$loose" -lt 32768 ]; then
             same=$((same + 1))

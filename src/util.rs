@@ -113,13 +113,8 @@ pub fn to_crlf(raw: Vec<u8>) -> Vec<u8> {
 
 /// The header block of a message: up to and including the first empty line (or all of it).
 pub fn header_block(raw: &[u8]) -> &[u8] {
-    if raw.starts_with(b"\r\n") {
-        return raw.get(..2).unwrap_or(raw);
-    }
-    match raw.windows(4).position(|w| w == b"\r\n\r\n") {
-        Some(p) => raw.get(..p + 4).unwrap_or(raw),
-        None => raw,
-    }
+    let end = crate::mime::header_end(raw, 0, raw.len());
+    raw.get(..end).unwrap_or(raw)
 }
 
 #[cfg(test)]

@@ -52,7 +52,7 @@ impl<'a> Iterator for HeaderFields<'a> {
                 continue;
             }
             let first_line = field.get(..first_end).unwrap_or(field);
-            let Some(colon) = first_line.iter().position(|&b| b == b':') else {
+            let Some(colon) = memchr::memchr(b':', first_line) else {
                 continue;
             };
             let name = trim_end(field.get(..colon).unwrap_or_default());
@@ -128,10 +128,7 @@ pub fn blank_line_end(entity: &[u8]) -> Option<usize> {
     if entity.starts_with(b"\r\n") {
         return Some(2);
     }
-    entity
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|p| p.saturating_add(4))
+    memchr::memmem::find(entity, b"\r\n\r\n").map(|p| p.saturating_add(4))
 }
 
 /// Index just after the CRLF ending the line that contains `from`, or `s.len()`.

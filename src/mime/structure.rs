@@ -140,7 +140,7 @@ fn next_delimiter(raw: &[u8], from: usize, end: usize, boundary: &[u8]) -> Optio
         // Hop to the next line that starts with "--" (at least 2 bytes forward; the
         // current line may itself be empty, so search from its first byte).
         let tail = scope.get(line_start..)?;
-        let hop = tail.windows(4).position(|w| w == b"\r\n--")?;
+        let hop = memchr::memmem::find(tail, b"\r\n--")?;
         line_start = line_start.saturating_add(hop).saturating_add(2);
     }
 }

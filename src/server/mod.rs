@@ -413,7 +413,7 @@ const MEMORY_QUIET_TICKS: u32 = 12;
 /// Gives the free memory the allocator keeps back to the system
 /// ([`crate::memory::release_free`]) every [`MEMORY_TICK`] while connections are open or
 /// opening, and for a minute after the last one closed; a server that stays quiet is left
-/// alone until the next connection. Under load this bounds what freed memory the arenas
+/// alone until the next connection. Decompressed packs not read for a tick go first. Under load this bounds what freed memory the arenas
 /// hold to about one tick's worth; once the clients leave, the server shrinks to what
 /// it holds (docs/benchmarks.md, "Memory under load").
 async fn memory_timer(ctx: Context) {
@@ -432,6 +432,7 @@ async fn memory_timer(ctx: Context) {
         } else {
             continue;
         }
+        ctx.pipeline.store.drop_unused_caches(MEMORY_TICK);
         crate::memory::release_free();
     }
 }

@@ -296,7 +296,7 @@ fn header_len_from(out: &[u8], from: usize) -> Option<usize> {
     if from == 0 {
         return crate::mime::header::blank_line_end(out);
     }
-    let p = out.get(from..)?.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let p = memchr::memmem::find(out.get(from..)?, b"\r\n\r\n")?;
     Some(from.saturating_add(p).saturating_add(4))
 }
 

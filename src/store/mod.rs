@@ -324,6 +324,12 @@ impl Store {
     }
 
     /// The compressor; callers prepare blobs with it before handing them to the store.
+    /// Drops what the store caches in memory and has not used for `idle` (decompressed
+    /// packs): for the server's memory timer, when clients are quiet.
+    pub fn drop_unused_caches(&self, idle: std::time::Duration) {
+        self.shared.codec.packs.drop_unused(idle);
+    }
+
     pub fn codec(&self) -> &Codec {
         &self.shared.codec
     }

@@ -29,6 +29,7 @@
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 
@@ -70,31 +71,48 @@ const CACHE: usize = 4;
 /// record's sizes fit one 4 KiB leaf; packs of small messages stay under [`PACK_RAW`].
 pub(crate) const MAX_ITEMS: usize = 240;
 
-/// A small cache of decompressed packs.
+/// A small cache of decompressed packs, most recently used first.
 #[derive(Default)]
 pub struct PackCache {
-    packs: Mutex<VecDeque<(u64, Arc<Vec<u8>>)>>,
+    packs: Mutex<VecDeque<Cached>>,
+}
+
+/// One decompressed pack in the [`PackCache`] and when it was last read.
+struct Cached {
+    id: u64,
+    bytes: Arc<Vec<u8>>,
+    used: Instant,
 }
 
 impl PackCache {
     fn get(&self, id: u64) -> Option<Arc<Vec<u8>>> {
-        let packs = self.packs.lock().ok()?;
-        packs.iter().find(|(p, _)| *p == id).map(|(_, b)| b.clone())
+        let mut packs = self.packs.lock().ok()?;
+        let entry = packs.iter_mut().find(|c| c.id == id)?;
+        entry.used = Instant::now();
+        Some(entry.bytes.clone())
     }
 
     fn put(&self, id: u64, bytes: Arc<Vec<u8>>) {
         if let Ok(mut packs) = self.packs.lock() {
-            packs.retain(|(p, _)| *p != id);
+            packs.retain(|c| c.id != id);
             if packs.len() >= CACHE {
                 packs.pop_back();
             }
-            packs.push_front((id, bytes));
+            let used = Instant::now();
+            packs.push_front(Cached { id, bytes, used });
+        }
+    }
+
+    /// Drops the packs not read for `idle`: up to 4 MiB a quiet server need not hold.
+    pub(crate) fn drop_unused(&self, idle: Duration) {
+        if let Ok(mut packs) = self.packs.lock() {
+            packs.retain(|c| c.used.elapsed() < idle);
         }
     }
 
     fn forget(&self, id: u64) {
         if let Ok(mut packs) = self.packs.lock() {
-            packs.retain(|(p, _)| *p != id);
+            packs.retain(|c| c.id != id);
         }
     }
 }
@@ -782,4 +800,24 @@ fn unpack(shared: &Arc<Shared>, writer: &Writer, which: Unpack) -> Result<bool, 
         shared.codec.packs.forget(id);
     }
     Ok(any)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pack_cache_keeps_the_last_packs_read_and_drops_those_unused() {
+        let cache = PackCache::default();
+        for id in 1..=(CACHE as u64 + 1) {
+            cache.put(id, Arc::new(vec![0; 16]));
+        }
+        assert!(cache.get(1).is_none(), "the oldest went");
+        assert!(cache.get(2).is_some());
+        cache.drop_unused(Duration::from_secs(60));
+        assert!(cache.get(2).is_some(), "recently used packs stay");
+        cache.drop_unused(Duration::ZERO);
+        assert!((1..=(CACHE as u64 + 1)).all(|id| cache.get(id).is_none()));
+    }
 }
