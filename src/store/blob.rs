@@ -485,9 +485,13 @@ pub(crate) fn load_header(
             Ok(raw)
         }
         Location::Packed { pack, offset, .. } => {
-            let Some(bytes) = super::pack::load_shared(tx, shared, pack)? else {
+            let bytes = match super::pack::load_shared(tx, shared, pack)? {
+                Some(bytes) => bytes,
                 // Packed alone: not cached, and only its start is decompressed.
-                return super::pack::load_alone_header(tx, shared, pack, rec.raw_len);
+                None if offset == 0 => {
+                    return super::pack::load_alone_header(tx, shared, pack, rec.raw_len);
+                }
+                None => super::pack::load(tx, shared, pack)?,
             };
             let blob = slice(&bytes, offset, rec.raw_len)?;
             Ok(blob.get(..header_len(blob)).unwrap_or(blob).to_vec())

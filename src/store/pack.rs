@@ -153,12 +153,19 @@ pub(crate) fn load_shared(
         return Ok(Some(b));
     }
     let rec = pack_record(&tx.open_table(PACKS)?, id)?;
-    if rec.items.len() <= 1 {
+    if is_alone(&rec) {
         return Ok(None);
     }
     let bytes = Arc::new(decompress(tx, shared, id, &rec)?);
     shared.codec.packs.put(id, bytes.clone());
     Ok(Some(bytes))
+}
+
+/// Whether a pack is one message and nothing else (packed alone, or a tail of one):
+/// its message starts at offset 0. A pack of several with one left live is not: the
+/// message may be anywhere in it.
+fn is_alone(rec: &PackRecord) -> bool {
+    rec.items.len() == 1 && rec.live == rec.raw_len
 }
 
 /// The header of the message packed alone as pack `id` (`raw_len` bytes), decompressing
@@ -819,5 +826,23 @@ mod tests {
         assert!(cache.get(2).is_some(), "recently used packs stay");
         cache.drop_unused(Duration::ZERO);
         assert!((1..=(CACHE as u64 + 1)).all(|id| cache.get(id).is_none()));
+    }
+
+    #[test]
+    fn only_a_pack_of_one_whole_message_counts_as_alone() {
+        let rec = |items: usize, live: u64| PackRecord {
+            raw_len: 100,
+            live,
+            stored_len: 50,
+            dict: 0,
+            chunks: 1,
+            items: vec![[0u8; 16]; items],
+        };
+        assert!(is_alone(&rec(1, 100)));
+        assert!(
+            !is_alone(&rec(1, 40)),
+            "the last live message of a pack of several"
+        );
+        assert!(!is_alone(&rec(2, 100)));
     }
 }
