@@ -46,7 +46,7 @@ CORPUS=$(cd "$CORPUS" && pwd)
 USERS="u1..u$CLIENTS"
 
 # --- Dovecot -----------------------------------------------------------------------------
-if [[ " $SERVERS " == *" dovecot "* ]] && ! command -v dovecot >/dev/null; then
+if [[ " $SERVERS " == *" dovecot "* ]] && { ! command -v dovecot >/dev/null || [ ! -x /usr/lib/dovecot/lmtp ] || [ ! -x /usr/lib/dovecot/pop3 ]; }; then
     echo "== installing Dovecot (Debian packages)" >&2
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq >&2
