@@ -9,9 +9,14 @@
 //! still holds that exact string, so `user passwd` and `app-password del` take effect at
 //! once (no explicit invalidation needed); [`AuthCache::forget_user`] exists for callers
 //! that want to drop entries early.
+//!
+//! Logins with the same credentials that miss the cache together (a client opening several
+//! connections, every phone of a household polling as the entries expire) take turns
+//! ([`AuthCache::flight`]): the first runs argon2, the others find its result cached.
+//! Each check costs `auth.argon2.memory_kib` (19 MiB) and ~50 ms of a CPU.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Most cached logins; when full, expired entries go, and if none expired, all go.
@@ -27,6 +32,40 @@ pub struct AuthCache {
     key: [u8; 32],
     ttl: Duration,
     entries: Mutex<HashMap<[u8; 32], Entry>>,
+    /// Checks running, by the same key as `entries`.
+    flights: Arc<Flights>,
+}
+
+/// The lines of checks running, by the cache's key of their credentials.
+type Flights = Mutex<HashMap<[u8; 32], Arc<smol::lock::Mutex<()>>>>;
+
+/// A login's place in the line of checks with the same credentials (see
+/// [`AuthCache::flight`]). Leaves the line when dropped.
+pub struct Flight {
+    key: [u8; 32],
+    turn: Arc<smol::lock::Mutex<()>>,
+    flights: Arc<Flights>,
+}
+
+impl Flight {
+    /// Waits until no other check with these credentials runs; holds the turn until the
+    /// guard is dropped.
+    pub async fn turn(&self) -> smol::lock::MutexGuard<'_, ()> {
+        self.turn.lock().await
+    }
+}
+
+impl Drop for Flight {
+    fn drop(&mut self) {
+        let mut map = match self.flights.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        // The map's handle and this one: nobody else waits.
+        if Arc::strong_count(&self.turn) <= 2 {
+            map.remove(&self.key);
+        }
+    }
 }
 
 impl AuthCache {
@@ -36,6 +75,34 @@ impl AuthCache {
             key: rand::random(),
             ttl,
             entries: Mutex::new(HashMap::new()),
+            flights: Arc::default(),
+        }
+    }
+
+    /// A place in the line of checks of exactly these credentials; `None` when the cache is
+    /// off (a waiting login would find nothing cached after its turn).
+    pub fn flight(&self, login: &str, password: &str) -> Option<Flight> {
+        if self.ttl.is_zero() {
+            return None;
+        }
+        let key = self.digest(login, password);
+        let mut map = match self.flights.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let turn = map.entry(key).or_default().clone();
+        Some(Flight {
+            key,
+            turn,
+            flights: self.flights.clone(),
+        })
+    }
+
+    /// Checks in line or running (for tests).
+    pub fn flights(&self) -> usize {
+        match self.flights.lock() {
+            Ok(g) => g.len(),
+            Err(poisoned) => poisoned.into_inner().len(),
         }
     }
 

@@ -79,6 +79,8 @@ pub struct Authenticator {
     /// argon2 checks running at once: no more than the CPUs (they are CPU-bound), so ten
     /// logins at once take at most that many times `argon2.memory_kib`, not ten times.
     hashing: Arc<smol::lock::Semaphore>,
+    /// See [`Authenticator::checks`].
+    checks: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Authenticator {
@@ -104,6 +106,7 @@ impl Authenticator {
             hashing: Arc::new(smol::lock::Semaphore::new(
                 std::thread::available_parallelism().map_or(1, |n| n.get()),
             )),
+            checks: Arc::default(),
         }
     }
 
@@ -156,6 +159,13 @@ impl Authenticator {
                 return Err(AuthError::Throttled { retry_after });
             }
         }
+        // Logins with these credentials checked now go first; their success is then found
+        // in the cache below.
+        let flight = self.cache.flight(login, password);
+        let turn = match &flight {
+            Some(f) => Some(f.turn().await),
+            None => None,
+        };
         let user = self
             .store
             .find_user(login, &self.hostname)
@@ -184,6 +194,9 @@ impl Authenticator {
                 Ok(u)
             }
             (user, _) => {
+                // The next in line checks for itself: failures are not cached, and the
+                // throttle's wait below is this login's alone.
+                drop(turn);
                 let key = user.map(|u| u.name).unwrap_or_else(|| login.to_lowercase());
                 let wait = self.throttle().failure(peer.ip, &key, Instant::now());
                 log::info!(
@@ -205,7 +218,14 @@ impl Authenticator {
         hashes.extend(user.app_passwords.iter().map(|a| a.hash.clone()));
         let password = password.to_string();
         let _slot = self.hashing.acquire().await;
+        self.checks
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         smol::unblock(move || hashes.into_iter().find(|h| verify_password(h, &password))).await
+    }
+
+    /// argon2 checks of users' passwords run since start (for tests).
+    pub fn checks(&self) -> u64 {
+        self.checks.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -388,17 +408,21 @@ mod tests {
         store.shutdown();
     }
 
-    #[test]
-    fn cache_skips_argon2_and_follows_password_changes() {
+    /// A store with the user alice (password "pw") and an authenticator on it.
+    fn with_alice() -> (tempfile::TempDir, Store, Authenticator) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), &crate::config::StoreConfig::default()).unwrap();
         let auth = Authenticator::from_config(store.clone(), "mail.example", &fast());
+        let hash = hash_password("pw", &cheap()).unwrap();
+        smol::block_on(store.add_user("alice", hash)).unwrap();
+        (dir, store, auth)
+    }
+
+    #[test]
+    fn cache_skips_argon2_and_follows_password_changes() {
+        let (_dir, store, auth) = with_alice();
         let peer = ip("127.0.0.1");
         smol::block_on(async {
-            store
-                .add_user("alice", hash_password("pw", &cheap()).unwrap())
-                .await
-                .unwrap();
             assert!(auth.authenticate("alice", "pw", peer).await.is_ok());
             assert_eq!(auth.cache().len(), 1);
             // Served from the cache (the entry stays, no second one).
@@ -417,17 +441,43 @@ mod tests {
         store.shutdown();
     }
 
+    /// Ten logins with the same credentials at once run argon2 once; the others wait for
+    /// it and find it cached. Wrong passwords are not let through by the wait.
     #[test]
-    fn app_passwords_log_in_and_are_revoked_alone() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), &crate::config::StoreConfig::default()).unwrap();
-        let auth = Authenticator::from_config(store.clone(), "mail.example", &fast());
+    fn logins_with_the_same_credentials_at_once_share_one_check() {
+        let (_dir, store, auth) = with_alice();
         let peer = ip("127.0.0.1");
         smol::block_on(async {
-            store
-                .add_user("alice", hash_password("pw", &cheap()).unwrap())
-                .await
-                .unwrap();
+            let at_once = |n: usize, password: &'static str| {
+                let tasks: Vec<_> = (0..n)
+                    .map(|_| {
+                        let auth = auth.clone();
+                        smol::spawn(async move { auth.authenticate("alice", password, peer).await })
+                    })
+                    .collect();
+                async move {
+                    let mut out = Vec::new();
+                    for t in tasks {
+                        out.push(t.await);
+                    }
+                    out
+                }
+            };
+            assert!(at_once(10, "pw").await.iter().all(Result::is_ok));
+            assert_eq!(auth.checks(), 1);
+            assert_eq!(auth.cache().flights(), 0, "the line is gone");
+            let wrong = at_once(3, "nope").await;
+            assert!(wrong.iter().all(|r| *r == Err(AuthError::Failed)));
+            assert_eq!(auth.checks(), 4, "a failure is not cached: each checks");
+        });
+        store.shutdown();
+    }
+
+    #[test]
+    fn app_passwords_log_in_and_are_revoked_alone() {
+        let (_dir, store, auth) = with_alice();
+        let peer = ip("127.0.0.1");
+        smol::block_on(async {
             let phone = generate_app_password();
             let laptop = generate_app_password();
             assert_ne!(phone, laptop);
