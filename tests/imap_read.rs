@@ -164,7 +164,7 @@ print("ok")
 /// The mailbox is packed before the FETCH, as most mail is: the packer would otherwise
 /// run during it and count too. Reading packed mail fills the pack cache (src/store/pack.rs
 /// `CACHE`: 4 packs of up to 1 MiB), memory bounded whatever the reply's size, so the
-/// reply is large (18 MB) and the server's peak may grow by half of it at most.
+/// reply is large (27 MB) and the server's peak may grow by half of it at most.
 #[test]
 fn fetch_of_a_big_mailbox_streams_every_body_intact() {
     // No compaction after packing: it would run during the FETCH and count too.
@@ -174,7 +174,7 @@ fn fetch_of_a_big_mailbox_streams_every_body_intact() {
     env.add_user("alice");
     let server = Server::start(&env);
     let addr = server.imap.unwrap();
-    const MESSAGES: usize = 200;
+    const MESSAGES: usize = 300;
     // The messages, made alike by both scripts.
     let def = r#"
 def message(i):
@@ -234,9 +234,9 @@ with open("/proc/{pid}/clear_refs", "w") as f:
 before = hwm()
 typ, data = M.fetch("1:*", "(UID BODY.PEEK[])")
 grew = hwm() - before
-# Streamed, the server's peak grows by the pack cache (4 MiB at most), the batch read
-# (256 KiB and one message), the 256 KiB flush threshold and the allocator's slack, about
-# 6 MB; built whole, by the reply (18 MB) and more.
+# Streamed, the server's peak grows by the pack cache (4 MiB at most) and its spare
+# buffer (1 MiB), the batch read (256 KiB and one message), the 256 KiB flush threshold
+# and the allocator's slack: 6.3-6.5 MiB measured; built whole, by the reply (26 MiB).
 reply = sum(len(message(i)) for i in range({MESSAGES})) // 1024
 assert grew < reply // 2, f"server peak RSS grew {{grew}} KiB during the FETCH of {{reply}} KiB: not streamed?"
 assert typ == "OK", typ

@@ -92,11 +92,13 @@ mod contexts {
         })
     }
 
-    /// Decompresses `data` made with `dict` into at most `cap` bytes.
+    /// Decompresses `data` made with `dict` into at most `cap` bytes, in `buf` (emptied
+    /// first; a buffer of a size used before saves the allocator a large block).
     pub(super) fn decompress(
         dict: Option<(u64, &[u8])>,
         data: &[u8],
         cap: usize,
+        mut buf: Vec<u8>,
     ) -> io::Result<Vec<u8>> {
         DECOMPRESSOR.with(|cell| {
             let mut slot = cell.borrow_mut();
@@ -109,8 +111,10 @@ mod contexts {
                 };
                 *slot = Some((key, d));
             }
+            buf.clear();
+            buf.reserve_exact(cap);
             match slot.as_mut() {
-                Some((_, d)) => d.decompress(data, cap),
+                Some((_, d)) => d.decompress_to_buffer(data, &mut buf).map(|_| buf),
                 None => Err(io::Error::other("no zstd context")),
             }
         })
@@ -217,6 +221,17 @@ impl Codec {
         data: &[u8],
         len: u64,
     ) -> Result<Vec<u8>, StoreError> {
+        self.decompress_into(dict, data, len, Vec::new())
+    }
+
+    /// [`Codec::decompress_with`] into `buf`, whose allocation is reused when large enough.
+    pub(crate) fn decompress_into(
+        &self,
+        dict: u32,
+        data: &[u8],
+        len: u64,
+        buf: Vec<u8>,
+    ) -> Result<Vec<u8>, StoreError> {
         let cap = usize::try_from(len).map_err(|_| StoreError::Corrupt("blob size".into()))?;
         let dicts;
         let with = if dict == 0 {
@@ -229,7 +244,7 @@ impl Codec {
                 .ok_or_else(|| StoreError::Corrupt(format!("missing dictionary {dict}")))?;
             Some((d.generation, d.bytes.as_slice()))
         };
-        let out = contexts::decompress(with, data, cap).map_err(zstd_err)?;
+        let out = contexts::decompress(with, data, cap, buf).map_err(zstd_err)?;
         if out.len() as u64 != len {
             return Err(StoreError::Corrupt("blob length mismatch".into()));
         }

@@ -71,10 +71,14 @@ const CACHE: usize = 4;
 /// record's sizes fit one 4 KiB leaf; packs of small messages stay under [`PACK_RAW`].
 pub(crate) const MAX_ITEMS: usize = 240;
 
-/// A small cache of decompressed packs, most recently used first.
+/// A small cache of decompressed packs, most recently used first, and the buffer of the
+/// last one it let go, for the next pack to be decompressed into: a SEARCH or FETCH over a
+/// large mailbox decompresses one pack after another, and a fresh 1 MiB block for each
+/// left the allocator's heap fragmented, holding several MiB more until the next trim.
 #[derive(Default)]
 pub struct PackCache {
     packs: Mutex<VecDeque<Cached>>,
+    spare: Mutex<Option<Vec<u8>>>,
 }
 
 /// One decompressed pack in the [`PackCache`] and when it was last read.
@@ -93,20 +97,45 @@ impl PackCache {
     }
 
     fn put(&self, id: u64, bytes: Arc<Vec<u8>>) {
-        if let Ok(mut packs) = self.packs.lock() {
-            packs.retain(|c| c.id != id);
-            if packs.len() >= CACHE {
-                packs.pop_back();
+        let evicted = match self.packs.lock() {
+            Ok(mut packs) => {
+                packs.retain(|c| c.id != id);
+                let evicted = if packs.len() >= CACHE {
+                    packs.pop_back()
+                } else {
+                    None
+                };
+                let used = Instant::now();
+                packs.push_front(Cached { id, bytes, used });
+                evicted
             }
-            let used = Instant::now();
-            packs.push_front(Cached { id, bytes, used });
+            Err(_) => None,
+        };
+        // Kept for the next pack unless a reader still holds it.
+        if let Some(Ok(buf)) = evicted.map(|c| Arc::try_unwrap(c.bytes))
+            && let Ok(mut spare) = self.spare.lock()
+        {
+            *spare = Some(buf);
         }
     }
 
-    /// Drops the packs not read for `idle`: up to 4 MiB a quiet server need not hold.
+    /// An emptied buffer to decompress the next pack into (see [`PackCache`]).
+    fn take_spare(&self) -> Vec<u8> {
+        self.spare
+            .lock()
+            .ok()
+            .and_then(|mut s| s.take())
+            .unwrap_or_default()
+    }
+
+    /// Drops the packs not read for `idle`, and the spare buffer: up to 5 MiB a quiet
+    /// server need not hold.
     pub(crate) fn drop_unused(&self, idle: Duration) {
         if let Ok(mut packs) = self.packs.lock() {
             packs.retain(|c| c.used.elapsed() < idle);
+        }
+        if let Ok(mut spare) = self.spare.lock() {
+            *spare = None;
         }
     }
 
@@ -156,7 +185,12 @@ pub(crate) fn load_shared(
     if is_alone(&rec) {
         return Ok(None);
     }
-    let bytes = Arc::new(decompress(tx, shared, id, &rec)?);
+    let stored = stored_bytes(tx, id, &rec)?;
+    let buf = shared.codec.packs.take_spare();
+    let bytes = shared
+        .codec
+        .decompress_into(rec.dict, &stored, rec.raw_len, buf)?;
+    let bytes = Arc::new(bytes);
     shared.codec.packs.put(id, bytes.clone());
     Ok(Some(bytes))
 }
@@ -822,6 +856,12 @@ mod tests {
         }
         assert!(cache.get(1).is_none(), "the oldest went");
         assert!(cache.get(2).is_some());
+        assert_eq!(
+            cache.take_spare().len(),
+            16,
+            "the evicted pack's buffer is kept"
+        );
+        assert!(cache.take_spare().is_empty(), "once");
         cache.drop_unused(Duration::from_secs(60));
         assert!(cache.get(2).is_some(), "recently used packs stay");
         cache.drop_unused(Duration::ZERO);
