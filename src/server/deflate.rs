@@ -15,7 +15,7 @@
 //! still valid DEFLATE: a sync flush leaves the stream byte-aligned and not final, and a
 //! new compressor only starts new blocks that do not refer back to older output. The byte
 //! buffers are emptied and let go once used, like [`super::conn::Conn`]'s. See
-//! docs/decisions.md ("COMPRESS=DEFLATE") for the measured cost per connection.
+//! docs/decisions.md ("COMPRESS=DEFLATE and UNAUTHENTICATE") for the measured cost.
 
 use std::future::Future;
 use std::io;
