@@ -75,6 +75,12 @@ pub struct ImapConfig {
     pub autologout_secs: u64,
     /// How long one IDLE command may last, in seconds (RFC 2177 §3: >= 29 min).
     pub idle_timeout_secs: u64,
+    /// Offer COMPRESS=DEFLATE (RFC 4978) after login. A compressed connection holds the
+    /// DEFLATE state of both directions: about 300 KiB while it sends, 50 KiB once idle
+    /// (docs/decisions.md, "COMPRESS=DEFLATE and UNAUTHENTICATE").
+    pub compress: bool,
+    /// Offer UNAUTHENTICATE (RFC 8437; its §8 asks for a way to turn it off).
+    pub unauthenticate: bool,
 }
 
 impl ImapConfig {
@@ -624,6 +630,8 @@ impl Default for ImapConfig {
             login_timeout_secs: 60,
             autologout_secs: 30 * 60,
             idle_timeout_secs: 60 * 60,
+            compress: true,
+            unauthenticate: true,
         }
     }
 }

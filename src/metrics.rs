@@ -143,6 +143,8 @@ const IMAP_COMMANDS: &[&str] = &[
     "MOVE",
     "GETQUOTA",
     "GETQUOTAROOT",
+    "COMPRESS",
+    "UNAUTHENTICATE",
     "OTHER",
 ];
 

@@ -125,6 +125,12 @@ pub enum MessageCommand {
     Thread,
 }
 
+/// COMPRESS mechanisms (RFC 4978 §3; DEFLATE is the only one registered).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompressMechanism {
+    Deflate,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CommandBody {
     Capability,
@@ -176,6 +182,10 @@ pub enum CommandBody {
     Idle,
     GetQuota(Vec<u8>),
     GetQuotaRoot(Vec<u8>),
+    /// RFC 4978 §3.
+    Compress(CompressMechanism),
+    /// RFC 8437 §3.
+    Unauthenticate,
     /// FETCH, STORE, SEARCH, COPY, MOVE, EXPUNGE and their UID forms. `args` is the
     /// command text after the name (literals inline, CRLF removed); `set` is the leading
     /// sequence set where the command has one.
@@ -219,6 +229,8 @@ impl CommandBody {
             CommandBody::Idle => "IDLE",
             CommandBody::GetQuota(_) => "GETQUOTA",
             CommandBody::GetQuotaRoot(_) => "GETQUOTAROOT",
+            CommandBody::Compress(_) => "COMPRESS",
+            CommandBody::Unauthenticate => "UNAUTHENTICATE",
             CommandBody::Message { command, .. } => match command {
                 MessageCommand::Fetch => "FETCH",
                 MessageCommand::Store => "STORE",
@@ -758,6 +770,17 @@ fn parse_body(p: &mut Parser<'_>, name: &[u8]) -> R<CommandBody> {
         b"CLOSE" => return simple(p, CommandBody::Close),
         b"UNSELECT" => return simple(p, CommandBody::Unselect),
         b"IDLE" => return simple(p, CommandBody::Idle),
+        b"UNAUTHENTICATE" => return simple(p, CommandBody::Unauthenticate),
+        // RFC 4978 §5: `compress = "COMPRESS" SP algorithm`, case-insensitive. An
+        // unknown algorithm is a syntax error: tagged BAD (§3).
+        b"COMPRESS" => {
+            p.sp()?;
+            let mechanism = match p.atom()?.to_ascii_uppercase().as_slice() {
+                b"DEFLATE" => CompressMechanism::Deflate,
+                _ => return Err("unknown compression mechanism".into()),
+            };
+            return simple(p, CommandBody::Compress(mechanism));
+        }
         b"ID" => parse_id(p)?,
         b"ENABLE" => {
             let mut caps = Vec::new();
@@ -909,6 +932,15 @@ mod tests {
         assert_eq!(ok(b"a noop\r\n"), CommandBody::Noop);
         assert_eq!(ok(b"a CAPABILITY\r\n"), CommandBody::Capability);
         assert_eq!(parse_command(b"a.1 NOOP\r\n").unwrap().tag, "a.1");
+        assert_eq!(ok(b"a unauthenticate\r\n"), CommandBody::Unauthenticate);
+    }
+
+    /// RFC 4978 §5: the command and the algorithm are case-insensitive.
+    #[test]
+    fn compress_deflate_any_case() {
+        for line in [&b"a COMPRESS DEFLATE\r\n"[..], b"a compress Deflate\r\n"] {
+            assert_eq!(ok(line), CommandBody::Compress(CompressMechanism::Deflate));
+        }
     }
 
     #[test]
@@ -947,6 +979,10 @@ mod tests {
             b"a LIST (FOO) \"\" *\r\n",
             b"a ENABLE\r\n",
             b"a NOOP\x00\r\n",
+            b"a COMPRESS\r\n",
+            b"a COMPRESS GZIP\r\n",
+            b"a COMPRESS DEFLATE 9\r\n",
+            b"a UNAUTHENTICATE now\r\n",
         ] {
             assert!(
                 parse_command(bad).is_err(),

@@ -8,7 +8,7 @@ use std::fmt;
 
 use crate::store::StoreError;
 
-/// Response codes we send (RFC 9051 §7.1, RFC 5530, RFC 4315, RFC 7162, RFC 7889).
+/// Response codes we send (RFC 9051 §7.1, RFC 5530, RFC 4315, RFC 7162, RFC 7889, RFC 4978).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Code {
     Alert,
@@ -23,6 +23,8 @@ pub enum Code {
     Capability(String),
     ClientBug,
     Closed,
+    /// RFC 4978 §3: COMPRESS while compression is already on.
+    CompressionActive,
     /// RFC 4315 §3: `COPYUID <uidvalidity> <source set> <destination set>`.
     CopyUid {
         uidvalidity: u32,
@@ -66,6 +68,7 @@ impl fmt::Display for Code {
             Code::Capability(c) => write!(f, "CAPABILITY {c}"),
             Code::ClientBug => write!(f, "CLIENTBUG"),
             Code::Closed => write!(f, "CLOSED"),
+            Code::CompressionActive => write!(f, "COMPRESSIONACTIVE"),
             Code::CopyUid {
                 uidvalidity,
                 src,

@@ -65,7 +65,8 @@ enum End {
     Bye(&'static str),
     /// The peer is gone: close without writing.
     Gone,
-    /// TLS started: frame afresh (nothing buffered survives).
+    /// A layer went on or off (STARTTLS, COMPRESS, UNAUTHENTICATE under COMPRESS):
+    /// frame afresh.
     Restart,
 }
 
@@ -207,6 +208,30 @@ async fn follow(
                     return Err(End::Gone);
                 }
                 session.tls_started();
+                return Err(End::Restart);
+            }
+            Action::Compress => {
+                // RFC 4978 §3: the OK goes out as it is; from the next byte on, both
+                // directions are DEFLATE. Frame afresh over the new layer.
+                if let Err(e) = conn.start_deflate().await {
+                    log::info!("imap: COMPRESS: {e}");
+                    return Err(End::Gone);
+                }
+                return Err(End::Restart);
+            }
+            Action::Uncompress => {
+                // RFC 8437 §4.1: the OK goes out compressed, then neither direction is.
+                match conn.stop_deflate().await {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        log::info!("imap: UNAUTHENTICATE: dropped {n} bytes sent before its OK")
+                    }
+                    Err(e) => {
+                        log::info!("imap: UNAUTHENTICATE: {e}");
+                        return Err(End::Gone);
+                    }
+                }
+                conn.set_timeout(timeout(ctx, session));
                 return Err(End::Restart);
             }
             Action::Sasl(challenge) => {

@@ -3,7 +3,8 @@
 //!
 //! States (RFC 9051 §3): `NotAuthenticated` -(LOGIN/AUTHENTICATE)-> `Authenticated`
 //! -(SELECT/EXAMINE)-> `Selected` -(CLOSE/UNSELECT/failed SELECT)-> `Authenticated`;
-//! LOGOUT from any -> `Logout`. A command in the wrong state gets `BAD` and changes
+//! UNAUTHENTICATE from either -> `NotAuthenticated` (RFC 8437 §5); LOGOUT from any ->
+//! `Logout`. A command in the wrong state gets `BAD` and changes
 //! nothing (RFC 9051 §6; PROTOCOL.md 1.1 item 14).
 //!
 //! Concurrency (docs/design.md): the session holds no store transaction across an await;
@@ -140,6 +141,12 @@ pub enum Action {
     /// A FETCH is under way: call [`Session::fetch_pump`] until it returns the next
     /// action, sending what is queued whenever it grows large.
     Fetch,
+    /// The tagged OK of COMPRESS is queued: send it as it is, then compress both
+    /// directions (RFC 4978 §3).
+    Compress,
+    /// The tagged OK of UNAUTHENTICATE is queued: send it still compressed, then take
+    /// the compression layer off (RFC 8437 §4.1).
+    Uncompress,
 }
 
 /// The FETCH the driver is pumping.
@@ -186,6 +193,8 @@ pub struct Session {
     pub(super) modseq_reported: bool,
     /// What SORT and THREAD read from headers in the selected mailbox.
     pub(super) headers: super::cmd::HeaderCache,
+    /// COMPRESS=DEFLATE is on (RFC 4978).
+    pub(super) compressed: bool,
 }
 
 /// Failed logins before `* BYE` (RFC 9051 §11; PROTOCOL.md item 28).
@@ -206,6 +215,7 @@ impl Session {
             fetching: None,
             modseq_reported: false,
             headers: super::cmd::HeaderCache::default(),
+            compressed: false,
         }
     }
 
@@ -317,6 +327,14 @@ impl Session {
                 c.push(s.into());
             }
             c.push(format!("APPENDLIMIT={}", self.append_limit()));
+            // Not offered once on: a second COMPRESS is refused (RFC 4978 §3).
+            if self.ctx.config.imap.compress && !self.compressed {
+                c.push("COMPRESS=DEFLATE".into());
+            }
+            // RFC 8437 §3 allows offering it only after login.
+            if self.ctx.config.imap.unauthenticate {
+                c.push("UNAUTHENTICATE".into());
+            }
         }
         c.join(" ")
     }
@@ -478,6 +496,8 @@ impl Session {
             C::Unsubscribe(name) => self.subscribe(&name, false).await,
             C::GetQuota(root) => self.get_quota(&root, out).await,
             C::GetQuotaRoot(name) => self.get_quota_root(&name, out).await,
+            C::Compress(mechanism) => self.compress(tag, mechanism, out),
+            C::Unauthenticate => self.unauthenticate(tag, out),
             C::Message {
                 command: command @ (MessageCommand::Copy | MessageCommand::Move),
                 uid,

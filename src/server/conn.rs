@@ -340,6 +340,53 @@ impl Conn<Stream> {
         self.stream = handshake(acceptor, tcp, self.timeout, &self.shutdown).await?;
         Ok(())
     }
+
+    /// Whether COMPRESS=DEFLATE is on.
+    pub fn is_compressed(&self) -> bool {
+        self.stream.is_compressed()
+    }
+
+    /// IMAP COMPRESS=DEFLATE (RFC 4978 §3): sends what is queued (the tagged OK) as it
+    /// is, then puts a DEFLATE layer over the stream, at the seam STARTTLS uses: every
+    /// later byte either way is compressed. Bytes read but not consumed came after the
+    /// COMPRESS command, so the client compressed them (it must not send them before the
+    /// OK, RFC 4978 §3; mox and Dovecot read them the same way): they are inflated, not
+    /// dropped. A second call while compressed does nothing.
+    pub async fn start_deflate(&mut self) -> std::io::Result<()> {
+        self.flush().await?;
+        if self.is_compressed() {
+            return Ok(());
+        }
+        let early = self.buffered().to_vec();
+        self.buf.clear();
+        self.start = 0;
+        release_if_large(&mut self.buf);
+        let plain = std::mem::replace(&mut self.stream, Stream::Detached);
+        self.stream = Stream::Deflate(Box::new(super::deflate::Deflate::new(plain, &early)));
+        Ok(())
+    }
+
+    /// Ends COMPRESS=DEFLATE (RFC 8437 §4.1, after UNAUTHENTICATE): sends what is queued
+    /// (the tagged OK, still compressed, with a sync flush), then takes the layer off.
+    /// The client stops compressing after its command's CRLF, but where its DEFLATE
+    /// stream ends inside the bytes already read cannot be told, so everything read but
+    /// not consumed is dropped, as STARTTLS does. Returns how many bytes that was.
+    /// Without compression it only sends what is queued and keeps the input.
+    pub async fn stop_deflate(&mut self) -> std::io::Result<usize> {
+        self.flush().await?;
+        if !self.is_compressed() {
+            return Ok(0);
+        }
+        let dropped = self.buffered().len();
+        self.buf.clear();
+        self.start = 0;
+        release_if_large(&mut self.buf);
+        self.stream = match std::mem::replace(&mut self.stream, Stream::Detached) {
+            Stream::Deflate(d) => d.into_inner(),
+            other => other,
+        };
+        Ok(dropped)
+    }
 }
 
 /// Implicit TLS (993/995 style): the handshake right after accept, bounded by `timeout`.

@@ -3,6 +3,7 @@
 
 pub mod accept;
 pub mod conn;
+pub mod deflate;
 pub mod limits;
 pub mod notify;
 pub mod stream;

@@ -1,6 +1,7 @@
 //! The byte stream under every protocol session: TCP, a Unix socket, or TLS over TCP
 //! (implicit TLS, or upgraded in place by STARTTLS/STLS with
-//! [`super::conn::Conn::start_tls`]).
+//! [`super::conn::Conn::start_tls`]), and IMAP's COMPRESS=DEFLATE over any of these
+//! ([`super::conn::Conn::start_deflate`]).
 
 use std::io;
 use std::net::IpAddr;
@@ -10,6 +11,8 @@ use std::task::{Context, Poll};
 use smol::io::{AsyncRead, AsyncWrite};
 use smol::net::TcpStream;
 use smol::net::unix::UnixStream;
+
+use super::deflate::Deflate;
 
 /// Who is on the other end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +34,8 @@ pub enum Stream {
     Unix(UnixStream),
     /// TLS over TCP: implicit TLS, or a connection upgraded by STARTTLS/STLS.
     Tls(Box<futures_rustls::server::TlsStream<TcpStream>>),
+    /// DEFLATE both ways over one of the others (RFC 4978; inside TLS when both are on).
+    Deflate(Box<Deflate<Stream>>),
     /// Only while [`super::conn::Conn::start_tls`] swaps the stream; any I/O fails.
     Detached,
 }
@@ -44,7 +49,16 @@ fn detached() -> io::Error {
 
 impl Stream {
     pub fn is_tls(&self) -> bool {
-        matches!(self, Stream::Tls(_))
+        match self {
+            Stream::Tls(_) => true,
+            Stream::Deflate(d) => d.inner().is_tls(),
+            _ => false,
+        }
+    }
+
+    /// Whether COMPRESS=DEFLATE is on.
+    pub fn is_compressed(&self) -> bool {
+        matches!(self, Stream::Deflate(_))
     }
 }
 
@@ -58,6 +72,7 @@ impl AsyncRead for Stream {
             Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Unix(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Stream::Deflate(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
             Stream::Detached => Poll::Ready(Err(detached())),
         }
     }
@@ -73,6 +88,7 @@ impl AsyncWrite for Stream {
             Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Unix(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Stream::Deflate(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
             Stream::Detached => Poll::Ready(Err(detached())),
         }
     }
@@ -82,6 +98,7 @@ impl AsyncWrite for Stream {
             Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
             Stream::Unix(s) => Pin::new(s).poll_flush(cx),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Stream::Deflate(s) => Pin::new(s.as_mut()).poll_flush(cx),
             Stream::Detached => Poll::Ready(Err(detached())),
         }
     }
@@ -91,6 +108,7 @@ impl AsyncWrite for Stream {
             Stream::Tcp(s) => Pin::new(s).poll_close(cx),
             Stream::Unix(s) => Pin::new(s).poll_close(cx),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_close(cx),
+            Stream::Deflate(s) => Pin::new(s.as_mut()).poll_close(cx),
             Stream::Detached => Poll::Ready(Err(detached())),
         }
     }

@@ -1,10 +1,13 @@
-//! Commands added one file per extension, grammar and handler together (SORT, THREAD),
+//! Commands added one file per extension, grammar and handler together (SORT, THREAD,
+//! COMPRESS, UNAUTHENTICATE),
 //! and what they share: the header fields they order and group by ([`HeaderData`]),
 //! read a batch of messages at a time ([`Session::header_data`]).
 
+pub mod compress;
 pub mod sort;
 pub mod subject;
 pub mod thread;
+pub mod unauthenticate;
 
 use std::collections::HashMap;
 use std::sync::Arc;
