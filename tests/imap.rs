@@ -10,7 +10,8 @@
 //! - `C: text`: client bytes, CRLF appended; `\0` is NUL, `<<c*N>>` is N times `c`,
 //!   a line ending in `\` is sent without CRLF;
 //! - `S: text`: the next server line must equal it; a trailing `*` matches any rest,
-//!   `<n>` any number (a UIDVALIDITY, say);
+//!   `<n>` any number (a UIDVALIDITY, say), `<$name>` any number, kept as `name`;
+//!   `<$name>` in a later `C:` line is that number (a UIDVALIDITY to send back);
 //! - `S: (closed)`: the server has closed the connection.
 
 #![allow(
@@ -170,8 +171,13 @@ fn replay(path: &std::path::Path, chunked: bool) {
     let server = Server::start(&env);
     let mut c = Client::connect(&server);
     let mut seed = 42u64;
+    let mut vars: std::collections::HashMap<String, String> = Default::default();
     for (n, client, text) in steps {
         if client {
+            let mut text = text;
+            for (k, v) in &vars {
+                text = text.replace(&format!("<${k}>"), v);
+            }
             let (body, crlf) = match text.strip_suffix('\\') {
                 Some(b) => (b, false),
                 None => (text.as_str(), true),
@@ -198,8 +204,8 @@ fn replay(path: &std::path::Path, chunked: bool) {
         }
         let got = got.unwrap_or_else(|| panic!("{name}:{n} ({mode}): closed, expected {text:?}"));
         let ok = match text.strip_suffix('*') {
-            Some(prefix) => matches(prefix, &got, true),
-            None => matches(&text, &got, false),
+            Some(prefix) => matches(prefix, &got, true, &mut vars),
+            None => matches(&text, &got, false, &mut vars),
         };
         assert!(
             ok,
@@ -208,26 +214,42 @@ fn replay(path: &std::path::Path, chunked: bool) {
     }
 }
 
-/// `expected` against `got`, where `<n>` stands for one or more digits; `prefix` allows
-/// any rest.
-fn matches(expected: &str, got: &str, prefix: bool) -> bool {
-    let mut parts = expected.split("<n>");
-    let first = parts.next().unwrap_or("");
-    let Some(mut rest) = got.strip_prefix(first) else {
-        return false;
-    };
-    for part in parts {
-        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+/// `expected` against `got`, where `<n>` stands for one or more digits and `<$name>`
+/// too, kept in `vars`; `prefix` allows any rest.
+fn matches(
+    expected: &str,
+    got: &str,
+    prefix: bool,
+    vars: &mut std::collections::HashMap<String, String>,
+) -> bool {
+    let mut rest = got;
+    let mut pending = expected;
+    loop {
+        let hole = pending.match_indices('<').find_map(|(i, _)| {
+            let end = pending[i..].find('>')? + i;
+            let name = &pending[i + 1..end];
+            (name == "n" || (name.starts_with('$') && !name.contains(' ')))
+                .then_some((i, end, name))
+        });
+        let Some((i, end, name)) = hole else {
+            return match rest.strip_prefix(pending) {
+                Some(r) => prefix || r.is_empty(),
+                None => false,
+            };
+        };
+        let Some(r) = rest.strip_prefix(&pending[..i]) else {
+            return false;
+        };
+        let digits = r.len() - r.trim_start_matches(|c: char| c.is_ascii_digit()).len();
         if digits == 0 {
             return false;
         }
-        rest = &rest[digits..];
-        match rest.strip_prefix(part) {
-            Some(r) => rest = r,
-            None => return false,
+        if let Some(var) = name.strip_prefix('$') {
+            vars.insert(var.to_string(), r[..digits].to_string());
         }
+        rest = &r[digits..];
+        pending = &pending[end + 1..];
     }
-    prefix || rest.is_empty()
 }
 
 fn transcripts() -> Vec<std::path::PathBuf> {

@@ -614,3 +614,109 @@ fn sort_and_thread_see_other_sessions_appends_and_expunges() {
     let r = b.cmd("s3", "UID SORT (SUBJECT) UTF-8 ALL");
     assert_eq!(r, vec!["* SORT 3 2", "* 1 EXPUNGE", "s3 OK SORT completed"]);
 }
+
+/// The number after `[NAME ` in the untagged OK lines of `lines`.
+fn code_number(lines: &[String], name: &str) -> u64 {
+    let key = format!("[{name} ");
+    lines
+        .iter()
+        .find_map(|l| {
+            let rest = &l[l.find(&key)? + key.len()..];
+            rest[..rest.find(']')?].parse().ok()
+        })
+        .unwrap_or_else(|| panic!("no {name} in {lines:?}"))
+}
+
+fn vanished(lines: &[String]) -> Vec<&String> {
+    lines
+        .iter()
+        .filter(|l| l.starts_with("* VANISHED"))
+        .collect()
+}
+
+/// RFC 7162 §3.2.10: with QRESYNC, another session's expunges reach b as `* VANISHED
+/// uid-set`, never as EXPUNGE, at the same moments EXPUNGE would (RFC 9051 §7.5.1),
+/// pushed during IDLE too; flag changes carry UID and MODSEQ (§3.2.4).
+#[test]
+fn qresync_expunges_elsewhere_are_vanished_when_allowed_and_in_idle() {
+    let (_env, server) = setup("", 4);
+    let mut a = imap(&server);
+    let mut b = imap(&server);
+    let r = b.cmd("e", "ENABLE QRESYNC");
+    assert_eq!(r, vec!["* ENABLED QRESYNC", "e OK ENABLE completed"]);
+    select(&mut a, "INBOX");
+    select(&mut b, "INBOX");
+    // a never enabled QRESYNC: its parameter and modifier are BAD (§3.2.5, §3.2.6).
+    let r = a.cmd("x1", "UID FETCH 1:* (FLAGS) (CHANGEDSINCE 1 VANISHED)");
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert!(r[0].starts_with("x1 BAD "), "{r:?}");
+    let r = a.cmd("x2", "SELECT INBOX (QRESYNC (1 1))");
+    assert_eq!(r, vec!["x2 BAD ENABLE QRESYNC first"]);
+    a.cmd("a1", "STORE 1 +FLAGS.SILENT (\\Deleted)");
+    let r = a.cmd("a2", "EXPUNGE");
+    assert_eq!(r, vec!["* 1 EXPUNGE", "a2 OK EXPUNGE completed"]);
+    let r = b.cmd("f", "FETCH 1:4 (FLAGS)");
+    assert!(vanished(&r).is_empty() && expunges(&r).is_empty(), "{r:?}");
+    let r = b.cmd("n", "NOOP");
+    assert_eq!(r, vec!["* VANISHED 1", "n OK NOOP completed"]);
+
+    b.send(b"i IDLE\r\n");
+    assert_eq!(b.line().unwrap(), "+ idling");
+    let r = a.cmd("m", "MOVE 1:2 Archive");
+    assert!(r[0].starts_with("* OK [COPYUID "), "{r:?}");
+    b.w.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    assert_eq!(b.line().unwrap(), "* VANISHED 2:3");
+    b.w.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    b.send(b"DONE\r\n");
+    let r = b.until_tagged("i");
+    assert_eq!(r, vec!["i OK IDLE terminated"]);
+
+    a.cmd("a3", "STORE 1 +FLAGS (\\Flagged)");
+    let r = b.cmd("n2", "NOOP");
+    assert!(
+        r[0].starts_with("* 1 FETCH (UID 4 FLAGS (\\Flagged") && r[0].contains(" MODSEQ ("),
+        "{r:?}"
+    );
+}
+
+/// RFC 7162 §3.2.5: b comes back with SELECT (QRESYNC (uidvalidity modseq)) after a
+/// expunged and flagged messages: `* VANISHED (EARLIER)` for what went, a FETCH with
+/// UID and MODSEQ for what changed; known-uids narrows both; SELECT over a selected
+/// mailbox says `[CLOSED]` first (§3.2.11), in a rev1 session too.
+#[test]
+fn qresync_select_reports_what_another_session_changed_since() {
+    let (_env, server) = setup("", 5);
+    let mut a = imap(&server);
+    let mut b = imap(&server);
+    b.cmd("e", "ENABLE QRESYNC");
+    let r = select(&mut b, "INBOX");
+    let uv = code_number(&r, "UIDVALIDITY");
+    let ms = code_number(&r, "HIGHESTMODSEQ");
+    let r = b.cmd("u", "UNSELECT");
+    assert_eq!(r, vec!["u OK UNSELECT completed"]);
+
+    select(&mut a, "INBOX");
+    a.cmd("a1", "STORE 2,4 +FLAGS.SILENT (\\Deleted)");
+    a.cmd("a2", "EXPUNGE");
+    a.cmd("a3", "UID STORE 5 +FLAGS.SILENT (\\Seen)");
+
+    let r = b.cmd("q1", &format!("SELECT INBOX (QRESYNC ({uv} {ms}))"));
+    assert_eq!(vanished(&r), vec!["* VANISHED (EARLIER) 2,4"], "{r:?}");
+    let fetches: Vec<&String> = r.iter().filter(|l| l.contains(" FETCH ")).collect();
+    assert_eq!(fetches.len(), 1, "{r:?}");
+    assert!(
+        fetches[0].starts_with("* 3 FETCH (UID 5 FLAGS (\\Seen") && fetches[0].contains("MODSEQ ("),
+        "{r:?}"
+    );
+    assert!(r.last().unwrap().starts_with("q1 OK [READ-WRITE]"), "{r:?}");
+
+    let r = b.cmd("q2", &format!("SELECT INBOX (QRESYNC ({uv} {ms} 1:3))"));
+    assert_eq!(r[0], "* OK [CLOSED] Previous mailbox closed", "{r:?}");
+    assert_eq!(vanished(&r), vec!["* VANISHED (EARLIER) 2"], "{r:?}");
+    assert!(!r.iter().any(|l| l.contains(" FETCH ")), "{r:?}");
+
+    // A different UIDVALIDITY: a plain SELECT.
+    let r = b.cmd("q3", &format!("EXAMINE INBOX (QRESYNC ({} {ms}))", uv + 1));
+    assert!(vanished(&r).is_empty(), "{r:?}");
+    assert!(!r.iter().any(|l| l.contains(" FETCH ")), "{r:?}");
+}

@@ -224,6 +224,12 @@ impl Session {
                 "IMAP4REV2" => &mut self.enabled.rev2,
                 "UTF8=ACCEPT" => &mut self.enabled.utf8,
                 "CONDSTORE" => &mut self.enabled.condstore,
+                "QRESYNC" => {
+                    // RFC 7162 §3.2.3: QRESYNC implies CONDSTORE; ENABLED names only
+                    // QRESYNC, as in the RFC's example.
+                    self.enabled.condstore = true;
+                    &mut self.enabled.qresync
+                }
                 _ => continue,
             };
             if !*flag {

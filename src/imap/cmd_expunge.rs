@@ -7,7 +7,8 @@
 //! sequence number first so no number shifts under the client (RFC 9051 §7.5.1). A
 //! `\Deleted` message that arrived after the client last heard is removed without ever
 //! being announced (PROTOCOL.md item 68).
-//! Without QRESYNC there is no VANISHED. A read-only mailbox gets `NO [READ-ONLY]`.
+//! With QRESYNC the update step sends one `* VANISHED uid-set` instead (RFC 7162 §3.2.7).
+//! A read-only mailbox gets `NO [READ-ONLY]`.
 
 use super::response::{Code, ImapError};
 use super::sequence::SequenceSet;

@@ -1,5 +1,6 @@
 //! FETCH and UID FETCH (RFC 9051 §6.4.5, §6.4.9; RFC 3501 §6.4.5, §6.4.8) with BINARY
-//! (RFC 3516), CONDSTORE `MODSEQ` / `CHANGEDSINCE` (RFC 7162 §3.1.4), SAVEDATE
+//! (RFC 3516), CONDSTORE `MODSEQ` / `CHANGEDSINCE` (RFC 7162 §3.1.4) and the QRESYNC
+//! `VANISHED` modifier (§3.2.6, answered by `cmd_qresync`), SAVEDATE
 //! (RFC 8514) and PREVIEW (RFC 8970).
 //!
 //! Work per message is what the items ask for: FLAGS, UID and MODSEQ come from the
@@ -88,6 +89,8 @@ pub struct FetchArgs {
     /// `(CHANGEDSINCE n)` (RFC 7162 §3.1.4.1); 0 is accepted as "everything"
     /// (PROTOCOL item 102, quirk Q3).
     pub changed_since: Option<u64>,
+    /// The `VANISHED` modifier of UID FETCH (RFC 7162 §3.2.6).
+    pub vanished: bool,
 }
 
 type R<T> = Result<T, String>;
@@ -289,12 +292,15 @@ pub fn parse_fetch(args: &[u8]) -> R<FetchArgs> {
         items.push(att(&mut p)?);
     }
     let mut changed_since = None;
+    let mut vanished = false;
     if p.eat(b' ') {
         p.expect(b'(', "(")?;
         loop {
             if p.keyword("CHANGEDSINCE") {
                 p.sp()?;
                 changed_since = Some(mod_sequence(&mut p)?);
+            } else if p.keyword("VANISHED") {
+                vanished = true;
             } else {
                 return Err("unknown FETCH modifier".into());
             }
@@ -308,6 +314,7 @@ pub fn parse_fetch(args: &[u8]) -> R<FetchArgs> {
     Ok(FetchArgs {
         items,
         changed_since,
+        vanished,
     })
 }
 
@@ -335,6 +342,7 @@ pub(super) struct FetchJob {
     seen_now: Vec<u32>,
     opts: Options,
     condstore: bool,
+    qresync: bool,
     rev1: bool,
     expunge_issued: bool,
     unknown_cte: bool,
@@ -368,9 +376,25 @@ impl Session {
         uid: bool,
         set: Option<SequenceSet>,
         args: &[u8],
+        out: &mut Vec<u8>,
     ) -> Result<FetchJob, ImapError> {
         let mut args = parse_fetch(args).map_err(ImapError::Bad)?;
         let set = set.ok_or_else(|| ImapError::Bad("FETCH needs a sequence set".into()))?;
+        if args.vanished {
+            // RFC 7162 §3.2.6: UID FETCH only, with CHANGEDSINCE, after ENABLE QRESYNC;
+            // the expunges in the set come first, as `* VANISHED (EARLIER)`.
+            let Some(since) = args.changed_since.filter(|_| uid && self.enabled.qresync) else {
+                return Err(ImapError::Bad(
+                    "VANISHED needs UID FETCH, CHANGEDSINCE and ENABLE QRESYNC".into(),
+                ));
+            };
+            let Some(view) = self.view() else {
+                return Err(ImapError::Bad("Select a mailbox first".into()));
+            };
+            let within = super::cmd_qresync::uid_ranges(&set, &view.saved);
+            self.vanished_earlier(view.mailbox, &view.uids(), since, within, out)
+                .await?;
+        }
         // RFC 9051 §6.4.9: UID FETCH always reports UID.
         if uid && !args.items.contains(&Item::Uid) {
             args.items.insert(0, Item::Uid);
@@ -449,6 +473,7 @@ impl Session {
             seen_now,
             opts,
             condstore,
+            qresync: self.enabled.qresync,
             rev1,
             expunge_issued: false,
             unknown_cte: false,
@@ -672,7 +697,8 @@ impl Session {
             return Ok(());
         }
         // RFC 3501 §6.4.5: a \Seen set by this FETCH is reported.
-        if job.seen_now.binary_search(&m.uid).is_ok() && !has_flags {
+        let seen_now = job.seen_now.binary_search(&m.uid).is_ok();
+        if seen_now && !has_flags {
             let recent = rev1 && view.recent.contains(&m.uid);
             line.extend_from_slice(b" FLAGS ");
             line.extend_from_slice(flag_list(m.flags, &m.keywords, recent).as_bytes());
@@ -681,6 +707,10 @@ impl Session {
         // RFC 7162 §3.1.4 / PROTOCOL item 100: FLAGS travel with MODSEQ once enabled.
         if condstore && has_flags && !has_modseq {
             line.extend_from_slice(format!(" MODSEQ ({})", m.modseq).as_bytes());
+        }
+        // RFC 7162 §3.2.4: with QRESYNC, a FETCH that set \Seen reports the UID too.
+        if job.qresync && seen_now && !job.args.items.contains(&Item::Uid) {
+            line.extend_from_slice(format!(" UID {}", m.uid).as_bytes());
         }
         line.extend_from_slice(b")\r\n");
         Ok(())
@@ -725,6 +755,12 @@ mod tests {
                 .changed_since,
             Some(0)
         );
+        // RFC 7162 §3.2.6: the VANISHED modifier (checked against UID and CHANGEDSINCE
+        // by the command, which answers BAD).
+        let v = parse_fetch(b"(FLAGS) (CHANGEDSINCE 12345 VANISHED)").unwrap();
+        assert_eq!((v.changed_since, v.vanished), (Some(12345), true));
+        assert!(parse_fetch(b"(FLAGS) (VANISHED)").unwrap().vanished);
+        assert!(!parse_fetch(b"FLAGS").unwrap().vanished);
         assert_eq!(
             parse_fetch(b"BODY[1.MIME]").unwrap().items,
             vec![Item::Section {

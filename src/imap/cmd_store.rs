@@ -93,6 +93,7 @@ impl Session {
             self.enabled.condstore = true;
         }
         let condstore = self.enabled.condstore;
+        let qresync = self.enabled.qresync;
         let rev1 = !self.enabled.rev2;
         let store = self.ctx.pipeline.store.clone();
         let State::Selected(account, view) = &mut self.state else {
@@ -152,7 +153,8 @@ impl Session {
                 continue;
             }
             let mut line = format!("* {} FETCH (", i.saturating_add(1));
-            if uid {
+            // RFC 7162 §3.2.4: with QRESYNC every STORE echo carries the UID.
+            if uid || qresync {
                 line.push_str(&format!("UID {} ", m.uid));
             }
             if !args.silent {

@@ -131,6 +131,54 @@ pub enum CompressMechanism {
     Deflate,
 }
 
+/// The QRESYNC parameter of SELECT / EXAMINE (RFC 7162 §3.2.5). `seq-match-data` is
+/// parsed and dropped: the RFC lets a server ignore it (§3.2.5.2), and the answer below
+/// the expunge-history window is a superset anyway (docs/decisions.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QresyncParams {
+    pub uidvalidity: u32,
+    pub modseq: u64,
+    /// `known-uids`; `None`: every UID below UIDNEXT.
+    pub known_uids: Option<SequenceSet>,
+}
+
+/// `"(" uidvalidity SP mod-sequence-value [SP known-uids] [SP seq-match-data] ")"`
+/// (RFC 7162 §7 `select-param`; §3.2.5). `uidvalidity` and the mod-sequence are
+/// non-zero.
+fn qresync_params(p: &mut Parser<'_>) -> R<QresyncParams> {
+    p.expect(b'(', "(")?;
+    let uidvalidity = p.number()?;
+    p.sp()?;
+    let modseq = p.number64()?;
+    if uidvalidity == 0 || modseq == 0 {
+        return Err("QRESYNC needs a non-zero UIDVALIDITY and mod-sequence".into());
+    }
+    let mut known_uids = None;
+    if p.eat(b' ') {
+        known_uids = Some(uid_set(p)?);
+        if p.eat(b' ') {
+            // seq-match-data = "(" known-sequence-set SP known-uid-set ")"
+            p.expect(b'(', "seq-match-data")?;
+            uid_set(p)?;
+            p.sp()?;
+            uid_set(p)?;
+            p.expect(b')', ")")?;
+        }
+    }
+    p.expect(b')', ")")?;
+    Ok(QresyncParams {
+        uidvalidity,
+        modseq,
+        known_uids,
+    })
+}
+
+/// A `sequence-set` of numbers and ranges (RFC 9051 §9), not `$`.
+fn uid_set(p: &mut Parser<'_>) -> R<SequenceSet> {
+    let s = p.take_while(|b| b.is_ascii_digit() || matches!(b, b':' | b',' | b'*'));
+    SequenceSet::parse(s).map_err(|e| e.to_string())
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CommandBody {
     Capability,
@@ -167,6 +215,8 @@ pub enum CommandBody {
         mailbox: Vec<u8>,
         read_only: bool,
         condstore: bool,
+        /// RFC 7162 §3.2.5 `(QRESYNC (...))`.
+        qresync: Option<QresyncParams>,
     },
     Status {
         mailbox: Vec<u8>,
@@ -839,19 +889,25 @@ fn parse_body(p: &mut Parser<'_>, name: &[u8]) -> R<CommandBody> {
             p.sp()?;
             let mailbox = p.astring()?;
             let mut condstore = false;
+            let mut qresync = None;
             if p.eat(b' ') {
-                let params = p.list_of(|p| Ok(p.atom()?.to_ascii_uppercase()))?;
-                for prm in params {
-                    match prm.as_slice() {
-                        b"CONDSTORE" => condstore = true,
-                        _ => return Err("unknown SELECT parameter".into()),
+                p.list_of(|p| {
+                    if p.keyword("CONDSTORE") {
+                        condstore = true;
+                    } else if p.keyword("QRESYNC") && qresync.is_none() {
+                        p.sp()?;
+                        qresync = Some(qresync_params(p)?);
+                    } else {
+                        return Err("unknown SELECT parameter".into());
                     }
-                }
+                    Ok(())
+                })?;
             }
             CommandBody::Select {
                 mailbox,
                 read_only: name == b"EXAMINE",
                 condstore,
+                qresync,
             }
         }
         b"STATUS" => {
@@ -960,6 +1016,48 @@ mod tests {
                 password: b"pw]".to_vec()
             }
         );
+    }
+
+    /// RFC 7162 §3.2.5 `select-param`: the QRESYNC parameter and its must-fail list.
+    #[test]
+    fn select_qresync_parameter() {
+        let q = |s: &[u8]| match ok(s) {
+            CommandBody::Select {
+                condstore, qresync, ..
+            } => (condstore, qresync),
+            other => panic!("{other:?}"),
+        };
+        let p = |uidvalidity, modseq, known: Option<&[u8]>| QresyncParams {
+            uidvalidity,
+            modseq,
+            known_uids: known.map(|k| SequenceSet::parse(k).unwrap()),
+        };
+        assert_eq!(
+            q(b"a SELECT INBOX (QRESYNC (67890007 20050715194045000))\r\n"),
+            (false, Some(p(67890007, 20050715194045000, None)))
+        );
+        assert_eq!(
+            q(b"a EXAMINE x (CONDSTORE QRESYNC (1 2 41,43:211))\r\n"),
+            (true, Some(p(1, 2, Some(b"41,43:211"))))
+        );
+        assert_eq!(
+            q(b"a select x (qresync (1 2 1:9 (1:3,5 1:2,4:5)))\r\n"),
+            (false, Some(p(1, 2, Some(b"1:9"))))
+        );
+        for bad in [
+            &b"a SELECT x (QRESYNC)\r\n"[..],
+            b"a SELECT x (QRESYNC (1))\r\n",
+            b"a SELECT x (QRESYNC (0 1))\r\n",
+            b"a SELECT x (QRESYNC (1 0))\r\n",
+            b"a SELECT x (QRESYNC (1 2 0:3))\r\n",
+            b"a SELECT x (QRESYNC (1 2 1:3 (1:2)))\r\n",
+            b"a SELECT x (QRESYNC (1 2 1:3 4))\r\n",
+            b"a SELECT x (QRESYNC (1 2 (1 5)))\r\n",
+            b"a SELECT x (QRESYNC (1 2) QRESYNC (1 2))\r\n",
+            b"a SELECT x (QRESYNC (1 2)\r\n",
+        ] {
+            assert!(parse_command(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::grammar::{ListCommand, StatusItem};
+use super::grammar::{ListCommand, QresyncParams, StatusItem};
 use super::response::{self, Code, ImapError, Status};
 use super::session::{Outcome, Session, State, no};
 use super::view::View;
@@ -496,6 +496,7 @@ impl Session {
         raw: &[u8],
         read_only: bool,
         condstore: bool,
+        qresync: Option<QresyncParams>,
         out: &mut Vec<u8>,
     ) -> Result<Outcome, ImapError> {
         if let State::Selected(..) = self.state {
@@ -505,7 +506,9 @@ impl Session {
             };
             self.state = State::Authenticated(account);
             self.dirty = false;
-            if self.enabled.rev2 {
+            // RFC 9051 §7.1, RFC 7162 §3.2.11: the boundary between the two mailboxes'
+            // responses, for rev2 and QRESYNC sessions.
+            if self.enabled.rev2 || self.enabled.qresync {
                 Status::ok("Previous mailbox closed")
                     .with(Code::Closed)
                     .encode(None, out);
@@ -559,6 +562,11 @@ impl Session {
             out.extend_from_slice(b"* LIST () \"/\" ");
             response::mailbox(out, &info.name, true);
             out.extend_from_slice(b"\r\n");
+        }
+        // RFC 7162 §3.2.5.1: with a matching UIDVALIDITY, what changed since the
+        // client's mod-sequence; a different UIDVALIDITY is a plain SELECT.
+        if let Some(q) = qresync.filter(|q| q.uidvalidity == info.uidvalidity) {
+            self.qresync_select(&view, &q, out).await?;
         }
         let account = match std::mem::replace(&mut self.state, State::Logout) {
             State::Authenticated(a) => a,

@@ -10,7 +10,8 @@
 //! 4. [`view`]: the selected mailbox as the client knows it, and which untagged updates
 //!    may be sent when (pure);
 //! 5. [`session`]: the state machine and the command handlers (`auth`, `mailbox`,
-//!    `append`; `cmd_fetch`, `cmd_store`, `cmd_search` for FETCH, STORE, SEARCH),
+//!    `append`; `cmd_fetch`, `cmd_store`, `cmd_search` for FETCH, STORE, SEARCH;
+//!    `cmd_qresync` for RFC 7162 QRESYNC),
 //!    which call the store;
 //! 6. [`server`]: the connection driver (sockets, timeouts, IDLE, SASL rounds).
 
@@ -20,6 +21,7 @@ pub mod cmd;
 mod cmd_copy;
 mod cmd_expunge;
 mod cmd_fetch;
+mod cmd_qresync;
 mod cmd_quota;
 mod cmd_search;
 mod cmd_store;

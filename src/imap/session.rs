@@ -114,6 +114,8 @@ pub struct Enabled {
     pub rev2: bool,
     pub utf8: bool,
     pub condstore: bool,
+    /// RFC 7162 §3.2.3: enabling QRESYNC enables CONDSTORE too.
+    pub qresync: bool,
 }
 
 /// SASL exchange in progress (RFC 9051 §6.2.2).
@@ -310,6 +312,9 @@ impl Session {
                 "QUOTA=RES-MESSAGE",
                 // Read side: FETCH, STORE, SEARCH (cmd_fetch, cmd_store, cmd_search).
                 "CONDSTORE",
+                // RFC 7162 §3.2: SELECT (QRESYNC ...), UID FETCH (VANISHED), VANISHED
+                // for expunges (mailbox, cmd_fetch, view).
+                "QRESYNC",
                 "ESEARCH",
                 "SEARCHRES",
                 "WITHIN",
@@ -343,6 +348,7 @@ impl Session {
         SyncOptions {
             condstore: self.enabled.condstore,
             rev1: !self.enabled.rev2,
+            qresync: self.enabled.qresync,
         }
     }
 
@@ -485,7 +491,15 @@ impl Session {
                 mailbox,
                 read_only,
                 condstore,
-            } => self.select(&mailbox, read_only, condstore, out).await,
+                qresync,
+            } => {
+                // RFC 7162 §3.2.5: BAD unless this connection sent ENABLE QRESYNC.
+                if qresync.is_some() && !self.enabled.qresync {
+                    return Err(ImapError::Bad("ENABLE QRESYNC first".into()));
+                }
+                self.select(&mailbox, read_only, condstore, qresync, out)
+                    .await
+            }
             C::Close => self.close(true).await,
             C::Unselect => self.close(false).await,
             C::Append { mailbox, messages } => self.append(&mailbox, messages, out).await,
@@ -525,7 +539,7 @@ impl Session {
                 set,
                 args,
             } => {
-                let job = self.fetch(uid, set, &args).await?;
+                let job = self.fetch(uid, set, &args, out).await?;
                 self.fetching = Some(Fetching {
                     tag: tag.to_string(),
                     allow_expunge: uid,
@@ -581,7 +595,7 @@ impl Session {
             // Nothing new from others. Removals this session made (and marked) itself,
             // or learnt of earlier while EXPUNGE was held back, need no re-read.
             if allow_expunge {
-                view.announce_expunged(out);
+                view.announce_expunged(self.enabled.qresync, out);
             }
             return;
         }

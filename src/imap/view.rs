@@ -6,7 +6,8 @@
 //! responses the client may be told *now*:
 //! - EXPUNGE only when the command allows it (never during FETCH, STORE, SEARCH:
 //!   RFC 9051 §7.5.1); until then the message keeps its sequence number and its last
-//!   known flags (RFC 2180 §4.1);
+//!   known flags (RFC 2180 §4.1); with QRESYNC, `* VANISHED uid-set` instead of
+//!   EXPUNGE, at the same moments (RFC 7162 §3.2.10);
 //! - never an EXPUNGE for a message the client was never told about (PROTOCOL.md item
 //!   68): a message added and removed between two syncs is never announced at all;
 //! - EXISTS only grows (RFC 9051 §7.4.1).
@@ -35,6 +36,8 @@ pub struct SyncOptions {
     pub condstore: bool,
     /// rev1 session: `\Recent` and RECENT are sent (RFC 9051 Appendix E).
     pub rev1: bool,
+    /// QRESYNC is enabled: removals are `* VANISHED uid-set` (RFC 7162 §3.2.10).
+    pub qresync: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -208,7 +211,7 @@ impl View {
             }
         }
         if allow_expunge {
-            self.announce_expunged(out);
+            self.announce_expunged(opts.qresync, out);
         }
         self.learn_keywords(fresh.iter().flat_map(|m| m.keywords.iter()), out);
         // `changed` is in UID order, as `msgs` is.
@@ -251,14 +254,26 @@ impl View {
     }
 
     /// `* n EXPUNGE` for every message marked removed, highest sequence number first so
-    /// no number shifts under the client (RFC 9051 §7.4.1), and forgets them.
-    pub fn announce_expunged(&mut self, out: &mut Vec<u8>) {
+    /// no number shifts under the client (RFC 9051 §7.4.1), and forgets them. With
+    /// QRESYNC one `* VANISHED uid-set` replaces them (RFC 7162 §3.2.7, §3.2.10: no
+    /// EXPUNGE once it is enabled).
+    pub fn announce_expunged(&mut self, qresync: bool, out: &mut Vec<u8>) {
+        let mut vanished = Vec::new();
         for seq in (1..=self.msgs.len()).rev() {
             if self.msgs.get(seq - 1).is_some_and(|m| m.expunged) {
                 let uid = self.msgs.remove(seq - 1).uid;
                 self.recent.remove(&uid);
-                out.extend_from_slice(format!("* {seq} EXPUNGE\r\n").as_bytes());
+                if qresync {
+                    vanished.push(uid);
+                } else {
+                    out.extend_from_slice(format!("* {seq} EXPUNGE\r\n").as_bytes());
+                }
             }
+        }
+        if !vanished.is_empty() {
+            vanished.reverse();
+            let set = super::cmd_copy::uid_set(&vanished);
+            out.extend_from_slice(format!("* VANISHED {set}\r\n").as_bytes());
         }
     }
 
@@ -351,6 +366,23 @@ mod tests {
             sync(&mut v, &[info(1, 0), info(2, SystemFlags::SEEN)], false),
             "* 2 FETCH (UID 2 FLAGS (\\Seen))\r\n"
         );
+    }
+
+    #[test]
+    fn expunges_are_one_vanished_with_qresync() {
+        let mut v = view(&[1, 2, 3, 4, 7]);
+        let fresh = [info(1, 0), info(4, 0)];
+        let opts = SyncOptions {
+            condstore: true,
+            rev1: false,
+            qresync: true,
+        };
+        let mut out = Vec::new();
+        v.sync(&fresh, false, &[], opts, &mut out);
+        assert!(out.is_empty());
+        v.sync(&fresh, true, &[], opts, &mut out);
+        assert_eq!(String::from_utf8(out).unwrap(), "* VANISHED 2:3,7\r\n");
+        assert_eq!(v.uids(), vec![1, 4]);
     }
 
     #[test]

@@ -75,6 +75,41 @@ pub struct MailboxStatus {
     pub highest_modseq: u64,
 }
 
+/// What [`Store::expunged_since`] found: UID ranges, ascending and disjoint.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Vanished {
+    pub uids: Vec<(u32, u32)>,
+    /// The lowest UID the history answers exactly; below it `uids` holds every UID the
+    /// mailbox lacks.
+    pub exact_from: u32,
+}
+
+/// `ranges` clipped to `1..=last`, sorted and merged.
+fn merge_ranges(ranges: Vec<(u32, u32)>, last: u32) -> Vec<(u32, u32)> {
+    let mut r: Vec<(u32, u32)> = ranges
+        .into_iter()
+        .map(|(a, b)| (a.min(b).max(1), a.max(b).min(last)))
+        .filter(|(a, b)| a <= b)
+        .collect();
+    r.sort_unstable();
+    let mut out: Vec<(u32, u32)> = Vec::with_capacity(r.len());
+    for (a, b) in r {
+        match out.last_mut() {
+            Some(prev) if a <= prev.1.saturating_add(1) => prev.1 = prev.1.max(b),
+            _ => out.push((a, b)),
+        }
+    }
+    out
+}
+
+/// Appends `a..=b` to ascending ranges, joining it to the last when adjacent.
+fn push_range(out: &mut Vec<(u32, u32)>, a: u32, b: u32) {
+    match out.last_mut() {
+        Some(prev) if prev.1.checked_add(1) == Some(a) => prev.1 = b,
+        _ => out.push((a, b)),
+    }
+}
+
 /// Per-mailbox `\Recent` state, in memory (RFC 3501 §2.3.2): the first UID that no
 /// session has yet been told is recent. Kept out of the records on purpose: it is
 /// advisory, rev1-only, and losing it on restart only makes a few messages not recent.
@@ -300,8 +335,8 @@ pub(super) const EXPUNGED_WINDOW: u32 = 2048;
 /// Records `uids` of `mb` in EXPUNGED at its current HIGHESTMODSEQ, and forgets the
 /// records of UIDs more than [`EXPUNGED_WINDOW`] below its UIDNEXT: kept for ever, the
 /// table grew with every expunge and MOVE, also when the mail it held stayed level
-/// (docs/decisions.md, "Expunge history is bounded"). Nothing reads it until QRESYNC
-/// is offered; below the window, a UID missing from the mailbox was expunged at an
+/// (docs/decisions.md, "Steady churn"). [`Store::expunged_since`] reads it for
+/// QRESYNC; below the window, a UID missing from the mailbox was expunged at an
 /// unknown modseq.
 fn record_expunged(
     tx: &WriteTransaction,
@@ -752,6 +787,71 @@ impl Store {
                 }
             }
             Ok(st)
+        })
+        .await
+    }
+
+    /// What the bounded expunge history says about `within` (UID ranges, inclusive,
+    /// any order) since `modseq`, for RFC 7162 §3.2.5 (SELECT QRESYNC) and §3.2.6 (UID
+    /// FETCH VANISHED). Rows are kept only for UIDs at most [`EXPUNGED_WINDOW`] below
+    /// UIDNEXT (docs/decisions.md, "Steady churn"), so at and above
+    /// [`Vanished::exact_from`] the answer is the UIDs expunged after `modseq`; below
+    /// it every UID of `within` under UIDNEXT that the mailbox lacks is reported (a
+    /// superset, which §3.2.5.2 and §3.2.10 allow: clients ignore UIDs they do not
+    /// know). A `modseq` at or above HIGHESTMODSEQ saw every expunge: nothing.
+    pub async fn expunged_since(
+        &self,
+        mailbox: u64,
+        modseq: u64,
+        within: Vec<(u32, u32)>,
+    ) -> Result<Vanished, StoreError> {
+        self.read(move |tx, _| {
+            let boxes = tx.open_table(MAILBOXES)?;
+            let mb: MailboxRecord = match boxes.get(mailbox)? {
+                Some(v) => schema::decode(v.value())?,
+                None => return Err(StoreError::NoSuchMailbox),
+            };
+            let exact_from = mb.uidnext.saturating_sub(EXPUNGED_WINDOW).max(1);
+            let mut out = Vanished {
+                uids: Vec::new(),
+                exact_from,
+            };
+            let last = mb.uidnext.saturating_sub(1);
+            if modseq >= mb.highest_modseq || last == 0 {
+                return Ok(out);
+            }
+            let ranges = merge_ranges(within, last);
+            let messages = tx.open_table(MESSAGES)?;
+            let gone = tx.open_table(EXPUNGED)?;
+            for (lo, hi) in ranges {
+                // Below the window: every UID the mailbox lacks.
+                if lo < exact_from {
+                    let top = hi.min(exact_from - 1);
+                    let mut next = lo;
+                    for row in messages.range((mailbox, lo)..=(mailbox, top))? {
+                        let uid = row?.0.value().1;
+                        if uid > next {
+                            push_range(&mut out.uids, next, uid - 1);
+                        }
+                        next = uid.saturating_add(1);
+                    }
+                    if next <= top {
+                        push_range(&mut out.uids, next, top);
+                    }
+                }
+                // In the window: the rows expunged after `modseq`.
+                let lo = lo.max(exact_from);
+                if lo <= hi {
+                    for row in gone.range((mailbox, lo)..=(mailbox, hi))? {
+                        let (k, v) = row?;
+                        if v.value() > modseq {
+                            let uid = k.value().1;
+                            push_range(&mut out.uids, uid, uid);
+                        }
+                    }
+                }
+            }
+            Ok(out)
         })
         .await
     }

@@ -38,7 +38,7 @@ use crate::config::StoreConfig;
 pub use app_passwords::{AppPasswordInfo, MAX_APP_PASSWORDS, check_label};
 pub use blob::{Codec, PreparedBlob};
 pub use feed::{Change, ChangeFeed, ChangeKind, Origin};
-pub use imap::{CopyOutcome, FlagMode, FlagOutcome, FlagState, MailboxStatus};
+pub use imap::{CopyOutcome, FlagMode, FlagOutcome, FlagState, MailboxStatus, Vanished};
 pub use import::{KeptIds, LayoutReport, MailboxLayout};
 pub use mailboxes::MailboxInfo;
 pub use mailboxes::canonical_mailbox;

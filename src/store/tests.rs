@@ -1288,6 +1288,74 @@ fn expunge_history_stays_within_the_window_under_churn() {
     });
 }
 
+/// RFC 7162 §3.2.5 over the bounded history: exact in the window, below it every UID
+/// the mailbox lacks (docs/decisions.md, "QRESYNC over a bounded expunge history").
+#[test]
+fn expunged_since_is_exact_in_the_window_and_a_superset_below_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &cfg(0)).unwrap();
+    let window = imap::EXPUNGED_WINDOW;
+    let all = || vec![(1, u32::MAX)];
+    smol::block_on(async {
+        let a = store.add_user("a", "h".into()).await.unwrap();
+        let inbox = store.mailbox(a, "INBOX").await.unwrap().unwrap().id;
+        let deliver = |from: usize, n: usize| {
+            let reqs = (from..from + n)
+                .map(|i| request(&store, a, "INBOX", &message(i)))
+                .collect();
+            store.append_many(reqs)
+        };
+        let highest = || async { store.mailbox_status(inbox).await.unwrap().highest_modseq };
+        deliver(0, 300).await.unwrap();
+        // Small mailbox: the window covers every UID, the answer is exact.
+        store.expunge(inbox, (10..=19).collect()).await.unwrap();
+        let m1 = highest().await;
+        let v = store.expunged_since(inbox, m1, all()).await.unwrap();
+        assert!(v.uids.is_empty(), "{v:?}");
+        assert_eq!(v.exact_from, 1);
+        let v = store.expunged_since(inbox, m1 - 1, all()).await.unwrap();
+        assert_eq!(v.uids, [(10, 19)]);
+
+        // UIDNEXT moves well past the window; UID 100 goes, then 2500..=2509.
+        for round in 0..9 {
+            deliver(300 + round * 256, 256).await.unwrap();
+        }
+        let uidnext = store.mailbox(a, "INBOX").await.unwrap().unwrap().uidnext;
+        assert_eq!(uidnext, 300 + 9 * 256 + 1);
+        store.expunge(inbox, vec![2400]).await.unwrap();
+        let m2 = highest().await;
+        store.expunge(inbox, vec![100]).await.unwrap();
+        let m3 = highest().await;
+        store.expunge(inbox, (2500..=2509).collect()).await.unwrap();
+        let floor = uidnext - window;
+        let v = store.expunged_since(inbox, m2, all()).await.unwrap();
+        assert_eq!(v.exact_from, floor);
+        // 10..=19 went before m2 but lie below the window: reported all the same.
+        assert_eq!(v.uids, [(10, 19), (100, 100), (2500, 2509)]);
+        // In the window the modseq counts (2400 went before m2); below it, it cannot.
+        let v = store.expunged_since(inbox, m2 - 1, all()).await.unwrap();
+        assert_eq!(v.uids, [(10, 19), (100, 100), (2400, 2400), (2500, 2509)]);
+        let v = store.expunged_since(inbox, m3, all()).await.unwrap();
+        assert_eq!(v.uids, [(10, 19), (100, 100), (2500, 2509)]);
+        let v = store
+            .expunged_since(inbox, m3, vec![(2505, 2600), (1, 12)])
+            .await
+            .unwrap();
+        assert_eq!(v.uids, [(10, 12), (2505, 2509)]);
+        let v = store
+            .expunged_since(inbox, m2, vec![(floor, u32::MAX)])
+            .await
+            .unwrap();
+        assert_eq!(v.uids, [(2500, 2509)]);
+        // Nothing changed since the highest modseq: nothing, exact.
+        let v = store
+            .expunged_since(inbox, highest().await, all())
+            .await
+            .unwrap();
+        assert!(v.uids.is_empty(), "{v:?}");
+    });
+}
+
 /// Packs sparse enough for the packer to unpack them.
 fn sparse_packs(store: &Store) -> usize {
     smol::block_on(store.read(|tx, _| {
