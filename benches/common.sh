@@ -106,33 +106,35 @@ nb_settle() {
     echo "   compact: $said (attempt $tries)" >&2
 }
 
-# nb_gen_mbox CORPUS OUT SIZE_MB: writes an mboxrd file of about SIZE_MB MiB to OUT by
-# repeating the corpus messages with From_ lines. Every copy gets a unique Message-ID and
-# an `X-Bench-Copy:` header, so no copy is byte-identical to another and content dedup
-# cannot hide the cost.
+# nb_gen_mbox CORPUS OUT SIZE_MB [COUNT]: writes an mboxrd file of about SIZE_MB MiB to
+# OUT (or of exactly COUNT messages, when given) by repeating the corpus messages with
+# From_ lines. Every copy gets a unique Message-ID and an `X-Bench-Copy:` header, so no
+# copy is byte-identical to another and content dedup cannot hide the cost.
 nb_gen_mbox() {
-    PYTHONPATH=$(dirname "${BASH_SOURCE[0]}") python3 - "$1" "$2" "$3" <<'PY'
+    PYTHONPATH=$(dirname "${BASH_SOURCE[0]}") python3 - "$1" "$2" "$3" "${4:-0}" <<'PY'
 import re, sys
 from corpus import without_message_id
-corpus, out, size_mb = sys.argv[1], sys.argv[2], int(sys.argv[3])
+corpus, out, size_mb, count = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 target = size_mb << 20
 msgs = []
 for name, text in without_message_id(corpus):
     # mboxrd quoting: ^>*From  gets one more '>'.
     text = re.sub(rb'(?m)^(>*From )', rb'>\1', text)
     msgs.append((name.split('.')[0].encode(), text))
-written, copy = 0, 0
+written, copy, n = 0, 0, 0
+done = lambda: n >= count if count else written >= target
 with open(out, 'wb', buffering=1 << 20) as f:
-    while written < target:
+    while not done():
         for tag, text in msgs:
             chunk = (b'From bench@example.org Sat Jan  5 12:00:00 2002\n'
                      b'Message-ID: <%d.%s@bench.nestbox>\n'
                      b'X-Bench-Copy: %d\n' % (copy, tag, copy)) + text + b'\n'
             f.write(chunk)
             written += len(chunk)
-            if written >= target:
+            n += 1
+            if done():
                 break
         copy += 1
-print(f"mbox: {written} bytes, {copy} passes over {len(msgs)} messages", file=sys.stderr)
+print(f"mbox: {written} bytes, {n} messages, {copy} passes over {len(msgs)}", file=sys.stderr)
 PY
 }

@@ -12,6 +12,7 @@ use std::sync::{Arc, RwLock};
 
 use redb::{Database, ReadableDatabase, ReadableTable, WriteTransaction};
 
+use super::pack::Loaded;
 use super::schema::BlobId;
 use super::schema::{
     self, BLOB_META, BLOBS, BlobRecord, DICT_CHUNKS, LOOSE, LOOSE_DATA, Location, META,
@@ -501,12 +502,11 @@ pub(crate) fn load_header(
         }
         Location::Packed { pack, offset, .. } => {
             let bytes = match super::pack::load_shared(tx, shared, pack)? {
-                Some(bytes) => bytes,
+                Loaded::Shared(bytes) => bytes,
                 // Packed alone: not cached, and only its start is decompressed.
-                None if offset == 0 => {
-                    return super::pack::load_alone_header(tx, shared, pack, rec.raw_len);
+                Loaded::Alone(alone) => {
+                    return super::pack::load_alone_header(tx, shared, pack, &alone, rec.raw_len);
                 }
-                None => super::pack::load(tx, shared, pack)?,
             };
             let blob = slice(&bytes, offset, rec.raw_len)?;
             Ok(blob.get(..header_len(blob)).unwrap_or(blob).to_vec())

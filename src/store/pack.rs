@@ -156,6 +156,14 @@ fn pack_record(
     schema::decode(v.value())
 }
 
+/// What [`load_shared`] found: the decompressed bytes of a pack of several messages, or
+/// the record of a message packed alone (read once, for the caller to decompress what it
+/// needs).
+pub(crate) enum Loaded {
+    Shared(Arc<Vec<u8>>),
+    Alone(PackRecord),
+}
+
 /// The decompressed bytes of a pack. A pack of several messages is kept in the cache
 /// (FETCH and SEARCH read neighbours in turn); a message packed alone is not: it is read
 /// once per FETCH anyway, and keeping it would push the packs of its neighbours out.
@@ -164,26 +172,25 @@ pub(crate) fn load(
     shared: &Shared,
     id: u64,
 ) -> Result<Arc<Vec<u8>>, StoreError> {
-    if let Some(b) = load_shared(tx, shared, id)? {
-        return Ok(b);
+    match load_shared(tx, shared, id)? {
+        Loaded::Shared(bytes) => Ok(bytes),
+        Loaded::Alone(rec) => Ok(Arc::new(decompress(tx, shared, id, &rec)?)),
     }
-    let rec = pack_record(&tx.open_table(PACKS)?, id)?;
-    Ok(Arc::new(decompress(tx, shared, id, &rec)?))
 }
 
 /// The decompressed bytes of a pack of several messages, from the cache or read into it;
-/// `None` for a message packed alone.
+/// for a message packed alone, its record.
 pub(crate) fn load_shared(
     tx: &ReadTransaction,
     shared: &Shared,
     id: u64,
-) -> Result<Option<Arc<Vec<u8>>>, StoreError> {
+) -> Result<Loaded, StoreError> {
     if let Some(b) = shared.codec.packs.get(id) {
-        return Ok(Some(b));
+        return Ok(Loaded::Shared(b));
     }
     let rec = pack_record(&tx.open_table(PACKS)?, id)?;
     if is_alone(&rec) {
-        return Ok(None);
+        return Ok(Loaded::Alone(rec));
     }
     let stored = stored_bytes(tx, id, &rec)?;
     let buf = shared.codec.packs.take_spare();
@@ -192,7 +199,7 @@ pub(crate) fn load_shared(
         .decompress_into(rec.dict, &stored, rec.raw_len, buf)?;
     let bytes = Arc::new(bytes);
     shared.codec.packs.put(id, bytes.clone());
-    Ok(Some(bytes))
+    Ok(Loaded::Shared(bytes))
 }
 
 /// Whether a pack is one message and nothing else (packed alone, or a tail of one):
@@ -202,16 +209,16 @@ fn is_alone(rec: &PackRecord) -> bool {
     rec.items.len() == 1 && rec.live == rec.raw_len
 }
 
-/// The header of the message packed alone as pack `id` (`raw_len` bytes), decompressing
-/// only its start.
+/// The header of the message packed alone as pack `id` (record `rec`, the message
+/// `raw_len` bytes), decompressing only its start.
 pub(crate) fn load_alone_header(
     tx: &ReadTransaction,
     shared: &Shared,
     id: u64,
+    rec: &PackRecord,
     raw_len: u64,
 ) -> Result<Vec<u8>, StoreError> {
-    let rec = pack_record(&tx.open_table(PACKS)?, id)?;
-    let stored = stored_bytes(tx, id, &rec)?;
+    let stored = stored_bytes(tx, id, rec)?;
     shared
         .codec
         .decompress_header(rec.dict, &stored, raw_len.min(rec.raw_len))
