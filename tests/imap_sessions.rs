@@ -720,3 +720,148 @@ fn qresync_select_reports_what_another_session_changed_since() {
     assert!(vanished(&r).is_empty(), "{r:?}");
     assert!(!r.iter().any(|l| l.contains(" FETCH ")), "{r:?}");
 }
+
+/// The next line, waiting at most `secs` seconds.
+fn line_within(c: &mut Client, secs: u64) -> Option<String> {
+    c.w.set_read_timeout(Some(Duration::from_secs(secs)))
+        .unwrap();
+    let mut buf = Vec::new();
+    let got = match c.r.read_until(b'\n', &mut buf) {
+        Ok(n) if n > 0 => Some(String::from_utf8_lossy(&buf).trim_end().to_string()),
+        _ => None,
+    };
+    c.w.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    got
+}
+
+/// RFC 5465 §5.2-§5.5: with NOTIFY on, what another session does arrives between
+/// commands, without a command: STATUS of a watched mailbox, EXISTS and the MessageNew
+/// FETCH items of the selected one, LIST for a created, renamed and deleted mailbox and
+/// for a subscription.
+#[test]
+fn notify_sends_other_sessions_changes_between_commands() {
+    let (_env, server) = setup("", 1);
+    let mut a = imap(&server);
+    let mut b = imap(&server);
+    let caps = b.cmd("c", "CAPABILITY");
+    assert!(caps[0].contains(" NOTIFY"), "{caps:?}");
+    select(&mut b, "INBOX");
+    let r = b.cmd(
+        "n",
+        "NOTIFY SET (selected (MessageNew (UID FLAGS) MessageExpunge FlagChange)) \
+         (personal (MessageNew MessageExpunge MailboxName SubscriptionChange))",
+    );
+    assert_eq!(r.last().unwrap(), "n OK NOTIFY completed", "{r:?}");
+
+    // A message into another mailbox: its STATUS.
+    append(&mut a, "a1", "Archive", "", "elsewhere");
+    let l = line_within(&mut b, 5).expect("STATUS pushed");
+    assert!(
+        l.starts_with("* STATUS \"Archive\" (MESSAGES 1 UIDNEXT 2 UIDVALIDITY "),
+        "{l}"
+    );
+    // A message into the selected mailbox: EXISTS, then FETCH (UID FLAGS).
+    append(&mut a, "a2", "INBOX", "(\\Flagged) ", "here");
+    assert_eq!(line_within(&mut b, 5).as_deref(), Some("* 2 EXISTS"));
+    let mut l = line_within(&mut b, 5).expect("FETCH pushed");
+    if l.ends_with(" RECENT") {
+        l = line_within(&mut b, 5).expect("FETCH pushed");
+    }
+    assert!(l.starts_with("* 2 FETCH (UID 2 FLAGS ("), "{l}");
+    assert!(l.contains("\\Flagged"), "{l}");
+    // Flags changed by another session: FETCH FLAGS.
+    let r = a.cmd("a3", "SELECT INBOX");
+    assert!(r.last().unwrap().starts_with("a3 OK"), "{r:?}");
+    a.cmd("a4", "STORE 1 +FLAGS.SILENT (\\Answered)");
+    let l = line_within(&mut b, 5).expect("flags pushed");
+    assert!(
+        l.starts_with("* 1 FETCH (") && l.contains("\\Answered"),
+        "{l}"
+    );
+    // Mailbox names.
+    // CREATE subscribes the new name (docs/rfc-status.md), so its LIST says so (§5.4).
+    a.cmd("a5", "CREATE Lists");
+    let l = line_within(&mut b, 5).expect("LIST pushed");
+    assert_eq!(l, "* LIST (\\Subscribed) \"/\" \"Lists\"");
+    a.cmd("a6", "RENAME Lists Groups");
+    let l = line_within(&mut b, 5).expect("rename pushed");
+    assert!(
+        l.starts_with("* LIST (") && l.ends_with(" \"/\" \"Groups\" (\"OLDNAME\" (\"Lists\"))"),
+        "{l}"
+    );
+    // RENAME gave Groups a new UIDVALIDITY: its STATUS says so (§5.1).
+    let l = line_within(&mut b, 5).expect("STATUS pushed");
+    assert!(l.starts_with("* STATUS \"Groups\" (MESSAGES 0 UIDNEXT 1 "), "{l}");
+    a.cmd("a7", "UNSUBSCRIBE Groups");
+    let l = line_within(&mut b, 5).expect("subscription pushed");
+    assert_eq!(l, "* LIST () \"/\" \"Groups\"");
+    // A subscription to a name without a mailbox (RFC 9051 §6.3.7) is heard too.
+    a.cmd("a7b", "SUBSCRIBE Ghost");
+    let l = line_within(&mut b, 5).expect("subscription pushed");
+    assert_eq!(l, "* LIST (\\Subscribed) \"/\" \"Ghost\"");
+    a.cmd("a8", "DELETE Groups");
+    let mut seen = Vec::new();
+    while let Some(l) = line_within(&mut b, 2) {
+        seen.push(l);
+    }
+    assert!(
+        seen.contains(&"* LIST (\\NonExistent) \"/\" \"Groups\"".to_string()),
+        "{seen:?}"
+    );
+    // An expunge in the selected mailbox arrives at once with SELECTED.
+    a.cmd("a9", "STORE 1 +FLAGS.SILENT (\\Deleted)");
+    a.cmd("a10", "EXPUNGE");
+    let mut seen = Vec::new();
+    while let Some(l) = line_within(&mut b, 2) {
+        seen.push(l);
+    }
+    assert!(seen.contains(&"* 1 EXPUNGE".to_string()), "{seen:?}");
+    // NOTIFY NONE: nothing more arrives unasked.
+    let r = b.cmd("n2", "NOTIFY NONE");
+    assert_eq!(r.last().unwrap(), "n2 OK NOTIFY completed", "{r:?}");
+    append(&mut a, "a11", "Archive", "", "unheard");
+    assert_eq!(line_within(&mut b, 2), None);
+}
+
+/// RFC 5465 §4, §6.1.2: IDLE sends what NOTIFY asked for (STATUS of another mailbox,
+/// nothing for the selected one without SELECTED); with SELECTED-DELAYED an expunge
+/// waits for a command that may carry it.
+#[test]
+fn notify_in_idle_and_selected_delayed() {
+    let (_env, server) = setup("", 2);
+    let mut a = imap(&server);
+    let mut b = imap(&server);
+    select(&mut a, "INBOX");
+    select(&mut b, "INBOX");
+    let r = b.cmd("n", "NOTIFY SET (inboxes (MessageNew MessageExpunge))");
+    assert_eq!(r.last().unwrap(), "n OK NOTIFY completed", "{r:?}");
+    b.send(b"i IDLE\r\n");
+    assert_eq!(b.line().unwrap(), "+ idling");
+    append(&mut a, "a1", "INBOX", "", "not for idle");
+    append(&mut a, "a2", "Trash", "", "for idle");
+    let l = line_within(&mut b, 5).expect("STATUS in IDLE");
+    assert!(l.starts_with("* STATUS \"Trash\" (MESSAGES 1 "), "{l}");
+    b.send(b"DONE\r\n");
+    let r = b.until_tagged("i");
+    // The selected mailbox's news come with the command that ends IDLE.
+    assert!(r.contains(&"* 3 EXISTS".to_string()), "{r:?}");
+
+    let r = b.cmd(
+        "n2",
+        "NOTIFY SET (selected-delayed (MessageNew MessageExpunge))",
+    );
+    assert_eq!(r.last().unwrap(), "n2 OK NOTIFY completed", "{r:?}");
+    a.cmd("a3", "STORE 1 +FLAGS.SILENT (\\Deleted)");
+    a.cmd("a4", "EXPUNGE");
+    append(&mut a, "a5", "INBOX", "", "four");
+    let mut seen = Vec::new();
+    while let Some(l) = line_within(&mut b, 2) {
+        seen.push(l);
+    }
+    assert!(seen.contains(&"* 4 EXISTS".to_string()), "{seen:?}");
+    assert!(expunges(&seen).is_empty(), "{seen:?}");
+    let r = b.cmd("f", "FETCH 1 FLAGS");
+    assert!(expunges(&r).is_empty(), "{r:?}");
+    let r = b.cmd("p", "NOOP");
+    assert!(r.contains(&"* 1 EXPUNGE".to_string()), "{r:?}");
+}

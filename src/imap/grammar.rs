@@ -236,6 +236,8 @@ pub enum CommandBody {
     Compress(CompressMechanism),
     /// RFC 8437 §3.
     Unauthenticate,
+    /// RFC 5465 §3.1 (`imap::cmd::notify`).
+    Notify(super::cmd::notify::NotifyCommand),
     /// FETCH, STORE, SEARCH, COPY, MOVE, EXPUNGE and their UID forms. `args` is the
     /// command text after the name (literals inline, CRLF removed); `set` is the leading
     /// sequence set where the command has one.
@@ -281,6 +283,7 @@ impl CommandBody {
             CommandBody::GetQuotaRoot(_) => "GETQUOTAROOT",
             CommandBody::Compress(_) => "COMPRESS",
             CommandBody::Unauthenticate => "UNAUTHENTICATE",
+            CommandBody::Notify(_) => "NOTIFY",
             CommandBody::Message { command, .. } => match command {
                 MessageCommand::Fetch => "FETCH",
                 MessageCommand::Store => "STORE",
@@ -821,6 +824,7 @@ fn parse_body(p: &mut Parser<'_>, name: &[u8]) -> R<CommandBody> {
         b"UNSELECT" => return simple(p, CommandBody::Unselect),
         b"IDLE" => return simple(p, CommandBody::Idle),
         b"UNAUTHENTICATE" => return simple(p, CommandBody::Unauthenticate),
+        b"NOTIFY" => CommandBody::Notify(super::cmd::notify::parse(p)?),
         // RFC 4978 §5: `compress = "COMPRESS" SP algorithm`, case-insensitive. An
         // unknown algorithm is a syntax error: tagged BAD (§3).
         b"COMPRESS" => {

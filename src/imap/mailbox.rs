@@ -432,7 +432,7 @@ impl Session {
     }
 
     /// Writes `* STATUS name (items)` for one mailbox.
-    async fn write_status(
+    pub(super) async fn write_status(
         &self,
         info: &MailboxInfo,
         items: &[StatusItem],

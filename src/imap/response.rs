@@ -32,6 +32,8 @@ pub enum Code {
         dst: String,
     },
     ExpungeIssued,
+    /// RFC 5465 §3.1: NOTIFY asked for an event we cannot send; the ones we can.
+    BadEvent(String),
     /// RFC 9051 §7.1: DELETE of a mailbox with children.
     HasChildren,
     /// RFC 7162 §3.1.2.1.
@@ -75,6 +77,7 @@ impl fmt::Display for Code {
                 dst,
             } => write!(f, "COPYUID {uidvalidity} {src} {dst}"),
             Code::ExpungeIssued => write!(f, "EXPUNGEISSUED"),
+            Code::BadEvent(events) => write!(f, "BADEVENT ({events})"),
             Code::HasChildren => write!(f, "HASCHILDREN"),
             Code::HighestModSeq(n) => write!(f, "HIGHESTMODSEQ {n}"),
             Code::Limit => write!(f, "LIMIT"),

@@ -122,8 +122,32 @@ async fn run(ctx: &Context, session: &mut Session, conn: &mut Conn<Stream>) -> E
                 if conn.flush().await.is_err() {
                     return End::Gone;
                 }
-                if let Err(e) = conn.fill().await {
-                    return read_end(e);
+                // RFC 5465: with NOTIFY on, changes are sent between commands too (not
+                // while a command is half read: a literal may be on its way).
+                let feed = match session.notify_active() && conn.buffered().is_empty() {
+                    true => session.feed(),
+                    false => None,
+                };
+                let woke = match &feed {
+                    Some(rx) => conn.fill_or(rx.recv()).await,
+                    None => Ok(conn.fill().await),
+                };
+                match woke {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => return read_end(e),
+                    Err(Ok(change)) => {
+                        session.note_change(&change);
+                        let mut out = std::mem::take(conn.out());
+                        session.notify_between(&mut out).await;
+                        *conn.out() = out;
+                        if session.closing() {
+                            return End::Close;
+                        }
+                    }
+                    // The feed closed (store shutting down): wait for input only.
+                    Err(Err(_)) => {
+                        Timer::after(Duration::from_millis(100)).await;
+                    }
                 }
             }
             Framed::Continue => conn.queue(b"+ Ready for literal data\r\n"),
@@ -286,7 +310,7 @@ async fn idle(
     conn.queue(b"+ idling\r\n");
     // Anything that changed before IDLE began is sent at once.
     let mut out = std::mem::take(conn.out());
-    session.updates(true, &mut out).await;
+    session.idle_updates(&mut out).await;
     *conn.out() = out;
     if session.closing() {
         return Err(End::Close);
@@ -337,7 +361,7 @@ async fn idle(
             Err(Ok(change)) => {
                 session.note_change(&change);
                 let mut out = std::mem::take(conn.out());
-                session.updates(true, &mut out).await;
+                session.idle_updates(&mut out).await;
                 *conn.out() = out;
                 if session.closing() {
                     break Err(End::Close);

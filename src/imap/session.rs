@@ -197,6 +197,8 @@ pub struct Session {
     pub(super) headers: super::cmd::HeaderCache,
     /// COMPRESS=DEFLATE is on (RFC 4978).
     pub(super) compressed: bool,
+    /// What NOTIFY asked for (RFC 5465); `None` before it and after `NOTIFY NONE`.
+    pub(super) notifier: Option<Box<super::cmd::notify::Notify>>,
 }
 
 /// Failed logins before `* BYE` (RFC 9051 §11; PROTOCOL.md item 28).
@@ -218,6 +220,7 @@ impl Session {
             modseq_reported: false,
             headers: super::cmd::HeaderCache::default(),
             compressed: false,
+            notifier: None,
         }
     }
 
@@ -328,6 +331,8 @@ impl Session {
                 "ESORT",
                 "THREAD=ORDEREDSUBJECT",
                 "THREAD=REFERENCES",
+                // imap::cmd::notify (RFC 5465).
+                "NOTIFY",
             ] {
                 c.push(s.into());
             }
@@ -363,7 +368,16 @@ impl Session {
             return Action::Continue;
         }
         let allow_expunge = expunge_allowed(&body);
+        // RFC 5465: what other sessions changed is sent first; what this command
+        // changes itself is not reported back (§5).
+        let absorb = self.notifier.is_some() && super::cmd::notify::changes_mailboxes(&body);
+        if absorb {
+            self.notify_others(out).await;
+        }
         let result = self.dispatch(&tag, body, out).await;
+        if absorb {
+            self.notify_absorb().await;
+        }
         self.complete(&tag, name, allow_expunge, result, out).await
     }
 
@@ -512,6 +526,7 @@ impl Session {
             C::GetQuotaRoot(name) => self.get_quota_root(&name, out).await,
             C::Compress(mechanism) => self.compress(tag, mechanism, out),
             C::Unauthenticate => self.unauthenticate(tag, out),
+            C::Notify(cmd) => self.notify(cmd, out).await,
             C::Message {
                 command: command @ (MessageCommand::Copy | MessageCommand::Move),
                 uid,
@@ -579,11 +594,23 @@ impl Session {
     pub async fn updates(&mut self, allow_expunge: bool, out: &mut Vec<u8>) {
         let State::Selected(account, view) = &mut self.state else {
             if let State::Authenticated(a) = &self.state {
-                while a.feed.try_recv().is_ok() {}
+                while let Ok(change) = a.feed.try_recv() {
+                    if let Some(n) = &mut self.notifier {
+                        n.note(
+                            change.mailbox,
+                            None,
+                            matches!(change.kind, ChangeKind::Mailbox),
+                        );
+                    }
+                }
             }
             return;
         };
         while let Ok(change) = account.feed.try_recv() {
+            if let Some(n) = &mut self.notifier {
+                let mailbox_change = matches!(change.kind, ChangeKind::Mailbox);
+                n.note(change.mailbox, Some(view.mailbox), mailbox_change);
+            }
             if change.mailbox == view.mailbox || matches!(change.kind, ChangeKind::Mailbox) {
                 self.dirty = true;
             }
@@ -684,6 +711,14 @@ impl Session {
 
     /// Marks the selected mailbox as changed (the driver got a change-feed wake-up).
     pub fn note_change(&mut self, change: &Change) {
+        let selected = self.view().map(|v| v.mailbox);
+        if let Some(n) = &mut self.notifier {
+            n.note(
+                change.mailbox,
+                selected,
+                matches!(change.kind, ChangeKind::Mailbox),
+            );
+        }
         if let State::Selected(_, view) = &self.state
             && (change.mailbox == view.mailbox || matches!(change.kind, ChangeKind::Mailbox))
         {

@@ -708,11 +708,22 @@ impl Store {
                         subs.remove((user, name.as_str()))?;
                     }
                 }
-                None if subscribed => {
-                    subs.insert((user, name.as_str()), ())?;
-                }
                 None => {
-                    subs.remove((user, name.as_str()))?;
+                    if subscribed {
+                        subs.insert((user, name.as_str()), ())?;
+                    } else {
+                        subs.remove((user, name.as_str()))?;
+                    }
+                    if was != subscribed {
+                        // No mailbox to name: NOTIFY SubscriptionChange (RFC 5465 §5.5)
+                        // still hears of it.
+                        batch.changes.push(Change {
+                            user,
+                            mailbox: 0,
+                            kind: ChangeKind::Mailbox,
+                            origin: Origin::NONE,
+                        });
+                    }
                 }
             }
             Ok(was)
