@@ -328,6 +328,9 @@ impl Session {
                 "ESORT",
                 "THREAD=ORDEREDSUBJECT",
                 "THREAD=REFERENCES",
+                // imap::cmd::metadata: mailbox and server annotations (RFC 5464).
+                "METADATA",
+                "METADATA-SERVER",
             ] {
                 c.push(s.into());
             }
@@ -512,6 +515,8 @@ impl Session {
             C::GetQuotaRoot(name) => self.get_quota_root(&name, out).await,
             C::Compress(mechanism) => self.compress(tag, mechanism, out),
             C::Unauthenticate => self.unauthenticate(tag, out),
+            C::GetMetadata(cmd) => self.get_metadata(cmd, out).await,
+            C::SetMetadata(cmd) => self.set_metadata(cmd).await,
             C::Message {
                 command: command @ (MessageCommand::Copy | MessageCommand::Move),
                 uid,
