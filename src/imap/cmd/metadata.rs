@@ -35,7 +35,8 @@ impl Entry {
     /// Checks a name from the wire (§3.2): an invalid one is BAD "in any IMAP command in
     /// which [it is] used". Starts with `/private` or `/shared` (§6: every entry has one
     /// of those prefixes), no `//`, no trailing `/`, no `*` or `%`, ASCII without
-    /// controls (§3.2 names 0x00-0x19; 0x1A-0x1F and DEL are refused too). `set`: a
+    /// controls. DEVIATION: §3.2 forbids 0x00-0x19 and only discourages other
+    /// controls; 0x1A-0x1F and DEL are refused too (docs/rfc-status.md). `set`: a
     /// name to store has at least 2 components, and 4 under `vendor` (§3.2); GETMETADATA
     /// also takes the bare `/private` and `/shared`, so that `DEPTH infinity` can ask
     /// for everything.
