@@ -81,6 +81,15 @@ pub struct ImapConfig {
     pub compress: bool,
     /// Offer UNAUTHENTICATE (RFC 8437; its §8 asks for a way to turn it off).
     pub unauthenticate: bool,
+    /// Largest METADATA value in octets (RFC 5464 §4.1: at least 1024). A larger one is
+    /// refused with `NO [METADATA MAXSIZE n]`.
+    pub metadata_max_size: usize,
+    /// Most METADATA entries one user may hold, over all mailboxes and the server
+    /// (RFC 5464 §4.1: at least 10; §7: limits keep a client from filling the disk).
+    pub metadata_max_entries: usize,
+    /// The server entry `/shared/admin` (RFC 5464 §3.2.1.1): a URI to reach the
+    /// administrator (`mailto:` or `tel:`), read-only; `None`: the entry does not exist.
+    pub metadata_admin: Option<String>,
 }
 
 impl ImapConfig {
@@ -632,6 +641,9 @@ impl Default for ImapConfig {
             idle_timeout_secs: 60 * 60,
             compress: true,
             unauthenticate: true,
+            metadata_max_size: 16 * 1024,
+            metadata_max_entries: 1000,
+            metadata_admin: None,
         }
     }
 }
@@ -887,6 +899,27 @@ impl RawConfig {
             return Err(err(
                 "imap.idle_timeout_secs",
                 "must be at least 1740 (RFC 2177 §3)".into(),
+            ));
+        }
+        if !(1024..=1 << 20).contains(&self.imap.metadata_max_size) {
+            return Err(err(
+                "imap.metadata_max_size",
+                "must be within 1024..=1048576 (RFC 5464 §4.1 asks for at least 1024)".into(),
+            ));
+        }
+        if !(10..=100_000).contains(&self.imap.metadata_max_entries) {
+            return Err(err(
+                "imap.metadata_max_entries",
+                "must be within 10..=100000 (RFC 5464 §4.1 asks for at least 10)".into(),
+            ));
+        }
+        if let Some(uri) = &self.imap.metadata_admin
+            && (!uri.contains(':') || uri.chars().any(|c| c.is_control()) || uri.len() > 1024)
+        {
+            return Err(err(
+                "imap.metadata_admin",
+                "must be a URI such as \"mailto:postmaster@example.org\" (RFC 5464 §3.2.1.1)"
+                    .into(),
             ));
         }
         let a = &self.auth.argon2;

@@ -791,7 +791,10 @@ fn notify_sends_other_sessions_changes_between_commands() {
     );
     // RENAME gave Groups a new UIDVALIDITY: its STATUS says so (§5.1).
     let l = line_within(&mut b, 5).expect("STATUS pushed");
-    assert!(l.starts_with("* STATUS \"Groups\" (MESSAGES 0 UIDNEXT 1 "), "{l}");
+    assert!(
+        l.starts_with("* STATUS \"Groups\" (MESSAGES 0 UIDNEXT 1 "),
+        "{l}"
+    );
     a.cmd("a7", "UNSUBSCRIBE Groups");
     let l = line_within(&mut b, 5).expect("subscription pushed");
     assert_eq!(l, "* LIST () \"/\" \"Groups\"");
@@ -816,6 +819,27 @@ fn notify_sends_other_sessions_changes_between_commands() {
         seen.push(l);
     }
     assert!(seen.contains(&"* 1 EXPUNGE".to_string()), "{seen:?}");
+    // Annotations (RFC 5465 §5.6, §5.7; RFC 5464 §4.4.2): the names of what changed.
+    let r = b.cmd(
+        "n1",
+        "NOTIFY SET (selected (MessageNew MessageExpunge)) \
+         (mailboxes Archive (MailboxMetadataChange ServerMetadataChange))",
+    );
+    assert_eq!(r.last().unwrap(), "n1 OK NOTIFY completed", "{r:?}");
+    a.cmd(
+        "m1",
+        "SETMETADATA Archive (/private/comment \"hi\" /shared/x NIL)",
+    );
+    let l = line_within(&mut b, 5).expect("METADATA pushed");
+    assert_eq!(
+        l,
+        "* METADATA \"Archive\" \"/private/comment\" \"/shared/x\""
+    );
+    a.cmd("m2", "SETMETADATA \"\" (/private/vendor/x/y \"1\")");
+    let l = line_within(&mut b, 5).expect("server METADATA pushed");
+    assert_eq!(l, "* METADATA \"\" \"/private/vendor/x/y\"");
+    a.cmd("m3", "SETMETADATA INBOX (/private/comment \"not watched\")");
+    assert_eq!(line_within(&mut b, 2), None);
     // NOTIFY NONE: nothing more arrives unasked.
     let r = b.cmd("n2", "NOTIFY NONE");
     assert_eq!(r.last().unwrap(), "n2 OK NOTIFY completed", "{r:?}");
@@ -864,4 +888,96 @@ fn notify_in_idle_and_selected_delayed() {
     assert!(expunges(&r).is_empty(), "{r:?}");
     let r = b.cmd("p", "NOOP");
     assert!(r.contains(&"* 1 EXPUNGE".to_string()), "{r:?}");
+}
+
+/// SETMETADATA `args` (RFC 5464 §4.3), which must succeed.
+fn set_metadata(c: &mut Client, tag: &str, args: &str) {
+    let r = c.cmd(tag, &format!("SETMETADATA {args}"));
+    assert_eq!(r, vec![format!("{tag} OK SETMETADATA completed")]);
+}
+
+/// GETMETADATA `args` (RFC 5464 §4.2), which must succeed with one METADATA response:
+/// that response.
+fn get_metadata(c: &mut Client, tag: &str, args: &str) -> String {
+    let mut r = c.cmd(tag, &format!("GETMETADATA {args}"));
+    assert_eq!(r.len(), 2, "{r:?}");
+    assert_eq!(r[1], format!("{tag} OK GETMETADATA completed"));
+    r.swap_remove(0)
+}
+
+/// RFC 5464 §4.3, §4.4: what one session sets, another of the same user reads at once;
+/// a session idling in the annotated mailbox hears nothing (no unsolicited METADATA
+/// without ENABLE METADATA, §4.1), and ENABLE METADATA is not taken.
+#[test]
+fn metadata_set_in_a_is_read_by_b_and_leaves_an_idle_session_alone() {
+    let (_env, server) = setup("", 1);
+    let mut a = imap(&server);
+    let mut b = imap(&server);
+    let mut c = imap(&server);
+    let r = c.cmd("e", "ENABLE METADATA");
+    assert_eq!(r, vec!["* ENABLED", "e OK ENABLE completed"], "{r:?}");
+    select(&mut c, "INBOX");
+    c.send(b"i IDLE\r\n");
+    assert_eq!(c.line().unwrap(), "+ idling");
+
+    set_metadata(&mut a, "s1", "INBOX (/private/comment \"from a\")");
+    assert_eq!(
+        get_metadata(&mut b, "g1", "INBOX /private/comment"),
+        "* METADATA \"INBOX\" (/private/comment \"from a\")"
+    );
+    set_metadata(&mut a, "s2", "INBOX (/private/comment NIL)");
+    assert_eq!(
+        get_metadata(&mut b, "g2", "INBOX /private/comment"),
+        "* METADATA \"INBOX\" (/private/comment NIL)"
+    );
+
+    // Nothing reached the idling session: DONE ends IDLE with no response before it.
+    c.w.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut buf = [0u8; 1];
+    assert!(c.r.read(&mut buf).is_err(), "unsolicited data during IDLE");
+    c.w.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    c.send(b"DONE\r\n");
+    assert_eq!(c.until_tagged("i"), vec!["i OK IDLE terminated"]);
+}
+
+/// RFC 5464 §4.1, §4.3, §7: `imap.metadata_max_entries` per user, all-or-nothing
+/// SETMETADATA, and the read-only server entry `/shared/admin` from
+/// `imap.metadata_admin` (§3.2.1.1).
+#[test]
+fn metadata_too_many_entries_and_the_admin_entry() {
+    let cfg = config("").replace(
+        "imap: (listen: [\"127.0.0.1:0\"], tls_listen: []),",
+        "imap: (listen: [\"127.0.0.1:0\"], tls_listen: [], metadata_max_entries: 10, \
+         metadata_admin: Some(\"mailto:postmaster@test.example\")),",
+    );
+    let env = Env::with_config(&cfg);
+    env.add_user("alice");
+    let server = Server::start(&env);
+    let mut a = imap(&server);
+    let nine: Vec<String> = (0..9).map(|i| format!("/private/e{i} \"v\"")).collect();
+    set_metadata(&mut a, "s1", &format!("INBOX ({})", nine.join(" ")));
+    // Two new entries where one fits: refused, and neither is written.
+    let r = a.cmd("s2", "SETMETADATA \"\" (/private/x \"1\" /private/y \"2\")");
+    assert_eq!(r, vec!["s2 NO [METADATA TOOMANY] Too many annotations"]);
+    assert_eq!(
+        get_metadata(&mut a, "g1", "\"\" (/private/x /private/y)"),
+        "* METADATA \"\" (/private/x NIL /private/y NIL)"
+    );
+    // The tenth fits; an eleventh does not; replacing and removing always do.
+    set_metadata(&mut a, "s3", "\"\" (/private/x \"1\")");
+    let r = a.cmd("s4", "SETMETADATA INBOX (/private/y \"2\")");
+    assert_eq!(r, vec!["s4 NO [METADATA TOOMANY] Too many annotations"]);
+    set_metadata(&mut a, "s5", "INBOX (/private/e0 \"w\" /private/e1 NIL)");
+    set_metadata(&mut a, "s6", "INBOX (/private/y \"2\")");
+    // /shared/admin: there, and read-only.
+    assert_eq!(
+        get_metadata(&mut a, "g2", "(DEPTH 1) \"\" /shared"),
+        "* METADATA \"\" (/shared/admin \"mailto:postmaster@test.example\")"
+    );
+    let r = a.cmd("s7", "SETMETADATA \"\" (/shared/admin \"tel:1\")");
+    assert_eq!(
+        r,
+        vec!["s7 NO [NOPERM] Shared server annotations are read-only"]
+    );
 }

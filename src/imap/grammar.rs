@@ -238,6 +238,10 @@ pub enum CommandBody {
     Unauthenticate,
     /// RFC 5465 §3.1 (`imap::cmd::notify`).
     Notify(super::cmd::notify::NotifyCommand),
+    /// RFC 5464 §4.2 (`imap::cmd::metadata`).
+    GetMetadata(super::cmd::metadata::GetMetadata),
+    /// RFC 5464 §4.3.
+    SetMetadata(super::cmd::metadata::SetMetadata),
     /// FETCH, STORE, SEARCH, COPY, MOVE, EXPUNGE and their UID forms. `args` is the
     /// command text after the name (literals inline, CRLF removed); `set` is the leading
     /// sequence set where the command has one.
@@ -284,6 +288,8 @@ impl CommandBody {
             CommandBody::Compress(_) => "COMPRESS",
             CommandBody::Unauthenticate => "UNAUTHENTICATE",
             CommandBody::Notify(_) => "NOTIFY",
+            CommandBody::GetMetadata(_) => "GETMETADATA",
+            CommandBody::SetMetadata(_) => "SETMETADATA",
             CommandBody::Message { command, .. } => match command {
                 MessageCommand::Fetch => "FETCH",
                 MessageCommand::Store => "STORE",
@@ -469,6 +475,14 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// `nstring / literal8` (RFC 5464 §5 `value`): NUL only in a literal8.
+    pub fn nstring8(&mut self) -> R<Option<Vec<u8>>> {
+        if self.peek() == Some(b'~') {
+            return self.literal(true).map(Some);
+        }
+        self.nstring()
+    }
+
     pub fn astring(&mut self) -> R<Vec<u8>> {
         match self.peek() {
             Some(b'"' | b'{') => self.string(),
@@ -517,7 +531,7 @@ impl<'a> Parser<'a> {
     }
 
     /// `"(" [item *(SP item)] ")"`.
-    fn list_of<T>(&mut self, mut item: impl FnMut(&mut Self) -> R<T>) -> R<Vec<T>> {
+    pub fn list_of<T>(&mut self, mut item: impl FnMut(&mut Self) -> R<T>) -> R<Vec<T>> {
         self.expect(b'(', "(")?;
         let mut out = Vec::new();
         if self.eat(b')') {
@@ -835,6 +849,8 @@ fn parse_body(p: &mut Parser<'_>, name: &[u8]) -> R<CommandBody> {
             };
             return simple(p, CommandBody::Compress(mechanism));
         }
+        b"GETMETADATA" => CommandBody::GetMetadata(super::cmd::metadata::parse_get(p)?),
+        b"SETMETADATA" => CommandBody::SetMetadata(super::cmd::metadata::parse_set(p)?),
         b"ID" => parse_id(p)?,
         b"ENABLE" => {
             let mut caps = Vec::new();

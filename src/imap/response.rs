@@ -56,6 +56,20 @@ pub enum Code {
     Modified(String),
     /// RFC 3516 §4.3, RFC 9051 §7.1.
     UnknownCte,
+    /// RFC 5464 §4.2.1, §4.3.
+    Metadata(MetadataCode),
+}
+
+/// The `METADATA` response codes (RFC 5464 §5 `resp-text-code`). NOPRIVATE is never
+/// needed: private annotations are supported everywhere.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetadataCode {
+    /// GETMETADATA: the size of the largest value MAXSIZE left out (§4.2.1).
+    LongEntries(usize),
+    /// SETMETADATA: the largest value accepted (§4.3).
+    MaxSize(usize),
+    /// SETMETADATA: no room for another entry (§4.3).
+    TooMany,
 }
 
 impl fmt::Display for Code {
@@ -94,6 +108,9 @@ impl fmt::Display for Code {
             Code::BadCharset(c) => write!(f, "BADCHARSET ({c})"),
             Code::Modified(set) => write!(f, "MODIFIED {set}"),
             Code::UnknownCte => write!(f, "UNKNOWN-CTE"),
+            Code::Metadata(MetadataCode::LongEntries(n)) => write!(f, "METADATA LONGENTRIES {n}"),
+            Code::Metadata(MetadataCode::MaxSize(n)) => write!(f, "METADATA MAXSIZE {n}"),
+            Code::Metadata(MetadataCode::TooMany) => write!(f, "METADATA TOOMANY"),
         }
     }
 }
@@ -240,6 +257,16 @@ pub fn string(out: &mut Vec<u8>, bytes: &[u8], utf8: bool) {
         out.push(b'"');
     } else {
         literal(out, bytes);
+    }
+}
+
+/// Appends `bytes` as an `astring`: bare when every byte is an `ASTRING-CHAR` (as RFC
+/// 5464 §4.4 shows entry names), else as [`string`].
+pub fn astring(out: &mut Vec<u8>, bytes: &[u8], utf8: bool) {
+    if !bytes.is_empty() && bytes.iter().all(|b| super::grammar::is_astring_char(*b)) {
+        out.extend_from_slice(bytes);
+    } else {
+        string(out, bytes, utf8);
     }
 }
 

@@ -333,6 +333,9 @@ impl Session {
                 "THREAD=REFERENCES",
                 // imap::cmd::notify (RFC 5465).
                 "NOTIFY",
+                // imap::cmd::metadata: mailbox and server annotations (RFC 5464).
+                "METADATA",
+                "METADATA-SERVER",
             ] {
                 c.push(s.into());
             }
@@ -527,6 +530,8 @@ impl Session {
             C::Compress(mechanism) => self.compress(tag, mechanism, out),
             C::Unauthenticate => self.unauthenticate(tag, out),
             C::Notify(cmd) => self.notify(cmd, out).await,
+            C::GetMetadata(cmd) => self.get_metadata(cmd, out).await,
+            C::SetMetadata(cmd) => self.set_metadata(cmd).await,
             C::Message {
                 command: command @ (MessageCommand::Copy | MessageCommand::Move),
                 uid,
@@ -596,11 +601,7 @@ impl Session {
             if let State::Authenticated(a) = &self.state {
                 while let Ok(change) = a.feed.try_recv() {
                     if let Some(n) = &mut self.notifier {
-                        n.note(
-                            change.mailbox,
-                            None,
-                            matches!(change.kind, ChangeKind::Mailbox),
-                        );
+                        n.note(&change, None);
                     }
                 }
             }
@@ -608,8 +609,7 @@ impl Session {
         };
         while let Ok(change) = account.feed.try_recv() {
             if let Some(n) = &mut self.notifier {
-                let mailbox_change = matches!(change.kind, ChangeKind::Mailbox);
-                n.note(change.mailbox, Some(view.mailbox), mailbox_change);
+                n.note(&change, Some(view.mailbox));
             }
             if change.mailbox == view.mailbox || matches!(change.kind, ChangeKind::Mailbox) {
                 self.dirty = true;
@@ -713,11 +713,7 @@ impl Session {
     pub fn note_change(&mut self, change: &Change) {
         let selected = self.view().map(|v| v.mailbox);
         if let Some(n) = &mut self.notifier {
-            n.note(
-                change.mailbox,
-                selected,
-                matches!(change.kind, ChangeKind::Mailbox),
-            );
+            n.note(change, selected);
         }
         if let State::Selected(_, view) = &self.state
             && (change.mailbox == view.mailbox || matches!(change.kind, ChangeKind::Mailbox))

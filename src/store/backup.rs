@@ -59,6 +59,7 @@ fn tables(v: &mut impl Tables) -> Result<(), BackupError> {
     v.table(schema::MAILBOX_NAMES)?;
     v.table(schema::SUBSCRIPTIONS)?;
     v.table(schema::POP3_UIDLS)?;
+    v.table(schema::METADATA)?;
     v.table(super::sieve::SIEVE_SCRIPTS)?;
     v.table(super::sieve::SIEVE_STATE)?;
     v.table(schema::MESSAGES)?;

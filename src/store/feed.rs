@@ -48,6 +48,9 @@ pub enum ChangeKind {
     Flags,
     /// The mailbox was created, deleted or renamed.
     Mailbox,
+    /// Annotations of the mailbox (`mailbox` 0: of the server) were set or removed
+    /// (RFC 5464); their entry names.
+    Metadata { entries: Vec<String> },
 }
 
 /// Queue length per subscriber.

@@ -433,6 +433,8 @@ pub(super) fn delete_in(
     }
     clear_mailbox_rows(tx, EXPUNGED, mb.id)?;
     clear_mailbox_rows(tx, POP3_UIDLS, mb.id)?;
+    // RFC 5464 §4.1: a mailbox created later under this name starts without them.
+    super::metadata::delete_in(tx, user, Some(mb.id))?;
     tx.open_table(MAILBOXES)?.remove(mb.id)?;
     tx.open_table(MAILBOX_NAMES)?.remove((user, name))?;
     if mb.subscribed {
@@ -921,6 +923,8 @@ fn rename_inbox(
     let user = inbox.user;
     create_parents(tx, batch, user, new)?;
     let mut dst = mailboxes::create_in(tx, batch, user, new, None)?;
+    // RFC 5464 §4.1: INBOX keeps its annotations, the new mailbox gets a copy.
+    super::metadata::copy_mailbox_in(tx, user, inbox.id, dst.id)?;
     let mut moved = Vec::new();
     {
         let mut t = tx.open_table(MESSAGES)?;

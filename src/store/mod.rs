@@ -17,6 +17,7 @@ mod imap;
 mod import;
 mod mailboxes;
 mod messages;
+mod metadata;
 mod pack;
 mod policy;
 mod pop3;
@@ -45,6 +46,7 @@ pub use mailboxes::canonical_mailbox;
 pub use messages::{
     AppendRequest, Appended, Loaded, MailboxStats, MessageInfo, Stats, Structure, UserStats, Want,
 };
+pub use metadata::{Annotated, Depth, MetadataSet};
 pub use policy::{Applied, SUMMARY_HEADER_MAX, Summary, Usage, UsageReport, disk_status};
 pub use pop3::{POP3_DELETED, Pop3Entry, Pop3Removal};
 pub use schema::{MailboxRecord, MessageRecord, SpecialUse, SystemFlags, TraceRecord, UserRecord};

@@ -89,6 +89,13 @@ pub const SUBSCRIPTIONS: TableDefinition<(u32, &str), ()> = TableDefinition::new
 /// new table, not a record change: `migrate` creates it in stores of this version.
 pub const POP3_UIDLS: TableDefinition<(u64, u32), &str> = TableDefinition::new("pop3_uidls");
 
+/// (user id, mailbox id, entry name) -> value: IMAP METADATA annotations (RFC 5464).
+/// Mailbox id 0 (never a mailbox's: ids start at 1) holds the user's server entries.
+/// Entry names are stored lower-cased (§3.2: they are case-insensitive). Keyed by
+/// mailbox id, so entries follow a RENAME by themselves; DELETE removes them (§4.1).
+/// A new table, not a record change: `migrate` creates it in stores of this version.
+pub const METADATA: TableDefinition<(u32, u64, &str), &[u8]> = TableDefinition::new("metadata");
+
 /// IMAP system flags as bits (RFC 9051 §2.3.2). `\Recent` is per session, never stored.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SystemFlags(pub u8);
@@ -461,6 +468,7 @@ pub fn migrate(tx: &WriteTransaction) -> Result<(), StoreError> {
     tx.open_table(PACK_CHUNKS)?;
     tx.open_table(SUBSCRIPTIONS)?;
     tx.open_table(POP3_UIDLS)?;
+    tx.open_table(METADATA)?;
     tx.open_table(TRACES)?;
     tx.open_table(TRACE_IDS)?;
     // New tables, not record changes: created in stores of this version too.

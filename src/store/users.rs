@@ -258,6 +258,7 @@ fn delete_user_in(tx: &WriteTransaction, batch: &mut Batch, name: &str) -> Resul
         }
     }
     super::sieve::delete_all(tx, rec.id)?;
+    super::metadata::delete_in(tx, rec.id, None)?;
     tx.open_table(USERS)?.remove(name)?;
     batch.users_changed = true;
     batch.changes.push(Change {

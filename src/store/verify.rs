@@ -14,7 +14,7 @@ use redb::{ReadTransaction, ReadableTable};
 use serde::{Deserialize, Serialize};
 
 use super::schema::{
-    self, BLOBS, BlobId, BlobRecord, LOOSE, Location, MAILBOX_NAMES, MAILBOXES, MESSAGES,
+    self, BLOBS, BlobId, BlobRecord, LOOSE, Location, MAILBOX_NAMES, MAILBOXES, MESSAGES, METADATA,
     MailboxRecord, MessageRecord, PACKS, PackRecord, SUBSCRIPTIONS, TRACES, USERS, UserRecord,
 };
 use super::{Shared, StoreError};
@@ -196,6 +196,19 @@ impl Check<'_> {
             if !self.users.contains_key(&user) {
                 self.report
                     .store(format!("subscription {name:?} of a missing user #{user}"));
+            }
+        }
+        // Annotations (RFC 5464) belong to a user and to the server (0) or one of the
+        // user's mailboxes.
+        for row in self.tx.open_table(METADATA)?.iter()? {
+            let (k, _) = row?;
+            let (user, mailbox, name) = k.value();
+            let owned =
+                mailbox == 0 || self.mailboxes.get(&mailbox).is_some_and(|m| m.user == user);
+            if !self.users.contains_key(&user) || !owned {
+                self.report.store(format!(
+                    "annotation {name:?} of a missing user #{user} or mailbox #{mailbox}"
+                ));
             }
         }
         Ok(())

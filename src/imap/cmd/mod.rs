@@ -1,9 +1,10 @@
 //! Commands added one file per extension, grammar and handler together (SORT, THREAD,
-//! COMPRESS, UNAUTHENTICATE, NOTIFY),
+//! COMPRESS, UNAUTHENTICATE, NOTIFY, METADATA),
 //! and what they share: the header fields they order and group by ([`HeaderData`]),
 //! read a batch of messages at a time ([`Session::header_data`]).
 
 pub mod compress;
+pub mod metadata;
 pub mod notify;
 pub mod sort;
 pub mod subject;

@@ -23,8 +23,10 @@
 //! again silently; another session's change that lands during that command is absorbed
 //! the same way (its effect still shows in the next STATUS or LIST the client asks for).
 //! `inboxes` is the same set as `personal` (§6.3 allows it: mail may be filed into any
-//! mailbox by Sieve). AnnotationChange, MailboxMetadataChange and ServerMetadataChange
-//! are refused with `NO [BADEVENT ...]` (§3.1).
+//! mailbox by Sieve). MailboxMetadataChange and ServerMetadataChange (§5.6, §5.7,
+//! required with METADATA) send `* METADATA name entry ...` with the names of the
+//! annotations another session set or removed (RFC 5464 §4.4.2). AnnotationChange
+//! (RFC 5257 ANNOTATE, not offered) is refused with `NO [BADEVENT ...]` (§3.1).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -32,12 +34,13 @@ use super::super::grammar::Parser;
 use super::super::response::{self, Code, ImapError};
 use super::super::sequence::SequenceSet;
 use super::super::session::{Outcome, Session};
-use crate::store::{MailboxInfo, canonical_mailbox};
+use crate::store::{Change, ChangeKind, MailboxInfo, canonical_mailbox};
 
 type R<T> = Result<T, String>;
 
 /// The events this server can send (the `BADEVENT` list, RFC 5465 §3.1).
-const SUPPORTED: &str = "MessageNew MessageExpunge FlagChange MailboxName SubscriptionChange";
+const SUPPORTED: &str = "MessageNew MessageExpunge FlagChange MailboxName SubscriptionChange \
+                         MailboxMetadataChange ServerMetadataChange";
 
 /// `filter-mailboxes` (RFC 5465 §8). Names are raw astrings, decoded by the session.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -249,6 +252,8 @@ struct Group {
     flags: bool,
     names: bool,
     subscriptions: bool,
+    /// MailboxMetadataChange (§5.6).
+    metadata: bool,
 }
 
 /// Message events for the selected mailbox.
@@ -270,14 +275,27 @@ pub struct Notify {
     subs: BTreeSet<String>,
     /// The feed reported a change the copy above has not seen yet.
     pending: bool,
+    /// ServerMetadataChange was asked for (§5.7).
+    server_metadata: bool,
+    /// Annotations changed since the client last heard: (mailbox id, 0 for the server;
+    /// entry names).
+    metadata: Vec<(u64, Vec<String>)>,
 }
 
 impl Notify {
     /// A change from the feed: worth a look unless it is only the selected mailbox's
     /// messages (those go through the view).
-    pub fn note(&mut self, mailbox: u64, selected: Option<u64>, mailbox_change: bool) {
-        if mailbox_change || Some(mailbox) != selected {
-            self.pending = true;
+    pub fn note(&mut self, change: &Change, selected: Option<u64>) {
+        match &change.kind {
+            // At most 1,024 changes wait; beyond that they are dropped (a client that
+            // far behind re-reads anyway).
+            ChangeKind::Metadata { entries } if self.metadata.len() < 1024 => {
+                self.metadata.push((change.mailbox, entries.clone()));
+            }
+            ChangeKind::Metadata { .. } => {}
+            ChangeKind::Mailbox => self.pending = true,
+            _ if Some(change.mailbox) != selected => self.pending = true,
+            _ => {}
         }
     }
 
@@ -334,15 +352,9 @@ fn check_events(events: &[Event], selected: bool) -> Result<(), ImapError> {
 }
 
 fn unsupported(events: &[Event]) -> bool {
-    events.iter().any(|e| {
-        matches!(
-            e,
-            Event::AnnotationChange
-                | Event::MailboxMetadataChange
-                | Event::ServerMetadataChange
-                | Event::Other(_)
-        )
-    })
+    events
+        .iter()
+        .any(|e| matches!(e, Event::AnnotationChange | Event::Other(_)))
 }
 
 impl Session {
@@ -364,6 +376,7 @@ impl Session {
         let mut saw_selected = false;
         let mut watch_groups = Vec::new();
         let mut refused = false;
+        let mut server_metadata = false;
         for g in &groups {
             let is_selected = matches!(g.filter, Filter::Selected | Filter::SelectedDelayed);
             check_events(&g.events, is_selected)?;
@@ -376,6 +389,7 @@ impl Session {
                 saw_selected = true;
             }
             refused |= unsupported(&g.events);
+            server_metadata |= g.events.contains(&Event::ServerMetadataChange);
         }
         if refused {
             return Err(ImapError::no(
@@ -414,6 +428,7 @@ impl Session {
                 flags: has(&Event::FlagChange),
                 names: has(&Event::MailboxName),
                 subscriptions: has(&Event::SubscriptionChange),
+                metadata: has(&Event::MailboxMetadataChange),
             });
         }
         let mut notify = Notify {
@@ -422,6 +437,8 @@ impl Session {
             known: BTreeMap::new(),
             subs: BTreeSet::new(),
             pending: false,
+            server_metadata,
+            metadata: Vec::new(),
         };
         let (known, subs) = self.notify_read(&notify).await?;
         if status {
@@ -549,6 +566,7 @@ impl Session {
         let Some(mut notify) = self.notifier.take() else {
             return;
         };
+        self.notify_metadata(&mut notify, out);
         if notify.pending {
             notify.pending = false;
             match self.notify_read(&notify).await {
@@ -576,7 +594,40 @@ impl Session {
             notify.subs = subs;
             notify.pending = false;
         }
+        notify.metadata.clear();
         self.notifier = Some(notify);
+    }
+
+    /// RFC 5464 §4.4.2, RFC 5465 §5.6, §5.7: `* METADATA name entry ...` (names only)
+    /// for the annotations another session changed.
+    fn notify_metadata(&self, notify: &mut Notify, out: &mut Vec<u8>) {
+        let utf8 = self.utf8();
+        for (mailbox, entries) in std::mem::take(&mut notify.metadata) {
+            let name = if mailbox == 0 {
+                if !notify.server_metadata {
+                    continue;
+                }
+                ""
+            } else {
+                let Some(info) = notify.known.get(&mailbox) else {
+                    continue;
+                };
+                if !notify
+                    .groups_for(&info.name, &notify.subs)
+                    .any(|g| g.metadata)
+                {
+                    continue;
+                }
+                info.name.as_str()
+            };
+            out.extend_from_slice(b"* METADATA ");
+            response::mailbox(out, name, utf8);
+            for entry in &entries {
+                out.push(b' ');
+                response::string(out, entry.as_bytes(), utf8);
+            }
+            out.extend_from_slice(b"\r\n");
+        }
     }
 
     async fn notify_diff(
