@@ -329,6 +329,8 @@ impl Session {
                 "SORT",
                 "SORT=DISPLAY",
                 "ESORT",
+                // RFC 9394: SEARCH/SORT RETURN (PARTIAL), UID FETCH (PARTIAL) (imap::cmd).
+                "PARTIAL",
                 "THREAD=ORDEREDSUBJECT",
                 "THREAD=REFERENCES",
                 // imap::cmd::notify (RFC 5465).

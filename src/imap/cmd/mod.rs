@@ -1,10 +1,11 @@
 //! Commands added one file per extension, grammar and handler together (SORT, THREAD,
-//! COMPRESS, UNAUTHENTICATE, NOTIFY),
+//! COMPRESS, UNAUTHENTICATE, NOTIFY, PARTIAL),
 //! and what they share: the header fields they order and group by ([`HeaderData`]),
 //! read a batch of messages at a time ([`Session::header_data`]).
 
 pub mod compress;
 pub mod notify;
+pub mod partial;
 pub mod sort;
 pub mod subject;
 pub mod thread;
