@@ -123,7 +123,7 @@ fn att_name(p: &mut Parser<'_>) -> Vec<u8> {
 
 /// `section-part = nz-number *("." nz-number)` followed by an optional text part, up to
 /// and including `]` (RFC 3501 §9 `section`).
-fn section(p: &mut Parser<'_>, binary: bool) -> R<Section> {
+pub(super) fn section(p: &mut Parser<'_>, binary: bool) -> R<Section> {
     p.expect(b'[', "[")?;
     let mut s = Section::default();
     if p.eat(b']') {

@@ -107,7 +107,15 @@ pub struct AppendMessage {
     pub flags: Vec<String>,
     /// Unix seconds.
     pub date: Option<i64>,
-    pub data: Vec<u8>,
+    pub data: AppendData,
+}
+
+/// `append-data`: a literal, or the parts of a CATENATE (RFC 4469 §5,
+/// `imap::cmd::catenate`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppendData {
+    Literal(Vec<u8>),
+    Catenate(Vec<super::cmd::catenate::CatPart>),
 }
 
 /// Message-level commands; their arguments are parsed by the message layer.
@@ -437,7 +445,7 @@ impl<'a> Parser<'a> {
     }
 
     /// `literal` / `literal8` (RFC 9051 §4.3; RFC 3516 §4). NUL only in literal8.
-    fn literal(&mut self, allow8: bool) -> R<Vec<u8>> {
+    pub fn literal(&mut self, allow8: bool) -> R<Vec<u8>> {
         let eight = self.eat(b'~');
         if eight && !allow8 {
             return Err("literal8 is not allowed here".into());
@@ -704,7 +712,7 @@ fn parse_append(p: &mut Parser<'_>) -> R<CommandBody> {
         let mut m = AppendMessage {
             flags: Vec::new(),
             date: None,
-            data: Vec::new(),
+            data: AppendData::Literal(Vec::new()),
         };
         if p.peek() == Some(b'(') {
             m.flags = p.flag_list()?;
@@ -714,9 +722,14 @@ fn parse_append(p: &mut Parser<'_>) -> R<CommandBody> {
             m.date = Some(p.date_time()?);
             p.sp()?;
         }
-        // RFC 3516 §4.4: `literal8` with BINARY (advertised once logged in, the only
-        // state APPEND is valid in).
-        m.data = p.literal(true)?;
+        m.data = if p.keyword("CATENATE") {
+            p.sp()?;
+            AppendData::Catenate(super::cmd::catenate::cat_parts(p)?)
+        } else {
+            // RFC 3516 §4.4: `literal8` with BINARY (advertised once logged in, the
+            // only state APPEND is valid in).
+            AppendData::Literal(p.literal(true)?)
+        };
         messages.push(m);
     }
     if messages.is_empty() {
@@ -1125,7 +1138,7 @@ mod tests {
         assert_eq!(messages.len(), 2);
         assert_eq!(messages[0].flags, vec!["\\Seen", "foo"]);
         assert_eq!(messages[0].date, Some(1_706_778_000));
-        assert_eq!(messages[1].data, b"x");
+        assert_eq!(messages[1].data, AppendData::Literal(b"x".to_vec()));
     }
 
     #[test]

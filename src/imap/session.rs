@@ -307,6 +307,8 @@ impl Session {
                 "SPECIAL-USE",
                 "STATUS=SIZE",
                 "MULTIAPPEND",
+                // RFC 4469 (imap::cmd::catenate).
+                "CATENATE",
                 "UTF8=ACCEPT",
                 "UIDPLUS",
                 "MOVE",

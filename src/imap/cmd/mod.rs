@@ -1,8 +1,9 @@
 //! Commands added one file per extension, grammar and handler together (SORT, THREAD,
-//! COMPRESS, UNAUTHENTICATE, NOTIFY, PARTIAL),
+//! COMPRESS, UNAUTHENTICATE, NOTIFY, PARTIAL, CATENATE),
 //! and what they share: the header fields they order and group by ([`HeaderData`]),
 //! read a batch of messages at a time ([`Session::header_data`]).
 
+pub mod catenate;
 pub mod compress;
 pub mod notify;
 pub mod partial;
