@@ -1141,6 +1141,35 @@ mod tests {
         assert_eq!(messages[1].data, AppendData::Literal(b"x".to_vec()));
     }
 
+    /// RFC 4469 §5 `append-data =/ "CATENATE" SP "(" cat-part *(SP cat-part) ")"`,
+    /// next to a literal in a MULTIAPPEND.
+    #[test]
+    fn append_with_catenate() {
+        use super::super::cmd::catenate::CatPart;
+        let CommandBody::Append { messages, .. } = ok(
+            b"a APPEND Drafts (\\Draft) CATENATE (URL \"/INBOX/;UID=1\" TEXT {2+}\r\nhi) {1}\r\nx\r\n",
+        ) else {
+            panic!()
+        };
+        assert_eq!(messages.len(), 2);
+        assert_eq!(messages[0].flags, vec!["\\Draft"]);
+        assert_eq!(
+            messages[0].data,
+            AppendData::Catenate(vec![
+                CatPart::Url(b"/INBOX/;UID=1".to_vec()),
+                CatPart::Text(b"hi".to_vec())
+            ])
+        );
+        assert_eq!(messages[1].data, AppendData::Literal(b"x".to_vec()));
+        for bad in [
+            &b"a APPEND INBOX CATENATE ()\r\n"[..],
+            b"a APPEND INBOX CATENATE\r\n",
+            b"a APPEND INBOX CATENATE (TEXT \"x\")\r\n",
+        ] {
+            assert!(parse_command(bad).is_err());
+        }
+    }
+
     #[test]
     fn uid_commands_keep_raw_arguments() {
         let CommandBody::Message { uid, set, args, .. } = ok(b"a UID FETCH 1:* (FLAGS)\r\n") else {
