@@ -791,7 +791,10 @@ fn notify_sends_other_sessions_changes_between_commands() {
     );
     // RENAME gave Groups a new UIDVALIDITY: its STATUS says so (§5.1).
     let l = line_within(&mut b, 5).expect("STATUS pushed");
-    assert!(l.starts_with("* STATUS \"Groups\" (MESSAGES 0 UIDNEXT 1 "), "{l}");
+    assert!(
+        l.starts_with("* STATUS \"Groups\" (MESSAGES 0 UIDNEXT 1 "),
+        "{l}"
+    );
     a.cmd("a7", "UNSUBSCRIBE Groups");
     let l = line_within(&mut b, 5).expect("subscription pushed");
     assert_eq!(l, "* LIST () \"/\" \"Groups\"");
