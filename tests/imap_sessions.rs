@@ -981,3 +981,66 @@ fn metadata_too_many_entries_and_the_admin_entry() {
         vec!["s7 NO [NOPERM] Shared server annotations are read-only"]
     );
 }
+
+/// RFC 9394 §3.1: each page is counted in the mailbox as it is at that command. A
+/// message another session expunged between two pages is no longer counted, though not
+/// yet announced (no EXPUNGE during SEARCH, RFC 9051 §7.5.1), so the next page starts
+/// one later; paging by UID range from the last UID seen misses nothing. SEARCH and
+/// UID FETCH pages agree.
+#[test]
+fn partial_pages_with_an_expunge_between_them() {
+    let (_env, server) = setup("", 8);
+    let mut a = imap(&server);
+    let mut b = imap(&server);
+    select(&mut b, "INBOX");
+    select(&mut a, "INBOX");
+    let r = b.cmd("p1", "SEARCH RETURN (PARTIAL 1:3) ALL");
+    assert_eq!(
+        r,
+        vec![
+            "* ESEARCH (TAG \"p1\") PARTIAL (1:3 1:3)",
+            "p1 OK SEARCH completed"
+        ]
+    );
+    a.cmd("a1", "UID STORE 2 +FLAGS.SILENT (\\Deleted)");
+    let r = a.cmd("a2", "UID EXPUNGE 2");
+    assert_eq!(r, vec!["* 2 EXPUNGE", "a2 OK UID EXPUNGE completed"]);
+
+    // Message 2 is gone but still known to b: results 4..6 are messages 5..7.
+    let r = b.cmd("p2", "SEARCH RETURN (PARTIAL 4:6) ALL");
+    assert_eq!(
+        r,
+        vec![
+            "* ESEARCH (TAG \"p2\") PARTIAL (4:6 5:7)",
+            "p2 OK SEARCH completed"
+        ]
+    );
+    // The same page by UID FETCH; UID FETCH may then announce the expunge.
+    let r = b.cmd("f2", "UID FETCH 1:* (UID) (PARTIAL 4:6)");
+    assert_eq!(
+        r,
+        vec![
+            "* 5 FETCH (UID 5)",
+            "* 6 FETCH (UID 6)",
+            "* 7 FETCH (UID 7)",
+            "* 2 EXPUNGE",
+            "f2 OK FETCH completed"
+        ]
+    );
+    let r = b.cmd("p3", "UID SEARCH RETURN (PARTIAL 1:3) UID 4:*");
+    assert_eq!(
+        r,
+        vec![
+            "* ESEARCH (TAG \"p3\") UID PARTIAL (1:3 4:6)",
+            "p3 OK SEARCH completed"
+        ]
+    );
+    let r = b.cmd("p4", "UID SEARCH RETURN (PARTIAL -1:-3) ALL");
+    assert_eq!(
+        r,
+        vec![
+            "* ESEARCH (TAG \"p4\") UID PARTIAL (-1:-3 6:8)",
+            "p4 OK SEARCH completed"
+        ]
+    );
+}

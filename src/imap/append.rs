@@ -1,8 +1,9 @@
 //! APPEND (RFC 9051 §6.3.12) with MULTIAPPEND (RFC 3502, all or nothing), APPENDUID
-//! (RFC 4315 §3), TRYCREATE and APPENDLIMIT (RFC 7889). Messages go through the one
+//! (RFC 4315 §3), TRYCREATE, APPENDLIMIT (RFC 7889) and CATENATE (RFC 4469, the
+//! message put together by `imap::cmd::catenate`). Messages go through the one
 //! delivery path (`Pipeline::deliver_batch`, no trace headers).
 
-use super::grammar::AppendMessage;
+use super::grammar::{AppendData, AppendMessage};
 use super::response::{Code, ImapError, Status};
 use super::session::{Outcome, Session, State};
 use crate::delivery::{Incoming, Outcome as Delivered, Target};
@@ -71,13 +72,18 @@ impl Session {
         let limit = self.append_limit();
         let mut items = Vec::with_capacity(messages.len());
         for m in messages {
-            if m.data.len() as u64 > limit {
+            let (flags, keywords) = split_flags(&m.flags)?;
+            // RFC 4469 §5: every CATENATE is resolved before anything is stored.
+            let data = match m.data {
+                AppendData::Literal(data) => data,
+                AppendData::Catenate(parts) => self.catenate(parts, limit).await?,
+            };
+            if data.len() as u64 > limit {
                 return Err(ImapError::no(Code::TooBig, "Message too big"));
             }
-            let (flags, keywords) = split_flags(&m.flags)?;
             items.push((
                 Incoming {
-                    raw: m.data,
+                    raw: data,
                     mail_from: None,
                     trace: None,
                     internal_date: m.date,

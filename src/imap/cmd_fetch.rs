@@ -1,7 +1,7 @@
 //! FETCH and UID FETCH (RFC 9051 §6.4.5, §6.4.9; RFC 3501 §6.4.5, §6.4.8) with BINARY
 //! (RFC 3516), CONDSTORE `MODSEQ` / `CHANGEDSINCE` (RFC 7162 §3.1.4) and the QRESYNC
-//! `VANISHED` modifier (§3.2.6, answered by `cmd_qresync`), SAVEDATE
-//! (RFC 8514) and PREVIEW (RFC 8970).
+//! `VANISHED` modifier (§3.2.6, answered by `cmd_qresync`), the PARTIAL modifier of
+//! UID FETCH (RFC 9394 §3.3), SAVEDATE (RFC 8514) and PREVIEW (RFC 8970).
 //!
 //! Work per message is what the items ask for: FLAGS, UID and MODSEQ come from the
 //! session's [`View`](super::view::View); INTERNALDATE, RFC822.SIZE and SAVEDATE from
@@ -11,6 +11,7 @@
 
 use std::collections::VecDeque;
 
+use super::cmd::partial::Range as PartialRange;
 use super::fetch::{self, Options, Partial, Rfc822, Section, SectionText};
 use super::grammar::{MAX_DEPTH, Parser, is_atom_char};
 use super::response::{Code, ImapError, Status};
@@ -91,6 +92,8 @@ pub struct FetchArgs {
     pub changed_since: Option<u64>,
     /// The `VANISHED` modifier of UID FETCH (RFC 7162 §3.2.6).
     pub vanished: bool,
+    /// The `PARTIAL range` modifier of UID FETCH (RFC 9394 §3.3).
+    pub partial: Option<PartialRange>,
 }
 
 type R<T> = Result<T, String>;
@@ -120,7 +123,7 @@ fn att_name(p: &mut Parser<'_>) -> Vec<u8> {
 
 /// `section-part = nz-number *("." nz-number)` followed by an optional text part, up to
 /// and including `]` (RFC 3501 §9 `section`).
-fn section(p: &mut Parser<'_>, binary: bool) -> R<Section> {
+pub(super) fn section(p: &mut Parser<'_>, binary: bool) -> R<Section> {
     p.expect(b'[', "[")?;
     let mut s = Section::default();
     if p.eat(b']') {
@@ -293,6 +296,7 @@ pub fn parse_fetch(args: &[u8]) -> R<FetchArgs> {
     }
     let mut changed_since = None;
     let mut vanished = false;
+    let mut partial = None;
     if p.eat(b' ') {
         p.expect(b'(', "(")?;
         loop {
@@ -301,6 +305,13 @@ pub fn parse_fetch(args: &[u8]) -> R<FetchArgs> {
                 changed_since = Some(mod_sequence(&mut p)?);
             } else if p.keyword("VANISHED") {
                 vanished = true;
+            } else if p.keyword("PARTIAL") {
+                // `fetch-modifier =/ modifier-partial` (RFC 9394 §4), at most once.
+                if partial.is_some() {
+                    return Err("PARTIAL given twice".into());
+                }
+                p.sp()?;
+                partial = Some(PartialRange::parse(&mut p)?);
             } else {
                 return Err("unknown FETCH modifier".into());
             }
@@ -315,6 +326,7 @@ pub fn parse_fetch(args: &[u8]) -> R<FetchArgs> {
         items,
         changed_since,
         vanished,
+        partial,
     })
 }
 
@@ -395,6 +407,10 @@ impl Session {
             self.vanished_earlier(view.mailbox, &view.uids(), since, within, out)
                 .await?;
         }
+        if args.partial.is_some() && !uid {
+            // RFC 9394 §3.3 extends UID FETCH only.
+            return Err(ImapError::Bad("PARTIAL needs UID FETCH".into()));
+        }
         // RFC 9051 §6.4.9: UID FETCH always reports UID.
         if uid && !args.items.contains(&Item::Uid) {
             args.items.insert(0, Item::Uid);
@@ -421,6 +437,14 @@ impl Session {
         let mut picked = view.resolve(&set, uid)?;
         if let Some(since) = args.changed_since {
             picked.retain(|i| view.msgs.get(*i).is_some_and(|m| m.modseq > since));
+        }
+        // RFC 9394 §3.3: only the messages in the range, counted in UID order among
+        // those the command would answer; with CHANGEDSINCE (§3.4), among the changed
+        // ones. Messages another session expunged are not counted, as SEARCH skips
+        // them (RFC 2180 §4.3), so that a SEARCH and a FETCH page agree.
+        if let Some(range) = args.partial {
+            picked.retain(|i| view.msgs.get(*i).is_some_and(|m| !m.expunged));
+            picked = range.page(&picked).to_vec();
         }
         let mailbox = view.mailbox;
 
@@ -761,6 +785,11 @@ mod tests {
         assert_eq!((v.changed_since, v.vanished), (Some(12345), true));
         assert!(parse_fetch(b"(FLAGS) (VANISHED)").unwrap().vanished);
         assert!(!parse_fetch(b"FLAGS").unwrap().vanished);
+        // RFC 9394 §3.3, §3.4: PARTIAL, alone or with CHANGEDSINCE in either order.
+        let v = parse_fetch(b"(FLAGS) (PARTIAL -1:-30)").unwrap();
+        assert!(v.partial.is_some());
+        let v = parse_fetch(b"(FLAGS) (PARTIAL 1:500 CHANGEDSINCE 7)").unwrap();
+        assert!(v.partial.is_some() && v.changed_since == Some(7));
         assert_eq!(
             parse_fetch(b"BODY[1.MIME]").unwrap().items,
             vec![Item::Section {
@@ -788,6 +817,11 @@ mod tests {
             b"BODY[HEADER.FIELDS ()]",
             b"(FLAGS) (CHANGEDSINCE)",
             b"(FLAGS) (FOO 1)",
+            b"(FLAGS) (PARTIAL)",
+            b"(FLAGS) (PARTIAL 0:5)",
+            b"(FLAGS) (PARTIAL 1:*)",
+            b"(FLAGS) (PARTIAL -1:5)",
+            b"(FLAGS) (PARTIAL 1:5 PARTIAL 1:2)",
             b"FLAGS extra",
         ] {
             assert!(

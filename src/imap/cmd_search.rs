@@ -5,6 +5,7 @@
 //! Keys that need the message content are evaluated only for messages the cheap keys
 //! did not already decide (see [`super::search`]); those load one message at a time.
 
+use super::cmd::partial::{self, Range};
 use super::cmd_fetch::mod_sequence;
 use super::grammar::{MAX_DEPTH, Parser};
 use super::response::{Code, ImapError, Status};
@@ -261,8 +262,9 @@ fn key(p: &mut Parser<'_>, depth: usize, saved: &[u32]) -> R<SearchKey> {
 }
 
 /// `search-return-opts = SP "RETURN" SP "(" [search-return-opt *(SP
-/// search-return-opt)] ")"` (RFC 4731 §3.1; RFC 5182 SAVE; RFC 5267 §3.2 for SORT),
-/// with the space after it. `None` without RETURN; the bool is SAVE.
+/// search-return-opt)] ")"` (RFC 4731 §3.1; RFC 5182 SAVE; RFC 5267 §3.2 for SORT;
+/// RFC 9394 §4 `PARTIAL range`), with the space after it. `None` without RETURN; the
+/// bool is SAVE.
 pub(super) fn return_options(p: &mut Parser<'_>) -> R<Option<(Return, bool)>> {
     if !p.keyword("RETURN") {
         return Ok(None);
@@ -278,7 +280,15 @@ pub(super) fn return_options(p: &mut Parser<'_>) -> R<Option<(Return, bool)>> {
                 b"MIN" => r.min = true,
                 b"MAX" => r.max = true,
                 b"COUNT" => r.count = true,
+                // RFC 9394 §3.1: "either one PARTIAL, one ALL, or neither".
+                b"ALL" | b"PARTIAL" if r.all || r.partial.is_some() => {
+                    return Err("RETURN takes one PARTIAL or one ALL".into());
+                }
                 b"ALL" => r.all = true,
+                b"PARTIAL" => {
+                    p.sp()?;
+                    r.partial = Some(Range::parse(p)?);
+                }
                 b"SAVE" => save = true,
                 _ => return Err("unknown RETURN option".into()),
             }
@@ -387,44 +397,20 @@ impl Session {
         let State::Selected(_, view) = &mut self.state else {
             return Err(ImapError::Bad("Select a mailbox first".into()));
         };
-        let hits: Vec<(u32, u32, u64)> = hits.iter().map(|h| (h.seq, h.uid, h.modseq)).collect();
         let numbers: Vec<u32> = hits
             .iter()
-            .map(|(s, u, _)| if uid { *u } else { *s })
+            .map(|h| if uid { h.uid } else { h.seq })
             .collect();
-        // RFC 7162 §3.1.5 (with RFC 4731): the highest mod-sequence of the messages
-        // *returned*: with only MIN and/or MAX those one or two, else every match.
-        let modseq = match a.ret {
-            _ if !uses_modseq => None,
-            Some(r) if (r.min || r.max) && !(r.all || r.count) => {
-                let first = hits.first().filter(|_| r.min).map(|h| h.2);
-                let last = hits.last().filter(|_| r.max).map(|h| h.2);
-                first.max(last)
-            }
-            _ => hits.iter().map(|h| h.2).max(),
-        };
+        // What the command returns (RFC 9394 §3.2): SAVE keeps it, and with MODSEQ the
+        // reply carries its highest mod-sequence (RFC 7162 §3.1.5).
+        let returned = partial::returned(&a.ret.unwrap_or_default(), &hits);
+        let modseq = returned
+            .iter()
+            .map(|h| h.modseq)
+            .max()
+            .filter(|_| uses_modseq);
         if a.save {
-            // RFC 5182 §2.4: with MIN and/or MAX but neither ALL nor COUNT, only those
-            // are saved.
-            let r = a.ret.unwrap_or_default();
-            let uids: Vec<u32> = if (r.min || r.max) && !(r.all || r.count) {
-                let mut v = Vec::new();
-                if r.min
-                    && let Some(h) = hits.first()
-                {
-                    v.push(h.1);
-                }
-                if r.max
-                    && let Some(h) = hits.last()
-                {
-                    v.push(h.1);
-                }
-                v.dedup();
-                v
-            } else {
-                hits.iter().map(|h| h.1).collect()
-            };
-            view.saved = uids;
+            view.saved = returned.iter().map(|h| h.uid).collect();
         }
         let only_save = a.save && a.ret.is_some_and(|r| r == Return::default());
         match a.ret {
@@ -621,6 +607,11 @@ mod tests {
             k("SUBJECT {3}\r\nfoo"),
             SearchKey::Header(b"Subject".to_vec(), b"foo".to_vec())
         );
+        let a = parse_search(b"RETURN (partial -1:-100 COUNT) UNSEEN", &[]).unwrap();
+        assert!(
+            a.ret
+                .is_some_and(|r| r.count && r.partial.is_some() && !r.all)
+        );
         let a = parse_search(b"RETURN (MIN COUNT SAVE) CHARSET utf-8 1:*", &[]).unwrap();
         assert!(a.save);
         assert_eq!(a.charset.as_deref(), Some("UTF-8"));
@@ -646,6 +637,16 @@ mod tests {
             "LARGER x",
             "OLDER 0",
             "RETURN (BOGUS) ALL",
+            "RETURN (PARTIAL 1:5 ALL) ALL",
+            "RETURN (ALL PARTIAL 1:5) ALL",
+            "RETURN (PARTIAL 1:5 PARTIAL 6:9) ALL",
+            "RETURN (ALL ALL) ALL",
+            "RETURN (PARTIAL) ALL",
+            "RETURN (PARTIAL 0:5) ALL",
+            "RETURN (PARTIAL -1:5) ALL",
+            "RETURN (PARTIAL 5) ALL",
+            "RETURN (PARTIAL \"1:5\") ALL",
+            "RETURN (PARTIAL 1:4294967296) ALL",
             "ALL extra)",
         ] {
             assert!(parse_search(bad.as_bytes(), &[]).is_err(), "{bad}");

@@ -107,7 +107,15 @@ pub struct AppendMessage {
     pub flags: Vec<String>,
     /// Unix seconds.
     pub date: Option<i64>,
-    pub data: Vec<u8>,
+    pub data: AppendData,
+}
+
+/// `append-data`: a literal, or the parts of a CATENATE (RFC 4469 §5,
+/// `imap::cmd::catenate`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppendData {
+    Literal(Vec<u8>),
+    Catenate(Vec<super::cmd::catenate::CatPart>),
 }
 
 /// Message-level commands; their arguments are parsed by the message layer.
@@ -443,7 +451,7 @@ impl<'a> Parser<'a> {
     }
 
     /// `literal` / `literal8` (RFC 9051 §4.3; RFC 3516 §4). NUL only in literal8.
-    fn literal(&mut self, allow8: bool) -> R<Vec<u8>> {
+    pub fn literal(&mut self, allow8: bool) -> R<Vec<u8>> {
         let eight = self.eat(b'~');
         if eight && !allow8 {
             return Err("literal8 is not allowed here".into());
@@ -718,7 +726,7 @@ fn parse_append(p: &mut Parser<'_>) -> R<CommandBody> {
         let mut m = AppendMessage {
             flags: Vec::new(),
             date: None,
-            data: Vec::new(),
+            data: AppendData::Literal(Vec::new()),
         };
         if p.peek() == Some(b'(') {
             m.flags = p.flag_list()?;
@@ -728,9 +736,14 @@ fn parse_append(p: &mut Parser<'_>) -> R<CommandBody> {
             m.date = Some(p.date_time()?);
             p.sp()?;
         }
-        // RFC 3516 §4.4: `literal8` with BINARY (advertised once logged in, the only
-        // state APPEND is valid in).
-        m.data = p.literal(true)?;
+        m.data = if p.keyword("CATENATE") {
+            p.sp()?;
+            AppendData::Catenate(super::cmd::catenate::cat_parts(p)?)
+        } else {
+            // RFC 3516 §4.4: `literal8` with BINARY (advertised once logged in, the
+            // only state APPEND is valid in).
+            AppendData::Literal(p.literal(true)?)
+        };
         messages.push(m);
     }
     if messages.is_empty() {
@@ -1141,7 +1154,36 @@ mod tests {
         assert_eq!(messages.len(), 2);
         assert_eq!(messages[0].flags, vec!["\\Seen", "foo"]);
         assert_eq!(messages[0].date, Some(1_706_778_000));
-        assert_eq!(messages[1].data, b"x");
+        assert_eq!(messages[1].data, AppendData::Literal(b"x".to_vec()));
+    }
+
+    /// RFC 4469 §5 `append-data =/ "CATENATE" SP "(" cat-part *(SP cat-part) ")"`,
+    /// next to a literal in a MULTIAPPEND.
+    #[test]
+    fn append_with_catenate() {
+        use super::super::cmd::catenate::CatPart;
+        let CommandBody::Append { messages, .. } = ok(
+            b"a APPEND Drafts (\\Draft) CATENATE (URL \"/INBOX/;UID=1\" TEXT {2+}\r\nhi) {1}\r\nx\r\n",
+        ) else {
+            panic!()
+        };
+        assert_eq!(messages.len(), 2);
+        assert_eq!(messages[0].flags, vec!["\\Draft"]);
+        assert_eq!(
+            messages[0].data,
+            AppendData::Catenate(vec![
+                CatPart::Url(b"/INBOX/;UID=1".to_vec()),
+                CatPart::Text(b"hi".to_vec())
+            ])
+        );
+        assert_eq!(messages[1].data, AppendData::Literal(b"x".to_vec()));
+        for bad in [
+            &b"a APPEND INBOX CATENATE ()\r\n"[..],
+            b"a APPEND INBOX CATENATE\r\n",
+            b"a APPEND INBOX CATENATE (TEXT \"x\")\r\n",
+        ] {
+            assert!(parse_command(bad).is_err());
+        }
     }
 
     #[test]

@@ -19,6 +19,8 @@ pub enum Code {
     },
     AuthenticationFailed,
     AuthorizationFailed,
+    /// RFC 4469 §6: a CATENATE URL that cannot be resolved, as the client sent it.
+    BadUrl(String),
     Cannot,
     Capability(String),
     ClientBug,
@@ -80,6 +82,7 @@ impl fmt::Display for Code {
             Code::AppendUid { uidvalidity, uids } => write!(f, "APPENDUID {uidvalidity} {uids}"),
             Code::AuthenticationFailed => write!(f, "AUTHENTICATIONFAILED"),
             Code::AuthorizationFailed => write!(f, "AUTHORIZATIONFAILED"),
+            Code::BadUrl(url) => write!(f, "BADURL {url}"),
             Code::Cannot => write!(f, "CANNOT"),
             Code::Capability(c) => write!(f, "CAPABILITY {c}"),
             Code::ClientBug => write!(f, "CLIENTBUG"),

@@ -496,19 +496,24 @@ pub fn write_search(numbers: &[u32], modseq: Option<u64>, out: &mut Vec<u8>) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// ESEARCH return options (RFC 4731 §3.1). All false means ALL (RFC 4731 §3.1: an
-/// empty RETURN () list is `ALL`).
+/// ESEARCH return options (RFC 4731 §3.1), and PARTIAL (RFC 9394 §3.1). All unset
+/// means ALL (RFC 4731 §3.1: an empty RETURN () list is `ALL`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Return {
     pub min: bool,
     pub max: bool,
     pub count: bool,
     pub all: bool,
+    /// `PARTIAL range`; never together with `all` (RFC 9394 §3.1).
+    pub partial: Option<super::cmd::partial::Range>,
 }
 
-/// Writes `* ESEARCH (TAG "t") [UID] [MIN n] [MAX n] [COUNT n] [ALL set] [MODSEQ m]`
-/// and the CRLF (RFC 4731 §3.1, RFC 9051 §7.3.4). MIN, MAX and ALL are left out when
-/// nothing matched; COUNT is always sent when asked for.
+/// Writes `* ESEARCH (TAG "t") [UID] [MIN n] [MAX n] [COUNT n] [ALL set] [PARTIAL
+/// (range set)] [MODSEQ m]` and the CRLF (RFC 4731 §3.1, RFC 9051 §7.3.4, RFC 9394
+/// §3.1). `numbers` are the results in their order: mailbox order for SEARCH, sort
+/// order for ESORT, where MIN and MAX are the first and last and ALL keeps the order
+/// (RFC 5267 §3.2). MIN, MAX and ALL are left out when nothing matched; COUNT is
+/// always sent when asked for, and PARTIAL too (`NIL` when its page is empty).
 pub fn write_esearch(
     tag: Option<&[u8]>,
     uid: bool,
@@ -531,14 +536,13 @@ pub fn write_esearch(
     if uid {
         out.extend_from_slice(b" UID");
     }
-    let (min, max) = (numbers.iter().min(), numbers.iter().max());
     if ret.min
-        && let Some(n) = min
+        && let Some(n) = numbers.first()
     {
         out.extend_from_slice(format!(" MIN {n}").as_bytes());
     }
     if ret.max
-        && let Some(n) = max
+        && let Some(n) = numbers.last()
     {
         out.extend_from_slice(format!(" MAX {n}").as_bytes());
     }
@@ -547,7 +551,21 @@ pub fn write_esearch(
     }
     if ret.all && !numbers.is_empty() {
         out.extend_from_slice(b" ALL ");
-        write_sequence_set(numbers, out);
+        write_runs(numbers, out);
+    }
+    if let Some(range) = ret.partial {
+        // `ret-data-partial = "PARTIAL" SP "(" partial-range SP partial-results ")"`,
+        // `partial-results = sequence-set / "NIL"` (RFC 9394 §4).
+        out.extend_from_slice(b" PARTIAL (");
+        range.write(out);
+        let page = range.page(numbers);
+        if page.is_empty() {
+            out.extend_from_slice(b" NIL)");
+        } else {
+            out.push(b' ');
+            write_runs(page, out);
+            out.push(b')');
+        }
     }
     if let Some(m) = modseq
         && !numbers.is_empty()

@@ -307,6 +307,8 @@ impl Session {
                 "SPECIAL-USE",
                 "STATUS=SIZE",
                 "MULTIAPPEND",
+                // RFC 4469 (imap::cmd::catenate).
+                "CATENATE",
                 "UTF8=ACCEPT",
                 "UIDPLUS",
                 "MOVE",
@@ -329,6 +331,8 @@ impl Session {
                 "SORT",
                 "SORT=DISPLAY",
                 "ESORT",
+                // RFC 9394: SEARCH/SORT RETURN (PARTIAL), UID FETCH (PARTIAL) (imap::cmd).
+                "PARTIAL",
                 "THREAD=ORDEREDSUBJECT",
                 "THREAD=REFERENCES",
                 // imap::cmd::notify (RFC 5465).

@@ -1,11 +1,13 @@
 //! Commands added one file per extension, grammar and handler together (SORT, THREAD,
-//! COMPRESS, UNAUTHENTICATE, NOTIFY, METADATA),
+//! COMPRESS, UNAUTHENTICATE, NOTIFY, METADATA, PARTIAL, CATENATE),
 //! and what they share: the header fields they order and group by ([`HeaderData`]),
 //! read a batch of messages at a time ([`Session::header_data`]).
 
+pub mod catenate;
 pub mod compress;
 pub mod metadata;
 pub mod notify;
+pub mod partial;
 pub mod sort;
 pub mod subject;
 pub mod thread;

@@ -1,5 +1,5 @@
-//! SORT and UID SORT (RFC 5256 §3) with ESORT (RFC 5267 §3.2) and the DISPLAYFROM /
-//! DISPLAYTO criteria (RFC 5957): grammar and handler.
+//! SORT and UID SORT (RFC 5256 §3) with ESORT (RFC 5267 §3.2), PARTIAL (RFC 9394
+//! §3.1) and the DISPLAYFROM / DISPLAYTO criteria (RFC 5957): grammar and handler.
 //!
 //! The messages are those SEARCH would return ([`Session::search_hits`]); their order
 //! comes from the criteria, then the sequence number (RFC 5256 §3: "the message
@@ -12,7 +12,7 @@ use std::cmp::Ordering;
 use super::super::cmd_search::{Hit, return_options, search_program};
 use super::super::grammar::Parser;
 use super::super::response::{ImapError, Status};
-use super::super::search::{Return, SearchKey, write_runs};
+use super::super::search::{Return, SearchKey, write_esearch};
 use super::super::session::{Outcome, Session};
 use super::HeaderData;
 
@@ -129,40 +129,6 @@ fn compare(key: SortKey, a: (&Hit, &HeaderData), b: (&Hit, &HeaderData)) -> Orde
     }
 }
 
-/// `* ESEARCH (TAG "t") [UID] [MIN n] [MAX n] [COUNT n] [ALL set]` for ESORT: MIN and
-/// MAX are the first and last message in sort order (RFC 5267 §3.2).
-fn write_esort(tag: &str, uid: bool, numbers: &[u32], ret: Return, out: &mut Vec<u8>) {
-    let ret = if ret == Return::default() {
-        Return { all: true, ..ret }
-    } else {
-        ret
-    };
-    out.extend_from_slice(b"* ESEARCH (TAG ");
-    super::super::fetch::string(tag.as_bytes(), super::super::fetch::Options::default(), out);
-    out.push(b')');
-    if uid {
-        out.extend_from_slice(b" UID");
-    }
-    if ret.min
-        && let Some(n) = numbers.first()
-    {
-        out.extend_from_slice(format!(" MIN {n}").as_bytes());
-    }
-    if ret.max
-        && let Some(n) = numbers.last()
-    {
-        out.extend_from_slice(format!(" MAX {n}").as_bytes());
-    }
-    if ret.count {
-        out.extend_from_slice(format!(" COUNT {}", numbers.len()).as_bytes());
-    }
-    if ret.all && !numbers.is_empty() {
-        out.extend_from_slice(b" ALL ");
-        write_runs(numbers, out);
-    }
-    out.extend_from_slice(b"\r\n");
-}
-
 impl Session {
     /// SORT / UID SORT (RFC 5256 §3, RFC 5267 §3.2, RFC 5957).
     pub(in super::super) async fn sort(
@@ -202,7 +168,8 @@ impl Session {
             .map(|h| if uid { h.uid } else { h.seq })
             .collect();
         match a.ret {
-            Some(r) => write_esort(tag, uid, &numbers, r, out),
+            // RFC 5267 §3.2, RFC 9394 §3.1: PARTIAL pages the results in sort order.
+            Some(r) => write_esearch(Some(tag.as_bytes()), uid, &numbers, r, None, out),
             None => {
                 out.extend_from_slice(b"* SORT");
                 for n in &numbers {
@@ -272,12 +239,5 @@ mod tests {
                 String::from_utf8_lossy(bad)
             );
         }
-    }
-
-    #[test]
-    fn ordered_sets_keep_the_order() {
-        let mut out = Vec::new();
-        write_runs(&[5, 1, 2, 3, 9, 8], &mut out);
-        assert_eq!(out, b"5,1:3,9,8");
     }
 }

@@ -312,12 +312,13 @@ fn search_and_esearch_responses() {
         max: true,
         count: true,
         all: true,
+        partial: None,
     };
     let table: &[(Option<&[u8]>, bool, &[u32], Return, Option<u64>, &str)] = &[
         (
             Some(b"A1"),
             true,
-            &[4, 1, 2, 3, 9],
+            &[1, 2, 3, 4, 9],
             all,
             None,
             "* ESEARCH (TAG \"A1\") UID MIN 1 MAX 9 COUNT 5 ALL 1:4,9\r\n",
@@ -358,7 +359,59 @@ fn search_and_esearch_responses() {
             "* ESEARCH (TAG \"x\\\"y\") UID COUNT 1 MODSEQ 44\r\n",
         ),
     ];
-    for (tag, uid, nums, ret, modseq, want) in table {
+    let partial = |s: &str| {
+        let buf = format!("{s})");
+        let mut p = crate::imap::grammar::Parser::new(buf.as_bytes());
+        Some(crate::imap::cmd::partial::Range::parse(&mut p).unwrap())
+    };
+    let more: &[(Option<&[u8]>, bool, &[u32], Return, Option<u64>, &str)] = &[
+        // ESORT (RFC 5267 §3.2): the results in sort order; MIN and MAX are the first
+        // and the last, ALL keeps the order.
+        (
+            Some(b"t"),
+            false,
+            &[5, 1, 2, 3, 9, 8],
+            all,
+            None,
+            "* ESEARCH (TAG \"t\") MIN 5 MAX 8 COUNT 6 ALL 5,1:3,9,8\r\n",
+        ),
+        // RFC 9394 §3.1: the page, the range as sent, NIL for an empty page.
+        (
+            Some(b"p"),
+            true,
+            &[2, 4, 5, 6, 9],
+            Return {
+                count: true,
+                partial: partial("-1:-3"),
+                ..Return::default()
+            },
+            Some(8),
+            "* ESEARCH (TAG \"p\") UID COUNT 5 PARTIAL (-1:-3 5:6,9) MODSEQ 8\r\n",
+        ),
+        (
+            Some(b"q"),
+            false,
+            &[9, 8, 7],
+            Return {
+                partial: partial("4:2"),
+                ..Return::default()
+            },
+            None,
+            "* ESEARCH (TAG \"q\") PARTIAL (4:2 8,7)\r\n",
+        ),
+        (
+            Some(b"r"),
+            false,
+            &[],
+            Return {
+                partial: partial("1:10"),
+                ..Return::default()
+            },
+            None,
+            "* ESEARCH (TAG \"r\") PARTIAL (1:10 NIL)\r\n",
+        ),
+    ];
+    for (tag, uid, nums, ret, modseq, want) in table.iter().chain(more) {
         let mut out = Vec::new();
         write_esearch(*tag, *uid, nums, *ret, *modseq, &mut out);
         assert_eq!(String::from_utf8(out).unwrap(), *want);
