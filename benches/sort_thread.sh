@@ -5,18 +5,19 @@
 # benches/sort_thread.py times UID SORT (REVERSE DATE), UID SORT (SUBJECT), UID THREAD
 # REFERENCES and UID THREAD ORDEREDSUBJECT, ROUNDS times each, in two sessions one after
 # the other (first run and the median of the rest). Also reports the import time, the
-# server's VmRSS after the runs, and the data dir size.
+# data dir size, and the server's VmRSS at start, after the runs and IDLE_SECS later.
 #
 #   benches/sort_thread.sh [CORPUS_DIR]
 #
-# Knobs (environment): MESSAGES=50000 ROUNDS=5 NB_BIN=path (use this nestbox binary
-# instead of building the release one).
+# Knobs (environment): MESSAGES=50000 ROUNDS=5 IDLE_SECS=60 (the wait before the last
+# RSS sample) NB_BIN=path (use this nestbox binary instead of building the release one).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CORPUS=${1:-$ROOT/../shared/corpus/spamassassin-dev}
 MESSAGES=${MESSAGES:-50000}
 ROUNDS=${ROUNDS:-5}
+IDLE_SECS=${IDLE_SECS:-60}
 [ -d "$CORPUS" ] || { echo "corpus $CORPUS not found" >&2; exit 2; }
 CORPUS=$(cd "$CORPUS" && pwd)
 # shellcheck source=benches/common.sh
@@ -51,3 +52,6 @@ echo "server_rss_start_kib: $(awk '/^VmRSS/ {print $2}' "/proc/$SERVER_PID/statu
 python3 "$ROOT/benches/sort_thread.py" "${A_IMAP%:*}" "${A_IMAP##*:}" bench pw "$ROUNDS"
 echo "server_rss_end_kib: $(awk '/^VmRSS/ {print $2}' "/proc/$SERVER_PID/status")"
 echo "server_hwm_kib: $(awk '/^VmHWM/ {print $2}' "/proc/$SERVER_PID/status")"
+# What the server keeps once the sessions are gone (it trims its caches when idle).
+sleep "$IDLE_SECS"
+echo "server_rss_idle_${IDLE_SECS}s_kib: $(awk '/^VmRSS/ {print $2}' "/proc/$SERVER_PID/status")"
