@@ -10,10 +10,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use smol::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use smol::Executor;
+use smol::io::{AsyncRead, AsyncWrite};
 use smol::net::TcpListener;
 use smol::net::unix::UnixListener;
-use smol::{Executor, Timer};
 
 use super::{
     DataDecoder, DataState, LineResult, Mailbox, RcptOutcome, RecipientCheck, Reply, ReversePath,
@@ -48,35 +48,30 @@ pub async fn accept_tcp(ctx: Context, listener: TcpListener, ex: Arc<Executor<'s
 
 /// Accepts Unix-socket connections until shutdown.
 pub async fn accept_unix(ctx: Context, listener: UnixListener, ex: Arc<Executor<'static>>) {
-    loop {
-        let accepted = smol::future::or(async { Some(listener.accept().await) }, async {
-            ctx.shutdown.wait().await;
-            None
-        })
-        .await;
-        match accepted {
-            Some(Ok((stream, _))) => {
-                let ctx = ctx.clone();
-                ex.spawn(async move {
-                    let _guard = ctx.tracker.enter();
-                    let peer = Peer {
-                        ip: None,
-                        tls: false,
-                    };
-                    match ctx.limits.try_connect(Service::Lmtp, None) {
-                        Ok(slot) => handle(&ctx, Stream::Unix(stream), peer, Some(slot)).await,
-                        Err(e) => refuse(&ctx, stream, e).await,
+    accept::accept_loop(
+        &ctx,
+        "lmtp",
+        || listener.accept(),
+        |stream, _| {
+            let ctx = ctx.clone();
+            ex.spawn(async move {
+                let _guard = ctx.tracker.enter();
+                let peer = Peer {
+                    ip: None,
+                    tls: false,
+                };
+                match ctx.limits.try_connect(Service::Lmtp, None) {
+                    Ok(slot) => handle(&ctx, Stream::Unix(stream), peer, Some(slot)).await,
+                    Err(why) => {
+                        log::info!("lmtp: connection refused: {why}");
+                        accept::refuse(stream, refusal_bytes(&ctx, why)).await;
                     }
-                })
-                .detach();
-            }
-            Some(Err(e)) => {
-                log::warn!("lmtp: accept: {e}");
-                Timer::after(Duration::from_millis(100)).await;
-            }
-            None => return,
-        }
-    }
+                }
+            })
+            .detach();
+        },
+    )
+    .await;
 }
 
 /// Over a connection limit: `421 4.7.0` (RFC 5321 §3.8, RFC 3463 §3.8) naming the limit
@@ -92,22 +87,6 @@ fn refusal_bytes(ctx: &Context, why: LimitError) -> Vec<u8> {
     )
     .encode(&mut out);
     out
-}
-
-/// Over a connection limit on the Unix socket.
-async fn refuse<S: AsyncWrite + Unpin>(ctx: &Context, mut stream: S, why: LimitError) {
-    log::info!("lmtp: connection refused: {why}");
-    let out = refusal_bytes(ctx, why);
-    let _ = smol::future::or(
-        async {
-            let _ = stream.write_all(&out).await;
-            let _ = stream.flush().await;
-        },
-        async {
-            Timer::after(Duration::from_secs(5)).await;
-        },
-    )
-    .await;
 }
 
 /// The user a recipient address names: the local part, without a `+detail` (RFC 5233).

@@ -1,5 +1,7 @@
-//! The shared TCP accept loop: connection limits, implicit TLS, the peer, and a task per
-//! connection. LMTP uses it; IMAP and POP3 (plain and 993/995-style) are meant to.
+//! The accept loop of every listener ([`accept_loop`]: until shutdown, errors retried)
+//! and, for TCP listeners ([`accept_tcp`]: LMTP, IMAP, POP3, ManageSieve, plain and
+//! 993/995-style, HTTP): connection limits, implicit TLS, the peer, and a task per
+//! connection.
 //!
 //! For each accepted socket: take a [`ConnSlot`] of the listener's [`Service`] (past a
 //! limit, write the protocol's refusal in plaintext and close; on an implicit-TLS
@@ -13,8 +15,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use smol::io::AsyncWriteExt;
-use smol::net::{TcpListener, TcpStream};
+use smol::io::{AsyncWrite, AsyncWriteExt};
+use smol::net::TcpListener;
 use smol::{Executor, Timer};
 
 use super::Context;
@@ -36,8 +38,9 @@ pub struct AcceptOptions {
     pub refusal: fn(&Context, LimitError) -> Vec<u8>,
 }
 
-/// Writes `bytes` (bounded by 5 s) and drops the socket.
-async fn refuse(mut stream: TcpStream, bytes: Vec<u8>) {
+/// Writes `bytes` (bounded by 5 s) and drops the stream: a connection refused over a
+/// limit.
+pub async fn refuse<S: AsyncWrite + Unpin>(mut stream: S, bytes: Vec<u8>) {
     let _ = smol::future::or(
         async {
             let _ = stream.write_all(&bytes).await;
@@ -48,6 +51,34 @@ async fn refuse(mut stream: TcpStream, bytes: Vec<u8>) {
         },
     )
     .await;
+}
+
+/// The accept loop every listener runs (TCP, the LMTP Unix socket, the control socket):
+/// `accept` until shutdown begins, each connection to `on_conn`; a failed accept (out of
+/// descriptors, say) is logged under `proto` and tried again 100 ms later.
+pub async fn accept_loop<S, A, Fut>(
+    ctx: &Context,
+    proto: &str,
+    accept: impl Fn() -> Fut,
+    mut on_conn: impl FnMut(S, A),
+) where
+    Fut: Future<Output = std::io::Result<(S, A)>>,
+{
+    loop {
+        let accepted = smol::future::or(async { Some(accept().await) }, async {
+            ctx.shutdown.wait().await;
+            None
+        })
+        .await;
+        match accepted {
+            Some(Ok((stream, addr))) => on_conn(stream, addr),
+            Some(Err(e)) => {
+                log::warn!("{proto}: accept: {e}");
+                Timer::after(Duration::from_millis(100)).await;
+            }
+            None => return,
+        }
+    }
 }
 
 /// Accepts until shutdown; each connection runs `handler(ctx, stream, peer)` on `ex`.
@@ -66,67 +97,59 @@ pub async fn accept_tcp<H, Fut>(
         .local_addr()
         .ok()
         .map(|addr| crate::metrics::listener_up(opts.proto, addr));
-    loop {
-        let accepted = smol::future::or(async { Some(listener.accept().await) }, async {
-            ctx.shutdown.wait().await;
-            None
-        })
-        .await;
-        match accepted {
-            Some(Ok((tcp, addr))) => {
-                let _ = tcp.set_nodelay(true);
-                let ctx = ctx.clone();
-                let handler = handler.clone();
-                ex.spawn(async move {
-                    let _guard = ctx.tracker.enter();
-                    let mut peer = Peer {
-                        ip: Some(addr.ip()),
-                        tls: false,
+    accept_loop(
+        &ctx,
+        opts.proto,
+        || listener.accept(),
+        |tcp, addr| {
+            let _ = tcp.set_nodelay(true);
+            let ctx = ctx.clone();
+            let handler = handler.clone();
+            ex.spawn(async move {
+                let _guard = ctx.tracker.enter();
+                let mut peer = Peer {
+                    ip: Some(addr.ip()),
+                    tls: false,
+                };
+                let slot = match ctx.limits.try_connect(opts.service, peer.ip) {
+                    Ok(slot) => slot,
+                    Err(why) => {
+                        crate::metrics::connection(opts.proto, false);
+                        log::info!("{}: refused {}: {why}", opts.proto, addr.ip());
+                        if !opts.implicit_tls {
+                            refuse(tcp, (opts.refusal)(&ctx, why)).await;
+                        }
+                        return;
+                    }
+                };
+                crate::metrics::connection(opts.proto, true);
+                let stream = if opts.implicit_tls {
+                    let timeout = ctx.limits.preauth_timeout();
+                    let shaken = match &ctx.acme {
+                        Some(acme) if acme.answers_tls_alpn() => {
+                            handshake_or_acme(&ctx.tls, acme, tcp, timeout, &ctx.shutdown).await
+                        }
+                        _ => handshake(&ctx.tls.acceptor(), tcp, timeout, &ctx.shutdown).await,
                     };
-                    let slot = match ctx.limits.try_connect(opts.service, peer.ip) {
-                        Ok(slot) => slot,
-                        Err(why) => {
-                            crate::metrics::connection(opts.proto, false);
-                            log::info!("{}: refused {}: {why}", opts.proto, addr.ip());
-                            if !opts.implicit_tls {
-                                refuse(tcp, (opts.refusal)(&ctx, why)).await;
-                            }
+                    match shaken {
+                        Ok(s) => {
+                            peer.tls = true;
+                            s
+                        }
+                        Err(e) => {
+                            log::info!("{}: {}: {e}", opts.proto, addr.ip());
                             return;
                         }
-                    };
-                    crate::metrics::connection(opts.proto, true);
-                    let stream = if opts.implicit_tls {
-                        let timeout = ctx.limits.preauth_timeout();
-                        let shaken = match &ctx.acme {
-                            Some(acme) if acme.answers_tls_alpn() => {
-                                handshake_or_acme(&ctx.tls, acme, tcp, timeout, &ctx.shutdown).await
-                            }
-                            _ => handshake(&ctx.tls.acceptor(), tcp, timeout, &ctx.shutdown).await,
-                        };
-                        match shaken {
-                            Ok(s) => {
-                                peer.tls = true;
-                                s
-                            }
-                            Err(e) => {
-                                log::info!("{}: {}: {e}", opts.proto, addr.ip());
-                                return;
-                            }
-                        }
-                    } else {
-                        Stream::Tcp(tcp)
-                    };
-                    handler(ctx.clone(), stream, peer, slot).await;
-                })
-                .detach();
-            }
-            Some(Err(e)) => {
-                log::warn!("{}: accept: {e}", opts.proto);
-                Timer::after(Duration::from_millis(100)).await;
-            }
-            None => return,
-        }
-    }
+                    }
+                } else {
+                    Stream::Tcp(tcp)
+                };
+                handler(ctx.clone(), stream, peer, slot).await;
+            })
+            .detach();
+        },
+    )
+    .await;
 }
 
 #[cfg(test)]

@@ -363,31 +363,23 @@ pub fn serve_from(config: Config, config_file: Option<PathBuf>) -> Result<(), Se
 }
 
 async fn accept_control(ctx: Context, listener: UnixListener) {
-    loop {
-        let accepted = smol::future::or(async { Some(listener.accept().await) }, async {
-            ctx.shutdown.wait().await;
-            None
-        })
-        .await;
-        match accepted {
-            Some(Ok((stream, _))) => {
-                let p = ctx.pipeline.clone();
-                let host = ctx.config.hostname.clone();
-                let acme = ctx.acme.clone();
-                let guard = ctx.tracker.enter();
-                smol::spawn(async move {
-                    control::serve_conn(p, host, acme, stream).await;
-                    drop(guard);
-                })
-                .detach();
-            }
-            Some(Err(e)) => {
-                log::warn!("control: accept: {e}");
-                Timer::after(Duration::from_millis(100)).await;
-            }
-            None => return,
-        }
-    }
+    accept::accept_loop(
+        &ctx,
+        "control",
+        || listener.accept(),
+        |stream, _| {
+            let p = ctx.pipeline.clone();
+            let host = ctx.config.hostname.clone();
+            let acme = ctx.acme.clone();
+            let guard = ctx.tracker.enter();
+            smol::spawn(async move {
+                control::serve_conn(p, host, acme, stream).await;
+                drop(guard);
+            })
+            .detach();
+        },
+    )
+    .await;
 }
 
 /// Waits `every`; false when shutdown began first.
