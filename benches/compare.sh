@@ -21,6 +21,13 @@
 # SETTLE_MAX=180 (s to wait for nestbox's packer before the disk figure) NB_BIN=path
 # LOAD_BIN=path (use these
 # nestbox and loadgen binaries instead of building them).
+#
+# Small-box profile (SMALL_BOX=1): each server and every process it starts runs on one
+# CPU (`taskset -c 0`) inside a memory cgroup of its own limited to SMALL_BOX_MIB=128 MiB
+# (cgroup v2 `memory.max`, else cgroup v1 `memory.limit_in_bytes`; needs root; without
+# either only the CPU is limited, and the script says so). Per server and run it adds
+# `box_peak_kib` (the cgroup's peak: process memory and the page cache of its files) and
+# `box_oom` (times the limit was hit: v2 `oom_kill`, v1 `failcnt`).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -41,6 +48,8 @@ DC_PORT=${DC_PORT:-21400}
 # scheme most Dovecot set-ups use; nestbox keeps argon2id and its 60 s login cache.
 DC_SCHEME=${DC_SCHEME:-SHA512-CRYPT}
 SETTLE_MAX=${SETTLE_MAX:-180}
+SMALL_BOX=${SMALL_BOX:-}
+SMALL_BOX_MIB=${SMALL_BOX_MIB:-128}
 [ -d "$CORPUS" ] || { echo "corpus $CORPUS not found" >&2; exit 2; }
 CORPUS=$(cd "$CORPUS" && pwd)
 USERS="u1..u$CLIENTS"
@@ -65,13 +74,55 @@ chmod 755 "$TMP"   # Dovecot's unprivileged processes must reach their dirs
 RAW=$TMP/results
 : > "$RAW"
 SERVER_PID=
+BOX= BOX_V=
 cleanup() {
     nb_stop
+    [ -n "$BOX" ] && rmdir "$BOX" 2>/dev/null
     [ -n "${RAW_OUT:-}" ] && cp "$RAW" "$RAW_OUT"
     [ -n "${KEEP_TMP:-}" ] || rm -rf "$TMP"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+# The small box: $BOX_EXEC runs a command on CPU 0 inside the memory cgroup $BOX.
+BOX_EXEC=
+if [ -n "$SMALL_BOX" ]; then
+    if grep -qw memory /sys/fs/cgroup/cgroup.controllers 2>/dev/null; then
+        BOX=/sys/fs/cgroup/nestbox-box-$$ BOX_V=2
+        mkdir "$BOX" && echo $((SMALL_BOX_MIB << 20)) > "$BOX/memory.max"
+    elif [ -w /sys/fs/cgroup/memory ]; then
+        BOX=/sys/fs/cgroup/memory/nestbox-box-$$ BOX_V=1
+        mkdir "$BOX" && echo $((SMALL_BOX_MIB << 20)) > "$BOX/memory.limit_in_bytes"
+    else
+        echo "no writable memory cgroup: the small box limits the CPU only" >&2
+    fi
+    BOX_EXEC=$TMP/box-exec
+    {
+        echo '#!/bin/sh'
+        [ -n "$BOX" ] && echo "echo \$\$ > $BOX/cgroup.procs"
+        echo 'exec taskset -c 0 "$@"'
+    } > "$BOX_EXEC"
+    chmod +x "$BOX_EXEC"
+    # nb_serve starts "$NB": the wrapper keeps the server's PID (exec all the way).
+    printf '#!/bin/sh\nexec %s "%s" "$@"\n' "$BOX_EXEC" "$NB" > "$TMP/nb-box"
+    chmod +x "$TMP/nb-box"
+    NB=$TMP/nb-box
+fi
+# The cgroup's peak memory (KiB) and how often its limit was hit since box_reset.
+box_stats() {
+    case $BOX_V in
+        2) echo "$(($(cat "$BOX/memory.peak" 2>/dev/null || echo 0) >> 10))" \
+            "$(awk '$1 == "oom_kill" {print $2}' "$BOX/memory.events")" ;;
+        1) echo "$(($(cat "$BOX/memory.max_usage_in_bytes") >> 10)) $(cat "$BOX/memory.failcnt")" ;;
+        *) echo "- -" ;;
+    esac
+}
+box_reset() {
+    if [ "$BOX_V" = 1 ]; then
+        echo 0 > "$BOX/memory.max_usage_in_bytes"
+        echo 0 > "$BOX/memory.failcnt"
+    fi
+}
 
 # 1,000 connections need more than 1,024 descriptors on both sides.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -221,7 +272,7 @@ service lmtp {
   }
 }
 EOF
-    dovecot -c "$dir/dovecot.conf" -F > "$dir/serve.out" 2>&1 &
+    $BOX_EXEC dovecot -c "$dir/dovecot.conf" -F > "$dir/serve.out" 2>&1 &
     SERVER_PID=$!
     A_IMAP=127.0.0.1:$DC_PORT A_IMAPS=127.0.0.1:$((DC_PORT + 1))
     A_POP3=127.0.0.1:$((DC_PORT + 2)) A_LMTP=127.0.0.1:$((DC_PORT + 3))
@@ -239,6 +290,7 @@ stop_server() {
 
 run_server() {
     echo "== run $RUN: $SRV" >&2
+    [ -n "$BOX" ] && box_reset
     "start_$SRV"
     sleep 1
     local m
@@ -311,6 +363,11 @@ run_server() {
     m=$(tree_stats "$SERVER_PID")
     put end_rss_kib "${m%% *}"
     put cpu_total_s "${m##* }"
+    if [ -n "$BOX" ]; then
+        m=$(box_stats)
+        put box_peak_kib "${m%% *}"
+        put box_oom "${m##* }"
+    fi
     # Memory per idle connection on a fresh server each time: memory freed by the
     # workloads above stays in the allocator and would hide what connections take.
     local kind
@@ -340,7 +397,7 @@ done
 # --- table of medians --------------------------------------------------------------------
 echo
 echo "corpus: $CORPUS (LIMIT=$LIMIT), runs: $RUNS, clients: $CLIENTS, duration: ${DURATION}s," \
-    "idle connections: $IDLE_CONNS, $(nproc) CPUs"
+    "idle connections: $IDLE_CONNS, $(nproc) CPUs${SMALL_BOX:+, small box: CPU 0, ${SMALL_BOX_MIB} MiB}"
 awk '
     { v[$2, $1] = v[$2, $1] " " $3; if (!($2 in seen)) { seen[$2] = 1; order[n++] = $2 } }
     function median(s,   a, k, i, j, t) {
