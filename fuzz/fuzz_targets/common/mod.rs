@@ -194,6 +194,7 @@ pub fn fixture() -> &'static Fixture {
             tls: nestbox::tls::TlsManager::load(&config).expect("tls"),
             limits: ConnLimits::new(&config.connections, config.lmtp.max_connections),
             pop3_locks: nestbox::pop3::Locks::default(),
+            acme: None,
             config: Arc::new(config),
         };
         let (user, shape) = smol::block_on(async {
