@@ -1,10 +1,8 @@
 //! Store operations IMAP needs beyond append: flags with CONDSTORE modseqs, COPY, MOVE,
-//! EXPUNGE of `\Deleted`, RENAME, DELETE, subscriptions, STATUS counts, the SELECT
-//! listing, and `\Recent` bookkeeping. Each write is one group-committed job that
-//! validates before it mutates and publishes its [`Change`]s after the commit.
-
-use std::collections::HashMap;
-use std::sync::Mutex;
+//! EXPUNGE of `\Deleted`, RENAME, DELETE, subscriptions, STATUS counts and the SELECT
+//! listing (`\Recent` is the IMAP sessions' own, `imap::session::Shared`). Each write
+//! is one group-committed job that validates before it mutates and publishes its
+//! [`Change`]s after the commit.
 
 use redb::{ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
@@ -107,26 +105,6 @@ fn push_range(out: &mut Vec<(u32, u32)>, a: u32, b: u32) {
     match out.last_mut() {
         Some(prev) if prev.1.checked_add(1) == Some(a) => prev.1 = b,
         _ => out.push((a, b)),
-    }
-}
-
-/// Per-mailbox `\Recent` state, in memory (RFC 3501 §2.3.2): the first UID that no
-/// session has yet been told is recent. Kept out of the records on purpose: it is
-/// advisory, rev1-only, and losing it on restart only makes a few messages not recent.
-#[derive(Debug)]
-pub(crate) struct RecentState {
-    floors: Mutex<HashMap<u64, u32>>,
-    /// When this store was opened (unix seconds): after a restart, messages saved since
-    /// then count as recent until a session claims them.
-    opened_at: i64,
-}
-
-impl Default for RecentState {
-    fn default() -> Self {
-        RecentState {
-            floors: Mutex::new(HashMap::new()),
-            opened_at: now(),
-        }
     }
 }
 
@@ -867,49 +845,6 @@ impl Store {
             Ok(out)
         })
         .await
-    }
-
-    /// Claims `\Recent` for a read-write SELECT (RFC 3501 §2.3.2): returns the first
-    /// recent UID; the messages with UIDs in `first..uidnext` are recent for this
-    /// session and for no other. Later calls start where this one ended. After a restart
-    /// the first claim counts the messages saved since the store was opened.
-    pub async fn claim_recent(&self, mailbox: u64, uidnext: u32) -> Result<u32, StoreError> {
-        let known = self
-            .shared
-            .recent
-            .floors
-            .lock()
-            .map_err(|_| StoreError::Storage("lock poisoned".into()))?
-            .get(&mailbox)
-            .copied();
-        let initial = match known {
-            Some(_) => 0,
-            None => {
-                let since = self.shared.recent.opened_at;
-                self.read(move |tx, _| {
-                    let t = tx.open_table(MESSAGES)?;
-                    for row in t.range((mailbox, 0)..=(mailbox, u32::MAX))? {
-                        let (k, v) = row?;
-                        let rec: MessageRecord = schema::decode(v.value())?;
-                        if rec.save_date >= since {
-                            return Ok(k.value().1);
-                        }
-                    }
-                    Ok(uidnext)
-                })
-                .await?
-            }
-        };
-        let mut floors = self
-            .shared
-            .recent
-            .floors
-            .lock()
-            .map_err(|_| StoreError::Storage("lock poisoned".into()))?;
-        let floor = floors.entry(mailbox).or_insert(initial);
-        let first = (*floor).min(uidnext);
-        *floor = (*floor).max(uidnext);
-        Ok(first)
     }
 }
 

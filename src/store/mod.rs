@@ -275,8 +275,6 @@ pub(crate) struct Shared {
     pub(crate) feed: ChangeFeed,
     pub(crate) config: StoreConfig,
     pub(crate) path: PathBuf,
-    /// IMAP `\Recent` bookkeeping, in memory (see `imap::RecentState`).
-    pub(crate) recent: imap::RecentState,
     /// Users by name (see `users::UserCache`).
     pub(crate) users: users::UserCache,
 }
@@ -313,7 +311,6 @@ impl Store {
             feed: ChangeFeed::default(),
             config: config.clone(),
             path,
-            recent: imap::RecentState::default(),
             users: users::UserCache::default(),
         });
         let writer = writer::Writer::start(shared.clone());

@@ -613,39 +613,6 @@ fn pop3_retrieved_keeps_first_time() {
     });
 }
 
-#[test]
-fn recent_is_claimed_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
-    smol::block_on(async {
-        let u = store.add_user("a", "h".into()).await.unwrap();
-        append(&store, u, "INBOX", 1, 0).await;
-        append(&store, u, "INBOX", 2, 0).await;
-        let inbox = store.mailbox(u, "INBOX").await.unwrap().unwrap();
-        // Saved since the store opened: recent for the first claimer only.
-        assert_eq!(store.claim_recent(inbox.id, inbox.uidnext).await, Ok(1));
-        assert_eq!(store.claim_recent(inbox.id, inbox.uidnext).await, Ok(3));
-        append(&store, u, "INBOX", 3, 0).await;
-        assert_eq!(store.claim_recent(inbox.id, 4).await, Ok(3));
-        assert_eq!(store.claim_recent(inbox.id, 4).await, Ok(4));
-        store.shutdown();
-    });
-    drop(store);
-    let store = open(dir.path());
-    smol::block_on(async {
-        let u = store.find_user("a", "").await.unwrap().unwrap().id;
-        let inbox = store.mailbox(u, "INBOX").await.unwrap().unwrap();
-        // After a restart only messages saved since the reopen count (here at most
-        // those saved in the same second); the next claim starts at UIDNEXT.
-        let first = store.claim_recent(inbox.id, inbox.uidnext).await.unwrap();
-        assert!(first <= inbox.uidnext);
-        assert_eq!(
-            store.claim_recent(inbox.id, inbox.uidnext).await,
-            Ok(inbox.uidnext)
-        );
-    });
-}
-
 /// RFC 9051 §2.3.1.1: after `DELETE B; RENAME A B`, B's UIDVALIDITY is greater than any
 /// value B had (A was created first, so it had the lower one).
 #[test]
