@@ -1164,3 +1164,30 @@ fn context_updates_in_idle() {
     let r = b.until_tagged("i");
     assert_eq!(r, vec!["i OK IDLE terminated"]);
 }
+
+/// RFC 5267 §4.3.2 with RFC 5465: with NOTIFY on, context updates go out between
+/// commands, with the changes that cause them.
+#[test]
+fn context_updates_between_commands_with_notify() {
+    let (_env, server) = setup("", 2);
+    let mut a = imap(&server);
+    let mut b = imap(&server);
+    select(&mut a, "INBOX");
+    select(&mut b, "INBOX");
+    let r = b.cmd(
+        "n",
+        "NOTIFY SET (selected (MessageNew (UID) MessageExpunge FlagChange))",
+    );
+    assert_eq!(r.last().unwrap(), "n OK NOTIFY completed", "{r:?}");
+    let r = b.cmd("s", "SEARCH RETURN (UPDATE) SEEN");
+    assert_eq!(r[0], "* ESEARCH (TAG \"s\")", "{r:?}");
+    a.cmd("a1", "STORE 1 +FLAGS.SILENT (\\Seen)");
+    assert_eq!(
+        line_within(&mut b, 5).unwrap(),
+        "* 1 FETCH (UID 1 FLAGS (\\Seen))"
+    );
+    assert_eq!(
+        line_within(&mut b, 5).unwrap(),
+        "* ESEARCH (TAG \"s\") ADDTO (0 1)"
+    );
+}

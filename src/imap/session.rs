@@ -634,8 +634,8 @@ impl Session {
             // this session changed itself may change its search contexts: their
             // REMOVEFROM goes before the EXPUNGE that renumbers (RFC 5267 §4.3.4).
             self.context_updates(out).await;
-            if allow_expunge && let State::Selected(_, view) = &mut self.state {
-                view.announce_expunged(self.enabled.qresync, out);
+            if allow_expunge {
+                self.announce_expunged(out).await;
             }
             return;
         }
@@ -678,9 +678,23 @@ impl Session {
         view.sync(&fresh, allow_expunge && !contexts, &claimed, opts, out);
         if contexts {
             self.context_updates(out).await;
-            if allow_expunge && let State::Selected(_, view) = &mut self.state {
-                view.announce_expunged(opts.qresync, out);
+            if allow_expunge {
+                self.announce_expunged(out).await;
             }
+        }
+    }
+
+    /// EXPUNGE (or VANISHED) for the messages marked removed; a search context on
+    /// sequence numbers is then evaluated again with the new numbers (RFC 5267 §4.3).
+    async fn announce_expunged(&mut self, out: &mut Vec<u8>) {
+        let qresync = self.enabled.qresync;
+        let State::Selected(_, view) = &mut self.state else {
+            return;
+        };
+        let before = view.msgs.len();
+        view.announce_expunged(qresync, out);
+        if view.msgs.len() != before {
+            self.context_updates(out).await;
         }
     }
 

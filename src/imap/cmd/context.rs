@@ -19,7 +19,9 @@
 //!     pair is right when the client applies them in order (§4.3.2).
 //! - Only the messages that changed (new, or new flags or mod-sequence) are evaluated
 //!   again, unless the program depends on other messages (sequence numbers, `*`) or
-//!   on the clock (OLDER, YOUNGER): then all are, at the next change. A context whose
+//!   on the clock (OLDER, YOUNGER): then all are, at the next change, and once more
+//!   after EXPUNGE renumbered the messages (the updates then follow the EXPUNGE and
+//!   use the new numbers). A context whose
 //!   evaluation fails is dropped with `* NO [NOUPDATE "tag"]` (§4.3.1).
 //! - At most [`MAX_CONTEXTS`] per session; one more gets `* NO [NOUPDATE "tag"]` and
 //!   the command otherwise completes as asked (§4.3.1: "Other return options
@@ -64,6 +66,9 @@ pub struct SearchContext {
     results: Vec<u32>,
     /// The messages not expunged at the last evaluation, in mailbox order.
     seen: Vec<Seen>,
+    /// How many messages the client knew of then (EXPUNGE not yet sent included):
+    /// when it changes, sequence numbers may have shifted.
+    known: usize,
 }
 
 /// The contexts of the selected mailbox, oldest first.
@@ -271,6 +276,7 @@ impl Session {
             return;
         }
         let seen = snapshot(view);
+        let known = view.msgs.len();
         view.contexts.0.push(SearchContext {
             tag: tag.to_string(),
             uid,
@@ -278,6 +284,7 @@ impl Session {
             sort,
             results,
             seen,
+            known,
         });
     }
 
@@ -304,15 +311,19 @@ impl Session {
     /// 5267 §4.3.2-§4.3.4). Called by [`Session::updates`] after EXISTS and before
     /// EXPUNGE are announced.
     pub(in super::super) async fn context_updates(&mut self, out: &mut Vec<u8>) {
-        let (contexts, now) = match &mut self.state {
-            State::Selected(_, view) if !view.contexts.is_empty() => {
-                (std::mem::take(&mut view.contexts), snapshot(view))
-            }
+        let (contexts, now, known) = match &mut self.state {
+            State::Selected(_, view) if !view.contexts.is_empty() => (
+                std::mem::take(&mut view.contexts),
+                snapshot(view),
+                view.msgs.len(),
+            ),
             _ => return,
         };
         let mut kept = Vec::with_capacity(contexts.0.len());
         for mut c in contexts.0 {
-            if c.seen == now {
+            // After an EXPUNGE, a program on sequence numbers may match others.
+            if c.seen == now && (c.known == known || !depends_on_others(&c.key)) {
+                c.known = known;
                 kept.push(c);
                 continue;
             }
@@ -326,6 +337,7 @@ impl Session {
                     }
                     c.results = results;
                     c.seen.clone_from(&now);
+                    c.known = known;
                     kept.push(c);
                 }
                 Err(e) => {
