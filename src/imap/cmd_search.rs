@@ -265,8 +265,8 @@ fn key(p: &mut Parser<'_>, depth: usize, saved: &[u32]) -> R<SearchKey> {
 
 /// `search-return-opts = SP "RETURN" SP "(" [search-return-opt *(SP
 /// search-return-opt)] ")"` (RFC 4731 §3.1; RFC 5182 SAVE; RFC 5267 §3.2 for SORT,
-/// §4.2 CONTEXT, §4.3 UPDATE; RFC 9394 §4 `PARTIAL range`), with the space after it. `None` without RETURN; the
-/// bool is SAVE.
+/// §4.2 CONTEXT, §4.3 UPDATE; RFC 9394 §4 `PARTIAL range`), with the space after it.
+/// `None` without RETURN; the bool is SAVE.
 pub(super) fn return_options(p: &mut Parser<'_>) -> R<Option<(Return, bool)>> {
     if !p.keyword("RETURN") {
         return Ok(None);

@@ -21,8 +21,8 @@
 //!   again, unless the program depends on other messages (sequence numbers, `*`) or
 //!   on the clock (OLDER, YOUNGER): then all are, at the next change, and once more
 //!   after EXPUNGE renumbered the messages (the updates then follow the EXPUNGE and
-//!   use the new numbers). A context whose
-//!   evaluation fails is dropped with `* NO [NOUPDATE "tag"]` (§4.3.1).
+//!   use the new numbers). A context whose evaluation fails is dropped with `* NO
+//!   [NOUPDATE "tag"]` (§4.3.1).
 //! - At most [`MAX_CONTEXTS`] per session; one more gets `* NO [NOUPDATE "tag"]` and
 //!   the command otherwise completes as asked (§4.3.1: "Other return options
 //!   specified SHALL still be honoured").
@@ -355,8 +355,9 @@ impl Session {
         }
     }
 
-    /// The results of `c` now (UIDs in its order), from the messages that changed
-    /// since it last saw `now`'s predecessor.
+    /// The results of `c` now (UIDs in its order): its last results, with the
+    /// messages that changed since its last evaluation (`now` against `c.seen`) tested
+    /// again, or all of them when the program depends on other messages.
     async fn evaluate(&mut self, c: &SearchContext, now: &[Seen]) -> Result<Vec<u32>, ImapError> {
         let before: HashMap<u32, (u64, SystemFlags)> = c
             .seen
