@@ -1044,3 +1044,150 @@ fn partial_pages_with_an_expunge_between_them() {
         ]
     );
 }
+
+fn position(lines: &[String], line: &str) -> usize {
+    lines
+        .iter()
+        .position(|l| l == line)
+        .unwrap_or_else(|| panic!("no {line:?} in {lines:?}"))
+}
+
+/// RFC 5267 §4.3: another session's STORE, APPEND and EXPUNGE change b's search
+/// contexts: ADDTO after EXISTS (§4.3.3), REMOVEFROM before the EXPUNGE that renumbers
+/// (§4.3.4), and for a SORT context the positions in sort order. While EXPUNGE is held
+/// back (FETCH), the REMOVEFROM still goes out, naming the numbers b knows.
+#[test]
+fn context_updates_follow_another_sessions_store_append_expunge() {
+    let (_env, server) = setup("", 3);
+    let mut a = imap(&server);
+    let mut b = imap(&server);
+    let caps = b.cmd("c", "CAPABILITY");
+    assert!(caps[0].contains(" CONTEXT=SEARCH CONTEXT=SORT"), "{caps:?}");
+    select(&mut b, "INBOX");
+    select(&mut a, "INBOX");
+    let r = b.cmd("s1", "SEARCH RETURN (UPDATE) UNSEEN");
+    assert_eq!(r, vec!["* ESEARCH (TAG \"s1\")", "s1 OK SEARCH completed"]);
+    // Subjects "pre 0".."pre 2": REVERSE SUBJECT is UIDs 3, 2, 1.
+    let r = b.cmd(
+        "s2",
+        "UID SORT RETURN (UPDATE ALL) (REVERSE SUBJECT) UTF-8 UNSEEN",
+    );
+    assert_eq!(r[0], "* ESEARCH (TAG \"s2\") UID ALL 3,2,1", "{r:?}");
+
+    a.cmd("a1", "STORE 2 +FLAGS.SILENT (\\Seen)");
+    let r = b.cmd("n1", "NOOP");
+    assert_eq!(
+        r,
+        vec![
+            "* 2 FETCH (UID 2 FLAGS (\\Seen))",
+            "* ESEARCH (TAG \"s1\") REMOVEFROM (0 2)",
+            "* ESEARCH (TAG \"s2\") UID REMOVEFROM (2 2)",
+            "n1 OK NOOP completed",
+        ]
+    );
+
+    append(&mut a, "a2", "INBOX", "", "pre 9");
+    let r = b.cmd("n2", "NOOP");
+    let exists = position(&r, "* 4 EXISTS");
+    assert!(
+        exists < position(&r, "* ESEARCH (TAG \"s1\") ADDTO (0 4)"),
+        "{r:?}"
+    );
+    // "pre 9" sorts first in REVERSE SUBJECT.
+    assert!(
+        exists < position(&r, "* ESEARCH (TAG \"s2\") UID ADDTO (1 4)"),
+        "{r:?}"
+    );
+
+    a.cmd("a3", "STORE 1 +FLAGS.SILENT (\\Deleted)");
+    let r = a.cmd("a4", "EXPUNGE");
+    assert_eq!(r[0], "* 1 EXPUNGE", "{r:?}");
+    // FETCH may not carry EXPUNGE (RFC 9051 §7.5.1); the REMOVEFROM names message 1,
+    // which b still knows as 1.
+    let r = b.cmd("f", "FETCH 1 (UID)");
+    assert!(expunges(&r).is_empty(), "{r:?}");
+    assert!(
+        r.contains(&"* ESEARCH (TAG \"s1\") REMOVEFROM (0 1)".to_string()),
+        "{r:?}"
+    );
+    // s2 was 4, 3, 1: UID 1 was at position 3.
+    assert!(
+        r.contains(&"* ESEARCH (TAG \"s2\") UID REMOVEFROM (3 1)".to_string()),
+        "{r:?}"
+    );
+    let r = b.cmd("n3", "NOOP");
+    assert_eq!(r, vec!["* 1 EXPUNGE", "n3 OK NOOP completed"]);
+
+    // After CANCELUPDATE, s1 hears nothing more; s2 still does.
+    let r = b.cmd("x", "CANCELUPDATE \"s1\"");
+    assert_eq!(r, vec!["x OK CANCELUPDATE completed"]);
+    a.cmd("a5", "UID STORE 3 +FLAGS.SILENT (\\Seen)");
+    let r = b.cmd("n4", "NOOP");
+    assert_eq!(
+        r,
+        vec![
+            "* 2 FETCH (UID 3 FLAGS (\\Seen))",
+            "* ESEARCH (TAG \"s2\") UID REMOVEFROM (2 3)",
+            "n4 OK NOOP completed",
+        ]
+    );
+}
+
+/// RFC 5267 §4.3.2: updates go out during IDLE too, REMOVEFROM before EXPUNGE.
+#[test]
+fn context_updates_in_idle() {
+    let (_env, server) = setup("", 2);
+    let mut a = imap(&server);
+    let mut b = imap(&server);
+    select(&mut a, "INBOX");
+    select(&mut b, "INBOX");
+    let r = b.cmd("s", "UID SEARCH RETURN (UPDATE COUNT) FLAGGED");
+    assert_eq!(r[0], "* ESEARCH (TAG \"s\") UID COUNT 0", "{r:?}");
+    b.send(b"i IDLE\r\n");
+    assert_eq!(b.line().unwrap(), "+ idling");
+    a.cmd("a1", "STORE 2 +FLAGS.SILENT (\\Flagged \\Deleted)");
+    assert_eq!(
+        line_within(&mut b, 5).unwrap(),
+        "* 2 FETCH (UID 2 FLAGS (\\Flagged \\Deleted))"
+    );
+    assert_eq!(
+        line_within(&mut b, 5).unwrap(),
+        "* ESEARCH (TAG \"s\") UID ADDTO (0 2)"
+    );
+    a.cmd("a2", "EXPUNGE");
+    assert_eq!(
+        line_within(&mut b, 5).unwrap(),
+        "* ESEARCH (TAG \"s\") UID REMOVEFROM (0 2)"
+    );
+    assert_eq!(line_within(&mut b, 5).unwrap(), "* 2 EXPUNGE");
+    b.send(b"DONE\r\n");
+    let r = b.until_tagged("i");
+    assert_eq!(r, vec!["i OK IDLE terminated"]);
+}
+
+/// RFC 5267 §4.3.2 with RFC 5465: with NOTIFY on, context updates go out between
+/// commands, with the changes that cause them.
+#[test]
+fn context_updates_between_commands_with_notify() {
+    let (_env, server) = setup("", 2);
+    let mut a = imap(&server);
+    let mut b = imap(&server);
+    select(&mut a, "INBOX");
+    select(&mut b, "INBOX");
+    let r = b.cmd(
+        "n",
+        "NOTIFY SET (selected (MessageNew (UID) MessageExpunge FlagChange))",
+    );
+    assert_eq!(r.last().unwrap(), "n OK NOTIFY completed", "{r:?}");
+    let r = b.cmd("s", "SEARCH RETURN (UPDATE) SEEN");
+    assert_eq!(r[0], "* ESEARCH (TAG \"s\")", "{r:?}");
+    a.cmd("a1", "STORE 1 +FLAGS.SILENT (\\Seen)");
+    assert_eq!(
+        line_within(&mut b, 5).unwrap(),
+        "* 1 FETCH (UID 1 FLAGS (\\Seen))"
+    );
+    assert_eq!(
+        line_within(&mut b, 5).unwrap(),
+        "* ESEARCH (TAG \"s\") ADDTO (0 1)"
+    );
+}

@@ -5,6 +5,8 @@
 //! Keys that need the message content are evaluated only for messages the cheap keys
 //! did not already decide (see [`super::search`]); those load one message at a time.
 
+use std::collections::BTreeSet;
+
 use super::cmd::partial::{self, Range};
 use super::cmd_fetch::mod_sequence;
 use super::grammar::{MAX_DEPTH, Parser};
@@ -262,9 +264,9 @@ fn key(p: &mut Parser<'_>, depth: usize, saved: &[u32]) -> R<SearchKey> {
 }
 
 /// `search-return-opts = SP "RETURN" SP "(" [search-return-opt *(SP
-/// search-return-opt)] ")"` (RFC 4731 §3.1; RFC 5182 SAVE; RFC 5267 §3.2 for SORT;
-/// RFC 9394 §4 `PARTIAL range`), with the space after it. `None` without RETURN; the
-/// bool is SAVE.
+/// search-return-opt)] ")"` (RFC 4731 §3.1; RFC 5182 SAVE; RFC 5267 §3.2 for SORT,
+/// §4.2 CONTEXT, §4.3 UPDATE; RFC 9394 §4 `PARTIAL range`), with the space after it.
+/// `None` without RETURN; the bool is SAVE.
 pub(super) fn return_options(p: &mut Parser<'_>) -> R<Option<(Return, bool)>> {
     if !p.keyword("RETURN") {
         return Ok(None);
@@ -290,6 +292,9 @@ pub(super) fn return_options(p: &mut Parser<'_>) -> R<Option<(Return, bool)>> {
                     r.partial = Some(Range::parse(p)?);
                 }
                 b"SAVE" => save = true,
+                // RFC 5267 §4.3; CONTEXT (§4.2) is a hint servers may ignore, as we do.
+                b"UPDATE" => r.update = true,
+                b"CONTEXT" => {}
                 _ => return Err("unknown RETURN option".into()),
             }
             if p.eat(b')') {
@@ -376,6 +381,10 @@ impl Session {
             return Err(ImapError::Bad("SEARCH needs a search key".into()));
         }
         let a = parse_search(args, &saved).map_err(ImapError::Bad)?;
+        let update = a.ret.is_some_and(|r| r.update);
+        if update {
+            self.check_update_tag(tag)?;
+        }
         let uses_modseq = a.key.uses_modseq();
         if uses_modseq {
             // RFC 7162 §3.1: a MODSEQ search key enables CONDSTORE.
@@ -394,6 +403,12 @@ impl Session {
             return Err(bad_charset());
         }
         let hits = self.search_hits(&a.key).await?;
+        if update {
+            // RFC 5267 §4.3: the context keeps the program and the results, in mailbox
+            // order.
+            let uids = hits.iter().map(|h| h.uid).collect();
+            self.open_context(tag, uid, &a.key, None, uids, out);
+        }
         let State::Selected(_, view) = &mut self.state else {
             return Err(ImapError::Bad("Select a mailbox first".into()));
         };
@@ -460,6 +475,17 @@ impl Session {
     /// (SEARCH, and SORT and THREAD before they order them). Messages expunged
     /// elsewhere are skipped (RFC 2180 §4.3).
     pub(super) async fn search_hits(&self, key: &SearchKey) -> Result<Vec<Hit>, ImapError> {
+        self.search_hits_in(key, None).await
+    }
+
+    /// [`Session::search_hits`] among the messages `only` names (UIDs), or all of them;
+    /// the others still count for `*` and sequence numbers. A search context evaluates
+    /// the messages that changed this way (RFC 5267 §4.3, `imap::cmd::context`).
+    pub(super) async fn search_hits_in(
+        &self,
+        key: &SearchKey,
+        only: Option<&BTreeSet<u32>>,
+    ) -> Result<Vec<Hit>, ImapError> {
         let rev1 = !self.enabled.rev2;
         let store = self.ctx.pipeline.store.clone();
         let State::Selected(_, view) = &self.state else {
@@ -478,6 +504,7 @@ impl Session {
             .enumerate()
             .filter(|(_, m)| !m.expunged)
             .map(|(i, m)| (u32::try_from(i.saturating_add(1)).unwrap_or(u32::MAX), m))
+            .filter(|(_, m)| only.is_none_or(|o| o.contains(&m.uid)))
             .collect();
         let uids: Vec<u32> = picked.iter().map(|(_, m)| m.uid).collect();
         let records = store

@@ -250,6 +250,8 @@ pub enum CommandBody {
     GetMetadata(super::cmd::metadata::GetMetadata),
     /// RFC 5464 §4.3.
     SetMetadata(super::cmd::metadata::SetMetadata),
+    /// RFC 5267 §4.3.5: the tags of the contexts to stop (`imap::cmd::context`).
+    CancelUpdate(Vec<String>),
     /// FETCH, STORE, SEARCH, COPY, MOVE, EXPUNGE and their UID forms. `args` is the
     /// command text after the name (literals inline, CRLF removed); `set` is the leading
     /// sequence set where the command has one.
@@ -298,6 +300,7 @@ impl CommandBody {
             CommandBody::Notify(_) => "NOTIFY",
             CommandBody::GetMetadata(_) => "GETMETADATA",
             CommandBody::SetMetadata(_) => "SETMETADATA",
+            CommandBody::CancelUpdate(_) => "CANCELUPDATE",
             CommandBody::Message { command, .. } => match command {
                 MessageCommand::Fetch => "FETCH",
                 MessageCommand::Store => "STORE",
@@ -419,7 +422,7 @@ impl<'a> Parser<'a> {
             .ok_or_else(|| "number out of range".into())
     }
 
-    fn quoted(&mut self) -> R<Vec<u8>> {
+    pub fn quoted(&mut self) -> R<Vec<u8>> {
         self.expect(b'"', "a quoted string")?;
         let mut out = Vec::new();
         loop {
@@ -852,6 +855,7 @@ fn parse_body(p: &mut Parser<'_>, name: &[u8]) -> R<CommandBody> {
         b"IDLE" => return simple(p, CommandBody::Idle),
         b"UNAUTHENTICATE" => return simple(p, CommandBody::Unauthenticate),
         b"NOTIFY" => CommandBody::Notify(super::cmd::notify::parse(p)?),
+        b"CANCELUPDATE" => CommandBody::CancelUpdate(super::cmd::context::parse(p)?),
         // RFC 4978 §5: `compress = "COMPRESS" SP algorithm`, case-insensitive. An
         // unknown algorithm is a syntax error: tagged BAD (§3).
         b"COMPRESS" => {
@@ -1022,6 +1026,22 @@ mod tests {
         assert_eq!(ok(b"a CAPABILITY\r\n"), CommandBody::Capability);
         assert_eq!(parse_command(b"a.1 NOOP\r\n").unwrap().tag, "a.1");
         assert_eq!(ok(b"a unauthenticate\r\n"), CommandBody::Unauthenticate);
+    }
+
+    /// RFC 5267 §5: `"CANCELUPDATE" 1*(SP quoted)`.
+    #[test]
+    fn cancelupdate_takes_quoted_tags() {
+        assert_eq!(
+            ok(b"a CancelUpdate \"s1\" \"s.2\"\r\n"),
+            CommandBody::CancelUpdate(vec!["s1".into(), "s.2".into()])
+        );
+        for bad in [
+            &b"a CANCELUPDATE\r\n"[..],
+            b"a CANCELUPDATE s1\r\n",
+            b"a CANCELUPDATE \"s1\" x\r\n",
+        ] {
+            assert!(parse_command(bad).is_err());
+        }
     }
 
     /// RFC 4978 §5: the command and the algorithm are case-insensitive.

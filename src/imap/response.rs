@@ -60,6 +60,8 @@ pub enum Code {
     UnknownCte,
     /// RFC 5464 §4.2.1, §4.3.
     Metadata(MetadataCode),
+    /// RFC 5267 §4.3.1: `NOUPDATE "tag"`, no updates for that search context.
+    NoUpdate(String),
 }
 
 /// The `METADATA` response codes (RFC 5464 §5 `resp-text-code`). NOPRIVATE is never
@@ -114,6 +116,8 @@ impl fmt::Display for Code {
             Code::Metadata(MetadataCode::LongEntries(n)) => write!(f, "METADATA LONGENTRIES {n}"),
             Code::Metadata(MetadataCode::MaxSize(n)) => write!(f, "METADATA MAXSIZE {n}"),
             Code::Metadata(MetadataCode::TooMany) => write!(f, "METADATA TOOMANY"),
+            // Tags hold no quoted-specials (RFC 9051 §9 `tag`, `atom-specials`).
+            Code::NoUpdate(tag) => write!(f, "NOUPDATE \"{tag}\""),
         }
     }
 }

@@ -506,6 +506,18 @@ pub struct Return {
     pub all: bool,
     /// `PARTIAL range`; never together with `all` (RFC 9394 §3.1).
     pub partial: Option<super::cmd::partial::Range>,
+    /// `UPDATE` (RFC 5267 §4.3): keep the search as a context and report how its
+    /// results change (`imap::cmd::context`). Alone it asks for no result data.
+    pub update: bool,
+}
+
+impl Return {
+    /// Whether no result data was asked for, so ALL is meant (RFC 4731 §3.1: an empty
+    /// `RETURN ()`). UPDATE alone asks for none (RFC 5267 §4.3): its ESEARCH carries
+    /// the tag only.
+    pub fn means_all(&self) -> bool {
+        !(self.min || self.max || self.count || self.all || self.partial.is_some() || self.update)
+    }
 }
 
 /// Writes `* ESEARCH (TAG "t") [UID] [MIN n] [MAX n] [COUNT n] [ALL set] [PARTIAL
@@ -522,7 +534,7 @@ pub fn write_esearch(
     modseq: Option<u64>,
     out: &mut Vec<u8>,
 ) {
-    let ret = if ret == Return::default() {
+    let ret = if ret.means_all() {
         Return { all: true, ..ret }
     } else {
         ret

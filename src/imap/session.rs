@@ -331,6 +331,10 @@ impl Session {
                 "SORT",
                 "SORT=DISPLAY",
                 "ESORT",
+                // RFC 5267 §4: SEARCH/SORT RETURN (UPDATE), CANCELUPDATE
+                // (imap::cmd::context).
+                "CONTEXT=SEARCH",
+                "CONTEXT=SORT",
                 // RFC 9394: SEARCH/SORT RETURN (PARTIAL), UID FETCH (PARTIAL) (imap::cmd).
                 "PARTIAL",
                 "THREAD=ORDEREDSUBJECT",
@@ -444,9 +448,10 @@ impl Session {
             (State::Selected(..), C::Enable(_)) => {
                 bad("ENABLE is valid only before selecting a mailbox (RFC 5161)")
             }
-            (State::Authenticated(_), C::Check | C::Close | C::Unselect | C::Message { .. }) => {
-                bad("Select a mailbox first")
-            }
+            (
+                State::Authenticated(_),
+                C::Check | C::Close | C::Unselect | C::Message { .. } | C::CancelUpdate(_),
+            ) => bad("Select a mailbox first"),
             (State::Logout, _) => bad("Logging out"),
             _ => Ok(()),
         }
@@ -536,6 +541,7 @@ impl Session {
             C::Notify(cmd) => self.notify(cmd, out).await,
             C::GetMetadata(cmd) => self.get_metadata(cmd, out).await,
             C::SetMetadata(cmd) => self.set_metadata(cmd).await,
+            C::CancelUpdate(tags) => self.cancel_update(&tags),
             C::Message {
                 command: command @ (MessageCommand::Copy | MessageCommand::Move),
                 uid,
@@ -624,9 +630,12 @@ impl Session {
         }
         if !self.dirty && !self.recheck {
             // Nothing new from others. Removals this session made (and marked) itself,
-            // or learnt of earlier while EXPUNGE was held back, need no re-read.
+            // or learnt of earlier while EXPUNGE was held back, need no re-read. What
+            // this session changed itself may change its search contexts: their
+            // REMOVEFROM goes before the EXPUNGE that renumbers (RFC 5267 §4.3.4).
+            self.context_updates(out).await;
             if allow_expunge {
-                view.announce_expunged(self.enabled.qresync, out);
+                self.announce_expunged(out).await;
             }
             return;
         }
@@ -663,7 +672,30 @@ impl Session {
         } else {
             Vec::new()
         };
-        view.sync(&fresh, allow_expunge, &claimed, opts, out);
+        // With search contexts, EXPUNGE waits for their updates: ADDTO after EXISTS,
+        // REMOVEFROM before EXPUNGE (RFC 5267 §4.3.3, §4.3.4).
+        let contexts = !view.contexts.is_empty();
+        view.sync(&fresh, allow_expunge && !contexts, &claimed, opts, out);
+        if contexts {
+            self.context_updates(out).await;
+            if allow_expunge {
+                self.announce_expunged(out).await;
+            }
+        }
+    }
+
+    /// EXPUNGE (or VANISHED) for the messages marked removed; a search context on
+    /// sequence numbers is then evaluated again with the new numbers (RFC 5267 §4.3).
+    async fn announce_expunged(&mut self, out: &mut Vec<u8>) {
+        let qresync = self.enabled.qresync;
+        let State::Selected(_, view) = &mut self.state else {
+            return;
+        };
+        let before = view.msgs.len();
+        view.announce_expunged(qresync, out);
+        if view.msgs.len() != before {
+            self.context_updates(out).await;
+        }
     }
 
     /// RFC 7162 §3.1: the first CONDSTORE-enabling command (`FETCH 1 MODSEQ`, `SEARCH

@@ -53,6 +53,8 @@ pub struct View {
     pub keywords: BTreeSet<String>,
     /// SEARCHRES (RFC 5182) saved result, as UIDs.
     pub saved: Vec<u32>,
+    /// Searches kept up to date (RFC 5267 §4.3); they end with the selection.
+    pub contexts: super::cmd::context::Contexts,
 }
 
 /// The five system flags in the FLAGS list (RFC 9051 §2.3.2).
@@ -111,6 +113,7 @@ impl View {
             recent,
             keywords,
             saved: Vec::new(),
+            contexts: Default::default(),
         }
     }
 
@@ -311,7 +314,7 @@ impl View {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn info(uid: u32, flags: u8) -> MessageInfo {
@@ -333,7 +336,8 @@ mod tests {
         String::from_utf8(out).unwrap()
     }
 
-    fn view(uids: &[u32]) -> View {
+    /// A view of messages `uids`, no flags (also for `imap::cmd::context` tests).
+    pub(crate) fn view(uids: &[u32]) -> View {
         let fresh: Vec<_> = uids.iter().map(|u| info(*u, 0)).collect();
         View::new(1, "INBOX".into(), 7, false, &fresh, BTreeSet::new())
     }

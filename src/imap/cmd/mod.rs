@@ -1,10 +1,11 @@
 //! Commands added one file per extension, grammar and handler together (SORT, THREAD,
-//! COMPRESS, UNAUTHENTICATE, NOTIFY, METADATA, PARTIAL, CATENATE),
+//! COMPRESS, UNAUTHENTICATE, NOTIFY, METADATA, PARTIAL, CATENATE, CONTEXT),
 //! and what they share: the header fields they order and group by ([`HeaderData`]),
 //! read a batch of messages at a time ([`Session::header_data`]).
 
 pub mod catenate;
 pub mod compress;
+pub mod context;
 pub mod metadata;
 pub mod notify;
 pub mod partial;

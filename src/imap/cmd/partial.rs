@@ -179,6 +179,7 @@ mod tests {
             count,
             all: false,
             partial: Some(range(partial).unwrap()),
+            update: false,
         };
         assert_eq!(returned(&ret("2:3", false, false, false), &r), [2, 3]);
         assert_eq!(returned(&ret("2:3", true, false, false), &r), [1, 2, 3]);

@@ -130,17 +130,15 @@ fn compare(key: SortKey, a: (&Hit, &HeaderData), b: (&Hit, &HeaderData)) -> Orde
 }
 
 impl Session {
-    /// SORT / UID SORT (RFC 5256 §3, RFC 5267 §3.2, RFC 5957).
-    pub(in super::super) async fn sort(
+    /// `hits` (as [`Session::search_hits`] gives them) in the order of `criteria`, the
+    /// sequence number last (RFC 5256 §3). Also what a SORT context is kept in (RFC
+    /// 5267 §4.3, `imap::cmd::context`).
+    pub(in super::super) async fn sort_hits(
         &mut self,
-        tag: &str,
-        uid: bool,
-        args: &[u8],
-        out: &mut Vec<u8>,
-    ) -> Result<Outcome, ImapError> {
-        let a = parse_sort(args, &self.saved_result()).map_err(ImapError::Bad)?;
-        let hits = self.ordered_hits(&a.charset, &a.key).await?;
-        let data = if a.criteria.iter().any(|c| c.key.needs_header()) {
+        hits: Vec<Hit>,
+        criteria: &[Criterion],
+    ) -> Result<Vec<Hit>, ImapError> {
+        let data = if criteria.iter().any(|c| c.key.needs_header()) {
             self.header_data(&hits).await?
         } else {
             let none = std::sync::Arc::new(HeaderData::default());
@@ -153,7 +151,7 @@ impl Session {
             else {
                 return Ordering::Equal;
             };
-            for c in &a.criteria {
+            for c in criteria {
                 let o = compare(c.key, (hi, di), (hj, dj));
                 let o = if c.reverse { o.reverse() } else { o };
                 if o != Ordering::Equal {
@@ -162,9 +160,31 @@ impl Session {
             }
             hi.seq.cmp(&hj.seq)
         });
-        let numbers: Vec<u32> = order
+        Ok(order.iter().filter_map(|&i| hits.get(i)).copied().collect())
+    }
+
+    /// SORT / UID SORT (RFC 5256 §3, RFC 5267 §3.2, RFC 5957).
+    pub(in super::super) async fn sort(
+        &mut self,
+        tag: &str,
+        uid: bool,
+        args: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<Outcome, ImapError> {
+        let a = parse_sort(args, &self.saved_result()).map_err(ImapError::Bad)?;
+        let update = a.ret.is_some_and(|r| r.update);
+        if update {
+            self.check_update_tag(tag)?;
+        }
+        let hits = self.ordered_hits(&a.charset, &a.key).await?;
+        let sorted = self.sort_hits(hits, &a.criteria).await?;
+        if update {
+            // RFC 5267 §4.3: the context keeps the program, the order and the results.
+            let uids = sorted.iter().map(|h| h.uid).collect();
+            self.open_context(tag, uid, &a.key, Some(a.criteria.clone()), uids, out);
+        }
+        let numbers: Vec<u32> = sorted
             .iter()
-            .filter_map(|&i| hits.get(i))
             .map(|h| if uid { h.uid } else { h.seq })
             .collect();
         match a.ret {

@@ -313,6 +313,7 @@ fn search_and_esearch_responses() {
         count: true,
         all: true,
         partial: None,
+        update: false,
     };
     let table: &[(Option<&[u8]>, bool, &[u32], Return, Option<u64>, &str)] = &[
         (
