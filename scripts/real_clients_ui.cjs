@@ -82,15 +82,34 @@ async function openFolder(page, name) {
     await page.waitForFunction((n) => !rcmail.busy && rcmail.env.mailbox === n, name);
 }
 
+// Waits until the selected message is shown in the preview and the commands on it are
+// enabled.
+async function preview(page) {
+    await page.frameLocator('#messagecontframe').locator('#messagebody').waitFor();
+    await page.waitForFunction(() => !rcmail.busy && rcmail.commands.move && rcmail.commands.delete);
+}
+
 async function modify(page) {
     log(`move "${MOVE.subject}" to ${MOVE.to} (More > Move to...)`);
     await idle(page);
     await page.click(`#messagelist tbody tr:has-text("${MOVE.subject}")`);
-    // The menu's commands are enabled once the preview has loaded.
-    await page.waitForFunction(() => !rcmail.busy && rcmail.commands.move);
-    await page.click('#messagemenulink');
-    await page.click('#message-menu a.move.active');
-    await page.click(`#folder-selector li a:has-text("${MOVE.to}")`);
+    await preview(page);
+    // A click that lands while the More menu is still opening is lost (seen about one
+    // run in three): open the menu again until the folder selector shows.
+    const target = page.locator(`#folder-selector li a:has-text("${MOVE.to}")`);
+    for (let attempt = 1; ; attempt++) {
+        await page.click('#messagemenulink');
+        await page.click('#message-menu a.move.active');
+        try {
+            await target.waitFor({ timeout: 3000 });
+            break;
+        } catch (e) {
+            if (attempt === 3) throw e;
+            log(`the folder selector did not open (attempt ${attempt}), again`);
+            await page.keyboard.press('Escape');
+        }
+    }
+    await target.click();
     await page.waitForSelector(`#messagelist tbody tr:has-text("${MOVE.subject}")`, { state: 'hidden' });
     save({ step: 'move', messageId: MOVE.messageId });
     await openFolder(page, MOVE.to);
@@ -99,10 +118,21 @@ async function modify(page) {
 
     log(`delete "${DELETE.subject}" (toolbar Delete)`);
     await openFolder(page, 'INBOX');
-    await page.click(`#messagelist tbody tr:has-text("${DELETE.subject}")`);
-    await page.waitForFunction(() => !rcmail.busy && rcmail.commands.delete);
-    await page.click('#layout-content .header a.delete');
-    await page.waitForSelector(`#messagelist tbody tr:has-text("${DELETE.subject}")`, { state: 'hidden' });
+    const row = page.locator(`#messagelist tbody tr:has-text("${DELETE.subject}")`);
+    await row.click();
+    await preview(page);
+    // As with the menu above, a click can be lost: click again while the row is still
+    // listed and selected (so that it never deletes another message).
+    for (let attempt = 1; ; attempt++) {
+        await page.click('#layout-content .header a.delete');
+        try {
+            await row.waitFor({ state: 'hidden', timeout: 5000 });
+            break;
+        } catch (e) {
+            if (attempt === 3 || !(await row.getAttribute('class')).includes('selected')) throw e;
+            log(`the row is still listed (attempt ${attempt}), Delete again`);
+        }
+    }
     save({ step: 'delete', messageId: DELETE.messageId });
     await openFolder(page, DELETE.to);
     await page.waitForSelector(`#messagelist tbody tr:has-text("${DELETE.subject}")`);
