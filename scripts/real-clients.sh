@@ -99,6 +99,18 @@ check() {
     fi
 }
 py() { python3 "$repo/scripts/real_clients.py" "$@"; }
+# bodies CLIENT STEP MAILDIR [blank-lines]: the messages the client wrote have the
+# delivered bodies (see real_clients.py same-bodies).
+bodies() {
+    local out how="byte for byte"
+    [ "${4:-}" = blank-lines ] && how="empty lines aside (Python's email package adds some)"
+    if out=$(py same-bodies "$3" "$work/corpus.list" "${4:-strict}" 2>&1); then
+        record "$1" "$2" PASS "bodies as delivered, $how: $out"
+    else
+        record "$1" "$2" FAIL "$out"
+        [ -z "${DEBUG_DIR:-}" ] || { mkdir -p "$DEBUG_DIR" && cp -r "$3" "$DEBUG_DIR/$1-$2-maildir"; }
+    fi
+}
 version() { dpkg-query -W -f '${Version}' "$1" 2>/dev/null || echo "?"; }
 
 # maildir_counts DIR: "NAME COUNT" for every maildir under DIR (INBOX, and the other
@@ -139,19 +151,22 @@ echo "   imap $A_IMAP, imaps $A_IMAPS, pop3 $A_POP3, pop3s $A_POP3S, lmtp $A_LMT
 echo "== delivering"
 py lmtp "$A_LMTP" "${users[@]}"
 n_corpus=0
+: > "$work/corpus.list"
 if [ -n "${CORPUS:-}" ]; then
     for f in "$CORPUS"/easy-ham-1-000{01..20}.*.eml "$CORPUS"/easy-ham-1-02434.*.eml "$CORPUS"/spam-1-00252.*.eml; do
         [ -f "$f" ] || { echo "no corpus message $f" >&2; exit 1; }
         for u in "${users[@]}"; do
             "$NB" --config "$work/config.ron" deliver --user "$u" < "$f"
         done
+        echo "$f" >> "$work/corpus.list"
         n_corpus=$((n_corpus + 1))
     done
 fi
 for u in "${users[@]}"; do py create "$A_IMAP" "$u" Archive Trash; done
 n_inbox=$(py counts "$A_IMAP" rc | awk '$1 == "INBOX" { print $2 }')
 echo "   INBOX of each user: $n_inbox messages ($n_corpus from the corpus)"
-[ "$n_inbox" = $((14 + n_corpus)) ] || { echo "expected $((14 + n_corpus)) messages" >&2; exit 1; }
+n_generated=$(py generated-count)
+[ "$n_inbox" = $((n_generated + n_corpus)) ] || { echo "expected $((n_generated + n_corpus)) messages" >&2; exit 1; }
 
 # 1. Roundcube over IMAPS, in headless Chromium.
 roundcube() {
@@ -208,6 +223,7 @@ EOF
     sync_oi() { timeout "$step_timeout" offlineimap -c "$d/rc" -o -u basic >> "$work/offlineimap.log" 2>&1; }
     check offlineimap sync-1 "full sync to a maildir" sync_oi || return 0
     check offlineimap counts-1 "every folder's count equals the server's" same_counts oi "$d/mail" || true
+    bodies offlineimap bodies "$d/mail/INBOX" blank-lines
     # Local: flag UID 1 (maildir flag F); server: \Flagged \Seen on UID 2.
     f=$(find "$d/mail/INBOX" -type f -name '*,U=1,*' | head -1)
     base=${f##*/}
@@ -256,6 +272,7 @@ EOF
     sync_mb() { timeout "$step_timeout" mbsync -V -c "$d/rc" -a >> "$work/mbsync.log" 2>&1; }
     check mbsync sync-1 "full sync, all folders (Create Both)" sync_mb || return 0
     check mbsync counts-1 "every folder's count equals the server's" same_counts mbs "$d/mail" || true
+    bodies mbsync bodies "$d/mail/INBOX"
     printf 'From: Near Side <near@clients.nestbox.test>\nSubject: written locally\nMessage-ID: <mbsync-local@clients.nestbox.test>\nDate: %s\n\nNew on the local side.\n' \
         "$(date -R)" > "$d/mail/INBOX/new/$(date +%s).local1.nestbox"
     py append "$A_IMAP" mbs "server side"
@@ -300,6 +317,7 @@ getmail_run() {
     for kind in imap pop; do
         if check getmail "$kind-fetch" "retrieve all over $([ $kind = imap ] && echo IMAPS || echo POP3S)" fetch "$kind"; then
             check getmail "$kind-count" "$n_inbox messages in the maildir" count "$kind-mail" "$n_inbox" || true
+            bodies getmail "$kind-bodies" "$d/$kind-mail" blank-lines
         fi
     done
     if check getmail pop-new-only "read_all = false: nothing new (UIDL)" fetch pop-new; then

@@ -5,6 +5,11 @@
                                                 non-ASCII subjects and bodies) to every USER
                                                 in one LMTP transaction per message
   real_clients.py create HOST:PORT USER NAME...  creates mailboxes (IMAP)
+  real_clients.py generated-count                how many messages `lmtp` delivers
+  real_clients.py same-bodies MAILDIR CORPUS_LIST [blank-lines]
+                                                every message a client wrote to MAILDIR
+                                                has the body that was delivered, byte for
+                                                byte (line endings, or empty lines, aside)
   real_clients.py counts HOST:PORT USER         prints "MAILBOX COUNT" per mailbox (IMAP)
   real_clients.py store HOST:PORT USER UID FLAGS   UID STORE +FLAGS in INBOX
   real_clients.py flags HOST:PORT USER UID|<MSGID>  prints the flags of a message in INBOX
@@ -73,6 +78,9 @@ def generated():
          "Baker <baker@example.com>", "Flour, butter, apples.\n", "7bit"),
         ("fwd", None, "Fwd: Meeting notes", "Mon, 09 Mar 2026 05:00:00 +0100",
          "Frank <frank@example.com>", "Forwarding the notes.\n", "7bit"),
+        # Lines POP3 must byte-stuff (RFC 1939 section 3) and an mbox From_ look-alike.
+        ("dots", None, "Dots and dashes", "Tue, 10 Mar 2026 10:00:00 +0000",
+         "Dot <dot@example.com>", ".hidden line\n..two dots\n.\nFrom the start\n-- \nDot\n", "7bit"),
     ]
     out = []
     ids = {}
@@ -101,10 +109,54 @@ def generated():
     return out
 
 
+def cmd_generated_count():
+    print(len(generated()))
+
+
+def body(raw):
+    """The body of a message, line endings as LF."""
+    raw = raw.replace(b"\r\n", b"\n")
+    return raw.split(b"\n\n", 1)[1] if b"\n\n" in raw else b""
+
+
+def cmd_same_bodies(maildir, corpus_list, mode="strict"):
+    """Every message in MAILDIR (cur, new) has the body of the message delivered with its
+    Message-ID (generated, or a corpus file named in CORPUS_LIST), byte for byte; with
+    mode "blank-lines", empty lines aside (getmail6 and offlineimap write a message
+    through Python's email package, which puts an empty line before a closing multipart
+    boundary that has none)."""
+    import os
+    originals = {f"<{k}@{DOMAIN}>": m.as_bytes() for k, _p, m in generated()}
+    with open(corpus_list) as f:
+        for path in f.read().split():
+            with open(path, "rb") as g:
+                raw = g.read()
+            mid = (email.message_from_bytes(raw).get("Message-ID") or "").strip()
+            originals[mid] = raw
+    bad, n = [], 0
+    for sub in ("cur", "new"):
+        for name in sorted(os.listdir(os.path.join(maildir, sub))):
+            with open(os.path.join(maildir, sub, name), "rb") as g:
+                raw = g.read()
+            mid = (email.message_from_bytes(raw).get("Message-ID") or "").strip()
+            if mid not in originals:
+                continue  # written by the client or appended on the server
+            n += 1
+            a, b = body(raw), body(originals[mid])
+            if mode == "blank-lines":
+                a, b = re.sub(b"\n+", b"\n", a), re.sub(b"\n+", b"\n", b)
+            if a != b:
+                bad.append(mid)
+    print(f"{n} compared, {len(bad)} differ" + (f": {' '.join(bad)}" if bad else ""))
+    sys.exit(1 if bad or n == 0 else 0)
+
+
 def cmd_lmtp(addr, *users):
     with smtplib.LMTP(*hostport(addr), timeout=TIMEOUT) as s:
         for _key, _parent, m in generated():
-            refused = s.sendmail("sender@" + DOMAIN, [f"{u}@localhost" for u in users], m.as_bytes())
+            # CRLF line ends: smtplib sends bytes as they are (RFC 5321 section 2.3.8).
+            data = m.as_bytes(policy=m.policy.clone(linesep="\r\n"))
+            refused = s.sendmail("sender@" + DOMAIN, [f"{u}@localhost" for u in users], data)
             if refused:
                 sys.exit(f"LMTP refused: {refused}")
             # LMTP answers DATA once per recipient (RFC 2033 section 4.2); smtplib reads
@@ -355,7 +407,7 @@ def cmd_roundcube(addr, user, jsonl, *steps):
 
 
 if __name__ == "__main__":
-    cmds = {"lmtp": cmd_lmtp, "counts": cmd_counts, "create": cmd_create, "store": cmd_store, "flags": cmd_flags,
+    cmds = {"generated-count": cmd_generated_count, "same-bodies": cmd_same_bodies, "lmtp": cmd_lmtp, "counts": cmd_counts, "create": cmd_create, "store": cmd_store, "flags": cmd_flags,
             "append": cmd_append, "msgids": cmd_msgids, "pop3-stat": cmd_pop3_stat,
             "roundcube": cmd_roundcube}
     cmds[sys.argv[1]](*sys.argv[2:])
