@@ -283,6 +283,12 @@ EOF
         bash -c "python3 '$repo/scripts/real_clients.py' msgids '$A_IMAP' mbs INBOX | grep -qF '<mbsync-local@'" || true
     check mbsync down "the server's message reached the maildir" \
         grep -rqF '<appended-server-side@' "$d/mail/INBOX" || true
+    # A deletion on each side: a maildir file removed, a message expunged on the server.
+    grep -rlF '<greek@clients.nestbox.test>' "$d/mail/INBOX" | xargs rm -f
+    py expunge "$A_IMAP" mbs '<report-4@clients.nestbox.test>'
+    check mbsync sync-3 "a deletion on each side (Expunge Both)" sync_mb || return 0
+    check mbsync counts-3 "INBOX $n_inbox on both sides, neither deleted message anywhere" \
+        bash -c "[ \"\$(python3 '$repo/scripts/real_clients.py' counts '$A_IMAP' mbs | awk '\$1 == \"INBOX\" { print \$2 }')\" = $n_inbox ] && [ \"\$(find '$d/mail/INBOX/cur' '$d/mail/INBOX/new' -type f | wc -l)\" = $n_inbox ] && ! python3 '$repo/scripts/real_clients.py' msgids '$A_IMAP' mbs INBOX | grep -qE '<(greek|report-4)@' && ! grep -rqE '<(greek|report-4)@clients' '$d/mail/INBOX'" || true
 }
 
 # 4. getmail6: IMAPS, then POP3S (all, new only, all with delete).

@@ -14,6 +14,7 @@
   real_clients.py store HOST:PORT USER UID FLAGS   UID STORE +FLAGS in INBOX
   real_clients.py flags HOST:PORT USER UID|<MSGID>  prints the flags of a message in INBOX
   real_clients.py append HOST:PORT USER SUBJECT appends a small message to INBOX
+  real_clients.py expunge HOST:PORT USER <MSGID> \Deleted and EXPUNGE in INBOX
   real_clients.py msgids HOST:PORT USER MAILBOX prints the Message-IDs in MAILBOX
   real_clients.py pop3-stat HOST:PORT USER      prints the message count of a POP3 STAT
   real_clients.py roundcube HOST:PORT USER UI_JSONL STEP...
@@ -226,6 +227,18 @@ def cmd_flags(addr, user, uid):
     m.logout()
 
 
+def cmd_expunge(addr, user, msgid):
+    m = imap(addr, user)
+    m.select("INBOX")
+    typ, data = m.uid("SEARCH", "HEADER", "Message-ID", msgid)
+    assert typ == "OK" and data[0], (msgid, data)
+    typ, data = m.uid("STORE", data[0].split()[0], "+FLAGS.SILENT", r"(\Deleted)")
+    assert typ == "OK", data
+    typ, data = m.expunge()
+    assert typ == "OK", data
+    m.logout()
+
+
 def cmd_append(addr, user, subject):
     m = imap(addr, user)
     msg = EmailMessage()
@@ -408,6 +421,6 @@ def cmd_roundcube(addr, user, jsonl, *steps):
 
 if __name__ == "__main__":
     cmds = {"generated-count": cmd_generated_count, "same-bodies": cmd_same_bodies, "lmtp": cmd_lmtp, "counts": cmd_counts, "create": cmd_create, "store": cmd_store, "flags": cmd_flags,
-            "append": cmd_append, "msgids": cmd_msgids, "pop3-stat": cmd_pop3_stat,
+            "append": cmd_append, "expunge": cmd_expunge, "msgids": cmd_msgids, "pop3-stat": cmd_pop3_stat,
             "roundcube": cmd_roundcube}
     cmds[sys.argv[1]](*sys.argv[2:])
