@@ -22,7 +22,7 @@
 #    apt does not pull in Apache for `php`), chromium, nodejs/npm; then playwright-core
 #    from the npm registry into ~/.cache/nestbox-roundcube (1.65.2, or 1.61.1 under
 #    Node 18, Debian 12's; PLAYWRIGHT_CORE=VERSION for another). No browser download:
-#    it drives Debian's /usr/bin/chromium.
+#    it drives Debian's /usr/bin/chromium. (Steps 1 and 3: scripts/roundcube-common.sh.)
 # 2. Builds nestbox (release) and plugins/sieve for wasm32-wasip2, unless NB_BIN /
 #    SIEVE_WASM are given; starts nestbox on a temp data dir with IMAP, LMTP and
 #    ManageSieve on ephemeral loopback ports and the Sieve plugin (hooks: [Sieve]); adds
