@@ -22,7 +22,7 @@
 #    apt does not pull in Apache for `php`), chromium, nodejs/npm; then playwright-core
 #    from the npm registry into ~/.cache/nestbox-roundcube (1.65.2, or 1.61.1 under
 #    Node 18, Debian 12's; PLAYWRIGHT_CORE=VERSION for another). No browser download:
-#    it drives Debian's /usr/bin/chromium.
+#    it drives Debian's /usr/bin/chromium. (Steps 1 and 3: scripts/roundcube-common.sh.)
 # 2. Builds nestbox (release) and plugins/sieve for wasm32-wasip2, unless NB_BIN /
 #    SIEVE_WASM are given; starts nestbox on a temp data dir with IMAP, LMTP and
 #    ManageSieve on ephemeral loopback ports and the Sieve plugin (hooks: [Sieve]); adds
@@ -47,38 +47,11 @@ shots=${SHOTS:-$repo/docs/screenshots}
 sender_x=news@shop.example
 folder_y=Newsletters
 
-missing=()
-[ -f /usr/share/roundcube/index.php ] || missing+=(roundcube-core roundcube-sqlite3)
-[ -f /usr/share/roundcube/plugins/managesieve/managesieve.php ] || missing+=(roundcube-plugins)
-command -v php >/dev/null || missing+=(php-cli php-cgi)
-php -m 2>/dev/null | grep -qi '^pdo_sqlite$' || missing+=(php-sqlite3)
-command -v chromium >/dev/null || missing+=(chromium)
-command -v node >/dev/null || missing+=(nodejs)
-command -v npm >/dev/null || missing+=(npm)
-command -v python3 >/dev/null || missing+=(python3)
-if [ ${#missing[@]} -gt 0 ]; then
-    if [ "$(id -u)" = 0 ]; then
-        # php-cgi first: it satisfies roundcube-core's `php` dependency without Apache.
-        apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-            php-cgi php-cli php-sqlite3 php-mbstring php-intl php-xml "${missing[@]}"
-    else
-        echo "roundcube-sieve: install ${missing[*]} first (Debian packages)" >&2
-        exit 1
-    fi
-fi
-# playwright-core 1.62 and later need Node 20; Debian 12's nodejs is 18.
-if [ "$(node -p 'process.versions.node.split(".")[0]')" -ge 20 ]; then
-    playwright=${PLAYWRIGHT_CORE:-1.65.2}
-else
-    playwright=${PLAYWRIGHT_CORE:-1.61.1}
-fi
-cache=${XDG_CACHE_HOME:-$HOME/.cache}/nestbox-roundcube/playwright-core-$playwright
-if [ ! -f "$cache/node_modules/playwright-core/package.json" ]; then
-    echo "== npm install playwright-core@$playwright (into $cache)"
-    mkdir -p "$cache"
-    (cd "$cache" && npm install --no-save --no-audit --no-fund --silent "playwright-core@$playwright")
-fi
+# shellcheck source=roundcube-common.sh
+. "$repo/scripts/roundcube-common.sh"
+rc_need
+rc_install roundcube-sieve
+rc_playwright
 
 if [ -n "${NB_BIN:-}" ]; then
     NB=$NB_BIN
@@ -106,18 +79,12 @@ NB=$(realpath "$NB") wasm=$(realpath "$wasm")
 . "$repo/benches/common.sh"
 
 work=$(mktemp -d)
-php_pid=
 cleanup() {
     if [ -n "${DEBUG_DIR:-}" ]; then
         mkdir -p "$DEBUG_DIR"
         cp "$work"/*.log "$work"/serve.* "$work"/rc/logs/* "$DEBUG_DIR"/ 2>/dev/null || true
     fi
-    # php -S and its workers: the process group setsid gave them.
-    if [ -n "$php_pid" ]; then
-        kill -TERM -- "-$php_pid" 2>/dev/null || true
-        wait "$php_pid" 2>/dev/null || true
-        for _ in $(seq 50); do kill -0 -- "-$php_pid" 2>/dev/null || break; sleep 0.1; done
-    fi
+    rc_stop
     nb_stop
     rm -rf "$work"
 }
@@ -156,54 +123,14 @@ with imaplib.IMAP4(host, int(port)) as m:
     assert typ == "OK", data
 PY
 
-# Roundcube: Debian's tree, this run's config (Debian's iniset.php reads
-# ROUNDCUBE_CONFIG_DIR); everything it writes goes to $work/rc.
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-web_port=$(free_port)
-mkdir -p "$work/rc/config" "$work/rc/logs" "$work/rc/temp"
-# Roundcube reads its defaults from the config dir too.
-ln -s /etc/roundcube/defaults.inc.php /etc/roundcube/mimetypes.php "$work/rc/config/"
 # tls:// is STARTTLS for both Roundcube's IMAP and ManageSieve connections.
 scheme=
 [ "${RC_TLS:-0}" = 1 ] && scheme=tls://
-des_key=$(python3 -c 'import secrets; print(secrets.token_hex(12))')
-cat > "$work/rc/config/config.inc.php" <<PHP
-<?php
-\$config = [];
-\$config['db_dsnw'] = 'sqlite:///$work/rc/roundcube.db?mode=0600';
-\$config['imap_host'] = '$scheme$A_IMAP';
-\$config['smtp_host'] = '';
-\$config['managesieve_host'] = '$scheme$A_SIEVE';
-// nestbox's generated certificate is self-signed.
-\$config['imap_conn_options'] = \$config['managesieve_conn_options'] = [
-    'ssl' => ['verify_peer' => false, 'verify_peer_name' => false, 'allow_self_signed' => true],
-];
-\$config['plugins'] = ['managesieve'];
-\$config['temp_dir'] = '$work/rc/temp/';
-\$config['log_dir'] = '$work/rc/logs/';
-\$config['des_key'] = '$des_key';
-\$config['skin'] = 'elastic';
-\$config['language'] = 'en_US';
-\$config['mail_domain'] = 'localhost';
-\$config['support_url'] = '';
-\$config['enable_installer'] = false;
-// The ManageSieve and IMAP conversations, in logs/sieve and logs/imap.
-\$config['managesieve_debug'] = true;
-\$config['imap_debug'] = true;
-PHP
-echo "== starting Roundcube $(sed -n "s/.*'RCMAIL_VERSION', '\([^']*\)'.*/\1/p" /usr/share/roundcube/program/include/iniset.php) on 127.0.0.1:$web_port"
-ROUNDCUBE_CONFIG_DIR=$work/rc/config PHP_CLI_SERVER_WORKERS=4 \
-    setsid php -S "127.0.0.1:$web_port" -t /var/lib/roundcube/public_html > "$work/php.log" 2>&1 &
-php_pid=$!
-for _ in $(seq 100); do
-    python3 -c "import socket,sys; socket.create_connection(('127.0.0.1', $web_port), 0.2)" 2>/dev/null && break
-    kill -0 "$php_pid" 2>/dev/null || fail "php -S exited"
-    sleep 0.1
-done
+rc_start "$work/rc" "$scheme$A_IMAP" "$scheme$A_SIEVE" "['managesieve']" || fail "php -S exited"
 
 mkdir -p "$shots"
 ui() {
-    NODE_PATH=$cache/node_modules RC_URL=http://127.0.0.1:$web_port/ RC_USER=alice RC_PASS=pw \
+    NODE_PATH=$RC_NODE_PATH RC_URL=$RC_URL RC_USER=alice RC_PASS=pw \
         SENDER_X=$sender_x FOLDER_Y=$folder_y SHOTS=$shots CHROMIUM=$(command -v chromium) \
         node "$repo/scripts/roundcube_sieve_ui.cjs" "$@"
 }

@@ -7,45 +7,14 @@
 //                                        editor must be refused and its line marked
 //   node roundcube_sieve_ui.cjs show     log in, open FOLDER_Y (after the delivery)
 //
-// Environment: RC_URL, RC_USER, RC_PASS, SENDER_X, FOLDER_Y, SHOTS (screenshot dir),
-// CHROMIUM (browser binary), NODE_PATH (where playwright-core is installed).
-// Exits non-zero with the step that failed; on failure it saves fail-<step>.png and the
-// page's HTML in $DEBUG_DIR when that is set.
+// Environment: SENDER_X, FOLDER_Y, and those of roundcube_ui.cjs (login, screenshots,
+// what a failure leaves in DEBUG_DIR).
 'use strict';
-const path = require('path');
-const { chromium } = require('playwright-core');
+const { env, log, shot: shotAs, run } = require('./roundcube_ui.cjs');
 
-const env = (name) => {
-    const v = process.env[name];
-    if (!v) throw new Error(`${name} is not set`);
-    return v;
-};
-const url = env('RC_URL');
-const shots = env('SHOTS');
 const senderX = env('SENDER_X');
 const folderY = env('FOLDER_Y');
-const mode = process.argv[2];
-
-let step = 'start';
-const log = (s) => {
-    step = s;
-    console.log(`   ui: ${s}`);
-};
-
-async function shot(page, name) {
-    const file = path.join(shots, `roundcube-sieve-${name}.png`);
-    await page.screenshot({ path: file });
-    console.log(`   ui: screenshot ${path.basename(file)}`);
-}
-
-async function login(page) {
-    log('login');
-    await page.goto(url);
-    await page.fill('#rcmloginuser', env('RC_USER'));
-    await page.fill('#rcmloginpwd', env('RC_PASS'));
-    await Promise.all([page.waitForURL(/_task=mail/), page.click('#rcmloginsubmit')]);
-    await page.waitForSelector('#mailboxlist li.inbox');
-}
+const shot = (page, name) => shotAs(page, `roundcube-sieve-${name}`);
 
 async function create(page) {
     log('open Settings > Filters');
@@ -129,31 +98,4 @@ async function show(page) {
     await shot(page, '4-filed');
 }
 
-(async () => {
-    const browser = await chromium.launch({
-        executablePath: env('CHROMIUM'),
-        headless: true,
-        args: ['--no-sandbox', '--disable-dev-shm-usage'],
-    });
-    const page = await browser.newPage({ viewport: { width: 1280, height: 720 } });
-    page.setDefaultTimeout(20000);
-    try {
-        await login(page);
-        if (mode === 'create') await create(page);
-        else if (mode === 'show') await show(page);
-        else throw new Error(`unknown mode ${mode}`);
-    } catch (e) {
-        console.error(`ui: failed at "${step}": ${e.message}`);
-        const dir = process.env.DEBUG_DIR;
-        if (dir) {
-            const tag = step.replace(/[^a-z0-9]+/gi, '-');
-            await page.screenshot({ path: path.join(dir, `fail-${tag}.png`) }).catch(() => {});
-            const html = [await page.content().catch(() => '')];
-            for (const f of page.frames()) html.push(`<!-- frame ${f.url()} -->\n${await f.content().catch(() => '')}`);
-            require('fs').writeFileSync(path.join(dir, `fail-${tag}.html`), html.join('\n'));
-        }
-        await browser.close();
-        process.exit(1);
-    }
-    await browser.close();
-})();
+run({ create, show });
