@@ -155,7 +155,7 @@ impl Authenticator {
         match self.throttle().check(peer.ip, now) {
             Verdict::Allow => {}
             Verdict::Wait(retry_after) | Verdict::Banned(retry_after) => {
-                log::info!("auth: throttled login for {login:?} from {:?}", peer.ip);
+                log::info!("auth: throttled login for {login:?} from {peer}");
                 return Err(AuthError::Throttled { retry_after });
             }
         }
@@ -200,8 +200,8 @@ impl Authenticator {
                 let key = user.map(|u| u.name).unwrap_or_else(|| login.to_lowercase());
                 let wait = self.throttle().failure(peer.ip, &key, Instant::now());
                 log::info!(
-                    "auth: failed login for {login:?} from {:?}; answering in {} ms",
-                    peer.ip,
+                    "auth: failed login for {login:?} from {}; answering in {} ms",
+                    peer,
                     wait.as_millis()
                 );
                 if !wait.is_zero() {

@@ -68,7 +68,7 @@ impl Session {
                     ));
                 };
                 let (feed, origin) = self.ctx.pipeline.store.feed().subscribe_as(rec.id);
-                log::info!("imap: {} logged in from {:?}", rec.name, self.peer.ip);
+                log::info!("imap: {} logged in from {}", rec.name, self.peer);
                 self.state = State::Authenticated(Account {
                     id: rec.id,
                     name: rec.name,

@@ -256,7 +256,7 @@ pub async fn handle(ctx: &Context, stream: Stream, mut peer: Peer, slot: Option<
                         peer.tls = true;
                     }
                     Err(e) => {
-                        log::info!("lmtp: STARTTLS from {:?}: {e}", peer.ip);
+                        log::info!("lmtp: STARTTLS from {peer}: {e}");
                         return;
                     }
                 }

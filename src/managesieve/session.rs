@@ -436,7 +436,7 @@ impl Session {
     pub fn login(&mut self, outcome: LoginOutcome) -> Step {
         match outcome {
             LoginOutcome::Ok(user) => {
-                log::info!("managesieve: {user} logged in from {:?}", self.opts.peer.ip);
+                log::info!("managesieve: {user} logged in from {}", self.opts.peer);
                 self.state = State::Auth { user };
                 reply(Response::ok("Logged in"))
             }

@@ -22,6 +22,16 @@ pub struct Peer {
     pub tls: bool,
 }
 
+/// For logs: the address, or `local socket`.
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.ip {
+            Some(ip) => write!(f, "{ip}"),
+            None => f.write_str("local socket"),
+        }
+    }
+}
+
 impl Peer {
     /// Loopback or a Unix socket: the local machine.
     pub fn is_local(&self) -> bool {

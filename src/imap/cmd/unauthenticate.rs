@@ -33,7 +33,7 @@ impl Session {
         fresh.auth_failures = self.auth_failures;
         let old = std::mem::replace(self, fresh);
         if let Some(a) = old.account() {
-            log::info!("imap: {} unauthenticated from {:?}", a.name, self.peer.ip);
+            log::info!("imap: {} unauthenticated from {}", a.name, self.peer);
         }
         drop(old);
         Status::ok("UNAUTHENTICATE completed")
