@@ -1191,3 +1191,44 @@ fn context_updates_between_commands_with_notify() {
         "* ESEARCH (TAG \"s\") ADDTO (0 1)"
     );
 }
+
+/// RFC 4469: a message APPENDed with CATENATE from parts of another message (a URL
+/// into this user's own mailbox, RFC 5092) is announced like any other to a session
+/// idling in the target (RFC 2177), and a URL naming a message another session
+/// expunged is `NO [BADURL]` with nothing stored (§5).
+#[test]
+fn catenate_result_is_pushed_to_an_idle_session_and_an_expunged_url_is_badurl() {
+    let (_env, server) = setup("", 2);
+    let mut a = imap(&server);
+    let mut b = imap(&server);
+    select(&mut b, "Archive");
+    b.send(b"i IDLE\r\n");
+    assert_eq!(b.line().unwrap(), "+ idling");
+    let text = "\r\nA new body.\r\n";
+    a.send(
+        format!(
+            "c1 APPEND Archive CATENATE (URL \"/INBOX/;UID=1/;SECTION=HEADER\" TEXT {{{}+}}\r\n{text})\r\n",
+            text.len()
+        )
+        .as_bytes(),
+    );
+    let r = a.until_tagged("c1");
+    assert!(r.last().unwrap().starts_with("c1 OK [APPENDUID "), "{r:?}");
+    assert_eq!(line_within(&mut b, 5).as_deref(), Some("* 1 EXISTS"));
+    b.send(b"DONE\r\n");
+    b.until_tagged("i");
+    let r = b.cmd("f", "FETCH 1 BODY.PEEK[]");
+    let joined = r.join("\n");
+    assert!(joined.contains("Subject: pre 0"), "{joined}");
+    assert!(joined.contains("A new body."), "{joined}");
+    // Message 2 of INBOX goes away under a's feet; a's URL to it is refused.
+    select(&mut a, "INBOX");
+    let mut c = imap(&server);
+    select(&mut c, "INBOX");
+    c.cmd("d", "UID STORE 2 +FLAGS.SILENT (\\Deleted)");
+    c.cmd("e", "UID EXPUNGE 2");
+    let r = a.cmd("c2", "APPEND Archive CATENATE (URL \"/INBOX/;UID=2\")");
+    assert!(r.last().unwrap().starts_with("c2 NO [BADURL "), "{r:?}");
+    let r = a.cmd("s", "STATUS Archive (MESSAGES)");
+    assert_eq!(r[0], "* STATUS \"Archive\" (MESSAGES 1)", "{r:?}");
+}
