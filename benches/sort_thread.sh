@@ -9,8 +9,14 @@
 #
 #   benches/sort_thread.sh [CORPUS_DIR]
 #
+# Then, with IDLE_CONNS > 0 (default 100; issue #21): `loadgen idle` holds IDLE_CONNS
+# connections (plus its 10 warm-up ones) logged in as `bench` with INBOX selected and in
+# IDLE, and while they idle the client above runs again (the active user's latency);
+# reported: loadgen's server memory per connection, and VmRSS with them all open.
+#
 # Knobs (environment): MESSAGES=50000 ROUNDS=5 IDLE_SECS=60 (the wait before the last
-# RSS sample) NB_BIN=path (use this nestbox binary instead of building the release one).
+# RSS sample) IDLE_CONNS=100 NB_BIN=path LOAD_BIN=path (use these binaries instead of
+# building the release ones).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -22,13 +28,8 @@ IDLE_SECS=${IDLE_SECS:-60}
 CORPUS=$(cd "$CORPUS" && pwd)
 # shellcheck source=benches/common.sh
 . "$ROOT/benches/common.sh"
-if [ -n "${NB_BIN:-}" ]; then
-    NB=$NB_BIN
-else
-    echo "== building (release)" >&2
-    (cd "$ROOT" && cargo build --release --quiet)
-    NB=${CARGO_TARGET_DIR:-$ROOT/target}/release/nestbox
-fi
+IDLE_CONNS=${IDLE_CONNS:-100}
+nb_build "$ROOT" || exit 2
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/nestbox-sort.XXXXXX")
 SERVER_PID=
 cleanup() { nb_stop; rm -rf "$TMP"; }
@@ -55,3 +56,28 @@ echo "server_hwm_kib: $(awk '/^VmHWM/ {print $2}' "/proc/$SERVER_PID/status")"
 # What the server keeps once the sessions are gone (it trims its caches when idle).
 sleep "$IDLE_SECS"
 echo "server_rss_idle_${IDLE_SECS}s_kib: $(awk '/^VmRSS/ {print $2}' "/proc/$SERVER_PID/status")"
+[ "$IDLE_CONNS" -gt 0 ] || exit 0
+
+echo "== $IDLE_CONNS connections in IDLE on the same INBOX, one active user" >&2
+ulimit -n 65536 2>/dev/null || true
+"$LOAD" idle --addr "$A_IMAP" --conns "$IDLE_CONNS" --users bench --password pw \
+    --idle-cmd --hold 120 --pid "$SERVER_PID" > "$TMP/idle.out" 2>&1 &
+IDLE_PID=$!
+# Wait until every connection is logged in and idling (the server's thread-free
+# connections: count the established sockets to its IMAP port).
+port=${A_IMAP##*:}
+for _ in $(seq 600); do
+    n=$(ss -Htn state established "( sport = :$port )" 2>/dev/null | wc -l)
+    [ "$n" -ge $((IDLE_CONNS + 10)) ] && break
+    sleep 0.5
+done
+sleep 5
+echo "idle_connections_open: $n"
+echo "server_rss_with_idle_kib: $(awk '/^VmRSS/ {print $2}' "/proc/$SERVER_PID/status")"
+python3 "$ROOT/benches/sort_thread.py" "${A_IMAP%:*}" "${A_IMAP##*:}" bench pw "$ROUNDS" |
+    sed 's/^/with_idle: /'
+echo "server_rss_with_idle_after_active_kib: $(awk '/^VmRSS/ {print $2}' "/proc/$SERVER_PID/status")"
+wait "$IDLE_PID" || true
+grep -E '^(connections_held|rss_per_conn_kib|pss_per_conn_kib|errors|base_server_rss_kib)' "$TMP/idle.out" |
+    sed 's/^/idle: /'
+
