@@ -472,7 +472,7 @@ impl Session {
                 for st in done.changed {
                     if let Some(m) = view.msgs.iter_mut().find(|m| m.uid == st.uid) {
                         m.flags = st.flags;
-                        m.keywords = st.keywords;
+                        m.keywords = super::view::Keywords::new(&st.keywords);
                         m.modseq = st.modseq;
                     }
                     seen_now.push(st.uid);

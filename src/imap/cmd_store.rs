@@ -144,7 +144,7 @@ impl Session {
                 continue;
             };
             m.flags = st.flags;
-            m.keywords = st.keywords;
+            m.keywords = super::view::Keywords::new(&st.keywords);
             m.modseq = st.modseq;
             // `.SILENT` suppresses the echo, except that a changed message's new MODSEQ
             // is still reported once CONDSTORE is on (RFC 7162 §3.1.3, example 3).
