@@ -33,17 +33,21 @@ class Client:
             raise SystemExit("no greeting")
 
     def cmd(self, text):
-        """Sends one command, reads to its tagged reply; returns (seconds, bytes read)."""
+        """Sends one command, reads to its tagged reply; returns (seconds, bytes read).
+        The untagged lines are left in `self.untagged`."""
         self.n += 1
         tag = b"t%d" % self.n
         t0 = time.perf_counter()
         self.sock.sendall(tag + b" " + text + b"\r\n")
         got = 0
+        self.untagged = []
         while True:
             line = self.f.readline()
             if not line:
                 raise SystemExit("connection closed during %r" % text)
             got += len(line)
+            if not line.startswith(tag + b" "):
+                self.untagged.append(line)
             if line.startswith(tag + b" "):
                 if not line.startswith(tag + b" OK"):
                     raise SystemExit("%r: %r" % (text, line))

@@ -108,6 +108,12 @@ enum Command {
     /// Compact the database file now (clients wait while it runs: it waits up to 10 s
     /// for a second without client activity first).
     Compact,
+    /// Drop the full-text index of one user (or everyone) and build it again: a running
+    /// server rebuilds it in the background; without one, this command builds it.
+    Reindex {
+        #[arg(long)]
+        user: Option<String>,
+    },
     /// Back up the whole store into one compressed file (a consistent snapshot; a
     /// running server keeps serving).
     Backup { path: PathBuf },
@@ -654,6 +660,12 @@ async fn run_command(
             ),
             r => return Err(unexpected(r)),
         },
+        Command::Reindex { user } => match backend.call(Request::Reindex { user }).await? {
+            Response::Reindexed(n) => {
+                println!("full-text index dropped for {n} mailboxes; building it again")
+            }
+            r => return Err(unexpected(r)),
+        },
         Command::Backup { path } => backup::backup(backend, &path).await?,
         Command::Verify { path: None } => backup::verify_live(backend).await?,
         Command::Sieve { command } => sieve::run(config, backend, command).await?,
@@ -765,6 +777,10 @@ fn print_stats(s: &crate::store::Stats) {
     println!(
         "store: {} blobs, {} raw bytes, {} compressed, {} in dictionaries, file {} bytes",
         s.blobs, s.blob_raw, s.blob_stored, s.dict_bytes, s.file_bytes
+    );
+    println!(
+        "full-text index: {} bytes, {} messages waiting to be indexed",
+        s.index_bytes, s.index_behind
     );
     println!(
         "disk: file {} bytes, {} allocated on disk, {} free in the file (compaction gives it back)",

@@ -217,6 +217,9 @@ pub struct StoreConfig {
     /// Page cache of the database, in MiB. Memory use grows to this; the OS page cache
     /// still helps beyond it.
     pub cache_mib: u64,
+    /// Keep a full-text index of every mailbox (`store::fts`), built in the background;
+    /// SEARCH then reads only the messages the index cannot rule out.
+    pub full_text_index: bool,
 }
 
 /// A plugin hook: which world of `wit/nestbox-plugin.wit` the plugin serves.
@@ -690,6 +693,7 @@ impl Default for StoreConfig {
             compact_when_free: 0.25,
             compact_check_secs: 3600,
             cache_mib: 16,
+            full_text_index: true,
         }
     }
 }

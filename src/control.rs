@@ -93,6 +93,10 @@ pub enum Request {
         user: Option<String>,
     },
     Compact,
+    /// `reindex`: drop and rebuild the full-text index of one user or everyone.
+    Reindex {
+        user: Option<String>,
+    },
     /// `user app-password add`: the CLI generated and hashed the password.
     AppPasswordAdd {
         name: String,
@@ -180,6 +184,8 @@ pub enum Response {
     Delivered(Vec<Delivered>),
     Stats(Stats),
     Compacted(bool),
+    /// Mailboxes whose full-text index was dropped to be built again.
+    Reindexed(u64),
     AppPasswords(Vec<AppPasswordInfo>),
     Plugins(Vec<PluginStatus>),
     Retention(crate::retention::Report),
@@ -477,6 +483,7 @@ async fn run(p: &Pipeline, hostname: &str, req: Request) -> Result<Response, Res
             .map(|()| Response::Done)
             .map_err(sieve_error)?,
         Request::Compact => Response::Compacted(store.compact(true).await.map_err(error)?),
+        Request::Reindex { user } => Response::Reindexed(store.reindex(user).await.map_err(error)?),
         Request::Verify => Response::Verified(store.verify_contents().await.map_err(error)?),
         // Needs the running server's ACME manager: only `serve_conn` carries it out.
         Request::AcmeRenew => Response::Error(

@@ -12,7 +12,7 @@ use super::cmd_fetch::mod_sequence;
 use super::grammar::{MAX_DEPTH, Parser};
 use super::response::{Code, ImapError, Status};
 use super::search::{
-    self, Candidate, Content, Date, DateCmp, Return, Scope, SearchKey, SeqBound, SeqSet,
+    self, Candidate, Content, Date, DateCmp, IndexHits, Return, Scope, SearchKey, SeqBound, SeqSet,
 };
 use super::sequence::{Bound, SequenceSet};
 use super::session::{Outcome, Session, State};
@@ -454,6 +454,37 @@ impl Session {
         }
     }
 
+    /// What the full-text index says of the string keys of `key` in `mailbox`; `None`
+    /// when the key has none, the index is turned off, or it cannot be read (the search
+    /// then reads every message, as without an index).
+    async fn index_hits(&self, mailbox: u64, key: &SearchKey) -> Option<IndexHits> {
+        if !self.ctx.config.store.full_text_index {
+            return None;
+        }
+        let mut queries = Vec::new();
+        key.text_queries(&mut queries);
+        if queries.is_empty() {
+            return None;
+        }
+        let store = &self.ctx.pipeline.store;
+        match store.text_lookup(mailbox, queries.clone()).await {
+            Ok(answer) => Some(IndexHits {
+                upto: answer.upto,
+                keys: queries
+                    .into_iter()
+                    .zip(answer.maybe)
+                    .filter_map(|(q, uids)| Some((q, uids?)))
+                    .collect(),
+            }),
+            Err(e) => {
+                log::warn!(
+                    "search: the full-text index cannot be read ({e}); reading the messages"
+                );
+                None
+            }
+        }
+    }
+
     /// SORT and THREAD after parsing: the charset must be one we search in (they have
     /// no SAVE to empty), a MODSEQ key enables CONDSTORE (RFC 7162 §3.1), then the
     /// matching messages ([`Session::search_hits`]).
@@ -510,10 +541,12 @@ impl Session {
         let records = store
             .load_messages(view.mailbox, uids, Want::default(), usize::MAX)
             .await?;
+        let hits_of_index = self.index_hits(view.mailbox, key).await;
         let scope = Scope {
             exists: view.exists(),
             max_uid: view.last_uid(),
             now: crate::store::now(),
+            index: hits_of_index.as_ref(),
         };
         let recent = |m: &super::view::Msg| rev1 && view.recent.contains(&m.uid);
         let mut hits: Vec<Hit> = Vec::new();

@@ -12,11 +12,11 @@
 //! fields; base64/quoted-printable and the charset of text parts) with Unicode
 //! lower-casing.
 
-use mail_parser::decoders::charsets::map::charset_decoder;
-
-use super::fetch::{days_from_civil, decode_cte};
-use crate::mime::{BodyPart, MessageMeta, PartKind, header_fields, unfold};
+use super::fetch::days_from_civil;
+use crate::mime::text::{self, TextKind};
+use crate::mime::{MessageMeta, header_fields, unfold};
 use crate::store::SystemFlags;
+use crate::store::fts::TextQuery;
 
 /// One side of a sequence range: a number or `*` (RFC 3501 §9 `seq-number`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -190,6 +190,52 @@ impl SearchKey {
         }
     }
 
+    /// The index query for a string key, and whether the index's answer is exact
+    /// (see [`IndexHits`]); `None` for other keys and for the empty string (which
+    /// every text contains; HEADER with it asks whether the field exists).
+    pub fn text_query(&self) -> Option<(TextQuery, bool)> {
+        let (kinds, needle, exact) = match self {
+            SearchKey::Body(s) => (vec![TextKind::Body], s, true),
+            SearchKey::Text(s) => (vec![TextKind::Header, TextKind::Body], s, true),
+            SearchKey::Header(name, s) => match TextKind::of_field(name) {
+                Some(k) => (vec![k], s, true),
+                // The header's words hold every field's: a superset.
+                None => (vec![TextKind::Header], s, false),
+            },
+            _ => return None,
+        };
+        if needle.is_empty() {
+            return None;
+        }
+        let exact = exact && text::is_one_word(needle);
+        Some((
+            TextQuery {
+                kinds,
+                needle: needle.clone(),
+            },
+            exact,
+        ))
+    }
+
+    /// The index queries of every string key in the program, without repeats.
+    pub fn text_queries(&self, out: &mut Vec<TextQuery>) {
+        match self {
+            SearchKey::And(keys) => keys.iter().for_each(|k| k.text_queries(out)),
+            SearchKey::Or(a, b) => {
+                a.text_queries(out);
+                b.text_queries(out);
+            }
+            SearchKey::Not(k) => k.text_queries(out),
+            key => {
+                if let Some((q, _)) = key.text_query()
+                    && !out.contains(&q)
+                {
+                    out.push(q);
+                }
+            }
+        }
+    }
+
     /// Nesting depth (for a limit that answers BAD, PROTOCOL item 89).
     pub fn depth(&self) -> usize {
         let inner = match self {
@@ -221,13 +267,42 @@ pub struct Candidate<'a> {
 
 /// The mailbox-wide values keys refer to.
 #[derive(Debug, Clone, Copy)]
-pub struct Scope {
+pub struct Scope<'a> {
     /// Number of messages (what `*` means in a sequence set).
     pub exists: u32,
     /// Highest UID in the mailbox (what `*` means in a UID set); 0 when empty.
     pub max_uid: u32,
     /// Now, unix seconds (OLDER/YOUNGER).
     pub now: i64,
+    /// What the full-text index says of the string keys, when it was asked.
+    pub index: Option<&'a IndexHits>,
+}
+
+/// The full-text index's answers for the string keys of one search (`store::fts`,
+/// `mime::text`): per key, the UIDs of the messages that may match. A message indexed
+/// and not among them does not match; one among them matches for sure when the string
+/// is one word (the index then holds exactly what the texts hold), else its text is
+/// read to confirm. Messages above `upto` are not indexed yet and are read.
+#[derive(Debug, Clone, Default)]
+pub struct IndexHits {
+    pub upto: u32,
+    pub keys: Vec<(TextQuery, Vec<u32>)>,
+}
+
+impl IndexHits {
+    /// The index's answer for `key` on message `uid`, when it has a definite one.
+    fn answer(&self, key: &SearchKey, uid: u32) -> Option<bool> {
+        if uid > self.upto {
+            return None;
+        }
+        let (query, exact) = key.text_query()?;
+        let (_, uids) = self.keys.iter().find(|(q, _)| *q == query)?;
+        match uids.binary_search(&uid) {
+            Ok(_) if exact => Some(true),
+            Ok(_) => None,
+            Err(_) => Some(false),
+        }
+    }
 }
 
 /// A message's content: the full bytes (prefix + blob), the prefix length, the length
@@ -249,11 +324,6 @@ impl Content<'_> {
             .saturating_add(self.prefix_len);
         self.raw.get(..end).unwrap_or(self.raw)
     }
-
-    fn body(&self) -> &[u8] {
-        let start = self.header().len();
-        self.raw.get(start..).unwrap_or_default()
-    }
 }
 
 /// Evaluates `key` for one message. `None` when the answer depends on the message
@@ -261,7 +331,7 @@ impl Content<'_> {
 pub fn matches(
     key: &SearchKey,
     m: &Candidate<'_>,
-    scope: &Scope,
+    scope: &Scope<'_>,
     content: Option<&Content<'_>>,
 ) -> Option<bool> {
     let flag = |bit: u8| m.flags.has(bit);
@@ -312,18 +382,19 @@ pub fn matches(
             let day = sent_date(c.header()).unwrap_or(Date::of_unix(m.internal_date));
             cmp.test(day, *d)
         }
+        SearchKey::Header(..) | SearchKey::Body(_) | SearchKey::Text(_) if content.is_none() => {
+            return scope.index.and_then(|i| i.answer(key, m.uid));
+        }
         SearchKey::Header(name, value) => header_matches(content?.header(), name, value),
         SearchKey::Body(s) => body_matches(content?, s),
         SearchKey::Text(s) => {
             let c = content?;
-            contains_ci(c.header(), s)
-                || header_decoded_matches(c.header(), s)
-                || body_matches(c, s)
+            text::header_texts(c.header(), &mut |t| contains_ci(t, s)) || body_matches(c, s)
         }
     })
 }
 
-fn age(m: &Candidate<'_>, scope: &Scope) -> i128 {
+fn age(m: &Candidate<'_>, scope: &Scope<'_>) -> i128 {
     i128::from(scope.now) - i128::from(m.internal_date)
 }
 
@@ -342,108 +413,25 @@ fn sent_date(header: &[u8]) -> Option<Date> {
     ))
 }
 
-/// HEADER name value: some field `name` whose value contains `value`, raw or decoded.
+/// HEADER name value: some field `name` whose value contains `value`, raw or decoded
+/// (`mime::text`); with an empty value, some field `name`.
 fn header_matches(header: &[u8], name: &[u8], value: &[u8]) -> bool {
-    header_fields(header)
-        .filter(|f| f.name.eq_ignore_ascii_case(name))
-        .any(|f| {
-            if value.is_empty() {
-                return true;
-            }
-            let raw = unfold(f.value);
-            contains_ci(&raw, value)
-                || decoded_field(f.value).is_some_and(|d| contains_ci(d.as_bytes(), value))
-        })
-}
-
-/// TEXT in the header: any field's decoded value contains `value`.
-fn header_decoded_matches(header: &[u8], value: &[u8]) -> bool {
-    header_fields(header)
-        .any(|f| decoded_field(f.value).is_some_and(|d| contains_ci(d.as_bytes(), value)))
-}
-
-/// A field value with RFC 2047 encoded-words decoded; `None` when there is nothing to
-/// decode (no `=?`).
-fn decoded_field(value: &[u8]) -> Option<String> {
-    memchr::memmem::find(value, b"=?").map(|_| crate::mime::header::decoded(value))
-}
-
-/// BODY: the raw body, or the decoded text of any text part.
-fn body_matches(c: &Content<'_>, s: &[u8]) -> bool {
-    if contains_ci(c.body(), s) {
-        return true;
+    if value.is_empty() {
+        return header_fields(header).any(|f| f.name.eq_ignore_ascii_case(name));
     }
+    text::field_texts(header, name, &mut |t| contains_ci(t, value))
+}
+
+/// BODY: the texts of the body (`mime::text`).
+fn body_matches(c: &Content<'_>, s: &[u8]) -> bool {
     // Callers give the structure whenever the key needs it (`needs_structure`).
     let Some(meta) = c.meta else {
         return false;
     };
-    let mut found = false;
-    visit_leaves(&meta.body, 0, &mut |part| {
-        if found || !part.media_type.eq_ignore_ascii_case(b"text") {
-            return;
-        }
-        let start = usize::try_from(part.header_end)
-            .unwrap_or(usize::MAX)
-            .saturating_add(c.prefix_len);
-        let end = usize::try_from(part.body_end)
-            .unwrap_or(usize::MAX)
-            .saturating_add(c.prefix_len);
-        let Some(bytes) = c.raw.get(start..end.max(start)) else {
-            return;
-        };
-        let Ok(decoded) = decode_cte(&part.encoding, bytes) else {
-            return;
-        };
-        let charset = part
-            .params
-            .iter()
-            .find(|p| p.name.eq_ignore_ascii_case(b"charset"))
-            .map(|p| p.value.as_slice());
-        let text = match charset.and_then(charset_decoder) {
-            Some(decode) => decode(&decoded),
-            None => String::from_utf8_lossy(&decoded).into_owned(),
-        };
-        found = contains_ci(text.as_bytes(), s);
-    });
-    found
+    text::body_texts(c.raw, c.prefix_len, meta, &mut |t| contains_ci(t, s))
 }
 
-fn visit_leaves(part: &BodyPart, depth: usize, f: &mut dyn FnMut(&BodyPart)) {
-    if depth > crate::mime::MAX_DEPTH {
-        return;
-    }
-    match &part.kind {
-        PartKind::Single => f(part),
-        PartKind::Multipart { children, .. } => {
-            for c in children {
-                visit_leaves(c, depth.saturating_add(1), f);
-            }
-        }
-        PartKind::Message { body, .. } => visit_leaves(body, depth.saturating_add(1), f),
-    }
-}
-
-/// Case-insensitive substring test: Unicode lower-casing when both sides are UTF-8
-/// with non-ASCII text, else ASCII case folding on bytes. The empty needle matches.
-pub fn contains_ci(hay: &[u8], needle: &[u8]) -> bool {
-    if needle.is_empty() {
-        return true;
-    }
-    if !needle.is_ascii()
-        && let (Ok(h), Ok(n)) = (std::str::from_utf8(hay), std::str::from_utf8(needle))
-    {
-        return h.to_lowercase().contains(&n.to_lowercase());
-    }
-    let Some(&first) = needle.first() else {
-        return true;
-    };
-    // Jump to each place the first byte occurs, in either case, and compare from there.
-    let (lower, upper) = (first.to_ascii_lowercase(), first.to_ascii_uppercase());
-    memchr::memchr2_iter(lower, upper, hay).any(|at| {
-        hay.get(at..at.saturating_add(needle.len()))
-            .is_some_and(|w| w.len() == needle.len() && w.eq_ignore_ascii_case(needle))
-    })
-}
+pub use crate::mime::text::contains_ci;
 
 /// Numbers as a compressed sequence set (`1:3,5,7:9`), RFC 3501 §9 `sequence-set`.
 /// Input in any order; duplicates are merged. Empty input writes nothing.

@@ -34,6 +34,7 @@ mod preview;
 mod structure;
 #[cfg(test)]
 mod tests;
+pub mod text;
 
 use serde::{Deserialize, Serialize};
 

@@ -60,6 +60,8 @@ fn tables(v: &mut impl Tables) -> Result<(), BackupError> {
     v.table(schema::SUBSCRIPTIONS)?;
     v.table(schema::POP3_UIDLS)?;
     v.table(schema::METADATA)?;
+    v.table(schema::FTS_MAILBOXES)?;
+    v.table(schema::FTS_SEGMENTS)?;
     v.table(super::sieve::SIEVE_SCRIPTS)?;
     v.table(super::sieve::SIEVE_STATE)?;
     v.table(schema::MESSAGES)?;

@@ -121,6 +121,11 @@ pub struct Stats {
     pub blob_raw: u64,
     pub blob_stored: u64,
     pub dict_bytes: u64,
+    /// The full-text index: its stored size, and the messages not indexed yet.
+    #[serde(default)]
+    pub index_bytes: u64,
+    #[serde(default)]
+    pub index_behind: u64,
     /// The database file: its size (what `ls -l` shows), the bytes its blocks take on
     /// the disk (what `du` shows; less while redb has grown the file sparsely), and its
     /// free space (file size less the pages the tables use), which compaction gives back.
@@ -403,71 +408,8 @@ impl Store {
         want: Want,
         budget: usize,
     ) -> Result<Vec<(u32, Option<Loaded>)>, StoreError> {
-        self.read(move |tx, shared| {
-            let t = tx.open_table(MESSAGES)?;
-            let mut reader = Reader::new(tx, shared)?;
-            let mut out = Vec::with_capacity(uids.len());
-            let mut bytes = 0usize;
-            for uid in uids {
-                if bytes > 0 && bytes >= budget {
-                    break;
-                }
-                let Some(v) = t.get((mailbox, uid))? else {
-                    out.push((uid, None));
-                    continue;
-                };
-                let rec: MessageRecord = schema::decode(v.value())?;
-                drop(v);
-                let (mut meta, mut raw) = (None, None);
-                if want.meta || want.bytes {
-                    let brec = reader.blob(&rec)?;
-                    let prefix = if want.skip_trace {
-                        Vec::new()
-                    } else {
-                        reader.prefix(&rec)?
-                    };
-                    let (mut need_bytes, mut header_only) = (want.bytes, want.header_only);
-                    if want.meta {
-                        let structure = match reader.meta(&rec, &brec)? {
-                            Some(m) => {
-                                bytes = bytes.saturating_add(m.len());
-                                Structure::Stored(m)
-                            }
-                            None => {
-                                // Parsing the structure takes the whole message.
-                                need_bytes = true;
-                                header_only = false;
-                                Structure::Derive
-                            }
-                        };
-                        meta = Some((structure, prefix.len()));
-                    }
-                    if need_bytes {
-                        let body = if header_only {
-                            reader.header(&rec, &brec)?
-                        } else {
-                            reader.body(&rec, &brec)?
-                        };
-                        let whole = join(prefix, &body);
-                        bytes = bytes.saturating_add(whole.len());
-                        raw = Some(whole);
-                    }
-                }
-                let info = MessageInfo {
-                    uid,
-                    flags: rec.flags,
-                    keywords: rec.keywords,
-                    internal_date: rec.internal_date,
-                    save_date: rec.save_date,
-                    size: rec.size,
-                    modseq: rec.modseq,
-                    envelope_from: rec.envelope_from,
-                };
-                out.push((uid, Some(Loaded { info, meta, raw })));
-            }
-            Ok(out)
-        })
-        .await
+        self.read(move |tx, shared| load_in(tx, shared, mailbox, &uids, want, budget))
+            .await
     }
 
     /// The full bytes of one message as clients see them (prefix + blob).
@@ -592,6 +534,7 @@ impl Store {
                 let (_, v) = row?;
                 stats.dict_bytes += v.value().len() as u64;
             }
+            (stats.index_bytes, stats.index_behind) = Store::index_size(tx)?;
             stats.tables = table_stats(tx)?;
             let in_pages: u64 = stats.tables.iter().map(|(_, _, pages)| pages).sum();
             stats.free_bytes = file_bytes.saturating_sub(in_pages);
@@ -605,4 +548,78 @@ impl Store {
         let shared = self.shared.clone();
         smol::unblock(move || shared.with_db_mut(|db| Ok(db.check_integrity()?))).await
     }
+}
+
+/// [`Store::load_messages`] in a read transaction the caller holds (the full-text
+/// indexer reads this way on its own thread).
+pub(crate) fn load_in(
+    tx: &redb::ReadTransaction,
+    shared: &super::Shared,
+    mailbox: u64,
+    uids: &[u32],
+    want: Want,
+    budget: usize,
+) -> Result<Vec<(u32, Option<Loaded>)>, StoreError> {
+    let t = tx.open_table(MESSAGES)?;
+    let mut reader = Reader::new(tx, shared)?;
+    let mut out = Vec::with_capacity(uids.len());
+    let mut bytes = 0usize;
+    for &uid in uids {
+        if bytes > 0 && bytes >= budget {
+            break;
+        }
+        let Some(v) = t.get((mailbox, uid))? else {
+            out.push((uid, None));
+            continue;
+        };
+        let rec: MessageRecord = schema::decode(v.value())?;
+        drop(v);
+        let (mut meta, mut raw) = (None, None);
+        if want.meta || want.bytes {
+            let brec = reader.blob(&rec)?;
+            let prefix = if want.skip_trace {
+                Vec::new()
+            } else {
+                reader.prefix(&rec)?
+            };
+            let (mut need_bytes, mut header_only) = (want.bytes, want.header_only);
+            if want.meta {
+                let structure = match reader.meta(&rec, &brec)? {
+                    Some(m) => {
+                        bytes = bytes.saturating_add(m.len());
+                        Structure::Stored(m)
+                    }
+                    None => {
+                        // Parsing the structure takes the whole message.
+                        need_bytes = true;
+                        header_only = false;
+                        Structure::Derive
+                    }
+                };
+                meta = Some((structure, prefix.len()));
+            }
+            if need_bytes {
+                let body = if header_only {
+                    reader.header(&rec, &brec)?
+                } else {
+                    reader.body(&rec, &brec)?
+                };
+                let whole = join(prefix, &body);
+                bytes = bytes.saturating_add(whole.len());
+                raw = Some(whole);
+            }
+        }
+        let info = MessageInfo {
+            uid,
+            flags: rec.flags,
+            keywords: rec.keywords,
+            internal_date: rec.internal_date,
+            save_date: rec.save_date,
+            size: rec.size,
+            modseq: rec.modseq,
+            envelope_from: rec.envelope_from,
+        };
+        out.push((uid, Some(Loaded { info, meta, raw })));
+    }
+    Ok(out)
 }

@@ -13,6 +13,7 @@ mod app_passwords;
 pub mod backup;
 pub mod blob;
 pub mod feed;
+pub mod fts;
 mod imap;
 mod import;
 mod mailboxes;
@@ -277,6 +278,8 @@ pub(crate) struct Shared {
     pub(crate) path: PathBuf,
     /// Users by name (see `users::UserCache`).
     pub(crate) users: users::UserCache,
+    /// The full-text indexer's wake-up call and segment cache.
+    pub(crate) fts: fts::State,
 }
 
 /// A handle to the store; cheap to clone.
@@ -312,6 +315,7 @@ impl Store {
             config: config.clone(),
             path,
             users: users::UserCache::default(),
+            fts: fts::State::default(),
         });
         let writer = writer::Writer::start(shared.clone());
         Ok(Store { shared, writer })
@@ -327,6 +331,7 @@ impl Store {
     /// packs): for the server's memory timer, when clients are quiet.
     pub fn drop_unused_caches(&self, idle: std::time::Duration) {
         self.shared.codec.packs.drop_unused(idle);
+        self.shared.fts.drop_unused(idle);
     }
 
     pub fn codec(&self) -> &Codec {
@@ -418,6 +423,7 @@ impl Store {
     /// Stops the writer after the queued jobs are committed, and waits (up to 10 s) for
     /// background training and packing to notice and stop.
     pub fn shutdown(&self) {
+        self.stop_indexer();
         self.writer.close();
         let codec = &self.shared.codec;
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);

@@ -89,6 +89,15 @@ pub const SUBSCRIPTIONS: TableDefinition<(u32, &str), ()> = TableDefinition::new
 /// new table, not a record change: `migrate` creates it in stores of this version.
 pub const POP3_UIDLS: TableDefinition<(u64, u32), &str> = TableDefinition::new("pop3_uidls");
 
+/// The full-text index (`store::fts`): per mailbox, segments keyed by the first UID they
+/// hold (high 32 bits) and a generation (low 32 bits, never reused, so a cached
+/// segment stays valid under its key); the value is a zstd-compressed `fts::Segment`.
+pub const FTS_SEGMENTS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("fts_segments");
+/// Per mailbox, `fts::MailboxIndex`: the highest UID the index has read (every message
+/// of the mailbox at or below it is in a segment, those above it not yet) and the list
+/// of its segments.
+pub const FTS_MAILBOXES: TableDefinition<u64, &[u8]> = TableDefinition::new("fts_mailboxes");
+
 /// (user id, mailbox id, entry name) -> value: IMAP METADATA annotations (RFC 5464).
 /// Mailbox id 0 (never a mailbox's: ids start at 1) holds the user's server entries.
 /// Entry names are stored lower-cased (§3.2: they are case-insensitive). Keyed by
@@ -468,6 +477,8 @@ pub fn migrate(tx: &WriteTransaction) -> Result<(), StoreError> {
     tx.open_table(PACK_CHUNKS)?;
     tx.open_table(SUBSCRIPTIONS)?;
     tx.open_table(POP3_UIDLS)?;
+    tx.open_table(FTS_SEGMENTS)?;
+    tx.open_table(FTS_MAILBOXES)?;
     tx.open_table(METADATA)?;
     tx.open_table(TRACES)?;
     tx.open_table(TRACE_IDS)?;

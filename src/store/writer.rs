@@ -234,6 +234,7 @@ fn run(shared: Arc<Shared>, rx: Receiver<Job>, own: Writer) {
             if batch.loose_added || batch.freed {
                 super::pack::maybe_pack(&shared, &own);
             }
+            shared.fts.ring();
         }
     }
 }

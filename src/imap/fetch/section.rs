@@ -8,9 +8,6 @@
 
 use std::borrow::Cow;
 
-use mail_parser::decoders::base64::base64_decode;
-use mail_parser::decoders::quoted_printable::quoted_printable_decode;
-
 use super::strings::{Options, binary_literal, literal, string};
 use crate::mime::{BodyPart, MessageMeta, PartKind, header_fields};
 
@@ -252,28 +249,12 @@ pub fn binary_bytes<'r>(
     decode_cte(&node.encoding, lay.text(node))
 }
 
-/// Removes a Content-Transfer-Encoding (RFC 2045 §6).
+/// Removes a Content-Transfer-Encoding (RFC 2045 §6), as `BINARY` reports failures.
 pub fn decode_cte<'b>(encoding: &[u8], body: &'b [u8]) -> Result<Cow<'b, [u8]>, BinaryError> {
-    let is = |name: &str| encoding.eq_ignore_ascii_case(name.as_bytes());
-    if is("7bit") || is("8bit") || is("binary") {
-        Ok(Cow::Borrowed(body))
-    } else if is("base64") {
-        if body.iter().all(|b| b.is_ascii_whitespace()) {
-            return Ok(Cow::Borrowed(&[][..]));
-        }
-        base64_decode(body)
-            .map(Cow::Owned)
-            .ok_or(BinaryError::Undecodable)
-    } else if is("quoted-printable") {
-        if body.is_empty() {
-            return Ok(Cow::Borrowed(body));
-        }
-        quoted_printable_decode(body)
-            .map(Cow::Owned)
-            .ok_or(BinaryError::Undecodable)
-    } else {
-        Err(BinaryError::UnknownCte)
-    }
+    crate::mime::text::decode_cte(encoding, body).map_err(|e| match e {
+        crate::mime::text::CteError::Unknown => BinaryError::UnknownCte,
+        crate::mime::text::CteError::Undecodable => BinaryError::Undecodable,
+    })
 }
 
 /// Writes `BODY[spec]<origin> {n}CRLF data` (or with `name` = `BINARY`, using literal8

@@ -77,10 +77,11 @@ Content-Transfer-Encoding: base64\r\n\r\nU2VjcmV0IHBocmFzZQ==\r\n--b--\r\n"
     ]
 }
 
-const SCOPE: Scope = Scope {
+const SCOPE: Scope<'static> = Scope {
     exists: 3,
     max_uid: 30,
     now: T + DAY + 100,
+    index: None,
 };
 
 /// Runs `key` over the fixture messages, loading content only when asked; returns the

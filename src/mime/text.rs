@@ -1,0 +1,348 @@
+//! The text a search looks at, defined once for SEARCH's matcher (`imap::search`) and
+//! the full-text index (`store::fts`), so that the index answers exactly what a scan
+//! of the messages would.
+//!
+//! A search string matches a text when the text, case-folded ([`fold_char`]), contains
+//! the folded string (RFC 9051 §6.4.4: string keys are substring matches). The texts
+//! of a message, by [`TextKind`]:
+//! - the header: the raw header block (the delivery prefix included), and the decoded
+//!   value of every field that holds RFC 2047 encoded-words;
+//! - one field (From, To, Cc, Bcc, Subject, or any name): each such field's unfolded
+//!   raw value and its decoded value;
+//! - the body: the raw body with the content of base64-encoded parts cut out (their
+//!   encoding is not text anyone searches for), and the decoded text of every `text/*`
+//!   part (transfer encoding removed, charset converted).
+//!
+//! The index keeps the *words* of these texts: maximal runs of alphanumeric characters,
+//! folded ([`terms`]). A search string that is one such run (no space or punctuation)
+//! is in a text exactly when it is inside one of its words, so the index alone answers
+//! it; any other string is in a text only if each of its runs is inside a word, so
+//! the index narrows the messages and the text confirms.
+
+use std::borrow::Cow;
+
+use mail_parser::decoders::base64::base64_decode;
+use mail_parser::decoders::charsets::map::charset_decoder;
+use mail_parser::decoders::quoted_printable::quoted_printable_decode;
+
+use super::{BodyPart, MessageMeta, PartKind, header_fields, unfold};
+
+/// Which texts of a message a search key looks at; the index keeps its words apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TextKind {
+    Body = 0,
+    /// The whole header (SEARCH TEXT, and HEADER with a name not below).
+    Header = 1,
+    From = 2,
+    To = 3,
+    Cc = 4,
+    Bcc = 5,
+    Subject = 6,
+}
+
+/// How many [`TextKind`]s there are.
+pub const KINDS: usize = 7;
+
+/// The fields with words of their own in the index.
+const FIELDS: [(&str, TextKind); 5] = [
+    ("from", TextKind::From),
+    ("to", TextKind::To),
+    ("cc", TextKind::Cc),
+    ("bcc", TextKind::Bcc),
+    ("subject", TextKind::Subject),
+];
+
+impl TextKind {
+    /// The kind of a field name (ASCII case-insensitive), when it has one.
+    pub fn of_field(name: &[u8]) -> Option<TextKind> {
+        FIELDS
+            .iter()
+            .find(|(n, _)| n.as_bytes().eq_ignore_ascii_case(name))
+            .map(|&(_, k)| k)
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Why a part's content cannot be decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CteError {
+    /// A Content-Transfer-Encoding we do not know.
+    Unknown,
+    /// base64 or quoted-printable content that does not decode.
+    Undecodable,
+}
+
+/// Removes a Content-Transfer-Encoding (RFC 2045 §6).
+pub fn decode_cte<'b>(encoding: &[u8], body: &'b [u8]) -> Result<Cow<'b, [u8]>, CteError> {
+    let is = |name: &str| encoding.eq_ignore_ascii_case(name.as_bytes());
+    if is("7bit") || is("8bit") || is("binary") {
+        Ok(Cow::Borrowed(body))
+    } else if is("base64") {
+        if body.iter().all(|b| b.is_ascii_whitespace()) {
+            return Ok(Cow::Borrowed(&[][..]));
+        }
+        base64_decode(body)
+            .map(Cow::Owned)
+            .ok_or(CteError::Undecodable)
+    } else if is("quoted-printable") {
+        if body.is_empty() {
+            return Ok(Cow::Borrowed(body));
+        }
+        quoted_printable_decode(body)
+            .map(Cow::Owned)
+            .ok_or(CteError::Undecodable)
+    } else {
+        Err(CteError::Unknown)
+    }
+}
+
+/// Folds one character for comparison: ASCII letters lower-cased; other characters by
+/// Unicode lower-casing, unless that gives an ASCII character (U+212A KELVIN SIGN,
+/// U+0130): those stay, so an ASCII search string finds only ASCII text, as a
+/// byte-wise comparison does. Final sigma folds to sigma.
+pub fn fold_char(c: char, out: &mut String) {
+    if c.is_ascii() {
+        out.push(c.to_ascii_lowercase());
+        return;
+    }
+    let lower = c.to_lowercase();
+    if lower.clone().any(|l| l.is_ascii()) {
+        out.push(c);
+        return;
+    }
+    for l in lower {
+        out.push(if l == 'ς' { 'σ' } else { l });
+    }
+}
+
+/// A text folded character by character ([`fold_char`]); invalid UTF-8 is replaced.
+pub fn fold(text: &[u8]) -> String {
+    let text = String::from_utf8_lossy(text);
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        fold_char(c, &mut out);
+    }
+    out
+}
+
+/// Whether `hay` contains `needle` after folding both (see the module text). An ASCII
+/// needle is compared byte by byte with ASCII case folding, which is the same thing
+/// and needs no copy. The empty needle matches.
+pub fn contains_ci(hay: &[u8], needle: &[u8]) -> bool {
+    if needle.is_empty() {
+        return true;
+    }
+    if !needle.is_ascii() {
+        return fold(hay).contains(&fold(needle));
+    }
+    let Some(&first) = needle.first() else {
+        return true;
+    };
+    // Jump to each place the first byte occurs, in either case, and compare from there.
+    let (lower, upper) = (first.to_ascii_lowercase(), first.to_ascii_uppercase());
+    memchr::memchr2_iter(lower, upper, hay).any(|at| {
+        hay.get(at..at.saturating_add(needle.len()))
+            .is_some_and(|w| w.len() == needle.len() && w.eq_ignore_ascii_case(needle))
+    })
+}
+
+/// Calls `f` with each word of `text`: a maximal run of alphanumeric characters,
+/// folded. Invalid UTF-8 separates words.
+pub fn terms(text: &[u8], f: &mut dyn FnMut(&str)) {
+    let mut word = String::new();
+    if text.is_ascii() {
+        for &b in text {
+            if b.is_ascii_alphanumeric() {
+                word.push(char::from(b.to_ascii_lowercase()));
+            } else if !word.is_empty() {
+                f(&word);
+                word.clear();
+            }
+        }
+    } else {
+        for c in String::from_utf8_lossy(text).chars() {
+            if c.is_alphanumeric() {
+                fold_char(c, &mut word);
+            } else if !word.is_empty() {
+                f(&word);
+                word.clear();
+            }
+        }
+    }
+    if !word.is_empty() {
+        f(&word);
+    }
+}
+
+/// Whether `needle` is one word as [`terms`] reads it (at least one character, all of
+/// them alphanumeric): the index answers such a string alone.
+pub fn is_one_word(needle: &[u8]) -> bool {
+    !needle.is_empty()
+        && match std::str::from_utf8(needle) {
+            Ok(s) => s.chars().all(char::is_alphanumeric),
+            Err(_) => false,
+        }
+}
+
+/// A field value with RFC 2047 encoded-words decoded; `None` when there is nothing to
+/// decode (no `=?`).
+fn decoded_field(value: &[u8]) -> Option<String> {
+    memchr::memmem::find(value, b"=?").map(|_| super::header::decoded(value))
+}
+
+/// The texts of the header (see the module text); stops when `f` returns true and
+/// then returns true.
+pub fn header_texts(header: &[u8], f: &mut dyn FnMut(&[u8]) -> bool) -> bool {
+    if f(header) {
+        return true;
+    }
+    header_fields(header).any(|field| decoded_field(field.value).is_some_and(|d| f(d.as_bytes())))
+}
+
+/// The texts of every field called `name` (ASCII case-insensitive): its unfolded raw
+/// value and its decoded value. Stops when `f` returns true and then returns true.
+pub fn field_texts(header: &[u8], name: &[u8], f: &mut dyn FnMut(&[u8]) -> bool) -> bool {
+    header_fields(header)
+        .filter(|field| field.name.eq_ignore_ascii_case(name))
+        .any(|field| {
+            f(&unfold(field.value)) || decoded_field(field.value).is_some_and(|d| f(d.as_bytes()))
+        })
+}
+
+/// The texts of the body: `raw` is the whole message as stored (a prefix of
+/// `prefix_len` bytes, then the blob that `meta` describes). Stops when `f` returns
+/// true and then returns true.
+pub fn body_texts(
+    raw: &[u8],
+    prefix_len: usize,
+    meta: &MessageMeta,
+    f: &mut dyn FnMut(&[u8]) -> bool,
+) -> bool {
+    let at = |offset: u64| {
+        usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .saturating_add(prefix_len)
+            .min(raw.len())
+    };
+    let mut leaves: Vec<&BodyPart> = Vec::new();
+    visit_leaves(&meta.body, 0, &mut |part| leaves.push(part));
+    // The raw body, without the content of base64 parts.
+    let mut cuts: Vec<(usize, usize)> = leaves
+        .iter()
+        .filter(|p| p.encoding.eq_ignore_ascii_case(b"base64"))
+        .map(|p| (at(p.header_end), at(p.body_end)))
+        .collect();
+    cuts.sort_unstable();
+    let mut from = at(meta.body.header_end);
+    for (start, end) in cuts {
+        if start > from && f(raw.get(from..start).unwrap_or_default()) {
+            return true;
+        }
+        from = from.max(end);
+    }
+    if from < raw.len() && f(raw.get(from..).unwrap_or_default()) {
+        return true;
+    }
+    // The decoded text of text parts.
+    leaves.iter().any(|part| {
+        if !part.media_type.eq_ignore_ascii_case(b"text") {
+            return false;
+        }
+        let (start, end) = (at(part.header_end), at(part.body_end));
+        let Some(bytes) = raw.get(start..end.max(start)) else {
+            return false;
+        };
+        let Ok(decoded) = decode_cte(&part.encoding, bytes) else {
+            return false;
+        };
+        let charset = part
+            .params
+            .iter()
+            .find(|p| p.name.eq_ignore_ascii_case(b"charset"))
+            .map(|p| p.value.as_slice());
+        match charset.and_then(charset_decoder) {
+            Some(decode) => f(decode(&decoded).as_bytes()),
+            None => f(&decoded),
+        }
+    })
+}
+
+fn visit_leaves<'a>(part: &'a BodyPart, depth: usize, f: &mut dyn FnMut(&'a BodyPart)) {
+    if depth > super::MAX_DEPTH {
+        return;
+    }
+    match &part.kind {
+        PartKind::Single => f(part),
+        PartKind::Multipart { children, .. } => {
+            for c in children {
+                visit_leaves(c, depth.saturating_add(1), f);
+            }
+        }
+        PartKind::Message { body, .. } => visit_leaves(body, depth.saturating_add(1), f),
+    }
+}
+
+/// Every word of a message by kind, for the index: `header` is the header block (prefix
+/// included), `meta` describes the blob after the prefix.
+pub fn message_terms(
+    raw: &[u8],
+    prefix_len: usize,
+    header: &[u8],
+    meta: &MessageMeta,
+    f: &mut dyn FnMut(TextKind, &str),
+) {
+    header_texts(header, &mut |text| {
+        terms(text, &mut |t| f(TextKind::Header, t));
+        false
+    });
+    for (name, kind) in FIELDS {
+        field_texts(header, name.as_bytes(), &mut |text| {
+            terms(text, &mut |t| f(kind, t));
+            false
+        });
+    }
+    body_texts(raw, prefix_len, meta, &mut |text| {
+        terms(text, &mut |t| f(TextKind::Body, t));
+        false
+    });
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn words(text: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        terms(text.as_bytes(), &mut |t| out.push(t.to_string()));
+        out
+    }
+
+    #[test]
+    fn words_are_folded_runs_of_letters_and_digits() {
+        assert_eq!(words("Hello, World-42!"), ["hello", "world", "42"]);
+        assert_eq!(words("Été à Zürich"), ["été", "à", "zürich"]);
+        assert_eq!(words("ΟΔΟΣ"), ["οδοσ"]);
+        // CJK has no spaces: a run is one word, and a search string inside it is found
+        // by substring.
+        assert_eq!(words("東京で会議。明日"), ["東京で会議", "明日"]);
+        // The Kelvin sign does not fold to ASCII.
+        assert_eq!(words("\u{212A}elvin"), ["\u{212A}elvin"]);
+    }
+
+    #[test]
+    fn contains_folds_the_same_way_as_words() {
+        assert!(contains_ci(b"Hello World", b"WORLD"));
+        assert!(contains_ci("ÉTÉ".as_bytes(), "été".as_bytes()));
+        assert!(contains_ci("ΟΔΟΣ ΟΔΟΣΟ".as_bytes(), "οδοσ".as_bytes()));
+        assert!(!contains_ci("\u{212A}elvin".as_bytes(), b"kelvin"));
+        assert!(contains_ci(b"anything", b""));
+        assert!(is_one_word("東京".as_bytes()));
+        assert!(is_one_word(b"abc42"));
+        assert!(!is_one_word(b"a b"));
+        assert!(!is_one_word(b""));
+    }
+}

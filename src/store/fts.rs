@@ -1,0 +1,966 @@
+//! The full-text index: for each mailbox, the words of its messages (`mime::text`) and
+//! the UIDs they occur in, so SEARCH answers from the index instead of decompressing
+//! every message (docs/decisions.md, "Full-text index").
+//!
+//! - **Segments.** The words of a batch of messages make a segment: per [`TextKind`],
+//!   the sorted words, each after a 0 byte in one buffer (a search string is looked for
+//!   *inside* words with one `memmem` pass: IMAP SEARCH is a substring match), and per
+//!   word its UIDs, delta-coded. A segment is immutable and stored zstd-compressed in
+//!   the redb file (`FTS_SEGMENTS`), under a key that is never reused, so a decoded
+//!   copy kept in memory stays right. Segments of one mailbox hold increasing, disjoint
+//!   UID ranges; four of a size are merged into one (a message is rewritten about
+//!   log4(n) times), dropping the UIDs expunged meanwhile.
+//! - **Progress.** Per mailbox, `FTS_MAILBOXES` records the highest UID indexed and
+//!   the list of segments, written in the same transaction as the segments: after a
+//!   crash the index is what the last commit left, consistent with itself, and the
+//!   messages above that UID are read again. UIDs only grow, so everything at or below
+//!   it is indexed; a search treats the messages above it (new mail not yet indexed) as
+//!   unknown and reads them.
+//! - **Expunge** needs nothing: a search only ever asks about the messages the
+//!   mailbox still has; the stale UIDs go at the next merge. A deleted mailbox's index
+//!   goes at the indexer's next pass.
+//! - **The indexer** is one background thread ([`Store::start_indexer`]) woken by every
+//!   commit; it waits for a quiet moment so deliveries are not slowed, reads new mail a
+//!   batch at a time, and writes with `Durability::None` (the next commit of the writer
+//!   makes it durable; a crash before then only loses index work, done again).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use redb::{Durability, ReadTransaction, ReadableTable, WriteTransaction};
+use serde::{Deserialize, Serialize};
+
+use super::messages::{Want, load_in};
+use super::schema::{FTS_MAILBOXES, FTS_SEGMENTS, MAILBOXES, MESSAGES, META};
+use super::{Shared, Store, StoreError};
+use crate::mime::text::{self, KINDS, TextKind};
+
+/// Messages read per indexing batch, and the raw bytes after which a batch stops.
+const BATCH_MESSAGES: usize = 1000;
+const BATCH_BYTES: usize = 16 << 20;
+/// Segments of one size class merged together.
+const MERGE_FAN: usize = 4;
+/// The indexer waits this long without a commit before it reads new mail...
+const QUIET_MS: u64 = 300;
+/// ...but no longer than this.
+const QUIET_MAX: Duration = Duration::from_secs(3);
+/// Decoded segments kept in memory at most (bytes); the memory timer drops those unused.
+const CACHE_MAX: usize = 64 << 20;
+/// zstd level of a stored segment.
+const LEVEL: i32 = 3;
+/// Free space below which the indexer writes nothing (bytes, and share of the disk).
+const ROOM_MIN: u64 = 64 << 20;
+const ROOM_SHARE: f64 = 0.02;
+
+/// One mailbox's index: the highest UID read, and its segments in UID order.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct MailboxIndex {
+    pub done: u32,
+    pub segments: Vec<SegmentRef>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub(crate) struct SegmentRef {
+    /// Its key in `FTS_SEGMENTS` after the mailbox: first UID << 32 | generation.
+    pub key: u64,
+    /// Messages in it, and its stored size.
+    pub docs: u32,
+    pub bytes: u32,
+}
+
+/// The words of one kind in a segment.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct Dict {
+    /// The words in byte order, each after a 0 byte.
+    words: Vec<u8>,
+    /// Where each word starts in `words`.
+    starts: Vec<u32>,
+    /// Per word: its number of UIDs, then the UIDs as deltas, all varints.
+    postings: Vec<u8>,
+    post_starts: Vec<u32>,
+}
+
+/// The words of a batch of messages ([`TextKind`] order).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Segment {
+    docs: u32,
+    dicts: Vec<Dict>,
+}
+
+fn put_varint(mut v: u32, out: &mut Vec<u8>) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn get_varint(buf: &[u8], at: &mut usize) -> Option<u32> {
+    let mut v: u32 = 0;
+    for shift in (0..35).step_by(7) {
+        let b = *buf.get(*at)?;
+        *at = at.saturating_add(1);
+        v |= u32::from(b & 0x7f).checked_shl(shift)?;
+        if b & 0x80 == 0 {
+            return Some(v);
+        }
+    }
+    None
+}
+
+impl Dict {
+    fn push(&mut self, word: &[u8], uids: &[u32]) {
+        self.words.push(0);
+        self.starts.push(self.words.len() as u32);
+        self.words.extend_from_slice(word);
+        self.post_starts.push(self.postings.len() as u32);
+        put_varint(uids.len() as u32, &mut self.postings);
+        let mut last = 0u32;
+        for &u in uids {
+            put_varint(u.wrapping_sub(last), &mut self.postings);
+            last = u;
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.starts.len()
+    }
+
+    fn word(&self, i: usize) -> &[u8] {
+        let start = self.starts.get(i).map_or(0, |&s| s as usize);
+        let end = self
+            .starts
+            .get(i.saturating_add(1))
+            .map_or(self.words.len(), |&s| (s as usize).saturating_sub(1));
+        self.words.get(start..end).unwrap_or_default()
+    }
+
+    fn uids(&self, i: usize, out: &mut Vec<u32>) {
+        let mut at = self.post_starts.get(i).map_or(usize::MAX, |&s| s as usize);
+        let Some(n) = get_varint(&self.postings, &mut at) else {
+            return;
+        };
+        let mut last = 0u32;
+        for _ in 0..n {
+            let Some(d) = get_varint(&self.postings, &mut at) else {
+                return;
+            };
+            last = last.wrapping_add(d);
+            out.push(last);
+        }
+    }
+
+    /// Appends the UIDs of every word that contains `run`.
+    fn find(&self, run: &[u8], out: &mut Vec<u32>) {
+        let mut last_word = usize::MAX;
+        for at in memchr::memmem::find_iter(&self.words, run) {
+            // `run` holds no 0 byte, so the match lies inside one word.
+            let i = self
+                .starts
+                .partition_point(|&s| (s as usize) <= at)
+                .saturating_sub(1);
+            if i != last_word {
+                self.uids(i, out);
+                last_word = i;
+            }
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        self.words.len() + self.postings.len() + 4 * (self.starts.len() + self.post_starts.len())
+    }
+}
+
+/// Collects the words of messages, in UID order, into a [`Segment`].
+#[derive(Default)]
+pub struct Builder {
+    docs: u32,
+    words: Vec<HashMap<String, Vec<u32>>>,
+}
+
+impl Builder {
+    pub fn new() -> Builder {
+        Builder {
+            docs: 0,
+            words: (0..KINDS).map(|_| HashMap::new()).collect(),
+        }
+    }
+
+    /// Adds one message; UIDs must grow from call to call.
+    pub fn add(
+        &mut self,
+        uid: u32,
+        raw: &[u8],
+        prefix_len: usize,
+        meta: &crate::mime::MessageMeta,
+    ) {
+        self.docs = self.docs.saturating_add(1);
+        let header_end = usize::try_from(meta.body.header_end)
+            .unwrap_or(usize::MAX)
+            .saturating_add(prefix_len)
+            .min(raw.len());
+        let header = raw.get(..header_end).unwrap_or(raw);
+        let words = &mut self.words;
+        text::message_terms(raw, prefix_len, header, meta, &mut |kind, word| {
+            let Some(map) = words.get_mut(kind.index()) else {
+                return;
+            };
+            match map.get_mut(word) {
+                Some(uids) => {
+                    if uids.last() != Some(&uid) {
+                        uids.push(uid);
+                    }
+                }
+                None => {
+                    map.insert(word.to_string(), vec![uid]);
+                }
+            }
+        });
+    }
+
+    pub fn finish(self) -> Segment {
+        let dicts = self
+            .words
+            .into_iter()
+            .map(|map| {
+                let mut words: Vec<(String, Vec<u32>)> = map.into_iter().collect();
+                words.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+                let mut d = Dict::default();
+                for (w, uids) in &words {
+                    d.push(w.as_bytes(), uids);
+                }
+                d
+            })
+            .collect();
+        Segment {
+            docs: self.docs,
+            dicts,
+        }
+    }
+}
+
+impl Segment {
+    /// The UIDs of messages with a word of one of `kinds` that contains `run`,
+    /// appended to `out` (unsorted, maybe repeated).
+    fn find(&self, kinds: &[TextKind], run: &[u8], out: &mut Vec<u32>) {
+        for k in kinds {
+            if let Some(d) = self.dicts.get(k.index()) {
+                d.find(run, out);
+            }
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        self.dicts.iter().map(Dict::bytes).sum()
+    }
+
+    /// Merges segments of increasing, disjoint UID ranges (in that order), keeping the
+    /// UIDs `live` accepts.
+    fn merge(parts: &[Arc<Segment>], live: &dyn Fn(u32) -> bool) -> Segment {
+        let mut dicts = Vec::with_capacity(KINDS);
+        let mut docs = std::collections::BTreeSet::new();
+        let mut uids = Vec::new();
+        for k in 0..KINDS {
+            let inputs: Vec<&Dict> = parts.iter().filter_map(|s| s.dicts.get(k)).collect();
+            let mut at = vec![0usize; inputs.len()];
+            let mut out = Dict::default();
+            // The smallest word among the inputs' next ones, in turn.
+            while let Some(word) = inputs
+                .iter()
+                .zip(&at)
+                .filter(|(d, i)| **i < d.len())
+                .map(|(d, i)| d.word(*i))
+                .min()
+                .map(<[u8]>::to_vec)
+            {
+                uids.clear();
+                for (d, i) in inputs.iter().zip(at.iter_mut()) {
+                    if *i < d.len() && d.word(*i) == word.as_slice() {
+                        d.uids(*i, &mut uids);
+                        *i = i.saturating_add(1);
+                    }
+                }
+                uids.retain(|&u| live(u));
+                if !uids.is_empty() {
+                    docs.extend(uids.iter().copied());
+                    out.push(&word, &uids);
+                }
+            }
+            dicts.push(out);
+        }
+        Segment {
+            docs: docs.len() as u32,
+            dicts,
+        }
+    }
+
+    fn encode(&self) -> Result<Vec<u8>, StoreError> {
+        let plain = postcard::to_allocvec(self)
+            .map_err(|e| StoreError::Storage(format!("index segment: {e}")))?;
+        zstd::bulk::compress(&plain, LEVEL).map_err(|e| StoreError::Storage(e.to_string()))
+    }
+
+    fn decode(stored: &[u8]) -> Result<Segment, StoreError> {
+        let plain = zstd::stream::decode_all(stored)
+            .map_err(|e| StoreError::Corrupt(format!("index segment: {e}")))?;
+        postcard::from_bytes(&plain).map_err(|e| StoreError::Corrupt(format!("index segment: {e}")))
+    }
+}
+
+/// What the index knows of a search string: the messages that may contain it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextQuery {
+    /// The texts it looks at (TEXT: the header and the body).
+    pub kinds: Vec<TextKind>,
+    pub needle: Vec<u8>,
+}
+
+/// The index's answer for a mailbox.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TextAnswer {
+    /// Messages above this UID are not indexed yet: the index says nothing of them.
+    pub upto: u32,
+    /// Per query, the sorted UIDs (at or below `upto`) of the messages that may match;
+    /// `None` when the index cannot narrow it (a string without a letter or digit).
+    pub maybe: Vec<Option<Vec<u32>>>,
+}
+
+/// The indexer's wake-up call, and the decoded segments in memory.
+#[derive(Default)]
+pub(crate) struct State {
+    wake: Mutex<bool>,
+    bell: Condvar,
+    running: AtomicBool,
+    stop: AtomicBool,
+    cache: Mutex<Cache>,
+}
+
+#[derive(Default)]
+struct Cache {
+    segments: HashMap<(u64, u64), (Arc<Segment>, Instant)>,
+    bytes: usize,
+}
+
+impl State {
+    /// Tells the indexer that something was committed.
+    pub(crate) fn ring(&self) {
+        if !self.running.load(Ordering::Relaxed) {
+            return;
+        }
+        if let Ok(mut w) = self.wake.lock() {
+            *w = true;
+            self.bell.notify_one();
+        }
+    }
+
+    /// Drops the decoded segments not used for `idle`.
+    pub(crate) fn drop_unused(&self, idle: Duration) {
+        if let Ok(mut c) = self.cache.lock() {
+            c.segments.retain(|_, (_, used)| used.elapsed() < idle);
+            c.bytes = c.segments.values().map(|(s, _)| s.bytes()).sum();
+        }
+    }
+
+    fn cached(&self, key: (u64, u64)) -> Option<Arc<Segment>> {
+        let mut c = self.cache.lock().ok()?;
+        let (seg, used) = c.segments.get_mut(&key)?;
+        *used = Instant::now();
+        Some(seg.clone())
+    }
+
+    fn keep(&self, key: (u64, u64), seg: &Arc<Segment>) {
+        let Ok(mut c) = self.cache.lock() else {
+            return;
+        };
+        let size = seg.bytes();
+        while c.bytes.saturating_add(size) > CACHE_MAX {
+            let Some(oldest) = c
+                .segments
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(k, _)| *k)
+            else {
+                break;
+            };
+            if let Some((s, _)) = c.segments.remove(&oldest) {
+                c.bytes = c.bytes.saturating_sub(s.bytes());
+            }
+        }
+        c.bytes = c.bytes.saturating_add(size);
+        c.segments.insert(key, (seg.clone(), Instant::now()));
+    }
+}
+
+fn mailbox_index(tx: &ReadTransaction, mailbox: u64) -> Result<MailboxIndex, StoreError> {
+    match tx.open_table(FTS_MAILBOXES)?.get(mailbox)? {
+        Some(v) => super::schema::decode(v.value()),
+        None => Ok(MailboxIndex::default()),
+    }
+}
+
+fn load_segment(
+    tx: &ReadTransaction,
+    shared: &Shared,
+    mailbox: u64,
+    key: u64,
+) -> Result<Arc<Segment>, StoreError> {
+    if let Some(s) = shared.fts.cached((mailbox, key)) {
+        return Ok(s);
+    }
+    let stored = tx
+        .open_table(FTS_SEGMENTS)?
+        .get((mailbox, key))?
+        .ok_or_else(|| StoreError::Corrupt(format!("missing index segment {mailbox}/{key}")))?;
+    let seg = Arc::new(Segment::decode(stored.value())?);
+    shared.fts.keep((mailbox, key), &seg);
+    Ok(seg)
+}
+
+/// Sorted intersection of two sorted lists.
+fn intersect(a: &[u32], b: &[u32]) -> Vec<u32> {
+    let (mut i, mut j, mut out) = (0, 0, Vec::new());
+    while let (Some(&x), Some(&y)) = (a.get(i), b.get(j)) {
+        match x.cmp(&y) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                out.push(x);
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out
+}
+
+/// Answers `queries` for `mailbox` from the index, in one read transaction.
+pub(crate) fn lookup(
+    tx: &ReadTransaction,
+    shared: &Shared,
+    mailbox: u64,
+    queries: &[TextQuery],
+) -> Result<TextAnswer, StoreError> {
+    let index = mailbox_index(tx, mailbox)?;
+    let segments = index
+        .segments
+        .iter()
+        .map(|r| load_segment(tx, shared, mailbox, r.key))
+        .collect::<Result<Vec<_>, _>>()?;
+    let maybe = queries
+        .iter()
+        .map(|q| {
+            let mut runs = Vec::new();
+            text::terms(&q.needle, &mut |t| runs.push(t.to_string()));
+            let mut result: Option<Vec<u32>> = None;
+            for run in &runs {
+                let mut uids = Vec::new();
+                for s in &segments {
+                    s.find(&q.kinds, run.as_bytes(), &mut uids);
+                }
+                uids.sort_unstable();
+                uids.dedup();
+                result = Some(match result {
+                    Some(prev) => intersect(&prev, &uids),
+                    None => uids,
+                });
+            }
+            result
+        })
+        .collect();
+    Ok(TextAnswer {
+        upto: index.done,
+        maybe,
+    })
+}
+
+/// The highest UID of a mailbox, 0 when empty.
+fn last_uid(tx: &ReadTransaction, mailbox: u64) -> Result<u32, StoreError> {
+    let t = tx.open_table(MESSAGES)?;
+    let last = t.range((mailbox, 0)..=(mailbox, u32::MAX))?.next_back();
+    match last {
+        Some(row) => Ok(row?.0.value().1),
+        None => Ok(0),
+    }
+}
+
+fn next_generation(tx: &WriteTransaction) -> Result<u64, StoreError> {
+    let mut meta = tx.open_table(META)?;
+    let g = meta.get("fts_generation")?.map_or(0, |v| v.value());
+    let next = g.wrapping_add(1) & u64::from(u32::MAX);
+    meta.insert("fts_generation", next)?;
+    Ok(next)
+}
+
+/// A mailbox's index record as a write transaction sees it.
+fn index_in(tx: &WriteTransaction, mailbox: u64) -> Result<Option<MailboxIndex>, StoreError> {
+    match tx.open_table(FTS_MAILBOXES)?.get(mailbox)? {
+        Some(v) => Ok(Some(super::schema::decode(v.value())?)),
+        None => Ok(None),
+    }
+}
+
+fn write_index(
+    tx: &WriteTransaction,
+    mailbox: u64,
+    index: &MailboxIndex,
+) -> Result<(), StoreError> {
+    tx.open_table(FTS_MAILBOXES)?
+        .insert(mailbox, super::schema::encode(index)?.as_slice())?;
+    Ok(())
+}
+
+/// Stores a segment and returns its reference.
+fn put_segment(
+    tx: &WriteTransaction,
+    mailbox: u64,
+    first_uid: u32,
+    seg: &Segment,
+) -> Result<SegmentRef, StoreError> {
+    let key = (u64::from(first_uid) << 32) | next_generation(tx)?;
+    let stored = seg.encode()?;
+    tx.open_table(FTS_SEGMENTS)?
+        .insert((mailbox, key), stored.as_slice())?;
+    Ok(SegmentRef {
+        key,
+        docs: seg.docs,
+        bytes: u32::try_from(stored.len()).unwrap_or(u32::MAX),
+    })
+}
+
+fn begin_index_write(shared: &Shared) -> Result<WriteTransaction, StoreError> {
+    let mut tx = shared.begin_write()?;
+    tx.set_durability(Durability::None)
+        .map_err(|e| StoreError::Storage(e.to_string()))?;
+    Ok(tx)
+}
+
+/// Indexes one batch of `mailbox`'s new messages; false when there was nothing to do.
+fn index_batch(shared: &Shared, mailbox: u64) -> Result<bool, StoreError> {
+    let tx = shared.begin_read()?;
+    let index = mailbox_index(&tx, mailbox)?;
+    let uids: Vec<u32> = {
+        let t = tx.open_table(MESSAGES)?;
+        let from = index.done.saturating_add(1);
+        let mut uids = Vec::new();
+        for row in t
+            .range((mailbox, from)..=(mailbox, u32::MAX))?
+            .take(BATCH_MESSAGES)
+        {
+            uids.push(row?.0.value().1);
+        }
+        uids
+    };
+    let Some(&last) = uids.last() else {
+        return Ok(false);
+    };
+    let want = Want {
+        meta: true,
+        bytes: true,
+        skip_trace: false,
+        header_only: false,
+    };
+    let loaded = load_in(&tx, shared, mailbox, &uids, want, BATCH_BYTES)?;
+    drop(tx);
+    let read_to = loaded.last().map_or(last, |(u, _)| *u);
+    let mut builder = Builder::new();
+    let mut first = None;
+    for (uid, l) in &loaded {
+        let Some(l) = l else { continue };
+        let (Some((structure, prefix)), Some(raw)) = (&l.meta, &l.raw) else {
+            continue;
+        };
+        let meta = match structure {
+            super::Structure::Stored(b) => postcard::from_bytes(b).ok(),
+            super::Structure::Derive => raw.get(*prefix..).map(crate::mime::analyze),
+        };
+        let Some(meta) = meta else {
+            log::warn!("index: undecodable structure of {mailbox}/{uid}; not indexed");
+            continue;
+        };
+        first.get_or_insert(*uid);
+        builder.add(*uid, raw, *prefix, &meta);
+    }
+    let seg = builder.finish();
+    let tx = begin_index_write(shared)?;
+    let mut now = index_in(&tx, mailbox)?.unwrap_or_default();
+    // A reindex or a merge may have changed the record meanwhile: start again.
+    if now.done != index.done {
+        return Ok(true);
+    }
+    if let Some(first) = first {
+        now.segments.push(put_segment(&tx, mailbox, first, &seg)?);
+    }
+    now.done = read_to;
+    write_index(&tx, mailbox, &now)?;
+    tx.commit()?;
+    Ok(true)
+}
+
+/// The size class of a segment: segments of one class are merged [`MERGE_FAN`] at a time.
+fn class(docs: u32) -> u32 {
+    let mut c = 0;
+    let mut d = docs.max(1);
+    while d >= MERGE_FAN as u32 {
+        d /= MERGE_FAN as u32;
+        c += 1;
+    }
+    c
+}
+
+/// Merges the last [`MERGE_FAN`] segments of `mailbox` when they are of one class;
+/// false when there is nothing to merge. The merge is computed outside the write
+/// transaction, which checks that the inputs are still there.
+fn merge_once(shared: &Shared, mailbox: u64) -> Result<bool, StoreError> {
+    let tx = shared.begin_read()?;
+    let index = mailbox_index(&tx, mailbox)?;
+    let n = index.segments.len();
+    if n < MERGE_FAN {
+        return Ok(false);
+    }
+    let tail = index
+        .segments
+        .get(n - MERGE_FAN..)
+        .unwrap_or_default()
+        .to_vec();
+    let c = class(tail.first().map_or(0, |r| r.docs));
+    if tail.iter().any(|r| class(r.docs) != c) {
+        return Ok(false);
+    }
+    let parts = tail
+        .iter()
+        .map(|r| load_segment(&tx, shared, mailbox, r.key))
+        .collect::<Result<Vec<_>, _>>()?;
+    let first_uid = tail.first().map_or(0, |r| (r.key >> 32) as u32);
+    let live: std::collections::HashSet<u32> = {
+        let t = tx.open_table(MESSAGES)?;
+        let mut live = std::collections::HashSet::new();
+        for row in t.range((mailbox, first_uid)..=(mailbox, index.done))? {
+            live.insert(row?.0.value().1);
+        }
+        live
+    };
+    drop(tx);
+    let merged = Segment::merge(&parts, &|u| live.contains(&u));
+    drop(parts);
+    let tx = begin_index_write(shared)?;
+    let Some(mut now) = index_in(&tx, mailbox)? else {
+        return Ok(false);
+    };
+    let keys: Vec<u64> = tail.iter().map(|r| r.key).collect();
+    let at = now.segments.len().saturating_sub(MERGE_FAN);
+    let still: Vec<u64> = now
+        .segments
+        .get(at..)
+        .unwrap_or_default()
+        .iter()
+        .map(|r| r.key)
+        .collect();
+    if still != keys {
+        return Ok(true);
+    }
+    now.segments.truncate(at);
+    {
+        let mut t = tx.open_table(FTS_SEGMENTS)?;
+        for k in &keys {
+            t.remove((mailbox, *k))?;
+        }
+    }
+    if merged.docs > 0 {
+        now.segments
+            .push(put_segment(&tx, mailbox, first_uid, &merged)?);
+    }
+    write_index(&tx, mailbox, &now)?;
+    tx.commit()?;
+    Ok(true)
+}
+
+/// Removes the index of mailboxes that are gone.
+fn drop_orphans(shared: &Shared) -> Result<(), StoreError> {
+    let tx = shared.begin_read()?;
+    let orphans: Vec<u64> = {
+        let boxes = tx.open_table(MAILBOXES)?;
+        let mut out = Vec::new();
+        for row in tx.open_table(FTS_MAILBOXES)?.iter()? {
+            let id = row?.0.value();
+            if boxes.get(id)?.is_none() {
+                out.push(id);
+            }
+        }
+        out
+    };
+    drop(tx);
+    if orphans.is_empty() {
+        return Ok(());
+    }
+    let tx = begin_index_write(shared)?;
+    clear(&tx, &orphans)?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// Removes the index of `mailboxes`.
+fn clear(tx: &WriteTransaction, mailboxes: &[u64]) -> Result<(), StoreError> {
+    let mut segs = tx.open_table(FTS_SEGMENTS)?;
+    let mut index = tx.open_table(FTS_MAILBOXES)?;
+    for &m in mailboxes {
+        segs.retain_in((m, 0)..=(m, u64::MAX), |_, _| false)?;
+        index.remove(m)?;
+    }
+    Ok(())
+}
+
+/// Whether the data dir's file system has room for index work: at least
+/// [`ROOM_MIN`] and [`ROOM_SHARE`] of it free. Mail comes first on a full disk: the
+/// index waits, and SEARCH reads the messages it does not cover.
+fn has_room(shared: &Shared) -> bool {
+    let dir = shared.path.parent().unwrap_or(&shared.path);
+    match super::disk_status(dir) {
+        Some((free, total)) => free >= ROOM_MIN && free as f64 >= total as f64 * ROOM_SHARE,
+        None => true,
+    }
+}
+
+/// One pass over every mailbox: new mail indexed and segments merged. Returns early
+/// (false) when the store is stopping or the disk is nearly full.
+fn pass(shared: &Shared) -> Result<bool, StoreError> {
+    if !has_room(shared) {
+        log::info!("index: the disk is nearly full; indexing waits for space");
+        return Ok(false);
+    }
+    drop_orphans(shared)?;
+    let todo: Vec<u64> = {
+        let tx = shared.begin_read()?;
+        let mut out = Vec::new();
+        for row in tx.open_table(MAILBOXES)?.iter()? {
+            let id = row?.0.value();
+            if last_uid(&tx, id)? > mailbox_index(&tx, id)?.done {
+                out.push(id);
+            }
+        }
+        out
+    };
+    for mailbox in todo {
+        while index_batch(shared, mailbox)? {
+            if shared.fts.stop.load(Ordering::Relaxed) || !shared.is_open() || !has_room(shared) {
+                return Ok(false);
+            }
+            while merge_once(shared, mailbox)? {}
+        }
+    }
+    Ok(true)
+}
+
+fn wait_for_quiet(shared: &Shared) {
+    let start = Instant::now();
+    while start.elapsed() < QUIET_MAX && !shared.fts.stop.load(Ordering::Relaxed) {
+        let last = shared.last_write_ms.load(Ordering::Relaxed);
+        let idle = super::now_ms().saturating_sub(last);
+        if idle >= QUIET_MS {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis((QUIET_MS - idle).min(100)));
+    }
+}
+
+fn run(shared: &Arc<Shared>) {
+    let state = &shared.fts;
+    loop {
+        if let Ok(mut w) = state.wake.lock() {
+            if !*w {
+                w = state
+                    .bell
+                    .wait_timeout(w, Duration::from_secs(60))
+                    .map(|(g, _)| g)
+                    .unwrap_or_else(|e| e.into_inner().0);
+            }
+            *w = false;
+        }
+        if state.stop.load(Ordering::Relaxed) || !shared.is_open() {
+            break;
+        }
+        wait_for_quiet(shared);
+        if let Err(e) = pass(shared) {
+            log::warn!("index: {e}; trying again in 10 s");
+            std::thread::sleep(Duration::from_secs(10));
+        }
+    }
+    state.running.store(false, Ordering::SeqCst);
+}
+
+impl Store {
+    /// Starts the indexer thread (the server does; a command that opens the store for
+    /// a moment does not). It catches up with what is not indexed at once.
+    pub fn start_indexer(&self) {
+        let state = &self.shared.fts;
+        if state.running.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        state.stop.store(false, Ordering::SeqCst);
+        let shared = self.shared.clone();
+        let spawned = std::thread::Builder::new()
+            .name("store-index".into())
+            .spawn(move || run(&shared));
+        match spawned {
+            Ok(_) => state.ring(),
+            Err(e) => {
+                log::warn!("index: cannot start the indexer: {e}");
+                state.running.store(false, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// Stops the indexer thread, waiting for it up to 10 s.
+    pub(crate) fn stop_indexer(&self) {
+        let state = &self.shared.fts;
+        state.stop.store(true, Ordering::SeqCst);
+        if let Ok(mut w) = state.wake.lock() {
+            *w = true;
+            state.bell.notify_one();
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while state.running.load(Ordering::SeqCst) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Indexes everything not indexed yet, here and now (blocking): for `nestbox
+    /// reindex` without a server, and tests.
+    pub fn index_now(&self) -> Result<(), StoreError> {
+        pass(&self.shared).map(|_| ())
+    }
+
+    /// What the index says of `queries` in `mailbox` ([`TextAnswer`]).
+    pub async fn text_lookup(
+        &self,
+        mailbox: u64,
+        queries: Vec<TextQuery>,
+    ) -> Result<TextAnswer, StoreError> {
+        self.read(move |tx, shared| lookup(tx, shared, mailbox, &queries))
+            .await
+    }
+
+    /// Drops the index of one user's mailboxes (or everyone's) and wakes the indexer,
+    /// which builds it again. Returns how many mailboxes lost their index.
+    pub async fn reindex(&self, user: Option<String>) -> Result<u64, StoreError> {
+        let user_id = match &user {
+            Some(name) => Some(
+                self.find_user(name, "")
+                    .await?
+                    .ok_or(StoreError::NoSuchUser)?
+                    .id,
+            ),
+            None => None,
+        };
+        let shared = self.shared.clone();
+        let n = smol::unblock(move || {
+            let tx = shared.begin_write()?;
+            let boxes: Vec<u64> = {
+                let mut out = Vec::new();
+                for row in tx.open_table(MAILBOXES)?.iter()? {
+                    let (k, v) = row?;
+                    let rec: super::schema::MailboxRecord = super::schema::decode(v.value())?;
+                    if user_id.is_none_or(|u| rec.user == u) {
+                        out.push(k.value());
+                    }
+                }
+                out
+            };
+            clear(&tx, &boxes)?;
+            tx.commit()?;
+            Ok::<u64, StoreError>(boxes.len() as u64)
+        })
+        .await?;
+        self.shared.fts.drop_unused(Duration::ZERO);
+        if self.shared.fts.running.load(Ordering::SeqCst) {
+            self.shared.fts.ring();
+        } else {
+            // No indexer in this process (the command opened the store itself).
+            let shared = self.shared.clone();
+            smol::unblock(move || pass(&shared)).await?;
+        }
+        Ok(n)
+    }
+
+    /// Bytes the stored index takes, and how many messages wait to be indexed.
+    pub(crate) fn index_size(tx: &ReadTransaction) -> Result<(u64, u64), StoreError> {
+        let mut bytes = 0u64;
+        let mut behind = 0u64;
+        for row in tx.open_table(MAILBOXES)?.iter()? {
+            let id = row?.0.value();
+            let index = mailbox_index(tx, id)?;
+            bytes = bytes.saturating_add(index.segments.iter().map(|r| u64::from(r.bytes)).sum());
+            let t = tx.open_table(MESSAGES)?;
+            for row in t.range((id, index.done.saturating_add(1))..=(id, u32::MAX))? {
+                row?;
+                behind = behind.saturating_add(1);
+            }
+        }
+        Ok((bytes, behind))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn seg(docs: &[(u32, &str)]) -> Segment {
+        let mut b = Builder::new();
+        for (uid, body) in docs {
+            let raw = format!("Subject: s{uid}\r\n\r\n{body}\r\n");
+            let meta = crate::mime::analyze(raw.as_bytes());
+            b.add(*uid, raw.as_bytes(), 0, &meta);
+        }
+        b.finish()
+    }
+
+    fn find(s: &Segment, kind: TextKind, run: &str) -> Vec<u32> {
+        let mut out = Vec::new();
+        s.find(&[kind], run.as_bytes(), &mut out);
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    #[test]
+    fn a_word_is_found_by_any_part_of_it_and_only_in_its_kind() {
+        let s = seg(&[
+            (3, "hello world"),
+            (7, "Worldwide 東京で会議"),
+            (9, "nothing"),
+        ]);
+        assert_eq!(find(&s, TextKind::Body, "world"), [3, 7]);
+        assert_eq!(find(&s, TextKind::Body, "orldw"), [7]);
+        assert_eq!(find(&s, TextKind::Body, "会議"), [7]);
+        assert_eq!(find(&s, TextKind::Subject, "s9"), [9]);
+        assert_eq!(find(&s, TextKind::Subject, "world"), Vec::<u32>::new());
+        let round = Segment::decode(&s.encode().unwrap()).unwrap();
+        assert_eq!(round, s);
+    }
+
+    #[test]
+    fn a_merge_keeps_the_live_uids_in_order() {
+        let a = Arc::new(seg(&[(1, "alpha beta"), (2, "beta")]));
+        let b = Arc::new(seg(&[(5, "beta gamma"), (6, "alpha")]));
+        let m = Segment::merge(&[a, b], &|u| u != 2);
+        assert_eq!(find(&m, TextKind::Body, "beta"), [1, 5]);
+        assert_eq!(find(&m, TextKind::Body, "alpha"), [1, 6]);
+        assert_eq!(find(&m, TextKind::Body, "gamma"), [5]);
+        assert_eq!(m.docs, 3);
+    }
+
+    #[test]
+    fn varints_round_trip() {
+        let mut buf = Vec::new();
+        for v in [0, 1, 127, 128, 300, u32::MAX] {
+            put_varint(v, &mut buf);
+        }
+        let mut at = 0;
+        for v in [0, 1, 127, 128, 300, u32::MAX] {
+            assert_eq!(get_varint(&buf, &mut at), Some(v));
+        }
+        assert_eq!(get_varint(&buf, &mut at), None);
+    }
+}
