@@ -58,7 +58,7 @@ EOF
     # Let dictionary training and packing settle, then compact (benches/common.sh).
     nb_settle "$cfg" "$SETTLE_MAX"
     R_SETTLE=$NB_SETTLED
-    R_STORE=$("$NB" --config "$cfg" stats | grep '^store: ')
+    R_STORE=$("$NB" --config "$cfg" stats | grep -E '^(store|full-text index): ' | paste -sd ' ')
 
     R_DU=$(du -sb "$dir/data" | cut -f1)
     R_REDB=$(stat -c %s "$dir"/data/*.redb | awk '{s+=$1} END {print s}')

@@ -196,11 +196,15 @@ impl SearchKey {
     pub fn text_query(&self) -> Option<(TextQuery, bool)> {
         let (kinds, needle, exact) = match self {
             SearchKey::Body(s) => (vec![TextKind::Body], s, true),
-            SearchKey::Text(s) => (vec![TextKind::Header, TextKind::Body], s, true),
+            SearchKey::Text(s) => {
+                let mut kinds = text::HEADER_KINDS.to_vec();
+                kinds.push(TextKind::Body);
+                (kinds, s, true)
+            }
             SearchKey::Header(name, s) => match TextKind::of_field(name) {
                 Some(k) => (vec![k], s, true),
                 // The header's words hold every field's: a superset.
-                None => (vec![TextKind::Header], s, false),
+                None => (text::HEADER_KINDS.to_vec(), s, false),
             },
             _ => return None,
         };

@@ -43,6 +43,17 @@ pub enum TextKind {
 /// How many [`TextKind`]s there are.
 pub const KINDS: usize = 7;
 
+/// The kinds whose words together are the header's words: the index keeps a header
+/// word under [`TextKind::Header`] only when no field kind of that message has it.
+pub const HEADER_KINDS: [TextKind; 6] = [
+    TextKind::Header,
+    TextKind::From,
+    TextKind::To,
+    TextKind::Cc,
+    TextKind::Bcc,
+    TextKind::Subject,
+];
+
 /// The fields with words of their own in the index.
 const FIELDS: [(&str, TextKind); 5] = [
     ("from", TextKind::From),

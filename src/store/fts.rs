@@ -21,15 +21,15 @@
 //!   goes at the indexer's next pass.
 //! - **The indexer** is one background thread ([`Store::start_indexer`]) woken by every
 //!   commit; it waits for a quiet moment so deliveries are not slowed, reads new mail a
-//!   batch at a time, and writes with `Durability::None` (the next commit of the writer
-//!   makes it durable; a crash before then only loses index work, done again).
+//!   batch at a time, and commits each batch and merge durably (a crash loses only the
+//!   work not committed, done again).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use redb::{Durability, ReadTransaction, ReadableTable, WriteTransaction};
+use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
 use super::messages::{Want, load_in};
@@ -40,14 +40,20 @@ use crate::mime::text::{self, KINDS, TextKind};
 /// Messages read per indexing batch, and the raw bytes after which a batch stops.
 const BATCH_MESSAGES: usize = 1000;
 const BATCH_BYTES: usize = 16 << 20;
-/// Segments of one size class merged together.
+/// Segments of one size class merged together...
 const MERGE_FAN: usize = 4;
+/// ...unless the result would hold more messages than this: a merge holds its inputs
+/// and its output in memory, and a stored segment is one redb value. A mailbox of
+/// 50,000 messages keeps four or five segments.
+const MERGE_MAX_DOCS: u32 = 16_384;
 /// The indexer waits this long without a commit before it reads new mail...
 const QUIET_MS: u64 = 300;
 /// ...but no longer than this.
 const QUIET_MAX: Duration = Duration::from_secs(3);
 /// Decoded segments kept in memory at most (bytes); the memory timer drops those unused.
 const CACHE_MAX: usize = 64 << 20;
+/// How long a pass that wrote waits for idle clients to compact the file.
+const COMPACT_WAIT: Duration = Duration::from_secs(3);
 /// zstd level of a stored segment.
 const LEVEL: i32 = 3;
 /// Free space below which the indexer writes nothing (bytes, and share of the disk).
@@ -71,7 +77,7 @@ pub(crate) struct SegmentRef {
 }
 
 /// The words of one kind in a segment.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq)]
 struct Dict {
     /// The words in byte order, each after a 0 byte.
     words: Vec<u8>,
@@ -83,7 +89,7 @@ struct Dict {
 }
 
 /// The words of a batch of messages ([`TextKind`] order).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Segment {
     docs: u32,
     dicts: Vec<Dict>,
@@ -202,22 +208,39 @@ impl Builder {
             .saturating_add(prefix_len)
             .min(raw.len());
         let header = raw.get(..header_end).unwrap_or(raw);
-        let words = &mut self.words;
+        // This message's words by kind, first: the header's words that a field of its
+        // own holds too are kept only there (a search of the whole header asks every
+        // field kind as well: `text::HEADER_KINDS`).
+        let mut mine: Vec<std::collections::HashSet<String>> = (0..KINDS)
+            .map(|_| std::collections::HashSet::new())
+            .collect();
         text::message_terms(raw, prefix_len, header, meta, &mut |kind, word| {
-            let Some(map) = words.get_mut(kind.index()) else {
-                return;
-            };
-            match map.get_mut(word) {
-                Some(uids) => {
-                    if uids.last() != Some(&uid) {
-                        uids.push(uid);
-                    }
-                }
-                None => {
-                    map.insert(word.to_string(), vec![uid]);
-                }
+            if let Some(set) = mine.get_mut(kind.index())
+                && !set.contains(word)
+            {
+                set.insert(word.to_string());
             }
         });
+        let fields = mine
+            .get(TextKind::From.index()..=TextKind::Subject.index())
+            .unwrap_or_default();
+        let in_field = |w: &String| fields.iter().any(|f| f.contains(w));
+        for (k, set) in mine.iter().enumerate() {
+            let Some(map) = self.words.get_mut(k) else {
+                continue;
+            };
+            for w in set {
+                if k == TextKind::Header.index() && in_field(w) {
+                    continue;
+                }
+                match map.get_mut(w.as_str()) {
+                    Some(uids) => uids.push(uid),
+                    None => {
+                        map.insert(w.clone(), vec![uid]);
+                    }
+                }
+            }
+        }
     }
 
     pub fn finish(self) -> Segment {
@@ -296,16 +319,67 @@ impl Segment {
         }
     }
 
+    /// The stored form: zstd over the message count, then per kind the word buffer and
+    /// the postings, each after its length (u32 LE). The offsets into them are not
+    /// stored: [`Segment::decode`] finds them again.
     fn encode(&self) -> Result<Vec<u8>, StoreError> {
-        let plain = postcard::to_allocvec(self)
-            .map_err(|e| StoreError::Storage(format!("index segment: {e}")))?;
-        zstd::bulk::compress(&plain, LEVEL).map_err(|e| StoreError::Storage(e.to_string()))
+        use std::io::Write;
+        let io = |e: std::io::Error| StoreError::Storage(format!("index segment: {e}"));
+        let mut z = zstd::stream::Encoder::new(Vec::new(), LEVEL).map_err(io)?;
+        z.write_all(&self.docs.to_le_bytes()).map_err(io)?;
+        for d in &self.dicts {
+            for part in [&d.words, &d.postings] {
+                let len = u32::try_from(part.len())
+                    .map_err(|_| StoreError::Storage("index segment over 4 GiB".into()))?;
+                z.write_all(&len.to_le_bytes()).map_err(io)?;
+                z.write_all(part).map_err(io)?;
+            }
+        }
+        z.finish().map_err(io)
     }
 
     fn decode(stored: &[u8]) -> Result<Segment, StoreError> {
-        let plain = zstd::stream::decode_all(stored)
-            .map_err(|e| StoreError::Corrupt(format!("index segment: {e}")))?;
-        postcard::from_bytes(&plain).map_err(|e| StoreError::Corrupt(format!("index segment: {e}")))
+        use std::io::Read;
+        let bad = |why: &str| StoreError::Corrupt(format!("index segment: {why}"));
+        let mut z = zstd::stream::Decoder::new(stored).map_err(|e| bad(&e.to_string()))?;
+        let mut word = [0u8; 4];
+        let mut u32_of = |z: &mut dyn Read| -> Result<u32, StoreError> {
+            z.read_exact(&mut word).map_err(|e| bad(&e.to_string()))?;
+            Ok(u32::from_le_bytes(word))
+        };
+        let docs = u32_of(&mut z)?;
+        let mut dicts = Vec::with_capacity(KINDS);
+        for _ in 0..KINDS {
+            let mut parts = [Vec::new(), Vec::new()];
+            for part in &mut parts {
+                let len = u32_of(&mut z)? as usize;
+                part.resize(len, 0);
+                z.read_exact(part).map_err(|e| bad(&e.to_string()))?;
+            }
+            let [words, postings] = parts;
+            let starts: Vec<u32> = memchr::memchr_iter(0, &words)
+                .map(|at| at.saturating_add(1) as u32)
+                .collect();
+            let mut post_starts = Vec::with_capacity(starts.len());
+            let mut at = 0usize;
+            while at < postings.len() {
+                post_starts.push(at as u32);
+                let n = get_varint(&postings, &mut at).ok_or_else(|| bad("postings"))?;
+                for _ in 0..n {
+                    get_varint(&postings, &mut at).ok_or_else(|| bad("postings"))?;
+                }
+            }
+            if post_starts.len() != starts.len() {
+                return Err(bad("words and postings disagree"));
+            }
+            dicts.push(Dict {
+                words,
+                starts,
+                postings,
+                post_starts,
+            });
+        }
+        Ok(Segment { docs, dicts })
     }
 }
 
@@ -363,6 +437,17 @@ impl State {
         }
     }
 
+    /// Drops the cached copies of segments merged away.
+    fn forget(&self, mailbox: u64, keys: &[u64]) {
+        if let Ok(mut c) = self.cache.lock() {
+            for k in keys {
+                if let Some((s, _)) = c.segments.remove(&(mailbox, *k)) {
+                    c.bytes = c.bytes.saturating_sub(s.bytes());
+                }
+            }
+        }
+    }
+
     fn cached(&self, key: (u64, u64)) -> Option<Arc<Segment>> {
         let mut c = self.cache.lock().ok()?;
         let (seg, used) = c.segments.get_mut(&key)?;
@@ -400,11 +485,13 @@ fn mailbox_index(tx: &ReadTransaction, mailbox: u64) -> Result<MailboxIndex, Sto
     }
 }
 
+/// A segment, from the cache or decoded (and then kept in the cache when `keep`).
 fn load_segment(
     tx: &ReadTransaction,
     shared: &Shared,
     mailbox: u64,
     key: u64,
+    keep: bool,
 ) -> Result<Arc<Segment>, StoreError> {
     if let Some(s) = shared.fts.cached((mailbox, key)) {
         return Ok(s);
@@ -414,7 +501,9 @@ fn load_segment(
         .get((mailbox, key))?
         .ok_or_else(|| StoreError::Corrupt(format!("missing index segment {mailbox}/{key}")))?;
     let seg = Arc::new(Segment::decode(stored.value())?);
-    shared.fts.keep((mailbox, key), &seg);
+    if keep {
+        shared.fts.keep((mailbox, key), &seg);
+    }
     Ok(seg)
 }
 
@@ -446,7 +535,7 @@ pub(crate) fn lookup(
     let segments = index
         .segments
         .iter()
-        .map(|r| load_segment(tx, shared, mailbox, r.key))
+        .map(|r| load_segment(tx, shared, mailbox, r.key, true))
         .collect::<Result<Vec<_>, _>>()?;
     let maybe = queries
         .iter()
@@ -529,11 +618,11 @@ fn put_segment(
     })
 }
 
+/// A write transaction for index work. Durable, like the writer's: redb reuses the
+/// pages a commit frees only after a durable commit, and index work with nothing
+/// durable after it (a catch-up after an import, say) grew the file to twice the mail.
 fn begin_index_write(shared: &Shared) -> Result<WriteTransaction, StoreError> {
-    let mut tx = shared.begin_write()?;
-    tx.set_durability(Durability::None)
-        .map_err(|e| StoreError::Storage(e.to_string()))?;
-    Ok(tx)
+    shared.begin_write()
 }
 
 /// Indexes one batch of `mailbox`'s new messages; false when there was nothing to do.
@@ -625,12 +714,13 @@ fn merge_once(shared: &Shared, mailbox: u64) -> Result<bool, StoreError> {
         .unwrap_or_default()
         .to_vec();
     let c = class(tail.first().map_or(0, |r| r.docs));
-    if tail.iter().any(|r| class(r.docs) != c) {
+    let docs: u32 = tail.iter().map(|r| r.docs).sum();
+    if tail.iter().any(|r| class(r.docs) != c) || docs > MERGE_MAX_DOCS {
         return Ok(false);
     }
     let parts = tail
         .iter()
-        .map(|r| load_segment(&tx, shared, mailbox, r.key))
+        .map(|r| load_segment(&tx, shared, mailbox, r.key, false))
         .collect::<Result<Vec<_>, _>>()?;
     let first_uid = tail.first().map_or(0, |r| (r.key >> 32) as u32);
     let live: std::collections::HashSet<u32> = {
@@ -644,6 +734,12 @@ fn merge_once(shared: &Shared, mailbox: u64) -> Result<bool, StoreError> {
     drop(tx);
     let merged = Segment::merge(&parts, &|u| live.contains(&u));
     drop(parts);
+    log::debug!(
+        "index: merged {MERGE_FAN} segments of mailbox {mailbox}: {} messages, {} words, {} bytes decoded",
+        merged.docs,
+        merged.dicts.iter().map(Dict::len).sum::<usize>(),
+        merged.bytes()
+    );
     let tx = begin_index_write(shared)?;
     let Some(mut now) = index_in(&tx, mailbox)? else {
         return Ok(false);
@@ -673,6 +769,7 @@ fn merge_once(shared: &Shared, mailbox: u64) -> Result<bool, StoreError> {
     }
     write_index(&tx, mailbox, &now)?;
     tx.commit()?;
+    shared.fts.forget(mailbox, &keys);
     Ok(true)
 }
 
@@ -741,12 +838,24 @@ fn pass(shared: &Shared) -> Result<bool, StoreError> {
         }
         out
     };
+    let wrote = !todo.is_empty();
     for mailbox in todo {
         while index_batch(shared, mailbox)? {
             if shared.fts.stop.load(Ordering::Relaxed) || !shared.is_open() || !has_room(shared) {
                 return Ok(false);
             }
             while merge_once(shared, mailbox)? {}
+        }
+    }
+    if wrote && shared.config.compact_check_secs != 0 {
+        // Merges leave free pages behind: give them back as after packing, when a
+        // quarter of the file is free (`store.compact_when_free`) and clients are idle.
+        // It waits for the clients to be idle for a second, up to COMPACT_WAIT: the
+        // periodic check (`store.compact_check_secs`) is there for a busier store.
+        let start = Instant::now();
+        let stop = || shared.fts.stop.load(Ordering::Relaxed) || start.elapsed() > COMPACT_WAIT;
+        if let Err(e) = super::compact_blocking_unless(shared, false, &stop) {
+            log::warn!("index: compaction after indexing failed: {e}");
         }
     }
     Ok(true)
