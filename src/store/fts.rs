@@ -660,12 +660,13 @@ fn index_batch(shared: &Shared, mailbox: u64) -> Result<bool, StoreError> {
         let (Some((structure, prefix)), Some(raw)) = (&l.meta, &l.raw) else {
             continue;
         };
-        let meta = match structure {
+        // A stored structure that does not decode is parsed again: every message at or
+        // below the mark must be in the index, or SEARCH would miss it.
+        let stored = match structure {
             super::Structure::Stored(b) => postcard::from_bytes(b).ok(),
-            super::Structure::Derive => raw.get(*prefix..).map(crate::mime::analyze),
+            super::Structure::Derive => None,
         };
-        let Some(meta) = meta else {
-            log::warn!("index: undecodable structure of {mailbox}/{uid}; not indexed");
+        let Some(meta) = stored.or_else(|| raw.get(*prefix..).map(crate::mime::analyze)) else {
             continue;
         };
         first.get_or_insert(*uid);
