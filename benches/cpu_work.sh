@@ -15,8 +15,8 @@
 # (noisy, but paired: allocator lock contention costs time, not CPU). Knobs: ROUNDS=5 LIMIT=3000
 # LOGIN_SECS=5 MIX_SECS=10
 # CORPUS_DIR LOAD_BIN (the load generator; built from benches/loadgen.rs when unset).
-# An older build's config may not know `managesieve`: the key is dropped when the binary
-# rejects it.
+# An older build's config may not know `managesieve` or `store.full_text_index`: those
+# keys are dropped when the binary rejects the config.
 set -euo pipefail
 
 [ $# -ge 1 ] || { echo "usage: benches/cpu_work.sh NESTBOX_BIN [NESTBOX_BIN ...]" >&2; exit 2; }
@@ -45,7 +45,8 @@ run() {
     local dir=$TMP/run c0 c1 c2 c3 c4 out n m=0 r=0
     rm -rf "$dir" && mkdir -p "$dir"
     nb_config "$dir/config.ron" "$dir/data"
-    "$NB" --config "$dir/config.ron" check-config >/dev/null 2>&1 || sed -i '/managesieve/d' "$dir/config.ron"
+    "$NB" --config "$dir/config.ron" check-config >/dev/null 2>&1 ||
+        sed -i '/managesieve/d; /full_text_index/d' "$dir/config.ron"
     nb_serve "$dir/config.ron" "$dir" bench >/dev/null || exit 1
     c0=$(cpu_s "$SERVER_PID")
     out=$("$LOAD" lmtp --addr "$A_LMTP" --conns 4 --messages $((LIMIT / 4)) --rcpts bench \

@@ -9,6 +9,7 @@
 # packing settle and compact (`nb_settle` in benches/common.sh),
 # then measure the data dir (du -sb, everything included), the redb file, the server's
 # peak RSS (VmHWM) and CPU time (utime+stime). Only processes started here are stopped.
+# FULL_TEXT_INDEX=false runs the server without the full-text index.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -38,9 +39,9 @@ run_one() {
     local conns=$1 dir="$TMP/c$1" cfg out
     mkdir -p "$dir"
     cfg=$dir/config.ron
-    cat > "$cfg" <<'EOF'
+    cat > "$cfg" <<EOF
 (data_dir: "data", imap: (listen: [], tls_listen: []), pop3: (listen: [], tls_listen: []),
- managesieve: (listen: []),
+ managesieve: (listen: []), store: (full_text_index: ${FULL_TEXT_INDEX:-true}),
  lmtp: (listen: ["127.0.0.1:0"], unix_socket: None))
 EOF
     nb_serve "$cfg" "$dir" bench || exit 1

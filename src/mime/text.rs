@@ -110,23 +110,72 @@ pub fn decode_cte<'b>(encoding: &[u8], body: &'b [u8]) -> Result<Cow<'b, [u8]>, 
     }
 }
 
-/// Folds one character for comparison: ASCII letters lower-cased; other characters by
-/// Unicode lower-casing, unless that gives an ASCII character (U+212A KELVIN SIGN,
-/// U+0130): those stay, so an ASCII search string finds only ASCII text, as a
-/// byte-wise comparison does. Final sigma folds to sigma.
+/// Folds one character for comparison: ASCII letters lower-cased; Latin, Greek and
+/// Cyrillic letters without their accents (the first character of the canonical
+/// decomposition when the rest are accents: é -> e, ñ -> n, U+212A KELVIN SIGN -> K),
+/// then Unicode lower-cased; an accent on its own (Combining Diacritical Marks) folds to
+/// nothing; final sigma folds to sigma. Other scripts are only lower-cased: their marks
+/// (Japanese voicing, Indic and Thai vowel signs) tell words apart.
 pub fn fold_char(c: char, out: &mut String) {
     if c.is_ascii() {
         out.push(c.to_ascii_lowercase());
         return;
     }
-    let lower = c.to_lowercase();
-    if lower.clone().any(|l| l.is_ascii()) {
-        out.push(c);
+    if is_accent(c) {
         return;
     }
-    for l in lower {
-        out.push(if l == 'ς' { 'σ' } else { l });
+    let base = if has_accents_to_drop(c) { strip(c) } else { c };
+    for l in base.to_lowercase() {
+        if !is_accent(l) {
+            out.push(if l == 'ς' { 'σ' } else { l });
+        }
     }
+}
+
+/// Latin (with its extended blocks and the Kelvin and Angstrom signs), Greek and
+/// Cyrillic: the scripts whose accents searching ignores.
+fn has_accents_to_drop(c: char) -> bool {
+    matches!(c, '\u{80}'..='\u{52F}' | '\u{1E00}'..='\u{1FFF}' | '\u{212A}' | '\u{212B}')
+}
+
+/// The combining marks searching ignores: the diacritical marks blocks.
+fn is_accent(c: char) -> bool {
+    matches!(
+        c,
+        '\u{300}'..='\u{36F}'
+            | '\u{1AB0}'..='\u{1AFF}'
+            | '\u{1DC0}'..='\u{1DFF}'
+            | '\u{20D0}'..='\u{20FF}'
+            | '\u{FE20}'..='\u{FE2F}'
+    )
+}
+
+/// `c` without its accents: the first character of its canonical decomposition when
+/// all the others are accents, else `c`.
+fn strip(c: char) -> char {
+    let mut first = None;
+    let mut only_accents = true;
+    unicode_normalization::char::decompose_canonical(c, |d| {
+        if first.is_none() {
+            first = Some(d);
+        } else if !is_accent(d) {
+            only_accents = false;
+        }
+    });
+    match first {
+        Some(f) if only_accents => f,
+        _ => c,
+    }
+}
+
+fn is_combining_mark(c: char) -> bool {
+    unicode_normalization::char::is_combining_mark(c)
+}
+
+/// Whether `c` belongs to a word: letters and digits, and combining marks (a mark
+/// written as a character of its own does not split the word it sits in).
+fn is_word_char(c: char) -> bool {
+    c.is_alphanumeric() || is_combining_mark(c)
 }
 
 /// A text folded character by character ([`fold_char`]); invalid UTF-8 is replaced.
@@ -139,14 +188,14 @@ pub fn fold(text: &[u8]) -> String {
     out
 }
 
-/// Whether `hay` contains `needle` after folding both (see the module text). An ASCII
-/// needle is compared byte by byte with ASCII case folding, which is the same thing
-/// and needs no copy. The empty needle matches.
+/// Whether `hay` contains `needle` after folding both (see the module text). When both
+/// are ASCII this is a byte-wise comparison with ASCII case folding, without a copy.
+/// The empty needle matches.
 pub fn contains_ci(hay: &[u8], needle: &[u8]) -> bool {
     if needle.is_empty() {
         return true;
     }
-    if !needle.is_ascii() {
+    if !needle.is_ascii() || !hay.is_ascii() {
         return fold(hay).contains(&fold(needle));
     }
     let Some(&first) = needle.first() else {
@@ -175,7 +224,7 @@ pub fn terms(text: &[u8], f: &mut dyn FnMut(&str)) {
         }
     } else {
         for c in String::from_utf8_lossy(text).chars() {
-            if c.is_alphanumeric() {
+            if is_word_char(c) {
                 fold_char(c, &mut word);
             } else if !word.is_empty() {
                 f(&word);
@@ -188,14 +237,13 @@ pub fn terms(text: &[u8], f: &mut dyn FnMut(&str)) {
     }
 }
 
-/// Whether `needle` is one word as [`terms`] reads it (at least one character, all of
-/// them alphanumeric): the index answers such a string alone.
+/// Whether `needle` is one word as [`terms`] reads it (word characters only, and at
+/// least one letter or digit): the index answers such a string alone.
 pub fn is_one_word(needle: &[u8]) -> bool {
-    !needle.is_empty()
-        && match std::str::from_utf8(needle) {
-            Ok(s) => s.chars().all(char::is_alphanumeric),
-            Err(_) => false,
-        }
+    match std::str::from_utf8(needle) {
+        Ok(s) => s.chars().all(is_word_char) && s.chars().any(char::is_alphanumeric),
+        Err(_) => false,
+    }
 }
 
 /// A field value with RFC 2047 encoded-words decoded; `None` when there is nothing to
@@ -335,21 +383,31 @@ mod tests {
     #[test]
     fn words_are_folded_runs_of_letters_and_digits() {
         assert_eq!(words("Hello, World-42!"), ["hello", "world", "42"]);
-        assert_eq!(words("Été à Zürich"), ["été", "à", "zürich"]);
+        assert_eq!(words("Été à Zürich"), ["ete", "a", "zurich"]);
+        // An accent written as a mark of its own stays in its word, and folds away.
+        assert_eq!(words("cafe\u{301}s"), ["cafes"]);
+        // Hangul syllables are not split into jamo, kana keep their voicing.
+        assert_eq!(words("서울에서"), ["서울에서"]);
+        assert_eq!(words("て\u{3099}で"), ["て\u{3099}で"]);
         assert_eq!(words("ΟΔΟΣ"), ["οδοσ"]);
         // CJK has no spaces: a run is one word, and a search string inside it is found
         // by substring.
         assert_eq!(words("東京で会議。明日"), ["東京で会議", "明日"]);
-        // The Kelvin sign does not fold to ASCII.
-        assert_eq!(words("\u{212A}elvin"), ["\u{212A}elvin"]);
+        assert_eq!(
+            words("\u{212A}elvin İstanbul Ñandú"),
+            ["kelvin", "istanbul", "nandu"]
+        );
     }
 
     #[test]
     fn contains_folds_the_same_way_as_words() {
         assert!(contains_ci(b"Hello World", b"WORLD"));
         assert!(contains_ci("ÉTÉ".as_bytes(), "été".as_bytes()));
+        assert!(contains_ci("ÉTÉ".as_bytes(), b"ete"));
+        assert!(contains_ci(b"cafe", "CAFÉ".as_bytes()));
         assert!(contains_ci("ΟΔΟΣ ΟΔΟΣΟ".as_bytes(), "οδοσ".as_bytes()));
-        assert!(!contains_ci("\u{212A}elvin".as_bytes(), b"kelvin"));
+        assert!(contains_ci("\u{212A}elvin".as_bytes(), b"kelvin"));
+        assert!(!contains_ci("café".as_bytes(), b"cafes"));
         assert!(contains_ci(b"anything", b""));
         assert!(is_one_word("東京".as_bytes()));
         assert!(is_one_word(b"abc42"));
