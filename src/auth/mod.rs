@@ -466,8 +466,23 @@ mod tests {
             assert!(at_once(10, "pw").await.iter().all(Result::is_ok));
             assert_eq!(auth.checks(), 1);
             assert_eq!(auth.cache().flights(), 0, "the line is gone");
-            let wrong = at_once(3, "nope").await;
-            assert!(wrong.iter().all(|r| *r == Err(AuthError::Failed)));
+            // From three addresses: the throttle counts failures per address, and one
+            // that failed first would get the others throttled, not checked.
+            let tasks: Vec<_> = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
+                .into_iter()
+                .map(|from| {
+                    let auth = auth.clone();
+                    smol::spawn(async move { auth.authenticate("alice", "nope", ip(from)).await })
+                })
+                .collect();
+            let mut wrong = Vec::new();
+            for t in tasks {
+                wrong.push(t.await);
+            }
+            assert!(
+                wrong.iter().all(|r| *r == Err(AuthError::Failed)),
+                "{wrong:?}"
+            );
             assert_eq!(auth.checks(), 4, "a failure is not cached: each checks");
         });
         store.shutdown();

@@ -6,7 +6,9 @@
 //!   the sorted words, each after a 0 byte in one buffer (a search string is looked for
 //!   *inside* words with one `memmem` pass: IMAP SEARCH is a substring match), and per
 //!   word its UIDs, delta-coded. A segment is immutable and stored zstd-compressed in
-//!   the redb file (`FTS_SEGMENTS`), under a key that is never reused, so a decoded
+//!   the redb file (`FTS_SEGMENTS`, in chunks of one page: a value of many pages is
+//!   given a block of a power of two pages, which compaction cannot pack), under a
+//!   key that is never reused, so a decoded
 //!   copy kept in memory stays right. Segments of one mailbox hold increasing, disjoint
 //!   UID ranges; four of a size are merged into one (a message is rewritten about
 //!   log4(n) times), dropping the UIDs expunged meanwhile.
@@ -496,11 +498,19 @@ fn load_segment(
     if let Some(s) = shared.fts.cached((mailbox, key)) {
         return Ok(s);
     }
-    let stored = tx
+    let mut stored = Vec::new();
+    for row in tx
         .open_table(FTS_SEGMENTS)?
-        .get((mailbox, key))?
-        .ok_or_else(|| StoreError::Corrupt(format!("missing index segment {mailbox}/{key}")))?;
-    let seg = Arc::new(Segment::decode(stored.value())?);
+        .range((mailbox, key, 0)..=(mailbox, key, u32::MAX))?
+    {
+        stored.extend_from_slice(row?.1.value());
+    }
+    if stored.is_empty() {
+        return Err(StoreError::Corrupt(format!(
+            "missing index segment {mailbox}/{key}"
+        )));
+    }
+    let seg = Arc::new(Segment::decode(&stored)?);
     if keep {
         shared.fts.keep((mailbox, key), &seg);
     }
@@ -609,8 +619,10 @@ fn put_segment(
 ) -> Result<SegmentRef, StoreError> {
     let key = (u64::from(first_uid) << 32) | next_generation(tx)?;
     let stored = seg.encode()?;
-    tx.open_table(FTS_SEGMENTS)?
-        .insert((mailbox, key), stored.as_slice())?;
+    let mut t = tx.open_table(FTS_SEGMENTS)?;
+    for (i, chunk) in stored.chunks(super::schema::PACK_CHUNK).enumerate() {
+        t.insert((mailbox, key, i as u32), chunk)?;
+    }
     Ok(SegmentRef {
         key,
         docs: seg.docs,
@@ -760,8 +772,8 @@ fn merge_once(shared: &Shared, mailbox: u64) -> Result<bool, StoreError> {
     now.segments.truncate(at);
     {
         let mut t = tx.open_table(FTS_SEGMENTS)?;
-        for k in &keys {
-            t.remove((mailbox, *k))?;
+        for &k in &keys {
+            t.retain_in((mailbox, k, 0)..=(mailbox, k, u32::MAX), |_, _| false)?;
         }
     }
     if merged.docs > 0 {
@@ -803,7 +815,7 @@ fn clear(tx: &WriteTransaction, mailboxes: &[u64]) -> Result<(), StoreError> {
     let mut segs = tx.open_table(FTS_SEGMENTS)?;
     let mut index = tx.open_table(FTS_MAILBOXES)?;
     for &m in mailboxes {
-        segs.retain_in((m, 0)..=(m, u64::MAX), |_, _| false)?;
+        segs.retain_in((m, 0, 0)..=(m, u64::MAX, u32::MAX), |_, _| false)?;
         index.remove(m)?;
     }
     Ok(())

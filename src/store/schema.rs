@@ -91,8 +91,10 @@ pub const POP3_UIDLS: TableDefinition<(u64, u32), &str> = TableDefinition::new("
 
 /// The full-text index (`store::fts`): per mailbox, segments keyed by the first UID they
 /// hold (high 32 bits) and a generation (low 32 bits, never reused, so a cached
-/// segment stays valid under its key); the value is a zstd-compressed `fts::Segment`.
-pub const FTS_SEGMENTS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("fts_segments");
+/// segment stays valid under its key), then the chunk number: the chunks, at most
+/// [`PACK_CHUNK`] bytes each, make a zstd-compressed `fts::Segment`.
+pub const FTS_SEGMENTS: TableDefinition<(u64, u64, u32), &[u8]> =
+    TableDefinition::new("fts_segments");
 /// Per mailbox, `fts::MailboxIndex`: the highest UID the index has read (every message
 /// of the mailbox at or below it is in a segment, those above it not yet) and the list
 /// of its segments.
