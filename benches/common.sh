@@ -25,8 +25,8 @@ nb_build() {
     [ -x "$NB" ] || { echo "no nestbox binary at $NB" >&2; return 2; }
 }
 
-# nb_config FILE DATA_DIR: writes the config the load scripts share (FULL_TEXT_INDEX=true
-# turns the full-text index on; off is the server's default): IMAP, POP3 and LMTP
+# nb_config FILE DATA_DIR: writes the config the load scripts share (FULL_TEXT_INDEX=Off,
+# Headers or Full: `store.full_text_index`, Headers by default as in the server): IMAP, POP3 and LMTP
 # on 127.0.0.1 ephemeral ports, no TLS listeners, no ManageSieve, and connection limits
 # out of the load generator's way.
 nb_config() {
@@ -35,7 +35,7 @@ nb_config() {
  imap: (listen: ["127.0.0.1:0"], tls_listen: []),
  pop3: (listen: ["127.0.0.1:0"], tls_listen: []),
  managesieve: (listen: []),
- store: (full_text_index: ${FULL_TEXT_INDEX:-false}),
+ store: (full_text_index: ${FULL_TEXT_INDEX:-Headers}),
  lmtp: (listen: ["127.0.0.1:0"], unix_socket: None),
  connections: (max_total: 100000, max_per_ip: 100000, max_per_user: 100000))
 EOF

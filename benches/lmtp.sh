@@ -9,7 +9,8 @@
 # packing settle and compact (`nb_settle` in benches/common.sh),
 # then measure the data dir (du -sb, everything included), the redb file, the server's
 # peak RSS (VmHWM) and CPU time (utime+stime). Only processes started here are stopped.
-# FULL_TEXT_INDEX=true runs the server with the full-text index (off by default).
+# FULL_TEXT_INDEX=Off|Headers|Full sets `store.full_text_index` (the server's default:
+# Headers).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -41,7 +42,7 @@ run_one() {
     cfg=$dir/config.ron
     cat > "$cfg" <<EOF
 (data_dir: "data", imap: (listen: [], tls_listen: []), pop3: (listen: [], tls_listen: []),
- managesieve: (listen: []), store: (full_text_index: ${FULL_TEXT_INDEX:-false}),
+ managesieve: (listen: []), store: (full_text_index: ${FULL_TEXT_INDEX:-Headers}),
  lmtp: (listen: ["127.0.0.1:0"], unix_socket: None))
 EOF
     nb_serve "$cfg" "$dir" bench || exit 1

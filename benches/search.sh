@@ -8,14 +8,15 @@
 #
 #   benches/search.sh [CORPUS_DIR]
 #
-# Knobs: MESSAGES=50000 INDEX=true (false: the same run without the index, for the
-# scan's latency and the idle RSS to compare with) IDLE_SECS=60 NB_BIN=path.
+# Knobs: MESSAGES=50000 INDEX=Full (`store.full_text_index`; Off: the same run without
+# the index, for the scan's latency and the idle RSS to compare with; Headers: the
+# default, fields only) IDLE_SECS=60 NB_BIN=path.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CORPUS=${1:-$ROOT/../shared/corpus/spamassassin-dev}
 MESSAGES=${MESSAGES:-50000}
-INDEX=${INDEX:-true}
+INDEX=${INDEX:-Full}
 IDLE_SECS=${IDLE_SECS:-60}
 [ -d "$CORPUS" ] || { echo "corpus $CORPUS not found" >&2; exit 2; }
 CORPUS=$(cd "$CORPUS" && pwd)
@@ -39,7 +40,7 @@ rm -f "$TMP/big.mbox"
 nb_serve "$TMP/config.ron" "$TMP"
 t0=$(date +%s.%N)
 echo "server_rss_start_kib: $(awk '/^VmRSS/ {print $2}' "/proc/$SERVER_PID/status")"
-if [ "$INDEX" = true ]; then
+if [ "$INDEX" != Off ]; then
     while :; do
         line=$("$NB" --config "$TMP/config.ron" stats | grep '^full-text index:')
         case "$line" in *", 0 messages waiting"*) break ;; esac

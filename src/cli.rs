@@ -778,8 +778,12 @@ fn print_stats(s: &crate::store::Stats) {
         "store: {} blobs, {} raw bytes, {} compressed, {} in dictionaries, file {} bytes",
         s.blobs, s.blob_raw, s.blob_stored, s.dict_bytes, s.file_bytes
     );
+    let mode = s
+        .index_mode
+        .map(|m| format!(" (store.full_text_index: {m:?})"))
+        .unwrap_or_default();
     println!(
-        "full-text index: {} bytes, {} messages waiting to be indexed",
+        "full-text index: {} bytes, {} messages waiting to be indexed{mode}",
         s.index_bytes, s.index_behind
     );
     println!(

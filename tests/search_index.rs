@@ -1,7 +1,7 @@
 //! The full-text index (issue #17) against an unindexed scan: two real servers hold the
 //! same generated mail (ASCII, accented, Greek, CJK; 8bit, quoted-printable, base64,
-//! Latin-1, HTML, attachments; RFC 2047 headers), one with `store.full_text_index` and
-//! one without, and an independent client (tests/fixtures/search_index.py) compares
+//! Latin-1, HTML, attachments; RFC 2047 headers), one with `store.full_text_index`
+//! (Full, or Headers) and one without (Off), and an independent client (tests/fixtures/search_index.py) compares
 //! their answers to random SEARCH queries: before and after expunges, with mail not
 //! yet indexed, and after a kill -9 while indexing.
 
@@ -23,10 +23,11 @@ const SCRIPT: &str = concat!(
     "/tests/fixtures/search_index.py"
 );
 
-fn config(index: bool) -> String {
+/// The test config with `store.full_text_index` set to `mode` (Off, Headers, Full).
+fn config(mode: &str) -> String {
     IMAP_CONFIG.replace(
         "limits:",
-        &format!("store: (full_text_index: {index}),\n    limits:"),
+        &format!("store: (full_text_index: {mode}),\n    limits:"),
     )
 }
 
@@ -71,9 +72,14 @@ fn wait_indexed(env: &Env) -> u64 {
 }
 
 fn pair() -> (Env, Server, Env, Server) {
+    pair_with("Full")
+}
+
+/// A server with the index as `mode` says, and one without.
+fn pair_with(mode: &str) -> (Env, Server, Env, Server) {
     let (ea, eb) = (
-        Env::with_config(&config(true)),
-        Env::with_config(&config(false)),
+        Env::with_config(&config(mode)),
+        Env::with_config(&config("Off")),
     );
     ea.add_user("alice");
     eb.add_user("alice");
@@ -140,4 +146,20 @@ fn reindex_without_a_server_builds_the_index_itself() {
     let out = ea.cli(&["reindex", "--user", "nobody"], b"");
     assert_ne!(out.code, 0);
     assert!(out.stderr.contains("no such user"), "{}", out.stderr);
+}
+
+#[test]
+fn an_index_of_the_fields_answers_them_and_leaves_the_rest_to_the_scan() {
+    let (ea, a, _eb, b) = pair_with("Headers");
+    run(31, &a, &b, "fill", "150");
+    wait_indexed(&ea);
+    print!("{}", run(32, &a, &b, "expect", ""));
+    print!("{}", run(33, &a, &b, "compare", "100"));
+    // Turned to Full, the server builds the index again, answering alike meanwhile.
+    a.stop();
+    std::fs::write(ea.config(), config("Full")).unwrap();
+    let a = Server::start(&ea);
+    print!("{}", run(34, &a, &b, "compare", "40"));
+    wait_indexed(&ea);
+    print!("{}", run(35, &a, &b, "compare", "60"));
 }

@@ -458,7 +458,7 @@ impl Session {
     /// when the key has none, the index is turned off, or it cannot be read (the search
     /// then reads every message, as without an index).
     async fn index_hits(&self, mailbox: u64, key: &SearchKey) -> Option<IndexHits> {
-        if !self.ctx.config.store.full_text_index {
+        if self.ctx.config.store.full_text_index == crate::config::FullTextIndex::Off {
             return None;
         }
         let mut queries = Vec::new();

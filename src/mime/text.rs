@@ -345,24 +345,27 @@ fn visit_leaves<'a>(part: &'a BodyPart, depth: usize, f: &mut dyn FnMut(&'a Body
 }
 
 /// Every word of a message by kind, for the index: `header` is the header block (prefix
-/// included), `meta` describes the blob after the prefix.
+/// included); with `body` (the whole message, its prefix length and the structure of
+/// the blob after the prefix) also the words of the whole header and of the body, else
+/// only those of the fields with a kind of their own.
 pub fn message_terms(
-    raw: &[u8],
-    prefix_len: usize,
     header: &[u8],
-    meta: &MessageMeta,
+    body: Option<(&[u8], usize, &MessageMeta)>,
     f: &mut dyn FnMut(TextKind, &str),
 ) {
-    header_texts(header, &mut |text| {
-        terms(text, &mut |t| f(TextKind::Header, t));
-        false
-    });
     for (name, kind) in FIELDS {
         field_texts(header, name.as_bytes(), &mut |text| {
             terms(text, &mut |t| f(kind, t));
             false
         });
     }
+    let Some((raw, prefix_len, meta)) = body else {
+        return;
+    };
+    header_texts(header, &mut |text| {
+        terms(text, &mut |t| f(TextKind::Header, t));
+        false
+    });
     body_texts(raw, prefix_len, meta, &mut |text| {
         terms(text, &mut |t| f(TextKind::Body, t));
         false

@@ -168,7 +168,7 @@ pub fn serve_from(config: Config, config_file: Option<PathBuf>) -> Result<(), Se
     crate::memory::configure();
     let config = Arc::new(config);
     let store = Store::open(&config.data_dir, &config.store).map_err(ServeError::Store)?;
-    if config.store.full_text_index {
+    if config.store.full_text_index != crate::config::FullTextIndex::Off {
         store.start_indexer();
     }
     let plugins = match Plugins::start(&config) {

@@ -34,9 +34,10 @@ use std::time::{Duration, Instant};
 use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
-use super::messages::{Want, load_in};
+use super::messages::{Loaded, Want, load_in};
 use super::schema::{FTS_MAILBOXES, FTS_SEGMENTS, MAILBOXES, MESSAGES, META};
 use super::{Shared, Store, StoreError};
+use crate::config::FullTextIndex;
 use crate::mime::text::{self, KINDS, TextKind};
 
 /// Messages read per indexing batch, and the raw bytes after which a batch stops.
@@ -67,6 +68,8 @@ const ROOM_SHARE: f64 = 0.02;
 pub(crate) struct MailboxIndex {
     pub done: u32,
     pub segments: Vec<SegmentRef>,
+    /// Whether it holds every word (`store.full_text_index: Full`) or only the fields'.
+    pub full: bool,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -196,27 +199,23 @@ impl Builder {
         }
     }
 
-    /// Adds one message; UIDs must grow from call to call.
+    /// Adds one message, UIDs growing from call to call: its header block (the delivery
+    /// prefix included), and for a full index the whole message (`raw`, the prefix's
+    /// length, the structure of the blob after it).
     pub fn add(
         &mut self,
         uid: u32,
-        raw: &[u8],
-        prefix_len: usize,
-        meta: &crate::mime::MessageMeta,
+        header: &[u8],
+        body: Option<(&[u8], usize, &crate::mime::MessageMeta)>,
     ) {
         self.docs = self.docs.saturating_add(1);
-        let header_end = usize::try_from(meta.body.header_end)
-            .unwrap_or(usize::MAX)
-            .saturating_add(prefix_len)
-            .min(raw.len());
-        let header = raw.get(..header_end).unwrap_or(raw);
         // This message's words by kind, first: the header's words that a field of its
         // own holds too are kept only there (a search of the whole header asks every
         // field kind as well: `text::HEADER_KINDS`).
         let mut mine: Vec<std::collections::HashSet<String>> = (0..KINDS)
             .map(|_| std::collections::HashSet::new())
             .collect();
-        text::message_terms(raw, prefix_len, header, meta, &mut |kind, word| {
+        text::message_terms(header, body, &mut |kind, word| {
             if let Some(set) = mine.get_mut(kind.index())
                 && !set.contains(word)
             {
@@ -550,6 +549,14 @@ pub(crate) fn lookup(
     let maybe = queries
         .iter()
         .map(|q| {
+            // An index of the fields only knows nothing of the body and the header.
+            if !index.full
+                && q.kinds
+                    .iter()
+                    .any(|k| matches!(k, TextKind::Body | TextKind::Header))
+            {
+                return None;
+            }
             let mut runs = Vec::new();
             text::terms(&q.needle, &mut |t| runs.push(t.to_string()));
             let mut result: Option<Vec<u32>> = None;
@@ -637,8 +644,9 @@ fn begin_index_write(shared: &Shared) -> Result<WriteTransaction, StoreError> {
     shared.begin_write()
 }
 
-/// Indexes one batch of `mailbox`'s new messages; false when there was nothing to do.
-fn index_batch(shared: &Shared, mailbox: u64) -> Result<bool, StoreError> {
+/// Indexes one batch of `mailbox`'s new messages, all their words with `full`, else
+/// only the fields'; false when there was nothing to do.
+fn index_batch(shared: &Shared, mailbox: u64, full: bool) -> Result<bool, StoreError> {
     let tx = shared.begin_read()?;
     let index = mailbox_index(&tx, mailbox)?;
     let uids: Vec<u32> = {
@@ -656,11 +664,13 @@ fn index_batch(shared: &Shared, mailbox: u64) -> Result<bool, StoreError> {
     let Some(&last) = uids.last() else {
         return Ok(false);
     };
+    // The fields need only the header, without the delivery prefix (it holds none of
+    // them); the rest needs the whole message as SEARCH reads it.
     let want = Want {
-        meta: true,
+        meta: full,
         bytes: true,
-        skip_trace: false,
-        header_only: false,
+        skip_trace: !full,
+        header_only: !full,
     };
     let loaded = load_in(&tx, shared, mailbox, &uids, want, BATCH_BYTES)?;
     drop(tx);
@@ -668,8 +678,17 @@ fn index_batch(shared: &Shared, mailbox: u64) -> Result<bool, StoreError> {
     let mut builder = Builder::new();
     let mut first = None;
     for (uid, l) in &loaded {
-        let Some(l) = l else { continue };
-        let (Some((structure, prefix)), Some(raw)) = (&l.meta, &l.raw) else {
+        let Some(Loaded {
+            meta: structure,
+            raw: Some(raw),
+            ..
+        }) = l
+        else {
+            continue;
+        };
+        first.get_or_insert(*uid);
+        let Some((structure, prefix)) = structure else {
+            builder.add(*uid, raw, None);
             continue;
         };
         // A stored structure that does not decode is parsed again: every message at or
@@ -681,14 +700,21 @@ fn index_batch(shared: &Shared, mailbox: u64) -> Result<bool, StoreError> {
         let Some(meta) = stored.or_else(|| raw.get(*prefix..).map(crate::mime::analyze)) else {
             continue;
         };
-        first.get_or_insert(*uid);
-        builder.add(*uid, raw, *prefix, &meta);
+        let header_end = usize::try_from(meta.body.header_end)
+            .unwrap_or(usize::MAX)
+            .saturating_add(*prefix)
+            .min(raw.len());
+        let header = raw.get(..header_end).unwrap_or(raw);
+        builder.add(*uid, header, Some((raw, *prefix, &meta)));
     }
     let seg = builder.finish();
     let tx = begin_index_write(shared)?;
-    let mut now = index_in(&tx, mailbox)?.unwrap_or_default();
+    let mut now = index_in(&tx, mailbox)?.unwrap_or(MailboxIndex {
+        full,
+        ..MailboxIndex::default()
+    });
     // A reindex or a merge may have changed the record meanwhile: start again.
-    if now.done != index.done {
+    if now.done != index.done || now.full != full {
         return Ok(true);
     }
     if let Some(first) = first {
@@ -840,27 +866,42 @@ fn pass(shared: &Shared) -> Result<bool, StoreError> {
         return Ok(false);
     }
     drop_orphans(shared)?;
-    let todo: Vec<u64> = {
+    let full = shared.config.full_text_index == FullTextIndex::Full;
+    let (todo, other_kind) = {
         let tx = shared.begin_read()?;
-        let mut out = Vec::new();
+        let (mut todo, mut other) = (Vec::new(), Vec::new());
         for row in tx.open_table(MAILBOXES)?.iter()? {
             let id = row?.0.value();
-            if last_uid(&tx, id)? > mailbox_index(&tx, id)?.done {
-                out.push(id);
+            let index = mailbox_index(&tx, id)?;
+            // An index built for the other setting is built again.
+            let stale = index.full != full && (index.done > 0 || !index.segments.is_empty());
+            if stale {
+                other.push(id);
+            }
+            if stale || last_uid(&tx, id)? > index.done {
+                todo.push(id);
             }
         }
-        out
+        (todo, other)
     };
-    let wrote = !todo.is_empty();
+    if !other_kind.is_empty() {
+        let tx = begin_index_write(shared)?;
+        clear(&tx, &other_kind)?;
+        tx.commit()?;
+        shared.fts.drop_unused(Duration::ZERO);
+    }
+    let mut merged = false;
     for mailbox in todo {
-        while index_batch(shared, mailbox)? {
+        while index_batch(shared, mailbox, full)? {
             if shared.fts.stop.load(Ordering::Relaxed) || !shared.is_open() || !has_room(shared) {
                 return Ok(false);
             }
-            while merge_once(shared, mailbox)? {}
+            while merge_once(shared, mailbox)? {
+                merged = true;
+            }
         }
     }
-    if wrote && shared.config.compact_check_secs != 0 {
+    if merged && shared.config.compact_check_secs != 0 {
         // Merges leave free pages behind: give them back as after packing, when a
         // quarter of the file is free (`store.compact_when_free`) and clients are idle.
         // It waits for the clients to be idle for a second, up to COMPACT_WAIT: the
@@ -1033,7 +1074,12 @@ mod tests {
         for (uid, body) in docs {
             let raw = format!("Subject: s{uid}\r\n\r\n{body}\r\n");
             let meta = crate::mime::analyze(raw.as_bytes());
-            b.add(*uid, raw.as_bytes(), 0, &meta);
+            let header_end = meta.body.header_end as usize;
+            b.add(
+                *uid,
+                &raw.as_bytes()[..header_end],
+                Some((raw.as_bytes(), 0, &meta)),
+            );
         }
         b.finish()
     }

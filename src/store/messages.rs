@@ -126,6 +126,9 @@ pub struct Stats {
     pub index_bytes: u64,
     #[serde(default)]
     pub index_behind: u64,
+    /// `store.full_text_index` of the process that answered.
+    #[serde(default)]
+    pub index_mode: Option<crate::config::FullTextIndex>,
     /// The database file: its size (what `ls -l` shows), the bytes its blocks take on
     /// the disk (what `du` shows; less while redb has grown the file sparsely), and its
     /// free space (file size less the pages the tables use), which compaction gives back.
@@ -440,7 +443,7 @@ impl Store {
     pub async fn stats(&self, user: Option<String>) -> Result<Stats, StoreError> {
         let file_bytes = self.file_size();
         let allocated_bytes = self.allocated_size();
-        self.read(move |tx, _| {
+        self.read(move |tx, shared| {
             let users = tx.open_table(USERS)?;
             let boxes = tx.open_table(MAILBOXES)?;
             let msgs = tx.open_table(MESSAGES)?;
@@ -535,6 +538,10 @@ impl Store {
                 stats.dict_bytes += v.value().len() as u64;
             }
             (stats.index_bytes, stats.index_behind) = Store::index_size(tx)?;
+            stats.index_mode = Some(shared.config.full_text_index);
+            if shared.config.full_text_index == crate::config::FullTextIndex::Off {
+                stats.index_behind = 0;
+            }
             stats.tables = table_stats(tx)?;
             let in_pages: u64 = stats.tables.iter().map(|(_, _, pages)| pages).sum();
             stats.free_bytes = file_bytes.saturating_sub(in_pages);
