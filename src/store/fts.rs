@@ -7,9 +7,8 @@
 //!   *inside* words with one `memmem` pass: IMAP SEARCH is a substring match), and per
 //!   word its UIDs, delta-coded. A segment is immutable and stored zstd-compressed in
 //!   the redb file (`FTS_SEGMENTS`, in chunks of one page: a value of many pages is
-//!   given a block of a power of two pages, which compaction cannot pack), under a
-//!   key that is never reused, so a decoded
-//!   copy kept in memory stays right. Segments of one mailbox hold increasing, disjoint
+//!   given a block of a power of two pages, which compaction cannot pack), under a key
+//!   that is never reused, so a decoded copy kept in memory stays right. Segments of one mailbox hold increasing, disjoint
 //!   UID ranges; four of a size are merged into one (a message is rewritten about
 //!   log4(n) times), dropping the UIDs expunged meanwhile.
 //! - **Progress.** Per mailbox, `FTS_MAILBOXES` records the highest UID indexed and
@@ -21,6 +20,10 @@
 //! - **Expunge** needs nothing: a search only ever asks about the messages the
 //!   mailbox still has; the stale UIDs go at the next merge. A deleted mailbox's index
 //!   goes at the indexer's next pass.
+//! - **What it holds** follows `store.full_text_index`: with `Headers` (the default)
+//!   only the words of From, To, Cc, Bcc and Subject, with `Full` also the whole
+//!   header's and the body's. The mailbox's record says which; an index built for the
+//!   other setting is built again.
 //! - **The indexer** is one background thread ([`Store::start_indexer`]) woken by every
 //!   commit; it waits for a quiet moment so deliveries are not slowed, reads new mail a
 //!   batch at a time, and commits each batch and merge durably (a crash loses only the
@@ -638,8 +641,8 @@ fn put_segment(
 }
 
 /// A write transaction for index work. Durable, like the writer's: redb reuses the
-/// pages a commit frees only after a durable commit, and index work with nothing
-/// durable after it (a catch-up after an import, say) grew the file to twice the mail.
+/// pages a `Durability::None` commit frees only after a durable commit, and index work
+/// may have none after it (a catch-up after an import, say).
 fn begin_index_write(shared: &Shared) -> Result<WriteTransaction, StoreError> {
     shared.begin_write()
 }
