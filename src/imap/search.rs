@@ -194,31 +194,32 @@ impl SearchKey {
     /// (see [`IndexHits`]); `None` for other keys and for the empty string (which
     /// every text contains; HEADER with it asks whether the field exists).
     pub fn text_query(&self) -> Option<(TextQuery, bool)> {
-        let (kinds, needle, exact) = match self {
-            SearchKey::Body(s) => (vec![TextKind::Body], s, true),
-            SearchKey::Text(s) => {
-                let mut kinds = text::HEADER_KINDS.to_vec();
-                kinds.push(TextKind::Body);
-                (kinds, s, true)
-            }
+        let (kinds, needle, exact) = self.text_scope()?;
+        Some((
+            TextQuery {
+                kinds: kinds.to_vec(),
+                needle: needle.to_vec(),
+            },
+            exact,
+        ))
+    }
+
+    /// [`SearchKey::text_query`] without copies: the kinds, the string, exactness.
+    fn text_scope(&self) -> Option<(&'static [TextKind], &[u8], bool)> {
+        let (kinds, needle, exact): (&'static [TextKind], &Vec<u8>, bool) = match self {
+            SearchKey::Body(s) => (&[TextKind::Body], s, true),
+            SearchKey::Text(s) => (&text::TEXT_KINDS, s, true),
             SearchKey::Header(name, s) => match TextKind::of_field(name) {
-                Some(k) => (vec![k], s, true),
+                Some(k) => (k.alone(), s, true),
                 // The header's words hold every field's: a superset.
-                None => (text::HEADER_KINDS.to_vec(), s, false),
+                None => (&text::HEADER_KINDS, s, false),
             },
             _ => return None,
         };
         if needle.is_empty() {
             return None;
         }
-        let exact = exact && text::is_one_word(needle);
-        Some((
-            TextQuery {
-                kinds,
-                needle: needle.clone(),
-            },
-            exact,
-        ))
+        Some((kinds, needle, exact && text::is_one_word(needle)))
     }
 
     /// The index queries of every string key in the program, without repeats.
@@ -299,8 +300,12 @@ impl IndexHits {
         if uid > self.upto {
             return None;
         }
-        let (query, exact) = key.text_query()?;
-        let (_, uids) = self.keys.iter().find(|(q, _)| *q == query)?;
+        // Per message and key: compared in place, nothing copied.
+        let (kinds, needle, exact) = key.text_scope()?;
+        let (_, uids) = self
+            .keys
+            .iter()
+            .find(|(q, _)| q.needle == needle && q.kinds == kinds)?;
         match uids.binary_search(&uid) {
             Ok(_) if exact => Some(true),
             Ok(_) => None,

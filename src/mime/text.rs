@@ -43,6 +43,17 @@ pub enum TextKind {
 /// How many [`TextKind`]s there are.
 pub const KINDS: usize = 7;
 
+/// The kinds SEARCH TEXT looks at: the whole header and the body.
+pub const TEXT_KINDS: [TextKind; 7] = [
+    TextKind::Header,
+    TextKind::From,
+    TextKind::To,
+    TextKind::Cc,
+    TextKind::Bcc,
+    TextKind::Subject,
+    TextKind::Body,
+];
+
 /// The kinds whose words together are the header's words: the index keeps a header
 /// word under [`TextKind::Header`] only when no field kind of that message has it.
 pub const HEADER_KINDS: [TextKind; 6] = [
@@ -74,6 +85,19 @@ impl TextKind {
 
     pub fn index(self) -> usize {
         self as usize
+    }
+
+    /// This kind alone, as a slice.
+    pub fn alone(self) -> &'static [TextKind] {
+        match self {
+            TextKind::Body => &[TextKind::Body],
+            TextKind::Header => &[TextKind::Header],
+            TextKind::From => &[TextKind::From],
+            TextKind::To => &[TextKind::To],
+            TextKind::Cc => &[TextKind::Cc],
+            TextKind::Bcc => &[TextKind::Bcc],
+            TextKind::Subject => &[TextKind::Subject],
+        }
     }
 }
 

@@ -482,11 +482,19 @@ impl State {
     }
 }
 
-fn mailbox_index(tx: &ReadTransaction, mailbox: u64) -> Result<MailboxIndex, StoreError> {
-    match tx.open_table(FTS_MAILBOXES)?.get(mailbox)? {
-        Some(v) => super::schema::decode(v.value()),
-        None => Ok(MailboxIndex::default()),
+/// A mailbox's index record from `FTS_MAILBOXES`, read or written.
+fn index_record(
+    table: &impl ReadableTable<u64, &'static [u8]>,
+    mailbox: u64,
+) -> Result<Option<MailboxIndex>, StoreError> {
+    match table.get(mailbox)? {
+        Some(v) => Ok(Some(super::schema::decode(v.value())?)),
+        None => Ok(None),
     }
+}
+
+fn mailbox_index(tx: &ReadTransaction, mailbox: u64) -> Result<MailboxIndex, StoreError> {
+    Ok(index_record(&tx.open_table(FTS_MAILBOXES)?, mailbox)?.unwrap_or_default())
 }
 
 /// A segment, from the cache or decoded (and then kept in the cache when `keep`).
@@ -604,10 +612,7 @@ fn next_generation(tx: &WriteTransaction) -> Result<u64, StoreError> {
 
 /// A mailbox's index record as a write transaction sees it.
 fn index_in(tx: &WriteTransaction, mailbox: u64) -> Result<Option<MailboxIndex>, StoreError> {
-    match tx.open_table(FTS_MAILBOXES)?.get(mailbox)? {
-        Some(v) => Ok(Some(super::schema::decode(v.value())?)),
-        None => Ok(None),
-    }
+    index_record(&tx.open_table(FTS_MAILBOXES)?, mailbox)
 }
 
 fn write_index(
