@@ -212,7 +212,7 @@ impl SearchKey {
             SearchKey::Header(name, s) => match TextKind::of_field(name) {
                 Some(k) => (k.alone(), s, true),
                 // The header's words hold every field's: a superset.
-                None => (&text::HEADER_KINDS, s, false),
+                None => (text::HEADER_KINDS, s, false),
             },
             _ => return None,
         };

@@ -54,16 +54,10 @@ pub const TEXT_KINDS: [TextKind; 7] = [
     TextKind::Body,
 ];
 
-/// The kinds whose words together are the header's words: the index keeps a header
-/// word under [`TextKind::Header`] only when no field kind of that message has it.
-pub const HEADER_KINDS: [TextKind; 6] = [
-    TextKind::Header,
-    TextKind::From,
-    TextKind::To,
-    TextKind::Cc,
-    TextKind::Bcc,
-    TextKind::Subject,
-];
+/// The kinds whose words together are the header's words (the index keeps a header
+/// word under [`TextKind::Header`] only when no field kind of that message has it):
+/// [`TEXT_KINDS`] without the body.
+pub const HEADER_KINDS: &[TextKind] = TEXT_KINDS.split_at(6).0;
 
 /// The fields with words of their own in the index.
 const FIELDS: [(&str, TextKind); 5] = [
