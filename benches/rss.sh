@@ -17,7 +17,9 @@
 # After the last client has gone, it keeps sampling for IDLE_SECS s. Per phase it prints
 # RSS at start, the peak, at the end of the load, and IDLE_SECS after the last connection
 # closed, plus the glibc malloc arenas at the end of the load (anonymous 64 MiB heap
-# reservations in /proc/PID/maps) and the thread count.
+# reservations in /proc/PID/maps) and the thread count; then the time of the first IMAP
+# session after the quiet period (what the server gave back has to come back) and of a
+# second one, and VmRSS after them.
 #
 # Knobs (environment): PHASES="compare stress" CLIENTS=10 DURATION=15 LIMIT=3000
 # PREFILL=100 APPENDS=50 STRESS_CLIENTS=50 STRESS_SECS=600 STRESS_USERS=10
@@ -162,6 +164,39 @@ phase_stress() {
     grep -E '^cmd (append|fetch_body|expunge) ' <<< "$LAST_OUT" | sed 's/^/      /' >&2 || true
 }
 
+# wake_session ADDR USER: times one IMAP session of USER (LOGIN, SELECT INBOX, UID FETCH
+# 1:* (FLAGS), UID FETCH 1:20 BODY.PEEK[], UID SEARCH SUBJECT, LOGOUT) twice in a row;
+# prints both in ms.
+wake_session() {
+    python3 - "$1" "$2" <<'PY'
+import socket, sys, time
+host, port = sys.argv[1].rsplit(":", 1)
+user = sys.argv[2]
+def session():
+    t0 = time.monotonic()
+    s = socket.create_connection((host, int(port)))
+    f = s.makefile("rb")
+    f.readline()
+    for n, c in enumerate(["LOGIN %s pw" % user, "SELECT INBOX", "UID FETCH 1:* (FLAGS)",
+                           "UID FETCH 1:20 BODY.PEEK[]", "UID SEARCH SUBJECT the", "LOGOUT"]):
+        tag = b"w%d" % n
+        s.sendall(tag + b" " + c.encode() + b"\r\n")
+        while True:
+            line = f.readline()
+            if not line:
+                raise SystemExit("connection closed")
+            if line.startswith(tag + b" "):
+                if not line.startswith(tag + b" OK"):
+                    raise SystemExit(line.decode(errors="replace").strip())
+                break
+            if line.rstrip().endswith(b"}"):
+                f.read(int(line.rstrip()[:-1].rsplit(b"{", 1)[1]))
+    s.close()
+    return (time.monotonic() - t0) * 1000
+print("%.1f ms, again %.1f ms" % (session(), session()))
+PY
+}
+
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 
 declare -A SUMMARY
@@ -179,6 +214,13 @@ for PHASE in $PHASES; do
     step idle
     sleep "$IDLE_SECS"
     after=$(rss_kib "$SERVER_PID")
+    # What the quiet server's first client pays for what it gave back (caches, code
+    # pages): one session of a user with mail (bench: the 3,000 LMTP messages), twice.
+    step wake
+    wake_user=bench
+    [ "$PHASE" = stress ] && wake_user=u1
+    wake=$(wake_session "$A_IMAP" "$wake_user") || wake=failed
+    echo "   first session after idle: $wake; VmRSS after it $(mib "$(rss_kib "$SERVER_PID")") MiB" >&2
     kill "$SAMPLER_PID" 2>/dev/null; wait "$SAMPLER_PID" 2>/dev/null || true
     SAMPLER_PID=
     nb_stop

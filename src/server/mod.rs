@@ -405,16 +405,22 @@ const MEMORY_TICK: Duration = Duration::from_secs(5);
 /// For how many ticks after the last connection closed it goes on: the packer and
 /// compaction still work for a while after the clients have gone.
 const MEMORY_QUIET_TICKS: u32 = 12;
+/// After how many quiet ticks the store's caches are dropped whole (redb's page cache
+/// too): long enough that a client reconnecting at once still finds them warm.
+const MEMORY_RELEASE_TICKS: u32 = 4;
 
 /// Gives the free memory the allocator keeps back to the system
 /// ([`crate::memory::release_free`]) every [`MEMORY_TICK`] while connections are open or
 /// opening, and for a minute after the last one closed; a server that stays quiet is left
-/// alone until the next connection. Decompressed packs not read for a tick go first. Under load this bounds what freed memory the arenas
-/// hold to about one tick's worth; once the clients leave, the server shrinks to what
-/// it holds (docs/benchmarks.md, "Memory under load").
+/// alone until the next connection. Decompressed packs not read for a tick go first.
+/// Under load this bounds what freed memory the arenas hold to about one tick's worth;
+/// [`MEMORY_RELEASE_TICKS`] after the clients leave, the store's caches go as well (once
+/// no background transaction is open), so the server shrinks to about what it held at
+/// start (docs/benchmarks.md, "Memory under load").
 async fn memory_timer(ctx: Context) {
     let mut seen = ctx.tracker.entered();
     let mut quiet: u32 = 0;
+    let mut released = false;
     loop {
         if !sleep_unless_shutdown(&ctx, MEMORY_TICK).await {
             return;
@@ -423,12 +429,23 @@ async fn memory_timer(ctx: Context) {
         if entered != seen || ctx.tracker.live() > 0 {
             seen = entered;
             quiet = 0;
+            released = false;
         } else if quiet < MEMORY_QUIET_TICKS {
             quiet += 1;
-        } else {
+        } else if released {
             continue;
         }
-        ctx.pipeline.store.drop_unused_caches(MEMORY_TICK);
+        if quiet >= MEMORY_RELEASE_TICKS && !released {
+            match ctx.pipeline.store.release_caches().await {
+                Ok(done) => released = done,
+                Err(e) => log::warn!("store: cannot release its caches: {e}"),
+            }
+            if released {
+                crate::memory::release_code();
+            }
+        } else {
+            ctx.pipeline.store.drop_unused_caches(MEMORY_TICK);
+        }
         crate::memory::release_free();
     }
 }

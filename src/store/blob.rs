@@ -53,44 +53,90 @@ struct Dicts {
     all: HashMap<u32, Arc<Dict>>,
 }
 
-/// zstd contexts kept per thread, with the dictionary of the last use loaded: creating a
-/// context and digesting a 64 KiB dictionary cost more than compressing a small message.
-/// Keyed by (dictionary generation, level) and dictionary generation.
+/// zstd contexts kept for reuse, with the dictionary of their last use loaded: creating
+/// a context and digesting a 64 KiB dictionary cost more than compressing a small
+/// message. A context is taken for one call and given back; at most
+/// [`crate::memory::BLOCKING_THREADS`] of each kind wait (as many as calls can run at
+/// once), and [`contexts::drop_all`] frees them when the server is quiet. (They were
+/// thread-locals: the blocking pool keeps its threads once it has grown, and with them
+/// about 1 MiB of compression context each, 15 MiB after the benchmark workloads.)
 mod contexts {
-    use std::cell::RefCell;
     use std::io;
+    use std::sync::Mutex;
 
     use zstd::bulk::{Compressor, Decompressor};
 
-    thread_local! {
-        static COMPRESSOR: RefCell<Option<((u64, i32), Compressor<'static>)>> =
-            const { RefCell::new(None) };
-        static DECOMPRESSOR: RefCell<Option<(u64, Decompressor<'static>)>> =
-            const { RefCell::new(None) };
+    /// Idle contexts of one kind, each with its key (dictionary generation, and level).
+    struct Pool<K, C> {
+        idle: Mutex<Vec<(K, C)>>,
     }
 
-    /// Compresses `raw` at `level` with `dict` (`(generation, bytes)`, or none).
+    impl<K: PartialEq, C> Pool<K, C> {
+        const fn new() -> Self {
+            Pool {
+                idle: Mutex::new(Vec::new()),
+            }
+        }
+
+        fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(K, C)>> {
+            // A panic while the list was held leaves it valid: contexts are only pushed
+            // and removed whole.
+            self.idle.lock().unwrap_or_else(|p| p.into_inner())
+        }
+
+        /// An idle context made for `key`, if one waits.
+        fn take(&self, key: &K) -> Option<C> {
+            let mut idle = self.lock();
+            let at = idle.iter().rposition(|(k, _)| k == key)?;
+            Some(idle.swap_remove(at).1)
+        }
+
+        /// Gives a context back; when the pool is full the oldest goes.
+        fn give(&self, key: K, context: C) {
+            let mut idle = self.lock();
+            if idle.len() >= crate::memory::BLOCKING_THREADS {
+                idle.remove(0);
+            }
+            idle.push((key, context));
+        }
+
+        fn clear(&self) {
+            let all = std::mem::take(&mut *self.lock());
+            drop(all);
+        }
+    }
+
+    static COMPRESSORS: Pool<(u64, i32), Compressor<'static>> = Pool::new();
+    static DECOMPRESSORS: Pool<u64, Decompressor<'static>> = Pool::new();
+
+    /// Frees every idle context.
+    pub(super) fn drop_all() {
+        COMPRESSORS.clear();
+        DECOMPRESSORS.clear();
+    }
+
+    /// Compresses `raw` at `level` with `dict` (`(generation, bytes)`, or none); the
+    /// context is kept for the next call only with `keep`.
     pub(super) fn compress(
         dict: Option<(u64, &[u8])>,
         level: i32,
         raw: &[u8],
+        keep: bool,
     ) -> io::Result<Vec<u8>> {
-        COMPRESSOR.with(|cell| {
-            let mut slot = cell.borrow_mut();
-            let key = (dict.map_or(0, |d| d.0), level);
-            let reuse = slot.as_ref().is_some_and(|(k, _)| *k == key);
-            if !reuse {
-                let c = match dict {
-                    Some((_, bytes)) => Compressor::with_dictionary(level, bytes)?,
-                    None => Compressor::new(level)?,
-                };
-                *slot = Some((key, c));
-            }
-            match slot.as_mut() {
-                Some((_, c)) => c.compress(raw),
-                None => Err(io::Error::other("no zstd context")),
-            }
-        })
+        let key = (dict.map_or(0, |d| d.0), level);
+        let mut c = match COMPRESSORS.take(&key) {
+            Some(c) => c,
+            None => match dict {
+                Some((_, bytes)) => Compressor::with_dictionary(level, bytes)?,
+                None => Compressor::new(level)?,
+            },
+        };
+        let out = c.compress(raw);
+        // A context that failed is not reused.
+        if keep && out.is_ok() {
+            COMPRESSORS.give(key, c);
+        }
+        out
     }
 
     /// Decompresses `data` made with `dict` into at most `cap` bytes, in `buf` (emptied
@@ -101,24 +147,21 @@ mod contexts {
         cap: usize,
         mut buf: Vec<u8>,
     ) -> io::Result<Vec<u8>> {
-        DECOMPRESSOR.with(|cell| {
-            let mut slot = cell.borrow_mut();
-            let key = dict.map_or(0, |d| d.0);
-            let reuse = slot.as_ref().is_some_and(|(k, _)| *k == key);
-            if !reuse {
-                let d = match dict {
-                    Some((_, bytes)) => Decompressor::with_dictionary(bytes)?,
-                    None => Decompressor::new()?,
-                };
-                *slot = Some((key, d));
-            }
-            buf.clear();
-            buf.reserve_exact(cap);
-            match slot.as_mut() {
-                Some((_, d)) => d.decompress_to_buffer(data, &mut buf).map(|_| buf),
-                None => Err(io::Error::other("no zstd context")),
-            }
-        })
+        let key = dict.map_or(0, |d| d.0);
+        let mut d = match DECOMPRESSORS.take(&key) {
+            Some(d) => d,
+            None => match dict {
+                Some((_, bytes)) => Decompressor::with_dictionary(bytes)?,
+                None => Decompressor::new()?,
+            },
+        };
+        buf.clear();
+        buf.reserve_exact(cap);
+        let out = d.decompress_to_buffer(data, &mut buf).map(|_| buf);
+        if out.is_ok() {
+            DECOMPRESSORS.give(key, d);
+        }
+        out
     }
 }
 
@@ -148,6 +191,11 @@ fn zstd_err(e: std::io::Error) -> StoreError {
 }
 
 impl Codec {
+    /// Frees the zstd contexts kept for reuse (all stores of the process share them).
+    pub(crate) fn drop_contexts() {
+        contexts::drop_all();
+    }
+
     pub(crate) fn load(db: &Database, level: i32) -> Result<Codec, StoreError> {
         let tx = db.begin_read()?;
         let chunks = tx.open_table(DICT_CHUNKS)?;
@@ -202,11 +250,14 @@ impl Codec {
     }
 
     /// Compresses `raw` with the active dictionary at `level` (packs use their own level).
+    /// Only contexts at the store's level are kept for reuse: one for a pack's level
+    /// takes 11 MiB or more (level 15, a 1 MiB pack) and costs little to make next to
+    /// the compression it serves.
     pub(crate) fn compress_at(&self, raw: &[u8], level: i32) -> Result<(u32, Vec<u8>), StoreError> {
         let dicts = self.snapshot();
         let dict = dicts.active.as_deref();
-        let out = contexts::compress(dict.map(|d| (d.generation, d.bytes.as_slice())), level, raw)
-            .map_err(zstd_err)?;
+        let with = dict.map(|d| (d.generation, d.bytes.as_slice()));
+        let out = contexts::compress(with, level, raw, level == self.level).map_err(zstd_err)?;
         Ok((dict.map_or(0, |d| d.id), out))
     }
 
@@ -595,16 +646,12 @@ pub(crate) fn maybe_train(shared: &Arc<Shared>, writer: &super::writer::Writer) 
     }
 }
 
-fn read_db(shared: &Shared) -> Result<redb::ReadTransaction, StoreError> {
-    shared.begin_read()
-}
-
 /// Trains and installs a dictionary. Returns its id, or None if there is too little mail.
 fn train(shared: &Arc<Shared>) -> Result<Option<u32>, StoreError> {
     let mut samples: Vec<Vec<u8>> = Vec::new();
     let mut total = 0usize;
     {
-        let tx = read_db(shared)?;
+        let tx = shared.begin_read()?;
         let blobs = tx.open_table(BLOBS)?;
         let data = tx.open_table(LOOSE_DATA)?;
         for row in tx.open_table(LOOSE)?.iter()? {

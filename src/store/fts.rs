@@ -648,7 +648,7 @@ fn put_segment(
 /// A write transaction for index work. Durable, like the writer's: redb reuses the
 /// pages a `Durability::None` commit frees only after a durable commit, and index work
 /// may have none after it (a catch-up after an import, say).
-fn begin_index_write(shared: &Shared) -> Result<WriteTransaction, StoreError> {
+fn begin_index_write(shared: &Shared) -> Result<super::Txn<WriteTransaction>, StoreError> {
     shared.begin_write()
 }
 

@@ -217,15 +217,15 @@ impl Shared {
         }
     }
 
-    /// A read transaction (it does not borrow the lock).
-    pub(crate) fn begin_read(&self) -> Result<ReadTransaction, StoreError> {
-        self.with_db(|db| Ok(db.begin_read()?))
+    /// A read transaction (it does not borrow the lock; it is counted while it lives).
+    pub(crate) fn begin_read(&self) -> Result<Txn<ReadTransaction>, StoreError> {
+        self.with_db(|db| Ok(Txn::new(db.begin_read()?, &self.open_txns)))
     }
 
     /// A write transaction for background work outside the writer thread (dictionary
-    /// training). redb serialises it with the writer's.
-    pub(crate) fn begin_write(&self) -> Result<WriteTransaction, StoreError> {
-        self.with_db(|db| Ok(db.begin_write()?))
+    /// training, the full-text index). redb serialises it with the writer's.
+    pub(crate) fn begin_write(&self) -> Result<Txn<WriteTransaction>, StoreError> {
+        self.with_db(|db| Ok(Txn::new(db.begin_write()?, &self.open_txns)))
     }
 
     pub(crate) fn is_open(&self) -> bool {
@@ -241,12 +241,41 @@ impl Shared {
             .map_err(|_| StoreError::Storage("lock poisoned".into()))?;
         // The file lock is released only when the old handle is gone.
         drop(guard.take());
+        self.open_into(&mut guard)
+    }
+
+    /// Empties redb's page cache, which otherwise stays full (up to `store.cache_mib`)
+    /// for the life of the handle, by closing the database and opening it again: for the
+    /// memory timer once the server is quiet. Does nothing (false) while the lock is
+    /// taken or a transaction begun outside it is still alive, so no reader ever sees
+    /// the file closed under it; a failed open is retried by the writer's next batch.
+    pub(crate) fn release_cache(&self) -> Result<bool, StoreError> {
+        let Ok(mut guard) = self.db.try_write() else {
+            return Ok(false);
+        };
+        // Nothing can begin a transaction while the lock is held exclusively, so the count
+        // can only fall from here.
+        if self.open_txns.load(Ordering::SeqCst) > 0 {
+            return Ok(false);
+        }
+        let Some(db) = guard.take() else {
+            return Ok(false);
+        };
+        // Open again even if the close reported an error: the handle is gone either way.
+        let closed = db.close();
+        self.open_into(&mut guard)?;
+        closed?;
+        Ok(true)
+    }
+
+    /// Opens the database file into the (empty) slot.
+    fn open_into(&self, slot: &mut Option<Database>) -> Result<(), StoreError> {
         let mut tries = 0;
         loop {
             match builder(&self.config).create(&self.path) {
                 Ok(db) => {
-                    *guard = Some(db);
-                    log::info!("store: database reopened");
+                    *slot = Some(db);
+                    log::debug!("store: database opened again");
                     return Ok(());
                 }
                 // A read transaction that was in flight may still hold the old handle.
@@ -257,6 +286,48 @@ impl Shared {
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+}
+
+/// A transaction begun outside the database lock ([`Shared::begin_read`],
+/// [`Shared::begin_write`]), counted while it lives so that [`Shared::release_cache`]
+/// closes the database only when none is open. It reads as the transaction it holds.
+pub(crate) struct Txn<T> {
+    tx: T,
+    _open: OpenTxn,
+}
+
+/// One count in [`Shared::open_txns`], given back when dropped.
+struct OpenTxn(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for OpenTxn {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl<T> Txn<T> {
+    fn new(tx: T, open: &Arc<std::sync::atomic::AtomicUsize>) -> Txn<T> {
+        open.fetch_add(1, Ordering::SeqCst);
+        Txn {
+            tx,
+            _open: OpenTxn(open.clone()),
+        }
+    }
+}
+
+impl<T> std::ops::Deref for Txn<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.tx
+    }
+}
+
+impl Txn<WriteTransaction> {
+    /// Commits; the count ends with the transaction.
+    pub(crate) fn commit(self) -> Result<(), redb::CommitError> {
+        let Txn { tx, _open } = self;
+        tx.commit()
     }
 }
 
@@ -280,6 +351,8 @@ pub(crate) struct Shared {
     pub(crate) users: users::UserCache,
     /// The full-text indexer's wake-up call and segment cache.
     pub(crate) fts: fts::State,
+    /// Transactions begun outside the database lock and still alive ([`Txn`]).
+    open_txns: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// A handle to the store; cheap to clone.
@@ -316,6 +389,7 @@ impl Store {
             path,
             users: users::UserCache::default(),
             fts: fts::State::default(),
+            open_txns: Arc::default(),
         });
         let writer = writer::Writer::start(shared.clone());
         Ok(Store { shared, writer })
@@ -332,6 +406,17 @@ impl Store {
     pub fn drop_unused_caches(&self, idle: std::time::Duration) {
         self.shared.codec.packs.drop_unused(idle);
         self.shared.fts.drop_unused(idle);
+    }
+
+    /// Drops every cache the store keeps in memory, the zstd contexts and redb's page
+    /// cache included ([`Shared::release_cache`]): for the memory timer once the server
+    /// has been quiet for a while. False when a transaction was still open (try again
+    /// later).
+    pub async fn release_caches(&self) -> Result<bool, StoreError> {
+        self.drop_unused_caches(Duration::ZERO);
+        Codec::drop_contexts();
+        let shared = self.shared.clone();
+        smol::unblock(move || shared.release_cache()).await
     }
 
     pub fn codec(&self) -> &Codec {
