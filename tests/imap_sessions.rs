@@ -941,6 +941,32 @@ fn metadata_set_in_a_is_read_by_b_and_leaves_an_idle_session_alone() {
     assert_eq!(c.until_tagged("i"), vec!["i OK IDLE terminated"]);
 }
 
+/// RFC 9590 §3: LIST's METADATA return option in one session shows what another session
+/// of the user set a moment before, and drops what it removed.
+#[test]
+fn list_metadata_shows_what_another_session_set() {
+    let (_env, server) = setup("", 1);
+    let mut a = imap(&server);
+    let mut b = imap(&server);
+    let list = |b: &mut Client, tag: &str| {
+        b.cmd(tag, "LIST \"\" INBOX RETURN (METADATA (/private/comment))")
+    };
+    set_metadata(&mut a, "s1", "INBOX (/private/comment \"from a\")");
+    assert_eq!(
+        list(&mut b, "l1"),
+        vec![
+            "* LIST (\\HasNoChildren) \"/\" \"INBOX\"",
+            "* METADATA \"INBOX\" (/private/comment \"from a\")",
+            "l1 OK LIST completed"
+        ]
+    );
+    set_metadata(&mut a, "s2", "INBOX (/private/comment NIL)");
+    assert_eq!(
+        list(&mut b, "l2")[1],
+        "* METADATA \"INBOX\" (/private/comment NIL)"
+    );
+}
+
 /// RFC 5464 §4.1, §4.3, §7: `imap.metadata_max_entries` per user, all-or-nothing
 /// SETMETADATA, and the read-only server entry `/shared/admin` from
 /// `imap.metadata_admin` (§3.2.1.1).

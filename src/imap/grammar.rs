@@ -89,6 +89,8 @@ pub struct ListReturn {
     pub children: bool,
     pub special_use: bool,
     pub status: Option<Vec<StatusItem>>,
+    /// RFC 9590 LIST-METADATA.
+    pub metadata: Option<super::cmd::metadata::MetadataRequest>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -708,6 +710,10 @@ fn parse_list(p: &mut Parser<'_>) -> R<ListCommand> {
                     b"STATUS" => {
                         p.sp()?;
                         cmd.ret.status = Some(p.list_of(status_item)?);
+                    }
+                    b"METADATA" => {
+                        p.sp()?;
+                        cmd.ret.metadata = Some(super::cmd::metadata::parse_list_return(p)?);
                     }
                     _ => return Err("unknown LIST return option".into()),
                 }

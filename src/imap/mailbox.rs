@@ -191,6 +191,8 @@ impl Session {
         // too, with `("CHILDINFO" ("SUBSCRIBED"))`.
         let recursive = subscribed_mode && cmd.select.recursive_match;
         let child_info = |name: &str| recursive && subscribed_below(&subs, name);
+        // The largest METADATA value left out for MAXSIZE (RFC 5464 §4.2.1).
+        let mut longest: Option<usize> = None;
         for (name, node) in &t {
             let chars: Vec<char> = name.chars().collect();
             if !patterns.iter().any(|p| wildcard_match(p, &chars)) {
@@ -231,6 +233,13 @@ impl Session {
             if let (Some(items), Some(info)) = (&cmd.ret.status, node.info) {
                 self.write_status(info, items, out).await?;
             }
+            // RFC 9590 §3: the requested entries follow the mailbox's LIST response.
+            if let (Some(want), Some(info)) = (&cmd.ret.metadata, node.info) {
+                let target = crate::store::Annotated::Mailbox(info.id);
+                if let Some(n) = self.write_metadata(target, name, want, out).await? {
+                    longest = Some(longest.unwrap_or(0).max(n));
+                }
+            }
         }
         // RFC 5258 §3.1: a subscribed name without a mailbox is `\NonExistent`.
         // With RECURSIVEMATCH, so is a parent that exists only in subscribed names.
@@ -262,7 +271,13 @@ impl Session {
                 out.extend_from_slice(b"\r\n");
             }
         }
-        Ok(Outcome::ok("LIST completed"))
+        let mut done = response::Status::ok("LIST completed");
+        if let Some(n) = longest {
+            done = done.with(response::Code::Metadata(
+                response::MetadataCode::LongEntries(n),
+            ));
+        }
+        Ok(Outcome::Done(done))
     }
 
     /// RFC 3501 §6.3.9: subscribed names; with a trailing `%`, an unsubscribed parent

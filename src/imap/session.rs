@@ -341,9 +341,11 @@ impl Session {
                 "THREAD=REFERENCES",
                 // imap::cmd::notify (RFC 5465).
                 "NOTIFY",
-                // imap::cmd::metadata: mailbox and server annotations (RFC 5464).
+                // imap::cmd::metadata: mailbox and server annotations (RFC 5464), also
+                // returned by LIST (RFC 9590).
                 "METADATA",
                 "METADATA-SERVER",
+                "LIST-METADATA",
             ] {
                 c.push(s.into());
             }

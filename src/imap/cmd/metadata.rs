@@ -116,25 +116,9 @@ pub fn parse_get(p: &mut Parser<'_>) -> R<GetMetadata> {
     let mut max_size = None;
     let mut depth = Depth::Zero;
     if p.peek() == Some(b'(') {
-        p.list_of(|p| {
-            if p.keyword("MAXSIZE") {
-                p.sp()?;
-                max_size = Some(p.number()?);
-            } else if p.keyword("DEPTH") {
-                p.sp()?;
-                depth = if p.keyword("infinity") {
-                    Depth::Infinity
-                } else {
-                    match p.number()? {
-                        0 => Depth::Zero,
-                        1 => Depth::One,
-                        _ => return Err("DEPTH is 0, 1 or infinity".into()),
-                    }
-                };
-            } else {
-                return Err("unknown GETMETADATA option".into());
-            }
-            Ok(())
+        p.list_of(|p| match option(p, &mut max_size, &mut depth)? {
+            true => Ok(()),
+            false => Err("unknown GETMETADATA option".into()),
         })?;
         p.sp()?;
     }
@@ -158,6 +142,66 @@ pub fn parse_get(p: &mut Parser<'_>) -> R<GetMetadata> {
         depth,
         entries,
     })
+}
+
+/// One `getmetadata-option` (RFC 5464 §5) we know: `MAXSIZE number` or `DEPTH ("0" / "1"
+/// / "infinity")`; false (nothing consumed) when the next word is neither.
+fn option(p: &mut Parser<'_>, max_size: &mut Option<u32>, depth: &mut Depth) -> R<bool> {
+    if p.keyword("MAXSIZE") {
+        p.sp()?;
+        *max_size = Some(p.number()?);
+    } else if p.keyword("DEPTH") {
+        p.sp()?;
+        *depth = if p.keyword("infinity") {
+            Depth::Infinity
+        } else {
+            match p.number()? {
+                0 => Depth::Zero,
+                1 => Depth::One,
+                _ => return Err("DEPTH is 0, 1 or infinity".into()),
+            }
+        };
+    } else {
+        return Ok(false);
+    }
+    Ok(true)
+}
+
+/// What LIST's `METADATA` return option asks for (RFC 9590 §3): the entries of each
+/// listed mailbox, with GETMETADATA's options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetadataRequest {
+    pub entries: Vec<Entry>,
+    pub max_size: Option<u32>,
+    pub depth: Depth,
+}
+
+/// The argument of LIST's `METADATA` return option (RFC 9590 §5), after `METADATA SP`:
+/// a parenthesised list of entries, as RFC 9590's examples send (`("/shared/comment"
+/// "/private/comment")`), and, since the option carries GETMETADATA's options (§3),
+/// `MAXSIZE n` and `DEPTH d` among them or in a list of their own, which clients and
+/// servers write both ways.
+pub fn parse_list_return(p: &mut Parser<'_>) -> R<MetadataRequest> {
+    let mut out = MetadataRequest {
+        entries: Vec::new(),
+        max_size: None,
+        depth: Depth::Zero,
+    };
+    p.list_of(|p| {
+        if p.peek() == Some(b'(') {
+            p.list_of(|p| match option(p, &mut out.max_size, &mut out.depth)? {
+                true => Ok(()),
+                false => Err("unknown METADATA option".into()),
+            })?;
+        } else if !option(p, &mut out.max_size, &mut out.depth)? {
+            out.entries.push(entry(p, false)?);
+        }
+        Ok(())
+    })?;
+    if out.entries.is_empty() {
+        return Err("METADATA needs an entry".into());
+    }
+    Ok(out)
 }
 
 /// `setmetadata = "SETMETADATA" SP mailbox SP entry-values`, `entry-values = "("
@@ -208,12 +252,38 @@ impl Session {
         cmd: GetMetadata,
         out: &mut Vec<u8>,
     ) -> Result<Outcome, ImapError> {
-        let (user, _) = self.user()?;
         let (target, name) = self.annotated(&cmd.mailbox).await?;
-        let wanted = cmd
+        let want = MetadataRequest {
+            entries: cmd.entries,
+            max_size: cmd.max_size,
+            depth: cmd.depth,
+        };
+        let longest = self.write_metadata(target, &name, &want, out).await?;
+        let mut done = response::Status::ok("GETMETADATA completed");
+        if let Some(n) = longest {
+            done = done.with(Code::Metadata(MetadataCode::LongEntries(n)));
+        }
+        Ok(Outcome::Done(done))
+    }
+
+    /// Writes the `* METADATA` response of `target` (named `name`) for `want`: every
+    /// requested entry and, per DEPTH (§4.2.2), those below it; a requested entry for
+    /// which nothing was found is listed as NIL (§3.2: "NIL (has no value)"). Values
+    /// longer than MAXSIZE are left out; returns the largest of their sizes (§4.2.1).
+    /// GETMETADATA and LIST's METADATA return option (RFC 9590 §3: "the same syntax
+    /// and semantics") both answer with it.
+    pub(in super::super) async fn write_metadata(
+        &self,
+        target: Annotated,
+        name: &str,
+        want: &MetadataRequest,
+        out: &mut Vec<u8>,
+    ) -> Result<Option<usize>, ImapError> {
+        let (user, _) = self.user()?;
+        let wanted = want
             .entries
             .iter()
-            .map(|e| (e.as_str().to_string(), cmd.depth))
+            .map(|e| (e.as_str().to_string(), want.depth))
             .collect();
         let mut found = self
             .ctx
@@ -223,23 +293,23 @@ impl Session {
             .await?;
         if target == Annotated::Server
             && let Some(admin) = &self.ctx.config.imap.metadata_admin
-            && cmd
+            && want
                 .entries
                 .iter()
-                .any(|e| cmd.depth.covers(e.as_str(), "/shared/admin"))
+                .any(|e| want.depth.covers(e.as_str(), "/shared/admin"))
         {
             // §3.2.1.1: read-only, from the configuration.
             found.insert("/shared/admin".into(), admin.as_bytes().to_vec());
         }
         let mut entries: std::collections::BTreeMap<String, Option<Vec<u8>>> =
             found.into_iter().map(|(k, v)| (k, Some(v))).collect();
-        for e in &cmd.entries {
-            if !entries.keys().any(|k| cmd.depth.covers(e.as_str(), k)) {
+        for e in &want.entries {
+            if !entries.keys().any(|k| want.depth.covers(e.as_str(), k)) {
                 entries.insert(e.as_str().to_string(), None);
             }
         }
         let mut longest: Option<usize> = None;
-        if let Some(max) = cmd.max_size {
+        if let Some(max) = want.max_size {
             let max = usize::try_from(max).unwrap_or(usize::MAX);
             entries.retain(|_, v| {
                 let len = v.as_ref().map_or(0, Vec::len);
@@ -252,7 +322,7 @@ impl Session {
         if !entries.is_empty() {
             let utf8 = self.utf8();
             out.extend_from_slice(b"* METADATA ");
-            response::mailbox(out, &name, utf8);
+            response::mailbox(out, name, utf8);
             let mut sep = b" (".as_slice();
             for (entry, v) in &entries {
                 out.extend_from_slice(sep);
@@ -263,11 +333,7 @@ impl Session {
             }
             out.extend_from_slice(b")\r\n");
         }
-        let mut done = response::Status::ok("GETMETADATA completed");
-        if let Some(n) = longest {
-            done = done.with(Code::Metadata(MetadataCode::LongEntries(n)));
-        }
-        Ok(Outcome::Done(done))
+        Ok(longest)
     }
 
     /// SETMETADATA (RFC 5464 §4.3): all entries or none. A value over
