@@ -10,6 +10,8 @@
 # * `compare`: the nestbox workloads of benches/compare.sh in its order (LMTP with 4
 #   connections, packing settled and compacted, multi-recipient LMTP, POP3, IMAP mix,
 #   pipelined mix, APPEND, login, POP3 with DELE), CLIENTS clients, DURATION s each.
+# * `idleconn`: the LMTP delivery, then one IMAP client that reads 500 messages and stays
+#   in IDLE all through IDLE_SECS (with it open, the server still gives back its caches).
 # * `stress`: `loadgen stress`, STRESS_CLIENTS IMAP clients for STRESS_SECS s over
 #   STRESS_USERS mailboxes (several clients per mailbox), APPENDs of STRESS_SIZE-byte
 #   messages, FETCH, STORE and concurrent EXPUNGEs; prints the 30 s samples.
@@ -21,7 +23,7 @@
 # session after the quiet period (what the server gave back has to come back) and of a
 # second one, and VmRSS after them.
 #
-# Knobs (environment): PHASES="compare stress" CLIENTS=10 DURATION=15 LIMIT=3000
+# Knobs (environment): PHASES="compare stress" (or idleconn) CLIENTS=10 DURATION=15 LIMIT=3000
 # PREFILL=100 APPENDS=50 STRESS_CLIENTS=50 STRESS_SECS=600 STRESS_USERS=10
 # STRESS_SIZE=32768 INTERVAL=2 IDLE_SECS=60 SETTLE_MAX=180 NB_BIN=path LOAD_BIN=path (use
 # these binaries instead of building) SAMPLES_OUT=file (keep every sample: phase, second,
@@ -56,6 +58,7 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/nestbox-rss.XXXXXX")
 SERVER_PID= SAMPLER_PID=
 cleanup() {
     [ -n "$SAMPLER_PID" ] && kill "$SAMPLER_PID" 2>/dev/null
+    [ -n "${IDLE_CLIENT_PID:-}" ] && kill "$IDLE_CLIENT_PID" 2>/dev/null
     nb_stop
     [ -n "${SAMPLES_OUT:-}" ] && [ -f "$TMP/samples" ] && cp "$TMP/samples" "$SAMPLES_OUT"
     [ -n "${KEEP_TMP:-}" ] || rm -rf "$TMP"
@@ -158,6 +161,36 @@ phase_compare() {
     load pop3 --addr "$A_POP3" --conns "$CLIENTS" --users "$users" --delete
 }
 
+# idleconn: the 3,000 LMTP messages, then one IMAP client reads 500 of them and stays
+# in IDLE through the idle period (a mail client left open): the server gives its caches
+# back while the connection lasts.
+phase_idleconn() {
+    load lmtp --addr "$A_LMTP" --conns 4 --messages $((LIMIT / 4)) --rcpts bench \
+        --corpus "$CORPUS" --limit "$LIMIT"
+    step "IMAP client, then IDLE"
+    python3 - "$A_IMAP" <<'PY' &
+import socket, sys, time
+host, port = sys.argv[1].rsplit(":", 1)
+s = socket.create_connection((host, int(port)))
+f = s.makefile("rb")
+f.readline()
+for n, c in enumerate(["LOGIN bench pw", "SELECT INBOX", "FETCH 1:500 BODY.PEEK[]"]):
+    tag = b"p%d" % n
+    s.sendall(tag + b" " + c.encode() + b"\r\n")
+    while True:
+        line = f.readline()
+        if not line or line.startswith(tag + b" "):
+            break
+        if line.rstrip().endswith(b"}"):
+            f.read(int(line.rstrip()[:-1].rsplit(b"{", 1)[1]))
+s.sendall(b"i IDLE\r\n")
+f.readline()
+time.sleep(3600)
+PY
+    IDLE_CLIENT_PID=$!
+    sleep 5
+}
+
 phase_stress() {
     load stress --addr "$A_IMAP" --conns "$STRESS_CLIENTS" --duration "$STRESS_SECS" \
         --users "u1..u$STRESS_USERS" --size "$STRESS_SIZE" --corpus "$CORPUS" --limit "$LIMIT"
@@ -214,6 +247,10 @@ for PHASE in $PHASES; do
     step idle
     sleep "$IDLE_SECS"
     after=$(rss_kib "$SERVER_PID")
+    if [ -n "${IDLE_CLIENT_PID:-}" ]; then
+        kill "$IDLE_CLIENT_PID" 2>/dev/null || true
+        IDLE_CLIENT_PID=
+    fi
     # What the quiet server's first client pays for what it gave back (caches, code
     # pages): one session of a user with mail (bench: the 3,000 LMTP messages), twice.
     step wake

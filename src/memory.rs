@@ -73,6 +73,14 @@ pub fn release_free() -> bool {
     }
 }
 
+/// The process's resident memory (`VmRSS` of /proc/self/status), where the system tells.
+pub fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_ascii_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
+}
+
 /// Asks the kernel to reclaim the resident pages of the program's own file: its code and
 /// read-only data, clean pages that come back from the file when next used. RSS counts
 /// every page of code run since start (14 MiB of the binary after the benchmark
@@ -158,6 +166,12 @@ mod tests {
         assert_eq!(own_file_mappings(maps, "/opt/nb").count(), 0);
         let spaced = "7f7434000000-7f743638f000 r-xp 00000000 fe:00 5     /opt/my mail/nestbox\n";
         assert_eq!(own_file_mappings(spaced, "/opt/my mail/nestbox").count(), 1);
+    }
+
+    #[test]
+    fn resident_memory_is_read() {
+        let rss = resident_bytes().unwrap();
+        assert!(rss > 1 << 20 && rss < 1 << 40, "{rss}");
     }
 
     #[test]

@@ -405,48 +405,69 @@ const MEMORY_TICK: Duration = Duration::from_secs(5);
 /// For how many ticks after the last connection closed it goes on: the packer and
 /// compaction still work for a while after the clients have gone.
 const MEMORY_QUIET_TICKS: u32 = 12;
-/// After how many quiet ticks the store's caches are dropped whole (redb's page cache
-/// too): long enough that a client reconnecting at once still finds them warm.
-const MEMORY_RELEASE_TICKS: u32 = 4;
+/// How long the store must have been without client reads and writes before its caches
+/// are dropped whole (redb's page cache too): long enough that a client coming back at
+/// once still finds them warm. Connections may stay open (a mail client in IDLE).
+const MEMORY_RELEASE_IDLE: Duration = Duration::from_secs(20);
+/// How much the server must have grown since the last release (or its start) before
+/// the next one: a release closes and reopens the database, a few writes and fsyncs, so
+/// work that leaves little behind (a metrics scrape every 15 s, a mail check) does not
+/// cause one each time.
+const MEMORY_RELEASE_GROWTH: u64 = 8 << 20;
 
 /// Gives the free memory the allocator keeps back to the system
 /// ([`crate::memory::release_free`]) every [`MEMORY_TICK`] while connections are open or
 /// opening, and for a minute after the last one closed; a server that stays quiet is left
 /// alone until the next connection. Decompressed packs not read for a tick go first.
-/// Under load this bounds what freed memory the arenas hold to about one tick's worth;
-/// [`MEMORY_RELEASE_TICKS`] after the clients leave, the store's caches go as well (once
-/// no background transaction is open), so the server shrinks to about what it held at
-/// start (docs/benchmarks.md, "Memory under load").
+/// Under load this bounds what freed memory the arenas hold to about one tick's worth.
+/// Once the store has seen no client read or write for [`MEMORY_RELEASE_IDLE`], if the
+/// server has grown by [`MEMORY_RELEASE_GROWTH`] since the last time, the store's caches
+/// go as well (once no background transaction is open) and the code pages after them,
+/// so the server shrinks to about what it held at start (docs/benchmarks.md, "Memory
+/// under load").
 async fn memory_timer(ctx: Context) {
     let mut seen = ctx.tracker.entered();
     let mut quiet: u32 = 0;
-    let mut released = false;
+    let mut floor = crate::memory::resident_bytes();
+    // Connections entered at the last release, where the size cannot be read.
+    let mut released_at = seen;
     loop {
         if !sleep_unless_shutdown(&ctx, MEMORY_TICK).await {
             return;
         }
         let entered = ctx.tracker.entered();
-        if entered != seen || ctx.tracker.live() > 0 {
+        let trim = if entered != seen || ctx.tracker.live() > 0 {
             seen = entered;
             quiet = 0;
-            released = false;
+            true
         } else if quiet < MEMORY_QUIET_TICKS {
             quiet += 1;
-        } else if released {
-            continue;
-        }
-        if quiet >= MEMORY_RELEASE_TICKS && !released {
-            match ctx.pipeline.store.release_caches().await {
-                Ok(done) => released = done,
+            true
+        } else {
+            false
+        };
+        let store = &ctx.pipeline.store;
+        let grown = match (crate::memory::resident_bytes(), floor) {
+            (Some(now), Some(floor)) => now > floor.saturating_add(MEMORY_RELEASE_GROWTH),
+            _ => entered != released_at,
+        };
+        if grown && store.idle_for() >= MEMORY_RELEASE_IDLE {
+            match store.release_caches().await {
+                Ok(true) => {
+                    crate::memory::release_code();
+                    crate::memory::release_free();
+                    floor = crate::memory::resident_bytes();
+                    released_at = entered;
+                    continue;
+                }
+                Ok(false) => {}
                 Err(e) => log::warn!("store: cannot release its caches: {e}"),
             }
-            if released {
-                crate::memory::release_code();
-            }
-        } else {
-            ctx.pipeline.store.drop_unused_caches(MEMORY_TICK);
         }
-        crate::memory::release_free();
+        if trim {
+            store.drop_unused_caches(MEMORY_TICK);
+            crate::memory::release_free();
+        }
     }
 }
 

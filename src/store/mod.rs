@@ -408,6 +408,12 @@ impl Store {
         self.shared.fts.drop_unused(idle);
     }
 
+    /// How long since the last client read ended or write committed (zero while a read
+    /// is in flight; background packing and indexing do not count).
+    pub fn idle_for(&self) -> Duration {
+        Duration::from_millis(self.shared.idle_for())
+    }
+
     /// Drops every cache the store keeps in memory, the zstd contexts and redb's page
     /// cache included ([`Shared::release_cache`]): for the memory timer once the server
     /// has been quiet for a while. False when a transaction was still open (try again
