@@ -241,7 +241,9 @@ impl Shared {
             .map_err(|_| StoreError::Storage("lock poisoned".into()))?;
         // The file lock is released only when the old handle is gone.
         drop(guard.take());
-        self.open_into(&mut guard)
+        self.open_into(&mut guard)?;
+        log::info!("store: database reopened");
+        Ok(())
     }
 
     /// Empties redb's page cache, which otherwise stays full (up to `store.cache_mib`)
@@ -265,6 +267,7 @@ impl Shared {
         let closed = db.close();
         self.open_into(&mut guard)?;
         closed?;
+        log::debug!("store: database reopened to empty its page cache");
         Ok(true)
     }
 
@@ -275,7 +278,6 @@ impl Shared {
             match builder(&self.config).create(&self.path) {
                 Ok(db) => {
                     *slot = Some(db);
-                    log::debug!("store: database opened again");
                     return Ok(());
                 }
                 // A read transaction that was in flight may still hold the old handle.
