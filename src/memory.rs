@@ -176,8 +176,8 @@ mod tests {
 
     #[test]
     fn releasing_the_code_keeps_the_program_running() {
+        // The test binary's own mappings are found and advised; the test goes on running
+        // from pages read back.
         assert!(release_code() > 0);
-        // The code runs on after its pages were reclaimed (this line is some of it).
-        assert_eq!(own_file_mappings("", "x").count(), 0);
     }
 }

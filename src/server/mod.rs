@@ -447,11 +447,12 @@ async fn memory_timer(ctx: Context) {
             false
         };
         let store = &ctx.pipeline.store;
-        let grown = match (crate::memory::resident_bytes(), floor) {
+        // The size is read (a /proc file) only once the store is quiet.
+        let grown = || match (crate::memory::resident_bytes(), floor) {
             (Some(now), Some(floor)) => now > floor.saturating_add(MEMORY_RELEASE_GROWTH),
             _ => entered != released_at,
         };
-        if grown && store.idle_for() >= MEMORY_RELEASE_IDLE {
+        if store.idle_for() >= MEMORY_RELEASE_IDLE && grown() {
             match store.release_caches().await {
                 Ok(true) => {
                     crate::memory::release_code();
