@@ -13,7 +13,6 @@
 //!   VANISHED.
 //! - MOVE out of a read-only (EXAMINEd) mailbox gets `NO [READ-ONLY]` (RFC 9051 §6.3.3).
 
-use super::grammar::Parser;
 use super::response::{Code, ImapError, Status};
 use super::sequence::SequenceSet;
 use super::session::{Outcome, Session, State, no};
@@ -63,18 +62,6 @@ fn range(a: u32, b: u32) -> String {
     }
 }
 
-/// The one `mailbox` argument after the sequence set (RFC 9051 §9 `copy`, `move`).
-fn mailbox_arg(args: &[u8]) -> Result<Vec<u8>, ImapError> {
-    let mut p = Parser::new(args);
-    let name = p.astring().map_err(ImapError::Bad)?;
-    if !p.rest().is_empty() {
-        return Err(ImapError::Bad(
-            "unexpected characters after the mailbox name".into(),
-        ));
-    }
-    Ok(name)
-}
-
 impl Session {
     /// The messages `set` names ([`super::view::View::resolve`]), as UIDs, with
     /// whether any of them is already expunged elsewhere.
@@ -100,21 +87,19 @@ impl Session {
     pub(super) async fn copy(
         &mut self,
         uid: bool,
-        set: Option<SequenceSet>,
-        args: &[u8],
+        set: SequenceSet,
+        raw: &[u8],
         remove: bool,
         out: &mut Vec<u8>,
     ) -> Result<Outcome, ImapError> {
         let verb = if remove { "MOVE" } else { "COPY" };
-        let raw = mailbox_arg(args)?;
-        let set = set.ok_or_else(|| ImapError::Bad("Missing sequence set".into()))?;
         let (src, read_only, origin) = match &self.state {
             State::Selected(account, v) => (v.mailbox, v.read_only, account.origin),
             _ => return Err(ImapError::Bad("Select a mailbox first".into())),
         };
         let named = self.resolve_set(&set, uid)?;
         let (user, user_name) = self.user()?;
-        let name = self.mailbox_name(&raw)?;
+        let name = self.mailbox_name(raw)?;
         if remove && read_only {
             return no(Code::ReadOnly, "Mailbox is read-only");
         }
@@ -237,14 +222,5 @@ mod tests {
         assert_eq!(uid_set(&[5]), "5");
         assert_eq!(uid_set(&[]), "");
         assert_eq!(uid_set(&[u32::MAX - 1, u32::MAX]), "4294967294:4294967295");
-    }
-
-    #[test]
-    fn mailbox_argument() {
-        assert_eq!(mailbox_arg(b"Archive").unwrap(), b"Archive");
-        assert_eq!(mailbox_arg(b"\"My box\"").unwrap(), b"My box");
-        assert_eq!(mailbox_arg(b"{3}\r\nabc").unwrap(), b"abc");
-        assert!(mailbox_arg(b"a b").is_err());
-        assert!(mailbox_arg(b"").is_err());
     }
 }

@@ -15,24 +15,23 @@ use super::sequence::SequenceSet;
 use super::session::{Outcome, Session, State, no};
 
 impl Session {
+    /// EXPUNGE (`uid_set` None) or UID EXPUNGE of `uid_set`.
     pub(super) async fn expunge(
         &mut self,
-        uid: bool,
-        set: Option<SequenceSet>,
+        uid_set: Option<SequenceSet>,
     ) -> Result<Outcome, ImapError> {
         let (mailbox, read_only, origin) = match &self.state {
             State::Selected(account, v) => (v.mailbox, v.read_only, account.origin),
             _ => return Err(ImapError::Bad("Select a mailbox first".into())),
         };
-        let restrict = match (uid, set) {
-            (false, _) => None,
-            (true, Some(set)) => Some(self.resolve_set(&set, true)?.uids),
-            (true, None) => return Err(ImapError::Bad("UID EXPUNGE needs a UID set".into())),
+        let restrict = match &uid_set {
+            None => None,
+            Some(set) => Some(self.resolve_set(set, true)?.uids),
         };
         if read_only {
             return no(Code::ReadOnly, "Mailbox is read-only");
         }
-        let done = if uid {
+        let done = if uid_set.is_some() {
             "UID EXPUNGE completed"
         } else {
             "EXPUNGE completed"

@@ -84,7 +84,7 @@ impl Item {
 }
 
 /// A parsed FETCH argument list.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FetchArgs {
     pub items: Vec<Item>,
     /// `(CHANGEDSINCE n)` (RFC 7162 §3.1.4.1); 0 is accepted as "everything"
@@ -260,40 +260,30 @@ fn att(p: &mut Parser<'_>) -> R<Item> {
 }
 
 /// `fetch = "FETCH" SP sequence-set SP ("ALL" / "FULL" / "FAST" / fetch-att /
-/// "(" fetch-att *(SP fetch-att) ")") [fetch-modifiers]` after the sequence set.
-pub fn parse_fetch(args: &[u8]) -> R<FetchArgs> {
-    let mut buf = args.to_vec();
-    buf.extend_from_slice(b"\r\n");
-    let mut p = Parser::new(&buf);
-    let mut items = Vec::new();
-    if p.eat(b'(') {
-        loop {
-            items.push(att(&mut p)?);
-            if p.eat(b')') {
-                break;
-            }
-            p.sp()?;
-        }
-    } else if p.keyword("ALL") {
-        items = vec![
+/// "(" fetch-att *(SP fetch-att) ")") [fetch-modifiers]`, after the sequence set.
+pub fn fetch_args(p: &mut Parser<'_>) -> R<FetchArgs> {
+    let items = if p.keyword("ALL") {
+        vec![
             Item::Flags,
             Item::InternalDate,
             Item::Rfc822Size,
             Item::Envelope,
-        ];
+        ]
     } else if p.keyword("FAST") {
-        items = vec![Item::Flags, Item::InternalDate, Item::Rfc822Size];
+        vec![Item::Flags, Item::InternalDate, Item::Rfc822Size]
     } else if p.keyword("FULL") {
-        items = vec![
+        vec![
             Item::Flags,
             Item::InternalDate,
             Item::Rfc822Size,
             Item::Envelope,
             Item::Body,
-        ];
+        ]
+    } else if p.peek() == Some(b'(') {
+        att_list(p)?
     } else {
-        items.push(att(&mut p)?);
-    }
+        vec![att(p)?]
+    };
     let mut changed_since = None;
     let mut vanished = false;
     let mut partial = None;
@@ -302,7 +292,7 @@ pub fn parse_fetch(args: &[u8]) -> R<FetchArgs> {
         loop {
             if p.keyword("CHANGEDSINCE") {
                 p.sp()?;
-                changed_since = Some(mod_sequence(&mut p)?);
+                changed_since = Some(mod_sequence(p)?);
             } else if p.keyword("VANISHED") {
                 vanished = true;
             } else if p.keyword("PARTIAL") {
@@ -311,7 +301,7 @@ pub fn parse_fetch(args: &[u8]) -> R<FetchArgs> {
                     return Err("PARTIAL given twice".into());
                 }
                 p.sp()?;
-                partial = Some(PartialRange::parse(&mut p)?);
+                partial = Some(PartialRange::parse(p)?);
             } else {
                 return Err("unknown FETCH modifier".into());
             }
@@ -321,13 +311,26 @@ pub fn parse_fetch(args: &[u8]) -> R<FetchArgs> {
             p.sp()?;
         }
     }
-    p.end()?;
     Ok(FetchArgs {
         items,
         changed_since,
         vanished,
         partial,
     })
+}
+
+/// `"(" fetch-att *(SP fetch-att) ")"`, also the list of NOTIFY's MessageNew (RFC 5465
+/// §8).
+pub fn att_list(p: &mut Parser<'_>) -> R<Vec<Item>> {
+    p.expect(b'(', "(")?;
+    let mut items = Vec::new();
+    loop {
+        items.push(att(p)?);
+        if p.eat(b')') {
+            return Ok(items);
+        }
+        p.sp()?;
+    }
 }
 
 /// The listing entry of `uid` (`list` in UID order).
@@ -386,12 +389,10 @@ impl Session {
     pub(super) async fn fetch(
         &mut self,
         uid: bool,
-        set: Option<SequenceSet>,
-        args: &[u8],
+        set: SequenceSet,
+        mut args: FetchArgs,
         out: &mut Vec<u8>,
     ) -> Result<FetchJob, ImapError> {
-        let mut args = parse_fetch(args).map_err(ImapError::Bad)?;
-        let set = set.ok_or_else(|| ImapError::Bad("FETCH needs a sequence set".into()))?;
         if args.vanished {
             // RFC 7162 §3.2.6: UID FETCH only, with CHANGEDSINCE, after ENABLE QRESYNC;
             // the expunges in the set come first, as `* VANISHED (EARLIER)`.
@@ -745,6 +746,10 @@ impl Session {
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
+
+    fn parse_fetch(args: &[u8]) -> R<FetchArgs> {
+        super::super::grammar::parse_whole(args, fetch_args)
+    }
 
     #[test]
     fn fetch_items_parse() {

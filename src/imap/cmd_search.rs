@@ -109,18 +109,16 @@ fn seq_set(p: &mut Parser<'_>) -> R<SequenceSet> {
     SequenceSet::parse(&raw).map_err(|e| e.to_string())
 }
 
-fn to_seqset(set: &SequenceSet, saved: &[u32]) -> (bool, SeqSet) {
+/// A sequence set inside a search key as a [`SeqSet`]; `None` for `$`.
+fn to_seqset(set: &SequenceSet) -> Option<SeqSet> {
     match set {
-        SequenceSet::Saved => (true, SeqSet::from_numbers(saved)),
+        SequenceSet::Saved => None,
         SequenceSet::Ranges(r) => {
             let b = |x: Bound| match x {
                 Bound::Num(n) => SeqBound::Value(n),
                 Bound::Star => SeqBound::Last,
             };
-            (
-                false,
-                SeqSet(r.iter().map(|(x, y)| (b(*x), b(*y))).collect()),
-            )
+            Some(SeqSet(r.iter().map(|(x, y)| (b(*x), b(*y))).collect()))
         }
     }
 }
@@ -134,8 +132,8 @@ fn nz_number(p: &mut Parser<'_>) -> R<u32> {
 }
 
 /// One `search-key` (RFC 9051 §9, RFC 3501 §9, RFC 5032, RFC 7162 §7, RFC 8514).
-/// `saved` is the SEARCHRES result (UIDs) that `$` stands for.
-fn key(p: &mut Parser<'_>, depth: usize, saved: &[u32]) -> R<SearchKey> {
+/// `$` (RFC 5182) is [`SearchKey::SavedResult`], resolved when the command runs.
+fn key(p: &mut Parser<'_>, depth: usize) -> R<SearchKey> {
     if depth > MAX_DEPTH {
         return Err("search keys nested too deeply".into());
     }
@@ -143,7 +141,7 @@ fn key(p: &mut Parser<'_>, depth: usize, saved: &[u32]) -> R<SearchKey> {
         p.eat(b'(');
         let mut keys = Vec::new();
         loop {
-            keys.push(key(p, depth.saturating_add(1), saved)?);
+            keys.push(key(p, depth.saturating_add(1))?);
             if p.eat(b')') {
                 return Ok(SearchKey::And(keys));
             }
@@ -153,13 +151,8 @@ fn key(p: &mut Parser<'_>, depth: usize, saved: &[u32]) -> R<SearchKey> {
     if p.peek()
         .is_some_and(|b| b.is_ascii_digit() || b == b'*' || b == b'$')
     {
-        let set = seq_set(p)?;
-        let (is_saved, s) = to_seqset(&set, saved);
-        return Ok(if is_saved {
-            SearchKey::Uid(s)
-        } else {
-            SearchKey::SeqSet(s)
-        });
+        // `$` as a key is the saved UIDs (RFC 5182 §2.1), not sequence numbers.
+        return Ok(to_seqset(&seq_set(p)?).map_or(SearchKey::SavedResult, SearchKey::SeqSet));
     }
     let word = p.atom()?.to_ascii_uppercase();
     let arg = |p: &mut Parser<'_>| -> R<Vec<u8>> {
@@ -230,18 +223,17 @@ fn key(p: &mut Parser<'_>, depth: usize, saved: &[u32]) -> R<SearchKey> {
         }
         b"UID" => {
             p.sp()?;
-            let set = seq_set(p)?;
-            SearchKey::Uid(to_seqset(&set, saved).1)
+            to_seqset(&seq_set(p)?).map_or(SearchKey::SavedResult, SearchKey::Uid)
         }
         b"NOT" => {
             p.sp()?;
-            SearchKey::Not(Box::new(key(p, depth.saturating_add(1), saved)?))
+            SearchKey::Not(Box::new(key(p, depth.saturating_add(1))?))
         }
         b"OR" => {
             p.sp()?;
-            let a = key(p, depth.saturating_add(1), saved)?;
+            let a = key(p, depth.saturating_add(1))?;
             p.sp()?;
-            let b = key(p, depth.saturating_add(1), saved)?;
+            let b = key(p, depth.saturating_add(1))?;
             SearchKey::Or(Box::new(a), Box::new(b))
         }
         b"MODSEQ" => {
@@ -307,13 +299,13 @@ pub(super) fn return_options(p: &mut Parser<'_>) -> R<Option<(Return, bool)>> {
     Ok(Some((r, save)))
 }
 
-/// `search-key *(SP search-key)` to the end of the command: one key, or their AND.
-pub(super) fn search_program(p: &mut Parser<'_>, saved: &[u32]) -> R<SearchKey> {
-    let mut keys = vec![key(p, 1, saved)?];
+/// `search-key *(SP search-key)`, the last argument of its command: one key, or
+/// their AND.
+pub(super) fn search_program(p: &mut Parser<'_>) -> R<SearchKey> {
+    let mut keys = vec![key(p, 1)?];
     while p.eat(b' ') {
-        keys.push(key(p, 1, saved)?);
+        keys.push(key(p, 1)?);
     }
-    p.end()?;
     Ok(if keys.len() == 1 {
         keys.pop().unwrap_or(SearchKey::All)
     } else {
@@ -322,12 +314,9 @@ pub(super) fn search_program(p: &mut Parser<'_>, saved: &[u32]) -> R<SearchKey> 
 }
 
 /// `search = "SEARCH" [search-return-opts] SP search-program` (RFC 4731 §3.1,
-/// RFC 9051 §9), the text after `SEARCH `.
-pub fn parse_search(args: &[u8], saved: &[u32]) -> R<SearchArgs> {
-    let mut buf = args.to_vec();
-    buf.extend_from_slice(b"\r\n");
-    let mut p = Parser::new(&buf);
-    let (ret, save) = match return_options(&mut p)? {
+/// RFC 9051 §9), after `SEARCH `, up to the CRLF.
+pub fn search_args(p: &mut Parser<'_>) -> R<SearchArgs> {
+    let (ret, save) = match return_options(p)? {
         Some((r, save)) => (Some(r), save),
         None => (None, false),
     };
@@ -337,7 +326,7 @@ pub fn parse_search(args: &[u8], saved: &[u32]) -> R<SearchArgs> {
         charset = Some(String::from_utf8_lossy(&p.astring()?).to_ascii_uppercase());
         p.sp()?;
     }
-    let key = search_program(&mut p, saved)?;
+    let key = search_program(p)?;
     Ok(SearchArgs {
         ret,
         save,
@@ -373,14 +362,10 @@ impl Session {
         &mut self,
         tag: &str,
         uid: bool,
-        args: &[u8],
+        mut a: SearchArgs,
         out: &mut Vec<u8>,
     ) -> Result<Outcome, ImapError> {
-        let saved = self.saved_result();
-        if args.is_empty() {
-            return Err(ImapError::Bad("SEARCH needs a search key".into()));
-        }
-        let a = parse_search(args, &saved).map_err(ImapError::Bad)?;
+        a.key.resolve_saved(&self.saved_result());
         let update = a.ret.is_some_and(|r| r.update);
         if update {
             self.check_update_tag(tag)?;
@@ -634,10 +619,16 @@ impl Session {
 mod tests {
     use super::*;
 
+    fn parse_search(args: &[u8]) -> R<SearchArgs> {
+        super::super::grammar::parse_whole(args, search_args)
+    }
+
     fn k(s: &str) -> SearchKey {
-        parse_search(s.as_bytes(), &[7, 9])
+        let mut key = parse_search(s.as_bytes())
             .unwrap_or_else(|e| panic!("{s}: {e}"))
-            .key
+            .key;
+        key.resolve_saved(&[7, 9]);
+        key
     }
 
     #[test]
@@ -667,12 +658,12 @@ mod tests {
             k("SUBJECT {3}\r\nfoo"),
             SearchKey::Header(b"Subject".to_vec(), b"foo".to_vec())
         );
-        let a = parse_search(b"RETURN (partial -1:-100 COUNT) UNSEEN", &[]).unwrap();
+        let a = parse_search(b"RETURN (partial -1:-100 COUNT) UNSEEN").unwrap();
         assert!(
             a.ret
                 .is_some_and(|r| r.count && r.partial.is_some() && !r.all)
         );
-        let a = parse_search(b"RETURN (MIN COUNT SAVE) CHARSET utf-8 1:*", &[]).unwrap();
+        let a = parse_search(b"RETURN (MIN COUNT SAVE) CHARSET utf-8 1:*").unwrap();
         assert!(a.save);
         assert_eq!(a.charset.as_deref(), Some("UTF-8"));
         assert_eq!(
@@ -709,9 +700,9 @@ mod tests {
             "RETURN (PARTIAL 1:4294967296) ALL",
             "ALL extra)",
         ] {
-            assert!(parse_search(bad.as_bytes(), &[]).is_err(), "{bad}");
+            assert!(parse_search(bad.as_bytes()).is_err(), "{bad}");
         }
         let deep = "NOT ".repeat(100) + "ALL";
-        assert!(parse_search(deep.as_bytes(), &[]).is_err());
+        assert!(parse_search(deep.as_bytes()).is_err());
     }
 }

@@ -23,17 +23,14 @@ pub struct StoreArgs {
 
 /// `[SP "(" "UNCHANGEDSINCE" SP mod-sequence-valzer ")"] SP ("+" / "-") "FLAGS"
 /// [".SILENT"] SP (flag-list / (flag *(SP flag)))`, after the sequence set.
-pub fn parse_store(args: &[u8]) -> Result<StoreArgs, String> {
-    let mut buf = args.to_vec();
-    buf.extend_from_slice(b"\r\n");
-    let mut p = Parser::new(&buf);
+pub fn store_args(p: &mut Parser<'_>) -> Result<StoreArgs, String> {
     let mut unchanged_since = None;
     if p.eat(b'(') {
         if !p.keyword("UNCHANGEDSINCE") {
             return Err("unknown STORE modifier".into());
         }
         p.sp()?;
-        unchanged_since = Some(mod_sequence(&mut p)?);
+        unchanged_since = Some(mod_sequence(p)?);
         p.expect(b')', ")")?;
         p.sp()?;
     }
@@ -66,7 +63,6 @@ pub fn parse_store(args: &[u8]) -> Result<StoreArgs, String> {
         }
         v
     };
-    p.end()?;
     Ok(StoreArgs {
         unchanged_since,
         mode,
@@ -80,12 +76,10 @@ impl Session {
     pub(super) async fn store(
         &mut self,
         uid: bool,
-        set: Option<SequenceSet>,
-        args: &[u8],
+        set: SequenceSet,
+        args: StoreArgs,
         out: &mut Vec<u8>,
     ) -> Result<Outcome, ImapError> {
-        let args = parse_store(args).map_err(ImapError::Bad)?;
-        let set = set.ok_or_else(|| ImapError::Bad("STORE needs a sequence set".into()))?;
         // `\Recent` cannot be stored (RFC 3501 §2.3.2): split_flags ignores it.
         let (flags, keywords) = split_flags(&args.flags)?;
         if args.unchanged_since.is_some() {
@@ -208,6 +202,10 @@ fn store_completed(expunge_issued: bool) -> Outcome {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    fn parse_store(args: &[u8]) -> Result<StoreArgs, String> {
+        super::super::grammar::parse_whole(args, store_args)
+    }
 
     #[test]
     fn store_args_parse() {

@@ -5,6 +5,10 @@
 //! Mailbox names stay raw bytes here: whether they are modified UTF-7 or UTF-8 depends on
 //! the session (RFC 6855 §3), so the session decodes them.
 
+use super::cmd::{sort::SortArgs, thread::ThreadArgs};
+use super::cmd_fetch::FetchArgs;
+use super::cmd_search::SearchArgs;
+use super::cmd_store::StoreArgs;
 use super::sequence::SequenceSet;
 use crate::util::{days_from_civil, month_from_name};
 
@@ -120,19 +124,37 @@ pub enum AppendData {
     Catenate(Vec<super::cmd::catenate::CatPart>),
 }
 
-/// Message-level commands; their arguments are parsed by the message layer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Message commands (RFC 9051 §6.4) and their UID forms, fully parsed; each one's
+/// argument grammar lives beside its handler.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MessageCommand {
-    Fetch,
-    Store,
-    Search,
-    Copy,
-    Move,
-    Expunge,
-    /// RFC 5256 SORT (`imap::cmd::sort` parses the arguments).
-    Sort,
+    Fetch(SequenceSet, FetchArgs),
+    Store(SequenceSet, StoreArgs),
+    /// COPY and MOVE (RFC 6851): the set and the target mailbox as sent.
+    Copy(SequenceSet, Vec<u8>),
+    Move(SequenceSet, Vec<u8>),
+    /// EXPUNGE has no set, UID EXPUNGE has one (RFC 9051 §6.4.9).
+    Expunge(Option<SequenceSet>),
+    Search(SearchArgs),
+    /// RFC 5256 SORT (`imap::cmd::sort`).
+    Sort(SortArgs),
     /// RFC 5256 THREAD (`imap::cmd::thread`).
-    Thread,
+    Thread(ThreadArgs),
+}
+
+impl MessageCommand {
+    pub fn name(&self) -> &'static str {
+        match self {
+            MessageCommand::Fetch(..) => "FETCH",
+            MessageCommand::Store(..) => "STORE",
+            MessageCommand::Copy(..) => "COPY",
+            MessageCommand::Move(..) => "MOVE",
+            MessageCommand::Expunge(_) => "EXPUNGE",
+            MessageCommand::Search(_) => "SEARCH",
+            MessageCommand::Sort(_) => "SORT",
+            MessageCommand::Thread(_) => "THREAD",
+        }
+    }
 }
 
 /// COMPRESS mechanisms (RFC 4978 §3; DEFLATE is the only one registered).
@@ -254,14 +276,10 @@ pub enum CommandBody {
     SetMetadata(super::cmd::metadata::SetMetadata),
     /// RFC 5267 §4.3.5: the tags of the contexts to stop (`imap::cmd::context`).
     CancelUpdate(Vec<String>),
-    /// FETCH, STORE, SEARCH, COPY, MOVE, EXPUNGE and their UID forms. `args` is the
-    /// command text after the name (literals inline, CRLF removed); `set` is the leading
-    /// sequence set where the command has one.
+    /// FETCH, STORE, SEARCH, COPY, MOVE, EXPUNGE, SORT, THREAD and their UID forms.
     Message {
-        command: MessageCommand,
         uid: bool,
-        set: Option<SequenceSet>,
-        args: Vec<u8>,
+        command: MessageCommand,
     },
 }
 
@@ -303,16 +321,7 @@ impl CommandBody {
             CommandBody::GetMetadata(_) => "GETMETADATA",
             CommandBody::SetMetadata(_) => "SETMETADATA",
             CommandBody::CancelUpdate(_) => "CANCELUPDATE",
-            CommandBody::Message { command, .. } => match command {
-                MessageCommand::Fetch => "FETCH",
-                MessageCommand::Store => "STORE",
-                MessageCommand::Search => "SEARCH",
-                MessageCommand::Copy => "COPY",
-                MessageCommand::Move => "MOVE",
-                MessageCommand::Expunge => "EXPUNGE",
-                MessageCommand::Sort => "SORT",
-                MessageCommand::Thread => "THREAD",
-            },
+            CommandBody::Message { command, .. } => command.name(),
         }
     }
 }
@@ -788,54 +797,57 @@ fn parse_id(p: &mut Parser<'_>) -> R<CommandBody> {
     Ok(CommandBody::Id(Some(out)))
 }
 
-/// The body of a message command: a sequence set first where there is one.
-fn parse_message(p: &mut Parser<'_>, command: MessageCommand, uid: bool) -> R<CommandBody> {
-    let mut set = None;
-    // SEARCH, SORT and THREAD have no leading set (their keys may hold one); UID
-    // EXPUNGE has one.
-    let searches = matches!(
-        command,
-        MessageCommand::Search | MessageCommand::Sort | MessageCommand::Thread
-    );
-    let has_set = !searches;
-    if matches!(command, MessageCommand::Expunge) && !uid {
-        p.end()?;
-        return Ok(CommandBody::Message {
-            command,
-            uid,
-            set,
-            args: Vec::new(),
-        });
+/// `sequence-set` (RFC 9051 §9), `$` included (RFC 5182).
+fn sequence_set(p: &mut Parser<'_>) -> R<SequenceSet> {
+    let s = p.take_while(|b| b.is_ascii_digit() || matches!(b, b':' | b',' | b'*' | b'$'));
+    SequenceSet::parse(s).map_err(|e| e.to_string())
+}
+
+/// A message command after its name (and `UID`): `SP` and its arguments, without the
+/// CRLF.
+fn parse_message(p: &mut Parser<'_>, name: &[u8], uid: bool) -> R<MessageCommand> {
+    use super::cmd::{sort::sort_args, thread::thread_args};
+    use super::cmd_fetch::fetch_args;
+    use super::cmd_search::search_args;
+    use super::cmd_store::store_args;
+    // RFC 9051 §6.4.3: `expunge = "EXPUNGE"`; RFC 4315 §2.1 `uid-expunge = "UID" SP
+    // "EXPUNGE" SP sequence-set`.
+    if name == b"EXPUNGE" {
+        if !uid {
+            return Ok(MessageCommand::Expunge(None));
+        }
+        p.sp()?;
+        return Ok(MessageCommand::Expunge(Some(sequence_set(p)?)));
     }
     p.sp()?;
-    let start = p.pos;
-    if has_set {
-        let s = p.take_while(|b| b.is_ascii_digit() || matches!(b, b':' | b',' | b'*' | b'$'));
-        set = Some(SequenceSet::parse(s).map_err(|e| e.to_string())?);
-        if !matches!(command, MessageCommand::Expunge) {
+    Ok(match name {
+        b"SEARCH" => MessageCommand::Search(search_args(p)?),
+        b"SORT" => MessageCommand::Sort(sort_args(p)?),
+        b"THREAD" => MessageCommand::Thread(thread_args(p)?),
+        _ => {
+            let set = sequence_set(p)?;
             p.sp()?;
+            match name {
+                b"FETCH" => MessageCommand::Fetch(set, fetch_args(p)?),
+                b"STORE" => MessageCommand::Store(set, store_args(p)?),
+                b"COPY" => MessageCommand::Copy(set, p.astring()?),
+                b"MOVE" => MessageCommand::Move(set, p.astring()?),
+                _ => return Err("unknown command".into()),
+            }
         }
-    }
-    let _ = start;
-    let rest = p.rest();
-    let args = rest
-        .strip_suffix(b"\n")
-        .map(|r| r.strip_suffix(b"\r").unwrap_or(r))
-        .ok_or("missing CRLF")?
-        .to_vec();
-    if matches!(command, MessageCommand::Expunge) {
-        if !args.is_empty() {
-            return Err("unexpected arguments".into());
-        }
-    } else if args.is_empty() && !searches {
-        return Err("missing arguments".into());
-    }
-    Ok(CommandBody::Message {
-        command,
-        uid,
-        set,
-        args,
     })
+}
+
+/// Parses `args` (a command's arguments, without the CRLF) with `f`, to the end: for
+/// the unit tests of the argument grammars.
+#[cfg(test)]
+pub fn parse_whole<T>(args: &[u8], f: impl FnOnce(&mut Parser<'_>) -> R<T>) -> R<T> {
+    let mut buf = args.to_vec();
+    buf.extend_from_slice(b"\r\n");
+    let mut p = Parser::new(&buf);
+    let v = f(&mut p)?;
+    p.end()?;
+    Ok(v)
 }
 
 fn parse_body(p: &mut Parser<'_>, name: &[u8]) -> R<CommandBody> {
@@ -964,29 +976,32 @@ fn parse_body(p: &mut Parser<'_>, name: &[u8]) -> R<CommandBody> {
             CommandBody::Status { mailbox, items }
         }
         b"APPEND" => parse_append(p)?,
-        b"FETCH" => return parse_message(p, MessageCommand::Fetch, false),
-        b"STORE" => return parse_message(p, MessageCommand::Store, false),
-        b"SEARCH" => return parse_message(p, MessageCommand::Search, false),
-        b"COPY" => return parse_message(p, MessageCommand::Copy, false),
-        b"MOVE" => return parse_message(p, MessageCommand::Move, false),
-        b"EXPUNGE" => return parse_message(p, MessageCommand::Expunge, false),
-        b"SORT" => return parse_message(p, MessageCommand::Sort, false),
-        b"THREAD" => return parse_message(p, MessageCommand::Thread, false),
+        b"FETCH" | b"STORE" | b"SEARCH" | b"COPY" | b"MOVE" | b"EXPUNGE" | b"SORT" | b"THREAD" => {
+            CommandBody::Message {
+                uid: false,
+                command: parse_message(p, name, false)?,
+            }
+        }
         b"UID" => {
             p.sp()?;
             let sub = p.atom()?.to_ascii_uppercase();
-            let command = match sub.as_slice() {
-                b"FETCH" => MessageCommand::Fetch,
-                b"STORE" => MessageCommand::Store,
-                b"SEARCH" => MessageCommand::Search,
-                b"COPY" => MessageCommand::Copy,
-                b"MOVE" => MessageCommand::Move,
-                b"EXPUNGE" => MessageCommand::Expunge,
-                b"SORT" => MessageCommand::Sort,
-                b"THREAD" => MessageCommand::Thread,
-                _ => return Err("unknown UID command".into()),
-            };
-            return parse_message(p, command, true);
+            if !matches!(
+                sub.as_slice(),
+                b"FETCH"
+                    | b"STORE"
+                    | b"SEARCH"
+                    | b"COPY"
+                    | b"MOVE"
+                    | b"EXPUNGE"
+                    | b"SORT"
+                    | b"THREAD"
+            ) {
+                return Err("unknown UID command".into());
+            }
+            CommandBody::Message {
+                uid: true,
+                command: parse_message(p, &sub, true)?,
+            }
         }
         _ => return Err("unknown command".into()),
     };
@@ -1140,6 +1155,17 @@ mod tests {
             b"a COMPRESS GZIP\r\n",
             b"a COMPRESS DEFLATE 9\r\n",
             b"a UNAUTHENTICATE now\r\n",
+            b"a COPY 1 a b\r\n",
+            b"a COPY 1\r\n",
+            b"a COPY Archive\r\n",
+            b"a EXPUNGE 1\r\n",
+            b"a UID EXPUNGE\r\n",
+            b"a FETCH 1:x FLAGS\r\n",
+            b"a FETCH 1 FLAGS extra\r\n",
+            b"a STORE 1 FLAGS\r\n",
+            b"a SEARCH\r\n",
+            b"a UID BOGUS 1\r\n",
+            b"a SORT (DATE) UTF-8\r\n",
         ] {
             assert!(
                 parse_command(bad).is_err(),
@@ -1213,12 +1239,55 @@ mod tests {
     }
 
     #[test]
-    fn uid_commands_keep_raw_arguments() {
-        let CommandBody::Message { uid, set, args, .. } = ok(b"a UID FETCH 1:* (FLAGS)\r\n") else {
+    fn message_commands_are_parsed_whole() {
+        let CommandBody::Message {
+            uid: true,
+            command: MessageCommand::Fetch(set, args),
+        } = ok(b"a UID FETCH 1:* (FLAGS)\r\n")
+        else {
             panic!()
         };
-        assert!(uid && set.is_some());
-        assert_eq!(args, b"(FLAGS)");
+        assert_eq!(set, SequenceSet::parse(b"1:*").unwrap());
+        assert_eq!(args.items, vec![super::super::cmd_fetch::Item::Flags]);
+        // The target mailbox of COPY and MOVE is an astring (RFC 9051 §9).
+        for (line, name) in [
+            (&b"a COPY 1 Archive\r\n"[..], &b"Archive"[..]),
+            (b"a MOVE 1 \"My box\"\r\n", b"My box"),
+            (b"a UID COPY 1:3 {3+}\r\nabc\r\n", b"abc"),
+        ] {
+            let CommandBody::Message { command, .. } = ok(line) else {
+                panic!()
+            };
+            assert!(
+                matches!(&command, MessageCommand::Copy(_, m) | MessageCommand::Move(_, m) if m == name),
+                "{command:?}"
+            );
+        }
+        assert!(matches!(
+            ok(b"a UID EXPUNGE 4:7\r\n"),
+            CommandBody::Message {
+                uid: true,
+                command: MessageCommand::Expunge(Some(_))
+            }
+        ));
+        assert!(matches!(
+            ok(b"a EXPUNGE\r\n"),
+            CommandBody::Message {
+                uid: false,
+                command: MessageCommand::Expunge(None)
+            }
+        ));
+        // `$` stays a key of its own until the command runs (RFC 5182 §2.1).
+        let CommandBody::Message {
+            command: MessageCommand::Search(s),
+            ..
+        } = ok(b"a SEARCH RETURN (SAVE) $ UNSEEN\r\n")
+        else {
+            panic!()
+        };
+        assert!(
+            matches!(&s.key, super::super::search::SearchKey::And(k) if k[0] == super::super::search::SearchKey::SavedResult)
+        );
     }
 
     #[test]

@@ -98,8 +98,7 @@ impl DateCmp {
     }
 }
 
-/// A search key (RFC 9051 §6.4.4). The session converts what the grammar gives it
-/// (see the `From<&imap_types::search::SearchKey>` impl for imap-codec 1.0 output);
+/// A search key (RFC 9051 §6.4.4), as the grammar parses it (`cmd_search::search_program`);
 /// FROM/TO/CC/BCC/SUBJECT are `Header` keys on those fields.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SearchKey {
@@ -111,6 +110,9 @@ pub enum SearchKey {
     /// Message sequence numbers.
     SeqSet(SeqSet),
     Uid(SeqSet),
+    /// `$`, the result saved by SEARCH RETURN (SAVE) (RFC 5182 §2.1): UIDs, read when
+    /// the command runs ([`SearchKey::resolve_saved`]); unresolved it matches nothing.
+    SavedResult,
     /// A system flag bit ([`SystemFlags`]) set (`true`) or clear (`false`):
     /// ANSWERED/UNANSWERED, DELETED, DRAFT, FLAGGED, SEEN.
     Flag(u8, bool),
@@ -146,6 +148,21 @@ pub enum SearchKey {
 }
 
 impl SearchKey {
+    /// Replaces every `$` with the UIDs of the saved result (RFC 5182 §2.1: the
+    /// result as it is when the command runs).
+    pub fn resolve_saved(&mut self, saved: &[u32]) {
+        match self {
+            SearchKey::SavedResult => *self = SearchKey::Uid(SeqSet::from_numbers(saved)),
+            SearchKey::And(keys) => keys.iter_mut().for_each(|k| k.resolve_saved(saved)),
+            SearchKey::Or(a, b) => {
+                a.resolve_saved(saved);
+                b.resolve_saved(saved);
+            }
+            SearchKey::Not(k) => k.resolve_saved(saved),
+            _ => {}
+        }
+    }
+
     /// FROM/TO/CC/BCC/SUBJECT as a header key.
     pub fn header(name: &str, value: &[u8]) -> SearchKey {
         SearchKey::Header(name.as_bytes().to_vec(), value.to_vec())
@@ -369,6 +386,7 @@ pub fn matches(
         SearchKey::All | SearchKey::SaveDateSupported => true,
         SearchKey::SeqSet(set) => set.contains(m.seq, scope.exists),
         SearchKey::Uid(set) => set.contains(m.uid, scope.max_uid),
+        SearchKey::SavedResult => false,
         SearchKey::Flag(bit, set) => flag(*bit) == *set,
         SearchKey::Keyword(k, set) => {
             m.keywords.iter().any(|have| have.eq_ignore_ascii_case(k)) == *set

@@ -165,13 +165,12 @@ fn expunge_allowed(body: &CommandBody) -> bool {
     !matches!(
         body,
         CommandBody::Message {
-            command: MessageCommand::Fetch
-                | MessageCommand::Store
-                | MessageCommand::Search
-                | MessageCommand::Sort
-                | MessageCommand::Thread,
+            command: MessageCommand::Fetch(..)
+                | MessageCommand::Store(..)
+                | MessageCommand::Search(_)
+                | MessageCommand::Sort(_)
+                | MessageCommand::Thread(_),
             uid: false,
-            ..
         }
     )
 }
@@ -544,65 +543,28 @@ impl Session {
             C::GetMetadata(cmd) => self.get_metadata(cmd, out).await,
             C::SetMetadata(cmd) => self.set_metadata(cmd).await,
             C::CancelUpdate(tags) => self.cancel_update(&tags),
-            C::Message {
-                command: command @ (MessageCommand::Copy | MessageCommand::Move),
-                uid,
-                set,
-                args,
-            } => {
-                self.copy(
-                    uid,
-                    set,
-                    &args,
-                    matches!(command, MessageCommand::Move),
-                    out,
-                )
-                .await
-            }
-            C::Message {
-                command: MessageCommand::Expunge,
-                uid,
-                set,
-                ..
-            } => self.expunge(uid, set).await,
-            C::Message {
-                command: MessageCommand::Fetch,
-                uid,
-                set,
-                args,
-            } => {
-                let job = self.fetch(uid, set, &args, out).await?;
-                self.fetching = Some(Fetching {
-                    tag: tag.to_string(),
-                    allow_expunge: uid,
-                    job,
-                });
-                Ok(Outcome::Action(Action::Fetch))
-            }
-            C::Message {
-                command: MessageCommand::Store,
-                uid,
-                set,
-                args,
-            } => self.store(uid, set, &args, out).await,
-            C::Message {
-                command: MessageCommand::Search,
-                uid,
-                args,
-                ..
-            } => self.search(tag, uid, &args, out).await,
-            C::Message {
-                command: MessageCommand::Sort,
-                uid,
-                args,
-                ..
-            } => self.sort(tag, uid, &args, out).await,
-            C::Message {
-                command: MessageCommand::Thread,
-                uid,
-                args,
-                ..
-            } => self.thread(uid, &args, out).await,
+            C::Message { uid, command } => match command {
+                MessageCommand::Copy(set, mailbox) => {
+                    self.copy(uid, set, &mailbox, false, out).await
+                }
+                MessageCommand::Move(set, mailbox) => {
+                    self.copy(uid, set, &mailbox, true, out).await
+                }
+                MessageCommand::Expunge(uid_set) => self.expunge(uid_set).await,
+                MessageCommand::Fetch(set, args) => {
+                    let job = self.fetch(uid, set, args, out).await?;
+                    self.fetching = Some(Fetching {
+                        tag: tag.to_string(),
+                        allow_expunge: uid,
+                        job,
+                    });
+                    Ok(Outcome::Action(Action::Fetch))
+                }
+                MessageCommand::Store(set, args) => self.store(uid, set, args, out).await,
+                MessageCommand::Search(args) => self.search(tag, uid, args, out).await,
+                MessageCommand::Sort(args) => self.sort(tag, uid, args, out).await,
+                MessageCommand::Thread(args) => self.thread(uid, args, out).await,
+            },
         }
     }
 

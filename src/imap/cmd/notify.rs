@@ -30,6 +30,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::super::cmd_fetch::{FetchArgs, Item, att_list};
 use super::super::grammar::Parser;
 use super::super::response::{self, Code, ImapError};
 use super::super::sequence::SequenceSet;
@@ -57,8 +58,8 @@ pub enum Filter {
 /// `event` (RFC 5465 §8).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    /// With the `(fetch-att ...)` list as sent (parentheses included), if any.
-    MessageNew(Option<Vec<u8>>),
+    /// With the items of its `(fetch-att ...)` list, if any.
+    MessageNew(Option<Vec<Item>>),
     MessageExpunge,
     FlagChange,
     AnnotationChange,
@@ -178,11 +179,10 @@ fn event(p: &mut Parser<'_>) -> R<Event> {
     let name = p.atom()?.to_ascii_lowercase();
     Ok(match name.as_slice() {
         b"messagenew" => {
-            // `MessageNew [SP "(" fetch-att *(SP fetch-att) ")"]`: the list is kept as
-            // sent and checked by the FETCH grammar when the command runs.
+            // `MessageNew [SP "(" fetch-att *(SP fetch-att) ")"]`, in FETCH's grammar.
             let fetch = if p.rest().starts_with(b" (") {
                 p.sp()?;
-                Some(fetch_list(p)?)
+                Some(att_list(p)?)
             } else {
                 None
             };
@@ -197,41 +197,6 @@ fn event(p: &mut Parser<'_>) -> R<Event> {
         b"servermetadatachange" => Event::ServerMetadataChange,
         _ => Event::Other(String::from_utf8_lossy(&name).into_owned()),
     })
-}
-
-/// A parenthesised list up to its matching `)`, quoted strings skipped whole.
-fn fetch_list(p: &mut Parser<'_>) -> R<Vec<u8>> {
-    let rest = p.rest();
-    let mut depth = 0usize;
-    let mut quoted = false;
-    let mut escaped = false;
-    for (i, &b) in rest.iter().enumerate() {
-        if quoted {
-            match (escaped, b) {
-                (false, b'\\') => escaped = true,
-                (false, b'"') => quoted = false,
-                _ => escaped = false,
-            }
-            continue;
-        }
-        match b {
-            b'"' => quoted = true,
-            b'(' => depth = depth.saturating_add(1),
-            b')' => {
-                depth = depth.saturating_sub(1);
-                if depth == 0 {
-                    let list = rest.get(..=i).unwrap_or_default().to_vec();
-                    for _ in 0..=i {
-                        p.eat(p.peek().unwrap_or(0));
-                    }
-                    return Ok(list);
-                }
-            }
-            b'\r' | b'\n' => break,
-            _ => {}
-        }
-    }
-    Err("unterminated fetch-att list".into())
 }
 
 /// Which mailboxes a group of non-selected events covers, names canonical.
@@ -260,8 +225,8 @@ struct Group {
 #[derive(Debug, Clone)]
 struct SelectedEvents {
     delayed: bool,
-    /// `MessageNew (fetch-att ...)`: the FETCH arguments for new messages.
-    fetch: Option<Vec<u8>>,
+    /// `MessageNew (fetch-att ...)`: the FETCH items for new messages.
+    fetch: Option<Vec<Item>>,
 }
 
 /// A session's NOTIFY state.
@@ -406,10 +371,6 @@ impl Session {
             let watch = match g.filter {
                 Filter::Selected | Filter::SelectedDelayed => {
                     if let Some(fetch) = fetch {
-                        if let Some(list) = &fetch {
-                            // Checked now, so a bad list is a BAD of NOTIFY.
-                            super::super::cmd_fetch::parse_fetch(list).map_err(ImapError::Bad)?;
-                        }
                         selected = Some(SelectedEvents {
                             delayed: g.filter == Filter::SelectedDelayed,
                             fetch,
@@ -524,8 +485,8 @@ impl Session {
         };
         let before = self.view().map(|v| (v.mailbox, v.last_uid()));
         self.updates(!selected.delayed, out).await;
-        if let (Some(args), Some((mailbox, last))) = (selected.fetch, before) {
-            self.notify_fetch_new(mailbox, last, &args, out).await;
+        if let (Some(items), Some((mailbox, last))) = (selected.fetch, before) {
+            self.notify_fetch_new(mailbox, last, items, out).await;
         }
         self.notify_others(out).await;
     }
@@ -541,7 +502,13 @@ impl Session {
     }
 
     /// RFC 5465 §5.2: a FETCH with the MessageNew items of the messages above `last`.
-    async fn notify_fetch_new(&mut self, mailbox: u64, last: u32, args: &[u8], out: &mut Vec<u8>) {
+    async fn notify_fetch_new(
+        &mut self,
+        mailbox: u64,
+        last: u32,
+        items: Vec<Item>,
+        out: &mut Vec<u8>,
+    ) {
         let Some(view) = self.view().filter(|v| v.mailbox == mailbox) else {
             return;
         };
@@ -551,7 +518,11 @@ impl Session {
         let Ok(set) = SequenceSet::parse(format!("{}:*", last.saturating_add(1)).as_bytes()) else {
             return;
         };
-        let mut job = match self.fetch(true, Some(set), args, out).await {
+        let args = FetchArgs {
+            items,
+            ..FetchArgs::default()
+        };
+        let mut job = match self.fetch(true, set, args, out).await {
             Ok(job) => job,
             Err(e) => {
                 log::info!("imap: NOTIFY MessageNew fetch: {e:?}");
@@ -744,7 +715,7 @@ pub fn changes_mailboxes(body: &super::super::grammar::CommandBody) -> bool {
             | C::Unsubscribe(_)
             | C::Append { .. }
             | C::Message {
-                command: M::Copy | M::Move,
+                command: M::Copy(..) | M::Move(..),
                 ..
             }
     )
@@ -778,7 +749,20 @@ mod tests {
         assert_eq!(groups.len(), 4);
         assert_eq!(
             groups[0].events[0],
-            Event::MessageNew(Some(b"(UID BODY.PEEK[HEADER.FIELDS (From)])".to_vec()))
+            Event::MessageNew(Some(vec![
+                Item::Uid,
+                Item::Section {
+                    binary: false,
+                    peek: true,
+                    section: crate::imap::fetch::Section {
+                        part: Vec::new(),
+                        text: Some(crate::imap::fetch::SectionText::HeaderFields(vec![
+                            b"From".to_vec()
+                        ]))
+                    },
+                    partial: None
+                }
+            ]))
         );
         assert_eq!(
             groups[1].filter,

@@ -59,12 +59,9 @@ pub struct SortArgs {
 
 /// `sort = ["UID" SP] "SORT" [search-return-opts] SP sort-criteria SP
 /// search-charset SP search-program` (RFC 5256 §5, RFC 5267 §3.2): the text after
-/// `SORT `.
-pub fn parse_sort(args: &[u8], saved: &[u32]) -> R<SortArgs> {
-    let mut buf = args.to_vec();
-    buf.extend_from_slice(b"\r\n");
-    let mut p = Parser::new(&buf);
-    let ret = match return_options(&mut p)? {
+/// `SORT `, up to the CRLF.
+pub fn sort_args(p: &mut Parser<'_>) -> R<SortArgs> {
+    let ret = match return_options(p)? {
         Some((_, true)) => return Err("SAVE is not supported with SORT".into()),
         Some((r, false)) => Some(r),
         None => None,
@@ -99,7 +96,7 @@ pub fn parse_sort(args: &[u8], saved: &[u32]) -> R<SortArgs> {
     p.sp()?;
     let charset = String::from_utf8_lossy(&p.astring()?).to_ascii_uppercase();
     p.sp()?;
-    let key = search_program(&mut p, saved)?;
+    let key = search_program(p)?;
     Ok(SortArgs {
         ret,
         criteria,
@@ -168,10 +165,10 @@ impl Session {
         &mut self,
         tag: &str,
         uid: bool,
-        args: &[u8],
+        mut a: SortArgs,
         out: &mut Vec<u8>,
     ) -> Result<Outcome, ImapError> {
-        let a = parse_sort(args, &self.saved_result()).map_err(ImapError::Bad)?;
+        a.key.resolve_saved(&self.saved_result());
         let update = a.ret.is_some_and(|r| r.update);
         if update {
             self.check_update_tag(tag)?;
@@ -207,9 +204,13 @@ impl Session {
 mod tests {
     use super::*;
 
+    fn parse_sort(args: &[u8]) -> R<SortArgs> {
+        super::super::super::grammar::parse_whole(args, sort_args)
+    }
+
     #[test]
     fn sort_args_parse() {
-        let a = parse_sort(b"(REVERSE DATE subject) UTF-8 ALL", &[]).unwrap();
+        let a = parse_sort(b"(REVERSE DATE subject) UTF-8 ALL").unwrap();
         assert_eq!(
             a.criteria,
             vec![
@@ -226,11 +227,7 @@ mod tests {
         assert_eq!(a.charset, "UTF-8");
         assert_eq!(a.key, SearchKey::All);
         assert_eq!(a.ret, None);
-        let a = parse_sort(
-            b"RETURN (MIN COUNT) (DISPLAYFROM) US-ASCII SEEN UNDELETED",
-            &[],
-        )
-        .unwrap();
+        let a = parse_sort(b"RETURN (MIN COUNT) (DISPLAYFROM) US-ASCII SEEN UNDELETED").unwrap();
         assert_eq!(
             a.ret,
             Some(Return {
@@ -253,11 +250,7 @@ mod tests {
             b"(DATE) UTF-8",
             b"RETURN (SAVE) (DATE) UTF-8 ALL",
         ] {
-            assert!(
-                parse_sort(bad, &[]).is_err(),
-                "{}",
-                String::from_utf8_lossy(bad)
-            );
+            assert!(parse_sort(bad).is_err(), "{}", String::from_utf8_lossy(bad));
         }
     }
 }

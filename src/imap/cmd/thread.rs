@@ -29,11 +29,8 @@ pub struct ThreadArgs {
 }
 
 /// `thread = ["UID" SP] "THREAD" SP thread-alg SP search-charset SP search-program`
-/// (RFC 5256 §5): the text after `THREAD `.
-pub fn parse_thread(args: &[u8], saved: &[u32]) -> R<ThreadArgs> {
-    let mut buf = args.to_vec();
-    buf.extend_from_slice(b"\r\n");
-    let mut p = Parser::new(&buf);
+/// (RFC 5256 §5): the text after `THREAD `, up to the CRLF.
+pub fn thread_args(p: &mut Parser<'_>) -> R<ThreadArgs> {
     let algorithm = match p.atom()?.to_ascii_uppercase().as_slice() {
         b"ORDEREDSUBJECT" => Algorithm::OrderedSubject,
         b"REFERENCES" => Algorithm::References,
@@ -42,7 +39,7 @@ pub fn parse_thread(args: &[u8], saved: &[u32]) -> R<ThreadArgs> {
     p.sp()?;
     let charset = String::from_utf8_lossy(&p.astring()?).to_ascii_uppercase();
     p.sp()?;
-    let key = search_program(&mut p, saved)?;
+    let key = search_program(p)?;
     Ok(ThreadArgs {
         algorithm,
         charset,
@@ -419,10 +416,10 @@ impl Session {
     pub(in super::super) async fn thread(
         &mut self,
         uid: bool,
-        args: &[u8],
+        mut a: ThreadArgs,
         out: &mut Vec<u8>,
     ) -> Result<Outcome, ImapError> {
-        let a = parse_thread(args, &self.saved_result()).map_err(ImapError::Bad)?;
+        a.key.resolve_saved(&self.saved_result());
         let hits = self.ordered_hits(&a.charset, &a.key).await?;
         let data = self.header_data(&hits).await?;
         let msgs: Vec<Message<'_>> = hits
@@ -447,6 +444,10 @@ impl Session {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    fn parse_thread(args: &[u8]) -> R<ThreadArgs> {
+        super::super::super::grammar::parse_whole(args, thread_args)
+    }
 
     fn data(subject: &str, id: &str, refs: &[&str]) -> HeaderData {
         let (subject, reply) = super::super::subject::base_subject(subject);
@@ -481,10 +482,10 @@ mod tests {
 
     #[test]
     fn thread_args_parse() {
-        let a = parse_thread(b"references UTF-8 ALL", &[]).unwrap();
+        let a = parse_thread(b"references UTF-8 ALL").unwrap();
         assert_eq!(a.algorithm, Algorithm::References);
-        assert!(parse_thread(b"BOGUS UTF-8 ALL", &[]).is_err());
-        assert!(parse_thread(b"REFERENCES UTF-8", &[]).is_err());
+        assert!(parse_thread(b"BOGUS UTF-8 ALL").is_err());
+        assert!(parse_thread(b"REFERENCES UTF-8").is_err());
     }
 
     #[test]
