@@ -13,7 +13,7 @@ use std::collections::VecDeque;
 
 use super::cmd::partial::Range as PartialRange;
 use super::fetch::{self, Options, Partial, Rfc822, Section, SectionText};
-use super::grammar::{MAX_DEPTH, Parser, is_atom_char};
+use super::grammar::{MAX_DEPTH, Parser, Syntax, is_atom_char};
 use super::response::{Code, ImapError, Status};
 use super::sequence::SequenceSet;
 use super::session::{Outcome, Session, State};
@@ -96,7 +96,7 @@ pub struct FetchArgs {
     pub partial: Option<PartialRange>,
 }
 
-type R<T> = Result<T, String>;
+use super::grammar::R;
 
 /// Consumes bytes while `f` holds.
 fn take(p: &mut Parser<'_>, f: impl Fn(u8) -> bool) -> Vec<u8> {
@@ -113,7 +113,7 @@ fn take(p: &mut Parser<'_>, f: impl Fn(u8) -> bool) -> Vec<u8> {
 /// `mod-sequence-value`: 1..2^63-1 (RFC 7162 §7); 0 allowed where the caller says so.
 pub fn mod_sequence(p: &mut Parser<'_>) -> R<u64> {
     p.number64()
-        .map_err(|_| "expected a mod-sequence value (at most 2^63-1)".into())
+        .map_err(|_| Syntax::Expected("a mod-sequence value (at most 2^63-1)"))
 }
 
 /// A fetch attribute name: atom characters up to `[`.
@@ -137,7 +137,7 @@ pub(super) fn section(p: &mut Parser<'_>, binary: bool) -> R<Section> {
                 return Err("part numbers start at 1".into());
             }
             if s.part.len() >= MAX_DEPTH {
-                return Err("section nested too deeply".into());
+                return Err(Syntax::TooDeep("section"));
             }
             s.part.push(n);
             if !p.eat(b'.') {
@@ -239,7 +239,7 @@ fn att(p: &mut Parser<'_>) -> R<Item> {
                 p.expect(b'(', "(")?;
                 loop {
                     if !p.keyword("LAZY") {
-                        return Err("unknown PREVIEW modifier".into());
+                        return Err(Syntax::Unknown("PREVIEW modifier"));
                     }
                     if p.eat(b')') {
                         break;
@@ -255,7 +255,7 @@ fn att(p: &mut Parser<'_>) -> R<Item> {
         b"BINARY" => sect(p, true, false)?,
         b"BINARY.PEEK" => sect(p, true, true)?,
         b"BINARY.SIZE" => Item::BinarySize(section(p, true)?.part),
-        _ => return Err("unknown FETCH item".into()),
+        _ => return Err(Syntax::Unknown("FETCH item")),
     })
 }
 
@@ -303,7 +303,7 @@ pub fn fetch_args(p: &mut Parser<'_>) -> R<FetchArgs> {
                 p.sp()?;
                 partial = Some(PartialRange::parse(p)?);
             } else {
-                return Err("unknown FETCH modifier".into());
+                return Err(Syntax::Unknown("FETCH modifier"));
             }
             if p.eat(b')') {
                 break;

@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 
 use super::cmd::partial::{self, Range};
 use super::cmd_fetch::mod_sequence;
-use super::grammar::{MAX_DEPTH, Parser};
+use super::grammar::{MAX_DEPTH, Parser, Syntax};
 use super::response::{Code, ImapError, Status};
 use super::search::{
     self, Candidate, Content, Date, DateCmp, IndexHits, Return, Scope, SearchKey, SeqBound, SeqSet,
@@ -71,7 +71,7 @@ impl Hit {
 const CONTENT_BATCH: usize = 256;
 const CONTENT_BYTES: usize = 1 << 20;
 
-type R<T> = Result<T, String>;
+use super::grammar::R;
 
 /// `date = date-text / DQUOTE date-text DQUOTE`, `date-text = date-day "-"
 /// date-month "-" date-year`.
@@ -97,18 +97,6 @@ fn date(p: &mut Parser<'_>) -> R<Date> {
     Ok(Date::new(year, month, day))
 }
 
-/// A sequence set inside a search key, or `$` (RFC 5182).
-fn seq_set(p: &mut Parser<'_>) -> R<SequenceSet> {
-    let mut raw = Vec::new();
-    while let Some(b) = p.peek()
-        && (b.is_ascii_digit() || matches!(b, b':' | b',' | b'*' | b'$'))
-    {
-        raw.push(b);
-        p.eat(b);
-    }
-    SequenceSet::parse(&raw).map_err(|e| e.to_string())
-}
-
 /// A sequence set inside a search key as a [`SeqSet`]; `None` for `$`.
 fn to_seqset(set: &SequenceSet) -> Option<SeqSet> {
     match set {
@@ -126,7 +114,7 @@ fn to_seqset(set: &SequenceSet) -> Option<SeqSet> {
 fn nz_number(p: &mut Parser<'_>) -> R<u32> {
     let n = p.number()?;
     if n == 0 {
-        return Err("expected a non-zero number".into());
+        return Err(Syntax::Expected("a non-zero number"));
     }
     Ok(n)
 }
@@ -135,7 +123,7 @@ fn nz_number(p: &mut Parser<'_>) -> R<u32> {
 /// `$` (RFC 5182) is [`SearchKey::SavedResult`], resolved when the command runs.
 fn key(p: &mut Parser<'_>, depth: usize) -> R<SearchKey> {
     if depth > MAX_DEPTH {
-        return Err("search keys nested too deeply".into());
+        return Err(Syntax::TooDeep("search keys"));
     }
     if p.peek() == Some(b'(') {
         p.eat(b'(');
@@ -152,7 +140,7 @@ fn key(p: &mut Parser<'_>, depth: usize) -> R<SearchKey> {
         .is_some_and(|b| b.is_ascii_digit() || b == b'*' || b == b'$')
     {
         // `$` as a key is the saved UIDs (RFC 5182 §2.1), not sequence numbers.
-        return Ok(to_seqset(&seq_set(p)?).map_or(SearchKey::SavedResult, SearchKey::SeqSet));
+        return Ok(to_seqset(&p.sequence_set()?).map_or(SearchKey::SavedResult, SearchKey::SeqSet));
     }
     let word = p.atom()?.to_ascii_uppercase();
     let arg = |p: &mut Parser<'_>| -> R<Vec<u8>> {
@@ -223,7 +211,7 @@ fn key(p: &mut Parser<'_>, depth: usize) -> R<SearchKey> {
         }
         b"UID" => {
             p.sp()?;
-            to_seqset(&seq_set(p)?).map_or(SearchKey::SavedResult, SearchKey::Uid)
+            to_seqset(&p.sequence_set()?).map_or(SearchKey::SavedResult, SearchKey::Uid)
         }
         b"NOT" => {
             p.sp()?;
@@ -251,7 +239,7 @@ fn key(p: &mut Parser<'_>, depth: usize) -> R<SearchKey> {
             }
             SearchKey::ModSeq(mod_sequence(p)?)
         }
-        _ => return Err("unknown search key".into()),
+        _ => return Err(Syntax::Unknown("search key")),
     })
 }
 
@@ -287,7 +275,7 @@ pub(super) fn return_options(p: &mut Parser<'_>) -> R<Option<(Return, bool)>> {
                 // RFC 5267 §4.3; CONTEXT (§4.2) is a hint servers may ignore, as we do.
                 b"UPDATE" => r.update = true,
                 b"CONTEXT" => {}
-                _ => return Err("unknown RETURN option".into()),
+                _ => return Err(Syntax::Unknown("RETURN option")),
             }
             if p.eat(b')') {
                 break;
@@ -510,7 +498,7 @@ impl Session {
         // A sequence number past EXISTS matches nothing: OK with no match, as Dovecot
         // and clients expect (RFC 9051 §6.4.4 defines the key as a set of messages).
         if key.depth() > MAX_DEPTH {
-            return Err(ImapError::Bad("search keys nested too deeply".into()));
+            return Err(Syntax::TooDeep("search keys").into());
         }
         // RFC 2180 §4.3: messages expunged elsewhere are skipped (the view marks the
         // ones it knows of; the store drops the rest).

@@ -3,7 +3,7 @@
 
 use super::append::split_flags;
 use super::cmd_fetch::mod_sequence;
-use super::grammar::Parser;
+use super::grammar::{Parser, R, Syntax};
 use super::response::{Code, ImapError, Status};
 use super::search::write_sequence_set;
 use super::sequence::SequenceSet;
@@ -23,11 +23,11 @@ pub struct StoreArgs {
 
 /// `[SP "(" "UNCHANGEDSINCE" SP mod-sequence-valzer ")"] SP ("+" / "-") "FLAGS"
 /// [".SILENT"] SP (flag-list / (flag *(SP flag)))`, after the sequence set.
-pub fn store_args(p: &mut Parser<'_>) -> Result<StoreArgs, String> {
+pub fn store_args(p: &mut Parser<'_>) -> R<StoreArgs> {
     let mut unchanged_since = None;
     if p.eat(b'(') {
         if !p.keyword("UNCHANGEDSINCE") {
-            return Err("unknown STORE modifier".into());
+            return Err(Syntax::Unknown("STORE modifier"));
         }
         p.sp()?;
         unchanged_since = Some(mod_sequence(p)?);
@@ -46,7 +46,7 @@ pub fn store_args(p: &mut Parser<'_>) -> Result<StoreArgs, String> {
     } else if p.keyword("FLAGS") {
         false
     } else {
-        return Err("expected FLAGS, +FLAGS or -FLAGS".into());
+        return Err(Syntax::Expected("FLAGS, +FLAGS or -FLAGS"));
     };
     p.sp()?;
     let flags = if p.peek() == Some(b'(') {
@@ -203,7 +203,7 @@ fn store_completed(expunge_issued: bool) -> Outcome {
 mod tests {
     use super::*;
 
-    fn parse_store(args: &[u8]) -> Result<StoreArgs, String> {
+    fn parse_store(args: &[u8]) -> R<StoreArgs> {
         super::super::grammar::parse_whole(args, store_args)
     }
 

@@ -40,11 +40,60 @@ pub struct Command {
     pub body: CommandBody,
 }
 
-/// A syntax error: answered with `tag BAD text` (or `* BAD` without a tag).
+/// A syntax error: answered with `tag BAD reason` (or `* BAD` without a tag).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseError {
     pub tag: Option<String>,
-    pub text: String,
+    pub reason: Syntax,
+}
+
+/// Why a command does not parse. Its text is the reason of the BAD response
+/// (RFC 9051 §7.1.5): printable ASCII, one line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Syntax {
+    /// Something else stands where this must: "a space", "(", "a number".
+    Expected(&'static str),
+    /// A word the grammar does not have at this place: "command", "FETCH item".
+    Unknown(&'static str),
+    /// Not a `sequence-set` (RFC 9051 §9).
+    SequenceSet,
+    /// Nested deeper than [`MAX_DEPTH`].
+    TooDeep(&'static str),
+    /// A METADATA entry name that §3.2 of RFC 5464 refuses, and why.
+    EntryName(&'static str),
+    /// Any other rule broken, as the reason to give.
+    Invalid(&'static str),
+}
+
+impl std::fmt::Display for Syntax {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Syntax::Expected(what) => write!(f, "expected {what}"),
+            Syntax::Unknown(what) => write!(f, "unknown {what}"),
+            Syntax::SequenceSet => f.write_str("invalid sequence set"),
+            Syntax::TooDeep(what) => write!(f, "{what} nested too deeply"),
+            Syntax::EntryName(why) => write!(f, "invalid entry name: {why}"),
+            Syntax::Invalid(why) => f.write_str(why),
+        }
+    }
+}
+
+impl From<&'static str> for Syntax {
+    fn from(why: &'static str) -> Syntax {
+        Syntax::Invalid(why)
+    }
+}
+
+impl From<super::sequence::SeqError> for Syntax {
+    fn from(_: super::sequence::SeqError) -> Syntax {
+        Syntax::SequenceSet
+    }
+}
+
+impl From<Syntax> for super::response::ImapError {
+    fn from(s: Syntax) -> super::response::ImapError {
+        super::response::ImapError::Bad(s.to_string())
+    }
 }
 
 /// STATUS data items (RFC 9051 §6.3.11; RFC 7162 HIGHESTMODSEQ; RFC 8438 SIZE).
@@ -208,7 +257,7 @@ fn qresync_params(p: &mut Parser<'_>) -> R<QresyncParams> {
 /// A `sequence-set` of numbers and ranges (RFC 9051 §9), not `$`.
 fn uid_set(p: &mut Parser<'_>) -> R<SequenceSet> {
     let s = p.take_while(|b| b.is_ascii_digit() || matches!(b, b':' | b',' | b'*'));
-    SequenceSet::parse(s).map_err(|e| e.to_string())
+    Ok(SequenceSet::parse(s)?)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -335,7 +384,8 @@ pub struct Parser<'a> {
     pos: usize,
 }
 
-type R<T> = Result<T, String>;
+/// What the grammar's functions return.
+pub type R<T> = Result<T, Syntax>;
 
 impl<'a> Parser<'a> {
     pub fn new(buf: &'a [u8]) -> Parser<'a> {
@@ -364,11 +414,11 @@ impl<'a> Parser<'a> {
         }
     }
 
-    pub fn expect(&mut self, b: u8, what: &str) -> R<()> {
+    pub fn expect(&mut self, b: u8, what: &'static str) -> R<()> {
         if self.eat(b) {
             Ok(())
         } else {
-            Err(format!("expected {what}"))
+            Err(Syntax::Expected(what))
         }
     }
 
@@ -402,17 +452,23 @@ impl<'a> Parser<'a> {
     pub fn atom(&mut self) -> R<&'a [u8]> {
         let a = self.take_while(is_atom_char);
         if a.is_empty() {
-            Err("expected an atom".into())
+            Err(Syntax::Expected("an atom"))
         } else {
             Ok(a)
         }
+    }
+
+    /// `sequence-set` (RFC 9051 §9), `$` included (RFC 5182 §2.1).
+    pub fn sequence_set(&mut self) -> R<SequenceSet> {
+        let s = self.take_while(|b| b.is_ascii_digit() || matches!(b, b':' | b',' | b'*' | b'$'));
+        Ok(SequenceSet::parse(s)?)
     }
 
     /// `number` (RFC 9051 §9): an unsigned 32-bit decimal.
     pub fn number(&mut self) -> R<u32> {
         let d = self.take_while(|b| b.is_ascii_digit());
         if d.is_empty() || d.len() > 10 {
-            return Err("expected a number".into());
+            return Err(Syntax::Expected("a number"));
         }
         std::str::from_utf8(d)
             .ok()
@@ -424,7 +480,7 @@ impl<'a> Parser<'a> {
     pub fn number64(&mut self) -> R<u64> {
         let d = self.take_while(|b| b.is_ascii_digit());
         if d.is_empty() || d.len() > 19 {
-            return Err("expected a number".into());
+            return Err(Syntax::Expected("a number"));
         }
         std::str::from_utf8(d)
             .ok()
@@ -493,7 +549,7 @@ impl<'a> Parser<'a> {
         match self.peek() {
             Some(b'"') => self.quoted(),
             Some(b'{') | Some(b'~') => self.literal(false),
-            _ => Err("expected a string".into()),
+            _ => Err(Syntax::Expected("a string")),
         }
     }
 
@@ -511,7 +567,7 @@ impl<'a> Parser<'a> {
             _ => {
                 let a = self.take_while(is_astring_char);
                 if a.is_empty() {
-                    Err("expected an atom or string".into())
+                    Err(Syntax::Expected("an atom or string"))
                 } else {
                     Ok(a.to_vec())
                 }
@@ -534,7 +590,7 @@ impl<'a> Parser<'a> {
             _ => {
                 let a = self.take_while(is_list_char);
                 if a.is_empty() {
-                    Err("expected a mailbox pattern".into())
+                    Err(Syntax::Expected("a mailbox pattern"))
                 } else {
                     Ok(a.to_vec())
                 }
@@ -660,7 +716,7 @@ fn status_item(p: &mut Parser<'_>) -> R<StatusItem> {
         b"SIZE" => StatusItem::Size,
         b"HIGHESTMODSEQ" => StatusItem::HighestModSeq,
         b"APPENDLIMIT" => StatusItem::AppendLimit,
-        _ => return Err("unknown STATUS item".into()),
+        _ => return Err(Syntax::Unknown("STATUS item")),
     })
 }
 
@@ -682,7 +738,7 @@ fn parse_list(p: &mut Parser<'_>) -> R<ListCommand> {
                 b"REMOTE" => cmd.select.remote = true,
                 b"RECURSIVEMATCH" => cmd.select.recursive_match = true,
                 b"SPECIAL-USE" => cmd.select.special_use = true,
-                _ => return Err("unknown LIST selection option".into()),
+                _ => return Err(Syntax::Unknown("LIST selection option")),
             }
         }
         // RFC 5258 §3.1: RECURSIVEMATCH needs another option.
@@ -704,7 +760,7 @@ fn parse_list(p: &mut Parser<'_>) -> R<ListCommand> {
     }
     if p.eat(b' ') {
         if !p.keyword("RETURN") {
-            return Err("expected RETURN".into());
+            return Err(Syntax::Expected("RETURN"));
         }
         cmd.extended = true;
         p.sp()?;
@@ -724,7 +780,7 @@ fn parse_list(p: &mut Parser<'_>) -> R<ListCommand> {
                         p.sp()?;
                         cmd.ret.metadata = Some(super::cmd::metadata::parse_list_return(p)?);
                     }
-                    _ => return Err("unknown LIST return option".into()),
+                    _ => return Err(Syntax::Unknown("LIST return option")),
                 }
                 if p.eat(b')') {
                     break;
@@ -797,12 +853,6 @@ fn parse_id(p: &mut Parser<'_>) -> R<CommandBody> {
     Ok(CommandBody::Id(Some(out)))
 }
 
-/// `sequence-set` (RFC 9051 §9), `$` included (RFC 5182).
-fn sequence_set(p: &mut Parser<'_>) -> R<SequenceSet> {
-    let s = p.take_while(|b| b.is_ascii_digit() || matches!(b, b':' | b',' | b'*' | b'$'));
-    SequenceSet::parse(s).map_err(|e| e.to_string())
-}
-
 /// A message command after its name (and `UID`): `SP` and its arguments, without the
 /// CRLF.
 fn parse_message(p: &mut Parser<'_>, name: &[u8], uid: bool) -> R<MessageCommand> {
@@ -817,7 +867,7 @@ fn parse_message(p: &mut Parser<'_>, name: &[u8], uid: bool) -> R<MessageCommand
             return Ok(MessageCommand::Expunge(None));
         }
         p.sp()?;
-        return Ok(MessageCommand::Expunge(Some(sequence_set(p)?)));
+        return Ok(MessageCommand::Expunge(Some(p.sequence_set()?)));
     }
     p.sp()?;
     Ok(match name {
@@ -825,14 +875,14 @@ fn parse_message(p: &mut Parser<'_>, name: &[u8], uid: bool) -> R<MessageCommand
         b"SORT" => MessageCommand::Sort(sort_args(p)?),
         b"THREAD" => MessageCommand::Thread(thread_args(p)?),
         _ => {
-            let set = sequence_set(p)?;
+            let set = p.sequence_set()?;
             p.sp()?;
             match name {
                 b"FETCH" => MessageCommand::Fetch(set, fetch_args(p)?),
                 b"STORE" => MessageCommand::Store(set, store_args(p)?),
                 b"COPY" => MessageCommand::Copy(set, p.astring()?),
                 b"MOVE" => MessageCommand::Move(set, p.astring()?),
-                _ => return Err("unknown command".into()),
+                _ => return Err(Syntax::Unknown("command")),
             }
         }
     })
@@ -880,7 +930,7 @@ fn parse_body(p: &mut Parser<'_>, name: &[u8]) -> R<CommandBody> {
             p.sp()?;
             let mechanism = match p.atom()?.to_ascii_uppercase().as_slice() {
                 b"DEFLATE" => CompressMechanism::Deflate,
-                _ => return Err("unknown compression mechanism".into()),
+                _ => return Err(Syntax::Unknown("compression mechanism")),
             };
             return simple(p, CommandBody::Compress(mechanism));
         }
@@ -953,7 +1003,7 @@ fn parse_body(p: &mut Parser<'_>, name: &[u8]) -> R<CommandBody> {
                         p.sp()?;
                         qresync = Some(qresync_params(p)?);
                     } else {
-                        return Err("unknown SELECT parameter".into());
+                        return Err(Syntax::Unknown("SELECT parameter"));
                     }
                     Ok(())
                 })?;
@@ -996,14 +1046,14 @@ fn parse_body(p: &mut Parser<'_>, name: &[u8]) -> R<CommandBody> {
                     | b"SORT"
                     | b"THREAD"
             ) {
-                return Err("unknown UID command".into());
+                return Err(Syntax::Unknown("UID command"));
             }
             CommandBody::Message {
                 uid: true,
                 command: parse_message(p, &sub, true)?,
             }
         }
-        _ => return Err("unknown command".into()),
+        _ => return Err(Syntax::Unknown("command")),
     };
     p.end()?;
     Ok(body)
@@ -1016,16 +1066,16 @@ pub fn parse_command(buf: &[u8]) -> Result<Command, ParseError> {
     if tag.is_empty() || tag.len() > 64 {
         return Err(ParseError {
             tag: None,
-            text: "missing or invalid tag".into(),
+            reason: Syntax::Expected("a tag"),
         });
     }
     let tag = String::from_utf8_lossy(tag).into_owned();
-    let fail = |text: String| ParseError {
+    let fail = |reason: Syntax| ParseError {
         tag: Some(tag.clone()),
-        text,
+        reason,
     };
     p.sp().map_err(fail)?;
-    let name = p.atom().map_err(|_| fail("missing command".into()))?;
+    let name = p.atom().map_err(|_| fail(Syntax::Expected("a command")))?;
     let name = name.to_ascii_uppercase();
     let body = parse_body(&mut p, &name).map_err(fail)?;
     Ok(Command { tag, body })

@@ -179,7 +179,7 @@ async fn run(ctx: &Context, session: &mut Session, conn: &mut Conn<Stream>) -> E
                 let cmd = match parse_command(&bytes) {
                     Ok(cmd) => cmd,
                     Err(e) => {
-                        Status::bad(e.text).encode(e.tag.as_deref(), conn.out());
+                        Status::bad(e.reason.to_string()).encode(e.tag.as_deref(), conn.out());
                         continue;
                     }
                 };

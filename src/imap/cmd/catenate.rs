@@ -24,7 +24,7 @@ use super::super::session::Session;
 use crate::mime::{MessageMeta, PartKind};
 use crate::store::{StoreError, Want};
 
-type R<T> = Result<T, String>;
+use super::super::grammar::R;
 
 /// `cat-part = text-literal / url` (RFC 4469 §5).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,7 +2,7 @@
 //! `crate::server::deflate`, put over the stream by the driver
 //! (`crate::imap::server`, [`Action::Compress`]) where STARTTLS puts TLS.
 
-use super::super::grammar::CompressMechanism;
+use super::super::grammar::{CompressMechanism, Syntax};
 use super::super::response::{Code, ImapError, Status};
 use super::super::session::{Action, Outcome, Session};
 
@@ -18,7 +18,7 @@ impl Session {
     ) -> Result<Outcome, ImapError> {
         if !self.ctx.config.imap.compress {
             // Not advertised (`imap.compress: false`): as if unknown.
-            return Err(ImapError::Bad("unknown command".into()));
+            return Err(Syntax::Unknown("command").into());
         }
         if self.compressed {
             // RFC 4978 §3 (and its example): NO [COMPRESSIONACTIVE].

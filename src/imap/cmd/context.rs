@@ -37,7 +37,7 @@ use super::super::view::View;
 use super::sort::Criterion;
 use crate::store::SystemFlags;
 
-type R<T> = Result<T, String>;
+use super::super::grammar::R;
 
 /// Live contexts per session: each holds a UID per result and one entry per message of
 /// the mailbox, so memory stays bounded by this times the mailbox size. §4.3.1 asks
@@ -413,7 +413,7 @@ mod tests {
             let mut p = Parser::new(buf.as_bytes());
             let tags = parse(&mut p)?;
             p.end()?;
-            Ok::<_, String>(tags)
+            Ok::<_, super::super::super::grammar::Syntax>(tags)
         };
         assert_eq!(p(" \"a1\" \"b2\"").unwrap(), vec!["a1", "b2"]);
         for bad in ["", " a1", " \"a1", " \"a1\"x", "  \"a1\""] {

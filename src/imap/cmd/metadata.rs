@@ -22,7 +22,7 @@ use super::super::session::{Outcome, Session};
 use crate::imap::fetch::binary_literal;
 use crate::store::{Annotated, Depth, MetadataSet};
 
-type R<T> = Result<T, String>;
+use super::super::grammar::{R, Syntax};
 
 /// Longest entry name accepted, in octets (a name is stored with every value).
 pub const ENTRY_MAX: usize = 256;
@@ -41,7 +41,7 @@ impl Entry {
     /// also takes the bare `/private` and `/shared`, so that `DEPTH infinity` can ask
     /// for everything.
     pub fn parse(raw: &[u8], set: bool) -> R<Entry> {
-        let bad = |why: &str| Err(format!("invalid entry name: {why}"));
+        let bad = |why: &'static str| Err(Syntax::EntryName(why));
         if raw.len() > ENTRY_MAX {
             return bad("too long");
         }
@@ -118,7 +118,7 @@ pub fn parse_get(p: &mut Parser<'_>) -> R<GetMetadata> {
     if p.peek() == Some(b'(') {
         p.list_of(|p| match option(p, &mut max_size, &mut depth)? {
             true => Ok(()),
-            false => Err("unknown GETMETADATA option".into()),
+            false => Err(Syntax::Unknown("GETMETADATA option")),
         })?;
         p.sp()?;
     }
@@ -191,7 +191,7 @@ pub fn parse_list_return(p: &mut Parser<'_>) -> R<MetadataRequest> {
         if p.peek() == Some(b'(') {
             p.list_of(|p| match option(p, &mut out.max_size, &mut out.depth)? {
                 true => Ok(()),
-                false => Err("unknown METADATA option".into()),
+                false => Err(Syntax::Unknown("METADATA option")),
             })?;
         } else if !option(p, &mut out.max_size, &mut out.depth)? {
             out.entries.push(entry(p, false)?);

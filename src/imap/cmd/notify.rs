@@ -31,13 +31,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::super::cmd_fetch::{FetchArgs, Item, att_list};
-use super::super::grammar::Parser;
+use super::super::grammar::{Parser, Syntax};
 use super::super::response::{self, Code, ImapError};
 use super::super::sequence::SequenceSet;
 use super::super::session::{Outcome, Session};
 use crate::store::{Change, ChangeKind, MailboxInfo, canonical_mailbox};
 
-type R<T> = Result<T, String>;
+use super::super::grammar::R;
 
 /// The events this server can send (the `BADEVENT` list, RFC 5465 §3.1).
 const SUPPORTED: &str = "MessageNew MessageExpunge FlagChange MailboxName SubscriptionChange \
@@ -108,7 +108,7 @@ pub fn parse(p: &mut Parser<'_>) -> R<NotifyCommand> {
         return Ok(NotifyCommand::None);
     }
     if !p.keyword("SET") {
-        return Err("expected SET or NONE".into());
+        return Err(Syntax::Expected("SET or NONE"));
     }
     p.sp()?;
     let status = p.keyword("STATUS");
@@ -141,7 +141,7 @@ fn event_group(p: &mut Parser<'_>) -> R<EventGroup> {
         p.sp()?;
         Filter::Mailboxes(mailboxes(p)?)
     } else {
-        return Err("unknown mailbox filter".into());
+        return Err(Syntax::Unknown("mailbox filter"));
     };
     p.sp()?;
     let events = if p.keyword("NONE") {

@@ -14,7 +14,7 @@
 use super::super::grammar::Parser;
 use super::super::search::Return;
 
-type R<T> = Result<T, String>;
+use super::super::grammar::R;
 
 /// `partial-range = partial-range-first / partial-range-last` (RFC 9394 §4): two
 /// non-zero 32-bit numbers, both negative (`-1:-100`, counted from the last result) or

@@ -10,13 +10,13 @@
 use std::cmp::Ordering;
 
 use super::super::cmd_search::{Hit, return_options, search_program};
-use super::super::grammar::Parser;
+use super::super::grammar::{Parser, Syntax};
 use super::super::response::{ImapError, Status};
 use super::super::search::{Return, SearchKey, write_esearch};
 use super::super::session::{Outcome, Session};
 use super::HeaderData;
 
-type R<T> = Result<T, String>;
+use super::super::grammar::R;
 
 /// A sort key (RFC 5256 §3 `sort-key`, RFC 5957 §3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,7 +85,7 @@ pub fn sort_args(p: &mut Parser<'_>) -> R<SortArgs> {
             b"TO" => SortKey::To,
             b"DISPLAYFROM" => SortKey::DisplayFrom,
             b"DISPLAYTO" => SortKey::DisplayTo,
-            _ => return Err("unknown sort key".into()),
+            _ => return Err(Syntax::Unknown("sort key")),
         };
         criteria.push(Criterion { reverse, key });
         if p.eat(b')') {

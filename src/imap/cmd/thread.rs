@@ -5,13 +5,13 @@ use std::cmp::Ordering;
 use std::collections::HashMap;
 
 use super::super::cmd_search::search_program;
-use super::super::grammar::Parser;
+use super::super::grammar::{Parser, Syntax};
 use super::super::response::{ImapError, Status};
 use super::super::search::SearchKey;
 use super::super::session::{Outcome, Session};
 use super::HeaderData;
 
-type R<T> = Result<T, String>;
+use super::super::grammar::R;
 
 /// `thread-alg` (RFC 5256 §5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,7 +34,7 @@ pub fn thread_args(p: &mut Parser<'_>) -> R<ThreadArgs> {
     let algorithm = match p.atom()?.to_ascii_uppercase().as_slice() {
         b"ORDEREDSUBJECT" => Algorithm::OrderedSubject,
         b"REFERENCES" => Algorithm::References,
-        _ => return Err("unknown threading algorithm".into()),
+        _ => return Err(Syntax::Unknown("threading algorithm")),
     };
     p.sp()?;
     let charset = String::from_utf8_lossy(&p.astring()?).to_ascii_uppercase();

@@ -1,5 +1,6 @@
 //! UNAUTHENTICATE (RFC 8437): back to Not Authenticated on the same connection.
 
+use super::super::grammar::Syntax;
 use super::super::response::{Code, ImapError, Status};
 use super::super::session::{Action, Outcome, Session};
 
@@ -26,7 +27,7 @@ impl Session {
     ) -> Result<Outcome, ImapError> {
         if !self.ctx.config.imap.unauthenticate {
             // Not advertised (`imap.unauthenticate: false`, RFC 8437 §8): as if unknown.
-            return Err(ImapError::Bad("unknown command".into()));
+            return Err(Syntax::Unknown("command").into());
         }
         let compressed = self.compressed;
         let mut fresh = Session::new(self.ctx.clone(), self.shared.clone(), self.peer);
