@@ -18,6 +18,7 @@ use super::response::{Code, ImapError, Status};
 use super::sequence::SequenceSet;
 use super::session::{Outcome, Session, State};
 use super::view::flag_list;
+use crate::mime::MessageMeta;
 use crate::store::{FlagMode, Loaded, SystemFlags, Want};
 
 /// One FETCH data item (RFC 9051 §9 `fetch-att`).
@@ -62,17 +63,40 @@ impl Item {
         matches!(self, Item::InternalDate | Item::Rfc822Size | Item::SaveDate)
     }
 
+    /// Whether the item needs the MIME structure: the structure items and the
+    /// sections below the top level. The top-level sections and the RFC822 items need
+    /// only where the header ends (`fetch::section_bytes`).
     fn needs_meta(&self) -> bool {
-        matches!(
-            self,
-            Item::Envelope
-                | Item::Body
-                | Item::BodyStructure
-                | Item::Preview
-                | Item::Rfc822(..)
-                | Item::Section { .. }
-                | Item::BinarySize(_)
-        )
+        match self {
+            Item::Envelope | Item::Body | Item::BodyStructure | Item::Preview => true,
+            Item::Section { section, .. } => !section.part.is_empty(),
+            Item::BinarySize(part) => !part.is_empty(),
+            _ => false,
+        }
+    }
+
+    /// Whether the item reads nothing of the message but its header.
+    fn header_only(&self) -> bool {
+        match self {
+            Item::Rfc822(Rfc822::Header, _) => true,
+            Item::Section {
+                binary: false,
+                section,
+                partial: _,
+                peek: _,
+            } => {
+                section.part.is_empty()
+                    && matches!(
+                        section.text,
+                        Some(
+                            SectionText::Header
+                                | SectionText::HeaderFields(_)
+                                | SectionText::HeaderFieldsNot(_)
+                        )
+                    )
+            }
+            _ => false,
+        }
     }
 
     fn needs_bytes(&self) -> bool {
@@ -319,6 +343,14 @@ pub fn fetch_args(p: &mut Parser<'_>) -> R<FetchArgs> {
     })
 }
 
+/// The structure and the prefix length, if the structure was asked for.
+fn split_meta(meta: &Option<(MessageMeta, usize)>) -> (Option<&MessageMeta>, usize) {
+    match meta {
+        Some((m, prefix)) => (Some(m), *prefix),
+        None => (None, 0),
+    }
+}
+
 /// `"(" fetch-att *(SP fetch-att) ")"`, also the list of NOTIFY's MessageNew (RFC 5465
 /// §8).
 pub fn att_list(p: &mut Parser<'_>) -> R<Vec<Item>> {
@@ -482,9 +514,12 @@ impl Session {
             }
         }
 
+        let bytes: Vec<&Item> = args.items.iter().filter(|i| i.needs_bytes()).collect();
         let want = Want {
             meta: args.items.iter().any(Item::needs_meta),
-            bytes: args.items.iter().any(Item::needs_bytes),
+            bytes: !bytes.is_empty(),
+            // The header alone for `BODY.PEEK[HEADER.FIELDS (...)]`, what list views ask.
+            header_only: !bytes.is_empty() && bytes.iter().all(|i| i.header_only()),
             ..Want::default()
         };
         let load = want.meta || want.bytes || args.items.iter().any(Item::needs_listing);
@@ -660,10 +695,8 @@ impl Session {
                     }
                 }
                 Item::Rfc822(kind, _) => {
-                    let (Some((meta, prefix)), Some(raw)) = (&meta, &raw) else {
-                        continue;
-                    };
-                    fetch::write_rfc822_item(*kind, raw, *prefix, meta, line);
+                    let Some(raw) = &raw else { continue };
+                    fetch::write_rfc822_item(*kind, raw, line);
                 }
                 Item::Section {
                     binary,
@@ -671,11 +704,10 @@ impl Session {
                     partial,
                     ..
                 } => {
-                    let (Some((meta, prefix)), Some(raw)) = (&meta, &raw) else {
-                        continue;
-                    };
+                    let Some(raw) = &raw else { continue };
+                    let (meta, prefix) = split_meta(&meta);
                     let data = if *binary {
-                        match fetch::binary_bytes(raw, *prefix, meta, &section.part) {
+                        match fetch::binary_bytes(raw, prefix, meta, &section.part) {
                             Ok(d) => d,
                             Err(_) => {
                                 failed = true;
@@ -683,7 +715,7 @@ impl Session {
                             }
                         }
                     } else {
-                        fetch::section_bytes(raw, *prefix, meta, section)
+                        fetch::section_bytes(raw, prefix, meta, section)
                     };
                     let cut = match partial {
                         Some(pa) => fetch::partial(&data, *pa),
@@ -699,10 +731,9 @@ impl Session {
                     );
                 }
                 Item::BinarySize(part) => {
-                    let (Some((meta, prefix)), Some(raw)) = (&meta, &raw) else {
-                        continue;
-                    };
-                    match fetch::binary_bytes(raw, *prefix, meta, part) {
+                    let Some(raw) = &raw else { continue };
+                    let (meta, prefix) = split_meta(&meta);
+                    match fetch::binary_bytes(raw, prefix, meta, part) {
                         Ok(d) => fetch::write_binary_size(
                             part,
                             u64::try_from(d.len()).unwrap_or(u64::MAX),
@@ -807,6 +838,34 @@ mod tests {
                 partial: None
             }]
         );
+    }
+
+    /// Only items that need the structure ask the store for it (a message without a
+    /// stored one is then analysed), and header items read the header alone.
+    #[test]
+    fn items_ask_for_what_they_use() {
+        let item = |s: &str| parse_fetch(s.as_bytes()).unwrap().items.remove(0);
+        for (s, meta, header) in [
+            ("BODY.PEEK[]", false, false),
+            ("BINARY.PEEK[]", false, false),
+            ("BINARY.SIZE[]", false, false),
+            ("RFC822", false, false),
+            ("RFC822.HEADER", false, true),
+            ("BODY.PEEK[HEADER]", false, true),
+            ("BODY.PEEK[HEADER.FIELDS (From Subject)]", false, true),
+            ("BODY.PEEK[HEADER.FIELDS.NOT (Received)]<0.100>", false, true),
+            ("BODY.PEEK[TEXT]", false, false),
+            ("BODY.PEEK[1]", true, false),
+            ("BODY.PEEK[1.HEADER]", true, false),
+            ("BINARY.PEEK[1]", true, false),
+            ("BINARY.SIZE[2]", true, false),
+            ("BODYSTRUCTURE", true, false),
+            ("ENVELOPE", true, false),
+            ("PREVIEW", true, false),
+        ] {
+            let i = item(s);
+            assert_eq!((i.needs_meta(), i.header_only()), (meta, header), "{s}");
+        }
     }
 
     #[test]

@@ -249,7 +249,7 @@ impl Session {
                 if !section_exists(&meta, s) {
                     return Err(bad_url(raw));
                 }
-                Cow::Owned(fetch::section_bytes(message, *prefix, &meta, s).into_owned())
+                Cow::Owned(fetch::section_bytes(message, *prefix, Some(&meta), s).into_owned())
             }
             (Some(_), None) => {
                 return Err(ImapError::Internal("no structure loaded".into()));

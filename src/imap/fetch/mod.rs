@@ -64,13 +64,7 @@ pub fn rfc822_section(item: Rfc822) -> (Section, bool) {
 }
 
 /// Writes `RFC822 {n}..`, `RFC822.HEADER {n}..` or `RFC822.TEXT {n}..`.
-pub fn write_rfc822_item(
-    item: Rfc822,
-    raw: &[u8],
-    prefix_len: usize,
-    meta: &MessageMeta,
-    out: &mut Vec<u8>,
-) {
+pub fn write_rfc822_item(item: Rfc822, raw: &[u8], out: &mut Vec<u8>) {
     let (section, _) = rfc822_section(item);
     let name: &[u8] = match item {
         Rfc822::Full => b"RFC822",
@@ -79,7 +73,7 @@ pub fn write_rfc822_item(
     };
     out.extend_from_slice(name);
     out.push(b' ');
-    literal(&section_bytes(raw, prefix_len, meta, &section), out);
+    literal(&section_bytes(raw, 0, None, &section), out);
 }
 
 /// RFC822.SIZE of a stored message: the blob's size plus its prefix (RFC 3501 §2.3.4).

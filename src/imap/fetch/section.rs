@@ -9,6 +9,7 @@
 use std::borrow::Cow;
 
 use super::strings::{Options, binary_literal, literal, string};
+use crate::mime::header::header_end;
 use crate::mime::{BodyPart, MessageMeta, PartKind, header_fields};
 
 /// A section specification (RFC 3501 §9 `section-spec`): a part path (empty for the
@@ -132,7 +133,9 @@ impl<'r> Layout<'r> {
 }
 
 /// The content of `BODY[section]` (without partial), from the full message `raw` =
-/// prefix + blob, `prefix_len` and the blob's stored `meta`.
+/// prefix + blob, `prefix_len` and the blob's `meta`, which only sections below the
+/// top level need (`None` otherwise: no MIME analysis for `BODY[]`, `BODY[HEADER]`,
+/// `BODY[HEADER.FIELDS (...)]` or `BODY[TEXT]`).
 ///
 /// A part that does not exist, `n.HEADER`/`n.TEXT` of a part that is not a
 /// message/rfc822, and `MIME` at the top level give empty content (RFC 3501 §6.4.5:
@@ -140,50 +143,49 @@ impl<'r> Layout<'r> {
 pub fn section_bytes<'r>(
     raw: &'r [u8],
     prefix_len: usize,
-    meta: &MessageMeta,
+    meta: Option<&MessageMeta>,
     section: &Section,
 ) -> Cow<'r, [u8]> {
-    let lay = Layout {
-        raw,
-        prefix: prefix_len,
-    };
     let empty = Cow::Borrowed(&[][..]);
     if !section.is_valid() {
         return empty;
     }
-    // The entity whose header/text HEADER and TEXT address: the message itself at the
-    // top, the encapsulated message for a message/rfc822 part.
-    let (message, part) = if section.part.is_empty() {
-        (Some(&meta.body), None)
-    } else {
-        let Some(part) = meta.body.section(&section.part) else {
-            return empty;
+    if section.part.is_empty() {
+        // The message's header ends at the first blank line of prefix + blob (the
+        // prefix is header lines): where the structure would put it, without one.
+        let (header, text) = raw.split_at(header_end(raw, 0, raw.len()).min(raw.len()));
+        return match &section.text {
+            None => Cow::Borrowed(raw),
+            Some(t) => message_text(header, text, t),
         };
-        let inner = match &part.kind {
-            PartKind::Message { body, .. } => Some(&**body),
-            _ => None,
-        };
-        (inner, Some(part))
+    }
+    let lay = Layout {
+        raw,
+        prefix: prefix_len,
     };
-    match (&section.text, part) {
-        (None, None) => Cow::Borrowed(raw),
-        (None, Some(p)) => Cow::Borrowed(lay.text(p)),
-        (Some(SectionText::Mime), Some(p)) => Cow::Borrowed(lay.header(p)),
-        (Some(SectionText::Mime), None) => empty,
-        (Some(text), _) => {
-            let Some(m) = message else { return empty };
-            match text {
-                SectionText::Header => Cow::Borrowed(lay.header(m)),
-                SectionText::Text => Cow::Borrowed(lay.text(m)),
-                SectionText::HeaderFields(names) => {
-                    Cow::Owned(header_subset(lay.header(m), names, true))
-                }
-                SectionText::HeaderFieldsNot(names) => {
-                    Cow::Owned(header_subset(lay.header(m), names, false))
-                }
-                SectionText::Mime => empty,
-            }
+    let Some(part) = meta.and_then(|m| m.body.section(&section.part)) else {
+        return empty;
+    };
+    match (&section.text, &part.kind) {
+        (None, _) => Cow::Borrowed(lay.text(part)),
+        (Some(SectionText::Mime), _) => Cow::Borrowed(lay.header(part)),
+        // HEADER, TEXT and the field lists of an encapsulated message.
+        (Some(t), PartKind::Message { body, .. }) => {
+            message_text(lay.header(body), lay.text(body), t)
         }
+        (Some(_), _) => empty,
+    }
+}
+
+/// `HEADER`, `TEXT` and the field lists of a message whose header and text are these
+/// (RFC 3501 §6.4.5); `MIME` is not one of them (empty).
+fn message_text<'r>(header: &'r [u8], text: &'r [u8], t: &SectionText) -> Cow<'r, [u8]> {
+    match t {
+        SectionText::Header => Cow::Borrowed(header),
+        SectionText::Text => Cow::Borrowed(text),
+        SectionText::HeaderFields(names) => Cow::Owned(header_subset(header, names, true)),
+        SectionText::HeaderFieldsNot(names) => Cow::Owned(header_subset(header, names, false)),
+        SectionText::Mime => Cow::Borrowed(&[][..]),
     }
 }
 
@@ -233,7 +235,7 @@ pub enum BinaryError {
 pub fn binary_bytes<'r>(
     raw: &'r [u8],
     prefix_len: usize,
-    meta: &MessageMeta,
+    meta: Option<&MessageMeta>,
     part: &[u32],
 ) -> Result<Cow<'r, [u8]>, BinaryError> {
     if part.is_empty() {
@@ -243,7 +245,7 @@ pub fn binary_bytes<'r>(
         raw,
         prefix: prefix_len,
     };
-    let Some(node) = meta.body.section(part) else {
+    let Some(node) = meta.and_then(|m| m.body.section(part)) else {
         return Ok(Cow::Borrowed(&[][..]));
     };
     decode_cte(&node.encoding, lay.text(node))

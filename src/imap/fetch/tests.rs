@@ -209,13 +209,51 @@ fn bodystructure_message_global_by_revision() {
     );
 }
 
+/// The top-level sections need no structure: the same bytes with and without it, for
+/// messages with and without a prefix, a header without a blank line, a message
+/// that starts with one.
+#[test]
+fn top_level_sections_need_no_structure() {
+    let prefix = b"Return-Path: <p@q>\r\nDelivered-To: me@here\r\n";
+    let names = vec![b"subject".to_vec(), b"return-path".to_vec()];
+    for blob in [
+        NESTED,
+        b"Subject: x",
+        b"Subject: x\r\n\r\n",
+        b"\r\nbody only\r\n",
+        b"Subject: x\r\nFrom: a@b\r\n\r\nline\r\n\r\nmore\r\n",
+    ] {
+        let meta = analyze(blob);
+        for p in [&prefix[..], b""] {
+            let mut full = p.to_vec();
+            full.extend_from_slice(blob);
+            for t in [
+                None,
+                Some(SectionText::Header),
+                Some(SectionText::Text),
+                Some(SectionText::HeaderFields(names.clone())),
+                Some(SectionText::HeaderFieldsNot(names.clone())),
+                Some(SectionText::Mime),
+            ] {
+                let s = sec(&[], t);
+                assert_eq!(
+                    section_bytes(&full, p.len(), None, &s),
+                    section_bytes(&full, p.len(), Some(&meta), &s),
+                    "{s:?} of {:?}",
+                    String::from_utf8_lossy(&full)
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn sections_of_nested_fixture() {
     let meta = analyze(NESTED);
     let prefix = b"Return-Path: <p@q>\r\nDelivered-To: me@here\r\n";
     let mut full = prefix.to_vec();
     full.extend_from_slice(NESTED);
-    let get = |s: &Section| text(&section_bytes(&full, prefix.len(), &meta, s));
+    let get = |s: &Section| text(&section_bytes(&full, prefix.len(), Some(&meta), s));
     let header_len = 263 + prefix.len();
 
     // Whole message; HEADER includes the prefix and the blank line; TEXT the rest.
@@ -280,7 +318,7 @@ fn sections_of_nested_fixture() {
 fn header_fields_selection() {
     let raw = b"From: a@b.c\r\nX-Long: one\r\n two\r\n\tthree\r\nsubject: lower\r\nReceived: r1\r\nReceived: r2\r\nTo: t@u.v\r\n\r\nbody\r\n";
     let meta = analyze(raw);
-    let get = |t: SectionText| text(&section_bytes(raw, 0, &meta, &sec(&[], Some(t))));
+    let get = |t: SectionText| text(&section_bytes(raw, 0, Some(&meta), &sec(&[], Some(t))));
     let table: &[(SectionText, &str)] = &[
         (
             SectionText::HeaderFields(fields(&["SUBJECT", "x-long"])),
@@ -306,7 +344,7 @@ fn header_fields_selection() {
     let got = section_bytes(
         &full,
         prefix.len(),
-        &meta,
+        Some(&meta),
         &sec(&[], Some(SectionText::HeaderFields(fields(&["Received"])))),
     );
     assert_eq!(
@@ -319,7 +357,7 @@ fn header_fields_selection() {
     let got = section_bytes(
         bare,
         0,
-        &meta,
+        Some(&meta),
         &sec(&[], Some(SectionText::HeaderFields(fields(&["subject"])))),
     );
     assert_eq!(text(&got), "Subject: x\r\n\r\n");
@@ -332,7 +370,7 @@ fn single_part_numbering() {
     let prefix = b"Return-Path: <x@y>\r\n";
     let mut full = prefix.to_vec();
     full.extend_from_slice(raw);
-    let get = |s: &Section| text(&section_bytes(&full, prefix.len(), &meta, s));
+    let get = |s: &Section| text(&section_bytes(&full, prefix.len(), Some(&meta), s));
     // Part 1 of a non-multipart message is its body; 1.MIME its header.
     assert_eq!(get(&sec(&[1], None)), "hello\r\n");
     assert_eq!(
@@ -348,7 +386,7 @@ fn single_part_numbering() {
         text(&section_bytes(
             raw,
             0,
-            &meta,
+            Some(&meta),
             &sec(&[], Some(SectionText::Text))
         )),
         ""
@@ -357,7 +395,7 @@ fn single_part_numbering() {
         text(&section_bytes(
             raw,
             0,
-            &meta,
+            Some(&meta),
             &sec(&[], Some(SectionText::Header))
         )),
         "Subject: s\r\n"
@@ -468,7 +506,7 @@ fn rfc822_items() {
     ];
     for (item, want) in table {
         let mut out = Vec::new();
-        write_rfc822_item(item, raw, 0, &meta, &mut out);
+        write_rfc822_item(item, raw, &mut out);
         assert_eq!(text(&out), want);
     }
     assert!(rfc822_section(Rfc822::Full).1);
@@ -481,29 +519,38 @@ fn binary_decoding() {
     let meta = analyze(NESTED);
     // base64 with a NUL inside.
     assert_eq!(
-        binary_bytes(NESTED, 0, &meta, &[2, 2]).unwrap().as_ref(),
+        binary_bytes(NESTED, 0, Some(&meta), &[2, 2])
+            .unwrap()
+            .as_ref(),
         b"hello\x00world"
     );
     // quoted-printable.
     assert_eq!(
-        binary_bytes(NESTED, 0, &meta, &[1, 1]).unwrap().as_ref(),
+        binary_bytes(NESTED, 0, Some(&meta), &[1, 1])
+            .unwrap()
+            .as_ref(),
         "caf\u{e9}".as_bytes()
     );
     // 7bit as is; whole message as is; missing part empty.
     assert_eq!(
-        binary_bytes(NESTED, 0, &meta, &[1, 2]).unwrap().as_ref(),
+        binary_bytes(NESTED, 0, Some(&meta), &[1, 2])
+            .unwrap()
+            .as_ref(),
         b"<p>hi</p>"
     );
     assert_eq!(
-        binary_bytes(NESTED, 0, &meta, &[]).unwrap().as_ref(),
+        binary_bytes(NESTED, 0, Some(&meta), &[]).unwrap().as_ref(),
         NESTED
     );
-    assert_eq!(binary_bytes(NESTED, 0, &meta, &[9]).unwrap().as_ref(), b"");
+    assert_eq!(
+        binary_bytes(NESTED, 0, Some(&meta), &[9]).unwrap().as_ref(),
+        b""
+    );
     // Unknown encoding.
     let raw = b"Content-Transfer-Encoding: x-uuencode\r\n\r\nbegin 644 f\r\n";
     let meta = analyze(raw);
     assert_eq!(
-        binary_bytes(raw, 0, &meta, &[1]),
+        binary_bytes(raw, 0, Some(&meta), &[1]),
         Err(BinaryError::UnknownCte)
     );
     let table: &[(&[u8], &[u8], Result<&[u8], BinaryError>)] = &[
@@ -653,7 +700,7 @@ fn structure_output_parses_with_imap_codec() {
             b"BODY",
             &s,
             Some(3),
-            &section_bytes(raw, 0, &meta, &s),
+            &section_bytes(raw, 0, Some(&meta), &s),
             &mut item,
         );
         parse_fetch(&item);
@@ -689,7 +736,7 @@ fn deep_structure_is_balanced() {
 #[test]
 fn binary_size_item() {
     let meta = analyze(NESTED);
-    let size = binary_bytes(NESTED, 0, &meta, &[2, 2]).unwrap().len() as u64;
+    let size = binary_bytes(NESTED, 0, Some(&meta), &[2, 2]).unwrap().len() as u64;
     let mut out = Vec::new();
     write_binary_size(&[2, 2], size, &mut out);
     assert_eq!(text(&out), "BINARY.SIZE[2.2] 11");
