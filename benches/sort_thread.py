@@ -2,6 +2,9 @@
 
     python3 benches/sort_thread.py HOST PORT USER PASSWORD [ROUNDS]
 
+With COMMAND_SET=fetch in the environment it times a whole-mailbox FETCH instead: the
+header fields a list view asks for, and every message whole (a first sync).
+
 Per session: LOGIN, SELECT INBOX, then each command of COMMANDS ROUNDS times (default 5),
 one at a time; the time of one command is from its write to its tagged OK, the whole
 answer read. Two sessions, one after the other, so the second shows what a client that
@@ -15,12 +18,25 @@ import statistics
 import sys
 import time
 
-COMMANDS = [
-    ("sort_reverse_date", b"UID SORT (REVERSE DATE) UTF-8 ALL"),
-    ("sort_subject", b"UID SORT (SUBJECT) UTF-8 ALL"),
-    ("thread_references", b"UID THREAD REFERENCES UTF-8 ALL"),
-    ("thread_orderedsubject", b"UID THREAD ORDEREDSUBJECT UTF-8 ALL"),
-]
+import os
+import re
+
+COMMAND_SETS = {
+    "sort": [
+        ("sort_reverse_date", b"UID SORT (REVERSE DATE) UTF-8 ALL"),
+        ("sort_subject", b"UID SORT (SUBJECT) UTF-8 ALL"),
+        ("thread_references", b"UID THREAD REFERENCES UTF-8 ALL"),
+        ("thread_orderedsubject", b"UID THREAD ORDEREDSUBJECT UTF-8 ALL"),
+    ],
+    "fetch": [
+        ("fetch_header_fields", b"UID FETCH 1:* (UID FLAGS RFC822.SIZE BODY.PEEK[HEADER.FIELDS "
+         b"(From To Cc Subject Date Message-ID References In-Reply-To Content-Type)])"),
+        ("fetch_whole", b"UID FETCH 1:* BODY.PEEK[]"),
+        ("fetch_bodystructure", b"UID FETCH 1:* (BODYSTRUCTURE)"),
+    ],
+}
+COMMANDS = COMMAND_SETS[os.environ.get("COMMAND_SET", "sort")]
+LITERAL = re.compile(rb"\{(\d+)\}\r\n$")
 
 
 class Client:
@@ -46,6 +62,12 @@ class Client:
             if not line:
                 raise SystemExit("connection closed during %r" % text)
             got += len(line)
+            m = LITERAL.search(line)
+            if m:
+                # A literal's octets are read whole: a line in them is not a reply.
+                data = self.f.read(int(m.group(1)))
+                got += len(data)
+                continue
             if not line.startswith(tag + b" "):
                 self.untagged.append(line)
             if line.startswith(tag + b" "):

@@ -14,6 +14,9 @@
 # IDLE, and while they idle the client above runs again (the active user's latency);
 # reported: loadgen's server memory per connection, and VmRSS with them all open.
 #
+# COMMAND_SET=fetch times whole-mailbox FETCHes instead (benches/sort_thread.py), e.g.
+# `MESSAGES=3000 IDLE_CONNS=0 IDLE_SECS=0 COMMAND_SET=fetch benches/sort_thread.sh`.
+#
 # Knobs (environment): MESSAGES=50000 ROUNDS=5 IDLE_SECS=60 (the wait before the last
 # RSS sample) IDLE_CONNS=100 NB_BIN=path LOAD_BIN=path (use these binaries instead of
 # building the release ones).

@@ -3,7 +3,9 @@
 # transcript (tests/imap/*.txt -> fuzz/corpus/imap_session, tests/pop3/*.txt ->
 # fuzz/corpus/pop3_session), its `C:` lines joined with CRLF after a mode byte of 0x00
 # (the target logs in first) and cut at the targets' 4 KiB input limit; for IMAP also
-# one input per command line, so short commands of every extension are in the corpus.
+# one input per command line, so short commands of every extension are in the corpus,
+# and the same lines (without the mode byte) seed the grammar target
+# (fuzz/corpus/imap_grammar).
 #
 #   fuzz/seed.sh        then   cargo +nightly fuzz run -s none -a imap_session ...
 set -euo pipefail
@@ -23,9 +25,13 @@ for proto, target in (("imap", "imap_session"), ("pop3", "pop3_session")):
         open(os.path.join(out, f"seed-{name}"), "wb").write(data)
         n += 1
         if proto == "imap":
+            grammar = os.path.join("corpus", "imap_grammar")
+            os.makedirs(grammar, exist_ok=True)
             for i, l in enumerate(lines):
                 open(os.path.join(out, f"seed-{name}-{i}"), "wb").write(
                     b"\x00" + (l + "\r\n").encode()[:4096])
+                open(os.path.join(grammar, f"seed-{name}-{i}"), "wb").write(
+                    (l + "\r\n").encode()[:4096])
                 n += 1
     print(f"{target}: {n} seeds in {out}")
 PY
