@@ -45,8 +45,9 @@ fuzz_target!(|data: &[u8]| {
         let login = reply.split(|b| *b == b'\n').nth(1).unwrap_or(&[]);
         assert!(
             login.starts_with(b"a OK"),
-            "login failed: {:?}",
-            String::from_utf8_lossy(login)
+            "login failed: {:?} in {:?}",
+            String::from_utf8_lossy(login),
+            String::from_utf8_lossy(&reply)
         );
     }
 });

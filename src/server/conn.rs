@@ -328,10 +328,11 @@ impl Conn<Stream> {
         &mut self,
         acceptor: &futures_rustls::TlsAcceptor,
     ) -> Result<(), TlsStartError> {
+        // The replies before it go out in any case (the client reads them all).
+        self.flush().await.map_err(TlsStartError::Handshake)?;
         if !matches!(self.stream, Stream::Tcp(_)) {
             return Err(TlsStartError::NotTcp);
         }
-        self.flush().await.map_err(TlsStartError::Handshake)?;
         self.buf.clear();
         self.start = 0;
         let Stream::Tcp(tcp) = std::mem::replace(&mut self.stream, Stream::Detached) else {
