@@ -5,10 +5,10 @@
 //! Mailbox names stay raw bytes here: whether they are modified UTF-7 or UTF-8 depends on
 //! the session (RFC 6855 §3), so the session decodes them.
 
+use super::cmd::fetch::FetchArgs;
+use super::cmd::search::SearchArgs;
+use super::cmd::store::StoreArgs;
 use super::cmd::{sort::SortArgs, thread::ThreadArgs};
-use super::cmd_fetch::FetchArgs;
-use super::cmd_search::SearchArgs;
-use super::cmd_store::StoreArgs;
 use super::sequence::SequenceSet;
 use crate::util::{days_from_civil, month_from_name};
 
@@ -856,10 +856,10 @@ fn parse_id(p: &mut Parser<'_>) -> R<CommandBody> {
 /// A message command after its name (and `UID`): `SP` and its arguments, without the
 /// CRLF.
 fn parse_message(p: &mut Parser<'_>, name: &[u8], uid: bool) -> R<MessageCommand> {
+    use super::cmd::fetch::fetch_args;
+    use super::cmd::search::search_args;
+    use super::cmd::store::store_args;
     use super::cmd::{sort::sort_args, thread::thread_args};
-    use super::cmd_fetch::fetch_args;
-    use super::cmd_search::search_args;
-    use super::cmd_store::store_args;
     // RFC 9051 §6.4.3: `expunge = "EXPUNGE"`; RFC 4315 §2.1 `uid-expunge = "UID" SP
     // "EXPUNGE" SP sequence-set`.
     if name == b"EXPUNGE" {
@@ -1298,7 +1298,7 @@ mod tests {
             panic!()
         };
         assert_eq!(set, SequenceSet::parse(b"1:*").unwrap());
-        assert_eq!(args.items, vec![super::super::cmd_fetch::Item::Flags]);
+        assert_eq!(args.items, vec![super::super::cmd::fetch::Item::Flags]);
         // The target mailbox of COPY and MOVE is an astring (RFC 9051 §9).
         for (line, name) in [
             (&b"a COPY 1 Archive\r\n"[..], &b"Archive"[..]),

@@ -9,26 +9,16 @@
 //! 3. [`response`]: response encoding and the one error table (pure);
 //! 4. [`view`]: the selected mailbox as the client knows it, and which untagged updates
 //!    may be sent when (pure);
-//! 5. [`session`]: the state machine and the command handlers (`auth`, `mailbox`,
-//!    `append`; `cmd_fetch`, `cmd_store`, `cmd_search` for FETCH, STORE, SEARCH;
-//!    `cmd_qresync` for RFC 7162 QRESYNC),
+//! 5. [`session`]: the state machine; [`cmd`]: the command handlers, one file per
+//!    command family or extension, each with its argument grammar (`cmd::fetch`,
+//!    `cmd::search`, `cmd::store`, `cmd::mailbox`, `cmd::auth`, `cmd::sort`, ...),
 //!    which call the store;
 //! 6. [`server`]: the connection driver (sockets, timeouts, IDLE, SASL rounds).
 
-mod append;
-mod auth;
 pub mod cmd;
-mod cmd_copy;
-mod cmd_expunge;
-mod cmd_fetch;
-mod cmd_qresync;
-mod cmd_quota;
-mod cmd_search;
-mod cmd_store;
 pub mod fetch;
 pub mod framing;
 pub mod grammar;
-mod mailbox;
 pub mod mutf7;
 pub mod response;
 pub mod search;
@@ -37,4 +27,4 @@ pub mod server;
 pub mod session;
 pub mod view;
 
-pub use mailbox::wildcard_match;
+pub use cmd::mailbox::wildcard_match;

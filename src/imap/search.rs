@@ -98,7 +98,7 @@ impl DateCmp {
     }
 }
 
-/// A search key (RFC 9051 §6.4.4), as the grammar parses it (`cmd_search::search_program`);
+/// A search key (RFC 9051 §6.4.4), as the grammar parses it (`cmd::search::search_program`);
 /// FROM/TO/CC/BCC/SUBJECT are `Header` keys on those fields.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SearchKey {

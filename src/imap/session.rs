@@ -155,7 +155,7 @@ pub enum Action {
 struct Fetching {
     tag: String,
     allow_expunge: bool,
-    job: super::cmd_fetch::FetchJob,
+    job: super::cmd::fetch::FetchJob,
 }
 
 /// Whether a message command is among those during which EXPUNGE must not be sent
@@ -314,10 +314,10 @@ impl Session {
                 "QUOTA",
                 "QUOTA=RES-STORAGE",
                 "QUOTA=RES-MESSAGE",
-                // Read side: FETCH, STORE, SEARCH (cmd_fetch, cmd_store, cmd_search).
+                // Read side: FETCH, STORE, SEARCH (cmd::fetch, cmd::store, cmd::search).
                 "CONDSTORE",
                 // RFC 7162 §3.2: SELECT (QRESYNC ...), UID FETCH (VANISHED), VANISHED
-                // for expunges (mailbox, cmd_fetch, view).
+                // for expunges (cmd::mailbox, cmd::fetch, view).
                 "QRESYNC",
                 "ESEARCH",
                 "SEARCHRES",

@@ -301,7 +301,7 @@ impl View {
         }
         if !vanished.is_empty() {
             vanished.reverse();
-            let set = super::cmd_copy::uid_set(&vanished);
+            let set = super::cmd::copy::uid_set(&vanished);
             out.extend_from_slice(format!("* VANISHED {set}\r\n").as_bytes());
         }
     }

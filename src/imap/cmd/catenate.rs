@@ -16,11 +16,11 @@
 
 use std::borrow::Cow;
 
-use super::super::cmd_fetch::section as section_spec;
 use super::super::fetch::{self, Partial, Section, SectionText};
 use super::super::grammar::Parser;
 use super::super::response::{Code, ImapError};
 use super::super::session::Session;
+use super::fetch::section as section_spec;
 use crate::mime::{MessageMeta, PartKind};
 use crate::store::{StoreError, Want};
 

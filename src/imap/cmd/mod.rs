@@ -3,13 +3,23 @@
 //! and what they share: the header fields they order and group by ([`HeaderData`]),
 //! read a batch of messages at a time ([`Session::header_data`]).
 
+pub mod append;
+pub mod auth;
 pub mod catenate;
 pub mod compress;
 pub mod context;
+pub mod copy;
+pub mod expunge;
+pub mod fetch;
+pub mod mailbox;
 pub mod metadata;
 pub mod notify;
 pub mod partial;
+pub mod qresync;
+pub mod quota;
+pub mod search;
 pub mod sort;
+pub mod store;
 pub mod subject;
 pub mod thread;
 pub mod unauthenticate;
@@ -17,7 +27,7 @@ pub mod unauthenticate;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::cmd_search::Hit;
+use super::cmd::search::Hit;
 use super::response::ImapError;
 use super::session::{Session, State};
 use crate::mime::{Address, header_fields, unfold};

@@ -30,11 +30,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::super::cmd_fetch::{FetchArgs, Item, att_list};
 use super::super::grammar::{Parser, Syntax};
 use super::super::response::{self, Code, ImapError};
 use super::super::sequence::SequenceSet;
 use super::super::session::{Outcome, Session};
+use super::fetch::{FetchArgs, Item, att_list};
 use crate::store::{Change, ChangeKind, MailboxInfo, canonical_mailbox};
 
 use super::super::grammar::R;
@@ -284,7 +284,7 @@ impl Notify {
                 name == n
                     || name
                         .strip_prefix(n.as_str())
-                        .is_some_and(|rest| rest.starts_with(super::super::mailbox::DELIM))
+                        .is_some_and(|rest| rest.starts_with(super::mailbox::DELIM))
             }),
         })
     }

@@ -1,11 +1,11 @@
 //! PARTIAL (RFC 9394): paged SEARCH, SORT and UID FETCH results.
 //!
 //! - The `PARTIAL range` return option of SEARCH and SORT (§3.1, parsed with the other
-//!   return options in `cmd_search::return_options`) and its `PARTIAL (range set)`
+//!   return options in `cmd::search::return_options`) and its `PARTIAL (range set)`
 //!   ESEARCH return data (`search::write_esearch`). MIN, MAX and COUNT still describe
 //!   every match; only the set is paged.
 //! - Which results SAVE keeps and the MODSEQ return data describes ([`returned`], §3.2).
-//! - The `PARTIAL` modifier of UID FETCH (§3.3, parsed in `cmd_fetch::parse_fetch`):
+//! - The `PARTIAL` modifier of UID FETCH (§3.3, parsed in `cmd::fetch::fetch_args`):
 //!   the page of the messages the command would otherwise answer.
 //!
 //! Results are numbered from 1 in their order (mailbox order for SEARCH and FETCH, sort

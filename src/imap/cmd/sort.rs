@@ -9,12 +9,12 @@
 
 use std::cmp::Ordering;
 
-use super::super::cmd_search::{Hit, return_options, search_program};
 use super::super::grammar::{Parser, Syntax};
 use super::super::response::{ImapError, Status};
 use super::super::search::{Return, SearchKey, write_esearch};
 use super::super::session::{Outcome, Session};
 use super::HeaderData;
+use super::search::{Hit, return_options, search_program};
 
 use super::super::grammar::R;
 

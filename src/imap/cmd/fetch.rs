@@ -1,23 +1,23 @@
 //! FETCH and UID FETCH (RFC 9051 §6.4.5, §6.4.9; RFC 3501 §6.4.5, §6.4.8) with BINARY
 //! (RFC 3516), CONDSTORE `MODSEQ` / `CHANGEDSINCE` (RFC 7162 §3.1.4) and the QRESYNC
-//! `VANISHED` modifier (§3.2.6, answered by `cmd_qresync`), the PARTIAL modifier of
+//! `VANISHED` modifier (§3.2.6, answered by `cmd::qresync`), the PARTIAL modifier of
 //! UID FETCH (RFC 9394 §3.3), SAVEDATE (RFC 8514) and PREVIEW (RFC 8970).
 //!
 //! Work per message is what the items ask for: FLAGS, UID and MODSEQ come from the
-//! session's [`View`](super::view::View); INTERNALDATE, RFC822.SIZE and SAVEDATE from
+//! session's [`View`](super::super::view::View); INTERNALDATE, RFC822.SIZE and SAVEDATE from
 //! the message's record; ENVELOPE, BODY, BODYSTRUCTURE and PREVIEW from the stored
 //! structure; only section items load the message bytes. Whatever the store must give
 //! is read a batch of messages at a time, in one call (see [`BATCH`]).
 
 use std::collections::VecDeque;
 
-use super::cmd::partial::Range as PartialRange;
-use super::fetch::{self, Options, Partial, Rfc822, Section, SectionText};
-use super::grammar::{MAX_DEPTH, Parser, Syntax, is_atom_char};
-use super::response::{Code, ImapError, Status};
-use super::sequence::SequenceSet;
-use super::session::{Outcome, Session, State};
-use super::view::flag_list;
+use super::super::fetch::{self, Options, Partial, Rfc822, Section, SectionText};
+use super::super::grammar::{MAX_DEPTH, Parser, Syntax, is_atom_char};
+use super::super::response::{Code, ImapError, Status};
+use super::super::sequence::SequenceSet;
+use super::super::session::{Outcome, Session, State};
+use super::super::view::flag_list;
+use super::partial::Range as PartialRange;
 use crate::mime::MessageMeta;
 use crate::store::{FlagMode, Loaded, SystemFlags, Want};
 
@@ -120,7 +120,7 @@ pub struct FetchArgs {
     pub partial: Option<PartialRange>,
 }
 
-use super::grammar::R;
+use super::super::grammar::R;
 
 /// Consumes bytes while `f` holds.
 fn take(p: &mut Parser<'_>, f: impl Fn(u8) -> bool) -> Vec<u8> {
@@ -147,7 +147,7 @@ fn att_name(p: &mut Parser<'_>) -> Vec<u8> {
 
 /// `section-part = nz-number *("." nz-number)` followed by an optional text part, up to
 /// and including `]` (RFC 3501 §9 `section`).
-pub(super) fn section(p: &mut Parser<'_>, binary: bool) -> R<Section> {
+pub(in super::super) fn section(p: &mut Parser<'_>, binary: bool) -> R<Section> {
     p.expect(b'[', "[")?;
     let mut s = Section::default();
     if p.eat(b']') {
@@ -375,7 +375,7 @@ const BATCH_BYTES: usize = 256 * 1024;
 /// A FETCH in progress: the driver calls [`Session::fetch_step`] once per message and
 /// may send what is queued in between. Messages are read from the store a batch at a
 /// time ([`BATCH`], [`BATCH_BYTES`]).
-pub(super) struct FetchJob {
+pub(in super::super) struct FetchJob {
     args: FetchArgs,
     /// Indexes into `view.msgs` not read yet, in reverse order (popped from the end).
     todo: Vec<usize>,
@@ -418,7 +418,7 @@ impl FetchJob {
 impl Session {
     /// FETCH / UID FETCH (RFC 9051 §6.4.5, §6.4.9): checks the arguments, sets `\Seen`
     /// and returns the job whose messages [`Session::fetch_step`] answers one by one.
-    pub(super) async fn fetch(
+    pub(in super::super) async fn fetch(
         &mut self,
         uid: bool,
         set: SequenceSet,
@@ -436,7 +436,7 @@ impl Session {
             let Some(view) = self.view() else {
                 return Err(ImapError::Bad("Select a mailbox first".into()));
             };
-            let within = super::cmd_qresync::uid_ranges(&set, &view.saved);
+            let within = super::qresync::uid_ranges(&set, &view.saved);
             self.vanished_earlier(view.mailbox, &view.uids(), since, within, out)
                 .await?;
         }
@@ -505,7 +505,7 @@ impl Session {
                 for st in done.changed {
                     if let Some(m) = view.msgs.iter_mut().find(|m| m.uid == st.uid) {
                         m.flags = st.flags;
-                        m.keywords = super::view::Keywords::new(&st.keywords);
+                        m.keywords = super::super::view::Keywords::new(&st.keywords);
                         m.modseq = st.modseq;
                     }
                     seen_now.push(st.uid);
@@ -542,7 +542,7 @@ impl Session {
 
     /// Answers the next message of `job` into `out`: `None` while messages are left,
     /// then the command's result.
-    pub(super) async fn fetch_step(
+    pub(in super::super) async fn fetch_step(
         &mut self,
         job: &mut FetchJob,
         out: &mut Vec<u8>,
@@ -779,7 +779,7 @@ mod tests {
     use super::*;
 
     fn parse_fetch(args: &[u8]) -> R<FetchArgs> {
-        super::super::grammar::parse_whole(args, fetch_args)
+        super::super::super::grammar::parse_whole(args, fetch_args)
     }
 
     #[test]
@@ -853,7 +853,11 @@ mod tests {
             ("RFC822.HEADER", false, true),
             ("BODY.PEEK[HEADER]", false, true),
             ("BODY.PEEK[HEADER.FIELDS (From Subject)]", false, true),
-            ("BODY.PEEK[HEADER.FIELDS.NOT (Received)]<0.100>", false, true),
+            (
+                "BODY.PEEK[HEADER.FIELDS.NOT (Received)]<0.100>",
+                false,
+                true,
+            ),
             ("BODY.PEEK[TEXT]", false, false),
             ("BODY.PEEK[1]", true, false),
             ("BODY.PEEK[1.HEADER]", true, false),

@@ -9,8 +9,8 @@
 //! GETQUOTA `""` is `NO [NONEXISTENT]`. (Reporting a 2^63 limit made webmail draw a
 //! quota bar stuck at 0%.)
 
-use super::response::{self, Code, ImapError};
-use super::session::{Outcome, Session, no};
+use super::super::response::{self, Code, ImapError};
+use super::super::session::{Outcome, Session, no};
 use crate::delivery::QuotaLimits;
 
 /// `* QUOTA "" (STORAGE used limit MESSAGE used limit)`: STORAGE in KiB, rounded up
@@ -47,7 +47,7 @@ impl Session {
     }
 
     /// GETQUOTAROOT (RFC 9208 §4.3): the mailbox's roots, then each root's QUOTA.
-    pub(super) async fn get_quota_root(
+    pub(in super::super) async fn get_quota_root(
         &mut self,
         raw: &[u8],
         out: &mut Vec<u8>,
@@ -67,7 +67,7 @@ impl Session {
 
     /// GETQUOTA (RFC 9208 §4.2): only the root `""` exists, and only while a limit
     /// applies.
-    pub(super) async fn get_quota(
+    pub(in super::super) async fn get_quota(
         &mut self,
         root: &[u8],
         out: &mut Vec<u8>,

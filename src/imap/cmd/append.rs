@@ -3,9 +3,9 @@
 //! message put together by `imap::cmd::catenate`). Messages go through the one
 //! delivery path (`Pipeline::deliver_batch`, no trace headers).
 
-use super::grammar::{AppendData, AppendMessage};
-use super::response::{Code, ImapError, Status};
-use super::session::{Outcome, Session, State};
+use super::super::grammar::{AppendData, AppendMessage};
+use super::super::response::{Code, ImapError, Status};
+use super::super::session::{Outcome, Session, State};
 use crate::delivery::{Incoming, Outcome as Delivered, Target};
 use crate::store::{StoreError, SystemFlags};
 
@@ -54,7 +54,7 @@ fn uid_set(uids: &[u32]) -> String {
 }
 
 impl Session {
-    pub(super) async fn append(
+    pub(in super::super) async fn append(
         &mut self,
         raw: &[u8],
         messages: Vec<AppendMessage>,

@@ -6,10 +6,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::grammar::{ListCommand, QresyncParams, StatusItem};
-use super::response::{self, Code, ImapError, Status};
-use super::session::{Outcome, Session, State, no};
-use super::view::View;
+use super::super::grammar::{ListCommand, QresyncParams, StatusItem};
+use super::super::response::{self, Code, ImapError, Status};
+use super::super::session::{Outcome, Session, State, no};
+use super::super::view::View;
 use crate::store::{MailboxInfo, Origin, StoreError, SystemFlags, canonical_mailbox};
 
 /// Hierarchy delimiter (RFC 9051 §5.1; the store's too).
@@ -116,13 +116,13 @@ impl Session {
     /// modified UTF-7, normalised to NFC (RFC 9051 §5.1: the two spellings of "Café"
     /// are one name). A name that does not decode is a well-formed astring naming no
     /// mailbox we can have: `NO [CANNOT]`, not BAD (what clients and Dovecot expect).
-    pub(super) fn mailbox_name(&self, raw: &[u8]) -> Result<String, ImapError> {
+    pub(in super::super) fn mailbox_name(&self, raw: &[u8]) -> Result<String, ImapError> {
         use unicode_normalization::UnicodeNormalization;
         let name = if self.utf8() {
             String::from_utf8(raw.to_vec())
                 .map_err(|_| ImapError::no(Code::Cannot, "Mailbox name is not UTF-8"))?
         } else {
-            super::mutf7::decode(raw)
+            super::super::mutf7::decode(raw)
                 .ok_or_else(|| ImapError::no(Code::Cannot, "Invalid modified UTF-7 mailbox name"))?
         };
         if name.chars().any(|c| c.is_control()) {
@@ -135,7 +135,7 @@ impl Session {
     }
 
     /// A mailbox that must exist.
-    pub(super) async fn existing(&self, raw: &[u8]) -> Result<MailboxInfo, ImapError> {
+    pub(in super::super) async fn existing(&self, raw: &[u8]) -> Result<MailboxInfo, ImapError> {
         let (user, _) = self.user()?;
         let name = self.mailbox_name(raw)?;
         match self.ctx.pipeline.store.mailbox(user, &name).await {
@@ -148,7 +148,7 @@ impl Session {
     }
 
     /// RFC 9051 §6.3.9 and RFC 5258.
-    pub(super) async fn list(
+    pub(in super::super) async fn list(
         &mut self,
         cmd: ListCommand,
         out: &mut Vec<u8>,
@@ -282,7 +282,7 @@ impl Session {
 
     /// RFC 3501 §6.3.9: subscribed names; with a trailing `%`, an unsubscribed parent
     /// of a subscribed child appears with `\Noselect`.
-    pub(super) async fn lsub(
+    pub(in super::super) async fn lsub(
         &mut self,
         reference: &[u8],
         pattern: &[u8],
@@ -327,7 +327,7 @@ impl Session {
     }
 
     /// RFC 9051 §6.3.4: a trailing delimiter is dropped; missing parents are created.
-    pub(super) async fn create(&mut self, raw: &[u8]) -> Result<Outcome, ImapError> {
+    pub(in super::super) async fn create(&mut self, raw: &[u8]) -> Result<Outcome, ImapError> {
         let (user, _) = self.user()?;
         let name = self.mailbox_name(raw)?;
         let name = name.strip_suffix(DELIM).unwrap_or(&name).to_string();
@@ -350,7 +350,7 @@ impl Session {
     /// the name survives. Deleting the mailbox this session has selected first
     /// deselects it: `* OK [CLOSED]`, and the session is Authenticated again. Other
     /// sessions that have it selected get `* BYE` (see `Session::updates`).
-    pub(super) async fn delete(
+    pub(in super::super) async fn delete(
         &mut self,
         raw: &[u8],
         out: &mut Vec<u8>,
@@ -386,7 +386,11 @@ impl Session {
     /// of the new name are created; renaming INBOX moves its messages into the new
     /// mailbox and leaves INBOX empty (its sessions see EXPUNGEs). The mailbox keeps its
     /// identity, so a session that has it selected carries on under the new name.
-    pub(super) async fn rename(&mut self, from: &[u8], to: &[u8]) -> Result<Outcome, ImapError> {
+    pub(in super::super) async fn rename(
+        &mut self,
+        from: &[u8],
+        to: &[u8],
+    ) -> Result<Outcome, ImapError> {
         let (user, _) = self.user()?;
         let old = self.mailbox_name(from)?;
         let new = self.mailbox_name(to)?;
@@ -428,7 +432,11 @@ impl Session {
     /// SUBSCRIBE / UNSUBSCRIBE (RFC 9051 §6.3.7, §6.3.8): per name; a name without a
     /// mailbox may be subscribed, and unsubscribing a name that is not subscribed is
     /// not an error.
-    pub(super) async fn subscribe(&mut self, raw: &[u8], on: bool) -> Result<Outcome, ImapError> {
+    pub(in super::super) async fn subscribe(
+        &mut self,
+        raw: &[u8],
+        on: bool,
+    ) -> Result<Outcome, ImapError> {
         let (user, _) = self.user()?;
         let name = self.mailbox_name(raw)?;
         if name.is_empty() || name.contains(['*', '%']) {
@@ -447,7 +455,7 @@ impl Session {
     }
 
     /// Writes `* STATUS name (items)` for one mailbox.
-    pub(super) async fn write_status(
+    pub(in super::super) async fn write_status(
         &self,
         info: &MailboxInfo,
         items: &[StatusItem],
@@ -493,7 +501,7 @@ impl Session {
     }
 
     /// RFC 9051 §6.3.11: never selects, never clears `\Recent`.
-    pub(super) async fn status(
+    pub(in super::super) async fn status(
         &mut self,
         raw: &[u8],
         items: &[StatusItem],
@@ -506,7 +514,7 @@ impl Session {
 
     /// RFC 9051 §6.3.2 / §6.3.3. Selecting while selected deselects first (without
     /// expunging); a failed SELECT leaves the session Authenticated.
-    pub(super) async fn select(
+    pub(in super::super) async fn select(
         &mut self,
         raw: &[u8],
         read_only: bool,
@@ -604,7 +612,7 @@ impl Session {
 
     /// CLOSE (RFC 9051 §6.4.1: silently expunges `\Deleted` when read-write) and
     /// UNSELECT (RFC 3691; §6.4.2: never expunges).
-    pub(super) async fn close(&mut self, expunge: bool) -> Result<Outcome, ImapError> {
+    pub(in super::super) async fn close(&mut self, expunge: bool) -> Result<Outcome, ImapError> {
         let State::Selected(account, view) = std::mem::replace(&mut self.state, State::Logout)
         else {
             return Err(ImapError::Internal("CLOSE outside Selected".into()));

@@ -10,13 +10,13 @@
 //! With QRESYNC the update step sends one `* VANISHED uid-set` instead (RFC 7162 §3.2.7).
 //! A read-only mailbox gets `NO [READ-ONLY]`.
 
-use super::response::{Code, ImapError};
-use super::sequence::SequenceSet;
-use super::session::{Outcome, Session, State, no};
+use super::super::response::{Code, ImapError};
+use super::super::sequence::SequenceSet;
+use super::super::session::{Outcome, Session, State, no};
 
 impl Session {
     /// EXPUNGE (`uid_set` None) or UID EXPUNGE of `uid_set`.
-    pub(super) async fn expunge(
+    pub(in super::super) async fn expunge(
         &mut self,
         uid_set: Option<SequenceSet>,
     ) -> Result<Outcome, ImapError> {

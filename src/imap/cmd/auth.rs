@@ -4,8 +4,8 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
-use super::response::{Code, ImapError, Status};
-use super::session::{Account, Action, MAX_AUTH_FAILURES, Outcome, Sasl, Session, State};
+use super::super::response::{Code, ImapError, Status};
+use super::super::session::{Account, Action, MAX_AUTH_FAILURES, Outcome, Sasl, Session, State};
 use crate::auth::AuthError;
 
 /// `+ ` challenges of the LOGIN mechanism: "Username:" and "Password:".
@@ -29,7 +29,7 @@ fn utf8(bytes: Vec<u8>) -> Result<String, ImapError> {
 impl Session {
     /// RFC 9051 §6.2.3; refused without TLS where plaintext is not allowed (§6.2.3,
     /// PROTOCOL.md item 25).
-    pub(super) async fn login(
+    pub(in super::super) async fn login(
         &mut self,
         tag: &str,
         user: Vec<u8>,
@@ -112,7 +112,7 @@ impl Session {
     }
 
     /// RFC 9051 §6.2.2 with SASL-IR (RFC 4959).
-    pub(super) async fn authenticate(
+    pub(in super::super) async fn authenticate(
         &mut self,
         tag: &str,
         mechanism: &str,
@@ -217,7 +217,7 @@ impl Session {
     }
 
     /// RFC 5161 §3.1: `* ENABLED` lists only what this command newly enabled.
-    pub(super) fn enable(&mut self, caps: Vec<String>, out: &mut Vec<u8>) -> Outcome {
+    pub(in super::super) fn enable(&mut self, caps: Vec<String>, out: &mut Vec<u8>) -> Outcome {
         let mut newly = Vec::new();
         for c in caps {
             let flag = match c.as_str() {

@@ -3,19 +3,19 @@
 //! (RFC 5032), CONDSTORE `MODSEQ` (RFC 7162 §3.1.5) and the SAVEDATE keys (RFC 8514).
 //!
 //! Keys that need the message content are evaluated only for messages the cheap keys
-//! did not already decide (see [`super::search`]); those load one message at a time.
+//! did not already decide (see [`super::super::search`]); those load one message at a time.
 
 use std::collections::BTreeSet;
 
-use super::cmd::partial::{self, Range};
-use super::cmd_fetch::mod_sequence;
-use super::grammar::{MAX_DEPTH, Parser, Syntax};
-use super::response::{Code, ImapError, Status};
-use super::search::{
+use super::super::grammar::{MAX_DEPTH, Parser, Syntax};
+use super::super::response::{Code, ImapError, Status};
+use super::super::search::{
     self, Candidate, Content, Date, DateCmp, IndexHits, Return, Scope, SearchKey, SeqBound, SeqSet,
 };
-use super::sequence::{Bound, SequenceSet};
-use super::session::{Outcome, Session, State};
+use super::super::sequence::{Bound, SequenceSet};
+use super::super::session::{Outcome, Session, State};
+use super::fetch::mod_sequence;
+use super::partial::{self, Range};
 use crate::store::{Loaded, MessageInfo, SystemFlags, Want};
 
 /// A parsed SEARCH command (RFC 9051 §9 `search`).
@@ -34,18 +34,18 @@ pub struct SearchArgs {
 const CHARSETS: &str = "US-ASCII UTF-8";
 
 /// Whether a search CHARSET (upper-cased) is one of [`CHARSETS`].
-pub(super) fn charset_supported(charset: &str) -> bool {
+pub(in super::super) fn charset_supported(charset: &str) -> bool {
     CHARSETS.split(' ').any(|c| c == charset)
 }
 
 /// `NO [BADCHARSET (...)]` (RFC 9051 §6.4.4, §7.1).
-pub(super) fn bad_charset() -> ImapError {
+pub(in super::super) fn bad_charset() -> ImapError {
     ImapError::no(Code::BadCharset(CHARSETS.into()), "Unsupported charset")
 }
 
 /// A message a search matched, with what SORT may order it by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Hit {
+pub(in super::super) struct Hit {
     pub seq: u32,
     pub uid: u32,
     pub modseq: u64,
@@ -54,7 +54,7 @@ pub(super) struct Hit {
 }
 
 impl Hit {
-    fn new(seq: u32, m: &super::view::Msg, info: &MessageInfo) -> Hit {
+    fn new(seq: u32, m: &super::super::view::Msg, info: &MessageInfo) -> Hit {
         Hit {
             seq,
             uid: m.uid,
@@ -71,7 +71,7 @@ impl Hit {
 const CONTENT_BATCH: usize = 256;
 const CONTENT_BYTES: usize = 1 << 20;
 
-use super::grammar::R;
+use super::super::grammar::R;
 
 /// `date = date-text / DQUOTE date-text DQUOTE`, `date-text = date-day "-"
 /// date-month "-" date-year`.
@@ -247,7 +247,7 @@ fn key(p: &mut Parser<'_>, depth: usize) -> R<SearchKey> {
 /// search-return-opt)] ")"` (RFC 4731 §3.1; RFC 5182 SAVE; RFC 5267 §3.2 for SORT,
 /// §4.2 CONTEXT, §4.3 UPDATE; RFC 9394 §4 `PARTIAL range`), with the space after it.
 /// `None` without RETURN; the bool is SAVE.
-pub(super) fn return_options(p: &mut Parser<'_>) -> R<Option<(Return, bool)>> {
+pub(in super::super) fn return_options(p: &mut Parser<'_>) -> R<Option<(Return, bool)>> {
     if !p.keyword("RETURN") {
         return Ok(None);
     }
@@ -289,7 +289,7 @@ pub(super) fn return_options(p: &mut Parser<'_>) -> R<Option<(Return, bool)>> {
 
 /// `search-key *(SP search-key)`, the last argument of its command: one key, or
 /// their AND.
-pub(super) fn search_program(p: &mut Parser<'_>) -> R<SearchKey> {
+pub(in super::super) fn search_program(p: &mut Parser<'_>) -> R<SearchKey> {
     let mut keys = vec![key(p, 1)?];
     while p.eat(b' ') {
         keys.push(key(p, 1)?);
@@ -327,7 +327,7 @@ pub fn search_args(p: &mut Parser<'_>) -> R<SearchArgs> {
 /// modseq) and the store's record (dates, size).
 fn candidate<'a>(
     seq: u32,
-    m: &'a super::view::Msg,
+    m: &'a super::super::view::Msg,
     info: &MessageInfo,
     recent: bool,
 ) -> Candidate<'a> {
@@ -346,7 +346,7 @@ fn candidate<'a>(
 
 impl Session {
     /// SEARCH / UID SEARCH (RFC 9051 §6.4.4, §6.4.9).
-    pub(super) async fn search(
+    pub(in super::super) async fn search(
         &mut self,
         tag: &str,
         uid: bool,
@@ -420,7 +420,7 @@ impl Session {
     }
 
     /// The SEARCHRES result `$` (RFC 5182), empty when nothing is selected.
-    pub(super) fn saved_result(&self) -> Vec<u32> {
+    pub(in super::super) fn saved_result(&self) -> Vec<u32> {
         match &self.state {
             State::Selected(_, v) => v.saved.clone(),
             _ => Vec::new(),
@@ -461,7 +461,7 @@ impl Session {
     /// SORT and THREAD after parsing: the charset must be one we search in (they have
     /// no SAVE to empty), a MODSEQ key enables CONDSTORE (RFC 7162 §3.1), then the
     /// matching messages ([`Session::search_hits`]).
-    pub(super) async fn ordered_hits(
+    pub(in super::super) async fn ordered_hits(
         &mut self,
         charset: &str,
         key: &SearchKey,
@@ -478,14 +478,17 @@ impl Session {
     /// The messages of the selected mailbox that `key` matches, in sequence order
     /// (SEARCH, and SORT and THREAD before they order them). Messages expunged
     /// elsewhere are skipped (RFC 2180 §4.3).
-    pub(super) async fn search_hits(&self, key: &SearchKey) -> Result<Vec<Hit>, ImapError> {
+    pub(in super::super) async fn search_hits(
+        &self,
+        key: &SearchKey,
+    ) -> Result<Vec<Hit>, ImapError> {
         self.search_hits_in(key, None).await
     }
 
     /// [`Session::search_hits`] among the messages `only` names (UIDs), or all of them;
     /// the others still count for `*` and sequence numbers. A search context evaluates
     /// the messages that changed this way (RFC 5267 §4.3, `imap::cmd::context`).
-    pub(super) async fn search_hits_in(
+    pub(in super::super) async fn search_hits_in(
         &self,
         key: &SearchKey,
         only: Option<&BTreeSet<u32>>,
@@ -502,7 +505,7 @@ impl Session {
         }
         // RFC 2180 §4.3: messages expunged elsewhere are skipped (the view marks the
         // ones it knows of; the store drops the rest).
-        let picked: Vec<(u32, &super::view::Msg)> = view
+        let picked: Vec<(u32, &super::super::view::Msg)> = view
             .msgs
             .iter()
             .enumerate()
@@ -521,10 +524,10 @@ impl Session {
             now: crate::store::now(),
             index: hits_of_index.as_ref(),
         };
-        let recent = |m: &super::view::Msg| rev1 && view.recent.contains(&m.uid);
+        let recent = |m: &super::super::view::Msg| rev1 && view.recent.contains(&m.uid);
         let mut hits: Vec<Hit> = Vec::new();
         // Messages whose answer needs their content: (seq, view message, listing).
-        let mut undecided: Vec<(u32, &super::view::Msg, MessageInfo)> = Vec::new();
+        let mut undecided: Vec<(u32, &super::super::view::Msg, MessageInfo)> = Vec::new();
         for ((seq, m), (_, loaded)) in picked.iter().zip(records) {
             let Some(loaded) = loaded else { continue };
             let cand = candidate(*seq, m, &loaded.info, recent(m));
@@ -577,8 +580,8 @@ impl Session {
                 // all of it counts as header, the prefix included.
                 let (full, prefix_len, header_len) = match &meta {
                     Some((s, p)) => {
-                        let f =
-                            super::fetch::structure(s, Some(&raw), *p).ok_or_else(undecodable)?;
+                        let f = super::super::fetch::structure(s, Some(&raw), *p)
+                            .ok_or_else(undecodable)?;
                         let len = f.header_len;
                         (Some(f), *p, len)
                     }
@@ -608,7 +611,7 @@ mod tests {
     use super::*;
 
     fn parse_search(args: &[u8]) -> R<SearchArgs> {
-        super::super::grammar::parse_whole(args, search_args)
+        super::super::super::grammar::parse_whole(args, search_args)
     }
 
     fn k(s: &str) -> SearchKey {

@@ -10,15 +10,15 @@
 //! not know). UIDs the client still knows as messages (the view, including removals not
 //! announced yet) are never in it: those are announced by `* VANISHED` when allowed.
 
-use super::grammar::QresyncParams;
-use super::response::ImapError;
-use super::sequence::{Bound, SequenceSet};
-use super::session::Session;
-use super::view::{View, flag_list};
+use super::super::grammar::QresyncParams;
+use super::super::response::ImapError;
+use super::super::sequence::{Bound, SequenceSet};
+use super::super::session::Session;
+use super::super::view::{View, flag_list};
 
 /// `set` as inclusive UID ranges; `*` is the largest UID there can be (the store clips
 /// to UIDNEXT), `$` the SEARCHRES result (RFC 5182).
-pub(super) fn uid_ranges(set: &SequenceSet, saved: &[u32]) -> Vec<(u32, u32)> {
+pub(in super::super) fn uid_ranges(set: &SequenceSet, saved: &[u32]) -> Vec<(u32, u32)> {
     let num = |b: Bound| match b {
         Bound::Num(n) => n,
         Bound::Star => u32::MAX,
@@ -78,7 +78,7 @@ impl Session {
     /// `* VANISHED (EARLIER) uids` for the UIDs of `within` expunged from `mailbox`
     /// after `modseq` (RFC 7162 §3.2.5.1, §3.2.6), leaving out `present`, the UIDs the
     /// client knows as messages (ascending). Nothing when there are none.
-    pub(super) async fn vanished_earlier(
+    pub(in super::super) async fn vanished_earlier(
         &self,
         mailbox: u64,
         present: &[u32],
@@ -105,7 +105,7 @@ impl Session {
     /// matched: the expunges since the client's mod-sequence, then `* n FETCH (UID
     /// FLAGS MODSEQ)` for every message changed since, both among `known-uids` when
     /// given.
-    pub(super) async fn qresync_select(
+    pub(in super::super) async fn qresync_select(
         &self,
         view: &View,
         q: &QresyncParams,

@@ -13,15 +13,15 @@
 //!   VANISHED.
 //! - MOVE out of a read-only (EXAMINEd) mailbox gets `NO [READ-ONLY]` (RFC 9051 §6.3.3).
 
-use super::response::{Code, ImapError, Status};
-use super::sequence::SequenceSet;
-use super::session::{Outcome, Session, State, no};
+use super::super::response::{Code, ImapError, Status};
+use super::super::sequence::SequenceSet;
+use super::super::session::{Outcome, Session, State, no};
 use crate::delivery::{QuotaAction, QuotaQuery, QuotaVerdict};
 use crate::store::{CopyOutcome, StoreError};
 
 /// The messages a message command names, resolved against what the client knows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(super) struct Resolved {
+pub(in super::super) struct Resolved {
     /// UIDs, ascending, of named messages that still exist as far as the view knows.
     pub uids: Vec<u32>,
     /// A named message is gone in the store but not yet announced (RFC 2180 §4).
@@ -30,7 +30,7 @@ pub(super) struct Resolved {
 
 /// `a:b,c` for UIDs in ascending order (RFC 4315 `uid-set`): consecutive runs become
 /// ranges, so the source and destination sets of COPYUID stay in matching order.
-pub(super) fn uid_set(uids: &[u32]) -> String {
+pub(in super::super) fn uid_set(uids: &[u32]) -> String {
     let mut parts: Vec<String> = Vec::new();
     let mut run: Option<(u32, u32)> = None;
     for &u in uids {
@@ -63,9 +63,13 @@ fn range(a: u32, b: u32) -> String {
 }
 
 impl Session {
-    /// The messages `set` names ([`super::view::View::resolve`]), as UIDs, with
+    /// The messages `set` names ([`super::super::view::View::resolve`]), as UIDs, with
     /// whether any of them is already expunged elsewhere.
-    pub(super) fn resolve_set(&self, set: &SequenceSet, uid: bool) -> Result<Resolved, ImapError> {
+    pub(in super::super) fn resolve_set(
+        &self,
+        set: &SequenceSet,
+        uid: bool,
+    ) -> Result<Resolved, ImapError> {
         let view = self
             .view()
             .ok_or_else(|| ImapError::Bad("Select a mailbox first".into()))?;
@@ -84,7 +88,7 @@ impl Session {
     }
 
     /// COPY / MOVE / UID COPY / UID MOVE.
-    pub(super) async fn copy(
+    pub(in super::super) async fn copy(
         &mut self,
         uid: bool,
         set: SequenceSet,

@@ -1,14 +1,14 @@
 //! STORE and UID STORE (RFC 9051 §6.4.6, §6.4.9; RFC 3501 §6.4.6) with CONDSTORE
 //! `UNCHANGEDSINCE` and `[MODIFIED ...]` (RFC 7162 §3.1.3).
 
+use super::super::grammar::{Parser, R, Syntax};
+use super::super::response::{Code, ImapError, Status};
+use super::super::search::write_sequence_set;
+use super::super::sequence::SequenceSet;
+use super::super::session::{Outcome, Session, State};
+use super::super::view::flag_list;
 use super::append::split_flags;
-use super::cmd_fetch::mod_sequence;
-use super::grammar::{Parser, R, Syntax};
-use super::response::{Code, ImapError, Status};
-use super::search::write_sequence_set;
-use super::sequence::SequenceSet;
-use super::session::{Outcome, Session, State};
-use super::view::flag_list;
+use super::fetch::mod_sequence;
 use crate::store::FlagMode;
 
 /// A parsed STORE argument list (RFC 9051 §9 `store-att-flags`, RFC 7162 §7
@@ -73,7 +73,7 @@ pub fn store_args(p: &mut Parser<'_>) -> R<StoreArgs> {
 
 impl Session {
     /// STORE / UID STORE (RFC 9051 §6.4.6, §6.4.9; RFC 7162 §3.1.3).
-    pub(super) async fn store(
+    pub(in super::super) async fn store(
         &mut self,
         uid: bool,
         set: SequenceSet,
@@ -138,7 +138,7 @@ impl Session {
                 continue;
             };
             m.flags = st.flags;
-            m.keywords = super::view::Keywords::new(&st.keywords);
+            m.keywords = super::super::view::Keywords::new(&st.keywords);
             m.modseq = st.modseq;
             // `.SILENT` suppresses the echo, except that a changed message's new MODSEQ
             // is still reported once CONDSTORE is on (RFC 7162 §3.1.3, example 3).
@@ -204,7 +204,7 @@ mod tests {
     use super::*;
 
     fn parse_store(args: &[u8]) -> R<StoreArgs> {
-        super::super::grammar::parse_whole(args, store_args)
+        super::super::super::grammar::parse_whole(args, store_args)
     }
 
     #[test]
