@@ -560,7 +560,7 @@ impl Session {
                     });
                     Ok(Outcome::Action(Action::Fetch))
                 }
-                MessageCommand::Store(set, args) => self.store(uid, set, args, out).await,
+                MessageCommand::Store(set, args) => self.store_flags(uid, set, args, out).await,
                 MessageCommand::Search(args) => self.search(tag, uid, args, out).await,
                 MessageCommand::Sort(args) => self.sort(tag, uid, args, out).await,
                 MessageCommand::Thread(args) => self.thread(uid, args, out).await,
@@ -612,7 +612,7 @@ impl Session {
             self.state = State::Logout;
             return;
         }
-        let fresh = match self.ctx.pipeline.store.messages(mailbox).await {
+        let fresh = match self.store().messages(mailbox).await {
             Ok(f) => f,
             Err(e) => {
                 log::error!("imap: re-reading mailbox {mailbox}: {e}");
@@ -672,7 +672,7 @@ impl Session {
         let Some(id) = self.view().map(|v| v.mailbox) else {
             return;
         };
-        match self.ctx.pipeline.store.mailbox_status(id).await {
+        match self.store().mailbox_status(id).await {
             Ok(st) => {
                 self.modseq_reported = true;
                 Status::ok("Highest")
@@ -686,7 +686,7 @@ impl Session {
     /// Whether the selected mailbox `id` no longer exists (a store fault counts as
     /// "still there": it is logged, and the next command will see the fault).
     async fn selected_gone(&self, id: u64) -> bool {
-        match self.ctx.pipeline.store.mailbox_status(id).await {
+        match self.store().mailbox_status(id).await {
             Ok(_) => false,
             Err(crate::store::StoreError::NoSuchMailbox) => true,
             Err(e) => {
@@ -726,6 +726,12 @@ impl Session {
     }
 
     /// Session selected view, if any.
+    /// The store: what the handlers read and write through (the delivery pipeline only
+    /// for APPEND, and its hooks for quota).
+    pub(super) fn store(&self) -> &crate::store::Store {
+        &self.ctx.pipeline.store
+    }
+
     pub fn view(&self) -> Option<&View> {
         match &self.state {
             State::Selected(_, v) => Some(v),

@@ -62,7 +62,7 @@ impl Session {
     ) -> Result<Outcome, ImapError> {
         let (user, user_name) = self.user()?;
         let name = self.mailbox_name(raw)?;
-        let store = self.ctx.pipeline.store.clone();
+        let store = self.store().clone();
         // RFC 9051 §6.3.12: never create the target; TRYCREATE tells the client to. The
         // store looks the mailbox up in the transaction that appends (a missing one is
         // `Delivered::NoSuchMailbox` below), so only the name is checked here.

@@ -67,7 +67,7 @@ impl Session {
                         "Too many sessions for this user (connections.max_per_user)",
                     ));
                 };
-                let (feed, origin) = self.ctx.pipeline.store.feed().subscribe_as(rec.id);
+                let (feed, origin) = self.store().feed().subscribe_as(rec.id);
                 log::info!("imap: {} logged in from {}", rec.name, self.peer);
                 self.state = State::Authenticated(Account {
                     id: rec.id,

@@ -209,7 +209,7 @@ impl Session {
     /// `NO [BADURL url]` (RFC 4469 §5).
     async fn url_content(&self, raw: &[u8]) -> Result<Vec<u8>, ImapError> {
         let (user, _) = self.user()?;
-        let store = &self.ctx.pipeline.store;
+        let store = &self.store();
         let url = ImapUrl::parse(raw).ok_or_else(|| bad_url(raw))?;
         let mailbox = match store.mailbox(user, &nfc(&url.mailbox)).await {
             Ok(Some(m)) => m,

@@ -107,7 +107,7 @@ impl Session {
         if remove && read_only {
             return no(Code::ReadOnly, "Mailbox is read-only");
         }
-        let store = self.ctx.pipeline.store.clone();
+        let store = self.store().clone();
         let dst = match store.mailbox(user, &name).await {
             Ok(Some(m)) => m,
             Ok(None) => return no(Code::TryCreate, "No such mailbox"),
@@ -194,7 +194,7 @@ impl Session {
         if !hooks.has_quota(&user_name) {
             return Ok(());
         }
-        let store = self.ctx.pipeline.store.clone();
+        let store = self.store().clone();
         let (size, count) = store.copy_size(src, uids.to_vec()).await?;
         let target = target.to_string();
         let verdict = smol::unblock(move || {

@@ -40,9 +40,7 @@ impl Session {
             return Ok(Outcome::ok(done));
         }
         let removed = self
-            .ctx
-            .pipeline
-            .store
+            .store()
             .expunge_deleted(mailbox, restrict, origin)
             .await?;
         // Not woken for its own removal (`origin`): marked here, announced by the

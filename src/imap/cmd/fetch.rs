@@ -462,7 +462,7 @@ impl Session {
         };
         let condstore = self.enabled.condstore;
         let rev1 = !self.enabled.rev2;
-        let store = self.ctx.pipeline.store.clone();
+        let store = self.store().clone();
         let State::Selected(account, view) = &mut self.state else {
             return Err(ImapError::Bad("Select a mailbox first".into()));
         };
@@ -571,7 +571,7 @@ impl Session {
             }
             return Ok(());
         }
-        let store = self.ctx.pipeline.store.clone();
+        let store = self.store().clone();
         let State::Selected(_, view) = &self.state else {
             return Err(ImapError::Bad("Select a mailbox first".into()));
         };

@@ -138,7 +138,7 @@ impl Session {
     pub(in super::super) async fn existing(&self, raw: &[u8]) -> Result<MailboxInfo, ImapError> {
         let (user, _) = self.user()?;
         let name = self.mailbox_name(raw)?;
-        match self.ctx.pipeline.store.mailbox(user, &name).await {
+        match self.store().mailbox(user, &name).await {
             Ok(Some(m)) => Ok(m),
             Ok(None) | Err(crate::store::StoreError::InvalidName(_)) => {
                 no(Code::NonExistent, "No such mailbox")
@@ -170,15 +170,13 @@ impl Session {
             let full = canonical_pattern(&format!("{reference}{p}"));
             patterns.push(full.chars().collect::<Vec<char>>());
         }
-        let boxes = self.ctx.pipeline.store.mailboxes(user).await?;
+        let boxes = self.store().mailboxes(user).await?;
         let t = tree(&boxes);
         let subscribed_mode = cmd.select.subscribed;
         let show_subscribed = cmd.ret.subscribed || subscribed_mode;
         // Subscriptions are per name and outlive mailboxes (RFC 9051 §6.3.7).
         let subs: BTreeSet<String> = if show_subscribed {
-            self.ctx
-                .pipeline
-                .store
+            self.store()
                 .subscriptions(user)
                 .await?
                 .into_iter()
@@ -299,7 +297,7 @@ impl Session {
         let full = canonical_pattern(&format!("{reference}{pattern}"));
         let p: Vec<char> = full.chars().collect();
         // Every subscribed name, mailbox or not (RFC 3501 §6.3.9).
-        let subs = self.ctx.pipeline.store.subscriptions(user).await?;
+        let subs = self.store().subscriptions(user).await?;
         let mut hits: BTreeMap<String, bool> = BTreeMap::new();
         for name in &subs {
             let chars: Vec<char> = name.chars().collect();
@@ -335,11 +333,7 @@ impl Session {
             return no(Code::Cannot, "Wildcards are not allowed in mailbox names");
         }
         // Missing parents too, in one job: a refused name creates nothing.
-        self.ctx
-            .pipeline
-            .store
-            .create_mailbox_path(user, &name)
-            .await?;
+        self.store().create_mailbox_path(user, &name).await?;
         Ok(Outcome::ok("CREATE completed"))
     }
 
@@ -360,7 +354,7 @@ impl Session {
         if name.eq_ignore_ascii_case("INBOX") {
             return no(Code::Cannot, "INBOX cannot be deleted");
         }
-        let store = self.ctx.pipeline.store.clone();
+        let store = self.store().clone();
         let info = match store.mailbox(user, &name).await {
             Ok(Some(m)) => m,
             Ok(None) | Err(StoreError::InvalidName(_)) => {
@@ -403,13 +397,7 @@ impl Session {
             (Err(_), _) => return no(Code::NonExistent, "No such mailbox"),
             (_, Err(_)) => return no(Code::Cannot, "Invalid mailbox name"),
         };
-        match self
-            .ctx
-            .pipeline
-            .store
-            .rename_mailbox(user, &old, &new)
-            .await
-        {
+        match self.store().rename_mailbox(user, &old, &new).await {
             Ok(()) => {}
             Err(StoreError::InvalidName(_)) => {
                 return no(Code::Cannot, "A mailbox cannot be renamed into itself");
@@ -442,11 +430,7 @@ impl Session {
         if name.is_empty() || name.contains(['*', '%']) {
             return no(Code::Cannot, "Invalid mailbox name");
         }
-        self.ctx
-            .pipeline
-            .store
-            .set_subscribed(user, &name, on)
-            .await?;
+        self.store().set_subscribed(user, &name, on).await?;
         Ok(Outcome::ok(if on {
             "SUBSCRIBE completed"
         } else {
@@ -468,7 +452,7 @@ impl Session {
             )
         });
         let msgs = if needs_messages {
-            self.ctx.pipeline.store.messages(info.id).await?
+            self.store().messages(info.id).await?
         } else {
             Vec::new()
         };
@@ -538,7 +522,7 @@ impl Session {
             }
         }
         let info = self.existing(raw).await?;
-        let msgs = self.ctx.pipeline.store.messages(info.id).await?;
+        let msgs = self.store().messages(info.id).await?;
         if condstore {
             self.enabled.condstore = true;
         }
@@ -623,9 +607,7 @@ impl Session {
             // One transaction decides what is `\Deleted` and removes it; no untagged
             // EXPUNGE is sent (RFC 9051 §6.4.1).
             match self
-                .ctx
-                .pipeline
-                .store
+                .store()
                 .expunge_deleted(view.mailbox, None, Origin::NONE)
                 .await
             {

@@ -285,12 +285,7 @@ impl Session {
             .iter()
             .map(|e| (e.as_str().to_string(), want.depth))
             .collect();
-        let mut found = self
-            .ctx
-            .pipeline
-            .store
-            .metadata(user, target, wanted)
-            .await?;
+        let mut found = self.store().metadata(user, target, wanted).await?;
         if target == Annotated::Server
             && let Some(admin) = &self.ctx.config.imap.metadata_admin
             && want
@@ -370,9 +365,7 @@ impl Session {
             .map(|a| a.origin)
             .unwrap_or(crate::store::Origin::NONE);
         match self
-            .ctx
-            .pipeline
-            .store
+            .store()
             .set_metadata(user, target, entries, imap.metadata_max_entries, origin)
             .await?
         {

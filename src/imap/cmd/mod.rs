@@ -191,7 +191,7 @@ impl Session {
         &mut self,
         hits: &[Hit],
     ) -> Result<Vec<Arc<HeaderData>>, ImapError> {
-        let store = self.ctx.pipeline.store.clone();
+        let store = self.store().clone();
         let State::Selected(_, view) = &self.state else {
             return Err(ImapError::Bad("Select a mailbox first".into()));
         };

@@ -440,7 +440,7 @@ impl Session {
         notify: &Notify,
     ) -> Result<(BTreeMap<u64, MailboxInfo>, BTreeSet<String>), ImapError> {
         let (user, _) = self.user()?;
-        let store = &self.ctx.pipeline.store;
+        let store = &self.store();
         let known = store
             .mailboxes(user)
             .await?

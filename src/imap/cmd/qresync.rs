@@ -86,12 +86,7 @@ impl Session {
         within: Vec<(u32, u32)>,
         out: &mut Vec<u8>,
     ) -> Result<(), ImapError> {
-        let found = self
-            .ctx
-            .pipeline
-            .store
-            .expunged_since(mailbox, modseq, within)
-            .await?;
+        let found = self.store().expunged_since(mailbox, modseq, within).await?;
         let uids = without(&found.uids, present);
         if !uids.is_empty() {
             out.extend_from_slice(

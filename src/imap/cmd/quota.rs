@@ -38,7 +38,7 @@ impl Session {
         if !hooks.has_quota(&user_name) {
             return Ok(None);
         }
-        let store = self.ctx.pipeline.store.clone();
+        let store = self.store().clone();
         let boxes = store.mailboxes(user).await?;
         let bytes: u64 = boxes.iter().fold(0, |a, b| a.saturating_add(b.bytes));
         let messages: u64 = boxes.iter().fold(0, |a, b| a.saturating_add(b.messages));

@@ -439,7 +439,7 @@ impl Session {
         if queries.is_empty() {
             return None;
         }
-        let store = &self.ctx.pipeline.store;
+        let store = &self.store();
         match store.text_lookup(mailbox, queries.clone()).await {
             Ok(answer) => Some(IndexHits {
                 upto: answer.upto,
@@ -494,7 +494,7 @@ impl Session {
         only: Option<&BTreeSet<u32>>,
     ) -> Result<Vec<Hit>, ImapError> {
         let rev1 = !self.enabled.rev2;
-        let store = self.ctx.pipeline.store.clone();
+        let store = self.store().clone();
         let State::Selected(_, view) = &self.state else {
             return Err(ImapError::Bad("Select a mailbox first".into()));
         };

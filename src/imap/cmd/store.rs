@@ -73,7 +73,7 @@ pub fn store_args(p: &mut Parser<'_>) -> R<StoreArgs> {
 
 impl Session {
     /// STORE / UID STORE (RFC 9051 §6.4.6, §6.4.9; RFC 7162 §3.1.3).
-    pub(in super::super) async fn store(
+    pub(in super::super) async fn store_flags(
         &mut self,
         uid: bool,
         set: SequenceSet,
@@ -89,7 +89,7 @@ impl Session {
         let condstore = self.enabled.condstore;
         let qresync = self.enabled.qresync;
         let rev1 = !self.enabled.rev2;
-        let store = self.ctx.pipeline.store.clone();
+        let store = self.store().clone();
         let State::Selected(account, view) = &mut self.state else {
             return Err(ImapError::Bad("Select a mailbox first".into()));
         };
