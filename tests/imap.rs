@@ -252,35 +252,74 @@ fn matches(
     }
 }
 
-fn transcripts() -> Vec<std::path::PathBuf> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/imap");
-    let mut v: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "txt"))
-        // `IMAP_TRANSCRIPT=27` replays only the files whose name contains it.
-        .filter(|p| match std::env::var("IMAP_TRANSCRIPT") {
-            Ok(only) => p.to_string_lossy().contains(&only),
-            Err(_) => true,
-        })
-        .collect();
-    v.sort();
-    assert!(!v.is_empty());
-    v
+/// One test per transcript, each replayed whole and in small chunks, so one failure
+/// hides nothing. `IMAP_TRANSCRIPT=27` still picks files by name
+/// (`cargo test --test imap t27`, the test names, does the same).
+macro_rules! transcripts {
+    ($($test:ident => $file:literal,)*) => {
+        $(
+            #[test]
+            fn $test() {
+                replay_file($file);
+            }
+        )*
+
+        /// Every file in tests/imap/ has its test above.
+        #[test]
+        fn every_transcript_has_a_test() {
+            let listed = [$($file),*];
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/imap");
+            let mut on_disk: Vec<String> = std::fs::read_dir(dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".txt"))
+                .collect();
+            on_disk.sort();
+            assert_eq!(on_disk, listed, "add the new transcript to transcripts! in tests/imap.rs");
+        }
+    };
 }
 
-#[test]
-fn transcripts_whole() {
-    for p in transcripts() {
-        replay(&p, false);
-    }
+transcripts! {
+    t01_any_state => "01-any-state.txt",
+    t02_authenticate => "02-authenticate.txt",
+    t03_authenticate_ir => "03-authenticate-ir.txt",
+    t04_too_many_failures => "04-too-many-failures.txt",
+    t05_mailboxes => "05-mailboxes.txt",
+    t06_append => "06-append.txt",
+    t07_framing => "07-framing.txt",
+    t08_fetch => "08-fetch.txt",
+    t09_store => "09-store.txt",
+    t10_search => "10-search.txt",
+    t20_copy_move => "20-copy-move.txt",
+    t21_expunge => "21-expunge.txt",
+    t22_delete_rename => "22-delete-rename.txt",
+    t23_subscribe => "23-subscribe.txt",
+    t24_quota => "24-quota.txt",
+    t25_list_extended => "25-list-extended.txt",
+    t26_search_trace => "26-search-trace.txt",
+    t27_wrong_answers => "27-wrong-answers.txt",
+    t28_search_addresses_charsets => "28-search-addresses-charsets.txt",
+    t29_sort_thread => "29-sort-thread.txt",
+    t30_compress_unauthenticate => "30-compress-unauthenticate.txt",
+    t30_qresync => "30-qresync.txt",
+    t31_metadata => "31-metadata.txt",
+    t31_notify => "31-notify.txt",
+    t32_partial => "32-partial.txt",
+    t33_catenate => "33-catenate.txt",
+    t34_context => "34-context.txt",
+    t35_list_metadata => "35-list-metadata.txt",
 }
 
-#[test]
-fn transcripts_chunked() {
-    for p in transcripts() {
-        replay(&p, true);
+fn replay_file(file: &str) {
+    if std::env::var("IMAP_TRANSCRIPT").is_ok_and(|only| !file.contains(&only)) {
+        return;
     }
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/imap")
+        .join(file);
+    replay(&path, false);
+    replay(&path, true);
 }
 
 fn setup() -> (Env, Server) {
