@@ -353,11 +353,7 @@ impl Session {
         mut a: SearchArgs,
         out: &mut Vec<u8>,
     ) -> Result<Outcome, ImapError> {
-        a.key.resolve_saved(&self.saved_result());
-        let update = a.ret.is_some_and(|r| r.update);
-        if update {
-            self.check_update_tag(tag)?;
-        }
+        let update = self.prepare_program(tag, &mut a.key, a.ret)?;
         let uses_modseq = a.key.uses_modseq();
         if uses_modseq {
             // RFC 7162 §3.1: a MODSEQ search key enables CONDSTORE.
@@ -417,6 +413,23 @@ impl Session {
             None => search::write_search(&numbers, modseq, out),
         }
         Ok(Outcome::Done(Status::ok("SEARCH completed")))
+    }
+
+    /// What SEARCH and SORT do first: `$` becomes the saved result as it is now (RFC 5182
+    /// §2.1), and `RETURN (UPDATE)` has its tag checked (RFC 5267 §4.3). Whether a
+    /// context is asked for.
+    pub(in super::super) fn prepare_program(
+        &self,
+        tag: &str,
+        key: &mut SearchKey,
+        ret: Option<Return>,
+    ) -> Result<bool, ImapError> {
+        key.resolve_saved(&self.saved_result());
+        let update = ret.is_some_and(|r| r.update);
+        if update {
+            self.check_update_tag(tag)?;
+        }
+        Ok(update)
     }
 
     /// The SEARCHRES result `$` (RFC 5182), empty when nothing is selected.

@@ -168,11 +168,7 @@ impl Session {
         mut a: SortArgs,
         out: &mut Vec<u8>,
     ) -> Result<Outcome, ImapError> {
-        a.key.resolve_saved(&self.saved_result());
-        let update = a.ret.is_some_and(|r| r.update);
-        if update {
-            self.check_update_tag(tag)?;
-        }
+        let update = self.prepare_program(tag, &mut a.key, a.ret)?;
         let hits = self.ordered_hits(&a.charset, &a.key).await?;
         let sorted = self.sort_hits(hits, &a.criteria).await?;
         if update {
