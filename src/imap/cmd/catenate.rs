@@ -17,14 +17,12 @@
 use std::borrow::Cow;
 
 use super::super::fetch::{self, Partial, Section, SectionText};
-use super::super::grammar::Parser;
+use super::super::grammar::{Parser, R};
 use super::super::response::{Code, ImapError};
 use super::super::session::Session;
 use super::fetch::section as section_spec;
 use crate::mime::{MessageMeta, PartKind};
 use crate::store::{StoreError, Want};
-
-use super::super::grammar::R;
 
 /// `cat-part = text-literal / url` (RFC 4469 §5).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -29,15 +29,13 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use super::super::grammar::Parser;
+use super::super::grammar::{Parser, R};
 use super::super::response::{Code, ImapError, Status};
 use super::super::search::{SearchKey, SeqBound, write_runs};
 use super::super::session::{Outcome, Session, State};
 use super::super::view::View;
 use super::sort::Criterion;
 use crate::store::SystemFlags;
-
-use super::super::grammar::R;
 
 /// Live contexts per session: each holds a UID per result and one entry per message of
 /// the mailbox, so memory stays bounded by this times the mailbox size. §4.3.1 asks

@@ -4,15 +4,18 @@
 //! UID FETCH (RFC 9394 §3.3), SAVEDATE (RFC 8514) and PREVIEW (RFC 8970).
 //!
 //! Work per message is what the items ask for: FLAGS, UID and MODSEQ come from the
-//! session's [`View`](super::super::view::View); INTERNALDATE, RFC822.SIZE and SAVEDATE from
-//! the message's record; ENVELOPE, BODY, BODYSTRUCTURE and PREVIEW from the stored
-//! structure; only section items load the message bytes. Whatever the store must give
-//! is read a batch of messages at a time, in one call (see [`BATCH`]).
+//! session's [`View`](super::super::view::View); INTERNALDATE, RFC822.SIZE and SAVEDATE
+//! from the message's record; only section and RFC822 items load the message bytes, and
+//! those that name the header alone load the header alone. The MIME structure (parsed
+//! from the message when the store keeps none) only for ENVELOPE, BODY, BODYSTRUCTURE,
+//! PREVIEW and sections below the top level: the top-level sections are cut at the
+//! message's first blank line. Whatever the store must give is read a batch of messages
+//! at a time, in one call (see [`BATCH`]).
 
 use std::collections::VecDeque;
 
 use super::super::fetch::{self, Options, Partial, Rfc822, Section, SectionText};
-use super::super::grammar::{MAX_DEPTH, Parser, Syntax, is_atom_char};
+use super::super::grammar::{MAX_DEPTH, Parser, R, Syntax, is_atom_char};
 use super::super::response::{Code, ImapError, Status};
 use super::super::sequence::SequenceSet;
 use super::super::session::{Outcome, Session, State};
@@ -119,8 +122,6 @@ pub struct FetchArgs {
     /// The `PARTIAL range` modifier of UID FETCH (RFC 9394 §3.3).
     pub partial: Option<PartialRange>,
 }
-
-use super::super::grammar::R;
 
 /// Consumes bytes while `f` holds.
 fn take(p: &mut Parser<'_>, f: impl Fn(u8) -> bool) -> Vec<u8> {

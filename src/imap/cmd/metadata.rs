@@ -16,13 +16,11 @@
 //! annotations, and ENABLE METADATA is not accepted (§4.1 allows sending them only
 //! after it), so there is never a third-party change to report.
 
-use super::super::grammar::Parser;
+use super::super::grammar::{Parser, R, Syntax};
 use super::super::response::{self, Code, ImapError, MetadataCode};
 use super::super::session::{Outcome, Session};
 use crate::imap::fetch::binary_literal;
 use crate::store::{Annotated, Depth, MetadataSet};
-
-use super::super::grammar::{R, Syntax};
 
 /// Longest entry name accepted, in octets (a name is stored with every value).
 pub const ENTRY_MAX: usize = 256;

@@ -30,14 +30,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::super::grammar::{Parser, Syntax};
+use super::super::grammar::{Parser, R, Syntax};
 use super::super::response::{self, Code, ImapError};
 use super::super::sequence::SequenceSet;
 use super::super::session::{Outcome, Session};
 use super::fetch::{FetchArgs, Item, att_list};
 use crate::store::{Change, ChangeKind, MailboxInfo, canonical_mailbox};
-
-use super::super::grammar::R;
 
 /// The events this server can send (the `BADEVENT` list, RFC 5465 §3.1).
 const SUPPORTED: &str = "MessageNew MessageExpunge FlagChange MailboxName SubscriptionChange \

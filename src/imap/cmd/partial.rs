@@ -11,10 +11,8 @@
 //! Results are numbered from 1 in their order (mailbox order for SEARCH and FETCH, sort
 //! order for SORT); `-1` is the last one (§3.1).
 
-use super::super::grammar::Parser;
+use super::super::grammar::{Parser, R};
 use super::super::search::Return;
-
-use super::super::grammar::R;
 
 /// `partial-range = partial-range-first / partial-range-last` (RFC 9394 §4): two
 /// non-zero 32-bit numbers, both negative (`-1:-100`, counted from the last result) or

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeSet;
 
-use super::super::grammar::{MAX_DEPTH, Parser, Syntax};
+use super::super::grammar::{MAX_DEPTH, Parser, R, Syntax};
 use super::super::response::{Code, ImapError, Status};
 use super::super::search::{
     self, Candidate, Content, Date, DateCmp, IndexHits, Return, Scope, SearchKey, SeqBound, SeqSet,
@@ -70,8 +70,6 @@ impl Hit {
 /// bounded amount in memory.
 const CONTENT_BATCH: usize = 256;
 const CONTENT_BYTES: usize = 1 << 20;
-
-use super::super::grammar::R;
 
 /// `date = date-text / DQUOTE date-text DQUOTE`, `date-text = date-day "-"
 /// date-month "-" date-year`.

@@ -9,14 +9,12 @@
 
 use std::cmp::Ordering;
 
-use super::super::grammar::{Parser, Syntax};
+use super::super::grammar::{Parser, R, Syntax};
 use super::super::response::{ImapError, Status};
 use super::super::search::{Return, SearchKey, write_esearch};
 use super::super::session::{Outcome, Session};
 use super::HeaderData;
 use super::search::{Hit, return_options, search_program};
-
-use super::super::grammar::R;
 
 /// A sort key (RFC 5256 §3 `sort-key`, RFC 5957 §3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

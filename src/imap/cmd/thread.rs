@@ -4,14 +4,12 @@
 use std::cmp::Ordering;
 use std::collections::HashMap;
 
-use super::super::grammar::{Parser, Syntax};
+use super::super::grammar::{Parser, R, Syntax};
 use super::super::response::{ImapError, Status};
 use super::super::search::SearchKey;
 use super::super::session::{Outcome, Session};
 use super::HeaderData;
 use super::search::search_program;
-
-use super::super::grammar::R;
 
 /// `thread-alg` (RFC 5256 §5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
