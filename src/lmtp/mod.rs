@@ -18,13 +18,17 @@
 //! Replies are [`Reply`] values encoded with [`Reply::encode`].
 
 mod data;
-mod framing;
 mod grammar;
 mod reply;
 mod session;
 
+pub use crate::server::line::{LineResult, split_line};
 pub use data::{DataDecoder, DataState};
-pub use framing::{DEFAULT_MAX_LINE, LineResult, split_line};
+
+/// Default cap on one command line, terminator excluded. RFC 5321 §4.5.3.1.4 sets 512
+/// octets; we allow 2048 because long source routes and parameters from real MTAs
+/// exceed it and LMTP peers are trusted local MTAs (PROTOCOL.md §3.17: be lenient).
+pub const DEFAULT_MAX_LINE: usize = 2048;
 pub use grammar::{Body, Command, MailParams, Mailbox, ReversePath, SyntaxError, parse_command};
 pub use reply::Reply;
 pub use session::{RcptOutcome, RecipientCheck, Session, Step, Transaction};

@@ -16,11 +16,11 @@ use smol::net::TcpListener;
 use smol::net::unix::UnixListener;
 
 use super::{
-    DataDecoder, DataState, LineResult, Mailbox, RcptOutcome, RecipientCheck, Reply, ReversePath,
-    Session, Step, parse_command, split_line,
+    DataDecoder, DataState, Mailbox, RcptOutcome, RecipientCheck, Reply, ReversePath, Session,
+    Step, parse_command,
 };
 use crate::delivery::{Incoming, Outcome, Target, Trace, TraceProtocol};
-use crate::server::conn::{Conn, ReadError};
+use crate::server::conn::{Conn, NextLine};
 use crate::server::limits::{ConnSlot, LimitError, Service};
 use crate::server::stream::{Peer, Stream};
 use crate::server::{Context, accept};
@@ -159,41 +159,29 @@ pub async fn handle(ctx: &Context, stream: Stream, mut peer: Peer, slot: Option<
         return;
     }
     loop {
-        let line = match split_line(conn.buffered(), cfg.max_line) {
-            LineResult::Line(len, range) => {
-                let line = conn.buffered().get(range).unwrap_or(&[]).to_vec();
-                conn.consume(len);
-                line
-            }
-            LineResult::TooLong => {
+        let line = match conn.next_line(cfg.max_line).await {
+            NextLine::Line(line) => line,
+            NextLine::TooLong => {
                 queue(&mut conn, &Reply::new(500, (5, 5, 2), "Line too long"));
-                if !skip_line(&mut conn).await {
+                if !conn.skip_line().await {
                     return;
                 }
                 continue;
             }
-            LineResult::Incomplete => {
-                if conn.flush().await.is_err() {
-                    return;
-                }
-                match conn.fill().await {
-                    Ok(_) => continue,
-                    Err(ReadError::Timeout) => {
-                        queue(
-                            &mut conn,
-                            &Reply::new(421, (4, 4, 2), "Idle too long, closing"),
-                        );
-                        conn.end().await;
-                        return;
-                    }
-                    Err(ReadError::Shutdown) => {
-                        queue(&mut conn, &Reply::new(421, (4, 3, 2), "Shutting down"));
-                        conn.end().await;
-                        return;
-                    }
-                    Err(_) => return,
-                }
+            NextLine::Timeout => {
+                queue(
+                    &mut conn,
+                    &Reply::new(421, (4, 4, 2), "Idle too long, closing"),
+                );
+                conn.end().await;
+                return;
             }
+            NextLine::Shutdown => {
+                queue(&mut conn, &Reply::new(421, (4, 3, 2), "Shutting down"));
+                conn.end().await;
+                return;
+            }
+            NextLine::Gone => return,
         };
         let _timer = crate::metrics::command(crate::metrics::CommandProtocol::Lmtp, &line);
         match session.handle(parse_command(&line)) {
@@ -261,21 +249,6 @@ pub async fn handle(ctx: &Context, stream: Stream, mut peer: Peer, slot: Option<
                     }
                 }
             }
-        }
-    }
-}
-
-/// Discards input up to and including the next LF (after a too-long line).
-async fn skip_line<S: AsyncRead + AsyncWrite + Unpin>(conn: &mut Conn<S>) -> bool {
-    loop {
-        if let Some(p) = memchr::memchr(b'\n', conn.buffered()) {
-            conn.consume(p + 1);
-            return true;
-        }
-        let n = conn.buffered().len();
-        conn.consume(n);
-        if conn.flush().await.is_err() || conn.fill().await.is_err() {
-            return false;
         }
     }
 }

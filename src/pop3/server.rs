@@ -10,16 +10,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use smol::Executor;
-use smol::io::{AsyncRead, AsyncWrite};
 use smol::net::TcpListener;
 
 use super::grammar::{encode_message, pop3_size, uidl_base};
 use super::session::{LoginOutcome, Maildrop, Message, Options, Pop3Error, Session, Step};
 use crate::auth::AuthError;
 use crate::config::DelePolicy;
-use crate::lmtp::{LineResult, split_line};
 use crate::server::Context;
-use crate::server::conn::{Conn, ReadError};
+use crate::server::conn::{Conn, NextLine};
 use crate::server::limits::{ConnSlot, LimitError, Service};
 use crate::server::stream::{Peer, Stream};
 use crate::store::Pop3Removal;
@@ -305,41 +303,29 @@ async fn serve(ctx: &Context, stream: Stream, peer: Peer, slot: Option<ConnSlot>
         return;
     }
     loop {
-        let line = match split_line(conn.buffered(), session.max_line()) {
-            LineResult::Line(len, range) => {
-                let line = conn.buffered().get(range).unwrap_or(&[]).to_vec();
-                conn.consume(len);
-                line
-            }
-            LineResult::TooLong => {
+        let line = match conn.next_line(session.max_line()).await {
+            NextLine::Line(line) => line,
+            NextLine::TooLong => {
                 let step = session.too_long();
                 if !apply(ctx, peer, &mut session, &mut conn, held, step).await {
                     return;
                 }
-                if !skip_line(&mut conn).await {
+                if !conn.skip_line().await {
                     return;
                 }
                 continue;
             }
-            LineResult::Incomplete => {
-                if conn.flush().await.is_err() {
-                    return;
-                }
-                match conn.fill().await {
-                    Ok(_) => continue,
-                    Err(ReadError::Timeout) => {
-                        conn.queue(&Pop3Error::Timeout.encode());
-                        conn.end().await;
-                        return;
-                    }
-                    Err(ReadError::Shutdown) => {
-                        conn.queue(&Pop3Error::ShuttingDown.encode());
-                        conn.end().await;
-                        return;
-                    }
-                    Err(_) => return,
-                }
+            NextLine::Timeout => {
+                conn.queue(&Pop3Error::Timeout.encode());
+                conn.end().await;
+                return;
             }
+            NextLine::Shutdown => {
+                conn.queue(&Pop3Error::ShuttingDown.encode());
+                conn.end().await;
+                return;
+            }
+            NextLine::Gone => return,
         };
         let _timer = crate::metrics::command(crate::metrics::CommandProtocol::Pop3, &line);
         let step = session.line(&line);
@@ -451,21 +437,6 @@ async fn apply(
                 conn.end().await;
                 return false;
             }
-        }
-    }
-}
-
-/// Discards input up to and including the next LF (after a too-long line).
-async fn skip_line<S: AsyncRead + AsyncWrite + Unpin>(conn: &mut Conn<S>) -> bool {
-    loop {
-        if let Some(p) = memchr::memchr(b'\n', conn.buffered()) {
-            conn.consume(p + 1);
-            return true;
-        }
-        let n = conn.buffered().len();
-        conn.consume(n);
-        if conn.flush().await.is_err() || conn.fill().await.is_err() {
-            return false;
         }
     }
 }

@@ -21,6 +21,21 @@ pub enum ReadError {
     Io(std::io::Error),
 }
 
+/// What [`Conn::next_line`] read.
+#[derive(Debug, PartialEq, Eq)]
+pub enum NextLine {
+    /// A command line, without its line end.
+    Line(Vec<u8>),
+    /// The line passes the cap: answer, then [`Conn::skip_line`].
+    TooLong,
+    /// Nothing arrived within the timeout: say so and end.
+    Timeout,
+    /// The server is shutting down: say so and end.
+    Shutdown,
+    /// The peer closed the connection, or it failed.
+    Gone,
+}
+
 /// Size of one read.
 const CHUNK: usize = 16 * 1024;
 
@@ -102,6 +117,48 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     }
 
     /// Changes the read timeout (IMAP: short before login, autologout after).
+    /// The next command line of at most `max_line` octets (CRLF or a bare LF, see
+    /// [`super::line::split_line`]); what is queued goes out before it waits for input.
+    pub async fn next_line(&mut self, max_line: usize) -> NextLine {
+        loop {
+            match super::line::split_line(self.buffered(), max_line) {
+                super::line::LineResult::Line(len, range) => {
+                    let line = self.buffered().get(range).unwrap_or(&[]).to_vec();
+                    self.consume(len);
+                    return NextLine::Line(line);
+                }
+                super::line::LineResult::TooLong => return NextLine::TooLong,
+                super::line::LineResult::Incomplete => {
+                    if self.flush().await.is_err() {
+                        return NextLine::Gone;
+                    }
+                    match self.fill().await {
+                        Ok(_) => {}
+                        Err(ReadError::Timeout) => return NextLine::Timeout,
+                        Err(ReadError::Shutdown) => return NextLine::Shutdown,
+                        Err(_) => return NextLine::Gone,
+                    }
+                }
+            }
+        }
+    }
+
+    /// Discards input up to and including the next LF (after a too-long line); false
+    /// when the connection ended first.
+    pub async fn skip_line(&mut self) -> bool {
+        loop {
+            if let Some(p) = memchr::memchr(b'\n', self.buffered()) {
+                self.consume(p.saturating_add(1));
+                return true;
+            }
+            let n = self.buffered().len();
+            self.consume(n);
+            if self.flush().await.is_err() || self.fill().await.is_err() {
+                return false;
+            }
+        }
+    }
+
     pub fn set_timeout(&mut self, timeout: Duration) {
         self.timeout = timeout;
     }

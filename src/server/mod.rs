@@ -5,6 +5,7 @@ pub mod accept;
 pub mod conn;
 pub mod deflate;
 pub mod limits;
+pub mod line;
 pub mod notify;
 pub mod stream;
 

@@ -1,11 +1,7 @@
-//! Command-line framing (RFC 5321 §2.3.8, §4.5.3.1.4).
+//! Command-line framing for the line protocols, LMTP and POP3 (RFC 5321 §2.3.8,
+//! §4.5.3.1.4; RFC 1939 §3); [`super::conn::Conn::next_line`] drives it.
 
 use std::ops::Range;
-
-/// Default cap on one command line, terminator excluded. RFC 5321 §4.5.3.1.4 sets 512
-/// octets; we allow 2048 because long source routes and parameters from real MTAs
-/// exceed it and LMTP peers are trusted local MTAs (PROTOCOL.md §3.17: be lenient).
-pub const DEFAULT_MAX_LINE: usize = 2048;
 
 /// What [`split_line`] found at the start of the buffer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,9 +11,9 @@ pub enum LineResult {
     Line(usize, Range<usize>),
     /// No line end yet and the buffer is still within the cap: read more.
     Incomplete,
-    /// The line is longer than the cap. The driver answers `500 5.5.2` (see
-    /// [`super::SyntaxError::LineTooLong`]) and discards input up to and including
-    /// the next LF, which may arrive in later reads.
+    /// The line is longer than the cap. The driver answers (LMTP `500 5.5.2`, POP3
+    /// `-ERR`) and discards input up to and including the next LF, which may arrive in
+    /// later reads ([`super::conn::Conn::skip_line`]).
     TooLong,
 }
 
