@@ -44,15 +44,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(6 * 3600);
 /// The renewal check wakes at least this often (clock changes, suspend).
 const RECHECK: Duration = Duration::from_secs(24 * 3600);
 
-/// `<data_dir>/acme`: the account key and the certificate.
-pub fn dir(data_dir: &Path) -> PathBuf {
-    data_dir.join("acme")
-}
-
-/// The issued private key and certificate chain, one PEM file.
-pub fn certificate_path(data_dir: &Path) -> PathBuf {
-    dir(data_dir).join("certificate.pem")
-}
+pub use crate::tls::{acme_certificate_path as certificate_path, acme_dir as dir};
 
 fn account_path(data_dir: &Path) -> PathBuf {
     dir(data_dir).join("account.pem")

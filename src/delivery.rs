@@ -319,7 +319,13 @@ impl Pipeline {
     /// One outcome list per message, one outcome per target.
     pub async fn deliver_batch(&self, items: Vec<(Incoming, Vec<Target>)>) -> Vec<Vec<Outcome>> {
         let outcomes = self.deliver_batch_from(items, None).await;
-        outcomes.iter().flatten().for_each(crate::metrics::delivery);
+        for o in outcomes.iter().flatten() {
+            // Stored or discarded by a filter (both acknowledged) is accepted.
+            crate::metrics::delivery(match o {
+                Outcome::Stored(_) | Outcome::Discarded => crate::metrics::Delivery::Accepted,
+                _ => crate::metrics::Delivery::Refused,
+            });
+        }
         outcomes
     }
 

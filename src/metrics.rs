@@ -283,20 +283,14 @@ pub fn connection(listener: &str, accepted: bool) {
     );
 }
 
-/// A login attempt's outcome (every protocol, [`crate::auth::Authenticator`]).
+/// A login attempt's outcome (every protocol, from the authenticator).
 pub fn login(outcome: Login) {
     add(&METRICS.logins, outcome as usize);
 }
 
-/// One delivered copy's outcome: stored or discarded by a filter (both acknowledged)
-/// is accepted, anything else refused.
-pub fn delivery(outcome: &crate::delivery::Outcome) {
-    use crate::delivery::Outcome as O;
-    let d = match outcome {
-        O::Stored(_) | O::Discarded => Delivery::Accepted,
-        _ => Delivery::Refused,
-    };
-    add(&METRICS.deliveries, d as usize);
+/// One delivered copy's outcome (the delivery pipeline says which).
+pub fn delivery(outcome: Delivery) {
+    add(&METRICS.deliveries, outcome as usize);
 }
 
 /// A background pack run that packed something.

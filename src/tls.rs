@@ -102,6 +102,17 @@ pub fn listen_ips(config: &Config) -> Vec<IpAddr> {
     ips
 }
 
+/// `<data_dir>/acme`: ACME's account key and the certificate it got (the ACME client
+/// writes there; this module serves the certificate).
+pub fn acme_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("acme")
+}
+
+/// The ACME certificate: the issued private key and certificate chain, one PEM file.
+pub fn acme_certificate_path(data_dir: &Path) -> PathBuf {
+    acme_dir(data_dir).join("certificate.pem")
+}
+
 /// `<data_dir>/tls`, where the generated certificate is kept.
 pub fn self_signed_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("tls")
@@ -111,7 +122,7 @@ impl TlsManager {
     /// Loads the configured certificate, the ACME one kept in the data dir (when `acme`
     /// is on and one was issued), or the self-signed one (generating it on first start).
     pub fn load(config: &Config) -> Result<TlsManager, TlsError> {
-        let acme_file = crate::acme::certificate_path(&config.data_dir);
+        let acme_file = acme_certificate_path(&config.data_dir);
         let acme = Source {
             cert: acme_file.clone(),
             key: acme_file,
