@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use smol::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::delivery::{Incoming, Outcome, Pipeline, Target, Trace, TraceProtocol};
+pub use crate::hooks::PluginStatus;
 use crate::store::backup::{Progress, Summary};
 use crate::store::{
     AppPasswordInfo, KeptIds, LayoutReport, MailboxInfo, MailboxLayout, MessageInfo, ScriptInfo,
@@ -204,25 +205,6 @@ pub enum Response {
     AcmeRenewed(crate::acme::Issued),
     /// A request that cannot be carried out; the text names the problem.
     Error(ErrorKind, String),
-}
-
-/// One plugin as `nestbox plugin list` shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PluginStatus {
-    pub name: String,
-    pub path: String,
-    /// `filter`, `quota`, `retention`.
-    pub hooks: Vec<String>,
-    /// Empty = everyone.
-    pub users: Vec<String>,
-    pub loaded: bool,
-    pub healthy: bool,
-    pub calls: u64,
-    pub failures: u64,
-    /// Mean wall time per call, microseconds.
-    pub mean_us: u64,
-    /// The load error, or the last call failure.
-    pub last_error: Option<String>,
 }
 
 /// Error classes, so the CLI can choose its exit code.

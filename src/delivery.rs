@@ -10,31 +10,14 @@ use std::sync::Arc;
 
 use crate::mime::header::{header_fields, unfold};
 use crate::store::{
-    AppendRequest, Appended, KeptIds, PreparedBlob, Store, StoreError, SystemFlags, TraceRecord,
+    AppendRequest, Appended, PreparedBlob, Store, StoreError, SystemFlags, TraceRecord,
 };
 use crate::util::{header_block, to_crlf};
 
-/// How a message arrived: the filter envelope's `source` (wit/nestbox-plugin.wit) and
-/// what the quota policy is told.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    Lmtp,
-    Deliver,
-    Append,
-    Import,
-}
-
-impl Source {
-    /// The name the plugin interface uses.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Source::Lmtp => "lmtp",
-            Source::Deliver => "deliver",
-            Source::Append => "append",
-            Source::Import => "import",
-        }
-    }
-}
+pub use crate::hooks::{
+    Copy, FilterVerdict, HookMessage, Hooks, NoHooks, QuotaAction, QuotaLimits, QuotaQuery,
+    QuotaVerdict, Source, Target,
+};
 
 /// The protocol a trace header names in its `with` clause (RFC 5321 §4.4, RFC 3848).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,23 +69,6 @@ pub struct Incoming {
     pub internal_date: Option<i64>,
 }
 
-/// One recipient's copy.
-#[derive(Debug, Clone)]
-pub struct Target {
-    pub user: u32,
-    pub user_name: String,
-    /// The address as given (RCPT TO), for Delivered-To.
-    pub address: String,
-    /// INBOX when `None`.
-    pub mailbox: Option<String>,
-    pub create_mailbox: bool,
-    pub flags: SystemFlags,
-    pub keywords: Vec<String>,
-    /// Ids kept from another server (`import --dovecot`); dropped if a filter files the
-    /// copy into another mailbox.
-    pub kept: Option<KeptIds>,
-}
-
 /// What happened to one recipient's copy.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
@@ -127,150 +93,6 @@ pub enum Outcome {
     },
     /// The store failed; nothing was written for this recipient.
     Failed(StoreError),
-}
-
-/// One stored copy of a recipient's message, when filters file it into several
-/// mailboxes (Sieve: several `fileinto`, or `fileinto` with `keep`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Copy {
-    /// `None`: where the message was going (the target's mailbox, INBOX by default).
-    pub mailbox: Option<String>,
-    pub create: bool,
-    pub flags: SystemFlags,
-    pub keywords: Vec<String>,
-}
-
-/// What a filter decided for one recipient.
-#[derive(Debug, Clone, PartialEq)]
-pub enum FilterVerdict {
-    Accept,
-    /// Accept, storing one copy per entry (never empty) instead of the single target;
-    /// flags and keywords already on the target are added to each copy.
-    Copies(Vec<Copy>),
-    Reject {
-        permanent: bool,
-        text: String,
-    },
-    Discard,
-}
-
-/// What a quota policy decided.
-#[derive(Debug, Clone, PartialEq)]
-pub enum QuotaVerdict {
-    Allow,
-    /// `text` is for the LMTP reply / IMAP `NO` (one line of printable ASCII).
-    Deny {
-        permanent: bool,
-        text: String,
-    },
-}
-
-/// What is about to store messages (the WIT `quota.action`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum QuotaAction {
-    Deliver,
-    Append,
-    Copy,
-    Move,
-    Import,
-}
-
-impl QuotaAction {
-    /// What a delivery from `source` asks of the quota policy.
-    pub fn from_source(source: Source) -> QuotaAction {
-        match source {
-            Source::Append => QuotaAction::Append,
-            Source::Import => QuotaAction::Import,
-            Source::Lmtp | Source::Deliver => QuotaAction::Deliver,
-        }
-    }
-}
-
-/// One question to the quota policy: may `count` messages of `size` octets in all be
-/// added to `mailbox` of `user`?
-#[derive(Debug, Clone)]
-pub struct QuotaQuery<'a> {
-    pub user: u32,
-    pub user_name: &'a str,
-    pub mailbox: &'a str,
-    pub action: QuotaAction,
-    pub size: u64,
-    pub count: u64,
-}
-
-/// Limits a quota policy reports for a user (IMAP GETQUOTA); `None` = no limit.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct QuotaLimits {
-    pub storage_bytes: Option<u64>,
-    pub messages: Option<u64>,
-}
-
-/// The message as hooks see it.
-pub struct HookMessage<'a> {
-    /// The message (CRLF line ends), shared so a plugin host can keep it for a call.
-    pub raw: &'a Arc<Vec<u8>>,
-    /// The trace headers that will be stored in front of it for this recipient.
-    pub prefix: &'a [u8],
-    pub mail_from: Option<&'a str>,
-    /// How it arrived.
-    pub source: Source,
-    /// The store, for hooks that read the user's data (Sieve scripts, mailboxes).
-    pub store: Option<&'a Store>,
-}
-
-/// HOOK POINT for plugins. The plugin host implements this; `NoHooks` accepts everything.
-/// Both run per recipient, after parsing and before the commit, on the blocking pool
-/// (unless [`Hooks::active`] says there is nothing to run).
-/// A failing plugin must fail open (accept / allow) and log why (DESIGN.md decision 6).
-pub trait Hooks: Send + Sync {
-    /// Filter plugins: may re-target the copy (`target.mailbox`, flags, keywords).
-    fn filter(&self, _msg: &HookMessage<'_>, _target: &mut Target) -> FilterVerdict {
-        FilterVerdict::Accept
-    }
-    /// Quota policy: may this be stored? Called per recipient with the final target and
-    /// size (delivery, APPEND, import) and once per COPY/MOVE with the batch's sum. Runs
-    /// on the blocking pool; it may read the user's usage from `store`.
-    fn quota(&self, _store: &Store, _query: &QuotaQuery<'_>) -> QuotaVerdict {
-        QuotaVerdict::Allow
-    }
-    /// Whether any quota policy applies to `user` (lets COPY skip the size lookup).
-    fn has_quota(&self, _user: &str) -> bool {
-        false
-    }
-    /// The limits the quota policies report for a user; blocking like [`Hooks::quota`].
-    fn quota_limits(&self, _store: &Store, _user: u32, _user_name: &str) -> QuotaLimits {
-        QuotaLimits::default()
-    }
-    /// Whether any retention rule applies to `user`.
-    fn has_retention(&self, _user: &str) -> bool {
-        false
-    }
-    /// Retention rules: reviews one batch of a mailbox's messages. Decisions of every
-    /// rule that applies, merged; the rules that failed (so nothing of theirs may be
-    /// applied in this run) by name with the reason. Blocking.
-    fn retention(
-        &self,
-        _mailbox: &crate::retention::MailboxFacts,
-        _batch: &[crate::retention::Summary],
-    ) -> crate::retention::Review {
-        crate::retention::Review::default()
-    }
-    /// Whether any hook may do work; `false` lets deliveries skip the blocking pool.
-    fn active(&self) -> bool {
-        true
-    }
-    /// Loaded plugins and their counters (`nestbox plugin list`).
-    fn plugins(&self) -> Vec<crate::control::PluginStatus> {
-        Vec::new()
-    }
-}
-
-/// No plugins configured.
-pub struct NoHooks;
-impl Hooks for NoHooks {
-    fn active(&self) -> bool {
-        false
-    }
 }
 
 /// The delivery pipeline; cheap to clone.

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod delivery;
+pub mod hooks;
 pub mod http;
 pub mod imap;
 pub mod lmtp;

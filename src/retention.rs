@@ -17,61 +17,14 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::delivery::{Hooks, QuotaLimits};
+pub use crate::hooks::{Action, MailboxFacts, Review, Summary};
+use crate::hooks::{Hooks, QuotaLimits};
 use crate::imap::view::SYSTEM_FLAGS;
 use crate::mime::header::{decoded, header_value};
-use crate::store::{self, MailboxInfo, Store, StoreError, Usage};
+use crate::store::{self, MailboxInfo, Store, StoreError};
 
 /// Messages per review call.
 pub const BATCH: usize = 256;
-
-/// What a rule decided for one message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Action {
-    Expunge,
-    /// Into this mailbox (full name), created when missing.
-    MoveTo(String),
-}
-
-/// One message as a rule sees it (the WIT `retention.summary`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Summary {
-    pub uid: u32,
-    pub internal_date: i64,
-    pub save_date: i64,
-    pub size: u64,
-    /// System flags (`\Seen` ...) and keywords.
-    pub flags: Vec<String>,
-    pub pop3_retrieved: Option<i64>,
-    pub from: Option<String>,
-    pub subject: Option<String>,
-    pub list_id: Option<String>,
-}
-
-/// The mailbox under review (the WIT `retention.mailbox-info`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MailboxFacts {
-    pub user: String,
-    pub name: String,
-    /// RFC 6154 attribute, e.g. `\Trash`.
-    pub special_use: Option<String>,
-    /// METADATA-style annotations; empty until the store keeps RFC 5464 METADATA.
-    pub annotations: Vec<(String, String)>,
-    pub usage: Usage,
-    pub total: Usage,
-    pub limits: QuotaLimits,
-    /// Free and total bytes of the data dir's file system.
-    pub disk: (u64, u64),
-}
-
-/// What the rules said about one batch.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Review {
-    /// (rule name, UID, action), checked: every UID is in the batch.
-    pub decisions: Vec<(String, u32, Action)>,
-    /// (rule name, why) for each rule that failed on this batch.
-    pub failed: Vec<(String, String)>,
-}
 
 /// What a run did (or, dry, would do) in one mailbox.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
