@@ -421,13 +421,17 @@ pub struct ManageSieveConfig {
     pub timeout_secs: u64,
 }
 
+/// Largest Sieve script and most scripts per user, by default (RFC 5804 leaves both
+/// to the server).
+pub const DEFAULT_MAX_SCRIPT_BYTES: u64 = 128 * 1024;
+pub const DEFAULT_MAX_SCRIPTS: usize = 32;
+
 impl Default for ManageSieveConfig {
     fn default() -> Self {
-        let limits = crate::store::SieveLimits::default();
         ManageSieveConfig {
             listen: vec![local(4190)],
-            max_script_bytes: limits.max_script_bytes,
-            max_scripts: limits.max_scripts,
+            max_script_bytes: DEFAULT_MAX_SCRIPT_BYTES,
+            max_scripts: DEFAULT_MAX_SCRIPTS,
             timeout_secs: 1800,
         }
     }
@@ -880,9 +884,9 @@ impl RawConfig {
             .chain(self.pop3.dele_for.iter().map(|(_, p)| ("pop3.dele_for", p)))
         {
             if let DelePolicy::Move(target) = policy
-                && let Err(e) = crate::store::canonical_mailbox(target)
+                && let Err(why) = crate::util::canonical_mailbox(target)
             {
-                return Err(err(key, e.to_string()));
+                return Err(err(key, format!("invalid name: mailbox {target:?}: {why}")));
             }
             if matches!(policy, DelePolicy::Move(t) if t.eq_ignore_ascii_case("INBOX")) {
                 return Err(err(key, "cannot move POP3-deleted mail into INBOX".into()));

@@ -117,6 +117,43 @@ pub fn header_block(raw: &[u8]) -> &[u8] {
     raw.get(..end).unwrap_or(raw)
 }
 
+/// The hierarchy delimiter of mailbox names.
+pub const MAILBOX_DELIMITER: char = '/';
+
+/// Checks and canonicalises a mailbox name (UTF-8, already decoded from modified UTF-7):
+/// `INBOX` in any case is `INBOX` (RFC 9051 §5.1); no empty hierarchy levels, no control
+/// characters, at most 512 bytes and 16 levels. The error says why.
+pub fn canonical_mailbox(name: &str) -> Result<String, &'static str> {
+    let bad = |why: &'static str| Err(why);
+    if name.is_empty() {
+        return bad("empty");
+    }
+    if name.len() > 512 {
+        return bad("longer than 512 bytes");
+    }
+    if name.chars().any(|c| c.is_control()) {
+        return bad("control characters");
+    }
+    let parts: Vec<&str> = name.split(MAILBOX_DELIMITER).collect();
+    if parts.len() > 16 {
+        return bad("more than 16 levels");
+    }
+    if parts.iter().any(|p| p.is_empty()) {
+        return bad("empty hierarchy level");
+    }
+    match parts.split_first() {
+        Some((first, rest)) if first.eq_ignore_ascii_case("INBOX") => {
+            let mut out = String::from("INBOX");
+            for p in rest {
+                out.push(MAILBOX_DELIMITER);
+                out.push_str(p);
+            }
+            Ok(out)
+        }
+        _ => Ok(name.to_string()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,7 +17,7 @@ pub const DEFAULT_MAILBOXES: &[(&str, Option<SpecialUse>)] = &[
 ];
 
 /// Hierarchy delimiter (RFC 9051 §5.1).
-pub const DELIMITER: char = '/';
+pub const DELIMITER: char = crate::util::MAILBOX_DELIMITER;
 
 /// A mailbox as listed.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -49,38 +49,10 @@ impl From<MailboxRecord> for MailboxInfo {
     }
 }
 
-/// Checks and canonicalises a mailbox name (UTF-8, already decoded from modified UTF-7):
-/// `INBOX` in any case is `INBOX` (RFC 9051 §5.1); no empty hierarchy levels, no control
-/// characters, at most 512 bytes and 16 levels.
+/// Checks and canonicalises a mailbox name ([`crate::util::canonical_mailbox`]).
 pub fn canonical_mailbox(name: &str) -> Result<String, StoreError> {
-    let bad = |why: &str| Err(StoreError::InvalidName(format!("mailbox {name:?}: {why}")));
-    if name.is_empty() {
-        return bad("empty");
-    }
-    if name.len() > 512 {
-        return bad("longer than 512 bytes");
-    }
-    if name.chars().any(|c| c.is_control()) {
-        return bad("control characters");
-    }
-    let parts: Vec<&str> = name.split(DELIMITER).collect();
-    if parts.len() > 16 {
-        return bad("more than 16 levels");
-    }
-    if parts.iter().any(|p| p.is_empty()) {
-        return bad("empty hierarchy level");
-    }
-    match parts.split_first() {
-        Some((first, rest)) if first.eq_ignore_ascii_case("INBOX") => {
-            let mut out = String::from("INBOX");
-            for p in rest {
-                out.push(DELIMITER);
-                out.push_str(p);
-            }
-            Ok(out)
-        }
-        _ => Ok(name.to_string()),
-    }
+    crate::util::canonical_mailbox(name)
+        .map_err(|why| StoreError::InvalidName(format!("mailbox {name:?}: {why}")))
 }
 
 pub(crate) fn next_uidvalidity(tx: &WriteTransaction) -> Result<u32, StoreError> {

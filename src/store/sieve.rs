@@ -50,8 +50,8 @@ pub struct SieveLimits {
 impl Default for SieveLimits {
     fn default() -> Self {
         SieveLimits {
-            max_script_bytes: 128 * 1024,
-            max_scripts: 32,
+            max_script_bytes: crate::config::DEFAULT_MAX_SCRIPT_BYTES,
+            max_scripts: crate::config::DEFAULT_MAX_SCRIPTS,
         }
     }
 }
