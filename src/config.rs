@@ -884,9 +884,10 @@ impl RawConfig {
             .chain(self.pop3.dele_for.iter().map(|(_, p)| ("pop3.dele_for", p)))
         {
             if let DelePolicy::Move(target) = policy
-                && let Err(why) = crate::util::canonical_mailbox(target)
+                && let Err(e) = crate::util::canonical_mailbox(target)
             {
-                return Err(err(key, format!("invalid name: mailbox {target:?}: {why}")));
+                // As the store words it (`StoreError::InvalidName`).
+                return Err(err(key, format!("invalid name: {e}")));
             }
             if matches!(policy, DelePolicy::Move(t) if t.eq_ignore_ascii_case("INBOX")) {
                 return Err(err(key, "cannot move POP3-deleted mail into INBOX".into()));

@@ -117,14 +117,32 @@ pub fn header_block(raw: &[u8]) -> &[u8] {
     raw.get(..end).unwrap_or(raw)
 }
 
+/// A mailbox name [`canonical_mailbox`] refuses, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadMailboxName {
+    pub name: String,
+    pub why: &'static str,
+}
+
+impl std::fmt::Display for BadMailboxName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "mailbox {:?}: {}", self.name, self.why)
+    }
+}
+
 /// The hierarchy delimiter of mailbox names.
 pub const MAILBOX_DELIMITER: char = '/';
 
 /// Checks and canonicalises a mailbox name (UTF-8, already decoded from modified UTF-7):
 /// `INBOX` in any case is `INBOX` (RFC 9051 §5.1); no empty hierarchy levels, no control
 /// characters, at most 512 bytes and 16 levels. The error says why.
-pub fn canonical_mailbox(name: &str) -> Result<String, &'static str> {
-    let bad = |why: &'static str| Err(why);
+pub fn canonical_mailbox(name: &str) -> Result<String, BadMailboxName> {
+    let bad = |why: &'static str| {
+        Err(BadMailboxName {
+            name: name.to_string(),
+            why,
+        })
+    };
     if name.is_empty() {
         return bad("empty");
     }

@@ -256,8 +256,10 @@ fn qresync_params(p: &mut Parser<'_>) -> R<QresyncParams> {
 
 /// A `sequence-set` of numbers and ranges (RFC 9051 §9), not `$`.
 fn uid_set(p: &mut Parser<'_>) -> R<SequenceSet> {
-    let s = p.take_while(|b| b.is_ascii_digit() || matches!(b, b':' | b',' | b'*'));
-    Ok(SequenceSet::parse(s)?)
+    match p.sequence_set()? {
+        SequenceSet::Saved => Err(Syntax::SequenceSet),
+        set => Ok(set),
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -853,6 +855,11 @@ fn parse_id(p: &mut Parser<'_>) -> R<CommandBody> {
     Ok(CommandBody::Id(Some(out)))
 }
 
+/// The message commands (RFC 9051 §6.4, RFC 5256), the ones `UID` may precede.
+const MESSAGE_COMMANDS: [&[u8]; 8] = [
+    b"FETCH", b"STORE", b"SEARCH", b"COPY", b"MOVE", b"EXPUNGE", b"SORT", b"THREAD",
+];
+
 /// A message command after its name (and `UID`): `SP` and its arguments, without the
 /// CRLF.
 fn parse_message(p: &mut Parser<'_>, name: &[u8], uid: bool) -> R<MessageCommand> {
@@ -1026,26 +1033,14 @@ fn parse_body(p: &mut Parser<'_>, name: &[u8]) -> R<CommandBody> {
             CommandBody::Status { mailbox, items }
         }
         b"APPEND" => parse_append(p)?,
-        b"FETCH" | b"STORE" | b"SEARCH" | b"COPY" | b"MOVE" | b"EXPUNGE" | b"SORT" | b"THREAD" => {
-            CommandBody::Message {
-                uid: false,
-                command: parse_message(p, name, false)?,
-            }
-        }
+        _ if MESSAGE_COMMANDS.contains(&name) => CommandBody::Message {
+            uid: false,
+            command: parse_message(p, name, false)?,
+        },
         b"UID" => {
             p.sp()?;
             let sub = p.atom()?.to_ascii_uppercase();
-            if !matches!(
-                sub.as_slice(),
-                b"FETCH"
-                    | b"STORE"
-                    | b"SEARCH"
-                    | b"COPY"
-                    | b"MOVE"
-                    | b"EXPUNGE"
-                    | b"SORT"
-                    | b"THREAD"
-            ) {
+            if !MESSAGE_COMMANDS.contains(&sub.as_slice()) {
                 return Err(Syntax::Unknown("UID command"));
             }
             CommandBody::Message {

@@ -7,6 +7,7 @@ use smol::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::Shutdown;
 use super::limits::ConnSlot;
+use super::line::{LineResult, split_line};
 use super::stream::Stream;
 
 /// Why reading stopped.
@@ -121,14 +122,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     /// [`super::line::split_line`]); what is queued goes out before it waits for input.
     pub async fn next_line(&mut self, max_line: usize) -> NextLine {
         loop {
-            match super::line::split_line(self.buffered(), max_line) {
-                super::line::LineResult::Line(len, range) => {
+            match split_line(self.buffered(), max_line) {
+                LineResult::Line(len, range) => {
                     let line = self.buffered().get(range).unwrap_or(&[]).to_vec();
                     self.consume(len);
                     return NextLine::Line(line);
                 }
-                super::line::LineResult::TooLong => return NextLine::TooLong,
-                super::line::LineResult::Incomplete => {
+                LineResult::TooLong => return NextLine::TooLong,
+                LineResult::Incomplete => {
                     if self.flush().await.is_err() {
                         return NextLine::Gone;
                     }

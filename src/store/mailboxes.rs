@@ -51,8 +51,7 @@ impl From<MailboxRecord> for MailboxInfo {
 
 /// Checks and canonicalises a mailbox name ([`crate::util::canonical_mailbox`]).
 pub fn canonical_mailbox(name: &str) -> Result<String, StoreError> {
-    crate::util::canonical_mailbox(name)
-        .map_err(|why| StoreError::InvalidName(format!("mailbox {name:?}: {why}")))
+    crate::util::canonical_mailbox(name).map_err(|e| StoreError::InvalidName(e.to_string()))
 }
 
 pub(crate) fn next_uidvalidity(tx: &WriteTransaction) -> Result<u32, StoreError> {

@@ -85,8 +85,7 @@ impl Item {
             Item::Section {
                 binary: false,
                 section,
-                partial: _,
-                peek: _,
+                ..
             } => {
                 section.part.is_empty()
                     && matches!(
