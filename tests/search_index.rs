@@ -3,7 +3,8 @@
 //! Latin-1, HTML, attachments; RFC 2047 headers), one with `store.full_text_index`
 //! (Full, or Headers) and one without (Off), and an independent client (tests/fixtures/search_index.py) compares
 //! their answers to random SEARCH queries: before and after expunges, with mail not
-//! yet indexed, and after a kill -9 while indexing.
+//! yet indexed, and after a kill -9 while indexing; and their SORT and THREAD answers,
+//! one from the index's records, the other from the headers.
 
 #![allow(
     clippy::unwrap_used,
@@ -95,9 +96,11 @@ fn indexed_search_answers_as_a_scan_does() {
     assert!(size > 0);
     print!("{}", run(2, &a, &b, "expect", ""));
     print!("{}", run(3, &a, &b, "compare", "200"));
+    print!("{}", run(3, &a, &b, "sorts", ""));
     // Expunged messages are no longer found; the rest still are.
     run(4, &a, &b, "expunge", "7");
     print!("{}", run(5, &a, &b, "compare", "100"));
+    print!("{}", run(5, &a, &b, "sorts", ""));
     // New mail not indexed yet is read instead.
     run(6, &a, &b, "fill", "40");
     print!("{}", run(7, &a, &b, "compare", "60"));
@@ -155,6 +158,7 @@ fn an_index_of_the_fields_answers_them_and_leaves_the_rest_to_the_scan() {
     wait_indexed(&ea);
     print!("{}", run(32, &a, &b, "expect", ""));
     print!("{}", run(33, &a, &b, "compare", "100"));
+    print!("{}", run(33, &a, &b, "sorts", ""));
     // Turned to Full, the server builds the index again, answering alike meanwhile.
     a.stop();
     std::fs::write(ea.config(), config("Full")).unwrap();

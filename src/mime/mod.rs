@@ -32,6 +32,8 @@ mod envelope;
 pub mod header;
 mod preview;
 mod structure;
+pub mod subject;
+pub mod summary;
 #[cfg(test)]
 mod tests;
 pub mod text;

@@ -1485,3 +1485,70 @@ fn caches_are_released_only_when_no_transaction_is_open_and_nothing_is_lost() {
         assert_eq!(r[0].as_ref().unwrap().uid, 41);
     });
 }
+
+#[test]
+fn the_index_keeps_what_sort_and_thread_read_from_each_header() {
+    use crate::config::FullTextIndex;
+    use crate::mime::summary::HeaderData;
+    for mode in [FullTextIndex::Headers, FullTextIndex::Full] {
+        let dir = tempfile::tempdir().unwrap();
+        let config = StoreConfig {
+            full_text_index: mode,
+            ..cfg(0)
+        };
+        let store = Store::open(dir.path(), &config).unwrap();
+        smol::block_on(async {
+            let a = store.add_user("a", "h".into()).await.unwrap();
+            let raws: Vec<Vec<u8>> = (0..40)
+                .map(|i| {
+                    format!(
+                        "From: \"Sender {i}\" <s{i}@example.org>\r\nTo: t{}@example.net\r\n\
+                         Subject: Re: [list] topic {}\r\nDate: {} Dec 2026 10:00:00 +0{}00\r\n\
+                         Message-ID: <{i}@x>\r\nReferences: <{}@x> <{}@x>\r\n\r\nbody {i}\r\n",
+                        i % 3,
+                        i % 5,
+                        1 + i % 28,
+                        i % 10,
+                        i / 2,
+                        i / 3
+                    )
+                    .into_bytes()
+                })
+                .collect();
+            let requests = raws
+                .iter()
+                .map(|raw| request(&store, a, "INBOX", raw))
+                .collect();
+            let done = store.append_many(requests).await.unwrap();
+            assert!(done.iter().all(|r| r.is_ok()));
+            let inbox = store.mailbox(a, "INBOX").await.unwrap().unwrap();
+            let uids: Vec<u32> = (1..=40).collect();
+            assert!(
+                store
+                    .header_records(inbox.id, uids.clone())
+                    .await
+                    .unwrap()
+                    .is_empty()
+            );
+            store.index_now().unwrap();
+            let records = store.header_records(inbox.id, uids).await.unwrap();
+            assert_eq!(records.len(), 40, "{mode:?}");
+            for ((uid, record), raw) in records.iter().zip(&raws) {
+                let end = crate::mime::header_end(raw, 0, raw.len());
+                let mut expected = HeaderData::parse(&raw[..end]);
+                if mode == FullTextIndex::Headers {
+                    expected.ids = None;
+                }
+                assert_eq!(**record, expected, "{mode:?} UID {uid}");
+                assert!(record.date.is_some() && record.reply, "{record:?}");
+            }
+            // Asked for some, in any order, and for UIDs it does not have.
+            let some = store
+                .header_records(inbox.id, vec![40, 3, 77, 2])
+                .await
+                .unwrap();
+            let got: Vec<u32> = some.iter().map(|(u, _)| *u).collect();
+            assert_eq!(got, [2, 3, 40]);
+        });
+    }
+}

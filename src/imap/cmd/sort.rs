@@ -13,8 +13,8 @@ use super::super::grammar::{Parser, R, Syntax};
 use super::super::response::{ImapError, Status};
 use super::super::search::{Return, SearchKey, write_esearch};
 use super::super::session::{Outcome, Session};
-use super::HeaderData;
 use super::search::{Hit, return_options, search_program};
+use super::{HeaderData, HeaderNeed};
 
 /// A sort key (RFC 5256 §3 `sort-key`, RFC 5957 §3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,7 +134,7 @@ impl Session {
         criteria: &[Criterion],
     ) -> Result<Vec<Hit>, ImapError> {
         let data = if criteria.iter().any(|c| c.key.needs_header()) {
-            self.header_data(&hits).await?
+            self.header_data(&hits, HeaderNeed::SortKeys).await?
         } else {
             let none = std::sync::Arc::new(HeaderData::default());
             vec![none; hits.len()]

@@ -8,8 +8,8 @@ use super::super::grammar::{Parser, R, Syntax};
 use super::super::response::{ImapError, Status};
 use super::super::search::SearchKey;
 use super::super::session::{Outcome, Session};
-use super::HeaderData;
 use super::search::search_program;
+use super::{HeaderData, HeaderNeed};
 
 /// `thread-alg` (RFC 5256 §5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,7 +175,8 @@ pub fn references(msgs: &[Message<'_>]) -> Vec<Node> {
     // Step 1.
     for (i, m) in msgs.iter().enumerate() {
         // A missing or duplicate Message-ID gets a unique one.
-        let id = match &m.data.message_id {
+        let ids = m.data.ids.as_ref();
+        let id = match ids.and_then(|i| i.message_id.as_ref()) {
             Some(id)
                 if by_id
                     .get(id)
@@ -192,7 +193,7 @@ pub fn references(msgs: &[Message<'_>]) -> Vec<Node> {
         // 1A: link the references in order, each the parent of the next, unless it
         // has a parent already or that would make a loop.
         let mut prev: Option<usize> = None;
-        for r in &m.data.references {
+        for r in ids.map(|i| i.references.as_slice()).unwrap_or_default() {
             let k = container(&mut c, &mut by_id, r);
             if let Some(p) = prev
                 && c.get(k).is_some_and(|n| n.parent.is_none())
@@ -419,7 +420,11 @@ impl Session {
     ) -> Result<Outcome, ImapError> {
         a.key.resolve_saved(&self.saved_result());
         let hits = self.ordered_hits(&a.charset, &a.key).await?;
-        let data = self.header_data(&hits).await?;
+        let need = match a.algorithm {
+            Algorithm::OrderedSubject => HeaderNeed::SortKeys,
+            Algorithm::References => HeaderNeed::ThreadIds,
+        };
+        let data = self.header_data(&hits, need).await?;
         let msgs: Vec<Message<'_>> = hits
             .iter()
             .zip(data.iter())
@@ -448,13 +453,15 @@ mod tests {
     }
 
     fn data(subject: &str, id: &str, refs: &[&str]) -> HeaderData {
-        let (subject, reply) = super::super::subject::base_subject(subject);
+        let (subject, reply) = crate::mime::subject::base_subject(subject);
         let subject = subject.to_ascii_uppercase();
         HeaderData {
             subject,
             reply,
-            message_id: (!id.is_empty()).then(|| id.as_bytes().to_vec()),
-            references: refs.iter().map(|r| r.as_bytes().to_vec()).collect(),
+            ids: Some(crate::mime::summary::ThreadIds {
+                message_id: (!id.is_empty()).then(|| id.as_bytes().to_vec()),
+                references: refs.iter().map(|r| r.as_bytes().to_vec()).collect(),
+            }),
             ..HeaderData::default()
         }
     }

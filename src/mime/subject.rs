@@ -98,10 +98,8 @@ fn strip_leader(s: &str) -> Option<&str> {
 fn strip_blob(s: &str) -> Option<&str> {
     let inner = s.strip_prefix('[')?;
     let end = inner.find([']', '['])?;
-    if inner.get(end..end + 1) != Some("]") {
-        return None;
-    }
-    Some(inner.get(end + 1..)?.trim_start_matches(' '))
+    let rest = inner.get(end..)?.strip_prefix(']')?;
+    Some(rest.trim_start_matches(' '))
 }
 
 fn strip_suffix_ci<'a>(s: &'a str, suffix: &str) -> Option<&'a str> {

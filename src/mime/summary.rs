@@ -1,0 +1,182 @@
+//! What SORT and THREAD read from a message's header (RFC 5256 §3, RFC 5957 §3): a
+//! compact record of the fields they order and group by, made once per message by the
+//! full-text indexer (`store::fts`, kept with the index) or when a session reads a
+//! header the index does not cover yet (`imap::cmd`).
+
+use super::{Address, header_fields, unfold};
+
+/// What SORT and THREAD read from one message's header. Strings that are compared are
+/// kept upper-cased in ASCII: the `i;ascii-casemap` collation (RFC 4790 §9.2, the
+/// default of RFC 5256 §2.2) is then a plain byte comparison.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeaderData {
+    /// The Date header as UTC seconds; `None` when absent or unreadable (RFC 5256 §3:
+    /// the INTERNALDATE is used then).
+    pub date: Option<i64>,
+    /// The base subject (RFC 5256 §2.1) of the decoded Subject, ASCII upper-cased.
+    pub subject: String,
+    /// Whether extracting the base subject removed a reply/forward marker.
+    pub reply: bool,
+    /// `addr-mailbox` of the first From / To / Cc address (RFC 5256 §3), raw, ASCII
+    /// upper-cased.
+    pub from: Vec<u8>,
+    pub to: Vec<u8>,
+    pub cc: Vec<u8>,
+    /// RFC 5957 §3: the decoded display name of the first From / To address, or its
+    /// `mailbox@host` when it has none; ASCII upper-cased.
+    pub display_from: String,
+    pub display_to: String,
+    /// What THREAD=REFERENCES links by; `None` when not read (the index's records
+    /// keep them only with `store.full_text_index: Full`, for the disk).
+    pub ids: Option<ThreadIds>,
+}
+
+/// The ids THREAD=REFERENCES links messages by (RFC 5256 §3 REFERENCES).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ThreadIds {
+    /// The Message-ID (`<...>` included); `None` when absent or not a msg-id.
+    pub message_id: Option<Vec<u8>>,
+    /// The msg-ids of References, or else the first of In-Reply-To (step 1).
+    pub references: Vec<Vec<u8>>,
+}
+
+/// The `<...>` msg-ids in a header value, in order (RFC 5322 §3.6.4; comments and
+/// phrases between them are skipped).
+fn msg_ids(value: &[u8]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut rest = value;
+    while let Some(start) = rest.iter().position(|&b| b == b'<') {
+        let Some(after) = rest.get(start..) else {
+            break;
+        };
+        let Some(len) = after.iter().position(|&b| b == b'>') else {
+            break;
+        };
+        let id: Vec<u8> = after
+            .get(..=len)
+            .unwrap_or_default()
+            .iter()
+            .copied()
+            .filter(|b| !b.is_ascii_whitespace())
+            .collect();
+        // `<>` and ids without `@` are not msg-ids.
+        if id.len() > 2 && id.contains(&b'@') {
+            out.push(id);
+        }
+        rest = after.get(len.saturating_add(1)..).unwrap_or_default();
+    }
+    out
+}
+
+/// The first address of a list that is not a group marker (RFC 3501 §7.4.2: group
+/// start and end have no host).
+fn first_address(list: Option<&Vec<Address>>) -> Option<&Address> {
+    list?.iter().find(|a| a.host.is_some())
+}
+
+fn display(a: Option<&Address>) -> String {
+    let Some(a) = a else {
+        return String::new();
+    };
+    if let Some(name) = &a.name {
+        let decoded = super::header::decoded(name);
+        let trimmed = decoded.trim();
+        if !trimmed.is_empty() {
+            return trimmed.to_string();
+        }
+    }
+    let mut s = String::from_utf8_lossy(a.mailbox.as_deref().unwrap_or_default()).into_owned();
+    if let Some(host) = &a.host {
+        s.push('@');
+        s.push_str(&String::from_utf8_lossy(host));
+    }
+    s
+}
+
+impl HeaderData {
+    /// Reads a header block.
+    pub fn parse(header: &[u8]) -> HeaderData {
+        let env = super::envelope(header);
+        let date = env.date.as_ref().and_then(|d| {
+            mail_parser::DateTime::parse_rfc822(&String::from_utf8_lossy(d))
+                .filter(|dt| dt.month != 0 && dt.day != 0)
+                .map(|dt| dt.to_timestamp())
+        });
+        let (subject, reply) = match &env.subject {
+            Some(s) => super::subject::base_subject(&super::header::decoded(s)),
+            None => (String::new(), false),
+        };
+        let subject = subject.to_ascii_uppercase();
+        let mailbox = |l: Option<&Vec<Address>>| {
+            first_address(l)
+                .and_then(|a| a.mailbox.as_deref())
+                .unwrap_or_default()
+                .to_ascii_uppercase()
+        };
+        let mut references = Vec::new();
+        for f in header_fields(header) {
+            if f.name.eq_ignore_ascii_case(b"references") {
+                references = msg_ids(&unfold(f.value));
+                break;
+            }
+        }
+        if references.is_empty()
+            && let Some(first) = env
+                .in_reply_to
+                .as_deref()
+                .and_then(|v| msg_ids(v).into_iter().next())
+        {
+            references.push(first);
+        }
+        HeaderData {
+            date,
+            subject,
+            reply,
+            from: mailbox(env.from.as_ref()),
+            to: mailbox(env.to.as_ref()),
+            cc: mailbox(env.cc.as_ref()),
+            display_from: display(first_address(env.from.as_ref())).to_ascii_uppercase(),
+            display_to: display(first_address(env.to.as_ref())).to_ascii_uppercase(),
+            ids: Some(ThreadIds {
+                message_id: env
+                    .message_id
+                    .as_deref()
+                    .and_then(|v| msg_ids(v).into_iter().next()),
+                references,
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_data_reads_what_sort_and_thread_need() {
+        let h = HeaderData::parse(
+            b"From: \"Doe, Jane\" <jane@example.org>\r\n\
+              To: undisclosed:;, bob@example.net\r\n\
+              Subject: =?UTF-8?Q?Re:_Caf=C3=A9?=\r\n\
+              Date: Mon, 1 Jan 2024 10:00:00 +0100\r\n\
+              Message-ID: <a@x>\r\n\
+              In-Reply-To: <p@x> (comment)\r\n\r\n",
+        );
+        assert_eq!(h.date, Some(1_704_099_600));
+        assert_eq!((h.subject.as_str(), h.reply), ("CAFé", true));
+        assert_eq!(h.from, b"JANE");
+        assert_eq!(h.to, b"BOB");
+        assert_eq!(h.display_from, "DOE, JANE");
+        assert_eq!(h.display_to, "BOB@EXAMPLE.NET");
+        let ids = h.ids.unwrap();
+        assert_eq!(ids.message_id.as_deref(), Some(&b"<a@x>"[..]));
+        assert_eq!(ids.references, vec![b"<p@x>".to_vec()]);
+        let h = HeaderData::parse(b"References: <r1@x> <r2@x>\r\nIn-Reply-To: <p@x>\r\n\r\n");
+        assert_eq!(
+            h.ids.unwrap().references,
+            vec![b"<r1@x>".to_vec(), b"<r2@x>".to_vec()]
+        );
+        assert_eq!(h.date, None);
+    }
+}
