@@ -119,7 +119,7 @@ else:
             c.cmd(b"c", b"NOOP")
         keep.append(c)
     # Right after the last command, then once the deflaters were dropped (5 s without
-    # output, src/server/deflate.rs SHED_AFTER) and malloc_trim ran (every 5 s).
+    # output, src/net/deflate.rs SHED_AFTER) and malloc_trim ran (every 5 s).
     for wait in (2, 12):
         time.sleep(wait)
         after = rss()

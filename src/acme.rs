@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 use smol::stream::StreamExt;
 
 use crate::config::{AcmeChallenge, AcmeConfig, Config};
-use crate::server::Shutdown;
+use crate::shutdown::Shutdown;
 use crate::tls::{TlsError, TlsManager};
 
 /// How long one order may take (authorizations, processing, download) before it counts

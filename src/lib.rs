@@ -18,11 +18,13 @@ pub mod managesieve;
 pub mod memory;
 pub mod metrics;
 pub mod mime;
+pub mod net;
 #[cfg(feature = "plugins")]
 pub mod plugins;
 pub mod pop3;
 pub mod retention;
 pub mod server;
+pub mod shutdown;
 pub mod store;
 pub mod tls;
 pub mod util;

@@ -32,7 +32,7 @@ fuzz_target!(|data: &[u8]| {
 
     let mut session = Session::new(Options {
         plaintext: Plaintext::Always,
-        peer: nestbox::server::stream::Peer {
+        peer: nestbox::net::stream::Peer {
             ip: None,
             tls: false,
         },

@@ -27,7 +27,8 @@ fuzz_target!(|data: &[u8]| {
     }
     input.extend_from_slice(data);
     let reply = f.session(&input, |ctx, stream, peer| async move {
-        nestbox::pop3::server::handle(&ctx, stream, peer, None).await
+        let locks = nestbox::pop3::Locks::default();
+        nestbox::pop3::server::handle(&ctx, &locks, stream, peer, None).await
     });
     assert!(reply.starts_with(b"+OK"), "no greeting");
     if mode & 1 == 0 {

@@ -6,6 +6,7 @@
 //! and compared only in constant time (argon2's verifier, [`ct_eq`]).
 
 pub mod cache;
+mod peer;
 pub mod sasl;
 pub mod throttle;
 
@@ -16,8 +17,8 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 
 use crate::config::{Argon2Config, AuthConfig, Plaintext};
-use crate::server::stream::Peer;
 use crate::store::{Store, UserRecord};
+pub use peer::Peer;
 
 use cache::AuthCache;
 use throttle::{Throttle, Verdict};

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use super::clients::{MailSettings, autodiscover_address};
 use super::{Method, Request, Response, Status};
 use crate::metrics::{self, Gauges};
-use crate::server::Context;
+use crate::net::Context;
 
 /// HTTP-01 challenge paths (RFC 8555 §8.3), followed by the token.
 const ACME_CHALLENGE: &str = "/.well-known/acme-challenge/";

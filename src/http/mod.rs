@@ -16,11 +16,11 @@ use std::time::{Duration, Instant};
 use smol::net::TcpListener;
 use smol::{Executor, Timer};
 
-use crate::server::accept::{self, AcceptOptions};
-use crate::server::conn::Conn;
-use crate::server::limits::{LimitError, Service};
-use crate::server::stream::{Peer, Stream};
-use crate::server::{Context, ServeError};
+use crate::net::accept::{self, AcceptOptions};
+use crate::net::conn::Conn;
+use crate::net::limits::{LimitError, Service};
+use crate::net::stream::{Peer, Stream};
+use crate::net::{Context, ServeError};
 
 /// Most header fields accepted in one request.
 const MAX_HEADERS: usize = 32;

@@ -19,11 +19,11 @@ use super::framing::{FrameError, FrameLimits, Framed, Framer};
 use super::grammar::parse_command;
 use super::response::{Code, Status};
 use super::session::{Action, Session, Shared};
-use crate::server::Context;
-use crate::server::accept::{self, AcceptOptions};
-use crate::server::conn::{Conn, ReadError};
-use crate::server::limits::{ConnSlot, LimitError, Service};
-use crate::server::stream::{Peer, Stream};
+use crate::net::Context;
+use crate::net::accept::{self, AcceptOptions};
+use crate::net::conn::{Conn, ReadError};
+use crate::net::limits::{ConnSlot, LimitError, Service};
+use crate::net::stream::{Peer, Stream};
 
 /// A FETCH reply is sent whenever this much is queued, so memory stays about one
 /// message plus this much however many messages one FETCH names.
@@ -382,7 +382,7 @@ async fn idle(
 pub async fn start(
     ctx: &Context,
     ex: &Arc<Executor<'static>>,
-) -> Result<(), crate::server::ServeError> {
+) -> Result<(), crate::net::ServeError> {
     let shared = Arc::new(Shared::new());
     let all = ctx
         .config
@@ -395,10 +395,10 @@ pub async fn start(
         let proto = if implicit_tls { "imaps" } else { "imap" };
         let l = TcpListener::bind(addr)
             .await
-            .map_err(|e| crate::server::ServeError::Bind(format!("{proto} {addr}"), e))?;
+            .map_err(|e| crate::net::ServeError::Bind(format!("{proto} {addr}"), e))?;
         let local = l
             .local_addr()
-            .map_err(|e| crate::server::ServeError::Bind(proto.into(), e))?;
+            .map_err(|e| crate::net::ServeError::Bind(proto.into(), e))?;
         println!("listening {proto} {local}");
         let opts = AcceptOptions {
             proto,

@@ -18,8 +18,8 @@ use smol::channel::Receiver;
 use super::grammar::{Command, CommandBody, MessageCommand};
 use super::response::{Code, ImapError, Status};
 use super::view::{SyncOptions, View};
-use crate::server::Context;
-use crate::server::stream::Peer;
+use crate::net::Context;
+use crate::net::stream::Peer;
 use crate::store::{Change, ChangeKind, MessageInfo, Origin};
 
 /// State shared by all IMAP sessions of one server: who holds `\Recent`.
@@ -97,7 +97,7 @@ pub struct Account {
     /// the feed does not wake it for them.
     pub origin: Origin,
     /// Counts this session against `connections.max_per_user`; released with the state.
-    pub slot: crate::server::limits::UserSlot,
+    pub slot: crate::net::limits::UserSlot,
 }
 
 /// RFC 9051 §3 connection states; each owns what it needs.

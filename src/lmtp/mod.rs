@@ -22,7 +22,7 @@ mod grammar;
 mod reply;
 mod session;
 
-pub use crate::server::line::{LineResult, split_line};
+pub use crate::net::line::{LineResult, split_line};
 pub use data::{DataDecoder, DataState};
 
 /// Default cap on one command line, terminator excluded. RFC 5321 §4.5.3.1.4 sets 512

@@ -20,10 +20,10 @@ use super::{
     Step, parse_command,
 };
 use crate::delivery::{Incoming, Outcome, Target, Trace, TraceProtocol};
-use crate::server::conn::{Conn, NextLine};
-use crate::server::limits::{ConnSlot, LimitError, Service};
-use crate::server::stream::{Peer, Stream};
-use crate::server::{Context, accept};
+use crate::net::conn::{Conn, NextLine};
+use crate::net::limits::{ConnSlot, LimitError, Service};
+use crate::net::stream::{Peer, Stream};
+use crate::net::{Context, accept};
 use crate::store::{StoreError, SystemFlags};
 
 /// Accepts TCP connections until shutdown (limits and tasks: [`accept::accept_tcp`]).

@@ -445,7 +445,7 @@ mod tests {
     use super::super::data::{DataDecoder, DataState};
     use super::super::grammar::parse_command;
     use super::*;
-    use crate::server::line::{LineResult, split_line};
+    use crate::net::line::{LineResult, split_line};
 
     /// A minimal driver as the real one will be: frames lines, runs the session, runs a
     /// DataDecoder after 354, answers lookups from a fixed directory.

@@ -1,6 +1,6 @@
 //! The ManageSieve connection driver: sockets, the Authenticator, the store and the
 //! checker around the pure [`Session`]. Listeners use the shared accept loop
-//! ([`crate::server::accept`]); there is no implicit-TLS port (RFC 5804 §2.2: STARTTLS).
+//! ([`crate::net::accept`]); there is no implicit-TLS port (RFC 5804 §2.2: STARTTLS).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,11 +13,11 @@ use super::grammar::Parser;
 use super::session::{Done, LoginOutcome, Op, OpError, Options, Session, Step, answer};
 use crate::auth::AuthError;
 use crate::imap::framing::Framed;
-use crate::server::accept::{self, AcceptOptions};
-use crate::server::conn::{Conn, ReadError};
-use crate::server::limits::{LimitError, Service};
-use crate::server::stream::{Peer, Stream};
-use crate::server::{Context, ServeError};
+use crate::net::accept::{self, AcceptOptions};
+use crate::net::conn::{Conn, ReadError};
+use crate::net::limits::{LimitError, Service};
+use crate::net::stream::{Peer, Stream};
+use crate::net::{Context, ServeError};
 use crate::store::SieveLimits;
 
 fn refusal(_ctx: &Context, why: LimitError) -> Vec<u8> {

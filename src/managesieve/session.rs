@@ -19,7 +19,7 @@ use super::grammar::{encode_string, parse_command, parse_sasl_response};
 use crate::auth::sasl::{self, Credentials, LoginExchange, LoginStep, Mechanism};
 use crate::config::Plaintext;
 use crate::imap::framing::FrameError;
-use crate::server::stream::Peer;
+use crate::net::stream::Peer;
 use crate::store::{ScriptInfo, SieveError, SieveLimits};
 
 /// After this many failed logins the connection is closed.

@@ -1,7 +1,7 @@
 //! POP3 commands and responses as bytes (RFC 1939 §3, §9; RFC 2449 §3, §8; RFC 5034 §4).
 //!
 //! Pure: a framed line in, a [`Command`] or a [`SyntaxError`] out; responses and message
-//! payloads encode into a buffer. Framing itself is [`crate::server::line::split_line`] (the
+//! payloads encode into a buffer. Framing itself is [`crate::net::line::split_line`] (the
 //! same CRLF-or-LF line rule with a cap).
 
 use std::fmt::Write as _;

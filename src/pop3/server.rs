@@ -16,10 +16,10 @@ use super::grammar::{encode_message, pop3_size, uidl_base};
 use super::session::{LoginOutcome, Maildrop, Message, Options, Pop3Error, Session, Step};
 use crate::auth::AuthError;
 use crate::config::DelePolicy;
-use crate::server::Context;
-use crate::server::conn::{Conn, NextLine};
-use crate::server::limits::{ConnSlot, LimitError, Service};
-use crate::server::stream::{Peer, Stream};
+use crate::net::Context;
+use crate::net::conn::{Conn, NextLine};
+use crate::net::limits::{ConnSlot, LimitError, Service};
+use crate::net::stream::{Peer, Stream};
 use crate::store::Pop3Removal;
 
 /// Flush the output once this much is queued, so pipelined RETRs do not pile up.
@@ -41,7 +41,7 @@ pub struct LockGuard {
     locks: Locks,
     user: u32,
     /// The session's place under `connections.max_per_user`, released with the lock.
-    _slot: Option<crate::server::limits::UserSlot>,
+    _slot: Option<crate::net::limits::UserSlot>,
 }
 
 impl Drop for LockGuard {
@@ -85,28 +85,24 @@ fn refusal(_ctx: &Context, why: LimitError) -> Vec<u8> {
 }
 
 /// Accepts connections until shutdown: plain (`pop3`, STLS offered) or implicit TLS
-/// (`pop3s`, RFC 8314 §3.3); limits and tasks by [`crate::server::accept::accept_tcp`].
+/// (`pop3s`, RFC 8314 §3.3); limits and tasks by [`crate::net::accept::accept_tcp`].
 pub async fn accept_tcp(
     ctx: Context,
     listener: TcpListener,
     ex: Arc<Executor<'static>>,
     implicit_tls: bool,
+    locks: Locks,
 ) {
-    let opts = crate::server::accept::AcceptOptions {
+    let opts = crate::net::accept::AcceptOptions {
         proto: if implicit_tls { "pop3s" } else { "pop3" },
         service: Service::Pop3,
         implicit_tls,
         refusal,
     };
-    crate::server::accept::accept_tcp(
-        ctx,
-        listener,
-        ex,
-        opts,
-        |ctx, stream, peer, slot| async move {
-            handle(&ctx, stream, peer, Some(slot)).await;
-        },
-    )
+    crate::net::accept::accept_tcp(ctx, listener, ex, opts, move |ctx, stream, peer, slot| {
+        let locks = locks.clone();
+        async move { handle(&ctx, &locks, stream, peer, Some(slot)).await }
+    })
     .await;
 }
 
@@ -171,6 +167,7 @@ async fn load_maildrop(ctx: &Context, user: u32) -> Result<Maildrop, LoginOutcom
 
 async fn login(
     ctx: &Context,
+    locks: &Locks,
     peer: Peer,
     login: &str,
     password: &str,
@@ -193,7 +190,7 @@ async fn login(
         log::info!("pop3: {} refused: too many sessions", user.name);
         return (LoginOutcome::TooManySessions, None);
     };
-    let mut guard = match ctx.pop3_locks.acquire(user.id, delay) {
+    let mut guard = match locks.acquire(user.id, delay) {
         Ok(g) => g,
         Err(outcome) => return (outcome, None),
     };
@@ -220,18 +217,28 @@ fn removal(policy: &DelePolicy) -> Pop3Removal {
 
 /// Serves one POP3 connection to the end; `slot` (from accept) is given back before the
 /// last reply, or with the socket.
-pub async fn handle(ctx: &Context, stream: Stream, peer: Peer, slot: Option<ConnSlot>) {
-    let mut held = Held::default();
+pub async fn handle(
+    ctx: &Context,
+    locks: &Locks,
+    stream: Stream,
+    peer: Peer,
+    slot: Option<ConnSlot>,
+) {
+    let mut held = Held {
+        locks: locks.clone(),
+        lock: None,
+        retrieved: Retrievals::default(),
+    };
     serve(ctx, stream, peer, slot, &mut held).await;
     // However the connection ended (QUIT has written them already). The socket and its
     // slot are gone by now; the maildrop lock is held until these are written.
     held.retrieved.write(ctx).await;
 }
 
-/// What a connection holds besides its session: the maildrop lock (from login to the
-/// end, RFC 1939 §8) and the retrievals not yet written.
-#[derive(Default)]
+/// What a connection holds besides its session: the server's maildrop locks, its own
+/// (from login to the end, RFC 1939 §8) and the retrievals not yet written.
 struct Held {
+    locks: Locks,
     lock: Option<LockGuard>,
     retrieved: Retrievals,
 }
@@ -359,7 +366,7 @@ async fn apply(
                 password,
             } => {
                 // Failures are slowed down by the Authenticator's throttle (RFC 1939 §13).
-                let (outcome, guard) = login(ctx, peer, &name, &password).await;
+                let (outcome, guard) = login(ctx, &held.locks, peer, &name, &password).await;
                 held.lock = guard;
                 step = session.login(outcome);
             }

@@ -21,7 +21,7 @@ use super::grammar::{
 };
 use crate::auth::sasl;
 use crate::config::Plaintext;
-use crate::server::stream::Peer;
+use crate::net::stream::Peer;
 
 /// After this many failed logins the connection is closed (RFC 1939 §13).
 pub const MAX_AUTH_FAILURES: u32 = 5;

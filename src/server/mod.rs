@@ -1,21 +1,15 @@
-//! `nestbox serve`: listeners, the connection driver's building blocks, signals, and
-//! graceful shutdown.
+//! `nestbox serve`, the composition root: opens the store, builds the shared
+//! [`Context`], starts every protocol's listeners and the timers, and shuts down
+//! gracefully on a signal. The connection layer the protocols build on is
+//! [`crate::net`].
 
-pub mod accept;
-pub mod conn;
-pub mod deflate;
-pub mod limits;
-pub mod line;
-pub mod notify;
-pub mod stream;
+mod notify;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use smol::channel::{Receiver, Sender, bounded};
 use smol::net::TcpListener;
 use smol::net::unix::UnixListener;
 use smol::{Executor, Timer};
@@ -23,118 +17,11 @@ use smol::{Executor, Timer};
 use crate::config::Config;
 use crate::control;
 use crate::delivery::{Hooks, Pipeline};
-use crate::store::{Store, StoreError};
+use crate::net::{Context, ServeError, Shutdown, Tracker, accept, limits};
+use crate::store::Store;
 
 /// How long shutdown waits for open connections to finish.
 const DRAIN: Duration = Duration::from_secs(10);
-
-/// Why the server could not start or run.
-#[derive(Debug)]
-pub enum ServeError {
-    Store(StoreError),
-    Bind(String, std::io::Error),
-    Signals(std::io::Error),
-    Tls(crate::tls::TlsError),
-    Plugins(String),
-}
-
-impl std::fmt::Display for ServeError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ServeError::Store(StoreError::Locked) => write!(
-                f,
-                "the data dir is in use by another nestbox process (is a server already running?)"
-            ),
-            ServeError::Store(e) => write!(f, "cannot open the store: {e}"),
-            ServeError::Bind(what, e) => write!(f, "cannot listen on {what}: {e}"),
-            ServeError::Signals(e) => write!(f, "cannot install signal handlers: {e}"),
-            ServeError::Tls(e) => write!(f, "tls: {e}"),
-            ServeError::Plugins(e) => write!(f, "plugins: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for ServeError {}
-
-/// A signal every task can wait on: it fires (the channel closes) at shutdown.
-#[derive(Clone)]
-pub struct Shutdown {
-    rx: Receiver<()>,
-}
-
-impl Shutdown {
-    fn new() -> (Sender<()>, Shutdown) {
-        let (tx, rx) = bounded(1);
-        (tx, Shutdown { rx })
-    }
-
-    /// A sender and its `Shutdown`, for code that drives sessions without [`serve`]
-    /// (fuzz targets, benches): dropping or closing the sender begins shutdown.
-    pub fn pair() -> (Sender<()>, Shutdown) {
-        Shutdown::new()
-    }
-
-    /// Resolves when shutdown begins.
-    pub async fn wait(&self) {
-        let _ = self.rx.recv().await;
-    }
-
-    pub fn is_down(&self) -> bool {
-        self.rx.is_closed()
-    }
-}
-
-/// Counts live connections so shutdown can wait for them, and connections ever opened so
-/// the memory timer can tell a quiet server.
-#[derive(Clone, Default)]
-pub struct Tracker(Arc<Counts>);
-
-#[derive(Default)]
-struct Counts {
-    live: AtomicUsize,
-    entered: AtomicUsize,
-}
-
-pub struct TrackGuard(Arc<Counts>);
-
-impl Tracker {
-    pub fn enter(&self) -> TrackGuard {
-        self.0.live.fetch_add(1, Ordering::SeqCst);
-        self.0.entered.fetch_add(1, Ordering::Relaxed);
-        TrackGuard(self.0.clone())
-    }
-    pub fn live(&self) -> usize {
-        self.0.live.load(Ordering::SeqCst)
-    }
-    /// Connections opened since start (wraps).
-    pub fn entered(&self) -> usize {
-        self.0.entered.load(Ordering::Relaxed)
-    }
-}
-
-impl Drop for TrackGuard {
-    fn drop(&mut self) {
-        self.0.live.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-/// Everything a connection task needs.
-#[derive(Clone)]
-pub struct Context {
-    pub config: Arc<Config>,
-    pub pipeline: Pipeline,
-    pub auth: crate::auth::Authenticator,
-    pub shutdown: Shutdown,
-    pub tracker: Tracker,
-    /// POP3 maildrop locks (one POP3 session per mailbox).
-    pub pop3_locks: crate::pop3::Locks,
-    /// The certificate and rustls configuration; `acceptor()` for each handshake.
-    pub tls: crate::tls::TlsManager,
-    /// Connection counters (IMAP/POP3: total, per IP and protocol, per user; LMTP).
-    pub limits: limits::ConnLimits,
-    /// ACME certificates (`acme`), when on: challenge answers and forced renewal.
-    pub acme: Option<crate::acme::Acme>,
-}
 
 fn bind_unix(path: &Path) -> Result<UnixListener, ServeError> {
     // A socket file left by a crash would make bind fail; we own the data dir (the redb
@@ -220,7 +107,6 @@ pub fn serve_from(config: Config, config_file: Option<PathBuf>) -> Result<(), Se
         pipeline,
         shutdown: shutdown.clone(),
         tracker: Tracker::default(),
-        pop3_locks: crate::pop3::Locks::default(),
     };
     let ex: Arc<Executor<'static>> = Arc::new(Executor::new());
     let threads = std::thread::available_parallelism()
@@ -300,6 +186,8 @@ pub fn serve_from(config: Config, config_file: Option<PathBuf>) -> Result<(), Se
         }
         crate::imap::server::start(&ctx, &ex).await?;
         crate::managesieve::server::start(&ctx, &ex, sieve_checker.clone()).await?;
+        // The maildrop locks both POP3 listeners share (RFC 1939 §8); IMAP takes none.
+        let pop3_locks = crate::pop3::Locks::default();
         for addr in &config.pop3.listen {
             let l = bind_tcp(*addr, "pop3").await?;
             let local = l
@@ -311,6 +199,7 @@ pub fn serve_from(config: Config, config_file: Option<PathBuf>) -> Result<(), Se
                 l,
                 ex.clone(),
                 false,
+                pop3_locks.clone(),
             ))
             .detach();
         }
@@ -325,6 +214,7 @@ pub fn serve_from(config: Config, config_file: Option<PathBuf>) -> Result<(), Se
                 l,
                 ex.clone(),
                 true,
+                pop3_locks.clone(),
             ))
             .detach();
         }

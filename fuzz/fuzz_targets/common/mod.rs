@@ -15,9 +15,9 @@ use std::sync::{Arc, OnceLock};
 use nestbox::auth::{Authenticator, hash_password};
 use nestbox::config::{Argon2Config, Config, Plaintext, ThrottleConfig};
 use nestbox::delivery::{Incoming, NoHooks, Pipeline, Target};
-use nestbox::server::limits::ConnLimits;
-use nestbox::server::stream::{Peer, Stream};
-use nestbox::server::{Context, Shutdown, Tracker};
+use nestbox::net::limits::ConnLimits;
+use nestbox::net::stream::{Peer, Stream};
+use nestbox::net::{Context, Shutdown, Tracker};
 use nestbox::store::{Store, SystemFlags};
 use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol::net::unix::UnixStream;
@@ -193,7 +193,6 @@ pub fn fixture() -> &'static Fixture {
             tracker: Tracker::default(),
             tls: nestbox::tls::TlsManager::load(&config).expect("tls"),
             limits: ConnLimits::new(&config.connections, config.lmtp.max_connections),
-            pop3_locks: nestbox::pop3::Locks::default(),
             acme: None,
             config: Arc::new(config),
         };

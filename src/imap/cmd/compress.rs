@@ -1,5 +1,5 @@
 //! COMPRESS (RFC 4978): the command only. The DEFLATE layer itself is
-//! `crate::server::deflate`, put over the stream by the driver
+//! `crate::net::deflate`, put over the stream by the driver
 //! (`crate::imap::server`, [`Action::Compress`]) where STARTTLS puts TLS.
 
 use super::super::grammar::{CompressMechanism, Syntax};

@@ -464,7 +464,7 @@ pub async fn accept_tls(
 mod tests {
     use super::*;
     use crate::config::ConnectionsConfig;
-    use crate::server::limits::{ConnLimits, Service};
+    use crate::net::limits::{ConnLimits, Service};
     use std::pin::Pin;
     use std::sync::{Arc, Mutex};
     use std::task::Poll;

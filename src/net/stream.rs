@@ -4,7 +4,6 @@
 //! ([`super::conn::Conn::start_deflate`]).
 
 use std::io;
-use std::net::IpAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -14,30 +13,7 @@ use smol::net::unix::UnixStream;
 
 use super::deflate::Deflate;
 
-/// Who is on the other end.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Peer {
-    /// `None` for a Unix socket.
-    pub ip: Option<IpAddr>,
-    pub tls: bool,
-}
-
-/// For logs: the address, or `local socket`.
-impl std::fmt::Display for Peer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.ip {
-            Some(ip) => write!(f, "{ip}"),
-            None => f.write_str("local socket"),
-        }
-    }
-}
-
-impl Peer {
-    /// Loopback or a Unix socket: the local machine.
-    pub fn is_local(&self) -> bool {
-        self.ip.is_none_or(|ip| ip.is_loopback())
-    }
-}
+pub use crate::auth::Peer;
 
 pub enum Stream {
     Tcp(TcpStream),

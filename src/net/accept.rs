@@ -157,8 +157,8 @@ mod tests {
     use super::*;
     use crate::config::Config;
     use crate::delivery::{NoHooks, Pipeline};
-    use crate::server::limits::ConnLimits;
-    use crate::server::{Shutdown, Tracker};
+    use crate::net::limits::ConnLimits;
+    use crate::net::{Shutdown, Tracker};
     use crate::store::Store;
     use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
     use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
@@ -236,7 +236,6 @@ mod tests {
             tls: crate::tls::TlsManager::load(&config).unwrap(),
             acme: None,
             limits: ConnLimits::new(&config.connections, config.lmtp.max_connections),
-            pop3_locks: crate::pop3::Locks::default(),
         };
         let ex: Arc<Executor<'static>> = Arc::new(Executor::new());
         let listener = smol::block_on(TcpListener::bind("127.0.0.1:0")).unwrap();

@@ -1,0 +1,99 @@
+//! The connection layer every protocol builds on: the accept loop and its limits
+//! ([`accept`], [`limits`]), the connection driver with its line reader, STARTTLS and
+//! COMPRESS ([`conn`], [`line`], [`stream`], [`deflate`]), and what a connection task is
+//! given ([`Context`]). It knows no protocol: each protocol module starts its own
+//! listeners with it and owns its own shared state; `server` composes them.
+
+pub mod accept;
+pub mod conn;
+pub mod deflate;
+pub mod limits;
+pub mod line;
+pub mod stream;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::config::Config;
+use crate::delivery::Pipeline;
+use crate::store::StoreError;
+
+pub use crate::shutdown::Shutdown;
+
+/// Why the server could not start or run.
+#[derive(Debug)]
+pub enum ServeError {
+    Store(StoreError),
+    Bind(String, std::io::Error),
+    Signals(std::io::Error),
+    Tls(crate::tls::TlsError),
+    Plugins(String),
+}
+
+impl std::fmt::Display for ServeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ServeError::Store(StoreError::Locked) => write!(
+                f,
+                "the data dir is in use by another nestbox process (is a server already running?)"
+            ),
+            ServeError::Store(e) => write!(f, "cannot open the store: {e}"),
+            ServeError::Bind(what, e) => write!(f, "cannot listen on {what}: {e}"),
+            ServeError::Signals(e) => write!(f, "cannot install signal handlers: {e}"),
+            ServeError::Tls(e) => write!(f, "tls: {e}"),
+            ServeError::Plugins(e) => write!(f, "plugins: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ServeError {}
+
+/// Counts live connections so shutdown can wait for them, and connections ever opened so
+/// the memory timer can tell a quiet server.
+#[derive(Clone, Default)]
+pub struct Tracker(Arc<Counts>);
+
+#[derive(Default)]
+struct Counts {
+    live: AtomicUsize,
+    entered: AtomicUsize,
+}
+
+pub struct TrackGuard(Arc<Counts>);
+
+impl Tracker {
+    pub fn enter(&self) -> TrackGuard {
+        self.0.live.fetch_add(1, Ordering::SeqCst);
+        self.0.entered.fetch_add(1, Ordering::Relaxed);
+        TrackGuard(self.0.clone())
+    }
+    pub fn live(&self) -> usize {
+        self.0.live.load(Ordering::SeqCst)
+    }
+    /// Connections opened since start (wraps).
+    pub fn entered(&self) -> usize {
+        self.0.entered.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for TrackGuard {
+    fn drop(&mut self) {
+        self.0.live.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Everything a connection task needs.
+#[derive(Clone)]
+pub struct Context {
+    pub config: Arc<Config>,
+    pub pipeline: Pipeline,
+    pub auth: crate::auth::Authenticator,
+    pub shutdown: Shutdown,
+    pub tracker: Tracker,
+    /// The certificate and rustls configuration; `acceptor()` for each handshake.
+    pub tls: crate::tls::TlsManager,
+    /// Connection counters (IMAP/POP3: total, per IP and protocol, per user; LMTP).
+    pub limits: limits::ConnLimits,
+    /// ACME certificates (`acme`), when on: challenge answers and forced renewal.
+    pub acme: Option<crate::acme::Acme>,
+}
