@@ -350,8 +350,9 @@ pub enum DelePolicy {
     Expunge,
     /// Hide it from POP3 only: IMAP keeps it, marked with the `$POP3Deleted` keyword.
     Hide,
-    /// Move it into this mailbox of the same user (created if missing), e.g. "Archive".
-    Move(String),
+    /// Move it into this mailbox of the same user (created if missing), e.g. "Archive";
+    /// a bad name is refused when the config is read.
+    Move(crate::util::MailboxName),
 }
 
 /// The POP3 server (RFC 1939, 2449, 5034).
@@ -883,13 +884,7 @@ impl RawConfig {
         for (key, policy) in std::iter::once(("pop3.dele", &self.pop3.dele))
             .chain(self.pop3.dele_for.iter().map(|(_, p)| ("pop3.dele_for", p)))
         {
-            if let DelePolicy::Move(target) = policy
-                && let Err(e) = crate::util::canonical_mailbox(target)
-            {
-                // As the store words it (`StoreError::InvalidName`).
-                return Err(err(key, format!("invalid name: {e}")));
-            }
-            if matches!(policy, DelePolicy::Move(t) if t.eq_ignore_ascii_case("INBOX")) {
+            if matches!(policy, DelePolicy::Move(t) if t.as_str() == "INBOX") {
                 return Err(err(key, "cannot move POP3-deleted mail into INBOX".into()));
             }
         }
@@ -1272,6 +1267,19 @@ mod tests {
         let e = check("(\n lmtp: (\n  lisen: [],\n ),\n)").unwrap_err();
         assert_eq!(e.line, Some(3));
         assert!(e.message.contains("lisen"), "{e}");
+    }
+
+    #[test]
+    fn a_dele_move_target_is_a_checked_mailbox_name() {
+        let c = check("(pop3: (dele: Move(\"archive//pop\")))");
+        let e = c.unwrap_err();
+        assert_eq!(e.line, Some(1));
+        assert!(e.message.contains("empty hierarchy level"), "{e}");
+        let e =
+            check("(\n pop3: (\n  dele_for: [(\"bob\", Move(\"inbox\"))],\n ),\n)").unwrap_err();
+        assert!(e.message.contains("into INBOX"), "{e}");
+        let c = check("(pop3: (dele: Move(\"Archive/POP\")))").unwrap();
+        assert!(matches!(&c.pop3.dele, DelePolicy::Move(n) if n.as_str() == "Archive/POP"));
     }
 
     #[test]

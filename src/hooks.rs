@@ -5,6 +5,7 @@
 //! Delivery, retention, the control socket and the plugin host import these; this
 //! module imports only the store's types.
 
+use crate::util::MailboxName;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -195,7 +196,7 @@ impl Hooks for NoHooks {
 pub enum Action {
     Expunge,
     /// Into this mailbox (full name), created when missing.
-    MoveTo(String),
+    MoveTo(MailboxName),
 }
 
 /// One message as a rule sees it (the WIT `retention.summary`).

@@ -261,9 +261,9 @@ fn split(decisions: &[(String, u32, Action)], failed: &[String]) -> Split {
             continue;
         }
         seen.push(*uid);
-        match moves.iter_mut().find(|(t, _)| t == target) {
+        match moves.iter_mut().find(|(t, _)| t == target.as_str()) {
             Some((_, uids)) => uids.push(*uid),
-            None => moves.push((target.clone(), vec![*uid])),
+            None => moves.push((target.to_string(), vec![*uid])),
         }
     }
     (expunge, moves)
@@ -295,14 +295,18 @@ mod tests {
         (rule.into(), uid, a)
     }
 
+    fn name(n: &str) -> crate::util::MailboxName {
+        crate::util::MailboxName::new(n).unwrap()
+    }
+
     #[test]
     fn split_drops_failed_rules_and_expunge_wins() {
         let decisions = vec![
             d("a", 3, Action::Expunge),
-            d("b", 3, Action::MoveTo("Archive".into())),
-            d("b", 4, Action::MoveTo("Archive".into())),
-            d("a", 5, Action::MoveTo("Old".into())),
-            d("b", 5, Action::MoveTo("Archive".into())),
+            d("b", 3, Action::MoveTo(name("Archive"))),
+            d("b", 4, Action::MoveTo(name("Archive"))),
+            d("a", 5, Action::MoveTo(name("Old"))),
+            d("b", 5, Action::MoveTo(name("Archive"))),
             d("c", 6, Action::Expunge),
         ];
         let (e, m) = split(&decisions, &["c".into()]);

@@ -130,6 +130,51 @@ impl std::fmt::Display for BadMailboxName {
     }
 }
 
+/// A mailbox name that [`canonical_mailbox`] accepted, in its canonical form: what the
+/// config, the retention rules' decisions and POP3's DELE policy hold, checked once
+/// where the name comes in (a config file is refused when it holds a bad one).
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(try_from = "String", into = "String")]
+pub struct MailboxName(String);
+
+impl MailboxName {
+    pub fn new(name: &str) -> Result<MailboxName, BadMailboxName> {
+        canonical_mailbox(name).map(MailboxName)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for MailboxName {
+    type Error = BadMailboxName;
+    fn try_from(name: String) -> Result<MailboxName, BadMailboxName> {
+        MailboxName::new(&name)
+    }
+}
+
+impl From<MailboxName> for String {
+    fn from(name: MailboxName) -> String {
+        name.0
+    }
+}
+
+impl std::ops::Deref for MailboxName {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for MailboxName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// The hierarchy delimiter of mailbox names.
 pub const MAILBOX_DELIMITER: char = '/';
 

@@ -15,6 +15,7 @@ use super::call::{Plugin, invalid};
 use super::quota::disk_status_record;
 use crate::retention::{Action, MailboxFacts, Review, Summary};
 use crate::store;
+use crate::util::MailboxName;
 
 fn usage(u: store::Usage) -> Usage {
     Usage {
@@ -78,7 +79,7 @@ fn check(
         let action = match d.action {
             wit::Action::Expunge => Action::Expunge,
             wit::Action::MoveTo(target) => Action::MoveTo(
-                store::canonical_mailbox(&target).map_err(|e| invalid(format!("move-to: {e}")))?,
+                MailboxName::new(&target).map_err(|e| invalid(format!("move-to: {e}")))?,
             ),
         };
         out.push((d.uid, action));
@@ -154,7 +155,7 @@ mod tests {
             got,
             vec![
                 (2, Action::Expunge),
-                (5, Action::MoveTo("archive/2020".into()))
+                (5, Action::MoveTo(MailboxName::new("archive/2020").unwrap()))
             ]
         );
     }

@@ -4,11 +4,12 @@
 use redb::{ReadableTable, WriteTransaction};
 
 use super::blob;
-use super::mailboxes::{self, canonical_mailbox};
+use super::mailboxes;
 use super::messages::Reader;
 use super::schema::{self, MESSAGES, MessageRecord};
 use super::writer::Batch;
 use super::{Change, ChangeKind, Origin, Store, StoreError};
+use crate::util::MailboxName;
 
 /// The keyword that hides a message from POP3 while IMAP keeps it (`DelePolicy::Hide`).
 pub const POP3_DELETED: &str = "$POP3Deleted";
@@ -34,7 +35,7 @@ pub enum Pop3Removal {
     /// Keep them, marked with [`POP3_DELETED`] (hidden from later POP3 sessions).
     Hide,
     /// Move them into this mailbox of the same user, creating it if needed.
-    Move(String),
+    Move(MailboxName),
 }
 
 impl Store {
@@ -131,7 +132,7 @@ impl Store {
             // Validate before mutating: the target of a move must be a proper name.
             let target = match &removal {
                 Removal::Move(name) => {
-                    let name = canonical_mailbox(name)?;
+                    let name = name.to_string();
                     if name == mb.name {
                         return Err(StoreError::InvalidName("moving into itself".into()));
                     }
@@ -335,7 +336,11 @@ mod tests {
         smol::block_on(async {
             let (store, user, inbox) = setup(dir.path()).await;
             store
-                .pop3_update(inbox, vec![1, 2], Pop3Removal::Move("Old/POP".into()))
+                .pop3_update(
+                    inbox,
+                    vec![1, 2],
+                    Pop3Removal::Move(MailboxName::new("Old/POP").unwrap()),
+                )
                 .await
                 .unwrap();
             assert_eq!(uids(&store, inbox).await, vec![3]);
@@ -345,7 +350,11 @@ mod tests {
             assert_eq!(bytes, b"Subject: 2\r\n\r\nbody 2\r\n");
             assert_eq!(
                 store
-                    .pop3_update(inbox, vec![3], Pop3Removal::Move("INBOX".into()))
+                    .pop3_update(
+                        inbox,
+                        vec![3],
+                        Pop3Removal::Move(MailboxName::new("INBOX").unwrap())
+                    )
                     .await,
                 Err(StoreError::InvalidName("moving into itself".into()))
             );
