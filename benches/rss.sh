@@ -28,12 +28,14 @@
 # STRESS_SIZE=32768 INTERVAL=2 IDLE_SECS=60 SETTLE_MAX=180 NB_BIN=path LOAD_BIN=path (use
 # these binaries instead of building) SAMPLES_OUT=file (keep every sample: phase, second,
 # VmRSS KiB, step) KEEP_TMP=1 NB_ENV="VAR=value ..." (environment for the server, e.g.
-# MALLOC_ARENA_MAX=2 to try an allocator setting).
+# MALLOC_ARENA_MAX=2 to try an allocator setting) DROP_CACHES=1 (as root, empty the page
+# cache before each server starts: see start_server; 0 leaves it).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CORPUS=${1:-$ROOT/../shared/corpus/spamassassin-dev}
 PHASES=${PHASES:-compare stress}
+DROP_CACHES=${DROP_CACHES:-1}
 CLIENTS=${CLIENTS:-10}
 DURATION=${DURATION:-15}
 LIMIT=${LIMIT:-3000}
@@ -134,6 +136,14 @@ start_server() {
     CFG=$dir/config.ron
     nb_config "$CFG" "$dir/data"
     users=$(( CLIENTS > STRESS_USERS ? CLIENTS : STRESS_USERS ))
+    # VmRSS counts the binary's pages the server touched, and how many of them a fault
+    # maps depends on what the page cache holds of the file: a binary copied a moment
+    # ago starts 3 MiB higher than the same binary cold. Start from a cold cache where
+    # we may (root), so that runs of two builds compare.
+    if [ "$DROP_CACHES" = 1 ] && [ -w /proc/sys/vm/drop_caches ]; then
+        sync
+        echo 3 > /proc/sys/vm/drop_caches
+    fi
     # shellcheck disable=SC2046
     nb_serve "$CFG" "$dir" bench $(eval echo "u{1..$users}") || exit 1
     echo start > "$TMP/step"

@@ -140,7 +140,61 @@ pub struct Segment {
     docs: u32,
     dicts: Vec<Dict>,
     /// Per message, in UID order: its [`HeaderData`].
-    records: Vec<(u32, Arc<HeaderData>)>,
+    records: Records,
+}
+
+/// A segment's records, in UID order: as stored (decoded only when first asked for:
+/// a search needs the words alone), or as built.
+#[derive(Debug, Clone, Default)]
+struct Records {
+    /// [`RecordColumns`] in postcard; empty when built here, or stored before records.
+    stored: Vec<u8>,
+    decoded: std::sync::OnceLock<Vec<(u32, Arc<HeaderData>)>>,
+}
+
+impl Records {
+    fn built(list: Vec<(u32, Arc<HeaderData>)>) -> Records {
+        Records {
+            stored: Vec::new(),
+            decoded: std::sync::OnceLock::from(list),
+        }
+    }
+
+    fn get(&self) -> Result<&[(u32, Arc<HeaderData>)], StoreError> {
+        if let Some(list) = self.decoded.get() {
+            return Ok(list);
+        }
+        let list = if self.stored.is_empty() {
+            Vec::new()
+        } else {
+            super::schema::decode::<RecordColumns>(&self.stored)?.records()?
+        };
+        Ok(self.decoded.get_or_init(|| list))
+    }
+
+    /// The stored form.
+    fn encoded(&self) -> Result<Vec<u8>, StoreError> {
+        if !self.stored.is_empty() {
+            return Ok(self.stored.clone());
+        }
+        super::schema::encode(&RecordColumns::of(self.get()?))
+    }
+
+    /// About the memory they take.
+    fn bytes(&self) -> usize {
+        let decoded: usize = self
+            .decoded
+            .get()
+            .map_or(0, |l| l.iter().map(|(_, h)| record_bytes(h)).sum());
+        self.stored.len() + decoded
+    }
+}
+
+/// Two segments' records are alike when they decode alike.
+impl PartialEq for Records {
+    fn eq(&self, other: &Records) -> bool {
+        self.get().ok() == other.get().ok()
+    }
 }
 
 /// The first u32 of a stored segment with records; a segment stored before them starts
@@ -412,7 +466,7 @@ impl Builder {
         Segment {
             docs: self.docs,
             dicts,
-            records: self.records,
+            records: Records::built(self.records),
         }
     }
 }
@@ -429,14 +483,18 @@ impl Segment {
     }
 
     fn bytes(&self) -> usize {
-        let records: usize = self.records.iter().map(|(_, h)| record_bytes(h)).sum();
-        self.dicts.iter().map(Dict::bytes).sum::<usize>() + records
+        self.dicts.iter().map(Dict::bytes).sum::<usize>() + self.records.bytes()
     }
 
     /// The records of `uids` (sorted) that this segment holds, appended to `out`.
-    fn records_of(&self, uids: &[u32], out: &mut Vec<(u32, Arc<HeaderData>)>) {
+    fn records_of(
+        &self,
+        uids: &[u32],
+        out: &mut Vec<(u32, Arc<HeaderData>)>,
+    ) -> Result<(), StoreError> {
+        let records = self.records.get()?;
         let (mut i, mut j) = (0, 0);
-        while let (Some(&want), Some((have, h))) = (uids.get(i), self.records.get(j)) {
+        while let (Some(&want), Some((have, h))) = (uids.get(i), records.get(j)) {
             match want.cmp(have) {
                 std::cmp::Ordering::Less => i += 1,
                 std::cmp::Ordering::Greater => j += 1,
@@ -447,11 +505,12 @@ impl Segment {
                 }
             }
         }
+        Ok(())
     }
 
     /// Merges segments of increasing, disjoint UID ranges (in that order), keeping the
     /// UIDs `live` accepts.
-    fn merge(parts: &[Arc<Segment>], live: &dyn Fn(u32) -> bool) -> Segment {
+    fn merge(parts: &[Arc<Segment>], live: &dyn Fn(u32) -> bool) -> Result<Segment, StoreError> {
         let mut dicts = Vec::with_capacity(KINDS);
         let mut docs = std::collections::BTreeSet::new();
         let mut uids = Vec::new();
@@ -483,17 +542,21 @@ impl Segment {
             }
             dicts.push(out);
         }
-        let records = parts
-            .iter()
-            .flat_map(|s| s.records.iter())
-            .filter(|(u, _)| live(*u))
-            .cloned()
-            .collect();
-        Segment {
+        let mut records = Vec::new();
+        for part in parts {
+            records.extend(
+                part.records
+                    .get()?
+                    .iter()
+                    .filter(|(u, _)| live(*u))
+                    .cloned(),
+            );
+        }
+        Ok(Segment {
             docs: docs.len() as u32,
             dicts,
-            records,
-        }
+            records: Records::built(records),
+        })
     }
 
     /// The stored form: zstd over [`RECORDS_MAGIC`] and the message count, then per
@@ -506,7 +569,7 @@ impl Segment {
         let mut z = zstd::stream::Encoder::new(Vec::new(), LEVEL).map_err(io)?;
         z.write_all(&RECORDS_MAGIC.to_le_bytes()).map_err(io)?;
         z.write_all(&self.docs.to_le_bytes()).map_err(io)?;
-        let records = super::schema::encode(&RecordColumns::of(&self.records))?;
+        let records = self.records.encoded()?;
         let parts = self
             .dicts
             .iter()
@@ -564,15 +627,13 @@ impl Segment {
                 post_starts,
             });
         }
-        let records = if with_records {
+        let mut records = Records::default();
+        if with_records {
             let len = u32_of(&mut z)? as usize;
-            let mut columns = vec![0; len];
-            z.read_exact(&mut columns)
+            records.stored.resize(len, 0);
+            z.read_exact(&mut records.stored)
                 .map_err(|e| bad(&e.to_string()))?;
-            super::schema::decode::<RecordColumns>(&columns)?.records()?
-        } else {
-            Vec::new()
-        };
+        }
         Ok(Segment {
             docs,
             dicts,
@@ -802,7 +863,7 @@ pub(crate) fn records(
         let Some(asked) = uids.get(from..).filter(|a| !a.is_empty()) else {
             continue;
         };
-        load_segment(tx, shared, mailbox, r.key, true)?.records_of(asked, &mut out);
+        load_segment(tx, shared, mailbox, r.key, true)?.records_of(asked, &mut out)?;
     }
     Ok(out)
 }
@@ -998,7 +1059,7 @@ fn merge_once(shared: &Shared, mailbox: u64) -> Result<bool, StoreError> {
         live
     };
     drop(tx);
-    let merged = Segment::merge(&parts, &|u| live.contains(&u));
+    let merged = Segment::merge(&parts, &|u| live.contains(&u))?;
     drop(parts);
     log::debug!(
         "index: merged {MERGE_FAN} segments of mailbox {mailbox}: {} messages, {} words, {} bytes decoded",
@@ -1353,7 +1414,7 @@ mod tests {
     fn a_merge_keeps_the_live_uids_in_order() {
         let a = Arc::new(seg(&[(1, "alpha beta"), (2, "beta")]));
         let b = Arc::new(seg(&[(5, "beta gamma"), (6, "alpha")]));
-        let m = Segment::merge(&[a, b], &|u| u != 2);
+        let m = Segment::merge(&[a, b], &|u| u != 2).unwrap();
         assert_eq!(find(&m, TextKind::Body, "beta"), [1, 5]);
         assert_eq!(find(&m, TextKind::Body, "alpha"), [1, 6]);
         assert_eq!(find(&m, TextKind::Body, "gamma"), [5]);
@@ -1363,19 +1424,25 @@ mod tests {
     #[test]
     fn records_are_stored_merged_and_read_back() {
         let a = seg(&[(1, "x"), (2, "y"), (4, "z")]);
-        assert_eq!(a.records.len(), 3);
-        assert_eq!(a.records[1].1.subject, "S2");
+        assert_eq!(a.records.get().unwrap().len(), 3);
+        assert_eq!(a.records.get().unwrap()[1].1.subject, "S2");
         let round = Segment::decode(&a.encode().unwrap()).unwrap();
+        assert!(
+            round.records.decoded.get().is_none(),
+            "decoded when asked for"
+        );
         assert_eq!(round, a);
+        // Stored again as it was read, without decoding.
+        assert_eq!(Segment::decode(&round.encode().unwrap()).unwrap(), a);
         let b = seg(&[(9, "w")]);
-        let m = Segment::merge(&[Arc::new(a), Arc::new(b)], &|u| u != 2);
-        let uids: Vec<u32> = m.records.iter().map(|(u, _)| *u).collect();
+        let m = Segment::merge(&[Arc::new(a), Arc::new(b)], &|u| u != 2).unwrap();
+        let uids: Vec<u32> = m.records.get().unwrap().iter().map(|(u, _)| *u).collect();
         assert_eq!(uids, [1, 4, 9]);
         let mut out = Vec::new();
-        m.records_of(&[0, 4, 5, 9, 10], &mut out);
+        m.records_of(&[0, 4, 5, 9, 10], &mut out).unwrap();
         let got: Vec<(u32, &str)> = out.iter().map(|(u, h)| (*u, h.subject.as_str())).collect();
         assert_eq!(got, [(4, "S4"), (9, "S9")]);
-        let mut short = RecordColumns::of(&m.records);
+        let mut short = RecordColumns::of(m.records.get().unwrap());
         short.subject.pop();
         assert!(short.records().is_err());
     }
@@ -1394,7 +1461,7 @@ mod tests {
         }
         let read = Segment::decode(&zstd::bulk::compress(&old, 3).unwrap()).unwrap();
         assert_eq!(read.dicts, s.dicts);
-        assert!(read.records.is_empty());
+        assert!(read.records.get().unwrap().is_empty());
         // The mailbox record then had `full: bool` where the layout is now.
         #[derive(Serialize)]
         struct Before {
