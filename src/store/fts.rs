@@ -64,6 +64,9 @@ const MERGE_MAX_DOCS: u32 = 16_384;
 const QUIET_MS: u64 = 300;
 /// ...but no longer than this.
 const QUIET_MAX: Duration = Duration::from_secs(3);
+/// Indexed messages beyond those a mailbox has, below which its segments are not
+/// looked at for pruning ([`prune_once`]).
+const PRUNE_SLACK: u64 = 64;
 /// Decoded segments kept in memory at most (bytes); the memory timer drops those unused.
 const CACHE_MAX: usize = 64 << 20;
 /// How long a pass that wrote waits for idle clients to compact the file.
@@ -1100,6 +1103,72 @@ fn merge_once(shared: &Shared, mailbox: u64) -> Result<bool, StoreError> {
     Ok(true)
 }
 
+/// Rewrites the first segment of `mailbox` that has fewer than half of its messages
+/// left, without the expunged ones (or drops it when none is left): a mailbox whose
+/// mail comes and goes would otherwise keep the words and records of mail long gone
+/// until a merge happens to take that segment. False when there is no such segment.
+fn prune_once(shared: &Shared, mailbox: u64) -> Result<bool, StoreError> {
+    let tx = shared.begin_read()?;
+    let index = mailbox_index(&tx, mailbox)?;
+    let mut pick = None;
+    {
+        let t = tx.open_table(MESSAGES)?;
+        for (i, r) in index.segments.iter().enumerate() {
+            let first = (r.key >> 32) as u32;
+            let last = index
+                .segments
+                .get(i.saturating_add(1))
+                .map_or(index.done, |next| {
+                    ((next.key >> 32) as u32).saturating_sub(1)
+                });
+            let mut live = std::collections::HashSet::new();
+            for row in t.range((mailbox, first)..=(mailbox, last))? {
+                live.insert(row?.0.value().1);
+            }
+            if (live.len() as u64).saturating_mul(2) < u64::from(r.docs) {
+                pick = Some((*r, live));
+                break;
+            }
+        }
+    }
+    let Some((old, live)) = pick else {
+        return Ok(false);
+    };
+    let seg = load_segment(&tx, shared, mailbox, old.key, false)?;
+    drop(tx);
+    let pruned = Segment::merge(&[seg], &|u| live.contains(&u))?;
+    let tx = begin_index_write(shared)?;
+    let Some(mut now) = index_in(&tx, mailbox)? else {
+        return Ok(false);
+    };
+    // A merge or a reindex may have changed the list meanwhile: look again.
+    let Some(at) = now.segments.iter().position(|r| r.key == old.key) else {
+        return Ok(true);
+    };
+    tx.open_table(FTS_SEGMENTS)?.retain_in(
+        (mailbox, old.key, 0)..=(mailbox, old.key, u32::MAX),
+        |_, _| false,
+    )?;
+    if pruned.docs > 0 {
+        let first_uid = (old.key >> 32) as u32;
+        let r = put_segment(&tx, mailbox, first_uid, &pruned)?;
+        if let Some(slot) = now.segments.get_mut(at) {
+            *slot = r;
+        }
+    } else {
+        now.segments.remove(at);
+    }
+    write_index(&tx, mailbox, &now)?;
+    tx.commit()?;
+    shared.fts.forget(mailbox, &[old.key]);
+    log::debug!(
+        "index: mailbox {mailbox}: a segment of {} messages rewritten with the {} left",
+        old.docs,
+        pruned.docs
+    );
+    Ok(true)
+}
+
 /// Removes the index of mailboxes that are gone.
 fn drop_orphans(shared: &Shared) -> Result<(), StoreError> {
     let tx = shared.begin_read()?;
@@ -1155,12 +1224,24 @@ fn pass(shared: &Shared) -> Result<bool, StoreError> {
     }
     drop_orphans(shared)?;
     let full = shared.config.full_text_index == FullTextIndex::Full;
-    let (todo, other_kind) = {
+    let (todo, other_kind, dead) = {
         let tx = shared.begin_read()?;
-        let (mut todo, mut other) = (Vec::new(), Vec::new());
+        let (mut todo, mut other, mut dead) = (Vec::new(), Vec::new(), Vec::new());
         for row in tx.open_table(MAILBOXES)?.iter()? {
-            let id = row?.0.value();
+            let (id, record) = row?;
+            let id = id.value();
+            let record: super::schema::MailboxRecord = super::schema::decode(record.value())?;
             let index = mailbox_index(&tx, id)?;
+            // Many messages expunged since their segments were written: some segment
+            // may be mostly dead (`prune_once` looks).
+            let indexed: u64 = index.segments.iter().map(|r| u64::from(r.docs)).sum();
+            if indexed
+                > record
+                    .messages
+                    .saturating_add((indexed / 4).max(PRUNE_SLACK))
+            {
+                dead.push(id);
+            }
             // An index built for the other setting, or before the records, is built
             // again.
             let stale = index.layout != Layout::current(full)
@@ -1172,7 +1253,7 @@ fn pass(shared: &Shared) -> Result<bool, StoreError> {
                 todo.push(id);
             }
         }
-        (todo, other)
+        (todo, other, dead)
     };
     if !other_kind.is_empty() {
         let tx = begin_index_write(shared)?;
@@ -1188,6 +1269,14 @@ fn pass(shared: &Shared) -> Result<bool, StoreError> {
             }
             while merge_once(shared, mailbox)? {
                 merged = true;
+            }
+        }
+    }
+    for mailbox in dead {
+        while prune_once(shared, mailbox)? {
+            merged = true;
+            if shared.fts.stop.load(Ordering::Relaxed) || !shared.is_open() {
+                return Ok(false);
             }
         }
     }

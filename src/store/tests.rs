@@ -1552,3 +1552,61 @@ fn the_index_keeps_what_sort_and_thread_read_from_each_header() {
         });
     }
 }
+
+#[test]
+fn segments_mostly_expunged_are_rewritten_without_the_dead() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &cfg(0)).unwrap();
+    smol::block_on(async {
+        let a = store.add_user("a", "h".into()).await.unwrap();
+        let requests = (0..200)
+            .map(|i| request(&store, a, "INBOX", &message(i)))
+            .collect();
+        assert!(
+            store
+                .append_many(requests)
+                .await
+                .unwrap()
+                .iter()
+                .all(|r| r.is_ok())
+        );
+        let inbox = store.mailbox(a, "INBOX").await.unwrap().unwrap();
+        store.index_now().unwrap();
+        let all: Vec<u32> = (1..=200).collect();
+        assert_eq!(
+            store
+                .header_records(inbox.id, all.clone())
+                .await
+                .unwrap()
+                .len(),
+            200
+        );
+        let before = store.stats(None).await.unwrap().index_bytes;
+        // A third gone: the segment stays as it is.
+        store.expunge(inbox.id, (1..=60).collect()).await.unwrap();
+        store.index_now().unwrap();
+        assert_eq!(
+            store
+                .header_records(inbox.id, all.clone())
+                .await
+                .unwrap()
+                .len(),
+            200
+        );
+        // Three quarters gone: it is written again with the 50 left.
+        store.expunge(inbox.id, (61..=150).collect()).await.unwrap();
+        store.index_now().unwrap();
+        let left = store.header_records(inbox.id, all.clone()).await.unwrap();
+        let uids: Vec<u32> = left.iter().map(|(u, _)| *u).collect();
+        assert_eq!(uids, (151..=200).collect::<Vec<u32>>());
+        let after = store.stats(None).await.unwrap().index_bytes;
+        assert!(after * 2 < before, "{after} against {before}");
+        // The words of the rest are still found; those of the gone are not asked for.
+        let query = fts::TextQuery {
+            kinds: vec![crate::mime::text::TextKind::Subject],
+            needle: b"note".to_vec(),
+        };
+        let answer = store.text_lookup(inbox.id, vec![query]).await.unwrap();
+        assert_eq!(answer.maybe[0].as_deref(), Some(&uids[..]));
+    });
+}
