@@ -751,24 +751,23 @@ fn the_tail_is_packed_after_a_pause_and_absorbed_by_the_next_pack() {
     });
 }
 
+/// User `a` with `message(i)` for each `i` in `range` delivered to INBOX; its id.
+async fn user_with_inbox(store: &Store, range: std::ops::RangeInclusive<usize>) -> u64 {
+    let a = store.add_user("a", "h".into()).await.unwrap();
+    let requests = range
+        .map(|i| request(store, a, "INBOX", &message(i)))
+        .collect();
+    let done = store.append_many(requests).await.unwrap();
+    assert!(done.iter().all(|r| r.is_ok()));
+    store.mailbox(a, "INBOX").await.unwrap().unwrap().id
+}
+
 #[test]
 fn load_messages_reads_in_order_marks_gone_and_stops_at_the_budget() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), &cfg(0)).unwrap();
     smol::block_on(async {
-        let a = store.add_user("a", "h".into()).await.unwrap();
-        let reqs = (1..=5)
-            .map(|i| request(&store, a, "INBOX", &message(i)))
-            .collect();
-        assert!(
-            store
-                .append_many(reqs)
-                .await
-                .unwrap()
-                .iter()
-                .all(|r| r.is_ok())
-        );
-        let inbox = store.mailbox(a, "INBOX").await.unwrap().unwrap().id;
+        let inbox = user_with_inbox(&store, 1..=5).await;
         store.expunge(inbox, vec![2]).await.unwrap();
         let all = Want {
             meta: true,
@@ -1558,24 +1557,12 @@ fn segments_mostly_expunged_are_rewritten_without_the_dead() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), &cfg(0)).unwrap();
     smol::block_on(async {
-        let a = store.add_user("a", "h".into()).await.unwrap();
-        let requests = (0..200)
-            .map(|i| request(&store, a, "INBOX", &message(i)))
-            .collect();
-        assert!(
-            store
-                .append_many(requests)
-                .await
-                .unwrap()
-                .iter()
-                .all(|r| r.is_ok())
-        );
-        let inbox = store.mailbox(a, "INBOX").await.unwrap().unwrap();
+        let inbox = user_with_inbox(&store, 0..=199).await;
         store.index_now().unwrap();
         let all: Vec<u32> = (1..=200).collect();
         assert_eq!(
             store
-                .header_records(inbox.id, all.clone())
+                .header_records(inbox, all.clone())
                 .await
                 .unwrap()
                 .len(),
@@ -1583,20 +1570,20 @@ fn segments_mostly_expunged_are_rewritten_without_the_dead() {
         );
         let before = store.stats(None).await.unwrap().index_bytes;
         // A third gone: the segment stays as it is.
-        store.expunge(inbox.id, (1..=60).collect()).await.unwrap();
+        store.expunge(inbox, (1..=60).collect()).await.unwrap();
         store.index_now().unwrap();
         assert_eq!(
             store
-                .header_records(inbox.id, all.clone())
+                .header_records(inbox, all.clone())
                 .await
                 .unwrap()
                 .len(),
             200
         );
         // Three quarters gone: it is written again with the 50 left.
-        store.expunge(inbox.id, (61..=150).collect()).await.unwrap();
+        store.expunge(inbox, (61..=150).collect()).await.unwrap();
         store.index_now().unwrap();
-        let left = store.header_records(inbox.id, all.clone()).await.unwrap();
+        let left = store.header_records(inbox, all.clone()).await.unwrap();
         let uids: Vec<u32> = left.iter().map(|(u, _)| *u).collect();
         assert_eq!(uids, (151..=200).collect::<Vec<u32>>());
         let after = store.stats(None).await.unwrap().index_bytes;
@@ -1606,7 +1593,7 @@ fn segments_mostly_expunged_are_rewritten_without_the_dead() {
             kinds: vec![crate::mime::text::TextKind::Subject],
             needle: b"note".to_vec(),
         };
-        let answer = store.text_lookup(inbox.id, vec![query]).await.unwrap();
+        let answer = store.text_lookup(inbox, vec![query]).await.unwrap();
         assert_eq!(answer.maybe[0].as_deref(), Some(&uids[..]));
     });
 }
