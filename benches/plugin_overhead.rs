@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use nestbox::config::{PluginConfig, PluginHook, RawConfig};
-use nestbox::delivery::{HookMessage, Hooks, Source, Target};
+use nestbox::contracts::{HookMessage, Hooks, MailData, Source, Target, UserId};
 use nestbox::plugins::PluginHost;
 use nestbox::store::{SieveLimits, Store, SystemFlags};
 
@@ -86,12 +86,13 @@ fn measure(
         prefix,
         mail_from: Some("a@example.org"),
         source: Source::Lmtp,
-        store,
+        store: store.map(|s| s as &dyn MailData),
     };
     let mut times = Vec::with_capacity(n);
     for i in 0..n + n / 10 {
         let mut target = Target {
-            user: 1,
+            // The first user the store makes; the Sieve script looks up mailboxes by it.
+            user: UserId(1),
             user_name: "bench".into(),
             address: "bench@example.org".into(),
             mailbox: None,

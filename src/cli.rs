@@ -11,8 +11,9 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::{Config, RawConfig};
+use crate::contracts::Hooks;
 use crate::control::{self, Delivered, ErrorKind, ImportItem, Request, Response};
-use crate::delivery::{Hooks, Pipeline};
+use crate::delivery::Pipeline;
 use crate::mailfmt::{self, Flags, ImportedMessage, maildir, mbox};
 use crate::store::{KeptIds, Store, StoreError, SystemFlags};
 
@@ -1110,7 +1111,7 @@ fn local_hooks(config: &Config) -> Result<Arc<dyn Hooks>, String> {
     #[cfg(not(feature = "plugins"))]
     {
         let _ = config;
-        Ok(Arc::new(crate::delivery::NoHooks))
+        Ok(Arc::new(crate::contracts::NoHooks))
     }
 }
 

@@ -352,7 +352,7 @@ pub enum DelePolicy {
     Hide,
     /// Move it into this mailbox of the same user (created if missing), e.g. "Archive";
     /// a bad name is refused when the config is read.
-    Move(crate::util::MailboxName),
+    Move(crate::contracts::MailboxName),
 }
 
 /// The POP3 server (RFC 1939, 2449, 5034).

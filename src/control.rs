@@ -9,13 +9,15 @@
 //! created with mode 0600, so only the server's own user can use it. Passwords never cross
 //! it: the CLI hashes them first.
 
+use crate::contracts::UserId;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use smol::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::delivery::{Incoming, Outcome, Pipeline, Target, Trace, TraceProtocol};
-pub use crate::hooks::PluginStatus;
+use crate::contracts::PluginStatus;
+use crate::contracts::Target;
+use crate::delivery::{Incoming, Outcome, Pipeline, Trace, TraceProtocol};
 use crate::store::backup::{Progress, Summary};
 use crate::store::{
     AppPasswordInfo, KeptIds, LayoutReport, MailboxInfo, MailboxLayout, MessageInfo, ScriptInfo,
@@ -267,7 +269,7 @@ fn delivered(o: Outcome) -> Delivered {
     }
 }
 
-async fn user_id(p: &Pipeline, name: &str) -> Result<(u32, String), Response> {
+async fn user_id(p: &Pipeline, name: &str) -> Result<(UserId, String), Response> {
     match p.store.find_user(name, "").await {
         Ok(Some(u)) => Ok((u.id, u.name)),
         Ok(None) => Err(Response::Error(
@@ -278,7 +280,7 @@ async fn user_id(p: &Pipeline, name: &str) -> Result<(u32, String), Response> {
     }
 }
 
-async fn mailbox_id(p: &Pipeline, user: u32, name: &str) -> Result<u64, Response> {
+async fn mailbox_id(p: &Pipeline, user: UserId, name: &str) -> Result<u64, Response> {
     match p.store.mailbox(user, name).await {
         Ok(Some(m)) => Ok(m.id),
         Ok(None) => Err(Response::Error(

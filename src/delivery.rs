@@ -9,14 +9,14 @@
 use std::sync::Arc;
 
 use crate::mime::header::{header_fields, unfold};
+use crate::mime::header_block;
 use crate::store::{
     AppendRequest, Appended, PreparedBlob, Store, StoreError, SystemFlags, TraceRecord,
 };
-use crate::util::{header_block, to_crlf};
+use crate::util::to_crlf;
 
-pub use crate::hooks::{
-    Copy, FilterVerdict, HookMessage, Hooks, NoHooks, QuotaAction, QuotaLimits, QuotaQuery,
-    QuotaVerdict, Source, Target,
+use crate::contracts::{
+    Copy, FilterVerdict, HookMessage, Hooks, QuotaAction, QuotaQuery, QuotaVerdict, Source, Target,
 };
 
 /// The protocol a trace header names in its `with` clause (RFC 5321 §4.4, RFC 3848).

@@ -13,12 +13,13 @@
 //! are skipped by the store; a message both expunged and moved by different rules is
 //! expunged. A dry run reviews the same way and applies nothing.
 
+use crate::contracts::{Uid, UserId};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::hooks::{Action, MailboxFacts, Review, Summary};
-use crate::hooks::{Hooks, QuotaLimits};
+use crate::contracts::{Action, MailboxFacts, Summary};
+use crate::contracts::{Hooks, QuotaLimits};
 use crate::imap::view::SYSTEM_FLAGS;
 use crate::mime::header::{decoded, header_value};
 use crate::store::{self, MailboxInfo, Store, StoreError};
@@ -74,7 +75,7 @@ pub fn summary(s: &store::Summary) -> Summary {
     flags.extend(s.keywords.iter().cloned());
     let field = |name: &str| header_value(&s.header, name).map(decoded);
     Summary {
-        uid: s.uid,
+        uid: Uid(s.uid),
         internal_date: s.internal_date,
         save_date: s.save_date,
         size: s.size,
@@ -90,7 +91,7 @@ pub fn summary(s: &store::Summary) -> Summary {
 struct Pending {
     mailbox: u64,
     name: String,
-    decisions: Vec<(String, u32, Action)>,
+    decisions: Vec<(String, Uid, Action)>,
 }
 
 /// Runs the retention rules for every user (or one) and applies their decisions unless
@@ -110,7 +111,7 @@ pub async fn run(
             .map(|u| u.name)
             .collect(),
     };
-    let mut users: Vec<(u32, String)> = Vec::with_capacity(names.len());
+    let mut users: Vec<(UserId, String)> = Vec::with_capacity(names.len());
     for name in names {
         match store.find_user(&name, "").await? {
             Some(u) => users.push((u.id, u.name)),
@@ -237,33 +238,35 @@ fn facts(
 }
 
 /// The decisions of rules that did not fail, as UIDs to expunge and (target, UIDs) to
-/// move. Expunge wins over move; the first rule to move a message chooses the target.
+/// move (as the store's bare UIDs). Expunge wins over move; the first rule to move a
+/// message chooses the target.
 type Split = (Vec<u32>, Vec<(String, Vec<u32>)>);
-fn split(decisions: &[(String, u32, Action)], failed: &[String]) -> Split {
+fn split(decisions: &[(String, Uid, Action)], failed: &[String]) -> Split {
     let ok = || {
         decisions
             .iter()
             .filter(|(rule, _, _)| !failed.contains(rule))
+            .map(|(_, uid, action)| (uid.0, action))
     };
     let mut expunge: Vec<u32> = ok()
-        .filter(|(_, _, a)| *a == Action::Expunge)
-        .map(|(_, uid, _)| *uid)
+        .filter(|(_, a)| **a == Action::Expunge)
+        .map(|(uid, _)| uid)
         .collect();
     expunge.sort_unstable();
     expunge.dedup();
     let mut seen: Vec<u32> = expunge.clone();
     let mut moves: Vec<(String, Vec<u32>)> = Vec::new();
-    for (_, uid, action) in ok() {
+    for (uid, action) in ok() {
         let Action::MoveTo(target) = action else {
             continue;
         };
-        if seen.contains(uid) {
+        if seen.contains(&uid) {
             continue;
         }
-        seen.push(*uid);
+        seen.push(uid);
         match moves.iter_mut().find(|(t, _)| t == target.as_str()) {
-            Some((_, uids)) => uids.push(*uid),
-            None => moves.push((target.to_string(), vec![*uid])),
+            Some((_, uids)) => uids.push(uid),
+            None => moves.push((target.to_string(), vec![uid])),
         }
     }
     (expunge, moves)
@@ -291,12 +294,12 @@ fn merge(all: &mut Vec<MailboxReport>, one: MailboxReport) {
 mod tests {
     use super::*;
 
-    fn d(rule: &str, uid: u32, a: Action) -> (String, u32, Action) {
-        (rule.into(), uid, a)
+    fn d(rule: &str, uid: u32, a: Action) -> (String, Uid, Action) {
+        (rule.into(), Uid(uid), a)
     }
 
-    fn name(n: &str) -> crate::util::MailboxName {
-        crate::util::MailboxName::new(n).unwrap()
+    fn name(n: &str) -> crate::contracts::MailboxName {
+        crate::contracts::MailboxName::new(n).unwrap()
     }
 
     #[test]

@@ -111,112 +111,6 @@ pub fn to_crlf(raw: Vec<u8>) -> Vec<u8> {
     out
 }
 
-/// The header block of a message: up to and including the first empty line (or all of it).
-pub fn header_block(raw: &[u8]) -> &[u8] {
-    let end = crate::mime::header_end(raw, 0, raw.len());
-    raw.get(..end).unwrap_or(raw)
-}
-
-/// A mailbox name [`canonical_mailbox`] refuses, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BadMailboxName {
-    pub name: String,
-    pub why: &'static str,
-}
-
-impl std::fmt::Display for BadMailboxName {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "mailbox {:?}: {}", self.name, self.why)
-    }
-}
-
-/// A mailbox name that [`canonical_mailbox`] accepted, in its canonical form: what the
-/// config, the retention rules' decisions and POP3's DELE policy hold, checked once
-/// where the name comes in (a config file is refused when it holds a bad one).
-#[derive(
-    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
-)]
-#[serde(try_from = "String", into = "String")]
-pub struct MailboxName(String);
-
-impl MailboxName {
-    pub fn new(name: &str) -> Result<MailboxName, BadMailboxName> {
-        canonical_mailbox(name).map(MailboxName)
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl TryFrom<String> for MailboxName {
-    type Error = BadMailboxName;
-    fn try_from(name: String) -> Result<MailboxName, BadMailboxName> {
-        MailboxName::new(&name)
-    }
-}
-
-impl From<MailboxName> for String {
-    fn from(name: MailboxName) -> String {
-        name.0
-    }
-}
-
-impl std::ops::Deref for MailboxName {
-    type Target = str;
-    fn deref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Display for MailboxName {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// The hierarchy delimiter of mailbox names.
-pub const MAILBOX_DELIMITER: char = '/';
-
-/// Checks and canonicalises a mailbox name (UTF-8, already decoded from modified UTF-7):
-/// `INBOX` in any case is `INBOX` (RFC 9051 §5.1); no empty hierarchy levels, no control
-/// characters, at most 512 bytes and 16 levels. The error says why.
-pub fn canonical_mailbox(name: &str) -> Result<String, BadMailboxName> {
-    let bad = |why: &'static str| {
-        Err(BadMailboxName {
-            name: name.to_string(),
-            why,
-        })
-    };
-    if name.is_empty() {
-        return bad("empty");
-    }
-    if name.len() > 512 {
-        return bad("longer than 512 bytes");
-    }
-    if name.chars().any(|c| c.is_control()) {
-        return bad("control characters");
-    }
-    let parts: Vec<&str> = name.split(MAILBOX_DELIMITER).collect();
-    if parts.len() > 16 {
-        return bad("more than 16 levels");
-    }
-    if parts.iter().any(|p| p.is_empty()) {
-        return bad("empty hierarchy level");
-    }
-    match parts.split_first() {
-        Some((first, rest)) if first.eq_ignore_ascii_case("INBOX") => {
-            let mut out = String::from("INBOX");
-            for p in rest {
-                out.push(MAILBOX_DELIMITER);
-                out.push_str(p);
-            }
-            Ok(out)
-        }
-        _ => Ok(name.to_string()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,12 +132,5 @@ mod tests {
         assert_eq!(to_crlf(b"\n\n".to_vec()), b"\r\n\r\n");
         assert_eq!(to_crlf(b"\r".to_vec()), b"\r");
         assert_eq!(to_crlf(Vec::new()), b"");
-    }
-
-    #[test]
-    fn headers() {
-        assert_eq!(header_block(b"A: b\r\n\r\nbody"), b"A: b\r\n\r\n");
-        assert_eq!(header_block(b"\r\nbody"), b"\r\n");
-        assert_eq!(header_block(b"A: b\r\n"), b"A: b\r\n");
     }
 }

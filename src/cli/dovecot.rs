@@ -9,9 +9,10 @@ use std::path::Path;
 
 use super::{Backend, Failure, Importer, exit, fail, progress, sieve, unexpected};
 use crate::config::Config;
+use crate::contracts::{KeptIds, Uid};
 use crate::control::{ErrorKind, Request, Response};
 use crate::mailfmt::{dovecot, maildir};
-use crate::store::{KeptIds, MailboxLayout};
+use crate::store::MailboxLayout;
 
 pub(super) async fn import_dovecot(
     config: &Config,
@@ -64,7 +65,7 @@ pub(super) async fn import_dovecot(
             match maildir::read_maildir_message(&message.entry, max) {
                 Ok(m) => {
                     let kept = KeptIds {
-                        uid: message.uid,
+                        uid: Uid(message.uid),
                         pop3_uidl: pop3.then(|| message.pop3_uidl.clone()),
                     };
                     imp.push(&mailbox.name, m, Some(kept)).await?;

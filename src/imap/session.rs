@@ -10,6 +10,7 @@
 //! Concurrency (docs/design.md): the session holds no store transaction across an await;
 //! the change feed only says "look again", and [`Session::updates`] re-reads the mailbox.
 
+use crate::contracts::UserId;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
@@ -90,7 +91,7 @@ impl Default for Shared {
 
 /// A logged-in user and their change-feed subscription.
 pub struct Account {
-    pub id: u32,
+    pub id: UserId,
     pub name: String,
     pub feed: Receiver<Change>,
     /// This session's subscription: changes it makes and announces itself name it, so
@@ -747,7 +748,7 @@ impl Session {
     }
 
     /// The logged-in user's id; callers have passed the state check.
-    pub(super) fn user(&self) -> Result<(u32, String), ImapError> {
+    pub(super) fn user(&self) -> Result<(UserId, String), ImapError> {
         self.account()
             .map(|a| (a.id, a.name.clone()))
             .ok_or_else(|| ImapError::Bad("Log in first".into()))

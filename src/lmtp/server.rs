@@ -7,6 +7,7 @@
 //! TCP and Unix-socket connections share `lmtp.max_connections` and nothing else: IMAP
 //! and POP3 clients never make the local MTA wait, whatever address they come from.
 
+use crate::contracts::UserId;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,7 +20,8 @@ use super::{
     DataDecoder, DataState, Mailbox, RcptOutcome, RecipientCheck, Reply, ReversePath, Session,
     Step, parse_command,
 };
-use crate::delivery::{Incoming, Outcome, Target, Trace, TraceProtocol};
+use crate::contracts::Target;
+use crate::delivery::{Incoming, Outcome, Trace, TraceProtocol};
 use crate::net::conn::{Conn, NextLine};
 use crate::net::limits::{ConnSlot, LimitError, Service};
 use crate::net::stream::{Peer, Stream};
@@ -99,7 +101,7 @@ fn user_part(mb: &Mailbox) -> String {
     }
 }
 
-async fn lookup(ctx: &Context, mb: &Mailbox) -> Result<Option<(u32, String)>, StoreError> {
+async fn lookup(ctx: &Context, mb: &Mailbox) -> Result<Option<(UserId, String)>, StoreError> {
     let name = user_part(mb);
     Ok(ctx
         .pipeline

@@ -112,6 +112,12 @@ pub fn decoded(raw: &[u8]) -> String {
     }
 }
 
+/// The header block of a message: up to and including the first empty line (or all of it).
+pub fn header_block(raw: &[u8]) -> &[u8] {
+    let end = header_end(raw, 0, raw.len());
+    raw.get(..end).unwrap_or(raw)
+}
+
 /// Where the header block starting at `start` ends: just after the blank line that
 /// terminates it, `start + 2` when the entity starts with an empty line, or `end` when
 /// there is no blank line before `end` (then the whole entity is header).
@@ -174,6 +180,13 @@ fn trim_end(s: &[u8]) -> &[u8] {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
+    #[test]
+    fn headers() {
+        assert_eq!(header_block(b"A: b\r\n\r\nbody"), b"A: b\r\n\r\n");
+        assert_eq!(header_block(b"\r\nbody"), b"\r\n");
+        assert_eq!(header_block(b"A: b\r\n"), b"A: b\r\n");
+    }
+
     use super::*;
 
     #[test]

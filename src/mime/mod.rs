@@ -43,7 +43,7 @@ use serde::{Deserialize, Serialize};
 pub use address::Address;
 pub use content::{Disposition, Param};
 pub use envelope::Envelope;
-pub use header::{HeaderField, header_end, header_fields, header_value, unfold};
+pub use header::{HeaderField, header_block, header_end, header_fields, header_value, unfold};
 pub use preview::PREVIEW_MAX_CHARS;
 
 /// Bump when the stored form or the analysis changes; the store re-analyzes messages

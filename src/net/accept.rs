@@ -156,7 +156,8 @@ pub async fn accept_tcp<H, Fut>(
 mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::delivery::{NoHooks, Pipeline};
+    use crate::contracts::NoHooks;
+    use crate::delivery::Pipeline;
     use crate::net::limits::ConnLimits;
     use crate::net::{Shutdown, Tracker};
     use crate::store::Store;

@@ -14,6 +14,7 @@
 //! as soon as it has read that reply finds its place free. Addresses in
 //! `connections.trusted` are not counted per IP at all.
 
+use crate::contracts::UserId;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -79,7 +80,7 @@ struct Counts {
     /// Open LMTP connections.
     lmtp: usize,
     per_ip: HashMap<(Service, IpAddr), usize>,
-    per_user: HashMap<u32, usize>,
+    per_user: HashMap<UserId, usize>,
 }
 
 /// The shared counters. Cheap to clone.
@@ -177,7 +178,7 @@ impl ConnLimits {
     }
 
     /// Takes a logged-in session slot for a user (IMAP/POP3, after authentication).
-    pub fn try_login(&self, user_id: u32) -> Result<UserSlot, LimitError> {
+    pub fn try_login(&self, user_id: UserId) -> Result<UserSlot, LimitError> {
         let mut c = self.lock();
         let n = c.per_user.entry(user_id).or_insert(0);
         if *n >= self.cfg.max_per_user {
@@ -206,7 +207,7 @@ impl ConnLimits {
     }
 
     /// Logged-in sessions of a user now.
-    pub fn sessions_of(&self, user_id: u32) -> usize {
+    pub fn sessions_of(&self, user_id: UserId) -> usize {
         self.lock().per_user.get(&user_id).copied().unwrap_or(0)
     }
 }
@@ -238,7 +239,7 @@ impl Drop for ConnSlot {
 /// One logged-in session; released on drop.
 pub struct UserSlot {
     limits: ConnLimits,
-    user: u32,
+    user: UserId,
 }
 
 impl Drop for UserSlot {
@@ -313,8 +314,8 @@ mod tests {
         // An IPv4-mapped loopback peer (dual-stack listener) is trusted too.
         let _a = l.try_connect(Imap, ip("::ffff:127.0.0.1")).unwrap();
         let _b = l.try_connect(Imap, ip("::ffff:127.0.0.1")).unwrap();
-        let _u = l.try_login(7).unwrap();
-        assert_eq!(l.try_login(7).err(), Some(LimitError::PerUser));
+        let _u = l.try_login(UserId(7)).unwrap();
+        assert_eq!(l.try_login(UserId(7)).err(), Some(LimitError::PerUser));
         assert!(l.is_trusted("127.8.9.10".parse().unwrap()));
         assert!(!l.is_trusted("192.0.2.1".parse().unwrap()));
     }
@@ -375,12 +376,12 @@ mod tests {
     #[test]
     fn per_user_sessions() {
         let l = limits(10, 10, 2);
-        let a = l.try_login(7).unwrap();
-        let _b = l.try_login(7).unwrap();
-        assert_eq!(l.try_login(7).err(), Some(LimitError::PerUser));
-        assert!(l.try_login(8).is_ok());
+        let a = l.try_login(UserId(7)).unwrap();
+        let _b = l.try_login(UserId(7)).unwrap();
+        assert_eq!(l.try_login(UserId(7)).err(), Some(LimitError::PerUser));
+        assert!(l.try_login(UserId(8)).is_ok());
         drop(a);
-        assert_eq!(l.sessions_of(7), 1);
-        assert!(l.try_login(7).is_ok());
+        assert_eq!(l.sessions_of(UserId(7)), 1);
+        assert!(l.try_login(UserId(7)).is_ok());
     }
 }

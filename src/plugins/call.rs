@@ -479,10 +479,10 @@ impl Plugin {
     }
 
     /// What `nestbox plugin list` shows.
-    pub fn status(&self) -> crate::control::PluginStatus {
+    pub fn status(&self) -> crate::contracts::PluginStatus {
         let calls = self.stats.calls.load(Ordering::Relaxed);
         let nanos = self.stats.nanos.load(Ordering::Relaxed);
-        crate::control::PluginStatus {
+        crate::contracts::PluginStatus {
             name: self.name.to_string(),
             path: self.path.display().to_string(),
             hooks: self.hooks.iter().map(|h| h.name().to_string()).collect(),

@@ -10,8 +10,8 @@ use super::PluginHost;
 use super::filter::{Decision, call, envelope};
 use super::message::MessageView;
 use crate::config::{Config, PluginConfig};
-use crate::control::PluginStatus;
-use crate::delivery::{HookMessage, Source, Target};
+use crate::contracts::PluginStatus;
+use crate::contracts::{HookMessage, Source, Target, UserId};
 use crate::store::SystemFlags;
 
 /// Loads the configured plugins as the server would and reports them.
@@ -114,7 +114,7 @@ pub fn test(
     }
     let raw = Arc::new(crate::util::to_crlf(raw));
     let target = Target {
-        user: 0,
+        user: UserId(0),
         user_name: user.to_string(),
         address: String::new(),
         mailbox: None,

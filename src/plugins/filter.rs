@@ -13,7 +13,7 @@ use super::bindings::exports::filter::{Envelope, Verdict};
 use super::call::{CallError, Plugin, invalid};
 use super::message::{MessageRes, MessageView};
 use crate::config::{OnFailure, PluginHook};
-use crate::delivery::{FilterVerdict, HookMessage, Source, Target};
+use crate::contracts::{FilterVerdict, HookMessage, Source, Target};
 use crate::store::SystemFlags;
 
 /// What one plugin decided, checked and normalised.
@@ -30,7 +30,7 @@ pub(crate) enum Decision {
     },
     Discard,
     /// A Sieve plugin's copies (never empty).
-    Copies(Vec<crate::delivery::Copy>),
+    Copies(Vec<crate::contracts::Copy>),
 }
 
 /// System flag bits and keywords from a list of IMAP flags.

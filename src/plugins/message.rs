@@ -47,7 +47,7 @@ impl MessageView {
     /// All top-level header fields, values unfolded and RFC 2047-decoded.
     pub fn headers(&self) -> &[(String, String)] {
         self.headers.get_or_init(|| {
-            let block = crate::util::header_block(&self.raw);
+            let block = crate::mime::header_block(&self.raw);
             let mut out = Vec::new();
             for source in [self.prefix.as_slice(), block] {
                 for f in header_fields(source) {

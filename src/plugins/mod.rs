@@ -8,9 +8,9 @@
 //! - [`call`]: one loaded plugin ([`call::Plugin`]) with its warm instances and the
 //!   generic call layer (limits, failure accounting, health) every hook uses.
 //! - [`message`]: the `message` resource.
-//! - [`filter`]: the filter hook ([`crate::delivery::Hooks::filter`]).
-//! - [`quota`]: the quota hook ([`crate::delivery::Hooks::quota`], `quota_limits`).
-//! - [`retention`]: the retention hook ([`crate::delivery::Hooks::retention`]).
+//! - [`filter`]: the filter hook ([`crate::contracts::Hooks::filter`]).
+//! - [`quota`]: the quota hook ([`crate::contracts::Hooks::quota`], `quota_limits`).
+//! - [`retention`]: the retention hook ([`crate::contracts::Hooks::retention`]).
 //!
 //! [`PluginHost`] holds the configured plugins in order and swaps the whole set on
 //! SIGHUP ([`PluginHost::reload`]); calls in flight finish on the old set.
@@ -33,10 +33,10 @@ use wasmtime::Engine;
 use wasmtime::component::Linker;
 
 use crate::config::{Config, PluginConfig, PluginHook, PluginLimits};
-use crate::delivery::{
-    FilterVerdict, HookMessage, Hooks, QuotaLimits, QuotaQuery, QuotaVerdict, Target,
+use crate::contracts::{
+    FilterVerdict, HookMessage, Hooks, MailData, QuotaLimits, QuotaQuery, QuotaVerdict, Target,
+    UserId,
 };
-use crate::store::Store;
 use call::Plugin;
 use engine::State;
 
@@ -197,7 +197,7 @@ impl Hooks for PluginHost {
         filter::run(&plugins, msg, target, &self.sieve)
     }
 
-    fn quota(&self, store: &Store, query: &QuotaQuery<'_>) -> QuotaVerdict {
+    fn quota(&self, store: &dyn MailData, query: &QuotaQuery<'_>) -> QuotaVerdict {
         let plugins = self.for_hook(PluginHook::Quota, query.user_name);
         quota::check(&plugins, store, query)
     }
@@ -206,7 +206,7 @@ impl Hooks for PluginHost {
         !self.for_hook(PluginHook::Quota, user).is_empty()
     }
 
-    fn quota_limits(&self, store: &Store, user: u32, user_name: &str) -> QuotaLimits {
+    fn quota_limits(&self, store: &dyn MailData, user: UserId, user_name: &str) -> QuotaLimits {
         let plugins = self.for_hook(PluginHook::Quota, user_name);
         quota::limits(&plugins, store, user, user_name)
     }
@@ -217,9 +217,9 @@ impl Hooks for PluginHost {
 
     fn retention(
         &self,
-        mailbox: &crate::retention::MailboxFacts,
-        batch: &[crate::retention::Summary],
-    ) -> crate::retention::Review {
+        mailbox: &crate::contracts::MailboxFacts,
+        batch: &[crate::contracts::Summary],
+    ) -> crate::contracts::Review {
         let plugins = self.for_hook(PluginHook::Retention, &mailbox.user);
         retention::review(&plugins, mailbox, batch)
     }
@@ -228,7 +228,7 @@ impl Hooks for PluginHost {
         !self.current().is_empty()
     }
 
-    fn plugins(&self) -> Vec<crate::control::PluginStatus> {
+    fn plugins(&self) -> Vec<crate::contracts::PluginStatus> {
         self.current().iter().map(|p| p.status()).collect()
     }
 }
@@ -237,7 +237,7 @@ impl Hooks for PluginHost {
 /// plugins are configured, else none.
 pub fn hooks_for(config: &Config) -> Result<Arc<dyn Hooks>, String> {
     if config.plugins.is_empty() {
-        return Ok(Arc::new(crate::delivery::NoHooks));
+        return Ok(Arc::new(crate::contracts::NoHooks));
     }
     Ok(Arc::new(PluginHost::new(config)?))
 }

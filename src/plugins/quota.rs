@@ -13,26 +13,15 @@ use super::bindings::wit_types::{DiskStatus, Limits, MailboxUsage, Usage};
 use super::call::Plugin;
 use super::filter::sanitise;
 use crate::config::OnFailure;
-use crate::delivery::{QuotaAction, QuotaLimits, QuotaQuery, QuotaVerdict};
-use crate::store::{self, Store, UsageReport};
+use crate::contracts::{self, MailData, UsageReport, UserId};
+use crate::contracts::{QuotaAction, QuotaLimits, QuotaQuery, QuotaVerdict};
 
-fn usage(u: store::Usage) -> Usage {
+pub(crate) fn usage(u: contracts::Usage) -> Usage {
     Usage {
         messages: u.messages,
         logical_bytes: u.logical,
         physical_bytes: u.physical,
     }
-}
-
-/// The file system of the data dir (zeros when it cannot be read).
-pub(crate) fn disk(store: &Store) -> DiskStatus {
-    disk_status_record(
-        store
-            .path()
-            .parent()
-            .and_then(store::disk_status)
-            .unwrap_or((0, 0)),
-    )
 }
 
 /// (free, total) bytes as the WIT record.
@@ -70,11 +59,15 @@ fn request(q: &QuotaQuery<'_>, report: &UsageReport, disk: DiskStatus) -> Reques
 }
 
 /// Runs `plugins` (already selected for the user, in order) for one request.
-pub(crate) fn check(plugins: &[Arc<Plugin>], store: &Store, q: &QuotaQuery<'_>) -> QuotaVerdict {
+pub(crate) fn check(
+    plugins: &[Arc<Plugin>],
+    store: &dyn MailData,
+    q: &QuotaQuery<'_>,
+) -> QuotaVerdict {
     if plugins.is_empty() {
         return QuotaVerdict::Allow;
     }
-    let report = match store.usage_blocking(q.user) {
+    let report = match store.usage(q.user) {
         Ok(r) => r,
         Err(e) => {
             // The commit that follows meets the same store; the policy cannot be asked.
@@ -82,7 +75,7 @@ pub(crate) fn check(plugins: &[Arc<Plugin>], store: &Store, q: &QuotaQuery<'_>) 
             return QuotaVerdict::Allow;
         }
     };
-    let req = request(q, &report, disk(store));
+    let req = request(q, &report, disk_status_record(store.disk()));
     for plugin in plugins {
         let decision = plugin.call(plugin.quota.as_ref(), |store, bindings| {
             bindings
@@ -138,22 +131,22 @@ pub(crate) fn check(plugins: &[Arc<Plugin>], store: &Store, q: &QuotaQuery<'_>) 
 /// The limits to report for a user: per resource, the smallest any plugin gives.
 pub(crate) fn limits(
     plugins: &[Arc<Plugin>],
-    store: &Store,
-    user: u32,
+    store: &dyn MailData,
+    user: UserId,
     user_name: &str,
 ) -> QuotaLimits {
     let mut out = QuotaLimits::default();
     if plugins.is_empty() {
         return out;
     }
-    let total = match store.usage_blocking(user) {
+    let total = match store.usage(user) {
         Ok(r) => usage(r.total),
         Err(e) => {
             log::warn!("quota: cannot read the usage of {user_name}: {e}");
             return out;
         }
     };
-    let disk = disk(store);
+    let disk = disk_status_record(store.disk());
     for plugin in plugins {
         let got = plugin.call(plugin.quota.as_ref(), |store, bindings| {
             bindings

@@ -10,20 +10,10 @@
 use std::sync::Arc;
 
 use super::bindings::exports::retention::{self as wit, MailboxInfo};
-use super::bindings::wit_types::{Limits, Usage};
+use super::bindings::wit_types::Limits;
 use super::call::{Plugin, invalid};
-use super::quota::disk_status_record;
-use crate::retention::{Action, MailboxFacts, Review, Summary};
-use crate::store;
-use crate::util::MailboxName;
-
-fn usage(u: store::Usage) -> Usage {
-    Usage {
-        messages: u.messages,
-        logical_bytes: u.logical,
-        physical_bytes: u.physical,
-    }
-}
+use super::quota::{disk_status_record, usage};
+use crate::contracts::{Action, MailboxFacts, MailboxName, Review, Summary, Uid};
 
 fn info(f: &MailboxFacts) -> MailboxInfo {
     MailboxInfo {
@@ -43,7 +33,7 @@ fn info(f: &MailboxFacts) -> MailboxInfo {
 
 fn summary(s: &Summary) -> wit::Summary {
     wit::Summary {
-        uid: s.uid,
+        uid: s.uid.0,
         internal_date: s.internal_date,
         save_date: s.save_date,
         size: s.size,
@@ -60,7 +50,7 @@ fn check(
     decisions: Vec<wit::Decision>,
     batch: &[Summary],
     max: u64,
-) -> wasmtime::Result<Vec<(u32, Action)>> {
+) -> wasmtime::Result<Vec<(Uid, Action)>> {
     if decisions.len() as u64 > max {
         return Err(invalid(format!(
             "{} decisions for one batch, over plugin_limits.max_decisions ({max})",
@@ -69,7 +59,8 @@ fn check(
     }
     let mut out = Vec::with_capacity(decisions.len());
     for d in decisions {
-        if batch.binary_search_by_key(&d.uid, |s| s.uid).is_err() {
+        let uid = Uid(d.uid);
+        if batch.binary_search_by_key(&uid, |s| s.uid).is_err() {
             log::debug!(
                 "retention: ignoring a decision for UID {} outside the batch",
                 d.uid
@@ -82,7 +73,7 @@ fn check(
                 MailboxName::new(&target).map_err(|e| invalid(format!("move-to: {e}")))?,
             ),
         };
-        out.push((d.uid, action));
+        out.push((uid, action));
     }
     Ok(out)
 }
@@ -122,7 +113,7 @@ mod tests {
 
     fn s(uid: u32) -> Summary {
         Summary {
-            uid,
+            uid: Uid(uid),
             internal_date: 0,
             save_date: 0,
             size: 1,
@@ -154,8 +145,11 @@ mod tests {
         assert_eq!(
             got,
             vec![
-                (2, Action::Expunge),
-                (5, Action::MoveTo(MailboxName::new("archive/2020").unwrap()))
+                (Uid(2), Action::Expunge),
+                (
+                    Uid(5),
+                    Action::MoveTo(MailboxName::new("archive/2020").unwrap())
+                )
             ]
         );
     }

@@ -20,7 +20,7 @@ use super::bindings::exports::sieve::{Action, Envelope, Outcome};
 use super::call::{CallError, Plugin, invalid};
 use super::filter::{Decision, Flags, flags_of, sanitise};
 use super::message::{MessageRes, MessageView};
-use crate::delivery::{HookMessage, Target};
+use crate::contracts::{HookMessage, MailData, Target, UserId};
 
 /// The user's scripts and mailboxes, as the Sieve imports need them.
 pub trait SieveScripts: Send + Sync {
@@ -138,7 +138,7 @@ impl SieveHost {
             user: target.user_name.clone(),
             scripts: msg.store.map(|s| {
                 Arc::new(StoreScripts {
-                    store: s.clone(),
+                    store: s.shared(),
                     user: target.user,
                 }) as Arc<dyn SieveScripts>
             }),
@@ -165,14 +165,14 @@ impl SieveHost {
 /// The user's scripts (`crate::store` Sieve tables) and mailboxes in the store. Called
 /// from plugin calls, which run on the blocking pool.
 struct StoreScripts {
-    store: crate::store::Store,
-    user: u32,
+    store: Arc<dyn MailData>,
+    user: UserId,
 }
 
 impl SieveScripts for StoreScripts {
     fn active(&self, user: &str) -> Option<(String, String)> {
-        match self.store.sieve_active_blocking(user) {
-            Ok(a) => a.map(|a| (a.name, a.version.to_string())),
+        match self.store.active_script(user) {
+            Ok(a) => a.map(|(name, version)| (name, version.to_string())),
             Err(e) => {
                 log::warn!("sieve: cannot read the active script of {user}: {e}");
                 None
@@ -181,7 +181,7 @@ impl SieveScripts for StoreScripts {
     }
 
     fn script(&self, user: &str, name: &str) -> Option<(String, String)> {
-        let text = self.store.sieve_get_blocking(user, name).ok()?;
+        let text = self.store.script(user, name).ok()?;
         // Any change of a user's scripts bumps the store's version; a hash of the
         // text is as good a cache key and needs no second read.
         let version = blake3::hash(text.as_bytes()).to_hex()[..16].to_string();
@@ -189,10 +189,9 @@ impl SieveScripts for StoreScripts {
     }
 
     fn mailbox_exists(&self, _user: &str, mailbox: &str) -> bool {
-        matches!(
-            smol::block_on(self.store.mailbox(self.user, mailbox)),
-            Ok(Some(_))
-        )
+        self.store
+            .mailbox_exists(self.user, mailbox)
+            .unwrap_or(false)
     }
 }
 
@@ -266,7 +265,7 @@ pub(crate) fn decide(outcome: &Outcome) -> wasmtime::Result<Decision> {
                 let mailbox = crate::store::canonical_mailbox(&t.mailbox)
                     .map_err(|e| invalid(format!("fileinto {:?}: {e}", t.mailbox)))?;
                 let Flags { flags, keywords } = flags_of(&t.flags);
-                copies.push(crate::delivery::Copy {
+                copies.push(crate::contracts::Copy {
                     mailbox: if mailbox == "INBOX" {
                         None
                     } else {

@@ -5,6 +5,7 @@
 //! the input (RFC 2449 §6.6). A connection that ends without QUIT (drop, autologout,
 //! shutdown) never reaches UPDATE, so nothing is deleted (RFC 1939 §6).
 
+use crate::contracts::UserId;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -32,14 +33,14 @@ pub struct Locks(Arc<Mutex<LockTable>>);
 
 #[derive(Default)]
 struct LockTable {
-    held: HashMap<u32, ()>,
-    last_login: HashMap<u32, Instant>,
+    held: HashMap<UserId, ()>,
+    last_login: HashMap<UserId, Instant>,
 }
 
 /// Releases the maildrop lock when dropped (the connection's end, however it ends).
 pub struct LockGuard {
     locks: Locks,
-    user: u32,
+    user: UserId,
     /// The session's place under `connections.max_per_user`, released with the lock.
     _slot: Option<crate::net::limits::UserSlot>,
 }
@@ -54,7 +55,7 @@ impl Drop for LockGuard {
 
 impl Locks {
     /// Takes `user`'s maildrop lock, refusing a login within `delay` of the last one.
-    fn acquire(&self, user: u32, delay: Option<Duration>) -> Result<LockGuard, LoginOutcome> {
+    fn acquire(&self, user: UserId, delay: Option<Duration>) -> Result<LockGuard, LoginOutcome> {
         let mut t = self.0.lock().map_err(|_| LoginOutcome::Temporary)?;
         if t.held.contains_key(&user) {
             return Err(LoginOutcome::InUse);
@@ -109,7 +110,7 @@ pub async fn accept_tcp(
 /// Builds the maildrop snapshot: INBOX in UID order, each message's POP3 size and
 /// UIDL: the one kept by an import, or computed from its bytes (exact duplicates
 /// numbered, see docs/decisions.md).
-async fn load_maildrop(ctx: &Context, user: u32) -> Result<Maildrop, LoginOutcome> {
+async fn load_maildrop(ctx: &Context, user: UserId) -> Result<Maildrop, LoginOutcome> {
     let store = &ctx.pipeline.store;
     let inbox = match store.mailbox(user, "INBOX").await {
         Ok(Some(mb)) => mb,

@@ -15,8 +15,9 @@ use smol::net::unix::UnixListener;
 use smol::{Executor, Timer};
 
 use crate::config::Config;
+use crate::contracts::Hooks;
 use crate::control;
-use crate::delivery::{Hooks, Pipeline};
+use crate::delivery::Pipeline;
 use crate::net::{Context, ServeError, Shutdown, Tracker, accept, limits};
 use crate::store::Store;
 
@@ -424,7 +425,7 @@ impl Plugins {
         }
         #[cfg(not(feature = "plugins"))]
         {
-            Arc::new(crate::delivery::NoHooks)
+            Arc::new(crate::contracts::NoHooks)
         }
     }
 

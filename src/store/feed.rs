@@ -11,6 +11,7 @@
 //! the mailbox after every command that writes. The queue argument above still holds:
 //! a queue only ever holds other sessions' changes.
 
+use crate::contracts::UserId;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,7 +21,7 @@ use smol::channel::{Receiver, Sender, TrySendError, bounded};
 /// What happened, to whom.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Change {
-    pub user: u32,
+    pub user: UserId,
     pub mailbox: u64,
     pub kind: ChangeKind,
     /// The subscription not to wake (see the module doc); [`Origin::NONE`] wakes all.
@@ -61,7 +62,7 @@ const SWEEP_EVERY: u32 = 256;
 
 #[derive(Default)]
 struct Subscribers {
-    by_user: HashMap<u32, Vec<(Origin, Sender<Change>)>>,
+    by_user: HashMap<UserId, Vec<(Origin, Sender<Change>)>>,
     since_sweep: u32,
 }
 
@@ -75,13 +76,13 @@ impl ChangeFeed {
     /// subscription: it is pruned on the next publish or subscribe for that user, and by a
     /// sweep of all users every [`SWEEP_EVERY`] subscriptions, so sessions that come and
     /// go without any mail arriving leave nothing behind.
-    pub fn subscribe(&self, user: u32) -> Receiver<Change> {
+    pub fn subscribe(&self, user: UserId) -> Receiver<Change> {
         self.subscribe_as(user).0
     }
 
     /// [`ChangeFeed::subscribe`], with the subscription's [`Origin`]: changes that name
     /// it are not sent to it.
-    pub fn subscribe_as(&self, user: u32) -> (Receiver<Change>, Origin) {
+    pub fn subscribe_as(&self, user: UserId) -> (Receiver<Change>, Origin) {
         let origin = Origin(NEXT_ORIGIN.fetch_add(1, Ordering::Relaxed));
         let (tx, rx) = bounded(QUEUE);
         if let Ok(mut subs) = self.subscribers.lock() {
@@ -140,12 +141,12 @@ mod tests {
     fn dropped_subscriptions_do_not_pile_up_without_publishes() {
         let feed = ChangeFeed::default();
         for _ in 0..1000 {
-            drop(feed.subscribe(1));
+            drop(feed.subscribe(UserId(1)));
         }
         for user in 0..1000 {
-            drop(feed.subscribe(100 + user));
+            drop(feed.subscribe(UserId(100 + user)));
         }
-        let keep = feed.subscribe(1);
+        let keep = feed.subscribe(UserId(1));
         let held = feed.subscribers.lock().unwrap();
         let total: usize = held.by_user.values().map(Vec::len).sum();
         assert!(total <= SWEEP_EVERY as usize + 1, "{total} senders held");
@@ -157,12 +158,12 @@ mod tests {
     #[test]
     fn publish_reaches_only_that_user_and_prunes_dropped() {
         let feed = ChangeFeed::default();
-        let a = feed.subscribe(1);
-        let b = feed.subscribe(2);
-        let gone = feed.subscribe(1);
+        let a = feed.subscribe(UserId(1));
+        let b = feed.subscribe(UserId(2));
+        let gone = feed.subscribe(UserId(1));
         drop(gone);
         feed.publish(Change {
-            user: 1,
+            user: UserId(1),
             mailbox: 7,
             kind: ChangeKind::Flags,
             origin: Origin::NONE,
@@ -172,7 +173,7 @@ mod tests {
         assert_eq!(
             feed.subscribers
                 .lock()
-                .map(|s| s.by_user[&1].len())
+                .map(|s| s.by_user[&UserId(1)].len())
                 .unwrap_or(0),
             1
         );
@@ -181,10 +182,10 @@ mod tests {
     #[test]
     fn a_change_skips_only_the_subscription_it_names() {
         let feed = ChangeFeed::default();
-        let (mine, me) = feed.subscribe_as(1);
-        let (other, _) = feed.subscribe_as(1);
+        let (mine, me) = feed.subscribe_as(UserId(1));
+        let (other, _) = feed.subscribe_as(UserId(1));
         let change = |origin| Change {
-            user: 1,
+            user: UserId(1),
             mailbox: 7,
             kind: ChangeKind::Flags,
             origin,
@@ -202,10 +203,10 @@ mod tests {
     #[test]
     fn full_queue_does_not_block_or_drop_subscriber() {
         let feed = ChangeFeed::default();
-        let a = feed.subscribe(1);
+        let a = feed.subscribe(UserId(1));
         for _ in 0..QUEUE * 2 {
             feed.publish(Change {
-                user: 1,
+                user: UserId(1),
                 mailbox: 1,
                 kind: ChangeKind::Expunged,
                 origin: Origin::NONE,

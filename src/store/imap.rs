@@ -4,6 +4,7 @@
 //! is one group-committed job that validates before it mutates and publishes its
 //! [`Change`]s after the commit.
 
+use crate::contracts::UserId;
 use redb::{ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
@@ -337,14 +338,18 @@ fn record_expunged(
 }
 
 /// A user's mailboxes named `name` or below it (`name/...`), as (name, id).
-fn subtree(tx: &WriteTransaction, user: u32, name: &str) -> Result<Vec<(String, u64)>, StoreError> {
+fn subtree(
+    tx: &WriteTransaction,
+    user: UserId,
+    name: &str,
+) -> Result<Vec<(String, u64)>, StoreError> {
     let names = tx.open_table(MAILBOX_NAMES)?;
     let below = format!("{name}{DELIMITER}");
     let mut out = Vec::new();
-    for row in names.range((user, name)..(user.saturating_add(1), ""))? {
+    for row in names.range((user.0, name)..(user.0.saturating_add(1), ""))? {
         let (k, id) = row?;
         let (u, n) = k.value();
-        if u != user {
+        if u != user.0 {
             break;
         }
         if n == name || n.starts_with(&below) {
@@ -361,7 +366,7 @@ fn subtree(tx: &WriteTransaction, user: u32, name: &str) -> Result<Vec<(String, 
 pub(super) fn create_parents(
     tx: &WriteTransaction,
     batch: &mut Batch,
-    user: u32,
+    user: UserId,
     name: &str,
 ) -> Result<(), StoreError> {
     let mut prefix = String::new();
@@ -383,7 +388,7 @@ pub(super) fn create_parents(
 pub(super) fn delete_in(
     tx: &WriteTransaction,
     batch: &mut Batch,
-    user: u32,
+    user: UserId,
     name: &str,
 ) -> Result<u64, StoreError> {
     if is_inbox(name) {
@@ -414,9 +419,9 @@ pub(super) fn delete_in(
     // RFC 5464 §4.1: a mailbox created later under this name starts without them.
     super::metadata::delete_in(tx, user, Some(mb.id))?;
     tx.open_table(MAILBOXES)?.remove(mb.id)?;
-    tx.open_table(MAILBOX_NAMES)?.remove((user, name))?;
+    tx.open_table(MAILBOX_NAMES)?.remove((user.0, name))?;
     if mb.subscribed {
-        tx.open_table(SUBSCRIPTIONS)?.insert((user, name), ())?;
+        tx.open_table(SUBSCRIPTIONS)?.insert((user.0, name), ())?;
     }
     batch.changes.push(Change {
         user,
@@ -575,7 +580,12 @@ impl Store {
     ///
     /// Errors: `NoSuchMailbox` (old missing), `MailboxExists` (new, or a renamed
     /// child's new name, exists), `InvalidName` (bad name, or into its own subtree).
-    pub async fn rename_mailbox(&self, user: u32, old: &str, new: &str) -> Result<(), StoreError> {
+    pub async fn rename_mailbox(
+        &self,
+        user: UserId,
+        old: &str,
+        new: &str,
+    ) -> Result<(), StoreError> {
         let old = canonical_mailbox(old)?;
         let new = canonical_mailbox(new)?;
         self.write(move |tx, batch| {
@@ -607,8 +617,8 @@ impl Store {
                 let mut rec = mailbox_in(tx, id)?;
                 {
                     let mut names = tx.open_table(MAILBOX_NAMES)?;
-                    names.remove((user, name.as_str()))?;
-                    names.insert((user, target.as_str()), id)?;
+                    names.remove((user.0, name.as_str()))?;
+                    names.insert((user.0, target.as_str()), id)?;
                 }
                 rec.name = target;
                 // RFC 9051 §2.3.1.1: UIDVALIDITY of a name only grows. The new name may
@@ -632,7 +642,7 @@ impl Store {
     /// whole name is validated first, so a name the store refuses creates nothing.
     pub async fn create_mailbox_path(
         &self,
-        user: u32,
+        user: UserId,
         name: &str,
     ) -> Result<MailboxInfo, StoreError> {
         let name = canonical_mailbox(name)?;
@@ -651,7 +661,7 @@ impl Store {
     /// refused with `HasChildren` (the RFC 9051 option; we have no `\Noselect`
     /// placeholders). A subscription to the name survives (RFC 9051 §6.3.7). Returns how
     /// many messages went.
-    pub async fn delete_mailbox(&self, user: u32, name: &str) -> Result<u64, StoreError> {
+    pub async fn delete_mailbox(&self, user: UserId, name: &str) -> Result<u64, StoreError> {
         let name = canonical_mailbox(name)?;
         self.write(move |tx, batch| delete_in(tx, batch, user, &name))
             .await
@@ -663,14 +673,14 @@ impl Store {
     /// subscription. Returns whether the name was subscribed before.
     pub async fn set_subscribed(
         &self,
-        user: u32,
+        user: UserId,
         name: &str,
         subscribed: bool,
     ) -> Result<bool, StoreError> {
         let name = canonical_mailbox(name)?;
         self.write(move |tx, batch| {
             let mut subs = tx.open_table(SUBSCRIPTIONS)?;
-            let mut was = subs.get((user, name.as_str()))?.is_some();
+            let mut was = subs.get((user.0, name.as_str()))?.is_some();
             match mailboxes::find_in(tx, user, &name)? {
                 Some(mut rec) => {
                     was |= rec.subscribed;
@@ -685,14 +695,14 @@ impl Store {
                         });
                     }
                     if !subscribed {
-                        subs.remove((user, name.as_str()))?;
+                        subs.remove((user.0, name.as_str()))?;
                     }
                 }
                 None => {
                     if subscribed {
-                        subs.insert((user, name.as_str()), ())?;
+                        subs.insert((user.0, name.as_str()), ())?;
                     } else {
-                        subs.remove((user, name.as_str()))?;
+                        subs.remove((user.0, name.as_str()))?;
                     }
                     if was != subscribed {
                         // No mailbox to name: NOTIFY SubscriptionChange (RFC 5465 §5.5)
@@ -712,15 +722,15 @@ impl Store {
     }
 
     /// Every subscribed name of a user, mailbox or not, sorted (LSUB, LIST (SUBSCRIBED)).
-    pub async fn subscriptions(&self, user: u32) -> Result<Vec<String>, StoreError> {
+    pub async fn subscriptions(&self, user: UserId) -> Result<Vec<String>, StoreError> {
         self.read(move |tx, _| {
             let mut out = Vec::new();
             let names = tx.open_table(MAILBOX_NAMES)?;
             let boxes = tx.open_table(MAILBOXES)?;
-            for row in names.range((user, "")..(user.saturating_add(1), ""))? {
+            for row in names.range(schema::user_names(user))? {
                 let (k, id) = row?;
                 let (u, n) = k.value();
-                if u != user {
+                if u != user.0 {
                     continue;
                 }
                 if let Some(v) = boxes.get(id.value())? {
@@ -732,10 +742,10 @@ impl Store {
             }
             match tx.open_table(SUBSCRIPTIONS) {
                 Ok(subs) => {
-                    for row in subs.range((user, "")..(user.saturating_add(1), ""))? {
+                    for row in subs.range(schema::user_names(user))? {
                         let (k, _) = row?;
                         let (u, n) = k.value();
-                        if u == user {
+                        if u == user.0 {
                             out.push(n.to_string());
                         }
                     }

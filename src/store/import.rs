@@ -9,25 +9,19 @@
 //! [`Store::raise_uidnext`] sets each mailbox's UIDNEXT to the other server's, past UIDs
 //! that were expunged there.
 
+use crate::contracts::UserId;
 use redb::{ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
 use super::imap::delete_in;
 use super::mailboxes::{self, canonical_mailbox};
 use super::schema::{
-    EXPUNGED, MAILBOX_NAMES, META, MailboxRecord, POP3_UIDLS, SUBSCRIPTIONS, SpecialUse,
+    self, EXPUNGED, MAILBOX_NAMES, META, MailboxRecord, POP3_UIDLS, SUBSCRIPTIONS, SpecialUse,
 };
 use super::writer::Batch;
 use super::{Change, ChangeKind, Origin, Store, StoreError};
 
-/// The ids a message keeps from the server it was moved from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct KeptIds {
-    /// Its UID: at least the mailbox's UIDNEXT, which becomes `uid + 1`.
-    pub uid: u32,
-    /// The POP3 UIDL (RFC 1939 section 7) to show instead of the one nestbox computes.
-    pub pop3_uidl: Option<String>,
-}
+pub use crate::contracts::KeptIds;
 
 /// One mailbox of the layout [`Store::import_layout`] sets up.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -102,7 +96,7 @@ fn save_changed(
 fn layout_in(
     tx: &WriteTransaction,
     batch: &mut Batch,
-    user: u32,
+    user: UserId,
     layout: &[MailboxLayout],
     other_subscriptions: &[String],
 ) -> Result<LayoutReport, StoreError> {
@@ -129,10 +123,10 @@ fn layout_in(
     let existing: Vec<String> = {
         let names = tx.open_table(MAILBOX_NAMES)?;
         let mut out = Vec::new();
-        for row in names.range((user, "")..(user.saturating_add(1), ""))? {
+        for row in names.range(schema::user_names(user))? {
             let (k, _) = row?;
             let (u, n) = k.value();
-            if u == user {
+            if u == user.0 {
                 out.push(n.to_owned());
             }
         }
@@ -162,16 +156,16 @@ fn layout_in(
     {
         let mut subs = tx.open_table(SUBSCRIPTIONS)?;
         let old: Vec<String> = subs
-            .range((user, "")..(user.saturating_add(1), ""))?
+            .range(schema::user_names(user))?
             .map(|r| r.map(|(k, _)| k.value().1.to_owned()))
             .collect::<Result<_, _>>()?;
         for name in old {
-            subs.remove((user, name.as_str()))?;
+            subs.remove((user.0, name.as_str()))?;
         }
         for name in other_subscriptions {
             let name = canonical_mailbox(name)?;
             if !wanted.iter().any(|(w, _)| w == &name) {
-                subs.insert((user, name.as_str()), ())?;
+                subs.insert((user.0, name.as_str()), ())?;
             }
         }
     }
@@ -216,7 +210,7 @@ impl Store {
     /// nothing, when a mailbox of the layout holds mail.
     pub async fn import_layout(
         &self,
-        user: u32,
+        user: UserId,
         layout: Vec<MailboxLayout>,
         other_subscriptions: Vec<String>,
     ) -> Result<LayoutReport, StoreError> {
@@ -227,7 +221,7 @@ impl Store {
     /// Raises the UIDNEXT of the user's mailbox `name` to `uidnext` (never lowers it).
     pub async fn raise_uidnext(
         &self,
-        user: u32,
+        user: UserId,
         name: &str,
         uidnext: u32,
     ) -> Result<(), StoreError> {

@@ -1,5 +1,6 @@
 //! Mailboxes: names, UIDVALIDITY, special-use, subscriptions.
 
+use crate::contracts::UserId;
 use redb::{ReadableTable, WriteTransaction};
 
 use super::schema::{self, MAILBOX_NAMES, MAILBOXES, META, MailboxRecord, SpecialUse};
@@ -17,7 +18,7 @@ pub const DEFAULT_MAILBOXES: &[(&str, Option<SpecialUse>)] = &[
 ];
 
 /// Hierarchy delimiter (RFC 9051 §5.1).
-pub const DELIMITER: char = crate::util::MAILBOX_DELIMITER;
+pub const DELIMITER: char = crate::contracts::MAILBOX_DELIMITER;
 
 /// A mailbox as listed.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -49,9 +50,9 @@ impl From<MailboxRecord> for MailboxInfo {
     }
 }
 
-/// Checks and canonicalises a mailbox name ([`crate::util::canonical_mailbox`]).
+/// Checks and canonicalises a mailbox name ([`crate::contracts::canonical_mailbox`]).
 pub fn canonical_mailbox(name: &str) -> Result<String, StoreError> {
-    crate::util::canonical_mailbox(name).map_err(|e| StoreError::InvalidName(e.to_string()))
+    crate::contracts::canonical_mailbox(name).map_err(|e| StoreError::InvalidName(e.to_string()))
 }
 
 pub(crate) fn next_uidvalidity(tx: &WriteTransaction) -> Result<u32, StoreError> {
@@ -70,12 +71,12 @@ pub(crate) fn next_uidvalidity(tx: &WriteTransaction) -> Result<u32, StoreError>
 
 pub(crate) fn find_in(
     tx: &WriteTransaction,
-    user: u32,
+    user: UserId,
     name: &str,
 ) -> Result<Option<MailboxRecord>, StoreError> {
     let id = tx
         .open_table(MAILBOX_NAMES)?
-        .get((user, name))?
+        .get((user.0, name))?
         .map(|v| v.value());
     match id {
         Some(id) => load_in(tx, id),
@@ -98,7 +99,7 @@ pub(crate) fn save_in(tx: &WriteTransaction, rec: &MailboxRecord) -> Result<(), 
 pub(crate) fn create_in(
     tx: &WriteTransaction,
     batch: &mut Batch,
-    user: u32,
+    user: UserId,
     name: &str,
     special_use: Option<SpecialUse>,
 ) -> Result<MailboxRecord, StoreError> {
@@ -127,7 +128,7 @@ pub(crate) fn create_in(
     };
     save_in(tx, &rec)?;
     tx.open_table(MAILBOX_NAMES)?
-        .insert((user, name.as_str()), id)?;
+        .insert((user.0, name.as_str()), id)?;
     batch.changes.push(Change {
         user,
         mailbox: id,
@@ -139,14 +140,14 @@ pub(crate) fn create_in(
 
 impl Store {
     /// A user's mailboxes, by name.
-    pub async fn mailboxes(&self, user: u32) -> Result<Vec<MailboxInfo>, StoreError> {
+    pub async fn mailboxes(&self, user: UserId) -> Result<Vec<MailboxInfo>, StoreError> {
         self.read(move |tx, _| {
             let names = tx.open_table(MAILBOX_NAMES)?;
             let boxes = tx.open_table(MAILBOXES)?;
             let mut out = Vec::new();
-            for row in names.range((user, "")..(user.saturating_add(1), ""))? {
+            for row in names.range(schema::user_names(user))? {
                 let (k, id) = row?;
-                if k.value().0 != user {
+                if k.value().0 != user.0 {
                     continue;
                 }
                 if let Some(v) = boxes.get(id.value())? {
@@ -160,12 +161,16 @@ impl Store {
     }
 
     /// Looks a mailbox up by name.
-    pub async fn mailbox(&self, user: u32, name: &str) -> Result<Option<MailboxInfo>, StoreError> {
+    pub async fn mailbox(
+        &self,
+        user: UserId,
+        name: &str,
+    ) -> Result<Option<MailboxInfo>, StoreError> {
         let name = canonical_mailbox(name)?;
         self.read(move |tx, _| {
             let id = tx
                 .open_table(MAILBOX_NAMES)?
-                .get((user, name.as_str()))?
+                .get((user.0, name.as_str()))?
                 .map(|v| v.value());
             let Some(id) = id else { return Ok(None) };
             let boxes = tx.open_table(MAILBOXES)?;
@@ -178,7 +183,11 @@ impl Store {
     }
 
     /// Creates a mailbox.
-    pub async fn create_mailbox(&self, user: u32, name: &str) -> Result<MailboxInfo, StoreError> {
+    pub async fn create_mailbox(
+        &self,
+        user: UserId,
+        name: &str,
+    ) -> Result<MailboxInfo, StoreError> {
         let name = name.to_string();
         self.write(move |tx, batch| Ok(create_in(tx, batch, user, &name, None)?.into()))
             .await

@@ -1,5 +1,6 @@
 //! Messages in mailboxes: append, read back, expunge, statistics.
 
+use crate::contracts::UserId;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -20,7 +21,7 @@ use super::{Change, ChangeKind, Origin, Store, StoreError, now};
 /// One copy of a message to store.
 #[derive(Debug, Clone)]
 pub struct AppendRequest {
-    pub user: u32,
+    pub user: UserId,
     pub mailbox: String,
     /// Create the mailbox if it does not exist (a filter's file-into, import).
     pub create: bool,
@@ -157,8 +158,8 @@ fn store_one(
         None => return Err(StoreError::NoSuchMailbox),
     };
     let uid = match &req.kept {
-        Some(kept) if kept.uid >= mb.uidnext && kept.uid > 0 => kept.uid,
-        Some(kept) => return Err(StoreError::UidNotFree(kept.uid)),
+        Some(kept) if kept.uid.0 >= mb.uidnext && kept.uid.0 > 0 => kept.uid.0,
+        Some(kept) => return Err(StoreError::UidNotFree(kept.uid.0)),
         None => mb.uidnext,
     };
     let next = uid
@@ -468,7 +469,7 @@ impl Store {
                 }
             };
             let mut by_user: Vec<UserStats> = Vec::new();
-            let mut ids: Vec<u32> = Vec::new();
+            let mut ids: Vec<UserId> = Vec::new();
             for row in users.iter()? {
                 let (name, v) = row?;
                 if user.as_deref().is_some_and(|u| u != name.value()) {

@@ -2,6 +2,7 @@
 //! of the user's mailboxes, in [`METADATA`]. Entry names arrive validated and
 //! lower-cased (`imap::cmd::metadata`); the store only keeps, finds and counts them.
 
+use crate::contracts::UserId;
 use std::collections::BTreeMap;
 
 use redb::{ReadableTable, WriteTransaction};
@@ -70,7 +71,7 @@ impl Depth {
 /// Errs with `NoSuchMailbox` unless `target` is the server or a mailbox of `user`.
 fn check_target(
     boxes: &impl ReadableTable<u64, &'static [u8]>,
-    user: u32,
+    user: UserId,
     target: Annotated,
 ) -> Result<(), StoreError> {
     let Annotated::Mailbox(id) = target else {
@@ -92,16 +93,16 @@ type Row = (u64, String, Option<Vec<u8>>);
 
 fn rows_in(
     tx: &WriteTransaction,
-    user: u32,
+    user: UserId,
     mailbox: Option<u64>,
     values: bool,
 ) -> Result<Vec<Row>, StoreError> {
     let t = tx.open_table(METADATA)?;
     let mut out = Vec::new();
-    for row in t.range((user, mailbox.unwrap_or(0), "")..)? {
+    for row in t.range((user.0, mailbox.unwrap_or(0), "")..)? {
         let (k, v) = row?;
         let (u, m, name) = k.value();
-        if u != user || mailbox.is_some_and(|want| want != m) {
+        if u != user.0 || mailbox.is_some_and(|want| want != m) {
             break;
         }
         out.push((m, name.to_string(), values.then(|| v.value().to_vec())));
@@ -113,13 +114,13 @@ fn rows_in(
 /// of them (`None`: user deletion).
 pub(super) fn delete_in(
     tx: &WriteTransaction,
-    user: u32,
+    user: UserId,
     mailbox: Option<u64>,
 ) -> Result<(), StoreError> {
     let rows = rows_in(tx, user, mailbox, false)?;
     let mut t = tx.open_table(METADATA)?;
     for (m, name, _) in rows {
-        t.remove((user, m, name.as_str()))?;
+        t.remove((user.0, m, name.as_str()))?;
     }
     Ok(())
 }
@@ -129,7 +130,7 @@ pub(super) fn delete_in(
 /// `imap.metadata_max_entries`; a later SETMETADATA that adds an entry is refused then.
 pub(super) fn copy_mailbox_in(
     tx: &WriteTransaction,
-    user: u32,
+    user: UserId,
     from: u64,
     to: u64,
 ) -> Result<(), StoreError> {
@@ -137,7 +138,7 @@ pub(super) fn copy_mailbox_in(
     let mut t = tx.open_table(METADATA)?;
     for (_, name, value) in rows {
         t.insert(
-            (user, to, name.as_str()),
+            (user.0, to, name.as_str()),
             value.unwrap_or_default().as_slice(),
         )?;
     }
@@ -150,7 +151,7 @@ impl Store {
     /// user's (§3.3: a NO).
     pub async fn metadata(
         &self,
-        user: u32,
+        user: UserId,
         target: Annotated,
         wanted: Vec<(String, Depth)>,
     ) -> Result<BTreeMap<String, Vec<u8>>, StoreError> {
@@ -163,7 +164,7 @@ impl Store {
                 // Names below `entry` start with `entry/`; '0' follows '/' in ASCII.
                 let end = format!("{entry}0");
                 for row in
-                    t.range((user, mailbox, entry.as_str())..(user, mailbox, end.as_str()))?
+                    t.range((user.0, mailbox, entry.as_str())..(user.0, mailbox, end.as_str()))?
                 {
                     let (k, v) = row?;
                     let name = k.value().2;
@@ -183,7 +184,7 @@ impl Store {
     /// written then. `NoSuchMailbox` when the mailbox is not (or no longer) the user's.
     pub async fn set_metadata(
         &self,
-        user: u32,
+        user: UserId,
         target: Annotated,
         entries: Vec<(String, Option<Vec<u8>>)>,
         max_entries: usize,
@@ -201,7 +202,7 @@ impl Store {
             let mut t = tx.open_table(METADATA)?;
             let mut after = held;
             for (name, value) in &last {
-                let exists = t.get((user, mailbox, *name))?.is_some();
+                let exists = t.get((user.0, mailbox, *name))?.is_some();
                 match (exists, value) {
                     (false, Some(_)) => after = after.saturating_add(1),
                     (true, None) => after = after.saturating_sub(1),
@@ -225,10 +226,10 @@ impl Store {
             for (name, value) in last {
                 match value {
                     Some(v) => {
-                        t.insert((user, mailbox, name), v)?;
+                        t.insert((user.0, mailbox, name), v)?;
                     }
                     None => {
-                        t.remove((user, mailbox, name))?;
+                        t.remove((user.0, mailbox, name))?;
                     }
                 }
             }

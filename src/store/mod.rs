@@ -474,10 +474,15 @@ impl Store {
             .unwrap_or(0)
     }
 
-    /// Free bytes of the file system holding the database file (statvfs), if readable.
+    /// Free and total bytes of the file system holding the database file (statvfs), if
+    /// readable.
+    pub fn disk_status(&self) -> Option<(u64, u64)> {
+        policy::disk_status(self.shared.path.parent()?)
+    }
+
+    /// Free bytes of the file system holding the database file, if readable.
     pub fn disk_free(&self) -> Option<u64> {
-        let dir = self.shared.path.parent()?;
-        policy::disk_status(dir).map(|(free, _)| free)
+        self.disk_status().map(|(free, _)| free)
     }
 
     /// The bytes the database file's blocks take on the disk (`du`): less than

@@ -2,7 +2,11 @@
 //! the messages a COPY/MOVE would add, message summaries in UID batches, and the
 //! retention decisions of one batch applied in one transaction.
 
+use std::sync::Arc;
+
 use redb::{ReadTransaction, ReadableTable};
+
+use crate::contracts::{MailData, UserId};
 
 use super::imap::{copy_in, create_parents, expunge_in};
 use super::mailboxes::{self, canonical_mailbox};
@@ -14,23 +18,40 @@ use super::{Origin, Store, StoreError, SystemFlags};
 /// sane message; a longer block is cut there).
 pub const SUMMARY_HEADER_MAX: usize = 64 * 1024;
 
-/// Message counts and sizes (the WIT `usage` record).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Usage {
-    pub messages: u64,
-    /// Octets as clients see them (RFC822.SIZE sums).
-    pub logical: u64,
-    /// Estimated octets on disk: the logical size times the store's overall ratio of
-    /// file size to logical bytes (blobs are shared between copies and users, so a
-    /// mailbox's own share can only be estimated).
-    pub physical: u64,
-}
+pub use crate::contracts::{Usage, UsageReport};
 
-/// A user's usage, total and per mailbox (by name).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct UsageReport {
-    pub total: Usage,
-    pub mailboxes: Vec<(String, Usage)>,
+/// What the hooks read of the store (`crate::contracts`).
+impl MailData for Store {
+    fn usage(&self, user: UserId) -> Result<UsageReport, String> {
+        self.usage_blocking(user).map_err(|e| e.to_string())
+    }
+
+    fn disk(&self) -> (u64, u64) {
+        self.disk_status().unwrap_or((0, 0))
+    }
+
+    fn active_script(&self, user: &str) -> Result<Option<(String, u64)>, String> {
+        match self.sieve_active_blocking(user) {
+            Ok(active) => Ok(active.map(|a| (a.name, a.version))),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    fn script(&self, user: &str, name: &str) -> Result<String, String> {
+        self.sieve_get_blocking(user, name)
+            .map_err(|e| e.to_string())
+    }
+
+    fn mailbox_exists(&self, user: UserId, name: &str) -> Result<bool, String> {
+        match smol::block_on(self.mailbox(user, name)) {
+            Ok(found) => Ok(found.is_some()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    fn shared(&self) -> Arc<dyn MailData> {
+        Arc::new(self.clone())
+    }
 }
 
 /// One message as a retention rule sees it.
@@ -80,15 +101,15 @@ fn estimate(logical: u64, (file, all): (u64, u64)) -> u64 {
 impl Store {
     /// A user's usage, read on the calling thread: for hooks, which already run on the
     /// blocking pool. Async code uses [`Store::usage`].
-    pub fn usage_blocking(&self, user: u32) -> Result<UsageReport, StoreError> {
+    pub fn usage_blocking(&self, user: UserId) -> Result<UsageReport, StoreError> {
         let tx = self.shared.begin_read()?;
         let ratio = physical_ratio(&tx, self.file_size())?;
         let names = tx.open_table(MAILBOX_NAMES)?;
         let boxes = tx.open_table(MAILBOXES)?;
         let mut out = UsageReport::default();
-        for row in names.range((user, "")..(user.saturating_add(1), ""))? {
+        for row in names.range(schema::user_names(user))? {
             let (k, id) = row?;
-            if k.value().0 != user {
+            if k.value().0 != user.0 {
                 continue;
             }
             let Some(v) = boxes.get(id.value())? else {
@@ -109,7 +130,7 @@ impl Store {
     }
 
     /// [`Store::usage_blocking`] on the blocking pool.
-    pub async fn usage(&self, user: u32) -> Result<UsageReport, StoreError> {
+    pub async fn usage(&self, user: UserId) -> Result<UsageReport, StoreError> {
         let store = self.clone();
         smol::unblock(move || store.usage_blocking(user)).await
     }

@@ -9,7 +9,7 @@ use super::messages::Reader;
 use super::schema::{self, MESSAGES, MessageRecord};
 use super::writer::Batch;
 use super::{Change, ChangeKind, Origin, Store, StoreError};
-use crate::util::MailboxName;
+use crate::contracts::MailboxName;
 
 /// The keyword that hides a message from POP3 while IMAP keeps it (`DelePolicy::Hide`).
 pub const POP3_DELETED: &str = "$POP3Deleted";
@@ -240,9 +240,10 @@ mod tests {
 
     use super::*;
     use crate::config::StoreConfig;
+    use crate::contracts::UserId;
     use crate::store::{AppendRequest, SystemFlags};
 
-    fn request(store: &Store, user: u32, i: usize) -> AppendRequest {
+    fn request(store: &Store, user: UserId, i: usize) -> AppendRequest {
         let raw = format!("Subject: {i}\r\n\r\nbody {i}\r\n").into_bytes();
         AppendRequest {
             user,
@@ -259,7 +260,7 @@ mod tests {
     }
 
     /// A store with one user and three INBOX messages (UIDs 1..=3).
-    async fn setup(dir: &std::path::Path) -> (Store, u32, u64) {
+    async fn setup(dir: &std::path::Path) -> (Store, UserId, u64) {
         let store = Store::open(dir, &StoreConfig::default()).unwrap();
         let user = store.add_user("alice", "h".into()).await.unwrap();
         let reqs = (1..=3).map(|i| request(&store, user, i)).collect();

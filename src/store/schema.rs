@@ -3,6 +3,7 @@
 //! Records are serde structs encoded with postcard (compact, varint integers). A change to
 //! any record's shape bumps [`SCHEMA_VERSION`] and adds a step to [`migrate`].
 
+use crate::contracts::UserId;
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
@@ -83,6 +84,13 @@ pub const TRACE_IDS: TableDefinition<&[u8], u32> = TableDefinition::new("trace_i
 /// Subscriptions of existing mailboxes live in [`MailboxRecord::subscribed`]. A new
 /// table, not a record change: `migrate` creates it in stores of this version.
 pub const SUBSCRIPTIONS: TableDefinition<(u32, &str), ()> = TableDefinition::new("subscriptions");
+
+/// The keys of one user's rows in the tables keyed by (user, name): `MAILBOX_NAMES`,
+/// `SUBSCRIPTIONS`, `SIEVE_SCRIPTS`. Every name sorts at or after `""`.
+pub fn user_names(user: UserId) -> std::ops::Range<(u32, &'static str)> {
+    (user.0, "")..(user.0.saturating_add(1), "")
+}
+
 /// (mailbox id, UID) -> the POP3 UIDL a message keeps from the server it was moved from
 /// (`nestbox import --dovecot`), shown instead of the UIDL nestbox computes so that POP3
 /// clients do not download it again (docs/decisions.md). Rows go with their message. A
@@ -107,21 +115,7 @@ pub const FTS_MAILBOXES: TableDefinition<u64, &[u8]> = TableDefinition::new("fts
 /// A new table, not a record change: `migrate` creates it in stores of this version.
 pub const METADATA: TableDefinition<(u32, u64, &str), &[u8]> = TableDefinition::new("metadata");
 
-/// IMAP system flags as bits (RFC 9051 §2.3.2). `\Recent` is per session, never stored.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SystemFlags(pub u8);
-
-impl SystemFlags {
-    pub const SEEN: u8 = 1;
-    pub const ANSWERED: u8 = 2;
-    pub const FLAGGED: u8 = 4;
-    pub const DELETED: u8 = 8;
-    pub const DRAFT: u8 = 16;
-
-    pub fn has(self, bit: u8) -> bool {
-        self.0 & bit != 0
-    }
-}
+pub use crate::contracts::SystemFlags;
 
 /// A special-use attribute (RFC 6154).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -158,7 +152,7 @@ pub struct AppPassword {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UserRecord {
-    pub id: u32,
+    pub id: UserId,
     pub name: String,
     /// argon2id in PHC string form.
     pub password_hash: String,
@@ -169,7 +163,7 @@ pub struct UserRecord {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MailboxRecord {
     pub id: u64,
-    pub user: u32,
+    pub user: UserId,
     pub name: String,
     pub uidvalidity: u32,
     pub uidnext: u32,

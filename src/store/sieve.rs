@@ -11,6 +11,7 @@
 //! Like every store write, a job checks everything (names, limits, existence) before it
 //! writes: a refused request leaves nothing behind.
 
+use crate::contracts::UserId;
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
@@ -191,28 +192,31 @@ fn check_space(
     Ok(())
 }
 
-fn user_id(tx: &impl UsersRead, name: &str) -> Result<u32, SieveError> {
+fn user_id(tx: &impl UsersRead, name: &str) -> Result<UserId, SieveError> {
     Ok(tx.user(name)?.ok_or(SieveError::NoSuchUser)?.id)
 }
 
 /// Every script of `user`: (name, text), by name.
 fn scripts(
     t: &impl ReadableTable<(u32, &'static str), &'static [u8]>,
-    user: u32,
+    user: UserId,
 ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
     let mut out = Vec::new();
-    for row in t.range((user, "")..(user.saturating_add(1), ""))? {
+    for row in t.range(schema::user_names(user))? {
         let (k, v) = row?;
         let (u, name) = k.value();
-        if u == user {
+        if u == user.0 {
             out.push((name.to_string(), v.value().to_vec()));
         }
     }
     Ok(out)
 }
 
-fn state(t: &impl ReadableTable<u32, &'static [u8]>, user: u32) -> Result<SieveState, StoreError> {
-    t.get(user)?
+fn state(
+    t: &impl ReadableTable<u32, &'static [u8]>,
+    user: UserId,
+) -> Result<SieveState, StoreError> {
+    t.get(user.0)?
         .map(|v| schema::decode(v.value()))
         .transpose()
         .map(Option::unwrap_or_default)
@@ -223,7 +227,11 @@ fn text(bytes: Vec<u8>) -> Result<String, StoreError> {
 }
 
 /// Saves `state` with a new version.
-fn save_state(tx: &WriteTransaction, user: u32, mut state: SieveState) -> Result<(), StoreError> {
+fn save_state(
+    tx: &WriteTransaction,
+    user: UserId,
+    mut state: SieveState,
+) -> Result<(), StoreError> {
     let mut meta = tx.open_table(META)?;
     let version = meta
         .get(VERSION_KEY)?
@@ -233,17 +241,17 @@ fn save_state(tx: &WriteTransaction, user: u32, mut state: SieveState) -> Result
     meta.insert(VERSION_KEY, version)?;
     state.version = version;
     tx.open_table(SIEVE_STATE)?
-        .insert(user, schema::encode(&state)?.as_slice())?;
+        .insert(user.0, schema::encode(&state)?.as_slice())?;
     Ok(())
 }
 
 /// Removes every script of `user` (user deletion).
-pub(super) fn delete_all(tx: &WriteTransaction, user: u32) -> Result<(), StoreError> {
+pub(super) fn delete_all(tx: &WriteTransaction, user: UserId) -> Result<(), StoreError> {
     let mut t = tx.open_table(SIEVE_SCRIPTS)?;
-    for row in t.extract_from_if((user, "")..(user.saturating_add(1), ""), |k, _| k.0 == user)? {
+    for row in t.extract_from_if(schema::user_names(user), |k, _| k.0 == user.0)? {
         row?;
     }
-    tx.open_table(SIEVE_STATE)?.remove(user)?;
+    tx.open_table(SIEVE_STATE)?.remove(user.0)?;
     Ok(())
 }
 
@@ -256,7 +264,7 @@ fn active_in(tx: &redb::ReadTransaction, user: &str) -> Result<Option<ActiveScri
     };
     let bytes = tx
         .open_table(SIEVE_SCRIPTS)?
-        .get((id, name.as_str()))?
+        .get((id.0, name.as_str()))?
         .map(|v| v.value().to_vec())
         .ok_or_else(|| StoreError::Corrupt(format!("active Sieve script {name:?} is missing")))?;
     Ok(Some(ActiveScript {
@@ -270,7 +278,7 @@ fn get_in(tx: &redb::ReadTransaction, user: &str, name: &str) -> Result<String, 
     let id = user_id(tx, user)?;
     let bytes = tx
         .open_table(SIEVE_SCRIPTS)?
-        .get((id, name))?
+        .get((id.0, name))?
         .map(|v| v.value().to_vec())
         .ok_or(SieveError::NoSuchScript)?;
     Ok(text(bytes)?)
@@ -294,7 +302,7 @@ impl Store {
     async fn sieve_write<T, F>(&self, user: &str, f: F) -> Result<T, SieveError>
     where
         T: Send + 'static,
-        F: FnOnce(&WriteTransaction, u32) -> Result<T, SieveError> + Send + 'static,
+        F: FnOnce(&WriteTransaction, UserId) -> Result<T, SieveError> + Send + 'static,
     {
         let user = canonical_name(user)?;
         self.write(move |tx, _| {
@@ -373,7 +381,7 @@ impl Store {
             let mut t = tx.open_table(SIEVE_SCRIPTS)?;
             let names: Vec<String> = scripts(&t, id)?.into_iter().map(|(n, _)| n).collect();
             check_space(&names, &name, text.len() as u64, limits)?;
-            t.insert((id, name.as_str()), text.as_bytes())?;
+            t.insert((id.0, name.as_str()), text.as_bytes())?;
             drop(t);
             let st = state(&tx.open_table(SIEVE_STATE)?, id)?;
             save_state(tx, id, st)?;
@@ -389,7 +397,7 @@ impl Store {
             if let Some(n) = &name
                 && tx
                     .open_table(SIEVE_SCRIPTS)?
-                    .get((id, n.as_str()))?
+                    .get((id.0, n.as_str()))?
                     .is_none()
             {
                 return Err(SieveError::NoSuchScript);
@@ -408,13 +416,13 @@ impl Store {
         self.sieve_write(user, move |tx, id| {
             let st = state(&tx.open_table(SIEVE_STATE)?, id)?;
             let mut t = tx.open_table(SIEVE_SCRIPTS)?;
-            if t.get((id, name.as_str()))?.is_none() {
+            if t.get((id.0, name.as_str()))?.is_none() {
                 return Err(SieveError::NoSuchScript);
             }
             if st.active.as_deref() == Some(name.as_str()) {
                 return Err(SieveError::Active);
             }
-            t.remove((id, name.as_str()))?;
+            t.remove((id.0, name.as_str()))?;
             drop(t);
             save_state(tx, id, st)?;
             Ok(())
@@ -429,14 +437,14 @@ impl Store {
         self.sieve_write(user, move |tx, id| {
             let mut t = tx.open_table(SIEVE_SCRIPTS)?;
             let bytes = t
-                .get((id, from.as_str()))?
+                .get((id.0, from.as_str()))?
                 .map(|v| v.value().to_vec())
                 .ok_or(SieveError::NoSuchScript)?;
-            if t.get((id, to.as_str()))?.is_some() {
+            if t.get((id.0, to.as_str()))?.is_some() {
                 return Err(SieveError::AlreadyExists);
             }
-            t.remove((id, from.as_str()))?;
-            t.insert((id, to.as_str()), bytes.as_slice())?;
+            t.remove((id.0, from.as_str()))?;
+            t.insert((id.0, to.as_str()), bytes.as_slice())?;
             drop(t);
             let mut st = state(&tx.open_table(SIEVE_STATE)?, id)?;
             if st.active.as_deref() == Some(from.as_str()) {

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use super::*;
 use crate::config::StoreConfig;
+use crate::contracts::{Uid, UserId};
 
 fn cfg(dictionary_after: u64) -> StoreConfig {
     StoreConfig {
@@ -32,7 +33,7 @@ async fn message_meta(store: &Store, mailbox: u64, uid: u32) -> (Structure, usiz
     got.unwrap().remove(0).1.unwrap().meta.unwrap()
 }
 
-fn request(store: &Store, user: u32, mailbox: &str, raw: &[u8]) -> AppendRequest {
+fn request(store: &Store, user: UserId, mailbox: &str, raw: &[u8]) -> AppendRequest {
     AppendRequest {
         user,
         mailbox: mailbox.into(),
@@ -350,7 +351,7 @@ fn big(i: usize) -> Vec<u8> {
 }
 
 /// A user "a" with `big(0..n)` in INBOX as UIDs 1..=n; returns the user and INBOX ids.
-fn deliver_big(store: &Store, n: usize) -> (u32, u64) {
+fn deliver_big(store: &Store, n: usize) -> (UserId, u64) {
     smol::block_on(async {
         let a = store.add_user("a", "h".into()).await.unwrap();
         let inbox = store.mailbox(a, "INBOX").await.unwrap().unwrap().id;
@@ -422,7 +423,7 @@ fn loose_blobs_are_packed_and_read_back_and_sparse_packs_unpacked() {
         assert_eq!(summaries.len(), 700);
         for s in summaries.iter().step_by(97) {
             let whole = big(s.uid as usize - 1);
-            assert_eq!(s.header, crate::util::header_block(&whole), "uid {}", s.uid);
+            assert_eq!(s.header, crate::mime::header_block(&whole), "uid {}", s.uid);
         }
         // A copy elsewhere keeps a packed blob alive.
         store
@@ -1080,7 +1081,7 @@ fn mail_is_packed_while_writes_never_pause() {
     // its `packing` flag set, so mail delivered meanwhile was never packed.
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), &cfg(0)).unwrap();
-    let append = |range: std::ops::Range<usize>, a: u32| {
+    let append = |range: std::ops::Range<usize>, a: UserId| {
         smol::block_on(async {
             for chunk in range.collect::<Vec<_>>().chunks(50) {
                 let reqs = chunk
@@ -1192,7 +1193,7 @@ fn import_layout_kept_uids_and_uidls() {
         let kept = |uid: u32, uidl: Option<&str>| {
             let mut req = request(&store, user, "INBOX", &message(uid as usize));
             req.kept = Some(KeptIds {
-                uid,
+                uid: Uid(uid),
                 pop3_uidl: uidl.map(str::to_owned),
             });
             req

@@ -1,6 +1,7 @@
 //! Accounts. Password hashing happens in `auth` before a job is queued; the store only
 //! keeps the PHC strings.
 
+use crate::contracts::UserId;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -71,7 +72,7 @@ impl UsersRead for WriteTransaction {
 impl Store {
     /// Creates a user with the default mailboxes (INBOX, Drafts, Sent, Trash, Junk,
     /// Archive; RFC 6154 special-use, all subscribed).
-    pub async fn add_user(&self, name: &str, password_hash: String) -> Result<u32, StoreError> {
+    pub async fn add_user(&self, name: &str, password_hash: String) -> Result<UserId, StoreError> {
         let name = canonical_name(name)?;
         self.write(move |tx, batch| {
             if tx.user(&name)?.is_some() {
@@ -81,7 +82,9 @@ impl Store {
                 let mut meta = tx.open_table(META)?;
                 let id = meta.get("next_user_id")?.map(|v| v.value()).unwrap_or(1);
                 meta.insert("next_user_id", id + 1)?;
-                u32::try_from(id).map_err(|_| StoreError::Storage("user ids exhausted".into()))?
+                u32::try_from(id)
+                    .map(UserId)
+                    .map_err(|_| StoreError::Storage("user ids exhausted".into()))?
             };
             let rec = UserRecord {
                 id,
@@ -223,9 +226,9 @@ fn delete_user_in(tx: &WriteTransaction, batch: &mut Batch, name: &str) -> Resul
     let ids: Vec<u64> = {
         let names = tx.open_table(MAILBOX_NAMES)?;
         let mut ids = Vec::new();
-        for row in names.range((rec.id, "")..(rec.id.saturating_add(1), ""))? {
+        for row in names.range(schema::user_names(rec.id))? {
             let (k, v) = row?;
-            if k.value().0 == rec.id {
+            if k.value().0 == rec.id.0 {
                 ids.push(v.value());
             }
         }
@@ -250,7 +253,7 @@ fn delete_user_in(tx: &WriteTransaction, batch: &mut Batch, name: &str) -> Resul
         if let Some(v) = mailboxes.remove(id)? {
             let mb: MailboxRecord = schema::decode(v.value())?;
             tx.open_table(MAILBOX_NAMES)?
-                .remove((rec.id, mb.name.as_str()))?;
+                .remove((rec.id.0, mb.name.as_str()))?;
         }
         let mut expunged = tx.open_table(super::schema::EXPUNGED)?;
         for row in expunged.extract_from_if((id, 0)..=(id, u32::MAX), |_, _| true)? {

@@ -7,6 +7,7 @@
 //! its messages; each blob's reference count equals the messages naming it; every blob
 //! (loose or packed) decompresses to the bytes its content hash names.
 
+use crate::contracts::UserId;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 
@@ -98,7 +99,7 @@ struct Check<'t> {
     tx: &'t ReadTransaction,
     shared: &'t Shared,
     report: VerifyReport,
-    users: HashMap<u32, String>,
+    users: HashMap<UserId, String>,
     mailboxes: HashMap<u64, MailboxRecord>,
     blobs: HashMap<BlobId, BlobRecord>,
     /// Blobs found damaged, with why.
@@ -165,7 +166,7 @@ impl Check<'_> {
                             what: "the mailbox's user does not exist".into(),
                         });
                     }
-                    if names.get((m.user, m.name.as_str()))?.map(|v| v.value()) != Some(id) {
+                    if names.get((m.user.0, m.name.as_str()))?.map(|v| v.value()) != Some(id) {
                         self.report.add(Problem {
                             user: user.clone(),
                             mailbox: Some(m.name.clone()),
@@ -183,7 +184,7 @@ impl Check<'_> {
             let (user, name) = k.value();
             if !self.mailboxes.contains_key(&v.value()) {
                 self.report.add(Problem {
-                    user: Some(self.users.get(&user).cloned().unwrap_or_default()),
+                    user: Some(self.users.get(&UserId(user)).cloned().unwrap_or_default()),
                     mailbox: Some(name.to_string()),
                     uid: None,
                     what: format!("the name points to a missing mailbox #{}", v.value()),
@@ -193,7 +194,7 @@ impl Check<'_> {
         for row in self.tx.open_table(SUBSCRIPTIONS)?.iter()? {
             let (k, _) = row?;
             let (user, name) = k.value();
-            if !self.users.contains_key(&user) {
+            if !self.users.contains_key(&UserId(user)) {
                 self.report
                     .store(format!("subscription {name:?} of a missing user #{user}"));
             }
@@ -203,9 +204,12 @@ impl Check<'_> {
         for row in self.tx.open_table(METADATA)?.iter()? {
             let (k, _) = row?;
             let (user, mailbox, name) = k.value();
-            let owned =
-                mailbox == 0 || self.mailboxes.get(&mailbox).is_some_and(|m| m.user == user);
-            if !self.users.contains_key(&user) || !owned {
+            let owned = mailbox == 0
+                || self
+                    .mailboxes
+                    .get(&mailbox)
+                    .is_some_and(|m| m.user.0 == user);
+            if !self.users.contains_key(&UserId(user)) || !owned {
                 self.report.store(format!(
                     "annotation {name:?} of a missing user #{user} or mailbox #{mailbox}"
                 ));

@@ -14,7 +14,8 @@ use std::sync::{Arc, OnceLock};
 
 use nestbox::auth::{Authenticator, hash_password};
 use nestbox::config::{Argon2Config, Config, Plaintext, ThrottleConfig};
-use nestbox::delivery::{Incoming, NoHooks, Pipeline, Target};
+use nestbox::contracts::{NoHooks, Target, UserId};
+use nestbox::delivery::{Incoming, Pipeline};
 use nestbox::net::limits::ConnLimits;
 use nestbox::net::stream::{Peer, Stream};
 use nestbox::net::{Context, Shutdown, Tracker};
@@ -83,7 +84,7 @@ pub struct Fixture {
     /// Keeps shutdown from beginning.
     _stop: smol::channel::Sender<()>,
     _dir: tempfile::TempDir,
-    user: std::sync::Mutex<u32>,
+    user: std::sync::Mutex<UserId>,
     shape: Vec<MailboxShape>,
 }
 
@@ -96,7 +97,7 @@ fn argon2() -> Argon2Config {
     }
 }
 
-async fn deliver(pipeline: &Pipeline, user: u32) {
+async fn deliver(pipeline: &Pipeline, user: UserId) {
     let items = MESSAGES
         .iter()
         .enumerate()
@@ -128,14 +129,14 @@ async fn deliver(pipeline: &Pipeline, user: u32) {
     }
 }
 
-async fn make_user(store: &Store, pipeline: &Pipeline) -> u32 {
+async fn make_user(store: &Store, pipeline: &Pipeline) -> UserId {
     let hash = hash_password(PASSWORD, &argon2()).expect("hash");
     let id = store.add_user(USER, hash).await.expect("add user");
     deliver(pipeline, id).await;
     id
 }
 
-async fn shape(store: &Store, user: u32) -> Vec<MailboxShape> {
+async fn shape(store: &Store, user: UserId) -> Vec<MailboxShape> {
     store
         .mailboxes(user)
         .await
@@ -218,7 +219,7 @@ impl Fixture {
 
     /// Whether the user's mailboxes and messages are as set up (flags and keywords
     /// included; UIDs may differ).
-    async fn pristine(&self, user: u32) -> bool {
+    async fn pristine(&self, user: UserId) -> bool {
         if shape(self.store(), user).await != self.shape {
             return false;
         }

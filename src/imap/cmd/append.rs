@@ -6,7 +6,8 @@
 use super::super::grammar::{AppendData, AppendMessage};
 use super::super::response::{Code, ImapError, Status};
 use super::super::session::{Outcome, Session, State};
-use crate::delivery::{Incoming, Outcome as Delivered, Target};
+use crate::contracts::Target;
+use crate::delivery::{Incoming, Outcome as Delivered};
 use crate::store::{StoreError, SystemFlags};
 
 /// Splits a flag list into system flags and keywords; `\Recent` cannot be set

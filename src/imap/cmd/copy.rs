@@ -16,7 +16,7 @@
 use super::super::response::{Code, ImapError, Status};
 use super::super::sequence::SequenceSet;
 use super::super::session::{Outcome, Session, State, no};
-use crate::delivery::{QuotaAction, QuotaQuery, QuotaVerdict};
+use crate::contracts::{QuotaAction, QuotaQuery, QuotaVerdict, UserId};
 use crate::store::{CopyOutcome, StoreError};
 
 /// The messages a message command names, resolved against what the client knows.
@@ -183,7 +183,7 @@ impl Session {
     /// §4) when it refuses; nothing is copied then.
     async fn check_quota(
         &self,
-        user: u32,
+        user: UserId,
         user_name: String,
         src: u64,
         uids: &[u32],

@@ -11,7 +11,7 @@
 
 use super::super::response::{self, Code, ImapError};
 use super::super::session::{Outcome, Session, no};
-use crate::delivery::QuotaLimits;
+use crate::contracts::QuotaLimits;
 
 /// `* QUOTA "" (STORAGE used limit MESSAGE used limit)`: STORAGE in KiB, rounded up
 /// (RFC 9208 §5.1), the message count (§5.2); only resources that have a limit.

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use super::*;
 use crate::config::StoreConfig;
+use crate::contracts::UserId;
 use crate::store::{AppendRequest, Store};
 
 fn open(dir: &std::path::Path) -> Store {
@@ -15,7 +16,7 @@ fn message(i: usize) -> Vec<u8> {
     format!("From: s{i}@example.org\r\nSubject: note {i}\r\n\r\nHello number {i}.\r\n").into_bytes()
 }
 
-async fn append(store: &Store, user: u32, mailbox: &str, i: usize, flags: u8) -> u32 {
+async fn append(store: &Store, user: UserId, mailbox: &str, i: usize, flags: u8) -> u32 {
     let raw = message(i);
     let req = AppendRequest {
         user,
@@ -40,7 +41,7 @@ async fn append(store: &Store, user: u32, mailbox: &str, i: usize, flags: u8) ->
     r[0].as_ref().unwrap().uid
 }
 
-async fn id(store: &Store, user: u32, name: &str) -> u64 {
+async fn id(store: &Store, user: UserId, name: &str) -> u64 {
     store.mailbox(user, name).await.unwrap().unwrap().id
 }
 

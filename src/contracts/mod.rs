@@ -1,16 +1,21 @@
 //! The contracts between the mail flow and the plugins: the hook trait the plugin
 //! host implements ([`Hooks`]), what the hooks are told (how a message arrived, the copy
 //! it is going to become, the retention facts) and what they answer (verdicts, reviews,
-//! plugin status). The WIT interface (`wit/nestbox-plugin.wit`) is their wire form.
-//! Delivery, retention, the control socket and the plugin host import these; this
-//! module imports only the store's types.
+//! plugin status), what a hook may read of the store ([`MailData`]), and the
+//! identifiers of the mail model ([`ids`]). The WIT interface (`wit/nestbox-plugin.wit`)
+//! is their wire form. Every module may import this one; it imports nothing of ours
+//! (`tests/layers.rs`), so a new hook or a new protocol never makes a cycle.
 
-use crate::util::MailboxName;
+mod ids;
+
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::store::{KeptIds, Store, SystemFlags, Usage};
+pub use ids::{
+    BadMailboxName, MAILBOX_DELIMITER, MailboxId, MailboxName, ModSeq, Uid, UserId,
+    canonical_mailbox,
+};
 
 /// How a message arrived: the filter envelope's `source` (wit/nestbox-plugin.wit) and
 /// what the quota policy is told.
@@ -37,7 +42,7 @@ impl Source {
 /// One recipient's copy.
 #[derive(Debug, Clone)]
 pub struct Target {
-    pub user: u32,
+    pub user: UserId,
     pub user_name: String,
     /// The address as given (RCPT TO), for Delivered-To.
     pub address: String,
@@ -112,7 +117,7 @@ impl QuotaAction {
 /// added to `mailbox` of `user`?
 #[derive(Debug, Clone)]
 pub struct QuotaQuery<'a> {
-    pub user: u32,
+    pub user: UserId,
     pub user_name: &'a str,
     pub mailbox: &'a str,
     pub action: QuotaAction,
@@ -137,7 +142,7 @@ pub struct HookMessage<'a> {
     /// How it arrived.
     pub source: Source,
     /// The store, for hooks that read the user's data (Sieve scripts, mailboxes).
-    pub store: Option<&'a Store>,
+    pub store: Option<&'a dyn MailData>,
 }
 
 /// HOOK POINT for plugins. The plugin host implements this; `NoHooks` accepts everything.
@@ -152,7 +157,7 @@ pub trait Hooks: Send + Sync {
     /// Quota policy: may this be stored? Called per recipient with the final target and
     /// size (delivery, APPEND, import) and once per COPY/MOVE with the batch's sum. Runs
     /// on the blocking pool; it may read the user's usage from `store`.
-    fn quota(&self, _store: &Store, _query: &QuotaQuery<'_>) -> QuotaVerdict {
+    fn quota(&self, _store: &dyn MailData, _query: &QuotaQuery<'_>) -> QuotaVerdict {
         QuotaVerdict::Allow
     }
     /// Whether any quota policy applies to `user` (lets COPY skip the size lookup).
@@ -160,7 +165,7 @@ pub trait Hooks: Send + Sync {
         false
     }
     /// The limits the quota policies report for a user; blocking like [`Hooks::quota`].
-    fn quota_limits(&self, _store: &Store, _user: u32, _user_name: &str) -> QuotaLimits {
+    fn quota_limits(&self, _store: &dyn MailData, _user: UserId, _user_name: &str) -> QuotaLimits {
         QuotaLimits::default()
     }
     /// Whether any retention rule applies to `user`.
@@ -183,6 +188,69 @@ pub trait Hooks: Send + Sync {
     }
 }
 
+/// What a hook may read of the store; the store implements it. Every call blocks (hooks
+/// run on the blocking pool); errors are the store's, as text, for the hook's log line.
+pub trait MailData: Send + Sync {
+    /// A user's usage, total and per mailbox.
+    fn usage(&self, user: UserId) -> Result<UsageReport, String>;
+    /// Free and total bytes of the file system the data dir is on; zeros when unknown.
+    fn disk(&self) -> (u64, u64);
+    /// The name and version of the user's active Sieve script, if one is active. The
+    /// version changes whenever any of the user's scripts does.
+    fn active_script(&self, user: &str) -> Result<Option<(String, u64)>, String>;
+    /// The text of the user's Sieve script `name`.
+    fn script(&self, user: &str, name: &str) -> Result<String, String>;
+    /// Whether the user has a mailbox of that name.
+    fn mailbox_exists(&self, user: UserId, name: &str) -> Result<bool, String>;
+    /// The same data behind a handle that may outlive the call (a plugin call keeps one
+    /// for the imports it answers).
+    fn shared(&self) -> Arc<dyn MailData>;
+}
+
+/// IMAP system flags as bits (RFC 9051 §2.3.2). `\Recent` is per session, never stored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SystemFlags(pub u8);
+
+impl SystemFlags {
+    pub const SEEN: u8 = 1;
+    pub const ANSWERED: u8 = 2;
+    pub const FLAGGED: u8 = 4;
+    pub const DELETED: u8 = 8;
+    pub const DRAFT: u8 = 16;
+
+    pub fn has(self, bit: u8) -> bool {
+        self.0 & bit != 0
+    }
+}
+
+/// The ids a message keeps from the server it was moved from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeptIds {
+    /// Its UID: at least the mailbox's UIDNEXT, which becomes `uid + 1`.
+    pub uid: Uid,
+    /// The POP3 UIDL (RFC 1939 section 7) to show instead of the one nestbox computes.
+    pub pop3_uidl: Option<String>,
+}
+
+/// Message counts and sizes (the WIT `usage` record).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub messages: u64,
+    /// Octets as clients see them (RFC822.SIZE sums).
+    pub logical: u64,
+    /// Estimated octets on disk: the logical size times the store's overall ratio of
+    /// file size to logical bytes (blobs are shared between copies and users, so a
+    /// mailbox's own share can only be estimated).
+    pub physical: u64,
+}
+
+/// A user's usage, total and per mailbox (by name).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UsageReport {
+    pub total: Usage,
+    pub mailboxes: Vec<(String, Usage)>,
+}
+
 /// No plugins configured.
 pub struct NoHooks;
 impl Hooks for NoHooks {
@@ -202,7 +270,7 @@ pub enum Action {
 /// One message as a rule sees it (the WIT `retention.summary`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Summary {
-    pub uid: u32,
+    pub uid: Uid,
     pub internal_date: i64,
     pub save_date: i64,
     pub size: u64,
@@ -234,7 +302,7 @@ pub struct MailboxFacts {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Review {
     /// (rule name, UID, action), checked: every UID is in the batch.
-    pub decisions: Vec<(String, u32, Action)>,
+    pub decisions: Vec<(String, Uid, Action)>,
     /// (rule name, why) for each rule that failed on this batch.
     pub failed: Vec<(String, String)>,
 }
