@@ -9,14 +9,12 @@
 //! created with mode 0600, so only the server's own user can use it. Passwords never cross
 //! it: the CLI hashes them first.
 
-use crate::contracts::UserId;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use smol::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::contracts::PluginStatus;
-use crate::contracts::Target;
+use crate::contracts::{MailboxId, PluginStatus, Target, UserId};
 use crate::delivery::{Incoming, Outcome, Pipeline, Trace, TraceProtocol};
 use crate::store::backup::{Progress, Summary};
 use crate::store::{
@@ -280,7 +278,7 @@ async fn user_id(p: &Pipeline, name: &str) -> Result<(UserId, String), Response>
     }
 }
 
-async fn mailbox_id(p: &Pipeline, user: UserId, name: &str) -> Result<u64, Response> {
+async fn mailbox_id(p: &Pipeline, user: UserId, name: &str) -> Result<MailboxId, Response> {
     match p.store.mailbox(user, name).await {
         Ok(Some(m)) => Ok(m.id),
         Ok(None) => Err(Response::Error(

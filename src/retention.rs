@@ -13,7 +13,7 @@
 //! are skipped by the store; a message both expunged and moved by different rules is
 //! expunged. A dry run reviews the same way and applies nothing.
 
-use crate::contracts::{Uid, UserId};
+use crate::contracts::{MailboxId, Uid, UserId};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -89,7 +89,7 @@ pub fn summary(s: &store::Summary) -> Summary {
 
 /// One reviewed batch waiting to be applied.
 struct Pending {
-    mailbox: u64,
+    mailbox: MailboxId,
     name: String,
     decisions: Vec<(String, Uid, Action)>,
 }

@@ -5,6 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use nestbox::config::Plaintext;
+use nestbox::contracts::MailboxId;
 use nestbox::pop3::grammar::{encode_message, parse_command, pop3_size};
 use nestbox::pop3::session::{LoginOutcome, Maildrop, Message, Options, Session, Step};
 
@@ -50,7 +51,7 @@ fuzz_target!(|data: &[u8]| {
                 _ => LoginOutcome::Ok {
                     user: login,
                     maildrop: Maildrop {
-                        mailbox: 1,
+                        mailbox: MailboxId(1),
                         messages: (1..4)
                             .map(|uid| Message {
                                 uid,

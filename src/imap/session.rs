@@ -10,7 +10,7 @@
 //! Concurrency (docs/design.md): the session holds no store transaction across an await;
 //! the change feed only says "look again", and [`Session::updates`] re-reads the mailbox.
 
-use crate::contracts::UserId;
+use crate::contracts::{MailboxId, UserId};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
@@ -29,7 +29,7 @@ pub struct Shared {
     /// those saved in the start second itself: save dates have 1 s resolution).
     started: i64,
     /// Mailbox id -> highest UID whose `\Recent` was claimed.
-    marks: Mutex<HashMap<u64, u32>>,
+    marks: Mutex<HashMap<MailboxId, u32>>,
 }
 
 impl Shared {
@@ -50,7 +50,7 @@ impl Shared {
 
     /// Claims `\Recent` for every message above the mailbox's mark: exactly one session
     /// learns a message as recent (RFC 3501 §2.3.2). `msgs` in UID order.
-    pub fn claim(&self, mailbox: u64, msgs: &[MessageInfo]) -> Vec<u32> {
+    pub fn claim(&self, mailbox: MailboxId, msgs: &[MessageInfo]) -> Vec<u32> {
         let Ok(mut marks) = self.marks.lock() else {
             return Vec::new();
         };
@@ -69,7 +69,7 @@ impl Shared {
 
     /// The messages nobody has claimed as recent yet, in UID order, without claiming
     /// them (EXAMINE, RFC 3501 §6.3.2; STATUS RECENT, §6.3.10).
-    pub fn unclaimed(&self, mailbox: u64, msgs: &[MessageInfo]) -> Vec<u32> {
+    pub fn unclaimed(&self, mailbox: MailboxId, msgs: &[MessageInfo]) -> Vec<u32> {
         let mark = self
             .marks
             .lock()
@@ -686,7 +686,7 @@ impl Session {
 
     /// Whether the selected mailbox `id` no longer exists (a store fault counts as
     /// "still there": it is logged, and the next command will see the fault).
-    async fn selected_gone(&self, id: u64) -> bool {
+    async fn selected_gone(&self, id: MailboxId) -> bool {
         match self.store().mailbox_status(id).await {
             Ok(_) => false,
             Err(crate::store::StoreError::NoSuchMailbox) => true,
@@ -758,7 +758,7 @@ impl Session {
     /// unclaimed ones as recent without claiming them (RFC 3501 §2.3.2, §6.3.2).
     pub(super) fn claim_recent(
         &self,
-        mailbox: u64,
+        mailbox: MailboxId,
         read_only: bool,
         msgs: &[MessageInfo],
     ) -> BTreeSet<u32> {

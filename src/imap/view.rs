@@ -12,6 +12,7 @@
 //!   68): a message added and removed between two syncs is never announced at all;
 //! - EXISTS only grows (RFC 9051 §7.4.1).
 
+use crate::contracts::MailboxId;
 use std::collections::BTreeSet;
 
 use super::response::ImapError;
@@ -68,7 +69,7 @@ pub struct SyncOptions {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct View {
-    pub mailbox: u64,
+    pub mailbox: MailboxId,
     pub name: String,
     pub uidvalidity: u32,
     pub read_only: bool,
@@ -119,7 +120,7 @@ fn msg(m: &MessageInfo) -> Msg {
 impl View {
     /// A view of `fresh` (the store's listing, UID order) with `recent` claimed.
     pub fn new(
-        mailbox: u64,
+        mailbox: MailboxId,
         name: String,
         uidvalidity: u32,
         read_only: bool,
@@ -374,7 +375,14 @@ pub(crate) mod tests {
     /// A view of messages `uids`, no flags (also for `imap::cmd::context` tests).
     pub(crate) fn view(uids: &[u32]) -> View {
         let fresh: Vec<_> = uids.iter().map(|u| info(*u, 0)).collect();
-        View::new(1, "INBOX".into(), 7, false, &fresh, BTreeSet::new())
+        View::new(
+            MailboxId(1),
+            "INBOX".into(),
+            7,
+            false,
+            &fresh,
+            BTreeSet::new(),
+        )
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! the input (RFC 2449 §6.6). A connection that ends without QUIT (drop, autologout,
 //! shutdown) never reaches UPDATE, so nothing is deleted (RFC 1939 §6).
 
-use crate::contracts::UserId;
+use crate::contracts::{MailboxId, UserId};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -251,7 +251,7 @@ struct Held {
 /// times, which the next RETR of those messages records again.
 #[derive(Default)]
 struct Retrievals {
-    mailbox: u64,
+    mailbox: MailboxId,
     uids: Vec<u32>,
     /// When the first pending retrieval happened (unix seconds): the time written for
     /// all of them, a few seconds early at most.
@@ -261,7 +261,7 @@ struct Retrievals {
 impl Retrievals {
     const MAX: usize = 256;
 
-    async fn add(&mut self, ctx: &Context, mailbox: u64, uid: u32) {
+    async fn add(&mut self, ctx: &Context, mailbox: MailboxId, uid: u32) {
         if self.mailbox != mailbox {
             self.write(ctx).await;
             self.mailbox = mailbox;

@@ -21,6 +21,7 @@ use super::grammar::{
 };
 use crate::auth::sasl;
 use crate::config::Plaintext;
+use crate::contracts::MailboxId;
 use crate::net::stream::Peer;
 
 /// After this many failed logins the connection is closed (RFC 1939 §13).
@@ -61,7 +62,7 @@ pub struct Message {
 /// The snapshot a session works on: numbers are positions in `messages` plus one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Maildrop {
-    pub mailbox: u64,
+    pub mailbox: MailboxId,
     pub messages: Vec<Message>,
 }
 
@@ -131,7 +132,7 @@ pub enum Step {
     Send {
         /// The `+OK` line.
         head: Vec<u8>,
-        mailbox: u64,
+        mailbox: MailboxId,
         uid: u32,
         /// `Some(k)` for `TOP n k`.
         top: Option<u32>,
@@ -139,7 +140,7 @@ pub enum Step {
         record: bool,
     },
     Update {
-        mailbox: u64,
+        mailbox: MailboxId,
         user: String,
         deleted: Vec<u32>,
     },

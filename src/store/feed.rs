@@ -11,7 +11,7 @@
 //! the mailbox after every command that writes. The queue argument above still holds:
 //! a queue only ever holds other sessions' changes.
 
-use crate::contracts::UserId;
+use crate::contracts::{MailboxId, UserId};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,7 +22,7 @@ use smol::channel::{Receiver, Sender, TrySendError, bounded};
 #[derive(Debug, Clone, PartialEq)]
 pub struct Change {
     pub user: UserId,
-    pub mailbox: u64,
+    pub mailbox: MailboxId,
     pub kind: ChangeKind,
     /// The subscription not to wake (see the module doc); [`Origin::NONE`] wakes all.
     pub origin: Origin,
@@ -164,11 +164,11 @@ mod tests {
         drop(gone);
         feed.publish(Change {
             user: UserId(1),
-            mailbox: 7,
+            mailbox: MailboxId(7),
             kind: ChangeKind::Flags,
             origin: Origin::NONE,
         });
-        assert_eq!(a.try_recv().map(|c| c.mailbox), Ok(7));
+        assert_eq!(a.try_recv().map(|c| c.mailbox), Ok(MailboxId(7)));
         assert!(b.try_recv().is_err());
         assert_eq!(
             feed.subscribers
@@ -186,7 +186,7 @@ mod tests {
         let (other, _) = feed.subscribe_as(UserId(1));
         let change = |origin| Change {
             user: UserId(1),
-            mailbox: 7,
+            mailbox: MailboxId(7),
             kind: ChangeKind::Flags,
             origin,
         };
@@ -207,7 +207,7 @@ mod tests {
         for _ in 0..QUEUE * 2 {
             feed.publish(Change {
                 user: UserId(1),
-                mailbox: 1,
+                mailbox: MailboxId(1),
                 kind: ChangeKind::Expunged,
                 origin: Origin::NONE,
             });

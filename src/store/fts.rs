@@ -36,6 +36,7 @@
 //!   batch at a time, and commits each batch and merge durably (a crash loses only the
 //!   work not committed, done again).
 
+use crate::contracts::MailboxId;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -806,14 +807,14 @@ fn intersect(a: &[u32], b: &[u32]) -> Vec<u32> {
 pub(crate) fn lookup(
     tx: &ReadTransaction,
     shared: &Shared,
-    mailbox: u64,
+    mailbox: MailboxId,
     queries: &[TextQuery],
 ) -> Result<TextAnswer, StoreError> {
-    let index = mailbox_index(tx, mailbox)?;
+    let index = mailbox_index(tx, mailbox.0)?;
     let segments = index
         .segments
         .iter()
-        .map(|r| load_segment(tx, shared, mailbox, r.key, true))
+        .map(|r| load_segment(tx, shared, mailbox.0, r.key, true))
         .collect::<Result<Vec<_>, _>>()?;
     let maybe = queries
         .iter()
@@ -854,10 +855,10 @@ pub(crate) fn lookup(
 pub(crate) fn records(
     tx: &ReadTransaction,
     shared: &Shared,
-    mailbox: u64,
+    mailbox: MailboxId,
     uids: &[u32],
 ) -> Result<Vec<(u32, Arc<HeaderData>)>, StoreError> {
-    let index = mailbox_index(tx, mailbox)?;
+    let index = mailbox_index(tx, mailbox.0)?;
     let mut out = Vec::new();
     for r in &index.segments {
         // Segments hold increasing, disjoint UID ranges from their first UID on.
@@ -866,7 +867,7 @@ pub(crate) fn records(
         let Some(asked) = uids.get(from..).filter(|a| !a.is_empty()) else {
             continue;
         };
-        load_segment(tx, shared, mailbox, r.key, true)?.records_of(asked, &mut out)?;
+        load_segment(tx, shared, mailbox.0, r.key, true)?.records_of(asked, &mut out)?;
     }
     Ok(out)
 }
@@ -959,7 +960,7 @@ fn index_batch(shared: &Shared, mailbox: u64, full: bool) -> Result<bool, StoreE
         skip_trace: !full,
         header_only: !full,
     };
-    let loaded = load_in(&tx, shared, mailbox, &uids, want, BATCH_BYTES)?;
+    let loaded = load_in(&tx, shared, MailboxId(mailbox), &uids, want, BATCH_BYTES)?;
     drop(tx);
     let read_to = loaded.last().map_or(last, |(u, _)| *u);
     let mut builder = Builder::new();
@@ -1376,7 +1377,7 @@ impl Store {
     /// What the index says of `queries` in `mailbox` ([`TextAnswer`]).
     pub async fn text_lookup(
         &self,
-        mailbox: u64,
+        mailbox: MailboxId,
         queries: Vec<TextQuery>,
     ) -> Result<TextAnswer, StoreError> {
         self.read(move |tx, shared| lookup(tx, shared, mailbox, &queries))
@@ -1387,7 +1388,7 @@ impl Store {
     /// read from a header, without reading the message.
     pub async fn header_records(
         &self,
-        mailbox: u64,
+        mailbox: MailboxId,
         mut uids: Vec<u32>,
     ) -> Result<Vec<(u32, Arc<HeaderData>)>, StoreError> {
         uids.sort_unstable();

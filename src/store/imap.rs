@@ -4,7 +4,7 @@
 //! is one group-committed job that validates before it mutates and publishes its
 //! [`Change`]s after the commit.
 
-use crate::contracts::UserId;
+use crate::contracts::{MailboxId, UserId};
 use redb::{ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
@@ -232,7 +232,7 @@ pub(super) fn copy_in(
     mailboxes::save_in(tx, &dst_mb)?;
     batch.changes.push(Change {
         user: dst_mb.user,
-        mailbox: dst,
+        mailbox: MailboxId(dst),
         kind: ChangeKind::Appended {
             uid: dst_mb.uidnext.saturating_sub(1),
         },
@@ -301,7 +301,7 @@ pub(super) fn remove_messages(
     record_expunged(tx, mb, removed.iter().map(|(uid, _)| *uid))?;
     batch.changes.push(Change {
         user: mb.user,
-        mailbox: mb.id,
+        mailbox: MailboxId(mb.id),
         kind: ChangeKind::Expunged,
         origin,
     });
@@ -425,7 +425,7 @@ pub(super) fn delete_in(
     }
     batch.changes.push(Change {
         user,
-        mailbox: mb.id,
+        mailbox: MailboxId(mb.id),
         kind: ChangeKind::Mailbox,
         origin: Origin::NONE,
     });
@@ -445,7 +445,7 @@ impl Store {
     #[allow(clippy::too_many_arguments)]
     pub async fn store_flags(
         &self,
-        mailbox: u64,
+        mailbox: MailboxId,
         uids: Vec<u32>,
         mode: FlagMode,
         flags: SystemFlags,
@@ -454,11 +454,11 @@ impl Store {
         origin: Origin,
     ) -> Result<FlagOutcome, StoreError> {
         self.write(move |tx, batch| {
-            let mut mb = mailbox_in(tx, mailbox)?;
+            let mut mb = mailbox_in(tx, mailbox.0)?;
             let mut out = FlagOutcome::default();
             let mut t = tx.open_table(MESSAGES)?;
             for uid in sorted(uids) {
-                let Some(v) = t.get((mailbox, uid))? else {
+                let Some(v) = t.get((mailbox.0, uid))? else {
                     continue;
                 };
                 let mut rec: MessageRecord = schema::decode(v.value())?;
@@ -481,7 +481,7 @@ impl Store {
                 rec.flags = f;
                 rec.keywords = kw;
                 rec.modseq = mb.highest_modseq;
-                t.insert((mailbox, uid), schema::encode(&rec)?.as_slice())?;
+                t.insert((mailbox.0, uid), schema::encode(&rec)?.as_slice())?;
                 out.changed.push(FlagState {
                     uid,
                     flags: rec.flags,
@@ -510,11 +510,11 @@ impl Store {
     /// to one user (`NoSuchMailbox` otherwise).
     pub async fn copy_messages(
         &self,
-        src: u64,
+        src: MailboxId,
         uids: Vec<u32>,
-        dst: u64,
+        dst: MailboxId,
     ) -> Result<Option<CopyOutcome>, StoreError> {
-        self.write(move |tx, batch| copy_in(tx, batch, src, &sorted(uids), dst))
+        self.write(move |tx, batch| copy_in(tx, batch, src.0, &sorted(uids), dst.0))
             .await
     }
 
@@ -523,16 +523,16 @@ impl Store {
     /// `src_uids`. Two sessions moving the same message: the second finds nothing.
     pub async fn move_messages(
         &self,
-        src: u64,
+        src: MailboxId,
         uids: Vec<u32>,
-        dst: u64,
+        dst: MailboxId,
         origin: Origin,
     ) -> Result<Option<CopyOutcome>, StoreError> {
         self.write(move |tx, batch| {
-            let Some(copied) = copy_in(tx, batch, src, &sorted(uids), dst)? else {
+            let Some(copied) = copy_in(tx, batch, src.0, &sorted(uids), dst.0)? else {
                 return Ok(None);
             };
-            expunge_in(tx, batch, src, &copied.src_uids, origin)?;
+            expunge_in(tx, batch, src.0, &copied.src_uids, origin)?;
             Ok(Some(copied))
         })
         .await
@@ -543,17 +543,17 @@ impl Store {
     /// removed UIDs, ascending.
     pub async fn expunge_deleted(
         &self,
-        mailbox: u64,
+        mailbox: MailboxId,
         restrict_to: Option<Vec<u32>>,
         origin: Origin,
     ) -> Result<Vec<u32>, StoreError> {
         let restrict = restrict_to.map(sorted);
         self.write(move |tx, batch| {
-            mailbox_in(tx, mailbox)?;
+            mailbox_in(tx, mailbox.0)?;
             let mut doomed = Vec::new();
             {
                 let t = tx.open_table(MESSAGES)?;
-                for row in t.range((mailbox, 0)..=(mailbox, u32::MAX))? {
+                for row in t.range((mailbox.0, 0)..=(mailbox.0, u32::MAX))? {
                     let (k, v) = row?;
                     let uid = k.value().1;
                     if restrict
@@ -568,7 +568,7 @@ impl Store {
                     }
                 }
             }
-            expunge_in(tx, batch, mailbox, &doomed, origin)
+            expunge_in(tx, batch, mailbox.0, &doomed, origin)
         })
         .await
     }
@@ -628,7 +628,7 @@ impl Store {
                 mailboxes::save_in(tx, &rec)?;
                 batch.changes.push(Change {
                     user,
-                    mailbox: id,
+                    mailbox: MailboxId(id),
                     kind: ChangeKind::Mailbox,
                     origin: Origin::NONE,
                 });
@@ -689,7 +689,7 @@ impl Store {
                         mailboxes::save_in(tx, &rec)?;
                         batch.changes.push(Change {
                             user,
-                            mailbox: rec.id,
+                            mailbox: MailboxId(rec.id),
                             kind: ChangeKind::Mailbox,
                             origin: Origin::NONE,
                         });
@@ -709,7 +709,7 @@ impl Store {
                         // still hears of it.
                         batch.changes.push(Change {
                             user,
-                            mailbox: 0,
+                            mailbox: MailboxId(0),
                             kind: ChangeKind::Mailbox,
                             origin: Origin::NONE,
                         });
@@ -761,10 +761,10 @@ impl Store {
     }
 
     /// STATUS counts (RFC 9051 §6.3.11): one pass over the mailbox's message rows.
-    pub async fn mailbox_status(&self, mailbox: u64) -> Result<MailboxStatus, StoreError> {
+    pub async fn mailbox_status(&self, mailbox: MailboxId) -> Result<MailboxStatus, StoreError> {
         self.read(move |tx, _| {
             let boxes = tx.open_table(MAILBOXES)?;
-            let mb: MailboxRecord = match boxes.get(mailbox)? {
+            let mb: MailboxRecord = match boxes.get(mailbox.0)? {
                 Some(v) => schema::decode(v.value())?,
                 None => return Err(StoreError::NoSuchMailbox),
             };
@@ -775,7 +775,7 @@ impl Store {
                 ..MailboxStatus::default()
             };
             let t = tx.open_table(MESSAGES)?;
-            for row in t.range((mailbox, 0)..=(mailbox, u32::MAX))? {
+            for row in t.range((mailbox.0, 0)..=(mailbox.0, u32::MAX))? {
                 let (_, v) = row?;
                 let rec: MessageRecord = schema::decode(v.value())?;
                 st.messages = st.messages.saturating_add(1);
@@ -802,13 +802,13 @@ impl Store {
     /// know). A `modseq` at or above HIGHESTMODSEQ saw every expunge: nothing.
     pub async fn expunged_since(
         &self,
-        mailbox: u64,
+        mailbox: MailboxId,
         modseq: u64,
         within: Vec<(u32, u32)>,
     ) -> Result<Vanished, StoreError> {
         self.read(move |tx, _| {
             let boxes = tx.open_table(MAILBOXES)?;
-            let mb: MailboxRecord = match boxes.get(mailbox)? {
+            let mb: MailboxRecord = match boxes.get(mailbox.0)? {
                 Some(v) => schema::decode(v.value())?,
                 None => return Err(StoreError::NoSuchMailbox),
             };
@@ -829,7 +829,7 @@ impl Store {
                 if lo < exact_from {
                     let top = hi.min(exact_from - 1);
                     let mut next = lo;
-                    for row in messages.range((mailbox, lo)..=(mailbox, top))? {
+                    for row in messages.range((mailbox.0, lo)..=(mailbox.0, top))? {
                         let uid = row?.0.value().1;
                         if uid > next {
                             push_range(&mut out.uids, next, uid - 1);
@@ -843,7 +843,7 @@ impl Store {
                 // In the window: the rows expunged after `modseq`.
                 let lo = lo.max(exact_from);
                 if lo <= hi {
-                    for row in gone.range((mailbox, lo)..=(mailbox, hi))? {
+                    for row in gone.range((mailbox.0, lo)..=(mailbox.0, hi))? {
                         let (k, v) = row?;
                         if v.value() > modseq {
                             let uid = k.value().1;
@@ -895,13 +895,13 @@ fn rename_inbox(
         record_expunged(tx, &inbox, moved.iter().copied())?;
         batch.changes.push(Change {
             user,
-            mailbox: inbox.id,
+            mailbox: MailboxId(inbox.id),
             kind: ChangeKind::Expunged,
             origin: Origin::NONE,
         });
         batch.changes.push(Change {
             user,
-            mailbox: dst.id,
+            mailbox: MailboxId(dst.id),
             kind: ChangeKind::Appended {
                 uid: dst.uidnext.saturating_sub(1),
             },

@@ -9,7 +9,7 @@
 //! [`Store::raise_uidnext`] sets each mailbox's UIDNEXT to the other server's, past UIDs
 //! that were expunged there.
 
-use crate::contracts::UserId;
+use crate::contracts::{MailboxId, UserId};
 use redb::{ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
@@ -86,7 +86,7 @@ fn save_changed(
     mailboxes::save_in(tx, mb)?;
     batch.changes.push(Change {
         user: mb.user,
-        mailbox: mb.id,
+        mailbox: MailboxId(mb.id),
         kind: ChangeKind::Mailbox,
         origin: Origin::NONE,
     });

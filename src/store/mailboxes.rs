@@ -1,6 +1,6 @@
 //! Mailboxes: names, UIDVALIDITY, special-use, subscriptions.
 
-use crate::contracts::UserId;
+use crate::contracts::{MailboxId, UserId};
 use redb::{ReadableTable, WriteTransaction};
 
 use super::schema::{self, MAILBOX_NAMES, MAILBOXES, META, MailboxRecord, SpecialUse};
@@ -23,7 +23,7 @@ pub const DELIMITER: char = crate::contracts::MAILBOX_DELIMITER;
 /// A mailbox as listed.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct MailboxInfo {
-    pub id: u64,
+    pub id: MailboxId,
     pub name: String,
     pub uidvalidity: u32,
     pub uidnext: u32,
@@ -37,7 +37,7 @@ pub struct MailboxInfo {
 impl From<MailboxRecord> for MailboxInfo {
     fn from(r: MailboxRecord) -> Self {
         MailboxInfo {
-            id: r.id,
+            id: MailboxId(r.id),
             name: r.name,
             uidvalidity: r.uidvalidity,
             uidnext: r.uidnext,
@@ -131,7 +131,7 @@ pub(crate) fn create_in(
         .insert((user.0, name.as_str()), id)?;
     batch.changes.push(Change {
         user,
-        mailbox: id,
+        mailbox: MailboxId(id),
         kind: ChangeKind::Mailbox,
         origin: Origin::NONE,
     });

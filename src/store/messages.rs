@@ -1,6 +1,6 @@
 //! Messages in mailboxes: append, read back, expunge, statistics.
 
-use crate::contracts::UserId;
+use crate::contracts::{MailboxId, UserId};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -40,7 +40,7 @@ pub struct AppendRequest {
 /// Where a stored copy went (for APPENDUID and logs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Appended {
-    pub mailbox: u64,
+    pub mailbox: MailboxId,
     pub uidvalidity: u32,
     pub uid: u32,
 }
@@ -204,12 +204,12 @@ fn store_one(
     mailboxes::save_in(tx, &mb)?;
     batch.changes.push(Change {
         user: req.user,
-        mailbox: mb.id,
+        mailbox: MailboxId(mb.id),
         kind: ChangeKind::Appended { uid },
         origin: Origin::NONE,
     });
     Ok(Appended {
-        mailbox: mb.id,
+        mailbox: MailboxId(mb.id),
         uidvalidity: mb.uidvalidity,
         uid,
     })
@@ -376,11 +376,11 @@ impl Store {
     }
 
     /// Lists a mailbox's messages in UID order.
-    pub async fn messages(&self, mailbox: u64) -> Result<Vec<MessageInfo>, StoreError> {
+    pub async fn messages(&self, mailbox: MailboxId) -> Result<Vec<MessageInfo>, StoreError> {
         self.read(move |tx, _| {
             let t = tx.open_table(MESSAGES)?;
             let mut out = Vec::new();
-            for row in t.range((mailbox, 0)..=(mailbox, u32::MAX))? {
+            for row in t.range((mailbox.0, 0)..=(mailbox.0, u32::MAX))? {
                 let (k, v) = row?;
                 let m: MessageRecord = schema::decode(v.value())?;
                 out.push(MessageInfo {
@@ -407,7 +407,7 @@ impl Store {
     /// order: `None` when that message is not (or no longer) in the mailbox.
     pub async fn load_messages(
         &self,
-        mailbox: u64,
+        mailbox: MailboxId,
         uids: Vec<u32>,
         want: Want,
         budget: usize,
@@ -419,7 +419,7 @@ impl Store {
     /// The full bytes of one message as clients see them (prefix + blob).
     pub async fn message_bytes(
         &self,
-        mailbox: u64,
+        mailbox: MailboxId,
         uid: u32,
     ) -> Result<Option<Vec<u8>>, StoreError> {
         let want = Want {
@@ -432,9 +432,9 @@ impl Store {
     }
 
     /// Removes messages by UID (UIDs not present are ignored). Returns how many went.
-    pub async fn expunge(&self, mailbox: u64, uids: Vec<u32>) -> Result<u64, StoreError> {
+    pub async fn expunge(&self, mailbox: MailboxId, uids: Vec<u32>) -> Result<u64, StoreError> {
         self.write(move |tx, batch| {
-            super::imap::expunge_in(tx, batch, mailbox, &uids, Origin::NONE)
+            super::imap::expunge_in(tx, batch, mailbox.0, &uids, Origin::NONE)
                 .map(|gone| gone.len() as u64)
         })
         .await
@@ -563,7 +563,7 @@ impl Store {
 pub(crate) fn load_in(
     tx: &redb::ReadTransaction,
     shared: &super::Shared,
-    mailbox: u64,
+    mailbox: MailboxId,
     uids: &[u32],
     want: Want,
     budget: usize,
@@ -576,7 +576,7 @@ pub(crate) fn load_in(
         if bytes > 0 && bytes >= budget {
             break;
         }
-        let Some(v) = t.get((mailbox, uid))? else {
+        let Some(v) = t.get((mailbox.0, uid))? else {
             out.push((uid, None));
             continue;
         };

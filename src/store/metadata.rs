@@ -2,7 +2,7 @@
 //! of the user's mailboxes, in [`METADATA`]. Entry names arrive validated and
 //! lower-cased (`imap::cmd::metadata`); the store only keeps, finds and counts them.
 
-use crate::contracts::UserId;
+use crate::contracts::{MailboxId, UserId};
 use std::collections::BTreeMap;
 
 use redb::{ReadableTable, WriteTransaction};
@@ -217,7 +217,7 @@ impl Store {
             // RFC 5465 §5.6, §5.7: NOTIFY sessions hear which entries changed.
             batch.changes.push(Change {
                 user,
-                mailbox,
+                mailbox: MailboxId(mailbox),
                 kind: ChangeKind::Metadata {
                     entries: last.keys().map(|k| k.to_string()).collect(),
                 },
@@ -261,7 +261,7 @@ mod tests {
                 store
                     .set_metadata(
                         a,
-                        Annotated::Mailbox(inbox_b),
+                        Annotated::Mailbox(inbox_b.0),
                         set("/private/x"),
                         10,
                         Origin::NONE
@@ -278,7 +278,7 @@ mod tests {
             let r = store
                 .set_metadata(
                     b,
-                    Annotated::Mailbox(inbox_b),
+                    Annotated::Mailbox(inbox_b.0),
                     set("/private/m"),
                     10,
                     Origin::NONE,

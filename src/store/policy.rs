@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use redb::{ReadTransaction, ReadableTable};
 
-use crate::contracts::{MailData, UserId};
+use crate::contracts::{MailData, MailboxId, UserId};
 
 use super::imap::{copy_in, create_parents, expunge_in};
 use super::mailboxes::{self, canonical_mailbox};
@@ -137,12 +137,16 @@ impl Store {
 
     /// Octets and count of the messages among `uids` that exist in `mailbox` (what a
     /// COPY or MOVE of them would add to the target).
-    pub async fn copy_size(&self, mailbox: u64, uids: Vec<u32>) -> Result<(u64, u64), StoreError> {
+    pub async fn copy_size(
+        &self,
+        mailbox: MailboxId,
+        uids: Vec<u32>,
+    ) -> Result<(u64, u64), StoreError> {
         self.read(move |tx, _| {
             let t = tx.open_table(MESSAGES)?;
             let (mut bytes, mut count) = (0u64, 0u64);
             for uid in uids {
-                if let Some(v) = t.get((mailbox, uid))? {
+                if let Some(v) = t.get((mailbox.0, uid))? {
                     let rec: MessageRecord = schema::decode(v.value())?;
                     bytes = bytes.saturating_add(rec.size);
                     count += 1;
@@ -157,7 +161,7 @@ impl Store {
     /// order.
     pub async fn summaries(
         &self,
-        mailbox: u64,
+        mailbox: MailboxId,
         after: u32,
         limit: usize,
     ) -> Result<Vec<Summary>, StoreError> {
@@ -168,7 +172,7 @@ impl Store {
             let t = tx.open_table(MESSAGES)?;
             let mut reader = Reader::new(tx, shared)?;
             let mut out = Vec::new();
-            for row in t.range((mailbox, first)..=(mailbox, u32::MAX))? {
+            for row in t.range((mailbox.0, first)..=(mailbox.0, u32::MAX))? {
                 if out.len() >= limit {
                     break;
                 }
@@ -199,17 +203,17 @@ impl Store {
     /// `EXPUNGE` / `EXISTS`).
     pub async fn apply_retention(
         &self,
-        mailbox: u64,
+        mailbox: MailboxId,
         expunge: Vec<u32>,
         moves: Vec<(String, Vec<u32>)>,
     ) -> Result<Applied, StoreError> {
         self.write(move |tx, batch| {
-            let src = mailboxes::load_in(tx, mailbox)?.ok_or(StoreError::NoSuchMailbox)?;
+            let src = mailboxes::load_in(tx, mailbox.0)?.ok_or(StoreError::NoSuchMailbox)?;
             let mut applied = Applied::default();
             let mut expunge = expunge;
             expunge.sort_unstable();
             expunge.dedup();
-            applied.expunged = expunge_in(tx, batch, mailbox, &expunge, Origin::NONE)?;
+            applied.expunged = expunge_in(tx, batch, mailbox.0, &expunge, Origin::NONE)?;
             for (target, mut uids) in moves {
                 let name = canonical_mailbox(&target)?;
                 if name == src.name {
@@ -224,8 +228,8 @@ impl Store {
                 };
                 uids.sort_unstable();
                 uids.dedup();
-                if let Some(c) = copy_in(tx, batch, mailbox, &uids, dst)? {
-                    let gone = expunge_in(tx, batch, mailbox, &c.src_uids, Origin::NONE)?;
+                if let Some(c) = copy_in(tx, batch, mailbox.0, &uids, dst)? {
+                    let gone = expunge_in(tx, batch, mailbox.0, &c.src_uids, Origin::NONE)?;
                     applied.moved.push((name, gone));
                 }
             }

@@ -9,7 +9,7 @@ use super::messages::Reader;
 use super::schema::{self, MESSAGES, MessageRecord};
 use super::writer::Batch;
 use super::{Change, ChangeKind, Origin, Store, StoreError};
-use crate::contracts::MailboxName;
+use crate::contracts::{MailboxId, MailboxName};
 
 /// The keyword that hides a message from POP3 while IMAP keeps it (`DelePolicy::Hide`).
 pub const POP3_DELETED: &str = "$POP3Deleted";
@@ -45,7 +45,7 @@ impl Store {
     /// the internal date; only what it returns is kept.
     pub async fn pop3_scan<T, F>(
         &self,
-        mailbox: u64,
+        mailbox: MailboxId,
         scan: F,
     ) -> Result<Vec<Pop3Entry<T>>, StoreError>
     where
@@ -55,9 +55,9 @@ impl Store {
         self.read(move |tx, shared| {
             let t = tx.open_table(MESSAGES)?;
             let mut reader = Reader::new(tx, shared)?;
-            let mut kept = super::import::kept_uidls(tx, mailbox)?;
+            let mut kept = super::import::kept_uidls(tx, mailbox.0)?;
             let mut out = Vec::new();
-            for row in t.range((mailbox, 0)..=(mailbox, u32::MAX))? {
+            for row in t.range((mailbox.0, 0)..=(mailbox.0, u32::MAX))? {
                 let (k, v) = row?;
                 let rec: MessageRecord = schema::decode(v.value())?;
                 if rec.keywords.iter().any(|k| k == POP3_DELETED) {
@@ -93,22 +93,22 @@ impl Store {
     /// mark. Not an IMAP-visible change: no modseq, no feed entry.
     pub async fn set_pop3_retrieved(
         &self,
-        mailbox: u64,
+        mailbox: MailboxId,
         uids: Vec<u32>,
         when: i64,
     ) -> Result<(), StoreError> {
         self.write(move |tx, _| {
-            mailboxes::load_in(tx, mailbox)?.ok_or(StoreError::NoSuchMailbox)?;
+            mailboxes::load_in(tx, mailbox.0)?.ok_or(StoreError::NoSuchMailbox)?;
             let mut t = tx.open_table(MESSAGES)?;
             for uid in uids {
-                let Some(v) = t.get((mailbox, uid))? else {
+                let Some(v) = t.get((mailbox.0, uid))? else {
                     continue;
                 };
                 let mut rec: MessageRecord = schema::decode(v.value())?;
                 drop(v);
                 if rec.pop3_retrieved.is_none() {
                     rec.pop3_retrieved = Some(when);
-                    t.insert((mailbox, uid), schema::encode(&rec)?.as_slice())?;
+                    t.insert((mailbox.0, uid), schema::encode(&rec)?.as_slice())?;
                 }
             }
             Ok(())
@@ -121,12 +121,12 @@ impl Store {
     /// that are already gone (an IMAP expunge) are skipped. Returns how many were handled.
     pub async fn pop3_update(
         &self,
-        mailbox: u64,
+        mailbox: MailboxId,
         uids: Vec<u32>,
         removal: Pop3Removal,
     ) -> Result<u64, StoreError> {
         self.write(move |tx, batch| {
-            let Some(mut mb) = mailboxes::load_in(tx, mailbox)? else {
+            let Some(mut mb) = mailboxes::load_in(tx, mailbox.0)? else {
                 return Err(StoreError::NoSuchMailbox);
             };
             // Validate before mutating: the target of a move must be a proper name.
@@ -146,7 +146,7 @@ impl Store {
                     let mut t = tx.open_table(MESSAGES)?;
                     for uid in &uids {
                         let rec = t
-                            .get((mailbox, *uid))?
+                            .get((mailbox.0, *uid))?
                             .map(|v| schema::decode::<MessageRecord>(v.value()))
                             .transpose()?;
                         let Some(mut rec) = rec else { continue };
@@ -154,7 +154,7 @@ impl Store {
                             mb.highest_modseq += 1;
                             rec.keywords.push(POP3_DELETED.to_string());
                             rec.modseq = mb.highest_modseq;
-                            t.insert((mailbox, *uid), schema::encode(&rec)?.as_slice())?;
+                            t.insert((mailbox.0, *uid), schema::encode(&rec)?.as_slice())?;
                         }
                         done += 1;
                     }
@@ -180,7 +180,7 @@ impl Store {
                         mailboxes::save_in(tx, &dest)?;
                         batch.changes.push(Change {
                             user: dest.user,
-                            mailbox: dest.id,
+                            mailbox: MailboxId(dest.id),
                             kind: ChangeKind::Appended {
                                 uid: dest.uidnext.saturating_sub(1),
                             },
@@ -240,7 +240,7 @@ mod tests {
 
     use super::*;
     use crate::config::StoreConfig;
-    use crate::contracts::UserId;
+    use crate::contracts::{MailboxId, UserId};
     use crate::store::{AppendRequest, SystemFlags};
 
     fn request(store: &Store, user: UserId, i: usize) -> AppendRequest {
@@ -260,7 +260,7 @@ mod tests {
     }
 
     /// A store with one user and three INBOX messages (UIDs 1..=3).
-    async fn setup(dir: &std::path::Path) -> (Store, UserId, u64) {
+    async fn setup(dir: &std::path::Path) -> (Store, UserId, MailboxId) {
         let store = Store::open(dir, &StoreConfig::default()).unwrap();
         let user = store.add_user("alice", "h".into()).await.unwrap();
         let reqs = (1..=3).map(|i| request(&store, user, i)).collect();
@@ -271,7 +271,7 @@ mod tests {
 
     async fn uids(store: &Store, mailbox: u64) -> Vec<u32> {
         store
-            .pop3_scan(mailbox, |b, _| b.len())
+            .pop3_scan(MailboxId(mailbox), |b, _| b.len())
             .await
             .unwrap()
             .iter()
@@ -307,7 +307,7 @@ mod tests {
                 .await
                 .unwrap();
             assert_eq!(n, 2);
-            assert_eq!(uids(&store, inbox).await, vec![2]);
+            assert_eq!(uids(&store, inbox.0).await, vec![2]);
             let change = feed.try_recv().unwrap();
             assert_eq!(change.kind, ChangeKind::Expunged);
             let mb = store.mailbox(user, "INBOX").await.unwrap().unwrap();
@@ -324,7 +324,7 @@ mod tests {
                 .pop3_update(inbox, vec![2], Pop3Removal::Hide)
                 .await
                 .unwrap();
-            assert_eq!(uids(&store, inbox).await, vec![1, 3]);
+            assert_eq!(uids(&store, inbox.0).await, vec![1, 3]);
             let all = store.messages(inbox).await.unwrap();
             assert_eq!(all.len(), 3);
             assert_eq!(all[1].keywords, vec![POP3_DELETED.to_string()]);
@@ -344,7 +344,7 @@ mod tests {
                 )
                 .await
                 .unwrap();
-            assert_eq!(uids(&store, inbox).await, vec![3]);
+            assert_eq!(uids(&store, inbox.0).await, vec![3]);
             let old = store.mailbox(user, "Old/POP").await.unwrap().unwrap();
             assert_eq!(old.messages, 2);
             let bytes = store.message_bytes(old.id, 2).await.unwrap().unwrap();

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use super::*;
 use crate::config::StoreConfig;
-use crate::contracts::{Uid, UserId};
+use crate::contracts::{MailboxId, Uid, UserId};
 
 fn cfg(dictionary_after: u64) -> StoreConfig {
     StoreConfig {
@@ -29,7 +29,9 @@ async fn message_meta(store: &Store, mailbox: u64, uid: u32) -> (Structure, usiz
         meta: true,
         ..Want::default()
     };
-    let got = store.load_messages(mailbox, vec![uid], want, 0).await;
+    let got = store
+        .load_messages(MailboxId(mailbox), vec![uid], want, 0)
+        .await;
     got.unwrap().remove(0).1.unwrap().meta.unwrap()
 }
 
@@ -351,7 +353,7 @@ fn big(i: usize) -> Vec<u8> {
 }
 
 /// A user "a" with `big(0..n)` in INBOX as UIDs 1..=n; returns the user and INBOX ids.
-fn deliver_big(store: &Store, n: usize) -> (UserId, u64) {
+fn deliver_big(store: &Store, n: usize) -> (UserId, MailboxId) {
     smol::block_on(async {
         let a = store.add_user("a", "h".into()).await.unwrap();
         let inbox = store.mailbox(a, "INBOX").await.unwrap().unwrap().id;
@@ -388,7 +390,7 @@ fn loose_blobs_are_packed_and_read_back_and_sparse_packs_unpacked() {
                 "uid {uid}"
             );
             // No structure is kept (it is parsed from the message when read).
-            let (meta, prefix) = message_meta(&store, inbox, uid).await;
+            let (meta, prefix) = message_meta(&store, inbox.0, uid).await;
             let meta: crate::mime::MessageMeta = match meta {
                 Structure::Stored(bytes) => postcard::from_bytes(&bytes).unwrap(),
                 Structure::Derive => {
@@ -444,7 +446,7 @@ fn loose_blobs_are_packed_and_read_back_and_sparse_packs_unpacked() {
                 "uid {uid}"
             );
             // Unpacked from (and packed again without) structure: parsed when read.
-            let (meta, _) = message_meta(&store, inbox, uid).await;
+            let (meta, _) = message_meta(&store, inbox.0, uid).await;
             assert!(
                 matches!(meta, Structure::Derive)
                     || postcard::from_bytes::<crate::mime::MessageMeta>(match &meta {
@@ -760,7 +762,7 @@ async fn user_with_inbox(store: &Store, range: std::ops::RangeInclusive<usize>) 
         .collect();
     let done = store.append_many(requests).await.unwrap();
     assert!(done.iter().all(|r| r.is_ok()));
-    store.mailbox(a, "INBOX").await.unwrap().unwrap().id
+    (store.mailbox(a, "INBOX").await.unwrap().unwrap().id).0
 }
 
 #[test]
@@ -769,7 +771,7 @@ fn load_messages_reads_in_order_marks_gone_and_stops_at_the_budget() {
     let store = Store::open(dir.path(), &cfg(0)).unwrap();
     smol::block_on(async {
         let inbox = user_with_inbox(&store, 1..=5).await;
-        store.expunge(inbox, vec![2]).await.unwrap();
+        store.expunge(MailboxId(inbox), vec![2]).await.unwrap();
         let all = Want {
             meta: true,
             bytes: true,
@@ -778,7 +780,7 @@ fn load_messages_reads_in_order_marks_gone_and_stops_at_the_budget() {
 
         // Order as asked, a gone message (2) and an unknown one (9) as None.
         let got = store
-            .load_messages(inbox, vec![3, 2, 1, 9], all, usize::MAX)
+            .load_messages(MailboxId(inbox), vec![3, 2, 1, 9], all, usize::MAX)
             .await
             .unwrap();
         let uids: Vec<(u32, bool)> = got.iter().map(|(u, l)| (*u, l.is_some())).collect();
@@ -792,7 +794,7 @@ fn load_messages_reads_in_order_marks_gone_and_stops_at_the_budget() {
 
         // Without Want, only the listing; nothing counts against the budget.
         let listed = store
-            .load_messages(inbox, vec![1, 3, 4, 5], Want::default(), 0)
+            .load_messages(MailboxId(inbox), vec![1, 3, 4, 5], Want::default(), 0)
             .await
             .unwrap();
         assert_eq!(listed.len(), 4);
@@ -809,18 +811,18 @@ fn load_messages_reads_in_order_marks_gone_and_stops_at_the_budget() {
             ..Want::default()
         };
         let cut = store
-            .load_messages(inbox, vec![1, 3, 4, 5], bytes_only, one)
+            .load_messages(MailboxId(inbox), vec![1, 3, 4, 5], bytes_only, one)
             .await
             .unwrap();
         assert_eq!(cut.len(), 1);
         let cut = store
-            .load_messages(inbox, vec![1, 3, 4, 5], bytes_only, one + 1)
+            .load_messages(MailboxId(inbox), vec![1, 3, 4, 5], bytes_only, one + 1)
             .await
             .unwrap();
         assert_eq!(cut.len(), 2);
         assert_eq!(
             store
-                .load_messages(inbox, vec![4, 5], bytes_only, 0)
+                .load_messages(MailboxId(inbox), vec![4, 5], bytes_only, 0)
                 .await
                 .unwrap()
                 .len(),
@@ -1275,7 +1277,7 @@ fn expunge_history_stays_within_the_window_under_churn() {
         let rows: Vec<u32> = tx
             .open_table(schema::EXPUNGED)
             .unwrap()
-            .range((inbox.id, 0)..=(inbox.id, u32::MAX))
+            .range((inbox.id.0, 0)..=(inbox.id.0, u32::MAX))
             .unwrap()
             .map(|r| r.unwrap().0.value().1)
             .collect();
@@ -1562,19 +1564,28 @@ fn segments_mostly_expunged_are_rewritten_without_the_dead() {
         store.index_now().unwrap();
         let all: Vec<u32> = (1..=200).collect();
         let held = |uids: Vec<u32>| async {
-            let records = store.header_records(inbox, uids).await.unwrap();
+            let records = store.header_records(MailboxId(inbox), uids).await.unwrap();
             records.len()
         };
         assert_eq!(held(all.clone()).await, 200);
         let before = store.stats(None).await.unwrap().index_bytes;
         // A third gone: the segment stays as it is.
-        store.expunge(inbox, (1..=60).collect()).await.unwrap();
+        store
+            .expunge(MailboxId(inbox), (1..=60).collect())
+            .await
+            .unwrap();
         store.index_now().unwrap();
         assert_eq!(held(all.clone()).await, 200);
         // Three quarters gone: it is written again with the 50 left.
-        store.expunge(inbox, (61..=150).collect()).await.unwrap();
+        store
+            .expunge(MailboxId(inbox), (61..=150).collect())
+            .await
+            .unwrap();
         store.index_now().unwrap();
-        let left = store.header_records(inbox, all.clone()).await.unwrap();
+        let left = store
+            .header_records(MailboxId(inbox), all.clone())
+            .await
+            .unwrap();
         let uids: Vec<u32> = left.iter().map(|(u, _)| *u).collect();
         assert_eq!(uids, (151..=200).collect::<Vec<u32>>());
         let after = store.stats(None).await.unwrap().index_bytes;
@@ -1584,7 +1595,10 @@ fn segments_mostly_expunged_are_rewritten_without_the_dead() {
             kinds: vec![crate::mime::text::TextKind::Subject],
             needle: b"note".to_vec(),
         };
-        let answer = store.text_lookup(inbox, vec![query]).await.unwrap();
+        let answer = store
+            .text_lookup(MailboxId(inbox), vec![query])
+            .await
+            .unwrap();
         assert_eq!(answer.maybe[0].as_deref(), Some(&uids[..]));
     });
 }

@@ -1,7 +1,7 @@
 //! Accounts. Password hashing happens in `auth` before a job is queued; the store only
 //! keeps the PHC strings.
 
-use crate::contracts::UserId;
+use crate::contracts::{MailboxId, UserId};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -266,7 +266,7 @@ fn delete_user_in(tx: &WriteTransaction, batch: &mut Batch, name: &str) -> Resul
     batch.users_changed = true;
     batch.changes.push(Change {
         user: rec.id,
-        mailbox: 0,
+        mailbox: MailboxId(0),
         kind: ChangeKind::Mailbox,
         origin: Origin::NONE,
     });

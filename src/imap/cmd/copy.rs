@@ -16,7 +16,7 @@
 use super::super::response::{Code, ImapError, Status};
 use super::super::sequence::SequenceSet;
 use super::super::session::{Outcome, Session, State, no};
-use crate::contracts::{QuotaAction, QuotaQuery, QuotaVerdict, UserId};
+use crate::contracts::{MailboxId, QuotaAction, QuotaQuery, QuotaVerdict, UserId};
 use crate::store::{CopyOutcome, StoreError};
 
 /// The messages a message command names, resolved against what the client knows.
@@ -185,7 +185,7 @@ impl Session {
         &self,
         user: UserId,
         user_name: String,
-        src: u64,
+        src: MailboxId,
         uids: &[u32],
         target: &str,
         action: QuotaAction,

@@ -233,7 +233,7 @@ impl Session {
             }
             // RFC 9590 §3: the requested entries follow the mailbox's LIST response.
             if let (Some(want), Some(info)) = (&cmd.ret.metadata, node.info) {
-                let target = crate::store::Annotated::Mailbox(info.id);
+                let target = crate::store::Annotated::Mailbox(info.id.0);
                 if let Some(n) = self.write_metadata(target, name, want, out).await? {
                     longest = Some(longest.unwrap_or(0).max(n));
                 }

@@ -237,7 +237,7 @@ impl Session {
             return Ok((Annotated::Server, String::new()));
         }
         let info = self.existing(raw).await?;
-        Ok((Annotated::Mailbox(info.id), info.name))
+        Ok((Annotated::Mailbox(info.id.0), info.name))
     }
 
     /// GETMETADATA (RFC 5464 §4.2): one `* METADATA` response with every requested entry

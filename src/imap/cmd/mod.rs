@@ -24,6 +24,7 @@ pub mod store;
 pub mod thread;
 pub mod unauthenticate;
 
+use crate::contracts::MailboxId;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -45,7 +46,7 @@ const CACHE_MAX: usize = 200_000;
 /// changes, so an entry stays right until the message goes (UIDs are not reused).
 #[derive(Debug, Default)]
 pub struct HeaderCache {
-    mailbox: u64,
+    mailbox: MailboxId,
     map: HashMap<u32, Arc<HeaderData>>,
 }
 

@@ -28,6 +28,7 @@
 //! annotations another session set or removed (RFC 5464 §4.4.2). AnnotationChange
 //! (RFC 5257 ANNOTATE, not offered) is refused with `NO [BADEVENT ...]` (§3.1).
 
+use crate::contracts::MailboxId;
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::super::grammar::{Parser, R, Syntax};
@@ -234,7 +235,7 @@ pub struct Notify {
     selected: Option<SelectedEvents>,
     groups: Vec<Group>,
     /// What the client was last told of each mailbox (by id), and of subscriptions.
-    known: BTreeMap<u64, MailboxInfo>,
+    known: BTreeMap<MailboxId, MailboxInfo>,
     subs: BTreeSet<String>,
     /// The feed reported a change the copy above has not seen yet.
     pending: bool,
@@ -242,13 +243,13 @@ pub struct Notify {
     server_metadata: bool,
     /// Annotations changed since the client last heard: (mailbox id, 0 for the server;
     /// entry names).
-    metadata: Vec<(u64, Vec<String>)>,
+    metadata: Vec<(MailboxId, Vec<String>)>,
 }
 
 impl Notify {
     /// A change from the feed: worth a look unless it is only the selected mailbox's
     /// messages (those go through the view).
-    pub fn note(&mut self, change: &Change, selected: Option<u64>) {
+    pub fn note(&mut self, change: &Change, selected: Option<MailboxId>) {
         match &change.kind {
             // At most 1,024 changes wait; beyond that they are dropped (a client that
             // far behind re-reads anyway).
@@ -436,7 +437,7 @@ impl Session {
     async fn notify_read(
         &self,
         notify: &Notify,
-    ) -> Result<(BTreeMap<u64, MailboxInfo>, BTreeSet<String>), ImapError> {
+    ) -> Result<(BTreeMap<MailboxId, MailboxInfo>, BTreeSet<String>), ImapError> {
         let (user, _) = self.user()?;
         let store = &self.store();
         let known = store
@@ -502,7 +503,7 @@ impl Session {
     /// RFC 5465 §5.2: a FETCH with the MessageNew items of the messages above `last`.
     async fn notify_fetch_new(
         &mut self,
-        mailbox: u64,
+        mailbox: MailboxId,
         last: u32,
         items: Vec<Item>,
         out: &mut Vec<u8>,
@@ -572,7 +573,7 @@ impl Session {
     fn notify_metadata(&self, notify: &mut Notify, out: &mut Vec<u8>) {
         let utf8 = self.utf8();
         for (mailbox, entries) in std::mem::take(&mut notify.metadata) {
-            let name = if mailbox == 0 {
+            let name = if mailbox == MailboxId(0) {
                 if !notify.server_metadata {
                     continue;
                 }
@@ -602,7 +603,7 @@ impl Session {
     async fn notify_diff(
         &self,
         notify: &Notify,
-        known: &BTreeMap<u64, MailboxInfo>,
+        known: &BTreeMap<MailboxId, MailboxInfo>,
         subs: &BTreeSet<String>,
         out: &mut Vec<u8>,
     ) -> Result<(), ImapError> {

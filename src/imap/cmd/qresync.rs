@@ -15,6 +15,7 @@ use super::super::response::ImapError;
 use super::super::sequence::{Bound, SequenceSet};
 use super::super::session::Session;
 use super::super::view::{View, flag_list};
+use crate::contracts::MailboxId;
 
 /// `set` as inclusive UID ranges; `*` is the largest UID there can be (the store clips
 /// to UIDNEXT), `$` the SEARCHRES result (RFC 5182).
@@ -80,7 +81,7 @@ impl Session {
     /// client knows as messages (ascending). Nothing when there are none.
     pub(in super::super) async fn vanished_earlier(
         &self,
-        mailbox: u64,
+        mailbox: MailboxId,
         present: &[u32],
         modseq: u64,
         within: Vec<(u32, u32)>,

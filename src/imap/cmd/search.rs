@@ -5,6 +5,7 @@
 //! Keys that need the message content are evaluated only for messages the cheap keys
 //! did not already decide (see [`super::super::search`]); those load one message at a time.
 
+use crate::contracts::MailboxId;
 use std::collections::BTreeSet;
 
 use super::super::grammar::{MAX_DEPTH, Parser, R, Syntax};
@@ -441,7 +442,7 @@ impl Session {
     /// What the full-text index says of the string keys of `key` in `mailbox`; `None`
     /// when the key has none, the index is turned off, or it cannot be read (the search
     /// then reads every message, as without an index).
-    async fn index_hits(&self, mailbox: u64, key: &SearchKey) -> Option<IndexHits> {
+    async fn index_hits(&self, mailbox: MailboxId, key: &SearchKey) -> Option<IndexHits> {
         if self.ctx.config.store.full_text_index == crate::config::FullTextIndex::Off {
             return None;
         }

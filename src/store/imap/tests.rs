@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::*;
 use crate::config::StoreConfig;
-use crate::contracts::UserId;
+use crate::contracts::{MailboxId, UserId};
 use crate::store::{AppendRequest, Store};
 
 fn open(dir: &std::path::Path) -> Store {
@@ -41,7 +41,7 @@ async fn append(store: &Store, user: UserId, mailbox: &str, i: usize, flags: u8)
     r[0].as_ref().unwrap().uid
 }
 
-async fn id(store: &Store, user: UserId, name: &str) -> u64 {
+async fn id(store: &Store, user: UserId, name: &str) -> MailboxId {
     store.mailbox(user, name).await.unwrap().unwrap().id
 }
 
@@ -165,7 +165,7 @@ fn store_flags_modes_modseq_and_unchangedsince() {
         assert_eq!(
             store
                 .store_flags(
-                    999,
+                    MailboxId(999),
                     vec![1],
                     FlagMode::Add,
                     SystemFlags(1),
@@ -604,7 +604,7 @@ fn pop3_retrieved_keeps_first_time() {
         let rec = store
             .read(move |tx, _| {
                 let t = tx.open_table(MESSAGES)?;
-                let v = t.get((inbox, 1))?.unwrap();
+                let v = t.get((inbox.0, 1))?.unwrap();
                 schema::decode::<MessageRecord>(v.value())
             })
             .await
