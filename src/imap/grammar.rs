@@ -10,6 +10,7 @@ use super::cmd::search::SearchArgs;
 use super::cmd::store::StoreArgs;
 use super::cmd::{sort::SortArgs, thread::ThreadArgs};
 use super::sequence::SequenceSet;
+use crate::contracts::ModSeq;
 use crate::util::{days_from_civil, month_from_name};
 
 /// RFC 9051 §9 `ATOM-CHAR`: any CHAR except atom-specials.
@@ -218,7 +219,7 @@ pub enum CompressMechanism {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QresyncParams {
     pub uidvalidity: u32,
-    pub modseq: u64,
+    pub modseq: ModSeq,
     /// `known-uids`; `None`: every UID below UIDNEXT.
     pub known_uids: Option<SequenceSet>,
 }
@@ -230,8 +231,8 @@ fn qresync_params(p: &mut Parser<'_>) -> R<QresyncParams> {
     p.expect(b'(', "(")?;
     let uidvalidity = p.number()?;
     p.sp()?;
-    let modseq = p.number64()?;
-    if uidvalidity == 0 || modseq == 0 {
+    let modseq = ModSeq(p.number64()?);
+    if uidvalidity == 0 || modseq == ModSeq(0) {
         return Err("QRESYNC needs a non-zero UIDVALIDITY and mod-sequence".into());
     }
     let mut known_uids = None;
@@ -1148,7 +1149,7 @@ mod tests {
         };
         let p = |uidvalidity, modseq, known: Option<&[u8]>| QresyncParams {
             uidvalidity,
-            modseq,
+            modseq: ModSeq(modseq),
             known_uids: known.map(|k| SequenceSet::parse(k).unwrap()),
         };
         assert_eq!(

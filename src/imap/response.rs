@@ -4,6 +4,7 @@
 //! user may not or cannot have -> `NO [CODE]` (RFC 5530); a server fault -> `NO
 //! [SERVERBUG]` with a generic text, details only in the log.
 
+use crate::contracts::ModSeq;
 use std::fmt;
 
 use crate::store::StoreError;
@@ -39,7 +40,7 @@ pub enum Code {
     /// RFC 9051 §7.1: DELETE of a mailbox with children.
     HasChildren,
     /// RFC 7162 §3.1.2.1.
-    HighestModSeq(u64),
+    HighestModSeq(ModSeq),
     Limit,
     NonExistent,
     NoPerm,

@@ -13,6 +13,7 @@
 //! lower-casing.
 
 use super::fetch::days_from_civil;
+use crate::contracts::ModSeq;
 use crate::mime::text::{self, TextKind};
 use crate::mime::{MessageMeta, header_fields, unfold};
 use crate::store::SystemFlags;
@@ -141,7 +142,7 @@ pub enum SearchKey {
     /// TEXT: header or body.
     Text(Vec<u8>),
     /// MODSEQ (RFC 7162 §3.1.5): modseq >= n.
-    ModSeq(u64),
+    ModSeq(ModSeq),
     /// OLDER n / YOUNGER n (RFC 5032): INTERNALDATE more than / at most n seconds ago.
     Older(u64),
     Younger(u64),
@@ -284,7 +285,7 @@ pub struct Candidate<'a> {
     pub save_date: Option<i64>,
     /// RFC822.SIZE.
     pub size: u64,
-    pub modseq: u64,
+    pub modseq: ModSeq,
 }
 
 /// The mailbox-wide values keys refer to.
@@ -497,7 +498,7 @@ pub fn write_runs(numbers: &[u32], out: &mut Vec<u8>) {
 
 /// Writes `* SEARCH n n n` (RFC 3501 §7.2.5), with `(MODSEQ m)` when the search used
 /// MODSEQ and matched something (RFC 7162 §3.1.5), and the CRLF.
-pub fn write_search(numbers: &[u32], modseq: Option<u64>, out: &mut Vec<u8>) {
+pub fn write_search(numbers: &[u32], modseq: Option<ModSeq>, out: &mut Vec<u8>) {
     out.extend_from_slice(b"* SEARCH");
     for n in numbers {
         out.push(b' ');
@@ -546,7 +547,7 @@ pub fn write_esearch(
     uid: bool,
     numbers: &[u32],
     ret: Return,
-    modseq: Option<u64>,
+    modseq: Option<ModSeq>,
     out: &mut Vec<u8>,
 ) {
     let ret = if ret.means_all() {

@@ -12,7 +12,7 @@
 //!   68): a message added and removed between two syncs is never announced at all;
 //! - EXISTS only grows (RFC 9051 §7.4.1).
 
-use crate::contracts::MailboxId;
+use crate::contracts::{MailboxId, ModSeq};
 use std::collections::BTreeSet;
 
 use super::response::ImapError;
@@ -28,7 +28,7 @@ pub struct Msg {
     pub flags: SystemFlags,
     /// Removed in the store, not yet announced with EXPUNGE.
     pub expunged: bool,
-    pub modseq: u64,
+    pub modseq: ModSeq,
     pub keywords: Keywords,
 }
 
@@ -361,7 +361,7 @@ pub(crate) mod tests {
             internal_date: 0,
             save_date: 0,
             size: 1,
-            modseq: 1,
+            modseq: ModSeq(1),
             envelope_from: None,
         }
     }

@@ -4,7 +4,7 @@
 //! is one group-committed job that validates before it mutates and publishes its
 //! [`Change`]s after the commit.
 
-use crate::contracts::{MailboxId, UserId};
+use crate::contracts::{MailboxId, ModSeq, UserId};
 use redb::{ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
@@ -36,7 +36,7 @@ pub struct FlagState {
     pub uid: u32,
     pub flags: SystemFlags,
     pub keywords: Vec<String>,
-    pub modseq: u64,
+    pub modseq: ModSeq,
 }
 
 /// What [`Store::store_flags`] did.
@@ -71,7 +71,7 @@ pub struct MailboxStatus {
     pub size: u64,
     pub uidnext: u32,
     pub uidvalidity: u32,
-    pub highest_modseq: u64,
+    pub highest_modseq: ModSeq,
 }
 
 /// What [`Store::expunged_since`] found: UID ranges, ascending and disjoint.
@@ -450,7 +450,7 @@ impl Store {
         mode: FlagMode,
         flags: SystemFlags,
         keywords: Vec<String>,
-        unchanged_since: Option<u64>,
+        unchanged_since: Option<ModSeq>,
         origin: Origin,
     ) -> Result<FlagOutcome, StoreError> {
         self.write(move |tx, batch| {
@@ -463,7 +463,7 @@ impl Store {
                 };
                 let mut rec: MessageRecord = schema::decode(v.value())?;
                 drop(v);
-                if unchanged_since.is_some_and(|u| rec.modseq > u) {
+                if unchanged_since.is_some_and(|u| rec.modseq > u.0) {
                     out.modified.push(uid);
                     continue;
                 }
@@ -473,7 +473,7 @@ impl Store {
                         uid,
                         flags: rec.flags,
                         keywords: rec.keywords,
-                        modseq: rec.modseq,
+                        modseq: ModSeq(rec.modseq),
                     });
                     continue;
                 }
@@ -486,7 +486,7 @@ impl Store {
                     uid,
                     flags: rec.flags,
                     keywords: rec.keywords,
-                    modseq: rec.modseq,
+                    modseq: ModSeq(rec.modseq),
                 });
             }
             drop(t);
@@ -771,7 +771,7 @@ impl Store {
             let mut st = MailboxStatus {
                 uidnext: mb.uidnext,
                 uidvalidity: mb.uidvalidity,
-                highest_modseq: mb.highest_modseq.max(1),
+                highest_modseq: ModSeq(mb.highest_modseq.max(1)),
                 ..MailboxStatus::default()
             };
             let t = tx.open_table(MESSAGES)?;
@@ -803,7 +803,7 @@ impl Store {
     pub async fn expunged_since(
         &self,
         mailbox: MailboxId,
-        modseq: u64,
+        modseq: ModSeq,
         within: Vec<(u32, u32)>,
     ) -> Result<Vanished, StoreError> {
         self.read(move |tx, _| {
@@ -818,7 +818,7 @@ impl Store {
                 exact_from,
             };
             let last = mb.uidnext.saturating_sub(1);
-            if modseq >= mb.highest_modseq || last == 0 {
+            if modseq.0 >= mb.highest_modseq || last == 0 {
                 return Ok(out);
             }
             let ranges = merge_ranges(within, last);
@@ -845,7 +845,7 @@ impl Store {
                 if lo <= hi {
                     for row in gone.range((mailbox.0, lo)..=(mailbox.0, hi))? {
                         let (k, v) = row?;
-                        if v.value() > modseq {
+                        if v.value() > modseq.0 {
                             let uid = k.value().1;
                             push_range(&mut out.uids, uid, uid);
                         }

@@ -1,6 +1,6 @@
 //! Mailboxes: names, UIDVALIDITY, special-use, subscriptions.
 
-use crate::contracts::{MailboxId, UserId};
+use crate::contracts::{MailboxId, ModSeq, UserId};
 use redb::{ReadableTable, WriteTransaction};
 
 use super::schema::{self, MAILBOX_NAMES, MAILBOXES, META, MailboxRecord, SpecialUse};
@@ -27,7 +27,7 @@ pub struct MailboxInfo {
     pub name: String,
     pub uidvalidity: u32,
     pub uidnext: u32,
-    pub highest_modseq: u64,
+    pub highest_modseq: ModSeq,
     pub subscribed: bool,
     pub special_use: Option<SpecialUse>,
     pub messages: u64,
@@ -41,7 +41,7 @@ impl From<MailboxRecord> for MailboxInfo {
             name: r.name,
             uidvalidity: r.uidvalidity,
             uidnext: r.uidnext,
-            highest_modseq: r.highest_modseq,
+            highest_modseq: ModSeq(r.highest_modseq),
             subscribed: r.subscribed,
             special_use: r.special_use,
             messages: r.messages,

@@ -1,6 +1,6 @@
 //! Messages in mailboxes: append, read back, expunge, statistics.
 
-use crate::contracts::{MailboxId, UserId};
+use crate::contracts::{MailboxId, ModSeq, UserId};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -91,7 +91,7 @@ pub struct MessageInfo {
     pub internal_date: i64,
     pub save_date: i64,
     pub size: u64,
-    pub modseq: u64,
+    pub modseq: ModSeq,
     pub envelope_from: Option<String>,
 }
 
@@ -390,7 +390,7 @@ impl Store {
                     internal_date: m.internal_date,
                     save_date: m.save_date,
                     size: m.size,
-                    modseq: m.modseq,
+                    modseq: ModSeq(m.modseq),
                     envelope_from: m.envelope_from,
                 });
             }
@@ -624,7 +624,7 @@ pub(crate) fn load_in(
             internal_date: rec.internal_date,
             save_date: rec.save_date,
             size: rec.size,
-            modseq: rec.modseq,
+            modseq: ModSeq(rec.modseq),
             envelope_from: rec.envelope_from,
         };
         out.push((uid, Some(Loaded { info, meta, raw })));

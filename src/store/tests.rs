@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use super::*;
 use crate::config::StoreConfig;
-use crate::contracts::{MailboxId, Uid, UserId};
+use crate::contracts::{MailboxId, ModSeq, Uid, UserId};
 
 fn cfg(dictionary_after: u64) -> StoreConfig {
     StoreConfig {
@@ -72,7 +72,7 @@ fn new_user_gets_special_use_mailboxes() {
         assert!(
             boxes
                 .iter()
-                .all(|b| b.subscribed && b.highest_modseq >= 1 && b.uidnext == 1)
+                .all(|b| b.subscribed && b.highest_modseq >= ModSeq(1) && b.uidnext == 1)
         );
         let mut v: Vec<u32> = boxes.iter().map(|b| b.uidvalidity).collect();
         v.sort();
@@ -1315,7 +1315,10 @@ fn expunged_since_is_exact_in_the_window_and_a_superset_below_it() {
         let v = store.expunged_since(inbox, m1, all()).await.unwrap();
         assert!(v.uids.is_empty(), "{v:?}");
         assert_eq!(v.exact_from, 1);
-        let v = store.expunged_since(inbox, m1 - 1, all()).await.unwrap();
+        let v = store
+            .expunged_since(inbox, ModSeq(m1.0 - 1), all())
+            .await
+            .unwrap();
         assert_eq!(v.uids, [(10, 19)]);
 
         // UIDNEXT moves well past the window; UID 100 goes, then 2500..=2509.
@@ -1335,7 +1338,10 @@ fn expunged_since_is_exact_in_the_window_and_a_superset_below_it() {
         // 10..=19 went before m2 but lie below the window: reported all the same.
         assert_eq!(v.uids, [(10, 19), (100, 100), (2500, 2509)]);
         // In the window the modseq counts (2400 went before m2); below it, it cannot.
-        let v = store.expunged_since(inbox, m2 - 1, all()).await.unwrap();
+        let v = store
+            .expunged_since(inbox, ModSeq(m2.0 - 1), all())
+            .await
+            .unwrap();
         assert_eq!(v.uids, [(10, 19), (100, 100), (2400, 2400), (2500, 2509)]);
         let v = store.expunged_since(inbox, m3, all()).await.unwrap();
         assert_eq!(v.uids, [(10, 19), (100, 100), (2500, 2509)]);

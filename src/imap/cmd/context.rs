@@ -27,6 +27,7 @@
 //!   the command otherwise completes as asked (§4.3.1: "Other return options
 //!   specified SHALL still be honoured").
 
+use crate::contracts::ModSeq;
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use super::super::grammar::{Parser, R};
@@ -46,7 +47,7 @@ pub const MAX_CONTEXTS: usize = 8;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Seen {
     uid: u32,
-    modseq: u64,
+    modseq: ModSeq,
     flags: SystemFlags,
 }
 
@@ -357,7 +358,7 @@ impl Session {
     /// messages that changed since its last evaluation (`now` against `c.seen`) tested
     /// again, or all of them when the program depends on other messages.
     async fn evaluate(&mut self, c: &SearchContext, now: &[Seen]) -> Result<Vec<u32>, ImapError> {
-        let before: HashMap<u32, (u64, SystemFlags)> = c
+        let before: HashMap<u32, (ModSeq, SystemFlags)> = c
             .seen
             .iter()
             .map(|s| (s.uid, (s.modseq, s.flags)))

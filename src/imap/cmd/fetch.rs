@@ -12,6 +12,7 @@
 //! message's first blank line. Whatever the store must give is read a batch of messages
 //! at a time, in one call (see [`BATCH`]).
 
+use crate::contracts::ModSeq;
 use std::collections::VecDeque;
 
 use super::super::fetch::{self, Options, Partial, Rfc822, Section, SectionText};
@@ -115,7 +116,7 @@ pub struct FetchArgs {
     pub items: Vec<Item>,
     /// `(CHANGEDSINCE n)` (RFC 7162 §3.1.4.1); 0 is accepted as "everything"
     /// (PROTOCOL item 102, quirk Q3).
-    pub changed_since: Option<u64>,
+    pub changed_since: Option<ModSeq>,
     /// The `VANISHED` modifier of UID FETCH (RFC 7162 §3.2.6).
     pub vanished: bool,
     /// The `PARTIAL range` modifier of UID FETCH (RFC 9394 §3.3).
@@ -135,8 +136,9 @@ fn take(p: &mut Parser<'_>, f: impl Fn(u8) -> bool) -> Vec<u8> {
 }
 
 /// `mod-sequence-value`: 1..2^63-1 (RFC 7162 §7); 0 allowed where the caller says so.
-pub fn mod_sequence(p: &mut Parser<'_>) -> R<u64> {
+pub fn mod_sequence(p: &mut Parser<'_>) -> R<ModSeq> {
     p.number64()
+        .map(ModSeq)
         .map_err(|_| Syntax::Expected("a mod-sequence value (at most 2^63-1)"))
 }
 
@@ -813,19 +815,19 @@ mod tests {
             parse_fetch(b"(FLAGS) (CHANGEDSINCE 0)")
                 .unwrap()
                 .changed_since,
-            Some(0)
+            Some(ModSeq(0))
         );
         // RFC 7162 §3.2.6: the VANISHED modifier (checked against UID and CHANGEDSINCE
         // by the command, which answers BAD).
         let v = parse_fetch(b"(FLAGS) (CHANGEDSINCE 12345 VANISHED)").unwrap();
-        assert_eq!((v.changed_since, v.vanished), (Some(12345), true));
+        assert_eq!((v.changed_since, v.vanished), (Some(ModSeq(12345)), true));
         assert!(parse_fetch(b"(FLAGS) (VANISHED)").unwrap().vanished);
         assert!(!parse_fetch(b"FLAGS").unwrap().vanished);
         // RFC 9394 §3.3, §3.4: PARTIAL, alone or with CHANGEDSINCE in either order.
         let v = parse_fetch(b"(FLAGS) (PARTIAL -1:-30)").unwrap();
         assert!(v.partial.is_some());
         let v = parse_fetch(b"(FLAGS) (PARTIAL 1:500 CHANGEDSINCE 7)").unwrap();
-        assert!(v.partial.is_some() && v.changed_since == Some(7));
+        assert!(v.partial.is_some() && v.changed_since == Some(ModSeq(7)));
         assert_eq!(
             parse_fetch(b"BODY[1.MIME]").unwrap().items,
             vec![Item::Section {

@@ -4,6 +4,7 @@
 //! (§6.3.7, §6.3.8), STATUS (§6.3.11; RFC 8438 SIZE), SELECT/EXAMINE (§6.3.2, §6.3.3),
 //! CLOSE and UNSELECT (§6.4.1, §6.4.2).
 
+use crate::contracts::ModSeq;
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::super::grammar::{ListCommand, QresyncParams, StatusItem};
@@ -561,7 +562,7 @@ impl Session {
         ));
         o.push_str(&format!(
             "* OK [HIGHESTMODSEQ {}] Highest\r\n",
-            info.highest_modseq.max(1)
+            info.highest_modseq.max(ModSeq(1))
         ));
         out.extend_from_slice(o.as_bytes());
         if self.enabled.rev2 {

@@ -15,7 +15,7 @@ use super::super::response::ImapError;
 use super::super::sequence::{Bound, SequenceSet};
 use super::super::session::Session;
 use super::super::view::{View, flag_list};
-use crate::contracts::MailboxId;
+use crate::contracts::{MailboxId, ModSeq};
 
 /// `set` as inclusive UID ranges; `*` is the largest UID there can be (the store clips
 /// to UIDNEXT), `$` the SEARCHRES result (RFC 5182).
@@ -83,7 +83,7 @@ impl Session {
         &self,
         mailbox: MailboxId,
         present: &[u32],
-        modseq: u64,
+        modseq: ModSeq,
         within: Vec<(u32, u32)>,
         out: &mut Vec<u8>,
     ) -> Result<(), ImapError> {

@@ -5,7 +5,7 @@
 //! Keys that need the message content are evaluated only for messages the cheap keys
 //! did not already decide (see [`super::super::search`]); those load one message at a time.
 
-use crate::contracts::MailboxId;
+use crate::contracts::{MailboxId, ModSeq};
 use std::collections::BTreeSet;
 
 use super::super::grammar::{MAX_DEPTH, Parser, R, Syntax};
@@ -49,7 +49,7 @@ pub(in super::super) fn bad_charset() -> ImapError {
 pub(in super::super) struct Hit {
     pub seq: u32,
     pub uid: u32,
-    pub modseq: u64,
+    pub modseq: ModSeq,
     pub internal_date: i64,
     pub size: u64,
 }
@@ -654,7 +654,7 @@ mod tests {
         assert_eq!(k("$"), SearchKey::Uid(SeqSet::from_numbers(&[7, 9])));
         assert_eq!(
             k("MODSEQ \"/flags/\\\\draft\" all 620162338"),
-            SearchKey::ModSeq(620_162_338)
+            SearchKey::ModSeq(ModSeq(620_162_338))
         );
         assert_eq!(k("YOUNGER 60"), SearchKey::Younger(60));
         assert_eq!(

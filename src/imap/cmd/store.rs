@@ -9,13 +9,14 @@ use super::super::session::{Outcome, Session, State};
 use super::super::view::flag_list;
 use super::append::split_flags;
 use super::fetch::mod_sequence;
+use crate::contracts::ModSeq;
 use crate::store::FlagMode;
 
 /// A parsed STORE argument list (RFC 9051 §9 `store-att-flags`, RFC 7162 §7
 /// `store-modifier`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreArgs {
-    pub unchanged_since: Option<u64>,
+    pub unchanged_since: Option<ModSeq>,
     pub mode: FlagMode,
     pub silent: bool,
     pub flags: Vec<String>,
@@ -210,7 +211,7 @@ mod tests {
     #[test]
     fn store_args_parse() {
         let a = parse_store(b"(UNCHANGEDSINCE 5) +FLAGS.SILENT (\\Seen foo)").unwrap();
-        assert_eq!(a.unchanged_since, Some(5));
+        assert_eq!(a.unchanged_since, Some(ModSeq(5)));
         assert_eq!(a.mode, FlagMode::Add);
         assert!(a.silent);
         assert_eq!(a.flags, vec!["\\Seen", "foo"]);

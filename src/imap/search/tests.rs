@@ -99,7 +99,7 @@ fn run(key: &SearchKey) -> (Vec<u32>, usize) {
             internal_date: m.internal,
             save_date: m.saved,
             size: m.raw.len() as u64,
-            modseq: m.modseq,
+            modseq: ModSeq(m.modseq),
         };
         let result = match matches(key, &c, &SCOPE, None) {
             Some(r) => r,
@@ -181,8 +181,8 @@ fn search_keys_table() {
         (SearchKey::Saved(DateCmp::Since, d(2024, 3, 9)), vec![2]),
         (SearchKey::Saved(DateCmp::Before, d(2024, 3, 9)), vec![1]),
         (SearchKey::SaveDateSupported, vec![1, 2, 3]),
-        (SearchKey::ModSeq(9), vec![2, 3]),
-        (SearchKey::ModSeq(13), vec![]),
+        (SearchKey::ModSeq(ModSeq(9)), vec![2, 3]),
+        (SearchKey::ModSeq(ModSeq(13)), vec![]),
         (SearchKey::Older(DAY as u64 + 50), vec![1, 2]),
         (SearchKey::Younger(DAY as u64 + 50), vec![3]),
         (h("From", b"ALICE"), vec![1]),
@@ -258,7 +258,7 @@ fn cheap_keys_never_load_content() {
 
 #[test]
 fn key_properties() {
-    let k = SearchKey::Not(Box::new(SearchKey::And(vec![SearchKey::ModSeq(3)])));
+    let k = SearchKey::Not(Box::new(SearchKey::And(vec![SearchKey::ModSeq(ModSeq(3))])));
     assert!(k.uses_modseq());
     assert_eq!(k.depth(), 3);
     assert!(!SearchKey::All.uses_modseq());
@@ -302,10 +302,10 @@ fn search_and_esearch_responses() {
     write_search(&[], None, &mut out);
     assert_eq!(out, b"* SEARCH\r\n");
     out.clear();
-    write_search(&[2, 5], Some(917), &mut out);
+    write_search(&[2, 5], Some(ModSeq(917)), &mut out);
     assert_eq!(out, b"* SEARCH 2 5 (MODSEQ 917)\r\n");
     out.clear();
-    write_search(&[], Some(917), &mut out);
+    write_search(&[], Some(ModSeq(917)), &mut out);
     assert_eq!(out, b"* SEARCH\r\n");
 
     let all = Return {
@@ -316,7 +316,7 @@ fn search_and_esearch_responses() {
         partial: None,
         update: false,
     };
-    let table: &[(Option<&[u8]>, bool, &[u32], Return, Option<u64>, &str)] = &[
+    let table: &[(Option<&[u8]>, bool, &[u32], Return, Option<ModSeq>, &str)] = &[
         (
             Some(b"A1"),
             true,
@@ -357,7 +357,7 @@ fn search_and_esearch_responses() {
                 count: true,
                 ..Return::default()
             },
-            Some(44),
+            Some(ModSeq(44)),
             "* ESEARCH (TAG \"x\\\"y\") UID COUNT 1 MODSEQ 44\r\n",
         ),
     ];
@@ -366,7 +366,7 @@ fn search_and_esearch_responses() {
         let mut p = crate::imap::grammar::Parser::new(buf.as_bytes());
         Some(crate::imap::cmd::partial::Range::parse(&mut p).unwrap())
     };
-    let more: &[(Option<&[u8]>, bool, &[u32], Return, Option<u64>, &str)] = &[
+    let more: &[(Option<&[u8]>, bool, &[u32], Return, Option<ModSeq>, &str)] = &[
         // ESORT (RFC 5267 §3.2): the results in sort order; MIN and MAX are the first
         // and the last, ALL keeps the order.
         (
@@ -387,7 +387,7 @@ fn search_and_esearch_responses() {
                 partial: partial("-1:-3"),
                 ..Return::default()
             },
-            Some(8),
+            Some(ModSeq(8)),
             "* ESEARCH (TAG \"p\") UID COUNT 5 PARTIAL (-1:-3 5:6,9) MODSEQ 8\r\n",
         ),
         (
@@ -443,7 +443,7 @@ fn header_keys_see_the_prefix_and_body_keys_do_not() {
         internal_date: T,
         save_date: None,
         size: raw.len() as u64,
-        modseq: 1,
+        modseq: ModSeq(1),
     };
     let run = |k: SearchKey| matches(&k, &m, &SCOPE, Some(&content)).unwrap();
     assert!(run(SearchKey::header("delivered-to", b"alice")));

@@ -85,8 +85,8 @@ fn store_flags_modes_modseq_and_unchangedsince() {
             vec![1, 2]
         );
         assert!(out.unchanged.is_empty() && out.modified.is_empty());
-        assert_eq!(out.changed[0].modseq, before + 1);
-        assert_eq!(out.changed[1].modseq, before + 2);
+        assert_eq!(out.changed[0].modseq, ModSeq(before.0 + 1));
+        assert_eq!(out.changed[1].modseq, ModSeq(before.0 + 2));
         assert_eq!(out.changed[0].keywords, kw(&["$Work"]));
         assert_eq!(rx.try_recv().unwrap().kind, ChangeKind::Flags);
         let hms = store
@@ -95,7 +95,7 @@ fn store_flags_modes_modseq_and_unchangedsince() {
             .unwrap()
             .unwrap()
             .highest_modseq;
-        assert_eq!(hms, before + 2);
+        assert_eq!(hms, ModSeq(before.0 + 2));
 
         // Adding what is there changes nothing and bumps nothing.
         let out = store
@@ -122,7 +122,7 @@ fn store_flags_modes_modseq_and_unchangedsince() {
                 FlagMode::Replace,
                 SystemFlags(SystemFlags::FLAGGED),
                 vec![],
-                Some(before + 1),
+                Some(ModSeq(before.0 + 1)),
                 Origin::NONE,
             )
             .await
