@@ -32,7 +32,9 @@ async fn message_meta(store: &Store, mailbox: u64, uid: u32) -> (Structure, usiz
     got.unwrap().remove(0).1.unwrap().meta.unwrap()
 }
 
-fn request(store: &Store, user: u32, mailbox: &str, raw: &[u8]) -> AppendRequest {
+/// An append of `raw` to `mailbox` with no flags, keywords or trace; the store's other
+/// test modules build on it.
+pub(super) fn request(store: &Store, user: u32, mailbox: &str, raw: &[u8]) -> AppendRequest {
     AppendRequest {
         user,
         mailbox: mailbox.into(),
@@ -349,9 +351,10 @@ fn big(i: usize) -> Vec<u8> {
     m
 }
 
-/// A user "a" with `big(0..n)` in INBOX as UIDs 1..=n; returns the user and INBOX ids.
+/// A user "a" with `big(0..n)` in INBOX as UIDs 1..=n, once the packer is done with them;
+/// returns the user and INBOX ids.
 fn deliver_big(store: &Store, n: usize) -> (u32, u64) {
-    smol::block_on(async {
+    let ids = smol::block_on(async {
         let a = store.add_user("a", "h".into()).await.unwrap();
         let inbox = store.mailbox(a, "INBOX").await.unwrap().unwrap().id;
         for chunk in (0..n).collect::<Vec<_>>().chunks(50) {
@@ -362,7 +365,9 @@ fn deliver_big(store: &Store, n: usize) -> (u32, u64) {
             store.append_many(reqs).await.unwrap();
         }
         (a, inbox)
-    })
+    });
+    wait_packer(store);
+    ids
 }
 
 #[test]
@@ -371,7 +376,6 @@ fn loose_blobs_are_packed_and_read_back_and_sparse_packs_unpacked() {
     let store = Store::open(dir.path(), &cfg(0)).unwrap();
     let n = 1200;
     let (a, inbox) = deliver_big(&store, n);
-    wait_packer(&store);
     let (packs, loose) = pack_state(&store);
     assert!(packs >= 2, "{packs} packs");
     assert!(
@@ -601,22 +605,27 @@ fn a_large_message_is_packed_alone_at_once_and_leaves_with_its_last_copy() {
     assert_eq!(pack_state(&store).0, 0, "the last copy took its pack");
 }
 
-/// (packs of several messages, how many of them have no dictionary)
-fn multi_packs(store: &Store) -> (usize, usize) {
+/// Every pack record in the store.
+fn packs(store: &Store) -> Vec<schema::PackRecord> {
     smol::block_on(store.read(|tx, _| {
         use redb::ReadableTable;
-        let mut out = (0, 0);
+        let mut out = Vec::new();
         for row in tx.open_table(schema::PACKS)?.iter()? {
-            let (_, v) = row?;
-            let rec: schema::PackRecord = schema::decode(v.value())?;
-            if rec.items.len() > 1 {
-                out.0 += 1;
-                out.1 += usize::from(rec.dict == 0);
-            }
+            out.push(schema::decode(row?.1.value())?);
         }
         Ok(out)
     }))
     .unwrap()
+}
+
+/// (packs of several messages, how many of them have no dictionary)
+fn multi_packs(store: &Store) -> (usize, usize) {
+    let multi: Vec<_> = packs(store)
+        .into_iter()
+        .filter(|rec| rec.items.len() > 1)
+        .collect();
+    let undicted = multi.iter().filter(|rec| rec.dict == 0).count();
+    (multi.len(), undicted)
 }
 
 #[test]
@@ -626,7 +635,6 @@ fn packs_made_before_the_dictionary_are_packed_again_with_it() {
     let store = Store::open(dir.path(), &cfg(100_000)).unwrap();
     let n = 1800;
     let (a, inbox) = deliver_big(&store, n);
-    wait_packer(&store);
     let (packs, undicted) = multi_packs(&store);
     assert!(
         packs >= 2 && undicted == packs,
@@ -1357,15 +1365,10 @@ fn expunged_since_is_exact_in_the_window_and_a_superset_below_it() {
 
 /// Packs sparse enough for the packer to unpack them.
 fn sparse_packs(store: &Store) -> usize {
-    smol::block_on(store.read(|tx, _| {
-        use redb::ReadableTable;
-        let mut n = 0;
-        for row in tx.open_table(schema::PACKS)?.iter()? {
-            n += usize::from(super::pack::is_sparse(&schema::decode(row?.1.value())?));
-        }
-        Ok(n)
-    }))
-    .unwrap()
+    packs(store)
+        .iter()
+        .filter(|rec| super::pack::is_sparse(rec))
+        .count()
 }
 
 #[test]
@@ -1374,7 +1377,6 @@ fn a_pack_under_two_thirds_live_is_repacked() {
     let store = Store::open(dir.path(), &cfg(0)).unwrap();
     let n = 1200;
     let (_, inbox) = deliver_big(&store, n);
-    wait_packer(&store);
     // Two in five go, as junk and POP3-downloaded mail do on the day it came: every pack
     // is left 0.6 live.
     smol::block_on(async {
@@ -1382,16 +1384,7 @@ fn a_pack_under_two_thirds_live_is_repacked() {
         store.expunge(inbox, gone).await.unwrap();
     });
     wait_packer(&store);
-    let dead = smol::block_on(store.read(|tx, _| {
-        use redb::ReadableTable;
-        let mut dead = 0;
-        for row in tx.open_table(schema::PACKS)?.iter()? {
-            let rec: schema::PackRecord = schema::decode(row?.1.value())?;
-            dead += rec.raw_len - rec.live;
-        }
-        Ok(dead)
-    }))
-    .unwrap();
+    let dead: u64 = packs(&store).iter().map(|rec| rec.raw_len - rec.live).sum();
     assert_eq!(dead, 0, "the packs were made again of the live mail");
     smol::block_on(async {
         for uid in (1..=n as u32).filter(|u| u % 5 >= 2) {
@@ -1407,7 +1400,6 @@ fn expunge_while_the_packer_waits_to_compact_still_unpacks() {
     let store = Store::open(dir.path(), &cfg(0)).unwrap();
     let n = 1200;
     let (a, inbox) = deliver_big(&store, n);
-    wait_packer(&store);
     assert!(pack_state(&store).0 >= 2);
     assert_eq!(sparse_packs(&store), 0);
     smol::block_on(async {
