@@ -236,26 +236,13 @@ fn expunge_in(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
     use crate::config::StoreConfig;
-    use crate::store::{AppendRequest, SystemFlags};
+    use crate::store::AppendRequest;
 
     fn request(store: &Store, user: u32, i: usize) -> AppendRequest {
         let raw = format!("Subject: {i}\r\n\r\nbody {i}\r\n").into_bytes();
-        AppendRequest {
-            user,
-            mailbox: "INBOX".into(),
-            create: false,
-            blob: Arc::new(store.codec().prepare(&raw).unwrap()),
-            trace: None,
-            flags: SystemFlags::default(),
-            keywords: Vec::new(),
-            internal_date: 1_000_000,
-            envelope_from: None,
-            kept: None,
-        }
+        crate::store::tests::request(store, user, "INBOX", &raw)
     }
 
     /// A store with one user and three INBOX messages (UIDs 1..=3).
