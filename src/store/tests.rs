@@ -1037,17 +1037,7 @@ fn load_messages_gives_only_the_header_and_skips_the_trace_when_asked() {
 /// Fills a store with `n` big messages, waits for the packer, and gives (file bytes,
 /// free bytes in the file).
 fn packed_file(store: &Store, n: usize) -> (u64, u64) {
-    smol::block_on(async {
-        let a = store.add_user("a", "h".into()).await.unwrap();
-        for chunk in (0..n).collect::<Vec<_>>().chunks(50) {
-            let reqs = chunk
-                .iter()
-                .map(|i| request(store, a, "INBOX", &big(*i)))
-                .collect();
-            store.append_many(reqs).await.unwrap();
-        }
-    });
-    wait_packer(store);
+    deliver_big(store, n);
     let stats = smol::block_on(store.stats(None)).unwrap();
     (stats.file_bytes, stats.free_bytes)
 }
