@@ -874,8 +874,8 @@ mod tests {
 
     #[test]
     fn fetch_items_must_fail() {
-        for bad in [
-            &b"(FLAGS"[..],
+        let refused: &[&[u8]] = &[
+            b"(FLAGS",
             b"FOO",
             b"BODY[MIME]",
             b"BODY[0]",
@@ -891,12 +891,7 @@ mod tests {
             b"(FLAGS) (PARTIAL -1:5)",
             b"(FLAGS) (PARTIAL 1:5 PARTIAL 1:2)",
             b"FLAGS extra",
-        ] {
-            assert!(
-                parse_fetch(bad).is_err(),
-                "{}",
-                String::from_utf8_lossy(bad)
-            );
-        }
+        ];
+        crate::testing::assert_refused(parse_fetch, refused);
     }
 }

@@ -771,7 +771,7 @@ mod tests {
             groups[3].events,
             vec![Event::MailboxName, Event::SubscriptionChange]
         );
-        for bad in [
+        let refused: &[&str] = &[
             "",
             " SET",
             " SET ()",
@@ -780,9 +780,8 @@ mod tests {
             " SET (subtree (MessageNew))",
             " SET (selected (MessageNew (UID)",
             " NONE extra",
-        ] {
-            assert!(parse_str(bad).is_err(), "{bad:?} parsed");
-        }
+        ];
+        crate::testing::assert_refused(parse_str, refused);
     }
 
     #[test]

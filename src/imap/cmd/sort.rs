@@ -235,16 +235,15 @@ mod tests {
 
     #[test]
     fn sort_args_must_fail() {
-        for bad in [
-            &b"DATE UTF-8 ALL"[..],
+        let refused: &[&[u8]] = &[
+            b"DATE UTF-8 ALL",
             b"() UTF-8 ALL",
             b"(DATE) ALL",
             b"(REVERSE) UTF-8 ALL",
             b"(BOGUS) UTF-8 ALL",
             b"(DATE) UTF-8",
             b"RETURN (SAVE) (DATE) UTF-8 ALL",
-        ] {
-            assert!(parse_sort(bad).is_err(), "{}", String::from_utf8_lossy(bad));
-        }
+        ];
+        crate::testing::assert_refused(parse_sort, refused);
     }
 }
