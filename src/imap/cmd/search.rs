@@ -63,6 +63,12 @@ impl Hit {
             size: info.size,
         }
     }
+
+    /// How a reply names this message: by UID in the UID form of the command, else by
+    /// sequence number.
+    pub(in super::super) fn number(&self, uid: bool) -> u32 {
+        if uid { self.uid } else { self.seq }
+    }
 }
 
 /// Messages whose content a search reads in one call to the store, and the bytes
@@ -379,10 +385,7 @@ impl Session {
         let State::Selected(_, view) = &mut self.state else {
             return Err(ImapError::Bad("Select a mailbox first".into()));
         };
-        let numbers: Vec<u32> = hits
-            .iter()
-            .map(|h| if uid { h.uid } else { h.seq })
-            .collect();
+        let numbers: Vec<u32> = hits.iter().map(|h| h.number(uid)).collect();
         // What the command returns (RFC 9394 §3.2): SAVE keeps it, and with MODSEQ the
         // reply carries its highest mod-sequence (RFC 7162 §3.1.5).
         let returned = partial::returned(&a.ret.unwrap_or_default(), &hits);

@@ -174,10 +174,7 @@ impl Session {
             let uids = sorted.iter().map(|h| h.uid).collect();
             self.open_context(tag, uid, &a.key, Some(a.criteria.clone()), uids, out);
         }
-        let numbers: Vec<u32> = sorted
-            .iter()
-            .map(|h| if uid { h.uid } else { h.seq })
-            .collect();
+        let numbers: Vec<u32> = sorted.iter().map(|h| h.number(uid)).collect();
         match a.ret {
             // RFC 5267 §3.2, RFC 9394 §3.1: PARTIAL pages the results in sort order.
             Some(r) => write_esearch(Some(tag.as_bytes()), uid, &numbers, r, None, out),
