@@ -254,17 +254,24 @@ pub fn string(out: &mut Vec<u8>, bytes: &[u8], utf8: bool) {
             .iter()
             .all(|b| !matches!(b, 0 | b'\r' | b'\n' | b'{') && (utf8 || b.is_ascii()));
     if quotable {
-        out.push(b'"');
-        for b in bytes {
-            if matches!(b, b'"' | b'\\') {
-                out.push(b'\\');
-            }
-            out.push(*b);
-        }
-        out.push(b'"');
+        quoted(out, bytes);
     } else {
         literal(out, bytes);
     }
+}
+
+/// Appends `bytes` as a quoted string, `"` and `\` escaped (RFC 9051 §4.3
+/// `quoted-specials`; ManageSieve quotes the same way, RFC 5804 §4). The caller has
+/// checked that the bytes may go out quoted.
+pub fn quoted(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.push(b'"');
+    for b in bytes {
+        if matches!(b, b'"' | b'\\') {
+            out.push(b'\\');
+        }
+        out.push(*b);
+    }
+    out.push(b'"');
 }
 
 /// Appends `bytes` as an `astring`: bare when every byte is an `ASTRING-CHAR` (as RFC
