@@ -308,6 +308,15 @@ pub fn mailbox(out: &mut Vec<u8>, name: &str, utf8: bool) {
     }
 }
 
+/// Appends a LIST response up to its CRLF, `* LIST (attributes) "/" mailbox` (RFC 9051
+/// §7.3.1); extended data such as CHILDINFO or OLDNAME may follow.
+pub fn list(out: &mut Vec<u8>, attributes: &[&str], name: &str, utf8: bool) {
+    out.extend_from_slice(b"* LIST (");
+    out.extend_from_slice(attributes.join(" ").as_bytes());
+    out.extend_from_slice(b") \"/\" ");
+    mailbox(out, name, utf8);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
