@@ -611,12 +611,23 @@ impl<'a> Parser<'a> {
     }
 
     /// `"(" [item *(SP item)] ")"`.
-    pub fn list_of<T>(&mut self, mut item: impl FnMut(&mut Self) -> R<T>) -> R<Vec<T>> {
+    pub fn list_of<T>(&mut self, item: impl FnMut(&mut Self) -> R<T>) -> R<Vec<T>> {
         self.expect(b'(', "(")?;
-        let mut out = Vec::new();
         if self.eat(b')') {
-            return Ok(out);
+            return Ok(Vec::new());
         }
+        self.items_to_paren(item)
+    }
+
+    /// `"(" item *(SP item) ")"`: one item at least.
+    pub fn nonempty_list_of<T>(&mut self, item: impl FnMut(&mut Self) -> R<T>) -> R<Vec<T>> {
+        self.expect(b'(', "(")?;
+        self.items_to_paren(item)
+    }
+
+    /// `item *(SP item) ")"`, the rest of a list after its `(`.
+    fn items_to_paren<T>(&mut self, mut item: impl FnMut(&mut Self) -> R<T>) -> R<Vec<T>> {
+        let mut out = Vec::new();
         loop {
             out.push(item(self)?);
             if self.eat(b')') {
@@ -766,30 +777,24 @@ fn parse_list(p: &mut Parser<'_>) -> R<ListCommand> {
         }
         cmd.extended = true;
         p.sp()?;
-        p.expect(b'(', "(")?;
-        if !p.eat(b')') {
-            loop {
-                let o = p.atom()?.to_ascii_uppercase();
-                match o.as_slice() {
-                    b"SUBSCRIBED" => cmd.ret.subscribed = true,
-                    b"CHILDREN" => cmd.ret.children = true,
-                    b"SPECIAL-USE" => cmd.ret.special_use = true,
-                    b"STATUS" => {
-                        p.sp()?;
-                        cmd.ret.status = Some(p.list_of(status_item)?);
-                    }
-                    b"METADATA" => {
-                        p.sp()?;
-                        cmd.ret.metadata = Some(super::cmd::metadata::parse_list_return(p)?);
-                    }
-                    _ => return Err(Syntax::Unknown("LIST return option")),
+        p.list_of(|p| {
+            let o = p.atom()?.to_ascii_uppercase();
+            match o.as_slice() {
+                b"SUBSCRIBED" => cmd.ret.subscribed = true,
+                b"CHILDREN" => cmd.ret.children = true,
+                b"SPECIAL-USE" => cmd.ret.special_use = true,
+                b"STATUS" => {
+                    p.sp()?;
+                    cmd.ret.status = Some(p.list_of(status_item)?);
                 }
-                if p.eat(b')') {
-                    break;
+                b"METADATA" => {
+                    p.sp()?;
+                    cmd.ret.metadata = Some(super::cmd::metadata::parse_list_return(p)?);
                 }
-                p.sp()?;
+                _ => return Err(Syntax::Unknown("LIST return option")),
             }
-        }
+            Ok(())
+        })?;
     }
     Ok(cmd)
 }

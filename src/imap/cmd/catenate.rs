@@ -35,24 +35,18 @@ pub enum CatPart {
 
 /// `"(" cat-part *(SP cat-part) ")"` after `CATENATE SP` (RFC 4469 §5).
 pub fn cat_parts(p: &mut Parser<'_>) -> R<Vec<CatPart>> {
-    p.expect(b'(', "(")?;
-    let mut parts = Vec::new();
-    loop {
+    p.nonempty_list_of(|p| {
         if p.keyword("TEXT") {
             p.sp()?;
             // `text-literal = "TEXT" SP literal`: no literal8, no NUL.
-            parts.push(CatPart::Text(p.literal(false)?));
+            Ok(CatPart::Text(p.literal(false)?))
         } else if p.keyword("URL") {
             p.sp()?;
-            parts.push(CatPart::Url(p.astring()?));
+            Ok(CatPart::Url(p.astring()?))
         } else {
-            return Err("CATENATE expects TEXT or URL parts".into());
+            Err("CATENATE expects TEXT or URL parts".into())
         }
-        if p.eat(b')') {
-            return Ok(parts);
-        }
-        p.sp()?;
-    }
+    })
 }
 
 /// A message (or a part of it) named by an IMAP URL (RFC 5092 §6 `imessagepart`),

@@ -198,15 +198,7 @@ pub(in super::super) fn section(p: &mut Parser<'_>, binary: bool) -> R<Section> 
 /// `header-list = "(" header-fld-name *(SP header-fld-name) ")"`.
 fn header_list(p: &mut Parser<'_>) -> R<Vec<Vec<u8>>> {
     p.sp()?;
-    p.expect(b'(', "(")?;
-    let mut names = Vec::new();
-    loop {
-        names.push(p.astring()?);
-        if p.eat(b')') {
-            return Ok(names);
-        }
-        p.sp()?;
-    }
+    p.nonempty_list_of(|p| p.astring())
 }
 
 /// `"<" number64 "." nz-number64 ">"` (RFC 9051 §9 `partial`; RFC 3501 had 32-bit
@@ -260,16 +252,13 @@ fn att(p: &mut Parser<'_>) -> R<Item> {
                     .is_some_and(|w| w.eq_ignore_ascii_case(b"LAZY"))
             {
                 p.sp()?;
-                p.expect(b'(', "(")?;
-                loop {
-                    if !p.keyword("LAZY") {
-                        return Err(Syntax::Unknown("PREVIEW modifier"));
+                p.nonempty_list_of(|p| {
+                    if p.keyword("LAZY") {
+                        Ok(())
+                    } else {
+                        Err(Syntax::Unknown("PREVIEW modifier"))
                     }
-                    if p.eat(b')') {
-                        break;
-                    }
-                    p.sp()?;
-                }
+                })?;
             }
             Item::Preview
         }
@@ -312,8 +301,7 @@ pub fn fetch_args(p: &mut Parser<'_>) -> R<FetchArgs> {
     let mut vanished = false;
     let mut partial = None;
     if p.eat(b' ') {
-        p.expect(b'(', "(")?;
-        loop {
+        p.nonempty_list_of(|p| {
             if p.keyword("CHANGEDSINCE") {
                 p.sp()?;
                 changed_since = Some(mod_sequence(p)?);
@@ -329,11 +317,8 @@ pub fn fetch_args(p: &mut Parser<'_>) -> R<FetchArgs> {
             } else {
                 return Err(Syntax::Unknown("FETCH modifier"));
             }
-            if p.eat(b')') {
-                break;
-            }
-            p.sp()?;
-        }
+            Ok(())
+        })?;
     }
     Ok(FetchArgs {
         items,
@@ -354,15 +339,7 @@ fn split_meta(meta: &Option<(MessageMeta, usize)>) -> (Option<&MessageMeta>, usi
 /// `"(" fetch-att *(SP fetch-att) ")"`, also the list of NOTIFY's MessageNew (RFC 5465
 /// §8).
 pub fn att_list(p: &mut Parser<'_>) -> R<Vec<Item>> {
-    p.expect(b'(', "(")?;
-    let mut items = Vec::new();
-    loop {
-        items.push(att(p)?);
-        if p.eat(b')') {
-            return Ok(items);
-        }
-        p.sp()?;
-    }
+    p.nonempty_list_of(att)
 }
 
 /// The listing entry of `uid` (`list` in UID order).

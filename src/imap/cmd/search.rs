@@ -256,37 +256,31 @@ pub(in super::super) fn return_options(p: &mut Parser<'_>) -> R<Option<(Return, 
         return Ok(None);
     }
     p.sp()?;
-    p.expect(b'(', "(")?;
     let mut r = Return::default();
     let mut save = false;
-    if !p.eat(b')') {
-        loop {
-            let o = p.atom()?.to_ascii_uppercase();
-            match o.as_slice() {
-                b"MIN" => r.min = true,
-                b"MAX" => r.max = true,
-                b"COUNT" => r.count = true,
-                // RFC 9394 §3.1: "either one PARTIAL, one ALL, or neither".
-                b"ALL" | b"PARTIAL" if r.all || r.partial.is_some() => {
-                    return Err("RETURN takes one PARTIAL or one ALL".into());
-                }
-                b"ALL" => r.all = true,
-                b"PARTIAL" => {
-                    p.sp()?;
-                    r.partial = Some(Range::parse(p)?);
-                }
-                b"SAVE" => save = true,
-                // RFC 5267 §4.3; CONTEXT (§4.2) is a hint servers may ignore, as we do.
-                b"UPDATE" => r.update = true,
-                b"CONTEXT" => {}
-                _ => return Err(Syntax::Unknown("RETURN option")),
+    p.list_of(|p| {
+        let o = p.atom()?.to_ascii_uppercase();
+        match o.as_slice() {
+            b"MIN" => r.min = true,
+            b"MAX" => r.max = true,
+            b"COUNT" => r.count = true,
+            // RFC 9394 §3.1: "either one PARTIAL, one ALL, or neither".
+            b"ALL" | b"PARTIAL" if r.all || r.partial.is_some() => {
+                return Err("RETURN takes one PARTIAL or one ALL".into());
             }
-            if p.eat(b')') {
-                break;
+            b"ALL" => r.all = true,
+            b"PARTIAL" => {
+                p.sp()?;
+                r.partial = Some(Range::parse(p)?);
             }
-            p.sp()?;
+            b"SAVE" => save = true,
+            // RFC 5267 §4.3; CONTEXT (§4.2) is a hint servers may ignore, as we do.
+            b"UPDATE" => r.update = true,
+            b"CONTEXT" => {}
+            _ => return Err(Syntax::Unknown("RETURN option")),
         }
-    }
+        Ok(())
+    })?;
     p.sp()?;
     Ok(Some((r, save)))
 }

@@ -64,9 +64,7 @@ pub fn sort_args(p: &mut Parser<'_>) -> R<SortArgs> {
         Some((r, false)) => Some(r),
         None => None,
     };
-    p.expect(b'(', "(")?;
-    let mut criteria = Vec::new();
-    loop {
+    let criteria = p.nonempty_list_of(|p| {
         let mut word = p.atom()?.to_ascii_uppercase();
         let reverse = word == b"REVERSE";
         if reverse {
@@ -85,12 +83,8 @@ pub fn sort_args(p: &mut Parser<'_>) -> R<SortArgs> {
             b"DISPLAYTO" => SortKey::DisplayTo,
             _ => return Err(Syntax::Unknown("sort key")),
         };
-        criteria.push(Criterion { reverse, key });
-        if p.eat(b')') {
-            break;
-        }
-        p.sp()?;
-    }
+        Ok(Criterion { reverse, key })
+    })?;
     p.sp()?;
     let charset = String::from_utf8_lossy(&p.astring()?).to_ascii_uppercase();
     p.sp()?;
