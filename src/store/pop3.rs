@@ -238,21 +238,24 @@ fn expunge_in(
 mod tests {
     use super::*;
     use crate::config::StoreConfig;
-    use crate::store::AppendRequest;
 
-    fn request(store: &Store, user: u32, i: usize) -> AppendRequest {
-        let raw = format!("Subject: {i}\r\n\r\nbody {i}\r\n").into_bytes();
-        crate::store::tests::request(store, user, "INBOX", &raw)
-    }
-
-    /// A store with one user and three INBOX messages (UIDs 1..=3).
-    async fn setup(dir: &std::path::Path) -> (Store, u32, u64) {
-        let store = Store::open(dir, &StoreConfig::default()).unwrap();
-        let user = store.add_user("alice", "h".into()).await.unwrap();
-        let reqs = (1..=3).map(|i| request(&store, user, i)).collect();
-        store.append_many(reqs).await.unwrap();
-        let inbox = store.mailbox(user, "INBOX").await.unwrap().unwrap().id;
-        (store, user, inbox)
+    /// Runs `test` on a store with one user and three INBOX messages (UIDs 1..=3), given
+    /// the store, the user and the INBOX id.
+    fn with_inbox(test: impl AsyncFnOnce(&Store, u32, u64)) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), &StoreConfig::default()).unwrap();
+        smol::block_on(async {
+            let user = store.add_user("alice", "h".into()).await.unwrap();
+            let reqs = (1..=3)
+                .map(|i| {
+                    let raw = format!("Subject: {i}\r\n\r\nbody {i}\r\n").into_bytes();
+                    crate::store::tests::request(&store, user, "INBOX", &raw)
+                })
+                .collect();
+            store.append_many(reqs).await.unwrap();
+            let inbox = store.mailbox(user, "INBOX").await.unwrap().unwrap().id;
+            test(&store, user, inbox).await;
+        });
     }
 
     async fn uids(store: &Store, mailbox: u64) -> Vec<u32> {
@@ -267,9 +270,7 @@ mod tests {
 
     #[test]
     fn retrieved_is_recorded_once() {
-        let dir = tempfile::tempdir().unwrap();
-        smol::block_on(async {
-            let (store, _, inbox) = setup(dir.path()).await;
+        with_inbox(async |store, _, inbox| {
             store
                 .set_pop3_retrieved(inbox, vec![2, 9], 100)
                 .await
@@ -284,16 +285,14 @@ mod tests {
 
     #[test]
     fn update_expunge_publishes_and_skips_missing() {
-        let dir = tempfile::tempdir().unwrap();
-        smol::block_on(async {
-            let (store, user, inbox) = setup(dir.path()).await;
+        with_inbox(async |store, user, inbox| {
             let feed = store.feed().subscribe(user);
             let n = store
                 .pop3_update(inbox, vec![1, 3, 7], Pop3Removal::Expunge)
                 .await
                 .unwrap();
             assert_eq!(n, 2);
-            assert_eq!(uids(&store, inbox).await, vec![2]);
+            assert_eq!(uids(store, inbox).await, vec![2]);
             let change = feed.try_recv().unwrap();
             assert_eq!(change.kind, ChangeKind::Expunged);
             let mb = store.mailbox(user, "INBOX").await.unwrap().unwrap();
@@ -303,14 +302,12 @@ mod tests {
 
     #[test]
     fn update_hide_keeps_the_message_with_a_keyword() {
-        let dir = tempfile::tempdir().unwrap();
-        smol::block_on(async {
-            let (store, _, inbox) = setup(dir.path()).await;
+        with_inbox(async |store, _, inbox| {
             store
                 .pop3_update(inbox, vec![2], Pop3Removal::Hide)
                 .await
                 .unwrap();
-            assert_eq!(uids(&store, inbox).await, vec![1, 3]);
+            assert_eq!(uids(store, inbox).await, vec![1, 3]);
             let all = store.messages(inbox).await.unwrap();
             assert_eq!(all.len(), 3);
             assert_eq!(all[1].keywords, vec![POP3_DELETED.to_string()]);
@@ -319,9 +316,7 @@ mod tests {
 
     #[test]
     fn update_move_creates_the_target_and_keeps_blobs() {
-        let dir = tempfile::tempdir().unwrap();
-        smol::block_on(async {
-            let (store, user, inbox) = setup(dir.path()).await;
+        with_inbox(async |store, user, inbox| {
             store
                 .pop3_update(
                     inbox,
@@ -330,7 +325,7 @@ mod tests {
                 )
                 .await
                 .unwrap();
-            assert_eq!(uids(&store, inbox).await, vec![3]);
+            assert_eq!(uids(store, inbox).await, vec![3]);
             let old = store.mailbox(user, "Old/POP").await.unwrap().unwrap();
             assert_eq!(old.messages, 2);
             let bytes = store.message_bytes(old.id, 2).await.unwrap().unwrap();
