@@ -13,7 +13,6 @@ mod handlers;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use smol::net::TcpListener;
 use smol::{Executor, Timer};
 
 use crate::net::accept::{self, AcceptOptions};
@@ -259,13 +258,7 @@ pub async fn start(ctx: &Context, ex: &Arc<Executor<'static>>) -> Result<(), Ser
         .chain(ctx.config.http.tls_listen.iter().map(|a| (a, true)));
     for (addr, implicit_tls) in all {
         let proto = if implicit_tls { "https" } else { "http" };
-        let l = TcpListener::bind(addr)
-            .await
-            .map_err(|e| ServeError::Bind(format!("{proto} {addr}"), e))?;
-        let local = l
-            .local_addr()
-            .map_err(|e| ServeError::Bind(proto.into(), e))?;
-        println!("listening {proto} {local}");
+        let l = crate::net::listen(*addr, proto).await?;
         let opts = AcceptOptions {
             proto,
             service: Service::Http,

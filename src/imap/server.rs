@@ -12,7 +12,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use smol::net::TcpListener;
 use smol::{Executor, Timer};
 
 use super::framing::{FrameError, FrameLimits, Framed, Framer};
@@ -393,13 +392,7 @@ pub async fn start(
         .chain(ctx.config.imap.tls_listen.iter().map(|a| (a, true)));
     for (addr, implicit_tls) in all {
         let proto = if implicit_tls { "imaps" } else { "imap" };
-        let l = TcpListener::bind(addr)
-            .await
-            .map_err(|e| crate::net::ServeError::Bind(format!("{proto} {addr}"), e))?;
-        let local = l
-            .local_addr()
-            .map_err(|e| crate::net::ServeError::Bind(proto.into(), e))?;
-        println!("listening {proto} {local}");
+        let l = crate::net::listen(*addr, proto).await?;
         let opts = AcceptOptions {
             proto,
             service: Service::Imap,

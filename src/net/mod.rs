@@ -48,6 +48,22 @@ impl std::fmt::Display for ServeError {
 
 impl std::error::Error for ServeError {}
 
+/// Binds a TCP listener for `proto` and announces it on stdout as `listening <proto>
+/// <addr>`, from which scripts and tests learn ephemeral ports.
+pub async fn listen(
+    addr: std::net::SocketAddr,
+    proto: &str,
+) -> Result<smol::net::TcpListener, ServeError> {
+    let l = smol::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| ServeError::Bind(format!("{proto} {addr}"), e))?;
+    let local = l
+        .local_addr()
+        .map_err(|e| ServeError::Bind(proto.into(), e))?;
+    println!("listening {proto} {local}");
+    Ok(l)
+}
+
 /// Counts live connections so shutdown can wait for them, and connections ever opened so
 /// the memory timer can tell a quiet server.
 #[derive(Clone, Default)]
