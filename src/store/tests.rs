@@ -13,6 +13,16 @@ fn cfg(dictionary_after: u64) -> StoreConfig {
     }
 }
 
+/// Runs `test` on a fresh store with one user, "a".
+fn with_user_a(test: impl AsyncFnOnce(&Store, u32)) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &cfg(0)).unwrap();
+    smol::block_on(async {
+        let a = store.add_user("a", "h".into()).await.unwrap();
+        test(&store, a).await;
+    });
+}
+
 fn message(i: usize) -> Vec<u8> {
     format!(
         "From: sender{i}@example.org\r\nTo: alice@example.org\r\nSubject: note {i}\r\n\
@@ -82,16 +92,13 @@ fn new_user_gets_special_use_mailboxes() {
 
 #[test]
 fn copies_share_one_blob_and_last_expunge_frees_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), &cfg(0)).unwrap();
-    smol::block_on(async {
-        let a = store.add_user("a", "h".into()).await.unwrap();
+    with_user_a(async |store, a| {
         let b = store.add_user("b", "h".into()).await.unwrap();
         let raw = message(1);
         let results = store
             .append_many(vec![
-                request(&store, a, "INBOX", &raw),
-                request(&store, b, "INBOX", &raw),
+                request(store, a, "INBOX", &raw),
+                request(store, b, "INBOX", &raw),
             ])
             .await
             .unwrap();
@@ -125,17 +132,14 @@ fn copies_share_one_blob_and_last_expunge_frees_it() {
 
 #[test]
 fn missing_mailbox_fails_alone_in_a_batch() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), &cfg(0)).unwrap();
-    smol::block_on(async {
-        let a = store.add_user("a", "h".into()).await.unwrap();
+    with_user_a(async |store, a| {
         let raw = message(2);
-        let mut create = request(&store, a, "Lists/rust", &raw);
+        let mut create = request(store, a, "Lists/rust", &raw);
         create.create = true;
         let r = store
             .append_many(vec![
-                request(&store, a, "INBOX", &raw),
-                request(&store, a, "Nope", &raw),
+                request(store, a, "INBOX", &raw),
+                request(store, a, "Nope", &raw),
                 create,
             ])
             .await
@@ -150,14 +154,11 @@ fn missing_mailbox_fails_alone_in_a_batch() {
 
 #[test]
 fn feed_publishes_after_commit() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), &cfg(0)).unwrap();
-    smol::block_on(async {
-        let a = store.add_user("a", "h".into()).await.unwrap();
+    with_user_a(async |store, a| {
         let rx = store.feed().subscribe(a);
         let raw = message(3);
         let r = store
-            .append_many(vec![request(&store, a, "INBOX", &raw)])
+            .append_many(vec![request(store, a, "INBOX", &raw)])
             .await
             .unwrap();
         let uid = r[0].as_ref().unwrap().uid;
@@ -168,10 +169,7 @@ fn feed_publishes_after_commit() {
 
 #[test]
 fn concurrent_appends_get_distinct_uids() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), &cfg(0)).unwrap();
-    smol::block_on(async {
-        let a = store.add_user("a", "h".into()).await.unwrap();
+    with_user_a(async |store, a| {
         let tasks: Vec<_> = (0..50)
             .map(|i| {
                 let store = store.clone();
@@ -247,15 +245,12 @@ fn dictionary_is_trained_and_old_blobs_stay_readable() {
 
 #[test]
 fn delete_user_frees_everything_and_compaction_shrinks() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), &cfg(0)).unwrap();
-    smol::block_on(async {
-        let a = store.add_user("a", "h".into()).await.unwrap();
+    with_user_a(async |store, a| {
         let big: Vec<u8> = (0..400_000u32).flat_map(|i| i.to_le_bytes()).collect();
         let mut raw = b"Subject: big\r\n\r\n".to_vec();
         raw.extend_from_slice(&big);
         store
-            .append_many(vec![request(&store, a, "INBOX", &raw)])
+            .append_many(vec![request(store, a, "INBOX", &raw)])
             .await
             .unwrap();
         let full = store.file_size();
@@ -266,7 +261,7 @@ fn delete_user_frees_everything_and_compaction_shrinks() {
         // Compaction gives up while background work holds a transaction. The packer may
         // have compacted already (after packing, once the writer is quiet): either way
         // the file is smaller.
-        wait_packer(&store);
+        wait_packer(store);
         store.compact(true).await.unwrap();
         assert!(store.file_size() < full, "{} < {full}", store.file_size());
         assert!(store.verify().await.unwrap());
@@ -990,12 +985,9 @@ fn schema_3_store_is_upgraded_loose_bytes_keyed_by_arrival() {
 
 #[test]
 fn load_messages_gives_only_the_header_and_skips_the_trace_when_asked() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), &cfg(0)).unwrap();
-    smol::block_on(async {
-        let a = store.add_user("a", "h".into()).await.unwrap();
+    with_user_a(async |store, a| {
         let raw = message(1);
-        let mut req = request(&store, a, "INBOX", &raw);
+        let mut req = request(store, a, "INBOX", &raw);
         req.trace = Some(TraceRecord {
             format: 1,
             protocol: "LMTP".into(),
@@ -1439,11 +1431,8 @@ fn compaction_need_counts_sparse_pages_and_a_margin() {
 
 #[test]
 fn caches_are_released_only_when_no_transaction_is_open_and_nothing_is_lost() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), &cfg(0)).unwrap();
-    smol::block_on(async {
-        let a = store.add_user("a", "h".into()).await.unwrap();
-        let reqs = (0..40).map(|i| request(&store, a, "INBOX", &message(i)));
+    with_user_a(async |store, a| {
+        let reqs = (0..40).map(|i| request(store, a, "INBOX", &message(i)));
         store.append_many(reqs.collect()).await.unwrap();
         let inbox = store.mailbox(a, "INBOX").await.unwrap().unwrap().id;
         let raw = store.message_bytes(inbox, 7).await.unwrap();
@@ -1460,7 +1449,7 @@ fn caches_are_released_only_when_no_transaction_is_open_and_nothing_is_lost() {
         // Everything is still there, and the store takes writes.
         assert_eq!(store.message_bytes(inbox, 7).await.unwrap(), raw);
         let r = store
-            .append_many(vec![request(&store, a, "INBOX", &message(99))])
+            .append_many(vec![request(store, a, "INBOX", &message(99))])
             .await
             .unwrap();
         assert_eq!(r[0].as_ref().unwrap().uid, 41);
