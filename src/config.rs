@@ -47,16 +47,6 @@ pub enum Plaintext {
     Always,
 }
 
-/// Listener addresses of one access protocol.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(deny_unknown_fields, default)]
-pub struct AccessListeners {
-    /// Plain listeners (STARTTLS/STLS upgrades them).
-    pub listen: Vec<SocketAddr>,
-    /// Implicit-TLS listeners (993/995 style).
-    pub tls_listen: Vec<SocketAddr>,
-}
-
 /// The IMAP server: listeners, input limits and timeouts (RFC 9051, RFC 3501).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
