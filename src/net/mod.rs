@@ -48,6 +48,16 @@ impl std::fmt::Display for ServeError {
 
 impl std::error::Error for ServeError {}
 
+/// A protocol's listener addresses, the plain ones then the implicit-TLS ones, each with
+/// whether it is implicit TLS.
+pub fn plain_then_tls<'a>(
+    plain: &'a [std::net::SocketAddr],
+    tls: &'a [std::net::SocketAddr],
+) -> impl Iterator<Item = (std::net::SocketAddr, bool)> + 'a {
+    let plain = plain.iter().map(|a| (*a, false));
+    plain.chain(tls.iter().map(|a| (*a, true)))
+}
+
 /// Binds a TCP listener for `proto` and announces it on stdout as `listening <proto>
 /// <addr>`, from which scripts and tests learn ephemeral ports.
 pub async fn listen(

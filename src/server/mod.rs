@@ -176,11 +176,10 @@ pub fn serve_from(config: Config, config_file: Option<PathBuf>) -> Result<(), Se
         crate::managesieve::server::start(&ctx, &ex, sieve_checker.clone()).await?;
         // The maildrop locks both POP3 listeners share (RFC 1939 §8); IMAP takes none.
         let pop3_locks = crate::pop3::Locks::default();
-        let pop3 = config.pop3.listen.iter().map(|a| (a, false));
-        let pop3s = config.pop3.tls_listen.iter().map(|a| (a, true));
-        for (addr, implicit_tls) in pop3.chain(pop3s) {
+        let c = &config.pop3;
+        for (addr, implicit_tls) in crate::net::plain_then_tls(&c.listen, &c.tls_listen) {
             let proto = if implicit_tls { "pop3s" } else { "pop3" };
-            let l = crate::net::listen(*addr, proto).await?;
+            let l = crate::net::listen(addr, proto).await?;
             ex.spawn(crate::pop3::server::accept_tcp(
                 ctx.clone(),
                 l,
