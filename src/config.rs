@@ -47,16 +47,6 @@ pub enum Plaintext {
     Always,
 }
 
-/// Listener addresses of one access protocol.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(deny_unknown_fields, default)]
-pub struct AccessListeners {
-    /// Plain listeners (STARTTLS/STLS upgrades them).
-    pub listen: Vec<SocketAddr>,
-    /// Implicit-TLS listeners (993/995 style).
-    pub tls_listen: Vec<SocketAddr>,
-}
-
 /// The IMAP server: listeners, input limits and timeouts (RFC 9051, RFC 3501).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -782,6 +772,21 @@ fn key_at(text: &str, line: usize, col: usize) -> Option<String> {
     })
 }
 
+/// Checks that the value of `key` lies in `range`; the error names the range.
+fn within<T: PartialOrd + std::fmt::Display>(
+    err: &dyn Fn(&str, String) -> ConfigError,
+    key: &str,
+    value: T,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<(), ConfigError> {
+    if range.contains(&value) {
+        Ok(())
+    } else {
+        let (lo, hi) = range.into_inner();
+        Err(err(key, format!("{value} is outside {lo}..={hi}")))
+    }
+}
+
 impl RawConfig {
     /// Parses config text strictly. `file` only names the source in errors.
     pub fn parse(text: &str, file: &Path) -> Result<RawConfig, ConfigError> {
@@ -818,45 +823,32 @@ impl RawConfig {
                 format!("{:?} is not a valid host name", self.hostname),
             ));
         }
-        if !(1..=19).contains(&self.store.compression_level) {
-            return Err(err(
-                "store.compression_level",
-                format!("{} is outside 1..=19", self.store.compression_level),
-            ));
-        }
-        if !(1..=19).contains(&self.store.pack_level) {
-            return Err(err(
-                "store.pack_level",
-                format!("{} is outside 1..=19", self.store.pack_level),
-            ));
-        }
+        within(
+            &err,
+            "store.compression_level",
+            self.store.compression_level,
+            1..=19,
+        )?;
+        within(&err, "store.pack_level", self.store.pack_level, 1..=19)?;
         if !(0.0..1.0).contains(&self.store.compact_when_free) {
             return Err(err(
                 "store.compact_when_free",
                 format!("{} is outside 0.0..1.0", self.store.compact_when_free),
             ));
         }
-        if self.store.dictionary_size < 1024 || self.store.dictionary_size > 1 << 20 {
-            return Err(err(
-                "store.dictionary_size",
-                format!("{} is outside 1024..=1048576", self.store.dictionary_size),
-            ));
-        }
-        if self.store.cache_mib == 0 || self.store.cache_mib > 65_536 {
-            return Err(err(
-                "store.cache_mib",
-                format!("{} is outside 1..=65536", self.store.cache_mib),
-            ));
-        }
-        if self.limits.max_message_size < 1024 || self.limits.max_message_size > 1 << 30 {
-            return Err(err(
-                "limits.max_message_size",
-                format!(
-                    "{} is outside 1024..=1073741824",
-                    self.limits.max_message_size
-                ),
-            ));
-        }
+        within(
+            &err,
+            "store.dictionary_size",
+            self.store.dictionary_size,
+            1024..=1 << 20,
+        )?;
+        within(&err, "store.cache_mib", self.store.cache_mib, 1..=65_536)?;
+        within(
+            &err,
+            "limits.max_message_size",
+            self.limits.max_message_size,
+            1024..=1 << 30,
+        )?;
         if self.lmtp.max_recipients == 0 {
             return Err(err("lmtp.max_recipients", "must be at least 1".into()));
         }
@@ -959,18 +951,13 @@ impl RawConfig {
             return Err(err("auth.cache_secs", "must be at most 3600".into()));
         }
         let m = &self.managesieve;
-        if !(1024..=16 << 20).contains(&m.max_script_bytes) {
-            return Err(err(
-                "managesieve.max_script_bytes",
-                format!("{} is outside 1024..=16777216", m.max_script_bytes),
-            ));
-        }
-        if m.max_scripts == 0 || m.max_scripts > 1000 {
-            return Err(err(
-                "managesieve.max_scripts",
-                format!("{} is outside 1..=1000", m.max_scripts),
-            ));
-        }
+        within(
+            &err,
+            "managesieve.max_script_bytes",
+            m.max_script_bytes,
+            1024..=16 << 20,
+        )?;
+        within(&err, "managesieve.max_scripts", m.max_scripts, 1..=1000)?;
         if m.timeout_secs < 60 {
             return Err(err(
                 "managesieve.timeout_secs",
@@ -998,18 +985,9 @@ impl RawConfig {
                 return Err(err("domains", format!("{d:?} is not a valid domain name")));
             }
         }
-        if !(1024..=1 << 20).contains(&self.http.max_request) {
-            return Err(err(
-                "http.max_request",
-                format!("{} is outside 1024..=1048576", self.http.max_request),
-            ));
-        }
-        if !(1..=300).contains(&self.http.timeout_secs) {
-            return Err(err(
-                "http.timeout_secs",
-                format!("{} is outside 1..=300", self.http.timeout_secs),
-            ));
-        }
+        let http = &self.http;
+        within(&err, "http.max_request", http.max_request, 1024..=1 << 20)?;
+        within(&err, "http.timeout_secs", http.timeout_secs, 1..=300)?;
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             return Err(err("tls", "cert and key must be given together".into()));
         }
@@ -1115,18 +1093,8 @@ impl RawConfig {
         err: &dyn Fn(&str, String) -> ConfigError,
     ) -> Result<(), ConfigError> {
         let l = &self.plugin_limits;
-        if !(1..=4096).contains(&l.memory_mib) {
-            return Err(err(
-                "plugin_limits.memory_mib",
-                format!("{} is outside 1..=4096", l.memory_mib),
-            ));
-        }
-        if !(1..=60_000).contains(&l.timeout_ms) {
-            return Err(err(
-                "plugin_limits.timeout_ms",
-                format!("{} is outside 1..=60000", l.timeout_ms),
-            ));
-        }
+        within(err, "plugin_limits.memory_mib", l.memory_mib, 1..=4096)?;
+        within(err, "plugin_limits.timeout_ms", l.timeout_ms, 1..=60_000)?;
         if l.max_decisions == 0 {
             return Err(err(
                 "plugin_limits.max_decisions",
@@ -1145,12 +1113,7 @@ impl RawConfig {
                 "must be at least 1".into(),
             ));
         }
-        if !(1..=1024).contains(&l.max_file_mib) {
-            return Err(err(
-                "plugin_limits.max_file_mib",
-                format!("{} is outside 1..=1024", l.max_file_mib),
-            ));
-        }
+        within(err, "plugin_limits.max_file_mib", l.max_file_mib, 1..=1024)?;
         let mut names = std::collections::HashSet::new();
         for p in &self.plugins {
             if !cfg!(feature = "plugins") {
@@ -1199,15 +1162,11 @@ impl RawConfig {
             if let Some(k) = p.settings.keys().find(|k| k.is_empty()) {
                 return Err(bad("settings", format!("empty key {k:?}")));
             }
-            if let Some(m) = p.memory_mib
-                && !(1..=4096).contains(&m)
-            {
-                return Err(bad("memory_mib", format!("{m} is outside 1..=4096")));
+            if let Some(m) = p.memory_mib {
+                within(&bad, "memory_mib", m, 1..=4096)?;
             }
-            if let Some(t) = p.timeout_ms
-                && !(1..=60_000).contains(&t)
-            {
-                return Err(bad("timeout_ms", format!("{t} is outside 1..=60000")));
+            if let Some(t) = p.timeout_ms {
+                within(&bad, "timeout_ms", t, 1..=60_000)?;
             }
         }
         Ok(())

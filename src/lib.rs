@@ -26,5 +26,7 @@ pub mod retention;
 pub mod server;
 pub mod shutdown;
 pub mod store;
+#[cfg(test)]
+mod testing;
 pub mod tls;
 pub mod util;

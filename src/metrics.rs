@@ -407,53 +407,51 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
 pub fn render(gauges: &Gauges) -> String {
     let m = &METRICS;
     let mut out = String::with_capacity(32 * 1024);
-    header(
-        &mut out,
-        "nestbox_connections_total",
-        "counter",
-        "Connections accepted, by listener.",
-    );
-    for p in Proto::ALL {
-        let _ = writeln!(
-            out,
-            "nestbox_connections_total{{protocol=\"{}\"}} {}",
-            p.name(),
-            m.connections.get(p.index()).map_or(0, |c| c.load(Relaxed))
-        );
-    }
-    header(
-        &mut out,
-        "nestbox_connections_refused_total",
-        "counter",
-        "Connections refused over a connection limit, by listener.",
-    );
-    for p in Proto::ALL {
-        let _ = writeln!(
-            out,
-            "nestbox_connections_refused_total{{protocol=\"{}\"}} {}",
-            p.name(),
-            m.refused.get(p.index()).map_or(0, |c| c.load(Relaxed))
-        );
-    }
-    header(
-        &mut out,
-        "nestbox_logins_total",
-        "counter",
-        "Login attempts, by outcome.",
-    );
-    for (i, name) in ["ok", "failed", "throttled"].iter().enumerate() {
-        let v = m.logins.get(i).map_or(0, |c| c.load(Relaxed));
-        let _ = writeln!(out, "nestbox_logins_total{{outcome=\"{name}\"}} {v}");
-    }
-    header(
-        &mut out,
-        "nestbox_deliveries_total",
-        "counter",
-        "Delivered copies (one per recipient), by outcome.",
-    );
-    for (i, name) in ["accepted", "refused"].iter().enumerate() {
-        let v = m.deliveries.get(i).map_or(0, |c| c.load(Relaxed));
-        let _ = writeln!(out, "nestbox_deliveries_total{{outcome=\"{name}\"}} {v}");
+    let load = |counters: &[AtomicU64], i: usize| counters.get(i).map_or(0, |c| c.load(Relaxed));
+    let by_proto = |counters: &[AtomicU64]| -> Vec<(&str, u64)> {
+        let samples = Proto::ALL.into_iter();
+        samples
+            .map(|p| (p.name(), load(counters, p.index())))
+            .collect()
+    };
+    let by_outcome = |names: &[&'static str], counters: &[AtomicU64]| -> Vec<(&str, u64)> {
+        let samples = names.iter().enumerate();
+        samples
+            .map(|(i, name)| (*name, load(counters, i)))
+            .collect()
+    };
+    // Counters kept for each value of one label: (name, help, label, samples).
+    let labelled = [
+        (
+            "nestbox_connections_total",
+            "Connections accepted, by listener.",
+            "protocol",
+            by_proto(&m.connections),
+        ),
+        (
+            "nestbox_connections_refused_total",
+            "Connections refused over a connection limit, by listener.",
+            "protocol",
+            by_proto(&m.refused),
+        ),
+        (
+            "nestbox_logins_total",
+            "Login attempts, by outcome.",
+            "outcome",
+            by_outcome(&["ok", "failed", "throttled"], &m.logins),
+        ),
+        (
+            "nestbox_deliveries_total",
+            "Delivered copies (one per recipient), by outcome.",
+            "outcome",
+            by_outcome(&["accepted", "refused"], &m.deliveries),
+        ),
+    ];
+    for (name, help, label, samples) in labelled {
+        header(&mut out, name, "counter", help);
+        for (value, n) in samples {
+            let _ = writeln!(out, "{name}{{{label}=\"{value}\"}} {n}");
+        }
     }
     header(
         &mut out,

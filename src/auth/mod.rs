@@ -449,11 +449,13 @@ mod tests {
         let (_dir, store, auth) = with_alice();
         let peer = ip("127.0.0.1");
         smol::block_on(async {
-            let at_once = |n: usize, password: &'static str| {
-                let tasks: Vec<_> = (0..n)
-                    .map(|_| {
+            // Logins as alice, (password, from), all under way before the first ends.
+            let at_once = |logins: Vec<(&'static str, Peer)>| {
+                let tasks: Vec<_> = logins
+                    .into_iter()
+                    .map(|(password, from)| {
                         let auth = auth.clone();
-                        smol::spawn(async move { auth.authenticate("alice", password, peer).await })
+                        smol::spawn(async move { auth.authenticate("alice", password, from).await })
                     })
                     .collect();
                 async move {
@@ -464,22 +466,14 @@ mod tests {
                     out
                 }
             };
-            assert!(at_once(10, "pw").await.iter().all(Result::is_ok));
+            let right = at_once(vec![("pw", peer); 10]).await;
+            assert!(right.iter().all(Result::is_ok));
             assert_eq!(auth.checks(), 1);
             assert_eq!(auth.cache().flights(), 0, "the line is gone");
             // From three addresses: the throttle counts failures per address, and one
             // that failed first would get the others throttled, not checked.
-            let tasks: Vec<_> = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
-                .into_iter()
-                .map(|from| {
-                    let auth = auth.clone();
-                    smol::spawn(async move { auth.authenticate("alice", "nope", ip(from)).await })
-                })
-                .collect();
-            let mut wrong = Vec::new();
-            for t in tasks {
-                wrong.push(t.await);
-            }
+            let from = ["127.0.0.2", "127.0.0.3", "127.0.0.4"];
+            let wrong = at_once(from.into_iter().map(|a| ("nope", ip(a))).collect()).await;
             assert!(
                 wrong.iter().all(|r| *r == Err(AuthError::Failed)),
                 "{wrong:?}"

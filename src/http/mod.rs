@@ -13,7 +13,6 @@ mod handlers;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use smol::net::TcpListener;
 use smol::{Executor, Timer};
 
 use crate::net::accept::{self, AcceptOptions};
@@ -250,22 +249,10 @@ fn refusal(_ctx: &Context, why: LimitError) -> Vec<u8> {
 
 /// Binds `http.listen` and `http.tls_listen` and serves them until shutdown.
 pub async fn start(ctx: &Context, ex: &Arc<Executor<'static>>) -> Result<(), ServeError> {
-    let all = ctx
-        .config
-        .http
-        .listen
-        .iter()
-        .map(|a| (a, false))
-        .chain(ctx.config.http.tls_listen.iter().map(|a| (a, true)));
-    for (addr, implicit_tls) in all {
+    let c = &ctx.config.http;
+    for (addr, implicit_tls) in crate::net::plain_then_tls(&c.listen, &c.tls_listen) {
         let proto = if implicit_tls { "https" } else { "http" };
-        let l = TcpListener::bind(addr)
-            .await
-            .map_err(|e| ServeError::Bind(format!("{proto} {addr}"), e))?;
-        let local = l
-            .local_addr()
-            .map_err(|e| ServeError::Bind(proto.into(), e))?;
-        println!("listening {proto} {local}");
+        let l = crate::net::listen(addr, proto).await?;
         let opts = AcceptOptions {
             proto,
             service: Service::Http,

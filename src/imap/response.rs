@@ -255,17 +255,24 @@ pub fn string(out: &mut Vec<u8>, bytes: &[u8], utf8: bool) {
             .iter()
             .all(|b| !matches!(b, 0 | b'\r' | b'\n' | b'{') && (utf8 || b.is_ascii()));
     if quotable {
-        out.push(b'"');
-        for b in bytes {
-            if matches!(b, b'"' | b'\\') {
-                out.push(b'\\');
-            }
-            out.push(*b);
-        }
-        out.push(b'"');
+        quoted(out, bytes);
     } else {
         literal(out, bytes);
     }
+}
+
+/// Appends `bytes` as a quoted string, `"` and `\` escaped (RFC 9051 §4.3
+/// `quoted-specials`; ManageSieve quotes the same way, RFC 5804 §4). The caller has
+/// checked that the bytes may go out quoted.
+pub fn quoted(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.push(b'"');
+    for b in bytes {
+        if matches!(b, b'"' | b'\\') {
+            out.push(b'\\');
+        }
+        out.push(*b);
+    }
+    out.push(b'"');
 }
 
 /// Appends `bytes` as an `astring`: bare when every byte is an `ASTRING-CHAR` (as RFC
@@ -300,6 +307,15 @@ pub fn mailbox(out: &mut Vec<u8>, name: &str, utf8: bool) {
     } else {
         string(out, super::mutf7::encode(name).as_bytes(), false);
     }
+}
+
+/// Appends a LIST response up to its CRLF, `* LIST (attributes) "/" mailbox` (RFC 9051
+/// §7.3.1); extended data such as CHILDINFO or OLDNAME may follow.
+pub fn list(out: &mut Vec<u8>, attributes: &[&str], name: &str, utf8: bool) {
+    out.extend_from_slice(b"* LIST (");
+    out.extend_from_slice(attributes.join(" ").as_bytes());
+    out.extend_from_slice(b") \"/\" ");
+    mailbox(out, name, utf8);
 }
 
 #[cfg(test)]

@@ -12,7 +12,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use smol::net::TcpListener;
 use smol::{Executor, Timer};
 
 use super::framing::{FrameError, FrameLimits, Framed, Framer};
@@ -384,22 +383,10 @@ pub async fn start(
     ex: &Arc<Executor<'static>>,
 ) -> Result<(), crate::net::ServeError> {
     let shared = Arc::new(Shared::new());
-    let all = ctx
-        .config
-        .imap
-        .listen
-        .iter()
-        .map(|a| (a, false))
-        .chain(ctx.config.imap.tls_listen.iter().map(|a| (a, true)));
-    for (addr, implicit_tls) in all {
+    let c = &ctx.config.imap;
+    for (addr, implicit_tls) in crate::net::plain_then_tls(&c.listen, &c.tls_listen) {
         let proto = if implicit_tls { "imaps" } else { "imap" };
-        let l = TcpListener::bind(addr)
-            .await
-            .map_err(|e| crate::net::ServeError::Bind(format!("{proto} {addr}"), e))?;
-        let local = l
-            .local_addr()
-            .map_err(|e| crate::net::ServeError::Bind(proto.into(), e))?;
-        println!("listening {proto} {local}");
+        let l = crate::net::listen(addr, proto).await?;
         let opts = AcceptOptions {
             proto,
             service: Service::Imap,

@@ -9,6 +9,7 @@
 //! (see [`Framed`] handling in the driver).
 
 use crate::imap::framing::{FrameError, FrameLimits, Framed, Framer};
+use crate::imap::response;
 
 /// Longest command text (literals not counted). Names are at most 128 characters and
 /// quoted strings 1024 octets (RFC 5804 §4 `quoted`); a SASL PLAIN initial response with
@@ -497,17 +498,9 @@ impl Response {
 /// else a literal `{n}` CRLF octets (RFC 5804 §4 `literal-s2c`).
 pub fn encode_string(s: &[u8], out: &mut Vec<u8>) {
     if s.len() <= MAX_QUOTED && !s.iter().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
-        out.push(b'"');
-        for b in s {
-            if matches!(b, b'"' | b'\\') {
-                out.push(b'\\');
-            }
-            out.push(*b);
-        }
-        out.push(b'"');
+        response::quoted(out, s);
     } else {
-        out.extend_from_slice(format!("{{{}}}\r\n", s.len()).as_bytes());
-        out.extend_from_slice(s);
+        response::literal(out, s);
     }
 }
 

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use smol::Executor;
-use smol::net::TcpListener;
 
 use super::SieveChecker;
 use super::grammar::Parser;
@@ -41,13 +40,7 @@ pub async fn start(
     checker: Arc<dyn SieveChecker>,
 ) -> Result<(), ServeError> {
     for addr in &ctx.config.managesieve.listen {
-        let l = TcpListener::bind(addr)
-            .await
-            .map_err(|e| ServeError::Bind(format!("managesieve {addr}"), e))?;
-        let local = l
-            .local_addr()
-            .map_err(|e| ServeError::Bind("managesieve".into(), e))?;
-        println!("listening managesieve {local}");
+        let l = crate::net::listen(*addr, "managesieve").await?;
         let opts = AcceptOptions {
             proto: "managesieve",
             service: Service::ManageSieve,

@@ -507,6 +507,22 @@ mod tests {
         }
     }
 
+    /// Sends each line in turn and checks the session's reply to it.
+    fn converse(s: &mut Session, script: &[(&[u8], &str)]) {
+        for (line, want) in script {
+            let got = text(&s.input(line));
+            assert_eq!(got, *want, "reply to {:?}", String::from_utf8_lossy(line));
+        }
+    }
+
+    /// What a session asks for once the client has sent login "a", password "b".
+    fn authenticate_a_b() -> Step {
+        Step::Authenticate(Credentials {
+            login: "a".into(),
+            password: "b".into(),
+        })
+    }
+
     #[test]
     fn greeting_and_capabilities() {
         let s = session(Plaintext::Never);
@@ -525,13 +541,15 @@ mod tests {
     #[test]
     fn state_errors_and_auth() {
         let mut s = session(Plaintext::Never);
-        assert_eq!(
-            text(&s.input(b"LISTSCRIPTS\r\n")),
-            "NO \"Authenticate first\"\r\n"
-        );
-        assert_eq!(
-            text(&s.input(b"AUTHENTICATE \"PLAIN\" \"AGEAYg==\"\r\n")),
-            "NO (ENCRYPT-NEEDED) \"Authentication without TLS is not allowed; use STARTTLS\"\r\n"
+        converse(
+            &mut s,
+            &[
+                (b"LISTSCRIPTS\r\n", "NO \"Authenticate first\"\r\n"),
+                (
+                    b"AUTHENTICATE \"PLAIN\" \"AGEAYg==\"\r\n",
+                    "NO (ENCRYPT-NEEDED) \"Authentication without TLS is not allowed; use STARTTLS\"\r\n",
+                ),
+            ],
         );
         assert!(matches!(s.input(b"STARTTLS\r\n"), Step::StartTls(_)));
         let again = String::from_utf8(s.tls_started()).unwrap();
@@ -539,10 +557,7 @@ mod tests {
         assert!(again.contains("\"SASL\" \"PLAIN LOGIN\""), "{again}");
         assert_eq!(
             s.input(b"AUTHENTICATE \"PLAIN\" \"AGEAYg==\"\r\n"),
-            Step::Authenticate(Credentials {
-                login: "a".into(),
-                password: "b".into()
-            })
+            authenticate_a_b()
         );
         assert_eq!(
             text(&s.login(LoginOutcome::Ok("a".into()))),
@@ -556,35 +571,22 @@ mod tests {
                 op: Op::ListScripts
             }
         );
-        assert_eq!(
-            text(&s.input(b"STARTTLS\r\n")),
-            "NO \"STARTTLS is only allowed before authentication\"\r\n"
-        );
-        assert_eq!(
-            text(
-                &s.input(
-                    b"PUTSCRIPT \"x\" {101+}\r\n"
-                        .iter()
-                        .chain(&[b'#'; 101])
-                        .chain(b"\r\n")
-                        .copied()
-                        .collect::<Vec<_>>()
-                        .as_slice()
-                )
-            ),
-            "NO (QUOTA/MAXSIZE) \"The script is too large (at most 100 octets)\"\r\n"
-        );
-        assert_eq!(
-            text(&s.input(b"UNAUTHENTICATE\r\n")),
-            "OK \"Unauthenticate completed\"\r\n"
-        );
-        assert_eq!(
-            text(&s.input(b"GETSCRIPT \"x\"\r\n")),
-            "NO \"Authenticate first\"\r\n"
-        );
-        assert_eq!(
-            text(&s.input(b"NOOP \"t\"\r\n")),
-            "OK (TAG \"t\") \"Done\"\r\n"
+        let too_large = [&b"PUTSCRIPT \"x\" {101+}\r\n"[..], &[b'#'; 101], b"\r\n"].concat();
+        converse(
+            &mut s,
+            &[
+                (
+                    b"STARTTLS\r\n",
+                    "NO \"STARTTLS is only allowed before authentication\"\r\n",
+                ),
+                (
+                    &too_large,
+                    "NO (QUOTA/MAXSIZE) \"The script is too large (at most 100 octets)\"\r\n",
+                ),
+                (b"UNAUTHENTICATE\r\n", "OK \"Unauthenticate completed\"\r\n"),
+                (b"GETSCRIPT \"x\"\r\n", "NO \"Authenticate first\"\r\n"),
+                (b"NOOP \"t\"\r\n", "OK (TAG \"t\") \"Done\"\r\n"),
+            ],
         );
         assert!(matches!(s.input(b"LOGOUT\r\n"), Step::Close(_)));
     }
@@ -593,40 +595,27 @@ mod tests {
     fn sasl_exchanges() {
         let mut s = session(Plaintext::Always);
         // PLAIN without initial response: an empty challenge.
-        assert_eq!(text(&s.input(b"AUTHENTICATE \"PLAIN\"\r\n")), "\"\"\r\n");
-        assert_eq!(
-            s.input(b"\"AGEAYg==\"\r\n"),
-            Step::Authenticate(Credentials {
-                login: "a".into(),
-                password: "b".into()
-            })
-        );
+        converse(&mut s, &[(b"AUTHENTICATE \"PLAIN\"\r\n", "\"\"\r\n")]);
+        assert_eq!(s.input(b"\"AGEAYg==\"\r\n"), authenticate_a_b());
         assert_eq!(
             text(&s.login(LoginOutcome::Failed)),
             "NO \"Authentication failed\"\r\n"
         );
-        // LOGIN, then cancelled.
-        assert_eq!(
-            text(&s.input(b"AUTHENTICATE \"login\"\r\n")),
-            "\"VXNlcm5hbWU6\"\r\n"
+        converse(
+            &mut s,
+            &[
+                // LOGIN, then cancelled.
+                (b"AUTHENTICATE \"login\"\r\n", "\"VXNlcm5hbWU6\"\r\n"),
+                (b"\"YQ==\"\r\n", "\"UGFzc3dvcmQ6\"\r\n"),
+                (b"\"*\"\r\n", "NO \"Authentication cancelled\"\r\n"),
+                // LOGIN with the user name as initial response.
+                (
+                    b"AUTHENTICATE \"LOGIN\" \"YQ==\"\r\n",
+                    "\"UGFzc3dvcmQ6\"\r\n",
+                ),
+            ],
         );
-        assert_eq!(text(&s.input(b"\"YQ==\"\r\n")), "\"UGFzc3dvcmQ6\"\r\n");
-        assert_eq!(
-            text(&s.input(b"\"*\"\r\n")),
-            "NO \"Authentication cancelled\"\r\n"
-        );
-        // LOGIN with the user name as initial response.
-        assert_eq!(
-            text(&s.input(b"AUTHENTICATE \"LOGIN\" \"YQ==\"\r\n")),
-            "\"UGFzc3dvcmQ6\"\r\n"
-        );
-        assert_eq!(
-            s.input(b"{4+}\r\nYg==\r\n"),
-            Step::Authenticate(Credentials {
-                login: "a".into(),
-                password: "b".into()
-            })
-        );
+        assert_eq!(s.input(b"{4+}\r\nYg==\r\n"), authenticate_a_b());
         for _ in 1..MAX_AUTH_FAILURES - 1 {
             assert!(matches!(s.login(LoginOutcome::Failed), Step::Reply(_)));
         }
@@ -639,25 +628,19 @@ mod tests {
     #[test]
     fn answers() {
         let e = |x| String::from_utf8(answer(Err(OpError::Store(x)))).unwrap();
-        assert_eq!(e(SieveError::Active).split(' ').nth(1), Some("(ACTIVE)"));
-        assert_eq!(
-            e(SieveError::NoSuchScript).split(' ').nth(1),
-            Some("(NONEXISTENT)")
-        );
-        assert_eq!(
-            e(SieveError::AlreadyExists).split(' ').nth(1),
-            Some("(ALREADYEXISTS)")
-        );
-        assert_eq!(
-            e(SieveError::TooMany { max: 3 }).split(' ').nth(1),
-            Some("(QUOTA/MAXSCRIPTS)")
-        );
-        assert_eq!(
-            e(SieveError::Store(crate::store::StoreError::DiskFull))
-                .split(' ')
-                .nth(1),
-            Some("(TRYLATER)")
-        );
+        for (error, code) in [
+            (SieveError::Active, "(ACTIVE)"),
+            (SieveError::NoSuchScript, "(NONEXISTENT)"),
+            (SieveError::AlreadyExists, "(ALREADYEXISTS)"),
+            (SieveError::TooMany { max: 3 }, "(QUOTA/MAXSCRIPTS)"),
+            (
+                SieveError::Store(crate::store::StoreError::DiskFull),
+                "(TRYLATER)",
+            ),
+        ] {
+            let line = e(error);
+            assert_eq!(line.split(' ').nth(1), Some(code), "{line}");
+        }
         let list = answer(Ok(Done::List(vec![
             ScriptInfo {
                 name: "a".into(),

@@ -293,17 +293,19 @@ pub(crate) async fn handshake(
     shutdown: &Shutdown,
 ) -> Result<Stream, TlsStartError> {
     bounded(
-        async {
-            acceptor
-                .accept(tcp)
-                .await
-                .map(|tls| Stream::Tls(Box::new(tls)))
-                .map_err(TlsStartError::Handshake)
-        },
+        async { tls_stream(acceptor.accept(tcp).await) },
         timeout,
         shutdown,
     )
     .await
+}
+
+/// The connection once a server handshake has finished, or why it failed.
+fn tls_stream(
+    done: std::io::Result<futures_rustls::server::TlsStream<smol::net::TcpStream>>,
+) -> Result<Stream, TlsStartError> {
+    done.map(|tls| Stream::Tls(Box::new(tls)))
+        .map_err(TlsStartError::Handshake)
 }
 
 /// [`handshake`] on a listener that also answers ACME TLS-ALPN-01 validations
@@ -332,11 +334,7 @@ pub(crate) async fn handshake_or_acme(
                 }
                 return Err(TlsStartError::AcmeChallenge);
             }
-            start
-                .into_stream(tls.server_config())
-                .await
-                .map(|s| Stream::Tls(Box::new(s)))
-                .map_err(TlsStartError::Handshake)
+            tls_stream(start.into_stream(tls.server_config()).await)
         },
         timeout,
         shutdown,

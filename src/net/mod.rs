@@ -48,6 +48,32 @@ impl std::fmt::Display for ServeError {
 
 impl std::error::Error for ServeError {}
 
+/// A protocol's listener addresses, the plain ones then the implicit-TLS ones, each with
+/// whether it is implicit TLS.
+pub fn plain_then_tls<'a>(
+    plain: &'a [std::net::SocketAddr],
+    tls: &'a [std::net::SocketAddr],
+) -> impl Iterator<Item = (std::net::SocketAddr, bool)> + 'a {
+    let plain = plain.iter().map(|a| (*a, false));
+    plain.chain(tls.iter().map(|a| (*a, true)))
+}
+
+/// Binds a TCP listener for `proto` and announces it on stdout as `listening <proto>
+/// <addr>`, from which scripts and tests learn ephemeral ports.
+pub async fn listen(
+    addr: std::net::SocketAddr,
+    proto: &str,
+) -> Result<smol::net::TcpListener, ServeError> {
+    let l = smol::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| ServeError::Bind(format!("{proto} {addr}"), e))?;
+    let local = l
+        .local_addr()
+        .map_err(|e| ServeError::Bind(proto.into(), e))?;
+    println!("listening {proto} {local}");
+    Ok(l)
+}
+
 /// Counts live connections so shutdown can wait for them, and connections ever opened so
 /// the memory timer can tell a quiet server.
 #[derive(Clone, Default)]

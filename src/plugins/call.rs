@@ -40,61 +40,29 @@ pub(crate) trait World: Sized + Send + 'static {
     fn engine(pre: &Self::Pre) -> &Engine;
 }
 
-impl World for FilterPlugin {
-    type Pre = FilterPluginPre<State>;
-    const HOOK: PluginHook = PluginHook::Filter;
-    fn pre(pre: InstancePre<State>) -> wasmtime::Result<Self::Pre> {
-        FilterPluginPre::new(pre)
-    }
-    fn instantiate(pre: &Self::Pre, store: &mut Store<State>) -> wasmtime::Result<Self> {
-        pre.instantiate(store)
-    }
-    fn engine(pre: &Self::Pre) -> &Engine {
-        pre.instance_pre().engine()
-    }
+/// The generated bindings of each world have the same shape; only the names differ.
+macro_rules! world {
+    ($world:ident, $pre:ident, $hook:expr) => {
+        impl World for $world {
+            type Pre = $pre<State>;
+            const HOOK: PluginHook = $hook;
+            fn pre(pre: InstancePre<State>) -> wasmtime::Result<Self::Pre> {
+                $pre::new(pre)
+            }
+            fn instantiate(pre: &Self::Pre, store: &mut Store<State>) -> wasmtime::Result<Self> {
+                pre.instantiate(store)
+            }
+            fn engine(pre: &Self::Pre) -> &Engine {
+                pre.instance_pre().engine()
+            }
+        }
+    };
 }
 
-impl World for QuotaPlugin {
-    type Pre = QuotaPluginPre<State>;
-    const HOOK: PluginHook = PluginHook::Quota;
-    fn pre(pre: InstancePre<State>) -> wasmtime::Result<Self::Pre> {
-        QuotaPluginPre::new(pre)
-    }
-    fn instantiate(pre: &Self::Pre, store: &mut Store<State>) -> wasmtime::Result<Self> {
-        pre.instantiate(store)
-    }
-    fn engine(pre: &Self::Pre) -> &Engine {
-        pre.instance_pre().engine()
-    }
-}
-
-impl World for RetentionPlugin {
-    type Pre = RetentionPluginPre<State>;
-    const HOOK: PluginHook = PluginHook::Retention;
-    fn pre(pre: InstancePre<State>) -> wasmtime::Result<Self::Pre> {
-        RetentionPluginPre::new(pre)
-    }
-    fn instantiate(pre: &Self::Pre, store: &mut Store<State>) -> wasmtime::Result<Self> {
-        pre.instantiate(store)
-    }
-    fn engine(pre: &Self::Pre) -> &Engine {
-        pre.instance_pre().engine()
-    }
-}
-
-impl World for SievePlugin {
-    type Pre = SievePluginPre<State>;
-    const HOOK: PluginHook = PluginHook::Sieve;
-    fn pre(pre: InstancePre<State>) -> wasmtime::Result<Self::Pre> {
-        SievePluginPre::new(pre)
-    }
-    fn instantiate(pre: &Self::Pre, store: &mut Store<State>) -> wasmtime::Result<Self> {
-        pre.instantiate(store)
-    }
-    fn engine(pre: &Self::Pre) -> &Engine {
-        pre.instance_pre().engine()
-    }
-}
+world!(FilterPlugin, FilterPluginPre, PluginHook::Filter);
+world!(QuotaPlugin, QuotaPluginPre, PluginHook::Quota);
+world!(RetentionPlugin, RetentionPluginPre, PluginHook::Retention);
+world!(SievePlugin, SievePluginPre, PluginHook::Sieve);
 
 /// The instances of one world of one plugin.
 pub(crate) struct Hook<W: World> {

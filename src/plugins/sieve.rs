@@ -15,9 +15,11 @@ use std::sync::{Arc, Mutex};
 
 use wasmtime::component::Resource;
 
+use super::bindings::SievePlugin;
 use super::bindings::exports::filter::Envelope as FilterEnvelope;
 use super::bindings::exports::sieve::{Action, Envelope, Outcome};
 use super::call::{CallError, Plugin, invalid};
+use super::engine::State;
 use super::filter::{Decision, Flags, flags_of, sanitise};
 use super::message::{MessageRes, MessageView};
 use crate::contracts::{HookMessage, MailData, Target, UserId};
@@ -42,6 +44,17 @@ pub(crate) struct SieveCall {
 }
 
 impl SieveCall {
+    /// For the calls about no user or message (the extension list, compiling a script):
+    /// the imports have nothing to serve.
+    fn userless(vacation: bool) -> SieveCall {
+        SieveCall {
+            user: String::new(),
+            scripts: None,
+            duplicates: Arc::new(Duplicates::default()),
+            vacation,
+        }
+    }
+
     pub fn for_user(&self, user: &str) -> Option<&SieveCall> {
         self.user.eq_ignore_ascii_case(user).then_some(self)
     }
@@ -97,17 +110,30 @@ pub(crate) fn call(
     view: &Arc<MessageView>,
     ctx: SieveCall,
 ) -> Result<(Decision, Outcome), CallError> {
-    plugin.call(plugin.sieve.as_ref(), |store, bindings| {
-        store.data_mut().sieve = Some(ctx);
+    call_with(plugin, ctx, |store, bindings| {
         let handle = store.data_mut().table.push(MessageRes(view.clone()))?;
         let borrowed = Resource::<MessageRes>::new_borrow(handle.rep());
         let outcome = bindings
             .nestbox_plugin_sieve()
             .call_run(&mut *store, env, borrowed);
         store.data_mut().table.delete(handle)?;
-        store.data_mut().sieve = None;
         let outcome = outcome?;
         Ok((decide(&outcome)?, outcome))
+    })
+}
+
+/// Calls the Sieve hook with `ctx` behind the `sieve-host` imports for the length of
+/// the call.
+fn call_with<R>(
+    plugin: &Plugin,
+    ctx: SieveCall,
+    f: impl FnOnce(&mut wasmtime::Store<State>, &SievePlugin) -> wasmtime::Result<R>,
+) -> Result<R, CallError> {
+    plugin.call(plugin.sieve.as_ref(), |store, bindings| {
+        store.data_mut().sieve = Some(ctx);
+        let r = f(store, bindings);
+        store.data_mut().sieve = None;
+        r
     })
 }
 
@@ -284,17 +310,8 @@ pub(crate) fn decide(outcome: &Outcome) -> wasmtime::Result<Decision> {
 /// The extensions (ManageSieve `SIEVE` capability) and compile errors, asked of a
 /// loaded Sieve plugin.
 pub(crate) fn extensions(plugin: &Plugin, vacation: bool) -> Result<Vec<String>, CallError> {
-    let ctx = SieveCall {
-        user: String::new(),
-        scripts: None,
-        duplicates: Arc::new(Duplicates::default()),
-        vacation,
-    };
-    plugin.call(plugin.sieve.as_ref(), |store, bindings| {
-        store.data_mut().sieve = Some(ctx);
-        let r = bindings.nestbox_plugin_sieve().call_extensions(&mut *store);
-        store.data_mut().sieve = None;
-        r
+    call_with(plugin, SieveCall::userless(vacation), |store, bindings| {
+        bindings.nestbox_plugin_sieve().call_extensions(&mut *store)
     })
 }
 
@@ -307,18 +324,10 @@ pub(crate) fn check(
     script: &str,
     vacation: bool,
 ) -> Result<Result<(), ScriptError>, CallError> {
-    let ctx = SieveCall {
-        user: String::new(),
-        scripts: None,
-        duplicates: Arc::new(Duplicates::default()),
-        vacation,
-    };
-    plugin.call(plugin.sieve.as_ref(), |store, bindings| {
-        store.data_mut().sieve = Some(ctx);
+    call_with(plugin, SieveCall::userless(vacation), |store, bindings| {
         let r = bindings
             .nestbox_plugin_sieve()
             .call_check(&mut *store, script);
-        store.data_mut().sieve = None;
         Ok(r?.map_err(|e| (e.line, e.column, e.message)))
     })
 }

@@ -5,12 +5,10 @@
 
 mod notify;
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use smol::net::TcpListener;
 use smol::net::unix::UnixListener;
 use smol::{Executor, Timer};
 
@@ -38,12 +36,6 @@ fn bind_unix(path: &Path) -> Result<UnixListener, ServeError> {
         let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
     }
     Ok(l)
-}
-
-async fn bind_tcp(addr: SocketAddr, what: &str) -> Result<TcpListener, ServeError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|e| ServeError::Bind(format!("{what} {addr}"), e))
 }
 
 /// Runs the server until SIGINT or SIGTERM. Prints `listening <proto> <addr>` for every
@@ -170,11 +162,7 @@ pub fn serve_from(config: Config, config_file: Option<PathBuf>) -> Result<(), Se
             ex.spawn(accept_control(ctx, control)).detach();
         }
         for addr in &config.lmtp.listen {
-            let l = bind_tcp(*addr, "lmtp").await?;
-            let local = l
-                .local_addr()
-                .map_err(|e| ServeError::Bind("lmtp".into(), e))?;
-            println!("listening lmtp {local}");
+            let l = crate::net::listen(*addr, "lmtp").await?;
             ex.spawn(crate::lmtp::server::accept_tcp(ctx.clone(), l, ex.clone()))
                 .detach();
         }
@@ -189,32 +177,15 @@ pub fn serve_from(config: Config, config_file: Option<PathBuf>) -> Result<(), Se
         crate::managesieve::server::start(&ctx, &ex, sieve_checker.clone()).await?;
         // The maildrop locks both POP3 listeners share (RFC 1939 §8); IMAP takes none.
         let pop3_locks = crate::pop3::Locks::default();
-        for addr in &config.pop3.listen {
-            let l = bind_tcp(*addr, "pop3").await?;
-            let local = l
-                .local_addr()
-                .map_err(|e| ServeError::Bind("pop3".into(), e))?;
-            println!("listening pop3 {local}");
+        let c = &config.pop3;
+        for (addr, implicit_tls) in crate::net::plain_then_tls(&c.listen, &c.tls_listen) {
+            let proto = if implicit_tls { "pop3s" } else { "pop3" };
+            let l = crate::net::listen(addr, proto).await?;
             ex.spawn(crate::pop3::server::accept_tcp(
                 ctx.clone(),
                 l,
                 ex.clone(),
-                false,
-                pop3_locks.clone(),
-            ))
-            .detach();
-        }
-        for addr in &config.pop3.tls_listen {
-            let l = bind_tcp(*addr, "pop3s").await?;
-            let local = l
-                .local_addr()
-                .map_err(|e| ServeError::Bind("pop3s".into(), e))?;
-            println!("listening pop3s {local}");
-            ex.spawn(crate::pop3::server::accept_tcp(
-                ctx.clone(),
-                l,
-                ex.clone(),
-                true,
+                implicit_tls,
                 pop3_locks.clone(),
             ))
             .detach();

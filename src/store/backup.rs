@@ -736,13 +736,19 @@ mod tests {
     use super::*;
     use redb::ReadableDatabase;
 
-    #[test]
-    fn every_table_is_backed_up() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Database::create(dir.path().join("t.redb")).unwrap();
+    /// A new database at `path` with every table of the current schema.
+    fn migrated(path: &Path) -> Database {
+        let db = Database::create(path).unwrap();
         let tx = db.begin_write().unwrap();
         schema::migrate(&tx).unwrap();
         tx.commit().unwrap();
+        db
+    }
+
+    #[test]
+    fn every_table_is_backed_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = migrated(&dir.path().join("t.redb"));
         let known = table_names().unwrap();
         let tx = db.begin_read().unwrap();
         for t in tx.list_tables().unwrap() {
@@ -757,9 +763,8 @@ mod tests {
     #[test]
     fn backup_round_trips_and_detects_damage() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Database::create(dir.path().join("a.redb")).unwrap();
+        let db = migrated(&dir.path().join("a.redb"));
         let tx = db.begin_write().unwrap();
-        schema::migrate(&tx).unwrap();
         tx.open_table(schema::USERS)
             .unwrap()
             .insert("alice", b"record".as_slice())

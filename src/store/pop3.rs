@@ -236,42 +236,32 @@ fn expunge_in(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
     use crate::config::StoreConfig;
     use crate::contracts::{MailboxId, UserId};
-    use crate::store::{AppendRequest, SystemFlags};
 
-    fn request(store: &Store, user: UserId, i: usize) -> AppendRequest {
-        let raw = format!("Subject: {i}\r\n\r\nbody {i}\r\n").into_bytes();
-        AppendRequest {
-            user,
-            mailbox: "INBOX".into(),
-            create: false,
-            blob: Arc::new(store.codec().prepare(&raw).unwrap()),
-            trace: None,
-            flags: SystemFlags::default(),
-            keywords: Vec::new(),
-            internal_date: 1_000_000,
-            envelope_from: None,
-            kept: None,
-        }
+    /// Runs `test` on a store with one user and three INBOX messages (UIDs 1..=3), given
+    /// the store, the user and the INBOX id.
+    fn with_inbox(test: impl AsyncFnOnce(&Store, UserId, MailboxId)) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), &StoreConfig::default()).unwrap();
+        smol::block_on(async {
+            let user = store.add_user("alice", "h".into()).await.unwrap();
+            let reqs = (1..=3)
+                .map(|i| {
+                    let raw = format!("Subject: {i}\r\n\r\nbody {i}\r\n").into_bytes();
+                    crate::store::tests::request(&store, user, "INBOX", &raw)
+                })
+                .collect();
+            store.append_many(reqs).await.unwrap();
+            let inbox = store.mailbox(user, "INBOX").await.unwrap().unwrap().id;
+            test(&store, user, inbox).await;
+        });
     }
 
-    /// A store with one user and three INBOX messages (UIDs 1..=3).
-    async fn setup(dir: &std::path::Path) -> (Store, UserId, MailboxId) {
-        let store = Store::open(dir, &StoreConfig::default()).unwrap();
-        let user = store.add_user("alice", "h".into()).await.unwrap();
-        let reqs = (1..=3).map(|i| request(&store, user, i)).collect();
-        store.append_many(reqs).await.unwrap();
-        let inbox = store.mailbox(user, "INBOX").await.unwrap().unwrap().id;
-        (store, user, inbox)
-    }
-
-    async fn uids(store: &Store, mailbox: u64) -> Vec<u32> {
+    async fn uids(store: &Store, mailbox: MailboxId) -> Vec<u32> {
         store
-            .pop3_scan(MailboxId(mailbox), |b, _| b.len())
+            .pop3_scan(mailbox, |b, _| b.len())
             .await
             .unwrap()
             .iter()
@@ -281,9 +271,7 @@ mod tests {
 
     #[test]
     fn retrieved_is_recorded_once() {
-        let dir = tempfile::tempdir().unwrap();
-        smol::block_on(async {
-            let (store, _, inbox) = setup(dir.path()).await;
+        with_inbox(async |store, _, inbox| {
             store
                 .set_pop3_retrieved(inbox, vec![2, 9], 100)
                 .await
@@ -298,16 +286,14 @@ mod tests {
 
     #[test]
     fn update_expunge_publishes_and_skips_missing() {
-        let dir = tempfile::tempdir().unwrap();
-        smol::block_on(async {
-            let (store, user, inbox) = setup(dir.path()).await;
+        with_inbox(async |store, user, inbox| {
             let feed = store.feed().subscribe(user);
             let n = store
                 .pop3_update(inbox, vec![1, 3, 7], Pop3Removal::Expunge)
                 .await
                 .unwrap();
             assert_eq!(n, 2);
-            assert_eq!(uids(&store, inbox.0).await, vec![2]);
+            assert_eq!(uids(store, inbox).await, vec![2]);
             let change = feed.try_recv().unwrap();
             assert_eq!(change.kind, ChangeKind::Expunged);
             let mb = store.mailbox(user, "INBOX").await.unwrap().unwrap();
@@ -317,14 +303,12 @@ mod tests {
 
     #[test]
     fn update_hide_keeps_the_message_with_a_keyword() {
-        let dir = tempfile::tempdir().unwrap();
-        smol::block_on(async {
-            let (store, _, inbox) = setup(dir.path()).await;
+        with_inbox(async |store, _, inbox| {
             store
                 .pop3_update(inbox, vec![2], Pop3Removal::Hide)
                 .await
                 .unwrap();
-            assert_eq!(uids(&store, inbox.0).await, vec![1, 3]);
+            assert_eq!(uids(store, inbox).await, vec![1, 3]);
             let all = store.messages(inbox).await.unwrap();
             assert_eq!(all.len(), 3);
             assert_eq!(all[1].keywords, vec![POP3_DELETED.to_string()]);
@@ -333,9 +317,7 @@ mod tests {
 
     #[test]
     fn update_move_creates_the_target_and_keeps_blobs() {
-        let dir = tempfile::tempdir().unwrap();
-        smol::block_on(async {
-            let (store, user, inbox) = setup(dir.path()).await;
+        with_inbox(async |store, user, inbox| {
             store
                 .pop3_update(
                     inbox,
@@ -344,7 +326,7 @@ mod tests {
                 )
                 .await
                 .unwrap();
-            assert_eq!(uids(&store, inbox.0).await, vec![3]);
+            assert_eq!(uids(store, inbox).await, vec![3]);
             let old = store.mailbox(user, "Old/POP").await.unwrap().unwrap();
             assert_eq!(old.messages, 2);
             let bytes = store.message_bytes(old.id, 2).await.unwrap().unwrap();

@@ -14,6 +14,16 @@ fn cfg(dictionary_after: u64) -> StoreConfig {
     }
 }
 
+/// Runs `test` on a fresh store with one user, "a".
+fn with_user_a(test: impl AsyncFnOnce(&Store, UserId)) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &cfg(0)).unwrap();
+    smol::block_on(async {
+        let a = store.add_user("a", "h".into()).await.unwrap();
+        test(&store, a).await;
+    });
+}
+
 fn message(i: usize) -> Vec<u8> {
     format!(
         "From: sender{i}@example.org\r\nTo: alice@example.org\r\nSubject: note {i}\r\n\
@@ -24,18 +34,18 @@ fn message(i: usize) -> Vec<u8> {
 }
 
 /// A message's structure as [`Store::load_messages`] gives it, and its prefix length.
-async fn message_meta(store: &Store, mailbox: u64, uid: u32) -> (Structure, usize) {
+async fn message_meta(store: &Store, mailbox: MailboxId, uid: u32) -> (Structure, usize) {
     let want = Want {
         meta: true,
         ..Want::default()
     };
-    let got = store
-        .load_messages(MailboxId(mailbox), vec![uid], want, 0)
-        .await;
+    let got = store.load_messages(mailbox, vec![uid], want, 0).await;
     got.unwrap().remove(0).1.unwrap().meta.unwrap()
 }
 
-fn request(store: &Store, user: UserId, mailbox: &str, raw: &[u8]) -> AppendRequest {
+/// An append of `raw` to `mailbox` with no flags, keywords or trace; the store's other
+/// test modules build on it.
+pub(super) fn request(store: &Store, user: UserId, mailbox: &str, raw: &[u8]) -> AppendRequest {
     AppendRequest {
         user,
         mailbox: mailbox.into(),
@@ -83,16 +93,13 @@ fn new_user_gets_special_use_mailboxes() {
 
 #[test]
 fn copies_share_one_blob_and_last_expunge_frees_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), &cfg(0)).unwrap();
-    smol::block_on(async {
-        let a = store.add_user("a", "h".into()).await.unwrap();
+    with_user_a(async |store, a| {
         let b = store.add_user("b", "h".into()).await.unwrap();
         let raw = message(1);
         let results = store
             .append_many(vec![
-                request(&store, a, "INBOX", &raw),
-                request(&store, b, "INBOX", &raw),
+                request(store, a, "INBOX", &raw),
+                request(store, b, "INBOX", &raw),
             ])
             .await
             .unwrap();
@@ -126,17 +133,14 @@ fn copies_share_one_blob_and_last_expunge_frees_it() {
 
 #[test]
 fn missing_mailbox_fails_alone_in_a_batch() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), &cfg(0)).unwrap();
-    smol::block_on(async {
-        let a = store.add_user("a", "h".into()).await.unwrap();
+    with_user_a(async |store, a| {
         let raw = message(2);
-        let mut create = request(&store, a, "Lists/rust", &raw);
+        let mut create = request(store, a, "Lists/rust", &raw);
         create.create = true;
         let r = store
             .append_many(vec![
-                request(&store, a, "INBOX", &raw),
-                request(&store, a, "Nope", &raw),
+                request(store, a, "INBOX", &raw),
+                request(store, a, "Nope", &raw),
                 create,
             ])
             .await
@@ -151,14 +155,11 @@ fn missing_mailbox_fails_alone_in_a_batch() {
 
 #[test]
 fn feed_publishes_after_commit() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), &cfg(0)).unwrap();
-    smol::block_on(async {
-        let a = store.add_user("a", "h".into()).await.unwrap();
+    with_user_a(async |store, a| {
         let rx = store.feed().subscribe(a);
         let raw = message(3);
         let r = store
-            .append_many(vec![request(&store, a, "INBOX", &raw)])
+            .append_many(vec![request(store, a, "INBOX", &raw)])
             .await
             .unwrap();
         let uid = r[0].as_ref().unwrap().uid;
@@ -169,10 +170,7 @@ fn feed_publishes_after_commit() {
 
 #[test]
 fn concurrent_appends_get_distinct_uids() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), &cfg(0)).unwrap();
-    smol::block_on(async {
-        let a = store.add_user("a", "h".into()).await.unwrap();
+    with_user_a(async |store, a| {
         let tasks: Vec<_> = (0..50)
             .map(|i| {
                 let store = store.clone();
@@ -248,15 +246,12 @@ fn dictionary_is_trained_and_old_blobs_stay_readable() {
 
 #[test]
 fn delete_user_frees_everything_and_compaction_shrinks() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), &cfg(0)).unwrap();
-    smol::block_on(async {
-        let a = store.add_user("a", "h".into()).await.unwrap();
+    with_user_a(async |store, a| {
         let big: Vec<u8> = (0..400_000u32).flat_map(|i| i.to_le_bytes()).collect();
         let mut raw = b"Subject: big\r\n\r\n".to_vec();
         raw.extend_from_slice(&big);
         store
-            .append_many(vec![request(&store, a, "INBOX", &raw)])
+            .append_many(vec![request(store, a, "INBOX", &raw)])
             .await
             .unwrap();
         let full = store.file_size();
@@ -267,7 +262,7 @@ fn delete_user_frees_everything_and_compaction_shrinks() {
         // Compaction gives up while background work holds a transaction. The packer may
         // have compacted already (after packing, once the writer is quiet): either way
         // the file is smaller.
-        wait_packer(&store);
+        wait_packer(store);
         store.compact(true).await.unwrap();
         assert!(store.file_size() < full, "{} < {full}", store.file_size());
         assert!(store.verify().await.unwrap());
@@ -352,9 +347,10 @@ fn big(i: usize) -> Vec<u8> {
     m
 }
 
-/// A user "a" with `big(0..n)` in INBOX as UIDs 1..=n; returns the user and INBOX ids.
+/// A user "a" with `big(0..n)` in INBOX as UIDs 1..=n, once the packer is done with them;
+/// returns the user and INBOX ids.
 fn deliver_big(store: &Store, n: usize) -> (UserId, MailboxId) {
-    smol::block_on(async {
+    let ids = smol::block_on(async {
         let a = store.add_user("a", "h".into()).await.unwrap();
         let inbox = store.mailbox(a, "INBOX").await.unwrap().unwrap().id;
         for chunk in (0..n).collect::<Vec<_>>().chunks(50) {
@@ -365,7 +361,9 @@ fn deliver_big(store: &Store, n: usize) -> (UserId, MailboxId) {
             store.append_many(reqs).await.unwrap();
         }
         (a, inbox)
-    })
+    });
+    wait_packer(store);
+    ids
 }
 
 #[test]
@@ -374,7 +372,6 @@ fn loose_blobs_are_packed_and_read_back_and_sparse_packs_unpacked() {
     let store = Store::open(dir.path(), &cfg(0)).unwrap();
     let n = 1200;
     let (a, inbox) = deliver_big(&store, n);
-    wait_packer(&store);
     let (packs, loose) = pack_state(&store);
     assert!(packs >= 2, "{packs} packs");
     assert!(
@@ -390,7 +387,7 @@ fn loose_blobs_are_packed_and_read_back_and_sparse_packs_unpacked() {
                 "uid {uid}"
             );
             // No structure is kept (it is parsed from the message when read).
-            let (meta, prefix) = message_meta(&store, inbox.0, uid).await;
+            let (meta, prefix) = message_meta(&store, inbox, uid).await;
             let meta: crate::mime::MessageMeta = match meta {
                 Structure::Stored(bytes) => postcard::from_bytes(&bytes).unwrap(),
                 Structure::Derive => {
@@ -446,7 +443,7 @@ fn loose_blobs_are_packed_and_read_back_and_sparse_packs_unpacked() {
                 "uid {uid}"
             );
             // Unpacked from (and packed again without) structure: parsed when read.
-            let (meta, _) = message_meta(&store, inbox.0, uid).await;
+            let (meta, _) = message_meta(&store, inbox, uid).await;
             assert!(
                 matches!(meta, Structure::Derive)
                     || postcard::from_bytes::<crate::mime::MessageMeta>(match &meta {
@@ -604,22 +601,27 @@ fn a_large_message_is_packed_alone_at_once_and_leaves_with_its_last_copy() {
     assert_eq!(pack_state(&store).0, 0, "the last copy took its pack");
 }
 
-/// (packs of several messages, how many of them have no dictionary)
-fn multi_packs(store: &Store) -> (usize, usize) {
+/// Every pack record in the store.
+fn packs(store: &Store) -> Vec<schema::PackRecord> {
     smol::block_on(store.read(|tx, _| {
         use redb::ReadableTable;
-        let mut out = (0, 0);
+        let mut out = Vec::new();
         for row in tx.open_table(schema::PACKS)?.iter()? {
-            let (_, v) = row?;
-            let rec: schema::PackRecord = schema::decode(v.value())?;
-            if rec.items.len() > 1 {
-                out.0 += 1;
-                out.1 += usize::from(rec.dict == 0);
-            }
+            out.push(schema::decode(row?.1.value())?);
         }
         Ok(out)
     }))
     .unwrap()
+}
+
+/// (packs of several messages, how many of them have no dictionary)
+fn multi_packs(store: &Store) -> (usize, usize) {
+    let multi: Vec<_> = packs(store)
+        .into_iter()
+        .filter(|rec| rec.items.len() > 1)
+        .collect();
+    let undicted = multi.iter().filter(|rec| rec.dict == 0).count();
+    (multi.len(), undicted)
 }
 
 #[test]
@@ -629,7 +631,6 @@ fn packs_made_before_the_dictionary_are_packed_again_with_it() {
     let store = Store::open(dir.path(), &cfg(100_000)).unwrap();
     let n = 1800;
     let (a, inbox) = deliver_big(&store, n);
-    wait_packer(&store);
     let (packs, undicted) = multi_packs(&store);
     assert!(
         packs >= 2 && undicted == packs,
@@ -755,14 +756,14 @@ fn the_tail_is_packed_after_a_pause_and_absorbed_by_the_next_pack() {
 }
 
 /// User `a` with `message(i)` for each `i` in `range` delivered to INBOX; its id.
-async fn user_with_inbox(store: &Store, range: std::ops::RangeInclusive<usize>) -> u64 {
+async fn user_with_inbox(store: &Store, range: std::ops::RangeInclusive<usize>) -> MailboxId {
     let a = store.add_user("a", "h".into()).await.unwrap();
     let requests = range
         .map(|i| request(store, a, "INBOX", &message(i)))
         .collect();
     let done = store.append_many(requests).await.unwrap();
     assert!(done.iter().all(|r| r.is_ok()));
-    (store.mailbox(a, "INBOX").await.unwrap().unwrap().id).0
+    store.mailbox(a, "INBOX").await.unwrap().unwrap().id
 }
 
 #[test]
@@ -771,7 +772,7 @@ fn load_messages_reads_in_order_marks_gone_and_stops_at_the_budget() {
     let store = Store::open(dir.path(), &cfg(0)).unwrap();
     smol::block_on(async {
         let inbox = user_with_inbox(&store, 1..=5).await;
-        store.expunge(MailboxId(inbox), vec![2]).await.unwrap();
+        store.expunge(inbox, vec![2]).await.unwrap();
         let all = Want {
             meta: true,
             bytes: true,
@@ -780,7 +781,7 @@ fn load_messages_reads_in_order_marks_gone_and_stops_at_the_budget() {
 
         // Order as asked, a gone message (2) and an unknown one (9) as None.
         let got = store
-            .load_messages(MailboxId(inbox), vec![3, 2, 1, 9], all, usize::MAX)
+            .load_messages(inbox, vec![3, 2, 1, 9], all, usize::MAX)
             .await
             .unwrap();
         let uids: Vec<(u32, bool)> = got.iter().map(|(u, l)| (*u, l.is_some())).collect();
@@ -794,7 +795,7 @@ fn load_messages_reads_in_order_marks_gone_and_stops_at_the_budget() {
 
         // Without Want, only the listing; nothing counts against the budget.
         let listed = store
-            .load_messages(MailboxId(inbox), vec![1, 3, 4, 5], Want::default(), 0)
+            .load_messages(inbox, vec![1, 3, 4, 5], Want::default(), 0)
             .await
             .unwrap();
         assert_eq!(listed.len(), 4);
@@ -811,18 +812,18 @@ fn load_messages_reads_in_order_marks_gone_and_stops_at_the_budget() {
             ..Want::default()
         };
         let cut = store
-            .load_messages(MailboxId(inbox), vec![1, 3, 4, 5], bytes_only, one)
+            .load_messages(inbox, vec![1, 3, 4, 5], bytes_only, one)
             .await
             .unwrap();
         assert_eq!(cut.len(), 1);
         let cut = store
-            .load_messages(MailboxId(inbox), vec![1, 3, 4, 5], bytes_only, one + 1)
+            .load_messages(inbox, vec![1, 3, 4, 5], bytes_only, one + 1)
             .await
             .unwrap();
         assert_eq!(cut.len(), 2);
         assert_eq!(
             store
-                .load_messages(MailboxId(inbox), vec![4, 5], bytes_only, 0)
+                .load_messages(inbox, vec![4, 5], bytes_only, 0)
                 .await
                 .unwrap()
                 .len(),
@@ -985,12 +986,9 @@ fn schema_3_store_is_upgraded_loose_bytes_keyed_by_arrival() {
 
 #[test]
 fn load_messages_gives_only_the_header_and_skips_the_trace_when_asked() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), &cfg(0)).unwrap();
-    smol::block_on(async {
-        let a = store.add_user("a", "h".into()).await.unwrap();
+    with_user_a(async |store, a| {
         let raw = message(1);
-        let mut req = request(&store, a, "INBOX", &raw);
+        let mut req = request(store, a, "INBOX", &raw);
         req.trace = Some(TraceRecord {
             format: 1,
             protocol: "LMTP".into(),
@@ -1032,17 +1030,7 @@ fn load_messages_gives_only_the_header_and_skips_the_trace_when_asked() {
 /// Fills a store with `n` big messages, waits for the packer, and gives (file bytes,
 /// free bytes in the file).
 fn packed_file(store: &Store, n: usize) -> (u64, u64) {
-    smol::block_on(async {
-        let a = store.add_user("a", "h".into()).await.unwrap();
-        for chunk in (0..n).collect::<Vec<_>>().chunks(50) {
-            let reqs = chunk
-                .iter()
-                .map(|i| request(store, a, "INBOX", &big(*i)))
-                .collect();
-            store.append_many(reqs).await.unwrap();
-        }
-    });
-    wait_packer(store);
+    deliver_big(store, n);
     let stats = smol::block_on(store.stats(None)).unwrap();
     (stats.file_bytes, stats.free_bytes)
 }
@@ -1366,15 +1354,10 @@ fn expunged_since_is_exact_in_the_window_and_a_superset_below_it() {
 
 /// Packs sparse enough for the packer to unpack them.
 fn sparse_packs(store: &Store) -> usize {
-    smol::block_on(store.read(|tx, _| {
-        use redb::ReadableTable;
-        let mut n = 0;
-        for row in tx.open_table(schema::PACKS)?.iter()? {
-            n += usize::from(super::pack::is_sparse(&schema::decode(row?.1.value())?));
-        }
-        Ok(n)
-    }))
-    .unwrap()
+    packs(store)
+        .iter()
+        .filter(|rec| super::pack::is_sparse(rec))
+        .count()
 }
 
 #[test]
@@ -1383,7 +1366,6 @@ fn a_pack_under_two_thirds_live_is_repacked() {
     let store = Store::open(dir.path(), &cfg(0)).unwrap();
     let n = 1200;
     let (_, inbox) = deliver_big(&store, n);
-    wait_packer(&store);
     // Two in five go, as junk and POP3-downloaded mail do on the day it came: every pack
     // is left 0.6 live.
     smol::block_on(async {
@@ -1391,16 +1373,7 @@ fn a_pack_under_two_thirds_live_is_repacked() {
         store.expunge(inbox, gone).await.unwrap();
     });
     wait_packer(&store);
-    let dead = smol::block_on(store.read(|tx, _| {
-        use redb::ReadableTable;
-        let mut dead = 0;
-        for row in tx.open_table(schema::PACKS)?.iter()? {
-            let rec: schema::PackRecord = schema::decode(row?.1.value())?;
-            dead += rec.raw_len - rec.live;
-        }
-        Ok(dead)
-    }))
-    .unwrap();
+    let dead: u64 = packs(&store).iter().map(|rec| rec.raw_len - rec.live).sum();
     assert_eq!(dead, 0, "the packs were made again of the live mail");
     smol::block_on(async {
         for uid in (1..=n as u32).filter(|u| u % 5 >= 2) {
@@ -1416,7 +1389,6 @@ fn expunge_while_the_packer_waits_to_compact_still_unpacks() {
     let store = Store::open(dir.path(), &cfg(0)).unwrap();
     let n = 1200;
     let (a, inbox) = deliver_big(&store, n);
-    wait_packer(&store);
     assert!(pack_state(&store).0 >= 2);
     assert_eq!(sparse_packs(&store), 0);
     smol::block_on(async {
@@ -1466,11 +1438,8 @@ fn compaction_need_counts_sparse_pages_and_a_margin() {
 
 #[test]
 fn caches_are_released_only_when_no_transaction_is_open_and_nothing_is_lost() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), &cfg(0)).unwrap();
-    smol::block_on(async {
-        let a = store.add_user("a", "h".into()).await.unwrap();
-        let reqs = (0..40).map(|i| request(&store, a, "INBOX", &message(i)));
+    with_user_a(async |store, a| {
+        let reqs = (0..40).map(|i| request(store, a, "INBOX", &message(i)));
         store.append_many(reqs.collect()).await.unwrap();
         let inbox = store.mailbox(a, "INBOX").await.unwrap().unwrap().id;
         let raw = store.message_bytes(inbox, 7).await.unwrap();
@@ -1487,7 +1456,7 @@ fn caches_are_released_only_when_no_transaction_is_open_and_nothing_is_lost() {
         // Everything is still there, and the store takes writes.
         assert_eq!(store.message_bytes(inbox, 7).await.unwrap(), raw);
         let r = store
-            .append_many(vec![request(&store, a, "INBOX", &message(99))])
+            .append_many(vec![request(store, a, "INBOX", &message(99))])
             .await
             .unwrap();
         assert_eq!(r[0].as_ref().unwrap().uid, 41);
@@ -1570,28 +1539,19 @@ fn segments_mostly_expunged_are_rewritten_without_the_dead() {
         store.index_now().unwrap();
         let all: Vec<u32> = (1..=200).collect();
         let held = |uids: Vec<u32>| async {
-            let records = store.header_records(MailboxId(inbox), uids).await.unwrap();
+            let records = store.header_records(inbox, uids).await.unwrap();
             records.len()
         };
         assert_eq!(held(all.clone()).await, 200);
         let before = store.stats(None).await.unwrap().index_bytes;
         // A third gone: the segment stays as it is.
-        store
-            .expunge(MailboxId(inbox), (1..=60).collect())
-            .await
-            .unwrap();
+        store.expunge(inbox, (1..=60).collect()).await.unwrap();
         store.index_now().unwrap();
         assert_eq!(held(all.clone()).await, 200);
         // Three quarters gone: it is written again with the 50 left.
-        store
-            .expunge(MailboxId(inbox), (61..=150).collect())
-            .await
-            .unwrap();
+        store.expunge(inbox, (61..=150).collect()).await.unwrap();
         store.index_now().unwrap();
-        let left = store
-            .header_records(MailboxId(inbox), all.clone())
-            .await
-            .unwrap();
+        let left = store.header_records(inbox, all.clone()).await.unwrap();
         let uids: Vec<u32> = left.iter().map(|(u, _)| *u).collect();
         assert_eq!(uids, (151..=200).collect::<Vec<u32>>());
         let after = store.stats(None).await.unwrap().index_bytes;
@@ -1601,10 +1561,7 @@ fn segments_mostly_expunged_are_rewritten_without_the_dead() {
             kinds: vec![crate::mime::text::TextKind::Subject],
             needle: b"note".to_vec(),
         };
-        let answer = store
-            .text_lookup(MailboxId(inbox), vec![query])
-            .await
-            .unwrap();
+        let answer = store.text_lookup(inbox, vec![query]).await.unwrap();
         assert_eq!(answer.maybe[0].as_deref(), Some(&uids[..]));
     });
 }

@@ -35,24 +35,18 @@ pub enum CatPart {
 
 /// `"(" cat-part *(SP cat-part) ")"` after `CATENATE SP` (RFC 4469 §5).
 pub fn cat_parts(p: &mut Parser<'_>) -> R<Vec<CatPart>> {
-    p.expect(b'(', "(")?;
-    let mut parts = Vec::new();
-    loop {
+    p.nonempty_list_of(|p| {
         if p.keyword("TEXT") {
             p.sp()?;
             // `text-literal = "TEXT" SP literal`: no literal8, no NUL.
-            parts.push(CatPart::Text(p.literal(false)?));
+            Ok(CatPart::Text(p.literal(false)?))
         } else if p.keyword("URL") {
             p.sp()?;
-            parts.push(CatPart::Url(p.astring()?));
+            Ok(CatPart::Url(p.astring()?))
         } else {
-            return Err("CATENATE expects TEXT or URL parts".into());
+            Err("CATENATE expects TEXT or URL parts".into())
         }
-        if p.eat(b')') {
-            return Ok(parts);
-        }
-        p.sp()?;
-    }
+    })
 }
 
 /// A message (or a part of it) named by an IMAP URL (RFC 5092 §6 `imessagepart`),
@@ -318,8 +312,8 @@ mod tests {
 
     #[test]
     fn imap_urls_must_fail() {
-        for bad in [
-            &b""[..],
+        let refused: &[&[u8]] = &[
+            b"",
             b"INBOX/;UID=1",
             b"imap://alice@host/INBOX/;UID=1",
             b"/INBOX",
@@ -337,13 +331,8 @@ mod tests {
             b"/INBOX/;UID=1/;PARTIAL=0.5/;SECTION=1",
             b"/IN%ZZBOX/;UID=1",
             b"/%FF/;UID=1",
-        ] {
-            assert!(
-                ImapUrl::parse(bad).is_none(),
-                "{}",
-                String::from_utf8_lossy(bad)
-            );
-        }
+        ];
+        crate::testing::assert_refused(ImapUrl::parse, refused);
     }
 
     #[test]
@@ -358,15 +347,14 @@ mod tests {
                 CatPart::Url(b"/Drafts/;UID=2".to_vec()),
             ]
         );
-        for bad in [
-            &b"()\r\n"[..],
+        let refused: &[&[u8]] = &[
+            b"()\r\n",
             b"(TEXT \"x\")\r\n",
             b"(TEXT ~{1}\r\nx)\r\n",
             b"(BODY x)\r\n",
             b"TEXT {1}\r\nx\r\n",
-        ] {
-            assert!(cat_parts(&mut Parser::new(bad)).is_err());
-        }
+        ];
+        crate::testing::assert_refused(|bad| cat_parts(&mut Parser::new(bad)), refused);
     }
 
     #[test]

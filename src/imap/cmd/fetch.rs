@@ -200,15 +200,7 @@ pub(in super::super) fn section(p: &mut Parser<'_>, binary: bool) -> R<Section> 
 /// `header-list = "(" header-fld-name *(SP header-fld-name) ")"`.
 fn header_list(p: &mut Parser<'_>) -> R<Vec<Vec<u8>>> {
     p.sp()?;
-    p.expect(b'(', "(")?;
-    let mut names = Vec::new();
-    loop {
-        names.push(p.astring()?);
-        if p.eat(b')') {
-            return Ok(names);
-        }
-        p.sp()?;
-    }
+    p.nonempty_list_of(|p| p.astring())
 }
 
 /// `"<" number64 "." nz-number64 ">"` (RFC 9051 §9 `partial`; RFC 3501 had 32-bit
@@ -262,16 +254,13 @@ fn att(p: &mut Parser<'_>) -> R<Item> {
                     .is_some_and(|w| w.eq_ignore_ascii_case(b"LAZY"))
             {
                 p.sp()?;
-                p.expect(b'(', "(")?;
-                loop {
-                    if !p.keyword("LAZY") {
-                        return Err(Syntax::Unknown("PREVIEW modifier"));
+                p.nonempty_list_of(|p| {
+                    if p.keyword("LAZY") {
+                        Ok(())
+                    } else {
+                        Err(Syntax::Unknown("PREVIEW modifier"))
                     }
-                    if p.eat(b')') {
-                        break;
-                    }
-                    p.sp()?;
-                }
+                })?;
             }
             Item::Preview
         }
@@ -314,8 +303,7 @@ pub fn fetch_args(p: &mut Parser<'_>) -> R<FetchArgs> {
     let mut vanished = false;
     let mut partial = None;
     if p.eat(b' ') {
-        p.expect(b'(', "(")?;
-        loop {
+        p.nonempty_list_of(|p| {
             if p.keyword("CHANGEDSINCE") {
                 p.sp()?;
                 changed_since = Some(mod_sequence(p)?);
@@ -331,11 +319,8 @@ pub fn fetch_args(p: &mut Parser<'_>) -> R<FetchArgs> {
             } else {
                 return Err(Syntax::Unknown("FETCH modifier"));
             }
-            if p.eat(b')') {
-                break;
-            }
-            p.sp()?;
-        }
+            Ok(())
+        })?;
     }
     Ok(FetchArgs {
         items,
@@ -356,15 +341,7 @@ fn split_meta(meta: &Option<(MessageMeta, usize)>) -> (Option<&MessageMeta>, usi
 /// `"(" fetch-att *(SP fetch-att) ")"`, also the list of NOTIFY's MessageNew (RFC 5465
 /// §8).
 pub fn att_list(p: &mut Parser<'_>) -> R<Vec<Item>> {
-    p.expect(b'(', "(")?;
-    let mut items = Vec::new();
-    loop {
-        items.push(att(p)?);
-        if p.eat(b')') {
-            return Ok(items);
-        }
-        p.sp()?;
-    }
+    p.nonempty_list_of(att)
 }
 
 /// The listing entry of `uid` (`list` in UID order).
@@ -876,8 +853,8 @@ mod tests {
 
     #[test]
     fn fetch_items_must_fail() {
-        for bad in [
-            &b"(FLAGS"[..],
+        let refused: &[&[u8]] = &[
+            b"(FLAGS",
             b"FOO",
             b"BODY[MIME]",
             b"BODY[0]",
@@ -893,12 +870,7 @@ mod tests {
             b"(FLAGS) (PARTIAL -1:5)",
             b"(FLAGS) (PARTIAL 1:5 PARTIAL 1:2)",
             b"FLAGS extra",
-        ] {
-            assert!(
-                parse_fetch(bad).is_err(),
-                "{}",
-                String::from_utf8_lossy(bad)
-            );
-        }
+        ];
+        crate::testing::assert_refused(parse_fetch, refused);
     }
 }

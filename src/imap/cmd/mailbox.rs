@@ -223,8 +223,7 @@ impl Session {
             if let Some(su) = node.info.and_then(|i| i.special_use) {
                 attrs.push(su.attribute());
             }
-            out.extend_from_slice(format!("* LIST ({}) \"/\" ", attrs.join(" ")).as_bytes());
-            response::mailbox(out, name, utf8);
+            response::list(out, &attrs, name, utf8);
             if info_item {
                 out.extend_from_slice(CHILDINFO);
             }
@@ -258,12 +257,12 @@ impl Session {
                 if !patterns.iter().any(|p| wildcard_match(p, &chars)) {
                     continue;
                 }
-                out.extend_from_slice(if subs.contains(name) {
-                    b"* LIST (\\NonExistent \\Subscribed) \"/\" "
+                let attrs: &[&str] = if subs.contains(name) {
+                    &["\\NonExistent", "\\Subscribed"]
                 } else {
-                    b"* LIST (\\NonExistent) \"/\" "
-                });
-                response::mailbox(out, name, utf8);
+                    &["\\NonExistent"]
+                };
+                response::list(out, attrs, name, utf8);
                 if child_info(name) {
                     out.extend_from_slice(CHILDINFO);
                 }
@@ -567,8 +566,7 @@ impl Session {
         out.extend_from_slice(o.as_bytes());
         if self.enabled.rev2 {
             // RFC 9051 §6.3.2: a LIST response for the mailbox.
-            out.extend_from_slice(b"* LIST () \"/\" ");
-            response::mailbox(out, &info.name, true);
+            response::list(out, &[], &info.name, true);
             out.extend_from_slice(b"\r\n");
         }
         // RFC 7162 §3.2.5.1: with a matching UIDVALIDITY, what changed since the

@@ -391,8 +391,8 @@ mod tests {
         assert_eq!(e("/Private/Comment").as_str(), "/private/comment");
         assert_eq!(e("/shared/vendor/x/y").as_str(), "/shared/vendor/x/y");
         assert!(Entry::parse(b"/private", false).is_ok());
-        for bad in [
-            &b"/private"[..],
+        let refused: &[&[u8]] = &[
+            b"/private",
             b"/shared/vendor/x",
             b"private/comment",
             b"/public/comment",
@@ -404,9 +404,8 @@ mod tests {
             b"/private/a\x19",
             b"",
             b"/",
-        ] {
-            assert!(Entry::parse(bad, true).is_err(), "{bad:?}");
-        }
+        ];
+        crate::testing::assert_refused(|bad| Entry::parse(bad, true), refused);
         assert!(Entry::parse(&[b'a'; ENTRY_MAX + 1], false).is_err());
     }
 
@@ -435,16 +434,15 @@ mod tests {
         );
         let g = get(b"a GETMETADATA (DEPTH 1) INBOX /private/a /shared/b\r\n");
         assert_eq!((g.depth, g.entries.len()), (Depth::One, 2));
-        for bad in [
-            &b"a GETMETADATA INBOX\r\n"[..],
+        let refused: &[&[u8]] = &[
+            b"a GETMETADATA INBOX\r\n",
             b"a GETMETADATA INBOX ()\r\n",
             b"a GETMETADATA (DEPTH 2) INBOX /private/a\r\n",
             b"a GETMETADATA (FOO 1) INBOX /private/a\r\n",
             b"a GETMETADATA (MAXSIZE) INBOX /private/a\r\n",
             b"a GETMETADATA INBOX /private/a*\r\n",
-        ] {
-            assert!(parse_command(bad).is_err(), "{bad:?}");
-        }
+        ];
+        crate::testing::assert_refused(parse_command, refused);
     }
 
     #[test]
@@ -460,15 +458,14 @@ mod tests {
                 (e("/shared/x"), Some(b"\x00z".to_vec())),
             ]
         );
-        for bad in [
-            &b"a SETMETADATA INBOX ()\r\n"[..],
+        let refused: &[&[u8]] = &[
+            b"a SETMETADATA INBOX ()\r\n",
             b"a SETMETADATA INBOX /private/a \"x\"\r\n",
             b"a SETMETADATA INBOX (/private/a)\r\n",
             b"a SETMETADATA INBOX (/private \"x\")\r\n",
             b"a SETMETADATA INBOX (/private/a {1}\r\n\x00)\r\n",
-        ] {
-            assert!(parse_command(bad).is_err(), "{bad:?}");
-        }
+        ];
+        crate::testing::assert_refused(parse_command, refused);
     }
 
     #[test]

@@ -617,11 +617,11 @@ impl Session {
             notify.groups_for(name, subs).any(|g| g.names)
                 || notify.groups_for(name, &notify.subs).any(|g| g.names)
         };
-        let attrs = |name: &str| {
+        let attrs = |name: &str| -> &[&str] {
             if subs.contains(name) || known.values().any(|m| m.name == name && m.subscribed) {
-                "(\\Subscribed)"
+                &["\\Subscribed"]
             } else {
-                "()"
+                &[]
             }
         };
         for (id, info) in known {
@@ -634,8 +634,7 @@ impl Session {
             if !watched_names(&info.name) && !old_name.is_some_and(watched_names) {
                 continue;
             }
-            out.extend_from_slice(format!("* LIST {} \"/\" ", attrs(&info.name)).as_bytes());
-            response::mailbox(out, &info.name, utf8);
+            response::list(out, attrs(&info.name), &info.name, utf8);
             if let Some(old_name) = old_name {
                 out.extend_from_slice(b" (\"OLDNAME\" (");
                 response::mailbox(out, old_name, utf8);
@@ -647,8 +646,7 @@ impl Session {
         }
         for (id, old) in &notify.known {
             if !known.contains_key(id) && watched_names(&old.name) {
-                out.extend_from_slice(b"* LIST (\\NonExistent) \"/\" ");
-                response::mailbox(out, &old.name, utf8);
+                response::list(out, &["\\NonExistent"], &old.name, utf8);
                 out.extend_from_slice(b"\r\n");
                 listed.insert(&old.name);
             }
@@ -662,12 +660,12 @@ impl Session {
             if !watched || listed.contains(name.as_str()) {
                 continue;
             }
-            out.extend_from_slice(if subs.contains(name) {
-                b"* LIST (\\Subscribed) \"/\" "
+            let attrs: &[&str] = if subs.contains(name) {
+                &["\\Subscribed"]
             } else {
-                b"* LIST () \"/\" "
-            });
-            response::mailbox(out, name, utf8);
+                &[]
+            };
+            response::list(out, attrs, name, utf8);
             out.extend_from_slice(b"\r\n");
         }
         // §5.1-§5.3: STATUS of watched mailboxes whose messages or flags changed.
@@ -772,7 +770,7 @@ mod tests {
             groups[3].events,
             vec![Event::MailboxName, Event::SubscriptionChange]
         );
-        for bad in [
+        let refused: &[&str] = &[
             "",
             " SET",
             " SET ()",
@@ -781,9 +779,8 @@ mod tests {
             " SET (subtree (MessageNew))",
             " SET (selected (MessageNew (UID)",
             " NONE extra",
-        ] {
-            assert!(parse_str(bad).is_err(), "{bad:?} parsed");
-        }
+        ];
+        crate::testing::assert_refused(parse_str, refused);
     }
 
     #[test]

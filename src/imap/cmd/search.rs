@@ -64,6 +64,12 @@ impl Hit {
             size: info.size,
         }
     }
+
+    /// How a reply names this message: by UID in the UID form of the command, else by
+    /// sequence number.
+    pub(in super::super) fn number(&self, uid: bool) -> u32 {
+        if uid { self.uid } else { self.seq }
+    }
 }
 
 /// Messages whose content a search reads in one call to the store, and the bytes
@@ -251,37 +257,31 @@ pub(in super::super) fn return_options(p: &mut Parser<'_>) -> R<Option<(Return, 
         return Ok(None);
     }
     p.sp()?;
-    p.expect(b'(', "(")?;
     let mut r = Return::default();
     let mut save = false;
-    if !p.eat(b')') {
-        loop {
-            let o = p.atom()?.to_ascii_uppercase();
-            match o.as_slice() {
-                b"MIN" => r.min = true,
-                b"MAX" => r.max = true,
-                b"COUNT" => r.count = true,
-                // RFC 9394 §3.1: "either one PARTIAL, one ALL, or neither".
-                b"ALL" | b"PARTIAL" if r.all || r.partial.is_some() => {
-                    return Err("RETURN takes one PARTIAL or one ALL".into());
-                }
-                b"ALL" => r.all = true,
-                b"PARTIAL" => {
-                    p.sp()?;
-                    r.partial = Some(Range::parse(p)?);
-                }
-                b"SAVE" => save = true,
-                // RFC 5267 §4.3; CONTEXT (§4.2) is a hint servers may ignore, as we do.
-                b"UPDATE" => r.update = true,
-                b"CONTEXT" => {}
-                _ => return Err(Syntax::Unknown("RETURN option")),
+    p.list_of(|p| {
+        let o = p.atom()?.to_ascii_uppercase();
+        match o.as_slice() {
+            b"MIN" => r.min = true,
+            b"MAX" => r.max = true,
+            b"COUNT" => r.count = true,
+            // RFC 9394 §3.1: "either one PARTIAL, one ALL, or neither".
+            b"ALL" | b"PARTIAL" if r.all || r.partial.is_some() => {
+                return Err("RETURN takes one PARTIAL or one ALL".into());
             }
-            if p.eat(b')') {
-                break;
+            b"ALL" => r.all = true,
+            b"PARTIAL" => {
+                p.sp()?;
+                r.partial = Some(Range::parse(p)?);
             }
-            p.sp()?;
+            b"SAVE" => save = true,
+            // RFC 5267 §4.3; CONTEXT (§4.2) is a hint servers may ignore, as we do.
+            b"UPDATE" => r.update = true,
+            b"CONTEXT" => {}
+            _ => return Err(Syntax::Unknown("RETURN option")),
         }
-    }
+        Ok(())
+    })?;
     p.sp()?;
     Ok(Some((r, save)))
 }
@@ -380,10 +380,7 @@ impl Session {
         let State::Selected(_, view) = &mut self.state else {
             return Err(ImapError::Bad("Select a mailbox first".into()));
         };
-        let numbers: Vec<u32> = hits
-            .iter()
-            .map(|h| if uid { h.uid } else { h.seq })
-            .collect();
+        let numbers: Vec<u32> = hits.iter().map(|h| h.number(uid)).collect();
         // What the command returns (RFC 9394 §3.2): SAVE keeps it, and with MODSEQ the
         // reply carries its highest mod-sequence (RFC 7162 §3.1.5).
         let returned = partial::returned(&a.ret.unwrap_or_default(), &hits);
@@ -681,7 +678,7 @@ mod tests {
 
     #[test]
     fn search_keys_must_fail() {
-        for bad in [
+        let refused: &[&str] = &[
             "",
             "FOO",
             "SINCE 1-Foo-2024",
@@ -702,9 +699,8 @@ mod tests {
             "RETURN (PARTIAL \"1:5\") ALL",
             "RETURN (PARTIAL 1:4294967296) ALL",
             "ALL extra)",
-        ] {
-            assert!(parse_search(bad.as_bytes()).is_err(), "{bad}");
-        }
+        ];
+        crate::testing::assert_refused(|bad: &str| parse_search(bad.as_bytes()), refused);
         let deep = "NOT ".repeat(100) + "ALL";
         assert!(parse_search(deep.as_bytes()).is_err());
     }

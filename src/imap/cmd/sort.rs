@@ -64,9 +64,7 @@ pub fn sort_args(p: &mut Parser<'_>) -> R<SortArgs> {
         Some((r, false)) => Some(r),
         None => None,
     };
-    p.expect(b'(', "(")?;
-    let mut criteria = Vec::new();
-    loop {
+    let criteria = p.nonempty_list_of(|p| {
         let mut word = p.atom()?.to_ascii_uppercase();
         let reverse = word == b"REVERSE";
         if reverse {
@@ -85,12 +83,8 @@ pub fn sort_args(p: &mut Parser<'_>) -> R<SortArgs> {
             b"DISPLAYTO" => SortKey::DisplayTo,
             _ => return Err(Syntax::Unknown("sort key")),
         };
-        criteria.push(Criterion { reverse, key });
-        if p.eat(b')') {
-            break;
-        }
-        p.sp()?;
-    }
+        Ok(Criterion { reverse, key })
+    })?;
     p.sp()?;
     let charset = String::from_utf8_lossy(&p.astring()?).to_ascii_uppercase();
     p.sp()?;
@@ -174,10 +168,7 @@ impl Session {
             let uids = sorted.iter().map(|h| h.uid).collect();
             self.open_context(tag, uid, &a.key, Some(a.criteria.clone()), uids, out);
         }
-        let numbers: Vec<u32> = sorted
-            .iter()
-            .map(|h| if uid { h.uid } else { h.seq })
-            .collect();
+        let numbers: Vec<u32> = sorted.iter().map(|h| h.number(uid)).collect();
         match a.ret {
             // RFC 5267 §3.2, RFC 9394 §3.1: PARTIAL pages the results in sort order.
             Some(r) => write_esearch(Some(tag.as_bytes()), uid, &numbers, r, None, out),
@@ -235,16 +226,15 @@ mod tests {
 
     #[test]
     fn sort_args_must_fail() {
-        for bad in [
-            &b"DATE UTF-8 ALL"[..],
+        let refused: &[&[u8]] = &[
+            b"DATE UTF-8 ALL",
             b"() UTF-8 ALL",
             b"(DATE) ALL",
             b"(REVERSE) UTF-8 ALL",
             b"(BOGUS) UTF-8 ALL",
             b"(DATE) UTF-8",
             b"RETURN (SAVE) (DATE) UTF-8 ALL",
-        ] {
-            assert!(parse_sort(bad).is_err(), "{}", String::from_utf8_lossy(bad));
-        }
+        ];
+        crate::testing::assert_refused(parse_sort, refused);
     }
 }

@@ -225,19 +225,14 @@ mod tests {
 
     #[test]
     fn store_args_must_fail() {
-        for bad in [
-            &b"FLAGS"[..],
+        let refused: &[&[u8]] = &[
+            b"FLAGS",
             b"+FLAG (\\Seen)",
             b"*FLAGS (\\Seen)",
             b"(UNCHANGEDSINCE) FLAGS (\\Seen)",
             b"(FOO 1) FLAGS (\\Seen)",
             b"FLAGS (\\Seen",
-        ] {
-            assert!(
-                parse_store(bad).is_err(),
-                "{}",
-                String::from_utf8_lossy(bad)
-            );
-        }
+        ];
+        crate::testing::assert_refused(parse_store, refused);
     }
 }

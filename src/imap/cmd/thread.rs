@@ -429,7 +429,7 @@ impl Session {
             .iter()
             .zip(data.iter())
             .map(|(h, d)| Message {
-                number: if uid { h.uid } else { h.seq },
+                number: h.number(uid),
                 date: d.date.unwrap_or(h.internal_date),
                 data: d.as_ref(),
             })

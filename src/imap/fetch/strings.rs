@@ -38,14 +38,7 @@ pub fn string(value: &[u8], opts: Options, out: &mut Vec<u8>) {
         return;
     }
     if quotable(value, opts) {
-        out.push(b'"');
-        for &b in value {
-            if b == b'"' || b == b'\\' {
-                out.push(b'\\');
-            }
-            out.push(b);
-        }
-        out.push(b'"');
+        crate::imap::response::quoted(out, value);
     } else {
         literal(value, out);
     }

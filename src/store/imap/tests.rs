@@ -1,15 +1,19 @@
 //! IMAP store operations on a real redb file in a temp dir.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-use std::sync::Arc;
-
 use super::*;
 use crate::config::StoreConfig;
-use crate::contracts::{MailboxId, UserId};
+use crate::contracts::{MailboxId, ModSeq, UserId};
 use crate::store::{AppendRequest, Store};
 
-fn open(dir: &std::path::Path) -> Store {
-    Store::open(dir, &StoreConfig::default()).unwrap()
+/// Runs `test` on a fresh store with one user, "a".
+fn with_user(test: impl AsyncFnOnce(&Store, UserId)) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &StoreConfig::default()).unwrap();
+    smol::block_on(async {
+        let u = store.add_user("a", "h".into()).await.unwrap();
+        test(&store, u).await;
+    });
 }
 
 fn message(i: usize) -> Vec<u8> {
@@ -17,12 +21,7 @@ fn message(i: usize) -> Vec<u8> {
 }
 
 async fn append(store: &Store, user: UserId, mailbox: &str, i: usize, flags: u8) -> u32 {
-    let raw = message(i);
     let req = AppendRequest {
-        user,
-        mailbox: mailbox.into(),
-        create: false,
-        blob: Arc::new(store.codec().prepare(&raw).unwrap()),
         trace: Some(crate::store::TraceRecord {
             format: 1,
             protocol: "LMTP".into(),
@@ -32,17 +31,56 @@ async fn append(store: &Store, user: UserId, mailbox: &str, i: usize, flags: u8)
             by: "test".into(),
         }),
         flags: SystemFlags(flags),
-        keywords: Vec::new(),
         internal_date: 1_000_000 + i as i64,
-        envelope_from: None,
-        kept: None,
+        ..crate::store::tests::request(store, user, mailbox, &message(i))
     };
     let r = store.append_many(vec![req]).await.unwrap();
     r[0].as_ref().unwrap().uid
 }
 
+async fn mailbox(store: &Store, user: UserId, name: &str) -> MailboxInfo {
+    store.mailbox(user, name).await.unwrap().unwrap()
+}
+
 async fn id(store: &Store, user: UserId, name: &str) -> MailboxId {
-    store.mailbox(user, name).await.unwrap().unwrap().id
+    mailbox(store, user, name).await.id
+}
+
+/// The UIDs in a mailbox, in order.
+async fn uids(store: &Store, mailbox: MailboxId) -> Vec<u32> {
+    let list = store.messages(mailbox).await.unwrap();
+    list.iter().map(|m| m.uid).collect()
+}
+
+/// STORE on behalf of no session, so every change is published.
+async fn store_flags(
+    store: &Store,
+    mailbox: MailboxId,
+    uids: Vec<u32>,
+    mode: FlagMode,
+    flags: u8,
+    keywords: &[&str],
+    unchanged_since: Option<ModSeq>,
+) -> Result<FlagOutcome, StoreError> {
+    let keywords = keywords.iter().map(|k| k.to_string()).collect();
+    let flags = SystemFlags(flags);
+    store
+        .store_flags(
+            mailbox,
+            uids,
+            mode,
+            flags,
+            keywords,
+            unchanged_since,
+            Origin::NONE,
+        )
+        .await
+}
+
+/// Whether `name` is among the user's subscriptions.
+async fn subscribed(store: &Store, user: UserId, name: &str) -> bool {
+    let names = store.subscriptions(user).await.unwrap();
+    names.iter().any(|n| n == name)
 }
 
 async fn blobs(store: &Store) -> u64 {
@@ -51,35 +89,25 @@ async fn blobs(store: &Store) -> u64 {
 
 #[test]
 fn store_flags_modes_modseq_and_unchangedsince() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
-    smol::block_on(async {
-        let u = store.add_user("a", "h".into()).await.unwrap();
+    with_user(async |store, u| {
         for i in 1..=3 {
-            append(&store, u, "INBOX", i, 0).await;
+            append(store, u, "INBOX", i, 0).await;
         }
-        let inbox = id(&store, u, "INBOX").await;
-        let before = store
-            .mailbox(u, "INBOX")
-            .await
-            .unwrap()
-            .unwrap()
-            .highest_modseq;
+        let inbox = id(store, u, "INBOX").await;
+        let before = mailbox(store, u, "INBOX").await.highest_modseq;
         let rx = store.feed().subscribe(u);
 
-        let kw = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let out = store
-            .store_flags(
-                inbox,
-                vec![2, 1, 99, 1],
-                FlagMode::Add,
-                SystemFlags(SystemFlags::SEEN),
-                kw(&["$Work"]),
-                None,
-                Origin::NONE,
-            )
-            .await
-            .unwrap();
+        let out = store_flags(
+            store,
+            inbox,
+            vec![2, 1, 99, 1],
+            FlagMode::Add,
+            SystemFlags::SEEN,
+            &["$Work"],
+            None,
+        )
+        .await
+        .unwrap();
         assert_eq!(
             out.changed.iter().map(|c| c.uid).collect::<Vec<_>>(),
             vec![1, 2]
@@ -87,46 +115,39 @@ fn store_flags_modes_modseq_and_unchangedsince() {
         assert!(out.unchanged.is_empty() && out.modified.is_empty());
         assert_eq!(out.changed[0].modseq, ModSeq(before.0 + 1));
         assert_eq!(out.changed[1].modseq, ModSeq(before.0 + 2));
-        assert_eq!(out.changed[0].keywords, kw(&["$Work"]));
+        assert_eq!(out.changed[0].keywords, vec!["$Work".to_string()]);
         assert_eq!(rx.try_recv().unwrap().kind, ChangeKind::Flags);
-        let hms = store
-            .mailbox(u, "INBOX")
-            .await
-            .unwrap()
-            .unwrap()
-            .highest_modseq;
+        let hms = mailbox(store, u, "INBOX").await.highest_modseq;
         assert_eq!(hms, ModSeq(before.0 + 2));
 
         // Adding what is there changes nothing and bumps nothing.
-        let out = store
-            .store_flags(
-                inbox,
-                vec![1],
-                FlagMode::Add,
-                SystemFlags(SystemFlags::SEEN),
-                kw(&["$work"]),
-                None,
-                Origin::NONE,
-            )
-            .await
-            .unwrap();
+        let out = store_flags(
+            store,
+            inbox,
+            vec![1],
+            FlagMode::Add,
+            SystemFlags::SEEN,
+            &["$work"],
+            None,
+        )
+        .await
+        .unwrap();
         assert!(out.changed.is_empty());
         assert_eq!(out.unchanged.len(), 1);
         assert!(rx.try_recv().is_err(), "no change published");
 
         // UNCHANGEDSINCE: message 1 (modseq before+1) passes at before+1, message 2 fails.
-        let out = store
-            .store_flags(
-                inbox,
-                vec![1, 2, 3],
-                FlagMode::Replace,
-                SystemFlags(SystemFlags::FLAGGED),
-                vec![],
-                Some(ModSeq(before.0 + 1)),
-                Origin::NONE,
-            )
-            .await
-            .unwrap();
+        let out = store_flags(
+            store,
+            inbox,
+            vec![1, 2, 3],
+            FlagMode::Replace,
+            SystemFlags::FLAGGED,
+            &[],
+            Some(ModSeq(before.0 + 1)),
+        )
+        .await
+        .unwrap();
         assert_eq!(out.modified, vec![2]);
         assert_eq!(
             out.changed.iter().map(|c| c.uid).collect::<Vec<_>>(),
@@ -139,18 +160,17 @@ fn store_flags_modes_modseq_and_unchangedsince() {
         );
 
         // Remove.
-        let out = store
-            .store_flags(
-                inbox,
-                vec![2],
-                FlagMode::Remove,
-                SystemFlags(SystemFlags::SEEN),
-                kw(&["$WORK"]),
-                None,
-                Origin::NONE,
-            )
-            .await
-            .unwrap();
+        let out = store_flags(
+            store,
+            inbox,
+            vec![2],
+            FlagMode::Remove,
+            SystemFlags::SEEN,
+            &["$WORK"],
+            None,
+        )
+        .await
+        .unwrap();
         assert_eq!(out.changed[0].flags, SystemFlags(0));
         assert!(out.changed[0].keywords.is_empty());
 
@@ -163,17 +183,7 @@ fn store_flags_modes_modseq_and_unchangedsince() {
             list.iter().map(|m| m.modseq).max().unwrap()
         );
         assert_eq!(
-            store
-                .store_flags(
-                    MailboxId(999),
-                    vec![1],
-                    FlagMode::Add,
-                    SystemFlags(1),
-                    vec![],
-                    None,
-                    Origin::NONE
-                )
-                .await,
+            store_flags(store, MailboxId(999), vec![1], FlagMode::Add, 1, &[], None).await,
             Err(StoreError::NoSuchMailbox)
         );
     });
@@ -181,15 +191,12 @@ fn store_flags_modes_modseq_and_unchangedsince() {
 
 #[test]
 fn copy_shares_blobs_and_keeps_flags() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
-    smol::block_on(async {
-        let u = store.add_user("a", "h".into()).await.unwrap();
-        append(&store, u, "INBOX", 1, SystemFlags::SEEN).await;
-        append(&store, u, "INBOX", 2, 0).await;
-        let inbox = id(&store, u, "INBOX").await;
-        let trash = id(&store, u, "Trash").await;
-        assert_eq!(blobs(&store).await, 2);
+    with_user(async |store, u| {
+        append(store, u, "INBOX", 1, SystemFlags::SEEN).await;
+        append(store, u, "INBOX", 2, 0).await;
+        let inbox = id(store, u, "INBOX").await;
+        let trash = id(store, u, "Trash").await;
+        assert_eq!(blobs(store).await, 2);
         let original = store.message_bytes(inbox, 1).await.unwrap().unwrap();
 
         let out = store
@@ -197,12 +204,12 @@ fn copy_shares_blobs_and_keeps_flags() {
             .await
             .unwrap()
             .unwrap();
-        let tv = store.mailbox(u, "Trash").await.unwrap().unwrap();
+        let tv = mailbox(store, u, "Trash").await;
         assert_eq!(out.uidvalidity, tv.uidvalidity);
         assert_eq!(out.src_uids, vec![1, 2]);
         assert_eq!(out.dst_uids, vec![1, 2]);
         assert_eq!((tv.messages, tv.uidnext), (2, 3));
-        assert_eq!(blobs(&store).await, 2, "copies share blobs");
+        assert_eq!(blobs(store).await, 2, "copies share blobs");
         assert_eq!(
             store.message_bytes(trash, 1).await.unwrap().unwrap(),
             original
@@ -225,7 +232,7 @@ fn copy_shares_blobs_and_keeps_flags() {
         );
         // Another user's mailbox is not a target.
         let v = store.add_user("v", "h".into()).await.unwrap();
-        let vinbox = id(&store, v, "INBOX").await;
+        let vinbox = id(store, v, "INBOX").await;
         assert_eq!(
             store.copy_messages(inbox, vec![1], vinbox).await,
             Err(StoreError::NoSuchMailbox)
@@ -233,23 +240,20 @@ fn copy_shares_blobs_and_keeps_flags() {
 
         // Expunging the originals keeps the blobs alive for the copies.
         store.expunge(inbox, vec![1, 2, 3]).await.unwrap();
-        assert_eq!(blobs(&store).await, 2);
+        assert_eq!(blobs(store).await, 2);
         store.expunge(trash, vec![1, 2]).await.unwrap();
-        assert_eq!(blobs(&store).await, 0);
+        assert_eq!(blobs(store).await, 0);
     });
 }
 
 #[test]
 fn move_is_copy_plus_expunge() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
-    smol::block_on(async {
-        let u = store.add_user("a", "h".into()).await.unwrap();
+    with_user(async |store, u| {
         for i in 1..=3 {
-            append(&store, u, "INBOX", i, 0).await;
+            append(store, u, "INBOX", i, 0).await;
         }
-        let inbox = id(&store, u, "INBOX").await;
-        let archive = id(&store, u, "Archive").await;
+        let inbox = id(store, u, "INBOX").await;
+        let archive = id(store, u, "Archive").await;
         let rx = store.feed().subscribe(u);
         let out = store
             .move_messages(inbox, vec![3, 1], archive, Origin::NONE)
@@ -265,23 +269,11 @@ fn move_is_copy_plus_expunge() {
             .collect();
         assert!(kinds.contains(&ChangeKind::Expunged));
         assert!(kinds.contains(&ChangeKind::Appended { uid: 2 }));
-        let left: Vec<u32> = store
-            .messages(inbox)
-            .await
-            .unwrap()
-            .iter()
-            .map(|m| m.uid)
-            .collect();
+        let left: Vec<u32> = uids(store, inbox).await;
         assert_eq!(left, vec![2]);
-        assert_eq!(
-            store.mailbox(u, "INBOX").await.unwrap().unwrap().messages,
-            1
-        );
-        assert_eq!(
-            store.mailbox(u, "Archive").await.unwrap().unwrap().messages,
-            2
-        );
-        assert_eq!(blobs(&store).await, 3);
+        assert_eq!(mailbox(store, u, "INBOX").await.messages, 1);
+        assert_eq!(mailbox(store, u, "Archive").await.messages, 2);
+        assert_eq!(blobs(store).await, 3);
         // The second mover finds nothing: no duplicates.
         assert_eq!(
             store
@@ -297,39 +289,27 @@ fn move_is_copy_plus_expunge() {
             .unwrap()
             .unwrap();
         assert_eq!(same.dst_uids, vec![4]);
-        let left: Vec<u32> = store
-            .messages(inbox)
-            .await
-            .unwrap()
-            .iter()
-            .map(|m| m.uid)
-            .collect();
+        let left: Vec<u32> = uids(store, inbox).await;
         assert_eq!(left, vec![4]);
-        assert_eq!(
-            store.mailbox(u, "INBOX").await.unwrap().unwrap().messages,
-            1
-        );
+        assert_eq!(mailbox(store, u, "INBOX").await.messages, 1);
     });
 }
 
 #[test]
 fn expunge_deleted_respects_flags_and_restriction() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
-    smol::block_on(async {
-        let u = store.add_user("a", "h".into()).await.unwrap();
-        append(&store, u, "INBOX", 1, SystemFlags::DELETED).await;
-        append(&store, u, "INBOX", 2, 0).await;
+    with_user(async |store, u| {
+        append(store, u, "INBOX", 1, SystemFlags::DELETED).await;
+        append(store, u, "INBOX", 2, 0).await;
         append(
-            &store,
+            store,
             u,
             "INBOX",
             3,
             SystemFlags::DELETED | SystemFlags::SEEN,
         )
         .await;
-        append(&store, u, "INBOX", 4, SystemFlags::DELETED).await;
-        let inbox = id(&store, u, "INBOX").await;
+        append(store, u, "INBOX", 4, SystemFlags::DELETED).await;
+        let inbox = id(store, u, "INBOX").await;
         let st = store.mailbox_status(inbox).await.unwrap();
         assert_eq!((st.messages, st.unseen, st.deleted), (4, 3, 3));
         assert_eq!(
@@ -359,21 +339,18 @@ fn expunge_deleted_respects_flags_and_restriction() {
             (1, 1, 0, 5)
         );
         assert_eq!(st.size, store.messages(inbox).await.unwrap()[0].size);
-        assert_eq!(blobs(&store).await, 1);
+        assert_eq!(blobs(store).await, 1);
     });
 }
 
 #[test]
 fn rename_moves_children_and_creates_parents() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
-    smol::block_on(async {
-        let u = store.add_user("a", "h".into()).await.unwrap();
+    with_user(async |store, u| {
         for name in ["Work", "Work/2024", "Work/2024/Q1", "Workshop", "Work b"] {
             store.create_mailbox(u, name).await.unwrap();
         }
-        append(&store, u, "Work/2024", 1, 0).await;
-        let before = store.mailbox(u, "Work/2024").await.unwrap().unwrap();
+        append(store, u, "Work/2024", 1, 0).await;
+        let before = mailbox(store, u, "Work/2024").await;
 
         store
             .rename_mailbox(u, "Work", "Old/Jobs/Work")
@@ -398,11 +375,7 @@ fn rename_moves_children_and_creates_parents() {
             assert!(names.contains(&want.to_string()), "{want} in {names:?}");
         }
         assert!(!names.iter().any(|n| n == "Work" || n.starts_with("Work/")));
-        let after = store
-            .mailbox(u, "Old/Jobs/Work/2024")
-            .await
-            .unwrap()
-            .unwrap();
+        let after = mailbox(store, u, "Old/Jobs/Work/2024").await;
         // Same mailbox and messages; a fresh UIDVALIDITY (RFC 9051 §2.3.1.1).
         assert_eq!((after.id, after.messages), (before.id, 1));
         assert!(after.uidvalidity > before.uidvalidity);
@@ -433,28 +406,25 @@ fn rename_moves_children_and_creates_parents() {
 
 #[test]
 fn rename_inbox_moves_messages_and_leaves_it_empty() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
-    smol::block_on(async {
-        let u = store.add_user("a", "h".into()).await.unwrap();
+    with_user(async |store, u| {
         store.create_mailbox(u, "INBOX/Child").await.unwrap();
-        append(&store, u, "INBOX", 1, SystemFlags::SEEN).await;
-        append(&store, u, "INBOX", 2, 0).await;
-        let inbox = store.mailbox(u, "INBOX").await.unwrap().unwrap();
+        append(store, u, "INBOX", 1, SystemFlags::SEEN).await;
+        append(store, u, "INBOX", 2, 0).await;
+        let inbox = mailbox(store, u, "INBOX").await;
         let bytes = store.message_bytes(inbox.id, 2).await.unwrap().unwrap();
 
         store
             .rename_mailbox(u, "inbox", "Saved/Old Inbox")
             .await
             .unwrap();
-        let after = store.mailbox(u, "INBOX").await.unwrap().unwrap();
+        let after = mailbox(store, u, "INBOX").await;
         assert_eq!(
             (after.id, after.messages, after.bytes, after.uidnext),
             (inbox.id, 0, 0, inbox.uidnext)
         );
         assert!(after.highest_modseq > inbox.highest_modseq);
         assert!(store.messages(inbox.id).await.unwrap().is_empty());
-        let moved = store.mailbox(u, "Saved/Old Inbox").await.unwrap().unwrap();
+        let moved = mailbox(store, u, "Saved/Old Inbox").await;
         assert_ne!(moved.uidvalidity, inbox.uidvalidity);
         assert_eq!(
             (moved.messages, moved.uidnext, moved.bytes),
@@ -473,27 +443,24 @@ fn rename_inbox_moves_messages_and_leaves_it_empty() {
             "children stay"
         );
         assert!(store.mailbox(u, "Saved").await.unwrap().is_some());
-        assert_eq!(blobs(&store).await, 2);
+        assert_eq!(blobs(store).await, 2);
         // New mail to INBOX continues its UIDs.
-        assert_eq!(append(&store, u, "INBOX", 3, 0).await, 3);
+        assert_eq!(append(store, u, "INBOX", 3, 0).await, 3);
     });
 }
 
 #[test]
 fn delete_frees_blobs_refuses_inbox_and_parents() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
-    smol::block_on(async {
-        let u = store.add_user("a", "h".into()).await.unwrap();
+    with_user(async |store, u| {
         store.create_mailbox(u, "Lists").await.unwrap();
         store.create_mailbox(u, "Lists/rust").await.unwrap();
-        append(&store, u, "Lists/rust", 1, 0).await;
-        append(&store, u, "Lists/rust", 2, 0).await;
-        append(&store, u, "INBOX", 2, 0).await; // same bytes as one above: shared blob
-        let rust = id(&store, u, "Lists/rust").await;
+        append(store, u, "Lists/rust", 1, 0).await;
+        append(store, u, "Lists/rust", 2, 0).await;
+        append(store, u, "INBOX", 2, 0).await; // same bytes as one above: shared blob
+        let rust = id(store, u, "Lists/rust").await;
         store.expunge(rust, vec![1]).await.unwrap();
-        append(&store, u, "Lists/rust", 3, 0).await;
-        assert_eq!(blobs(&store).await, 2);
+        append(store, u, "Lists/rust", 3, 0).await;
+        assert_eq!(blobs(store).await, 2);
 
         assert!(matches!(
             store.delete_mailbox(u, "inbox").await,
@@ -510,11 +477,11 @@ fn delete_frees_blobs_refuses_inbox_and_parents() {
         let rx = store.feed().subscribe(u);
         assert_eq!(store.delete_mailbox(u, "Lists/rust").await, Ok(2));
         assert_eq!(rx.try_recv().unwrap().kind, ChangeKind::Mailbox);
-        assert_eq!(blobs(&store).await, 1, "the blob INBOX shares survives");
+        assert_eq!(blobs(store).await, 1, "the blob INBOX shares survives");
         assert!(store.mailbox(u, "Lists/rust").await.unwrap().is_none());
         assert_eq!(store.message_bytes(rust, 2).await.unwrap(), None);
         // Now the parent can go; a re-created name gets a new UIDVALIDITY.
-        let old = store.mailbox(u, "Lists").await.unwrap().unwrap();
+        let old = mailbox(store, u, "Lists").await;
         assert_eq!(store.delete_mailbox(u, "Lists").await, Ok(0));
         let new = store.create_mailbox(u, "Lists").await.unwrap();
         assert!(new.uidvalidity > old.uidvalidity);
@@ -524,77 +491,41 @@ fn delete_frees_blobs_refuses_inbox_and_parents() {
 
 #[test]
 fn subscriptions_are_per_name() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
-    smol::block_on(async {
-        let u = store.add_user("a", "h".into()).await.unwrap();
+    with_user(async |store, u| {
         let defaults = store.subscriptions(u).await.unwrap();
         assert!(defaults.contains(&"INBOX".to_string()) && defaults.contains(&"Sent".to_string()));
 
         // A name without a mailbox.
         assert_eq!(store.set_subscribed(u, "Future/box", true).await, Ok(false));
-        assert!(
-            store
-                .subscriptions(u)
-                .await
-                .unwrap()
-                .contains(&"Future/box".to_string())
-        );
+        assert!(subscribed(store, u, "Future/box").await);
         assert_eq!(store.set_subscribed(u, "Future/box", true).await, Ok(true));
 
         // Unsubscribe an existing mailbox.
         assert_eq!(store.set_subscribed(u, "Junk", false).await, Ok(true));
-        assert!(!store.mailbox(u, "Junk").await.unwrap().unwrap().subscribed);
-        assert!(
-            !store
-                .subscriptions(u)
-                .await
-                .unwrap()
-                .contains(&"Junk".to_string())
-        );
+        assert!(!mailbox(store, u, "Junk").await.subscribed);
+        assert!(!subscribed(store, u, "Junk").await);
         assert_eq!(store.set_subscribed(u, "Junk", false).await, Ok(false));
 
         // Deleting a subscribed mailbox keeps the subscription.
         store.create_mailbox(u, "Temp").await.unwrap();
         store.set_subscribed(u, "Temp", true).await.unwrap();
         store.delete_mailbox(u, "Temp").await.unwrap();
-        assert!(
-            store
-                .subscriptions(u)
-                .await
-                .unwrap()
-                .contains(&"Temp".to_string())
-        );
+        assert!(subscribed(store, u, "Temp").await);
         assert_eq!(store.set_subscribed(u, "Temp", false).await, Ok(true));
-        assert!(
-            !store
-                .subscriptions(u)
-                .await
-                .unwrap()
-                .contains(&"Temp".to_string())
-        );
+        assert!(!subscribed(store, u, "Temp").await);
 
         // Other users do not see them; inbox is canonical.
         let v = store.add_user("v", "h".into()).await.unwrap();
-        assert!(
-            !store
-                .subscriptions(v)
-                .await
-                .unwrap()
-                .contains(&"Future/box".to_string())
-        );
+        assert!(!subscribed(store, v, "Future/box").await);
         assert_eq!(store.set_subscribed(u, "inbox", true).await, Ok(true));
     });
 }
 
 #[test]
 fn pop3_retrieved_keeps_first_time() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
-    smol::block_on(async {
-        let u = store.add_user("a", "h".into()).await.unwrap();
-        append(&store, u, "INBOX", 1, 0).await;
-        let inbox = id(&store, u, "INBOX").await;
+    with_user(async |store, u| {
+        append(store, u, "INBOX", 1, 0).await;
+        let inbox = id(store, u, "INBOX").await;
         let modseq = store.messages(inbox).await.unwrap()[0].modseq;
         store
             .set_pop3_retrieved(inbox, vec![1, 5], 100)
@@ -618,16 +549,13 @@ fn pop3_retrieved_keeps_first_time() {
 /// value B had (A was created first, so it had the lower one).
 #[test]
 fn uidvalidity_of_a_name_only_grows_after_delete_and_rename() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
-    smol::block_on(async {
-        let u = store.add_user("a", "h".into()).await.unwrap();
+    with_user(async |store, u| {
         let a = store.create_mailbox(u, "A").await.unwrap();
         let b = store.create_mailbox(u, "B").await.unwrap();
         assert!(a.uidvalidity < b.uidvalidity);
         store.delete_mailbox(u, "B").await.unwrap();
         store.rename_mailbox(u, "A", "B").await.unwrap();
-        let now = store.mailbox(u, "B").await.unwrap().unwrap();
+        let now = mailbox(store, u, "B").await;
         assert_eq!(now.id, a.id);
         assert!(now.uidvalidity > b.uidvalidity, "{now:?} vs {b:?}");
     });
