@@ -409,14 +409,15 @@ pub fn render(gauges: &Gauges) -> String {
     let mut out = String::with_capacity(32 * 1024);
     let load = |counters: &[AtomicU64], i: usize| counters.get(i).map_or(0, |c| c.load(Relaxed));
     let by_proto = |counters: &[AtomicU64]| -> Vec<(&str, u64)> {
-        let samples = Proto::ALL.into_iter();
-        samples
+        Proto::ALL
+            .into_iter()
             .map(|p| (p.name(), load(counters, p.index())))
             .collect()
     };
     let by_outcome = |names: &[&'static str], counters: &[AtomicU64]| -> Vec<(&str, u64)> {
-        let samples = names.iter().enumerate();
-        samples
+        names
+            .iter()
+            .enumerate()
             .map(|(i, name)| (*name, load(counters, i)))
             .collect()
     };
