@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use smol::Executor;
 use smol::io::{AsyncRead, AsyncWrite};
-use smol::net::TcpListener;
 use smol::net::unix::UnixListener;
 
 use super::{
@@ -29,7 +28,7 @@ use crate::net::{Context, accept};
 use crate::store::{StoreError, SystemFlags};
 
 /// Accepts TCP connections until shutdown (limits and tasks: [`accept::accept_tcp`]).
-pub async fn accept_tcp(ctx: Context, listener: TcpListener, ex: Arc<Executor<'static>>) {
+pub async fn accept_tcp(ctx: Context, listener: crate::net::Listening, ex: Arc<Executor<'static>>) {
     let opts = accept::AcceptOptions {
         proto: "lmtp",
         service: Service::Lmtp,

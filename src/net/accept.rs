@@ -15,8 +15,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::Listening;
 use smol::io::{AsyncWrite, AsyncWriteExt};
-use smol::net::TcpListener;
 use smol::{Executor, Timer};
 
 use super::Context;
@@ -84,7 +84,7 @@ pub async fn accept_loop<S, A, Fut>(
 /// Accepts until shutdown; each connection runs `handler(ctx, stream, peer)` on `ex`.
 pub async fn accept_tcp<H, Fut>(
     ctx: Context,
-    listener: TcpListener,
+    listening: Listening,
     ex: Arc<Executor<'static>>,
     opts: AcceptOptions,
     handler: H,
@@ -93,10 +93,8 @@ pub async fn accept_tcp<H, Fut>(
     Fut: Future<Output = ()> + Send + 'static,
 {
     let handler = Arc::new(handler);
-    let _up = listener
-        .local_addr()
-        .ok()
-        .map(|addr| crate::metrics::listener_up(opts.proto, addr));
+    // Marks the listener down when the loop ends.
+    let Listening { listener, up: _up } = listening;
     accept_loop(
         &ctx,
         opts.proto,
@@ -239,8 +237,9 @@ mod tests {
             limits: ConnLimits::new(&config.connections, config.lmtp.max_connections),
         };
         let ex: Arc<Executor<'static>> = Arc::new(Executor::new());
-        let listener = smol::block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
-        let addr = listener.local_addr().unwrap();
+        let any = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        let listener = smol::block_on(crate::net::listen(any, "test")).unwrap();
+        let addr = listener.listener.local_addr().unwrap();
         let opts = AcceptOptions {
             proto: "test",
             service: Service::Imap,

@@ -58,20 +58,30 @@ pub fn plain_then_tls<'a>(
     plain.chain(tls.iter().map(|a| (*a, true)))
 }
 
-/// Binds a TCP listener for `proto` and announces it on stdout as `listening <proto>
-/// <addr>`, from which scripts and tests learn ephemeral ports.
+/// A bound listener, already in the metrics' list of listeners (whose ports
+/// autoconfig describes and `/healthz` checks); it is marked down when the accept loop
+/// that owns it ends.
+pub struct Listening {
+    pub listener: smol::net::TcpListener,
+    pub up: crate::metrics::ListenerGuard,
+}
+
+/// Binds a TCP listener for `proto`, lists it, and then announces it on stdout as
+/// `listening <proto> <addr>`, from which scripts and tests learn ephemeral ports: once
+/// announced, it is described by autoconfig and accepts connections.
 pub async fn listen(
     addr: std::net::SocketAddr,
-    proto: &str,
-) -> Result<smol::net::TcpListener, ServeError> {
-    let l = smol::net::TcpListener::bind(addr)
+    proto: &'static str,
+) -> Result<Listening, ServeError> {
+    let listener = smol::net::TcpListener::bind(addr)
         .await
         .map_err(|e| ServeError::Bind(format!("{proto} {addr}"), e))?;
-    let local = l
+    let local = listener
         .local_addr()
         .map_err(|e| ServeError::Bind(proto.into(), e))?;
+    let up = crate::metrics::listener_up(proto, local);
     println!("listening {proto} {local}");
-    Ok(l)
+    Ok(Listening { listener, up })
 }
 
 /// Counts live connections so shutdown can wait for them, and connections ever opened so

@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use smol::Executor;
-use smol::net::TcpListener;
 
 use super::grammar::{encode_message, pop3_size, uidl_base};
 use super::session::{LoginOutcome, Maildrop, Message, Options, Pop3Error, Session, Step};
@@ -89,7 +88,7 @@ fn refusal(_ctx: &Context, why: LimitError) -> Vec<u8> {
 /// (`pop3s`, RFC 8314 §3.3); limits and tasks by [`crate::net::accept::accept_tcp`].
 pub async fn accept_tcp(
     ctx: Context,
-    listener: TcpListener,
+    listener: crate::net::Listening,
     ex: Arc<Executor<'static>>,
     implicit_tls: bool,
     locks: Locks,
