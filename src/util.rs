@@ -128,6 +128,7 @@ mod tests {
     #[test]
     fn crlf() {
         assert_eq!(to_crlf(b"a\nb\r\nc\rd".to_vec()), b"a\r\nb\r\nc\rd");
+        assert_eq!(to_crlf(b"c\rd\ne\r".to_vec()), b"c\rd\r\ne\r");
         assert_eq!(to_crlf(b"a\r\n".to_vec()), b"a\r\n");
         assert_eq!(to_crlf(b"\n\n".to_vec()), b"\r\n\r\n");
         assert_eq!(to_crlf(b"\r".to_vec()), b"\r");

@@ -29,7 +29,7 @@ use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::{FORWARDED_KEYWORD, Flags, ImportedMessage, lf_to_crlf, split_line_end};
+use super::{FORWARDED_KEYWORD, Flags, ImportedMessage, split_line_end};
 
 /// Dovecot's keyword file in each maildir folder.
 const KEYWORDS_FILE: &str = "dovecot-keywords";
@@ -369,7 +369,7 @@ pub fn read_maildir_message(
             path: path.to_owned(),
         });
     }
-    let raw = lf_to_crlf(&data);
+    let raw = crate::util::to_crlf(data);
     if raw.len() > max_size {
         return Err(too_large(u64::try_from(raw.len()).unwrap_or(u64::MAX)));
     }

@@ -117,26 +117,9 @@ pub(crate) fn split_line_end(line: &[u8]) -> (&[u8], bool) {
     }
 }
 
-/// LF -> CRLF over a whole buffer (see [`push_line_crlf`]).
-pub(crate) fn lf_to_crlf(data: &[u8]) -> Vec<u8> {
-    let lfs = data.iter().filter(|&&b| b == b'\n').count();
-    let mut out = Vec::with_capacity(data.len().saturating_add(lfs));
-    for line in data.split_inclusive(|&b| b == b'\n') {
-        push_line_crlf(&mut out, line);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn lf_to_crlf_keeps_crlf_and_bare_cr() {
-        assert_eq!(lf_to_crlf(b"a\nb\r\nc\rd\ne\r"), b"a\r\nb\r\nc\rd\r\ne\r");
-        assert_eq!(lf_to_crlf(b""), b"");
-        assert_eq!(lf_to_crlf(b"\n\n"), b"\r\n\r\n");
-    }
 
     #[test]
     fn keyword_atoms() {

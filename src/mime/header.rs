@@ -180,14 +180,14 @@ fn trim_end(s: &[u8]) -> &[u8] {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
+    use super::*;
+
     #[test]
     fn headers() {
         assert_eq!(header_block(b"A: b\r\n\r\nbody"), b"A: b\r\n\r\n");
         assert_eq!(header_block(b"\r\nbody"), b"\r\n");
         assert_eq!(header_block(b"A: b\r\n"), b"A: b\r\n");
     }
-
-    use super::*;
 
     #[test]
     fn header_helpers() {
