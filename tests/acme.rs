@@ -32,13 +32,22 @@ const NAME: &str = "mail.nestbox.test";
 
 /// A free loopback port (TCP, and UDP too when `udp`): bound, read, released.
 fn free_port(udp: bool) -> u16 {
+    // The kernel may hand out a port again once its probe socket is closed: a port this
+    // process gave away already is skipped, or pebble's DNS and ACME listeners could
+    // be told the same one.
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
     for _ in 0..50 {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
+        let mut given = GIVEN.lock().unwrap();
+        if given.contains(&port) {
+            continue;
+        }
         if !udp || UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            given.push(port);
             return port;
         }
     }
