@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use smol::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::contracts::{MailboxId, PluginStatus, Target, UserId};
+use crate::contracts::{MailboxId, PluginStatus, Target, Uid, UserId};
 use crate::delivery::{Incoming, Outcome, Pipeline, Trace, TraceProtocol};
 use crate::store::backup::{Progress, Summary};
 use crate::store::{
@@ -88,7 +88,7 @@ pub enum Request {
     Message {
         user: String,
         mailbox: String,
-        uid: u32,
+        uid: Uid,
     },
     Stats {
         user: Option<String>,
@@ -154,7 +154,7 @@ pub enum Request {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Delivered {
     Stored {
-        uid: u32,
+        uid: Uid,
     },
     TooBig,
     NoSuchMailbox,

@@ -75,7 +75,7 @@ pub fn summary(s: &store::Summary) -> Summary {
     flags.extend(s.keywords.iter().cloned());
     let field = |name: &str| header_value(&s.header, name).map(decoded);
     Summary {
-        uid: Uid(s.uid),
+        uid: s.uid,
         internal_date: s.internal_date,
         save_date: s.save_date,
         size: s.size,
@@ -142,7 +142,7 @@ pub async fn run(
         let mut failed: Vec<String> = Vec::new();
         for mb in store.mailboxes(id).await? {
             let facts = facts(&name, &mb, &usage, limits, disk);
-            let mut after = 0u32;
+            let mut after = Uid(0);
             loop {
                 let batch = store.summaries(mb.id, after, BATCH).await?;
                 let Some(last) = batch.last().map(|s| s.uid) else {
@@ -325,7 +325,7 @@ mod tests {
     #[test]
     fn summaries_decode_headers_and_name_flags() {
         let s = store::Summary {
-            uid: 7,
+            uid: Uid(7),
             internal_date: 1,
             save_date: 2,
             size: 3,

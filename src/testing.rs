@@ -32,3 +32,8 @@ where
         );
     }
 }
+
+/// UIDs from their numbers, for tests that name messages by number.
+pub(crate) fn uids(numbers: impl IntoIterator<Item = u32>) -> Vec<crate::contracts::Uid> {
+    numbers.into_iter().map(crate::contracts::Uid).collect()
+}

@@ -5,7 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use nestbox::config::Plaintext;
-use nestbox::contracts::MailboxId;
+use nestbox::contracts::{MailboxId, Uid};
 use nestbox::pop3::grammar::{encode_message, parse_command, pop3_size};
 use nestbox::pop3::session::{LoginOutcome, Maildrop, Message, Options, Session, Step};
 
@@ -54,7 +54,7 @@ fuzz_target!(|data: &[u8]| {
                         mailbox: MailboxId(1),
                         messages: (1..4)
                             .map(|uid| Message {
-                                uid,
+                                uid: Uid(uid),
                                 size: 10,
                                 uidl: format!("u{uid}"),
                                 retrieved: false,

@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use crate::contracts::Uid;
+
 /// One end of a range: a number or `*` (the largest in use).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Bound {
@@ -107,11 +109,11 @@ impl SequenceSet {
     /// Resolves UIDs against the mailbox's UIDs (ascending). UIDs that do not exist are
     /// ignored; `n:*` includes the highest UID even when n is above it (RFC 9051 §6.4.9;
     /// PROTOCOL.md 1.1 item 13). Returns indexes into `uids`, ascending.
-    pub fn resolve_uid(&self, uids: &[u32]) -> Vec<usize> {
+    pub fn resolve_uid(&self, uids: &[Uid]) -> Vec<usize> {
         let SequenceSet::Ranges(ranges) = self else {
             return Vec::new();
         };
-        let Some(&max) = uids.last() else {
+        let Some(&Uid(max)) = uids.last() else {
             return Vec::new();
         };
         let mut keep = vec![false; uids.len()];
@@ -122,8 +124,8 @@ impl SequenceSet {
             };
             let (a, b) = (val(*a), val(*b));
             let (lo, hi) = (a.min(b), a.max(b));
-            let start = uids.partition_point(|u| *u < lo);
-            let end = uids.partition_point(|u| *u <= hi);
+            let start = uids.partition_point(|u| u.0 < lo);
+            let end = uids.partition_point(|u| u.0 <= hi);
             for k in keep.iter_mut().take(end).skip(start) {
                 *k = true;
             }
@@ -166,7 +168,7 @@ mod tests {
 
     #[test]
     fn uid_sets() {
-        let uids = [3, 7, 9];
+        let uids = crate::testing::uids([3, 7, 9]);
         let s = |t: &[u8]| SequenceSet::parse(t).unwrap();
         assert_eq!(s(b"1:*").resolve_uid(&uids), vec![0, 1, 2]);
         assert_eq!(s(b"100:*").resolve_uid(&uids), vec![2]);

@@ -10,7 +10,7 @@
 //! Concurrency (docs/design.md): the session holds no store transaction across an await;
 //! the change feed only says "look again", and [`Session::updates`] re-reads the mailbox.
 
-use crate::contracts::{MailboxId, UserId};
+use crate::contracts::{MailboxId, Uid, UserId};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
@@ -29,7 +29,7 @@ pub struct Shared {
     /// those saved in the start second itself: save dates have 1 s resolution).
     started: i64,
     /// Mailbox id -> highest UID whose `\Recent` was claimed.
-    marks: Mutex<HashMap<MailboxId, u32>>,
+    marks: Mutex<HashMap<MailboxId, Uid>>,
 }
 
 impl Shared {
@@ -40,23 +40,23 @@ impl Shared {
         }
     }
 
-    fn initial_mark(&self, msgs: &[MessageInfo]) -> u32 {
+    fn initial_mark(&self, msgs: &[MessageInfo]) -> Uid {
         msgs.iter()
             .filter(|m| m.save_date <= self.started)
             .map(|m| m.uid)
             .max()
-            .unwrap_or(0)
+            .unwrap_or(Uid(0))
     }
 
     /// Claims `\Recent` for every message above the mailbox's mark: exactly one session
     /// learns a message as recent (RFC 3501 §2.3.2). `msgs` in UID order.
-    pub fn claim(&self, mailbox: MailboxId, msgs: &[MessageInfo]) -> Vec<u32> {
+    pub fn claim(&self, mailbox: MailboxId, msgs: &[MessageInfo]) -> Vec<Uid> {
         let Ok(mut marks) = self.marks.lock() else {
             return Vec::new();
         };
         let init = self.initial_mark(msgs);
         let mark = marks.entry(mailbox).or_insert(init);
-        let claimed: Vec<u32> = msgs
+        let claimed: Vec<Uid> = msgs
             .iter()
             .filter(|m| m.uid > *mark)
             .map(|m| m.uid)
@@ -69,7 +69,7 @@ impl Shared {
 
     /// The messages nobody has claimed as recent yet, in UID order, without claiming
     /// them (EXAMINE, RFC 3501 §6.3.2; STATUS RECENT, §6.3.10).
-    pub fn unclaimed(&self, mailbox: MailboxId, msgs: &[MessageInfo]) -> Vec<u32> {
+    pub fn unclaimed(&self, mailbox: MailboxId, msgs: &[MessageInfo]) -> Vec<Uid> {
         let mark = self
             .marks
             .lock()
@@ -761,7 +761,7 @@ impl Session {
         mailbox: MailboxId,
         read_only: bool,
         msgs: &[MessageInfo],
-    ) -> BTreeSet<u32> {
+    ) -> BTreeSet<Uid> {
         if self.enabled.rev2 {
             return BTreeSet::new();
         }

@@ -12,7 +12,7 @@
 //!   68): a message added and removed between two syncs is never announced at all;
 //! - EXISTS only grows (RFC 9051 §7.4.1).
 
-use crate::contracts::{MailboxId, ModSeq};
+use crate::contracts::{MailboxId, ModSeq, Uid};
 use std::collections::BTreeSet;
 
 use super::response::ImapError;
@@ -24,7 +24,7 @@ use crate::store::{MessageInfo, SystemFlags};
 /// million; docs/benchmarks.md).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Msg {
-    pub uid: u32,
+    pub uid: Uid,
     pub flags: SystemFlags,
     /// Removed in the store, not yet announced with EXPUNGE.
     pub expunged: bool,
@@ -75,11 +75,11 @@ pub struct View {
     pub read_only: bool,
     pub msgs: Vec<Msg>,
     /// UIDs this session holds `\Recent` for.
-    pub recent: BTreeSet<u32>,
+    pub recent: BTreeSet<Uid>,
     /// Keywords announced in FLAGS.
     pub keywords: BTreeSet<String>,
     /// SEARCHRES (RFC 5182) saved result, as UIDs.
-    pub saved: Vec<u32>,
+    pub saved: Vec<Uid>,
     /// Searches kept up to date (RFC 5267 §4.3); they end with the selection.
     pub contexts: super::cmd::context::Contexts,
 }
@@ -125,7 +125,7 @@ impl View {
         uidvalidity: u32,
         read_only: bool,
         fresh: &[MessageInfo],
-        recent: BTreeSet<u32>,
+        recent: BTreeSet<Uid>,
     ) -> View {
         let keywords = fresh
             .iter()
@@ -150,7 +150,7 @@ impl View {
     }
 
     /// UIDs in sequence order.
-    pub fn uids(&self) -> Vec<u32> {
+    pub fn uids(&self) -> Vec<Uid> {
         self.msgs.iter().map(|m| m.uid).collect()
     }
 
@@ -190,12 +190,12 @@ impl View {
     }
 
     /// The highest UID the client was told about.
-    pub fn last_uid(&self) -> u32 {
-        self.msgs.last().map(|m| m.uid).unwrap_or(0)
+    pub fn last_uid(&self) -> Uid {
+        self.msgs.last().map(|m| m.uid).unwrap_or(Uid(0))
     }
 
     /// UIDs in `fresh` the client has not been told about yet.
-    pub fn new_uids(&self, fresh: &[MessageInfo]) -> Vec<u32> {
+    pub fn new_uids(&self, fresh: &[MessageInfo]) -> Vec<Uid> {
         let last = self.last_uid();
         fresh
             .iter()
@@ -217,12 +217,12 @@ impl View {
         &mut self,
         fresh: &[MessageInfo],
         allow_expunge: bool,
-        claimed: &[u32],
+        claimed: &[Uid],
         opts: SyncOptions,
         out: &mut Vec<u8>,
     ) {
         // Mark what is gone; refresh flags of what stays.
-        let mut changed: Vec<u32> = Vec::new();
+        let mut changed: Vec<Uid> = Vec::new();
         let mut j = 0;
         for m in &mut self.msgs {
             while fresh.get(j).is_some_and(|f| f.uid < m.uid) {
@@ -275,7 +275,7 @@ impl View {
 
     /// Marks the messages `uids` (ascending) as removed in the store: this session
     /// removed them itself (EXPUNGE, MOVE) and will announce them.
-    pub fn mark_expunged(&mut self, uids: &[u32]) {
+    pub fn mark_expunged(&mut self, uids: &[Uid]) {
         for m in &mut self.msgs {
             if uids.binary_search(&m.uid).is_ok() {
                 m.expunged = true;
@@ -355,7 +355,7 @@ pub(crate) mod tests {
 
     fn info(uid: u32, flags: u8) -> MessageInfo {
         MessageInfo {
-            uid,
+            uid: Uid(uid),
             flags: SystemFlags(flags),
             keywords: Vec::new(),
             internal_date: 0,
@@ -392,7 +392,7 @@ pub(crate) mod tests {
         assert_eq!(sync(&mut v, &fresh, false), "");
         assert_eq!(v.exists(), 4);
         assert_eq!(sync(&mut v, &fresh, true), "* 4 EXPUNGE\r\n* 3 EXPUNGE\r\n");
-        assert_eq!(v.uids(), vec![1, 2]);
+        assert_eq!(v.uids(), crate::testing::uids([1, 2]));
     }
 
     #[test]
@@ -429,7 +429,7 @@ pub(crate) mod tests {
         assert!(out.is_empty());
         v.sync(&fresh, true, &[], opts, &mut out);
         assert_eq!(String::from_utf8(out).unwrap(), "* VANISHED 2:3,7\r\n");
-        assert_eq!(v.uids(), vec![1, 4]);
+        assert_eq!(v.uids(), crate::testing::uids([1, 4]));
     }
 
     #[test]
@@ -439,6 +439,6 @@ pub(crate) mod tests {
             sync(&mut v, &[info(2, 0), info(5, 0)], true),
             "* 1 EXPUNGE\r\n* 2 EXISTS\r\n"
         );
-        assert_eq!(v.uids(), vec![2, 5]);
+        assert_eq!(v.uids(), crate::testing::uids([2, 5]));
     }
 }

@@ -5,7 +5,7 @@
 //! the input (RFC 2449 §6.6). A connection that ends without QUIT (drop, autologout,
 //! shutdown) never reaches UPDATE, so nothing is deleted (RFC 1939 §6).
 
-use crate::contracts::{MailboxId, UserId};
+use crate::contracts::{MailboxId, Uid, UserId};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -251,7 +251,7 @@ struct Held {
 #[derive(Default)]
 struct Retrievals {
     mailbox: MailboxId,
-    uids: Vec<u32>,
+    uids: Vec<Uid>,
     /// When the first pending retrieval happened (unix seconds): the time written for
     /// all of them, a few seconds early at most.
     since: i64,
@@ -260,7 +260,7 @@ struct Retrievals {
 impl Retrievals {
     const MAX: usize = 256;
 
-    async fn add(&mut self, ctx: &Context, mailbox: MailboxId, uid: u32) {
+    async fn add(&mut self, ctx: &Context, mailbox: MailboxId, uid: Uid) {
         if self.mailbox != mailbox {
             self.write(ctx).await;
             self.mailbox = mailbox;

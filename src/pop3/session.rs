@@ -21,7 +21,7 @@ use super::grammar::{
 };
 use crate::auth::sasl;
 use crate::config::Plaintext;
-use crate::contracts::MailboxId;
+use crate::contracts::{MailboxId, Uid};
 use crate::net::stream::Peer;
 
 /// After this many failed logins the connection is closed (RFC 1939 §13).
@@ -50,7 +50,7 @@ pub struct Options {
 /// One message of the maildrop as fixed at login (RFC 1939 §5).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
-    pub uid: u32,
+    pub uid: Uid,
     /// Octets RETR sends ([`super::grammar::pop3_size`]).
     pub size: u64,
     pub uidl: String,
@@ -133,7 +133,7 @@ pub enum Step {
         /// The `+OK` line.
         head: Vec<u8>,
         mailbox: MailboxId,
-        uid: u32,
+        uid: Uid,
         /// `Some(k)` for `TOP n k`.
         top: Option<u32>,
         /// Record the first retrieval time if the whole message goes out.
@@ -142,7 +142,7 @@ pub enum Step {
     Update {
         mailbox: MailboxId,
         user: String,
-        deleted: Vec<u32>,
+        deleted: Vec<Uid>,
     },
     StartTls(Vec<u8>),
     Close(Vec<u8>),
@@ -634,7 +634,7 @@ impl Session {
     }
 
     /// The driver recorded a whole-message retrieval of `uid`: later RETRs need not.
-    pub fn recorded(&mut self, uid: u32) {
+    pub fn recorded(&mut self, uid: Uid) {
         if let State::Transaction(t) = &mut self.state
             && let Some(m) = t.maildrop.messages.iter_mut().find(|m| m.uid == uid)
         {

@@ -36,7 +36,7 @@
 //!   batch at a time, and commits each batch and merge durably (a crash loses only the
 //!   work not committed, done again).
 
-use crate::contracts::MailboxId;
+use crate::contracts::{MailboxId, Uid};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -856,8 +856,9 @@ pub(crate) fn records(
     tx: &ReadTransaction,
     shared: &Shared,
     mailbox: MailboxId,
-    uids: &[u32],
-) -> Result<Vec<(u32, Arc<HeaderData>)>, StoreError> {
+    uids: &[Uid],
+) -> Result<Vec<(Uid, Arc<HeaderData>)>, StoreError> {
+    let uids: Vec<u32> = uids.iter().map(|u| u.0).collect();
     let index = mailbox_index(tx, mailbox.0)?;
     let mut out = Vec::new();
     for r in &index.segments {
@@ -869,7 +870,7 @@ pub(crate) fn records(
         };
         load_segment(tx, shared, mailbox.0, r.key, true)?.records_of(asked, &mut out)?;
     }
-    Ok(out)
+    Ok(out.into_iter().map(|(uid, r)| (Uid(uid), r)).collect())
 }
 
 /// The highest UID of a mailbox, 0 when empty.
@@ -960,9 +961,10 @@ fn index_batch(shared: &Shared, mailbox: u64, full: bool) -> Result<bool, StoreE
         skip_trace: !full,
         header_only: !full,
     };
-    let loaded = load_in(&tx, shared, MailboxId(mailbox), &uids, want, BATCH_BYTES)?;
+    let asked: Vec<Uid> = uids.iter().copied().map(Uid).collect();
+    let loaded = load_in(&tx, shared, MailboxId(mailbox), &asked, want, BATCH_BYTES)?;
     drop(tx);
-    let read_to = loaded.last().map_or(last, |(u, _)| *u);
+    let read_to = loaded.last().map_or(last, |(u, _)| u.0);
     let mut builder = Builder::new();
     let mut first = None;
     for (uid, l) in &loaded {
@@ -974,9 +976,10 @@ fn index_batch(shared: &Shared, mailbox: u64, full: bool) -> Result<bool, StoreE
         else {
             continue;
         };
-        first.get_or_insert(*uid);
+        let uid = uid.0;
+        first.get_or_insert(uid);
         let Some((structure, prefix)) = structure else {
-            builder.add(*uid, raw, None);
+            builder.add(uid, raw, None);
             continue;
         };
         // A stored structure that does not decode is parsed again: every message at or
@@ -993,7 +996,7 @@ fn index_batch(shared: &Shared, mailbox: u64, full: bool) -> Result<bool, StoreE
             .saturating_add(*prefix)
             .min(raw.len());
         let header = raw.get(..header_end).unwrap_or(raw);
-        builder.add(*uid, header, Some((raw, *prefix, &meta)));
+        builder.add(uid, header, Some((raw, *prefix, &meta)));
     }
     let seg = builder.finish();
     let tx = begin_index_write(shared)?;
@@ -1389,8 +1392,8 @@ impl Store {
     pub async fn header_records(
         &self,
         mailbox: MailboxId,
-        mut uids: Vec<u32>,
-    ) -> Result<Vec<(u32, Arc<HeaderData>)>, StoreError> {
+        mut uids: Vec<Uid>,
+    ) -> Result<Vec<(Uid, Arc<HeaderData>)>, StoreError> {
         uids.sort_unstable();
         self.read(move |tx, shared| records(tx, shared, mailbox, &uids))
             .await

@@ -4,7 +4,7 @@
 //! is one group-committed job that validates before it mutates and publishes its
 //! [`Change`]s after the commit.
 
-use crate::contracts::{MailboxId, ModSeq, UserId};
+use crate::contracts::{MailboxId, ModSeq, Uid, UserId};
 use redb::{ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
@@ -33,7 +33,7 @@ pub enum FlagMode {
 /// A message's flags after an operation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FlagState {
-    pub uid: u32,
+    pub uid: Uid,
     pub flags: SystemFlags,
     pub keywords: Vec<String>,
     pub modseq: ModSeq,
@@ -47,7 +47,7 @@ pub struct FlagOutcome {
     /// Messages that passed the UNCHANGEDSINCE test but already had the result.
     pub unchanged: Vec<FlagState>,
     /// UIDs that failed the UNCHANGEDSINCE test: `OK [MODIFIED set]` (RFC 7162 §3.1.3).
-    pub modified: Vec<u32>,
+    pub modified: Vec<Uid>,
 }
 
 /// COPYUID data (RFC 4315 §3): the destination's UIDVALIDITY and the UIDs in matching
@@ -55,8 +55,8 @@ pub struct FlagOutcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CopyOutcome {
     pub uidvalidity: u32,
-    pub src_uids: Vec<u32>,
-    pub dst_uids: Vec<u32>,
+    pub src_uids: Vec<Uid>,
+    pub dst_uids: Vec<Uid>,
 }
 
 /// STATUS counts (RFC 9051 §6.3.11, RFC 7162 §3.1.6).
@@ -113,7 +113,14 @@ fn mailbox_in(tx: &WriteTransaction, id: u64) -> Result<MailboxRecord, StoreErro
     mailboxes::load_in(tx, id)?.ok_or(StoreError::NoSuchMailbox)
 }
 
-fn sorted(mut uids: Vec<u32>) -> Vec<u32> {
+/// UIDs as the tables' numbers, in the same order.
+pub(super) fn numbers(uids: &[Uid]) -> Vec<u32> {
+    uids.iter().map(|u| u.0).collect()
+}
+
+/// The UIDs a caller named, as the tables' numbers, ascending and each once.
+pub(super) fn sorted(uids: Vec<Uid>) -> Vec<u32> {
+    let mut uids: Vec<u32> = uids.into_iter().map(|u| u.0).collect();
     uids.sort_unstable();
     uids.dedup();
     uids
@@ -226,8 +233,8 @@ pub(super) fn copy_in(
         };
         tx.open_table(MESSAGES)?
             .insert((dst, new_uid), schema::encode(&copy)?.as_slice())?;
-        out.src_uids.push(uid);
-        out.dst_uids.push(new_uid);
+        out.src_uids.push(Uid(uid));
+        out.dst_uids.push(Uid(new_uid));
     }
     mailboxes::save_in(tx, &dst_mb)?;
     batch.changes.push(Change {
@@ -446,7 +453,7 @@ impl Store {
     pub async fn store_flags(
         &self,
         mailbox: MailboxId,
-        uids: Vec<u32>,
+        uids: Vec<Uid>,
         mode: FlagMode,
         flags: SystemFlags,
         keywords: Vec<String>,
@@ -464,13 +471,13 @@ impl Store {
                 let mut rec: MessageRecord = schema::decode(v.value())?;
                 drop(v);
                 if unchanged_since.is_some_and(|u| rec.modseq > u.0) {
-                    out.modified.push(uid);
+                    out.modified.push(Uid(uid));
                     continue;
                 }
                 let (f, kw) = apply(mode, rec.flags, &rec.keywords, flags, &keywords);
                 if f == rec.flags && same_keywords(&kw, &rec.keywords) {
                     out.unchanged.push(FlagState {
-                        uid,
+                        uid: Uid(uid),
                         flags: rec.flags,
                         keywords: rec.keywords,
                         modseq: ModSeq(rec.modseq),
@@ -483,7 +490,7 @@ impl Store {
                 rec.modseq = mb.highest_modseq;
                 t.insert((mailbox.0, uid), schema::encode(&rec)?.as_slice())?;
                 out.changed.push(FlagState {
-                    uid,
+                    uid: Uid(uid),
                     flags: rec.flags,
                     keywords: rec.keywords,
                     modseq: ModSeq(rec.modseq),
@@ -511,7 +518,7 @@ impl Store {
     pub async fn copy_messages(
         &self,
         src: MailboxId,
-        uids: Vec<u32>,
+        uids: Vec<Uid>,
         dst: MailboxId,
     ) -> Result<Option<CopyOutcome>, StoreError> {
         self.write(move |tx, batch| copy_in(tx, batch, src.0, &sorted(uids), dst.0))
@@ -524,7 +531,7 @@ impl Store {
     pub async fn move_messages(
         &self,
         src: MailboxId,
-        uids: Vec<u32>,
+        uids: Vec<Uid>,
         dst: MailboxId,
         origin: Origin,
     ) -> Result<Option<CopyOutcome>, StoreError> {
@@ -532,7 +539,7 @@ impl Store {
             let Some(copied) = copy_in(tx, batch, src.0, &sorted(uids), dst.0)? else {
                 return Ok(None);
             };
-            expunge_in(tx, batch, src.0, &copied.src_uids, origin)?;
+            expunge_in(tx, batch, src.0, &numbers(&copied.src_uids), origin)?;
             Ok(Some(copied))
         })
         .await
@@ -544,9 +551,9 @@ impl Store {
     pub async fn expunge_deleted(
         &self,
         mailbox: MailboxId,
-        restrict_to: Option<Vec<u32>>,
+        restrict_to: Option<Vec<Uid>>,
         origin: Origin,
-    ) -> Result<Vec<u32>, StoreError> {
+    ) -> Result<Vec<Uid>, StoreError> {
         let restrict = restrict_to.map(sorted);
         self.write(move |tx, batch| {
             mailbox_in(tx, mailbox.0)?;
@@ -568,7 +575,8 @@ impl Store {
                     }
                 }
             }
-            expunge_in(tx, batch, mailbox.0, &doomed, origin)
+            let gone = expunge_in(tx, batch, mailbox.0, &doomed, origin)?;
+            Ok(gone.into_iter().map(Uid).collect())
         })
         .await
     }

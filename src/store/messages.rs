@@ -1,6 +1,6 @@
 //! Messages in mailboxes: append, read back, expunge, statistics.
 
-use crate::contracts::{MailboxId, ModSeq, UserId};
+use crate::contracts::{MailboxId, ModSeq, Uid, UserId};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -42,7 +42,7 @@ pub struct AppendRequest {
 pub struct Appended {
     pub mailbox: MailboxId,
     pub uidvalidity: u32,
-    pub uid: u32,
+    pub uid: Uid,
 }
 
 /// What [`Store::load_messages`] reads besides each message's listing.
@@ -85,7 +85,7 @@ pub struct Loaded {
 /// A message as listed (no body).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MessageInfo {
-    pub uid: u32,
+    pub uid: Uid,
     pub flags: SystemFlags,
     pub keywords: Vec<String>,
     pub internal_date: i64,
@@ -211,7 +211,7 @@ fn store_one(
     Ok(Appended {
         mailbox: MailboxId(mb.id),
         uidvalidity: mb.uidvalidity,
-        uid,
+        uid: Uid(uid),
     })
 }
 
@@ -384,7 +384,7 @@ impl Store {
                 let (k, v) = row?;
                 let m: MessageRecord = schema::decode(v.value())?;
                 out.push(MessageInfo {
-                    uid: k.value().1,
+                    uid: Uid(k.value().1),
                     flags: m.flags,
                     keywords: m.keywords,
                     internal_date: m.internal_date,
@@ -408,10 +408,10 @@ impl Store {
     pub async fn load_messages(
         &self,
         mailbox: MailboxId,
-        uids: Vec<u32>,
+        uids: Vec<Uid>,
         want: Want,
         budget: usize,
-    ) -> Result<Vec<(u32, Option<Loaded>)>, StoreError> {
+    ) -> Result<Vec<(Uid, Option<Loaded>)>, StoreError> {
         self.read(move |tx, shared| load_in(tx, shared, mailbox, &uids, want, budget))
             .await
     }
@@ -420,7 +420,7 @@ impl Store {
     pub async fn message_bytes(
         &self,
         mailbox: MailboxId,
-        uid: u32,
+        uid: Uid,
     ) -> Result<Option<Vec<u8>>, StoreError> {
         let want = Want {
             meta: false,
@@ -432,10 +432,16 @@ impl Store {
     }
 
     /// Removes messages by UID (UIDs not present are ignored). Returns how many went.
-    pub async fn expunge(&self, mailbox: MailboxId, uids: Vec<u32>) -> Result<u64, StoreError> {
+    pub async fn expunge(&self, mailbox: MailboxId, uids: Vec<Uid>) -> Result<u64, StoreError> {
         self.write(move |tx, batch| {
-            super::imap::expunge_in(tx, batch, mailbox.0, &uids, Origin::NONE)
-                .map(|gone| gone.len() as u64)
+            super::imap::expunge_in(
+                tx,
+                batch,
+                mailbox.0,
+                &super::imap::sorted(uids),
+                Origin::NONE,
+            )
+            .map(|gone| gone.len() as u64)
         })
         .await
     }
@@ -564,10 +570,10 @@ pub(crate) fn load_in(
     tx: &redb::ReadTransaction,
     shared: &super::Shared,
     mailbox: MailboxId,
-    uids: &[u32],
+    uids: &[Uid],
     want: Want,
     budget: usize,
-) -> Result<Vec<(u32, Option<Loaded>)>, StoreError> {
+) -> Result<Vec<(Uid, Option<Loaded>)>, StoreError> {
     let t = tx.open_table(MESSAGES)?;
     let mut reader = Reader::new(tx, shared)?;
     let mut out = Vec::with_capacity(uids.len());
@@ -576,7 +582,7 @@ pub(crate) fn load_in(
         if bytes > 0 && bytes >= budget {
             break;
         }
-        let Some(v) = t.get((mailbox.0, uid))? else {
+        let Some(v) = t.get((mailbox.0, uid.0))? else {
             out.push((uid, None));
             continue;
         };

@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use redb::{ReadTransaction, ReadableTable};
 
-use crate::contracts::{MailData, MailboxId, UserId};
+use crate::contracts::{MailData, MailboxId, Uid, UserId};
 
-use super::imap::{copy_in, create_parents, expunge_in};
+use super::imap::{copy_in, create_parents, expunge_in, numbers};
 use super::mailboxes::{self, canonical_mailbox};
 use super::messages::Reader;
 use super::schema::{self, MAILBOX_NAMES, MAILBOXES, MESSAGES, MailboxRecord, MessageRecord};
@@ -57,7 +57,7 @@ impl MailData for Store {
 /// One message as a retention rule sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Summary {
-    pub uid: u32,
+    pub uid: Uid,
     pub internal_date: i64,
     pub save_date: i64,
     pub size: u64,
@@ -140,13 +140,13 @@ impl Store {
     pub async fn copy_size(
         &self,
         mailbox: MailboxId,
-        uids: Vec<u32>,
+        uids: Vec<Uid>,
     ) -> Result<(u64, u64), StoreError> {
         self.read(move |tx, _| {
             let t = tx.open_table(MESSAGES)?;
             let (mut bytes, mut count) = (0u64, 0u64);
             for uid in uids {
-                if let Some(v) = t.get((mailbox.0, uid))? {
+                if let Some(v) = t.get((mailbox.0, uid.0))? {
                     let rec: MessageRecord = schema::decode(v.value())?;
                     bytes = bytes.saturating_add(rec.size);
                     count += 1;
@@ -162,10 +162,10 @@ impl Store {
     pub async fn summaries(
         &self,
         mailbox: MailboxId,
-        after: u32,
+        after: Uid,
         limit: usize,
     ) -> Result<Vec<Summary>, StoreError> {
-        let Some(first) = after.checked_add(1) else {
+        let Some(first) = after.0.checked_add(1) else {
             return Ok(Vec::new());
         };
         self.read(move |tx, shared| {
@@ -181,7 +181,7 @@ impl Store {
                 let mut header = reader.message_header(&rec)?;
                 header.truncate(SUMMARY_HEADER_MAX);
                 out.push(Summary {
-                    uid: k.value().1,
+                    uid: Uid(k.value().1),
                     internal_date: rec.internal_date,
                     save_date: rec.save_date,
                     size: rec.size,
@@ -229,7 +229,8 @@ impl Store {
                 uids.sort_unstable();
                 uids.dedup();
                 if let Some(c) = copy_in(tx, batch, mailbox.0, &uids, dst)? {
-                    let gone = expunge_in(tx, batch, mailbox.0, &c.src_uids, Origin::NONE)?;
+                    let gone =
+                        expunge_in(tx, batch, mailbox.0, &numbers(&c.src_uids), Origin::NONE)?;
                     applied.moved.push((name, gone));
                 }
             }

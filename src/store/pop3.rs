@@ -9,7 +9,7 @@ use super::messages::Reader;
 use super::schema::{self, MESSAGES, MessageRecord};
 use super::writer::Batch;
 use super::{Change, ChangeKind, Origin, Store, StoreError};
-use crate::contracts::{MailboxId, MailboxName};
+use crate::contracts::{MailboxId, MailboxName, Uid};
 
 /// The keyword that hides a message from POP3 while IMAP keeps it (`DelePolicy::Hide`).
 pub const POP3_DELETED: &str = "$POP3Deleted";
@@ -17,7 +17,7 @@ pub const POP3_DELETED: &str = "$POP3Deleted";
 /// One message of a POP3 maildrop, as the caller's scan function saw it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Pop3Entry<T> {
-    pub uid: u32,
+    pub uid: Uid,
     pub internal_date: i64,
     pub pop3_retrieved: Option<i64>,
     /// The UIDL the message keeps from the server it was moved from, if any
@@ -77,7 +77,7 @@ impl Store {
                     Err(e) => return Err(e),
                 };
                 out.push(Pop3Entry {
-                    uid,
+                    uid: Uid(uid),
                     internal_date: rec.internal_date,
                     pop3_retrieved: rec.pop3_retrieved,
                     kept_uidl: kept.remove(&uid),
@@ -94,21 +94,21 @@ impl Store {
     pub async fn set_pop3_retrieved(
         &self,
         mailbox: MailboxId,
-        uids: Vec<u32>,
+        uids: Vec<Uid>,
         when: i64,
     ) -> Result<(), StoreError> {
         self.write(move |tx, _| {
             mailboxes::load_in(tx, mailbox.0)?.ok_or(StoreError::NoSuchMailbox)?;
             let mut t = tx.open_table(MESSAGES)?;
             for uid in uids {
-                let Some(v) = t.get((mailbox.0, uid))? else {
+                let Some(v) = t.get((mailbox.0, uid.0))? else {
                     continue;
                 };
                 let mut rec: MessageRecord = schema::decode(v.value())?;
                 drop(v);
                 if rec.pop3_retrieved.is_none() {
                     rec.pop3_retrieved = Some(when);
-                    t.insert((mailbox.0, uid), schema::encode(&rec)?.as_slice())?;
+                    t.insert((mailbox.0, uid.0), schema::encode(&rec)?.as_slice())?;
                 }
             }
             Ok(())
@@ -122,9 +122,10 @@ impl Store {
     pub async fn pop3_update(
         &self,
         mailbox: MailboxId,
-        uids: Vec<u32>,
+        uids: Vec<Uid>,
         removal: Pop3Removal,
     ) -> Result<u64, StoreError> {
+        let uids = super::imap::sorted(uids);
         self.write(move |tx, batch| {
             let Some(mut mb) = mailboxes::load_in(tx, mailbox.0)? else {
                 return Err(StoreError::NoSuchMailbox);
@@ -265,7 +266,7 @@ mod tests {
             .await
             .unwrap()
             .iter()
-            .map(|e| e.uid)
+            .map(|e| e.uid.0)
             .collect()
     }
 
@@ -273,10 +274,13 @@ mod tests {
     fn retrieved_is_recorded_once() {
         with_inbox(async |store, _, inbox| {
             store
-                .set_pop3_retrieved(inbox, vec![2, 9], 100)
+                .set_pop3_retrieved(inbox, vec![Uid(2), Uid(9)], 100)
                 .await
                 .unwrap();
-            store.set_pop3_retrieved(inbox, vec![2], 200).await.unwrap();
+            store
+                .set_pop3_retrieved(inbox, vec![Uid(2)], 200)
+                .await
+                .unwrap();
             let scan = store.pop3_scan(inbox, |b, _| b.to_vec()).await.unwrap();
             let times: Vec<_> = scan.iter().map(|e| e.pop3_retrieved).collect();
             assert_eq!(times, vec![None, Some(100), None]);
@@ -289,7 +293,7 @@ mod tests {
         with_inbox(async |store, user, inbox| {
             let feed = store.feed().subscribe(user);
             let n = store
-                .pop3_update(inbox, vec![1, 3, 7], Pop3Removal::Expunge)
+                .pop3_update(inbox, vec![Uid(1), Uid(3), Uid(7)], Pop3Removal::Expunge)
                 .await
                 .unwrap();
             assert_eq!(n, 2);
@@ -305,7 +309,7 @@ mod tests {
     fn update_hide_keeps_the_message_with_a_keyword() {
         with_inbox(async |store, _, inbox| {
             store
-                .pop3_update(inbox, vec![2], Pop3Removal::Hide)
+                .pop3_update(inbox, vec![Uid(2)], Pop3Removal::Hide)
                 .await
                 .unwrap();
             assert_eq!(uids(store, inbox).await, vec![1, 3]);
@@ -321,7 +325,7 @@ mod tests {
             store
                 .pop3_update(
                     inbox,
-                    vec![1, 2],
+                    vec![Uid(1), Uid(2)],
                     Pop3Removal::Move(MailboxName::new("Old/POP").unwrap()),
                 )
                 .await
@@ -329,13 +333,13 @@ mod tests {
             assert_eq!(uids(store, inbox).await, vec![3]);
             let old = store.mailbox(user, "Old/POP").await.unwrap().unwrap();
             assert_eq!(old.messages, 2);
-            let bytes = store.message_bytes(old.id, 2).await.unwrap().unwrap();
+            let bytes = store.message_bytes(old.id, Uid(2)).await.unwrap().unwrap();
             assert_eq!(bytes, b"Subject: 2\r\n\r\nbody 2\r\n");
             assert_eq!(
                 store
                     .pop3_update(
                         inbox,
-                        vec![3],
+                        vec![Uid(3)],
                         Pop3Removal::Move(MailboxName::new("INBOX").unwrap())
                     )
                     .await,

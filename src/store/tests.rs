@@ -5,6 +5,7 @@ use std::sync::Arc;
 use super::*;
 use crate::config::StoreConfig;
 use crate::contracts::{MailboxId, ModSeq, Uid, UserId};
+use crate::testing::uids as uid_list;
 
 fn cfg(dictionary_after: u64) -> StoreConfig {
     StoreConfig {
@@ -39,7 +40,7 @@ async fn message_meta(store: &Store, mailbox: MailboxId, uid: u32) -> (Structure
         meta: true,
         ..Want::default()
     };
-    let got = store.load_messages(mailbox, vec![uid], want, 0).await;
+    let got = store.load_messages(mailbox, vec![Uid(uid)], want, 0).await;
     got.unwrap().remove(0).1.unwrap().meta.unwrap()
 }
 
@@ -109,17 +110,26 @@ fn copies_share_one_blob_and_last_expunge_frees_it() {
         let a_inbox = store.mailbox(a, "inbox").await.unwrap().unwrap();
         let b_inbox = store.mailbox(b, "INBOX").await.unwrap().unwrap();
         assert_eq!(
-            store.message_bytes(a_inbox.id, 1).await.unwrap(),
+            store.message_bytes(a_inbox.id, Uid(1)).await.unwrap(),
             Some(raw.clone())
         );
-        assert_eq!(store.expunge(a_inbox.id, vec![1, 99]).await.unwrap(), 1);
+        assert_eq!(
+            store
+                .expunge(a_inbox.id, vec![Uid(1), Uid(99)])
+                .await
+                .unwrap(),
+            1
+        );
         assert_eq!(
             store.stats(None).await.unwrap().blobs,
             1,
             "b still refers to it"
         );
-        assert_eq!(store.message_bytes(b_inbox.id, 1).await.unwrap(), Some(raw));
-        store.expunge(b_inbox.id, vec![1]).await.unwrap();
+        assert_eq!(
+            store.message_bytes(b_inbox.id, Uid(1)).await.unwrap(),
+            Some(raw)
+        );
+        store.expunge(b_inbox.id, vec![Uid(1)]).await.unwrap();
         assert_eq!(store.stats(None).await.unwrap().blobs, 0);
         let after = store.mailbox(b, "INBOX").await.unwrap().unwrap();
         assert_eq!(
@@ -164,7 +174,7 @@ fn feed_publishes_after_commit() {
             .unwrap();
         let uid = r[0].as_ref().unwrap().uid;
         let change = rx.try_recv().unwrap();
-        assert_eq!(change.kind, ChangeKind::Appended { uid });
+        assert_eq!(change.kind, ChangeKind::Appended { uid: uid.0 });
     });
 }
 
@@ -180,7 +190,7 @@ fn concurrent_appends_get_distinct_uids() {
             .collect();
         let mut uids = Vec::new();
         for t in tasks {
-            uids.push(t.await.unwrap()[0].as_ref().unwrap().uid);
+            uids.push(t.await.unwrap()[0].as_ref().unwrap().uid.0);
         }
         uids.sort();
         assert_eq!(uids, (1..=50).collect::<Vec<u32>>());
@@ -226,7 +236,7 @@ fn dictionary_is_trained_and_old_blobs_stay_readable() {
             .await
             .unwrap();
         for (uid, i) in (1..=60).zip(0..60).chain([(61, 1000)]) {
-            let got = store.message_bytes(inbox, uid).await.unwrap();
+            let got = store.message_bytes(inbox, Uid(uid)).await.unwrap();
             assert_eq!(got, Some(message(i)), "uid {uid}");
         }
     });
@@ -238,7 +248,7 @@ fn dictionary_is_trained_and_old_blobs_stay_readable() {
         let a = store.find_user("a", "").await.unwrap().unwrap().id;
         let inbox = store.mailbox(a, "INBOX").await.unwrap().unwrap().id;
         assert_eq!(
-            store.message_bytes(inbox, 61).await.unwrap(),
+            store.message_bytes(inbox, Uid(61)).await.unwrap(),
             Some(message(1000))
         );
     });
@@ -382,7 +392,7 @@ fn loose_blobs_are_packed_and_read_back_and_sparse_packs_unpacked() {
         let mut derived = 0;
         for (uid, i) in (1..=n as u32).zip(0..n) {
             assert_eq!(
-                store.message_bytes(inbox, uid).await.unwrap(),
+                store.message_bytes(inbox, Uid(uid)).await.unwrap(),
                 Some(big(i)),
                 "uid {uid}"
             );
@@ -410,7 +420,7 @@ fn loose_blobs_are_packed_and_read_back_and_sparse_packs_unpacked() {
         for uid in [1u32, 250, 700] {
             let i = uid as usize - 1;
             let got = store
-                .load_messages(inbox, vec![uid], header_only, 0)
+                .load_messages(inbox, vec![Uid(uid)], header_only, 0)
                 .await
                 .unwrap();
             let raw = got[0].1.as_ref().unwrap().raw.clone().unwrap();
@@ -418,10 +428,10 @@ fn loose_blobs_are_packed_and_read_back_and_sparse_packs_unpacked() {
             assert_eq!(raw, &big(i)[..end], "uid {uid}");
         }
         // Retention summaries carry the same header, read the same way.
-        let summaries = store.summaries(inbox, 0, 700).await.unwrap();
+        let summaries = store.summaries(inbox, Uid(0), 700).await.unwrap();
         assert_eq!(summaries.len(), 700);
         for s in summaries.iter().step_by(97) {
-            let whole = big(s.uid as usize - 1);
+            let whole = big(s.uid.0 as usize - 1);
             assert_eq!(s.header, crate::mime::header_block(&whole), "uid {}", s.uid);
         }
         // A copy elsewhere keeps a packed blob alive.
@@ -430,7 +440,7 @@ fn loose_blobs_are_packed_and_read_back_and_sparse_packs_unpacked() {
             .await
             .unwrap();
         // Expunge three in four: packs become sparse and are unpacked, then repacked.
-        let gone: Vec<u32> = (1..=n as u32).filter(|u| u % 4 != 0).collect();
+        let gone = uid_list((1..=n as u32).filter(|u| u % 4 != 0));
         store.expunge(inbox, gone).await.unwrap();
     });
     wait_packer(&store);
@@ -438,7 +448,7 @@ fn loose_blobs_are_packed_and_read_back_and_sparse_packs_unpacked() {
         for uid in (4..=n as u32).step_by(4) {
             let i = uid as usize - 1;
             assert_eq!(
-                store.message_bytes(inbox, uid).await.unwrap(),
+                store.message_bytes(inbox, Uid(uid)).await.unwrap(),
                 Some(big(i)),
                 "uid {uid}"
             );
@@ -455,16 +465,19 @@ fn loose_blobs_are_packed_and_read_back_and_sparse_packs_unpacked() {
             );
         }
         let archive = store.mailbox(a, "Archive").await.unwrap().unwrap().id;
-        assert_eq!(store.message_bytes(archive, 1).await.unwrap(), Some(big(3)));
+        assert_eq!(
+            store.message_bytes(archive, Uid(1)).await.unwrap(),
+            Some(big(3))
+        );
         let s = store.stats(None).await.unwrap();
         assert_eq!(
             s.blobs,
             (n / 4) as u64,
             "the Archive copy shares uid 4's blob"
         );
-        let everything: Vec<u32> = (1..=n as u32).collect();
+        let everything = uid_list(1..=n as u32);
         store.expunge(inbox, everything).await.unwrap();
-        store.expunge(archive, vec![1]).await.unwrap();
+        store.expunge(archive, vec![Uid(1)]).await.unwrap();
     });
     wait_packer(&store);
     assert_eq!(pack_state(&store), (0, 0), "nothing left behind");
@@ -546,7 +559,10 @@ fn the_header_of_a_message_packed_alone_is_what_the_whole_message_has() {
             skip_trace: true,
             ..Want::default()
         };
-        let got = store.load_messages(inbox, vec![1], want, 0).await.unwrap();
+        let got = store
+            .load_messages(inbox, vec![Uid(1)], want, 0)
+            .await
+            .unwrap();
         let raw = got.into_iter().next().unwrap().1.unwrap().raw.unwrap();
         let m = &cases[3];
         assert!(raw == m[..crate::mime::header_end(m, 0, m.len())]);
@@ -577,25 +593,25 @@ fn a_large_message_is_packed_alone_at_once_and_leaves_with_its_last_copy() {
     assert_eq!((packs, loose), (1, small.len() as u64));
     smol::block_on(async {
         assert_eq!(
-            store.message_bytes(inbox, 1).await.unwrap(),
+            store.message_bytes(inbox, Uid(1)).await.unwrap(),
             Some(raw.clone())
         );
         assert_eq!(
-            store.message_bytes(archive, 1).await.unwrap(),
+            store.message_bytes(archive, Uid(1)).await.unwrap(),
             Some(raw.clone())
         );
         let s = store.stats(None).await.unwrap();
         assert_eq!(s.blobs, 2);
         assert!(store.verify().await.unwrap());
-        store.expunge(inbox, vec![1]).await.unwrap();
+        store.expunge(inbox, vec![Uid(1)]).await.unwrap();
     });
     assert_eq!(pack_state(&store).0, 1, "the Archive copy keeps it");
     smol::block_on(async {
         assert_eq!(
-            store.message_bytes(archive, 1).await.unwrap(),
+            store.message_bytes(archive, Uid(1)).await.unwrap(),
             Some(raw.clone())
         );
-        store.expunge(archive, vec![1]).await.unwrap();
+        store.expunge(archive, vec![Uid(1)]).await.unwrap();
         assert!(store.verify().await.unwrap());
     });
     assert_eq!(pack_state(&store).0, 0, "the last copy took its pack");
@@ -664,7 +680,10 @@ fn packs_made_before_the_dictionary_are_packed_again_with_it() {
     smol::block_on(async {
         for uid in (1..=(n + 100) as u32).step_by(37) {
             let i = uid as usize - 1;
-            assert_eq!(store.message_bytes(inbox, uid).await.unwrap(), Some(big(i)));
+            assert_eq!(
+                store.message_bytes(inbox, Uid(uid)).await.unwrap(),
+                Some(big(i))
+            );
         }
         assert!(store.verify().await.unwrap());
     });
@@ -749,7 +768,10 @@ fn the_tail_is_packed_after_a_pause_and_absorbed_by_the_next_pack() {
     );
     smol::block_on(async {
         for (uid, i) in (1..=200u32).zip(0..200) {
-            assert_eq!(store.message_bytes(inbox, uid).await.unwrap(), Some(big(i)));
+            assert_eq!(
+                store.message_bytes(inbox, Uid(uid)).await.unwrap(),
+                Some(big(i))
+            );
         }
         assert!(store.verify().await.unwrap());
     });
@@ -772,7 +794,7 @@ fn load_messages_reads_in_order_marks_gone_and_stops_at_the_budget() {
     let store = Store::open(dir.path(), &cfg(0)).unwrap();
     smol::block_on(async {
         let inbox = user_with_inbox(&store, 1..=5).await;
-        store.expunge(inbox, vec![2]).await.unwrap();
+        store.expunge(inbox, vec![Uid(2)]).await.unwrap();
         let all = Want {
             meta: true,
             bytes: true,
@@ -781,10 +803,10 @@ fn load_messages_reads_in_order_marks_gone_and_stops_at_the_budget() {
 
         // Order as asked, a gone message (2) and an unknown one (9) as None.
         let got = store
-            .load_messages(inbox, vec![3, 2, 1, 9], all, usize::MAX)
+            .load_messages(inbox, vec![Uid(3), Uid(2), Uid(1), Uid(9)], all, usize::MAX)
             .await
             .unwrap();
-        let uids: Vec<(u32, bool)> = got.iter().map(|(u, l)| (*u, l.is_some())).collect();
+        let uids: Vec<(u32, bool)> = got.iter().map(|(u, l)| (u.0, l.is_some())).collect();
         assert_eq!(uids, vec![(3, true), (2, false), (1, true), (9, false)]);
         let first = got[0].1.as_ref().unwrap();
         assert_eq!(first.raw.as_deref(), Some(&message(3)[..]));
@@ -795,7 +817,12 @@ fn load_messages_reads_in_order_marks_gone_and_stops_at_the_budget() {
 
         // Without Want, only the listing; nothing counts against the budget.
         let listed = store
-            .load_messages(inbox, vec![1, 3, 4, 5], Want::default(), 0)
+            .load_messages(
+                inbox,
+                vec![Uid(1), Uid(3), Uid(4), Uid(5)],
+                Want::default(),
+                0,
+            )
             .await
             .unwrap();
         assert_eq!(listed.len(), 4);
@@ -812,18 +839,23 @@ fn load_messages_reads_in_order_marks_gone_and_stops_at_the_budget() {
             ..Want::default()
         };
         let cut = store
-            .load_messages(inbox, vec![1, 3, 4, 5], bytes_only, one)
+            .load_messages(inbox, vec![Uid(1), Uid(3), Uid(4), Uid(5)], bytes_only, one)
             .await
             .unwrap();
         assert_eq!(cut.len(), 1);
         let cut = store
-            .load_messages(inbox, vec![1, 3, 4, 5], bytes_only, one + 1)
+            .load_messages(
+                inbox,
+                vec![Uid(1), Uid(3), Uid(4), Uid(5)],
+                bytes_only,
+                one + 1,
+            )
             .await
             .unwrap();
         assert_eq!(cut.len(), 2);
         assert_eq!(
             store
-                .load_messages(inbox, vec![4, 5], bytes_only, 0)
+                .load_messages(inbox, vec![Uid(4), Uid(5)], bytes_only, 0)
                 .await
                 .unwrap()
                 .len(),
@@ -972,7 +1004,10 @@ fn schema_3_store_is_upgraded_loose_bytes_keyed_by_arrival() {
     let store = Store::open(dir.path(), &cfg(0)).unwrap();
     smol::block_on(async {
         for (uid, i) in (1..=5u32).zip(0..5) {
-            assert_eq!(store.message_bytes(inbox, uid).await.unwrap(), Some(big(i)));
+            assert_eq!(
+                store.message_bytes(inbox, Uid(uid)).await.unwrap(),
+                Some(big(i))
+            );
         }
         assert!(store.verify().await.unwrap());
     });
@@ -1008,7 +1043,10 @@ fn load_messages_gives_only_the_header_and_skips_the_trace_when_asked() {
             };
             let store = store.clone();
             async move {
-                let got = store.load_messages(inbox, vec![1], want, 0).await.unwrap();
+                let got = store
+                    .load_messages(inbox, vec![Uid(1)], want, 0)
+                    .await
+                    .unwrap();
                 got.into_iter().next().unwrap().1.unwrap().raw.unwrap()
             }
         };
@@ -1196,8 +1234,8 @@ fn import_layout_kept_uids_and_uidls() {
             ])
             .await
             .unwrap();
-        assert_eq!(out[0].as_ref().unwrap().uid, 3);
-        assert_eq!(out[1].as_ref().unwrap().uid, 9);
+        assert_eq!(out[0].as_ref().unwrap().uid, Uid(3));
+        assert_eq!(out[1].as_ref().unwrap().uid, Uid(9));
         // Below UIDNEXT (10 after UID 9): refused, nothing stored.
         assert_eq!(out[2], Err(StoreError::UidNotFree(5)));
         store.raise_uidnext(user, "INBOX", 12).await.unwrap();
@@ -1208,7 +1246,7 @@ fn import_layout_kept_uids_and_uidls() {
             .append_many(vec![request(&store, user, "INBOX", b"x\r\n\r\ny\r\n")])
             .await
             .unwrap();
-        assert_eq!(plain[0].as_ref().unwrap().uid, 12);
+        assert_eq!(plain[0].as_ref().unwrap().uid, Uid(12));
 
         let scan = |store: &Store| {
             let store = store.clone();
@@ -1224,11 +1262,18 @@ fn import_layout_kept_uids_and_uidls() {
         };
         assert_eq!(
             scan(&store).await,
-            [(3, Some("u3".into())), (9, Some("u9".into())), (12, None)]
+            [
+                (Uid(3), Some("u3".into())),
+                (Uid(9), Some("u9".into())),
+                (Uid(12), None)
+            ]
         );
         // The row goes with its message.
-        store.expunge(inbox.id, vec![3]).await.unwrap();
-        assert_eq!(scan(&store).await, [(9, Some("u9".into())), (12, None)]);
+        store.expunge(inbox.id, vec![Uid(3)]).await.unwrap();
+        assert_eq!(
+            scan(&store).await,
+            [(Uid(9), Some("u9".into())), (Uid(12), None)]
+        );
 
         // A mailbox that holds mail refuses a second layout, changing nothing.
         let err = store.import_layout(user, layout, Vec::new()).await;
@@ -1256,7 +1301,7 @@ fn expunge_history_stays_within_the_window_under_churn() {
                 .map(|i| request(&store, a, "INBOX", &message(round * 250 + i)))
                 .collect();
             store.append_many(reqs).await.unwrap();
-            let uids: Vec<u32> = (1..=(round as u32 + 1) * 250).collect();
+            let uids = uid_list(1..=(round as u32 + 1) * 250);
             store.expunge(inbox.id, uids).await.unwrap();
         }
         let uidnext = store.mailbox(a, "INBOX").await.unwrap().unwrap().uidnext;
@@ -1298,7 +1343,7 @@ fn expunged_since_is_exact_in_the_window_and_a_superset_below_it() {
         let highest = || async { store.mailbox_status(inbox).await.unwrap().highest_modseq };
         deliver(0, 300).await.unwrap();
         // Small mailbox: the window covers every UID, the answer is exact.
-        store.expunge(inbox, (10..=19).collect()).await.unwrap();
+        store.expunge(inbox, uid_list(10..=19)).await.unwrap();
         let m1 = highest().await;
         let v = store.expunged_since(inbox, m1, all()).await.unwrap();
         assert!(v.uids.is_empty(), "{v:?}");
@@ -1315,11 +1360,11 @@ fn expunged_since_is_exact_in_the_window_and_a_superset_below_it() {
         }
         let uidnext = store.mailbox(a, "INBOX").await.unwrap().unwrap().uidnext;
         assert_eq!(uidnext, 300 + 9 * 256 + 1);
-        store.expunge(inbox, vec![2400]).await.unwrap();
+        store.expunge(inbox, vec![Uid(2400)]).await.unwrap();
         let m2 = highest().await;
-        store.expunge(inbox, vec![100]).await.unwrap();
+        store.expunge(inbox, vec![Uid(100)]).await.unwrap();
         let m3 = highest().await;
-        store.expunge(inbox, (2500..=2509).collect()).await.unwrap();
+        store.expunge(inbox, uid_list(2500..=2509)).await.unwrap();
         let floor = uidnext - window;
         let v = store.expunged_since(inbox, m2, all()).await.unwrap();
         assert_eq!(v.exact_from, floor);
@@ -1369,7 +1414,7 @@ fn a_pack_under_two_thirds_live_is_repacked() {
     // Two in five go, as junk and POP3-downloaded mail do on the day it came: every pack
     // is left 0.6 live.
     smol::block_on(async {
-        let gone: Vec<u32> = (1..=n as u32).filter(|u| u % 5 < 2).collect();
+        let gone = uid_list((1..=n as u32).filter(|u| u % 5 < 2));
         store.expunge(inbox, gone).await.unwrap();
     });
     wait_packer(&store);
@@ -1378,7 +1423,10 @@ fn a_pack_under_two_thirds_live_is_repacked() {
     smol::block_on(async {
         for uid in (1..=n as u32).filter(|u| u % 5 >= 2) {
             let i = uid as usize - 1;
-            assert_eq!(store.message_bytes(inbox, uid).await.unwrap(), Some(big(i)));
+            assert_eq!(
+                store.message_bytes(inbox, Uid(uid)).await.unwrap(),
+                Some(big(i))
+            );
         }
     });
 }
@@ -1400,7 +1448,7 @@ fn expunge_while_the_packer_waits_to_compact_still_unpacks() {
             .unwrap();
         std::thread::sleep(std::time::Duration::from_millis(500));
         // ...and this expunge, which finds it running, makes every pack sparse.
-        let gone: Vec<u32> = (1..=n as u32).filter(|u| u % 4 != 0).collect();
+        let gone = uid_list((1..=n as u32).filter(|u| u % 4 != 0));
         store.expunge(inbox, gone).await.unwrap();
     });
     wait_packer(&store);
@@ -1412,7 +1460,10 @@ fn expunge_while_the_packer_waits_to_compact_still_unpacks() {
     smol::block_on(async {
         for uid in (4..=n as u32).step_by(4) {
             let i = uid as usize - 1;
-            assert_eq!(store.message_bytes(inbox, uid).await.unwrap(), Some(big(i)));
+            assert_eq!(
+                store.message_bytes(inbox, Uid(uid)).await.unwrap(),
+                Some(big(i))
+            );
         }
     });
 }
@@ -1442,7 +1493,7 @@ fn caches_are_released_only_when_no_transaction_is_open_and_nothing_is_lost() {
         let reqs = (0..40).map(|i| request(store, a, "INBOX", &message(i)));
         store.append_many(reqs.collect()).await.unwrap();
         let inbox = store.mailbox(a, "INBOX").await.unwrap().unwrap().id;
-        let raw = store.message_bytes(inbox, 7).await.unwrap();
+        let raw = store.message_bytes(inbox, Uid(7)).await.unwrap();
         assert!(raw.is_some());
 
         // A transaction begun outside the lock keeps the database open.
@@ -1454,12 +1505,12 @@ fn caches_are_released_only_when_no_transaction_is_open_and_nothing_is_lost() {
         // (How much memory this gives back is measured by benches/rss.sh.)
         assert_eq!(store.release_caches().await, Ok(true));
         // Everything is still there, and the store takes writes.
-        assert_eq!(store.message_bytes(inbox, 7).await.unwrap(), raw);
+        assert_eq!(store.message_bytes(inbox, Uid(7)).await.unwrap(), raw);
         let r = store
             .append_many(vec![request(store, a, "INBOX", &message(99))])
             .await
             .unwrap();
-        assert_eq!(r[0].as_ref().unwrap().uid, 41);
+        assert_eq!(r[0].as_ref().unwrap().uid, Uid(41));
     });
 }
 
@@ -1499,7 +1550,7 @@ fn the_index_keeps_what_sort_and_thread_read_from_each_header() {
             let done = store.append_many(requests).await.unwrap();
             assert!(done.iter().all(|r| r.is_ok()));
             let inbox = store.mailbox(a, "INBOX").await.unwrap().unwrap();
-            let uids: Vec<u32> = (1..=40).collect();
+            let uids = uid_list(1..=40);
             assert!(
                 store
                     .header_records(inbox.id, uids.clone())
@@ -1521,10 +1572,10 @@ fn the_index_keeps_what_sort_and_thread_read_from_each_header() {
             }
             // Asked for some, in any order, and for UIDs it does not have.
             let some = store
-                .header_records(inbox.id, vec![40, 3, 77, 2])
+                .header_records(inbox.id, vec![Uid(40), Uid(3), Uid(77), Uid(2)])
                 .await
                 .unwrap();
-            let got: Vec<u32> = some.iter().map(|(u, _)| *u).collect();
+            let got: Vec<u32> = some.iter().map(|(u, _)| u.0).collect();
             assert_eq!(got, [2, 3, 40]);
         });
     }
@@ -1537,22 +1588,22 @@ fn segments_mostly_expunged_are_rewritten_without_the_dead() {
     smol::block_on(async {
         let inbox = user_with_inbox(&store, 0..=199).await;
         store.index_now().unwrap();
-        let all: Vec<u32> = (1..=200).collect();
-        let held = |uids: Vec<u32>| async {
+        let all = uid_list(1..=200);
+        let held = |uids: Vec<Uid>| async {
             let records = store.header_records(inbox, uids).await.unwrap();
             records.len()
         };
         assert_eq!(held(all.clone()).await, 200);
         let before = store.stats(None).await.unwrap().index_bytes;
         // A third gone: the segment stays as it is.
-        store.expunge(inbox, (1..=60).collect()).await.unwrap();
+        store.expunge(inbox, uid_list(1..=60)).await.unwrap();
         store.index_now().unwrap();
         assert_eq!(held(all.clone()).await, 200);
         // Three quarters gone: it is written again with the 50 left.
-        store.expunge(inbox, (61..=150).collect()).await.unwrap();
+        store.expunge(inbox, uid_list(61..=150)).await.unwrap();
         store.index_now().unwrap();
         let left = store.header_records(inbox, all.clone()).await.unwrap();
-        let uids: Vec<u32> = left.iter().map(|(u, _)| *u).collect();
+        let uids: Vec<u32> = left.iter().map(|(u, _)| u.0).collect();
         assert_eq!(uids, (151..=200).collect::<Vec<u32>>());
         let after = store.stats(None).await.unwrap().index_bytes;
         assert!(after * 2 < before, "{after} against {before}");

@@ -6,7 +6,8 @@
 use super::super::grammar::{AppendData, AppendMessage};
 use super::super::response::{Code, ImapError, Status};
 use super::super::session::{Outcome, Session, State};
-use crate::contracts::Target;
+use super::copy::uid_set;
+use crate::contracts::{Target, Uid};
 use crate::delivery::{Incoming, Outcome as Delivered};
 use crate::store::{StoreError, SystemFlags};
 
@@ -36,22 +37,6 @@ pub fn split_flags(flags: &[String]) -> Result<(SystemFlags, Vec<String>), ImapE
         sys.0 |= bit;
     }
     Ok((sys, keywords))
-}
-
-/// `a:b` for a contiguous run, else a comma list (RFC 4315 `uid-set`).
-fn uid_set(uids: &[u32]) -> String {
-    match (uids.first(), uids.last()) {
-        (Some(a), Some(b))
-            if uids.len() > 1 && u64::from(*b) - u64::from(*a) + 1 == uids.len() as u64 =>
-        {
-            format!("{a}:{b}")
-        }
-        _ => uids
-            .iter()
-            .map(u32::to_string)
-            .collect::<Vec<_>>()
-            .join(","),
-    }
 }
 
 impl Session {
@@ -152,7 +137,7 @@ impl Session {
         let Some(first) = stored.first() else {
             return Ok(Outcome::ok("APPEND completed"));
         };
-        let uids: Vec<u32> = stored.iter().map(|a| a.uid).collect();
+        let uids: Vec<Uid> = stored.iter().map(|a| a.uid).collect();
         Ok(Outcome::Done(Status::ok("APPEND completed").with(
             Code::AppendUid {
                 uidvalidity: first.uidvalidity,
@@ -165,13 +150,6 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn uid_sets() {
-        assert_eq!(uid_set(&[4]), "4");
-        assert_eq!(uid_set(&[4, 5, 6]), "4:6");
-        assert_eq!(uid_set(&[4, 6]), "4,6");
-    }
 
     #[test]
     fn flags() {

@@ -14,6 +14,7 @@
 //! `imap://` URLs and URLAUTH are not supported; they are answered `NO [BADURL]`
 //! (RFC 4469 §5 allows refusing a URL the server cannot resolve).
 
+use crate::contracts::Uid;
 use std::borrow::Cow;
 
 use super::super::fetch::{self, Partial, Section, SectionText};
@@ -217,7 +218,7 @@ impl Session {
             ..Want::default()
         };
         let Some(loaded) = store
-            .load_messages(mailbox.id, vec![url.uid], want, usize::MAX)
+            .load_messages(mailbox.id, vec![Uid(url.uid)], want, usize::MAX)
             .await?
             .into_iter()
             .next()

@@ -90,7 +90,7 @@ fn snapshot(view: &View) -> Vec<Seen> {
         .iter()
         .filter(|m| !m.expunged)
         .map(|m| Seen {
-            uid: m.uid,
+            uid: m.uid.0,
             modseq: m.modseq,
             flags: m.flags,
         })
@@ -135,7 +135,7 @@ fn number(view: &View, uid_mode: bool, uid: u32) -> Option<u32> {
     if uid_mode {
         return Some(uid);
     }
-    let i = view.msgs.binary_search_by_key(&uid, |m| m.uid).ok()?;
+    let i = view.msgs.binary_search_by_key(&uid, |m| m.uid.0).ok()?;
     u32::try_from(i.checked_add(1)?).ok()
 }
 
@@ -370,7 +370,7 @@ impl Session {
             .collect();
         let matched: BTreeSet<u32> = if depends_on_others(&c.key) {
             let hits = self.search_hits_in(&c.key, None).await?;
-            hits.iter().map(|h| h.uid).collect()
+            hits.iter().map(|h| h.uid.0).collect()
         } else {
             let live: HashSet<u32> = now.iter().map(|s| s.uid).collect();
             let hits = self.search_hits_in(&c.key, Some(&changed)).await?;
@@ -378,7 +378,7 @@ impl Session {
                 .iter()
                 .copied()
                 .filter(|u| live.contains(u) && !changed.contains(u))
-                .chain(hits.iter().map(|h| h.uid))
+                .chain(hits.iter().map(|h| h.uid.0))
                 .collect()
         };
         match &c.sort {
@@ -386,7 +386,7 @@ impl Session {
             Some(criteria) => {
                 let hits = self.search_hits_in(&SearchKey::All, Some(&matched)).await?;
                 let sorted = self.sort_hits(hits, criteria).await?;
-                Ok(sorted.iter().map(|h| h.uid).collect())
+                Ok(sorted.iter().map(|h| h.uid.0).collect())
             }
         }
     }

@@ -16,24 +16,24 @@
 use super::super::response::{Code, ImapError, Status};
 use super::super::sequence::SequenceSet;
 use super::super::session::{Outcome, Session, State, no};
-use crate::contracts::{MailboxId, QuotaAction, QuotaQuery, QuotaVerdict, UserId};
+use crate::contracts::{MailboxId, QuotaAction, QuotaQuery, QuotaVerdict, Uid, UserId};
 use crate::store::{CopyOutcome, StoreError};
 
 /// The messages a message command names, resolved against what the client knows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(in super::super) struct Resolved {
     /// UIDs, ascending, of named messages that still exist as far as the view knows.
-    pub uids: Vec<u32>,
+    pub uids: Vec<Uid>,
     /// A named message is gone in the store but not yet announced (RFC 2180 §4).
     pub expunged: bool,
 }
 
 /// `a:b,c` for UIDs in ascending order (RFC 4315 `uid-set`): consecutive runs become
 /// ranges, so the source and destination sets of COPYUID stay in matching order.
-pub(in super::super) fn uid_set(uids: &[u32]) -> String {
+pub(in super::super) fn uid_set(uids: &[Uid]) -> String {
     let mut parts: Vec<String> = Vec::new();
     let mut run: Option<(u32, u32)> = None;
-    for &u in uids {
+    for &Uid(u) in uids {
         run = match run {
             Some((a, b)) if b.checked_add(1) == Some(u) => Some((a, u)),
             Some((a, b)) => {
@@ -186,7 +186,7 @@ impl Session {
         user: UserId,
         user_name: String,
         src: MailboxId,
-        uids: &[u32],
+        uids: &[Uid],
         target: &str,
         action: QuotaAction,
     ) -> Result<(), ImapError> {
@@ -222,9 +222,14 @@ mod tests {
 
     #[test]
     fn uid_sets_keep_order_and_compress_runs() {
-        assert_eq!(uid_set(&[1, 2, 3, 7, 9, 10]), "1:3,7,9:10");
-        assert_eq!(uid_set(&[5]), "5");
-        assert_eq!(uid_set(&[]), "");
-        assert_eq!(uid_set(&[u32::MAX - 1, u32::MAX]), "4294967294:4294967295");
+        let set = |uids: &[u32]| uid_set(&uids.iter().copied().map(Uid).collect::<Vec<_>>());
+        assert_eq!(set(&[1, 2, 3, 7, 9, 10]), "1:3,7,9:10");
+        assert_eq!(set(&[5]), "5");
+        assert_eq!(set(&[]), "");
+        assert_eq!(set(&[u32::MAX - 1, u32::MAX]), "4294967294:4294967295");
+        // APPENDUID's set (RFC 4315 §3) is the same writer's.
+        assert_eq!(set(&[4]), "4");
+        assert_eq!(set(&[4, 5, 6]), "4:6");
+        assert_eq!(set(&[4, 6]), "4,6");
     }
 }

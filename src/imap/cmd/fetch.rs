@@ -12,7 +12,7 @@
 //! message's first blank line. Whatever the store must give is read a batch of messages
 //! at a time, in one call (see [`BATCH`]).
 
-use crate::contracts::ModSeq;
+use crate::contracts::{ModSeq, Uid};
 use std::collections::VecDeque;
 
 use super::super::fetch::{self, Options, Partial, Rfc822, Section, SectionText};
@@ -365,7 +365,7 @@ pub(in super::super) struct FetchJob {
     load: bool,
     want: Want,
     /// UIDs whose `\Seen` this FETCH set (RFC 3501 §6.4.5).
-    seen_now: Vec<u32>,
+    seen_now: Vec<Uid>,
     opts: Options,
     condstore: bool,
     qresync: bool,
@@ -461,9 +461,9 @@ impl Session {
         let mailbox = view.mailbox;
 
         // Non-PEEK sections set \Seen first, so FLAGS below shows it (RFC 3501 §6.4.5).
-        let mut seen_now: Vec<u32> = Vec::new();
+        let mut seen_now: Vec<Uid> = Vec::new();
         if !view.read_only && args.items.iter().any(Item::sets_seen) {
-            let unseen: Vec<u32> = picked
+            let unseen: Vec<Uid> = picked
                 .iter()
                 .filter_map(|i| view.msgs.get(*i))
                 .filter(|m| !m.expunged && !m.flags.has(SystemFlags::SEEN))
@@ -557,9 +557,9 @@ impl Session {
         let n = job.todo.len().min(BATCH);
         let mut batch = job.todo.split_off(job.todo.len().saturating_sub(n));
         batch.reverse();
-        let uids: Vec<u32> = batch
+        let uids: Vec<Uid> = batch
             .iter()
-            .map(|i| view.msgs.get(*i).map_or(0, |m| m.uid))
+            .map(|i| view.msgs.get(*i).map_or(Uid(0), |m| m.uid))
             .collect();
         let got = store
             .load_messages(view.mailbox, uids, job.want, BATCH_BYTES)

@@ -24,7 +24,7 @@ pub mod store;
 pub mod thread;
 pub mod unauthenticate;
 
-use crate::contracts::MailboxId;
+use crate::contracts::{MailboxId, Uid};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -47,7 +47,7 @@ const CACHE_MAX: usize = 200_000;
 #[derive(Debug, Default)]
 pub struct HeaderCache {
     mailbox: MailboxId,
-    map: HashMap<u32, Arc<HeaderData>>,
+    map: HashMap<Uid, Arc<HeaderData>>,
 }
 
 /// What a command reads from the headers: the keys SORT and THREAD=ORDEREDSUBJECT
@@ -84,7 +84,7 @@ impl Session {
             cache.mailbox = mailbox;
             cache.map.clear();
         }
-        let mut missing: Vec<u32> = hits
+        let mut missing: Vec<Uid> = hits
             .iter()
             .map(|h| h.uid)
             .filter(|u| !cache.map.get(u).is_some_and(|d| need.met_by(d)))
@@ -105,7 +105,7 @@ impl Session {
         };
         let mut done = 0usize;
         while done < missing.len() {
-            let uids: Vec<u32> = missing
+            let uids: Vec<Uid> = missing
                 .iter()
                 .skip(done)
                 .take(HEADER_BATCH)

@@ -28,7 +28,7 @@
 //! annotations another session set or removed (RFC 5464 §4.4.2). AnnotationChange
 //! (RFC 5257 ANNOTATE, not offered) is refused with `NO [BADEVENT ...]` (§3.1).
 
-use crate::contracts::MailboxId;
+use crate::contracts::{MailboxId, Uid};
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::super::grammar::{Parser, R, Syntax};
@@ -504,7 +504,7 @@ impl Session {
     async fn notify_fetch_new(
         &mut self,
         mailbox: MailboxId,
-        last: u32,
+        last: Uid,
         items: Vec<Item>,
         out: &mut Vec<u8>,
     ) {
@@ -514,7 +514,8 @@ impl Session {
         if view.last_uid() <= last {
             return;
         }
-        let Ok(set) = SequenceSet::parse(format!("{}:*", last.saturating_add(1)).as_bytes()) else {
+        let Ok(set) = SequenceSet::parse(format!("{}:*", last.0.saturating_add(1)).as_bytes())
+        else {
             return;
         };
         let args = FetchArgs {

@@ -15,29 +15,29 @@ use super::super::response::ImapError;
 use super::super::sequence::{Bound, SequenceSet};
 use super::super::session::Session;
 use super::super::view::{View, flag_list};
-use crate::contracts::{MailboxId, ModSeq};
+use crate::contracts::{MailboxId, ModSeq, Uid};
 
 /// `set` as inclusive UID ranges; `*` is the largest UID there can be (the store clips
 /// to UIDNEXT), `$` the SEARCHRES result (RFC 5182).
-pub(in super::super) fn uid_ranges(set: &SequenceSet, saved: &[u32]) -> Vec<(u32, u32)> {
+pub(in super::super) fn uid_ranges(set: &SequenceSet, saved: &[Uid]) -> Vec<(u32, u32)> {
     let num = |b: Bound| match b {
         Bound::Num(n) => n,
         Bound::Star => u32::MAX,
     };
     match set {
         SequenceSet::Ranges(r) => r.iter().map(|(a, b)| (num(*a), num(*b))).collect(),
-        SequenceSet::Saved => saved.iter().map(|u| (*u, *u)).collect(),
+        SequenceSet::Saved => saved.iter().map(|u| (u.0, u.0)).collect(),
     }
 }
 
 /// `ranges` (ascending, disjoint) without the UIDs in `present` (ascending).
-fn without(ranges: &[(u32, u32)], present: &[u32]) -> Vec<(u32, u32)> {
+fn without(ranges: &[(u32, u32)], present: &[Uid]) -> Vec<(u32, u32)> {
     let mut out = Vec::new();
     for &(lo, hi) in ranges {
-        let start = present.partition_point(|u| *u < lo);
-        let end = present.partition_point(|u| *u <= hi);
+        let start = present.partition_point(|u| u.0 < lo);
+        let end = present.partition_point(|u| u.0 <= hi);
         let mut next = Some(lo);
-        for &u in present.get(start..end).unwrap_or(&[]) {
+        for &Uid(u) in present.get(start..end).unwrap_or(&[]) {
             if let Some(n) = next
                 && u > n
             {
@@ -82,7 +82,7 @@ impl Session {
     pub(in super::super) async fn vanished_earlier(
         &self,
         mailbox: MailboxId,
-        present: &[u32],
+        present: &[Uid],
         modseq: ModSeq,
         within: Vec<(u32, u32)>,
         out: &mut Vec<u8>,
@@ -115,7 +115,7 @@ impl Session {
             .await?;
         let rev1 = !self.enabled.rev2;
         for (i, m) in view.msgs.iter().enumerate() {
-            if m.modseq > q.modseq && contains(&within, m.uid) {
+            if m.modseq > q.modseq && contains(&within, m.uid.0) {
                 let recent = rev1 && view.recent.contains(&m.uid);
                 out.extend_from_slice(
                     format!(
@@ -140,12 +140,15 @@ mod tests {
     #[test]
     fn present_uids_are_cut_out_of_the_ranges() {
         assert_eq!(
-            without(&[(1, 10), (20, 20)], &[1, 4, 5, 10, 20]),
+            without(
+                &[(1, 10), (20, 20)],
+                &[Uid(1), Uid(4), Uid(5), Uid(10), Uid(20)]
+            ),
             vec![(2, 3), (6, 9)]
         );
         assert_eq!(without(&[(3, 3)], &[]), vec![(3, 3)]);
         assert_eq!(
-            without(&[(1, u32::MAX)], &[u32::MAX]),
+            without(&[(1, u32::MAX)], &[Uid(u32::MAX)]),
             vec![(1, u32::MAX - 1)]
         );
     }
@@ -160,7 +163,7 @@ mod tests {
         let set = SequenceSet::parse(b"5:*,2").unwrap();
         assert_eq!(uid_ranges(&set, &[]), vec![(5, u32::MAX), (2, 2)]);
         assert_eq!(
-            uid_ranges(&SequenceSet::Saved, &[4, 6]),
+            uid_ranges(&SequenceSet::Saved, &[Uid(4), Uid(6)]),
             vec![(4, 4), (6, 6)]
         );
     }

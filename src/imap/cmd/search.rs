@@ -5,7 +5,7 @@
 //! Keys that need the message content are evaluated only for messages the cheap keys
 //! did not already decide (see [`super::super::search`]); those load one message at a time.
 
-use crate::contracts::{MailboxId, ModSeq};
+use crate::contracts::{MailboxId, ModSeq, Uid};
 use std::collections::BTreeSet;
 
 use super::super::grammar::{MAX_DEPTH, Parser, R, Syntax};
@@ -48,7 +48,7 @@ pub(in super::super) fn bad_charset() -> ImapError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(in super::super) struct Hit {
     pub seq: u32,
-    pub uid: u32,
+    pub uid: Uid,
     pub modseq: ModSeq,
     pub internal_date: i64,
     pub size: u64,
@@ -68,7 +68,7 @@ impl Hit {
     /// How a reply names this message: by UID in the UID form of the command, else by
     /// sequence number.
     pub(in super::super) fn number(&self, uid: bool) -> u32 {
-        if uid { self.uid } else { self.seq }
+        if uid { self.uid.0 } else { self.seq }
     }
 }
 
@@ -332,7 +332,7 @@ fn candidate<'a>(
 ) -> Candidate<'a> {
     Candidate {
         seq,
-        uid: m.uid,
+        uid: m.uid.0,
         flags: m.flags,
         keywords: &m.keywords,
         recent,
@@ -374,7 +374,7 @@ impl Session {
         if update {
             // RFC 5267 §4.3: the context keeps the program and the results, in mailbox
             // order.
-            let uids = hits.iter().map(|h| h.uid).collect();
+            let uids = hits.iter().map(|h| h.uid.0).collect();
             self.open_context(tag, uid, &a.key, None, uids, out);
         }
         let State::Selected(_, view) = &mut self.state else {
@@ -431,7 +431,7 @@ impl Session {
     /// The SEARCHRES result `$` (RFC 5182), empty when nothing is selected.
     pub(in super::super) fn saved_result(&self) -> Vec<u32> {
         match &self.state {
-            State::Selected(_, v) => v.saved.clone(),
+            State::Selected(_, v) => v.saved.iter().map(|u| u.0).collect(),
             _ => Vec::new(),
         }
     }
@@ -520,16 +520,16 @@ impl Session {
             .enumerate()
             .filter(|(_, m)| !m.expunged)
             .map(|(i, m)| (u32::try_from(i.saturating_add(1)).unwrap_or(u32::MAX), m))
-            .filter(|(_, m)| only.is_none_or(|o| o.contains(&m.uid)))
+            .filter(|(_, m)| only.is_none_or(|o| o.contains(&m.uid.0)))
             .collect();
-        let uids: Vec<u32> = picked.iter().map(|(_, m)| m.uid).collect();
+        let uids: Vec<Uid> = picked.iter().map(|(_, m)| m.uid).collect();
         let records = store
             .load_messages(view.mailbox, uids, Want::default(), usize::MAX)
             .await?;
         let hits_of_index = self.index_hits(view.mailbox, key).await;
         let scope = Scope {
             exists: view.exists(),
-            max_uid: view.last_uid(),
+            max_uid: view.last_uid().0,
             now: crate::store::now(),
             index: hits_of_index.as_ref(),
         };
@@ -559,7 +559,7 @@ impl Session {
         };
         let mut next = 0usize;
         while next < undecided.len() {
-            let uids: Vec<u32> = undecided
+            let uids: Vec<Uid> = undecided
                 .iter()
                 .skip(next)
                 .take(CONTENT_BATCH)

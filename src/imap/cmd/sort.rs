@@ -165,7 +165,7 @@ impl Session {
         let sorted = self.sort_hits(hits, &a.criteria).await?;
         if update {
             // RFC 5267 §4.3: the context keeps the program, the order and the results.
-            let uids = sorted.iter().map(|h| h.uid).collect();
+            let uids = sorted.iter().map(|h| h.uid.0).collect();
             self.open_context(tag, uid, &a.key, Some(a.criteria.clone()), uids, out);
         }
         let numbers: Vec<u32> = sorted.iter().map(|h| h.number(uid)).collect();

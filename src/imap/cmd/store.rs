@@ -9,7 +9,7 @@ use super::super::session::{Outcome, Session, State};
 use super::super::view::flag_list;
 use super::append::split_flags;
 use super::fetch::mod_sequence;
-use crate::contracts::ModSeq;
+use crate::contracts::{ModSeq, Uid};
 use crate::store::FlagMode;
 
 /// A parsed STORE argument list (RFC 9051 §9 `store-att-flags`, RFC 7162 §7
@@ -102,7 +102,7 @@ impl Session {
         }
         // RFC 2180 §4.2: messages expunged elsewhere are left alone; the rest are
         // stored and the completion is `OK [EXPUNGEISSUED]` (RFC 5530 §3).
-        let uids: Vec<u32> = picked
+        let uids: Vec<Uid> = picked
             .iter()
             .filter_map(|i| view.msgs.get(*i))
             .filter(|m| !m.expunged)
@@ -127,7 +127,7 @@ impl Session {
         // This session is not woken for its own change (`origin`): it brings its view up
         // to date here, new keywords included (FLAGS before the FETCHes that use them).
         view.learn_keywords(done.changed.iter().flat_map(|s| s.keywords.iter()), out);
-        let changed: Vec<u32> = done.changed.iter().map(|s| s.uid).collect();
+        let changed: Vec<Uid> = done.changed.iter().map(|s| s.uid).collect();
         // A UID the view still knew but the store no longer has was expunged meanwhile.
         let answered = done.changed.len() + done.unchanged.len() + done.modified.len();
         expunge_issued |= answered < asked;
@@ -168,7 +168,7 @@ impl Session {
         if !done.modified.is_empty() {
             // The set is of UIDs for UID STORE, else of sequence numbers.
             let mut nums: Vec<u32> = if uid {
-                done.modified
+                done.modified.iter().map(|u| u.0).collect()
             } else {
                 view.msgs
                     .iter()

@@ -3,8 +3,9 @@
 
 use super::*;
 use crate::config::StoreConfig;
-use crate::contracts::{MailboxId, ModSeq, UserId};
+use crate::contracts::{MailboxId, ModSeq, Uid, UserId};
 use crate::store::{AppendRequest, Store};
+use crate::testing::uids as uid_list;
 
 /// Runs `test` on a fresh store with one user, "a".
 fn with_user(test: impl AsyncFnOnce(&Store, UserId)) {
@@ -35,7 +36,7 @@ async fn append(store: &Store, user: UserId, mailbox: &str, i: usize, flags: u8)
         ..crate::store::tests::request(store, user, mailbox, &message(i))
     };
     let r = store.append_many(vec![req]).await.unwrap();
-    r[0].as_ref().unwrap().uid
+    r[0].as_ref().unwrap().uid.0
 }
 
 async fn mailbox(store: &Store, user: UserId, name: &str) -> MailboxInfo {
@@ -49,7 +50,7 @@ async fn id(store: &Store, user: UserId, name: &str) -> MailboxId {
 /// The UIDs in a mailbox, in order.
 async fn uids(store: &Store, mailbox: MailboxId) -> Vec<u32> {
     let list = store.messages(mailbox).await.unwrap();
-    list.iter().map(|m| m.uid).collect()
+    list.iter().map(|m| m.uid.0).collect()
 }
 
 /// STORE on behalf of no session, so every change is published.
@@ -67,7 +68,7 @@ async fn store_flags(
     store
         .store_flags(
             mailbox,
-            uids,
+            uid_list(uids),
             mode,
             flags,
             keywords,
@@ -109,7 +110,7 @@ fn store_flags_modes_modseq_and_unchangedsince() {
         .await
         .unwrap();
         assert_eq!(
-            out.changed.iter().map(|c| c.uid).collect::<Vec<_>>(),
+            out.changed.iter().map(|c| c.uid.0).collect::<Vec<_>>(),
             vec![1, 2]
         );
         assert!(out.unchanged.is_empty() && out.modified.is_empty());
@@ -148,9 +149,9 @@ fn store_flags_modes_modseq_and_unchangedsince() {
         )
         .await
         .unwrap();
-        assert_eq!(out.modified, vec![2]);
+        assert_eq!(out.modified, uid_list([2]));
         assert_eq!(
-            out.changed.iter().map(|c| c.uid).collect::<Vec<_>>(),
+            out.changed.iter().map(|c| c.uid.0).collect::<Vec<_>>(),
             vec![1, 3]
         );
         assert!(
@@ -197,21 +198,21 @@ fn copy_shares_blobs_and_keeps_flags() {
         let inbox = id(store, u, "INBOX").await;
         let trash = id(store, u, "Trash").await;
         assert_eq!(blobs(store).await, 2);
-        let original = store.message_bytes(inbox, 1).await.unwrap().unwrap();
+        let original = store.message_bytes(inbox, Uid(1)).await.unwrap().unwrap();
 
         let out = store
-            .copy_messages(inbox, vec![2, 1, 7], trash)
+            .copy_messages(inbox, vec![Uid(2), Uid(1), Uid(7)], trash)
             .await
             .unwrap()
             .unwrap();
         let tv = mailbox(store, u, "Trash").await;
         assert_eq!(out.uidvalidity, tv.uidvalidity);
-        assert_eq!(out.src_uids, vec![1, 2]);
-        assert_eq!(out.dst_uids, vec![1, 2]);
+        assert_eq!(out.src_uids, uid_list([1, 2]));
+        assert_eq!(out.dst_uids, uid_list([1, 2]));
         assert_eq!((tv.messages, tv.uidnext), (2, 3));
         assert_eq!(blobs(store).await, 2, "copies share blobs");
         assert_eq!(
-            store.message_bytes(trash, 1).await.unwrap().unwrap(),
+            store.message_bytes(trash, Uid(1)).await.unwrap().unwrap(),
             original
         );
         let copied = store.messages(trash).await.unwrap();
@@ -220,28 +221,34 @@ fn copy_shares_blobs_and_keeps_flags() {
 
         // Copying into the same mailbox is allowed.
         let again = store
-            .copy_messages(inbox, vec![1], inbox)
+            .copy_messages(inbox, vec![Uid(1)], inbox)
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(again.dst_uids, vec![3]);
+        assert_eq!(again.dst_uids, uid_list([3]));
         // Nothing to copy.
         assert_eq!(
-            store.copy_messages(inbox, vec![50], trash).await.unwrap(),
+            store
+                .copy_messages(inbox, vec![Uid(50)], trash)
+                .await
+                .unwrap(),
             None
         );
         // Another user's mailbox is not a target.
         let v = store.add_user("v", "h".into()).await.unwrap();
         let vinbox = id(store, v, "INBOX").await;
         assert_eq!(
-            store.copy_messages(inbox, vec![1], vinbox).await,
+            store.copy_messages(inbox, vec![Uid(1)], vinbox).await,
             Err(StoreError::NoSuchMailbox)
         );
 
         // Expunging the originals keeps the blobs alive for the copies.
-        store.expunge(inbox, vec![1, 2, 3]).await.unwrap();
+        store
+            .expunge(inbox, vec![Uid(1), Uid(2), Uid(3)])
+            .await
+            .unwrap();
         assert_eq!(blobs(store).await, 2);
-        store.expunge(trash, vec![1, 2]).await.unwrap();
+        store.expunge(trash, vec![Uid(1), Uid(2)]).await.unwrap();
         assert_eq!(blobs(store).await, 0);
     });
 }
@@ -256,13 +263,13 @@ fn move_is_copy_plus_expunge() {
         let archive = id(store, u, "Archive").await;
         let rx = store.feed().subscribe(u);
         let out = store
-            .move_messages(inbox, vec![3, 1], archive, Origin::NONE)
+            .move_messages(inbox, vec![Uid(3), Uid(1)], archive, Origin::NONE)
             .await
             .unwrap()
             .unwrap();
         assert_eq!(
             (out.src_uids.clone(), out.dst_uids.clone()),
-            (vec![1, 3], vec![1, 2])
+            (uid_list([1, 3]), uid_list([1, 2]))
         );
         let kinds: Vec<_> = std::iter::from_fn(|| rx.try_recv().ok())
             .map(|c| c.kind)
@@ -277,18 +284,18 @@ fn move_is_copy_plus_expunge() {
         // The second mover finds nothing: no duplicates.
         assert_eq!(
             store
-                .move_messages(inbox, vec![1, 3], archive, Origin::NONE)
+                .move_messages(inbox, vec![Uid(1), Uid(3)], archive, Origin::NONE)
                 .await
                 .unwrap(),
             None
         );
         // Move within one mailbox gives new UIDs and removes the old ones.
         let same = store
-            .move_messages(inbox, vec![2], inbox, Origin::NONE)
+            .move_messages(inbox, vec![Uid(2)], inbox, Origin::NONE)
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(same.dst_uids, vec![4]);
+        assert_eq!(same.dst_uids, uid_list([4]));
         let left: Vec<u32> = uids(store, inbox).await;
         assert_eq!(left, vec![4]);
         assert_eq!(mailbox(store, u, "INBOX").await.messages, 1);
@@ -314,24 +321,24 @@ fn expunge_deleted_respects_flags_and_restriction() {
         assert_eq!((st.messages, st.unseen, st.deleted), (4, 3, 3));
         assert_eq!(
             store
-                .expunge_deleted(inbox, Some(vec![3, 2, 9]), Origin::NONE)
+                .expunge_deleted(inbox, Some(vec![Uid(3), Uid(2), Uid(9)]), Origin::NONE)
                 .await
                 .unwrap(),
-            vec![3]
+            uid_list([3])
         );
         assert_eq!(
             store
                 .expunge_deleted(inbox, None, Origin::NONE)
                 .await
                 .unwrap(),
-            vec![1, 4]
+            uid_list([1, 4])
         );
         assert_eq!(
             store
                 .expunge_deleted(inbox, None, Origin::NONE)
                 .await
                 .unwrap(),
-            Vec::<u32>::new()
+            Vec::<Uid>::new()
         );
         let st = store.mailbox_status(inbox).await.unwrap();
         assert_eq!(
@@ -411,7 +418,11 @@ fn rename_inbox_moves_messages_and_leaves_it_empty() {
         append(store, u, "INBOX", 1, SystemFlags::SEEN).await;
         append(store, u, "INBOX", 2, 0).await;
         let inbox = mailbox(store, u, "INBOX").await;
-        let bytes = store.message_bytes(inbox.id, 2).await.unwrap().unwrap();
+        let bytes = store
+            .message_bytes(inbox.id, Uid(2))
+            .await
+            .unwrap()
+            .unwrap();
 
         store
             .rename_mailbox(u, "inbox", "Saved/Old Inbox")
@@ -431,7 +442,11 @@ fn rename_inbox_moves_messages_and_leaves_it_empty() {
             (2, 3, inbox.bytes)
         );
         assert_eq!(
-            store.message_bytes(moved.id, 2).await.unwrap().unwrap(),
+            store
+                .message_bytes(moved.id, Uid(2))
+                .await
+                .unwrap()
+                .unwrap(),
             bytes
         );
         assert_eq!(
@@ -458,7 +473,7 @@ fn delete_frees_blobs_refuses_inbox_and_parents() {
         append(store, u, "Lists/rust", 2, 0).await;
         append(store, u, "INBOX", 2, 0).await; // same bytes as one above: shared blob
         let rust = id(store, u, "Lists/rust").await;
-        store.expunge(rust, vec![1]).await.unwrap();
+        store.expunge(rust, vec![Uid(1)]).await.unwrap();
         append(store, u, "Lists/rust", 3, 0).await;
         assert_eq!(blobs(store).await, 2);
 
@@ -479,7 +494,7 @@ fn delete_frees_blobs_refuses_inbox_and_parents() {
         assert_eq!(rx.try_recv().unwrap().kind, ChangeKind::Mailbox);
         assert_eq!(blobs(store).await, 1, "the blob INBOX shares survives");
         assert!(store.mailbox(u, "Lists/rust").await.unwrap().is_none());
-        assert_eq!(store.message_bytes(rust, 2).await.unwrap(), None);
+        assert_eq!(store.message_bytes(rust, Uid(2)).await.unwrap(), None);
         // Now the parent can go; a re-created name gets a new UIDVALIDITY.
         let old = mailbox(store, u, "Lists").await;
         assert_eq!(store.delete_mailbox(u, "Lists").await, Ok(0));
@@ -528,10 +543,13 @@ fn pop3_retrieved_keeps_first_time() {
         let inbox = id(store, u, "INBOX").await;
         let modseq = store.messages(inbox).await.unwrap()[0].modseq;
         store
-            .set_pop3_retrieved(inbox, vec![1, 5], 100)
+            .set_pop3_retrieved(inbox, vec![Uid(1), Uid(5)], 100)
             .await
             .unwrap();
-        store.set_pop3_retrieved(inbox, vec![1], 200).await.unwrap();
+        store
+            .set_pop3_retrieved(inbox, vec![Uid(1)], 200)
+            .await
+            .unwrap();
         let rec = store
             .read(move |tx, _| {
                 let t = tx.open_table(MESSAGES)?;
