@@ -119,11 +119,7 @@ pub async fn run(
             None => {} // deleted meanwhile
         }
     }
-    let disk = store
-        .path()
-        .parent()
-        .and_then(store::disk_status)
-        .unwrap_or((0, 0));
+    let disk = store.disk_status().unwrap_or((0, 0));
     let mut report = Report {
         dry_run,
         ..Report::default()
