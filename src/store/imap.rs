@@ -732,22 +732,11 @@ impl Store {
     /// Every subscribed name of a user, mailbox or not, sorted (LSUB, LIST (SUBSCRIBED)).
     pub async fn subscriptions(&self, user: UserId) -> Result<Vec<String>, StoreError> {
         self.read(move |tx, _| {
-            let mut out = Vec::new();
-            let names = tx.open_table(MAILBOX_NAMES)?;
-            let boxes = tx.open_table(MAILBOXES)?;
-            for row in names.range(schema::user_names(user))? {
-                let (k, id) = row?;
-                let (u, n) = k.value();
-                if u != user.0 {
-                    continue;
-                }
-                if let Some(v) = boxes.get(id.value())? {
-                    let rec: MailboxRecord = schema::decode(v.value())?;
-                    if rec.subscribed {
-                        out.push(n.to_string());
-                    }
-                }
-            }
+            let mut out: Vec<String> = mailboxes::records_of(tx, user)?
+                .into_iter()
+                .filter(|rec| rec.subscribed)
+                .map(|rec| rec.name)
+                .collect();
             match tx.open_table(SUBSCRIPTIONS) {
                 Ok(subs) => {
                     for row in subs.range(schema::user_names(user))? {

@@ -120,18 +120,10 @@ fn layout_in(
     }
     // The user's other mailboxes: empty ones go (children before parents), so that the
     // user sees the same mailboxes as before the move; ones holding mail stay.
-    let existing: Vec<String> = {
-        let names = tx.open_table(MAILBOX_NAMES)?;
-        let mut out = Vec::new();
-        for row in names.range(schema::user_names(user))? {
-            let (k, _) = row?;
-            let (u, n) = k.value();
-            if u == user.0 {
-                out.push(n.to_owned());
-            }
-        }
-        out
-    };
+    let existing: Vec<String> = mailboxes::names_of(&tx.open_table(MAILBOX_NAMES)?, user)?
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
     let mut report = LayoutReport::default();
     for name in existing.iter().rev() {
         if name == "INBOX" || wanted.iter().any(|(w, _)| w == name) {

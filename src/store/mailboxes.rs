@@ -1,7 +1,7 @@
 //! Mailboxes: names, UIDVALIDITY, special-use, subscriptions.
 
 use crate::contracts::{MailboxId, ModSeq, UserId};
-use redb::{ReadableTable, WriteTransaction};
+use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 
 use super::schema::{self, MAILBOX_NAMES, MAILBOXES, META, MailboxRecord, SpecialUse};
 use super::writer::Batch;
@@ -84,6 +84,38 @@ pub(crate) fn find_in(
     }
 }
 
+/// A user's mailbox names and ids, in name order (`MAILBOX_NAMES`, in a read or a write
+/// transaction).
+pub(crate) fn names_of(
+    names: &impl ReadableTable<(u32, &'static str), u64>,
+    user: UserId,
+) -> Result<Vec<(String, u64)>, StoreError> {
+    let mut out = Vec::new();
+    for row in names.range(schema::user_names(user))? {
+        let (k, id) = row?;
+        let (u, name) = k.value();
+        if u == user.0 {
+            out.push((name.to_owned(), id.value()));
+        }
+    }
+    Ok(out)
+}
+
+/// A user's mailbox records, in name order.
+pub(crate) fn records_of(
+    tx: &ReadTransaction,
+    user: UserId,
+) -> Result<Vec<MailboxRecord>, StoreError> {
+    let boxes = tx.open_table(MAILBOXES)?;
+    let mut out = Vec::new();
+    for (_, id) in names_of(&tx.open_table(MAILBOX_NAMES)?, user)? {
+        if let Some(v) = boxes.get(id)? {
+            out.push(schema::decode(v.value())?);
+        }
+    }
+    Ok(out)
+}
+
 pub(crate) fn load_in(tx: &WriteTransaction, id: u64) -> Result<Option<MailboxRecord>, StoreError> {
     let t = tx.open_table(MAILBOXES)?;
     let v = t.get(id)?;
@@ -141,23 +173,8 @@ pub(crate) fn create_in(
 impl Store {
     /// A user's mailboxes, by name.
     pub async fn mailboxes(&self, user: UserId) -> Result<Vec<MailboxInfo>, StoreError> {
-        self.read(move |tx, _| {
-            let names = tx.open_table(MAILBOX_NAMES)?;
-            let boxes = tx.open_table(MAILBOXES)?;
-            let mut out = Vec::new();
-            for row in names.range(schema::user_names(user))? {
-                let (k, id) = row?;
-                if k.value().0 != user.0 {
-                    continue;
-                }
-                if let Some(v) = boxes.get(id.value())? {
-                    let rec: MailboxRecord = schema::decode(v.value())?;
-                    out.push(rec.into());
-                }
-            }
-            Ok(out)
-        })
-        .await
+        self.read(move |tx, _| Ok(records_of(tx, user)?.into_iter().map(Into::into).collect()))
+            .await
     }
 
     /// Looks a mailbox up by name.

@@ -11,7 +11,7 @@ use crate::contracts::{MailData, MailboxId, Uid, UserId};
 use super::imap::{copy_in, create_parents, expunge_in, numbers};
 use super::mailboxes::{self, canonical_mailbox};
 use super::messages::Reader;
-use super::schema::{self, MAILBOX_NAMES, MAILBOXES, MESSAGES, MailboxRecord, MessageRecord};
+use super::schema::{self, MAILBOXES, MESSAGES, MailboxRecord, MessageRecord};
 use super::{Origin, Store, StoreError, SystemFlags};
 
 /// Longest header block kept in a [`Summary`] (enough for From, Subject, List-Id of any
@@ -104,18 +104,8 @@ impl Store {
     pub fn usage_blocking(&self, user: UserId) -> Result<UsageReport, StoreError> {
         let tx = self.shared.begin_read()?;
         let ratio = physical_ratio(&tx, self.file_size())?;
-        let names = tx.open_table(MAILBOX_NAMES)?;
-        let boxes = tx.open_table(MAILBOXES)?;
         let mut out = UsageReport::default();
-        for row in names.range(schema::user_names(user))? {
-            let (k, id) = row?;
-            if k.value().0 != user.0 {
-                continue;
-            }
-            let Some(v) = boxes.get(id.value())? else {
-                continue;
-            };
-            let rec: MailboxRecord = schema::decode(v.value())?;
+        for rec in mailboxes::records_of(&tx, user)? {
             let u = Usage {
                 messages: rec.messages,
                 logical: rec.bytes,

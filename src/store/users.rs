@@ -223,17 +223,10 @@ impl UserCache {
 
 fn delete_user_in(tx: &WriteTransaction, batch: &mut Batch, name: &str) -> Result<(), StoreError> {
     let rec = tx.user(name)?.ok_or(StoreError::NoSuchUser)?;
-    let ids: Vec<u64> = {
-        let names = tx.open_table(MAILBOX_NAMES)?;
-        let mut ids = Vec::new();
-        for row in names.range(schema::user_names(rec.id))? {
-            let (k, v) = row?;
-            if k.value().0 == rec.id.0 {
-                ids.push(v.value());
-            }
-        }
-        ids
-    };
+    let ids: Vec<u64> = mailboxes::names_of(&tx.open_table(MAILBOX_NAMES)?, rec.id)?
+        .into_iter()
+        .map(|(_, id)| id)
+        .collect();
     for id in ids {
         let hashes: Vec<BlobId> = {
             let mut messages = tx.open_table(MESSAGES)?;
