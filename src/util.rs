@@ -77,18 +77,56 @@ pub fn month_from_name(name: &str) -> Option<u32> {
     u32::try_from(i).ok().map(|i| i + 1)
 }
 
+/// A moment in UTC, split into the fields the date formats print (RFC 5322 dates, IMAP's
+/// `date-time`, mbox From_ lines).
+pub struct Utc {
+    pub year: i64,
+    pub month: u32,
+    pub day: u32,
+    pub hour: i64,
+    pub minute: i64,
+    pub second: i64,
+    /// Days since 1970-01-01, for the weekday.
+    days: i64,
+}
+
+impl Utc {
+    pub fn from_unix(unix: i64) -> Utc {
+        let days = unix.div_euclid(86_400);
+        let secs = unix.rem_euclid(86_400);
+        let (year, month, day) = civil_from_days(days);
+        Utc {
+            year,
+            month,
+            day,
+            hour: secs / 3600,
+            minute: secs / 60 % 60,
+            second: secs % 60,
+            days,
+        }
+    }
+
+    /// `Mon` ... `Sun`.
+    pub fn weekday(&self) -> &'static str {
+        weekday_name(self.days)
+    }
+
+    /// `Jan` ... `Dec`.
+    pub fn month_name(&self) -> &'static str {
+        month_name(self.month)
+    }
+
+    /// `hh:mm:ss`, as every one of those formats writes the time.
+    pub fn time(&self) -> String {
+        format!("{:02}:{:02}:{:02}", self.hour, self.minute, self.second)
+    }
+}
+
 /// An RFC 5322 §3.3 date in UTC: `Sat, 21 Nov 2026 23:36:22 +0000`.
 pub fn rfc5322_date(unix: i64) -> String {
-    let days = unix.div_euclid(86_400);
-    let secs = unix.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    let (wd, mon) = (weekday_name(days), month_name(m));
-    format!(
-        "{wd}, {d} {mon} {y} {:02}:{:02}:{:02} +0000",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
+    let t = Utc::from_unix(unix);
+    let (wd, d, mon, y, time) = (t.weekday(), t.day, t.month_name(), t.year, t.time());
+    format!("{wd}, {d} {mon} {y} {time} +0000")
 }
 
 /// Normalises line ends to CRLF: a bare LF becomes CRLF (RFC 5322 §2.3), so that sizes

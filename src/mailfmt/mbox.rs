@@ -35,9 +35,7 @@ use std::fmt;
 use std::io::{self, BufRead, Read, Write};
 
 use super::{Flags, ImportedMessage, push_line_crlf, split_line_end};
-use crate::util::{
-    civil_from_days, days_from_civil, days_in_month, month_from_name, month_name, weekday_name,
-};
+use crate::util::{Utc, days_from_civil, days_in_month, month_from_name};
 
 const FROM: &[u8] = b"From ";
 
@@ -426,16 +424,9 @@ fn envelope_sender(envelope_from: Option<&str>) -> String {
 /// Formats unix seconds as C `asctime` in UTC without the newline:
 /// `Thu Jan  1 00:00:00 1970` (RFC 4155 section 2: the From_ line date is UTC).
 pub fn format_asctime(t: i64) -> String {
-    let days = t.div_euclid(86_400);
-    let secs = t.rem_euclid(86_400);
-    let (year, month, day) = civil_from_days(days);
-    let (weekday, month_name) = (weekday_name(days), month_name(month));
-    format!(
-        "{weekday} {month_name} {day:2} {:02}:{:02}:{:02} {year}",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
+    let t = Utc::from_unix(t);
+    let (wd, mon, d, time, y) = (t.weekday(), t.month_name(), t.day, t.time(), t.year);
+    format!("{wd} {mon} {d:2} {time} {y}")
 }
 
 /// Parses a From_ line date to unix seconds; `None` when it cannot be read.
@@ -501,7 +492,7 @@ fn parse_zone(token: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::util::is_leap;
+    use crate::util::{civil_from_days, is_leap};
     use std::io::{BufReader, BufWriter, Cursor};
 
     fn read_all(data: &[u8], max: usize) -> Vec<Result<ImportedMessage, MboxError>> {

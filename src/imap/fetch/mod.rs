@@ -28,7 +28,6 @@ pub use structure::{body_structure, envelope};
 
 use crate::mime::MessageMeta;
 use crate::store::Structure;
-use crate::util::MONTHS;
 pub use crate::util::{civil_from_days, days_from_civil};
 
 /// The RFC822 fetch items as the sections they stand for (RFC 3501 §6.4.5).
@@ -86,20 +85,9 @@ pub fn rfc822_size(meta: &MessageMeta, prefix_len: usize) -> u64 {
 /// space-padded day (`date-day-fixed`), in UTC, from unix seconds. Years outside
 /// 0..=9999 are clamped so the four-digit field stays valid.
 pub fn internal_date(unix: i64, out: &mut Vec<u8>) {
-    let unix = unix.clamp(-62_167_219_200, 253_402_300_799);
-    let days = unix.div_euclid(86_400);
-    let secs = unix.rem_euclid(86_400);
-    let (year, month, day) = civil_from_days(days);
-    let mon = MONTHS
-        .get(usize::try_from(month.saturating_sub(1)).unwrap_or(0))
-        .copied()
-        .unwrap_or("Jan");
-    let text = format!(
-        "\"{day:>2}-{mon}-{year:04} {:02}:{:02}:{:02} +0000\"",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    );
+    let t = crate::util::Utc::from_unix(unix.clamp(-62_167_219_200, 253_402_300_799));
+    let (d, mon, y, time) = (t.day, t.month_name(), t.year, t.time());
+    let text = format!("\"{d:>2}-{mon}-{y:04} {time} +0000\"");
     out.extend_from_slice(text.as_bytes());
 }
 
