@@ -116,9 +116,18 @@ impl Utc {
         month_name(self.month)
     }
 
-    /// `hh:mm:ss`, as every one of those formats writes the time.
-    pub fn time(&self) -> String {
-        format!("{:02}:{:02}:{:02}", self.hour, self.minute, self.second)
+    /// `hh:mm:ss`, as every one of those formats writes the time; written where it is
+    /// formatted, with no string of its own (FETCH writes an INTERNALDATE per message).
+    pub fn time(&self) -> impl std::fmt::Display {
+        Clock(self.hour, self.minute, self.second)
+    }
+}
+
+struct Clock(i64, i64, i64);
+
+impl std::fmt::Display for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:02}:{:02}:{:02}", self.0, self.1, self.2)
     }
 }
 

@@ -493,13 +493,13 @@ impl Segment {
     /// The records of `uids` (sorted) that this segment holds, appended to `out`.
     fn records_of(
         &self,
-        uids: &[u32],
-        out: &mut Vec<(u32, Arc<HeaderData>)>,
+        uids: &[Uid],
+        out: &mut Vec<(Uid, Arc<HeaderData>)>,
     ) -> Result<(), StoreError> {
         let records = self.records.get()?;
         let (mut i, mut j) = (0, 0);
         while let (Some(&want), Some((have, h))) = (uids.get(i), records.get(j)) {
-            match want.cmp(have) {
+            match want.0.cmp(have) {
                 std::cmp::Ordering::Less => i += 1,
                 std::cmp::Ordering::Greater => j += 1,
                 std::cmp::Ordering::Equal => {
@@ -858,19 +858,18 @@ pub(crate) fn records(
     mailbox: MailboxId,
     uids: &[Uid],
 ) -> Result<Vec<(Uid, Arc<HeaderData>)>, StoreError> {
-    let uids: Vec<u32> = uids.iter().map(|u| u.0).collect();
     let index = mailbox_index(tx, mailbox.0)?;
     let mut out = Vec::new();
     for r in &index.segments {
         // Segments hold increasing, disjoint UID ranges from their first UID on.
         let first = (r.key >> 32) as u32;
-        let from = uids.partition_point(|&u| u < first);
+        let from = uids.partition_point(|u| u.0 < first);
         let Some(asked) = uids.get(from..).filter(|a| !a.is_empty()) else {
             continue;
         };
         load_segment(tx, shared, mailbox.0, r.key, true)?.records_of(asked, &mut out)?;
     }
-    Ok(out.into_iter().map(|(uid, r)| (Uid(uid), r)).collect())
+    Ok(out)
 }
 
 /// The highest UID of a mailbox, 0 when empty.
@@ -1532,8 +1531,9 @@ mod tests {
         let uids: Vec<u32> = m.records.get().unwrap().iter().map(|(u, _)| *u).collect();
         assert_eq!(uids, [1, 4, 9]);
         let mut out = Vec::new();
-        m.records_of(&[0, 4, 5, 9, 10], &mut out).unwrap();
-        let got: Vec<(u32, &str)> = out.iter().map(|(u, h)| (*u, h.subject.as_str())).collect();
+        m.records_of(&crate::testing::uids([0, 4, 5, 9, 10]), &mut out)
+            .unwrap();
+        let got: Vec<(u32, &str)> = out.iter().map(|(u, h)| (u.0, h.subject.as_str())).collect();
         assert_eq!(got, [(4, "S4"), (9, "S9")]);
         let mut short = RecordColumns::of(m.records.get().unwrap());
         short.subject.pop();
