@@ -214,10 +214,15 @@ impl SieveScripts for StoreScripts {
         Some((version, text))
     }
 
-    fn mailbox_exists(&self, _user: &str, mailbox: &str) -> bool {
+    /// A store that cannot be read answers "no" (RFC 5490 §3.1 has no "unknown"), said in
+    /// the log.
+    fn mailbox_exists(&self, user: &str, mailbox: &str) -> bool {
         self.store
             .mailbox_exists(self.user, mailbox)
-            .unwrap_or(false)
+            .unwrap_or_else(|e| {
+                log::warn!("sieve: cannot tell whether {user}'s mailbox {mailbox:?} exists: {e}");
+                false
+            })
     }
 }
 

@@ -1031,6 +1031,21 @@ fn class(docs: u32) -> u32 {
     c
 }
 
+/// The UIDs of `mailbox` from `first` to `last` that are still in MESSAGES: what a
+/// rewritten segment keeps.
+fn live_uids(
+    messages: &impl ReadableTable<(u64, u32), &'static [u8]>,
+    mailbox: u64,
+    first: u32,
+    last: u32,
+) -> Result<std::collections::HashSet<u32>, StoreError> {
+    let mut live = std::collections::HashSet::new();
+    for row in messages.range((mailbox, first)..=(mailbox, last))? {
+        live.insert(row?.0.value().1);
+    }
+    Ok(live)
+}
+
 /// Merges the last [`MERGE_FAN`] segments of `mailbox` when they are of one class;
 /// false when there is nothing to merge. The merge is computed outside the write
 /// transaction, which checks that the inputs are still there.
@@ -1056,14 +1071,7 @@ fn merge_once(shared: &Shared, mailbox: u64) -> Result<bool, StoreError> {
         .map(|r| load_segment(&tx, shared, mailbox, r.key, false))
         .collect::<Result<Vec<_>, _>>()?;
     let first_uid = tail.first().map_or(0, |r| (r.key >> 32) as u32);
-    let live: std::collections::HashSet<u32> = {
-        let t = tx.open_table(MESSAGES)?;
-        let mut live = std::collections::HashSet::new();
-        for row in t.range((mailbox, first_uid)..=(mailbox, index.done))? {
-            live.insert(row?.0.value().1);
-        }
-        live
-    };
+    let live = live_uids(&tx.open_table(MESSAGES)?, mailbox, first_uid, index.done)?;
     drop(tx);
     let merged = Segment::merge(&parts, &|u| live.contains(&u))?;
     drop(parts);
@@ -1124,10 +1132,7 @@ fn prune_once(shared: &Shared, mailbox: u64) -> Result<bool, StoreError> {
                 .map_or(index.done, |next| {
                     ((next.key >> 32) as u32).saturating_sub(1)
                 });
-            let mut live = std::collections::HashSet::new();
-            for row in t.range((mailbox, first)..=(mailbox, last))? {
-                live.insert(row?.0.value().1);
-            }
+            let live = live_uids(&t, mailbox, first, last)?;
             if (live.len() as u64).saturating_mul(2) < u64::from(r.docs) {
                 pick = Some((*r, live));
                 break;
