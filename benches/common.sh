@@ -28,14 +28,14 @@ nb_build() {
 # nb_config FILE DATA_DIR: writes the config the load scripts share (FULL_TEXT_INDEX=Off,
 # Headers or Full: `store.full_text_index`, Headers by default as in the server): IMAP, POP3 and LMTP
 # on 127.0.0.1 ephemeral ports, no TLS listeners, no ManageSieve, and connection limits
-# out of the load generator's way.
+# out of the load generator's way. STORE_OPTS adds keys to `store`, e.g. "cache_mib: 16".
 nb_config() {
     cat > "$1" <<EOF
 (data_dir: "$2", hostname: "localhost",
  imap: (listen: ["127.0.0.1:0"], tls_listen: []),
  pop3: (listen: ["127.0.0.1:0"], tls_listen: []),
  managesieve: (listen: []),
- store: (full_text_index: ${FULL_TEXT_INDEX:-Headers}),
+ store: (full_text_index: ${FULL_TEXT_INDEX:-Headers}${STORE_OPTS:+, $STORE_OPTS}),
  lmtp: (listen: ["127.0.0.1:0"], unix_socket: None),
  connections: (max_total: 100000, max_per_ip: 100000, max_per_user: 100000))
 EOF

@@ -29,7 +29,8 @@
 # these binaries instead of building) SAMPLES_OUT=file (keep every sample: phase, second,
 # VmRSS KiB, step) KEEP_TMP=1 NB_ENV="VAR=value ..." (environment for the server, e.g.
 # MALLOC_ARENA_MAX=2 to try an allocator setting) DROP_CACHES=1 (as root, empty the page
-# cache before each server starts: see start_server; 0 leaves it).
+# cache before each server starts: see start_server; 0 leaves it) SMAPS_OUT=prefix (keep
+# /proc/PID/smaps at the end of each phase's load as prefix.PHASE).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -251,6 +252,7 @@ for PHASE in $PHASES; do
     "phase_$PHASE"
     load_s=$((SECONDS - t_load))
     end=$(rss_kib "$SERVER_PID")
+    [ -n "${SMAPS_OUT:-}" ] && cp "/proc/$SERVER_PID/smaps" "$SMAPS_OUT.$PHASE"
     read -r n_arenas arena_rss <<< "$(arenas "$SERVER_PID")"
     threads=$(awk '/^Threads/ { print $2 }' "/proc/$SERVER_PID/status")
     rollup=$(awk '/^(Anonymous|Rss):/ { printf "%s %s  ", $1, $2 }' "/proc/$SERVER_PID/smaps_rollup")

@@ -702,7 +702,7 @@ impl Default for StoreConfig {
             dictionary_size: 64 * 1024,
             compact_when_free: 0.25,
             compact_check_secs: 3600,
-            cache_mib: 16,
+            cache_mib: 4,
             full_text_index: FullTextIndex::Headers,
         }
     }

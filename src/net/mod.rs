@@ -14,6 +14,8 @@ pub mod stream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use smol::channel::{Receiver, Sender, bounded};
+
 use crate::config::Config;
 use crate::delivery::Pipeline;
 use crate::store::StoreError;
@@ -85,14 +87,29 @@ pub async fn listen(
 }
 
 /// Counts live connections so shutdown can wait for them, and connections ever opened so
-/// the memory timer can tell a quiet server.
-#[derive(Clone, Default)]
+/// the memory timer can tell a quiet server; [`Tracker::last_closed`] wakes it when the
+/// last open connection closes.
+#[derive(Clone)]
 pub struct Tracker(Arc<Counts>);
 
-#[derive(Default)]
 struct Counts {
     live: AtomicUsize,
     entered: AtomicUsize,
+    /// One pending wake-up at most: the timer wants to know "it happened", not how often.
+    closed_tx: Sender<()>,
+    closed_rx: Receiver<()>,
+}
+
+impl Default for Tracker {
+    fn default() -> Self {
+        let (closed_tx, closed_rx) = bounded(1);
+        Tracker(Arc::new(Counts {
+            live: AtomicUsize::new(0),
+            entered: AtomicUsize::new(0),
+            closed_tx,
+            closed_rx,
+        }))
+    }
 }
 
 pub struct TrackGuard(Arc<Counts>);
@@ -110,11 +127,19 @@ impl Tracker {
     pub fn entered(&self) -> usize {
         self.0.entered.load(Ordering::Relaxed)
     }
+    /// Resolves once the number of open connections has dropped to zero since the last
+    /// call (at once if it did meanwhile); there may be new connections by then.
+    pub async fn last_closed(&self) {
+        let _ = self.0.closed_rx.recv().await;
+    }
 }
 
 impl Drop for TrackGuard {
     fn drop(&mut self) {
-        self.0.live.fetch_sub(1, Ordering::SeqCst);
+        if self.0.live.fetch_sub(1, Ordering::SeqCst) == 1 {
+            // Full means a wake-up is pending already.
+            let _ = self.0.closed_tx.try_send(());
+        }
     }
 }
 
@@ -132,4 +157,33 @@ pub struct Context {
     pub limits: limits::ConnLimits,
     /// ACME certificates (`acme`), when on: challenge answers and forced renewal.
     pub acme: Option<crate::acme::Acme>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Tracker;
+    use smol::future::{block_on, poll_once};
+
+    #[test]
+    fn last_closed_wakes_once_when_the_count_reaches_zero() {
+        let tracker = Tracker::default();
+        let (a, b) = (tracker.enter(), tracker.enter());
+        drop(a);
+        assert!(
+            block_on(poll_once(tracker.last_closed())).is_none(),
+            "one is still open"
+        );
+        drop(b);
+        assert!(block_on(poll_once(tracker.last_closed())).is_some());
+        assert!(
+            block_on(poll_once(tracker.last_closed())).is_none(),
+            "consumed"
+        );
+        // Two bursts before the timer looks: one wake-up.
+        drop(tracker.enter());
+        drop(tracker.enter());
+        assert!(block_on(poll_once(tracker.last_closed())).is_some());
+        assert!(block_on(poll_once(tracker.last_closed())).is_none());
+        assert_eq!((tracker.live(), tracker.entered()), (0, 4));
+    }
 }

@@ -7,7 +7,7 @@ mod notify;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use smol::net::unix::UnixListener;
 use smol::{Executor, Timer};
@@ -210,8 +210,8 @@ pub fn serve_from(config: Config, config_file: Option<PathBuf>) -> Result<(), Se
         shutdown.wait().await;
         notify::notify(notify::Notice::Stopping);
         // Drain: stop accepting (accept loops watch `shutdown`), let live connections end.
-        let deadline = std::time::Instant::now() + DRAIN;
-        while ctx.tracker.live() > 0 && std::time::Instant::now() < deadline {
+        let deadline = Instant::now() + DRAIN;
+        while ctx.tracker.live() > 0 && Instant::now() < deadline {
             Timer::after(Duration::from_millis(50)).await;
         }
         if ctx.tracker.live() > 0 {
@@ -268,6 +268,10 @@ const MEMORY_TICK: Duration = Duration::from_secs(5);
 /// For how many ticks after the last connection closed it goes on: the packer and
 /// compaction still work for a while after the clients have gone.
 const MEMORY_QUIET_TICKS: u32 = 12;
+/// The least time between two ticks when the last open connection closing brings the
+/// next one forward: a burst of short connections (LMTP from an MTA, a login test)
+/// trims at most once a second.
+const MEMORY_EARLY_GAP: Duration = Duration::from_secs(1);
 /// How long the store must have been without client reads and writes before its caches
 /// are dropped whole (redb's page cache too): long enough that a client coming back at
 /// once still finds them warm. Connections may stay open (a mail client in IDLE).
@@ -281,7 +285,9 @@ const MEMORY_RELEASE_GROWTH: u64 = 8 << 20;
 /// Gives the free memory the allocator keeps back to the system
 /// ([`crate::memory::release_free`]) every [`MEMORY_TICK`] while connections are open or
 /// opening, and for a minute after the last one closed; a server that stays quiet is left
-/// alone until the next connection. Decompressed packs not read for a tick go first.
+/// alone until the next connection. The last open connection closing brings the next
+/// tick forward, so a burst's freed memory goes back when the burst ends, not up to a
+/// tick later. Decompressed packs not read for a tick go first.
 /// Under load this bounds what freed memory the arenas hold to about one tick's worth.
 /// Once the store has seen no client read or write for [`MEMORY_RELEASE_IDLE`], if the
 /// server has grown by [`MEMORY_RELEASE_GROWTH`] since the last time, the store's caches
@@ -294,9 +300,24 @@ async fn memory_timer(ctx: Context) {
     let mut floor = crate::memory::resident_bytes();
     // Connections entered at the last release, where the size cannot be read.
     let mut released_at = seen;
+    let mut last_tick = Instant::now();
     loop {
-        if !sleep_unless_shutdown(&ctx, MEMORY_TICK).await {
-            return;
+        let early = smol::future::or(
+            async {
+                sleep_unless_shutdown(&ctx, MEMORY_TICK)
+                    .await
+                    .then_some(false)
+            },
+            async {
+                ctx.tracker.last_closed().await;
+                Some(true)
+            },
+        )
+        .await;
+        match early {
+            None => return,
+            Some(true) if last_tick.elapsed() < MEMORY_EARLY_GAP => continue,
+            Some(_) => last_tick = Instant::now(),
         }
         let entered = ctx.tracker.entered();
         let trim = if entered != seen || ctx.tracker.live() > 0 {

@@ -65,6 +65,7 @@ mod contexts {
     use std::sync::Mutex;
 
     use zstd::bulk::{Compressor, Decompressor};
+    use zstd::stream::raw::CParameter;
 
     /// Idle contexts of one kind, each with its key (dictionary generation, and level).
     struct Pool<K, C> {
@@ -107,6 +108,15 @@ mod contexts {
     }
 
     static COMPRESSORS: Pool<(u64, i32), Compressor<'static>> = Pool::new();
+
+    /// From this level on (the packer's), the match finder's tables are capped at
+    /// 2^[`HASH_LOG`] and 2^[`CHAIN_LOG`] entries. For a 1 MiB pack zstd sizes them to
+    /// the window at level 15, and the context made for each pack took about 10 MiB more
+    /// than capped, for packs 0.2% smaller (docs/decisions.md, "Memory the allocator
+    /// keeps").
+    const CAPPED_FROM: i32 = 10;
+    const HASH_LOG: u32 = 19;
+    const CHAIN_LOG: u32 = 20;
     static DECOMPRESSORS: Pool<u64, Decompressor<'static>> = Pool::new();
 
     /// Frees every idle context.
@@ -126,10 +136,17 @@ mod contexts {
         let key = (dict.map_or(0, |d| d.0), level);
         let mut c = match COMPRESSORS.take(&key) {
             Some(c) => c,
-            None => match dict {
-                Some((_, bytes)) => Compressor::with_dictionary(level, bytes)?,
-                None => Compressor::new(level)?,
-            },
+            None => {
+                let mut c = match dict {
+                    Some((_, bytes)) => Compressor::with_dictionary(level, bytes)?,
+                    None => Compressor::new(level)?,
+                };
+                if level >= CAPPED_FROM {
+                    c.set_parameter(CParameter::HashLog(HASH_LOG))?;
+                    c.set_parameter(CParameter::ChainLog(CHAIN_LOG))?;
+                }
+                c
+            }
         };
         let out = c.compress(raw);
         // A context that failed is not reused.
