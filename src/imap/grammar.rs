@@ -564,12 +564,18 @@ impl<'a> Parser<'a> {
     }
 
     pub fn astring(&mut self) -> R<Vec<u8>> {
+        self.string_or(is_astring_char, "an atom or string")
+    }
+
+    /// A string, or else a non-empty run of the characters `class` allows (`expected`
+    /// names both when there is neither).
+    fn string_or(&mut self, class: fn(u8) -> bool, expected: &'static str) -> R<Vec<u8>> {
         match self.peek() {
             Some(b'"' | b'{') => self.string(),
             _ => {
-                let a = self.take_while(is_astring_char);
+                let a = self.take_while(class);
                 if a.is_empty() {
-                    Err(Syntax::Expected("an atom or string"))
+                    Err(Syntax::Expected(expected))
                 } else {
                     Ok(a.to_vec())
                 }
@@ -587,17 +593,7 @@ impl<'a> Parser<'a> {
 
     /// `list-mailbox = 1*list-char / string`.
     fn list_mailbox(&mut self) -> R<Vec<u8>> {
-        match self.peek() {
-            Some(b'"' | b'{') => self.string(),
-            _ => {
-                let a = self.take_while(is_list_char);
-                if a.is_empty() {
-                    Err(Syntax::Expected("a mailbox pattern"))
-                } else {
-                    Ok(a.to_vec())
-                }
-            }
-        }
+        self.string_or(is_list_char, "a mailbox pattern")
     }
 
     /// CRLF and nothing after it.
