@@ -395,6 +395,14 @@ impl Backend {
         }
     }
 
+    /// Sends a request whose only success is `Done`.
+    pub async fn call_done(&mut self, req: Request) -> Result<(), Failure> {
+        match self.call(req).await? {
+            Response::Done => Ok(()),
+            r => Err(unexpected(r)),
+        }
+    }
+
     /// Local mode: packs what the import left loose and compacts the file before the
     /// store closes (a server does that by itself, in the background).
     pub async fn finish_packing(&self) {
@@ -480,20 +488,15 @@ async fn app_password(
             let password = crate::auth::generate_app_password();
             let hash = crate::auth::hash_password(&password, &config.auth.argon2)
                 .map_err(|e| fail(exit::SOFTWARE, e.to_string()))?;
-            match backend
-                .call(Request::AppPasswordAdd {
+            backend
+                .call_done(Request::AppPasswordAdd {
                     name: name.clone(),
                     label: label.clone(),
                     hash,
                 })
-                .await?
-            {
-                Response::Done => {
-                    println!("app password {label:?} of {name}: {password}");
-                    println!("it is shown only this once");
-                }
-                r => return Err(unexpected(r)),
-            }
+                .await?;
+            println!("app password {label:?} of {name}: {password}");
+            println!("it is shown only this once");
         }
         AppPasswordCommand::List { name } => {
             match backend.call(Request::AppPasswordList { name }).await? {
@@ -505,16 +508,15 @@ async fn app_password(
                 r => return Err(unexpected(r)),
             }
         }
-        AppPasswordCommand::Del { name, label } => match backend
-            .call(Request::AppPasswordDel {
-                name: name.clone(),
-                label: label.clone(),
-            })
-            .await?
-        {
-            Response::Done => println!("app password {label:?} of {name} deleted"),
-            r => return Err(unexpected(r)),
-        },
+        AppPasswordCommand::Del { name, label } => {
+            backend
+                .call_done(Request::AppPasswordDel {
+                    name: name.clone(),
+                    label: label.clone(),
+                })
+                .await?;
+            println!("app password {label:?} of {name} deleted");
+        }
     }
     Ok(())
 }
@@ -529,37 +531,28 @@ async fn run_command(
         Command::User { command } => match command {
             UserCommand::Add { name, .. } => {
                 let hash = hash.unwrap_or_default();
-                match backend
-                    .call(Request::UserAdd {
-                        name: name.clone(),
-                        hash,
-                    })
-                    .await?
-                {
-                    Response::Done => println!("user {name} added"),
-                    r => return Err(unexpected(r)),
-                }
+                let req = Request::UserAdd {
+                    name: name.clone(),
+                    hash,
+                };
+                backend.call_done(req).await?;
+                println!("user {name} added");
             }
             UserCommand::Passwd { name, .. } => {
                 let hash = hash.unwrap_or_default();
-                match backend
-                    .call(Request::UserPasswd {
-                        name: name.clone(),
-                        hash,
-                    })
-                    .await?
-                {
-                    Response::Done => println!("password of {name} changed"),
-                    r => return Err(unexpected(r)),
-                }
+                let req = Request::UserPasswd {
+                    name: name.clone(),
+                    hash,
+                };
+                backend.call_done(req).await?;
+                println!("password of {name} changed");
             }
-            UserCommand::Del { name } => match backend
-                .call(Request::UserDel { name: name.clone() })
-                .await?
-            {
-                Response::Done => println!("user {name} deleted"),
-                r => return Err(unexpected(r)),
-            },
+            UserCommand::Del { name } => {
+                backend
+                    .call_done(Request::UserDel { name: name.clone() })
+                    .await?;
+                println!("user {name} deleted");
+            }
             UserCommand::AppPassword { command } => app_password(config, backend, command).await?,
             UserCommand::List => match backend.call(Request::UserList).await? {
                 Response::Users(users) => {

@@ -235,6 +235,15 @@ fn error(e: StoreError) -> Response {
     Response::Error(kind, e.to_string())
 }
 
+/// `Done` when the store did it; else the error `kind`, saying `why`.
+fn done_or(did: bool, kind: ErrorKind, why: impl FnOnce() -> String) -> Response {
+    if did {
+        Response::Done
+    } else {
+        Response::Error(kind, why())
+    }
+}
+
 fn sieve_error(e: SieveError) -> Response {
     let kind = match &e {
         SieveError::NoSuchUser => ErrorKind::NoSuchUser,
@@ -479,35 +488,25 @@ async fn run(p: &Pipeline, hostname: &str, req: Request) -> Result<Response, Res
             "a backup is streamed over the control connection".into(),
         ),
         Request::AppPasswordAdd { name, label, hash } => {
-            if store
+            let added = store
                 .add_app_password(&name, &label, hash)
                 .await
-                .map_err(error)?
-            {
-                Response::Done
-            } else {
-                Response::Error(
-                    ErrorKind::Invalid,
-                    format!("{name} already has an app password labelled {label:?}"),
-                )
-            }
+                .map_err(error)?;
+            done_or(added, ErrorKind::Invalid, || {
+                format!("{name} already has an app password labelled {label:?}")
+            })
         }
         Request::AppPasswordList { name } => {
             Response::AppPasswords(store.app_passwords(&name).await.map_err(error)?)
         }
         Request::AppPasswordDel { name, label } => {
-            if store
+            let deleted = store
                 .delete_app_password(&name, &label)
                 .await
-                .map_err(error)?
-            {
-                Response::Done
-            } else {
-                Response::Error(
-                    ErrorKind::NotFound,
-                    format!("{name} has no app password labelled {label:?}"),
-                )
-            }
+                .map_err(error)?;
+            done_or(deleted, ErrorKind::NotFound, || {
+                format!("{name} has no app password labelled {label:?}")
+            })
         }
     })
 }

@@ -1,4 +1,4 @@
-//! Small helpers shared by protocol modules: dates and line ends.
+//! Small helpers shared by protocol modules: dates, line ends and decimal numbers.
 
 /// Civil date (year, month 1-12, day 1-31) of a day count since 1970-01-01
 /// (proleptic Gregorian; Howard Hinnant's days-to-civil algorithm).
@@ -136,6 +136,15 @@ pub fn rfc5322_date(unix: i64) -> String {
     let t = Utc::from_unix(unix);
     let (wd, d, mon, y, time) = (t.weekday(), t.day, t.month_name(), t.year, t.time());
     format!("{wd}, {d} {mon} {y} {time} +0000")
+}
+
+/// A decimal number of 1 to `max_digits` ASCII digits, as a `T`; `None` for anything
+/// else, or for a value `T` cannot hold.
+pub fn decimal<T: std::str::FromStr>(s: &[u8], max_digits: usize) -> Option<T> {
+    if s.is_empty() || s.len() > max_digits || !s.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(s).ok()?.parse().ok()
 }
 
 /// Normalises line ends to CRLF: a bare LF becomes CRLF (RFC 5322 §2.3), so that sizes

@@ -84,10 +84,7 @@ pub(super) async fn import_dovecot(
             mailbox: mailbox.name.clone(),
             uidnext: mailbox.next_uid,
         };
-        match imp.backend.call(request).await? {
-            Response::Done => {}
-            r => return Err(unexpected(r)),
-        }
+        imp.backend.call_done(request).await?;
     }
     bar.finish_and_clear();
     imp.backend.finish_packing().await;

@@ -111,10 +111,8 @@ pub(super) async fn run(
                 user: user.clone(),
                 name: name.clone(),
             };
-            match backend.call(req).await? {
-                Response::Done => println!("script {name:?} of {user} deleted"),
-                r => return Err(unexpected(r)),
-            }
+            backend.call_done(req).await?;
+            println!("script {name:?} of {user} deleted");
         }
     }
     Ok(())
@@ -138,10 +136,7 @@ pub(super) async fn put(
             max_scripts: config.managesieve.max_scripts,
         },
     };
-    match backend.call(req).await? {
-        Response::Done => Ok(()),
-        r => Err(unexpected(r)),
-    }
+    backend.call_done(req).await
 }
 
 /// Makes `name` the script deliveries run for `user`; `None` deactivates.
@@ -154,8 +149,5 @@ pub(super) async fn activate(
         user: user.to_string(),
         name: name.map(str::to_string),
     };
-    match backend.call(req).await? {
-        Response::Done => Ok(()),
-        r => Err(unexpected(r)),
-    }
+    backend.call_done(req).await
 }

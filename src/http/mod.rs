@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use smol::{Executor, Timer};
 
-use crate::net::accept::{self, AcceptOptions};
+use crate::net::accept::{self, TcpListeners};
 use crate::net::conn::Conn;
 use crate::net::limits::{LimitError, Service};
 use crate::net::stream::{Peer, Stream};
@@ -250,28 +250,18 @@ fn refusal(_ctx: &Context, why: LimitError) -> Vec<u8> {
 /// Binds `http.listen` and `http.tls_listen` and serves them until shutdown.
 pub async fn start(ctx: &Context, ex: &Arc<Executor<'static>>) -> Result<(), ServeError> {
     let c = &ctx.config.http;
-    for (addr, implicit_tls) in crate::net::plain_then_tls(&c.listen, &c.tls_listen) {
-        let proto = if implicit_tls { "https" } else { "http" };
-        let l = crate::net::listen(addr, proto).await?;
-        let opts = AcceptOptions {
-            proto,
-            service: Service::Http,
-            implicit_tls,
-            refusal,
-        };
-        ex.spawn(accept::accept_tcp(
-            ctx.clone(),
-            l,
-            ex.clone(),
-            opts,
-            |ctx, stream, peer, slot| async move {
-                handle(&ctx, stream, peer).await;
-                drop(slot);
-            },
-        ))
-        .detach();
-    }
-    Ok(())
+    let listeners = TcpListeners {
+        plain: &c.listen,
+        tls: &c.tls_listen,
+        names: ["http", "https"],
+        service: Service::Http,
+        refusal,
+    };
+    accept::serve_tcp(ctx, ex, listeners, |ctx, stream, peer, slot| async move {
+        handle(&ctx, stream, peer).await;
+        drop(slot);
+    })
+    .await
 }
 
 #[cfg(test)]

@@ -467,27 +467,26 @@ impl<'a> Parser<'a> {
         Ok(SequenceSet::parse(s)?)
     }
 
-    /// `number` (RFC 9051 §9): an unsigned 32-bit decimal.
-    pub fn number(&mut self) -> R<u32> {
+    /// 1 to `max_digits` digits as a `T`; `None` when they overflow it.
+    fn digits<T: std::str::FromStr>(&mut self, max_digits: usize) -> R<Option<T>> {
         let d = self.take_while(|b| b.is_ascii_digit());
-        if d.is_empty() || d.len() > 10 {
+        if d.is_empty() || d.len() > max_digits {
             return Err(Syntax::Expected("a number"));
         }
-        std::str::from_utf8(d)
+        Ok(std::str::from_utf8(d)
             .ok()
-            .and_then(|s| s.parse::<u32>().ok())
+            .and_then(|s| s.parse::<T>().ok()))
+    }
+
+    /// `number` (RFC 9051 §9): an unsigned 32-bit decimal.
+    pub fn number(&mut self) -> R<u32> {
+        self.digits::<u32>(10)?
             .ok_or_else(|| "number out of range".into())
     }
 
     /// `number64` (RFC 9051 §9): 0..=2^63-1.
     pub fn number64(&mut self) -> R<u64> {
-        let d = self.take_while(|b| b.is_ascii_digit());
-        if d.is_empty() || d.len() > 19 {
-            return Err(Syntax::Expected("a number"));
-        }
-        std::str::from_utf8(d)
-            .ok()
-            .and_then(|s| s.parse::<u64>().ok())
+        self.digits::<u64>(19)?
             .filter(|n| *n <= i64::MAX as u64)
             .ok_or_else(|| "number out of range".into())
     }
@@ -565,12 +564,18 @@ impl<'a> Parser<'a> {
     }
 
     pub fn astring(&mut self) -> R<Vec<u8>> {
+        self.string_or(is_astring_char, "an atom or string")
+    }
+
+    /// A string, or else a non-empty run of the characters `class` allows (`expected`
+    /// names both when there is neither).
+    fn string_or(&mut self, class: fn(u8) -> bool, expected: &'static str) -> R<Vec<u8>> {
         match self.peek() {
             Some(b'"' | b'{') => self.string(),
             _ => {
-                let a = self.take_while(is_astring_char);
+                let a = self.take_while(class);
                 if a.is_empty() {
-                    Err(Syntax::Expected("an atom or string"))
+                    Err(Syntax::Expected(expected))
                 } else {
                     Ok(a.to_vec())
                 }
@@ -588,17 +593,7 @@ impl<'a> Parser<'a> {
 
     /// `list-mailbox = 1*list-char / string`.
     fn list_mailbox(&mut self) -> R<Vec<u8>> {
-        match self.peek() {
-            Some(b'"' | b'{') => self.string(),
-            _ => {
-                let a = self.take_while(is_list_char);
-                if a.is_empty() {
-                    Err(Syntax::Expected("a mailbox pattern"))
-                } else {
-                    Ok(a.to_vec())
-                }
-            }
-        }
+        self.string_or(is_list_char, "a mailbox pattern")
     }
 
     /// CRLF and nothing after it.

@@ -38,13 +38,7 @@ fn bound(s: &[u8]) -> Result<Bound, SeqError> {
     if s == b"*" {
         return Ok(Bound::Star);
     }
-    if s.is_empty() || s.len() > 10 || !s.iter().all(u8::is_ascii_digit) {
-        return Err(SeqError::Syntax);
-    }
-    let n: u32 = std::str::from_utf8(s)
-        .ok()
-        .and_then(|t| t.parse().ok())
-        .ok_or(SeqError::Syntax)?;
+    let n: u32 = crate::util::decimal(s, 10).ok_or(SeqError::Syntax)?;
     if n == 0 {
         return Err(SeqError::Syntax);
     }

@@ -19,7 +19,7 @@ use super::grammar::parse_command;
 use super::response::{Code, Status};
 use super::session::{Action, Session, Shared};
 use crate::net::Context;
-use crate::net::accept::{self, AcceptOptions};
+use crate::net::accept::{self, TcpListeners};
 use crate::net::conn::{Conn, ReadError};
 use crate::net::limits::{ConnSlot, LimitError, Service};
 use crate::net::stream::{Peer, Stream};
@@ -384,27 +384,16 @@ pub async fn start(
 ) -> Result<(), crate::net::ServeError> {
     let shared = Arc::new(Shared::new());
     let c = &ctx.config.imap;
-    for (addr, implicit_tls) in crate::net::plain_then_tls(&c.listen, &c.tls_listen) {
-        let proto = if implicit_tls { "imaps" } else { "imap" };
-        let l = crate::net::listen(addr, proto).await?;
-        let opts = AcceptOptions {
-            proto,
-            service: Service::Imap,
-            implicit_tls,
-            refusal,
-        };
+    let listeners = TcpListeners {
+        plain: &c.listen,
+        tls: &c.tls_listen,
+        names: ["imap", "imaps"],
+        service: Service::Imap,
+        refusal,
+    };
+    accept::serve_tcp(ctx, ex, listeners, move |ctx, stream, peer, slot| {
         let shared = shared.clone();
-        ex.spawn(accept::accept_tcp(
-            ctx.clone(),
-            l,
-            ex.clone(),
-            opts,
-            move |ctx, stream, peer, slot| {
-                let shared = shared.clone();
-                async move { handle(&ctx, shared, stream, peer, Some(slot)).await }
-            },
-        ))
-        .detach();
-    }
-    Ok(())
+        async move { handle(&ctx, shared, stream, peer, Some(slot)).await }
+    })
+    .await
 }

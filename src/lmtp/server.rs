@@ -27,24 +27,24 @@ use crate::net::stream::{Peer, Stream};
 use crate::net::{Context, accept};
 use crate::store::{StoreError, SystemFlags};
 
-/// Accepts TCP connections until shutdown (limits and tasks: [`accept::accept_tcp`]).
-pub async fn accept_tcp(ctx: Context, listener: crate::net::Listening, ex: Arc<Executor<'static>>) {
-    let opts = accept::AcceptOptions {
-        proto: "lmtp",
+/// Binds every `lmtp.listen` address and accepts TCP connections until shutdown
+/// (limits and tasks: [`accept::accept_tcp`]).
+pub async fn start(
+    ctx: &Context,
+    ex: &Arc<Executor<'static>>,
+) -> Result<(), crate::net::ServeError> {
+    let listeners = accept::TcpListeners {
+        plain: &ctx.config.lmtp.listen,
+        // LMTP has no implicit-TLS port (STARTTLS only, when configured).
+        tls: &[],
+        names: ["lmtp"; 2],
         service: Service::Lmtp,
-        implicit_tls: false,
         refusal: refusal_bytes,
     };
-    accept::accept_tcp(
-        ctx,
-        listener,
-        ex,
-        opts,
-        |ctx, stream, peer, slot| async move {
-            handle(&ctx, stream, peer, Some(slot)).await;
-        },
-    )
-    .await;
+    accept::serve_tcp(ctx, ex, listeners, |ctx, stream, peer, slot| async move {
+        handle(&ctx, stream, peer, Some(slot)).await;
+    })
+    .await
 }
 
 /// Accepts Unix-socket connections until shutdown.

@@ -240,13 +240,7 @@ fn literal(s: &[u8]) -> Result<(Vec<u8>, usize), SyntaxError> {
         .ok_or(SyntaxError::BadLiteral)?;
     let inner = s.get(1..close).ok_or(SyntaxError::BadLiteral)?;
     let digits = inner.strip_suffix(b"+").unwrap_or(inner);
-    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
-        return Err(SyntaxError::BadLiteral);
-    }
-    let n: usize = std::str::from_utf8(digits)
-        .ok()
-        .and_then(|d| d.parse().ok())
-        .ok_or(SyntaxError::BadLiteral)?;
+    let n: usize = crate::util::decimal(digits, 19).ok_or(SyntaxError::BadLiteral)?;
     let after = s.get(close + 1..).unwrap_or(&[]);
     let eol = if after.starts_with(b"\r\n") {
         2

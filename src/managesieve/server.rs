@@ -12,7 +12,7 @@ use super::grammar::Parser;
 use super::session::{Done, LoginOutcome, Op, OpError, Options, Session, Step, answer};
 use crate::auth::AuthError;
 use crate::imap::framing::Framed;
-use crate::net::accept::{self, AcceptOptions};
+use crate::net::accept::{self, TcpListeners};
 use crate::net::conn::{Conn, ReadError};
 use crate::net::limits::{LimitError, Service};
 use crate::net::stream::{Peer, Stream};
@@ -39,31 +39,22 @@ pub async fn start(
     ex: &Arc<Executor<'static>>,
     checker: Arc<dyn SieveChecker>,
 ) -> Result<(), ServeError> {
-    for addr in &ctx.config.managesieve.listen {
-        let l = crate::net::listen(*addr, "managesieve").await?;
-        let opts = AcceptOptions {
-            proto: "managesieve",
-            service: Service::ManageSieve,
-            implicit_tls: false,
-            refusal,
-        };
+    let listeners = TcpListeners {
+        plain: &ctx.config.managesieve.listen,
+        // RFC 5804 has no implicit-TLS port.
+        tls: &[],
+        names: ["managesieve"; 2],
+        service: Service::ManageSieve,
+        refusal,
+    };
+    accept::serve_tcp(ctx, ex, listeners, move |ctx, stream, peer, slot| {
         let checker = checker.clone();
-        ex.spawn(accept::accept_tcp(
-            ctx.clone(),
-            l,
-            ex.clone(),
-            opts,
-            move |ctx, stream, peer, slot| {
-                let checker = checker.clone();
-                async move {
-                    handle(&ctx, checker, stream, peer).await;
-                    drop(slot);
-                }
-            },
-        ))
-        .detach();
-    }
-    Ok(())
+        async move {
+            handle(&ctx, checker, stream, peer).await;
+            drop(slot);
+        }
+    })
+    .await
 }
 
 /// Serves one connection to the end.

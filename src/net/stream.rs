@@ -48,19 +48,26 @@ impl Stream {
     }
 }
 
+/// Calls the poll method on whichever stream is inside; a detached one fails.
+macro_rules! delegate {
+    ($this:expr, $poll:ident($($arg:expr),*)) => {
+        match $this.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).$poll($($arg),*),
+            Stream::Unix(s) => Pin::new(s).$poll($($arg),*),
+            Stream::Tls(s) => Pin::new(s.as_mut()).$poll($($arg),*),
+            Stream::Deflate(s) => Pin::new(s.as_mut()).$poll($($arg),*),
+            Stream::Detached => Poll::Ready(Err(detached())),
+        }
+    };
+}
+
 impl AsyncRead for Stream {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
-            Stream::Unix(s) => Pin::new(s).poll_read(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-            Stream::Deflate(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-            Stream::Detached => Poll::Ready(Err(detached())),
-        }
+        delegate!(self, poll_read(cx, buf))
     }
 }
 
@@ -70,32 +77,14 @@ impl AsyncWrite for Stream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
-            Stream::Unix(s) => Pin::new(s).poll_write(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-            Stream::Deflate(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-            Stream::Detached => Poll::Ready(Err(detached())),
-        }
+        delegate!(self, poll_write(cx, buf))
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
-            Stream::Unix(s) => Pin::new(s).poll_flush(cx),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-            Stream::Deflate(s) => Pin::new(s.as_mut()).poll_flush(cx),
-            Stream::Detached => Poll::Ready(Err(detached())),
-        }
+        delegate!(self, poll_flush(cx))
     }
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Tcp(s) => Pin::new(s).poll_close(cx),
-            Stream::Unix(s) => Pin::new(s).poll_close(cx),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_close(cx),
-            Stream::Deflate(s) => Pin::new(s.as_mut()).poll_close(cx),
-            Stream::Detached => Poll::Ready(Err(detached())),
-        }
+        delegate!(self, poll_close(cx))
     }
 }

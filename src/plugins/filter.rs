@@ -7,11 +7,9 @@
 
 use std::sync::Arc;
 
-use wasmtime::component::Resource;
-
 use super::bindings::exports::filter::{Envelope, Verdict};
 use super::call::{CallError, Plugin, invalid};
-use super::message::{MessageRes, MessageView};
+use super::message::{MessageView, lend};
 use crate::config::{OnFailure, PluginHook};
 use crate::contracts::{FilterVerdict, HookMessage, Source, Target};
 use crate::store::SystemFlags;
@@ -80,13 +78,12 @@ pub(crate) fn call(
     view: &Arc<MessageView>,
 ) -> Result<Decision, CallError> {
     plugin.call(plugin.filter.as_ref(), |store, bindings| {
-        let handle = store.data_mut().table.push(MessageRes(view.clone()))?;
-        let borrowed = Resource::<MessageRes>::new_borrow(handle.rep());
-        let verdict = bindings
-            .nestbox_plugin_filter()
-            .call_filter(&mut *store, env, borrowed);
-        store.data_mut().table.delete(handle)?;
-        check(verdict?)
+        let verdict = lend(store, view, |store, message| {
+            bindings
+                .nestbox_plugin_filter()
+                .call_filter(store, env, message)
+        })??;
+        check(verdict)
     })
 }
 

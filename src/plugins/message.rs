@@ -6,6 +6,9 @@
 
 use std::sync::{Arc, OnceLock};
 
+use wasmtime::component::Resource;
+
+use super::engine::State;
 use crate::mime::header::{decoded as decode_value, header_fields};
 
 /// Most bytes one `read` call returns (the WIT promises at most 1 MiB).
@@ -28,6 +31,21 @@ impl std::ops::Deref for MessageRes {
     fn deref(&self) -> &MessageView {
         &self.0
     }
+}
+
+/// Runs `call` with `view` in the store's resource table, as the borrowed handle a hook
+/// takes, and takes it out again afterwards: what `call` returns, once the table is
+/// clean.
+pub(crate) fn lend<T>(
+    store: &mut wasmtime::Store<State>,
+    view: &Arc<MessageView>,
+    call: impl FnOnce(&mut wasmtime::Store<State>, Resource<MessageRes>) -> T,
+) -> wasmtime::Result<T> {
+    let handle = store.data_mut().table.push(MessageRes(view.clone()))?;
+    let borrowed = Resource::<MessageRes>::new_borrow(handle.rep());
+    let returned = call(store, borrowed);
+    store.data_mut().table.delete(handle)?;
+    Ok(returned)
 }
 
 impl MessageView {

@@ -13,15 +13,13 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use wasmtime::component::Resource;
-
 use super::bindings::SievePlugin;
 use super::bindings::exports::filter::Envelope as FilterEnvelope;
 use super::bindings::exports::sieve::{Action, Envelope, Outcome};
 use super::call::{CallError, Plugin, invalid};
 use super::engine::State;
 use super::filter::{Decision, Flags, flags_of, sanitise};
-use super::message::{MessageRes, MessageView};
+use super::message::{MessageView, lend};
 use crate::contracts::{HookMessage, MailData, Target, UserId};
 
 /// The user's scripts and mailboxes, as the Sieve imports need them.
@@ -111,13 +109,11 @@ pub(crate) fn call(
     ctx: SieveCall,
 ) -> Result<(Decision, Outcome), CallError> {
     call_with(plugin, ctx, |store, bindings| {
-        let handle = store.data_mut().table.push(MessageRes(view.clone()))?;
-        let borrowed = Resource::<MessageRes>::new_borrow(handle.rep());
-        let outcome = bindings
-            .nestbox_plugin_sieve()
-            .call_run(&mut *store, env, borrowed);
-        store.data_mut().table.delete(handle)?;
-        let outcome = outcome?;
+        let outcome = lend(store, view, |store, message| {
+            bindings
+                .nestbox_plugin_sieve()
+                .call_run(store, env, message)
+        })??;
         Ok((decide(&outcome)?, outcome))
     })
 }

@@ -84,26 +84,27 @@ fn refusal(_ctx: &Context, why: LimitError) -> Vec<u8> {
     out
 }
 
-/// Accepts connections until shutdown: plain (`pop3`, STLS offered) or implicit TLS
-/// (`pop3s`, RFC 8314 §3.3); limits and tasks by [`crate::net::accept::accept_tcp`].
-pub async fn accept_tcp(
-    ctx: Context,
-    listener: crate::net::Listening,
-    ex: Arc<Executor<'static>>,
-    implicit_tls: bool,
+/// Binds the configured listeners and accepts connections until shutdown: plain
+/// (`pop3`, STLS offered) and implicit TLS (`pop3s`, RFC 8314 §3.3); limits and tasks
+/// by [`crate::net::accept::accept_tcp`]. Every session takes `locks`.
+pub async fn start(
+    ctx: &Context,
+    ex: &Arc<Executor<'static>>,
     locks: Locks,
-) {
-    let opts = crate::net::accept::AcceptOptions {
-        proto: if implicit_tls { "pop3s" } else { "pop3" },
+) -> Result<(), crate::net::ServeError> {
+    let c = &ctx.config.pop3;
+    let listeners = crate::net::accept::TcpListeners {
+        plain: &c.listen,
+        tls: &c.tls_listen,
+        names: ["pop3", "pop3s"],
         service: Service::Pop3,
-        implicit_tls,
         refusal,
     };
-    crate::net::accept::accept_tcp(ctx, listener, ex, opts, move |ctx, stream, peer, slot| {
+    crate::net::accept::serve_tcp(ctx, ex, listeners, move |ctx, stream, peer, slot| {
         let locks = locks.clone();
         async move { handle(&ctx, &locks, stream, peer, Some(slot)).await }
     })
-    .await;
+    .await
 }
 
 /// Builds the maildrop snapshot: INBOX in UID order, each message's POP3 size and

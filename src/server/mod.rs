@@ -161,11 +161,7 @@ pub fn serve_from(config: Config, config_file: Option<PathBuf>) -> Result<(), Se
             let ctx = ctx.clone();
             ex.spawn(accept_control(ctx, control)).detach();
         }
-        for addr in &config.lmtp.listen {
-            let l = crate::net::listen(*addr, "lmtp").await?;
-            ex.spawn(crate::lmtp::server::accept_tcp(ctx.clone(), l, ex.clone()))
-                .detach();
-        }
+        crate::lmtp::server::start(&ctx, &ex).await?;
         if let Some(path) = &config.lmtp.unix_socket {
             let l = bind_unix(path)?;
             println!("listening lmtp-unix {}", path.display());
@@ -176,20 +172,7 @@ pub fn serve_from(config: Config, config_file: Option<PathBuf>) -> Result<(), Se
         crate::imap::server::start(&ctx, &ex).await?;
         crate::managesieve::server::start(&ctx, &ex, sieve_checker.clone()).await?;
         // The maildrop locks both POP3 listeners share (RFC 1939 §8); IMAP takes none.
-        let pop3_locks = crate::pop3::Locks::default();
-        let c = &config.pop3;
-        for (addr, implicit_tls) in crate::net::plain_then_tls(&c.listen, &c.tls_listen) {
-            let proto = if implicit_tls { "pop3s" } else { "pop3" };
-            let l = crate::net::listen(addr, proto).await?;
-            ex.spawn(crate::pop3::server::accept_tcp(
-                ctx.clone(),
-                l,
-                ex.clone(),
-                implicit_tls,
-                pop3_locks.clone(),
-            ))
-            .detach();
-        }
+        crate::pop3::server::start(&ctx, &ex, crate::pop3::Locks::default()).await?;
         crate::http::start(&ctx, &ex).await?;
         // After the listeners: the CA may validate as soon as the order starts.
         if let Some(worker) = acme_worker {

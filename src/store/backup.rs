@@ -127,16 +127,9 @@ impl From<io::Error> for BackupError {
     }
 }
 
-macro_rules! via_store_error {
-    ($($t:ty),*) => {$(
-        impl From<$t> for BackupError {
-            fn from(e: $t) -> Self {
-                BackupError::Store(StoreError::from(e))
-            }
-        }
-    )*};
-}
-via_store_error!(
+super::from_via!(
+    BackupError,
+    StoreError:
     redb::StorageError,
     redb::TableError,
     redb::TransactionError,

@@ -148,16 +148,22 @@ impl From<redb::Error> for StoreError {
     }
 }
 
-macro_rules! via_redb_error {
-    ($($t:ty),*) => {$(
-        impl From<$t> for StoreError {
+/// `From` each error type after the colon for `$target`, through `$via`: the
+/// conversion `$target` already has from `$via` decides what each one becomes.
+macro_rules! from_via {
+    ($target:ty, $via:ty: $($t:ty),*) => {$(
+        impl From<$t> for $target {
             fn from(e: $t) -> Self {
-                StoreError::from(redb::Error::from(e))
+                <$target>::from(<$via>::from(e))
             }
         }
     )*};
 }
-via_redb_error!(
+pub(crate) use from_via;
+
+from_via!(
+    StoreError,
+    redb::Error:
     redb::StorageError,
     redb::TableError,
     redb::TransactionError,

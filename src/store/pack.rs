@@ -259,6 +259,27 @@ fn stored_bytes(tx: &ReadTransaction, id: u64, rec: &PackRecord) -> Result<Vec<u
     Ok(stored)
 }
 
+/// `hash`'s record, with its offset and structure length, while it is still stored in
+/// pack `id` (`None` once it is freed or has moved out).
+fn still_packed_in(
+    blobs: &impl ReadableTable<&'static BlobId, &'static [u8]>,
+    hash: &BlobId,
+    id: u64,
+) -> Result<Option<(BlobRecord, u64, u32)>, StoreError> {
+    let Some(v) = blobs.get(hash)? else {
+        return Ok(None);
+    };
+    let rec: BlobRecord = schema::decode(v.value())?;
+    Ok(match rec.location {
+        Location::Packed {
+            pack,
+            offset,
+            meta_len,
+        } if pack == id => Some((rec, offset, meta_len)),
+        _ => None,
+    })
+}
+
 /// The raw message and structure of the item at `offset` in the decompressed pack `id`.
 fn item_bytes(
     bytes: &[u8],
@@ -578,19 +599,9 @@ fn take_tail(
     let bytes = load(tx, shared, tail)?;
     let blobs = tx.open_table(BLOBS)?;
     for hash in &rec.items {
-        let Some(v) = blobs.get(hash)? else { continue };
-        let b: BlobRecord = schema::decode(v.value())?;
-        let Location::Packed {
-            pack,
-            offset,
-            meta_len,
-        } = b.location
-        else {
+        let Some((b, offset, meta_len)) = still_packed_in(&blobs, hash, tail)? else {
             continue;
         };
-        if pack != tail {
-            continue;
-        }
         let (raw, _) = item_bytes(&bytes, tail, offset, b.raw_len, meta_len)?;
         take(buf, items, Source::Tail { pack: tail, offset }, *hash, raw);
     }
@@ -785,19 +796,9 @@ fn unpack(shared: &Arc<Shared>, writer: &Writer, which: Unpack) -> Result<bool, 
             let bytes = load(&tx, shared, id)?;
             let blobs = tx.open_table(BLOBS)?;
             for hash in &pack.items {
-                let Some(v) = blobs.get(hash)? else { continue };
-                let rec: BlobRecord = schema::decode(v.value())?;
-                let Location::Packed {
-                    pack: p,
-                    offset,
-                    meta_len,
-                } = rec.location
-                else {
+                let Some((rec, offset, meta_len)) = still_packed_in(&blobs, hash, id)? else {
                     continue;
                 };
-                if p != id {
-                    continue;
-                }
                 let (raw, meta) = item_bytes(&bytes, id, offset, rec.raw_len, meta_len)?;
                 let (dict, compressed) = shared.codec.compress(raw)?;
                 loose.push(Unpacked {

@@ -117,16 +117,7 @@ impl From<StoreError> for SieveError {
     }
 }
 
-macro_rules! via_store_error {
-    ($($t:ty),*) => {$(
-        impl From<$t> for SieveError {
-            fn from(e: $t) -> Self {
-                SieveError::from(StoreError::from(e))
-            }
-        }
-    )*};
-}
-via_store_error!(redb::StorageError, redb::TableError);
+super::from_via!(SieveError, StoreError: redb::StorageError, redb::TableError);
 
 impl std::fmt::Display for SieveError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

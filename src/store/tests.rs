@@ -376,6 +376,15 @@ fn deliver_big(store: &Store, n: usize) -> (UserId, MailboxId) {
     ids
 }
 
+/// Asserts that `uid` reads back as `big(uid - 1)`, which [`deliver_big`] gave it.
+async fn assert_big(store: &Store, inbox: MailboxId, uid: u32) {
+    assert_eq!(
+        store.message_bytes(inbox, Uid(uid)).await.unwrap(),
+        Some(big(uid as usize - 1)),
+        "uid {uid}"
+    );
+}
+
 #[test]
 fn loose_blobs_are_packed_and_read_back_and_sparse_packs_unpacked() {
     let dir = tempfile::tempdir().unwrap();
@@ -391,11 +400,7 @@ fn loose_blobs_are_packed_and_read_back_and_sparse_packs_unpacked() {
     smol::block_on(async {
         let mut derived = 0;
         for (uid, i) in (1..=n as u32).zip(0..n) {
-            assert_eq!(
-                store.message_bytes(inbox, Uid(uid)).await.unwrap(),
-                Some(big(i)),
-                "uid {uid}"
-            );
+            assert_big(&store, inbox, uid).await;
             // No structure is kept (it is parsed from the message when read).
             let (meta, prefix) = message_meta(&store, inbox, uid).await;
             let meta: crate::mime::MessageMeta = match meta {
@@ -446,12 +451,7 @@ fn loose_blobs_are_packed_and_read_back_and_sparse_packs_unpacked() {
     wait_packer(&store);
     smol::block_on(async {
         for uid in (4..=n as u32).step_by(4) {
-            let i = uid as usize - 1;
-            assert_eq!(
-                store.message_bytes(inbox, Uid(uid)).await.unwrap(),
-                Some(big(i)),
-                "uid {uid}"
-            );
+            assert_big(&store, inbox, uid).await;
             // Unpacked from (and packed again without) structure: parsed when read.
             let (meta, _) = message_meta(&store, inbox, uid).await;
             assert!(
@@ -679,11 +679,7 @@ fn packs_made_before_the_dictionary_are_packed_again_with_it() {
     );
     smol::block_on(async {
         for uid in (1..=(n + 100) as u32).step_by(37) {
-            let i = uid as usize - 1;
-            assert_eq!(
-                store.message_bytes(inbox, Uid(uid)).await.unwrap(),
-                Some(big(i))
-            );
+            assert_big(&store, inbox, uid).await;
         }
         assert!(store.verify().await.unwrap());
     });
@@ -767,11 +763,8 @@ fn the_tail_is_packed_after_a_pause_and_absorbed_by_the_next_pack() {
         "the next pack absorbed the tail pack"
     );
     smol::block_on(async {
-        for (uid, i) in (1..=200u32).zip(0..200) {
-            assert_eq!(
-                store.message_bytes(inbox, Uid(uid)).await.unwrap(),
-                Some(big(i))
-            );
+        for uid in 1..=200 {
+            assert_big(&store, inbox, uid).await;
         }
         assert!(store.verify().await.unwrap());
     });
@@ -1003,11 +996,8 @@ fn schema_3_store_is_upgraded_loose_bytes_keyed_by_arrival() {
     }
     let store = Store::open(dir.path(), &cfg(0)).unwrap();
     smol::block_on(async {
-        for (uid, i) in (1..=5u32).zip(0..5) {
-            assert_eq!(
-                store.message_bytes(inbox, Uid(uid)).await.unwrap(),
-                Some(big(i))
-            );
+        for uid in 1..=5 {
+            assert_big(&store, inbox, uid).await;
         }
         assert!(store.verify().await.unwrap());
     });
@@ -1422,11 +1412,7 @@ fn a_pack_under_two_thirds_live_is_repacked() {
     assert_eq!(dead, 0, "the packs were made again of the live mail");
     smol::block_on(async {
         for uid in (1..=n as u32).filter(|u| u % 5 >= 2) {
-            let i = uid as usize - 1;
-            assert_eq!(
-                store.message_bytes(inbox, Uid(uid)).await.unwrap(),
-                Some(big(i))
-            );
+            assert_big(&store, inbox, uid).await;
         }
     });
 }
@@ -1459,11 +1445,7 @@ fn expunge_while_the_packer_waits_to_compact_still_unpacks() {
     );
     smol::block_on(async {
         for uid in (4..=n as u32).step_by(4) {
-            let i = uid as usize - 1;
-            assert_eq!(
-                store.message_bytes(inbox, Uid(uid)).await.unwrap(),
-                Some(big(i))
-            );
+            assert_big(&store, inbox, uid).await;
         }
     });
 }

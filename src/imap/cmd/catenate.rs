@@ -80,10 +80,11 @@ fn percent_decode(s: &[u8]) -> Option<Vec<u8>> {
 
 /// `nz-number` (RFC 5092 §11: `digit-nz *DIGIT`), 32-bit.
 fn nz_number(s: &[u8]) -> Option<u32> {
-    if s.first().is_none_or(|b| *b == b'0') || !s.iter().all(u8::is_ascii_digit) {
+    if s.first() == Some(&b'0') {
         return None;
     }
-    std::str::from_utf8(s).ok()?.parse().ok()
+    // Ten digits hold every u32; more overflow it anyway.
+    crate::util::decimal(s, 10)
 }
 
 /// The value after `;key=` (case-insensitive key) in one `/`-separated segment.
