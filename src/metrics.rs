@@ -395,6 +395,8 @@ pub struct Gauges {
     pub store_live: u64,
     pub store_file: u64,
     pub store_free: u64,
+    /// Packs decompressed to read messages since start (pack cache misses).
+    pub pack_decompressions: u64,
     /// Seconds since the epoch when the current certificate expires.
     pub tls_not_after: Option<i64>,
 }
@@ -480,6 +482,12 @@ pub fn render(gauges: &Gauges) -> String {
             "counter",
             "Background pack runs that packed messages.",
             m.pack_runs.load(Relaxed),
+        ),
+        (
+            "nestbox_pack_decompressions_total",
+            "counter",
+            "Packs decompressed to read messages (reads the pack cache did not answer).",
+            gauges.pack_decompressions,
         ),
         (
             "nestbox_compaction_runs_total",

@@ -322,6 +322,8 @@ fn metrics_parse_and_move_with_traffic() {
     assert!(after.contains_key(
         "nestbox_command_duration_seconds_count{protocol=\"lmtp\",command=\"DATA\"}"
     ));
+    // The one message is still loose: reading it decompressed no pack.
+    assert_eq!(after["nestbox_pack_decompressions_total"], 0.0);
 }
 
 #[test]

@@ -168,6 +168,7 @@ async fn gauges(ctx: &Context) -> Gauges {
         store_live,
         store_file,
         store_free,
+        pack_decompressions: ctx.pipeline.store.codec().packs.decompressed(),
         tls_not_after: ctx.tls.not_after(),
     }
 }

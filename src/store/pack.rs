@@ -26,9 +26,9 @@
 //! the packs of a day's mail at about 0.55 live for as long as the rest was kept, when
 //! junk and POP3-downloaded mail went the same day: docs/decisions.md, "Steady churn".)
 
-use std::collections::VecDeque;
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::collections::{HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use redb::{ReadTransaction, ReadableTable, WriteTransaction};
@@ -75,10 +75,39 @@ pub(crate) const MAX_ITEMS: usize = 240;
 /// last one it let go, for the next pack to be decompressed into: a SEARCH or FETCH over a
 /// large mailbox decompresses one pack after another, and a fresh 1 MiB block for each
 /// left the allocator's heap fragmented, holding several MiB more until the next trim.
+///
+/// A pack is decompressed by one reader at a time: a second reader of the same pack
+/// waits for the first and takes its copy from the cache. Sessions that read the same
+/// mail at once (ten POP3 users of a household's shared delivery, a client's several
+/// IMAP connections) each decompressed their own 1 MiB copy before, of which all but one
+/// were thrown away (docs/benchmarks.md, "POP3 sessions that read the same packs").
 #[derive(Default)]
 pub struct PackCache {
     packs: Mutex<VecDeque<Cached>>,
     spare: Mutex<Option<Vec<u8>>>,
+    /// The packs being decompressed now, and the signal that one of them is done.
+    loading: Mutex<HashSet<u64>>,
+    loaded: Condvar,
+    /// Packs decompressed for readers since the store opened (`/metrics`).
+    decompressed: AtomicU64,
+}
+
+/// A reader's claim to decompress a pack; others wait until it is dropped.
+struct Claim<'a> {
+    cache: &'a PackCache,
+    id: u64,
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        let mut loading = self
+            .cache
+            .loading
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        loading.remove(&self.id);
+        self.cache.loaded.notify_all();
+    }
 }
 
 /// One decompressed pack in the [`PackCache`] and when it was last read.
@@ -139,6 +168,31 @@ impl PackCache {
         }
     }
 
+    /// The claim to decompress pack `id`, or `None` after waiting for another reader that
+    /// held it (the pack is then in the cache, unless already pushed out or that reader
+    /// failed: the caller looks again).
+    fn claim(&self, id: u64) -> Option<Claim<'_>> {
+        // The set only ever holds whole inserts and removals, so a panic elsewhere while
+        // it was locked leaves it consistent.
+        let mut loading = self.loading.lock().unwrap_or_else(PoisonError::into_inner);
+        if loading.insert(id) {
+            return Some(Claim { cache: self, id });
+        }
+        while loading.contains(&id) {
+            loading = self
+                .loaded
+                .wait(loading)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        None
+    }
+
+    /// Packs of several messages decompressed for readers, that is reads the cache did
+    /// not answer.
+    pub(crate) fn decompressed(&self) -> u64 {
+        self.decompressed.load(Ordering::Relaxed)
+    }
+
     fn forget(&self, id: u64) {
         if let Ok(mut packs) = self.packs.lock() {
             packs.retain(|c| c.id != id);
@@ -185,20 +239,34 @@ pub(crate) fn load_shared(
     shared: &Shared,
     id: u64,
 ) -> Result<Loaded, StoreError> {
-    if let Some(b) = shared.codec.packs.get(id) {
+    let cache = &shared.codec.packs;
+    if let Some(b) = cache.get(id) {
         return Ok(Loaded::Shared(b));
     }
     let rec = pack_record(&tx.open_table(PACKS)?, id)?;
     if is_alone(&rec) {
         return Ok(Loaded::Alone(rec));
     }
+    let _claim = loop {
+        if let Some(claim) = cache.claim(id) {
+            break claim;
+        }
+        if let Some(b) = cache.get(id) {
+            return Ok(Loaded::Shared(b));
+        }
+    };
+    // Another reader may have put it in between the first look and the claim.
+    if let Some(b) = cache.get(id) {
+        return Ok(Loaded::Shared(b));
+    }
     let stored = stored_bytes(tx, id, &rec)?;
-    let buf = shared.codec.packs.take_spare();
+    cache.decompressed.fetch_add(1, Ordering::Relaxed);
+    let buf = cache.take_spare();
     let bytes = shared
         .codec
         .decompress_into(rec.dict, &stored, rec.raw_len, buf)?;
     let bytes = Arc::new(bytes);
-    shared.codec.packs.put(id, bytes.clone());
+    cache.put(id, bytes.clone());
     Ok(Loaded::Shared(bytes))
 }
 

@@ -1598,3 +1598,24 @@ fn segments_mostly_expunged_are_rewritten_without_the_dead() {
         assert_eq!(answer.maybe[0].as_deref(), Some(&uids[..]));
     });
 }
+
+#[test]
+fn readers_of_one_pack_at_once_decompress_it_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &cfg(0)).unwrap();
+    let (_, inbox) = deliver_big(&store, 700);
+    let packs = &store.codec().packs;
+    packs.drop_unused(std::time::Duration::ZERO);
+    let before = packs.decompressed();
+    let readers = 8;
+    let start = std::sync::Barrier::new(readers);
+    std::thread::scope(|s| {
+        for _ in 0..readers {
+            s.spawn(|| {
+                start.wait();
+                smol::block_on(assert_big(&store, inbox, 1));
+            });
+        }
+    });
+    assert_eq!(packs.decompressed() - before, 1);
+}
