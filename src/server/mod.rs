@@ -253,7 +253,8 @@ const MEMORY_TICK: Duration = Duration::from_secs(5);
 const MEMORY_QUIET_TICKS: u32 = 12;
 /// The least time between two ticks when the last open connection closing brings the
 /// next one forward: a burst of short connections (LMTP from an MTA, a login test)
-/// trims at most once a second.
+/// trims at most once a second, and a close sooner than that after a tick has the
+/// next tick at the end of this gap.
 const MEMORY_EARLY_GAP: Duration = Duration::from_secs(1);
 /// How long the store must have been without client reads and writes before its caches
 /// are dropped whole (redb's page cache too): long enough that a client coming back at
@@ -299,9 +300,17 @@ async fn memory_timer(ctx: Context) {
         .await;
         match early {
             None => return,
-            Some(true) if last_tick.elapsed() < MEMORY_EARLY_GAP => continue,
-            Some(_) => last_tick = Instant::now(),
+            // Too soon after the last tick: this one comes at the gap's end instead (not
+            // a whole tick later, which left a short burst's memory held for 5 s).
+            Some(true) => {
+                let wait = MEMORY_EARLY_GAP.saturating_sub(last_tick.elapsed());
+                if !wait.is_zero() && !sleep_unless_shutdown(&ctx, wait).await {
+                    return;
+                }
+            }
+            Some(false) => {}
         }
+        last_tick = Instant::now();
         let entered = ctx.tracker.entered();
         let trim = if entered != seen || ctx.tracker.live() > 0 {
             seen = entered;
