@@ -237,7 +237,7 @@ const APP_ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
 /// A new random app password: four groups of five characters (~99 bits), easy to type on
 /// a phone, e.g. `k7hqm-x3vbd-9srfa-eu2wn`.
 pub fn generate_app_password() -> String {
-    use rand::Rng as _;
+    use rand::RngExt as _;
     let mut rng = rand::rng();
     let mut out = String::with_capacity(23);
     for i in 0..20 {
