@@ -3,7 +3,7 @@
 
 use redb::{ReadableTable, WriteTransaction};
 
-use super::blob;
+use super::blob::{self, Extent};
 use super::mailboxes;
 use super::messages::Reader;
 use super::schema::{self, MESSAGES, MessageRecord};
@@ -66,7 +66,7 @@ impl Store {
                 // A damaged message (its content hash fails) is left out of the
                 // maildrop rather than failing every login; `nestbox verify` names it.
                 let uid = k.value().1;
-                let bytes = match reader.message(&rec) {
+                let bytes = match reader.message(&rec, Extent::Whole) {
                     Ok(b) => b,
                     Err(StoreError::Corrupt(why)) => {
                         log::error!(
