@@ -293,9 +293,7 @@ impl Session {
         &mut self,
         tags: &[String],
     ) -> Result<Outcome, ImapError> {
-        let State::Selected(_, view) = &mut self.state else {
-            return Err(ImapError::Bad("Select a mailbox first".into()));
-        };
+        let (_, view) = self.state.selected_mut()?;
         if let Some(t) = tags.iter().find(|t| !view.contexts.has(t)) {
             return Err(ImapError::No(
                 None,

@@ -30,7 +30,7 @@ use std::sync::Arc;
 
 use super::cmd::search::Hit;
 use super::response::ImapError;
-use super::session::{Session, State};
+use super::session::Session;
 pub use crate::mime::summary::HeaderData;
 use crate::store::Want;
 
@@ -75,9 +75,7 @@ impl Session {
         need: HeaderNeed,
     ) -> Result<Vec<Arc<HeaderData>>, ImapError> {
         let store = self.store().clone();
-        let State::Selected(_, view) = &self.state else {
-            return Err(ImapError::Bad("Select a mailbox first".into()));
-        };
+        let (_, view) = self.state.selected()?;
         let mailbox = view.mailbox;
         let cache = &mut self.headers;
         if cache.mailbox != mailbox || cache.map.len() > CACHE_MAX {

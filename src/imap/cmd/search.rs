@@ -377,9 +377,7 @@ impl Session {
             let uids = hits.iter().map(|h| h.uid.0).collect();
             self.open_context(tag, uid, &a.key, None, uids, out);
         }
-        let State::Selected(_, view) = &mut self.state else {
-            return Err(ImapError::Bad("Select a mailbox first".into()));
-        };
+        let (_, view) = self.state.selected_mut()?;
         let numbers: Vec<u32> = hits.iter().map(|h| h.number(uid)).collect();
         // What the command returns (RFC 9394 §3.2): SAVE keeps it, and with MODSEQ the
         // reply carries its highest mod-sequence (RFC 7162 §3.1.5).
@@ -504,9 +502,7 @@ impl Session {
     ) -> Result<Vec<Hit>, ImapError> {
         let rev1 = !self.enabled.rev2;
         let store = self.store().clone();
-        let State::Selected(_, view) = &self.state else {
-            return Err(ImapError::Bad("Select a mailbox first".into()));
-        };
+        let (_, view) = self.state.selected()?;
         // A sequence number past EXISTS matches nothing: OK with no match, as Dovecot
         // and clients expect (RFC 9051 §6.4.4 defines the key as a set of messages).
         if key.depth() > MAX_DEPTH {
