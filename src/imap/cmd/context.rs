@@ -405,13 +405,7 @@ mod tests {
 
     #[test]
     fn cancelupdate_parses_quoted_tags() {
-        let p = |s: &str| {
-            let buf = format!("{s}\r\n");
-            let mut p = Parser::new(buf.as_bytes());
-            let tags = parse(&mut p)?;
-            p.end()?;
-            Ok::<_, super::super::super::grammar::Syntax>(tags)
-        };
+        let p = |s: &str| crate::imap::grammar::parse_whole(s.as_bytes(), parse);
         assert_eq!(p(" \"a1\" \"b2\"").unwrap(), vec!["a1", "b2"]);
         crate::testing::assert_refused(p, &["", " a1", " \"a1", " \"a1\"x", "  \"a1\""]);
     }
