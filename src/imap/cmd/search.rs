@@ -404,7 +404,7 @@ impl Session {
                 modseq,
                 out,
             ),
-            None => search::write_search(&numbers, modseq, out),
+            None => search::write_search("SEARCH", &numbers, modseq, out),
         }
         Ok(Outcome::Done(Status::ok("SEARCH completed")))
     }
