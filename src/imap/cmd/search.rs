@@ -553,26 +553,25 @@ impl Session {
             skip_trace: !key.needs_trace(),
             header_only: !structure,
         };
-        let mut next = 0usize;
-        while next < undecided.len() {
-            let uids: Vec<Uid> = undecided
-                .iter()
-                .skip(next)
-                .take(CONTENT_BATCH)
-                .map(|(_, m, _)| m.uid)
-                .collect();
-            let got = store
-                .load_messages(view.mailbox, uids, want, CONTENT_BYTES)
-                .await?;
-            let read = got.len().max(1);
-            for ((seq, m, info), (_, loaded)) in undecided.iter().skip(next).zip(got) {
+        let uids: Vec<Uid> = undecided.iter().map(|(_, m, _)| m.uid).collect();
+        let batches = (CONTENT_BATCH, CONTENT_BYTES);
+        super::load_in_batches(
+            &store,
+            view.mailbox,
+            &uids,
+            want,
+            batches,
+            |i, _, loaded| {
+                let Some((seq, m, info)) = undecided.get(i) else {
+                    return Ok(());
+                };
                 let Some(Loaded {
                     meta,
                     raw: Some(raw),
                     ..
                 }) = loaded
                 else {
-                    continue;
+                    return Ok(());
                 };
                 let undecodable = || {
                     ImapError::Internal(format!(
@@ -602,9 +601,10 @@ impl Session {
                 if search::matches(key, &cand, &scope, Some(&content)).unwrap_or(false) {
                     hits.push(Hit::new(*seq, m, info));
                 }
-            }
-            next = next.saturating_add(read);
-        }
+                Ok(())
+            },
+        )
+        .await?;
         hits.sort_unstable_by_key(|h| h.seq);
         Ok(hits)
     }
