@@ -376,18 +376,20 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), T
 mod tests {
     use super::*;
 
-    fn config(dir: &Path) -> Config {
-        Config {
-            data_dir: dir.to_path_buf(),
+    /// A config for mail.example whose data directory is a fresh temp dir.
+    fn config() -> (tempfile::TempDir, Config) {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = Config {
+            data_dir: dir.path().to_path_buf(),
             hostname: "mail.example".into(),
             ..Config::default()
-        }
+        };
+        (dir, cfg)
     }
 
     #[test]
     fn self_signed_is_generated_once_and_reused() {
-        let dir = tempfile::tempdir().unwrap();
-        let cfg = config(dir.path());
+        let (dir, cfg) = config();
         let first = TlsManager::load(&cfg).unwrap();
         let fp = first.fingerprint();
         assert!(
@@ -408,8 +410,7 @@ mod tests {
 
     #[test]
     fn self_signed_names_the_listen_ips() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut cfg = config(dir.path());
+        let (dir, mut cfg) = config();
         cfg.imap.tls_listen = vec![
             "192.0.2.7:993".parse().unwrap(),
             "0.0.0.0:994".parse().unwrap(),
@@ -438,8 +439,7 @@ mod tests {
 
     #[test]
     fn reload_picks_up_new_files_and_keeps_old_on_error() {
-        let dir = tempfile::tempdir().unwrap();
-        let cfg = config(dir.path());
+        let (dir, cfg) = config();
         let m = TlsManager::load(&cfg).unwrap();
         let old = m.fingerprint();
         let old_config = m.server_config();
@@ -457,11 +457,10 @@ mod tests {
 
     #[test]
     fn configured_files_are_used() {
-        let dir = tempfile::tempdir().unwrap();
+        let (dir, mut cfg) = config();
         let (cert, key) = generate_pem("files.example").unwrap();
         std::fs::write(dir.path().join("c.pem"), cert).unwrap();
         std::fs::write(dir.path().join("k.pem"), key).unwrap();
-        let mut cfg = config(dir.path());
         cfg.tls.cert = Some(dir.path().join("c.pem"));
         cfg.tls.key = Some(dir.path().join("k.pem"));
         TlsManager::load(&cfg).unwrap();

@@ -369,16 +369,23 @@ mod tests {
         }
     }
 
-    #[test]
-    fn throttled_ip_is_refused_other_ip_still_logs_in() {
+    /// Runs `test` on a store with the user alice (password "pw"), given the store, an
+    /// authenticator on it and a peer at 127.0.0.1.
+    fn with_alice(test: impl AsyncFnOnce(&Store, &Authenticator, Peer)) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), &crate::config::StoreConfig::default()).unwrap();
         let auth = Authenticator::from_config(store.clone(), "mail.example", &fast());
         smol::block_on(async {
-            store
-                .add_user("alice", hash_password("pw", &cheap()).unwrap())
-                .await
-                .unwrap();
+            let hash = hash_password("pw", &cheap()).unwrap();
+            store.add_user("alice", hash).await.unwrap();
+            test(&store, &auth, ip("127.0.0.1")).await;
+        });
+        store.shutdown();
+    }
+
+    #[test]
+    fn throttled_ip_is_refused_other_ip_still_logs_in() {
+        with_alice(async |_, auth, _| {
             let attacker = ip("192.0.2.66");
             let mut refused = None;
             for _ in 0..10 {
@@ -406,24 +413,11 @@ mod tests {
                 Ok("alice".into())
             );
         });
-        store.shutdown();
-    }
-
-    /// A store with the user alice (password "pw") and an authenticator on it.
-    fn with_alice() -> (tempfile::TempDir, Store, Authenticator) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), &crate::config::StoreConfig::default()).unwrap();
-        let auth = Authenticator::from_config(store.clone(), "mail.example", &fast());
-        let hash = hash_password("pw", &cheap()).unwrap();
-        smol::block_on(store.add_user("alice", hash)).unwrap();
-        (dir, store, auth)
     }
 
     #[test]
     fn cache_skips_argon2_and_follows_password_changes() {
-        let (_dir, store, auth) = with_alice();
-        let peer = ip("127.0.0.1");
-        smol::block_on(async {
+        with_alice(async |store, auth, peer| {
             assert!(auth.authenticate("alice", "pw", peer).await.is_ok());
             assert_eq!(auth.cache().len(), 1);
             // Served from the cache (the entry stays, no second one).
@@ -439,16 +433,13 @@ mod tests {
             );
             assert!(auth.authenticate("alice", "new", peer).await.is_ok());
         });
-        store.shutdown();
     }
 
     /// Ten logins with the same credentials at once run argon2 once; the others wait for
     /// it and find it cached. Wrong passwords are not let through by the wait.
     #[test]
     fn logins_with_the_same_credentials_at_once_share_one_check() {
-        let (_dir, store, auth) = with_alice();
-        let peer = ip("127.0.0.1");
-        smol::block_on(async {
+        with_alice(async |_, auth, peer| {
             // Logins as alice, (password, from), all under way before the first ends.
             let at_once = |logins: Vec<(&'static str, Peer)>| {
                 let tasks: Vec<_> = logins
@@ -480,14 +471,11 @@ mod tests {
             );
             assert_eq!(auth.checks(), 4, "a failure is not cached: each checks");
         });
-        store.shutdown();
     }
 
     #[test]
     fn app_passwords_log_in_and_are_revoked_alone() {
-        let (_dir, store, auth) = with_alice();
-        let peer = ip("127.0.0.1");
-        smol::block_on(async {
+        with_alice(async |store, auth, peer| {
             let phone = generate_app_password();
             let laptop = generate_app_password();
             assert_ne!(phone, laptop);
@@ -507,7 +495,6 @@ mod tests {
             assert!(auth.authenticate("alice", &laptop, peer).await.is_ok());
             assert!(auth.authenticate("alice", "pw", peer).await.is_ok());
         });
-        store.shutdown();
     }
 
     #[test]
@@ -612,18 +599,11 @@ mod tests {
 
     #[test]
     fn authenticate_checks_the_password_and_hides_unknown_users() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), &crate::config::StoreConfig::default()).unwrap();
-        let auth = Authenticator::from_config(store.clone(), "mail.example", &fast());
-        let peer = Peer {
-            ip: None,
-            tls: false,
-        };
-        smol::block_on(async {
-            store
-                .add_user("alice", hash_password("pw", &cheap()).unwrap())
-                .await
-                .unwrap();
+        with_alice(async |_, auth, _| {
+            let peer = Peer {
+                ip: None,
+                tls: false,
+            };
             assert_eq!(
                 auth.authenticate("alice", "pw", peer).await.map(|u| u.name),
                 Ok("alice".into())

@@ -496,10 +496,11 @@ pub fn write_runs(numbers: &[u32], out: &mut Vec<u8>) {
     }
 }
 
-/// Writes `* SEARCH n n n` (RFC 3501 §7.2.5), with `(MODSEQ m)` when the search used
-/// MODSEQ and matched something (RFC 7162 §3.1.5), and the CRLF.
-pub fn write_search(numbers: &[u32], modseq: Option<ModSeq>, out: &mut Vec<u8>) {
-    out.extend_from_slice(b"* SEARCH");
+/// Writes `* SEARCH n n n` (RFC 3501 §7.2.5) or, with `name` "SORT", `* SORT n n n`
+/// (RFC 5256 §4), with `(MODSEQ m)` when the search used MODSEQ and matched something
+/// (RFC 7162 §3.1.5), and the CRLF.
+pub fn write_search(name: &str, numbers: &[u32], modseq: Option<ModSeq>, out: &mut Vec<u8>) {
+    out.extend_from_slice(format!("* {name}").as_bytes());
     for n in numbers {
         out.push(b' ');
         out.extend_from_slice(n.to_string().as_bytes());

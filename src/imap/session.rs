@@ -109,6 +109,29 @@ pub enum State {
     Logout,
 }
 
+impl State {
+    /// The account and the view of the Selected state; `BAD` in any other.
+    pub(crate) fn selected(&self) -> Result<(&Account, &View), ImapError> {
+        match self {
+            State::Selected(account, view) => Ok((account, view)),
+            _ => Err(not_selected()),
+        }
+    }
+
+    /// [`State::selected`], to change.
+    pub(crate) fn selected_mut(&mut self) -> Result<(&mut Account, &mut View), ImapError> {
+        match self {
+            State::Selected(account, view) => Ok((account, view)),
+            _ => Err(not_selected()),
+        }
+    }
+}
+
+/// The reply to a command that needs a selected mailbox, outside the Selected state.
+fn not_selected() -> ImapError {
+    ImapError::Bad("Select a mailbox first".into())
+}
+
 /// What ENABLE turned on (RFC 5161).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Enabled {
@@ -453,7 +476,7 @@ impl Session {
             (
                 State::Authenticated(_),
                 C::Check | C::Close | C::Unselect | C::Message { .. } | C::CancelUpdate(_),
-            ) => bad("Select a mailbox first"),
+            ) => Err(not_selected()),
             (State::Logout, _) => bad("Logging out"),
             _ => Ok(()),
         }
@@ -726,13 +749,13 @@ impl Session {
         }
     }
 
-    /// Session selected view, if any.
     /// The store: what the handlers read and write through (the delivery pipeline only
     /// for APPEND, and its hooks for quota).
     pub(super) fn store(&self) -> &crate::store::Store {
         &self.ctx.pipeline.store
     }
 
+    /// Session selected view, if any.
     pub fn view(&self) -> Option<&View> {
         match &self.state {
             State::Selected(_, v) => Some(v),

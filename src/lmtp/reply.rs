@@ -95,41 +95,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn encode_single_line_with_enhanced() {
-        let r = Reply::new(250, (2, 0, 0), "OK");
-        assert_eq!(r.to_bytes(), b"250 2.0.0 OK\r\n");
-    }
-
-    #[test]
-    fn encode_multi_line() {
-        let r = Reply::plain(
-            250,
-            vec!["host".into(), "PIPELINING".into(), "SIZE 10".into()],
-        );
-        assert_eq!(
-            r.to_bytes(),
-            b"250-host\r\n250-PIPELINING\r\n250 SIZE 10\r\n"
-        );
-    }
-
-    #[test]
-    fn encode_multi_line_enhanced_on_every_line() {
-        let r = Reply {
-            code: 214,
-            enhanced: Some((2, 0, 0)),
-            lines: vec!["a".into(), "b".into()],
-        };
-        assert_eq!(r.to_bytes(), b"214-2.0.0 a\r\n214 2.0.0 b\r\n");
-    }
-
-    #[test]
-    fn encode_sanitises_injection_and_bad_code() {
-        let r = Reply::new(99, (5, 0, 0), "x\r\n250 ok\u{e9}");
-        assert_eq!(r.to_bytes(), b"451 5.0.0 x??250 ok??\r\n");
-    }
-
-    #[test]
-    fn encode_empty_lines() {
-        assert_eq!(Reply::plain(250, vec![]).to_bytes(), b"250 \r\n");
+    fn encode() {
+        let cases = [
+            // One line with an enhanced code.
+            (Reply::new(250, (2, 0, 0), "OK"), &b"250 2.0.0 OK\r\n"[..]),
+            // Several lines: a dash after the code on all but the last.
+            (
+                Reply::plain(
+                    250,
+                    vec!["host".into(), "PIPELINING".into(), "SIZE 10".into()],
+                ),
+                b"250-host\r\n250-PIPELINING\r\n250 SIZE 10\r\n",
+            ),
+            // The enhanced code on every line.
+            (
+                Reply {
+                    code: 214,
+                    enhanced: Some((2, 0, 0)),
+                    lines: vec!["a".into(), "b".into()],
+                },
+                b"214-2.0.0 a\r\n214 2.0.0 b\r\n",
+            ),
+            // No line breaks or non-ASCII from the text; a bad code becomes 451.
+            (
+                Reply::new(99, (5, 0, 0), "x\r\n250 ok\u{e9}"),
+                b"451 5.0.0 x??250 ok??\r\n",
+            ),
+            // No lines at all.
+            (Reply::plain(250, vec![]), b"250 \r\n"),
+        ];
+        for (reply, want) in cases {
+            assert_eq!(reply.to_bytes(), want, "{reply:?}");
+        }
     }
 }

@@ -39,11 +39,9 @@ pub(crate) struct ContentType {
 /// the caller then applies the RFC 2045 §5.2 default, as that section recommends for
 /// a syntactically invalid field. Unparseable parameters are dropped.
 pub(crate) fn parse_content_type(value: &[u8], budget: &mut Budget) -> Option<ContentType> {
-    let mut c = Cursor::new(value);
+    let (mut c, media_type) = leading_token(value)?;
     c.skip_cfws();
-    let media_type = c.token();
-    c.skip_cfws();
-    if media_type.is_empty() || !c.eat(b'/') {
+    if !c.eat(b'/') {
         return None;
     }
     c.skip_cfws();
@@ -60,16 +58,20 @@ pub(crate) fn parse_content_type(value: &[u8], budget: &mut Budget) -> Option<Co
 
 /// Parses `disposition-type *(";" parameter)`; `None` when the type is empty.
 pub(crate) fn parse_disposition(value: &[u8], budget: &mut Budget) -> Option<Disposition> {
-    let mut c = Cursor::new(value);
-    c.skip_cfws();
-    let kind = c.token();
-    if kind.is_empty() {
-        return None;
-    }
+    let (mut c, kind) = leading_token(value)?;
     Some(Disposition {
         kind: kind.to_vec(),
         params: c.params(budget),
     })
+}
+
+/// The first token of `value` (comments and folding white space before it skipped),
+/// and a cursor just past it; `None` when there is no token there.
+fn leading_token(value: &[u8]) -> Option<(Cursor<'_>, &[u8])> {
+    let mut c = Cursor::new(value);
+    c.skip_cfws();
+    let token = c.token();
+    (!token.is_empty()).then_some((c, token))
 }
 
 /// Comma-separated language tags, comments removed, empty entries dropped.

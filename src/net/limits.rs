@@ -270,17 +270,19 @@ mod tests {
         Some(s.parse().unwrap())
     }
 
+    /// Why a connection of `service` from `from` is refused, if it is.
+    fn refusal(l: &ConnLimits, service: Service, from: Option<IpAddr>) -> Option<LimitError> {
+        l.try_connect(service, from).err()
+    }
+
     #[test]
     fn per_ip_and_total_limits_release_on_drop() {
         let l = limits(3, 2, 1);
         let s1 = l.try_connect(Imap, ip("192.0.2.1")).unwrap();
         let _s2 = l.try_connect(Imap, ip("192.0.2.1")).unwrap();
-        assert_eq!(
-            l.try_connect(Imap, ip("192.0.2.1")).err(),
-            Some(LimitError::PerIp)
-        );
+        assert_eq!(refusal(&l, Imap, ip("192.0.2.1")), Some(LimitError::PerIp));
         let _s3 = l.try_connect(Imap, ip("192.0.2.2")).unwrap();
-        assert_eq!(l.try_connect(Pop3, None).err(), Some(LimitError::Total));
+        assert_eq!(refusal(&l, Pop3, None), Some(LimitError::Total));
         drop(s1);
         assert_eq!(l.total(), 2);
         let _s4 = l.try_connect(Imap, ip("192.0.2.1")).unwrap();
@@ -291,10 +293,7 @@ mod tests {
         let l = limits(10, 1, 1);
         let _imap = l.try_connect(Imap, ip("192.0.2.1")).unwrap();
         let pop3 = l.try_connect(Pop3, ip("192.0.2.1")).unwrap();
-        assert_eq!(
-            l.try_connect(Pop3, ip("192.0.2.1")).err(),
-            Some(LimitError::PerIp)
-        );
+        assert_eq!(refusal(&l, Pop3, ip("192.0.2.1")), Some(LimitError::PerIp));
         drop(pop3);
         assert!(l.try_connect(Pop3, ip("192.0.2.1")).is_ok());
     }
@@ -306,10 +305,7 @@ mod tests {
             .iter()
             .map(|a| l.try_connect(Imap, ip(a)).unwrap())
             .collect();
-        assert_eq!(
-            l.try_connect(Imap, ip("127.0.0.1")).err(),
-            Some(LimitError::Total)
-        );
+        assert_eq!(refusal(&l, Imap, ip("127.0.0.1")), Some(LimitError::Total));
         drop(held);
         // An IPv4-mapped loopback peer (dual-stack listener) is trusted too.
         let _a = l.try_connect(Imap, ip("::ffff:127.0.0.1")).unwrap();
@@ -324,14 +320,11 @@ mod tests {
     fn lmtp_has_its_own_budget() {
         let l = limits(1, 1, 1);
         let _imap = l.try_connect(Imap, ip("127.0.0.1")).unwrap();
-        assert_eq!(
-            l.try_connect(Pop3, ip("127.0.0.1")).err(),
-            Some(LimitError::Total)
-        );
+        assert_eq!(refusal(&l, Pop3, ip("127.0.0.1")), Some(LimitError::Total));
         // IMAP/POP3 at their total: LMTP still gets its two places, from any address.
         let a = l.try_connect(Lmtp, ip("192.0.2.1")).unwrap();
         let _b = l.try_connect(Lmtp, None).unwrap();
-        assert_eq!(l.try_connect(Lmtp, None).err(), Some(LimitError::Lmtp));
+        assert_eq!(refusal(&l, Lmtp, None), Some(LimitError::Lmtp));
         assert_eq!((l.total(), l.lmtp()), (1, 2));
         drop(a);
         assert!(l.try_connect(Lmtp, ip("127.0.0.1")).is_ok());
@@ -367,7 +360,7 @@ mod tests {
         let l = limits(10, 1, 1);
         let _s = l.try_connect(Imap, ip("2001:db8::1")).unwrap();
         assert_eq!(
-            l.try_connect(Imap, ip("2001:db8::2")).err(),
+            refusal(&l, Imap, ip("2001:db8::2")),
             Some(LimitError::PerIp)
         );
         assert!(l.try_connect(Imap, ip("2001:db8:0:1::1")).is_ok());

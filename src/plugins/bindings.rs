@@ -16,41 +16,38 @@ pub mod filter {
     });
 }
 
-/// `world quota-plugin`.
-pub mod quota {
-    wasmtime::component::bindgen!({
-        path: "wit",
-        world: "quota-plugin",
-        with: {
-            "nestbox:plugin/types": crate::plugins::bindings::filter::nestbox::plugin::types,
-            "nestbox:plugin/host": crate::plugins::bindings::filter::nestbox::plugin::host,
-        },
-    });
+/// A module of bindings for a world that reuses the filter world's `types` and `host`.
+macro_rules! world_sharing_filter_imports {
+    ($(#[$doc:meta])* $module:ident, $world:literal) => {
+        $(#[$doc])*
+        pub mod $module {
+            wasmtime::component::bindgen!({
+                path: "wit",
+                world: $world,
+                with: {
+                    "nestbox:plugin/types": crate::plugins::bindings::filter::nestbox::plugin::types,
+                    "nestbox:plugin/host": crate::plugins::bindings::filter::nestbox::plugin::host,
+                },
+            });
+        }
+    };
 }
 
-/// `world retention-plugin`.
-pub mod retention {
-    wasmtime::component::bindgen!({
-        path: "wit",
-        world: "retention-plugin",
-        with: {
-            "nestbox:plugin/types": crate::plugins::bindings::filter::nestbox::plugin::types,
-            "nestbox:plugin/host": crate::plugins::bindings::filter::nestbox::plugin::host,
-        },
-    });
-}
-
-/// `world sieve-plugin` (0.2.0): imports `sieve-host` besides the shared interfaces.
-pub mod sieve {
-    wasmtime::component::bindgen!({
-        path: "wit",
-        world: "sieve-plugin",
-        with: {
-            "nestbox:plugin/types": crate::plugins::bindings::filter::nestbox::plugin::types,
-            "nestbox:plugin/host": crate::plugins::bindings::filter::nestbox::plugin::host,
-        },
-    });
-}
+world_sharing_filter_imports!(
+    /// `world quota-plugin`.
+    quota,
+    "quota-plugin"
+);
+world_sharing_filter_imports!(
+    /// `world retention-plugin`.
+    retention,
+    "retention-plugin"
+);
+world_sharing_filter_imports!(
+    /// `world sieve-plugin` (0.2.0): imports `sieve-host` besides the shared interfaces.
+    sieve,
+    "sieve-plugin"
+);
 
 pub use filter::nestbox::plugin::host::Level;
 pub use filter::nestbox::plugin::types as wit_types;

@@ -518,20 +518,44 @@ pub(crate) fn remove_loose(
     Ok(())
 }
 
-/// The raw bytes of a blob, wherever it is (`data`: the opened [`LOOSE_DATA`]).
-pub(crate) fn load_raw(
+/// How much of a blob to load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Extent {
+    /// All its bytes.
+    Whole,
+    /// Its header, up to and with the blank line that ends it (all of a blob without
+    /// one; see [`crate::mime::header_end`]). A packed blob is not copied whole.
+    Header,
+}
+
+/// The bytes of a blob, whole or its header, wherever it is (`data`: the opened
+/// [`LOOSE_DATA`]).
+pub(crate) fn load(
     tx: &redb::ReadTransaction,
     data: &impl ReadableTable<u64, &'static [u8]>,
     shared: &Shared,
     hash: &BlobId,
     rec: &BlobRecord,
+    extent: Extent,
 ) -> Result<Vec<u8>, StoreError> {
-    let raw = match rec.location {
+    let header_len = |blob: &[u8]| crate::mime::header_end(blob, 0, blob.len());
+    let mut raw = match rec.location {
         Location::Loose { seq } => {
             let stored = data
                 .get(seq)?
                 .ok_or_else(|| StoreError::Corrupt("blob without data".into()))?;
             shared.codec.decompress(rec, stored.value())?
+        }
+        Location::Packed { pack, offset, .. } if extent == Extent::Header => {
+            let bytes = match super::pack::load_shared(tx, shared, pack)? {
+                Loaded::Shared(bytes) => bytes,
+                // Packed alone: not cached, and only its start is decompressed.
+                Loaded::Alone(alone) => {
+                    return super::pack::load_alone_header(tx, shared, pack, &alone, rec.raw_len);
+                }
+            };
+            let blob = slice(&bytes, offset, rec.raw_len)?;
+            return Ok(blob.get(..header_len(blob)).unwrap_or(blob).to_vec());
         }
         Location::Packed { pack, offset, .. } => {
             let bytes = super::pack::load(tx, shared, pack)?;
@@ -539,6 +563,9 @@ pub(crate) fn load_raw(
         }
     };
     check_content(hash, &raw)?;
+    if extent == Extent::Header {
+        raw.truncate(header_len(&raw));
+    }
     Ok(raw)
 }
 
@@ -549,36 +576,6 @@ pub(crate) fn check_content(hash: &BlobId, raw: &[u8]) -> Result<(), StoreError>
         Ok(())
     } else {
         Err(StoreError::Corrupt("content hash mismatch".into()))
-    }
-}
-
-/// The header of a blob (see [`crate::mime::header_end`]), wherever it is; a packed
-/// blob is not copied whole.
-pub(crate) fn load_header(
-    tx: &redb::ReadTransaction,
-    data: &impl ReadableTable<u64, &'static [u8]>,
-    shared: &Shared,
-    hash: &BlobId,
-    rec: &BlobRecord,
-) -> Result<Vec<u8>, StoreError> {
-    let header_len = |blob: &[u8]| crate::mime::header_end(blob, 0, blob.len());
-    match rec.location {
-        Location::Loose { .. } => {
-            let mut raw = load_raw(tx, data, shared, hash, rec)?;
-            raw.truncate(header_len(&raw));
-            Ok(raw)
-        }
-        Location::Packed { pack, offset, .. } => {
-            let bytes = match super::pack::load_shared(tx, shared, pack)? {
-                Loaded::Shared(bytes) => bytes,
-                // Packed alone: not cached, and only its start is decompressed.
-                Loaded::Alone(alone) => {
-                    return super::pack::load_alone_header(tx, shared, pack, &alone, rec.raw_len);
-                }
-            };
-            let blob = slice(&bytes, offset, rec.raw_len)?;
-            Ok(blob.get(..header_len(blob)).unwrap_or(blob).to_vec())
-        }
     }
 }
 

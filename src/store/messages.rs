@@ -7,7 +7,7 @@ use std::sync::Arc;
 use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
-use super::blob::{self, PreparedBlob};
+use super::blob::{self, Extent, PreparedBlob};
 use super::import::{self, KeptIds};
 use super::mailboxes::{self, canonical_mailbox};
 use super::schema::BlobId;
@@ -314,38 +314,27 @@ impl<'t> Reader<'t> {
         blob::load_meta(self.tx, &self.metas, self.shared, &rec.blob, brec)
     }
 
-    /// The blob's bytes (the message without its prefix).
+    /// The blob's bytes (the message without its prefix), whole or its header as
+    /// `mime::analyze` finds it.
     pub(super) fn body(
         &self,
         rec: &MessageRecord,
         brec: &BlobRecord,
+        extent: Extent,
     ) -> Result<Vec<u8>, StoreError> {
-        blob::load_raw(self.tx, &self.data, self.shared, &rec.blob, brec)
+        blob::load(self.tx, &self.data, self.shared, &rec.blob, brec, extent)
     }
 
-    /// The blob's header, up to and with the blank line that ends it (all of a blob
-    /// without one), as `mime::analyze` finds it.
-    pub(super) fn header(
-        &self,
+    /// The message as clients see it, prefix + blob; or its header, prefix + the blob's
+    /// header (a packed message is not copied whole).
+    pub(super) fn message(
+        &mut self,
         rec: &MessageRecord,
-        brec: &BlobRecord,
+        extent: Extent,
     ) -> Result<Vec<u8>, StoreError> {
-        blob::load_header(self.tx, &self.data, self.shared, &rec.blob, brec)
-    }
-
-    /// The message as clients see it: prefix + blob.
-    pub(super) fn message(&mut self, rec: &MessageRecord) -> Result<Vec<u8>, StoreError> {
         let brec = self.blob(rec)?;
         let prefix = self.prefix(rec)?;
-        Ok(join(prefix, &self.body(rec, &brec)?))
-    }
-
-    /// The header of the message as clients see it: prefix + the blob's header. A
-    /// packed message is not copied whole.
-    pub(super) fn message_header(&mut self, rec: &MessageRecord) -> Result<Vec<u8>, StoreError> {
-        let brec = self.blob(rec)?;
-        let prefix = self.prefix(rec)?;
-        Ok(join(prefix, &self.header(rec, &brec)?))
+        Ok(join(prefix, &self.body(rec, &brec, extent)?))
     }
 }
 
@@ -613,11 +602,12 @@ pub(crate) fn load_in(
                 meta = Some((structure, prefix.len()));
             }
             if need_bytes {
-                let body = if header_only {
-                    reader.header(&rec, &brec)?
+                let extent = if header_only {
+                    Extent::Header
                 } else {
-                    reader.body(&rec, &brec)?
+                    Extent::Whole
                 };
+                let body = reader.body(&rec, &brec, extent)?;
                 let whole = join(prefix, &body);
                 bytes = bytes.saturating_add(whole.len());
                 raw = Some(whole);

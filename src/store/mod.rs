@@ -192,20 +192,24 @@ pub(crate) fn now() -> i64 {
         .unwrap_or(0)
 }
 
+/// The database lock was poisoned by a panic while it was held.
+fn poisoned() -> StoreError {
+    StoreError::Storage("lock poisoned".into())
+}
+
+/// The database is closed: shut down, or opening it again failed.
+fn not_open() -> StoreError {
+    StoreError::Storage("the database is not open".into())
+}
+
 impl Shared {
     /// Runs `f` with the database, holding the lock shared.
     pub(crate) fn with_db<T>(
         &self,
         f: impl FnOnce(&Database) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let guard = self
-            .db
-            .read()
-            .map_err(|_| StoreError::Storage("lock poisoned".into()))?;
-        match guard.as_ref() {
-            Some(db) => f(db),
-            None => Err(StoreError::Storage("the database is not open".into())),
-        }
+        let guard = self.db.read().map_err(|_| poisoned())?;
+        f(guard.as_ref().ok_or_else(not_open)?)
     }
 
     /// Runs `f` with exclusive access to the database.
@@ -213,14 +217,8 @@ impl Shared {
         &self,
         f: impl FnOnce(&mut Database) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let mut guard = self
-            .db
-            .write()
-            .map_err(|_| StoreError::Storage("lock poisoned".into()))?;
-        match guard.as_mut() {
-            Some(db) => f(db),
-            None => Err(StoreError::Storage("the database is not open".into())),
-        }
+        let mut guard = self.db.write().map_err(|_| poisoned())?;
+        f(guard.as_mut().ok_or_else(not_open)?)
     }
 
     /// A read transaction (it does not borrow the lock; it is counted while it lives).
@@ -241,10 +239,7 @@ impl Shared {
     /// Closes and reopens the database file. redb refuses every transaction after an I/O
     /// error (a full disk, say) until the file is opened again, which also repairs it.
     pub(crate) fn reopen(&self) -> Result<(), StoreError> {
-        let mut guard = self
-            .db
-            .write()
-            .map_err(|_| StoreError::Storage("lock poisoned".into()))?;
+        let mut guard = self.db.write().map_err(|_| poisoned())?;
         // The file lock is released only when the old handle is gone.
         drop(guard.take());
         self.open_into(&mut guard)?;

@@ -204,10 +204,7 @@ fn pack_record(
     packs: &impl ReadableTable<u64, &'static [u8]>,
     id: u64,
 ) -> Result<PackRecord, StoreError> {
-    let v = packs
-        .get(id)?
-        .ok_or_else(|| StoreError::Corrupt(format!("missing pack {id}")))?;
-    schema::decode(v.value())
+    schema::record(packs, id, "pack")
 }
 
 /// What [`load_shared`] found: the decompressed bytes of a pack of several messages, or

@@ -8,6 +8,7 @@ use redb::{ReadTransaction, ReadableTable};
 
 use crate::contracts::{MailData, MailboxId, Uid, UserId};
 
+use super::blob::Extent;
 use super::imap::{copy_in, create_parents, expunge_in, numbers};
 use super::mailboxes::{self, canonical_mailbox};
 use super::messages::Reader;
@@ -168,7 +169,7 @@ impl Store {
                 }
                 let (k, v) = row?;
                 let rec: MessageRecord = schema::decode(v.value())?;
-                let mut header = reader.message_header(&rec)?;
+                let mut header = reader.message(&rec, Extent::Header)?;
                 header.truncate(SUMMARY_HEADER_MAX);
                 out.push(Summary {
                     uid: Uid(k.value().1),

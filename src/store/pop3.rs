@@ -3,7 +3,7 @@
 
 use redb::{ReadableTable, WriteTransaction};
 
-use super::blob;
+use super::blob::{self, Extent};
 use super::mailboxes;
 use super::messages::Reader;
 use super::schema::{self, MESSAGES, MessageRecord};
@@ -66,7 +66,7 @@ impl Store {
                 // A damaged message (its content hash fails) is left out of the
                 // maildrop rather than failing every login; `nestbox verify` names it.
                 let uid = k.value().1;
-                let bytes = match reader.message(&rec) {
+                let bytes = match reader.message(&rec, Extent::Whole) {
                     Ok(b) => b,
                     Err(StoreError::Corrupt(why)) => {
                         log::error!(
@@ -273,6 +273,7 @@ mod tests {
     #[test]
     fn retrieved_is_recorded_once() {
         with_inbox(async |store, _, inbox| {
+            let modseq = store.messages(inbox).await.unwrap()[1].modseq;
             store
                 .set_pop3_retrieved(inbox, vec![Uid(2), Uid(9)], 100)
                 .await
@@ -284,6 +285,8 @@ mod tests {
             let scan = store.pop3_scan(inbox, |b, _| b.to_vec()).await.unwrap();
             let times: Vec<_> = scan.iter().map(|e| e.pop3_retrieved).collect();
             assert_eq!(times, vec![None, Some(100), None]);
+            // Not a change a client sees: the mod-sequence stays.
+            assert_eq!(store.messages(inbox).await.unwrap()[1].modseq, modseq);
             assert_eq!(scan[0].scanned, b"Subject: 1\r\n\r\nbody 1\r\n");
         });
     }

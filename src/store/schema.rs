@@ -338,9 +338,26 @@ pub fn trace(
     traces: &impl ReadableTable<u32, &'static [u8]>,
     id: u32,
 ) -> Result<TraceRecord, StoreError> {
-    let v = traces
-        .get(id)?
-        .ok_or_else(|| StoreError::Corrupt(format!("missing trace {id}")))?;
+    record(traces, id, "trace")
+}
+
+/// The record under the number `key` of `table`, decoded; `Corrupt` when there is none
+/// (`what` names the record in the error).
+pub fn record<K, T>(
+    table: &impl ReadableTable<K, &'static [u8]>,
+    key: K,
+    what: &str,
+) -> Result<T, StoreError>
+where
+    K: redb::Key
+        + for<'a> std::borrow::Borrow<K::SelfType<'a>>
+        + std::fmt::Display
+        + Copy
+        + 'static,
+    T: for<'a> Deserialize<'a>,
+{
+    let missing = || StoreError::Corrupt(format!("missing {what} {key}"));
+    let v = table.get(key)?.ok_or_else(missing)?;
     decode(v.value())
 }
 

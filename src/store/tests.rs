@@ -15,10 +15,16 @@ fn cfg(dictionary_after: u64) -> StoreConfig {
     }
 }
 
+/// A fresh store in a temp dir (to keep while the store is open).
+fn temp_store(dictionary_after: u64) -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &cfg(dictionary_after)).unwrap();
+    (dir, store)
+}
+
 /// Runs `test` on a fresh store with one user, "a".
 fn with_user_a(test: impl AsyncFnOnce(&Store, UserId)) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), &cfg(0)).unwrap();
+    let (_dir, store) = temp_store(0);
     smol::block_on(async {
         let a = store.add_user("a", "h".into()).await.unwrap();
         test(&store, a).await;
@@ -63,8 +69,7 @@ pub(super) fn request(store: &Store, user: UserId, mailbox: &str, raw: &[u8]) ->
 
 #[test]
 fn new_user_gets_special_use_mailboxes() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), &cfg(0)).unwrap();
+    let (_dir, store) = temp_store(0);
     smol::block_on(async {
         let id = store.add_user("Alice", "h".into()).await.unwrap();
         assert_eq!(
@@ -199,8 +204,7 @@ fn concurrent_appends_get_distinct_uids() {
 
 #[test]
 fn dictionary_is_trained_and_old_blobs_stay_readable() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), &cfg(40)).unwrap();
+    let (dir, store) = temp_store(40);
     smol::block_on(async {
         let a = store.add_user("a", "h".into()).await.unwrap();
         let inbox = store.mailbox(a, "INBOX").await.unwrap().unwrap().id;
@@ -387,8 +391,7 @@ async fn assert_big(store: &Store, inbox: MailboxId, uid: u32) {
 
 #[test]
 fn loose_blobs_are_packed_and_read_back_and_sparse_packs_unpacked() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), &cfg(0)).unwrap();
+    let (_dir, store) = temp_store(0);
     let n = 1200;
     let (a, inbox) = deliver_big(&store, n);
     let (packs, loose) = pack_state(&store);
@@ -511,8 +514,7 @@ fn attachment(i: usize, len: usize) -> Vec<u8> {
 /// message starting with an empty line, one with no blank line at all.
 #[test]
 fn the_header_of_a_message_packed_alone_is_what_the_whole_message_has() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), &cfg(0)).unwrap();
+    let (_dir, store) = temp_store(0);
     let codec = store.codec();
     let body = attachment(7, 120_000);
     let mut cases: Vec<Vec<u8>> = vec![body.clone()];
@@ -571,8 +573,7 @@ fn the_header_of_a_message_packed_alone_is_what_the_whole_message_has() {
 
 #[test]
 fn a_large_message_is_packed_alone_at_once_and_leaves_with_its_last_copy() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), &cfg(0)).unwrap();
+    let (_dir, store) = temp_store(0);
     let raw = attachment(1, 60_000);
     let small = message(2);
     let (inbox, archive) = smol::block_on(async {
@@ -733,8 +734,7 @@ fn trace_renders_the_same_bytes_every_time() {
 
 #[test]
 fn the_tail_is_packed_after_a_pause_and_absorbed_by_the_next_pack() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), &cfg(0)).unwrap();
+    let (_dir, store) = temp_store(0);
     let (a, inbox) = smol::block_on(async {
         let a = store.add_user("a", "h".into()).await.unwrap();
         let inbox = store.mailbox(a, "INBOX").await.unwrap().unwrap().id;
@@ -783,8 +783,7 @@ async fn user_with_inbox(store: &Store, range: std::ops::RangeInclusive<usize>) 
 
 #[test]
 fn load_messages_reads_in_order_marks_gone_and_stops_at_the_budget() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), &cfg(0)).unwrap();
+    let (_dir, store) = temp_store(0);
     smol::block_on(async {
         let inbox = user_with_inbox(&store, 1..=5).await;
         store.expunge(inbox, vec![Uid(2)]).await.unwrap();
@@ -859,8 +858,7 @@ fn load_messages_reads_in_order_marks_gone_and_stops_at_the_budget() {
 
 #[test]
 fn find_user_cache_follows_password_changes_and_deletion() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), &cfg(0)).unwrap();
+    let (_dir, store) = temp_store(0);
     smol::block_on(async {
         assert_eq!(store.find_user("carol", "").await.unwrap(), None);
         let id = store.add_user("carol", "h1".into()).await.unwrap();
@@ -902,8 +900,7 @@ fn a_full_pack_record_fits_one_page() {
 #[test]
 fn schema_2_store_is_upgraded_dictionaries_into_chunks() {
     use redb::{ReadableDatabase, ReadableTableMetadata};
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), &cfg(0)).unwrap();
+    let (dir, store) = temp_store(0);
     smol::block_on(store.add_user("a", "h".into())).unwrap();
     store.shutdown();
     drop(store);
@@ -953,8 +950,7 @@ fn schema_2_store_is_upgraded_dictionaries_into_chunks() {
 fn schema_3_store_is_upgraded_loose_bytes_keyed_by_arrival() {
     use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
     use schema::BlobId;
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), &cfg(0)).unwrap();
+    let (dir, store) = temp_store(0);
     let inbox = smol::block_on(async {
         let a = store.add_user("a", "h".into()).await.unwrap();
         let reqs = (0..5)
@@ -1078,8 +1074,7 @@ fn the_file_is_compacted_once_packing_is_done() {
         "packing frees over a quarter of the file: {free} of {file} free"
     );
     // ...with it (the default), the packer gives them back once the writer is quiet.
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), &cfg(0)).unwrap();
+    let (_dir, store) = temp_store(0);
     let (after, free) = packed_file(&store, 1200);
     assert!(
         free * 4 < after && after < file,
@@ -1097,8 +1092,7 @@ fn mail_is_packed_while_writes_never_pause() {
     // After packing, the packer waits for a quiet writer before it compacts. A steady
     // stream of writes (an IMAP client's flag changes) used to keep it in that wait with
     // its `packing` flag set, so mail delivered meanwhile was never packed.
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), &cfg(0)).unwrap();
+    let (_dir, store) = temp_store(0);
     let append = |range: std::ops::Range<usize>, a: UserId| {
         smol::block_on(async {
             for chunk in range.collect::<Vec<_>>().chunks(50) {
@@ -1150,8 +1144,7 @@ fn mail_is_packed_while_writes_never_pause() {
 #[test]
 fn finish_packing_leaves_nothing_loose() {
     // What `nestbox import` calls before closing a store it opened itself.
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), &cfg(0)).unwrap();
+    let (_dir, store) = temp_store(0);
     smol::block_on(async {
         let a = store.add_user("a", "h".into()).await.unwrap();
         for chunk in (0..900).collect::<Vec<_>>().chunks(100) {
@@ -1174,8 +1167,7 @@ fn finish_packing_leaves_nothing_loose() {
 
 #[test]
 fn import_layout_kept_uids_and_uidls() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), &cfg(0)).unwrap();
+    let (_dir, store) = temp_store(0);
     smol::block_on(async {
         let user = store.add_user("alice", "h".into()).await.unwrap();
         let layout = vec![
@@ -1277,8 +1269,7 @@ fn import_layout_kept_uids_and_uidls() {
 
 #[test]
 fn expunge_history_stays_within_the_window_under_churn() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), &cfg(0)).unwrap();
+    let (_dir, store) = temp_store(0);
     let window = imap::EXPUNGED_WINDOW;
     smol::block_on(async {
         let a = store.add_user("a", "h".into()).await.unwrap();
@@ -1317,8 +1308,7 @@ fn expunge_history_stays_within_the_window_under_churn() {
 /// the mailbox lacks (docs/decisions.md, "QRESYNC over a bounded expunge history").
 #[test]
 fn expunged_since_is_exact_in_the_window_and_a_superset_below_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), &cfg(0)).unwrap();
+    let (_dir, store) = temp_store(0);
     let window = imap::EXPUNGED_WINDOW;
     let all = || vec![(1, u32::MAX)];
     smol::block_on(async {
@@ -1397,8 +1387,7 @@ fn sparse_packs(store: &Store) -> usize {
 
 #[test]
 fn a_pack_under_two_thirds_live_is_repacked() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), &cfg(0)).unwrap();
+    let (_dir, store) = temp_store(0);
     let n = 1200;
     let (_, inbox) = deliver_big(&store, n);
     // Two in five go, as junk and POP3-downloaded mail do on the day it came: every pack
@@ -1419,8 +1408,7 @@ fn a_pack_under_two_thirds_live_is_repacked() {
 
 #[test]
 fn expunge_while_the_packer_waits_to_compact_still_unpacks() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), &cfg(0)).unwrap();
+    let (_dir, store) = temp_store(0);
     let n = 1200;
     let (a, inbox) = deliver_big(&store, n);
     assert!(pack_state(&store).0 >= 2);
@@ -1565,8 +1553,7 @@ fn the_index_keeps_what_sort_and_thread_read_from_each_header() {
 
 #[test]
 fn segments_mostly_expunged_are_rewritten_without_the_dead() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), &cfg(0)).unwrap();
+    let (_dir, store) = temp_store(0);
     smol::block_on(async {
         let inbox = user_with_inbox(&store, 0..=199).await;
         store.index_now().unwrap();

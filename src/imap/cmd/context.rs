@@ -293,9 +293,7 @@ impl Session {
         &mut self,
         tags: &[String],
     ) -> Result<Outcome, ImapError> {
-        let State::Selected(_, view) = &mut self.state else {
-            return Err(ImapError::Bad("Select a mailbox first".into()));
-        };
+        let (_, view) = self.state.selected_mut()?;
         if let Some(t) = tags.iter().find(|t| !view.contexts.has(t)) {
             return Err(ImapError::No(
                 None,
@@ -407,13 +405,7 @@ mod tests {
 
     #[test]
     fn cancelupdate_parses_quoted_tags() {
-        let p = |s: &str| {
-            let buf = format!("{s}\r\n");
-            let mut p = Parser::new(buf.as_bytes());
-            let tags = parse(&mut p)?;
-            p.end()?;
-            Ok::<_, super::super::super::grammar::Syntax>(tags)
-        };
+        let p = |s: &str| crate::imap::grammar::parse_whole(s.as_bytes(), parse);
         assert_eq!(p(" \"a1\" \"b2\"").unwrap(), vec!["a1", "b2"]);
         crate::testing::assert_refused(p, &["", " a1", " \"a1", " \"a1\"x", "  \"a1\""]);
     }

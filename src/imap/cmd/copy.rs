@@ -70,9 +70,7 @@ impl Session {
         set: &SequenceSet,
         uid: bool,
     ) -> Result<Resolved, ImapError> {
-        let view = self
-            .view()
-            .ok_or_else(|| ImapError::Bad("Select a mailbox first".into()))?;
+        let (_, view) = self.state.selected()?;
         let idx = view.resolve(set, uid)?;
         let mut out = Resolved::default();
         for i in idx {
@@ -97,10 +95,8 @@ impl Session {
         out: &mut Vec<u8>,
     ) -> Result<Outcome, ImapError> {
         let verb = if remove { "MOVE" } else { "COPY" };
-        let (src, read_only, origin) = match &self.state {
-            State::Selected(account, v) => (v.mailbox, v.read_only, account.origin),
-            _ => return Err(ImapError::Bad("Select a mailbox first".into())),
-        };
+        let (account, view) = self.state.selected()?;
+        let (src, read_only, origin) = (view.mailbox, view.read_only, account.origin);
         let named = self.resolve_set(&set, uid)?;
         let (user, user_name) = self.user()?;
         let name = self.mailbox_name(raw)?;

@@ -20,10 +20,8 @@ impl Session {
         &mut self,
         uid_set: Option<SequenceSet>,
     ) -> Result<Outcome, ImapError> {
-        let (mailbox, read_only, origin) = match &self.state {
-            State::Selected(account, v) => (v.mailbox, v.read_only, account.origin),
-            _ => return Err(ImapError::Bad("Select a mailbox first".into())),
-        };
+        let (account, view) = self.state.selected()?;
+        let (mailbox, read_only, origin) = (view.mailbox, view.read_only, account.origin);
         let restrict = match &uid_set {
             None => None,
             Some(set) => Some(self.resolve_set(set, true)?.uids),

@@ -19,7 +19,7 @@ use super::super::fetch::{self, Options, Partial, Rfc822, Section, SectionText};
 use super::super::grammar::{MAX_DEPTH, Parser, R, Syntax, is_atom_char};
 use super::super::response::{Code, ImapError, Status};
 use super::super::sequence::SequenceSet;
-use super::super::session::{Outcome, Session, State};
+use super::super::session::{Outcome, Session};
 use super::super::view::flag_list;
 use super::partial::Range as PartialRange;
 use crate::mime::MessageMeta;
@@ -412,9 +412,7 @@ impl Session {
                     "VANISHED needs UID FETCH, CHANGEDSINCE and ENABLE QRESYNC".into(),
                 ));
             };
-            let Some(view) = self.view() else {
-                return Err(ImapError::Bad("Select a mailbox first".into()));
-            };
+            let (_, view) = self.state.selected()?;
             let within = super::qresync::uid_ranges(&set, &view.saved);
             self.vanished_earlier(view.mailbox, &view.uids(), since, within, out)
                 .await?;
@@ -442,9 +440,7 @@ impl Session {
         let condstore = self.enabled.condstore;
         let rev1 = !self.enabled.rev2;
         let store = self.store().clone();
-        let State::Selected(account, view) = &mut self.state else {
-            return Err(ImapError::Bad("Select a mailbox first".into()));
-        };
+        let (account, view) = self.state.selected_mut()?;
         let origin = account.origin;
         let mut picked = view.resolve(&set, uid)?;
         if let Some(since) = args.changed_since {
@@ -551,9 +547,7 @@ impl Session {
             return Ok(());
         }
         let store = self.store().clone();
-        let State::Selected(_, view) = &self.state else {
-            return Err(ImapError::Bad("Select a mailbox first".into()));
-        };
+        let (_, view) = self.state.selected()?;
         let n = job.todo.len().min(BATCH);
         let mut batch = job.todo.split_off(job.todo.len().saturating_sub(n));
         batch.reverse();
@@ -583,9 +577,7 @@ impl Session {
         loaded: Option<Loaded>,
         out: &mut Vec<u8>,
     ) -> Result<(), ImapError> {
-        let State::Selected(_, view) = &self.state else {
-            return Err(ImapError::Bad("Select a mailbox first".into()));
-        };
+        let (_, view) = self.state.selected()?;
         let mailbox = view.mailbox;
         let args = &job.args;
         let (opts, condstore, rev1) = (job.opts, job.condstore, job.rev1);

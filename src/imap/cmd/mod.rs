@@ -30,9 +30,9 @@ use std::sync::Arc;
 
 use super::cmd::search::Hit;
 use super::response::ImapError;
-use super::session::{Session, State};
+use super::session::Session;
 pub use crate::mime::summary::HeaderData;
-use crate::store::Want;
+use crate::store::{Loaded, Store, Want};
 
 /// Messages whose header one store call reads, and the bytes after which it stops.
 const HEADER_BATCH: usize = 512;
@@ -75,9 +75,7 @@ impl Session {
         need: HeaderNeed,
     ) -> Result<Vec<Arc<HeaderData>>, ImapError> {
         let store = self.store().clone();
-        let State::Selected(_, view) = &self.state else {
-            return Err(ImapError::Bad("Select a mailbox first".into()));
-        };
+        let (_, view) = self.state.selected()?;
         let mailbox = view.mailbox;
         let cache = &mut self.headers;
         if cache.mailbox != mailbox || cache.map.len() > CACHE_MAX {
@@ -103,24 +101,21 @@ impl Session {
             skip_trace: true,
             header_only: true,
         };
-        let mut done = 0usize;
-        while done < missing.len() {
-            let uids: Vec<Uid> = missing
-                .iter()
-                .skip(done)
-                .take(HEADER_BATCH)
-                .copied()
-                .collect();
-            let got = store
-                .load_messages(mailbox, uids, want, HEADER_BYTES)
-                .await?;
-            done = done.saturating_add(got.len().max(1));
-            for (uid, loaded) in got {
+        let batches = (HEADER_BATCH, HEADER_BYTES);
+        load_in_batches(
+            &store,
+            mailbox,
+            &missing,
+            want,
+            batches,
+            |_, uid, loaded| {
                 if let Some(raw) = loaded.and_then(|l| l.raw) {
                     cache.map.insert(uid, Arc::new(HeaderData::parse(&raw)));
                 }
-            }
-        }
+                Ok(())
+            },
+        )
+        .await?;
         let empty = Arc::new(HeaderData::default());
         Ok(hits
             .iter()
@@ -133,4 +128,29 @@ impl Session {
             })
             .collect())
     }
+}
+
+/// Reads the messages `uids` of `mailbox` a batch at a time, each store call reading at
+/// most `batch` messages and stopping after about `bytes` (see
+/// [`Store::load_messages`]), and hands each to `each` with its index in `uids`.
+pub(super) async fn load_in_batches(
+    store: &Store,
+    mailbox: MailboxId,
+    uids: &[Uid],
+    want: Want,
+    (batch, bytes): (usize, usize),
+    mut each: impl FnMut(usize, Uid, Option<Loaded>) -> Result<(), ImapError>,
+) -> Result<(), ImapError> {
+    let mut next = 0usize;
+    while next < uids.len() {
+        let chunk: Vec<Uid> = uids.iter().skip(next).take(batch).copied().collect();
+        let got = store.load_messages(mailbox, chunk, want, bytes).await?;
+        // At least one is read, so a store answering with nothing still ends the loop.
+        let read = got.len().max(1);
+        for (i, (uid, loaded)) in (next..).zip(got) {
+            each(i, uid, loaded)?;
+        }
+        next = next.saturating_add(read);
+    }
+    Ok(())
 }

@@ -725,11 +725,7 @@ mod tests {
     use super::*;
 
     fn parse_str(s: &str) -> R<NotifyCommand> {
-        let buf = format!("{s}\r\n");
-        let mut p = Parser::new(buf.as_bytes());
-        let cmd = parse(&mut p)?;
-        p.end()?;
-        Ok(cmd)
+        crate::imap::grammar::parse_whole(s.as_bytes(), parse)
     }
 
     #[test]

@@ -109,11 +109,7 @@ mod tests {
     use super::*;
 
     fn range(s: &str) -> R<Range> {
-        let buf = format!("{s}\r\n");
-        let mut p = Parser::new(buf.as_bytes());
-        let r = Range::parse(&mut p)?;
-        p.end()?;
-        Ok(r)
+        crate::imap::grammar::parse_whole(s.as_bytes(), Range::parse)
     }
 
     #[test]

@@ -377,9 +377,7 @@ impl Session {
             let uids = hits.iter().map(|h| h.uid.0).collect();
             self.open_context(tag, uid, &a.key, None, uids, out);
         }
-        let State::Selected(_, view) = &mut self.state else {
-            return Err(ImapError::Bad("Select a mailbox first".into()));
-        };
+        let (_, view) = self.state.selected_mut()?;
         let numbers: Vec<u32> = hits.iter().map(|h| h.number(uid)).collect();
         // What the command returns (RFC 9394 §3.2): SAVE keeps it, and with MODSEQ the
         // reply carries its highest mod-sequence (RFC 7162 §3.1.5).
@@ -406,7 +404,7 @@ impl Session {
                 modseq,
                 out,
             ),
-            None => search::write_search(&numbers, modseq, out),
+            None => search::write_search("SEARCH", &numbers, modseq, out),
         }
         Ok(Outcome::Done(Status::ok("SEARCH completed")))
     }
@@ -504,9 +502,7 @@ impl Session {
     ) -> Result<Vec<Hit>, ImapError> {
         let rev1 = !self.enabled.rev2;
         let store = self.store().clone();
-        let State::Selected(_, view) = &self.state else {
-            return Err(ImapError::Bad("Select a mailbox first".into()));
-        };
+        let (_, view) = self.state.selected()?;
         // A sequence number past EXISTS matches nothing: OK with no match, as Dovecot
         // and clients expect (RFC 9051 §6.4.4 defines the key as a set of messages).
         if key.depth() > MAX_DEPTH {
@@ -557,26 +553,25 @@ impl Session {
             skip_trace: !key.needs_trace(),
             header_only: !structure,
         };
-        let mut next = 0usize;
-        while next < undecided.len() {
-            let uids: Vec<Uid> = undecided
-                .iter()
-                .skip(next)
-                .take(CONTENT_BATCH)
-                .map(|(_, m, _)| m.uid)
-                .collect();
-            let got = store
-                .load_messages(view.mailbox, uids, want, CONTENT_BYTES)
-                .await?;
-            let read = got.len().max(1);
-            for ((seq, m, info), (_, loaded)) in undecided.iter().skip(next).zip(got) {
+        let uids: Vec<Uid> = undecided.iter().map(|(_, m, _)| m.uid).collect();
+        let batches = (CONTENT_BATCH, CONTENT_BYTES);
+        super::load_in_batches(
+            &store,
+            view.mailbox,
+            &uids,
+            want,
+            batches,
+            |i, _, loaded| {
+                let Some((seq, m, info)) = undecided.get(i) else {
+                    return Ok(());
+                };
                 let Some(Loaded {
                     meta,
                     raw: Some(raw),
                     ..
                 }) = loaded
                 else {
-                    continue;
+                    return Ok(());
                 };
                 let undecodable = || {
                     ImapError::Internal(format!(
@@ -606,9 +601,10 @@ impl Session {
                 if search::matches(key, &cand, &scope, Some(&content)).unwrap_or(false) {
                     hits.push(Hit::new(*seq, m, info));
                 }
-            }
-            next = next.saturating_add(read);
-        }
+                Ok(())
+            },
+        )
+        .await?;
         hits.sort_unstable_by_key(|h| h.seq);
         Ok(hits)
     }

@@ -11,7 +11,7 @@ use std::cmp::Ordering;
 
 use super::super::grammar::{Parser, R, Syntax};
 use super::super::response::{ImapError, Status};
-use super::super::search::{Return, SearchKey, write_esearch};
+use super::super::search::{Return, SearchKey, write_esearch, write_search};
 use super::super::session::{Outcome, Session};
 use super::search::{Hit, return_options, search_program};
 use super::{HeaderData, HeaderNeed};
@@ -172,13 +172,7 @@ impl Session {
         match a.ret {
             // RFC 5267 §3.2, RFC 9394 §3.1: PARTIAL pages the results in sort order.
             Some(r) => write_esearch(Some(tag.as_bytes()), uid, &numbers, r, None, out),
-            None => {
-                out.extend_from_slice(b"* SORT");
-                for n in &numbers {
-                    out.extend_from_slice(format!(" {n}").as_bytes());
-                }
-                out.extend_from_slice(b"\r\n");
-            }
+            None => write_search("SORT", &numbers, None, out),
         }
         Ok(Outcome::Done(Status::ok("SORT completed")))
     }

@@ -5,7 +5,7 @@ use super::super::grammar::{Parser, R, Syntax};
 use super::super::response::{Code, ImapError, Status};
 use super::super::search::write_sequence_set;
 use super::super::sequence::SequenceSet;
-use super::super::session::{Outcome, Session, State};
+use super::super::session::{Outcome, Session};
 use super::super::view::flag_list;
 use super::append::split_flags;
 use super::fetch::mod_sequence;
@@ -91,9 +91,7 @@ impl Session {
         let qresync = self.enabled.qresync;
         let rev1 = !self.enabled.rev2;
         let store = self.store().clone();
-        let State::Selected(account, view) = &mut self.state else {
-            return Err(ImapError::Bad("Select a mailbox first".into()));
-        };
+        let (account, view) = self.state.selected_mut()?;
         let origin = account.origin;
         let picked = view.resolve(&set, uid)?;
         // RFC 9051 §6.3.3: no changes in a mailbox selected with EXAMINE.

@@ -299,13 +299,13 @@ fn sequence_set_compression() {
 #[test]
 fn search_and_esearch_responses() {
     let mut out = Vec::new();
-    write_search(&[], None, &mut out);
+    write_search("SEARCH", &[], None, &mut out);
     assert_eq!(out, b"* SEARCH\r\n");
     out.clear();
-    write_search(&[2, 5], Some(ModSeq(917)), &mut out);
+    write_search("SEARCH", &[2, 5], Some(ModSeq(917)), &mut out);
     assert_eq!(out, b"* SEARCH 2 5 (MODSEQ 917)\r\n");
     out.clear();
-    write_search(&[], Some(ModSeq(917)), &mut out);
+    write_search("SEARCH", &[], Some(ModSeq(917)), &mut out);
     assert_eq!(out, b"* SEARCH\r\n");
 
     let all = Return {

@@ -47,6 +47,14 @@ async fn id(store: &Store, user: UserId, name: &str) -> MailboxId {
     mailbox(store, user, name).await.id
 }
 
+/// Appends messages 1..=3 to the user's INBOX, unflagged; its id.
+async fn inbox_of_three(store: &Store, user: UserId) -> MailboxId {
+    for i in 1..=3 {
+        append(store, user, "INBOX", i, 0).await;
+    }
+    id(store, user, "INBOX").await
+}
+
 /// The UIDs in a mailbox, in order.
 async fn uids(store: &Store, mailbox: MailboxId) -> Vec<u32> {
     let list = store.messages(mailbox).await.unwrap();
@@ -91,10 +99,7 @@ async fn blobs(store: &Store) -> u64 {
 #[test]
 fn store_flags_modes_modseq_and_unchangedsince() {
     with_user(async |store, u| {
-        for i in 1..=3 {
-            append(store, u, "INBOX", i, 0).await;
-        }
-        let inbox = id(store, u, "INBOX").await;
+        let inbox = inbox_of_three(store, u).await;
         let before = mailbox(store, u, "INBOX").await.highest_modseq;
         let rx = store.feed().subscribe(u);
 
@@ -256,10 +261,7 @@ fn copy_shares_blobs_and_keeps_flags() {
 #[test]
 fn move_is_copy_plus_expunge() {
     with_user(async |store, u| {
-        for i in 1..=3 {
-            append(store, u, "INBOX", i, 0).await;
-        }
-        let inbox = id(store, u, "INBOX").await;
+        let inbox = inbox_of_three(store, u).await;
         let archive = id(store, u, "Archive").await;
         let rx = store.feed().subscribe(u);
         let out = store
@@ -533,33 +535,6 @@ fn subscriptions_are_per_name() {
         let v = store.add_user("v", "h".into()).await.unwrap();
         assert!(!subscribed(store, v, "Future/box").await);
         assert_eq!(store.set_subscribed(u, "inbox", true).await, Ok(true));
-    });
-}
-
-#[test]
-fn pop3_retrieved_keeps_first_time() {
-    with_user(async |store, u| {
-        append(store, u, "INBOX", 1, 0).await;
-        let inbox = id(store, u, "INBOX").await;
-        let modseq = store.messages(inbox).await.unwrap()[0].modseq;
-        store
-            .set_pop3_retrieved(inbox, vec![Uid(1), Uid(5)], 100)
-            .await
-            .unwrap();
-        store
-            .set_pop3_retrieved(inbox, vec![Uid(1)], 200)
-            .await
-            .unwrap();
-        let rec = store
-            .read(move |tx, _| {
-                let t = tx.open_table(MESSAGES)?;
-                let v = t.get((inbox.0, 1))?.unwrap();
-                schema::decode::<MessageRecord>(v.value())
-            })
-            .await
-            .unwrap();
-        assert_eq!(rec.pop3_retrieved, Some(100));
-        assert_eq!(store.messages(inbox).await.unwrap()[0].modseq, modseq);
     });
 }
 
