@@ -17,6 +17,19 @@
 /// Most malloc arenas: threads share them beyond this. glibc's default is eight per CPU.
 pub const ARENAS: i32 = 2;
 
+/// Allocations of this many bytes or more get pages of their own (mmap), given back
+/// when freed. glibc starts at 128 KiB but raises the bar to the size of each such block
+/// freed, up to 32 MiB: after the first password check (argon2's 19 MiB), every later
+/// block under that size came from the arenas, where what a burst freed stayed until the
+/// next trim (17 MiB more at the end of the benchmark sequence, docs/benchmarks.md "Large
+/// blocks of their own"). Setting it fixes the bar. The large blocks of a busy server
+/// (decompressed packs, the packer's compression contexts, argon2's memory, big
+/// messages) then cost fresh pages each: 8-9% more CPU for deliveries with their packing
+/// and for the IMAP mix (`benches/cpu_work.sh`), the price of a server that is back to
+/// its working size when a burst ends rather than a trim later. An operator who prefers
+/// the CPU sets `MALLOC_MMAP_THRESHOLD_` (glibc's own variable), which is then left alone.
+pub const MMAP_THRESHOLD: i32 = 256 * 1024;
+
 /// Most threads in smol's blocking pool, which otherwise grows to 500 under load. Store
 /// reads, password hashing and plugin calls run there, and each thread keeps a zstd
 /// decompression context with the dictionary (about 150 KiB) and a stack: 50 IMAP
@@ -24,7 +37,8 @@ pub const ARENAS: i32 = 2;
 /// need more.
 pub const BLOCKING_THREADS: usize = 16;
 
-/// Caps glibc's malloc arenas at [`ARENAS`] and the blocking pool at
+/// Caps glibc's malloc arenas at [`ARENAS`], fixes its mmap threshold at
+/// [`MMAP_THRESHOLD`], and caps the blocking pool at
 /// [`BLOCKING_THREADS`] (unless `BLOCKING_MAX_THREADS` is set already). Call first in
 /// `serve`, before the process has started any other thread: a thread keeps the arena it
 /// was given, and the pool reads its limit once.
@@ -32,13 +46,19 @@ pub fn configure() {
     cap_blocking_pool();
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
-        // SAFETY: mallopt only sets a tuning parameter of glibc's allocator; it takes two
-        // integers, touches no memory of ours, and is thread-safe (it takes the main
-        // arena's lock). M_ARENA_MAX is a documented parameter; a refused value (return
-        // 0) leaves the default in place, which is only a lost optimisation.
-        let ok = unsafe { libc::mallopt(libc::M_ARENA_MAX, ARENAS) };
-        if ok == 0 {
-            log::warn!("memory: glibc refused M_ARENA_MAX {ARENAS}");
+        let mut settings = vec![(libc::M_ARENA_MAX, ARENAS, "M_ARENA_MAX")];
+        // An operator's own threshold (glibc reads it from the environment) is kept.
+        if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {
+            settings.push((libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD, "M_MMAP_THRESHOLD"));
+        }
+        for (param, value, name) in settings {
+            // SAFETY: mallopt only sets a tuning parameter of glibc's allocator; it takes
+            // two integers, touches no memory of ours, and is thread-safe (it takes the
+            // main arena's lock). Both are documented parameters; a refused value (return
+            // 0) leaves the default in place, which is only a lost optimisation.
+            if unsafe { libc::mallopt(param, value) } == 0 {
+                log::warn!("memory: glibc refused {name} {value}");
+            }
         }
     }
 }
