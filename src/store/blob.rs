@@ -105,6 +105,19 @@ mod contexts {
             let all = std::mem::take(&mut *self.lock());
             drop(all);
         }
+
+        /// Frees the idle contexts whose key `keep` refuses.
+        fn retain(&self, keep: impl Fn(&K) -> bool) {
+            let gone: Vec<(K, C)> = {
+                let mut idle = self.lock();
+                let (kept, gone) = std::mem::take(&mut *idle)
+                    .into_iter()
+                    .partition(|(k, _)| keep(k));
+                *idle = kept;
+                gone
+            };
+            drop(gone);
+        }
     }
 
     static COMPRESSORS: Pool<(u64, i32), Compressor<'static>> = Pool::new();
@@ -125,13 +138,17 @@ mod contexts {
         DECOMPRESSORS.clear();
     }
 
-    /// Compresses `raw` at `level` with `dict` (`(generation, bytes)`, or none); the
-    /// context is kept for the next call only with `keep`.
+    /// Frees the idle compression contexts of every level but `level`.
+    pub(super) fn drop_levels_but(level: i32) {
+        COMPRESSORS.retain(|&(_, l)| l == level);
+    }
+
+    /// Compresses `raw` at `level` with `dict` (`(generation, bytes)`, or none), with an
+    /// idle context of that kind if one waits; the context waits for the next call.
     pub(super) fn compress(
         dict: Option<(u64, &[u8])>,
         level: i32,
         raw: &[u8],
-        keep: bool,
     ) -> io::Result<Vec<u8>> {
         let key = (dict.map_or(0, |d| d.0), level);
         let mut c = match COMPRESSORS.take(&key) {
@@ -150,7 +167,7 @@ mod contexts {
         };
         let out = c.compress(raw);
         // A context that failed is not reused.
-        if keep && out.is_ok() {
+        if out.is_ok() {
             COMPRESSORS.give(key, c);
         }
         out
@@ -267,15 +284,22 @@ impl Codec {
     }
 
     /// Compresses `raw` with the active dictionary at `level` (packs use their own level).
-    /// Only contexts at the store's level are kept for reuse: one for a pack's level
-    /// takes 11 MiB or more (level 15, a 1 MiB pack) and costs little to make next to
-    /// the compression it serves.
+    /// A context at a pack's level (6-8 MiB at level 15 with its capped tables) is
+    /// kept only until [`Codec::drop_pack_contexts`] at the end of the packer's run: the
+    /// packs of a burst share one instead of faulting in fresh pages for each, and a
+    /// quiet server holds none.
     pub(crate) fn compress_at(&self, raw: &[u8], level: i32) -> Result<(u32, Vec<u8>), StoreError> {
         let dicts = self.snapshot();
         let dict = dicts.active.as_deref();
         let with = dict.map(|d| (d.generation, d.bytes.as_slice()));
-        let out = contexts::compress(with, level, raw, level == self.level).map_err(zstd_err)?;
+        let out = contexts::compress(with, level, raw).map_err(zstd_err)?;
         Ok((dict.map_or(0, |d| d.id), out))
+    }
+
+    /// Frees the idle compression contexts of levels other than the store's (the
+    /// packer's), once it has nothing more to pack.
+    pub(crate) fn drop_pack_contexts(&self) {
+        contexts::drop_levels_but(self.level);
     }
 
     /// Decompresses a stored blob.
@@ -639,24 +663,26 @@ pub(crate) fn maybe_train(shared: &Arc<Shared>, writer: &super::writer::Writer) 
     if shared.codec.training.swap(true, Ordering::SeqCst) {
         return;
     }
-    let shared = shared.clone();
+    let owned = shared.clone();
     let writer = writer.clone();
     let spawned = std::thread::Builder::new()
         .name("store-dict".into())
         .spawn(move || {
-            match train(&shared) {
+            match train(&owned) {
                 // Older loose blobs are not recompressed one by one: the packer (which
                 // waits for this dictionary) rewrites them into packs with it anyway.
                 Ok(Some(id)) => log::info!("store: trained zstd dictionary {id}"),
                 Ok(None) => {}
                 Err(e) => log::warn!("store: dictionary training failed: {e}"),
             }
-            shared.codec.trained.store(true, Ordering::SeqCst);
-            shared.codec.training.store(false, Ordering::SeqCst);
-            super::pack::maybe_pack(&shared, &writer);
+            owned.codec.trained.store(true, Ordering::SeqCst);
+            owned.codec.training.store(false, Ordering::SeqCst);
+            super::pack::maybe_pack(&owned, &writer);
         });
     if let Err(e) = spawned {
+        // Like the packer: the next commit that finds training due tries again.
         log::warn!("store: cannot start dictionary training: {e}");
+        shared.codec.training.store(false, Ordering::SeqCst);
     }
 }
 

@@ -499,7 +499,15 @@ impl super::Store {
     }
 }
 
+/// The packer thread: [`run_until_done`], then frees the compression contexts it made.
 fn run(shared: &Arc<Shared>, writer: &Writer) -> Result<(), StoreError> {
+    let out = run_until_done(shared, writer);
+    shared.codec.drop_pack_contexts();
+    out
+}
+
+/// Unpacks what is sparse and packs what is loose until nothing is left to do.
+fn run_until_done(shared: &Arc<Shared>, writer: &Writer) -> Result<(), StoreError> {
     loop {
         let did_unpack = unpack(shared, writer, Unpack::Sparse)?;
         let loose = loose_bytes(shared)?;

@@ -1588,8 +1588,7 @@ fn segments_mostly_expunged_are_rewritten_without_the_dead() {
 
 #[test]
 fn readers_of_one_pack_at_once_decompress_it_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), &cfg(0)).unwrap();
+    let (_dir, store) = temp_store(0);
     let (_, inbox) = deliver_big(&store, 700);
     let packs = &store.codec().packs;
     packs.drop_unused(std::time::Duration::ZERO);
