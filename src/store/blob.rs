@@ -345,6 +345,29 @@ impl Codec {
     }
 }
 
+/// Most bytes [`decompress_plain`] makes from one frame: more than any index segment.
+const PLAIN_MAX: u64 = 256 << 20;
+
+/// `raw` compressed at `level` without a dictionary, with a pooled context (the index
+/// segments'): a context of its own for each call was fresh pages each time.
+pub(crate) fn compress_plain(raw: &[u8], level: i32) -> Result<Vec<u8>, StoreError> {
+    contexts::compress(None, level, raw).map_err(zstd_err)
+}
+
+/// The content of a frame made without a dictionary, decompressed with a pooled
+/// context; `None` when the frame does not say its size (a streaming encoder's, which
+/// the caller reads as a stream) or says more than [`PLAIN_MAX`].
+pub(crate) fn decompress_plain(data: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+    let size = match zstd::zstd_safe::get_frame_content_size(data) {
+        Ok(Some(size)) if size <= PLAIN_MAX => size,
+        _ => return Ok(None),
+    };
+    let cap = usize::try_from(size).map_err(|_| StoreError::Corrupt("frame size".into()))?;
+    contexts::decompress(None, data, cap, Vec::new())
+        .map(Some)
+        .map_err(zstd_err)
+}
+
 impl Codec {
     /// The header of the message `data` holds (made with dictionary `dict`, `len` bytes
     /// decompressed), as [`crate::mime::header_end`] finds it, decompressing only as far

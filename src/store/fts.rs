@@ -568,43 +568,62 @@ impl Segment {
     /// postcard), each after its length (u32 LE). The offsets into the words and
     /// postings are not stored: [`Segment::decode`] finds them again.
     fn encode(&self) -> Result<Vec<u8>, StoreError> {
-        use std::io::Write;
-        let io = |e: std::io::Error| StoreError::Storage(format!("index segment: {e}"));
-        let mut z = zstd::stream::Encoder::new(Vec::new(), LEVEL).map_err(io)?;
-        z.write_all(&RECORDS_MAGIC.to_le_bytes()).map_err(io)?;
-        z.write_all(&self.docs.to_le_bytes()).map_err(io)?;
         let records = self.records.encoded()?;
-        let parts = self
+        let parts: Vec<&Vec<u8>> = self
             .dicts
             .iter()
             .flat_map(|d| [&d.words, &d.postings])
-            .chain([&records]);
+            .chain([&records])
+            .collect();
+        let len = parts
+            .iter()
+            .map(|p| p.len().saturating_add(4))
+            .sum::<usize>();
+        let mut plain = Vec::with_capacity(len.saturating_add(8));
+        plain.extend_from_slice(&RECORDS_MAGIC.to_le_bytes());
+        plain.extend_from_slice(&self.docs.to_le_bytes());
         for part in parts {
             let len = u32::try_from(part.len())
                 .map_err(|_| StoreError::Storage("index segment over 4 GiB".into()))?;
-            z.write_all(&len.to_le_bytes()).map_err(io)?;
-            z.write_all(part).map_err(io)?;
+            plain.extend_from_slice(&len.to_le_bytes());
+            plain.extend_from_slice(part);
         }
-        z.finish().map_err(io)
+        super::blob::compress_plain(&plain, LEVEL)
     }
 
+    /// [`Segment::encode`]'s form back. A segment compressed in one piece says its size
+    /// and is decompressed with a pooled context; one an older version wrote with a
+    /// streaming encoder (no size) is read as a stream.
     fn decode(stored: &[u8]) -> Result<Segment, StoreError> {
-        use std::io::Read;
+        match super::blob::decompress_plain(stored)? {
+            Some(plain) => Segment::parse(&mut plain.as_slice()),
+            None => {
+                let mut z = zstd::stream::Decoder::new(stored)
+                    .map_err(|e| StoreError::Corrupt(format!("index segment: {e}")))?;
+                Segment::parse(&mut z)
+            }
+        }
+    }
+
+    fn parse(z: &mut impl std::io::Read) -> Result<Segment, StoreError> {
         let bad = |why: &str| StoreError::Corrupt(format!("index segment: {why}"));
-        let mut z = zstd::stream::Decoder::new(stored).map_err(|e| bad(&e.to_string()))?;
         let mut word = [0u8; 4];
-        let mut u32_of = |z: &mut dyn Read| -> Result<u32, StoreError> {
+        let mut u32_of = |z: &mut dyn std::io::Read| -> Result<u32, StoreError> {
             z.read_exact(&mut word).map_err(|e| bad(&e.to_string()))?;
             Ok(u32::from_le_bytes(word))
         };
-        let first = u32_of(&mut z)?;
+        let first = u32_of(&mut *z)?;
         let with_records = first == RECORDS_MAGIC;
-        let docs = if with_records { u32_of(&mut z)? } else { first };
+        let docs = if with_records {
+            u32_of(&mut *z)?
+        } else {
+            first
+        };
         let mut dicts = Vec::with_capacity(KINDS);
         for _ in 0..KINDS {
             let mut parts = [Vec::new(), Vec::new()];
             for part in &mut parts {
-                let len = u32_of(&mut z)? as usize;
+                let len = u32_of(&mut *z)? as usize;
                 part.resize(len, 0);
                 z.read_exact(part).map_err(|e| bad(&e.to_string()))?;
             }
@@ -633,7 +652,7 @@ impl Segment {
         }
         let mut records = Records::default();
         if with_records {
-            let len = u32_of(&mut z)? as usize;
+            let len = u32_of(&mut *z)? as usize;
             records.stored.resize(len, 0);
             z.read_exact(&mut records.stored)
                 .map_err(|e| bad(&e.to_string()))?;
@@ -1543,6 +1562,24 @@ mod tests {
         let mut short = RecordColumns::of(m.records.get().unwrap());
         short.subject.pop();
         assert!(short.records().is_err());
+    }
+
+    #[test]
+    fn a_segment_a_streaming_encoder_wrote_still_reads() {
+        let s = seg(&[(3, "hello world"), (4, "again")]);
+        let stored = s.encode().unwrap();
+        // Compressed in one piece: the frame says its size.
+        let size = zstd::zstd_safe::get_frame_content_size(&stored).unwrap();
+        let plain = zstd::bulk::decompress(&stored, 1 << 20).unwrap();
+        assert_eq!(size, Some(plain.len() as u64));
+        // The same bytes as an older version streamed them, without a size.
+        let streamed = zstd::stream::encode_all(plain.as_slice(), LEVEL).unwrap();
+        assert_eq!(
+            zstd::zstd_safe::get_frame_content_size(&streamed).unwrap(),
+            None
+        );
+        assert_eq!(Segment::decode(&streamed).unwrap(), s);
+        assert_eq!(Segment::decode(&stored).unwrap(), s);
     }
 
     #[test]
