@@ -137,8 +137,8 @@ pub struct AuthConfig {
     pub plaintext: Plaintext,
     pub argon2: Argon2Config,
     pub throttle: ThrottleConfig,
-    /// Seconds a successful login is remembered in memory so repeated logins skip argon2
-    /// (0 = no cache).
+    /// Seconds a successful login is remembered in memory after its last use, so
+    /// repeated logins skip argon2 (0 = no cache).
     pub cache_secs: u64,
 }
 
