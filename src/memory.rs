@@ -21,14 +21,14 @@ pub const ARENAS: i32 = 2;
 /// when freed. glibc starts at 128 KiB but raises the bar to the size of each such block
 /// freed, up to 32 MiB: after the first password check (argon2's 19 MiB), every later
 /// block under that size came from the arenas, where what a burst freed stayed until the
-/// next trim (17 MiB more at the end of the benchmark sequence, docs/benchmarks.md "Large
-/// blocks of their own"). Setting it fixes the bar. The large blocks of a busy server
-/// (decompressed packs, the packer's compression contexts, argon2's memory, big
-/// messages) then cost fresh pages each: 8-9% more CPU for deliveries with their packing
-/// and for the IMAP mix (`benches/cpu_work.sh`), the price of a server that is back to
-/// its working size when a burst ends rather than a trim later. An operator who prefers
-/// the CPU sets `MALLOC_MMAP_THRESHOLD_` (glibc's own variable), which is then left alone.
-pub const MMAP_THRESHOLD: i32 = 256 * 1024;
+/// next trim (up to 20 MiB more at the end of the benchmark sequence, docs/benchmarks.md
+/// "Large blocks of their own"). Setting it fixes the bar. The large blocks of a busy
+/// server (zstd's work areas and output, decompressed packs, argon2's memory, big
+/// messages) then cost fresh pages each: the price of a server that is back to its
+/// working size when a burst ends rather than a trim later (docs/decisions.md, "A fixed
+/// mmap threshold"). An operator who prefers the CPU sets `MALLOC_MMAP_THRESHOLD_`
+/// (glibc's own variable), which is then left alone.
+pub const MMAP_THRESHOLD: i32 = 512 * 1024;
 
 /// Most threads in smol's blocking pool, which otherwise grows to 500 under load. Store
 /// reads, password hashing and plugin calls run there, and each thread keeps a zstd
