@@ -4,7 +4,8 @@
 //! glibc's malloc gives each thread that allocates an arena of its own, up to eight per
 //! CPU, and keeps what is freed in them for later: after the benchmark workloads the
 //! server had 15 arenas and 55 of its 79 MiB of RSS were arena memory, mostly free.
-//! [`configure`] at start caps the arenas (and the blocking pool's threads), and
+//! [`configure`] at start caps the arenas (and the blocking pool's threads) and fixes
+//! the size from which a block gets pages of its own ([`MMAP_THRESHOLD`]), and
 //! [`release_free`] (`malloc_trim`) hands free pages back to the system, called by the
 //! server's memory timer (`server::memory_timer`).
 //!
