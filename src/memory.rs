@@ -5,7 +5,8 @@
 //! CPU, and keeps what is freed in them for later: after the benchmark workloads the
 //! server had 15 arenas and 55 of its 79 MiB of RSS were arena memory, mostly free.
 //! [`configure`] at start caps the arenas (and the blocking pool's threads) and fixes
-//! the size from which a block gets pages of its own ([`MMAP_THRESHOLD`]), and
+//! the size from which a block gets pages of its own ([`MMAP_THRESHOLD`]) and how much
+//! free memory a heap keeps at its top ([`TRIM_THRESHOLD`]), and
 //! [`release_free`] (`malloc_trim`) hands free pages back to the system, called by the
 //! server's memory timer (`server::memory_timer`).
 //!
@@ -27,9 +28,17 @@ pub const ARENAS: i32 = 2;
 /// server (zstd's work areas and output, decompressed packs, argon2's memory, big
 /// messages) then cost fresh pages each: the price of a server that is back to its
 /// working size when a burst ends rather than a trim later (docs/decisions.md, "A fixed
-/// mmap threshold"). An operator who prefers the CPU sets `MALLOC_MMAP_THRESHOLD_`
+/// mmap threshold"). An operator who prefers otherwise sets `MALLOC_MMAP_THRESHOLD_`
 /// (glibc's own variable), which is then left alone.
 pub const MMAP_THRESHOLD: i32 = 512 * 1024;
+
+/// How much free memory at the top of a heap glibc keeps rather than give back at once.
+/// Setting [`MMAP_THRESHOLD`] also stops glibc adjusting this one, which then stays at
+/// 128 KiB: a heap's top was given back and faulted in again all the time (the IMAP mix:
+/// 270,000 page faults in 10 s against 12,000-14,000 at 2 or 4 MiB, and 8% fewer
+/// commands a second). The memory timer's `malloc_trim` gives back what stays,
+/// whatever this says.
+pub const TRIM_THRESHOLD: i32 = 2 << 20;
 
 /// Most threads in smol's blocking pool, which otherwise grows to 500 under load. Store
 /// reads, password hashing and plugin calls run there, and each thread keeps a zstd
@@ -38,8 +47,8 @@ pub const MMAP_THRESHOLD: i32 = 512 * 1024;
 /// need more.
 pub const BLOCKING_THREADS: usize = 16;
 
-/// Caps glibc's malloc arenas at [`ARENAS`], fixes its mmap threshold at
-/// [`MMAP_THRESHOLD`], and caps the blocking pool at
+/// Caps glibc's malloc arenas at [`ARENAS`], fixes its mmap and trim thresholds at
+/// [`MMAP_THRESHOLD`] and [`TRIM_THRESHOLD`], and caps the blocking pool at
 /// [`BLOCKING_THREADS`] (unless `BLOCKING_MAX_THREADS` is set already). Call first in
 /// `serve`, before the process has started any other thread: a thread keeps the arena it
 /// was given, and the pool reads its limit once.
@@ -48,9 +57,24 @@ pub fn configure() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         let mut settings = vec![(libc::M_ARENA_MAX, ARENAS, "M_ARENA_MAX")];
-        // An operator's own threshold (glibc reads it from the environment) is kept.
-        if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {
-            settings.push((libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD, "M_MMAP_THRESHOLD"));
+        // An operator's own thresholds (glibc reads them from the environment) are kept.
+        for (param, value, name, env) in [
+            (
+                libc::M_MMAP_THRESHOLD,
+                MMAP_THRESHOLD,
+                "M_MMAP_THRESHOLD",
+                "MALLOC_MMAP_THRESHOLD_",
+            ),
+            (
+                libc::M_TRIM_THRESHOLD,
+                TRIM_THRESHOLD,
+                "M_TRIM_THRESHOLD",
+                "MALLOC_TRIM_THRESHOLD_",
+            ),
+        ] {
+            if std::env::var_os(env).is_none() {
+                settings.push((param, value, name));
+            }
         }
         for (param, value, name) in settings {
             // SAFETY: mallopt only sets a tuning parameter of glibc's allocator; it takes
