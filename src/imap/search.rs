@@ -181,6 +181,39 @@ impl SearchKey {
         }
     }
 
+    /// Whether evaluating reads the message's dates or size ([`Candidate::internal_date`],
+    /// `save_date`, `size`): a search without such keys reads them only for its matches.
+    /// SENTBEFORE and its kin fall back to the INTERNALDATE. Every key is named, so that
+    /// a new one must say.
+    pub fn needs_listing(&self) -> bool {
+        match self {
+            SearchKey::Larger(_)
+            | SearchKey::Smaller(_)
+            | SearchKey::Internal(..)
+            | SearchKey::Sent(..)
+            | SearchKey::Saved(..)
+            | SearchKey::Older(_)
+            | SearchKey::Younger(_) => true,
+            SearchKey::And(keys) => keys.iter().any(SearchKey::needs_listing),
+            SearchKey::Or(a, b) => a.needs_listing() || b.needs_listing(),
+            SearchKey::Not(k) => k.needs_listing(),
+            SearchKey::All
+            | SearchKey::SeqSet(_)
+            | SearchKey::Uid(_)
+            | SearchKey::SavedResult
+            | SearchKey::Flag(..)
+            | SearchKey::Keyword(..)
+            | SearchKey::Recent
+            | SearchKey::New
+            | SearchKey::Old
+            | SearchKey::SaveDateSupported
+            | SearchKey::Header(..)
+            | SearchKey::Body(_)
+            | SearchKey::Text(_)
+            | SearchKey::ModSeq(_) => false,
+        }
+    }
+
     /// Whether evaluating needs the message's MIME structure (BODY and TEXT look into
     /// the decoded text parts); header keys need only the header's length.
     pub fn needs_structure(&self) -> bool {

@@ -95,6 +95,19 @@ pub struct MessageInfo {
     pub envelope_from: Option<String>,
 }
 
+/// What SEARCH and SORT read of a message besides what a session's view holds (UID,
+/// flags, keywords, modseq): its dates and size. Small, so that the listing of a large
+/// mailbox is one small block.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Listed {
+    /// Unix seconds (IMAP INTERNALDATE).
+    pub internal_date: i64,
+    /// Unix seconds (RFC 8514 SAVEDATE).
+    pub save_date: i64,
+    /// RFC822.SIZE.
+    pub size: u64,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct MailboxStats {
     pub name: String,
@@ -382,6 +395,35 @@ impl Store {
                     modseq: ModSeq(m.modseq),
                     envelope_from: m.envelope_from,
                 });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// The dates and size of the messages of `mailbox` in the order of `uids`, in one
+    /// read transaction: `None` for a message not (or no longer) in the mailbox.
+    pub async fn listed(
+        &self,
+        mailbox: MailboxId,
+        uids: Vec<Uid>,
+    ) -> Result<Vec<Option<Listed>>, StoreError> {
+        self.read(move |tx, _| {
+            let t = tx.open_table(MESSAGES)?;
+            let mut out = Vec::with_capacity(uids.len());
+            for uid in uids {
+                let listed = match t.get((mailbox.0, uid.0))? {
+                    Some(v) => {
+                        let m: MessageRecord = schema::decode(v.value())?;
+                        Some(Listed {
+                            internal_date: m.internal_date,
+                            save_date: m.save_date,
+                            size: m.size,
+                        })
+                    }
+                    None => None,
+                };
+                out.push(listed);
             }
             Ok(out)
         })

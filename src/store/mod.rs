@@ -45,7 +45,8 @@ pub use import::{KeptIds, LayoutReport, MailboxLayout};
 pub use mailboxes::MailboxInfo;
 pub use mailboxes::canonical_mailbox;
 pub use messages::{
-    AppendRequest, Appended, Loaded, MailboxStats, MessageInfo, Stats, Structure, UserStats, Want,
+    AppendRequest, Appended, Listed, Loaded, MailboxStats, MessageInfo, Stats, Structure,
+    UserStats, Want,
 };
 pub use metadata::{Annotated, Depth, MetadataSet};
 pub use policy::{Applied, SUMMARY_HEADER_MAX, Summary, Usage, UsageReport, disk_status};

@@ -17,7 +17,7 @@ use super::super::sequence::{Bound, SequenceSet};
 use super::super::session::{Outcome, Session, State};
 use super::fetch::mod_sequence;
 use super::partial::{self, Range};
-use crate::store::{Loaded, MessageInfo, SystemFlags, Want};
+use crate::store::{Listed, Loaded, SystemFlags, Want};
 
 /// A parsed SEARCH command (RFC 9051 §9 `search`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,13 +55,13 @@ pub(in super::super) struct Hit {
 }
 
 impl Hit {
-    fn new(seq: u32, m: &super::super::view::Msg, info: &MessageInfo) -> Hit {
+    fn new(seq: u32, m: &super::super::view::Msg, listed: Listed) -> Hit {
         Hit {
             seq,
             uid: m.uid,
             modseq: m.modseq,
-            internal_date: info.internal_date,
-            size: info.size,
+            internal_date: listed.internal_date,
+            size: listed.size,
         }
     }
 
@@ -327,7 +327,7 @@ pub fn search_args(p: &mut Parser<'_>) -> R<SearchArgs> {
 fn candidate<'a>(
     seq: u32,
     m: &'a super::super::view::Msg,
-    info: &MessageInfo,
+    listed: Listed,
     recent: bool,
 ) -> Candidate<'a> {
     Candidate {
@@ -336,9 +336,9 @@ fn candidate<'a>(
         flags: m.flags,
         keywords: &m.keywords,
         recent,
-        internal_date: info.internal_date,
-        save_date: Some(info.save_date),
-        size: info.size,
+        internal_date: listed.internal_date,
+        save_date: Some(listed.save_date),
+        size: listed.size,
         modseq: m.modseq,
     }
 }
@@ -518,10 +518,16 @@ impl Session {
             .map(|(i, m)| (u32::try_from(i.saturating_add(1)).unwrap_or(u32::MAX), m))
             .filter(|(_, m)| only.is_none_or(|o| o.contains(&m.uid.0)))
             .collect();
-        let uids: Vec<Uid> = picked.iter().map(|(_, m)| m.uid).collect();
-        let records = store
-            .load_messages(view.mailbox, uids, Want::default(), usize::MAX)
-            .await?;
+        // The dates and sizes of every message only when a key reads them; otherwise
+        // only the matches' (at the end), so that a search the view's flags or the
+        // full-text index answer reads no other message record.
+        let listed_first = key.needs_listing();
+        let listed = if listed_first {
+            let uids: Vec<Uid> = picked.iter().map(|(_, m)| m.uid).collect();
+            store.listed(view.mailbox, uids).await?
+        } else {
+            Vec::new()
+        };
         let hits_of_index = self.index_hits(view.mailbox, key).await;
         let scope = Scope {
             exists: view.exists(),
@@ -532,14 +538,22 @@ impl Session {
         let recent = |m: &super::super::view::Msg| rev1 && view.recent.contains(&m.uid);
         let mut hits: Vec<Hit> = Vec::new();
         // Messages whose answer needs their content: (seq, view message, listing).
-        let mut undecided: Vec<(u32, &super::super::view::Msg, MessageInfo)> = Vec::new();
-        for ((seq, m), (_, loaded)) in picked.iter().zip(records) {
-            let Some(loaded) = loaded else { continue };
-            let cand = candidate(*seq, m, &loaded.info, recent(m));
+        let mut undecided: Vec<(u32, &super::super::view::Msg, Listed)> = Vec::new();
+        for (i, (seq, m)) in picked.iter().enumerate() {
+            // Without `listed_first` no key reads the listing: a placeholder stands in.
+            let l = if listed_first {
+                match listed.get(i) {
+                    Some(Some(l)) => *l,
+                    _ => continue, // gone from the store
+                }
+            } else {
+                Listed::default()
+            };
+            let cand = candidate(*seq, m, l, recent(m));
             match search::matches(key, &cand, &scope, None) {
-                Some(true) => hits.push(Hit::new(*seq, m, &loaded.info)),
+                Some(true) => hits.push(Hit::new(*seq, m, l)),
                 Some(false) => {}
-                None => undecided.push((*seq, m, loaded.info)),
+                None => undecided.push((*seq, m, l)),
             }
         }
         // The content of the undecided ones, read a batch at a time.
@@ -562,7 +576,7 @@ impl Session {
             want,
             batches,
             |i, _, loaded| {
-                let Some((seq, m, info)) = undecided.get(i) else {
+                let Some(&(seq, m, l)) = undecided.get(i) else {
                     return Ok(());
                 };
                 let Some(Loaded {
@@ -597,15 +611,33 @@ impl Session {
                     header_len,
                     meta: full.as_ref(),
                 };
-                let cand = candidate(*seq, m, info, recent(m));
+                let cand = candidate(seq, m, l, recent(m));
                 if search::matches(key, &cand, &scope, Some(&content)).unwrap_or(false) {
-                    hits.push(Hit::new(*seq, m, info));
+                    hits.push(Hit::new(seq, m, l));
                 }
                 Ok(())
             },
         )
         .await?;
         hits.sort_unstable_by_key(|h| h.seq);
+        if !listed_first {
+            // The matches' dates and sizes (SORT orders by them); a match gone from the
+            // store meanwhile is dropped, as above.
+            let uids: Vec<Uid> = hits.iter().map(|h| h.uid).collect();
+            let listed = store.listed(view.mailbox, uids).await?;
+            hits = hits
+                .into_iter()
+                .zip(listed)
+                .filter_map(|(h, l)| {
+                    let l = l?;
+                    Some(Hit {
+                        internal_date: l.internal_date,
+                        size: l.size,
+                        ..h
+                    })
+                })
+                .collect();
+        }
         Ok(hits)
     }
 }
