@@ -419,7 +419,9 @@ async fn run(p: &Pipeline, hostname: &str, req: Request) -> Result<Response, Res
         Request::Messages { user, mailbox } => {
             let (id, _) = user_id(p, &user).await?;
             let mb = mailbox_id(p, id, &mailbox).await?;
-            Response::Messages(store.messages(mb).await.map_err(error)?)
+            Response::Messages(std::sync::Arc::unwrap_or_clone(
+                store.messages(mb).await.map_err(error)?,
+            ))
         }
         Request::Message { user, mailbox, uid } => {
             let (id, _) = user_id(p, &user).await?;

@@ -355,6 +355,8 @@ pub(crate) struct Shared {
     pub(crate) users: users::UserCache,
     /// The full-text indexer's wake-up call and segment cache.
     pub(crate) fts: fts::State,
+    /// The last listing of each mailbox in use ([`Store::messages`]).
+    pub(crate) listings: messages::Listings,
     /// Transactions begun outside the database lock and still alive ([`Txn`]).
     open_txns: Arc<std::sync::atomic::AtomicUsize>,
 }
@@ -393,6 +395,7 @@ impl Store {
             path,
             users: users::UserCache::default(),
             fts: fts::State::default(),
+            listings: messages::Listings::default(),
             open_txns: Arc::default(),
         });
         let writer = writer::Writer::start(shared.clone());
@@ -410,6 +413,7 @@ impl Store {
     pub fn drop_unused_caches(&self, idle: std::time::Duration) {
         self.shared.codec.packs.drop_unused(idle);
         self.shared.fts.drop_unused(idle);
+        self.shared.listings.drop_unused(idle);
     }
 
     /// How long since the last client read ended or write committed (zero while a read

@@ -454,7 +454,7 @@ impl Session {
         let msgs = if needs_messages {
             self.store().messages(info.id).await?
         } else {
-            Vec::new()
+            Default::default()
         };
         let count = |bit: u8, want: bool| msgs.iter().filter(|m| m.flags.has(bit) == want).count();
         let mut parts = Vec::new();

@@ -195,6 +195,57 @@ fn store_flags_modes_modseq_and_unchangedsince() {
     });
 }
 
+/// The sessions of a mailbox share one listing until the mailbox changes: an append, a
+/// flag change and an expunge each give a new one, and its content is the store's.
+#[test]
+fn a_listing_is_shared_until_the_mailbox_changes() {
+    with_user(async |store, u| {
+        let inbox = inbox_of_three(store, u).await;
+        let first = store.messages(inbox).await.unwrap();
+        let again = store.messages(inbox).await.unwrap();
+        assert!(std::sync::Arc::ptr_eq(&first, &again));
+
+        append(store, u, "INBOX", 4, 0).await;
+        let appended = store.messages(inbox).await.unwrap();
+        assert!(!std::sync::Arc::ptr_eq(&first, &appended));
+        assert_eq!(appended.len(), 4);
+
+        store_flags(
+            store,
+            inbox,
+            vec![2],
+            FlagMode::Add,
+            SystemFlags::DELETED,
+            &[],
+            None,
+        )
+        .await
+        .unwrap();
+        let flagged = store.messages(inbox).await.unwrap();
+        assert!(flagged[1].flags.has(SystemFlags::DELETED));
+        assert!(
+            !appended[1].flags.has(SystemFlags::DELETED),
+            "the old one stays as it was"
+        );
+
+        store
+            .expunge_deleted(inbox, None, Origin::NONE)
+            .await
+            .unwrap();
+        assert_eq!(uids(store, inbox).await, vec![1, 3, 4]);
+
+        // Unused for a while, it goes; the next read builds it again.
+        let kept = store.messages(inbox).await.unwrap();
+        store.drop_unused_caches(std::time::Duration::ZERO);
+        let rebuilt = store.messages(inbox).await.unwrap();
+        assert!(!std::sync::Arc::ptr_eq(&kept, &rebuilt));
+        assert_eq!(kept, rebuilt);
+
+        // A mailbox that does not exist lists nothing.
+        assert!(store.messages(MailboxId(9999)).await.unwrap().is_empty());
+    });
+}
+
 #[test]
 fn copy_shares_blobs_and_keeps_flags() {
     with_user(async |store, u| {
