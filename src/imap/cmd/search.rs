@@ -620,7 +620,7 @@ impl Session {
         )
         .await?;
         hits.sort_unstable_by_key(|h| h.seq);
-        if !listed_first {
+        if !listed_first && !hits.is_empty() {
             // The matches' dates and sizes (SORT orders by them); a match gone from the
             // store meanwhile is dropped, as above.
             let uids: Vec<Uid> = hits.iter().map(|h| h.uid).collect();
