@@ -140,6 +140,8 @@ const LISTINGS_MAX: usize = 16 << 20;
 #[derive(Default)]
 pub(crate) struct Listings {
     kept: std::sync::Mutex<HashMap<u64, Kept>>,
+    /// The mailboxes whose listing is being read now.
+    building: super::claims::Claims<u64>,
 }
 
 struct Kept {
@@ -161,6 +163,13 @@ impl Listings {
         let Ok(mut kept) = self.kept.lock() else {
             return;
         };
+        // A reader with an older transaction does not replace a newer listing.
+        if kept
+            .get(&mailbox)
+            .is_some_and(|k| k.key.highest_modseq > key.highest_modseq)
+        {
+            return;
+        }
         // The entries and, roughly, the envelope senders they hold.
         let bytes = msgs
             .len()
@@ -477,7 +486,21 @@ impl Store {
             };
             let key = ListingKey::of(&schema::decode(v.value())?);
             drop(v);
-            if let Some(hit) = shared.listings.get(mailbox.0, key) {
+            let listings = &shared.listings;
+            if let Some(hit) = listings.get(mailbox.0, key) {
+                return Ok(hit);
+            }
+            // The sessions a change wakes all ask at once: one reads, the others wait
+            // for its listing (or, when it read another state, claim in turn).
+            let _claim = loop {
+                if let Some(claim) = listings.building.claim(mailbox.0) {
+                    break claim;
+                }
+                if let Some(hit) = listings.get(mailbox.0, key) {
+                    return Ok(hit);
+                }
+            };
+            if let Some(hit) = listings.get(mailbox.0, key) {
                 return Ok(hit);
             }
             let t = tx.open_table(MESSAGES)?;
@@ -497,7 +520,7 @@ impl Store {
                 });
             }
             let out = Arc::new(out);
-            shared.listings.keep(mailbox.0, key, &out);
+            listings.keep(mailbox.0, key, &out);
             Ok(out)
         })
         .await
@@ -770,4 +793,32 @@ pub(crate) fn load_in(
         out.push((uid, Some(Loaded { info, meta, raw })));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod listing_tests {
+    use super::*;
+
+    fn key(highest_modseq: u64) -> ListingKey {
+        ListingKey {
+            uidvalidity: 1,
+            uidnext: 10,
+            highest_modseq,
+            messages: 3,
+        }
+    }
+
+    #[test]
+    fn a_listing_read_in_an_older_transaction_does_not_replace_a_newer_one() {
+        let listings = Listings::default();
+        let newer = Arc::new(Vec::new());
+        listings.keep(5, key(8), &newer);
+        listings.keep(5, key(7), &Arc::new(Vec::new()));
+        assert!(Arc::ptr_eq(&listings.get(5, key(8)).unwrap(), &newer));
+        assert!(listings.get(5, key(7)).is_none());
+        // A newer one replaces it.
+        listings.keep(5, key(9), &Arc::new(Vec::new()));
+        assert!(listings.get(5, key(8)).is_none() && listings.get(5, key(9)).is_some());
+    }
 }

@@ -12,6 +12,7 @@
 mod app_passwords;
 pub mod backup;
 pub mod blob;
+mod claims;
 pub mod feed;
 pub mod fts;
 mod imap;

@@ -26,13 +26,14 @@
 //! the packs of a day's mail at about 0.55 live for as long as the rest was kept, when
 //! junk and POP3-downloaded mail went the same day: docs/decisions.md, "Steady churn".)
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 
+use super::claims::Claims;
 use super::schema::BlobId;
 use super::schema::{
     self, BLOB_META, BLOBS, BlobRecord, LOOSE, LOOSE_DATA, Location, META, PACK_CHUNK, PACK_CHUNKS,
@@ -85,29 +86,10 @@ pub(crate) const MAX_ITEMS: usize = 240;
 pub struct PackCache {
     packs: Mutex<VecDeque<Cached>>,
     spare: Mutex<Option<Vec<u8>>>,
-    /// The packs being decompressed now, and the signal that one of them is done.
-    loading: Mutex<HashSet<u64>>,
-    loaded: Condvar,
+    /// The packs being decompressed now.
+    loading: Claims<u64>,
     /// Packs decompressed for readers since the store opened (`/metrics`).
     decompressed: AtomicU64,
-}
-
-/// A reader's claim to decompress a pack; others wait until it is dropped.
-struct Claim<'a> {
-    cache: &'a PackCache,
-    id: u64,
-}
-
-impl Drop for Claim<'_> {
-    fn drop(&mut self) {
-        let mut loading = self
-            .cache
-            .loading
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        loading.remove(&self.id);
-        self.cache.loaded.notify_all();
-    }
 }
 
 /// One decompressed pack in the [`PackCache`] and when it was last read.
@@ -168,25 +150,6 @@ impl PackCache {
         }
     }
 
-    /// The claim to decompress pack `id`, or `None` after waiting for another reader that
-    /// held it (the pack is then in the cache, unless already pushed out or that reader
-    /// failed: the caller looks again).
-    fn claim(&self, id: u64) -> Option<Claim<'_>> {
-        // The set only ever holds whole inserts and removals, so a panic elsewhere while
-        // it was locked leaves it consistent.
-        let mut loading = self.loading.lock().unwrap_or_else(PoisonError::into_inner);
-        if loading.insert(id) {
-            return Some(Claim { cache: self, id });
-        }
-        while loading.contains(&id) {
-            loading = self
-                .loaded
-                .wait(loading)
-                .unwrap_or_else(PoisonError::into_inner);
-        }
-        None
-    }
-
     /// Packs of several messages decompressed for readers, that is reads the cache did
     /// not answer.
     pub(crate) fn decompressed(&self) -> u64 {
@@ -245,7 +208,7 @@ pub(crate) fn load_shared(
         return Ok(Loaded::Alone(rec));
     }
     let _claim = loop {
-        if let Some(claim) = cache.claim(id) {
+        if let Some(claim) = cache.loading.claim(id) {
             break claim;
         }
         if let Some(b) = cache.get(id) {
