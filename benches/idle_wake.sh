@@ -4,7 +4,7 @@
 # connections select INBOX and IDLE (benches/idle_wake.py), then ROUNDS messages arrive
 # by LMTP one at a time. Reported: the p50 and max time until every session has its
 # EXISTS, the server's CPU seconds over the run (its logins and SELECTs included) and
-# its VmRSS at the end.
+# its VmRSS at the end and 15 s later (the clients gone).
 #
 #   benches/idle_wake.sh [CORPUS_DIR]
 #
@@ -40,4 +40,6 @@ python3 "$ROOT/benches/idle_wake.py" "${A_IMAP%:*}" "${A_IMAP##*:}" "${A_LMTP##*
     bench pw "$SESSIONS" "$ROUNDS"
 c1=$(cpu_ticks)
 awk -v t="$((c1 - c0))" -v hz="$hz" 'BEGIN { printf "server_cpu_s: %.2f\n", t / hz }'
-echo "server_rss_kib: $(awk '/^VmRSS/ {print $2}' "/proc/$SERVER_PID/status")"
+echo "server_rss_kib_end: $(awk '/^VmRSS/ {print $2}' "/proc/$SERVER_PID/status")"
+sleep 15
+echo "server_rss_kib_15s_after: $(awk '/^VmRSS/ {print $2}' "/proc/$SERVER_PID/status")"
