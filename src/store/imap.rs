@@ -760,11 +760,8 @@ impl Store {
     /// STATUS counts (RFC 9051 §6.3.11): one pass over the mailbox's message rows.
     pub async fn mailbox_status(&self, mailbox: MailboxId) -> Result<MailboxStatus, StoreError> {
         self.read(move |tx, _| {
-            let boxes = tx.open_table(MAILBOXES)?;
-            let mb: MailboxRecord = match boxes.get(mailbox.0)? {
-                Some(v) => schema::decode(v.value())?,
-                None => return Err(StoreError::NoSuchMailbox),
-            };
+            let mb = mailboxes::record_of(&tx.open_table(MAILBOXES)?, mailbox.0)?
+                .ok_or(StoreError::NoSuchMailbox)?;
             let mut st = MailboxStatus {
                 uidnext: mb.uidnext,
                 uidvalidity: mb.uidvalidity,
@@ -804,11 +801,8 @@ impl Store {
         within: Vec<(u32, u32)>,
     ) -> Result<Vanished, StoreError> {
         self.read(move |tx, _| {
-            let boxes = tx.open_table(MAILBOXES)?;
-            let mb: MailboxRecord = match boxes.get(mailbox.0)? {
-                Some(v) => schema::decode(v.value())?,
-                None => return Err(StoreError::NoSuchMailbox),
-            };
+            let mb = mailboxes::record_of(&tx.open_table(MAILBOXES)?, mailbox.0)?
+                .ok_or(StoreError::NoSuchMailbox)?;
             let exact_from = mb.uidnext.saturating_sub(EXPUNGED_WINDOW).max(1);
             let mut out = Vanished {
                 uids: Vec::new(),

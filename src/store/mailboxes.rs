@@ -117,9 +117,19 @@ pub(crate) fn records_of(
 }
 
 pub(crate) fn load_in(tx: &WriteTransaction, id: u64) -> Result<Option<MailboxRecord>, StoreError> {
-    let t = tx.open_table(MAILBOXES)?;
-    let v = t.get(id)?;
-    v.map(|v| schema::decode(v.value())).transpose()
+    record_of(&tx.open_table(MAILBOXES)?, id)
+}
+
+/// The record of mailbox `id` in the opened [`MAILBOXES`], if there is one (in a read or
+/// a write transaction).
+pub(crate) fn record_of(
+    boxes: &impl ReadableTable<u64, &'static [u8]>,
+    id: u64,
+) -> Result<Option<MailboxRecord>, StoreError> {
+    boxes
+        .get(id)?
+        .map(|v| schema::decode(v.value()))
+        .transpose()
 }
 
 pub(crate) fn save_in(tx: &WriteTransaction, rec: &MailboxRecord) -> Result<(), StoreError> {

@@ -95,6 +95,21 @@ pub struct MessageInfo {
     pub envelope_from: Option<String>,
 }
 
+impl MessageInfo {
+    fn of(uid: Uid, rec: MessageRecord) -> MessageInfo {
+        MessageInfo {
+            uid,
+            flags: rec.flags,
+            keywords: rec.keywords,
+            internal_date: rec.internal_date,
+            save_date: rec.save_date,
+            size: rec.size,
+            modseq: ModSeq(rec.modseq),
+            envelope_from: rec.envelope_from,
+        }
+    }
+}
+
 /// What SEARCH and SORT read of a message besides what a session's view holds (UID,
 /// flags, keywords, modseq): its dates and size. Small, so that the listing of a large
 /// mailbox is one small block.
@@ -106,6 +121,16 @@ pub struct Listed {
     pub save_date: i64,
     /// RFC822.SIZE.
     pub size: u64,
+}
+
+impl Listed {
+    fn of(rec: &MessageRecord) -> Listed {
+        Listed {
+            internal_date: rec.internal_date,
+            save_date: rec.save_date,
+            size: rec.size,
+        }
+    }
 }
 
 /// What says a mailbox's listing is still what it was: every append, flag change and
@@ -481,11 +506,10 @@ impl Store {
     /// first find it in [`Listings`].
     pub async fn messages(&self, mailbox: MailboxId) -> Result<Arc<Vec<MessageInfo>>, StoreError> {
         self.read(move |tx, shared| {
-            let Some(v) = tx.open_table(MAILBOXES)?.get(mailbox.0)? else {
+            let Some(mb) = mailboxes::record_of(&tx.open_table(MAILBOXES)?, mailbox.0)? else {
                 return Ok(Arc::default());
             };
-            let key = ListingKey::of(&schema::decode(v.value())?);
-            drop(v);
+            let key = ListingKey::of(&mb);
             let listings = &shared.listings;
             if let Some(hit) = listings.get(mailbox.0, key) {
                 return Ok(hit);
@@ -507,17 +531,10 @@ impl Store {
             let mut out = Vec::new();
             for row in t.range((mailbox.0, 0)..=(mailbox.0, u32::MAX))? {
                 let (k, v) = row?;
-                let m: MessageRecord = schema::decode(v.value())?;
-                out.push(MessageInfo {
-                    uid: Uid(k.value().1),
-                    flags: m.flags,
-                    keywords: m.keywords,
-                    internal_date: m.internal_date,
-                    save_date: m.save_date,
-                    size: m.size,
-                    modseq: ModSeq(m.modseq),
-                    envelope_from: m.envelope_from,
-                });
+                out.push(MessageInfo::of(
+                    Uid(k.value().1),
+                    schema::decode(v.value())?,
+                ));
             }
             let out = Arc::new(out);
             listings.keep(mailbox.0, key, &out);
@@ -537,18 +554,10 @@ impl Store {
             let t = tx.open_table(MESSAGES)?;
             let mut out = Vec::with_capacity(uids.len());
             for uid in uids {
-                let listed = match t.get((mailbox.0, uid.0))? {
-                    Some(v) => {
-                        let m: MessageRecord = schema::decode(v.value())?;
-                        Some(Listed {
-                            internal_date: m.internal_date,
-                            save_date: m.save_date,
-                            size: m.size,
-                        })
-                    }
-                    None => None,
-                };
-                out.push(listed);
+                let rec = t.get((mailbox.0, uid.0))?;
+                let rec: Option<MessageRecord> =
+                    rec.map(|v| schema::decode(v.value())).transpose()?;
+                out.push(rec.as_ref().map(Listed::of));
             }
             Ok(out)
         })
@@ -780,16 +789,7 @@ pub(crate) fn load_in(
                 raw = Some(whole);
             }
         }
-        let info = MessageInfo {
-            uid,
-            flags: rec.flags,
-            keywords: rec.keywords,
-            internal_date: rec.internal_date,
-            save_date: rec.save_date,
-            size: rec.size,
-            modseq: ModSeq(rec.modseq),
-            envelope_from: rec.envelope_from,
-        };
+        let info = MessageInfo::of(uid, rec);
         out.push((uid, Some(Loaded { info, meta, raw })));
     }
     Ok(out)
