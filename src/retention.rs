@@ -18,10 +18,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::contracts::{Action, MailboxFacts, Summary};
+use crate::contracts::{Action, MailboxFacts};
 use crate::contracts::{Hooks, QuotaLimits};
-use crate::imap::view::SYSTEM_FLAGS;
-use crate::mime::header::{decoded, header_value};
 use crate::store::{self, MailboxInfo, Store, StoreError};
 
 /// Messages per review call.
@@ -62,28 +60,6 @@ impl Report {
             .flat_map(|m| &m.moved)
             .map(|(_, u)| u.len())
             .sum()
-    }
-}
-
-/// Turns a stored summary into what rules see: flag names, decoded headers.
-pub fn summary(s: &store::Summary) -> Summary {
-    let mut flags: Vec<String> = SYSTEM_FLAGS
-        .iter()
-        .filter(|(bit, _)| s.flags.has(*bit))
-        .map(|(_, n)| n.to_string())
-        .collect();
-    flags.extend(s.keywords.iter().cloned());
-    let field = |name: &str| header_value(&s.header, name).map(decoded);
-    Summary {
-        uid: s.uid,
-        internal_date: s.internal_date,
-        save_date: s.save_date,
-        size: s.size,
-        flags,
-        pop3_retrieved: s.pop3_retrieved,
-        from: field("From"),
-        subject: field("Subject"),
-        list_id: field("List-Id"),
     }
 }
 
@@ -146,7 +122,6 @@ pub async fn run(
                 };
                 after = last;
                 report.reviewed += batch.len() as u64;
-                let batch: Vec<Summary> = batch.iter().map(summary).collect();
                 let review = {
                     let (hooks, facts) = (hooks.clone(), facts.clone());
                     smol::unblock(move || hooks.retention(&facts, &batch)).await
@@ -316,25 +291,5 @@ mod tests {
         );
         let (e, m) = split(&decisions, &["a".into(), "b".into(), "c".into()]);
         assert!(e.is_empty() && m.is_empty());
-    }
-
-    #[test]
-    fn summaries_decode_headers_and_name_flags() {
-        let s = store::Summary {
-            uid: Uid(7),
-            internal_date: 1,
-            save_date: 2,
-            size: 3,
-            flags: store::SystemFlags(store::SystemFlags::SEEN | store::SystemFlags::FLAGGED),
-            keywords: vec!["$Junk".into()],
-            pop3_retrieved: Some(4),
-            header: b"From: =?utf-8?q?J=C3=BCrgen?= <j@x>\r\nSubject: hi\r\n there\r\nList-Id: <rust.lists>\r\n\r\n".to_vec(),
-        };
-        let v = summary(&s);
-        assert_eq!(v.flags, vec!["\\Flagged", "\\Seen", "$Junk"]);
-        assert_eq!(v.from.as_deref(), Some("Jürgen <j@x>"));
-        assert_eq!(v.subject.as_deref(), Some("hi there"));
-        assert_eq!(v.list_id.as_deref(), Some("<rust.lists>"));
-        assert_eq!(v.pop3_retrieved, Some(4));
     }
 }

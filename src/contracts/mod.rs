@@ -218,8 +218,25 @@ impl SystemFlags {
     pub const DELETED: u8 = 8;
     pub const DRAFT: u8 = 16;
 
+    /// The five flags by name, in the order of a `FLAGS` list (RFC 9051 §2.3.2).
+    pub const NAMES: [(u8, &'static str); 5] = [
+        (Self::ANSWERED, "\\Answered"),
+        (Self::FLAGGED, "\\Flagged"),
+        (Self::DELETED, "\\Deleted"),
+        (Self::SEEN, "\\Seen"),
+        (Self::DRAFT, "\\Draft"),
+    ];
+
     pub fn has(self, bit: u8) -> bool {
         self.0 & bit != 0
+    }
+
+    /// The names of the flags that are set, in [`Self::NAMES`] order.
+    pub fn names(self) -> impl Iterator<Item = &'static str> {
+        Self::NAMES
+            .into_iter()
+            .filter(move |(bit, _)| self.has(*bit))
+            .map(|(_, n)| n)
     }
 }
 

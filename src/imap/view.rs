@@ -84,22 +84,9 @@ pub struct View {
     pub contexts: super::cmd::context::Contexts,
 }
 
-/// The five system flags in the FLAGS list (RFC 9051 §2.3.2).
-pub const SYSTEM_FLAGS: [(u8, &str); 5] = [
-    (SystemFlags::ANSWERED, "\\Answered"),
-    (SystemFlags::FLAGGED, "\\Flagged"),
-    (SystemFlags::DELETED, "\\Deleted"),
-    (SystemFlags::SEEN, "\\Seen"),
-    (SystemFlags::DRAFT, "\\Draft"),
-];
-
 /// `(\Seen \Answered kw ...)` for one message.
 pub fn flag_list(flags: SystemFlags, keywords: &[String], recent: bool) -> String {
-    let mut parts: Vec<&str> = SYSTEM_FLAGS
-        .iter()
-        .filter(|(bit, _)| flags.has(*bit))
-        .map(|(_, n)| *n)
-        .collect();
+    let mut parts: Vec<&str> = flags.names().collect();
     if recent {
         parts.push("\\Recent");
     }
@@ -206,7 +193,7 @@ impl View {
 
     /// The `FLAGS (...)` list: system flags and every keyword in use.
     pub fn flags_response(&self) -> String {
-        let mut parts: Vec<&str> = SYSTEM_FLAGS.iter().map(|(_, n)| *n).collect();
+        let mut parts: Vec<&str> = SystemFlags::NAMES.iter().map(|(_, n)| *n).collect();
         parts.extend(self.keywords.iter().map(String::as_str));
         format!("({})", parts.join(" "))
     }
@@ -333,7 +320,7 @@ impl View {
         if self.read_only {
             return "()".into();
         }
-        let mut parts: Vec<&str> = SYSTEM_FLAGS.iter().map(|(_, n)| *n).collect();
+        let mut parts: Vec<&str> = SystemFlags::NAMES.iter().map(|(_, n)| *n).collect();
         parts.extend(self.keywords.iter().map(String::as_str));
         parts.push("\\*");
         format!("({})", parts.join(" "))

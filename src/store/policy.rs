@@ -6,20 +6,40 @@ use std::sync::Arc;
 
 use redb::{ReadTransaction, ReadableTable};
 
-use crate::contracts::{MailData, MailboxId, Uid, UserId};
+use crate::contracts::{MailData, MailboxId, Summary, Uid, UserId};
+use crate::mime::header::{decoded, header_value};
 
 use super::blob::Extent;
 use super::imap::{copy_in, create_parents, expunge_in, numbers};
 use super::mailboxes::{self, canonical_mailbox};
 use super::messages::Reader;
 use super::schema::{self, MAILBOXES, MESSAGES, MailboxRecord, MessageRecord};
-use super::{Origin, Store, StoreError, SystemFlags};
+use super::{Origin, Store, StoreError};
 
-/// Longest header block kept in a [`Summary`] (enough for From, Subject, List-Id of any
-/// sane message; a longer block is cut there).
+/// Longest header block a [`Summary`] is read from (enough for From, Subject, List-Id of
+/// any sane message; a longer block is cut there).
 pub const SUMMARY_HEADER_MAX: usize = 64 * 1024;
 
 pub use crate::contracts::{Usage, UsageReport};
+
+/// One message as retention rules see it: flag names, and the fields they read from
+/// `header` decoded (RFC 2047).
+fn summary(uid: Uid, rec: MessageRecord, header: &[u8]) -> Summary {
+    let mut flags: Vec<String> = rec.flags.names().map(str::to_string).collect();
+    flags.extend(rec.keywords);
+    let field = |name: &str| header_value(header, name).map(decoded);
+    Summary {
+        uid,
+        internal_date: rec.internal_date,
+        save_date: rec.save_date,
+        size: rec.size,
+        flags,
+        pop3_retrieved: rec.pop3_retrieved,
+        from: field("From"),
+        subject: field("Subject"),
+        list_id: field("List-Id"),
+    }
+}
 
 /// What the hooks read of the store (`crate::contracts`).
 impl MailData for Store {
@@ -53,21 +73,6 @@ impl MailData for Store {
     fn shared(&self) -> Arc<dyn MailData> {
         Arc::new(self.clone())
     }
-}
-
-/// One message as a retention rule sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Summary {
-    pub uid: Uid,
-    pub internal_date: i64,
-    pub save_date: i64,
-    pub size: u64,
-    pub flags: SystemFlags,
-    pub keywords: Vec<String>,
-    pub pop3_retrieved: Option<i64>,
-    /// The top-level header block as stored (trace prefix included), at most
-    /// [`SUMMARY_HEADER_MAX`] octets.
-    pub header: Vec<u8>,
 }
 
 /// What one applied retention batch did.
@@ -149,7 +154,7 @@ impl Store {
     }
 
     /// Up to `limit` summaries of the messages of `mailbox` with UID > `after`, in UID
-    /// order.
+    /// order, as retention rules see them.
     pub async fn summaries(
         &self,
         mailbox: MailboxId,
@@ -171,16 +176,7 @@ impl Store {
                 let rec: MessageRecord = schema::decode(v.value())?;
                 let mut header = reader.message(&rec, Extent::Header)?;
                 header.truncate(SUMMARY_HEADER_MAX);
-                out.push(Summary {
-                    uid: Uid(k.value().1),
-                    internal_date: rec.internal_date,
-                    save_date: rec.save_date,
-                    size: rec.size,
-                    flags: rec.flags,
-                    keywords: rec.keywords,
-                    pop3_retrieved: rec.pop3_retrieved,
-                    header,
-                });
+                out.push(summary(Uid(k.value().1), rec, &header));
             }
             Ok(out)
         })
