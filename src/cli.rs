@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::{Config, RawConfig};
 use crate::contracts::Hooks;
-use crate::control::{self, Delivered, ErrorKind, ImportItem, Request, Response};
+use crate::control::{self, Delivered, ErrorKind, ImportItem, Request, Response, StoreFailure};
 use crate::delivery::Pipeline;
 use crate::mailfmt::{self, Flags, ImportedMessage, maildir, mbox};
 use crate::store::{KeptIds, Store, StoreError, SystemFlags};
@@ -589,7 +589,7 @@ async fn run_command(
             };
             match backend.call(req).await? {
                 Response::Delivered(d) => match d.into_iter().next() {
-                    Some(Delivered::Stored { .. }) | Some(Delivered::Discarded) => {}
+                    Some(Delivered::Stored(_)) | Some(Delivered::Discarded) => {}
                     Some(other) => return Err(delivered_failure(other)),
                     None => return Err(fail(exit::SOFTWARE, "no delivery result")),
                 },
@@ -676,10 +676,14 @@ async fn run_command(
 
 fn delivered_failure(d: Delivered) -> Failure {
     match d {
-        Delivered::Stored { .. } | Delivered::Discarded => fail(exit::OK, ""),
+        Delivered::Stored(_) | Delivered::Discarded => fail(exit::OK, ""),
         Delivered::TooBig => fail(exit::CANTCREAT, "the message is too big"),
         Delivered::NoSuchMailbox => fail(exit::CANTCREAT, "no such mailbox"),
         Delivered::NoSuchUser => fail(exit::NOUSER, "no such user"),
+        Delivered::Loop => fail(
+            exit::CANTCREAT,
+            "rejected: mail loop: already delivered to this recipient",
+        ),
         Delivered::Rejected {
             permanent: true,
             text,
@@ -699,8 +703,12 @@ fn delivered_failure(d: Delivered) -> Failure {
             exit::TEMPFAIL,
             format!("over quota, try again later: {text}"),
         ),
-        Delivered::TempFail(e) => fail(exit::TEMPFAIL, format!("temporary failure: {e}")),
-        Delivered::CantStore(e) => fail(exit::CANTCREAT, format!("cannot store: {e}")),
+        Delivered::Failed(StoreFailure::Temporary(e)) => {
+            fail(exit::TEMPFAIL, format!("temporary failure: {e}"))
+        }
+        Delivered::Failed(StoreFailure::Corrupt(e)) => {
+            fail(exit::CANTCREAT, format!("cannot store: {e}"))
+        }
     }
 }
 
@@ -880,8 +888,8 @@ impl<'a> Importer<'a> {
             Response::Delivered(results) => {
                 for r in results {
                     match r {
-                        Delivered::Stored { .. } => self.stored += 1,
-                        Delivered::TempFail(e) => {
+                        Delivered::Stored(_) => self.stored += 1,
+                        Delivered::Failed(StoreFailure::Temporary(e)) => {
                             return Err(fail(exit::TEMPFAIL, format!("import stopped: {e}")));
                         }
                         other => {

@@ -150,29 +150,16 @@ pub enum Request {
     AcmeRenew,
 }
 
-/// Per-message result of a delivery or import.
+/// Per-message result of a delivery or import, as the control socket sends it.
+pub type Delivered = Outcome<Uid, StoreFailure>;
+
+/// Why the store could not keep a message, for the command line's exit status.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum Delivered {
-    Stored {
-        uid: Uid,
-    },
-    TooBig,
-    NoSuchMailbox,
-    NoSuchUser,
-    Rejected {
-        permanent: bool,
-        text: String,
-    },
-    Discarded,
-    /// The quota policy refused it.
-    OverQuota {
-        permanent: bool,
-        text: String,
-    },
+pub enum StoreFailure {
     /// Temporary: try again later.
-    TempFail(String),
+    Temporary(String),
     /// Permanent storage trouble.
-    CantStore(String),
+    Corrupt(String),
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -259,21 +246,13 @@ fn sieve_error(e: SieveError) -> Response {
 }
 
 fn delivered(o: Outcome) -> Delivered {
-    match o {
-        Outcome::Stored(a) => Delivered::Stored { uid: a.uid },
-        Outcome::TooBig => Delivered::TooBig,
-        Outcome::NoSuchMailbox => Delivered::NoSuchMailbox,
-        Outcome::NoSuchUser => Delivered::NoSuchUser,
-        Outcome::Loop => Delivered::Rejected {
-            permanent: true,
-            text: "mail loop: already delivered to this recipient".into(),
+    o.map(
+        |a| a.uid,
+        |e| match e {
+            StoreError::Corrupt(e) => StoreFailure::Corrupt(e),
+            e => StoreFailure::Temporary(e.to_string()),
         },
-        Outcome::Rejected { permanent, text } => Delivered::Rejected { permanent, text },
-        Outcome::Discarded => Delivered::Discarded,
-        Outcome::OverQuota { permanent, text } => Delivered::OverQuota { permanent, text },
-        Outcome::Failed(StoreError::Corrupt(e)) => Delivered::CantStore(e),
-        Outcome::Failed(e) => Delivered::TempFail(e.to_string()),
-    }
+    )
 }
 
 async fn user_id(p: &Pipeline, name: &str) -> Result<(UserId, String), Response> {

@@ -8,6 +8,8 @@
 
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
 use crate::mime::header::{header_fields, unfold};
 use crate::mime::header_block;
 use crate::store::{
@@ -69,10 +71,12 @@ pub struct Incoming {
     pub internal_date: Option<i64>,
 }
 
-/// What happened to one recipient's copy.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
-    Stored(Appended),
+/// What happened to one recipient's copy. The pipeline answers with where it went and
+/// the store's error; the control socket sends the same outcome with the UID and the
+/// failure's text (`Delivered` there).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Outcome<S = Appended, F = StoreError> {
+    Stored(S),
     TooBig,
     NoSuchMailbox,
     /// The user was deleted after the delivery looked them up.
@@ -92,7 +96,28 @@ pub enum Outcome {
         text: String,
     },
     /// The store failed; nothing was written for this recipient.
-    Failed(StoreError),
+    Failed(F),
+}
+
+impl<S, F> Outcome<S, F> {
+    /// The same outcome with what it stored and how it failed told another way.
+    pub fn map<T, G>(
+        self,
+        stored: impl FnOnce(S) -> T,
+        failed: impl FnOnce(F) -> G,
+    ) -> Outcome<T, G> {
+        match self {
+            Outcome::Stored(s) => Outcome::Stored(stored(s)),
+            Outcome::TooBig => Outcome::TooBig,
+            Outcome::NoSuchMailbox => Outcome::NoSuchMailbox,
+            Outcome::NoSuchUser => Outcome::NoSuchUser,
+            Outcome::Loop => Outcome::Loop,
+            Outcome::Rejected { permanent, text } => Outcome::Rejected { permanent, text },
+            Outcome::Discarded => Outcome::Discarded,
+            Outcome::OverQuota { permanent, text } => Outcome::OverQuota { permanent, text },
+            Outcome::Failed(f) => Outcome::Failed(failed(f)),
+        }
+    }
 }
 
 /// The delivery pipeline; cheap to clone.
