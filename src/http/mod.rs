@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use smol::{Executor, Timer};
 
-use crate::net::accept::{self, TcpListeners};
+use crate::net::accept;
 use crate::net::conn::Conn;
 use crate::net::limits::{LimitError, Service};
 use crate::net::stream::{Peer, Stream};
@@ -249,18 +249,16 @@ fn refusal(_ctx: &Context, why: LimitError) -> Vec<u8> {
 
 /// Binds `http.listen` and `http.tls_listen` and serves them until shutdown.
 pub async fn start(ctx: &Context, ex: &Arc<Executor<'static>>) -> Result<(), ServeError> {
-    let c = &ctx.config.http;
-    let listeners = TcpListeners {
-        plain: &c.listen,
-        tls: &c.tls_listen,
-        names: ["http", "https"],
-        service: Service::Http,
+    accept::serve_tcp(
+        ctx,
+        ex,
+        Service::Http,
         refusal,
-    };
-    accept::serve_tcp(ctx, ex, listeners, |ctx, stream, peer, slot| async move {
-        handle(&ctx, stream, peer).await;
-        drop(slot);
-    })
+        |ctx, stream, peer, slot| async move {
+            handle(&ctx, stream, peer).await;
+            drop(slot);
+        },
+    )
     .await
 }
 

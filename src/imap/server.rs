@@ -19,7 +19,7 @@ use super::grammar::parse_command;
 use super::response::{Code, Status};
 use super::session::{Action, Session, Shared};
 use crate::net::Context;
-use crate::net::accept::{self, TcpListeners};
+use crate::net::accept;
 use crate::net::conn::{Conn, ReadError};
 use crate::net::limits::{ConnSlot, LimitError, Service};
 use crate::net::stream::{Peer, Stream};
@@ -383,17 +383,15 @@ pub async fn start(
     ex: &Arc<Executor<'static>>,
 ) -> Result<(), crate::net::ServeError> {
     let shared = Arc::new(Shared::new());
-    let c = &ctx.config.imap;
-    let listeners = TcpListeners {
-        plain: &c.listen,
-        tls: &c.tls_listen,
-        names: ["imap", "imaps"],
-        service: Service::Imap,
+    accept::serve_tcp(
+        ctx,
+        ex,
+        Service::Imap,
         refusal,
-    };
-    accept::serve_tcp(ctx, ex, listeners, move |ctx, stream, peer, slot| {
-        let shared = shared.clone();
-        async move { handle(&ctx, shared, stream, peer, Some(slot)).await }
-    })
+        move |ctx, stream, peer, slot| {
+            let shared = shared.clone();
+            async move { handle(&ctx, shared, stream, peer, Some(slot)).await }
+        },
+    )
     .await
 }

@@ -33,17 +33,15 @@ pub async fn start(
     ctx: &Context,
     ex: &Arc<Executor<'static>>,
 ) -> Result<(), crate::net::ServeError> {
-    let listeners = accept::TcpListeners {
-        plain: &ctx.config.lmtp.listen,
-        // LMTP has no implicit-TLS port (STARTTLS only, when configured).
-        tls: &[],
-        names: ["lmtp"; 2],
-        service: Service::Lmtp,
-        refusal: refusal_bytes,
-    };
-    accept::serve_tcp(ctx, ex, listeners, |ctx, stream, peer, slot| async move {
-        handle(&ctx, stream, peer, Some(slot)).await;
-    })
+    accept::serve_tcp(
+        ctx,
+        ex,
+        Service::Lmtp,
+        refusal_bytes,
+        |ctx, stream, peer, slot| async move {
+            handle(&ctx, stream, peer, Some(slot)).await;
+        },
+    )
     .await
 }
 

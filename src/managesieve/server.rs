@@ -12,7 +12,7 @@ use super::grammar::Parser;
 use super::session::{Done, LoginOutcome, Op, OpError, Options, Session, Step, answer};
 use crate::auth::AuthError;
 use crate::imap::framing::Framed;
-use crate::net::accept::{self, TcpListeners};
+use crate::net::accept;
 use crate::net::conn::{Conn, ReadError};
 use crate::net::limits::{LimitError, Service};
 use crate::net::stream::{Peer, Stream};
@@ -39,21 +39,19 @@ pub async fn start(
     ex: &Arc<Executor<'static>>,
     checker: Arc<dyn SieveChecker>,
 ) -> Result<(), ServeError> {
-    let listeners = TcpListeners {
-        plain: &ctx.config.managesieve.listen,
-        // RFC 5804 has no implicit-TLS port.
-        tls: &[],
-        names: ["managesieve"; 2],
-        service: Service::ManageSieve,
+    accept::serve_tcp(
+        ctx,
+        ex,
+        Service::ManageSieve,
         refusal,
-    };
-    accept::serve_tcp(ctx, ex, listeners, move |ctx, stream, peer, slot| {
-        let checker = checker.clone();
-        async move {
-            handle(&ctx, checker, stream, peer).await;
-            drop(slot);
-        }
-    })
+        move |ctx, stream, peer, slot| {
+            let checker = checker.clone();
+            async move {
+                handle(&ctx, checker, stream, peer).await;
+                drop(slot);
+            }
+        },
+    )
     .await
 }
 

@@ -12,7 +12,6 @@
 //! reply ([`super::conn::Conn::end`]).
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -150,40 +149,30 @@ pub async fn accept_tcp<H, Fut>(
     .await;
 }
 
-/// A protocol's TCP listeners, as [`serve_tcp`] binds them.
-pub struct TcpListeners<'a> {
-    /// Plain addresses (STARTTLS-style where the protocol has it).
-    pub plain: &'a [SocketAddr],
-    /// Implicit-TLS addresses (993/995 style).
-    pub tls: &'a [SocketAddr],
-    /// For logs, metrics and `listening NAME ADDR`: the plain listeners', the
-    /// implicit-TLS listeners'.
-    pub names: [&'static str; 2],
-    pub service: Service,
-    pub refusal: fn(&Context, LimitError) -> Vec<u8>,
-}
-
-/// Binds the plain listeners, then the implicit-TLS ones, each served by [`accept_tcp`]
-/// on `ex` with its own clone of `handler` until shutdown.
+/// Binds the configured plain listeners of `service`, then its implicit-TLS ones
+/// ([`Service::addresses`]), each served by [`accept_tcp`] on `ex` with its own clone of
+/// `handler` until shutdown; past a limit a client is sent `refusal`.
 pub async fn serve_tcp<H, Fut>(
     ctx: &Context,
     ex: &Arc<Executor<'static>>,
-    listeners: TcpListeners<'_>,
+    service: Service,
+    refusal: fn(&Context, LimitError) -> Vec<u8>,
     handler: H,
 ) -> Result<(), ServeError>
 where
     H: Fn(Context, Stream, Peer, ConnSlot) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let [plain_name, tls_name] = listeners.names;
-    for (addr, implicit_tls) in super::plain_then_tls(listeners.plain, listeners.tls) {
+    let [plain_name, tls_name] = service.listener_names();
+    let (plain, tls) = service.addresses(&ctx.config);
+    for (addr, implicit_tls) in super::plain_then_tls(plain, tls) {
         let proto = if implicit_tls { tls_name } else { plain_name };
         let l = super::listen(addr, proto).await?;
         let opts = AcceptOptions {
             proto,
-            service: listeners.service,
+            service,
             implicit_tls,
-            refusal: listeners.refusal,
+            refusal,
         };
         ex.spawn(accept_tcp(
             ctx.clone(),

@@ -16,10 +16,10 @@
 
 use crate::contracts::UserId;
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::config::ConnectionsConfig;
+use crate::config::{Config, ConnectionsConfig};
 
 /// The budget a listener's connections are counted in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -34,6 +34,32 @@ pub enum Service {
     Http,
     /// LMTP over TCP and the Unix socket: `lmtp.max_connections` only.
     Lmtp,
+}
+
+impl Service {
+    /// Its listeners' names, plain and implicit TLS: for logs, metrics and `listening
+    /// NAME ADDR`.
+    pub fn listener_names(self) -> [&'static str; 2] {
+        match self {
+            Service::Imap => ["imap", "imaps"],
+            Service::Pop3 => ["pop3", "pop3s"],
+            Service::ManageSieve => ["managesieve"; 2],
+            Service::Http => ["http", "https"],
+            Service::Lmtp => ["lmtp"; 2],
+        }
+    }
+
+    /// Its configured TCP addresses, plain and implicit TLS. LMTP (STARTTLS only, when
+    /// configured) and ManageSieve (RFC 5804 §2.2) have no implicit-TLS port.
+    pub fn addresses(self, config: &Config) -> (&[SocketAddr], &[SocketAddr]) {
+        match self {
+            Service::Imap => (&config.imap.listen, &config.imap.tls_listen),
+            Service::Pop3 => (&config.pop3.listen, &config.pop3.tls_listen),
+            Service::ManageSieve => (&config.managesieve.listen, &[]),
+            Service::Http => (&config.http.listen, &config.http.tls_listen),
+            Service::Lmtp => (&config.lmtp.listen, &[]),
+        }
+    }
 }
 
 /// Which limit refused a connection or login.

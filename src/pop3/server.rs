@@ -92,18 +92,16 @@ pub async fn start(
     ex: &Arc<Executor<'static>>,
     locks: Locks,
 ) -> Result<(), crate::net::ServeError> {
-    let c = &ctx.config.pop3;
-    let listeners = crate::net::accept::TcpListeners {
-        plain: &c.listen,
-        tls: &c.tls_listen,
-        names: ["pop3", "pop3s"],
-        service: Service::Pop3,
+    crate::net::accept::serve_tcp(
+        ctx,
+        ex,
+        Service::Pop3,
         refusal,
-    };
-    crate::net::accept::serve_tcp(ctx, ex, listeners, move |ctx, stream, peer, slot| {
-        let locks = locks.clone();
-        async move { handle(&ctx, &locks, stream, peer, Some(slot)).await }
-    })
+        move |ctx, stream, peer, slot| {
+            let locks = locks.clone();
+            async move { handle(&ctx, &locks, stream, peer, Some(slot)).await }
+        },
+    )
     .await
 }
 
