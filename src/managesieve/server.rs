@@ -133,9 +133,8 @@ async fn apply(
     peer: Peer,
     session: &mut Session,
     conn: &mut Conn<Stream>,
-    step: Step,
+    mut step: Step,
 ) -> bool {
-    let mut step = step;
     loop {
         match step {
             Step::Reply(bytes) => {

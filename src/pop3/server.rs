@@ -351,9 +351,8 @@ async fn apply(
     session: &mut Session,
     conn: &mut Conn<Stream>,
     held: &mut Held,
-    step: Step,
+    mut step: Step,
 ) -> bool {
-    let mut step = step;
     loop {
         match step {
             Step::Reply(bytes) => {
