@@ -191,11 +191,17 @@ impl View {
             .collect()
     }
 
+    /// The system flags and every keyword in use, by name.
+    fn flag_names(&self) -> Vec<&str> {
+        let system = SystemFlags::NAMES.iter().map(|(_, n)| *n);
+        system
+            .chain(self.keywords.iter().map(String::as_str))
+            .collect()
+    }
+
     /// The `FLAGS (...)` list: system flags and every keyword in use.
     pub fn flags_response(&self) -> String {
-        let mut parts: Vec<&str> = SystemFlags::NAMES.iter().map(|(_, n)| *n).collect();
-        parts.extend(self.keywords.iter().map(String::as_str));
-        format!("({})", parts.join(" "))
+        format!("({})", self.flag_names().join(" "))
     }
 
     /// Brings the view up to `fresh` and writes what the client may be told now.
@@ -320,8 +326,7 @@ impl View {
         if self.read_only {
             return "()".into();
         }
-        let mut parts: Vec<&str> = SystemFlags::NAMES.iter().map(|(_, n)| *n).collect();
-        parts.extend(self.keywords.iter().map(String::as_str));
+        let mut parts = self.flag_names();
         parts.push("\\*");
         format!("({})", parts.join(" "))
     }

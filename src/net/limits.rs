@@ -49,8 +49,8 @@ impl Service {
         }
     }
 
-    /// Its configured TCP addresses, plain and implicit TLS. LMTP (STARTTLS only, when
-    /// configured) and ManageSieve (RFC 5804 §2.2) have no implicit-TLS port.
+    /// Its configured TCP addresses, plain and implicit TLS. LMTP and ManageSieve (RFC
+    /// 5804) have no implicit-TLS port: STARTTLS only, when configured.
     pub fn addresses(self, config: &Config) -> (&[SocketAddr], &[SocketAddr]) {
         match self {
             Service::Imap => (&config.imap.listen, &config.imap.tls_listen),

@@ -50,7 +50,7 @@ pub use messages::{
     UserStats, Want,
 };
 pub use metadata::{Annotated, Depth, MetadataSet};
-pub use policy::{Applied, SUMMARY_HEADER_MAX, Usage, UsageReport, disk_status};
+pub use policy::{Applied, Usage, UsageReport, disk_status};
 pub use pop3::{POP3_DELETED, Pop3Entry, Pop3Removal};
 pub use schema::{MailboxRecord, MessageRecord, SpecialUse, SystemFlags, TraceRecord, UserRecord};
 pub use sieve::{
