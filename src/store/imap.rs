@@ -1,20 +1,19 @@
-//! Store operations IMAP needs beyond append: flags with CONDSTORE modseqs, COPY, MOVE,
-//! EXPUNGE of `\Deleted`, RENAME, DELETE, subscriptions, STATUS counts and the SELECT
-//! listing (`\Recent` is the IMAP sessions' own, `imap::session::Shared`). Each write
+//! Store operations on messages that IMAP needs beyond append: flags with CONDSTORE
+//! modseqs, COPY, MOVE, EXPUNGE of `\Deleted`, the expunge history, STATUS counts and the
+//! SELECT listing (`\Recent` is the IMAP sessions' own, `imap::session::Shared`). Each write
 //! is one group-committed job that validates before it mutates and publishes its
 //! [`Change`]s after the commit.
 
-use crate::contracts::{MailboxId, ModSeq, Uid, UserId};
+use crate::contracts::{MailboxId, ModSeq, Uid};
 use redb::{ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
 use super::blob;
-use super::import::clear_mailbox_rows;
-use super::mailboxes::{self, DELIMITER, MailboxInfo, canonical_mailbox};
+use super::mailboxes;
 use super::schema::BlobId;
 use super::schema::{
-    self, BLOBS, BlobRecord, EXPUNGED, MAILBOX_NAMES, MAILBOXES, MESSAGES, MailboxRecord,
-    MessageRecord, POP3_UIDLS, SUBSCRIPTIONS, SystemFlags,
+    self, BLOBS, BlobRecord, EXPUNGED, MAILBOXES, MESSAGES, MailboxRecord, MessageRecord,
+    SystemFlags,
 };
 use super::writer::Batch;
 use super::{Change, ChangeKind, Origin, Store, StoreError, now};
@@ -109,10 +108,6 @@ fn push_range(out: &mut Vec<(u32, u32)>, a: u32, b: u32) {
     }
 }
 
-fn mailbox_in(tx: &WriteTransaction, id: u64) -> Result<MailboxRecord, StoreError> {
-    mailboxes::load_in(tx, id)?.ok_or(StoreError::NoSuchMailbox)
-}
-
 /// UIDs as the tables' numbers, in the same order.
 pub(super) fn numbers(uids: &[Uid]) -> Vec<u32> {
     uids.iter().map(|u| u.0).collect()
@@ -191,8 +186,8 @@ pub(super) fn copy_in(
     uids: &[u32],
     dst: u64,
 ) -> Result<Option<CopyOutcome>, StoreError> {
-    let src_mb = mailbox_in(tx, src)?;
-    let mut dst_mb = mailbox_in(tx, dst)?;
+    let src_mb = mailboxes::existing_in(tx, src)?;
+    let mut dst_mb = mailboxes::existing_in(tx, dst)?;
     if src_mb.user != dst_mb.user {
         return Err(StoreError::NoSuchMailbox);
     }
@@ -259,7 +254,7 @@ pub(super) fn expunge_in(
     uids: &[u32],
     origin: Origin,
 ) -> Result<Vec<u32>, StoreError> {
-    let mut mb = mailbox_in(tx, mailbox)?;
+    let mut mb = mailboxes::existing_in(tx, mailbox)?;
     let removed = remove_messages(tx, batch, &mut mb, uids, origin)?;
     if removed.is_empty() {
         return Ok(Vec::new());
@@ -324,7 +319,7 @@ pub(super) const EXPUNGED_WINDOW: u32 = 2048;
 /// (docs/decisions.md, "Steady churn"). [`Store::expunged_since`] reads it for
 /// QRESYNC; below the window, a UID missing from the mailbox was expunged at an
 /// unknown modseq.
-fn record_expunged(
+pub(super) fn record_expunged(
     tx: &WriteTransaction,
     mb: &MailboxRecord,
     uids: impl Iterator<Item = u32>,
@@ -342,105 +337,6 @@ fn record_expunged(
         gone.remove((mb.id, uid))?;
     }
     Ok(())
-}
-
-/// A user's mailboxes named `name` or below it (`name/...`), as (name, id).
-fn subtree(
-    tx: &WriteTransaction,
-    user: UserId,
-    name: &str,
-) -> Result<Vec<(String, u64)>, StoreError> {
-    let names = tx.open_table(MAILBOX_NAMES)?;
-    let below = format!("{name}{DELIMITER}");
-    let mut out = Vec::new();
-    for row in names.range((user.0, name)..(user.0.saturating_add(1), ""))? {
-        let (k, id) = row?;
-        let (u, n) = k.value();
-        if u != user.0 {
-            break;
-        }
-        if n == name || n.starts_with(&below) {
-            out.push((n.to_string(), id.value()));
-        } else if !n.starts_with(name) {
-            // Names sort after `name` but share no prefix: the subtree is over.
-            break;
-        }
-    }
-    Ok(out)
-}
-
-/// Creates the missing ancestors of `name` (`a` and `a/b` for `a/b/c`).
-pub(super) fn create_parents(
-    tx: &WriteTransaction,
-    batch: &mut Batch,
-    user: UserId,
-    name: &str,
-) -> Result<(), StoreError> {
-    let mut prefix = String::new();
-    let levels: Vec<&str> = name.split(DELIMITER).collect();
-    let parents = levels.len().saturating_sub(1);
-    for level in levels.into_iter().take(parents) {
-        if !prefix.is_empty() {
-            prefix.push(DELIMITER);
-        }
-        prefix.push_str(level);
-        if mailboxes::find_in(tx, user, &prefix)?.is_none() {
-            mailboxes::create_in(tx, batch, user, &prefix, None)?;
-        }
-    }
-    Ok(())
-}
-
-/// DELETE of the user's mailbox `name` (canonical) in `tx`; see [`Store::delete_mailbox`].
-pub(super) fn delete_in(
-    tx: &WriteTransaction,
-    batch: &mut Batch,
-    user: UserId,
-    name: &str,
-) -> Result<u64, StoreError> {
-    if is_inbox(name) {
-        return Err(StoreError::InvalidName("INBOX cannot be deleted".into()));
-    }
-    let mb = mailboxes::find_in(tx, user, name)?.ok_or(StoreError::NoSuchMailbox)?;
-    if subtree(tx, user, name)?.len() > 1 {
-        return Err(StoreError::HasChildren);
-    }
-    let mut removed = 0u64;
-    {
-        let mut t = tx.open_table(MESSAGES)?;
-        let mut doomed = Vec::new();
-        for row in t.range((mb.id, 0)..=(mb.id, u32::MAX))? {
-            let (k, v) = row?;
-            let rec: MessageRecord = schema::decode(v.value())?;
-            doomed.push((k.value().1, rec.blob));
-        }
-        for (uid, hash) in doomed {
-            t.remove((mb.id, uid))?;
-            blob::drop_ref(tx, &hash)?;
-            batch.freed = true;
-            removed = removed.saturating_add(1);
-        }
-    }
-    clear_mailbox_rows(tx, EXPUNGED, mb.id)?;
-    clear_mailbox_rows(tx, POP3_UIDLS, mb.id)?;
-    // RFC 5464 §4.1: a mailbox created later under this name starts without them.
-    super::metadata::delete_in(tx, user, Some(mb.id))?;
-    tx.open_table(MAILBOXES)?.remove(mb.id)?;
-    tx.open_table(MAILBOX_NAMES)?.remove((user.0, name))?;
-    if mb.subscribed {
-        tx.open_table(SUBSCRIPTIONS)?.insert((user.0, name), ())?;
-    }
-    batch.changes.push(Change {
-        user,
-        mailbox: MailboxId(mb.id),
-        kind: ChangeKind::Mailbox,
-        origin: Origin::NONE,
-    });
-    Ok(removed)
-}
-
-fn is_inbox(name: &str) -> bool {
-    name == "INBOX"
 }
 
 impl Store {
@@ -461,7 +357,7 @@ impl Store {
         origin: Origin,
     ) -> Result<FlagOutcome, StoreError> {
         self.write(move |tx, batch| {
-            let mut mb = mailbox_in(tx, mailbox.0)?;
+            let mut mb = mailboxes::existing_in(tx, mailbox.0)?;
             let mut out = FlagOutcome::default();
             let mut t = tx.open_table(MESSAGES)?;
             for uid in sorted(uids) {
@@ -556,7 +452,7 @@ impl Store {
     ) -> Result<Vec<Uid>, StoreError> {
         let restrict = restrict_to.map(sorted);
         self.write(move |tx, batch| {
-            mailbox_in(tx, mailbox.0)?;
+            mailboxes::existing_in(tx, mailbox.0)?;
             let mut doomed = Vec::new();
             {
                 let t = tx.open_table(MESSAGES)?;
@@ -577,182 +473,6 @@ impl Store {
             }
             let gone = expunge_in(tx, batch, mailbox.0, &doomed, origin)?;
             Ok(gone.into_iter().map(Uid).collect())
-        })
-        .await
-    }
-
-    /// RENAME (RFC 9051 §6.3.6, RFC 3501 §6.3.5). Children move with the mailbox and
-    /// missing parents of the new name are created. Renaming INBOX moves its messages
-    /// (same UIDs) into a new mailbox with a new UIDVALIDITY and leaves INBOX empty,
-    /// with its UIDNEXT unchanged and its children where they are.
-    ///
-    /// Errors: `NoSuchMailbox` (old missing), `MailboxExists` (new, or a renamed
-    /// child's new name, exists), `InvalidName` (bad name, or into its own subtree).
-    pub async fn rename_mailbox(
-        &self,
-        user: UserId,
-        old: &str,
-        new: &str,
-    ) -> Result<(), StoreError> {
-        let old = canonical_mailbox(old)?;
-        let new = canonical_mailbox(new)?;
-        self.write(move |tx, batch| {
-            let src = mailboxes::find_in(tx, user, &old)?.ok_or(StoreError::NoSuchMailbox)?;
-            if mailboxes::find_in(tx, user, &new)?.is_some() {
-                return Err(StoreError::MailboxExists);
-            }
-            if new.starts_with(&format!("{old}{DELIMITER}")) {
-                return Err(StoreError::InvalidName(
-                    "a mailbox cannot be moved into itself".into(),
-                ));
-            }
-            if is_inbox(&old) {
-                return rename_inbox(tx, batch, src, &new);
-            }
-            let moving = subtree(tx, user, &old)?;
-            let mut renamed = Vec::with_capacity(moving.len());
-            for (name, id) in moving {
-                let suffix = name.get(old.len()..).unwrap_or_default();
-                let target = canonical_mailbox(&format!("{new}{suffix}"))?;
-                if target != new && mailboxes::find_in(tx, user, &target)?.is_some() {
-                    return Err(StoreError::MailboxExists);
-                }
-                renamed.push((name, id, target));
-            }
-            // Validated: now mutate.
-            create_parents(tx, batch, user, &new)?;
-            for (name, id, target) in renamed {
-                let mut rec = mailbox_in(tx, id)?;
-                {
-                    let mut names = tx.open_table(MAILBOX_NAMES)?;
-                    names.remove((user.0, name.as_str()))?;
-                    names.insert((user.0, target.as_str()), id)?;
-                }
-                rec.name = target;
-                // RFC 9051 §2.3.1.1: UIDVALIDITY of a name only grows. The new name may
-                // have been a deleted mailbox's with a higher value (`DELETE B; RENAME A
-                // B`), so the renamed mailbox takes a fresh one; its UIDs stay.
-                rec.uidvalidity = mailboxes::next_uidvalidity(tx)?;
-                mailboxes::save_in(tx, &rec)?;
-                batch.changes.push(Change {
-                    user,
-                    mailbox: MailboxId(id),
-                    kind: ChangeKind::Mailbox,
-                    origin: Origin::NONE,
-                });
-            }
-            Ok(())
-        })
-        .await
-    }
-
-    /// CREATE (RFC 9051 §6.3.4): the mailbox and its missing parents in one job. The
-    /// whole name is validated first, so a name the store refuses creates nothing.
-    pub async fn create_mailbox_path(
-        &self,
-        user: UserId,
-        name: &str,
-    ) -> Result<MailboxInfo, StoreError> {
-        let name = canonical_mailbox(name)?;
-        self.write(move |tx, batch| {
-            if mailboxes::find_in(tx, user, &name)?.is_some() {
-                return Err(StoreError::MailboxExists);
-            }
-            create_parents(tx, batch, user, &name)?;
-            Ok(mailboxes::create_in(tx, batch, user, &name, None)?.into())
-        })
-        .await
-    }
-
-    /// DELETE (RFC 9051 §6.3.5): removes the mailbox and its messages, freeing blobs no
-    /// other message shares. INBOX is refused (`InvalidName`); a mailbox with children is
-    /// refused with `HasChildren` (the RFC 9051 option; we have no `\Noselect`
-    /// placeholders). A subscription to the name survives (RFC 9051 §6.3.7). Returns how
-    /// many messages went.
-    pub async fn delete_mailbox(&self, user: UserId, name: &str) -> Result<u64, StoreError> {
-        let name = canonical_mailbox(name)?;
-        self.write(move |tx, batch| delete_in(tx, batch, user, &name))
-            .await
-    }
-
-    /// SUBSCRIBE / UNSUBSCRIBE (RFC 9051 §6.3.7, §6.3.8). Subscriptions are per name:
-    /// a name with no mailbox can be subscribed (it is kept in a table of its own and
-    /// listed by [`Store::subscriptions`]), and deleting a mailbox keeps its
-    /// subscription. Returns whether the name was subscribed before.
-    pub async fn set_subscribed(
-        &self,
-        user: UserId,
-        name: &str,
-        subscribed: bool,
-    ) -> Result<bool, StoreError> {
-        let name = canonical_mailbox(name)?;
-        self.write(move |tx, batch| {
-            let mut subs = tx.open_table(SUBSCRIPTIONS)?;
-            let mut was = subs.get((user.0, name.as_str()))?.is_some();
-            match mailboxes::find_in(tx, user, &name)? {
-                Some(mut rec) => {
-                    was |= rec.subscribed;
-                    if rec.subscribed != subscribed {
-                        rec.subscribed = subscribed;
-                        mailboxes::save_in(tx, &rec)?;
-                        batch.changes.push(Change {
-                            user,
-                            mailbox: MailboxId(rec.id),
-                            kind: ChangeKind::Mailbox,
-                            origin: Origin::NONE,
-                        });
-                    }
-                    if !subscribed {
-                        subs.remove((user.0, name.as_str()))?;
-                    }
-                }
-                None => {
-                    if subscribed {
-                        subs.insert((user.0, name.as_str()), ())?;
-                    } else {
-                        subs.remove((user.0, name.as_str()))?;
-                    }
-                    if was != subscribed {
-                        // No mailbox to name: NOTIFY SubscriptionChange (RFC 5465 §5.5)
-                        // still hears of it.
-                        batch.changes.push(Change {
-                            user,
-                            mailbox: MailboxId(0),
-                            kind: ChangeKind::Mailbox,
-                            origin: Origin::NONE,
-                        });
-                    }
-                }
-            }
-            Ok(was)
-        })
-        .await
-    }
-
-    /// Every subscribed name of a user, mailbox or not, sorted (LSUB, LIST (SUBSCRIBED)).
-    pub async fn subscriptions(&self, user: UserId) -> Result<Vec<String>, StoreError> {
-        self.read(move |tx, _| {
-            let mut out: Vec<String> = mailboxes::records_of(tx, user)?
-                .into_iter()
-                .filter(|rec| rec.subscribed)
-                .map(|rec| rec.name)
-                .collect();
-            match tx.open_table(SUBSCRIPTIONS) {
-                Ok(subs) => {
-                    for row in subs.range(schema::user_names(user))? {
-                        let (k, _) = row?;
-                        let (u, n) = k.value();
-                        if u == user.0 {
-                            out.push(n.to_string());
-                        }
-                    }
-                }
-                Err(redb::TableError::TableDoesNotExist(_)) => {}
-                Err(e) => return Err(e.into()),
-            }
-            out.sort();
-            out.dedup();
-            Ok(out)
         })
         .await
     }
@@ -847,60 +567,6 @@ impl Store {
         })
         .await
     }
-}
-
-/// RENAME INBOX: a new mailbox gets INBOX's messages with their UIDs; INBOX stays, empty.
-fn rename_inbox(
-    tx: &WriteTransaction,
-    batch: &mut Batch,
-    mut inbox: MailboxRecord,
-    new: &str,
-) -> Result<(), StoreError> {
-    let user = inbox.user;
-    create_parents(tx, batch, user, new)?;
-    let mut dst = mailboxes::create_in(tx, batch, user, new, None)?;
-    // RFC 5464 §4.1: INBOX keeps its annotations, the new mailbox gets a copy.
-    super::metadata::copy_mailbox_in(tx, user, inbox.id, dst.id)?;
-    let mut moved = Vec::new();
-    {
-        let mut t = tx.open_table(MESSAGES)?;
-        let rows: Vec<(u32, Vec<u8>)> = t
-            .range((inbox.id, 0)..=(inbox.id, u32::MAX))?
-            .map(|r| r.map(|(k, v)| (k.value().1, v.value().to_vec())))
-            .collect::<Result<_, _>>()?;
-        for (uid, bytes) in rows {
-            t.remove((inbox.id, uid))?;
-            t.insert((dst.id, uid), bytes.as_slice())?;
-            moved.push(uid);
-        }
-    }
-    dst.uidnext = inbox.uidnext;
-    dst.highest_modseq = inbox.highest_modseq.max(dst.highest_modseq);
-    dst.messages = inbox.messages;
-    dst.bytes = inbox.bytes;
-    mailboxes::save_in(tx, &dst)?;
-    inbox.messages = 0;
-    inbox.bytes = 0;
-    if !moved.is_empty() {
-        inbox.highest_modseq = inbox.highest_modseq.saturating_add(1);
-        record_expunged(tx, &inbox, moved.iter().copied())?;
-        batch.changes.push(Change {
-            user,
-            mailbox: MailboxId(inbox.id),
-            kind: ChangeKind::Expunged,
-            origin: Origin::NONE,
-        });
-        batch.changes.push(Change {
-            user,
-            mailbox: MailboxId(dst.id),
-            kind: ChangeKind::Appended {
-                uid: dst.uidnext.saturating_sub(1),
-            },
-            origin: Origin::NONE,
-        });
-    }
-    mailboxes::save_in(tx, &inbox)?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -13,8 +13,7 @@ use crate::contracts::{MailboxId, UserId};
 use redb::{ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
-use super::imap::delete_in;
-use super::mailboxes::{self, canonical_mailbox};
+use super::mailboxes::{self, canonical_mailbox, delete_in};
 use super::schema::{
     self, EXPUNGED, MAILBOX_NAMES, META, MailboxRecord, POP3_UIDLS, SUBSCRIPTIONS, SpecialUse,
 };

@@ -10,8 +10,8 @@ use crate::contracts::{MailData, MailboxId, Summary, Uid, UserId};
 use crate::mime::header::{decoded, header_value};
 
 use super::blob::Extent;
-use super::imap::{copy_in, create_parents, expunge_in, numbers};
-use super::mailboxes::{self, canonical_mailbox};
+use super::imap::{copy_in, expunge_in, numbers};
+use super::mailboxes::{self, canonical_mailbox, create_parents};
 use super::messages::Reader;
 use super::schema::{self, MAILBOXES, MESSAGES, MailboxRecord, MessageRecord};
 use super::{Origin, Store, StoreError};
@@ -195,7 +195,7 @@ impl Store {
         moves: Vec<(String, Vec<u32>)>,
     ) -> Result<Applied, StoreError> {
         self.write(move |tx, batch| {
-            let src = mailboxes::load_in(tx, mailbox.0)?.ok_or(StoreError::NoSuchMailbox)?;
+            let src = mailboxes::existing_in(tx, mailbox.0)?;
             let mut applied = Applied::default();
             let mut expunge = expunge;
             expunge.sort_unstable();

@@ -98,7 +98,7 @@ impl Store {
         when: i64,
     ) -> Result<(), StoreError> {
         self.write(move |tx, _| {
-            mailboxes::load_in(tx, mailbox.0)?.ok_or(StoreError::NoSuchMailbox)?;
+            mailboxes::existing_in(tx, mailbox.0)?;
             let mut t = tx.open_table(MESSAGES)?;
             for uid in uids {
                 let Some(v) = t.get((mailbox.0, uid.0))? else {

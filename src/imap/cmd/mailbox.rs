@@ -333,7 +333,7 @@ impl Session {
             return no(Code::Cannot, "Wildcards are not allowed in mailbox names");
         }
         // Missing parents too, in one job: a refused name creates nothing.
-        self.store().create_mailbox_path(user, &name).await?;
+        self.store().create_mailbox(user, &name).await?;
         Ok(Outcome::ok("CREATE completed"))
     }
 

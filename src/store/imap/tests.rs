@@ -4,7 +4,7 @@
 use super::*;
 use crate::config::StoreConfig;
 use crate::contracts::{MailboxId, ModSeq, Uid, UserId};
-use crate::store::{AppendRequest, Store};
+use crate::store::{AppendRequest, MailboxInfo, Store};
 use crate::testing::uids as uid_list;
 
 /// Runs `test` on a fresh store with one user, "a".
