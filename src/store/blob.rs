@@ -683,29 +683,48 @@ pub(crate) fn maybe_train(shared: &Arc<Shared>, writer: &super::writer::Writer) 
     if !matches!(due, Ok(true)) {
         return;
     }
-    if shared.codec.training.swap(true, Ordering::SeqCst) {
-        return;
-    }
-    let owned = shared.clone();
     let writer = writer.clone();
-    let spawned = std::thread::Builder::new()
-        .name("store-dict".into())
-        .spawn(move || {
-            match train(&owned) {
+    spawn_exclusive(
+        shared,
+        |c| &c.training,
+        "store-dict",
+        move |shared| {
+            match train(shared) {
                 // Older loose blobs are not recompressed one by one: the packer (which
                 // waits for this dictionary) rewrites them into packs with it anyway.
                 Ok(Some(id)) => log::info!("store: trained zstd dictionary {id}"),
                 Ok(None) => {}
                 Err(e) => log::warn!("store: dictionary training failed: {e}"),
             }
-            owned.codec.trained.store(true, Ordering::SeqCst);
-            owned.codec.training.store(false, Ordering::SeqCst);
-            super::pack::maybe_pack(&owned, &writer);
+            shared.codec.trained.store(true, Ordering::SeqCst);
+            super::pack::maybe_pack(shared, &writer);
+        },
+    );
+}
+
+/// Runs `job` on a thread named `name` unless one of its kind is running: `busy` picks
+/// the [`Codec`] flag of that kind (training, packing), set while the job runs and
+/// cleared when it ends or cannot start; the next commit that finds the work due then
+/// tries again.
+pub(crate) fn spawn_exclusive(
+    shared: &Arc<Shared>,
+    busy: fn(&Codec) -> &AtomicBool,
+    name: &str,
+    job: impl FnOnce(&Arc<Shared>) + Send + 'static,
+) {
+    if busy(&shared.codec).swap(true, Ordering::SeqCst) {
+        return;
+    }
+    let owned = shared.clone();
+    let spawned = std::thread::Builder::new()
+        .name(name.to_string())
+        .spawn(move || {
+            job(&owned);
+            busy(&owned.codec).store(false, Ordering::SeqCst);
         });
     if let Err(e) = spawned {
-        // Like the packer: the next commit that finds training due tries again.
-        log::warn!("store: cannot start dictionary training: {e}");
-        shared.codec.training.store(false, Ordering::SeqCst);
+        log::warn!("store: cannot start thread {name}: {e}");
+        busy(&shared.codec).store(false, Ordering::SeqCst);
     }
 }
 

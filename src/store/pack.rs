@@ -410,23 +410,17 @@ pub(crate) fn maybe_pack(shared: &Arc<Shared>, writer: &Writer) {
     if !codec.trained.load(Ordering::SeqCst) && loose_bytes(shared).unwrap_or(0) < LOOSE_MAX {
         return;
     }
-    if codec.packing.swap(true, Ordering::SeqCst) {
-        return;
-    }
-    let owned = shared.clone();
     let writer = writer.clone();
-    let spawned = std::thread::Builder::new()
-        .name("store-pack".into())
-        .spawn(move || {
-            if let Err(e) = run(&owned, &writer) {
+    super::blob::spawn_exclusive(
+        shared,
+        |c| &c.packing,
+        "store-pack",
+        move |shared| {
+            if let Err(e) = run(shared, &writer) {
                 log::warn!("store: packing stopped: {e}");
             }
-            owned.codec.packing.store(false, Ordering::SeqCst);
-        });
-    if let Err(e) = spawned {
-        log::warn!("store: cannot start the packer: {e}");
-        codec.packing.store(false, Ordering::SeqCst);
-    }
+        },
+    );
 }
 
 impl super::Store {
