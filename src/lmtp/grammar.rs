@@ -17,6 +17,7 @@
 //! RFC 6531, is not advertised), RCPT parameters, and any MAIL parameter but `SIZE`
 //! and `BODY`.
 
+use crate::mime::header::{trim_end_by, trim_start_by};
 use std::fmt;
 
 /// Longest mailbox we accept, in octets. RFC 5321 §4.5.3.1.3 limits a path to 256
@@ -212,7 +213,7 @@ impl std::error::Error for SyntaxError {}
 
 /// Parses one command line, terminator excluded (RFC 5321 §4.1.1; RFC 2033 §4.1).
 pub fn parse_command(line: &[u8]) -> Result<Command, SyntaxError> {
-    let line = trim_end(line);
+    let line = trim_end_by(line, is_space);
     let verb_len = line
         .iter()
         .position(|&b| b == b' ' || b == b'\t')
@@ -246,13 +247,7 @@ fn is_space(b: u8) -> bool {
 }
 
 fn trim_start(s: &[u8]) -> &[u8] {
-    let n = s.iter().take_while(|&&b| is_space(b)).count();
-    s.get(n..).unwrap_or_default()
-}
-
-fn trim_end(s: &[u8]) -> &[u8] {
-    let n = s.iter().rev().take_while(|&&b| is_space(b)).count();
-    s.get(..s.len().saturating_sub(n)).unwrap_or_default()
+    trim_start_by(s, is_space)
 }
 
 fn no_args(args: &[u8], cmd: Command) -> Result<Command, SyntaxError> {

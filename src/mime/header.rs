@@ -163,18 +163,25 @@ pub(crate) fn is_wsp(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\r' | b'\n')
 }
 
-pub(crate) fn trim(s: &[u8]) -> &[u8] {
-    trim_end(trim_start(s))
-}
-
-fn trim_start(s: &[u8]) -> &[u8] {
-    let n = s.iter().take_while(|&&b| is_wsp(b)).count();
+/// `s` without the leading bytes `space` picks (what counts as space differs: SP and
+/// HTAB in an SMTP command, also CR and LF in an unfolded header).
+pub fn trim_start_by(s: &[u8], space: impl Fn(u8) -> bool) -> &[u8] {
+    let n = s.iter().take_while(|&&b| space(b)).count();
     s.get(n..).unwrap_or_default()
 }
 
-fn trim_end(s: &[u8]) -> &[u8] {
-    let n = s.iter().rev().take_while(|&&b| is_wsp(b)).count();
+/// `s` without the trailing bytes `space` picks.
+pub fn trim_end_by(s: &[u8], space: impl Fn(u8) -> bool) -> &[u8] {
+    let n = s.iter().rev().take_while(|&&b| space(b)).count();
     s.get(..s.len().saturating_sub(n)).unwrap_or_default()
+}
+
+pub(crate) fn trim(s: &[u8]) -> &[u8] {
+    trim_end(trim_start_by(s, is_wsp))
+}
+
+fn trim_end(s: &[u8]) -> &[u8] {
+    trim_end_by(s, is_wsp)
 }
 
 #[cfg(test)]
