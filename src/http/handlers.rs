@@ -145,14 +145,14 @@ async fn store_gauges(ctx: &Context) -> [u64; 3] {
     {
         return v;
     }
-    let v = match ctx.pipeline.store.stats(None).await {
+    let v = match ctx.store().stats(None).await {
         Ok(s) => {
             let live: u64 = s.tables.iter().map(|t| t.1).sum();
             [live, s.file_bytes, s.free_bytes]
         }
         Err(e) => {
             log::warn!("metrics: cannot read store figures: {e}");
-            [0, ctx.pipeline.store.file_size(), 0]
+            [0, ctx.store().file_size(), 0]
         }
     };
     match STORE_GAUGES.lock() {
@@ -168,7 +168,7 @@ async fn gauges(ctx: &Context) -> Gauges {
         store_live,
         store_file,
         store_free,
-        pack_decompressions: ctx.pipeline.store.codec().packs.decompressed(),
+        pack_decompressions: ctx.store().codec().packs.decompressed(),
         tls_not_after: ctx.tls.not_after(),
     }
 }
@@ -176,13 +176,13 @@ async fn gauges(ctx: &Context) -> Gauges {
 /// 200 when the store takes a write and every listener accepts; 503 naming what fails.
 async fn healthz(ctx: &Context) -> Response {
     let mut problems = Vec::new();
-    if let Err(e) = ctx.pipeline.store.health_check().await {
+    if let Err(e) = ctx.store().health_check().await {
         problems.push(format!("store not writable: {e}"));
     }
     // An empty commit still succeeds on a full disk (redb reuses its pages), while the
     // next message would not fit: report that too.
     let max = ctx.config.limits.max_message_size;
-    if let Some(free) = ctx.pipeline.store.disk_free()
+    if let Some(free) = ctx.store().disk_free()
         && free < max
     {
         problems.push(format!(

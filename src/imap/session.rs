@@ -752,7 +752,7 @@ impl Session {
     /// The store: what the handlers read and write through (the delivery pipeline only
     /// for APPEND, and its hooks for quota).
     pub(super) fn store(&self) -> &crate::store::Store {
-        &self.ctx.pipeline.store
+        self.ctx.store()
     }
 
     /// Session selected view, if any.

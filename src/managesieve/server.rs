@@ -202,7 +202,7 @@ async fn run(
     user: &str,
     op: Op,
 ) -> Result<Done, OpError> {
-    let store = &ctx.pipeline.store;
+    let store = ctx.store();
     let limits = limits(ctx);
     let done = match op {
         Op::HaveSpace { name, size } => store

@@ -159,6 +159,14 @@ pub struct Context {
     pub acme: Option<crate::acme::Acme>,
 }
 
+impl Context {
+    /// The store: what sessions read and write through. The delivery pipeline is for
+    /// mail that arrives (LMTP, APPEND) and for its hooks.
+    pub fn store(&self) -> &crate::store::Store {
+        &self.pipeline.store
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::Tracker;

@@ -109,7 +109,7 @@ pub async fn start(
 /// UIDL: the one kept by an import, or computed from its bytes (exact duplicates
 /// numbered, see docs/decisions.md).
 async fn load_maildrop(ctx: &Context, user: UserId) -> Result<Maildrop, LoginOutcome> {
-    let store = &ctx.pipeline.store;
+    let store = ctx.store();
     let inbox = match store.mailbox(user, "INBOX").await {
         Ok(Some(mb)) => mb,
         Ok(None) => {
@@ -278,7 +278,7 @@ impl Retrievals {
             return;
         }
         let uids = std::mem::take(&mut self.uids);
-        let store = &ctx.pipeline.store;
+        let store = ctx.store();
         if let Err(e) = store
             .set_pop3_retrieved(self.mailbox, uids, self.since)
             .await
@@ -375,7 +375,7 @@ async fn apply(
                 top,
                 record,
             } => {
-                match ctx.pipeline.store.message_bytes(mailbox, uid).await {
+                match ctx.store().message_bytes(mailbox, uid).await {
                     Ok(Some(bytes)) => {
                         conn.queue(&head);
                         let whole = encode_message(&bytes, top, conn.out());

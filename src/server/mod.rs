@@ -322,7 +322,7 @@ async fn memory_timer(ctx: Context) {
         } else {
             false
         };
-        let store = &ctx.pipeline.store;
+        let store = ctx.store();
         // The size is read (a /proc file) only once the store is quiet.
         let grown = || match (crate::memory::resident_bytes(), floor) {
             (Some(now), Some(floor)) => now > floor.saturating_add(MEMORY_RELEASE_GROWTH),
@@ -356,7 +356,7 @@ async fn retention_timer(ctx: Context) {
         if !sleep_unless_shutdown(&ctx, every).await {
             return;
         }
-        match crate::retention::run(&ctx.pipeline.store, ctx.pipeline.hooks(), None, false).await {
+        match crate::retention::run(ctx.store(), ctx.pipeline.hooks(), None, false).await {
             Ok(r) if r.users > 0 => log::info!(
                 "retention: swept {} users, {} messages reviewed, {} expunged, {} moved, {} rule failures",
                 r.users,
@@ -377,7 +377,7 @@ async fn compaction_timer(ctx: Context) {
         if !sleep_unless_shutdown(&ctx, every).await {
             return;
         }
-        if let Err(e) = ctx.pipeline.store.compact(false).await {
+        if let Err(e) = ctx.store().compact(false).await {
             log::warn!("store: compaction failed: {e}");
         }
     }
