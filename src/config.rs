@@ -716,8 +716,6 @@ impl Default for RetentionConfig {
     }
 }
 
-/// Where `key:` first appears in the text (1-based line and column), for error messages
-/// about values that parsed but are not valid.
 /// Letters, digits, `.` and `-`, not empty.
 fn is_host_name(name: &str) -> bool {
     !name.is_empty()
@@ -726,6 +724,8 @@ fn is_host_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
 }
 
+/// Where `key:` first appears in the text (1-based line and column), for error messages
+/// about values that parsed but are not valid.
 fn locate(text: &str, key: &str) -> (Option<usize>, Option<usize>) {
     for (n, line) in text.lines().enumerate() {
         let code = line.split("//").next().unwrap_or("");
@@ -739,37 +739,118 @@ fn locate(text: &str, key: &str) -> (Option<usize>, Option<usize>) {
     (None, None)
 }
 
-/// The last `name:` in `code` whose name is a key (starts with a letter or `_`), so the
-/// colons inside `"127.0.0.1:0"` or `"::1"` are passed over.
-fn last_key(code: &str) -> Option<String> {
-    code.match_indices(':').rev().find_map(|(colon, _)| {
-        let before = code.get(..colon)?.trim_end();
-        let start = before
-            .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-            .map(|i| i + 1)
-            .unwrap_or(0);
-        let key = before.get(start..)?;
-        key.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-            .then(|| key.to_string())
-    })
+/// Where (line, column) (1-based, as ron counts them) is in the file: the keys of the
+/// sections whose brackets enclose it, outermost first, and the key whose value it is
+/// in, if any. For `(imap: (max_line: "big"))` at `"big"`: `(["imap"], Some("max_line"))`.
+/// Strings (with the colons of `"127.0.0.1:0"`) and `//` comments are passed over. ron's
+/// errors give only a position; this names the setting there.
+fn keys_at(text: &str, line: usize, col: usize) -> (Vec<String>, Option<String>) {
+    let mut open: Vec<Option<String>> = Vec::new();
+    let mut key: Option<String> = None;
+    let mut word = String::new();
+    let (mut in_string, mut escaped, mut comment, mut gap) = (false, false, false, false);
+    let mut chars = text
+        .lines()
+        .take(line)
+        .enumerate()
+        .flat_map(|(n, l)| {
+            let take = if n + 1 == line {
+                col.saturating_sub(1)
+            } else {
+                usize::MAX
+            };
+            l.chars().take(take).chain((n + 1 < line).then_some('\n'))
+        })
+        .peekable();
+    while let Some(c) = chars.next() {
+        if comment {
+            comment = c != '\n';
+            continue;
+        }
+        if in_string {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => {
+                in_string = true;
+                word.clear();
+            }
+            '/' if chars.peek() == Some(&'/') => comment = true,
+            c if c.is_alphanumeric() || c == '_' => {
+                if std::mem::take(&mut gap) {
+                    word.clear();
+                }
+                word.push(c);
+            }
+            ':' => {
+                if word.starts_with(|c: char| c.is_alphabetic() || c == '_') {
+                    key = Some(std::mem::take(&mut word));
+                }
+            }
+            '(' | '[' | '{' => {
+                open.push(key.take());
+                word.clear();
+            }
+            ')' | ']' | '}' => {
+                open.pop();
+                key = None;
+                word.clear();
+            }
+            ',' => {
+                key = None;
+                word.clear();
+            }
+            c if c.is_whitespace() => gap = true,
+            _ => word.clear(),
+        }
+    }
+    (open.into_iter().flatten().collect(), key)
 }
 
-/// The key whose value starts before (line, column): the last `name:` on that line before
-/// the column, else on the lines above (a list written over several lines). ron's errors
-/// give a position; this names the key there too.
-fn key_at(text: &str, line: usize, col: usize) -> Option<String> {
-    let lines: Vec<&str> = text.lines().take(line).collect();
-    if lines.len() < line {
-        return None;
+/// What a ron error says, named by the setting it is about (`imap.max_line: ...`) and
+/// in the words of the config file, not of our types.
+fn parse_error_message(text: &str, e: &ron::error::SpannedError) -> String {
+    let (mut path, key) = keys_at(text, e.position.line, e.position.col);
+    let one_of = |expected: &[&str]| {
+        let names: Vec<String> = expected.iter().map(|n| format!("`{n}`")).collect();
+        names.join(", ")
+    };
+    let what = match &e.code {
+        ron::Error::NoSuchStructField {
+            expected, found, ..
+        } => {
+            path.push(found.clone());
+            format!("unknown key; expected one of {}", one_of(expected))
+        }
+        ron::Error::DuplicateStructField { field, .. } => {
+            path.push((*field).to_string());
+            "given twice".to_string()
+        }
+        ron::Error::NoSuchEnumVariant {
+            expected, found, ..
+        } => {
+            path.extend(key);
+            format!(
+                "unknown value `{found}`; expected one of {}",
+                one_of(expected)
+            )
+        }
+        other => {
+            path.extend(key);
+            other.to_string()
+        }
+    };
+    if path.is_empty() {
+        what
+    } else {
+        format!("{}: {what}", path.join("."))
     }
-    let (l, above) = lines.split_last()?;
-    let upto: String = l.chars().take(col.saturating_sub(1)).collect();
-    last_key(upto.split("//").next().unwrap_or("")).or_else(|| {
-        above
-            .iter()
-            .rev()
-            .find_map(|l| last_key(l.split("//").next().unwrap_or("")))
-    })
 }
 
 /// Checks that the value of `key` lies in `range`; the error names the range.
@@ -792,17 +873,11 @@ impl RawConfig {
     pub fn parse(text: &str, file: &Path) -> Result<RawConfig, ConfigError> {
         ron::Options::default()
             .from_str::<RawConfig>(text)
-            .map_err(|e| {
-                let key = key_at(text, e.position.line, e.position.col);
-                ConfigError {
-                    file: file.to_path_buf(),
-                    line: Some(e.position.line),
-                    column: Some(e.position.col),
-                    message: match key {
-                        Some(k) => format!("{k}: {}", e.code),
-                        None => e.code.to_string(),
-                    },
-                }
+            .map_err(|e| ConfigError {
+                file: file.to_path_buf(),
+                line: Some(e.position.line),
+                column: Some(e.position.col),
+                message: parse_error_message(text, &e),
             })
     }
 
@@ -1222,6 +1297,41 @@ mod tests {
     }
 
     #[test]
+    fn parse_errors_name_the_setting_in_the_words_of_the_file() {
+        let message = |text: &str| check(text).unwrap_err().message;
+        assert_eq!(
+            message("(imap: (listen: [\"127.0.0.1:143\"], bogus: 2))"),
+            "imap.bogus: unknown key; expected one of `listen`, `tls_listen`, `max_line`, \
+             `max_literal`, `login_timeout_secs`, `autologout_secs`, `idle_timeout_secs`, \
+             `compress`, `unauthenticate`, `metadata_max_size`, `metadata_max_entries`, \
+             `metadata_admin`"
+        );
+        assert_eq!(
+            message("(pop3: (dele: Nuke))"),
+            "pop3.dele: unknown value `Nuke`; expected one of `Expunge`, `Hide`, `Move`"
+        );
+        assert_eq!(
+            message("(imap: (max_line: 10, max_line: 20))"),
+            "imap.max_line: given twice"
+        );
+        // Colons in strings and comments, and sections closed before, are passed over.
+        let e = message(
+            "(\n // the old one: gone\n lmtp: (listen: [\"[::1]:24\"]),\n imap: (max_line: \"x\"),\n)",
+        );
+        assert!(e.starts_with("imap.max_line: "), "{e}");
+        let e = message("(plugins: [(name: \"x\", path: \"p.wasm\", hooks: [Filtre])])");
+        assert!(
+            e.starts_with("plugins.hooks: unknown value `Filtre`"),
+            "{e}"
+        );
+        // No type names of ours.
+        for text in ["(bogus: 1)", "(store: (full_text_index: Partial))"] {
+            let e = message(text);
+            assert!(!e.contains("Config") && !e.contains("FullTextIndex"), "{e}");
+        }
+    }
+
+    #[test]
     fn nested_unknown_key_is_refused() {
         let e = check("(\n lmtp: (\n  lisen: [],\n ),\n)").unwrap_err();
         assert_eq!(e.line, Some(3));
@@ -1252,7 +1362,7 @@ mod tests {
     fn wrong_type_has_position() {
         let e = check("(\n limits: (max_message_size: \"big\"),\n)").unwrap_err();
         assert_eq!(e.line, Some(2));
-        assert!(e.message.starts_with("max_message_size:"), "{e}");
+        assert!(e.message.starts_with("limits.max_message_size:"), "{e}");
     }
 
     #[test]
@@ -1300,7 +1410,7 @@ mod tests {
         assert_eq!(e.line, Some(3));
         assert!(
             e.message
-                .starts_with("trusted: \"10.0.0/8\" is not a network"),
+                .starts_with("connections.trusted: \"10.0.0/8\" is not a network"),
             "{e}"
         );
         // A list over several lines: the entry's line is given, and the message still
@@ -1308,7 +1418,8 @@ mod tests {
         let e = check("(connections: (trusted: [\n  \"::1/128\",\n  \"ten\",\n]))").unwrap_err();
         assert_eq!(e.line, Some(3));
         assert!(
-            e.message.starts_with("trusted: \"ten\" is not a network"),
+            e.message
+                .starts_with("connections.trusted: \"ten\" is not a network"),
             "{e}"
         );
     }
