@@ -62,8 +62,11 @@ enum Command {
     },
     /// Deliver one RFC 5322 message from standard input (exit codes from sysexits.h).
     Deliver {
+        /// The recipient: a user name.
         #[arg(long)]
         user: String,
+        /// The mailbox to deliver into (it must exist): where the message goes unless a
+        /// filter files it elsewhere. INBOX when omitted.
         #[arg(long)]
         mailbox: Option<String>,
         /// The envelope sender, for Return-Path.
@@ -72,6 +75,7 @@ enum Command {
     },
     /// Import an mbox file or a maildir (Maildir++ folders become mailboxes).
     Import {
+        /// The user whose mailboxes receive the mail.
         #[arg(long)]
         user: String,
         /// For an mbox file: the mailbox to import into.
@@ -86,11 +90,13 @@ enum Command {
         /// MAILDIR_ROOT); `.dovecot.sieve` beside it names the active script.
         #[arg(long, value_name = "SIEVE_DIR", requires = "dovecot")]
         sieve: Option<PathBuf>,
+        /// An mbox file, a maildir, or a Maildir++ tree.
         #[arg(required_unless_present = "dovecot")]
         path: Option<PathBuf>,
     },
     /// Export mailboxes as mbox or maildir.
     Export {
+        /// The user whose mail is exported.
         #[arg(long)]
         user: String,
         /// One mailbox (PATH is then an mbox file or a plain maildir); all when omitted
@@ -99,10 +105,13 @@ enum Command {
         mailbox: Option<String>,
         #[arg(long, value_enum)]
         format: Format,
+        /// Where to write. An mbox file that exists is not overwritten (the export
+        /// stops before writing anything); a maildir that exists gets the messages added.
         path: PathBuf,
     },
     /// Messages and bytes (logical and on disk) per user and mailbox.
     Stats {
+        /// Only this user.
         #[arg(long)]
         user: Option<String>,
     },
@@ -112,14 +121,19 @@ enum Command {
     /// Drop the full-text index of one user (or everyone) and build it again: a running
     /// server rebuilds it in the background; without one, this command builds it.
     Reindex {
+        /// Only this user.
         #[arg(long)]
         user: Option<String>,
     },
     /// Back up the whole store into one compressed file (a consistent snapshot; a
     /// running server keeps serving).
-    Backup { path: PathBuf },
+    Backup {
+        /// The backup file to write (it must not exist).
+        path: PathBuf,
+    },
     /// Restore a backup into an empty data dir.
     Restore {
+        /// The backup file.
         path: PathBuf,
         /// Restore here instead of the configured data dir.
         #[arg(long)]
@@ -127,7 +141,10 @@ enum Command {
     },
     /// Check that every message is readable and intact and every reference resolves, in
     /// a backup file or (without PATH) the live store; lists problems and exits 65.
-    Verify { path: Option<PathBuf> },
+    Verify {
+        /// A backup file; the live store when omitted.
+        path: Option<PathBuf>,
+    },
     /// Check the configuration file and exit.
     CheckConfig,
     /// Print the DNS records clients use to find this server (RFC 6186 SRV, RFC 8314
@@ -183,9 +200,13 @@ enum PluginCommand {
     /// server, what the config would load.
     List,
     /// Which worlds a component implements, or why it does not load.
-    Check { file: PathBuf },
+    Check {
+        /// The component (`.wasm`).
+        file: PathBuf,
+    },
     /// Runs a filter plugin on a message and prints the verdict.
     Test {
+        /// The component (`.wasm`).
         file: PathBuf,
         /// The message (RFC 5322 file).
         #[arg(long)]
@@ -206,6 +227,7 @@ enum PluginCommand {
 enum UserCommand {
     /// Create a user with the default mailboxes.
     Add {
+        /// The login name.
         name: String,
         /// Read the password from the first line of standard input.
         #[arg(long, required = true)]
@@ -213,12 +235,17 @@ enum UserCommand {
     },
     /// Change a user's password.
     Passwd {
+        /// The login name.
         name: String,
+        /// Read the new password from the first line of standard input.
         #[arg(long, required = true)]
         password_stdin: bool,
     },
     /// Delete a user and all their mail.
-    Del { name: String },
+    Del {
+        /// The login name.
+        name: String,
+    },
     /// List users.
     List,
     /// Per-device passwords, each revocable alone.
@@ -231,16 +258,31 @@ enum UserCommand {
 #[derive(Subcommand)]
 enum AppPasswordCommand {
     /// Create a random app password and print it (once: only its hash is kept).
-    Add { name: String, label: String },
+    Add {
+        /// The user's login name.
+        name: String,
+        /// What the password is for, e.g. `phone`.
+        label: String,
+    },
     /// List a user's app passwords (labels and creation dates).
-    List { name: String },
+    List {
+        /// The user's login name.
+        name: String,
+    },
     /// Delete (revoke) one app password.
-    Del { name: String, label: String },
+    Del {
+        /// The user's login name.
+        name: String,
+        /// The label given at `add`.
+        label: String,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
 enum Format {
+    /// One file per mailbox, mboxrd quoting.
     Mbox,
+    /// One file per message (Maildir++ folders for the hierarchy).
     Maildir,
 }
 
@@ -1033,9 +1075,34 @@ async fn export(
         },
     };
     let io = |e: std::io::Error| fail(exit::CANTCREAT, format!("{}: {e}", path.display()));
+    let targets = names
+        .iter()
+        .map(|name| match (format, &mailbox) {
+            (Format::Mbox, Some(_)) => Ok(path.to_path_buf()),
+            (Format::Mbox, None) => Ok(mailfmt::names::mbox_file(path, name)),
+            (Format::Maildir, Some(_)) => Ok(path.to_path_buf()),
+            (Format::Maildir, None) if name == "INBOX" => Ok(path.to_path_buf()),
+            (Format::Maildir, None) => mailfmt::maildir::folder_path(path, name)
+                .map_err(|e| fail(exit::CANTCREAT, e.to_string())),
+        })
+        .collect::<Result<Vec<PathBuf>, Failure>>()?;
+    // An mbox file is written whole: one that exists is the user's, never overwritten.
+    // Checked for every mailbox before anything is written. (Maildir files get new
+    // names, so exporting into an existing maildir adds to it.)
+    if let Format::Mbox = format
+        && let Some(there) = targets.iter().find(|t| t.symlink_metadata().is_ok())
+    {
+        return Err(fail(
+            exit::CANTCREAT,
+            format!(
+                "{}: already exists; export does not overwrite, give a new name",
+                there.display()
+            ),
+        ));
+    }
     let mut total = 0u64;
     let mut seq = 0u64;
-    for name in &names {
+    for (name, target) in names.iter().zip(targets) {
         let messages = match backend
             .call(Request::Messages {
                 user: user.to_string(),
@@ -1047,14 +1114,6 @@ async fn export(
             r => return Err(unexpected(r)),
         };
         let mut mbox_out: Option<std::io::BufWriter<std::fs::File>> = None;
-        let target = match (format, &mailbox) {
-            (Format::Mbox, Some(_)) => path.to_path_buf(),
-            (Format::Mbox, None) => mailfmt::names::mbox_file(path, name),
-            (Format::Maildir, Some(_)) => path.to_path_buf(),
-            (Format::Maildir, None) if name == "INBOX" => path.to_path_buf(),
-            (Format::Maildir, None) => mailfmt::maildir::folder_path(path, name)
-                .map_err(|e| fail(exit::CANTCREAT, e.to_string()))?,
-        };
         if let Format::Maildir = format {
             for sub in ["cur", "new", "tmp"] {
                 std::fs::create_dir_all(target.join(sub)).map_err(io)?;
@@ -1064,9 +1123,12 @@ async fn export(
             if let Some(parent) = target.parent() {
                 std::fs::create_dir_all(parent).map_err(io)?;
             }
-            mbox_out = Some(std::io::BufWriter::new(
-                std::fs::File::create(&target).map_err(io)?,
-            ));
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&target)
+                .map_err(io)?;
+            mbox_out = Some(std::io::BufWriter::new(file));
         }
         for m in messages {
             let raw = match backend

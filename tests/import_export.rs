@@ -129,6 +129,15 @@ fn maildir_copy(dst: &Path) {
     }
 }
 
+/// `nestbox export` of user `u`: one mailbox, or all of them with `None`.
+fn export(env: &Env, mailbox: Option<&str>, format: &str, out: &Path) -> Run {
+    let mut args = vec!["export", "--user", "u", "--format", format, p(out)];
+    if let Some(m) = mailbox {
+        args.extend(["--mailbox", m]);
+    }
+    env.cli(&args, b"")
+}
+
 #[test]
 fn import_mbox_export_mbox_is_byte_exact() {
     both_modes(|env| {
@@ -137,20 +146,7 @@ fn import_mbox_export_mbox_is_byte_exact() {
         r.expect_code(0);
         assert!(r.stdout.contains("imported 5 messages, 0 failed"), "{r:?}");
         let out = env.path().join("out.mbox");
-        env.cli(
-            &[
-                "export",
-                "--user",
-                "u",
-                "--mailbox",
-                "INBOX",
-                "--format",
-                "mbox",
-                p(&out),
-            ],
-            b"",
-        )
-        .expect_code(0);
+        export(env, Some("INBOX"), "mbox", &out).expect_code(0);
         let (a, b) = (fs::read(&src).unwrap(), fs::read(&out).unwrap());
         assert!(
             a == b,
@@ -176,13 +172,28 @@ fn import_mbox_into_named_mailbox_and_export_all_as_mbox_folder() {
         )
         .expect_code(0);
         let out = env.path().join("all");
-        env.cli(&["export", "--user", "u", "--format", "mbox", p(&out)], b"")
-            .expect_code(0);
+        export(env, None, "mbox", &out).expect_code(0);
         assert_eq!(
             fs::read(out.join("Archive")).unwrap(),
             fs::read(&src).unwrap()
         );
         assert_eq!(fs::read(out.join("INBOX")).unwrap(), b"");
+
+        // A second export finds the user's files there: it refuses, naming one, and
+        // writes nothing (here the other mailbox's file is kept as it is too).
+        fs::write(out.join("INBOX"), b"mine").unwrap();
+        let r = export(env, None, "mbox", &out);
+        r.expect_code(73);
+        assert!(r.stderr.contains("already exists"), "{r:?}");
+        assert_eq!(fs::read(out.join("INBOX")).unwrap(), b"mine");
+        assert_eq!(
+            fs::read(out.join("Archive")).unwrap(),
+            fs::read(&src).unwrap()
+        );
+        let one = out.join("Archive");
+        let r = export(env, Some("INBOX"), "mbox", &one);
+        r.expect_code(73);
+        assert_eq!(fs::read(&one).unwrap(), fs::read(&src).unwrap());
     });
 }
 
@@ -192,20 +203,7 @@ fn import_mbox_status_headers_become_flags() {
         env.cli(&["import", "--user", "u", p(&fixture("inbox.mbox"))], b"")
             .expect_code(0);
         let out = env.path().join("md");
-        env.cli(
-            &[
-                "export",
-                "--user",
-                "u",
-                "--mailbox",
-                "INBOX",
-                "--format",
-                "maildir",
-                p(&out),
-            ],
-            b"",
-        )
-        .expect_code(0);
+        export(env, Some("INBOX"), "maildir", &out).expect_code(0);
         let mut by_id = BTreeMap::new();
         for m in read_folder(&out) {
             let text = show(&m.content);
@@ -245,11 +243,7 @@ fn import_maildir_export_maildir_keeps_content_flags_and_dates() {
         r.expect_code(0);
         assert!(r.stdout.contains("imported 6 messages, 0 failed"), "{r:?}");
         let out = env.path().join("out-maildir");
-        env.cli(
-            &["export", "--user", "u", "--format", "maildir", p(&out)],
-            b"",
-        )
-        .expect_code(0);
+        export(env, None, "maildir", &out).expect_code(0);
 
         let before = read_tree(&src);
         let after = read_tree(&out);
@@ -384,8 +378,7 @@ fn export_all_keeps_hierarchies_and_hostile_names_inside_the_target() {
         let original = fs::read(&src).unwrap();
 
         let out = env.path().join("all-mbox");
-        env.cli(&["export", "--user", "u", "--format", "mbox", p(&out)], b"")
-            .expect_code(0);
+        export(env, None, "mbox", &out).expect_code(0);
         for (name, file) in [
             ("Work", "Work"),
             ("Work/2024", "Work.sbd/2024"),
@@ -414,11 +407,7 @@ fn export_all_keeps_hierarchies_and_hostile_names_inside_the_target() {
         assert!(!env.path().join("up").exists());
 
         let out = env.path().join("all-maildir");
-        env.cli(
-            &["export", "--user", "u", "--format", "maildir", p(&out)],
-            b"",
-        )
-        .expect_code(0);
+        export(env, None, "maildir", &out).expect_code(0);
         for folder in [
             ".Work",
             ".Work.2024",
