@@ -18,20 +18,41 @@ use crate::store::SieveLimits;
 #[derive(Subcommand)]
 pub(super) enum SieveCommand {
     /// A user's scripts: name, size in octets, and which one is active.
-    List { user: String },
+    List {
+        /// The user's login name.
+        user: String,
+    },
     /// Print one script.
-    Get { user: String, name: String },
+    Get {
+        /// The user's login name.
+        user: String,
+        /// The script's name.
+        name: String,
+    },
     /// Store a script from FILE, or standard input without FILE (replacing one of that
     /// name; an active script stays active).
     Put {
+        /// The user's login name.
         user: String,
+        /// The script's name (as ManageSieve clients show it).
         name: String,
+        /// The script (RFC 5228, UTF-8); standard input when omitted.
         file: Option<PathBuf>,
     },
     /// Make NAME the script deliveries run; without NAME, deactivate Sieve.
-    Activate { user: String, name: Option<String> },
+    Activate {
+        /// The user's login name.
+        user: String,
+        /// The script's name.
+        name: Option<String>,
+    },
     /// Delete a script (not the active one).
-    Del { user: String, name: String },
+    Del {
+        /// The user's login name.
+        user: String,
+        /// The script's name.
+        name: String,
+    },
 }
 
 /// A script from `file` (standard input without), within `managesieve.max_script_bytes`,
