@@ -369,6 +369,17 @@ pub(crate) fn decompress_plain(data: &[u8]) -> Result<Option<Vec<u8>>, StoreErro
 }
 
 impl Codec {
+    /// Waits up to `limit` for background training and packing to end (they stop at the
+    /// next batch once the writer is closed, or finish what they are doing).
+    pub(crate) fn wait_background(&self, limit: std::time::Duration) {
+        let deadline = std::time::Instant::now() + limit;
+        while (self.training.load(Ordering::SeqCst) || self.packing.load(Ordering::SeqCst))
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
     /// The header of the message `data` holds (made with dictionary `dict`, `len` bytes
     /// decompressed), as [`crate::mime::header_end`] finds it, decompressing only as far
     /// as the blank line that ends it: a large message's attachments are not decompressed

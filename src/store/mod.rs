@@ -511,14 +511,9 @@ impl Store {
             if force {
                 // Asked for explicitly: let background packing finish first, since its
                 // transactions make compaction give up.
-                let codec = &shared.codec;
-                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-                while (codec.packing.load(std::sync::atomic::Ordering::SeqCst)
-                    || codec.training.load(std::sync::atomic::Ordering::SeqCst))
-                    && std::time::Instant::now() < deadline
-                {
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                }
+                shared
+                    .codec
+                    .wait_background(std::time::Duration::from_secs(60));
             }
             compact_blocking(&shared, force)
         })
@@ -530,14 +525,9 @@ impl Store {
     pub fn shutdown(&self) {
         self.stop_indexer();
         self.writer.close();
-        let codec = &self.shared.codec;
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while (codec.training.load(std::sync::atomic::Ordering::SeqCst)
-            || codec.packing.load(std::sync::atomic::Ordering::SeqCst))
-            && std::time::Instant::now() < deadline
-        {
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
+        self.shared
+            .codec
+            .wait_background(std::time::Duration::from_secs(10));
     }
 }
 
