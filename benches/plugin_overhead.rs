@@ -18,7 +18,7 @@ use std::time::Instant;
 use nestbox::config::{PluginConfig, PluginHook, RawConfig};
 use nestbox::contracts::{HookMessage, Hooks, MailData, Source, Target, UserId};
 use nestbox::plugins::PluginHost;
-use nestbox::store::{SieveLimits, Store, SystemFlags};
+use nestbox::store::{SieveLimits, Store};
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
@@ -90,17 +90,8 @@ fn measure(
     };
     let mut times = Vec::with_capacity(n);
     for i in 0..n + n / 10 {
-        let mut target = Target {
-            // The first user the store makes; the Sieve script looks up mailboxes by it.
-            user: UserId(1),
-            user_name: "bench".into(),
-            address: "bench@example.org".into(),
-            mailbox: None,
-            create_mailbox: false,
-            flags: SystemFlags::default(),
-            keywords: Vec::new(),
-            kept: None,
-        };
+        // The first user the store makes; the Sieve script looks up mailboxes by it.
+        let mut target = Target::new(UserId(1), "bench".into(), "bench@example.org".into());
         let t = Instant::now();
         let v = host.filter(&msg, &mut target);
         let us = t.elapsed().as_secs_f64() * 1e6;

@@ -311,14 +311,8 @@ async fn run(p: &Pipeline, hostname: &str, req: Request) -> Result<Response, Res
         } => {
             let (id, name) = user_id(p, &user).await?;
             let target = Target {
-                user: id,
-                user_name: name.clone(),
-                address: format!("{name}@{hostname}"),
                 mailbox,
-                create_mailbox: false,
-                flags: SystemFlags::default(),
-                keywords: Vec::new(),
-                kept: None,
+                ..Target::new(id, name.clone(), format!("{name}@{hostname}"))
             };
             let incoming = Incoming {
                 raw,
@@ -343,14 +337,12 @@ async fn run(p: &Pipeline, hostname: &str, req: Request) -> Result<Response, Res
                 .into_iter()
                 .map(|item| {
                     let target = Target {
-                        user: id,
-                        user_name: name.clone(),
-                        address: name.clone(),
                         mailbox: Some(item.mailbox),
                         create_mailbox: true,
                         flags: SystemFlags(item.flags),
                         keywords: item.keywords,
                         kept: item.kept,
+                        ..Target::new(id, name.clone(), name.clone())
                     };
                     let incoming = Incoming {
                         raw: item.raw,

@@ -56,6 +56,23 @@ pub struct Target {
     pub kept: Option<KeptIds>,
 }
 
+impl Target {
+    /// A copy for `user` addressed as `address`, into INBOX (which must exist), with no
+    /// flags, keywords or kept ids: what a delivery starts from.
+    pub fn new(user: UserId, user_name: String, address: String) -> Target {
+        Target {
+            user,
+            user_name,
+            address,
+            mailbox: None,
+            create_mailbox: false,
+            flags: SystemFlags::default(),
+            keywords: Vec::new(),
+            kept: None,
+        }
+    }
+}
+
 /// One stored copy of a recipient's message, when filters file it into several
 /// mailboxes (Sieve: several `fileinto`, or `fileinto` with `keep`).
 #[derive(Debug, Clone, PartialEq)]

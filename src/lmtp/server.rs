@@ -25,7 +25,7 @@ use crate::net::conn::{Conn, NextLine};
 use crate::net::limits::{ConnSlot, LimitError, Service};
 use crate::net::stream::{Peer, Stream};
 use crate::net::{Context, accept};
-use crate::store::{StoreError, SystemFlags};
+use crate::store::StoreError;
 
 /// Binds every `lmtp.listen` address and accepts TCP connections until shutdown
 /// (limits and tasks: [`accept::accept_tcp`]).
@@ -265,16 +265,7 @@ async fn deliver(
         match lookup(ctx, mb).await {
             Ok(Some((id, name))) => {
                 slots.push(i);
-                targets.push(Target {
-                    user: id,
-                    user_name: name,
-                    address: mb.as_str().to_string(),
-                    mailbox: None,
-                    create_mailbox: false,
-                    flags: SystemFlags::default(),
-                    keywords: Vec::new(),
-                    kept: None,
-                });
+                targets.push(Target::new(id, name, mb.as_str().to_string()));
             }
             Ok(None) => {
                 if let Some(o) = outcomes.get_mut(i) {

@@ -113,16 +113,7 @@ pub fn test(
         return Err(e.clone());
     }
     let raw = Arc::new(crate::util::to_crlf(raw));
-    let target = Target {
-        user: UserId(0),
-        user_name: user.to_string(),
-        address: String::new(),
-        mailbox: None,
-        create_mailbox: false,
-        flags: SystemFlags::default(),
-        keywords: Vec::new(),
-        kept: None,
-    };
+    let target = Target::new(UserId(0), user.to_string(), String::new());
     let msg = HookMessage {
         raw: &raw,
         prefix: &[],

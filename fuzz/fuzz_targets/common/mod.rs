@@ -109,14 +109,9 @@ async fn deliver(pipeline: &Pipeline, user: UserId) {
                 internal_date: Some(1_650_000_000 + i as i64 * 86_400),
             };
             let target = Target {
-                user,
-                user_name: USER.into(),
-                address: format!("{USER}@test.example"),
                 mailbox: Some((*mailbox).into()),
                 create_mailbox: true,
-                flags: SystemFlags::default(),
-                keywords: Vec::new(),
-                kept: None,
+                ..Target::new(user, USER.into(), format!("{USER}@test.example"))
             };
             (incoming, vec![target])
         })

@@ -75,14 +75,10 @@ impl Session {
                     internal_date: m.date,
                 },
                 vec![Target {
-                    user,
-                    user_name: user_name.clone(),
-                    address: String::new(),
                     mailbox: Some(mailbox.clone()),
-                    create_mailbox: false,
                     flags,
                     keywords,
-                    kept: None,
+                    ..Target::new(user, user_name.clone(), String::new())
                 }],
             ));
         }
