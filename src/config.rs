@@ -742,13 +742,14 @@ fn locate(text: &str, key: &str) -> (Option<usize>, Option<usize>) {
 /// Where (line, column) (1-based, as ron counts them) is in the file: the keys of the
 /// sections whose brackets enclose it, outermost first, and the key whose value it is
 /// in, if any. For `(imap: (max_line: "big"))` at `"big"`: `(["imap"], Some("max_line"))`.
-/// Strings (with the colons of `"127.0.0.1:0"`) and `//` comments are passed over. ron's
+/// Strings (with the colons of `"127.0.0.1:0"`) and comments are passed over. ron's
 /// errors give only a position; this names the setting there.
 fn keys_at(text: &str, line: usize, col: usize) -> (Vec<String>, Option<String>) {
     let mut open: Vec<Option<String>> = Vec::new();
     let mut key: Option<String> = None;
     let mut word = String::new();
-    let (mut in_string, mut escaped, mut comment, mut gap) = (false, false, false, false);
+    let (mut in_string, mut escaped, mut comment, mut block, mut gap) =
+        (false, false, false, false, false);
     let mut chars = text
         .lines()
         .take(line)
@@ -767,6 +768,12 @@ fn keys_at(text: &str, line: usize, col: usize) -> (Vec<String>, Option<String>)
             comment = c != '\n';
             continue;
         }
+        if block {
+            if c == '*' && chars.next_if_eq(&'/').is_some() {
+                block = false;
+            }
+            continue;
+        }
         if in_string {
             match c {
                 _ if escaped => escaped = false,
@@ -781,7 +788,8 @@ fn keys_at(text: &str, line: usize, col: usize) -> (Vec<String>, Option<String>)
                 in_string = true;
                 word.clear();
             }
-            '/' if chars.peek() == Some(&'/') => comment = true,
+            '/' if chars.next_if_eq(&'/').is_some() => comment = true,
+            '/' if chars.next_if_eq(&'*').is_some() => block = true,
             c if c.is_alphanumeric() || c == '_' => {
                 if std::mem::take(&mut gap) {
                     word.clear();
@@ -1316,7 +1324,7 @@ mod tests {
         );
         // Colons in strings and comments, and sections closed before, are passed over.
         let e = message(
-            "(\n // the old one: gone\n lmtp: (listen: [\"[::1]:24\"]),\n imap: (max_line: \"x\"),\n)",
+            "(\n // the old one: gone\n lmtp: (listen: [\"[::1]:24\"]),\n /* was: (a: 1 */\n imap: (max_line: \"x\"),\n)",
         );
         assert!(e.starts_with("imap.max_line: "), "{e}");
         let e = message("(plugins: [(name: \"x\", path: \"p.wasm\", hooks: [Filtre])])");
