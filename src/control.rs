@@ -258,11 +258,21 @@ fn delivered(o: Outcome) -> Delivered {
 async fn user_id(p: &Pipeline, name: &str) -> Result<(UserId, String), Response> {
     match p.store.find_user(name, "").await {
         Ok(Some(u)) => Ok((u.id, u.name)),
-        Ok(None) => Err(Response::Error(
-            ErrorKind::NoSuchUser,
-            format!("no such user: {name}"),
-        )),
+        Ok(None) => Err(user_error(name)(StoreError::NoSuchUser)),
         Err(e) => Err(error(e)),
+    }
+}
+
+/// [`error`], naming the user where the error is about the user itself.
+fn user_error(name: &str) -> impl FnOnce(StoreError) -> Response + '_ {
+    move |e| match e {
+        StoreError::NoSuchUser => {
+            Response::Error(ErrorKind::NoSuchUser, format!("no such user: {name}"))
+        }
+        StoreError::UserExists => {
+            Response::Error(ErrorKind::Invalid, format!("user {name} already exists"))
+        }
+        e => error(e),
     }
 }
 
@@ -291,17 +301,17 @@ async fn run(p: &Pipeline, hostname: &str, req: Request) -> Result<Response, Res
             .add_user(&name, hash)
             .await
             .map(|_| Response::Done)
-            .map_err(error)?,
+            .map_err(user_error(&name))?,
         Request::UserPasswd { name, hash } => store
             .set_password(&name, hash)
             .await
             .map(|_| Response::Done)
-            .map_err(error)?,
+            .map_err(user_error(&name))?,
         Request::UserDel { name } => store
             .delete_user(&name)
             .await
             .map(|_| Response::Done)
-            .map_err(error)?,
+            .map_err(user_error(&name))?,
         Request::UserList => Response::Users(store.list_users().await.map_err(error)?),
         Request::Deliver {
             user,

@@ -65,7 +65,7 @@ fn scenario(env: &Env) -> Transcript {
         b"x\n",
         65,
     );
-    assert!(r.stderr.contains("already exists"), "{r:?}");
+    assert!(r.stderr.contains("user alice already exists"), "{r:?}");
     step(
         "add bob",
         &["user", "add", "bob", "--password-stdin"],
@@ -94,7 +94,7 @@ fn scenario(env: &Env) -> Transcript {
         b"new\n",
         67,
     );
-    assert!(r.stderr.contains("no such user"), "{r:?}");
+    assert!(r.stderr.contains("no such user: zed"), "{r:?}");
 
     let msg = b"From: someone@remote.test\nSubject: cli\n\nline one\n.\nFrom here\n";
     step(
