@@ -996,8 +996,9 @@ async fn import(
         r => return Err(unexpected(r)),
     }
     let max = usize::try_from(config.limits.max_message_size).unwrap_or(usize::MAX);
-    let meta = std::fs::metadata(path)
-        .map_err(|e| fail(exit::DATAERR, format!("{}: {e}", path.display())))?;
+    // sysexits.h: EX_NOINPUT for an input that does not exist or cannot be read.
+    let unreadable = |e: std::io::Error| fail(exit::NOINPUT, format!("{}: {e}", path.display()));
+    let meta = std::fs::metadata(path).map_err(unreadable)?;
     let mut imp = Importer::new(backend, user);
     if meta.is_dir() {
         let entries =
@@ -1015,8 +1016,7 @@ async fn import(
         }
         bar.finish_and_clear();
     } else {
-        let file = std::fs::File::open(path)
-            .map_err(|e| fail(exit::DATAERR, format!("{}: {e}", path.display())))?;
+        let file = std::fs::File::open(path).map_err(unreadable)?;
         let bar = progress(meta.len(), true);
         let reader = BufReader::with_capacity(
             256 << 10,

@@ -141,6 +141,11 @@ fn export(env: &Env, mailbox: Option<&str>, format: &str, out: &Path) -> Run {
 #[test]
 fn import_mbox_export_mbox_is_byte_exact() {
     both_modes(|env| {
+        // A file that is not there: EX_NOINPUT, naming it.
+        let missing = env.path().join("missing.mbox");
+        let r = env.cli(&["import", "--user", "u", p(&missing)], b"");
+        r.expect_code(66);
+        assert!(r.stderr.contains("missing.mbox"), "{r:?}");
         let src = fixture("inbox.mbox");
         let r = env.cli(&["import", "--user", "u", p(&src)], b"");
         r.expect_code(0);
