@@ -16,7 +16,7 @@ use super::schema::{
     SystemFlags,
 };
 use super::writer::Batch;
-use super::{Change, ChangeKind, Origin, Store, StoreError, now};
+use super::{ChangeKind, Origin, Store, StoreError, now};
 
 /// How STORE combines the given flags with the present ones (RFC 9051 §6.4.6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -232,14 +232,14 @@ pub(super) fn copy_in(
         out.dst_uids.push(Uid(new_uid));
     }
     mailboxes::save_in(tx, &dst_mb)?;
-    batch.changes.push(Change {
-        user: dst_mb.user,
-        mailbox: MailboxId(dst),
-        kind: ChangeKind::Appended {
+    batch.announce(
+        dst_mb.user,
+        MailboxId(dst),
+        ChangeKind::Appended {
             uid: dst_mb.uidnext.saturating_sub(1),
         },
-        origin: Origin::NONE,
-    });
+        Origin::NONE,
+    );
     Ok(Some(out))
 }
 
@@ -301,12 +301,7 @@ pub(super) fn remove_messages(
         mb.bytes = mb.bytes.saturating_sub(rec.size);
     }
     record_expunged(tx, mb, removed.iter().map(|(uid, _)| *uid))?;
-    batch.changes.push(Change {
-        user: mb.user,
-        mailbox: MailboxId(mb.id),
-        kind: ChangeKind::Expunged,
-        origin,
-    });
+    batch.announce(mb.user, MailboxId(mb.id), ChangeKind::Expunged, origin);
     Ok(removed)
 }
 
@@ -395,12 +390,7 @@ impl Store {
             drop(t);
             if !out.changed.is_empty() {
                 mailboxes::save_in(tx, &mb)?;
-                batch.changes.push(Change {
-                    user: mb.user,
-                    mailbox,
-                    kind: ChangeKind::Flags,
-                    origin,
-                });
+                batch.announce(mb.user, mailbox, ChangeKind::Flags, origin);
             }
             Ok(out)
         })

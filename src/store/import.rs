@@ -18,7 +18,7 @@ use super::schema::{
     self, EXPUNGED, MAILBOX_NAMES, META, MailboxRecord, POP3_UIDLS, SUBSCRIPTIONS, SpecialUse,
 };
 use super::writer::Batch;
-use super::{Change, ChangeKind, Origin, Store, StoreError};
+use super::{ChangeKind, Origin, Store, StoreError};
 
 pub use crate::contracts::KeptIds;
 
@@ -83,12 +83,7 @@ fn save_changed(
     mb: &MailboxRecord,
 ) -> Result<(), StoreError> {
     mailboxes::save_in(tx, mb)?;
-    batch.changes.push(Change {
-        user: mb.user,
-        mailbox: MailboxId(mb.id),
-        kind: ChangeKind::Mailbox,
-        origin: Origin::NONE,
-    });
+    batch.announce(mb.user, MailboxId(mb.id), ChangeKind::Mailbox, Origin::NONE);
     Ok(())
 }
 

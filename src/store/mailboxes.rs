@@ -13,7 +13,7 @@ use super::schema::{
     POP3_UIDLS, SUBSCRIPTIONS, SpecialUse,
 };
 use super::writer::Batch;
-use super::{Change, ChangeKind, Origin, Store, StoreError, now};
+use super::{ChangeKind, Origin, Store, StoreError, now};
 
 /// The mailboxes every new user gets, with their RFC 6154 attributes.
 pub const DEFAULT_MAILBOXES: &[(&str, Option<SpecialUse>)] = &[
@@ -184,12 +184,7 @@ pub(crate) fn create_in(
     save_in(tx, &rec)?;
     tx.open_table(MAILBOX_NAMES)?
         .insert((user.0, name.as_str()), id)?;
-    batch.changes.push(Change {
-        user,
-        mailbox: MailboxId(id),
-        kind: ChangeKind::Mailbox,
-        origin: Origin::NONE,
-    });
+    batch.announce(user, MailboxId(id), ChangeKind::Mailbox, Origin::NONE);
     Ok(rec)
 }
 
@@ -279,12 +274,7 @@ pub(super) fn delete_in(
     if mb.subscribed {
         tx.open_table(SUBSCRIPTIONS)?.insert((user.0, name), ())?;
     }
-    batch.changes.push(Change {
-        user,
-        mailbox: MailboxId(mb.id),
-        kind: ChangeKind::Mailbox,
-        origin: Origin::NONE,
-    });
+    batch.announce(user, MailboxId(mb.id), ChangeKind::Mailbox, Origin::NONE);
     Ok(removed)
 }
 
@@ -327,20 +317,20 @@ fn rename_inbox(
     if !moved.is_empty() {
         inbox.highest_modseq = inbox.highest_modseq.saturating_add(1);
         super::imap::record_expunged(tx, &inbox, moved.iter().copied())?;
-        batch.changes.push(Change {
+        batch.announce(
             user,
-            mailbox: MailboxId(inbox.id),
-            kind: ChangeKind::Expunged,
-            origin: Origin::NONE,
-        });
-        batch.changes.push(Change {
+            MailboxId(inbox.id),
+            ChangeKind::Expunged,
+            Origin::NONE,
+        );
+        batch.announce(
             user,
-            mailbox: MailboxId(dst.id),
-            kind: ChangeKind::Appended {
+            MailboxId(dst.id),
+            ChangeKind::Appended {
                 uid: dst.uidnext.saturating_sub(1),
             },
-            origin: Origin::NONE,
-        });
+            Origin::NONE,
+        );
     }
     save_in(tx, &inbox)?;
     Ok(())
@@ -428,12 +418,7 @@ impl Store {
                 // B`), so the renamed mailbox takes a fresh one; its UIDs stay.
                 rec.uidvalidity = next_uidvalidity(tx)?;
                 save_in(tx, &rec)?;
-                batch.changes.push(Change {
-                    user,
-                    mailbox: MailboxId(id),
-                    kind: ChangeKind::Mailbox,
-                    origin: Origin::NONE,
-                });
+                batch.announce(user, MailboxId(id), ChangeKind::Mailbox, Origin::NONE);
             }
             Ok(())
         })
@@ -489,12 +474,7 @@ impl Store {
                     if rec.subscribed != subscribed {
                         rec.subscribed = subscribed;
                         save_in(tx, &rec)?;
-                        batch.changes.push(Change {
-                            user,
-                            mailbox: MailboxId(rec.id),
-                            kind: ChangeKind::Mailbox,
-                            origin: Origin::NONE,
-                        });
+                        batch.announce(user, MailboxId(rec.id), ChangeKind::Mailbox, Origin::NONE);
                     }
                     if !subscribed {
                         subs.remove((user.0, name.as_str()))?;
@@ -509,12 +489,7 @@ impl Store {
                     if was != subscribed {
                         // No mailbox to name: NOTIFY SubscriptionChange (RFC 5465 §5.5)
                         // still hears of it.
-                        batch.changes.push(Change {
-                            user,
-                            mailbox: MailboxId(0),
-                            kind: ChangeKind::Mailbox,
-                            origin: Origin::NONE,
-                        });
+                        batch.announce(user, MailboxId(0), ChangeKind::Mailbox, Origin::NONE);
                     }
                 }
             }

@@ -16,7 +16,7 @@ use super::schema::{
     MessageRecord, PACKS, PackRecord, SystemFlags, TraceRecord, USERS, UserRecord,
 };
 use super::writer::Batch;
-use super::{Change, ChangeKind, Origin, Store, StoreError, now};
+use super::{ChangeKind, Origin, Store, StoreError, now};
 
 /// One copy of a message to store.
 #[derive(Debug, Clone)]
@@ -339,12 +339,12 @@ fn store_one(
         import::keep_uidl(tx, mb.id, uid, kept)?;
     }
     mailboxes::save_in(tx, &mb)?;
-    batch.changes.push(Change {
-        user: req.user,
-        mailbox: MailboxId(mb.id),
-        kind: ChangeKind::Appended { uid },
-        origin: Origin::NONE,
-    });
+    batch.announce(
+        req.user,
+        MailboxId(mb.id),
+        ChangeKind::Appended { uid },
+        Origin::NONE,
+    );
     Ok(Appended {
         mailbox: MailboxId(mb.id),
         uidvalidity: mb.uidvalidity,

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use redb::{ReadableTable, WriteTransaction};
 
 use super::schema::{self, MAILBOXES, METADATA, MailboxRecord};
-use super::{Change, ChangeKind, Origin, Store, StoreError};
+use super::{ChangeKind, Origin, Store, StoreError};
 
 /// Mailbox id under which a user's server entries are kept (mailbox ids start at 1).
 const SERVER: u64 = 0;
@@ -215,14 +215,14 @@ impl Store {
                 return Ok(MetadataSet::TooMany);
             }
             // RFC 5465 §5.6, §5.7: NOTIFY sessions hear which entries changed.
-            batch.changes.push(Change {
+            batch.announce(
                 user,
-                mailbox: MailboxId(mailbox),
-                kind: ChangeKind::Metadata {
+                MailboxId(mailbox),
+                ChangeKind::Metadata {
                     entries: last.keys().map(|k| k.to_string()).collect(),
                 },
                 origin,
-            });
+            );
             for (name, value) in last {
                 match value {
                     Some(v) => {

@@ -8,7 +8,7 @@ use super::mailboxes;
 use super::messages::Reader;
 use super::schema::{self, MESSAGES, MessageRecord};
 use super::writer::Batch;
-use super::{Change, ChangeKind, Origin, Store, StoreError};
+use super::{ChangeKind, Origin, Store, StoreError};
 use crate::contracts::{MailboxId, MailboxName, Uid};
 
 /// The keyword that hides a message from POP3 while IMAP keeps it (`DelePolicy::Hide`).
@@ -160,12 +160,7 @@ impl Store {
                         done += 1;
                     }
                     if done > 0 {
-                        batch.changes.push(Change {
-                            user: mb.user,
-                            mailbox,
-                            kind: ChangeKind::Flags,
-                            origin: Origin::NONE,
-                        });
+                        batch.announce(mb.user, mailbox, ChangeKind::Flags, Origin::NONE);
                     }
                 }
                 (Removal::Expunge, _) => {
@@ -179,14 +174,14 @@ impl Store {
                     done = expunge_in(tx, batch, &mut mb, &uids, Some(&mut dest))?;
                     if done > 0 {
                         mailboxes::save_in(tx, &dest)?;
-                        batch.changes.push(Change {
-                            user: dest.user,
-                            mailbox: MailboxId(dest.id),
-                            kind: ChangeKind::Appended {
+                        batch.announce(
+                            dest.user,
+                            MailboxId(dest.id),
+                            ChangeKind::Appended {
                                 uid: dest.uidnext.saturating_sub(1),
                             },
-                            origin: Origin::NONE,
-                        });
+                            Origin::NONE,
+                        );
                     }
                 }
                 (Removal::Move(_), None) => {}

@@ -10,7 +10,7 @@ use redb::{ReadableTable, WriteTransaction};
 use super::schema::BlobId;
 use super::schema::{self, MAILBOX_NAMES, MAILBOXES, MESSAGES, META, USERS, UserRecord};
 use super::writer::Batch;
-use super::{Change, ChangeKind, MailboxRecord, Origin, Store, StoreError, blob, mailboxes, now};
+use super::{ChangeKind, MailboxRecord, Origin, Store, StoreError, blob, mailboxes, now};
 
 /// What `user list` shows.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -257,12 +257,7 @@ fn delete_user_in(tx: &WriteTransaction, batch: &mut Batch, name: &str) -> Resul
     super::metadata::delete_in(tx, rec.id, None)?;
     tx.open_table(USERS)?.remove(name)?;
     batch.users_changed = true;
-    batch.changes.push(Change {
-        user: rec.id,
-        mailbox: MailboxId(0),
-        kind: ChangeKind::Mailbox,
-        origin: Origin::NONE,
-    });
+    batch.announce(rec.id, MailboxId(0), ChangeKind::Mailbox, Origin::NONE);
     Ok(())
 }
 

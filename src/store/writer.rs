@@ -19,7 +19,8 @@ use std::thread::{self, JoinHandle};
 use redb::{Durability, ReadableDatabase, WriteTransaction};
 use smol::channel::{Receiver, Sender, bounded};
 
-use super::{Change, Shared, StoreError};
+use super::{Change, ChangeKind, Origin, Shared, StoreError};
+use crate::contracts::{MailboxId, UserId};
 
 /// Most jobs in one transaction.
 const MAX_BATCH: usize = 256;
@@ -41,6 +42,19 @@ pub struct Batch {
     /// Jobs of background work (packing): a batch of only these does not count as
     /// activity, so the packer's own commits do not delay its next step.
     pub background_jobs: usize,
+}
+
+impl Batch {
+    /// Records a change to `mailbox` of `user`, published to every subscription after the
+    /// commit; `origin` names the one not to wake ([`Origin::NONE`]: wake all).
+    pub fn announce(&mut self, user: UserId, mailbox: MailboxId, kind: ChangeKind, origin: Origin) {
+        self.changes.push(Change {
+            user,
+            mailbox,
+            kind,
+            origin,
+        });
+    }
 }
 
 type Completion = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
