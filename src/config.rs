@@ -849,9 +849,28 @@ fn parse_error_message(text: &str, e: &ron::error::SpannedError) -> String {
                 one_of(expected)
             )
         }
+        ron::Error::ExpectedComma => {
+            path.extend(key);
+            "expected `,` or a closing bracket".to_string()
+        }
+        ron::Error::Eof => "the file ends too early: a closing bracket is missing".to_string(),
+        ron::Error::ExpectedNamedStructLike(_) | ron::Error::ExpectedStructLike => {
+            path.extend(key);
+            if path.is_empty() {
+                "expected `(`: the file is one `( ... )` of settings, `()` for every default"
+                    .to_string()
+            } else {
+                "expected `(`".to_string()
+            }
+        }
         other => {
             path.extend(key);
-            other.to_string()
+            // ron says "Expected integer"; the rest of the line is ours, lower case.
+            let text = other.to_string();
+            let mut chars = text.chars();
+            chars.next().map_or(text.clone(), |first| {
+                first.to_lowercase().chain(chars).collect()
+            })
         }
     };
     if path.is_empty() {
@@ -1332,8 +1351,17 @@ mod tests {
             e.starts_with("plugins.hooks: unknown value `Filtre`"),
             "{e}"
         );
+        assert_eq!(
+            message("(imap: (listen: [\"127.0.0.1:1\" \"x\"]))"),
+            "imap.listen: expected `,` or a closing bracket"
+        );
         // No type names of ours.
-        for text in ["(bogus: 1)", "(store: (full_text_index: Partial))"] {
+        for text in [
+            "",
+            "(bogus: 1)",
+            "(store: (full_text_index: Partial))",
+            "(imap: 1)",
+        ] {
             let e = message(text);
             assert!(!e.contains("Config") && !e.contains("FullTextIndex"), "{e}");
         }
@@ -1370,7 +1398,10 @@ mod tests {
     fn wrong_type_has_position() {
         let e = check("(\n limits: (max_message_size: \"big\"),\n)").unwrap_err();
         assert_eq!(e.line, Some(2));
-        assert!(e.message.starts_with("limits.max_message_size:"), "{e}");
+        assert_eq!(
+            e.message, "limits.max_message_size: expected integer",
+            "{e}"
+        );
     }
 
     #[test]
