@@ -865,12 +865,16 @@ fn parse_error_message(text: &str, e: &ron::error::SpannedError) -> String {
         }
         other => {
             path.extend(key);
-            // ron says "Expected integer"; the rest of the line is ours, lower case.
+            // ron says "Expected integer"; the rest of the line is ours, lower case. An
+            // acronym ("IMAP ...") keeps its case.
             let text = other.to_string();
             let mut chars = text.chars();
-            chars.next().map_or(text.clone(), |first| {
-                first.to_lowercase().chain(chars).collect()
-            })
+            match (chars.next(), chars.next()) {
+                (Some(a), Some(b)) if a.is_uppercase() && b.is_lowercase() => {
+                    a.to_lowercase().chain(text.chars().skip(1)).collect()
+                }
+                _ => text,
+            }
         }
     };
     if path.is_empty() {
