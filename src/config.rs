@@ -849,6 +849,11 @@ fn parse_error_message(text: &str, e: &ron::error::SpannedError) -> String {
                 one_of(expected)
             )
         }
+        ron::Error::MissingStructField { field, .. } => format!("missing key `{field}`"),
+        ron::Error::ExpectedOption => {
+            path.extend(key);
+            "expected `Some(...)` or `None`".to_string()
+        }
         ron::Error::ExpectedComma => {
             path.extend(key);
             "expected `,` or a closing bracket".to_string()
@@ -1354,6 +1359,14 @@ mod tests {
         assert!(
             e.starts_with("plugins.hooks: unknown value `Filtre`"),
             "{e}"
+        );
+        assert_eq!(
+            message("(imap: (max_literal: 5))"),
+            "imap.max_literal: expected `Some(...)` or `None`"
+        );
+        assert_eq!(
+            message("(plugins: [(name: \"x\")])"),
+            "plugins: missing key `path`"
         );
         assert_eq!(
             message("(imap: (listen: [\"127.0.0.1:1\" \"x\"]))"),
