@@ -248,6 +248,15 @@ impl SystemFlags {
         self.0 & bit != 0
     }
 
+    /// The bit of the system flag called `name` (`\Seen`, any case); `None` for anything
+    /// else, `\Recent` included (no one sets it).
+    pub fn bit_of(name: &str) -> Option<u8> {
+        Self::NAMES
+            .iter()
+            .find(|(_, n)| n.eq_ignore_ascii_case(name))
+            .map(|(bit, _)| *bit)
+    }
+
     /// The names of the flags that are set, in [`Self::NAMES`] order.
     pub fn names(self) -> impl Iterator<Item = &'static str> {
         Self::NAMES

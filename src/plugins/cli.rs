@@ -132,17 +132,7 @@ pub fn test(
             flags,
             keywords,
         } => {
-            let mut all: Vec<String> = [
-                (SystemFlags::SEEN, "\\Seen"),
-                (SystemFlags::ANSWERED, "\\Answered"),
-                (SystemFlags::FLAGGED, "\\Flagged"),
-                (SystemFlags::DELETED, "\\Deleted"),
-                (SystemFlags::DRAFT, "\\Draft"),
-            ]
-            .iter()
-            .filter(|(bit, _)| flags & bit != 0)
-            .map(|(_, n)| n.to_string())
-            .collect();
+            let mut all: Vec<String> = SystemFlags(flags).names().map(str::to_string).collect();
             all.extend(keywords);
             format!(
                 "accept mailbox={} flags=[{}]\n",

@@ -43,7 +43,7 @@ pub(crate) fn flags_of(list: &[String]) -> Flags {
     let mut flags = 0u8;
     let mut keywords: Vec<String> = Vec::new();
     for f in list {
-        match system_flag(f) {
+        match SystemFlags::bit_of(f) {
             Some(bit) => flags |= bit,
             None if f.starts_with('\\') => {} // \Recent and unknown system flags
             None if is_keyword(f) => {
@@ -110,18 +110,6 @@ fn check(verdict: Verdict) -> wasmtime::Result<Decision> {
             text: sanitise(&r.text),
         },
         Verdict::Discard => Decision::Discard,
-    })
-}
-
-fn system_flag(f: &str) -> Option<u8> {
-    let f = f.to_ascii_lowercase();
-    Some(match f.as_str() {
-        "\\seen" => SystemFlags::SEEN,
-        "\\answered" => SystemFlags::ANSWERED,
-        "\\flagged" => SystemFlags::FLAGGED,
-        "\\deleted" => SystemFlags::DELETED,
-        "\\draft" => SystemFlags::DRAFT,
-        _ => return None,
     })
 }
 

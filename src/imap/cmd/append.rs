@@ -17,24 +17,15 @@ pub fn split_flags(flags: &[String]) -> Result<(SystemFlags, Vec<String>), ImapE
     let mut sys = SystemFlags::default();
     let mut keywords: Vec<String> = Vec::new();
     for f in flags {
-        let bit = match f.to_ascii_lowercase().as_str() {
-            "\\seen" => SystemFlags::SEEN,
-            "\\answered" => SystemFlags::ANSWERED,
-            "\\flagged" => SystemFlags::FLAGGED,
-            "\\deleted" => SystemFlags::DELETED,
-            "\\draft" => SystemFlags::DRAFT,
-            "\\recent" => continue,
-            s if s.starts_with('\\') => {
-                return Err(ImapError::Bad(format!("Unknown system flag {f}")));
-            }
-            _ => {
-                if !keywords.iter().any(|k| k.eq_ignore_ascii_case(f)) {
-                    keywords.push(f.clone());
-                }
-                continue;
-            }
-        };
-        sys.0 |= bit;
+        if let Some(bit) = SystemFlags::bit_of(f) {
+            sys.0 |= bit;
+        } else if f.eq_ignore_ascii_case("\\Recent") {
+            continue;
+        } else if f.starts_with('\\') {
+            return Err(ImapError::Bad(format!("Unknown system flag {f}")));
+        } else if !keywords.iter().any(|k| k.eq_ignore_ascii_case(f)) {
+            keywords.push(f.clone());
+        }
     }
     Ok((sys, keywords))
 }
