@@ -10,16 +10,15 @@
 pub mod clients;
 mod handlers;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use smol::{Executor, Timer};
+use smol::Timer;
 
-use crate::net::accept;
+use crate::net::Context;
+use crate::net::accept::{Accepted, Protocol};
 use crate::net::conn::Conn;
 use crate::net::limits::{LimitError, Service};
 use crate::net::stream::{Peer, Stream};
-use crate::net::{Context, ServeError};
 
 /// Most header fields accepted in one request.
 const MAX_HEADERS: usize = 32;
@@ -242,24 +241,23 @@ async fn handle(ctx: &Context, stream: Stream, peer: Peer) {
     .await;
 }
 
-/// Over a connection limit: 503 and close.
-fn refusal(_ctx: &Context, why: LimitError) -> Vec<u8> {
-    Response::text(Status::ServiceUnavailable, format!("{why}\n")).encode(false)
-}
+/// HTTP on TCP (`http.listen` plain, `http.tls_listen` with the certificate of the other
+/// TLS listeners; both off by default).
+#[derive(Debug, Clone, Copy)]
+pub struct Http;
 
-/// Binds `http.listen` and `http.tls_listen` and serves them until shutdown.
-pub async fn start(ctx: &Context, ex: &Arc<Executor<'static>>) -> Result<(), ServeError> {
-    accept::serve_tcp(
-        ctx,
-        ex,
-        Service::Http,
-        refusal,
-        |ctx, stream, peer, slot| async move {
-            handle(&ctx, stream, peer).await;
-            drop(slot);
-        },
-    )
-    .await
+impl Protocol for Http {
+    const SERVICE: Service = Service::Http;
+
+    /// Over a connection limit: 503 and close.
+    fn refusal(_ctx: &Context, why: LimitError) -> Vec<u8> {
+        Response::text(Status::ServiceUnavailable, format!("{why}\n")).encode(false)
+    }
+
+    async fn serve(self, c: Accepted) {
+        handle(&c.ctx, c.stream, c.peer).await;
+        drop(c.slot);
+    }
 }
 
 #[cfg(test)]

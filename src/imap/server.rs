@@ -12,14 +12,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use smol::{Executor, Timer};
+use smol::Timer;
 
 use super::framing::{FrameError, FrameLimits, Framed, Framer};
 use super::grammar::parse_command;
 use super::response::{Code, Status};
 use super::session::{Action, Session, Shared};
 use crate::net::Context;
-use crate::net::accept;
+use crate::net::accept::{Accepted, Protocol};
 use crate::net::conn::{Conn, ReadError};
 use crate::net::limits::{ConnSlot, LimitError, Service};
 use crate::net::stream::{Peer, Stream};
@@ -31,10 +31,25 @@ pub const FLUSH_AT: usize = 256 * 1024;
 /// How often an idling client hears `* OK Still here`.
 pub const KEEPALIVE: Duration = Duration::from_secs(4 * 60);
 
-/// Over a connection limit: `* BYE [UNAVAILABLE]` (RFC 9051 §7.1.5, RFC 5530 §3) naming
-/// the limit and its config key, then close.
-fn refusal(_ctx: &Context, why: LimitError) -> Vec<u8> {
-    format!("* BYE [UNAVAILABLE] {why}\r\n").into_bytes()
+/// IMAP on TCP: plain listeners (`listening imap ADDR`, STARTTLS) and implicit TLS
+/// (`listening imaps ADDR`). Its sessions share who holds `\Recent` ([`Shared`]).
+#[derive(Clone, Default)]
+pub struct Imap {
+    shared: Arc<Shared>,
+}
+
+impl Protocol for Imap {
+    const SERVICE: Service = Service::Imap;
+
+    /// Over a connection limit: `* BYE [UNAVAILABLE]` (RFC 9051 §7.1.5, RFC 5530 §3)
+    /// naming the limit and its config key, then close.
+    fn refusal(_ctx: &Context, why: LimitError) -> Vec<u8> {
+        format!("* BYE [UNAVAILABLE] {why}\r\n").into_bytes()
+    }
+
+    async fn serve(self, c: Accepted) {
+        handle(&c.ctx, self.shared, c.stream, c.peer, Some(c.slot)).await;
+    }
 }
 
 fn limits(ctx: &Context) -> FrameLimits {
@@ -374,24 +389,4 @@ async fn idle(
     };
     conn.set_timeout(timeout(ctx, session));
     result
-}
-
-/// Binds the configured listeners: plain (`listening imap ADDR`, STARTTLS) and implicit
-/// TLS (`listening imaps ADDR`).
-pub async fn start(
-    ctx: &Context,
-    ex: &Arc<Executor<'static>>,
-) -> Result<(), crate::net::ServeError> {
-    let shared = Arc::new(Shared::new());
-    accept::serve_tcp(
-        ctx,
-        ex,
-        Service::Imap,
-        refusal,
-        move |ctx, stream, peer, slot| {
-            let shared = shared.clone();
-            async move { handle(&ctx, shared, stream, peer, Some(slot)).await }
-        },
-    )
-    .await
 }

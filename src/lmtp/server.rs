@@ -21,28 +21,32 @@ use super::{
 };
 use crate::contracts::Target;
 use crate::delivery::{Incoming, Outcome, Trace, TraceProtocol};
+use crate::net::Context;
+use crate::net::accept::{self, Accepted, Protocol};
 use crate::net::conn::{Conn, NextLine};
 use crate::net::limits::{ConnSlot, LimitError, Service};
 use crate::net::stream::{Peer, Stream};
-use crate::net::{Context, accept};
 use crate::store::StoreError;
 
-/// Binds every `lmtp.listen` address and accepts TCP connections until shutdown
-/// (limits and tasks: [`accept::accept_tcp`]).
-pub async fn start(
-    ctx: &Context,
-    ex: &Arc<Executor<'static>>,
-) -> Result<(), crate::net::ServeError> {
-    accept::serve_tcp(
-        ctx,
-        ex,
-        Service::Lmtp,
-        refusal_bytes,
-        |ctx, stream, peer, slot| async move {
-            handle(&ctx, stream, peer, Some(slot)).await;
-        },
-    )
-    .await
+/// LMTP on TCP (`lmtp.listen`; limits and tasks: [`accept::accept_tcp`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Lmtp;
+
+impl Protocol for Lmtp {
+    const SERVICE: Service = Service::Lmtp;
+
+    /// Over a connection limit: `421 4.7.0` (RFC 5321 §3.8, RFC 3463 §3.8) naming the
+    /// limit and its config key, then close.
+    fn refusal(ctx: &Context, why: LimitError) -> Vec<u8> {
+        let mut out = Vec::new();
+        let text = format!("4.7.0 {} {why}, try again later", ctx.config.hostname);
+        Reply::plain(421, vec![text]).encode(&mut out);
+        out
+    }
+
+    async fn serve(self, c: Accepted) {
+        handle(&c.ctx, c.stream, c.peer, Some(c.slot)).await;
+    }
 }
 
 /// Accepts Unix-socket connections until shutdown.
@@ -63,7 +67,7 @@ pub async fn accept_unix(ctx: Context, listener: UnixListener, ex: Arc<Executor<
                     Ok(slot) => handle(&ctx, Stream::Unix(stream), peer, Some(slot)).await,
                     Err(why) => {
                         log::info!("lmtp: connection refused: {why}");
-                        accept::refuse(stream, refusal_bytes(&ctx, why)).await;
+                        accept::refuse(stream, Lmtp::refusal(&ctx, why)).await;
                     }
                 }
             })
@@ -71,21 +75,6 @@ pub async fn accept_unix(ctx: Context, listener: UnixListener, ex: Arc<Executor<
         },
     )
     .await;
-}
-
-/// Over a connection limit: `421 4.7.0` (RFC 5321 §3.8, RFC 3463 §3.8) naming the limit
-/// and its config key, then close.
-fn refusal_bytes(ctx: &Context, why: LimitError) -> Vec<u8> {
-    let mut out = Vec::new();
-    Reply::plain(
-        421,
-        vec![format!(
-            "4.7.0 {} {why}, try again later",
-            ctx.config.hostname
-        )],
-    )
-    .encode(&mut out);
-    out
 }
 
 /// The user a recipient address names: the local part, without a `+detail` (RFC 5233).

@@ -5,23 +5,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use smol::Executor;
-
 use super::SieveChecker;
 use super::grammar::Parser;
 use super::session::{Done, LoginOutcome, Op, OpError, Options, Session, Step, answer};
 use crate::auth::AuthError;
 use crate::imap::framing::Framed;
-use crate::net::accept;
+use crate::net::Context;
+use crate::net::accept::{Accepted, Protocol};
 use crate::net::conn::{Conn, ReadError};
 use crate::net::limits::{LimitError, Service};
 use crate::net::stream::{Peer, Stream};
-use crate::net::{Context, ServeError};
 use crate::store::SieveLimits;
-
-fn refusal(_ctx: &Context, why: LimitError) -> Vec<u8> {
-    super::grammar::Response::bye(&format!("{why}, try again later")).to_bytes()
-}
 
 /// The per-user limits from the config.
 pub fn limits(ctx: &Context) -> SieveLimits {
@@ -32,27 +26,31 @@ pub fn limits(ctx: &Context) -> SieveLimits {
     }
 }
 
-/// Binds every `managesieve.listen` address and serves them until shutdown. Prints
-/// `listening managesieve <addr>` for each.
-pub async fn start(
-    ctx: &Context,
-    ex: &Arc<Executor<'static>>,
+/// ManageSieve on TCP (`managesieve.listen`, STARTTLS only: RFC 5804 §2.2). Its
+/// sessions share the checker that compiles uploaded scripts.
+#[derive(Clone)]
+pub struct ManageSieve {
     checker: Arc<dyn SieveChecker>,
-) -> Result<(), ServeError> {
-    accept::serve_tcp(
-        ctx,
-        ex,
-        Service::ManageSieve,
-        refusal,
-        move |ctx, stream, peer, slot| {
-            let checker = checker.clone();
-            async move {
-                handle(&ctx, checker, stream, peer).await;
-                drop(slot);
-            }
-        },
-    )
-    .await
+}
+
+impl ManageSieve {
+    pub fn new(checker: Arc<dyn SieveChecker>) -> ManageSieve {
+        ManageSieve { checker }
+    }
+}
+
+impl Protocol for ManageSieve {
+    const SERVICE: Service = Service::ManageSieve;
+
+    /// Over a connection limit: `BYE` naming the limit and its config key, then close.
+    fn refusal(_ctx: &Context, why: LimitError) -> Vec<u8> {
+        super::grammar::Response::bye(&format!("{why}, try again later")).to_bytes()
+    }
+
+    async fn serve(self, c: Accepted) {
+        handle(&c.ctx, self.checker, c.stream, c.peer).await;
+        drop(c.slot);
+    }
 }
 
 /// Serves one connection to the end.

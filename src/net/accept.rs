@@ -1,7 +1,8 @@
 //! The accept loop of every listener ([`accept_loop`]: until shutdown, errors retried)
 //! and, for TCP listeners ([`accept_tcp`]: LMTP, IMAP, POP3, ManageSieve, plain and
 //! 993/995-style, HTTP): connection limits, implicit TLS, the peer, and a task per
-//! connection.
+//! connection. A protocol served on TCP is a [`Protocol`]; the composition root
+//! registers each with [`serve_tcp`].
 //!
 //! For each accepted socket: take a [`ConnSlot`] of the listener's [`Service`] (past a
 //! limit, write the protocol's refusal in plaintext and close; on an implicit-TLS
@@ -23,18 +24,41 @@ use super::conn::{handshake, handshake_or_acme};
 use super::limits::{ConnSlot, LimitError, Service};
 use super::stream::{Peer, Stream};
 
+/// A protocol served on TCP listeners: its listeners and limits, its words for a refusal,
+/// and its driver. The value holds what the protocol's sessions share (POP3's maildrop
+/// locks, IMAP's change feed); each connection gets a clone.
+pub trait Protocol: Clone + Send + Sync + 'static {
+    /// Which listeners (`<service>.listen`, `<service>.tls_listen`), which connection
+    /// budget, which names in logs.
+    const SERVICE: Service;
+
+    /// The plaintext reply sent before closing a connection over a limit (LMTP
+    /// `421 4.7.0 …`, IMAP `* BYE …`, POP3 `-ERR [SYS/TEMP] …`), CRLF included.
+    fn refusal(ctx: &Context, why: LimitError) -> Vec<u8>;
+
+    /// Serves one accepted connection to its end.
+    fn serve(self, conn: Accepted) -> impl Future<Output = ()> + Send;
+}
+
+/// A connection past the limits and the implicit-TLS handshake.
+pub struct Accepted {
+    pub ctx: Context,
+    /// TLS already on an implicit-TLS listener.
+    pub stream: Stream,
+    /// `tls` true on an implicit-TLS listener.
+    pub peer: Peer,
+    /// Its place under the connection limits; the driver gives it to its
+    /// [`super::conn::Conn`].
+    pub slot: ConnSlot,
+}
+
 /// How a listener treats new connections.
 #[derive(Clone, Copy)]
 pub struct AcceptOptions {
     /// For logs: `lmtp`, `imap`, `imaps`, `pop3`, `pop3s`.
     pub proto: &'static str,
-    /// The budget its connections are counted in.
-    pub service: Service,
     /// TLS handshake right after accept (993/995 style).
     pub implicit_tls: bool,
-    /// The plaintext reply sent before closing a connection over a limit (LMTP
-    /// `421 4.7.0 …`, IMAP `* BYE …`, POP3 `-ERR [SYS/TEMP] …`), CRLF included.
-    pub refusal: fn(&Context, LimitError) -> Vec<u8>,
 }
 
 /// Writes `bytes` (bounded by 5 s) and drops the stream: a connection refused over a
@@ -80,18 +104,14 @@ pub async fn accept_loop<S, A, Fut>(
     }
 }
 
-/// Accepts until shutdown; each connection runs `handler(ctx, stream, peer)` on `ex`.
-pub async fn accept_tcp<H, Fut>(
+/// Accepts until shutdown; each connection is served by a clone of `protocol` on `ex`.
+pub async fn accept_tcp<P: Protocol>(
     ctx: Context,
     listening: Listening,
     ex: Arc<Executor<'static>>,
     opts: AcceptOptions,
-    handler: H,
-) where
-    H: Fn(Context, Stream, Peer, ConnSlot) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    let handler = Arc::new(handler);
+    protocol: P,
+) {
     // Marks the listener down when the loop ends.
     let Listening { listener, up: _up } = listening;
     accept_loop(
@@ -101,20 +121,20 @@ pub async fn accept_tcp<H, Fut>(
         |tcp, addr| {
             let _ = tcp.set_nodelay(true);
             let ctx = ctx.clone();
-            let handler = handler.clone();
+            let protocol = protocol.clone();
             ex.spawn(async move {
                 let _guard = ctx.tracker.enter();
                 let mut peer = Peer {
                     ip: Some(addr.ip()),
                     tls: false,
                 };
-                let slot = match ctx.limits.try_connect(opts.service, peer.ip) {
+                let slot = match ctx.limits.try_connect(P::SERVICE, peer.ip) {
                     Ok(slot) => slot,
                     Err(why) => {
                         crate::metrics::connection(opts.proto, false);
                         log::info!("{}: refused {}: {why}", opts.proto, addr.ip());
                         if !opts.implicit_tls {
-                            refuse(tcp, (opts.refusal)(&ctx, why)).await;
+                            refuse(tcp, P::refusal(&ctx, why)).await;
                         }
                         return;
                     }
@@ -141,7 +161,13 @@ pub async fn accept_tcp<H, Fut>(
                 } else {
                     Stream::Tcp(tcp)
                 };
-                handler(ctx.clone(), stream, peer, slot).await;
+                let conn = Accepted {
+                    ctx: ctx.clone(),
+                    stream,
+                    peer,
+                    slot,
+                };
+                protocol.serve(conn).await;
             })
             .detach();
         },
@@ -149,39 +175,25 @@ pub async fn accept_tcp<H, Fut>(
     .await;
 }
 
-/// Binds the configured plain listeners of `service`, then its implicit-TLS ones
-/// ([`Service::addresses`]), each served by [`accept_tcp`] on `ex` with its own clone of
-/// `handler` until shutdown; past a limit a client is sent `refusal`.
-pub async fn serve_tcp<H, Fut>(
+/// Binds the configured plain listeners of `P::SERVICE`, then its implicit-TLS ones
+/// ([`Service::addresses`], each printed as `listening <name> <addr>`), each served by
+/// [`accept_tcp`] on `ex` with its own clone of `protocol` until shutdown.
+pub async fn serve_tcp<P: Protocol>(
     ctx: &Context,
     ex: &Arc<Executor<'static>>,
-    service: Service,
-    refusal: fn(&Context, LimitError) -> Vec<u8>,
-    handler: H,
-) -> Result<(), ServeError>
-where
-    H: Fn(Context, Stream, Peer, ConnSlot) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    let [plain_name, tls_name] = service.listener_names();
-    let (plain, tls) = service.addresses(&ctx.config);
+    protocol: P,
+) -> Result<(), ServeError> {
+    let [plain_name, tls_name] = P::SERVICE.listener_names();
+    let (plain, tls) = P::SERVICE.addresses(&ctx.config);
     for (addr, implicit_tls) in super::plain_then_tls(plain, tls) {
         let proto = if implicit_tls { tls_name } else { plain_name };
         let l = super::listen(addr, proto).await?;
         let opts = AcceptOptions {
             proto,
-            service,
             implicit_tls,
-            refusal,
         };
-        ex.spawn(accept_tcp(
-            ctx.clone(),
-            l,
-            ex.clone(),
-            opts,
-            handler.clone(),
-        ))
-        .detach();
+        let task = accept_tcp(ctx.clone(), l, ex.clone(), opts, protocol.clone());
+        ex.spawn(task).detach();
     }
     Ok(())
 }
@@ -245,8 +257,27 @@ mod tests {
         }
     }
 
-    fn refusal(_: &Context, why: LimitError) -> Vec<u8> {
-        format!("NO {why}\r\n").into_bytes()
+    /// Writes `tls=<peer.tls>` and waits for a byte from the client.
+    #[derive(Clone)]
+    struct TlsProbe;
+
+    impl Protocol for TlsProbe {
+        const SERVICE: Service = Service::Imap;
+
+        fn refusal(_: &Context, why: LimitError) -> Vec<u8> {
+            format!("NO {why}\r\n").into_bytes()
+        }
+
+        async fn serve(self, c: Accepted) {
+            // Held until the connection ends, as a protocol's `Conn` holds it.
+            let (_slot, mut stream) = (c.slot, c.stream);
+            let _ = stream
+                .write_all(format!("tls={}\r\n", c.peer.tls).as_bytes())
+                .await;
+            let _ = stream.flush().await;
+            let mut b = [0u8; 1];
+            let _ = smol::io::AsyncReadExt::read(&mut stream, &mut b).await;
+        }
     }
 
     /// Implicit TLS: the handler sees `peer.tls` and a working TLS stream; a connection
@@ -278,25 +309,14 @@ mod tests {
         let addr = listener.listener.local_addr().unwrap();
         let opts = AcceptOptions {
             proto: "test",
-            service: Service::Imap,
             implicit_tls: true,
-            refusal,
         };
         let task = ex.spawn(accept_tcp(
             ctx.clone(),
             listener,
             ex.clone(),
             opts,
-            |_ctx, mut stream, peer, slot| async move {
-                // Held until the connection ends, as a protocol's `Conn` holds it.
-                let _slot = slot;
-                let _ = stream
-                    .write_all(format!("tls={}\r\n", peer.tls).as_bytes())
-                    .await;
-                let _ = stream.flush().await;
-                let mut b = [0u8; 1];
-                let _ = smol::io::AsyncReadExt::read(&mut stream, &mut b).await;
-            },
+            TlsProbe,
         ));
         let runner = {
             let ex = ex.clone();

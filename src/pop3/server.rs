@@ -10,13 +10,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use smol::Executor;
-
 use super::grammar::{encode_message, pop3_size, uidl_base};
 use super::session::{LoginOutcome, Maildrop, Message, Options, Pop3Error, Session, Step};
 use crate::auth::AuthError;
 use crate::config::DelePolicy;
 use crate::net::Context;
+use crate::net::accept::{Accepted, Protocol};
 use crate::net::conn::{Conn, NextLine};
 use crate::net::limits::{ConnSlot, LimitError, Service};
 use crate::net::stream::{Peer, Stream};
@@ -75,34 +74,28 @@ impl Locks {
     }
 }
 
-/// Over a connection limit: `-ERR [SYS/TEMP]` (RFC 3206 §4) naming the limit and its
-/// config key, then close.
-fn refusal(_ctx: &Context, why: LimitError) -> Vec<u8> {
-    let mut out = Vec::new();
-    super::grammar::Response::err(Some(super::grammar::Code::SysTemp), why.to_string())
-        .encode(&mut out);
-    out
+/// POP3 on TCP: plain (`pop3`, STLS offered) and implicit TLS (`pop3s`, RFC 8314 §3.3).
+/// Every session takes the maildrop locks (RFC 1939 §8) both kinds of listener share.
+#[derive(Clone, Default)]
+pub struct Pop3 {
+    locks: Locks,
 }
 
-/// Binds the configured listeners and accepts connections until shutdown: plain
-/// (`pop3`, STLS offered) and implicit TLS (`pop3s`, RFC 8314 §3.3); limits and tasks
-/// by [`crate::net::accept::accept_tcp`]. Every session takes `locks`.
-pub async fn start(
-    ctx: &Context,
-    ex: &Arc<Executor<'static>>,
-    locks: Locks,
-) -> Result<(), crate::net::ServeError> {
-    crate::net::accept::serve_tcp(
-        ctx,
-        ex,
-        Service::Pop3,
-        refusal,
-        move |ctx, stream, peer, slot| {
-            let locks = locks.clone();
-            async move { handle(&ctx, &locks, stream, peer, Some(slot)).await }
-        },
-    )
-    .await
+impl Protocol for Pop3 {
+    const SERVICE: Service = Service::Pop3;
+
+    /// Over a connection limit: `-ERR [SYS/TEMP]` (RFC 3206 §4) naming the limit and its
+    /// config key, then close.
+    fn refusal(_ctx: &Context, why: LimitError) -> Vec<u8> {
+        let mut out = Vec::new();
+        super::grammar::Response::err(Some(super::grammar::Code::SysTemp), why.to_string())
+            .encode(&mut out);
+        out
+    }
+
+    async fn serve(self, c: Accepted) {
+        handle(&c.ctx, &self.locks, c.stream, c.peer, Some(c.slot)).await;
+    }
 }
 
 /// Builds the maildrop snapshot: INBOX in UID order, each message's POP3 size and

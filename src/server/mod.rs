@@ -161,7 +161,7 @@ pub fn serve_from(config: Config, config_file: Option<PathBuf>) -> Result<(), Se
             let ctx = ctx.clone();
             ex.spawn(accept_control(ctx, control)).detach();
         }
-        crate::lmtp::server::start(&ctx, &ex).await?;
+        accept::serve_tcp(&ctx, &ex, crate::lmtp::server::Lmtp).await?;
         if let Some(path) = &config.lmtp.unix_socket {
             let l = bind_unix(path)?;
             println!("listening lmtp-unix {}", path.display());
@@ -169,11 +169,16 @@ pub fn serve_from(config: Config, config_file: Option<PathBuf>) -> Result<(), Se
             ex.spawn(crate::lmtp::server::accept_unix(ctx.clone(), l, ex.clone()))
                 .detach();
         }
-        crate::imap::server::start(&ctx, &ex).await?;
-        crate::managesieve::server::start(&ctx, &ex, sieve_checker.clone()).await?;
-        // The maildrop locks both POP3 listeners share (RFC 1939 §8); IMAP takes none.
-        crate::pop3::server::start(&ctx, &ex, crate::pop3::Locks::default()).await?;
-        crate::http::start(&ctx, &ex).await?;
+        accept::serve_tcp(&ctx, &ex, crate::imap::server::Imap::default()).await?;
+        let checker = sieve_checker.clone();
+        accept::serve_tcp(
+            &ctx,
+            &ex,
+            crate::managesieve::server::ManageSieve::new(checker),
+        )
+        .await?;
+        accept::serve_tcp(&ctx, &ex, crate::pop3::server::Pop3::default()).await?;
+        accept::serve_tcp(&ctx, &ex, crate::http::Http).await?;
         // After the listeners: the CA may validate as soon as the order starts.
         if let Some(worker) = acme_worker {
             ex.spawn(worker).detach();
