@@ -16,7 +16,12 @@ use crate::config::Config;
 use crate::contracts::Hooks;
 use crate::control;
 use crate::delivery::Pipeline;
+use crate::http::Http;
+use crate::imap::server::Imap;
+use crate::lmtp::server::Lmtp;
+use crate::managesieve::server::ManageSieve;
 use crate::net::{Context, ServeError, Shutdown, Tracker, accept, limits};
+use crate::pop3::server::Pop3;
 use crate::store::Store;
 
 /// How long shutdown waits for open connections to finish.
@@ -161,7 +166,7 @@ pub fn serve_from(config: Config, config_file: Option<PathBuf>) -> Result<(), Se
             let ctx = ctx.clone();
             ex.spawn(accept_control(ctx, control)).detach();
         }
-        accept::serve_tcp(&ctx, &ex, crate::lmtp::server::Lmtp).await?;
+        accept::serve_tcp(&ctx, &ex, Lmtp).await?;
         if let Some(path) = &config.lmtp.unix_socket {
             let l = bind_unix(path)?;
             println!("listening lmtp-unix {}", path.display());
@@ -169,16 +174,10 @@ pub fn serve_from(config: Config, config_file: Option<PathBuf>) -> Result<(), Se
             ex.spawn(crate::lmtp::server::accept_unix(ctx.clone(), l, ex.clone()))
                 .detach();
         }
-        accept::serve_tcp(&ctx, &ex, crate::imap::server::Imap::default()).await?;
-        let checker = sieve_checker.clone();
-        accept::serve_tcp(
-            &ctx,
-            &ex,
-            crate::managesieve::server::ManageSieve::new(checker),
-        )
-        .await?;
-        accept::serve_tcp(&ctx, &ex, crate::pop3::server::Pop3::default()).await?;
-        accept::serve_tcp(&ctx, &ex, crate::http::Http).await?;
+        accept::serve_tcp(&ctx, &ex, Imap::default()).await?;
+        accept::serve_tcp(&ctx, &ex, ManageSieve::new(sieve_checker.clone())).await?;
+        accept::serve_tcp(&ctx, &ex, Pop3::default()).await?;
+        accept::serve_tcp(&ctx, &ex, Http).await?;
         // After the listeners: the CA may validate as soon as the order starts.
         if let Some(worker) = acme_worker {
             ex.spawn(worker).detach();
