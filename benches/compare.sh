@@ -16,7 +16,9 @@
 # delivered with one multi-recipient LMTP transaction each) APPENDS=50 (per APPEND client)
 # IDLE_CONNS=1000 SERVERS="nestbox dovecot" SKIP_NESTBOX="" / SKIP_DOVECOT="" (workload
 # names to skip on one server: lmtp disk multi pop3 mix mix_pipe append login pop3_del
-# idle idle_tls) DC_SCHEME=SHA512-CRYPT (password hash for Dovecot) DC_PORT=21400 (Dovecot
+# idle idle_tls) DC_SCHEME=SHA512-CRYPT (password hash for Dovecot) DC_HASH= (Dovecot's
+# stored hash as its passwd-file takes it, instead of one of DC_SCHEME; e.g. an argon2id
+# hash of nestbox's cost for a like-for-like login) DC_PORT=21400 (Dovecot
 # uses DC_PORT..DC_PORT+3) RAW_OUT=file (keep the per-run figures) KEEP_TMP=1
 # SETTLE_MAX=180 (s to wait for nestbox's packer before the disk figure) NB_BIN=path
 # LOAD_BIN=path (use these
@@ -192,7 +194,7 @@ disk_nestbox() {
     du -sb "$DATA" | cut -f1
 }
 
-DC_HASH=
+DC_HASH=${DC_HASH:-}
 start_dovecot() {
     local dir=$TMP/$SRV-$RUN
     mkdir -p "$dir/run" "$dir/mail" "$dir/state"
