@@ -90,8 +90,7 @@ fn user_part(mb: &Mailbox) -> String {
 async fn lookup(ctx: &Context, mb: &Mailbox) -> Result<Option<(UserId, String)>, StoreError> {
     let name = user_part(mb);
     Ok(ctx
-        .pipeline
-        .store
+        .store()
         .find_user(&name, "")
         .await?
         .map(|u| (u.id, u.name)))

@@ -396,12 +396,7 @@ async fn apply(
                     true
                 } else {
                     let policy = removal(ctx.config.pop3.dele_policy(&user));
-                    match ctx
-                        .pipeline
-                        .store
-                        .pop3_update(mailbox, deleted, policy)
-                        .await
-                    {
+                    match ctx.store().pop3_update(mailbox, deleted, policy).await {
                         Ok(_) => true,
                         Err(e) => {
                             log::error!("pop3: UPDATE for {user}: {e}");
