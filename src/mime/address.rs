@@ -314,8 +314,8 @@ fn parse_item(toks: &[Token], in_group: bool) -> (Item, &[Token]) {
             Kind::Special(b'<') => {
                 let (mut address, tail) = angle_addr(tail);
                 let (comment_after, tail) = skip_to_end(tail);
-                address.name = non_empty(phrase(&words))
-                    .or_else(|| comment.or(comment_after).map(<[u8]>::to_vec));
+                address.name =
+                    non_empty(phrase(&words)).or_else(|| comment_name(&[comment, comment_after]));
                 return (Item::Mailbox(address), tail);
             }
             Kind::Special(b'@') => {
@@ -324,7 +324,7 @@ fn parse_item(toks: &[Token], in_group: bool) -> (Item, &[Token]) {
                 let (host, in_domain, tail) = domain(tail);
                 let (comment_after, tail) = skip_to_end(tail);
                 let name = non_empty(phrase(name_words))
-                    .or_else(|| comment.or(comment_after).or(in_domain).map(<[u8]>::to_vec));
+                    .or_else(|| comment_name(&[comment, comment_after, in_domain]));
                 let address = Address {
                     name,
                     adl: None,
@@ -343,7 +343,7 @@ fn parse_item(toks: &[Token], in_group: bool) -> (Item, &[Token]) {
         return (Item::Nothing, rest);
     }
     let address = Address {
-        name: comment.map(<[u8]>::to_vec),
+        name: comment_name(&[comment]),
         adl: None,
         mailbox: Some(concat(&words)),
         host: Some(Vec::new()),
@@ -488,6 +488,17 @@ fn non_empty(v: Vec<u8>) -> Option<Vec<u8>> {
     (!v.is_empty()).then_some(v)
 }
 
+/// The name an address without a display name takes from a comment (`a@b (Name)`): the
+/// first candidate with more than white space in it, so `a@b ()` has no name (NIL, not
+/// `""`, which clients would show as a blank sender).
+fn comment_name(candidates: &[Option<&[u8]>]) -> Option<Vec<u8>> {
+    candidates
+        .iter()
+        .flatten()
+        .find(|c| c.iter().any(|&b| !is_wsp(b)))
+        .map(|c| c.to_vec())
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
@@ -582,6 +593,16 @@ mod tests {
                 &[(None, None, Some("user"), Some("[192.0.2.1]"))],
             ),
             ("bare", &[(None, None, Some("bare"), Some(""))]),
+            // An empty comment is no name (NIL), as an empty quoted phrase is not.
+            (
+                "jamie@msn.com ()",
+                &[(None, None, Some("jamie"), Some("msn.com"))],
+            ),
+            (
+                "( ) <j@x> (Jo)",
+                &[(Some("Jo"), None, Some("j"), Some("x"))],
+            ),
+            ("\"\" <j@x>", &[(None, None, Some("j"), Some("x"))]),
             ("<>", &[(None, None, Some(""), Some(""))]),
             (
                 "Unclosed <a@b, c@d",
