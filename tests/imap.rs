@@ -309,6 +309,7 @@ transcripts! {
     t33_catenate => "33-catenate.txt",
     t34_context => "34-context.txt",
     t35_list_metadata => "35-list-metadata.txt",
+    t36_odd_headers => "36-odd-headers.txt",
 }
 
 fn replay_file(file: &str) {

@@ -15,7 +15,7 @@
 use super::fetch::days_from_civil;
 use crate::contracts::ModSeq;
 use crate::mime::text::{self, TextKind};
-use crate::mime::{MessageMeta, header_fields, unfold};
+use crate::mime::{MessageMeta, header_fields};
 use crate::store::SystemFlags;
 use crate::store::fts::TextQuery;
 
@@ -462,16 +462,8 @@ fn age(m: &Candidate<'_>, scope: &Scope<'_>) -> i128 {
 /// The date of the Date header as written (RFC 3501 §6.4.4: time and zone ignored).
 fn sent_date(header: &[u8]) -> Option<Date> {
     let field = header_fields(header).find(|f| f.name.eq_ignore_ascii_case(b"date"))?;
-    let text = String::from_utf8_lossy(&unfold(field.value)).into_owned();
-    let dt = mail_parser::DateTime::parse_rfc822(&text)?;
-    if dt.month == 0 || dt.day == 0 {
-        return None;
-    }
-    Some(Date::new(
-        i64::from(dt.year),
-        u32::from(dt.month),
-        u32::from(dt.day),
-    ))
+    let d = crate::mime::summary::sent_date(field.value)?;
+    Some(Date::new(d.year, d.month, d.day))
 }
 
 /// HEADER name value: some field `name` whose value contains `value`, raw or decoded

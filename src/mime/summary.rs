@@ -93,15 +93,42 @@ fn display(a: Option<&Address>) -> String {
     s
 }
 
+/// When a message says it was written: its Date field read as a date-time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SentDate {
+    /// The calendar date as written, in the sender's zone (what SEARCH SENTBEFORE, SENTON
+    /// and SENTSINCE compare: RFC 3501 §6.4.4 disregards time and zone).
+    pub year: i64,
+    pub month: u32,
+    pub day: u32,
+    /// UTC seconds (what SORT DATE compares, RFC 5256 §3).
+    pub unix: i64,
+}
+
+/// Reads a Date field's value (RFC 5322 §3.3, with the obsolete forms of §4.3);
+/// `None` when it is not a date. A date-time without a zone, which old and broken
+/// mailers write (`Fri, 23 Aug 2002 19:27:52`), is read as `-0000` (§3.3: UT, the local
+/// zone unknown), as Dovecot reads it, rather than as no date at all, which would put
+/// the message at its INTERNALDATE for SORT and SEARCH.
+pub fn sent_date(value: &[u8]) -> Option<SentDate> {
+    let text = String::from_utf8_lossy(&unfold(value)).into_owned();
+    let text = text.trim();
+    let parsed = mail_parser::DateTime::parse_rfc822(text)
+        .or_else(|| mail_parser::DateTime::parse_rfc822(&format!("{text} -0000")))
+        .filter(|dt| dt.month != 0 && dt.day != 0)?;
+    Some(SentDate {
+        year: i64::from(parsed.year),
+        month: u32::from(parsed.month),
+        day: u32::from(parsed.day),
+        unix: parsed.to_timestamp(),
+    })
+}
+
 impl HeaderData {
     /// Reads a header block.
     pub fn parse(header: &[u8]) -> HeaderData {
         let env = super::envelope(header);
-        let date = env.date.as_ref().and_then(|d| {
-            mail_parser::DateTime::parse_rfc822(&String::from_utf8_lossy(d))
-                .filter(|dt| dt.month != 0 && dt.day != 0)
-                .map(|dt| dt.to_timestamp())
-        });
+        let date = env.date.as_deref().and_then(sent_date).map(|d| d.unix);
         let (subject, reply) = match &env.subject {
             Some(s) => super::subject::base_subject(&super::header::decoded(s)),
             None => (String::new(), false),
@@ -152,6 +179,27 @@ impl HeaderData {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sent_date_reads_rfc5322_obsolete_and_zoneless_dates() {
+        let d = sent_date(b"Mon, 1 Jan 2024 10:00:00 +0100").unwrap();
+        assert_eq!(
+            (d.year, d.month, d.day, d.unix),
+            (2024, 1, 1, 1_704_099_600)
+        );
+        // Folded, two-digit year, named zone (RFC 5322 §4.3).
+        let d = sent_date(b"Tue, 27 Aug 02\r\n 22:26:56 EDT").unwrap();
+        assert_eq!((d.year, d.month, d.day), (2002, 8, 27));
+        assert_eq!(d.unix, 1_030_501_616);
+        // No zone at all: UT (-0000), the calendar date as written.
+        let d = sent_date(b"Fri, 23 Aug 2002 19:27:52 ").unwrap();
+        assert_eq!(
+            (d.year, d.month, d.day, d.unix),
+            (2002, 8, 23, 1_030_130_872)
+        );
+        assert_eq!(sent_date(b"yesterday"), None);
+        assert_eq!(sent_date(b""), None);
+    }
 
     #[test]
     fn header_data_reads_what_sort_and_thread_need() {
