@@ -34,16 +34,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Dovecot refuses to run its login processes as root: as root, run it all as nobody.
-if [ "$(id -u)" = 0 ]; then
-    runas=(setpriv --reuid=nobody --regid=nogroup --clear-groups --)
-    user=nobody
-else
-    runas=()
-    user=$(id -un)
-fi
-group=$(id -gn "$user")
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# shellcheck source=scripts/dovecot-common.sh
+. "$repo/scripts/dovecot-common.sh"
 imap_port=$(free_port)
 pop3_port=$(free_port)
 
