@@ -105,17 +105,22 @@ pub struct SentDate {
     pub unix: i64,
 }
 
-/// Reads a Date field's value (RFC 5322 §3.3, with the obsolete forms of §4.3);
-/// `None` when it is not a date. A date-time without a zone, which old and broken
+/// Reads a Date field's value (RFC 5322 §3.3, with the obsolete forms of §4.3: two-
+/// and three-digit years, named zones); `None` when it is not a date. A date-time without a zone, which old and broken
 /// mailers write (`Fri, 23 Aug 2002 19:27:52`), is read as `-0000` (§3.3: UT, the local
 /// zone unknown), as Dovecot reads it, rather than as no date at all, which would put
 /// the message at its INTERNALDATE for SORT and SEARCH.
 pub fn sent_date(value: &[u8]) -> Option<SentDate> {
     let text = String::from_utf8_lossy(&unfold(value)).into_owned();
     let text = text.trim();
-    let parsed = mail_parser::DateTime::parse_rfc822(text)
+    let mut parsed = mail_parser::DateTime::parse_rfc822(text)
         .or_else(|| mail_parser::DateTime::parse_rfc822(&format!("{text} -0000")))
         .filter(|dt| dt.month != 0 && dt.day != 0)?;
+    // RFC 5322 §4.3: a three-digit year is 1900 plus it. Mailers that printed the year
+    // as "years since 1900" wrote 2002 as `102` or `0102`.
+    if (100..1000).contains(&parsed.year) {
+        parsed.year = parsed.year.saturating_add(1900);
+    }
     Some(SentDate {
         year: i64::from(parsed.year),
         month: u32::from(parsed.month),
@@ -197,6 +202,9 @@ mod tests {
             (d.year, d.month, d.day, d.unix),
             (2002, 8, 23, 1_030_130_872)
         );
+        // A three-digit year, as written by mailers that print years since 1900.
+        let d = sent_date(b"Thu, 18 Jul 0102 19:51:35 -0100").unwrap();
+        assert_eq!((d.year, d.month, d.day), (2002, 7, 18));
         assert_eq!(sent_date(b"yesterday"), None);
         assert_eq!(sent_date(b""), None);
     }
