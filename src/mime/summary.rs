@@ -1,7 +1,8 @@
 //! What SORT and THREAD read from a message's header (RFC 5256 §3, RFC 5957 §3): a
 //! compact record of the fields they order and group by, made once per message by the
 //! full-text indexer (`store::fts`, kept with the index) or when a session reads a
-//! header the index does not cover yet (`imap::cmd`).
+//! header the index does not cover yet (`imap::cmd`); and [`sent_date`], the reader of
+//! the Date field SEARCH shares.
 
 use super::{Address, header_fields, unfold};
 
@@ -106,10 +107,11 @@ pub struct SentDate {
 }
 
 /// Reads a Date field's value (RFC 5322 §3.3, with the obsolete forms of §4.3: two-
-/// and three-digit years, named zones); `None` when it is not a date. A date-time without a zone, which old and broken
-/// mailers write (`Fri, 23 Aug 2002 19:27:52`), is read as `-0000` (§3.3: UT, the local
-/// zone unknown), as Dovecot reads it, rather than as no date at all, which would put
-/// the message at its INTERNALDATE for SORT and SEARCH.
+/// and three-digit years, named zones); `None` when it is not a date. A date-time
+/// without a zone, which old and broken mailers write (`Fri, 23 Aug 2002 19:27:52`), is
+/// read as `-0000` (§3.3: UT, the local zone unknown), as Dovecot reads it, rather than
+/// as no date at all, which would put the message at its INTERNALDATE for SORT and
+/// SEARCH. The one reader of the Date field: SEARCH SENT* and SORT DATE both use it.
 pub fn sent_date(value: &[u8]) -> Option<SentDate> {
     let text = String::from_utf8_lossy(&unfold(value)).into_owned();
     let text = text.trim();
