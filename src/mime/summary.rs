@@ -116,12 +116,16 @@ pub fn sent_date(value: &[u8]) -> Option<SentDate> {
     let text = String::from_utf8_lossy(&unfold(value)).into_owned();
     let text = text.trim();
     let mut parsed = mail_parser::DateTime::parse_rfc822(text)
-        .or_else(|| mail_parser::DateTime::parse_rfc822(&format!("{text} -0000")))
-        .filter(|dt| dt.month != 0 && dt.day != 0)?;
+        .or_else(|| mail_parser::DateTime::parse_rfc822(&format!("{text} -0000")))?;
     // RFC 5322 §4.3: a three-digit year is 1900 plus it. Mailers that printed the year
     // as "years since 1900" wrote 2002 as `102` or `0102`.
     if (100..1000).contains(&parsed.year) {
         parsed.year = parsed.year.saturating_add(1900);
+    }
+    // What the parser makes of a field in another format (`2002/09/14 Sat 13:06:03
+    // GMT`) can be out of range (day 210): that is no date.
+    if !parsed.is_valid() {
+        return None;
     }
     Some(SentDate {
         year: i64::from(parsed.year),
@@ -208,6 +212,9 @@ mod tests {
         let d = sent_date(b"Thu, 18 Jul 0102 19:51:35 -0100").unwrap();
         assert_eq!((d.year, d.month, d.day), (2002, 7, 18));
         assert_eq!(sent_date(b"yesterday"), None);
+        assert_eq!(sent_date(b"2002/09/14 Sat 13:06:03 GMT"), None);
+        // Before 1900: not a date a message was written on.
+        assert_eq!(sent_date(b"Fri, 1 Feb 1850 10:00:00 +0000"), None);
         assert_eq!(sent_date(b""), None);
     }
 
