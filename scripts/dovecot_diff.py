@@ -6,8 +6,8 @@ scripts/dovecot-diff.sh, which starts both servers).
 
 APPENDs the first LIMIT files of CORPUS_DIR (line ends made CRLF) to INBOX on both
 servers, in the same order, then for every message compares BODYSTRUCTURE, ENVELOPE,
-RFC822.SIZE, a header subset, BODY[1.MIME] and BODY[TEXT]<0.200>, and the answers to a
-list of SEARCH keys. Differences that are choices both RFC readings allow are counted
+RFC822.SIZE, a header subset, BODY[1.MIME] and BODY[TEXT]<0.200>, the answers to a
+list of SEARCH keys, and SORT and THREAD orders (how many places differ). Differences that are choices both RFC readings allow are counted
 apart and not listed (see docs/clients.md, "Compared with Dovecot"):
 - case of atoms and defaults (`"7BIT"` / `"7bit"`, `"US-ASCII"` / `"us-ascii"`);
 - Dovecot adds `("charset" "us-ascii")` to text parts that name no charset; nestbox
@@ -155,6 +155,57 @@ def main():
             only_a = sorted(a - b, key=int) if a is not None and b is not None else a
             only_b = sorted(b - a, key=int) if a is not None and b is not None else b
             print(f"SEARCH {key}: nestbox only {only_a}, dovecot only {only_b}")
+    compare_orders(nb, dc)
+
+
+SORTS = ["(SUBJECT)", "(FROM)", "(TO)", "(CC)", "(DATE)", "(SIZE)", "(ARRIVAL)",
+         "(DISPLAYFROM)", "(DISPLAYTO)"]
+
+
+def compare_orders(nb, dc):
+    """SORT per criterion and THREAD per algorithm: the same, or how much differs."""
+    for crit in SORTS:
+        got = []
+        for c in (nb, dc):
+            typ, d = c.uid("SORT", crit, "UTF-8", "ALL")
+            got.append(d[0].split() if typ == "OK" and d[0] is not None else None)
+        a, b = got
+        if a == b:
+            print(f"SORT {crit}: the same")
+        elif a is None or b is None:
+            print(f"SORT {crit}: nestbox {a is not None}, dovecot {b is not None}")
+        else:
+            moved = sum(1 for x, y in zip(a, b) if x != y)
+            first = next(k for k in range(min(len(a), len(b))) if a[k] != b[k])
+            print(f"SORT {crit}: {moved} places differ, the first at {first}: "
+                  f"nestbox {a[first:first + 3]}, dovecot {b[first:first + 3]}")
+    for alg in ("ORDEREDSUBJECT", "REFERENCES"):
+        got = []
+        for c in (nb, dc):
+            typ, d = c.uid("THREAD", alg, "UTF-8", "ALL")
+            got.append(d[0] if typ == "OK" else None)
+        a, b = got
+        if a == b:
+            print(f"THREAD {alg}: the same")
+        else:
+            sa, sb = set(top_threads(a or b"")), set(top_threads(b or b""))
+            print(f"THREAD {alg}: {len(sa - sb)} of {len(sa)} threads differ: "
+                  f"nestbox {sorted(sa - sb)[:3]}, dovecot {sorted(sb - sa)[:3]}")
+
+
+def top_threads(b):
+    """The top-level parenthesised groups of a THREAD answer."""
+    out, depth, start = [], 0, 0
+    for i, ch in enumerate(b):
+        if ch == ord("("):
+            if depth == 0:
+                start = i
+            depth += 1
+        elif ch == ord(")"):
+            depth -= 1
+            if depth == 0:
+                out.append(b[start:i + 1])
+    return out
 
 
 if __name__ == "__main__":
