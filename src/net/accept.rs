@@ -26,7 +26,7 @@ use super::stream::{Peer, Stream};
 
 /// A protocol served on TCP listeners: its listeners and limits, its words for a refusal,
 /// and its driver. The value holds what the protocol's sessions share (POP3's maildrop
-/// locks, IMAP's change feed); each connection gets a clone.
+/// locks, IMAP's `\Recent` claims); each connection gets a clone.
 pub trait Protocol: Clone + Send + Sync + 'static {
     /// Which listeners (`<service>.listen`, `<service>.tls_listen`), which connection
     /// budget, which names in logs.
