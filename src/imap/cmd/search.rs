@@ -343,6 +343,17 @@ fn candidate<'a>(
     }
 }
 
+/// The mod-sequence a SEARCH or SORT reply carries when its program has a MODSEQ key:
+/// the highest of the messages it returns (RFC 7162 §3.1.5; for SORT §3.1.6); `None`
+/// without such a key or when nothing is returned.
+pub(in super::super) fn reply_modseq(uses_modseq: bool, returned: &[Hit]) -> Option<ModSeq> {
+    returned
+        .iter()
+        .map(|h| h.modseq)
+        .max()
+        .filter(|_| uses_modseq)
+}
+
 impl Session {
     /// SEARCH / UID SEARCH (RFC 9051 §6.4.4, §6.4.9).
     pub(in super::super) async fn search(
@@ -382,11 +393,7 @@ impl Session {
         // What the command returns (RFC 9394 §3.2): SAVE keeps it, and with MODSEQ the
         // reply carries its highest mod-sequence (RFC 7162 §3.1.5).
         let returned = partial::returned(&a.ret.unwrap_or_default(), &hits);
-        let modseq = returned
-            .iter()
-            .map(|h| h.modseq)
-            .max()
-            .filter(|_| uses_modseq);
+        let modseq = reply_modseq(uses_modseq, &returned);
         if a.save {
             view.saved = returned.iter().map(|h| h.uid).collect();
         }

@@ -13,7 +13,8 @@ use super::super::grammar::{Parser, R, Syntax};
 use super::super::response::{ImapError, Status};
 use super::super::search::{Return, SearchKey, write_esearch, write_search};
 use super::super::session::{Outcome, Session};
-use super::search::{Hit, return_options, search_program};
+use super::partial;
+use super::search::{Hit, reply_modseq, return_options, search_program};
 use super::{HeaderData, HeaderNeed};
 
 /// A sort key (RFC 5256 §3 `sort-key`, RFC 5957 §3).
@@ -169,10 +170,14 @@ impl Session {
             self.open_context(tag, uid, &a.key, Some(a.criteria.clone()), uids, out);
         }
         let numbers: Vec<u32> = sorted.iter().map(|h| h.number(uid)).collect();
+        // RFC 7162 §3.1.6: with a MODSEQ key the reply carries the highest mod-sequence
+        // of the messages it returns (MIN and MAX are first and last in sort order).
+        let returned = partial::returned(&a.ret.unwrap_or_default(), &sorted);
+        let modseq = reply_modseq(a.key.uses_modseq(), &returned);
         match a.ret {
             // RFC 5267 §3.2, RFC 9394 §3.1: PARTIAL pages the results in sort order.
-            Some(r) => write_esearch(Some(tag.as_bytes()), uid, &numbers, r, None, out),
-            None => write_search("SORT", &numbers, None, out),
+            Some(r) => write_esearch(Some(tag.as_bytes()), uid, &numbers, r, modseq, out),
+            None => write_search("SORT", &numbers, modseq, out),
         }
         Ok(Outcome::Done(Status::ok("SORT completed")))
     }
