@@ -724,52 +724,70 @@ fn is_host_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
 }
 
-/// Where `key:` first appears in the text (1-based line and column), for error messages
-/// about values that parsed but are not valid.
-fn locate(text: &str, key: &str) -> (Option<usize>, Option<usize>) {
-    for (n, line) in text.lines().enumerate() {
-        let code = line.split("//").next().unwrap_or("");
-        if let Some(col) = code.find(&format!("{key}:")) {
-            let before = code.as_bytes().get(col.wrapping_sub(1)).copied();
-            if col == 0 || !matches!(before, Some(b) if b.is_ascii_alphanumeric() || b == b'_') {
-                return (Some(n + 1), Some(col + 1));
-            }
+/// Where the setting `path` (`pop3.timeout_secs`, `plugins.name`) is given in the text
+/// (1-based line and column of its key), for error messages about values that parsed
+/// but are not valid; `None` when the file leaves it at its default.
+fn locate(text: &str, path: &str) -> (Option<usize>, Option<usize>) {
+    let want: Vec<&str> = path.split('.').collect();
+    let mut found = (None, None);
+    walk_keys(text, None, |keys, (line, col)| {
+        let hit = keys == want.as_slice();
+        if hit {
+            found = (Some(line), Some(col));
         }
-    }
-    (None, None)
+        hit
+    });
+    found
 }
 
 /// Where (line, column) (1-based, as ron counts them) is in the file: the keys of the
 /// sections whose brackets enclose it, outermost first, and the key whose value it is
 /// in, if any. For `(imap: (max_line: "big"))` at `"big"`: `(["imap"], Some("max_line"))`.
-/// Strings (with the colons of `"127.0.0.1:0"`) and comments are passed over. ron's
-/// errors give only a position; this names the setting there.
+/// ron's errors give only a position; this names the setting there.
 fn keys_at(text: &str, line: usize, col: usize) -> (Vec<String>, Option<String>) {
+    walk_keys(text, Some((line, col)), |_, _| false)
+}
+
+/// Reads the config text as far as `until` (line, column; `None`: to the end), keeping
+/// track of the keys of the sections open there. At each `key:` it calls `on_key` with
+/// the path to that key (section keys, then the key) and where the key starts; `true`
+/// stops the walk. Strings (with the colons of `"127.0.0.1:0"`) and comments are passed
+/// over. Returns the open sections' keys and the key whose value the walk stopped in.
+fn walk_keys(
+    text: &str,
+    until: Option<(usize, usize)>,
+    mut on_key: impl FnMut(&[&str], (usize, usize)) -> bool,
+) -> (Vec<String>, Option<String>) {
     let mut open: Vec<Option<String>> = Vec::new();
     let mut key: Option<String> = None;
     let mut word = String::new();
+    let mut word_at = (0, 0);
     let (mut in_string, mut escaped, mut comment, mut block, mut gap) =
         (false, false, false, false, false);
     let mut chars = text
         .lines()
-        .take(line)
         .enumerate()
         .flat_map(|(n, l)| {
-            let take = if n + 1 == line {
-                col.saturating_sub(1)
-            } else {
-                usize::MAX
-            };
-            l.chars().take(take).chain((n + 1 < line).then_some('\n'))
+            let line = n + 1;
+            l.chars()
+                .chain(std::iter::once('\n'))
+                .enumerate()
+                .map(move |(c, ch)| ((line, c + 1), ch))
         })
+        .take_while(|&(at, _)| until.is_none_or(|u| at < u))
         .peekable();
-    while let Some(c) = chars.next() {
+    let next_is = |chars: &mut std::iter::Peekable<_>, want: char| {
+        chars
+            .next_if(|&(_, c): &((usize, usize), char)| c == want)
+            .is_some()
+    };
+    while let Some((at, c)) = chars.next() {
         if comment {
             comment = c != '\n';
             continue;
         }
         if block {
-            if c == '*' && chars.next_if_eq(&'/').is_some() {
+            if c == '*' && next_is(&mut chars, '/') {
                 block = false;
             }
             continue;
@@ -788,16 +806,22 @@ fn keys_at(text: &str, line: usize, col: usize) -> (Vec<String>, Option<String>)
                 in_string = true;
                 word.clear();
             }
-            '/' if chars.next_if_eq(&'/').is_some() => comment = true,
-            '/' if chars.next_if_eq(&'*').is_some() => block = true,
+            '/' if next_is(&mut chars, '/') => comment = true,
+            '/' if next_is(&mut chars, '*') => block = true,
             c if c.is_alphanumeric() || c == '_' => {
-                if std::mem::take(&mut gap) {
+                if std::mem::take(&mut gap) || word.is_empty() {
                     word.clear();
+                    word_at = at;
                 }
                 word.push(c);
             }
             ':' => {
                 if word.starts_with(|c: char| c.is_alphabetic() || c == '_') {
+                    let mut path: Vec<&str> = open.iter().flatten().map(String::as_str).collect();
+                    path.push(&word);
+                    if on_key(&path, word_at) {
+                        break;
+                    }
                     key = Some(std::mem::take(&mut word));
                 }
             }
@@ -920,7 +944,7 @@ impl RawConfig {
     /// Checks values and resolves relative paths against `base` (the config file's folder).
     pub fn validate(mut self, text: &str, file: &Path, base: &Path) -> Result<Config, ConfigError> {
         let err = |key: &str, message: String| {
-            let (line, column) = locate(text, key.rsplit('.').next().unwrap_or(key));
+            let (line, column) = locate(text, key);
             ConfigError {
                 file: file.to_path_buf(),
                 line,
@@ -1409,6 +1433,16 @@ mod tests {
         let e = check("(\n store: (\n  compression_level: 40,\n ),\n)").unwrap_err();
         assert_eq!(e.line, Some(3));
         assert!(e.message.contains("store.compression_level"), "{e}");
+    }
+
+    #[test]
+    fn invalid_value_is_located_by_its_whole_path() {
+        // `max_line` is a key of pop3 and of imap; the error is about imap's, on line 3.
+        let e = check("(\n pop3: (max_line: 512),\n imap: (max_line: 10),\n)").unwrap_err();
+        assert!(e.message.starts_with("imap.max_line: "), "{e}");
+        assert_eq!((e.line, e.column), (Some(3), Some(9)));
+        let e = check("(lmtp: (timeout_secs: 5))").unwrap_err();
+        assert_eq!((e.line, e.column), (Some(1), Some(9)));
     }
 
     #[test]
