@@ -172,8 +172,12 @@ impl Session {
         let numbers: Vec<u32> = sorted.iter().map(|h| h.number(uid)).collect();
         // RFC 7162 §3.1.6: with a MODSEQ key the reply carries the highest mod-sequence
         // of the messages it returns (MIN and MAX are first and last in sort order).
-        let returned = partial::returned(&a.ret.unwrap_or_default(), &sorted);
-        let modseq = reply_modseq(a.key.uses_modseq(), &returned);
+        let modseq = if a.key.uses_modseq() {
+            let returned = partial::returned(&a.ret.unwrap_or_default(), &sorted);
+            reply_modseq(true, &returned)
+        } else {
+            None
+        };
         match a.ret {
             // RFC 5267 §3.2, RFC 9394 §3.1: PARTIAL pages the results in sort order.
             Some(r) => write_esearch(Some(tag.as_bytes()), uid, &numbers, r, modseq, out),
