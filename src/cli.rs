@@ -1078,9 +1078,9 @@ async fn export(
     let targets = names
         .iter()
         .map(|name| match (format, &mailbox) {
-            (Format::Mbox, Some(_)) => Ok(path.to_path_buf()),
+            // One mailbox named: it is written to `path` itself, in either format.
+            (_, Some(_)) => Ok(path.to_path_buf()),
             (Format::Mbox, None) => Ok(mailfmt::names::mbox_file(path, name)),
-            (Format::Maildir, Some(_)) => Ok(path.to_path_buf()),
             (Format::Maildir, None) if name == "INBOX" => Ok(path.to_path_buf()),
             (Format::Maildir, None) => mailfmt::maildir::folder_path(path, name)
                 .map_err(|e| fail(exit::CANTCREAT, e.to_string())),
