@@ -15,7 +15,7 @@ use crate::contracts::Hooks;
 use crate::control::{self, Delivered, ErrorKind, ImportItem, Request, Response, StoreFailure};
 use crate::delivery::Pipeline;
 use crate::mailfmt::{self, Flags, ImportedMessage, maildir, mbox};
-use crate::store::{KeptIds, Store, StoreError, SystemFlags};
+use crate::store::{KeptIds, Store, StoreError};
 
 mod dovecot;
 
@@ -843,33 +843,6 @@ fn print_stats(s: &crate::store::Stats) {
 const IMPORT_BATCH: usize = 128;
 const IMPORT_BATCH_BYTES: usize = 8 << 20;
 
-fn flags_bits(f: &Flags) -> u8 {
-    let mut b = 0;
-    for (on, bit) in [
-        (f.seen, SystemFlags::SEEN),
-        (f.answered, SystemFlags::ANSWERED),
-        (f.flagged, SystemFlags::FLAGGED),
-        (f.deleted, SystemFlags::DELETED),
-        (f.draft, SystemFlags::DRAFT),
-    ] {
-        if on {
-            b |= bit;
-        }
-    }
-    b
-}
-
-fn to_flags(bits: SystemFlags, keywords: &[String]) -> Flags {
-    Flags {
-        seen: bits.has(SystemFlags::SEEN),
-        answered: bits.has(SystemFlags::ANSWERED),
-        flagged: bits.has(SystemFlags::FLAGGED),
-        deleted: bits.has(SystemFlags::DELETED),
-        draft: bits.has(SystemFlags::DRAFT),
-        keywords: keywords.to_vec(),
-    }
-}
-
 struct Importer<'a> {
     backend: &'a mut Backend,
     user: String,
@@ -900,11 +873,7 @@ impl<'a> Importer<'a> {
         self.bytes += m.raw.len();
         self.batch.push(ImportItem {
             mailbox: mailbox.to_string(),
-            raw: m.raw,
-            flags: flags_bits(&m.flags),
-            keywords: m.flags.keywords,
-            internal_date: m.internal_date,
-            envelope_from: m.envelope_from,
+            message: m,
             kept,
         });
         if self.batch.len() >= IMPORT_BATCH || self.bytes >= IMPORT_BATCH_BYTES {
@@ -1150,7 +1119,10 @@ async fn export(
                 }
                 None => {
                     seq += 1;
-                    let flags = to_flags(m.flags, &m.keywords);
+                    let flags = Flags {
+                        system: m.flags,
+                        keywords: m.keywords,
+                    };
                     maildir::write_maildir_message(&target, &raw, &flags, m.internal_date, seq)
                         .map_err(io)?;
                 }

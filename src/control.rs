@@ -16,10 +16,11 @@ use smol::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::contracts::{MailboxId, PluginStatus, Target, Uid, UserId};
 use crate::delivery::{Incoming, Outcome, Pipeline, Trace, TraceProtocol};
+use crate::mailfmt::ImportedMessage;
 use crate::store::backup::{Progress, Summary};
 use crate::store::{
     AppPasswordInfo, KeptIds, LayoutReport, MailboxInfo, MailboxLayout, MessageInfo, ScriptInfo,
-    SieveError, SieveLimits, Stats, StoreError, SystemFlags, UserInfo,
+    SieveError, SieveLimits, Stats, StoreError, UserInfo,
 };
 
 /// The socket's file name inside the data dir.
@@ -27,15 +28,12 @@ pub const SOCKET: &str = "control.sock";
 /// Largest frame accepted (a batch of imported messages, or one exported message).
 pub const MAX_FRAME: usize = 1 << 30;
 
-/// One message of an import batch.
+/// One message of an import batch: the message as the file reader gave it, and where it
+/// goes.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ImportItem {
     pub mailbox: String,
-    pub raw: Vec<u8>,
-    pub flags: u8,
-    pub keywords: Vec<String>,
-    pub internal_date: Option<i64>,
-    pub envelope_from: Option<String>,
+    pub message: ImportedMessage,
     /// UID and POP3 UIDL kept from another server (`import --dovecot`).
     pub kept: Option<KeptIds>,
 }
@@ -345,23 +343,29 @@ async fn run(p: &Pipeline, hostname: &str, req: Request) -> Result<Response, Res
             // one fsync.
             let batch = items
                 .into_iter()
-                .map(|item| {
-                    let target = Target {
-                        mailbox: Some(item.mailbox),
-                        create_mailbox: true,
-                        flags: SystemFlags(item.flags),
-                        keywords: item.keywords,
-                        kept: item.kept,
-                        ..Target::new(id, name.clone(), name.clone())
-                    };
-                    let incoming = Incoming {
-                        raw: item.raw,
-                        mail_from: item.envelope_from,
-                        trace: None,
-                        internal_date: item.internal_date,
-                    };
-                    (incoming, vec![target])
-                })
+                .map(
+                    |ImportItem {
+                         mailbox,
+                         message,
+                         kept,
+                     }| {
+                        let target = Target {
+                            mailbox: Some(mailbox),
+                            create_mailbox: true,
+                            flags: message.flags.system,
+                            keywords: message.flags.keywords,
+                            kept,
+                            ..Target::new(id, name.clone(), name.clone())
+                        };
+                        let incoming = Incoming {
+                            raw: message.raw,
+                            mail_from: message.envelope_from,
+                            trace: None,
+                            internal_date: message.internal_date,
+                        };
+                        (incoming, vec![target])
+                    },
+                )
                 .collect();
             for out in p.import_batch(batch).await {
                 results.extend(out.into_iter().map(delivered));

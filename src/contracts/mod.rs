@@ -248,6 +248,10 @@ impl SystemFlags {
         self.0 & bit != 0
     }
 
+    pub fn set(&mut self, bit: u8) {
+        self.0 |= bit;
+    }
+
     /// The bit of the system flag called `name` (`\Seen`, any case); `None` for anything
     /// else, `\Recent` included (no one sets it).
     pub fn bit_of(name: &str) -> Option<u8> {

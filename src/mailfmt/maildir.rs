@@ -30,6 +30,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::{FORWARDED_KEYWORD, Flags, ImportedMessage, split_line_end};
+use crate::contracts::SystemFlags;
 
 /// Dovecot's keyword file in each maildir folder.
 const KEYWORDS_FILE: &str = "dovecot-keywords";
@@ -277,14 +278,14 @@ impl<'a> NameInfo<'a> {
         let mut flags = Flags::default();
         for &letter in self.letters {
             match letter {
-                b'D' => flags.draft = true,
-                b'F' => flags.flagged = true,
+                b'D' => flags.system.set(SystemFlags::DRAFT),
+                b'F' => flags.system.set(SystemFlags::FLAGGED),
                 b'P' => {
                     flags.add_keyword(FORWARDED_KEYWORD);
                 }
-                b'R' => flags.answered = true,
-                b'S' => flags.seen = true,
-                b'T' => flags.deleted = true,
+                b'R' => flags.system.set(SystemFlags::ANSWERED),
+                b'S' => flags.system.set(SystemFlags::SEEN),
+                b'T' => flags.system.set(SystemFlags::DELETED),
                 b'a'..=b'z' => {
                     let slot = usize::from(letter - b'a');
                     if let Some(Some(keyword)) = keywords.get(slot) {
@@ -457,12 +458,12 @@ fn write_tmp(tmp: &Path, raw_crlf: &[u8], internal_date: i64) -> io::Result<()> 
 fn flag_letters(dir: &Path, flags: &Flags) -> io::Result<String> {
     let mut letters = Vec::new();
     for (set, letter) in [
-        (flags.draft, b'D'),
-        (flags.flagged, b'F'),
+        (flags.system.has(SystemFlags::DRAFT), b'D'),
+        (flags.system.has(SystemFlags::FLAGGED), b'F'),
         (flags.has_keyword(FORWARDED_KEYWORD), b'P'),
-        (flags.answered, b'R'),
-        (flags.seen, b'S'),
-        (flags.deleted, b'T'),
+        (flags.system.has(SystemFlags::ANSWERED), b'R'),
+        (flags.system.has(SystemFlags::SEEN), b'S'),
+        (flags.system.has(SystemFlags::DELETED), b'T'),
     ] {
         if set {
             letters.push(letter);
@@ -617,12 +618,18 @@ mod tests {
         assert!(entries[2].is_new);
         assert_eq!(entries[0].expected_size, Some(25));
         let flags = &entries[1].flags;
-        assert!(flags.draft && flags.deleted && !flags.seen);
+        assert_eq!(
+            flags.system,
+            SystemFlags(SystemFlags::DRAFT | SystemFlags::DELETED)
+        );
         assert_eq!(flags.keywords, ["$Forwarded", "$Label1", "Junk"]);
         let first = read_maildir_message(&entries[0], 1000).unwrap();
         assert_eq!(first.raw, b"Subject: one\r\n\r\nhello\r\nbye\r\n");
         assert_eq!(first.internal_date, Some(1_000_000_000));
-        assert!(first.flags.seen && first.flags.flagged && first.flags.answered);
+        assert_eq!(
+            first.flags.system,
+            SystemFlags(SystemFlags::SEEN | SystemFlags::FLAGGED | SystemFlags::ANSWERED)
+        );
     }
 
     #[test]

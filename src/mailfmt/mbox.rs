@@ -35,6 +35,7 @@ use std::fmt;
 use std::io::{self, BufRead, Read, Write};
 
 use super::{Flags, ImportedMessage, push_line_crlf, split_line_end};
+use crate::contracts::SystemFlags;
 use crate::util::{Utc, days_from_civil, days_in_month, month_from_name};
 
 const FROM: &[u8] = b"From ";
@@ -346,14 +347,16 @@ fn read_flag_header(line: &[u8], flags: &mut Flags) {
         return;
     };
     if name.eq_ignore_ascii_case(b"status") {
-        flags.seen |= value.contains(&b'R');
+        if value.contains(&b'R') {
+            flags.system.set(SystemFlags::SEEN);
+        }
     } else if name.eq_ignore_ascii_case(b"x-status") {
         for &b in value {
             match b {
-                b'A' => flags.answered = true,
-                b'F' => flags.flagged = true,
-                b'T' => flags.draft = true,
-                b'D' => flags.deleted = true,
+                b'A' => flags.system.set(SystemFlags::ANSWERED),
+                b'F' => flags.system.set(SystemFlags::FLAGGED),
+                b'T' => flags.system.set(SystemFlags::DRAFT),
+                b'D' => flags.system.set(SystemFlags::DELETED),
                 _ => {}
             }
         }
@@ -566,11 +569,12 @@ bare\rCR kept\n\
         assert_eq!(
             messages[1].flags,
             Flags {
-                seen: true,
-                answered: true,
-                flagged: true,
-                draft: true,
-                deleted: false,
+                system: SystemFlags(
+                    SystemFlags::SEEN
+                        | SystemFlags::ANSWERED
+                        | SystemFlags::FLAGGED
+                        | SystemFlags::DRAFT
+                ),
                 keywords: vec!["$Label1".into(), "Junk".into()],
             }
         );
@@ -706,7 +710,7 @@ From b@example.com Tue Jan  1 00:00:01 2002 +0100\r\nSubject: two\r\n\r\nend\r\n
             messages[0].raw,
             b"Subject: crlf\r\nStatus: R\r\n\r\nbody\r\nFrom x\r\n"
         );
-        assert!(messages[0].flags.seen);
+        assert!(messages[0].flags.system.has(SystemFlags::SEEN));
         assert_eq!(messages[0].envelope_from.as_deref(), Some("a@example.com"));
         assert_eq!(messages[1].internal_date, Some(1_009_843_201 - 3600));
         assert_eq!(messages[1].raw, b"Subject: two\r\n\r\nend\r\n");

@@ -28,6 +28,10 @@ pub mod maildir;
 pub mod mbox;
 pub mod names;
 
+use serde::{Deserialize, Serialize};
+
+use crate::contracts::SystemFlags;
+
 /// Default cap on one message (after CRLF normalisation): 32 MiB.
 ///
 /// Reason: import holds one message at a time, and in the worst case (a message that is a
@@ -42,13 +46,9 @@ pub const FORWARDED_KEYWORD: &str = "$Forwarded";
 /// IMAP system flags and keywords of one message (RFC 9051 section 2.3.2).
 ///
 /// `keywords` is kept sorted and free of duplicates; use [`Flags::add_keyword`].
-#[derive(Default, Clone, Debug, PartialEq, Eq)]
+#[derive(Default, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Flags {
-    pub seen: bool,
-    pub answered: bool,
-    pub flagged: bool,
-    pub deleted: bool,
-    pub draft: bool,
+    pub system: SystemFlags,
     pub keywords: Vec<String>,
 }
 
@@ -71,8 +71,9 @@ impl Flags {
     }
 }
 
-/// One message read from a mailbox file, in the store's neutral form.
-#[derive(Default, Clone, Debug, PartialEq, Eq)]
+/// One message read from a mailbox file, in the store's neutral form (also what
+/// `nestbox import` sends the server in its import batches).
+#[derive(Default, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImportedMessage {
     /// The message with CRLF line ends (bare CRs kept, see the module docs).
     pub raw: Vec<u8>,
