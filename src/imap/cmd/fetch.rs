@@ -748,15 +748,13 @@ impl Session {
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
-
-    fn parse_fetch(args: &[u8]) -> R<FetchArgs> {
-        super::super::super::grammar::parse_whole(args, fetch_args)
-    }
+    use crate::imap::grammar::parse_whole;
 
     #[test]
     fn fetch_items_parse() {
-        let a = parse_fetch(
+        let a = parse_whole(
             b"(UID BODY.PEEK[1.2.HEADER.FIELDS (From \"To\")]<0.10> BINARY.SIZE[1] PREVIEW (LAZY))",
+            fetch_args,
         )
         .unwrap();
         assert_eq!(a.items.len(), 4);
@@ -778,27 +776,34 @@ mod tests {
                 })
             }
         );
-        assert_eq!(parse_fetch(b"FAST").unwrap().items.len(), 3);
-        assert_eq!(parse_fetch(b"body").unwrap().items, vec![Item::Body]);
+        assert_eq!(parse_whole(b"FAST", fetch_args).unwrap().items.len(), 3);
         assert_eq!(
-            parse_fetch(b"(FLAGS) (CHANGEDSINCE 0)")
+            parse_whole(b"body", fetch_args).unwrap().items,
+            vec![Item::Body]
+        );
+        assert_eq!(
+            parse_whole(b"(FLAGS) (CHANGEDSINCE 0)", fetch_args)
                 .unwrap()
                 .changed_since,
             Some(ModSeq(0))
         );
         // RFC 7162 §3.2.6: the VANISHED modifier (checked against UID and CHANGEDSINCE
         // by the command, which answers BAD).
-        let v = parse_fetch(b"(FLAGS) (CHANGEDSINCE 12345 VANISHED)").unwrap();
+        let v = parse_whole(b"(FLAGS) (CHANGEDSINCE 12345 VANISHED)", fetch_args).unwrap();
         assert_eq!((v.changed_since, v.vanished), (Some(ModSeq(12345)), true));
-        assert!(parse_fetch(b"(FLAGS) (VANISHED)").unwrap().vanished);
-        assert!(!parse_fetch(b"FLAGS").unwrap().vanished);
+        assert!(
+            parse_whole(b"(FLAGS) (VANISHED)", fetch_args)
+                .unwrap()
+                .vanished
+        );
+        assert!(!parse_whole(b"FLAGS", fetch_args).unwrap().vanished);
         // RFC 9394 §3.3, §3.4: PARTIAL, alone or with CHANGEDSINCE in either order.
-        let v = parse_fetch(b"(FLAGS) (PARTIAL -1:-30)").unwrap();
+        let v = parse_whole(b"(FLAGS) (PARTIAL -1:-30)", fetch_args).unwrap();
         assert!(v.partial.is_some());
-        let v = parse_fetch(b"(FLAGS) (PARTIAL 1:500 CHANGEDSINCE 7)").unwrap();
+        let v = parse_whole(b"(FLAGS) (PARTIAL 1:500 CHANGEDSINCE 7)", fetch_args).unwrap();
         assert!(v.partial.is_some() && v.changed_since == Some(ModSeq(7)));
         assert_eq!(
-            parse_fetch(b"BODY[1.MIME]").unwrap().items,
+            parse_whole(b"BODY[1.MIME]", fetch_args).unwrap().items,
             vec![Item::Section {
                 binary: false,
                 peek: false,
@@ -815,7 +820,12 @@ mod tests {
     /// stored one is then analysed), and header items read the header alone.
     #[test]
     fn items_ask_for_what_they_use() {
-        let item = |s: &str| parse_fetch(s.as_bytes()).unwrap().items.remove(0);
+        let item = |s: &str| {
+            parse_whole(s.as_bytes(), fetch_args)
+                .unwrap()
+                .items
+                .remove(0)
+        };
         for (s, meta, header) in [
             ("BODY.PEEK[]", false, false),
             ("BINARY.PEEK[]", false, false),
@@ -863,6 +873,6 @@ mod tests {
             b"(FLAGS) (PARTIAL 1:5 PARTIAL 1:2)",
             b"FLAGS extra",
         ];
-        crate::testing::assert_refused(parse_fetch, refused);
+        crate::testing::assert_refused(|a: &[u8]| parse_whole(a, fetch_args), refused);
     }
 }

@@ -653,13 +653,10 @@ impl Session {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    fn parse_search(args: &[u8]) -> R<SearchArgs> {
-        super::super::super::grammar::parse_whole(args, search_args)
-    }
+    use crate::imap::grammar::parse_whole;
 
     fn k(s: &str) -> SearchKey {
-        let mut key = parse_search(s.as_bytes())
+        let mut key = parse_whole(s.as_bytes(), search_args)
             .unwrap_or_else(|e| panic!("{s}: {e}"))
             .key;
         key.resolve_saved(&[7, 9]);
@@ -693,12 +690,12 @@ mod tests {
             k("SUBJECT {3}\r\nfoo"),
             SearchKey::Header(b"Subject".to_vec(), b"foo".to_vec())
         );
-        let a = parse_search(b"RETURN (partial -1:-100 COUNT) UNSEEN").unwrap();
+        let a = parse_whole(b"RETURN (partial -1:-100 COUNT) UNSEEN", search_args).unwrap();
         assert!(
             a.ret
                 .is_some_and(|r| r.count && r.partial.is_some() && !r.all)
         );
-        let a = parse_search(b"RETURN (MIN COUNT SAVE) CHARSET utf-8 1:*").unwrap();
+        let a = parse_whole(b"RETURN (MIN COUNT SAVE) CHARSET utf-8 1:*", search_args).unwrap();
         assert!(a.save);
         assert_eq!(a.charset.as_deref(), Some("UTF-8"));
         assert_eq!(
@@ -735,8 +732,11 @@ mod tests {
             "RETURN (PARTIAL 1:4294967296) ALL",
             "ALL extra)",
         ];
-        crate::testing::assert_refused(|bad: &str| parse_search(bad.as_bytes()), refused);
+        crate::testing::assert_refused(
+            |bad: &str| parse_whole(bad.as_bytes(), search_args),
+            refused,
+        );
         let deep = "NOT ".repeat(100) + "ALL";
-        assert!(parse_search(deep.as_bytes()).is_err());
+        assert!(parse_whole(deep.as_bytes(), search_args).is_err());
     }
 }

@@ -191,14 +191,11 @@ impl Session {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    fn parse_sort(args: &[u8]) -> R<SortArgs> {
-        super::super::super::grammar::parse_whole(args, sort_args)
-    }
+    use crate::imap::grammar::parse_whole;
 
     #[test]
     fn sort_args_parse() {
-        let a = parse_sort(b"(REVERSE DATE subject) UTF-8 ALL").unwrap();
+        let a = parse_whole(b"(REVERSE DATE subject) UTF-8 ALL", sort_args).unwrap();
         assert_eq!(
             a.criteria,
             vec![
@@ -215,7 +212,11 @@ mod tests {
         assert_eq!(a.charset, "UTF-8");
         assert_eq!(a.key, SearchKey::All);
         assert_eq!(a.ret, None);
-        let a = parse_sort(b"RETURN (MIN COUNT) (DISPLAYFROM) US-ASCII SEEN UNDELETED").unwrap();
+        let a = parse_whole(
+            b"RETURN (MIN COUNT) (DISPLAYFROM) US-ASCII SEEN UNDELETED",
+            sort_args,
+        )
+        .unwrap();
         assert_eq!(
             a.ret,
             Some(Return {
@@ -238,6 +239,6 @@ mod tests {
             b"(DATE) UTF-8",
             b"RETURN (SAVE) (DATE) UTF-8 ALL",
         ];
-        crate::testing::assert_refused(parse_sort, refused);
+        crate::testing::assert_refused(|a: &[u8]| parse_whole(a, sort_args), refused);
     }
 }

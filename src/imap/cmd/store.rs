@@ -201,22 +201,19 @@ fn store_completed(expunge_issued: bool) -> Outcome {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    fn parse_store(args: &[u8]) -> R<StoreArgs> {
-        super::super::super::grammar::parse_whole(args, store_args)
-    }
+    use crate::imap::grammar::parse_whole;
 
     #[test]
     fn store_args_parse() {
-        let a = parse_store(b"(UNCHANGEDSINCE 5) +FLAGS.SILENT (\\Seen foo)").unwrap();
+        let a = parse_whole(b"(UNCHANGEDSINCE 5) +FLAGS.SILENT (\\Seen foo)", store_args).unwrap();
         assert_eq!(a.unchanged_since, Some(ModSeq(5)));
         assert_eq!(a.mode, FlagMode::Add);
         assert!(a.silent);
         assert_eq!(a.flags, vec!["\\Seen", "foo"]);
-        let a = parse_store(b"flags \\Deleted \\Seen").unwrap();
+        let a = parse_whole(b"flags \\Deleted \\Seen", store_args).unwrap();
         assert_eq!(a.mode, FlagMode::Replace);
         assert_eq!(a.flags, vec!["\\Deleted", "\\Seen"]);
-        let a = parse_store(b"-FLAGS ()").unwrap();
+        let a = parse_whole(b"-FLAGS ()", store_args).unwrap();
         assert_eq!(a.mode, FlagMode::Remove);
         assert!(a.flags.is_empty());
     }
@@ -231,6 +228,6 @@ mod tests {
             b"(FOO 1) FLAGS (\\Seen)",
             b"FLAGS (\\Seen",
         ];
-        crate::testing::assert_refused(parse_store, refused);
+        crate::testing::assert_refused(|a: &[u8]| parse_whole(a, store_args), refused);
     }
 }

@@ -447,10 +447,7 @@ impl Session {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    fn parse_thread(args: &[u8]) -> R<ThreadArgs> {
-        super::super::super::grammar::parse_whole(args, thread_args)
-    }
+    use crate::imap::grammar::parse_whole;
 
     fn data(subject: &str, id: &str, refs: &[&str]) -> HeaderData {
         let (subject, reply) = crate::mime::subject::base_subject(subject);
@@ -487,10 +484,10 @@ mod tests {
 
     #[test]
     fn thread_args_parse() {
-        let a = parse_thread(b"references UTF-8 ALL").unwrap();
+        let a = parse_whole(b"references UTF-8 ALL", thread_args).unwrap();
         assert_eq!(a.algorithm, Algorithm::References);
-        assert!(parse_thread(b"BOGUS UTF-8 ALL").is_err());
-        assert!(parse_thread(b"REFERENCES UTF-8").is_err());
+        assert!(parse_whole(b"BOGUS UTF-8 ALL", thread_args).is_err());
+        assert!(parse_whole(b"REFERENCES UTF-8", thread_args).is_err());
     }
 
     #[test]
