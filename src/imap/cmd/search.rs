@@ -364,24 +364,21 @@ impl Session {
         out: &mut Vec<u8>,
     ) -> Result<Outcome, ImapError> {
         let update = self.prepare_program(tag, &mut a.key, a.ret)?;
-        let uses_modseq = a.key.uses_modseq();
-        if uses_modseq {
-            // RFC 7162 §3.1: a MODSEQ search key enables CONDSTORE.
-            self.enabled.condstore = true;
-        }
-        let rev2 = self.enabled.rev2;
-        if let Some(cs) = &a.charset
-            && !charset_supported(cs)
-        {
-            // RFC 5182 §2.1: a failed SEARCH SAVE leaves `$` empty.
-            if a.save
-                && let State::Selected(_, view) = &mut self.state
-            {
-                view.saved.clear();
+        let charset = a.charset.as_deref().unwrap_or("US-ASCII");
+        let hits = match self.ordered_hits(charset, &a.key).await {
+            Ok(hits) => hits,
+            Err(e) => {
+                // RFC 5182 §2.1: a failed SEARCH SAVE leaves `$` empty.
+                if a.save
+                    && let State::Selected(_, view) = &mut self.state
+                {
+                    view.saved.clear();
+                }
+                return Err(e);
             }
-            return Err(bad_charset());
-        }
-        let hits = self.search_hits(&a.key).await?;
+        };
+        let uses_modseq = a.key.uses_modseq();
+        let rev2 = self.enabled.rev2;
         if update {
             // RFC 5267 §4.3: the context keeps the program and the results, in mailbox
             // order.
@@ -472,9 +469,9 @@ impl Session {
         }
     }
 
-    /// SORT and THREAD after parsing: the charset must be one we search in (they have
-    /// no SAVE to empty), a MODSEQ key enables CONDSTORE (RFC 7162 §3.1), then the
-    /// matching messages ([`Session::search_hits`]).
+    /// SEARCH, SORT and THREAD after parsing: the charset must be one we search in, a
+    /// MODSEQ key enables CONDSTORE (RFC 7162 §3.1), then the matching messages in
+    /// sequence order ([`Session::search_hits`]).
     pub(in super::super) async fn ordered_hits(
         &mut self,
         charset: &str,
