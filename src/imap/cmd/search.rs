@@ -363,10 +363,9 @@ impl Session {
         mut a: SearchArgs,
         out: &mut Vec<u8>,
     ) -> Result<Outcome, ImapError> {
-        let update = self.prepare_program(tag, &mut a.key, a.ret)?;
         let charset = a.charset.as_deref().unwrap_or("US-ASCII");
-        let hits = match self.ordered_hits(charset, &a.key).await {
-            Ok(hits) => hits,
+        let (hits, update) = match self.run_program(tag, &mut a.key, a.ret, charset).await {
+            Ok(run) => run,
             Err(e) => {
                 // RFC 5182 §2.1: a failed SEARCH SAVE leaves `$` empty.
                 if a.save
@@ -413,25 +412,8 @@ impl Session {
         Ok(Outcome::Done(Status::ok("SEARCH completed")))
     }
 
-    /// What SEARCH and SORT do first: `$` becomes the saved result as it is now (RFC 5182
-    /// §2.1), and `RETURN (UPDATE)` has its tag checked (RFC 5267 §4.3). Whether a
-    /// context is asked for.
-    pub(in super::super) fn prepare_program(
-        &self,
-        tag: &str,
-        key: &mut SearchKey,
-        ret: Option<Return>,
-    ) -> Result<bool, ImapError> {
-        key.resolve_saved(&self.saved_result());
-        let update = ret.is_some_and(|r| r.update);
-        if update {
-            self.check_update_tag(tag)?;
-        }
-        Ok(update)
-    }
-
     /// The SEARCHRES result `$` (RFC 5182), empty when nothing is selected.
-    pub(in super::super) fn saved_result(&self) -> Vec<u32> {
+    fn saved_result(&self) -> Vec<u32> {
         match &self.state {
             State::Selected(_, v) => v.saved.iter().map(|u| u.0).collect(),
             _ => Vec::new(),
@@ -469,21 +451,33 @@ impl Session {
         }
     }
 
-    /// SEARCH, SORT and THREAD after parsing: the charset must be one we search in, a
-    /// MODSEQ key enables CONDSTORE (RFC 7162 §3.1), then the matching messages in
-    /// sequence order ([`Session::search_hits`]).
-    pub(in super::super) async fn ordered_hits(
+    /// How SEARCH, SORT and THREAD run their search program, once parsed:
+    /// - `$` becomes the saved result as it is now (RFC 5182 §2.1);
+    /// - `RETURN (UPDATE)` has its tag checked (RFC 5267 §4.3);
+    /// - the charset must be one we search in;
+    /// - a MODSEQ key enables CONDSTORE (RFC 7162 §3.1).
+    ///
+    /// Then the matching messages in sequence order ([`Session::search_hits`]), and
+    /// whether a context is asked for.
+    pub(in super::super) async fn run_program(
         &mut self,
+        tag: &str,
+        key: &mut SearchKey,
+        ret: Option<Return>,
         charset: &str,
-        key: &SearchKey,
-    ) -> Result<Vec<Hit>, ImapError> {
+    ) -> Result<(Vec<Hit>, bool), ImapError> {
+        key.resolve_saved(&self.saved_result());
+        let update = ret.is_some_and(|r| r.update);
+        if update {
+            self.check_update_tag(tag)?;
+        }
         if !charset_supported(charset) {
             return Err(bad_charset());
         }
         if key.uses_modseq() {
             self.enabled.condstore = true;
         }
-        self.search_hits(key).await
+        Ok((self.search_hits(key).await?, update))
     }
 
     /// The messages of the selected mailbox that `key` matches, in sequence order

@@ -161,8 +161,7 @@ impl Session {
         mut a: SortArgs,
         out: &mut Vec<u8>,
     ) -> Result<Outcome, ImapError> {
-        let update = self.prepare_program(tag, &mut a.key, a.ret)?;
-        let hits = self.ordered_hits(&a.charset, &a.key).await?;
+        let (hits, update) = self.run_program(tag, &mut a.key, a.ret, &a.charset).await?;
         let sorted = self.sort_hits(hits, &a.criteria).await?;
         if update {
             // RFC 5267 §4.3: the context keeps the program, the order and the results.

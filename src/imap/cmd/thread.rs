@@ -418,8 +418,8 @@ impl Session {
         mut a: ThreadArgs,
         out: &mut Vec<u8>,
     ) -> Result<Outcome, ImapError> {
-        a.key.resolve_saved(&self.saved_result());
-        let hits = self.ordered_hits(&a.charset, &a.key).await?;
+        // THREAD has no RETURN, so no tag is needed.
+        let (hits, _) = self.run_program("", &mut a.key, None, &a.charset).await?;
         let need = match a.algorithm {
             Algorithm::OrderedSubject => HeaderNeed::SortKeys,
             Algorithm::References => HeaderNeed::ThreadIds,
