@@ -37,7 +37,6 @@ fuzz_target!(|data: &[u8]| {
             ip: None,
             tls: false,
         },
-        stls: data.len() % 2 == 0,
         expire_days: None,
         login_delay: Some(10),
         max_line: 255,

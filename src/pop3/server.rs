@@ -286,7 +286,6 @@ async fn serve(ctx: &Context, stream: Stream, peer: Peer, slot: Option<ConnSlot>
     let mut session = Session::new(Options {
         plaintext: ctx.config.auth.plaintext,
         peer,
-        stls: !peer.tls,
         expire_days: cfg.expire_days,
         login_delay: cfg.login_delay_secs,
         max_line: cfg.max_line,

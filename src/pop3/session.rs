@@ -35,10 +35,10 @@ pub const SASL_LINE_FACTOR: usize = 16;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
     pub plaintext: Plaintext,
-    /// Who is connected; `peer.tls` is true on implicit TLS and after STLS.
+    /// Who is connected; `peer.tls` is true on implicit TLS and after STLS. STLS is
+    /// offered whenever it is false: the server always has a certificate (its own
+    /// self-signed one when none is configured).
     pub peer: Peer,
-    /// STLS can be offered (the server has a certificate).
-    pub stls: bool,
     /// `EXPIRE` in days; `None` for `NEVER` (RFC 2449 §6.7).
     pub expire_days: Option<u32>,
     /// `LOGIN-DELAY` in seconds (RFC 2449 §6.8).
@@ -175,7 +175,6 @@ pub enum Pop3Error {
     /// The message was expunged (by IMAP) after the maildrop was fixed.
     Gone,
     TlsActive,
-    TlsUnavailable,
     UpdateFailed,
     Timeout,
     ShuttingDown,
@@ -218,7 +217,6 @@ impl Pop3Error {
                 "Message was removed by another session",
             ),
             E::TlsActive => (None, "TLS is already active"),
-            E::TlsUnavailable => (None, "STLS is not available"),
             E::UpdateFailed => (
                 Some(Code::SysTemp),
                 "Some deleted messages were not removed",
@@ -339,7 +337,7 @@ impl Session {
         if let Some(d) = self.opts.login_delay {
             lines.push(format!("LOGIN-DELAY {d}"));
         }
-        if authorization && self.opts.stls && !self.opts.peer.tls {
+        if authorization && !self.opts.peer.tls {
             lines.push("STLS".into());
         }
         lines.push("UTF8".into());
@@ -402,9 +400,8 @@ impl Session {
         }
         let plaintext = self.plaintext_allowed();
         let opts_tls = self.opts.peer.tls;
-        let opts_stls = self.opts.stls;
         match &mut self.state {
-            State::Authorization(a) => Self::authorization(a, cmd, plaintext, opts_tls, opts_stls),
+            State::Authorization(a) => Self::authorization(a, cmd, plaintext, opts_tls),
             State::Transaction(t) => Self::transaction(t, cmd),
             State::Update => err(Pop3Error::WrongState),
         }
@@ -430,13 +427,7 @@ impl Session {
     }
 
     /// AUTHORIZATION (RFC 1939 §4, §7; RFC 2595 §4; RFC 5034 §4; RFC 6856 §2).
-    fn authorization(
-        a: &mut Authorization,
-        cmd: Command,
-        plaintext: bool,
-        tls: bool,
-        stls: bool,
-    ) -> Step {
+    fn authorization(a: &mut Authorization, cmd: Command, plaintext: bool, tls: bool) -> Step {
         match cmd {
             Command::User(name) => {
                 if !plaintext {
@@ -487,7 +478,6 @@ impl Session {
                 }
             }
             Command::Stls if tls => err(Pop3Error::TlsActive),
-            Command::Stls if !stls => err(Pop3Error::TlsUnavailable),
             Command::Stls => Step::StartTls(ok("Begin TLS negotiation")),
             Command::Utf8 => {
                 a.utf8 = true;
