@@ -61,7 +61,6 @@ pub async fn handle(ctx: &Context, checker: Arc<dyn SieveChecker>, stream: Strea
     let mut session = Session::new(Options {
         plaintext: ctx.config.auth.plaintext,
         peer,
-        starttls: true,
         extensions,
         limits,
     });

@@ -29,10 +29,10 @@ pub const MAX_AUTH_FAILURES: u32 = 5;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
     pub plaintext: Plaintext,
-    /// Who is connected; `peer.tls` becomes true after STARTTLS.
+    /// Who is connected; `peer.tls` becomes true after STARTTLS. STARTTLS is offered
+    /// whenever it is false: the server always has a certificate (its own self-signed
+    /// one when none is configured).
     pub peer: Peer,
-    /// STARTTLS can be offered (the server has a certificate).
-    pub starttls: bool,
     /// CAPABILITY `SIEVE` (from the checker).
     pub extensions: Vec<String>,
     pub limits: SieveLimits,
@@ -212,7 +212,7 @@ impl Session {
         line("SASL", Some(&sasl));
         line("SIEVE", Some(&self.opts.extensions.join(" ")));
         // Only where STARTTLS may be given (§2.2: before authentication, once).
-        if self.opts.starttls && !self.opts.peer.tls && matches!(self.state, State::NonAuth(_)) {
+        if !self.opts.peer.tls && matches!(self.state, State::NonAuth(_)) {
             line("STARTTLS", None);
         }
         if let State::Auth { user } = &self.state {
@@ -332,9 +332,6 @@ impl Session {
         }
         if self.opts.peer.tls {
             return no("TLS is already active");
-        }
-        if !self.opts.starttls {
-            return no("STARTTLS is not available");
         }
         Step::StartTls(Response::ok("Begin TLS negotiation now").to_bytes())
     }
@@ -489,7 +486,6 @@ mod tests {
                 ip: Some([192, 0, 2, 1].into()),
                 tls: false,
             },
-            starttls: true,
             extensions: vec!["fileinto".into(), "vacation".into()],
             limits: SieveLimits {
                 max_script_bytes: 100,
