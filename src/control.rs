@@ -343,29 +343,24 @@ async fn run(p: &Pipeline, hostname: &str, req: Request) -> Result<Response, Res
             // one fsync.
             let batch = items
                 .into_iter()
-                .map(
-                    |ImportItem {
-                         mailbox,
-                         message,
-                         kept,
-                     }| {
-                        let target = Target {
-                            mailbox: Some(mailbox),
-                            create_mailbox: true,
-                            flags: message.flags.system,
-                            keywords: message.flags.keywords,
-                            kept,
-                            ..Target::new(id, name.clone(), name.clone())
-                        };
-                        let incoming = Incoming {
-                            raw: message.raw,
-                            mail_from: message.envelope_from,
-                            trace: None,
-                            internal_date: message.internal_date,
-                        };
-                        (incoming, vec![target])
-                    },
-                )
+                .map(|item| {
+                    let m = item.message;
+                    let target = Target {
+                        mailbox: Some(item.mailbox),
+                        create_mailbox: true,
+                        flags: m.flags.system,
+                        keywords: m.flags.keywords,
+                        kept: item.kept,
+                        ..Target::new(id, name.clone(), name.clone())
+                    };
+                    let incoming = Incoming {
+                        raw: m.raw,
+                        mail_from: m.envelope_from,
+                        trace: None,
+                        internal_date: m.internal_date,
+                    };
+                    (incoming, vec![target])
+                })
                 .collect();
             for out in p.import_batch(batch).await {
                 results.extend(out.into_iter().map(delivered));
