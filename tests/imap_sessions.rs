@@ -657,8 +657,18 @@ fn qresync_expunges_elsewhere_are_vanished_when_allowed_and_in_idle() {
     assert_eq!(r, vec!["* 1 EXPUNGE", "a2 OK EXPUNGE completed"]);
     let r = b.cmd("f", "FETCH 1:4 (FLAGS)");
     assert!(vanished(&r).is_empty() && expunges(&r).is_empty(), "{r:?}");
+    // The expunge raised HIGHESTMODSEQ, which the VANISHED does not carry: the new
+    // value follows it, and covers it (RFC 7162 §3.1.2.1, §3.2.6).
     let r = b.cmd("n", "NOOP");
-    assert_eq!(r, vec!["* VANISHED 1", "n OK NOOP completed"]);
+    assert_eq!(r.len(), 3, "{r:?}");
+    assert_eq!(r[0], "* VANISHED 1");
+    let told = code_number(&r, "HIGHESTMODSEQ");
+    assert_eq!(r[2], "n OK NOOP completed");
+    let r = b.cmd(
+        "c",
+        &format!("UID FETCH 1:* (FLAGS) (CHANGEDSINCE {told} VANISHED)"),
+    );
+    assert_eq!(r, vec!["c OK FETCH completed"]);
 
     b.send(b"i IDLE\r\n");
     assert_eq!(b.line().unwrap(), "+ idling");
@@ -666,6 +676,8 @@ fn qresync_expunges_elsewhere_are_vanished_when_allowed_and_in_idle() {
     assert!(r[0].starts_with("* OK [COPYUID "), "{r:?}");
     b.w.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
     assert_eq!(b.line().unwrap(), "* VANISHED 2:3");
+    let line = b.line().unwrap();
+    assert!(line.starts_with("* OK [HIGHESTMODSEQ "), "{line}");
     b.w.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
     b.send(b"DONE\r\n");
     let r = b.until_tagged("i");
@@ -677,6 +689,16 @@ fn qresync_expunges_elsewhere_are_vanished_when_allowed_and_in_idle() {
         r[0].starts_with("* 1 FETCH (UID 4 FLAGS (\\Flagged") && r[0].contains(" MODSEQ ("),
         "{r:?}"
     );
+    // A new message likewise (EXISTS carries no mod-sequence either).
+    a.cmd("a4", "APPEND INBOX {8+}\r\nx: y\r\n\r\n");
+    let r = b.cmd("n3", "NOOP");
+    assert_eq!(r.first().map(String::as_str), Some("* 2 EXISTS"), "{r:?}");
+    let told = code_number(&r, "HIGHESTMODSEQ");
+    let r = b.cmd(
+        "c2",
+        &format!("UID FETCH 1:* (FLAGS) (CHANGEDSINCE {told} VANISHED)"),
+    );
+    assert_eq!(r, vec!["c2 OK FETCH completed"]);
 }
 
 /// RFC 7162 §3.2.5: b comes back with SELECT (QRESYNC (uidvalidity modseq)) after a

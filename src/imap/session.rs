@@ -10,14 +10,14 @@
 //! Concurrency (docs/design.md): the session holds no store transaction across an await;
 //! the change feed only says "look again", and [`Session::updates`] re-reads the mailbox.
 
-use crate::contracts::{MailboxId, Uid, UserId};
+use crate::contracts::{MailboxId, ModSeq, Uid, UserId};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 use smol::channel::Receiver;
 
 use super::grammar::{Command, CommandBody, MessageCommand};
-use super::response::{Code, ImapError, Status};
+use super::response::{Code, ImapError, Kind, Status};
 use super::view::{SyncOptions, View};
 use crate::net::Context;
 use crate::net::stream::Peer;
@@ -214,8 +214,6 @@ pub struct Session {
     pub(super) recheck: bool,
     /// The FETCH in progress ([`Action::Fetch`]).
     fetching: Option<Fetching>,
-    /// HIGHESTMODSEQ was reported for the selected mailbox with CONDSTORE on.
-    pub(super) modseq_reported: bool,
     /// What SORT and THREAD read from headers in the selected mailbox.
     pub(super) headers: super::cmd::HeaderCache,
     /// COMPRESS=DEFLATE is on (RFC 4978).
@@ -240,7 +238,6 @@ impl Session {
             dirty: false,
             recheck: false,
             fetching: None,
-            modseq_reported: false,
             headers: super::cmd::HeaderCache::default(),
             compressed: false,
             notifier: None,
@@ -444,17 +441,25 @@ impl Session {
         result: Result<Outcome, ImapError>,
         out: &mut Vec<u8>,
     ) -> Action {
-        let status = match result {
+        let mut status = match result {
             Ok(Outcome::Done(status)) => status,
             Ok(Outcome::Action(a)) => return a,
             Err(e) => e.status(name),
         };
-        self.updates(allow_expunge, out).await;
+        self.sync_view(allow_expunge, out).await;
         if self.closing() {
             // The selected mailbox was deleted under us: `* BYE` is written.
             return Action::Close;
         }
-        self.report_modseq(out).await;
+        match self.modseq_news() {
+            // RFC 7162 §3.2.10: after an EXPUNGE that removed messages, the new
+            // HIGHESTMODSEQ goes in its tagged OK.
+            Some(n) if name == "EXPUNGE" && status.kind == Kind::Ok && status.code.is_none() => {
+                status = status.with(Code::HighestModSeq(n));
+            }
+            Some(n) => report_modseq(n, out),
+            None => {}
+        }
         status.encode(Some(tag), out);
         Action::Continue
     }
@@ -593,8 +598,19 @@ impl Session {
     }
 
     /// Sends what changed in the selected mailbox since the client last heard
-    /// (RFC 9051 §5.2, §7.5.1). Called before every tagged completion and from IDLE.
+    /// (RFC 9051 §5.2, §7.5.1), with its new HIGHESTMODSEQ. Called from IDLE and
+    /// NOTIFY; a command's completion does the same with its own tagged response.
     pub async fn updates(&mut self, allow_expunge: bool, out: &mut Vec<u8>) {
+        self.sync_view(allow_expunge, out).await;
+        if !self.closing()
+            && let Some(n) = self.modseq_news()
+        {
+            report_modseq(n, out);
+        }
+    }
+
+    /// What changed in the selected mailbox, without the HIGHESTMODSEQ.
+    async fn sync_view(&mut self, allow_expunge: bool, out: &mut Vec<u8>) {
         let State::Selected(account, view) = &mut self.state else {
             if let State::Authenticated(a) = &self.state {
                 while let Ok(change) = a.feed.try_recv() {
@@ -636,7 +652,7 @@ impl Session {
             self.state = State::Logout;
             return;
         }
-        let fresh = match self.store().messages(mailbox).await {
+        let (fresh, modseq) = match self.store().listing(mailbox).await {
             Ok(f) => f,
             Err(e) => {
                 log::error!("imap: re-reading mailbox {mailbox}: {e}");
@@ -664,6 +680,7 @@ impl Session {
         // REMOVEFROM before EXPUNGE (RFC 5267 §4.3.3, §4.3.4).
         let contexts = !view.contexts.is_empty();
         view.sync(&fresh, allow_expunge && !contexts, &claimed, opts, out);
+        view.synced = modseq;
         if contexts {
             self.context_updates(out).await;
             if allow_expunge {
@@ -686,24 +703,17 @@ impl Session {
         }
     }
 
-    /// RFC 7162 §3.1: the first CONDSTORE-enabling command (`FETCH 1 MODSEQ`, `SEARCH
-    /// MODSEQ`, `STORE (UNCHANGEDSINCE)`, ...) while a mailbox is selected gets
-    /// `* OK [HIGHESTMODSEQ n]` before its completion, once per selection.
-    async fn report_modseq(&mut self, out: &mut Vec<u8>) {
-        if !self.enabled.condstore || self.modseq_reported {
-            return;
+    /// With CONDSTORE on, the HIGHESTMODSEQ the client is to hear now ([`View::modseq_news`]):
+    /// after the first CONDSTORE-enabling command (`FETCH 1 MODSEQ`, `SEARCH MODSEQ`,
+    /// `STORE (UNCHANGEDSINCE)`, ...) of a selection (RFC 7162 §3.1), and whenever new
+    /// messages or expunges raised it, which carry no mod-sequence of their own.
+    fn modseq_news(&mut self) -> Option<ModSeq> {
+        if !self.enabled.condstore {
+            return None;
         }
-        let Some(id) = self.view().map(|v| v.mailbox) else {
-            return;
-        };
-        match self.store().mailbox_status(id).await {
-            Ok(st) => {
-                self.modseq_reported = true;
-                Status::ok("Highest")
-                    .with(Code::HighestModSeq(st.highest_modseq))
-                    .encode(None, out);
-            }
-            Err(e) => log::error!("imap: reading mailbox {id}: {e}"),
+        match &mut self.state {
+            State::Selected(_, view) => view.modseq_news(),
+            _ => None,
         }
     }
 
@@ -811,4 +821,11 @@ impl Outcome {
 /// `NO [CODE] text` shorthand for handlers.
 pub(super) fn no<T>(code: Code, text: &str) -> Result<T, ImapError> {
     Err(ImapError::no(code, text))
+}
+
+/// `* OK [HIGHESTMODSEQ n]` (RFC 7162 §3.1.2.1).
+fn report_modseq(n: ModSeq, out: &mut Vec<u8>) {
+    Status::ok("Highest")
+        .with(Code::HighestModSeq(n))
+        .encode(None, out);
 }

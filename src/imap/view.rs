@@ -17,7 +17,7 @@ use std::collections::BTreeSet;
 
 use super::response::ImapError;
 use super::sequence::SequenceSet;
-use crate::store::{MessageInfo, SystemFlags};
+use crate::store::{FlagState, MessageInfo, SystemFlags};
 
 /// One message as the client knows it: 24 bytes, since every session keeps one per
 /// message of its selected mailbox (100 sessions on a 50,000-message INBOX hold 5
@@ -82,6 +82,11 @@ pub struct View {
     pub saved: Vec<Uid>,
     /// Searches kept up to date (RFC 5267 §4.3); they end with the selection.
     pub contexts: super::cmd::context::Contexts,
+    /// The mailbox's HIGHESTMODSEQ in the state the view was last brought to.
+    pub synced: ModSeq,
+    /// The HIGHESTMODSEQ the client was last given (SELECT, `* OK [HIGHESTMODSEQ n]`);
+    /// `None` until CONDSTORE is on.
+    pub told: Option<ModSeq>,
 }
 
 /// `(\Seen \Answered kw ...)` for one message.
@@ -105,13 +110,14 @@ fn msg(m: &MessageInfo) -> Msg {
 }
 
 impl View {
-    /// A view of `fresh` (the store's listing, UID order) with `recent` claimed.
+    /// A view of `fresh` (the store's listing, UID order, in the state of mod-sequence
+    /// `synced`) with `recent` claimed.
     pub fn new(
         mailbox: MailboxId,
         name: String,
         uidvalidity: u32,
         read_only: bool,
-        fresh: &[MessageInfo],
+        (fresh, synced): (&[MessageInfo], ModSeq),
         recent: BTreeSet<Uid>,
     ) -> View {
         let keywords = fresh
@@ -128,7 +134,22 @@ impl View {
             keywords,
             saved: Vec::new(),
             contexts: Default::default(),
+            synced,
+            told: None,
         }
+    }
+
+    /// The HIGHESTMODSEQ to tell the client now, if any (RFC 7162 §3.1.2.1): the
+    /// state the view was brought to, once it is higher than what the client was told
+    /// (or when it was told nothing yet), and only when every removal up to it has been
+    /// announced. A client that hears a mod-sequence takes itself to be up to date with
+    /// it, and would never hear of an expunge held back behind it (RFC 7162 §3.2.5.1).
+    pub fn modseq_news(&mut self) -> Option<ModSeq> {
+        if self.msgs.iter().any(|m| m.expunged) || self.told.is_some_and(|t| t >= self.synced) {
+            return None;
+        }
+        self.told = Some(self.synced);
+        self.told
     }
 
     /// EXISTS as the client knows it.
@@ -266,6 +287,27 @@ impl View {
         }
     }
 
+    /// Applies a flag change this session made (the store's answer, which does not wake
+    /// it); the message's sequence index, or `None` when the view no longer has it.
+    pub fn apply_own(&mut self, st: &FlagState) -> Option<usize> {
+        let i = self.msgs.iter().position(|m| m.uid == st.uid)?;
+        let m = self.msgs.get_mut(i)?;
+        m.flags = st.flags;
+        m.keywords = Keywords::new(&st.keywords);
+        m.modseq = st.modseq;
+        if st.modseq > self.synced {
+            // With CONDSTORE on, the client hears this change with its MODSEQ (echoed
+            // even after .SILENT, RFC 7162 §3.1.3): if it was up to date, it still is.
+            if self.told == Some(self.synced) {
+                self.told = Some(st.modseq);
+            }
+            // The writer publishes every earlier change before it answers, so the next
+            // sync reads them all: the view is then as new as this change.
+            self.synced = st.modseq;
+        }
+        Some(i)
+    }
+
     /// Marks the messages `uids` (ascending) as removed in the store: this session
     /// removed them itself (EXPUNGE, MOVE) and will announce them.
     pub fn mark_expunged(&mut self, uids: &[Uid]) {
@@ -372,7 +414,7 @@ pub(crate) mod tests {
             "INBOX".into(),
             7,
             false,
-            &fresh,
+            (&fresh, ModSeq(1)),
             BTreeSet::new(),
         )
     }

@@ -505,14 +505,25 @@ impl Store {
     /// that have a mailbox selected all read it again after a change, and all but the
     /// first find it in [`Listings`].
     pub async fn messages(&self, mailbox: MailboxId) -> Result<Arc<Vec<MessageInfo>>, StoreError> {
+        Ok(self.listing(mailbox).await?.0)
+    }
+
+    /// [`Store::messages`], with the mailbox's HIGHESTMODSEQ (at least 1) in the same
+    /// state: every change up to it, and none after, is in the listing (RFC 7162 §3.1.2.1:
+    /// what a client may be told it is up to date with).
+    pub async fn listing(
+        &self,
+        mailbox: MailboxId,
+    ) -> Result<(Arc<Vec<MessageInfo>>, ModSeq), StoreError> {
         self.read(move |tx, shared| {
             let Some(mb) = mailboxes::record_of(&tx.open_table(MAILBOXES)?, mailbox.0)? else {
-                return Ok(Arc::default());
+                return Ok((Arc::default(), ModSeq(1)));
             };
             let key = ListingKey::of(&mb);
+            let modseq = ModSeq(mb.highest_modseq.max(1));
             let listings = &shared.listings;
             if let Some(hit) = listings.get(mailbox.0, key) {
-                return Ok(hit);
+                return Ok((hit, modseq));
             }
             // The sessions a change wakes all ask at once: one reads, the others wait
             // for its listing (or, when it read another state, claim in turn).
@@ -521,11 +532,11 @@ impl Store {
                     break claim;
                 }
                 if let Some(hit) = listings.get(mailbox.0, key) {
-                    return Ok(hit);
+                    return Ok((hit, modseq));
                 }
             };
             if let Some(hit) = listings.get(mailbox.0, key) {
-                return Ok(hit);
+                return Ok((hit, modseq));
             }
             let t = tx.open_table(MESSAGES)?;
             let mut out = Vec::new();
@@ -538,7 +549,7 @@ impl Store {
             }
             let out = Arc::new(out);
             listings.keep(mailbox.0, key, &out);
-            Ok(out)
+            Ok((out, modseq))
         })
         .await
     }

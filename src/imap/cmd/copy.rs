@@ -158,6 +158,11 @@ impl Session {
             let mut gone = c.src_uids.clone();
             gone.sort_unstable();
             view.mark_expunged(&gone);
+            // The update step then reads the mailbox again, for its new HIGHESTMODSEQ
+            // (the expunges carry none of their own).
+            if self.enabled.condstore {
+                self.dirty = true;
+            }
         }
         let code = Code::CopyUid {
             uidvalidity: c.uidvalidity,

@@ -42,9 +42,14 @@ impl Session {
             .expunge_deleted(mailbox, restrict, origin)
             .await?;
         // Not woken for its own removal (`origin`): marked here, announced by the
-        // update step before the tagged OK.
+        // update step before the tagged OK. With CONDSTORE on, that step also reads
+        // the mailbox again, for the HIGHESTMODSEQ the tagged OK carries (RFC 7162
+        // §3.2.10).
         if let State::Selected(_, view) = &mut self.state {
             view.mark_expunged(&removed);
+        }
+        if self.enabled.condstore && !removed.is_empty() {
+            self.dirty = true;
         }
         Ok(Outcome::ok(done))
     }

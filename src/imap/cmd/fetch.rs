@@ -478,11 +478,7 @@ impl Session {
                     )
                     .await?;
                 for st in done.changed {
-                    if let Some(m) = view.msgs.iter_mut().find(|m| m.uid == st.uid) {
-                        m.flags = st.flags;
-                        m.keywords = super::super::view::Keywords::new(&st.keywords);
-                        m.modseq = st.modseq;
-                    }
+                    view.apply_own(&st);
                     seen_now.push(st.uid);
                 }
                 seen_now.sort_unstable();

@@ -4,7 +4,6 @@
 //! (§6.3.7, §6.3.8), STATUS (§6.3.11; RFC 8438 SIZE), SELECT/EXAMINE (§6.3.2, §6.3.3),
 //! CLOSE and UNSELECT (§6.4.1, §6.4.2).
 
-use crate::contracts::ModSeq;
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::super::grammar::{ListCommand, QresyncParams, StatusItem};
@@ -522,21 +521,24 @@ impl Session {
             }
         }
         let info = self.existing(raw).await?;
-        let msgs = self.store().messages(info.id).await?;
+        // The HIGHESTMODSEQ of the very state listed (RFC 7162 §3.1.2.1).
+        let (msgs, modseq) = self.store().listing(info.id).await?;
         if condstore {
             self.enabled.condstore = true;
         }
-        // SELECT reports HIGHESTMODSEQ below; with CONDSTORE on that is the report.
-        self.modseq_reported = self.enabled.condstore;
         let recent = self.claim_recent(info.id, read_only, &msgs);
-        let view = View::new(
+        let mut view = View::new(
             info.id,
             info.name.clone(),
             info.uidvalidity,
             read_only,
-            &msgs,
+            (&msgs, modseq),
             recent,
         );
+        // SELECT reports HIGHESTMODSEQ below; with CONDSTORE on that is the report.
+        if self.enabled.condstore {
+            view.told = Some(modseq);
+        }
         let rev1 = !self.enabled.rev2;
         let mut o = String::new();
         o.push_str(&format!("* {} EXISTS\r\n", view.exists()));
@@ -559,10 +561,7 @@ impl Session {
             "* OK [UIDNEXT {}] Predicted next UID\r\n",
             info.uidnext
         ));
-        o.push_str(&format!(
-            "* OK [HIGHESTMODSEQ {}] Highest\r\n",
-            info.highest_modseq.max(ModSeq(1))
-        ));
+        o.push_str(&format!("* OK [HIGHESTMODSEQ {modseq}] Highest\r\n"));
         out.extend_from_slice(o.as_bytes());
         if self.enabled.rev2 {
             // RFC 9051 §6.3.2: a LIST response for the mailbox.

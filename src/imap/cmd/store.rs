@@ -130,15 +130,12 @@ impl Session {
         let answered = done.changed.len() + done.unchanged.len() + done.modified.len();
         expunge_issued |= answered < asked;
         for st in done.changed.into_iter().chain(done.unchanged) {
-            let Some(i) = view.msgs.iter().position(|m| m.uid == st.uid) else {
+            let Some(i) = view.apply_own(&st) else {
                 continue;
             };
-            let Some(m) = view.msgs.get_mut(i) else {
+            let Some(m) = view.msgs.get(i) else {
                 continue;
             };
-            m.flags = st.flags;
-            m.keywords = super::super::view::Keywords::new(&st.keywords);
-            m.modseq = st.modseq;
             // `.SILENT` suppresses the echo, except that a changed message's new MODSEQ
             // is still reported once CONDSTORE is on (RFC 7162 §3.1.3, example 3).
             let was_changed = changed.contains(&m.uid);
