@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Real mail clients against a fresh nestbox: Roundcube (in headless Chromium),
-# offlineimap, mbsync, getmail6 and neomutt, each doing what its users do, each step
-# recorded PASS or FAIL. Not run in CI (it installs the clients); docs/clients.md has the
-# last recorded run.
+# offlineimap, mbsync, getmail6, neomutt, interimap and pullimap, each doing what its
+# users do, each step recorded PASS or FAIL. Not run in CI (it installs the clients);
+# docs/clients.md has the last recorded run.
 #
 #   scripts/real-clients.sh                      build nestbox (release), run everything
 #   NB_BIN=path/to/nestbox scripts/real-clients.sh   use an existing build
@@ -10,22 +10,28 @@
 #                                                SpamAssassin public corpus from DIR
 #                                                (files easy-ham-1-NNNNN.*.eml, spam-1-...)
 #   CLIENTS="mbsync neomutt"                     only these (of roundcube offlineimap mbsync
-#                                                getmail neomutt)
+#                                                getmail neomutt interimap pullimap)
 #   STEP_TIMEOUT=SECONDS (default 120)           a client step that takes longer FAILs
 #   SHOTS=/some/dir                              Roundcube screenshots there instead of
 #                                                docs/screenshots/real-clients-*.png
 #   DEBUG_DIR=/some/dir                          keep the logs there: nestbox's, Roundcube's
-#                                                IMAP transcript, each client's output
+#                                                IMAP transcript, each client's output (with
+#                                                the IMAP exchange of interimap --debug in
+#                                                interimap-protocol.log and pullimap --debug's
+#                                                IMAP and LMTP in pullimap.log)
 #
-# As root it installs what is missing from Debian's packages (Roundcube, PHP, Chromium,
-# Node; offlineimap3, isync, getmail6, neomutt, tmux) and playwright-core from the npm
-# registry (scripts/roundcube-common.sh). Everything else stays on 127.0.0.1: nestbox
+# As root it installs what the chosen clients need and is missing from Debian's packages
+# (Roundcube, PHP, Chromium, Node; offlineimap3, isync, getmail6, neomutt, tmux,
+# interimap, pullimap) and, for Roundcube, playwright-core from the npm registry
+# (scripts/roundcube-common.sh). Everything else stays on 127.0.0.1: nestbox
 # runs on a temp data dir with IMAP, IMAPS, POP3, POP3S and LMTP on ephemeral loopback
 # ports and its self-signed certificate, which the clients are told to trust. Every
 # client has a user of its own (password "pw") holding the same mail: the generated
 # messages of scripts/real_clients.py (three threads, non-ASCII subjects and bodies in
 # UTF-8 and ISO-8859-1, 8bit/quoted-printable/base64) over LMTP to all users in one
-# transaction each, and the corpus messages through `nestbox deliver --user`.
+# transaction each, and the corpus messages through `nestbox deliver --user`. interimap
+# and pullimap also have a second, empty user each: the other side of the sync, the
+# LMTP recipient.
 #
 # Prints a table (client, step, PASS/FAIL, note) and exits 1 if a step failed. Stops
 # every process it started and removes its temp dir.
@@ -36,18 +42,33 @@ repo=$PWD
 shots=${SHOTS:-$repo/docs/screenshots}
 step_timeout=${STEP_TIMEOUT:-120}
 search_word=Grüße
-users=(rc oi mbs gm mutt)
+users=(rc oi mbs gm mutt im pull)
+# Users that get no mail: interimap's other side, pullimap's LMTP recipient.
+empty_users=(im2 pull2)
+clients=${CLIENTS:-roundcube offlineimap mbsync getmail neomutt interimap pullimap}
+wants() { [[ " $clients " == *" $1 "* ]]; }
 
 # shellcheck source=roundcube-common.sh
 . "$repo/scripts/roundcube-common.sh"
-rc_need
-command -v offlineimap >/dev/null || NB_MISSING+=(offlineimap3)
-command -v mbsync >/dev/null || NB_MISSING+=(isync)
-command -v getmail >/dev/null || NB_MISSING+=(getmail6)
-command -v neomutt >/dev/null || NB_MISSING+=(neomutt)
-command -v tmux >/dev/null || NB_MISSING+=(tmux)
-rc_install real-clients
-rc_playwright
+! wants roundcube || rc_need
+# need CLIENT COMMAND PACKAGE: PACKAGE is to be installed if CLIENT runs and COMMAND is
+# missing.
+need() { ! wants "$1" || command -v "$2" >/dev/null || NB_MISSING+=("$3"); }
+need offlineimap offlineimap offlineimap3
+need mbsync mbsync isync
+need getmail getmail getmail6
+need neomutt neomutt neomutt
+need neomutt tmux tmux
+need interimap interimap interimap
+need pullimap pullimap pullimap
+if wants roundcube; then
+    rc_install real-clients
+    rc_playwright
+elif [ ${#NB_MISSING[@]} -gt 0 ]; then
+    [ "$(id -u)" = 0 ] || { echo "real-clients: install ${NB_MISSING[*]} first (Debian packages)" >&2; exit 1; }
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${NB_MISSING[@]}"
+fi
 
 if [ -n "${NB_BIN:-}" ]; then
     NB=$NB_BIN
@@ -139,7 +160,7 @@ cat > "$work/config.ron" <<RON
 )
 RON
 echo "== starting nestbox ($("$NB" --version 2>/dev/null || echo nestbox))"
-nb_serve "$work/config.ron" "$work" "${users[@]}" || { echo "nestbox did not start" >&2; exit 1; }
+nb_serve "$work/config.ron" "$work" "${users[@]}" "${empty_users[@]}" || { echo "nestbox did not start" >&2; exit 1; }
 A_POP3S=$(nb_port "$work" pop3s)
 for a in A_IMAP A_IMAPS A_POP3 A_POP3S A_LMTP; do
     [ -n "${!a}" ] || { echo "nestbox does not listen for $a" >&2; exit 1; }
@@ -398,10 +419,188 @@ EOF
         bash -c "python3 '$repo/scripts/real_clients.py' flags '$A_IMAP' mutt '<koeln-1@clients.nestbox.test>' | grep -q Seen" || true
 }
 
-for client in ${CLIENTS:-roundcube offlineimap mbsync getmail neomutt}; do
+# 6. interimap over IMAPS: user im (local) synchronized with user im2 (remote, empty at
+# first) on the same nestbox. A full sync, then a flag changed, a message expunged, a
+# message appended and a folder created on each side, each followed by a sync (QRESYNC:
+# VANISHED (EARLIER) and CHANGEDSINCE); runs with nothing to do (after the expunges, at
+# the end) log nothing and select nothing; --repair finds nothing. The IMAP exchange:
+# interimap-protocol.log in DEBUG_DIR.
+interimap_run() {
+    local d=$work/interimap n=0 side
+    echo "== interimap $(version interimap)"
+    mkdir -p "$d"
+    # Both sides on nestbox. --debug writes the IMAP exchange to the logfile
+    # (interimap-protocol.log); what interimap did ("Added", "Updated flags", ...) goes
+    # to stderr too, kept per run in $d/run-N.out.
+    {
+        printf 'database = %s/interimap.db\nlogfile = %s/interimap-protocol.log\n' "$d" "$work"
+        for side in local:im remote:im2; do
+            # A name, not 127.0.0.1: interimap matches it against the certificate's names.
+            printf '\n[%s]\ntype = imaps\nhost = localhost\nport = %s\nusername = %s\npassword = pw\nSSL_CAfile = %s\n' \
+                "${side%%:*}" "${A_IMAPS##*:}" "${side##*:}" "$cert"
+        done
+    } > "$d/config"
+    # sync_im [ARGS...]: one interimap run; its stderr in $d/run-N.out and interimap.log.
+    sync_im() {
+        n=$((n + 1))
+        echo "== run $n: interimap $*" >> "$work/interimap.log"
+        timeout "$step_timeout" interimap --config="$d/config" --debug "$@" > "$d/run-$n.out" 2>&1
+        local rc=$?
+        cat "$d/run-$n.out" >> "$work/interimap.log"
+        return $rc
+    }
+    # same STEP: im and im2 hold the same mail (real_clients.py same-mail).
+    same() {
+        local out
+        if out=$(py same-mail "$A_IMAP" im im2 2>&1); then
+            record interimap "$1" PASS "$out"
+        else
+            record interimap "$1" FAIL "$out"
+        fi
+    }
+    has_flags() { py flags "$A_IMAP" "$1" "$2" | grep -qF -- "$3"; }
+    lacks_flags() { ! py flags "$A_IMAP" "$1" "$2" | grep -qF -- "$3"; }
+    # did RUN: the actions interimap logged in run RUN (SSL and debug lines aside).
+    did() { grep -E 'Added|Removed|Updated|Created|Deleted|Renamed|WARNING|ERROR|Repair|[Mm]issing' "$d/run-$1.out" || true; }
+    # selects RUN: the SELECT commands of run RUN (interimap selects only the mailboxes
+    # whose STATUS UIDNEXT or HIGHESTMODSEQ differ from its database's).
+    selects() {
+        awk -v n="$1" '/>>> interimap/ { run++ } run == n && / C: [0-9]+ SELECT / { sub(/.* C: [0-9]+ /, ""); print }' \
+            "$work/interimap-protocol.log"
+    }
+    # no_action STEP NOTE: the last run logged no action.
+    no_action() {
+        local out
+        out=$(did "$n")
+        if [ -z "$out" ]; then
+            record interimap "$1" PASS "$2"
+        else
+            record interimap "$1" FAIL "$2; it logged: $(echo "$out" | head -3 | tr '\n' ' ')"
+        fi
+    }
+
+    # A message already \Seen before the first sync: its \Seen is removed after it. (The
+    # first sync APPENDs to im2; unless the server reports im2's HIGHESTMODSEQ after
+    # them, interimap keeps the one from before and next time takes every message of im2
+    # as changed there: a flag conflict, settled as the union, \Seen back.)
+    py store "$A_IMAP" im '<nihongo-1@clients.nestbox.test>' '\Seen'
+    check interimap sync-1 "first sync: im (local) to im2 (remote, empty)" sync_im || return 0
+    same same-1
+    # A flag added on each side, one removed on the remote side, a keyword.
+    py store "$A_IMAP" im '<koeln-1@clients.nestbox.test>' '\Flagged'
+    py store "$A_IMAP" im '<nihongo-1@clients.nestbox.test>' '-\Seen'
+    py store "$A_IMAP" im2 '<cafe@clients.nestbox.test>' '\Seen $Label1'
+    py store "$A_IMAP" im2 '<zebra@clients.nestbox.test>' '\Answered'
+    check interimap sync-2 "after flag changes on both sides" sync_im || return 0
+    check interimap flags-up "\\Flagged set on im reached im2" has_flags im2 '<koeln-1@clients.nestbox.test>' '\Flagged' || true
+    check interimap unseen-up "\\Seen removed on im after sync-1 is gone on both" \
+        bash -c "! python3 '$repo/scripts/real_clients.py' flags '$A_IMAP' im '<nihongo-1@clients.nestbox.test>' | grep -q Seen && ! python3 '$repo/scripts/real_clients.py' flags '$A_IMAP' im2 '<nihongo-1@clients.nestbox.test>' | grep -q Seen" || true
+    check interimap flags-down "\\Seen \$Label1 set on im2 reached im" \
+        bash -c "python3 '$repo/scripts/real_clients.py' flags '$A_IMAP' im '<cafe@clients.nestbox.test>' | grep -q 'Seen' && python3 '$repo/scripts/real_clients.py' flags '$A_IMAP' im '<cafe@clients.nestbox.test>' | grep -qF 'Label1'" || true
+    py store "$A_IMAP" im2 '<zebra@clients.nestbox.test>' '-\Answered'
+    check interimap sync-3 "after a flag removed on im2 (it was set there and synced by sync-2)" sync_im || return 0
+    check interimap flag-removed "\\Answered removed on im2 is gone on im" lacks_flags im '<zebra@clients.nestbox.test>' '\Answered' || true
+    # An expunge on each side: VANISHED from the QRESYNC SELECT.
+    py expunge "$A_IMAP" im '<report-4@clients.nestbox.test>'
+    py expunge "$A_IMAP" im2 '<greek@clients.nestbox.test>'
+    check interimap sync-4 "after an expunge on each side" sync_im || return 0
+    check interimap expunged "report-4 (expunged on im) and greek (on im2) gone from both" \
+        bash -c "! python3 '$repo/scripts/real_clients.py' msgids '$A_IMAP' im INBOX | grep -qE '<(greek|report-4)@' && ! python3 '$repo/scripts/real_clients.py' msgids '$A_IMAP' im2 INBOX | grep -qE '<(greek|report-4)@'" || true
+    # sync-4 expunged with UID EXPUNGE and stored the HIGHESTMODSEQ it then knew: a run
+    # now has nothing to do (no VANISHED (EARLIER) for what it expunged itself).
+    if check interimap sync-4b "nothing changed since sync-4" sync_im; then
+        no_action after-expunge "the run after the expunges logged no action"
+    fi
+    # A new message on each side, a new folder (with a message) on each side: one with a
+    # hierarchy, one with a non-ASCII name (modified UTF-7, RFC 3501 section 5.1.3).
+    py append "$A_IMAP" im "interimap local"
+    py append "$A_IMAP" im2 "interimap remote"
+    py create "$A_IMAP" im "Projects" "Projects/2026"
+    py append "$A_IMAP" im "in a local folder" "Projects/2026"
+    py create "$A_IMAP" im2 "Entw&APw-rfe"
+    py append "$A_IMAP" im2 "in a remote folder" "Entw&APw-rfe"
+    check interimap sync-5 "after a new message and a new folder on each side" sync_im || return 0
+    check interimap appended "each side's new INBOX message on the other" \
+        bash -c "python3 '$repo/scripts/real_clients.py' msgids '$A_IMAP' im INBOX | grep -qF '<appended-interimap-remote@' && python3 '$repo/scripts/real_clients.py' msgids '$A_IMAP' im2 INBOX | grep -qF '<appended-interimap-local@'" || true
+    check interimap folders "Projects/2026 (made on im) and Entw&APw-rfe (on im2) on both, with their message" \
+        bash -c "python3 '$repo/scripts/real_clients.py' msgids '$A_IMAP' im2 Projects/2026 | grep -qF '<appended-in-a-local-folder@' && python3 '$repo/scripts/real_clients.py' msgids '$A_IMAP' im 'Entw&APw-rfe' | grep -qF '<appended-in-a-remote-folder@'" || true
+    same same-5
+    # Nothing changed: interimap finds nothing to do (it logs every copy, flag update,
+    # expunge and mailbox creation).
+    # A run with nothing to do; it SELECTs a mailbox only if its STATUS differs from
+    # the database, which holds the HIGHESTMODSEQ interimap last heard of (after its own
+    # APPENDs, a [HIGHESTMODSEQ] response code, if the server sends one).
+    if check interimap sync-6 "nothing changed since sync-5" sync_im; then
+        no_action idle "the run logged no action"
+        check interimap idle-select "and SELECTed no mailbox (STATUS HIGHESTMODSEQ equal to the database's)$(
+            [ -z "$(selects "$n")" ] || echo "; it selected: $(selects "$n" | tr '\n' ' ')")" \
+            test -z "$(selects "$n")" || true
+    fi
+    # --repair: a full sync (all UIDs and flags of both sides) against the database.
+    if check interimap repair "interimap --repair" sync_im --repair; then
+        no_action repair-clean "--repair found nothing to repair"
+    fi
+    same same-6
+}
+
+# 7. pullimap over IMAPS: pulls user pull's INBOX and delivers it over LMTP to pull2;
+# a second run pulls nothing; a new message is pulled alone; purge-after removes old
+# messages (ESEARCH ... BEFORE), purge-after = 0 all pulled ones.
+pullimap_run() {
+    local d=$work/pullimap n=0
+    echo "== pullimap $(version pullimap)"
+    mkdir -p "$d"
+    # pull_rc SECTION [PURGE_AFTER]: one section of the config, all on the same statefile.
+    pull_rc() {
+        printf '\n[%s]\ntype = imaps\nhost = localhost\nport = %s\nusername = pull\npassword = pw\nSSL_CAfile = %s\n' \
+            "$1" "${A_IMAPS##*:}" "$cert"
+        printf 'mailbox = INBOX\nstatefile = %s/state\ndeliver-method = lmtp:[127.0.0.1]:%s\ndeliver-rcpt = pull2@localhost\n' \
+            "$d" "${A_LMTP##*:}"
+        [ -z "${2:-}" ] || printf 'purge-after = %s\n' "$2"
+    }
+    { pull_rc nb; pull_rc purge-old 30; pull_rc purge-all 0; } > "$d/config"
+    # pull SECTION: one run with --debug (IMAP and LMTP exchange) into pullimap.log.
+    pull() {
+        n=$((n + 1))
+        echo "== run $n: pullimap $1" >> "$work/pullimap.log"
+        timeout "$step_timeout" pullimap --config="$d/config" --debug "$1" > "$d/run-$n.out" 2>&1
+        local rc=$?
+        cat "$d/run-$n.out" >> "$work/pullimap.log"
+        return $rc
+    }
+    # pulled RUN: how many messages run RUN delivered ("UID n from <sender> (date)").
+    pulled() { grep -cE '^(.*: )?UID [0-9]+ from <' "$d/run-$1.out" || true; }
+    inbox() { py counts "$A_IMAP" "$1" | awk '$1 == "INBOX" { print $2 }'; }
+
+    check pullimap pull-1 "pull INBOX of pull, deliver over LMTP to pull2" pull nb || return 0
+    check pullimap count-1 "$(pulled "$n") pulled; pull2's INBOX holds $n_inbox" test "$(inbox pull2)" = "$n_inbox" || true
+    rm -rf "$d/saved"
+    py save "$A_IMAP" pull2 INBOX "$d/saved"
+    bodies pullimap bodies "$d/saved"
+    check pullimap seen "every pulled message is \\Seen in pull's INBOX (UID STORE +FLAGS.SILENT)" \
+        bash -c "[ \"\$(python3 '$repo/scripts/real_clients.py' search '$A_IMAP' pull UNSEEN)\" = '' ]" || true
+    check pullimap pull-2 "second run" pull nb || return 0
+    check pullimap nothing-new "pulled $(pulled "$n"), pull2 still $n_inbox" \
+        test "$(pulled "$n")" = 0 -a "$(inbox pull2)" = "$n_inbox" || true
+    py append "$A_IMAP" pull "pullimap new"
+    check pullimap pull-3 "after one new message" pull nb || return 0
+    check pullimap new-one "pulled $(pulled "$n"): the new message, pull2 $((n_inbox + 1))" \
+        bash -c "[ $(pulled "$n") = 1 ] && [ \"\$(python3 '$repo/scripts/real_clients.py' counts '$A_IMAP' pull2 | awk '\$1 == \"INBOX\" { print \$2 }')\" = $((n_inbox + 1)) ] && python3 '$repo/scripts/real_clients.py' msgids '$A_IMAP' pull2 INBOX | grep -qF '<appended-pullimap-new@'" || true
+    # A message with an INTERNALDATE of 2020: purge-after = 30 pulls it, then removes it
+    # (UID SEARCH RETURN (COUNT ALL) UID 1:N BEFORE <30 days ago>) and nothing else.
+    py append "$A_IMAP" pull "pullimap old" INBOX 01-Jan-2020
+    check pullimap purge-old "purge-after = 30, a new message dated 2020" pull purge-old || return 0
+    check pullimap purged-old "the 2020 message pulled then removed; pull keeps $((n_inbox + 1))" \
+        bash -c "[ \"\$(python3 '$repo/scripts/real_clients.py' counts '$A_IMAP' pull | awk '\$1 == \"INBOX\" { print \$2 }')\" = $((n_inbox + 1)) ] && python3 '$repo/scripts/real_clients.py' msgids '$A_IMAP' pull2 INBOX | grep -qF '<appended-pullimap-old@' && ! python3 '$repo/scripts/real_clients.py' msgids '$A_IMAP' pull INBOX | grep -qF '<appended-pullimap-old@'" || true
+    check pullimap purge-all "purge-after = 0" pull purge-all || return 0
+    check pullimap purged-all "pull's INBOX empty, pull2 keeps $((n_inbox + 2))" \
+        test "$(inbox pull)" = 0 -a "$(inbox pull2)" = $((n_inbox + 2)) || true
+}
+
+for client in $clients; do
     case $client in
         roundcube) roundcube ;;
-        offlineimap | mbsync | getmail | neomutt) "${client}_run" ;;
+        offlineimap | mbsync | getmail | neomutt | interimap | pullimap) "${client}_run" ;;
         *) echo "unknown client $client" >&2; exit 2 ;;
     esac
 done

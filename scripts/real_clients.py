@@ -11,11 +11,23 @@
                                                 has the body that was delivered, byte for
                                                 byte (line endings, or empty lines, aside)
   real_clients.py counts HOST:PORT USER         prints "MAILBOX COUNT" per mailbox (IMAP)
-  real_clients.py store HOST:PORT USER UID FLAGS   UID STORE +FLAGS in INBOX
+  real_clients.py store HOST:PORT USER UID|<MSGID> FLAGS
+                                                UID STORE +FLAGS in INBOX (-FLAGS if
+                                                FLAGS starts with "-")
   real_clients.py flags HOST:PORT USER UID|<MSGID>  prints the flags of a message in INBOX
-  real_clients.py append HOST:PORT USER SUBJECT appends a small message to INBOX
+  real_clients.py append HOST:PORT USER SUBJECT [MAILBOX [INTERNALDATE]]
+                                                appends a small message to INBOX (or
+                                                MAILBOX, with INTERNALDATE "DD-Mon-YYYY")
+  real_clients.py same-mail HOST:PORT USER1 USER2
+                                                both users have the same mailboxes holding
+                                                the same messages (by Message-ID): bytes,
+                                                flags (\Recent aside) and INTERNALDATE
+  real_clients.py save HOST:PORT USER MAILBOX DIR   writes MAILBOX's messages to the
+                                                maildir DIR (for same-bodies)
   real_clients.py expunge HOST:PORT USER <MSGID> \Deleted and EXPUNGE in INBOX
   real_clients.py msgids HOST:PORT USER MAILBOX prints the Message-IDs in MAILBOX
+  real_clients.py search HOST:PORT USER CRITERION...  prints the UIDs UID SEARCH finds in
+                                                INBOX
   real_clients.py pop3-stat HOST:PORT USER      prints the message count of a POP3 STAT
   real_clients.py roundcube HOST:PORT USER UI_JSONL STEP...
                                                 checks what real_clients_ui.cjs saw against
@@ -206,10 +218,22 @@ def cmd_counts(addr, user):
     m.logout()
 
 
+def uid_of(m, uid):
+    """UID, or the UID of the message with that Message-ID in the selected mailbox."""
+    if uid.startswith("<"):
+        typ, data = m.uid("SEARCH", "HEADER", "Message-ID", uid)
+        assert typ == "OK" and data[0], (uid, data)
+        uid = data[0].split()[0].decode()
+    return uid
+
+
 def cmd_store(addr, user, uid, flags):
     m = imap(addr, user)
     m.select("INBOX")
-    typ, data = m.uid("STORE", uid, "+FLAGS", f"({flags})")
+    how = "+FLAGS"
+    if flags.startswith("-"):
+        how, flags = "-FLAGS", flags[1:]
+    typ, data = m.uid("STORE", uid_of(m, uid), how, f"({flags})")
     assert typ == "OK", data
     m.logout()
 
@@ -217,11 +241,7 @@ def cmd_store(addr, user, uid, flags):
 def cmd_flags(addr, user, uid):
     m = imap(addr, user)
     m.select("INBOX", readonly=True)
-    if uid.startswith("<"):  # a Message-ID
-        typ, data = m.uid("SEARCH", "HEADER", "Message-ID", uid)
-        assert typ == "OK" and data[0], (uid, data)
-        uid = data[0].split()[0].decode()
-    typ, data = m.uid("FETCH", uid, "(FLAGS)")
+    typ, data = m.uid("FETCH", uid_of(m, uid), "(FLAGS)")
     assert typ == "OK", data
     print(" ".join(f.decode() for f in re.findall(rb"\\\w+|\$?\w+", re.search(rb"FLAGS \((.*?)\)", data[0]).group(1))))
     m.logout()
@@ -239,7 +259,7 @@ def cmd_expunge(addr, user, msgid):
     m.logout()
 
 
-def cmd_append(addr, user, subject):
+def cmd_append(addr, user, subject, box="INBOX", idate=None):
     m = imap(addr, user)
     msg = EmailMessage()
     msg["From"] = "Server Side <server@" + DOMAIN + ">"
@@ -247,8 +267,76 @@ def cmd_append(addr, user, subject):
     msg["Date"] = email.utils.formatdate()
     msg["Message-ID"] = f"<appended-{subject.replace(' ', '-')}@{DOMAIN}>"
     msg.set_content("Appended on the server.\n")
-    typ, data = m.append("INBOX", None, None, msg.as_bytes().replace(b"\n", b"\r\n"))
+    date = f'"{idate} 12:00:00 +0000"' if idate else None
+    typ, data = m.append(f'"{box}"', None, date, msg.as_bytes().replace(b"\n", b"\r\n"))
     assert typ == "OK", data
+    m.logout()
+
+
+def mailbox_messages(m, box):
+    """Message-ID (or the message's SHA-1 when it has none) -> [(raw, flags,
+    INTERNALDATE)] for the messages in BOX (two if it is there twice)."""
+    import hashlib
+    typ, data = m.select(f'"{box}"', readonly=True)
+    assert typ == "OK", (box, data)
+    out = {}
+    if int(data[0]) == 0:
+        return out
+    typ, data = m.uid("FETCH", "1:*", "(FLAGS INTERNALDATE BODY.PEEK[])")
+    assert typ == "OK", data
+    for i, part in enumerate(data):
+        if not isinstance(part, tuple):
+            continue
+        head, raw = part
+        # FLAGS and INTERNALDATE may come after the literal too.
+        if i + 1 < len(data) and isinstance(data[i + 1], bytes):
+            head += data[i + 1]
+        flags = re.search(rb"FLAGS \((.*?)\)", head).group(1).split()
+        flags = sorted(f.decode() for f in flags if f.lower() != b"\\recent")
+        idate = re.search(rb'INTERNALDATE "([^"]*)"', head).group(1).decode()
+        mid = (email.message_from_bytes(raw).get("Message-ID") or "").strip()
+        key = mid or "sha1:" + hashlib.sha1(raw).hexdigest()
+        out.setdefault(key, []).append((raw, flags, idate))
+    return out
+
+
+def cmd_same_mail(addr, user1, user2):
+    m1, m2 = imap(addr, user1), imap(addr, user2)
+    boxes1, boxes2 = sorted(mailboxes(m1)), sorted(mailboxes(m2))
+    bad = []
+    if boxes1 != boxes2:
+        bad.append(f"mailboxes {boxes1} and {boxes2}")
+    n = 0
+    for box in sorted(set(boxes1) & set(boxes2)):
+        a, b = mailbox_messages(m1, box), mailbox_messages(m2, box)
+        for key in sorted(set(a) | set(b)):
+            if key not in a or key not in b:
+                bad.append(f"{box}: {key} only at {user1 if key in a else user2}")
+                continue
+            if len(a[key]) != 1 or len(b[key]) != 1:
+                bad.append(f"{box}: {key} {len(a[key])} times at {user1}, {len(b[key])} at {user2}")
+                continue
+            n += 1
+            for i, what in enumerate(("bytes", "flags", "INTERNALDATE")):
+                if a[key][0][i] != b[key][0][i]:
+                    detail = "" if i == 0 else f" {a[key][0][i]} and {b[key][0][i]}"
+                    bad.append(f"{box}: {key}: {what} differ{detail}")
+    m1.logout()
+    m2.logout()
+    print(f"{len(boxes1)} mailboxes, {n} messages compared" +
+          (f"; {len(bad)} differences: " + "; ".join(bad) if bad else ", identical"))
+    sys.exit(1 if bad or n == 0 else 0)
+
+
+def cmd_save(addr, user, box, maildir):
+    import os
+    m = imap(addr, user)
+    for sub in ("cur", "new", "tmp"):
+        os.makedirs(os.path.join(maildir, sub), exist_ok=True)
+    msgs = [raw for copies in mailbox_messages(m, box).values() for raw, _f, _d in copies]
+    for i, raw in enumerate(msgs):
+        with open(os.path.join(maildir, "cur", f"{i + 1}.saved:2,"), "wb") as f:
+            f.write(raw)
     m.logout()
 
 
@@ -260,6 +348,15 @@ def cmd_msgids(addr, user, box):
         if isinstance(part, tuple):
             mid = email.message_from_bytes(part[1]).get("Message-ID", "")
             print(mid.strip())
+    m.logout()
+
+
+def cmd_search(addr, user, *criteria):
+    m = imap(addr, user)
+    m.select("INBOX", readonly=True)
+    typ, data = m.uid("SEARCH", *criteria)
+    assert typ == "OK", data
+    print(data[0].decode())
     m.logout()
 
 
@@ -422,5 +519,6 @@ def cmd_roundcube(addr, user, jsonl, *steps):
 if __name__ == "__main__":
     cmds = {"generated-count": cmd_generated_count, "same-bodies": cmd_same_bodies, "lmtp": cmd_lmtp, "counts": cmd_counts, "create": cmd_create, "store": cmd_store, "flags": cmd_flags,
             "append": cmd_append, "expunge": cmd_expunge, "msgids": cmd_msgids, "pop3-stat": cmd_pop3_stat,
+            "same-mail": cmd_same_mail, "save": cmd_save, "search": cmd_search,
             "roundcube": cmd_roundcube}
     cmds[sys.argv[1]](*sys.argv[2:])
