@@ -132,7 +132,20 @@ bodies() {
         [ -z "${DEBUG_DIR:-}" ] || { mkdir -p "$DEBUG_DIR" && cp -r "$3" "$DEBUG_DIR/$1-$2-maildir"; }
     fi
 }
-version() { dpkg-query -W -f '${Version}' "$1" 2>/dev/null || echo "?"; }
+# run_logged LOG CMD...: run N (the caller's counter `n`, its dir `d`) of CMD: its output
+# in $d/run-N.out and appended to $work/LOG.
+run_logged() {
+    local log=$1 rc
+    shift
+    n=$((n + 1))
+    echo "== run $n: $*" >> "$work/$log"
+    timeout "$step_timeout" "$@" > "$d/run-$n.out" 2>&1
+    rc=$?
+    cat "$d/run-$n.out" >> "$work/$log"
+    return $rc
+}
+
+version() { dpkg-query dpkg-query -W -f '${Version}' "$1" 2>/dev/null || echo "?"; }
 
 # maildir_counts DIR: "NAME COUNT" for every maildir under DIR (INBOX, and the other
 # folders as DIR/NAME), sorted like `real_clients.py counts`.
@@ -440,15 +453,8 @@ interimap_run() {
                 "${side%%:*}" "${A_IMAPS##*:}" "${side##*:}" "$cert"
         done
     } > "$d/config"
-    # sync_im [ARGS...]: one interimap run; its stderr in $d/run-N.out and interimap.log.
-    sync_im() {
-        n=$((n + 1))
-        echo "== run $n: interimap $*" >> "$work/interimap.log"
-        timeout "$step_timeout" interimap --config="$d/config" --debug "$@" > "$d/run-$n.out" 2>&1
-        local rc=$?
-        cat "$d/run-$n.out" >> "$work/interimap.log"
-        return $rc
-    }
+    # sync_im [ARGS...]: one interimap run (run_logged).
+    sync_im() { run_logged interimap.log interimap --config="$d/config" --debug "$@"; }
     # same STEP: im and im2 hold the same mail (real_clients.py same-mail).
     same() {
         local out
@@ -559,15 +565,8 @@ pullimap_run() {
         [ -z "${2:-}" ] || printf 'purge-after = %s\n' "$2"
     }
     { pull_rc nb; pull_rc purge-old 30; pull_rc purge-all 0; } > "$d/config"
-    # pull SECTION: one run with --debug (IMAP and LMTP exchange) into pullimap.log.
-    pull() {
-        n=$((n + 1))
-        echo "== run $n: pullimap $1" >> "$work/pullimap.log"
-        timeout "$step_timeout" pullimap --config="$d/config" --debug "$1" > "$d/run-$n.out" 2>&1
-        local rc=$?
-        cat "$d/run-$n.out" >> "$work/pullimap.log"
-        return $rc
-    }
+    # pull SECTION: one run with --debug (IMAP and LMTP exchange) (run_logged).
+    pull() { run_logged pullimap.log pullimap --config="$d/config" --debug "$1"; }
     # pulled RUN: how many messages run RUN delivered ("UID n from <sender> (date)").
     pulled() { grep -cE '^(.*: )?UID [0-9]+ from <' "$d/run-$1.out" || true; }
     inbox() { py counts "$A_IMAP" "$1" | awk '$1 == "INBOX" { print $2 }'; }
