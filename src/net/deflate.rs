@@ -42,6 +42,10 @@ const READ_CHUNK: usize = 8 * 1024;
 /// buffer when one large reply is written in many pieces without a flush.
 const HIGH_WATER: usize = 64 * 1024;
 
+/// The most compressed output the deflater holds back before a flush (miniz_oxide's
+/// code and output buffers, with room to spare).
+const MAX_HELD: usize = 192 * 1024;
+
 /// Capacity a byte buffer keeps once emptied; a larger one is freed.
 const KEEP: usize = 16 * 1024;
 
@@ -73,6 +77,8 @@ pub struct Deflate<S> {
     out_pos: usize,
     /// Bytes were deflated since the last sync flush.
     unflushed: bool,
+    /// The deflater's `total_in` at the end of the last sync flush.
+    flushed_in: u64,
     /// The client ended its DEFLATE stream (a final block): nothing more can be read.
     ended: bool,
     /// The last inflate filled the caller's buffer, so more output may be waiting.
@@ -94,6 +100,7 @@ impl<S> Deflate<S> {
             output: Vec::new(),
             out_pos: 0,
             unflushed: false,
+            flushed_in: 0,
             ended: false,
             more_out: false,
         }
@@ -117,25 +124,57 @@ impl<S> Deflate<S> {
     /// Deflates `data` (all of it) onto `output`, with `flush` at the end.
     fn deflate(&mut self, data: &[u8], flush: FlushCompress) -> io::Result<()> {
         self.shed = None;
+        if self.deflater.is_none() {
+            // A new deflater starts counting its input from 0.
+            self.flushed_in = 0;
+        }
         let deflater = self
             .deflater
             .get_or_insert_with(|| Compress::new(Compression::new(LEVEL), false));
+        let sync = matches!(flush, FlushCompress::Sync);
+        let start = self.output.len();
         let mut rest = data;
         loop {
-            // Room for the worst case of what is left (stored blocks add ~5 bytes per
-            // 16 KiB) plus a flush marker.
-            self.output.reserve(rest.len() / 2 + 64);
-            let before_in = deflater.total_in();
+            let room = if sync {
+                // Room for what the deflater may still hold, as stored blocks at worst
+                // (~5 bytes per 16 KiB), and the marker, so that the flush fits in one
+                // call: miniz_oxide does not finish a sync flush that ran out of room on
+                // the next call, only on a call after that (the marker check below). It
+                // holds at most its buffers' worth (64 KiB of codes, ~85 KB of output),
+                // however much was written since the last flush.
+                let held = usize::try_from(deflater.total_in().saturating_sub(self.flushed_in))
+                    .unwrap_or(usize::MAX)
+                    .min(MAX_HELD);
+                held + held / 8 + 256
+            } else {
+                rest.len() / 2 + 64
+            };
+            self.output.reserve(room);
+            let (before_in, before_out) = (deflater.total_in(), deflater.total_out());
             deflater
                 .compress_vec(rest, &mut self.output, flush)
                 .map_err(bad_data)?;
             let used = usize::try_from(deflater.total_in().saturating_sub(before_in))
                 .unwrap_or(rest.len());
             rest = rest.get(used..).unwrap_or(&[]);
-            // Done when the input is taken and the output did not fill up (a full output
-            // may hold back part of the flush).
-            if rest.is_empty() && self.output.len() < self.output.capacity() {
+            // Done when the input is taken, the output did not fill up (a full output
+            // may hold back part of the flush), and a sync flush ends with its marker,
+            // the empty stored block `00 00 FF FF` (RFC 1951 §3.2.4): the client can
+            // only inflate the reply whole once that has arrived (RFC 4978 §4).
+            let flushed = !sync
+                || self
+                    .output
+                    .get(start..)
+                    .is_some_and(|o| o.ends_with(&[0, 0, 0xff, 0xff]));
+            if rest.is_empty() && self.output.len() < self.output.capacity() && flushed {
+                if sync {
+                    self.flushed_in = deflater.total_in();
+                }
                 return Ok(());
+            }
+            if used == 0 && deflater.total_out() == before_out {
+                // Not a state flate2 leaves a stream in; better an error than a loop.
+                return Err(bad_data("no progress"));
             }
         }
     }
@@ -314,6 +353,37 @@ mod tests {
             s.flush().await.unwrap();
             assert_eq!(s.inner().get_ref().len(), len);
         });
+    }
+
+    /// Large replies that compress poorly (base64, as attachments are) arrive whole at
+    /// their flush, also when the flush's output is larger than the room the writes
+    /// before it left. (The end of such a reply once waited for the next command.)
+    #[test]
+    fn a_large_reply_is_whole_at_its_flush() {
+        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut x: u32 = 12345;
+        let mut body = Vec::new();
+        for i in 0..64_000usize {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            body.push(alphabet[(x >> 16) as usize % 64]);
+            if i % 76 == 75 {
+                body.extend_from_slice(b"\r\n");
+            }
+        }
+        for len in (20_000..64_000).step_by(1_000) {
+            let part = body.get(..len).unwrap();
+            let mut s = Deflate::new(Cursor::new(Vec::new()), &[]);
+            smol::block_on(async {
+                s.write_all(b"* OK first\r\n").await.unwrap();
+                s.flush().await.unwrap();
+                s.write_all(part).await.unwrap();
+                s.flush().await.unwrap();
+            });
+            let mut want = b"* OK first\r\n".to_vec();
+            want.extend_from_slice(part);
+            assert!(inflate_all(s.inner().get_ref()) == want, "{len} bytes");
+            assert!(s.inner().get_ref().ends_with(&[0, 0, 0xff, 0xff]));
+        }
     }
 
     /// Input is inflated, including bytes that arrived with the command before the
