@@ -14,5 +14,6 @@ else
 fi
 group=$(id -gn "$user")
 
-# free_port: prints a TCP port free on 127.0.0.1.
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# free_port, wait_port, start_nestbox_imap.
+# shellcheck source=scripts/loopback-common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/loopback-common.sh"

@@ -40,13 +40,6 @@ trap cleanup EXIT
 
 # shellcheck source=scripts/dovecot-common.sh
 . "$repo/scripts/dovecot-common.sh"
-wait_port() {
-    for _ in $(seq 100); do
-        python3 -c "import socket; socket.create_connection(('127.0.0.1', $1), 1)" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    return 1
-}
 dc_port=$(free_port)
 nb_port=$(free_port)
 
@@ -92,16 +85,7 @@ chown -R "$user:$group" "$work/dc"
 "${runas[@]}" dovecot -F -c "$work/dc/dovecot.conf" &
 dc_pid=$!
 
-mkdir -p "$work/nb"
-cat > "$work/nb/config.ron" <<CONF
-(data_dir: "$work/nb/data", hostname: "localhost",
- imap: (listen: ["127.0.0.1:$nb_port"], tls_listen: []),
- pop3: (listen: [], tls_listen: []), managesieve: (listen: []),
- lmtp: (listen: [], unix_socket: None), auth: (plaintext: Always))
-CONF
-echo diff-pw | "$NB_BIN" --config "$work/nb/config.ron" user add alice --password-stdin >/dev/null
-"$NB_BIN" --config "$work/nb/config.ron" serve > "$work/nb/serve.log" 2>&1 &
-nb_pid=$!
+start_nestbox_imap "$work/nb" "$nb_port" diff-pw
 
 wait_port "$dc_port" || { cat "$work/dc/dovecot.log" >&2; exit 1; }
 wait_port "$nb_port" || { cat "$work/nb/serve.log" >&2; exit 1; }

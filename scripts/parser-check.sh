@@ -57,26 +57,11 @@ cp "$repo/scripts/parser_check.go" "$work/"
 (cd "$work" && GO111MODULE=off GOPATH="$work/gopath:/usr/share/gocode" GOCACHE="$work/gocache" \
     go build -o parser_check parser_check.go)
 
-# --- nestbox, as scripts/dovecot-diff.sh starts it
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {
-    for _ in $(seq 100); do
-        python3 -c "import socket; socket.create_connection(('127.0.0.1', $1), 1)" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    return 1
-}
+# --- nestbox (IMAP only, user alice)
+# shellcheck source=scripts/loopback-common.sh
+. "$repo/scripts/loopback-common.sh"
 port=$(free_port)
-mkdir -p "$work/nb"
-cat > "$work/nb/config.ron" <<CONF
-(data_dir: "$work/nb/data", hostname: "localhost",
- imap: (listen: ["127.0.0.1:$port"], tls_listen: []),
- pop3: (listen: [], tls_listen: []), managesieve: (listen: []),
- lmtp: (listen: [], unix_socket: None), auth: (plaintext: Always))
-CONF
-echo check-pw | "$NB_BIN" --config "$work/nb/config.ron" user add alice --password-stdin >/dev/null
-"$NB_BIN" --config "$work/nb/config.ron" serve > "$work/nb/serve.log" 2>&1 &
-nb_pid=$!
+start_nestbox_imap "$work/nb" "$port" check-pw
 wait_port "$port" || { cat "$work/nb/serve.log" >&2; exit 1; }
 echo "nestbox $("$NB_BIN" --version | cut -d' ' -f2), imapflow $(node -p "require('$node_dir/node_modules/imapflow/package.json').version"), go-imap $(dpkg-query -W -f='${Version}' golang-github-emersion-go-imap-dev); corpus $corpus"
 
