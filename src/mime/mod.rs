@@ -28,6 +28,7 @@
 
 mod address;
 mod content;
+pub mod cte;
 mod envelope;
 pub mod header;
 mod preview;

@@ -1,9 +1,9 @@
 //! PREVIEW text (RFC 8970 §3): a short plain-text summary of the message body.
 
-use mail_parser::decoders::base64::base64_decode;
 use mail_parser::decoders::charsets::map::charset_decoder;
 use mail_parser::decoders::html::html_to_text;
-use mail_parser::decoders::quoted_printable::quoted_printable_decode;
+
+use std::borrow::Cow;
 
 use super::{BodyPart, PartKind};
 
@@ -29,14 +29,9 @@ pub(crate) fn preview(raw: &[u8], root: &BodyPart) -> Option<String> {
         },
         None => body,
     };
-    let decoded = if part.encoding.eq_ignore_ascii_case(b"base64") {
-        base64_decode(body)
-    } else if part.encoding.eq_ignore_ascii_case(b"quoted-printable") {
-        quoted_printable_decode(body)
-    } else {
-        None
-    };
-    let bytes = decoded.as_deref().unwrap_or(body);
+    // An encoding we do not know: the text as it is.
+    let decoded = super::cte::decode(&part.encoding, body).unwrap_or(Cow::Borrowed(body));
+    let bytes = decoded.as_ref();
     let charset = part
         .params
         .iter()

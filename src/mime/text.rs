@@ -19,11 +19,7 @@
 //! it; any other string is in a text only if each of its runs is inside a word, so
 //! the index narrows the messages and the text confirms.
 
-use std::borrow::Cow;
-
-use mail_parser::decoders::base64::base64_decode;
 use mail_parser::decoders::charsets::map::charset_decoder;
-use mail_parser::decoders::quoted_printable::quoted_printable_decode;
 
 use super::{BodyPart, MessageMeta, PartKind, header_fields, unfold};
 
@@ -92,39 +88,6 @@ impl TextKind {
             TextKind::Bcc => &[TextKind::Bcc],
             TextKind::Subject => &[TextKind::Subject],
         }
-    }
-}
-
-/// Why a part's content cannot be decoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CteError {
-    /// A Content-Transfer-Encoding we do not know.
-    Unknown,
-    /// base64 or quoted-printable content that does not decode.
-    Undecodable,
-}
-
-/// Removes a Content-Transfer-Encoding (RFC 2045 §6).
-pub fn decode_cte<'b>(encoding: &[u8], body: &'b [u8]) -> Result<Cow<'b, [u8]>, CteError> {
-    let is = |name: &str| encoding.eq_ignore_ascii_case(name.as_bytes());
-    if is("7bit") || is("8bit") || is("binary") {
-        Ok(Cow::Borrowed(body))
-    } else if is("base64") {
-        if body.iter().all(|b| b.is_ascii_whitespace()) {
-            return Ok(Cow::Borrowed(&[][..]));
-        }
-        base64_decode(body)
-            .map(Cow::Owned)
-            .ok_or(CteError::Undecodable)
-    } else if is("quoted-printable") {
-        if body.is_empty() {
-            return Ok(Cow::Borrowed(body));
-        }
-        quoted_printable_decode(body)
-            .map(Cow::Owned)
-            .ok_or(CteError::Undecodable)
-    } else {
-        Err(CteError::Unknown)
     }
 }
 
@@ -332,7 +295,7 @@ pub fn body_texts(
         let Some(bytes) = raw.get(start..end.max(start)) else {
             return false;
         };
-        let Ok(decoded) = decode_cte(&part.encoding, bytes) else {
+        let Ok(decoded) = super::cte::decode(&part.encoding, bytes) else {
             return false;
         };
         let charset = part

@@ -20,8 +20,8 @@ mod structure;
 mod tests;
 
 pub use section::{
-    BinaryError, Partial, Section, SectionText, binary_bytes, decode_cte, header_subset, partial,
-    section_bytes, write_binary_size, write_section_item,
+    Partial, Section, SectionText, binary_bytes, header_subset, partial, section_bytes,
+    write_binary_size, write_section_item,
 };
 pub use strings::{Options, QUOTED_MAX, binary_literal, literal, nstring, quotable, string};
 pub use structure::{body_structure, envelope};

@@ -9,6 +9,7 @@
 use std::borrow::Cow;
 
 use super::strings::{Options, binary_literal, literal, string};
+use crate::mime::cte::UnknownCte;
 use crate::mime::header::header_end;
 use crate::mime::{BodyPart, MessageMeta, PartKind, header_fields};
 
@@ -218,16 +219,6 @@ pub fn partial(bytes: &[u8], p: Partial) -> &[u8] {
     bytes.get(start..end).unwrap_or_default()
 }
 
-/// Why `BINARY[section]` has no content (RFC 3516 §4.3, RFC 9051 §7.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BinaryError {
-    /// The part's Content-Transfer-Encoding is not one we know: `NO [UNKNOWN-CTE]`.
-    UnknownCte,
-    /// base64 or quoted-printable content that does not decode: also answered
-    /// `NO [UNKNOWN-CTE]` (the content cannot be decoded), as Dovecot does.
-    Undecodable,
-}
-
 /// The content of `BINARY[part]` (RFC 3516 §4.2): the part's body with its
 /// Content-Transfer-Encoding removed. `[]` is the whole message, as is. A multipart or
 /// message/rfc822 part has an identity encoding (RFC 2045 §6.4) and comes out as is;
@@ -237,7 +228,7 @@ pub fn binary_bytes<'r>(
     prefix_len: usize,
     meta: Option<&MessageMeta>,
     part: &[u32],
-) -> Result<Cow<'r, [u8]>, BinaryError> {
+) -> Result<Cow<'r, [u8]>, UnknownCte> {
     if part.is_empty() {
         return Ok(Cow::Borrowed(raw));
     }
@@ -248,15 +239,7 @@ pub fn binary_bytes<'r>(
     let Some(node) = meta.and_then(|m| m.body.section(part)) else {
         return Ok(Cow::Borrowed(&[][..]));
     };
-    decode_cte(&node.encoding, lay.text(node))
-}
-
-/// Removes a Content-Transfer-Encoding (RFC 2045 §6), as `BINARY` reports failures.
-pub fn decode_cte<'b>(encoding: &[u8], body: &'b [u8]) -> Result<Cow<'b, [u8]>, BinaryError> {
-    crate::mime::text::decode_cte(encoding, body).map_err(|e| match e {
-        crate::mime::text::CteError::Unknown => BinaryError::UnknownCte,
-        crate::mime::text::CteError::Undecodable => BinaryError::Undecodable,
-    })
+    crate::mime::cte::decode(&node.encoding, lay.text(node))
 }
 
 /// Writes `BODY[spec]<origin> {n}CRLF data` (or with `name` = `BINARY`, using literal8

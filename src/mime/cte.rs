@@ -1,0 +1,189 @@
+//! Content-Transfer-Encoding removal (RFC 2045 §6), as robust as RFC 2045 asks decoders
+//! to be: mail that was mangled on its way (a list footer appended to a base64 part, a
+//! bad `=` escape in quoted-printable) still decodes to what can be read of it, for
+//! `BINARY` (RFC 3516), body search and PREVIEW. Only an encoding we do not know fails.
+
+use std::borrow::Cow;
+
+/// The part's Content-Transfer-Encoding is not one of RFC 2045's (`x-uuencode`, say):
+/// `BINARY` answers `NO [UNKNOWN-CTE]` (RFC 3516 §4.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnknownCte;
+
+/// `body` with its Content-Transfer-Encoding `encoding` removed.
+pub fn decode<'b>(encoding: &[u8], body: &'b [u8]) -> Result<Cow<'b, [u8]>, UnknownCte> {
+    let is = |name: &str| encoding.eq_ignore_ascii_case(name.as_bytes());
+    if is("7bit") || is("8bit") || is("binary") {
+        Ok(Cow::Borrowed(body))
+    } else if is("base64") {
+        Ok(Cow::Owned(base64(body)))
+    } else if is("quoted-printable") {
+        Ok(Cow::Owned(quoted_printable(body)))
+    } else {
+        Err(UnknownCte)
+    }
+}
+
+/// The value of a base64 digit (RFC 2045 §6.8, Table 1).
+fn digit(b: u8) -> Option<u32> {
+    let v = match b {
+        b'A'..=b'Z' => b.wrapping_sub(b'A'),
+        b'a'..=b'z' => b.wrapping_sub(b'a').wrapping_add(26),
+        b'0'..=b'9' => b.wrapping_sub(b'0').wrapping_add(52),
+        b'+' => 62,
+        b'/' => 63,
+        _ => return None,
+    };
+    Some(u32::from(v))
+}
+
+/// Decodes base64 (RFC 2045 §6.8): characters outside the alphabet (line ends, spaces,
+/// anything else) are ignored, and the first `=` ends the data ("the occurrence of any
+/// '=' characters may be taken as evidence that the end of the data has been
+/// reached"), so text appended after the padding is not read as base64. An incomplete
+/// last group gives the whole bytes it holds.
+pub fn base64(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity((body.len() / 4).saturating_mul(3).saturating_add(3));
+    let (mut acc, mut n) = (0u32, 0u8);
+    for &b in body {
+        if b == b'=' {
+            break;
+        }
+        let Some(v) = digit(b) else {
+            continue;
+        };
+        acc = (acc << 6) | v;
+        n = n.wrapping_add(1);
+        if n == 4 {
+            let [_, b1, b2, b3] = acc.to_be_bytes();
+            out.extend_from_slice(&[b1, b2, b3]);
+            (acc, n) = (0, 0);
+        }
+    }
+    // 2 digits hold one byte (12 bits), 3 hold two (18 bits); a lone digit holds none.
+    let [_, _, x, y] = acc.to_be_bytes();
+    let [_, _, p, q] = (acc >> 2).to_be_bytes();
+    match n {
+        2 => out.push(x << 4 | y >> 4),
+        3 => out.extend_from_slice(&[p, q]),
+        _ => {}
+    }
+    out
+}
+
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b.wrapping_sub(b'0')),
+        b'A'..=b'F' => Some(b.wrapping_sub(b'A').wrapping_add(10)),
+        // RFC 2045 §6.7 (1): lower case is not allowed, but a robust decoder reads it.
+        b'a'..=b'f' => Some(b.wrapping_sub(b'a').wrapping_add(10)),
+        _ => None,
+    }
+}
+
+/// Decodes quoted-printable (RFC 2045 §6.7):
+/// - `=XX` is the byte XX (hex, either case);
+/// - `=` at the end of a line, white space allowed after it, is a soft line break;
+/// - white space at the end of a line is dropped (rule 3: transports add it);
+/// - a `=` followed by anything else stays as it is, with what follows (note 2's
+///   suggestion), and every other byte passes through.
+///
+/// Line ends are CRLF or a bare LF, and come out as they were.
+pub fn quoted_printable(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len());
+    for line in body.split_inclusive(|&b| b == b'\n') {
+        let (text, end): (&[u8], &[u8]) = match line.strip_suffix(b"\r\n") {
+            Some(t) => (t, b"\r\n"),
+            None => match line.strip_suffix(b"\n") {
+                Some(t) => (t, b"\n"),
+                None => (line, b""),
+            },
+        };
+        let text = text.trim_ascii_end();
+        let (text, soft) = match text.strip_suffix(b"=") {
+            Some(t) => (t, true),
+            None => (text, false),
+        };
+        let mut i = 0;
+        while let Some(&b) = text.get(i) {
+            if b == b'='
+                && let (Some(h), Some(l)) = (
+                    text.get(i.wrapping_add(1)).copied().and_then(hex),
+                    text.get(i.wrapping_add(2)).copied().and_then(hex),
+                )
+            {
+                out.push(h << 4 | l);
+                i = i.wrapping_add(3);
+                continue;
+            }
+            out.push(b);
+            i = i.wrapping_add(1);
+        }
+        if !soft {
+            out.extend_from_slice(end);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_reads_what_can_be_read() {
+        let table: &[(&[u8], &[u8])] = &[
+            (b"aGk=\r\n", b"hi"),
+            (b"aGVs\r\nbG8=", b"hello"),
+            (b"aGVsbG8gd29ybGQ=", b"hello world"),
+            (b"", b""),
+            (b"\r\n", b""),
+            // Unpadded groups.
+            (b"aGk", b"hi"),
+            (b"aA", b"h"),
+            (b"a", b""),
+            // Stray characters are ignored.
+            (b"aG k=", b"hi"),
+            (b"a.G-k", b"hi"),
+            // A list footer after the padding is not decoded.
+            (b"aGk=\r\n\r\n_____\r\nSign up now\r\n", b"hi"),
+        ];
+        for (body, want) in table {
+            assert_eq!(base64(body), *want, "{}", String::from_utf8_lossy(body));
+        }
+    }
+
+    #[test]
+    fn quoted_printable_reads_what_can_be_read() {
+        let table: &[(&[u8], &[u8])] = &[
+            (b"a=3Db=\r\nc", b"a=bc"),
+            (b"caf=C3=A9\r\n", b"caf\xc3\xa9\r\n"),
+            (b"lower =c3=a9", b"lower \xc3\xa9"),
+            // Trailing white space is dropped, also after a soft break's `=`.
+            (b"end  \r\nnext", b"end\r\nnext"),
+            (b"soft= \t\r\nbreak", b"softbreak"),
+            (b"bare\nlf=\nx", b"bare\nlfx"),
+            // A bad escape stays as written.
+            (b"=so =vs 100%=", b"=so =vs 100%"),
+            (b"=3", b"=3"),
+            (b"a=\r\n", b"a"),
+            (b"", b""),
+            (b"\xff8bit", b"\xff8bit"),
+        ];
+        for (body, want) in table {
+            assert_eq!(
+                quoted_printable(body),
+                *want,
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+
+    #[test]
+    fn only_unknown_encodings_fail() {
+        assert_eq!(decode(b"BASE64", b"aGk=").as_deref(), Ok(&b"hi"[..]));
+        assert_eq!(decode(b"8bit", b"\xff").as_deref(), Ok(&b"\xff"[..]));
+        assert_eq!(decode(b"x-uuencode", b"begin").as_deref(), Err(&UnknownCte));
+    }
+}
