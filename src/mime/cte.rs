@@ -40,24 +40,28 @@ fn digit(b: u8) -> Option<u32> {
 /// Decodes base64 (RFC 2045 §6.8): characters outside the alphabet (line ends, spaces,
 /// anything else) are ignored, and the first `=` ends the data ("the occurrence of any
 /// '=' characters may be taken as evidence that the end of the data has been
-/// reached"), so text appended after the padding is not read as base64. An incomplete
-/// last group gives the whole bytes it holds.
+/// reached"). Text appended to unpadded data (a mailing list footer) is not base64
+/// either: once data has been read, an empty line, or a line with anything but base64
+/// digits and white space, ends it. An incomplete last group gives the whole bytes it
+/// holds.
 pub fn base64(body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity((body.len() / 4).saturating_mul(3).saturating_add(3));
     let (mut acc, mut n) = (0u32, 0u8);
-    for &b in body {
-        if b == b'=' {
+    let mut started = false;
+    for line in body.split_inclusive(|&b| b == b'\n') {
+        if started
+            && (line.trim_ascii().is_empty()
+                || line
+                    .iter()
+                    .any(|&b| digit(b).is_none() && b != b'=' && !b.is_ascii_whitespace()))
+        {
             break;
         }
-        let Some(v) = digit(b) else {
-            continue;
-        };
-        acc = (acc << 6) | v;
-        n = n.wrapping_add(1);
-        if n == 4 {
-            let [_, b1, b2, b3] = acc.to_be_bytes();
-            out.extend_from_slice(&[b1, b2, b3]);
-            (acc, n) = (0, 0);
+        if line.iter().any(|&b| digit(b).is_some()) {
+            started = true;
+        }
+        if !decode_base64_line(line, &mut acc, &mut n, &mut out) {
+            break;
         }
     }
     // 2 digits hold one byte (12 bits), 3 hold two (18 bits); a lone digit holds none.
@@ -69,6 +73,27 @@ pub fn base64(body: &[u8]) -> Vec<u8> {
         _ => {}
     }
     out
+}
+
+/// Adds the digits of `line` to the group `acc` of `n` digits, writing each whole
+/// group to `out`; false at a `=` (the end of the data).
+fn decode_base64_line(line: &[u8], acc: &mut u32, n: &mut u8, out: &mut Vec<u8>) -> bool {
+    for &b in line {
+        if b == b'=' {
+            return false;
+        }
+        let Some(v) = digit(b) else {
+            continue;
+        };
+        *acc = (*acc << 6) | v;
+        *n = n.wrapping_add(1);
+        if *n == 4 {
+            let [_, b1, b2, b3] = acc.to_be_bytes();
+            out.extend_from_slice(&[b1, b2, b3]);
+            (*acc, *n) = (0, 0);
+        }
+    }
+    true
 }
 
 fn hex(b: u8) -> Option<u8> {
@@ -143,11 +168,14 @@ mod tests {
             ("base64", b"aGk", b"hi"),
             ("base64", b"aA", b"h"),
             ("base64", b"a", b""),
-            // Stray characters are ignored; a list footer after the padding is not
-            // decoded.
+            // Stray characters in a line are ignored; a list footer is not decoded,
+            // after the padding or after unpadded data.
             ("base64", b"aG k=", b"hi"),
             ("base64", b"a.G-k", b"hi"),
             ("base64", b"aGk=\r\n\r\n_____\r\nSign up now\r\n", b"hi"),
+            ("base64", b"aGVs\r\nbG8h\r\n\r\nFooter\r\n", b"hello!"),
+            ("base64", b"aGVs\r\nbG8h\r\n-----\r\nabcd\r\n", b"hello!"),
+            ("base64", b"\r\n\r\naGVs\r\nbG8h\r\n", b"hello!"),
             ("quoted-printable", b"a=3Db=\r\nc", b"a=bc"),
             ("Quoted-Printable", b"caf=C3=A9\r\n", b"caf\xc3\xa9\r\n"),
             ("quoted-printable", b"lower =c3=a9", b"lower \xc3\xa9"),
