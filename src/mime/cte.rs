@@ -24,18 +24,40 @@ pub fn decode<'b>(encoding: &[u8], body: &'b [u8]) -> Result<Cow<'b, [u8]>, Unkn
     }
 }
 
-/// The value of a base64 digit (RFC 2045 §6.8, Table 1).
-fn digit(b: u8) -> Option<u32> {
-    let v = match b {
+/// What a byte is to the base64 decoder: its digit value (0 to 63, RFC 2045 §6.8,
+/// Table 1), or one of the classes below.
+const PAD: u8 = 64;
+const LINE_END: u8 = 65;
+const SPACE: u8 = 66;
+const OTHER: u8 = 67;
+
+const fn class(b: u8) -> u8 {
+    match b {
         b'A'..=b'Z' => b.wrapping_sub(b'A'),
         b'a'..=b'z' => b.wrapping_sub(b'a').wrapping_add(26),
         b'0'..=b'9' => b.wrapping_sub(b'0').wrapping_add(52),
         b'+' => 62,
         b'/' => 63,
-        _ => return None,
-    };
-    Some(u32::from(v))
+        b'=' => PAD,
+        b'\n' => LINE_END,
+        b' ' | b'\t' | b'\r' | b'\x0b' | b'\x0c' => SPACE,
+        _ => OTHER,
+    }
 }
+
+/// [`class`] of every byte, looked up once per byte of a base64 body.
+#[allow(clippy::indexing_slicing)] // built at compile time: an index out of range fails the build
+static CLASSES: [u8; 256] = {
+    let mut t = [OTHER; 256];
+    let mut b = 0u8;
+    loop {
+        t[b as usize] = class(b);
+        if b == u8::MAX {
+            break t;
+        }
+        b = b.wrapping_add(1);
+    }
+};
 
 /// Decodes base64 (RFC 2045 §6.8): characters outside the alphabet (line ends, spaces,
 /// anything else) are ignored, and the first `=` ends the data ("the occurrence of any
@@ -43,26 +65,54 @@ fn digit(b: u8) -> Option<u32> {
 /// reached"). Text appended to unpadded data (a mailing list footer) is not base64
 /// either: once data has been read, an empty line, or a line with anything but base64
 /// digits and white space, ends it. An incomplete last group gives the whole bytes it
-/// holds.
+/// holds. One pass: a line found not to be data is taken back.
 pub fn base64(body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity((body.len() / 4).saturating_mul(3).saturating_add(3));
     let (mut acc, mut n) = (0u32, 0u8);
-    let mut started = false;
-    for line in body.split_inclusive(|&b| b == b'\n') {
-        if started
-            && (line.trim_ascii().is_empty()
-                || line
-                    .iter()
-                    .any(|&b| digit(b).is_none() && b != b'=' && !b.is_ascii_whitespace()))
-        {
-            break;
+    // Where the current line began: (output length, group, digits in it).
+    let mut line_start = (0usize, 0u32, 0u8);
+    // Data was read on an earlier line; this line has digits, other characters, a `=`.
+    let (mut started, mut digits, mut junk, mut padded) = (false, false, false, false);
+    for &b in body {
+        let c = CLASSES.get(usize::from(b)).copied().unwrap_or(OTHER);
+        if c < PAD {
+            if padded {
+                continue;
+            }
+            digits = true;
+            acc = (acc << 6) | u32::from(c);
+            n = n.wrapping_add(1);
+            if n == 4 {
+                let [_, b1, b2, b3] = acc.to_be_bytes();
+                out.extend_from_slice(&[b1, b2, b3]);
+                (acc, n) = (0, 0);
+            }
+            continue;
         }
-        if line.iter().any(|&b| digit(b).is_some()) {
-            started = true;
+        match c {
+            LINE_END => {
+                if started && (junk || !digits) {
+                    (acc, n) = (line_start.1, line_start.2);
+                    out.truncate(line_start.0);
+                    break;
+                }
+                if padded {
+                    break;
+                }
+                started |= digits;
+                line_start = (out.len(), acc, n);
+                (digits, junk) = (false, false);
+            }
+            // The rest of a padded line is only looked at: is it data at all?
+            PAD => padded = true,
+            OTHER => junk = true,
+            _ => {}
         }
-        if !decode_base64_line(line, &mut acc, &mut n, &mut out) {
-            break;
-        }
+    }
+    if started && (junk || !digits) && !body.ends_with(b"\n") {
+        // The last line, without a line end, was not data.
+        (acc, n) = (line_start.1, line_start.2);
+        out.truncate(line_start.0);
     }
     // 2 digits hold one byte (12 bits), 3 hold two (18 bits); a lone digit holds none.
     let [_, _, x, y] = acc.to_be_bytes();
@@ -73,27 +123,6 @@ pub fn base64(body: &[u8]) -> Vec<u8> {
         _ => {}
     }
     out
-}
-
-/// Adds the digits of `line` to the group `acc` of `n` digits, writing each whole
-/// group to `out`; false at a `=` (the end of the data).
-fn decode_base64_line(line: &[u8], acc: &mut u32, n: &mut u8, out: &mut Vec<u8>) -> bool {
-    for &b in line {
-        if b == b'=' {
-            return false;
-        }
-        let Some(v) = digit(b) else {
-            continue;
-        };
-        *acc = (*acc << 6) | v;
-        *n = n.wrapping_add(1);
-        if *n == 4 {
-            let [_, b1, b2, b3] = acc.to_be_bytes();
-            out.extend_from_slice(&[b1, b2, b3]);
-            (*acc, *n) = (0, 0);
-        }
-    }
-    true
 }
 
 fn hex(b: u8) -> Option<u8> {
@@ -176,6 +205,8 @@ mod tests {
             ("base64", b"aGVs\r\nbG8h\r\n\r\nFooter\r\n", b"hello!"),
             ("base64", b"aGVs\r\nbG8h\r\n-----\r\nabcd\r\n", b"hello!"),
             ("base64", b"\r\n\r\naGVs\r\nbG8h\r\n", b"hello!"),
+            ("base64", b"aGVs\r\nPrice = $5\r\n", b"hel"),
+            ("base64", b"aGVs\r\nbG8h\r\nFooter, no line end", b"hello!"),
             ("quoted-printable", b"a=3Db=\r\nc", b"a=bc"),
             ("Quoted-Printable", b"caf=C3=A9\r\n", b"caf\xc3\xa9\r\n"),
             ("quoted-printable", b"lower =c3=a9", b"lower \xc3\xa9"),
