@@ -73,7 +73,8 @@ pub fn base64(body: &[u8]) -> Vec<u8> {
     let mut line_start = (0usize, 0u32, 0u8);
     // Data was read on an earlier line; this line has digits, other characters, a `=`.
     let (mut started, mut digits, mut junk, mut padded) = (false, false, false, false);
-    for &b in body {
+    // The end of the body ends its last line too.
+    for &b in body.iter().chain(std::iter::once(&b'\n')) {
         let c = CLASSES.get(usize::from(b)).copied().unwrap_or(OTHER);
         if c < PAD {
             if padded {
@@ -108,11 +109,6 @@ pub fn base64(body: &[u8]) -> Vec<u8> {
             OTHER => junk = true,
             _ => {}
         }
-    }
-    if started && (junk || !digits) && !body.ends_with(b"\n") {
-        // The last line, without a line end, was not data.
-        (acc, n) = (line_start.1, line_start.2);
-        out.truncate(line_start.0);
     }
     // 2 digits hold one byte (12 bits), 3 hold two (18 bits); a lone digit holds none.
     let [_, _, x, y] = acc.to_be_bytes();

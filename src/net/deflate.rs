@@ -124,10 +124,6 @@ impl<S> Deflate<S> {
     /// Deflates `data` (all of it) onto `output`, with `flush` at the end.
     fn deflate(&mut self, data: &[u8], flush: FlushCompress) -> io::Result<()> {
         self.shed = None;
-        if self.deflater.is_none() {
-            // A new deflater starts counting its input from 0.
-            self.flushed_in = 0;
-        }
         let deflater = self
             .deflater
             .get_or_insert_with(|| Compress::new(Compression::new(LEVEL), false));
@@ -193,6 +189,8 @@ impl<S> Deflate<S> {
             .get_or_insert_with(|| Timer::after(self.shed_after));
         if Pin::new(timer).poll(cx).is_ready() {
             self.deflater = None;
+            // The next one counts its input from 0.
+            self.flushed_in = 0;
             self.shed = None;
         }
     }
